@@ -1,0 +1,378 @@
+//! The CPU backend: the reference implementation of every kernel, generic
+//! over the element type so that tests can run the same code in f64.
+
+use std::marker::PhantomData;
+
+use super::{AdamStep, Backend, SgdStep};
+use crate::error::Result;
+use crate::geom::{BnGeom, ChannelSlice, ConvGeom, PoolGeom};
+use crate::ops::{bn, conv, elementwise as ew, layout, linear, optim, pool, softmax};
+use crate::real::Real;
+
+/// Runs every kernel on the host over all cores (`RARTS_THREADS` overrides).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Cpu<T: Real = f32>(PhantomData<T>);
+
+impl<T: Real> Cpu<T> {
+    pub fn new() -> Self {
+        Cpu(PhantomData)
+    }
+}
+
+#[inline]
+fn r<T: Real>(v: f32) -> T {
+    T::from_f32(v)
+}
+
+impl<T: Real> Backend for Cpu<T> {
+    type Elem = T;
+    type Buf = Vec<T>;
+
+    fn name(&self) -> String {
+        format!("cpu ({} threads)", crate::par::threads())
+    }
+    fn alloc(&self, len: usize) -> Result<Vec<T>> {
+        Ok(vec![T::ZERO; len])
+    }
+    fn len(&self, b: &Vec<T>) -> usize {
+        b.len()
+    }
+    fn upload(&self, dst: &mut Vec<T>, src: &[T]) -> Result<()> {
+        if dst.len() != src.len() {
+            crate::bail!(
+                "upload: buffer holds {} elements, data has {}",
+                dst.len(),
+                src.len()
+            );
+        }
+        dst.copy_from_slice(src);
+        Ok(())
+    }
+    fn download(&self, src: &Vec<T>) -> Result<Vec<T>> {
+        Ok(src.clone())
+    }
+    fn synchronize(&self) -> Result<()> {
+        Ok(())
+    }
+
+    fn fill(&self, y: &mut Vec<T>, v: f32) -> Result<()> {
+        y.fill(r(v));
+        Ok(())
+    }
+    fn copy(&self, src: &Vec<T>, dst: &mut Vec<T>) -> Result<()> {
+        dst.copy_from_slice(src);
+        Ok(())
+    }
+    fn axpy(&self, a: f32, x: &Vec<T>, y: &mut Vec<T>) -> Result<()> {
+        ew::axpy(r(a), x, y);
+        Ok(())
+    }
+    fn scale(&self, a: f32, y: &mut Vec<T>) -> Result<()> {
+        ew::scale(r(a), y);
+        Ok(())
+    }
+    fn sum_sq(&self, x: &Vec<T>) -> Result<f64> {
+        Ok(ew::sum_sq(x))
+    }
+    fn relu_fwd(&self, x: &Vec<T>, y: &mut Vec<T>) -> Result<()> {
+        ew::relu_fwd(x, y);
+        Ok(())
+    }
+    fn relu_bwd(&self, x: &Vec<T>, dy: &Vec<T>, dx: &mut Vec<T>) -> Result<()> {
+        ew::relu_bwd(x, dy, dx);
+        Ok(())
+    }
+    fn add_fwd(&self, a: &Vec<T>, b: &Vec<T>, y: &mut Vec<T>) -> Result<()> {
+        ew::add_fwd(a, b, y);
+        Ok(())
+    }
+    fn mul_fwd(&self, a: &Vec<T>, b: &Vec<T>, y: &mut Vec<T>) -> Result<()> {
+        ew::mul_fwd(a, b, y);
+        Ok(())
+    }
+    fn mul_bwd(&self, b: &Vec<T>, dy: &Vec<T>, da: &mut Vec<T>) -> Result<()> {
+        ew::mul_bwd(b, dy, da);
+        Ok(())
+    }
+    fn axpy_elem(&self, w: &Vec<T>, idx: usize, x: &Vec<T>, y: &mut Vec<T>) -> Result<()> {
+        ew::axpy(w[idx], x, y);
+        Ok(())
+    }
+    fn dot_elem(&self, a: &Vec<T>, b: &Vec<T>, out: &mut Vec<T>, idx: usize) -> Result<()> {
+        out[idx] += ew::dot(a, b);
+        Ok(())
+    }
+    fn sum_all_fwd(&self, x: &Vec<T>, y: &mut Vec<T>) -> Result<()> {
+        y[0] = T::from_f64(x.iter().map(|v| v.to_f64()).sum());
+        Ok(())
+    }
+    fn sum_all_bwd(&self, dy: &Vec<T>, dx: &mut Vec<T>) -> Result<()> {
+        let d = dy[0];
+        dx.iter_mut().for_each(|v| *v += d);
+        Ok(())
+    }
+
+    fn conv2d_fwd(&self, g: &ConvGeom, x: &Vec<T>, w: &Vec<T>, y: &mut Vec<T>) -> Result<()> {
+        conv::conv2d_fwd(g, x, w, y);
+        Ok(())
+    }
+    fn conv2d_bwd_data(
+        &self,
+        g: &ConvGeom,
+        x: &Vec<T>,
+        w: &Vec<T>,
+        dy: &Vec<T>,
+        dx: &mut Vec<T>,
+    ) -> Result<()> {
+        conv::conv2d_bwd_data(g, x, w, dy, dx);
+        Ok(())
+    }
+    fn conv2d_bwd_filter(
+        &self,
+        g: &ConvGeom,
+        x: &Vec<T>,
+        dy: &Vec<T>,
+        dw: &mut Vec<T>,
+    ) -> Result<()> {
+        conv::conv2d_bwd_filter(g, x, dy, dw);
+        Ok(())
+    }
+
+    fn max_pool_fwd(&self, g: &PoolGeom, x: &Vec<T>, y: &mut Vec<T>) -> Result<()> {
+        pool::max_pool_fwd(g, x, y);
+        Ok(())
+    }
+    fn max_pool_bwd(&self, g: &PoolGeom, x: &Vec<T>, dy: &Vec<T>, dx: &mut Vec<T>) -> Result<()> {
+        pool::max_pool_bwd(g, x, dy, dx);
+        Ok(())
+    }
+    fn avg_pool_fwd(&self, g: &PoolGeom, x: &Vec<T>, y: &mut Vec<T>) -> Result<()> {
+        pool::avg_pool_fwd(g, x, y);
+        Ok(())
+    }
+    fn avg_pool_bwd(&self, g: &PoolGeom, dy: &Vec<T>, dx: &mut Vec<T>) -> Result<()> {
+        pool::avg_pool_bwd(g, dy, dx);
+        Ok(())
+    }
+
+    fn bn_fwd_train(
+        &self,
+        g: &BnGeom,
+        x: &Vec<T>,
+        gamma: Option<&Vec<T>>,
+        beta: Option<&Vec<T>>,
+        y: &mut Vec<T>,
+        saved: &mut Vec<T>,
+        running_mean: &mut Vec<T>,
+        running_var: &mut Vec<T>,
+    ) -> Result<()> {
+        bn::bn_fwd_train(
+            g,
+            x,
+            gamma.map(|v| &v[..]),
+            beta.map(|v| &v[..]),
+            y,
+            saved,
+            running_mean,
+            running_var,
+        );
+        Ok(())
+    }
+    fn bn_fwd_eval(
+        &self,
+        g: &BnGeom,
+        x: &Vec<T>,
+        gamma: Option<&Vec<T>>,
+        beta: Option<&Vec<T>>,
+        running_mean: &Vec<T>,
+        running_var: &Vec<T>,
+        y: &mut Vec<T>,
+    ) -> Result<()> {
+        bn::bn_fwd_eval(
+            g,
+            x,
+            gamma.map(|v| &v[..]),
+            beta.map(|v| &v[..]),
+            running_mean,
+            running_var,
+            y,
+        );
+        Ok(())
+    }
+    fn bn_bwd(
+        &self,
+        g: &BnGeom,
+        x: &Vec<T>,
+        gamma: Option<&Vec<T>>,
+        saved: &Vec<T>,
+        dy: &Vec<T>,
+        dx: Option<&mut Vec<T>>,
+        dgamma: Option<&mut Vec<T>>,
+        dbeta: Option<&mut Vec<T>>,
+    ) -> Result<()> {
+        bn::bn_bwd(
+            g,
+            x,
+            gamma.map(|v| &v[..]),
+            saved,
+            dy,
+            dx.map(|v| &mut v[..]),
+            dgamma.map(|v| &mut v[..]),
+            dbeta.map(|v| &mut v[..]),
+        );
+        Ok(())
+    }
+
+    fn softmax_rows_fwd(&self, rows: usize, cols: usize, x: &Vec<T>, y: &mut Vec<T>) -> Result<()> {
+        softmax::softmax_rows_fwd(rows, cols, x, y);
+        Ok(())
+    }
+    fn softmax_rows_bwd(
+        &self,
+        rows: usize,
+        cols: usize,
+        y: &Vec<T>,
+        dy: &Vec<T>,
+        dx: &mut Vec<T>,
+    ) -> Result<()> {
+        softmax::softmax_rows_bwd(rows, cols, y, dy, dx);
+        Ok(())
+    }
+    fn cross_entropy_fwd(
+        &self,
+        n: usize,
+        k: usize,
+        logits: &Vec<T>,
+        labels: &Vec<T>,
+        loss: &mut Vec<T>,
+        probs: &mut Vec<T>,
+    ) -> Result<()> {
+        softmax::cross_entropy_fwd(n, k, logits, labels, loss, probs);
+        Ok(())
+    }
+    fn cross_entropy_bwd(
+        &self,
+        n: usize,
+        k: usize,
+        probs: &Vec<T>,
+        labels: &Vec<T>,
+        dloss: &Vec<T>,
+        dlogits: &mut Vec<T>,
+    ) -> Result<()> {
+        softmax::cross_entropy_bwd(n, k, probs, labels, dloss, dlogits);
+        Ok(())
+    }
+
+    fn channel_put(&self, s: &ChannelSlice, part: &Vec<T>, whole: &mut Vec<T>) -> Result<()> {
+        layout::channel_put(s, part, whole);
+        Ok(())
+    }
+    fn channel_take_add(
+        &self,
+        s: &ChannelSlice,
+        dwhole: &Vec<T>,
+        dpart: &mut Vec<T>,
+    ) -> Result<()> {
+        layout::channel_take_add(s, dwhole, dpart);
+        Ok(())
+    }
+    fn shift_fwd(
+        &self,
+        n: usize,
+        c: usize,
+        h: usize,
+        w: usize,
+        x: &Vec<T>,
+        y: &mut Vec<T>,
+    ) -> Result<()> {
+        layout::shift_fwd(n, c, h, w, x, y);
+        Ok(())
+    }
+    fn shift_bwd(
+        &self,
+        n: usize,
+        c: usize,
+        h: usize,
+        w: usize,
+        dy: &Vec<T>,
+        dx: &mut Vec<T>,
+    ) -> Result<()> {
+        layout::shift_bwd(n, c, h, w, dy, dx);
+        Ok(())
+    }
+    fn gap_fwd(&self, nc: usize, hw: usize, x: &Vec<T>, y: &mut Vec<T>) -> Result<()> {
+        layout::gap_fwd(nc, hw, x, y);
+        Ok(())
+    }
+    fn gap_bwd(&self, nc: usize, hw: usize, dy: &Vec<T>, dx: &mut Vec<T>) -> Result<()> {
+        layout::gap_bwd(nc, hw, dy, dx);
+        Ok(())
+    }
+
+    fn linear_fwd(
+        &self,
+        n: usize,
+        i: usize,
+        o: usize,
+        x: &Vec<T>,
+        w: &Vec<T>,
+        b: Option<&Vec<T>>,
+        y: &mut Vec<T>,
+    ) -> Result<()> {
+        linear::linear_fwd(n, i, o, x, w, b.map(|v| &v[..]), y);
+        Ok(())
+    }
+    fn linear_bwd(
+        &self,
+        n: usize,
+        i: usize,
+        o: usize,
+        x: &Vec<T>,
+        w: &Vec<T>,
+        dy: &Vec<T>,
+        dx: Option<&mut Vec<T>>,
+        dw: Option<&mut Vec<T>>,
+        db: Option<&mut Vec<T>>,
+    ) -> Result<()> {
+        linear::linear_bwd(
+            n,
+            i,
+            o,
+            x,
+            w,
+            dy,
+            dx.map(|v| &mut v[..]),
+            dw.map(|v| &mut v[..]),
+            db.map(|v| &mut v[..]),
+        );
+        Ok(())
+    }
+
+    fn sgd_step(
+        &self,
+        s: &SgdStep,
+        grad_scale: f32,
+        p: &mut Vec<T>,
+        g: &Vec<T>,
+        buf: &mut Vec<T>,
+    ) -> Result<()> {
+        optim::sgd_step(s, grad_scale, p, g, buf);
+        Ok(())
+    }
+    fn adam_step(
+        &self,
+        s: &AdamStep,
+        grad_scale: f32,
+        p: &mut Vec<T>,
+        g: &Vec<T>,
+        m: &mut Vec<T>,
+        v: &mut Vec<T>,
+    ) -> Result<()> {
+        optim::adam_step(s, grad_scale, p, g, m, v);
+        Ok(())
+    }
+    fn couple(&self, beta: f32, p: &Vec<T>, other: &Vec<T>, g: &mut Vec<T>) -> Result<()> {
+        optim::couple(r(beta), p, other, g);
+        Ok(())
+    }
+}

@@ -1,0 +1,80 @@
+//! Elementwise kernels and the BLAS-1 reductions.
+
+use crate::par;
+use crate::real::Real;
+
+/// Chunk length for splitting flat elementwise work over threads.
+const CHUNK: usize = 1 << 14;
+
+/// `y += a·x`
+pub fn axpy<T: Real>(a: T, x: &[T], y: &mut [T]) {
+    assert_eq!(x.len(), y.len(), "axpy: length mismatch");
+    par::for_chunks(y, CHUNK, x.len(), |i, c| {
+        let xs = &x[i * CHUNK..i * CHUNK + c.len()];
+        for (yv, &xv) in c.iter_mut().zip(xs) {
+            *yv += a * xv;
+        }
+    });
+}
+
+/// `y *= a`
+pub fn scale<T: Real>(a: T, y: &mut [T]) {
+    y.iter_mut().for_each(|v| *v *= a);
+}
+
+/// `Σ x²`, accumulated in f64.
+pub fn sum_sq<T: Real>(x: &[T]) -> f64 {
+    x.iter().map(|v| v.to_f64() * v.to_f64()).sum()
+}
+
+/// `Σ a ⊙ b`, accumulated in f64 and returned in T.
+pub fn dot<T: Real>(a: &[T], b: &[T]) -> T {
+    assert_eq!(a.len(), b.len(), "dot: length mismatch");
+    let parts = par::map(a.len().div_ceil(CHUNK), a.len(), |i| {
+        let lo = i * CHUNK;
+        let hi = (lo + CHUNK).min(a.len());
+        a[lo..hi]
+            .iter()
+            .zip(&b[lo..hi])
+            .map(|(x, y)| x.to_f64() * y.to_f64())
+            .sum::<f64>()
+    });
+    T::from_f64(parts.iter().sum())
+}
+
+/// `y = max(x, 0)`
+pub fn relu_fwd<T: Real>(x: &[T], y: &mut [T]) {
+    for (yv, &xv) in y.iter_mut().zip(x) {
+        *yv = if xv > T::ZERO { xv } else { T::ZERO };
+    }
+}
+
+/// `dx += dy · [x > 0]`
+pub fn relu_bwd<T: Real>(x: &[T], dy: &[T], dx: &mut [T]) {
+    for ((d, &xv), &g) in dx.iter_mut().zip(x).zip(dy) {
+        if xv > T::ZERO {
+            *d += g;
+        }
+    }
+}
+
+/// `y = a + b`
+pub fn add_fwd<T: Real>(a: &[T], b: &[T], y: &mut [T]) {
+    for ((yv, &av), &bv) in y.iter_mut().zip(a).zip(b) {
+        *yv = av + bv;
+    }
+}
+
+/// `y = a ⊙ b`
+pub fn mul_fwd<T: Real>(a: &[T], b: &[T], y: &mut [T]) {
+    for ((yv, &av), &bv) in y.iter_mut().zip(a).zip(b) {
+        *yv = av * bv;
+    }
+}
+
+/// `da += dy ⊙ b`
+pub fn mul_bwd<T: Real>(b: &[T], dy: &[T], da: &mut [T]) {
+    for ((d, &bv), &g) in da.iter_mut().zip(b).zip(dy) {
+        *d += g * bv;
+    }
+}
