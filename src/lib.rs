@@ -4,10 +4,13 @@
 
 pub mod backend;
 pub mod error;
+pub mod exec;
 pub mod geom;
 pub mod ops;
+pub mod optim;
 pub mod par;
 pub mod real;
 pub mod shape;
+pub mod tape;
 
 pub use error::{Error, Result};

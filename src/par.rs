@@ -21,12 +21,7 @@ pub fn threads() -> usize {
 /// Calls `f(i, chunk)` for every `chunk_len`-sized chunk of `out` (the last may
 /// be shorter), spreading chunks over the cores. `work` is the total number of
 /// multiply-adds, used to decide whether threads pay.
-pub fn for_chunks<T: Send>(
-    out: &mut [T],
-    chunk_len: usize,
-    work: usize,
-    f: impl Fn(usize, &mut [T]) + Sync,
-) {
+pub fn for_chunks<T: Send>(out: &mut [T], chunk_len: usize, work: usize, f: impl Fn(usize, &mut [T]) + Sync) {
     if out.is_empty() || chunk_len == 0 {
         return;
     }
@@ -53,11 +48,7 @@ pub fn for_chunks<T: Send>(
 }
 
 /// Maps `f` over `0..n` in parallel and returns the results in order.
-pub fn map<R: Send + Default + Clone>(
-    n: usize,
-    work: usize,
-    f: impl Fn(usize) -> R + Sync,
-) -> Vec<R> {
+pub fn map<R: Send + Default + Clone>(n: usize, work: usize, f: impl Fn(usize) -> R + Sync) -> Vec<R> {
     let mut out = vec![R::default(); n];
     for_chunks(&mut out, 1, work, |i, c| c[0] = f(i));
     out

@@ -39,11 +39,7 @@ impl<T: Real> Backend for Cpu<T> {
     }
     fn upload(&self, dst: &mut Vec<T>, src: &[T]) -> Result<()> {
         if dst.len() != src.len() {
-            crate::bail!(
-                "upload: buffer holds {} elements, data has {}",
-                dst.len(),
-                src.len()
-            );
+            crate::bail!("upload: buffer holds {} elements, data has {}", dst.len(), src.len());
         }
         dst.copy_from_slice(src);
         Ok(())
@@ -116,24 +112,11 @@ impl<T: Real> Backend for Cpu<T> {
         conv::conv2d_fwd(g, x, w, y);
         Ok(())
     }
-    fn conv2d_bwd_data(
-        &self,
-        g: &ConvGeom,
-        x: &Vec<T>,
-        w: &Vec<T>,
-        dy: &Vec<T>,
-        dx: &mut Vec<T>,
-    ) -> Result<()> {
+    fn conv2d_bwd_data(&self, g: &ConvGeom, x: &Vec<T>, w: &Vec<T>, dy: &Vec<T>, dx: &mut Vec<T>) -> Result<()> {
         conv::conv2d_bwd_data(g, x, w, dy, dx);
         Ok(())
     }
-    fn conv2d_bwd_filter(
-        &self,
-        g: &ConvGeom,
-        x: &Vec<T>,
-        dy: &Vec<T>,
-        dw: &mut Vec<T>,
-    ) -> Result<()> {
+    fn conv2d_bwd_filter(&self, g: &ConvGeom, x: &Vec<T>, dy: &Vec<T>, dw: &mut Vec<T>) -> Result<()> {
         conv::conv2d_bwd_filter(g, x, dy, dw);
         Ok(())
     }
@@ -166,16 +149,7 @@ impl<T: Real> Backend for Cpu<T> {
         running_mean: &mut Vec<T>,
         running_var: &mut Vec<T>,
     ) -> Result<()> {
-        bn::bn_fwd_train(
-            g,
-            x,
-            gamma.map(|v| &v[..]),
-            beta.map(|v| &v[..]),
-            y,
-            saved,
-            running_mean,
-            running_var,
-        );
+        bn::bn_fwd_train(g, x, gamma.map(|v| &v[..]), beta.map(|v| &v[..]), y, saved, running_mean, running_var);
         Ok(())
     }
     fn bn_fwd_eval(
@@ -188,15 +162,7 @@ impl<T: Real> Backend for Cpu<T> {
         running_var: &Vec<T>,
         y: &mut Vec<T>,
     ) -> Result<()> {
-        bn::bn_fwd_eval(
-            g,
-            x,
-            gamma.map(|v| &v[..]),
-            beta.map(|v| &v[..]),
-            running_mean,
-            running_var,
-            y,
-        );
+        bn::bn_fwd_eval(g, x, gamma.map(|v| &v[..]), beta.map(|v| &v[..]), running_mean, running_var, y);
         Ok(())
     }
     fn bn_bwd(
@@ -227,14 +193,7 @@ impl<T: Real> Backend for Cpu<T> {
         softmax::softmax_rows_fwd(rows, cols, x, y);
         Ok(())
     }
-    fn softmax_rows_bwd(
-        &self,
-        rows: usize,
-        cols: usize,
-        y: &Vec<T>,
-        dy: &Vec<T>,
-        dx: &mut Vec<T>,
-    ) -> Result<()> {
+    fn softmax_rows_bwd(&self, rows: usize, cols: usize, y: &Vec<T>, dy: &Vec<T>, dx: &mut Vec<T>) -> Result<()> {
         softmax::softmax_rows_bwd(rows, cols, y, dy, dx);
         Ok(())
     }
@@ -267,36 +226,15 @@ impl<T: Real> Backend for Cpu<T> {
         layout::channel_put(s, part, whole);
         Ok(())
     }
-    fn channel_take_add(
-        &self,
-        s: &ChannelSlice,
-        dwhole: &Vec<T>,
-        dpart: &mut Vec<T>,
-    ) -> Result<()> {
+    fn channel_take_add(&self, s: &ChannelSlice, dwhole: &Vec<T>, dpart: &mut Vec<T>) -> Result<()> {
         layout::channel_take_add(s, dwhole, dpart);
         Ok(())
     }
-    fn shift_fwd(
-        &self,
-        n: usize,
-        c: usize,
-        h: usize,
-        w: usize,
-        x: &Vec<T>,
-        y: &mut Vec<T>,
-    ) -> Result<()> {
+    fn shift_fwd(&self, n: usize, c: usize, h: usize, w: usize, x: &Vec<T>, y: &mut Vec<T>) -> Result<()> {
         layout::shift_fwd(n, c, h, w, x, y);
         Ok(())
     }
-    fn shift_bwd(
-        &self,
-        n: usize,
-        c: usize,
-        h: usize,
-        w: usize,
-        dy: &Vec<T>,
-        dx: &mut Vec<T>,
-    ) -> Result<()> {
+    fn shift_bwd(&self, n: usize, c: usize, h: usize, w: usize, dy: &Vec<T>, dx: &mut Vec<T>) -> Result<()> {
         layout::shift_bwd(n, c, h, w, dy, dx);
         Ok(())
     }
@@ -334,28 +272,11 @@ impl<T: Real> Backend for Cpu<T> {
         dw: Option<&mut Vec<T>>,
         db: Option<&mut Vec<T>>,
     ) -> Result<()> {
-        linear::linear_bwd(
-            n,
-            i,
-            o,
-            x,
-            w,
-            dy,
-            dx.map(|v| &mut v[..]),
-            dw.map(|v| &mut v[..]),
-            db.map(|v| &mut v[..]),
-        );
+        linear::linear_bwd(n, i, o, x, w, dy, dx.map(|v| &mut v[..]), dw.map(|v| &mut v[..]), db.map(|v| &mut v[..]));
         Ok(())
     }
 
-    fn sgd_step(
-        &self,
-        s: &SgdStep,
-        grad_scale: f32,
-        p: &mut Vec<T>,
-        g: &Vec<T>,
-        buf: &mut Vec<T>,
-    ) -> Result<()> {
+    fn sgd_step(&self, s: &SgdStep, grad_scale: f32, p: &mut Vec<T>, g: &Vec<T>, buf: &mut Vec<T>) -> Result<()> {
         optim::sgd_step(s, grad_scale, p, g, buf);
         Ok(())
     }

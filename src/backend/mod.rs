@@ -79,8 +79,7 @@ pub trait Backend {
     /// `y += w[idx] · x` — one term of a mixed edge, the weight read on the device.
     fn axpy_elem(&self, w: &Self::Buf, idx: usize, x: &Self::Buf, y: &mut Self::Buf) -> Result<()>;
     /// `out[idx] += Σ a ⊙ b` — the gradient of a mixed-edge weight.
-    fn dot_elem(&self, a: &Self::Buf, b: &Self::Buf, out: &mut Self::Buf, idx: usize)
-    -> Result<()>;
+    fn dot_elem(&self, a: &Self::Buf, b: &Self::Buf, out: &mut Self::Buf, idx: usize) -> Result<()>;
     /// `y[0] = Σ x`
     fn sum_all_fwd(&self, x: &Self::Buf, y: &mut Self::Buf) -> Result<()>;
     /// `dx += dy[0]` for every element
@@ -88,13 +87,7 @@ pub trait Backend {
 
     // ---- convolution (ops/conv.rs, kernels/conv.cu) ----------------------
     /// `y = conv(relu?(x), w)`, x `(n, cin, h, w)`, w `(cout, cin/g, k, k)`, y `(n, cout, oh, ow)`
-    fn conv2d_fwd(
-        &self,
-        g: &ConvGeom,
-        x: &Self::Buf,
-        w: &Self::Buf,
-        y: &mut Self::Buf,
-    ) -> Result<()>;
+    fn conv2d_fwd(&self, g: &ConvGeom, x: &Self::Buf, w: &Self::Buf, y: &mut Self::Buf) -> Result<()>;
     /// `dx += convᵀ(dy, w) · [x > 0 if relu_in]`
     fn conv2d_bwd_data(
         &self,
@@ -105,25 +98,13 @@ pub trait Backend {
         dx: &mut Self::Buf,
     ) -> Result<()>;
     /// `dw += Σ_n dy ⋆ relu?(x)`
-    fn conv2d_bwd_filter(
-        &self,
-        g: &ConvGeom,
-        x: &Self::Buf,
-        dy: &Self::Buf,
-        dw: &mut Self::Buf,
-    ) -> Result<()>;
+    fn conv2d_bwd_filter(&self, g: &ConvGeom, x: &Self::Buf, dy: &Self::Buf, dw: &mut Self::Buf) -> Result<()>;
 
     // ---- pooling (ops/pool.rs, kernels/pool.cu) --------------------------
     /// `y = max over window`, padding never selected
     fn max_pool_fwd(&self, g: &PoolGeom, x: &Self::Buf, y: &mut Self::Buf) -> Result<()>;
     /// `dx += dy` routed to the first maximum of each window (recomputed from x)
-    fn max_pool_bwd(
-        &self,
-        g: &PoolGeom,
-        x: &Self::Buf,
-        dy: &Self::Buf,
-        dx: &mut Self::Buf,
-    ) -> Result<()>;
+    fn max_pool_bwd(&self, g: &PoolGeom, x: &Self::Buf, dy: &Self::Buf, dx: &mut Self::Buf) -> Result<()>;
     /// `y = mean over the in-bounds part of the window`
     fn avg_pool_fwd(&self, g: &PoolGeom, x: &Self::Buf, y: &mut Self::Buf) -> Result<()>;
     /// `dx += dy / count` spread over each window
@@ -174,13 +155,7 @@ pub trait Backend {
 
     // ---- softmax and loss (ops/softmax.rs, kernels/softmax.cu) -----------
     /// Row softmax of a `(rows, cols)` matrix: `y = softmax(x)` per row.
-    fn softmax_rows_fwd(
-        &self,
-        rows: usize,
-        cols: usize,
-        x: &Self::Buf,
-        y: &mut Self::Buf,
-    ) -> Result<()>;
+    fn softmax_rows_fwd(&self, rows: usize, cols: usize, x: &Self::Buf, y: &mut Self::Buf) -> Result<()>;
     /// `dx += y ⊙ (dy − Σ_row dy ⊙ y)`
     fn softmax_rows_bwd(
         &self,
@@ -217,32 +192,11 @@ pub trait Backend {
     /// `whole[:, off:off + c_part] = part`
     fn channel_put(&self, s: &ChannelSlice, part: &Self::Buf, whole: &mut Self::Buf) -> Result<()>;
     /// `dpart += dwhole[:, off:off + c_part]`
-    fn channel_take_add(
-        &self,
-        s: &ChannelSlice,
-        dwhole: &Self::Buf,
-        dpart: &mut Self::Buf,
-    ) -> Result<()>;
+    fn channel_take_add(&self, s: &ChannelSlice, dwhole: &Self::Buf, dpart: &mut Self::Buf) -> Result<()>;
     /// `y = x[:, :, 1:, 1:]` for x `(n, c, h, w)`, y `(n, c, h − 1, w − 1)`
-    fn shift_fwd(
-        &self,
-        n: usize,
-        c: usize,
-        h: usize,
-        w: usize,
-        x: &Self::Buf,
-        y: &mut Self::Buf,
-    ) -> Result<()>;
+    fn shift_fwd(&self, n: usize, c: usize, h: usize, w: usize, x: &Self::Buf, y: &mut Self::Buf) -> Result<()>;
     /// `dx[:, :, 1:, 1:] += dy`
-    fn shift_bwd(
-        &self,
-        n: usize,
-        c: usize,
-        h: usize,
-        w: usize,
-        dy: &Self::Buf,
-        dx: &mut Self::Buf,
-    ) -> Result<()>;
+    fn shift_bwd(&self, n: usize, c: usize, h: usize, w: usize, dy: &Self::Buf, dx: &mut Self::Buf) -> Result<()>;
     /// Global average pool: `y[n, c] = mean over hw of x[n, c]`
     fn gap_fwd(&self, nc: usize, hw: usize, x: &Self::Buf, y: &mut Self::Buf) -> Result<()>;
     /// `dx[n, c, :] += dy[n, c] / hw`

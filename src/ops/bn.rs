@@ -23,29 +23,18 @@ pub fn bn_fwd_train<T: Real>(
 ) {
     let (hw, cnt) = (g.hw, (g.n * g.hw) as f64);
     let plane = |n: usize, c: usize| &x[(n * g.c + c) * hw..][..hw];
-    let mean: Vec<f64> = per_channel(g, |n, c| plane(n, c).iter().map(|v| v.to_f64()).sum())
+    let mean: Vec<f64> =
+        per_channel(g, |n, c| plane(n, c).iter().map(|v| v.to_f64()).sum()).into_iter().map(|s| s / cnt).collect();
+    let var: Vec<f64> = per_channel(g, |n, c| plane(n, c).iter().map(|v| (v.to_f64() - mean[c]).powi(2)).sum())
         .into_iter()
         .map(|s| s / cnt)
         .collect();
-    let var: Vec<f64> = per_channel(g, |n, c| {
-        plane(n, c)
-            .iter()
-            .map(|v| (v.to_f64() - mean[c]).powi(2))
-            .sum()
-    })
-    .into_iter()
-    .map(|s| s / cnt)
-    .collect();
     let m = g.momentum as f64;
     for c in 0..g.c {
         let inv = 1.0 / (var[c] + g.eps as f64).sqrt();
         saved[c] = T::from_f64(mean[c]);
         saved[g.c + c] = T::from_f64(inv);
-        let unbiased = if cnt > 1.0 {
-            var[c] * cnt / (cnt - 1.0)
-        } else {
-            var[c]
-        };
+        let unbiased = if cnt > 1.0 { var[c] * cnt / (cnt - 1.0) } else { var[c] };
         running_mean[c] = T::from_f64((1.0 - m) * running_mean[c].to_f64() + m * mean[c]);
         running_var[c] = T::from_f64((1.0 - m) * running_var[c].to_f64() + m * unbiased);
     }
@@ -54,15 +43,7 @@ pub fn bn_fwd_train<T: Real>(
 }
 
 /// `y = γ·(x − mean)·inv + β` per channel.
-fn apply<T: Real>(
-    g: &BnGeom,
-    x: &[T],
-    gamma: Option<&[T]>,
-    beta: Option<&[T]>,
-    mean: &[T],
-    inv: &[T],
-    y: &mut [T],
-) {
+fn apply<T: Real>(g: &BnGeom, x: &[T], gamma: Option<&[T]>, beta: Option<&[T]>, mean: &[T], inv: &[T], y: &mut [T]) {
     par::for_chunks(y, g.hw, x.len(), |p, yp| {
         let c = p % g.c;
         let s = inv[c] * gamma.map_or(T::ONE, |gm| gm[c]);
@@ -83,10 +64,7 @@ pub fn bn_fwd_eval<T: Real>(
     running_var: &[T],
     y: &mut [T],
 ) {
-    let inv: Vec<T> = running_var
-        .iter()
-        .map(|&v| T::from_f64(1.0 / (v.to_f64() + g.eps as f64).sqrt()))
-        .collect();
+    let inv: Vec<T> = running_var.iter().map(|&v| T::from_f64(1.0 / (v.to_f64() + g.eps as f64).sqrt())).collect();
     apply(g, x, gamma, beta, running_mean, &inv, y);
 }
 
@@ -106,17 +84,9 @@ pub fn bn_bwd<T: Real>(
     let hw = g.hw;
     let (mean, inv) = saved.split_at(g.c);
     let xhat = |n: usize, c: usize, i: usize| (x[(n * g.c + c) * hw + i] - mean[c]) * inv[c];
-    let sum_dy = per_channel(g, |n, c| {
-        dy[(n * g.c + c) * hw..][..hw]
-            .iter()
-            .map(|v| v.to_f64())
-            .sum()
-    });
-    let sum_dy_xhat = per_channel(g, |n, c| {
-        (0..hw)
-            .map(|i| (dy[(n * g.c + c) * hw + i] * xhat(n, c, i)).to_f64())
-            .sum()
-    });
+    let sum_dy = per_channel(g, |n, c| dy[(n * g.c + c) * hw..][..hw].iter().map(|v| v.to_f64()).sum());
+    let sum_dy_xhat =
+        per_channel(g, |n, c| (0..hw).map(|i| (dy[(n * g.c + c) * hw + i] * xhat(n, c, i)).to_f64()).sum());
     if let Some(dg) = dgamma {
         for c in 0..g.c {
             dg[c] += T::from_f64(sum_dy_xhat[c]);

@@ -33,11 +33,7 @@ pub fn dot<T: Real>(a: &[T], b: &[T]) -> T {
     let parts = par::map(a.len().div_ceil(CHUNK), a.len(), |i| {
         let lo = i * CHUNK;
         let hi = (lo + CHUNK).min(a.len());
-        a[lo..hi]
-            .iter()
-            .zip(&b[lo..hi])
-            .map(|(x, y)| x.to_f64() * y.to_f64())
-            .sum::<f64>()
+        a[lo..hi].iter().zip(&b[lo..hi]).map(|(x, y)| x.to_f64() * y.to_f64()).sum::<f64>()
     });
     T::from_f64(parts.iter().sum())
 }

@@ -18,10 +18,7 @@ pub fn channel_take_add<T: Real>(s: &ChannelSlice, dwhole: &[T], dpart: &mut [T]
     let blk = s.c_part * s.hw;
     for n in 0..s.n {
         let src = (n * s.c_whole + s.off) * s.hw;
-        for (d, &g) in dpart[n * blk..(n + 1) * blk]
-            .iter_mut()
-            .zip(&dwhole[src..src + blk])
-        {
+        for (d, &g) in dpart[n * blk..(n + 1) * blk].iter_mut().zip(&dwhole[src..src + blk]) {
             *d += g;
         }
     }

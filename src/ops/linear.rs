@@ -3,15 +3,7 @@
 use crate::real::Real;
 
 /// x `(n, i)`, w `(o, i)`, b `(o)`, y `(n, o)`: `y = x·wᵀ + b`
-pub fn linear_fwd<T: Real>(
-    n: usize,
-    i: usize,
-    o: usize,
-    x: &[T],
-    w: &[T],
-    b: Option<&[T]>,
-    y: &mut [T],
-) {
+pub fn linear_fwd<T: Real>(n: usize, i: usize, o: usize, x: &[T], w: &[T], b: Option<&[T]>, y: &mut [T]) {
     for r in 0..n {
         let xr = &x[r * i..(r + 1) * i];
         for c in 0..o {
@@ -39,18 +31,12 @@ pub fn linear_bwd<T: Real>(
         for c in 0..o {
             let g = dy[r * o + c];
             if let Some(dx) = dx.as_deref_mut() {
-                for (d, &wv) in dx[r * i..(r + 1) * i]
-                    .iter_mut()
-                    .zip(&w[c * i..(c + 1) * i])
-                {
+                for (d, &wv) in dx[r * i..(r + 1) * i].iter_mut().zip(&w[c * i..(c + 1) * i]) {
                     *d += g * wv;
                 }
             }
             if let Some(dw) = dw.as_deref_mut() {
-                for (d, &xv) in dw[c * i..(c + 1) * i]
-                    .iter_mut()
-                    .zip(&x[r * i..(r + 1) * i])
-                {
+                for (d, &xv) in dw[c * i..(c + 1) * i].iter_mut().zip(&x[r * i..(r + 1) * i]) {
                     *d += g * xv;
                 }
             }

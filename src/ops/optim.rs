@@ -5,12 +5,8 @@ use crate::real::Real;
 
 /// `d = s·g + wd·p; buf = μ·buf + d; p -= lr·buf`
 pub fn sgd_step<T: Real>(st: &SgdStep, grad_scale: f32, p: &mut [T], g: &[T], buf: &mut [T]) {
-    let (lr, mu, wd, s) = (
-        T::from_f32(st.lr),
-        T::from_f32(st.momentum),
-        T::from_f32(st.weight_decay),
-        T::from_f32(grad_scale),
-    );
+    let (lr, mu, wd, s) =
+        (T::from_f32(st.lr), T::from_f32(st.momentum), T::from_f32(st.weight_decay), T::from_f32(grad_scale));
     for ((pv, &gv), bv) in p.iter_mut().zip(g).zip(buf.iter_mut()) {
         let d = s * gv + wd * *pv;
         *bv = mu * *bv + d;
@@ -19,24 +15,13 @@ pub fn sgd_step<T: Real>(st: &SgdStep, grad_scale: f32, p: &mut [T], g: &[T], bu
 }
 
 /// Adam with coupled L2 weight decay and bias correction (PyTorch's `Adam`).
-pub fn adam_step<T: Real>(
-    st: &AdamStep,
-    grad_scale: f32,
-    p: &mut [T],
-    g: &[T],
-    m: &mut [T],
-    v: &mut [T],
-) {
+pub fn adam_step<T: Real>(st: &AdamStep, grad_scale: f32, p: &mut [T], g: &[T], m: &mut [T], v: &mut [T]) {
     let b1 = st.beta1 as f64;
     let b2 = st.beta2 as f64;
     let c1 = T::from_f64(1.0 - b1.powi(st.t as i32));
     let c2 = T::from_f64(1.0 - b2.powi(st.t as i32)).sqrt();
-    let (lr, eps, wd, s) = (
-        T::from_f32(st.lr),
-        T::from_f32(st.eps),
-        T::from_f32(st.weight_decay),
-        T::from_f32(grad_scale),
-    );
+    let (lr, eps, wd, s) =
+        (T::from_f32(st.lr), T::from_f32(st.eps), T::from_f32(st.weight_decay), T::from_f32(grad_scale));
     let (b1, b2) = (T::from_f64(b1), T::from_f64(b2));
     for i in 0..p.len() {
         let d = s * g[i] + wd * p[i];

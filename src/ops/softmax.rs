@@ -31,14 +31,7 @@ pub fn softmax_rows_bwd<T: Real>(rows: usize, cols: usize, y: &[T], dy: &[T], dx
 
 /// Mean softmax cross-entropy of `(n, k)` logits against class indices
 /// (stored as floats); saves the probabilities for backward.
-pub fn cross_entropy_fwd<T: Real>(
-    n: usize,
-    k: usize,
-    logits: &[T],
-    labels: &[T],
-    loss: &mut [T],
-    probs: &mut [T],
-) {
+pub fn cross_entropy_fwd<T: Real>(n: usize, k: usize, logits: &[T], labels: &[T], loss: &mut [T], probs: &mut [T]) {
     softmax_rows_fwd(n, k, logits, probs);
     let mut total = 0.0f64;
     for i in 0..n {
@@ -49,14 +42,7 @@ pub fn cross_entropy_fwd<T: Real>(
 }
 
 /// `dz += dloss · (p − onehot) / n`
-pub fn cross_entropy_bwd<T: Real>(
-    n: usize,
-    k: usize,
-    probs: &[T],
-    labels: &[T],
-    dloss: &[T],
-    dlogits: &mut [T],
-) {
+pub fn cross_entropy_bwd<T: Real>(n: usize, k: usize, probs: &[T], labels: &[T], dloss: &[T], dlogits: &mut [T]) {
     let s = dloss[0] / T::from_usize(n);
     for i in 0..n {
         let c = label(labels[i], k);
@@ -71,9 +57,6 @@ pub fn cross_entropy_bwd<T: Real>(
 /// an out-of-range value here is a bug in the engine.
 fn label<T: Real>(v: T, k: usize) -> usize {
     let c = v.to_f64();
-    assert!(
-        c >= 0.0 && (c as usize) < k && c.fract() == 0.0,
-        "label {c} is not a class index below {k}"
-    );
+    assert!(c >= 0.0 && (c as usize) < k && c.fract() == 0.0, "label {c} is not a class index below {k}");
     c as usize
 }

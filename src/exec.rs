@@ -1,0 +1,469 @@
+//! Replays a [`Tape`] on a backend. Every buffer (values, gradients, saved
+//! statistics) is allocated once in [`Exec::new`]; `forward` and `backward`
+//! only launch kernels into that fixed plan.
+
+use rand::Rng;
+use rand_distr_free::normal;
+
+use crate::backend::Backend;
+use crate::error::Result;
+use crate::real::Real;
+use crate::shape::Shape;
+use crate::tape::{Init, Kind, NodeId, Op, Tape, concat_slices};
+
+pub struct Exec<B: Backend> {
+    pub be: B,
+    pub tape: Tape,
+    vals: Vec<Option<B::Buf>>,
+    /// Present for every node that some parameter can influence.
+    grads: Vec<Option<B::Buf>>,
+    aux: Vec<B::Buf>,
+    /// Which nodes the last `backward` computed gradients for.
+    live: Vec<bool>,
+    /// BatchNorm uses batch statistics (and updates the running ones) when
+    /// true, the running statistics when false.
+    pub train: bool,
+}
+
+mod rand_distr_free {
+    use rand::Rng;
+    /// One standard normal draw (Box–Muller), to avoid a dependency for it.
+    pub fn normal(rng: &mut impl Rng) -> f64 {
+        let u1: f64 = 1.0 - rng.random::<f64>();
+        let u2: f64 = rng.random::<f64>();
+        (-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos()
+    }
+}
+
+impl<B: Backend> Exec<B> {
+    /// Allocates the whole plan for `tape`.
+    pub fn new(be: B, tape: Tape) -> Result<Self> {
+        let n = tape.nodes.len();
+        let mut can_grad: Vec<bool> = tape.nodes.iter().map(|nd| matches!(nd.kind, Kind::Param { .. })).collect();
+        for op in &tape.ops {
+            if op.inputs().iter().any(|&i| can_grad[i]) {
+                can_grad[op.output()] = true;
+            }
+        }
+        let mut vals = Vec::with_capacity(n);
+        let mut grads = Vec::with_capacity(n);
+        for (i, nd) in tape.nodes.iter().enumerate() {
+            vals.push(Some(be.alloc(nd.shape.numel())?));
+            grads.push(if can_grad[i] { Some(be.alloc(nd.shape.numel())?) } else { None });
+        }
+        let aux = tape.aux.iter().map(|&len| be.alloc(len)).collect::<Result<_>>()?;
+        Ok(Exec { be, tape, vals, grads, aux, live: vec![false; n], train: true })
+    }
+
+    /// Draws every parameter from its `Init` and resets BN running statistics.
+    pub fn init_params(&mut self, rng: &mut impl Rng) -> Result<()> {
+        for i in 0..self.tape.nodes.len() {
+            let nd = &self.tape.nodes[i];
+            let len = nd.shape.numel();
+            let data: Vec<f64> = match nd.kind {
+                Kind::Param { init: Init::Uniform(b), .. } => {
+                    (0..len).map(|_| rng.random_range(-(b as f64)..=b as f64)).collect()
+                }
+                Kind::Param { init: Init::Normal(s), .. } => (0..len).map(|_| s as f64 * normal(rng)).collect(),
+                Kind::Param { init: Init::Const(c), .. } => vec![c as f64; len],
+                Kind::State { init } => vec![init as f64; len],
+                _ => continue,
+            };
+            self.set(i, &data)?;
+        }
+        Ok(())
+    }
+
+    pub fn shape(&self, n: NodeId) -> Shape {
+        self.tape.shape(n)
+    }
+
+    pub fn val(&self, n: NodeId) -> &B::Buf {
+        self.vals[n].as_ref().expect("value buffer is only taken while its op runs")
+    }
+
+    pub fn val_mut(&mut self, n: NodeId) -> &mut B::Buf {
+        self.vals[n].as_mut().expect("value buffer is only taken while its op runs")
+    }
+
+    /// The gradient of `n` from the last `backward`, if it computed one.
+    pub fn grad(&self, n: NodeId) -> Option<&B::Buf> {
+        if self.live[n] { self.grads[n].as_ref() } else { None }
+    }
+
+    pub fn grad_mut(&mut self, n: NodeId) -> Option<&mut B::Buf> {
+        if self.live[n] { self.grads[n].as_mut() } else { None }
+    }
+
+    /// The backend, node `n`'s value (mutable) and its gradient if computed:
+    /// what an optimizer step needs.
+    pub fn step_parts(&mut self, n: NodeId) -> (&B, &mut B::Buf, Option<&B::Buf>) {
+        let g = if self.live[n] { self.grads[n].as_ref() } else { None };
+        (&self.be, self.vals[n].as_mut().expect("value buffer present"), g)
+    }
+
+    /// The RARTS coupling term on `p`'s gradient: `∇p += β·(p − other)`.
+    pub fn couple(&mut self, beta: f32, p: NodeId, other: NodeId) -> Result<()> {
+        let Some(g) = self.grads[p].as_mut().filter(|_| self.live[p]) else {
+            crate::bail!("couple: no gradient for '{}'", self.tape.nodes[p].name);
+        };
+        let (pv, ov) = (self.vals[p].as_ref(), self.vals[other].as_ref());
+        self.be.couple(beta, pv.expect("value present"), ov.expect("value present"), g)
+    }
+
+    /// `dst = src` between two nodes of the same shape (parameter copies).
+    pub fn copy_node(&mut self, src: NodeId, dst: NodeId) -> Result<()> {
+        let mut d = self.vals[dst].take().expect("value present");
+        let r = self.be.copy(self.val(src), &mut d);
+        self.vals[dst] = Some(d);
+        r
+    }
+
+    /// Uploads `data` (converted to the backend's element type) into node `n`.
+    pub fn set(&mut self, n: NodeId, data: &[f64]) -> Result<()> {
+        let conv: Vec<B::Elem> = data.iter().map(|&v| B::Elem::from_f64(v)).collect();
+        self.set_elems(n, &conv)
+    }
+
+    pub fn set_elems(&mut self, n: NodeId, data: &[B::Elem]) -> Result<()> {
+        let want = self.tape.shape(n).numel();
+        if data.len() != want {
+            crate::bail!("node {n} ({}) holds {want} elements, got {}", self.tape.nodes[n].name, data.len());
+        }
+        let be = &self.be;
+        be.upload(self.vals[n].as_mut().expect("value buffer present"), data)
+    }
+
+    /// Node `n`'s value, as f64.
+    pub fn get(&self, n: NodeId) -> Result<Vec<f64>> {
+        Ok(self.be.download(self.val(n))?.iter().map(|v| v.to_f64()).collect())
+    }
+
+    /// Node `n`'s gradient from the last `backward`, as f64 (zeros if it
+    /// was not computed).
+    pub fn get_grad(&self, n: NodeId) -> Result<Vec<f64>> {
+        match self.grad(n) {
+            Some(g) => Ok(self.be.download(g)?.iter().map(|v| v.to_f64()).collect()),
+            None => Ok(vec![0.0; self.tape.shape(n).numel()]),
+        }
+    }
+
+    /// A scalar node's value.
+    pub fn scalar(&self, n: NodeId) -> Result<f64> {
+        Ok(self.get(n)?[0])
+    }
+
+    // ---- forward ----------------------------------------------------------
+
+    pub fn forward(&mut self) -> Result<()> {
+        for i in 0..self.tape.ops.len() {
+            self.forward_op(i)?;
+        }
+        Ok(())
+    }
+
+    fn forward_op(&mut self, i: usize) -> Result<()> {
+        let op = &self.tape.ops[i];
+        let yi = op.output();
+        let mut y = self.vals[yi].take().expect("an op's output is written once per pass");
+        // BN running statistics are separate nodes, updated while x is read:
+        // take them out before the inputs are borrowed.
+        let mut stats = match op {
+            Op::BatchNorm { running, .. } if self.train => {
+                Some((self.vals[running.0].take(), self.vals[running.1].take()))
+            }
+            _ => None,
+        };
+        let be = &self.be;
+        let v = |n: NodeId| self.vals[n].as_ref().expect("inputs are recorded before outputs");
+        let aux = &mut self.aux;
+        let tape = &self.tape;
+        let r = (|| -> Result<()> {
+            match op {
+                Op::Conv2d { x, w, g, .. } => be.conv2d_fwd(g, v(*x), v(*w), &mut y)?,
+                Op::MaxPool { x, g, .. } => be.max_pool_fwd(g, v(*x), &mut y)?,
+                Op::AvgPool { x, g, .. } => be.avg_pool_fwd(g, v(*x), &mut y)?,
+                Op::BatchNorm { x, affine, running, saved, g, .. } => {
+                    let gamma = affine.map(|a| v(a.0));
+                    let beta = affine.map(|a| v(a.1));
+                    if let Some((Some(rm), Some(rv))) = stats.as_mut() {
+                        be.bn_fwd_train(g, v(*x), gamma, beta, &mut y, &mut aux[*saved], rm, rv)?
+                    } else {
+                        be.bn_fwd_eval(g, v(*x), gamma, beta, v(running.0), v(running.1), &mut y)?
+                    }
+                }
+                Op::Relu { x, .. } => be.relu_fwd(v(*x), &mut y)?,
+                Op::Combine { terms, .. } => {
+                    be.fill(&mut y, 0.0)?;
+                    for &(x, c) in terms {
+                        be.axpy(c, v(x), &mut y)?;
+                    }
+                }
+                Op::Mul { a, b, .. } => be.mul_fwd(v(*a), v(*b), &mut y)?,
+                Op::Mix { terms, w, .. } => {
+                    be.fill(&mut y, 0.0)?;
+                    for t in terms {
+                        be.axpy_elem(v(*w), t.idx, v(t.x), &mut y)?;
+                    }
+                }
+                Op::SoftmaxRows { x, rows, cols, .. } => be.softmax_rows_fwd(*rows, *cols, v(*x), &mut y)?,
+                Op::Concat { xs, .. } => {
+                    for (x, s) in xs.iter().zip(concat_slices(tape, xs, yi)) {
+                        be.channel_put(&s, v(*x), &mut y)?;
+                    }
+                }
+                Op::Shift { x, .. } => {
+                    let s = tape.shape(*x);
+                    be.shift_fwd(s.n(), s.c(), s.h(), s.w(), v(*x), &mut y)?
+                }
+                Op::Zeros { .. } => be.fill(&mut y, 0.0)?,
+                Op::GlobalAvgPool { x, .. } => {
+                    let s = tape.shape(*x);
+                    be.gap_fwd(s.n() * s.c(), s.hw(), v(*x), &mut y)?
+                }
+                Op::Linear { x, w, b, .. } => {
+                    let (xs, ws) = (tape.shape(*x), tape.shape(*w));
+                    be.linear_fwd(xs.n(), ws.c(), ws.n(), v(*x), v(*w), b.map(v), &mut y)?
+                }
+                Op::CrossEntropy { logits, labels, probs, .. } => {
+                    let s = tape.shape(*logits);
+                    be.cross_entropy_fwd(s.n(), s.c(), v(*logits), v(*labels), &mut y, &mut aux[*probs])?
+                }
+                Op::SumAll { x, .. } => be.sum_all_fwd(v(*x), &mut y)?,
+            }
+            Ok(())
+        })();
+        self.vals[yi] = Some(y);
+        if let (Op::BatchNorm { running: (m, v), .. }, Some((rm, rv))) = (op, stats) {
+            (self.vals[*m], self.vals[*v]) = (rm, rv);
+        }
+        r
+    }
+
+    // ---- backward ---------------------------------------------------------
+
+    /// Gradients of scalar `loss` with respect to every parameter of the
+    /// given groups (and every node between them and the loss). Gradients of
+    /// other groups are not computed: `grad` returns `None` for them.
+    pub fn backward(&mut self, loss: NodeId, groups: &[u32]) -> Result<()> {
+        let mut live: Vec<bool> = self
+            .tape
+            .nodes
+            .iter()
+            .map(|nd| matches!(nd.kind, Kind::Param { group, .. } if groups.contains(&group)))
+            .collect();
+        for op in &self.tape.ops {
+            if op.inputs().iter().any(|&i| live[i]) {
+                live[op.output()] = true;
+            }
+        }
+        if !live[loss] {
+            crate::bail!("backward: the loss does not depend on parameter groups {groups:?}");
+        }
+        for (i, l) in live.iter().enumerate() {
+            if *l {
+                self.be.fill(self.grads[i].as_mut().expect("live nodes have gradients"), 0.0)?;
+            }
+        }
+        self.be.fill(self.grads[loss].as_mut().expect("loss has a gradient"), 1.0)?;
+        self.live = live;
+        for i in (0..self.tape.ops.len()).rev() {
+            if self.live[self.tape.ops[i].output()] {
+                self.backward_op(i)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Takes node `n`'s gradient buffer out if this backward computes it.
+    fn take_grad(&mut self, n: NodeId) -> Option<B::Buf> {
+        if self.live[n] { self.grads[n].take() } else { None }
+    }
+
+    fn put_grad(&mut self, n: NodeId, g: Option<B::Buf>) {
+        if let Some(g) = g {
+            self.grads[n] = Some(g);
+        }
+    }
+
+    fn backward_op(&mut self, i: usize) -> Result<()> {
+        // Cloning the op is cheap next to its kernels and frees `self` for
+        // the gradient buffers it takes out and puts back.
+        let op = self.tape.ops[i].clone();
+        let yi = op.output();
+        let dy = self.grads[yi].take().expect("live output has a gradient");
+        let r = self.backward_with(&op, &dy);
+        self.grads[yi] = Some(dy);
+        r
+    }
+
+    fn backward_with(&mut self, op: &Op, dy: &B::Buf) -> Result<()> {
+        match op {
+            Op::Conv2d { x, w, g, .. } => {
+                if let Some(mut dx) = self.take_grad(*x) {
+                    let r = self.be.conv2d_bwd_data(g, self.val(*x), self.val(*w), dy, &mut dx);
+                    self.put_grad(*x, Some(dx));
+                    r?;
+                }
+                if let Some(mut dw) = self.take_grad(*w) {
+                    let r = self.be.conv2d_bwd_filter(g, self.val(*x), dy, &mut dw);
+                    self.put_grad(*w, Some(dw));
+                    r?;
+                }
+            }
+            Op::MaxPool { x, g, .. } => {
+                if let Some(mut dx) = self.take_grad(*x) {
+                    let r = self.be.max_pool_bwd(g, self.val(*x), dy, &mut dx);
+                    self.put_grad(*x, Some(dx));
+                    r?;
+                }
+            }
+            Op::AvgPool { x, g, .. } => {
+                if let Some(mut dx) = self.take_grad(*x) {
+                    let r = self.be.avg_pool_bwd(g, dy, &mut dx);
+                    self.put_grad(*x, Some(dx));
+                    r?;
+                }
+            }
+            Op::BatchNorm { x, affine, saved, g, .. } => {
+                if !self.train {
+                    crate::bail!("backward through BatchNorm needs training mode");
+                }
+                let mut dx = self.take_grad(*x);
+                let mut dg = affine.and_then(|a| self.take_grad(a.0));
+                let mut db = affine.and_then(|a| self.take_grad(a.1));
+                let gamma = affine.map(|a| self.val(a.0));
+                let r = self.be.bn_bwd(
+                    g,
+                    self.val(*x),
+                    gamma,
+                    &self.aux[*saved],
+                    dy,
+                    dx.as_mut(),
+                    dg.as_mut(),
+                    db.as_mut(),
+                );
+                self.put_grad(*x, dx);
+                if let Some((gn, bn)) = affine {
+                    self.put_grad(*gn, dg);
+                    self.put_grad(*bn, db);
+                }
+                r?;
+            }
+            Op::Relu { x, .. } => {
+                if let Some(mut dx) = self.take_grad(*x) {
+                    let r = self.be.relu_bwd(self.val(*x), dy, &mut dx);
+                    self.put_grad(*x, Some(dx));
+                    r?;
+                }
+            }
+            Op::Combine { terms, .. } => {
+                for &(x, c) in terms {
+                    if let Some(mut dx) = self.take_grad(x) {
+                        let r = self.be.axpy(c, dy, &mut dx);
+                        self.put_grad(x, Some(dx));
+                        r?;
+                    }
+                }
+            }
+            Op::Mul { a, b, .. } => {
+                for (p, q) in [(*a, *b), (*b, *a)] {
+                    if let Some(mut dp) = self.take_grad(p) {
+                        let r = self.be.mul_bwd(self.val(q), dy, &mut dp);
+                        self.put_grad(p, Some(dp));
+                        r?;
+                    }
+                }
+            }
+            Op::Mix { terms, w, .. } => {
+                for t in terms {
+                    if let Some(mut dx) = self.take_grad(t.x) {
+                        let r = self.be.axpy_elem(self.val(*w), t.idx, dy, &mut dx);
+                        self.put_grad(t.x, Some(dx));
+                        r?;
+                    }
+                }
+                if let Some(mut dw) = self.take_grad(*w) {
+                    let mut r = Ok(());
+                    for t in terms {
+                        r = r.and_then(|_| self.be.dot_elem(dy, self.val(t.x), &mut dw, t.idx));
+                    }
+                    self.put_grad(*w, Some(dw));
+                    r?;
+                }
+            }
+            Op::SoftmaxRows { x, y, rows, cols } => {
+                if let Some(mut dx) = self.take_grad(*x) {
+                    let r = self.be.softmax_rows_bwd(*rows, *cols, self.val(*y), dy, &mut dx);
+                    self.put_grad(*x, Some(dx));
+                    r?;
+                }
+            }
+            Op::Concat { xs, y } => {
+                for (x, s) in xs.iter().zip(concat_slices(&self.tape, xs, *y)) {
+                    if let Some(mut dx) = self.take_grad(*x) {
+                        let r = self.be.channel_take_add(&s, dy, &mut dx);
+                        self.put_grad(*x, Some(dx));
+                        r?;
+                    }
+                }
+            }
+            Op::Shift { x, .. } => {
+                if let Some(mut dx) = self.take_grad(*x) {
+                    let s = self.tape.shape(*x);
+                    let r = self.be.shift_bwd(s.n(), s.c(), s.h(), s.w(), dy, &mut dx);
+                    self.put_grad(*x, Some(dx));
+                    r?;
+                }
+            }
+            Op::Zeros { .. } => {}
+            Op::GlobalAvgPool { x, .. } => {
+                if let Some(mut dx) = self.take_grad(*x) {
+                    let s = self.tape.shape(*x);
+                    let r = self.be.gap_bwd(s.n() * s.c(), s.hw(), dy, &mut dx);
+                    self.put_grad(*x, Some(dx));
+                    r?;
+                }
+            }
+            Op::Linear { x, w, b, .. } => {
+                let (xs, ws) = (self.tape.shape(*x), self.tape.shape(*w));
+                let mut dx = self.take_grad(*x);
+                let mut dw = self.take_grad(*w);
+                let mut db = b.and_then(|b| self.take_grad(b));
+                let r = self.be.linear_bwd(
+                    xs.n(),
+                    ws.c(),
+                    ws.n(),
+                    self.val(*x),
+                    self.val(*w),
+                    dy,
+                    dx.as_mut(),
+                    dw.as_mut(),
+                    db.as_mut(),
+                );
+                self.put_grad(*x, dx);
+                self.put_grad(*w, dw);
+                if let Some(b) = b {
+                    self.put_grad(*b, db);
+                }
+                r?;
+            }
+            Op::CrossEntropy { logits, labels, probs, .. } => {
+                if let Some(mut dz) = self.take_grad(*logits) {
+                    let s = self.tape.shape(*logits);
+                    let r = self.be.cross_entropy_bwd(s.n(), s.c(), &self.aux[*probs], self.val(*labels), dy, &mut dz);
+                    self.put_grad(*logits, Some(dz));
+                    r?;
+                }
+            }
+            Op::SumAll { x, .. } => {
+                if let Some(mut dx) = self.take_grad(*x) {
+                    let r = self.be.sum_all_bwd(dy, &mut dx);
+                    self.put_grad(*x, Some(dx));
+                    r?;
+                }
+            }
+        }
+        Ok(())
+    }
+}

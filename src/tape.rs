@@ -1,0 +1,504 @@
+//! The tape: an explicit list of recorded ops over numbered nodes.
+//!
+//! A network is recorded once (shapes only, no data); an [`crate::exec::Exec`]
+//! then allocates one buffer per node from that record and replays it every
+//! step: `forward` walks the list in order, `backward` walks it in reverse
+//! with one `match` arm per op. Nothing is allocated while replaying, so the
+//! same step can later be captured once as a CUDA graph.
+
+use crate::geom::{BnGeom, ChannelSlice, ConvGeom, PoolGeom};
+use crate::shape::Shape;
+
+/// Index of a node in [`Tape::nodes`].
+pub type NodeId = usize;
+
+/// How a parameter starts.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Init {
+    /// `U(−b, b)`
+    Uniform(f32),
+    /// `σ·N(0, 1)`
+    Normal(f32),
+    Const(f32),
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum Kind {
+    /// Data written by the caller before `forward` (images, labels, constants).
+    Input,
+    /// A learned leaf. `group` tells the weights of different networks and
+    /// the architecture apart: every search algorithm reads them separately.
+    Param { group: u32, init: Init },
+    /// State updated by forward but never differentiated (BN running statistics).
+    State { init: f32 },
+    /// The output of an op.
+    Value,
+}
+
+#[derive(Clone, Debug)]
+pub struct Node {
+    pub shape: Shape,
+    pub kind: Kind,
+    pub name: String,
+}
+
+/// One term `w[idx] · x` of a [`Op::Mix`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Term {
+    pub x: NodeId,
+    pub idx: usize,
+}
+
+#[derive(Clone, Debug)]
+pub enum Op {
+    Conv2d {
+        x: NodeId,
+        w: NodeId,
+        y: NodeId,
+        g: ConvGeom,
+    },
+    MaxPool {
+        x: NodeId,
+        y: NodeId,
+        g: PoolGeom,
+    },
+    AvgPool {
+        x: NodeId,
+        y: NodeId,
+        g: PoolGeom,
+    },
+    /// `saved` is an auxiliary buffer of 2·c: batch mean and 1/std.
+    BatchNorm {
+        x: NodeId,
+        y: NodeId,
+        affine: Option<(NodeId, NodeId)>,
+        running: (NodeId, NodeId),
+        saved: usize,
+        g: BnGeom,
+    },
+    Relu {
+        x: NodeId,
+        y: NodeId,
+    },
+    /// `y = Σ c_i · x_i` (add, subtract, scale by a constant).
+    Combine {
+        terms: Vec<(NodeId, f32)>,
+        y: NodeId,
+    },
+    Mul {
+        a: NodeId,
+        b: NodeId,
+        y: NodeId,
+    },
+    /// `y = Σ w[idx] · x` over its terms: a mixed edge, or all mixed edges
+    /// into one node, with `w` the softmax of α. Absent terms (`none`) are zero.
+    Mix {
+        terms: Vec<Term>,
+        w: NodeId,
+        y: NodeId,
+    },
+    SoftmaxRows {
+        x: NodeId,
+        y: NodeId,
+        rows: usize,
+        cols: usize,
+    },
+    Concat {
+        xs: Vec<NodeId>,
+        y: NodeId,
+    },
+    /// `y = x[:, :, 1:, 1:]`
+    Shift {
+        x: NodeId,
+        y: NodeId,
+    },
+    Zeros {
+        y: NodeId,
+    },
+    GlobalAvgPool {
+        x: NodeId,
+        y: NodeId,
+    },
+    Linear {
+        x: NodeId,
+        w: NodeId,
+        b: Option<NodeId>,
+        y: NodeId,
+    },
+    /// Mean softmax cross-entropy; `probs` is an auxiliary buffer of n·k.
+    CrossEntropy {
+        logits: NodeId,
+        labels: NodeId,
+        y: NodeId,
+        probs: usize,
+    },
+    SumAll {
+        x: NodeId,
+        y: NodeId,
+    },
+}
+
+impl Op {
+    /// The node this op writes.
+    pub fn output(&self) -> NodeId {
+        use Op::*;
+        match self {
+            Conv2d { y, .. } | MaxPool { y, .. } | AvgPool { y, .. } | BatchNorm { y, .. } | Relu { y, .. } => *y,
+            Combine { y, .. } | Mul { y, .. } | Mix { y, .. } | SoftmaxRows { y, .. } | Concat { y, .. } => *y,
+            Shift { y, .. } | Zeros { y } | GlobalAvgPool { y, .. } | Linear { y, .. } => *y,
+            CrossEntropy { y, .. } | SumAll { y, .. } => *y,
+        }
+    }
+
+    /// The nodes this op reads and can differentiate into (not labels,
+    /// not running statistics).
+    pub fn inputs(&self) -> Vec<NodeId> {
+        use Op::*;
+        match self {
+            Conv2d { x, w, .. } => vec![*x, *w],
+            MaxPool { x, .. } | AvgPool { x, .. } | Relu { x, .. } | Shift { x, .. } => vec![*x],
+            GlobalAvgPool { x, .. } | SoftmaxRows { x, .. } | SumAll { x, .. } => vec![*x],
+            BatchNorm { x, affine, .. } => {
+                let mut v = vec![*x];
+                if let Some((g, b)) = affine {
+                    v.extend([*g, *b]);
+                }
+                v
+            }
+            Combine { terms, .. } => terms.iter().map(|t| t.0).collect(),
+            Mul { a, b, .. } => vec![*a, *b],
+            Mix { terms, w, .. } => terms.iter().map(|t| t.x).chain([*w]).collect(),
+            Concat { xs, .. } => xs.clone(),
+            Zeros { .. } => vec![],
+            Linear { x, w, b, .. } => [Some(*x), Some(*w), *b].into_iter().flatten().collect(),
+            CrossEntropy { logits, .. } => vec![*logits],
+        }
+    }
+
+    /// A short family name, for profiles.
+    pub fn family(&self) -> &'static str {
+        use Op::*;
+        match self {
+            Conv2d { g, .. } if g.groups > 1 && g.groups == g.cin => "conv_depthwise",
+            Conv2d { g, .. } if g.k == 1 => "conv_1x1",
+            Conv2d { .. } => "conv_dense",
+            MaxPool { .. } => "max_pool",
+            AvgPool { .. } => "avg_pool",
+            BatchNorm { .. } => "batch_norm",
+            Relu { .. } => "relu",
+            Combine { .. } => "combine",
+            Mul { .. } => "mul",
+            Mix { .. } => "mix",
+            SoftmaxRows { .. } => "softmax",
+            Concat { .. } => "concat",
+            Shift { .. } => "shift",
+            Zeros { .. } => "zeros",
+            GlobalAvgPool { .. } => "global_avg_pool",
+            Linear { .. } => "linear",
+            CrossEntropy { .. } => "cross_entropy",
+            SumAll { .. } => "sum",
+        }
+    }
+}
+
+/// The record of a computation: nodes with shapes, ops over them, and the
+/// sizes of the auxiliary buffers ops save for backward.
+#[derive(Clone, Debug, Default)]
+pub struct Tape {
+    pub nodes: Vec<Node>,
+    pub ops: Vec<Op>,
+    pub aux: Vec<usize>,
+}
+
+impl Tape {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    pub fn shape(&self, n: NodeId) -> Shape {
+        self.nodes[n].shape
+    }
+
+    fn node(&mut self, shape: Shape, kind: Kind, name: impl Into<String>) -> NodeId {
+        self.nodes.push(Node { shape, kind, name: name.into() });
+        self.nodes.len() - 1
+    }
+
+    fn value(&mut self, shape: Shape) -> NodeId {
+        self.node(shape, Kind::Value, "")
+    }
+
+    fn push(&mut self, op: Op) -> NodeId {
+        let y = op.output();
+        self.ops.push(op);
+        y
+    }
+
+    fn aux_buf(&mut self, len: usize) -> usize {
+        self.aux.push(len);
+        self.aux.len() - 1
+    }
+
+    pub fn input(&mut self, shape: Shape, name: &str) -> NodeId {
+        self.node(shape, Kind::Input, name)
+    }
+
+    pub fn param(&mut self, shape: Shape, group: u32, init: Init, name: &str) -> NodeId {
+        self.node(shape, Kind::Param { group, init }, name)
+    }
+
+    pub fn state(&mut self, shape: Shape, init: f32, name: &str) -> NodeId {
+        self.node(shape, Kind::State { init }, name)
+    }
+
+    /// Every parameter of `group`, in recording order.
+    pub fn params(&self, group: u32) -> Vec<NodeId> {
+        (0..self.nodes.len())
+            .filter(|&i| matches!(self.nodes[i].kind, Kind::Param { group: g, .. } if g == group))
+            .collect()
+    }
+
+    /// Number of parameter elements in `group`.
+    pub fn numel(&self, group: u32) -> usize {
+        self.params(group).iter().map(|&p| self.shape(p).numel()).sum()
+    }
+
+    /// Every BN running-statistics node, in recording order.
+    pub fn states(&self) -> Vec<NodeId> {
+        (0..self.nodes.len()).filter(|&i| matches!(self.nodes[i].kind, Kind::State { .. })).collect()
+    }
+
+    // ---- recording ---------------------------------------------------------
+
+    /// Convolution with a fresh weight parameter `(cout, cin/groups, k, k)`,
+    /// PyTorch's default init (`U(±1/√fan_in)`), no bias.
+    #[allow(clippy::too_many_arguments)]
+    pub fn conv(
+        &mut self,
+        x: NodeId,
+        cout: usize,
+        k: usize,
+        stride: usize,
+        pad: usize,
+        dil: usize,
+        groups: usize,
+        relu_in: bool,
+        group: u32,
+        name: &str,
+    ) -> NodeId {
+        let s = self.shape(x);
+        let w_shape = Shape::nchw(cout, s.c() / groups, k, k);
+        let bound = 1.0 / ((s.c() / groups * k * k) as f32).sqrt();
+        let w = self.param(w_shape, group, Init::Uniform(bound), name);
+        self.conv_with(x, w, stride, pad, dil, groups, relu_in)
+    }
+
+    /// Convolution with an existing weight node.
+    #[allow(clippy::too_many_arguments)]
+    pub fn conv_with(
+        &mut self,
+        x: NodeId,
+        w: NodeId,
+        stride: usize,
+        pad: usize,
+        dil: usize,
+        groups: usize,
+        relu_in: bool,
+    ) -> NodeId {
+        let (s, ws) = (self.shape(x), self.shape(w));
+        let k = ws.h();
+        assert!(s.c() % groups == 0 && ws.n() % groups == 0 && ws.c() == s.c() / groups, "conv: bad channels/groups");
+        let g = ConvGeom {
+            n: s.n(),
+            cin: s.c(),
+            h: s.h(),
+            w: s.w(),
+            cout: ws.n(),
+            oh: ConvGeom::out_len(s.h(), k, stride, pad, dil),
+            ow: ConvGeom::out_len(s.w(), k, stride, pad, dil),
+            k,
+            stride,
+            pad,
+            dil,
+            groups,
+            relu_in,
+        };
+        let y = self.value(g.y_shape());
+        self.push(Op::Conv2d { x, w, y, g })
+    }
+
+    fn pool_geom(&self, x: NodeId, stride: usize) -> PoolGeom {
+        let s = self.shape(x);
+        let (k, pad) = (3, 1);
+        PoolGeom {
+            n: s.n(),
+            c: s.c(),
+            h: s.h(),
+            w: s.w(),
+            oh: ConvGeom::out_len(s.h(), k, stride, pad, 1),
+            ow: ConvGeom::out_len(s.w(), k, stride, pad, 1),
+            k,
+            stride,
+            pad,
+        }
+    }
+
+    /// 3×3 max pool, padding 1.
+    pub fn max_pool(&mut self, x: NodeId, stride: usize) -> NodeId {
+        let g = self.pool_geom(x, stride);
+        let y = self.value(g.y_shape());
+        self.push(Op::MaxPool { x, y, g })
+    }
+
+    /// 3×3 average pool, padding 1, padding not counted.
+    pub fn avg_pool(&mut self, x: NodeId, stride: usize) -> NodeId {
+        let g = self.pool_geom(x, stride);
+        let y = self.value(g.y_shape());
+        self.push(Op::AvgPool { x, y, g })
+    }
+
+    /// BatchNorm with its own running statistics; with `affine`, fresh γ = 1, β = 0.
+    pub fn batch_norm(&mut self, x: NodeId, affine: bool, group: u32, name: &str) -> NodeId {
+        let s = self.shape(x);
+        let c = Shape::vec(s.c());
+        let affine = affine.then(|| {
+            (
+                self.param(c, group, Init::Const(1.0), &format!("{name}.weight")),
+                self.param(c, group, Init::Const(0.0), &format!("{name}.bias")),
+            )
+        });
+        let running =
+            (self.state(c, 0.0, &format!("{name}.running_mean")), self.state(c, 1.0, &format!("{name}.running_var")));
+        let saved = self.aux_buf(2 * s.c());
+        let g = BnGeom { n: s.n(), c: s.c(), hw: s.hw(), eps: 1e-5, momentum: 0.1 };
+        let y = self.value(s);
+        self.push(Op::BatchNorm { x, y, affine, running, saved, g })
+    }
+
+    pub fn relu(&mut self, x: NodeId) -> NodeId {
+        let y = self.value(self.shape(x));
+        self.push(Op::Relu { x, y })
+    }
+
+    /// `Σ c_i · x_i` over same-shaped nodes.
+    pub fn combine(&mut self, terms: &[(NodeId, f32)]) -> NodeId {
+        let s = self.shape(terms[0].0);
+        assert!(terms.iter().all(|t| self.shape(t.0) == s), "combine: shapes differ");
+        let y = self.value(s);
+        self.push(Op::Combine { terms: terms.to_vec(), y })
+    }
+
+    pub fn add(&mut self, a: NodeId, b: NodeId) -> NodeId {
+        self.combine(&[(a, 1.0), (b, 1.0)])
+    }
+
+    pub fn sub(&mut self, a: NodeId, b: NodeId) -> NodeId {
+        self.combine(&[(a, 1.0), (b, -1.0)])
+    }
+
+    pub fn scale(&mut self, x: NodeId, c: f32) -> NodeId {
+        self.combine(&[(x, c)])
+    }
+
+    pub fn mul(&mut self, a: NodeId, b: NodeId) -> NodeId {
+        assert_eq!(self.shape(a), self.shape(b), "mul: shapes differ");
+        let y = self.value(self.shape(a));
+        self.push(Op::Mul { a, b, y })
+    }
+
+    /// `Σ w[idx] · x` over `terms`; `shape` is given because a node may have
+    /// no terms at all (every incoming op `none`).
+    pub fn mix(&mut self, terms: &[Term], w: NodeId, shape: Shape) -> NodeId {
+        assert!(terms.iter().all(|t| self.shape(t.x) == shape), "mix: shapes differ");
+        assert!(terms.iter().all(|t| t.idx < self.shape(w).numel()), "mix: weight index out of range");
+        let y = self.value(shape);
+        self.push(Op::Mix { terms: terms.to_vec(), w, y })
+    }
+
+    /// `w[idx] · x`: scale by one element of a tensor.
+    pub fn scale_by(&mut self, x: NodeId, w: NodeId, idx: usize) -> NodeId {
+        let s = self.shape(x);
+        self.mix(&[Term { x, idx }], w, s)
+    }
+
+    /// Softmax of each row of a `(rows, cols, 1, 1)` matrix.
+    pub fn softmax_rows(&mut self, x: NodeId) -> NodeId {
+        let s = self.shape(x);
+        let (rows, cols) = (s.n(), s.numel() / s.n());
+        let y = self.value(s);
+        self.push(Op::SoftmaxRows { x, y, rows, cols })
+    }
+
+    /// Concatenation along channels.
+    pub fn concat(&mut self, xs: &[NodeId]) -> NodeId {
+        let s0 = self.shape(xs[0]);
+        assert!(
+            xs.iter().all(|&x| {
+                let s = self.shape(x);
+                s.n() == s0.n() && s.hw() == s0.hw() && s.h() == s0.h()
+            }),
+            "concat: shapes differ"
+        );
+        let c = xs.iter().map(|&x| self.shape(x).c()).sum();
+        let y = self.value(Shape::nchw(s0.n(), c, s0.h(), s0.w()));
+        self.push(Op::Concat { xs: xs.to_vec(), y })
+    }
+
+    /// `x[:, :, 1:, 1:]`
+    pub fn shift(&mut self, x: NodeId) -> NodeId {
+        let s = self.shape(x);
+        let y = self.value(Shape::nchw(s.n(), s.c(), s.h() - 1, s.w() - 1));
+        self.push(Op::Shift { x, y })
+    }
+
+    pub fn zeros(&mut self, shape: Shape) -> NodeId {
+        let y = self.value(shape);
+        self.push(Op::Zeros { y })
+    }
+
+    /// `(n, c, h, w) → (n, c)` stored as `(n, c, 1, 1)`.
+    pub fn global_avg_pool(&mut self, x: NodeId) -> NodeId {
+        let s = self.shape(x);
+        let y = self.value(Shape::mat(s.n(), s.c()));
+        self.push(Op::GlobalAvgPool { x, y })
+    }
+
+    /// Fully connected layer with fresh weight and bias (PyTorch's default init).
+    pub fn linear(&mut self, x: NodeId, out: usize, group: u32, name: &str) -> NodeId {
+        let s = self.shape(x);
+        let i = s.numel() / s.n();
+        let bound = 1.0 / (i as f32).sqrt();
+        let w = self.param(Shape::mat(out, i), group, Init::Uniform(bound), &format!("{name}.weight"));
+        let b = self.param(Shape::vec(out), group, Init::Uniform(bound), &format!("{name}.bias"));
+        let y = self.value(Shape::mat(s.n(), out));
+        self.push(Op::Linear { x, w, b: Some(b), y })
+    }
+
+    /// Mean cross-entropy of `(n, k)` logits against an `(n)` label input.
+    pub fn cross_entropy(&mut self, logits: NodeId, labels: NodeId) -> NodeId {
+        let s = self.shape(logits);
+        assert_eq!(self.shape(labels).numel(), s.n(), "cross_entropy: one label per row");
+        let probs = self.aux_buf(s.numel());
+        let y = self.value(Shape::scalar());
+        self.push(Op::CrossEntropy { logits, labels, y, probs })
+    }
+
+    pub fn sum_all(&mut self, x: NodeId) -> NodeId {
+        let y = self.value(Shape::scalar());
+        self.push(Op::SumAll { x, y })
+    }
+}
+
+/// The channel slice of part `i` of a concat.
+pub fn concat_slices(tape: &Tape, xs: &[NodeId], y: NodeId) -> Vec<ChannelSlice> {
+    let ys = tape.shape(y);
+    let mut off = 0;
+    xs.iter()
+        .map(|&x| {
+            let s = tape.shape(x);
+            let sl = ChannelSlice { n: s.n(), hw: s.hw(), c_part: s.c(), c_whole: ys.c(), off };
+            off += s.c();
+            sl
+        })
+        .collect()
+}
