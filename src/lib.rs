@@ -11,6 +11,7 @@ pub mod optim;
 pub mod par;
 pub mod real;
 pub mod shape;
+pub mod space;
 pub mod tape;
 
 pub use error::{Error, Result};

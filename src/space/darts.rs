@@ -1,0 +1,213 @@
+//! The DARTS CNN search space (SPEC §3; quark0/darts `cnn/model_search.py`).
+
+use crate::shape::Shape;
+use crate::tape::{Init, NodeId, Tape, Term};
+
+/// Candidate operations in index order (the columns of α).
+pub const PRIMITIVES: [&str; 8] = [
+    "none",
+    "max_pool_3x3",
+    "avg_pool_3x3",
+    "skip_connect",
+    "sep_conv_3x3",
+    "sep_conv_5x5",
+    "dil_conv_3x3",
+    "dil_conv_5x5",
+];
+
+/// Shape of the supernet.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SuperNetConfig {
+    /// Initial channels C.
+    pub c: usize,
+    /// Number of cells L; cells L/3 and 2L/3 reduce.
+    pub layers: usize,
+    pub classes: usize,
+    pub in_channels: usize,
+    /// Intermediate nodes per cell.
+    pub steps: usize,
+    /// How many of the last nodes are concatenated into the cell output.
+    pub multiplier: usize,
+    pub stem_multiplier: usize,
+}
+
+impl SuperNetConfig {
+    pub fn new(c: usize, layers: usize, classes: usize, in_channels: usize) -> Self {
+        SuperNetConfig { c, layers, classes, in_channels, steps: 4, multiplier: 4, stem_multiplier: 3 }
+    }
+
+    /// Edges per cell: node i has 2 + i incoming edges.
+    pub fn edges(&self) -> usize {
+        (0..self.steps).map(|i| 2 + i).sum()
+    }
+
+    pub fn is_reduction(&self, layer: usize) -> bool {
+        self.layers >= 3 && (layer == self.layers / 3 || layer == 2 * self.layers / 3)
+    }
+}
+
+/// The nodes of one recorded supernet.
+#[derive(Clone, Debug)]
+pub struct SuperNet {
+    pub logits: NodeId,
+    pub weight_params: Vec<NodeId>,
+}
+
+/// Softmax weights of both α matrices: `(normal, reduce)`, each `(edges, 8)`.
+#[derive(Clone, Copy, Debug)]
+pub struct MixWeights {
+    pub normal: NodeId,
+    pub reduce: NodeId,
+}
+
+/// Records the two α parameters `(edges, 8)`, initialised `1e-3·N(0, 1)`,
+/// and their row softmaxes.
+pub fn alphas(t: &mut Tape, cfg: &SuperNetConfig, group: u32) -> (NodeId, NodeId, MixWeights) {
+    let s = Shape::mat(cfg.edges(), PRIMITIVES.len());
+    let an = t.param(s, group, Init::Normal(1e-3), "alpha_normal");
+    let ar = t.param(s, group, Init::Normal(1e-3), "alpha_reduce");
+    let mw = MixWeights { normal: t.softmax_rows(an), reduce: t.softmax_rows(ar) };
+    (an, ar, mw)
+}
+
+/// Records a supernet on input `x`; its weights go to parameter `group`.
+pub fn supernet(t: &mut Tape, cfg: &SuperNetConfig, x: NodeId, mw: MixWeights, group: u32) -> SuperNet {
+    let first = t.nodes.len();
+    let c_stem = cfg.stem_multiplier * cfg.c;
+    let s = t.conv(x, c_stem, 3, 1, 1, 1, 1, false, group, "stem.conv");
+    let stem = t.batch_norm(s, true, group, "stem.bn");
+    let (mut s0, mut s1) = (stem, stem);
+    let mut c_curr = cfg.c;
+    let mut reduction_prev = false;
+    for layer in 0..cfg.layers {
+        let reduction = cfg.is_reduction(layer);
+        if reduction {
+            c_curr *= 2;
+        }
+        let w = if reduction { mw.reduce } else { mw.normal };
+        let cell = Cell { c: c_curr, reduction, reduction_prev, steps: cfg.steps, multiplier: cfg.multiplier };
+        let out = cell.record(t, s0, s1, w, group, &format!("cells.{layer}"));
+        (s0, s1) = (s1, out);
+        reduction_prev = reduction;
+    }
+    let pooled = t.global_avg_pool(s1);
+    let logits = t.linear(pooled, cfg.classes, group, "classifier");
+    let weight_params = t.params(group).into_iter().filter(|&p| p >= first).collect();
+    SuperNet { logits, weight_params }
+}
+
+/// One search cell.
+#[derive(Clone, Copy, Debug)]
+pub struct Cell {
+    pub c: usize,
+    pub reduction: bool,
+    pub reduction_prev: bool,
+    pub steps: usize,
+    pub multiplier: usize,
+}
+
+impl Cell {
+    /// Records the cell on states `s0`, `s1` with mixing weights `w`
+    /// (`(edges, 8)` softmax of α); returns the concatenated output.
+    #[allow(clippy::too_many_arguments)]
+    pub fn record(&self, t: &mut Tape, s0: NodeId, s1: NodeId, w: NodeId, group: u32, name: &str) -> NodeId {
+        let c = self.c;
+        let p0 = if self.reduction_prev {
+            factorized_reduce(t, s0, c, group, &format!("{name}.preprocess0"))
+        } else {
+            relu_conv_bn(t, s0, c, group, &format!("{name}.preprocess0"))
+        };
+        let p1 = relu_conv_bn(t, s1, c, group, &format!("{name}.preprocess1"));
+        let mut states = vec![p0, p1];
+        let mut edge = 0;
+        for _ in 0..self.steps {
+            let mut terms = Vec::new();
+            let mut out_shape = None;
+            for (j, &h) in states.clone().iter().enumerate() {
+                let stride = if self.reduction && j < 2 { 2 } else { 1 };
+                let (shape, ts) = mixed_edge(t, h, c, stride, edge, group, &format!("{name}.ops.{edge}"));
+                out_shape = Some(shape);
+                terms.extend(ts);
+                edge += 1;
+            }
+            let node = t.mix(&terms, w, out_shape.expect("every node has at least two edges"));
+            states.push(node);
+        }
+        t.concat(&states[states.len() - self.multiplier..])
+    }
+}
+
+/// ReLU → 1×1 conv → BN (no affine).
+pub fn relu_conv_bn(t: &mut Tape, x: NodeId, c_out: usize, group: u32, name: &str) -> NodeId {
+    let y = t.conv(x, c_out, 1, 1, 0, 1, 1, true, group, &format!("{name}.conv"));
+    t.batch_norm(y, false, group, &format!("{name}.bn"))
+}
+
+/// ReLU, then two 1×1 stride-2 convs to `c_out/2` channels each, the second
+/// on the input shifted by one pixel, concatenated, then BN.
+pub fn factorized_reduce(t: &mut Tape, x: NodeId, c_out: usize, group: u32, name: &str) -> NodeId {
+    assert!(c_out % 2 == 0, "FactorizedReduce needs an even channel count");
+    let a = t.conv(x, c_out / 2, 1, 2, 0, 1, 1, true, group, &format!("{name}.conv_1"));
+    let xs = t.shift(x);
+    let b = t.conv(xs, c_out / 2, 1, 2, 0, 1, 1, true, group, &format!("{name}.conv_2"));
+    let cat = t.concat(&[a, b]);
+    t.batch_norm(cat, false, group, &format!("{name}.bn"))
+}
+
+/// ReLU → depthwise k×k (stride, dilation) → 1×1 conv → BN.
+#[allow(clippy::too_many_arguments)]
+fn dil_conv(t: &mut Tape, x: NodeId, c_out: usize, k: usize, s: usize, pad: usize, dil: usize, g: u32, name: &str) -> NodeId {
+    let cin = t.shape(x).c();
+    let d = t.conv(x, cin, k, s, pad, dil, cin, true, g, &format!("{name}.dw"));
+    let p = t.conv(d, c_out, 1, 1, 0, 1, 1, false, g, &format!("{name}.pw"));
+    t.batch_norm(p, false, g, &format!("{name}.bn"))
+}
+
+/// Two stacked dilation-1 `dil_conv`s, the first with the stride.
+fn sep_conv(t: &mut Tape, x: NodeId, c: usize, k: usize, s: usize, g: u32, name: &str) -> NodeId {
+    let a = dil_conv(t, x, c, k, s, k / 2, 1, g, &format!("{name}.0"));
+    dil_conv(t, a, c, k, 1, k / 2, 1, g, &format!("{name}.1"))
+}
+
+/// Records primitive `k` on `x`; `None` for `none` (a zero contribution).
+pub fn primitive(t: &mut Tape, k: usize, x: NodeId, c: usize, stride: usize, g: u32, name: &str) -> Option<NodeId> {
+    let name = format!("{name}.{}", PRIMITIVES[k]);
+    Some(match PRIMITIVES[k] {
+        "none" => return None,
+        "max_pool_3x3" => {
+            let p = t.max_pool(x, stride);
+            t.batch_norm(p, false, g, &name)
+        }
+        "avg_pool_3x3" => {
+            let p = t.avg_pool(x, stride);
+            t.batch_norm(p, false, g, &name)
+        }
+        "skip_connect" if stride == 1 => x,
+        "skip_connect" => factorized_reduce(t, x, c, g, &name),
+        "sep_conv_3x3" => sep_conv(t, x, c, 3, stride, g, &name),
+        "sep_conv_5x5" => sep_conv(t, x, c, 5, stride, g, &name),
+        "dil_conv_3x3" => dil_conv(t, x, c, 3, stride, 2, 2, g, &name),
+        "dil_conv_5x5" => dil_conv(t, x, c, 5, stride, 4, 2, g, &name),
+        other => unreachable!("unknown primitive {other}"),
+    })
+}
+
+/// Records every primitive of one mixed edge; returns the output shape and
+/// the terms `softmax(α)[edge, k] · op_k(x)` for the node's [`Tape::mix`].
+pub fn mixed_edge(
+    t: &mut Tape,
+    x: NodeId,
+    c: usize,
+    stride: usize,
+    edge: usize,
+    g: u32,
+    name: &str,
+) -> (Shape, Vec<Term>) {
+    let mut terms = Vec::new();
+    for k in 0..PRIMITIVES.len() {
+        if let Some(y) = primitive(t, k, x, c, stride, g, name) {
+            terms.push(Term { x: y, idx: edge * PRIMITIVES.len() + k });
+        }
+    }
+    (t.shape(terms[0].x), terms)
+}
