@@ -95,10 +95,11 @@ impl<B: Backend> Exec<B> {
         if self.live[n] { self.grads[n].as_mut() } else { None }
     }
 
-    /// The backend, node `n`'s value (mutable) and its gradient if computed:
-    /// what an optimizer step needs.
-    pub fn step_parts(&mut self, n: NodeId) -> (&B, &mut B::Buf, Option<&B::Buf>) {
-        let g = if self.live[n] { self.grads[n].as_ref() } else { None };
+    /// The backend, node `n`'s value and its gradient if the last backward
+    /// computed one, both mutable: what optimizer steps and parameter
+    /// arithmetic need.
+    pub fn parts_mut(&mut self, n: NodeId) -> (&B, &mut B::Buf, Option<&mut B::Buf>) {
+        let g = if self.live[n] { self.grads[n].as_mut() } else { None };
         (&self.be, self.vals[n].as_mut().expect("value buffer present"), g)
     }
 
@@ -260,6 +261,15 @@ impl<B: Backend> Exec<B> {
         if !live[loss] {
             crate::bail!("backward: the loss does not depend on parameter groups {groups:?}");
         }
+        // Only nodes the loss depends on carry a nonzero gradient.
+        let mut ancestor = vec![false; live.len()];
+        ancestor[loss] = true;
+        for op in self.tape.ops.iter().rev() {
+            if ancestor[op.output()] {
+                op.inputs().iter().for_each(|&i| ancestor[i] = true);
+            }
+        }
+        live.iter_mut().zip(&ancestor).for_each(|(l, a)| *l &= *a);
         for (i, l) in live.iter().enumerate() {
             if *l {
                 self.be.fill(self.grads[i].as_mut().expect("live nodes have gradients"), 0.0)?;

@@ -10,6 +10,7 @@ pub mod ops;
 pub mod optim;
 pub mod par;
 pub mod real;
+pub mod search;
 pub mod shape;
 pub mod space;
 pub mod tape;

@@ -72,10 +72,15 @@ impl<B: Backend> Sgd<B> {
         let norm = grad_norm(ex, &self.params)?;
         let s = clip_coef(norm, self.clip);
         for (&p, buf) in self.params.iter().zip(&mut self.bufs) {
-            let (be, val, g) = ex.step_parts(p);
+            let (be, val, g) = ex.parts_mut(p);
             be.sgd_step(&self.cfg, s, val, g.expect("grad_norm checked every gradient"), buf)?;
         }
         Ok(norm)
+    }
+
+    /// The momentum buffer of parameter `i` (DARTS second order unrolls with it).
+    pub fn momentum(&self, i: usize) -> &B::Buf {
+        &self.bufs[i]
     }
 
     pub fn state(&self, be: &B) -> Result<Vec<Vec<f32>>> {
@@ -117,7 +122,7 @@ impl<B: Backend> Adam<B> {
         };
         for ((&p, m), v) in self.params.iter().zip(&mut self.m).zip(&mut self.v) {
             grad_of(ex, p)?;
-            let (be, val, g) = ex.step_parts(p);
+            let (be, val, g) = ex.parts_mut(p);
             be.adam_step(&st, 1.0, val, g.expect("checked above"), m, v)?;
         }
         Ok(())

@@ -79,9 +79,8 @@ fn analytic<B: Backend>(be: B, g: &Graph, seed: u64) -> Vec<Vec<f64>> {
     let mut ex = exec(be, g, seed);
     ex.forward().unwrap();
     ex.backward(g.loss, &[GROUP_W, GROUP_ARCH]).unwrap();
-    let ps: Vec<NodeId> = (0..ex.tape.nodes.len())
-        .filter(|&i| matches!(ex.tape.nodes[i].kind, Kind::Param { .. }))
-        .collect();
+    let ps: Vec<NodeId> =
+        (0..ex.tape.nodes.len()).filter(|&i| matches!(ex.tape.nodes[i].kind, Kind::Param { .. })).collect();
     ps.iter().map(|&p| ex.get_grad(p).unwrap()).collect()
 }
 

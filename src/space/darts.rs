@@ -156,7 +156,17 @@ pub fn factorized_reduce(t: &mut Tape, x: NodeId, c_out: usize, group: u32, name
 
 /// ReLU → depthwise k×k (stride, dilation) → 1×1 conv → BN.
 #[allow(clippy::too_many_arguments)]
-fn dil_conv(t: &mut Tape, x: NodeId, c_out: usize, k: usize, s: usize, pad: usize, dil: usize, g: u32, name: &str) -> NodeId {
+fn dil_conv(
+    t: &mut Tape,
+    x: NodeId,
+    c_out: usize,
+    k: usize,
+    s: usize,
+    pad: usize,
+    dil: usize,
+    g: u32,
+    name: &str,
+) -> NodeId {
     let cin = t.shape(x).c();
     let d = t.conv(x, cin, k, s, pad, dil, cin, true, g, &format!("{name}.dw"));
     let p = t.conv(d, c_out, 1, 1, 0, 1, 1, false, g, &format!("{name}.pw"));

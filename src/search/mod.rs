@@ -1,0 +1,5 @@
+//! Architecture search: the algorithms, the solvable model, and the
+//! end-to-end search driver.
+
+pub mod algo;
+pub mod toy;

@@ -1,0 +1,122 @@
+//! The solvable model of SPEC §2.1, recorded on the same tape and run by the
+//! same algorithms as the supernet: scalars `w, y, α`,
+//! `L_train(w, α) = ½(w − α)²`, `L_val(u, α) = ½(u − 1)² + ½cα²`.
+
+use crate::backend::{Backend, SgdStep};
+use crate::error::Result;
+use crate::exec::Exec;
+use crate::search::algo::{Algo, ArchOpt, Feed, Hyper, Problem, Schedule, Search, Split};
+use crate::shape::Shape;
+use crate::space::{GROUP_ARCH, GROUP_W, GROUP_Y};
+use crate::tape::{Init, NodeId, Tape};
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct ToyConfig {
+    pub algo: Algo,
+    pub c: f64,
+    pub lambda: f32,
+    pub beta: f32,
+    pub xi: f32,
+    /// Step size of every block (plain gradient steps).
+    pub lr: f32,
+    pub max_steps: usize,
+    /// Stop once no parameter moves more than this in a step.
+    pub tol: f64,
+}
+
+/// The fixed points SPEC §2.1 derives in closed form.
+pub fn closed_form(cfg: &ToyConfig) -> f64 {
+    let (c, l, b, xi) = (cfg.c, cfg.lambda as f64, cfg.beta as f64, cfg.xi as f64);
+    match cfg.algo {
+        Algo::Darts1 => 0.0,
+        Algo::Darts2 => xi / (xi + c),
+        Algo::Rarts => 1.0 / (1.0 + c + c / l + c / b),
+    }
+}
+
+/// The model needs no data.
+struct NoData;
+
+impl<B: Backend> Feed<B> for NoData {
+    fn feed(&mut self, _: &mut Exec<B>, _: Split) -> Result<()> {
+        Ok(())
+    }
+}
+
+/// Records the model; returns the tape, the problem and the α node.
+fn record(cfg: &ToyConfig) -> (Tape, Problem, [NodeId; 2]) {
+    let mut t = Tape::new();
+    let s = Shape::scalar();
+    let w = t.param(s, GROUP_W, Init::Const(0.0), "w");
+    let alpha = t.param(s, GROUP_ARCH, Init::Const(0.5), "alpha");
+    let one = t.input(s, "one");
+    let c = t.input(s, "c");
+    let l_train = |t: &mut Tape, u: NodeId| {
+        let d = t.sub(u, alpha);
+        let sq = t.mul(d, d);
+        t.scale(sq, 0.5)
+    };
+    let l_val = |t: &mut Tape, u: NodeId| {
+        let d = t.sub(u, one);
+        let sq = t.mul(d, d);
+        let a2 = t.mul(alpha, alpha);
+        let ca2 = t.mul(a2, c);
+        t.combine(&[(sq, 0.5), (ca2, 0.5)])
+    };
+    let loss_train = l_train(&mut t, w);
+    let (loss_val, total, y) = if cfg.algo == Algo::Rarts {
+        let y = t.param(s, GROUP_Y, Init::Const(0.0), "y");
+        let lv = l_val(&mut t, y);
+        let total = t.combine(&[(loss_train, cfg.lambda), (lv, 1.0)]);
+        (lv, Some(total), vec![y])
+    } else {
+        (l_val(&mut t, w), None, vec![])
+    };
+    let prob = Problem {
+        loss_train,
+        loss_val,
+        total,
+        w: vec![w],
+        y,
+        alpha: vec![alpha],
+        group_w: GROUP_W,
+        group_y: GROUP_Y,
+        group_arch: GROUP_ARCH,
+    };
+    (t, prob, [one, c])
+}
+
+/// Runs the model to its fixed point; returns the final α and the number of steps.
+pub fn run<B: Backend>(be: B, cfg: &ToyConfig) -> Result<(f64, usize)> {
+    let (tape, prob, [one, c]) = record(cfg);
+    let alpha = prob.alpha[0];
+    let mut ex = Exec::new(be, tape)?;
+    let mut rng = rand::rng();
+    ex.init_params(&mut rng)?;
+    ex.set(one, &[1.0])?;
+    ex.set(c, &[cfg.c])?;
+    let hp = Hyper {
+        algo: cfg.algo,
+        schedule: Schedule::Fused,
+        sgd: SgdStep { lr: cfg.lr, momentum: 0.0, weight_decay: 0.0 },
+        clip: None,
+        arch: ArchOpt::Plain { lr: cfg.lr },
+        lambda: cfg.lambda,
+        beta: cfg.beta,
+        xi: Some(cfg.xi),
+    };
+    let params: Vec<NodeId> = prob.w.iter().chain(&prob.y).chain(&prob.alpha).copied().collect();
+    let mut search = Search::new(ex, prob, hp)?;
+    let read = |s: &Search<B>| -> Result<Vec<f64>> { params.iter().map(|&p| s.ex.scalar(p)).collect() };
+    let mut before = read(&search)?;
+    for step in 1..=cfg.max_steps {
+        search.step(&mut NoData)?;
+        let now = read(&search)?;
+        let moved = now.iter().zip(&before).map(|(a, b)| (a - b).abs()).fold(0.0, f64::max);
+        if moved < cfg.tol {
+            return Ok((search.ex.scalar(alpha)?, step));
+        }
+        before = now;
+    }
+    Ok((search.ex.scalar(alpha)?, cfg.max_steps))
+}
