@@ -5,6 +5,7 @@
 pub mod backend;
 pub mod error;
 pub mod exec;
+pub mod genotype;
 pub mod geom;
 pub mod ops;
 pub mod optim;
