@@ -3,6 +3,7 @@
 //! handwritten CUDA kernels.
 
 pub mod backend;
+pub mod checkpoint;
 pub mod error;
 pub mod exec;
 pub mod genotype;

@@ -2,4 +2,5 @@
 //! end-to-end search driver.
 
 pub mod algo;
+pub mod driver;
 pub mod toy;
