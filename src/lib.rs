@@ -3,6 +3,7 @@
 //! handwritten CUDA kernels.
 
 pub mod backend;
+pub mod data;
 pub mod error;
 pub mod geom;
 pub mod ops;
