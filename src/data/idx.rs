@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 
 use super::{Dataset, Meta, Split, file, names};
 use crate::bail;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::shape::Shape;
 
 pub const IMAGES_MAGIC: u32 = 2051;
@@ -162,11 +162,13 @@ fn inflate<'a>(bytes: &'a [u8], what: &str) -> Result<std::borrow::Cow<'a, [u8]>
 /// Reads the header fields after the magic: `dims` big-endian u32 values.
 fn header(bytes: &[u8], what: &str, magic: u32, dims: usize, kind: &str) -> Result<Vec<usize>> {
     let head = 4 + 4 * dims;
-    if bytes.len() < head {
-        bail!(
-            "{what}: {} bytes is shorter than the {head}-byte IDX {kind} header; the file looks truncated",
-            bytes.len()
-        );
+    let truncated = |n: usize| {
+        format!(
+            "{what}: {n} bytes is shorter than the {head}-byte IDX {kind} header; the file looks truncated"
+        )
+    };
+    if bytes.len() < 4 {
+        return Err(Error(truncated(bytes.len())));
     }
     let word = |i: usize| {
         u32::from_be_bytes([
@@ -176,6 +178,7 @@ fn header(bytes: &[u8], what: &str, magic: u32, dims: usize, kind: &str) -> Resu
             bytes[4 * i + 3],
         ])
     };
+    // The magic first: a labels file given as images says so, not "truncated".
     let found = word(0);
     if found != magic {
         bail!(
@@ -183,6 +186,9 @@ fn header(bytes: &[u8], what: &str, magic: u32, dims: usize, kind: &str) -> Resu
              of unsigned bytes with {dims} dimension{}",
             if dims == 1 { "" } else { "s" }
         );
+    }
+    if bytes.len() < head {
+        return Err(Error(truncated(bytes.len())));
     }
     Ok((1..=dims).map(|i| word(i) as usize).collect())
 }

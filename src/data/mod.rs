@@ -3,6 +3,7 @@
 //! an embedded Fashion-MNIST subset), the `--data` spec that picks one, and
 //! the seeded batch sampler that turns them into normalised f32 batches.
 
+pub mod augment;
 pub mod cifar10;
 pub mod embedded;
 mod file;
@@ -12,9 +13,12 @@ pub mod sampler;
 mod spec;
 pub mod synthetic;
 
+pub use augment::{fill_eval, fill_plain};
 pub use rng::Rng;
-pub use sampler::{SearchSampler, fill_eval, fill_plain};
+pub use sampler::{Sampler, SamplerState, SearchSampler};
 pub use spec::DataSpec;
+
+use std::fmt;
 
 use crate::bail;
 use crate::error::Result;
@@ -24,7 +28,8 @@ use crate::shape::Shape;
 ///
 /// Pixels are u8 in NCHW order, exactly as stored on disk; normalisation to
 /// f32 happens per batch, so a 50,000-image CIFAR-10 set costs 150 MB, not 600.
-#[derive(Clone, Debug, PartialEq)]
+/// `Debug` prints a summary, not the pixels.
+#[derive(Clone, PartialEq)]
 pub struct Dataset {
     name: String,
     shape: Shape,    // (n, c, h, w)
@@ -193,6 +198,20 @@ impl Dataset {
             std: self.std.clone(),
             hflip: self.hflip,
         }
+    }
+}
+
+impl fmt::Debug for Dataset {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Dataset")
+            .field("name", &self.name)
+            .field("shape", &self.shape)
+            .field("classes", &self.classes.len())
+            .field("first_labels", &&self.labels[..self.labels.len().min(10)])
+            .field("mean", &self.mean)
+            .field("std", &self.std)
+            .field("hflip", &self.hflip)
+            .finish_non_exhaustive()
     }
 }
 
