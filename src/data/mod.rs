@@ -10,7 +10,7 @@ mod file;
 pub mod idx;
 mod rng;
 pub mod sampler;
-mod spec;
+pub mod spec;
 pub mod synthetic;
 
 pub use augment::{fill_eval, fill_plain};
