@@ -228,7 +228,11 @@ pub fn run<B: Backend<Elem = f32>>(be: B, cfg: &SearchConfig) -> Result<SearchRe
         crate::bail!("--c {}: the channel count must be even (FactorizedReduce halves it)", cfg.c);
     }
     if image.h() % 4 != 0 || image.w() % 4 != 0 {
-        crate::bail!("images of {}×{} cannot pass two reductions evenly; expected sides divisible by 4", image.h(), image.w());
+        crate::bail!(
+            "images of {}×{} cannot pass two reductions evenly; expected sides divisible by 4",
+            image.h(),
+            image.w()
+        );
     }
     let (tape, g) = record(cfg, &net, image);
     let weights = tape.numel(GROUP_W);

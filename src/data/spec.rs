@@ -1,0 +1,99 @@
+//! The `--data` flag: which data set to load.
+
+use std::fmt;
+use std::path::PathBuf;
+use std::str::FromStr;
+
+use super::idx::Kind;
+use super::{Split, cifar10, embedded, idx, synthetic};
+use crate::error::{Error, Result};
+
+/// What `--data` accepts, for error messages and help text.
+pub const FORMS: &str = "cifar10:PATH, fashion-mnist:PATH, mnist:PATH, synthetic, synthetic:N, embedded (the default)";
+
+/// Training images of `synthetic` without a count.
+pub const SYNTHETIC_DEFAULT_N: usize = 512;
+/// Shape (c, h, w) and class count of the synthetic set: CIFAR-like channels at
+/// a size a CPU search gets through quickly.
+pub const SYNTHETIC_SHAPE: (usize, usize, usize) = (3, 16, 16);
+pub const SYNTHETIC_CLASSES: usize = 10;
+/// The synthetic set does not depend on the search seed: every run sees the
+/// same images.
+pub const SYNTHETIC_SEED: u64 = 0;
+
+#[derive(Clone, Debug, PartialEq, Eq, Default)]
+pub enum DataSpec {
+    /// CIFAR-10 binary: a directory of batches or a single `.bin` file.
+    Cifar10(PathBuf),
+    /// A directory of Fashion-MNIST IDX files, raw or gzipped.
+    FashionMnist(PathBuf),
+    /// A directory of MNIST IDX files, raw or gzipped.
+    Mnist(PathBuf),
+    /// `n` synthetic training images (and n/4 test images).
+    Synthetic { n: usize },
+    /// The built-in Fashion-MNIST subset.
+    #[default]
+    Embedded,
+}
+
+impl DataSpec {
+    /// Loads the training set and, where the source has one, the test set.
+    /// Errors name the `--data` value they came from.
+    pub fn load(&self) -> Result<Split> {
+        let split = match self {
+            DataSpec::Cifar10(p) => cifar10::load(p),
+            DataSpec::FashionMnist(p) => idx::load(p, Kind::FashionMnist),
+            DataSpec::Mnist(p) => idx::load(p, Kind::Mnist),
+            DataSpec::Synthetic { n } => {
+                let n_test = (n / 4).max(1);
+                synthetic::generate_pair(*n, n_test, SYNTHETIC_SHAPE, SYNTHETIC_CLASSES, SYNTHETIC_SEED)
+                    .map(|(train, test)| Split { train, test: Some(test) })
+            }
+            DataSpec::Embedded => embedded::load(),
+        };
+        split.map_err(|e| Error(format!("--data {self}: {e}")))
+    }
+}
+
+impl FromStr for DataSpec {
+    type Err = Error;
+
+    fn from_str(s: &str) -> Result<Self> {
+        let bad = |why: &str| Error(format!("--data '{s}': {why}; expected one of {FORMS}"));
+        let (kind, arg) = match s.split_once(':') {
+            Some((k, a)) => (k, Some(a)),
+            None => (s, None),
+        };
+        let path = |a: Option<&str>| match a {
+            Some(p) if !p.is_empty() => Ok(PathBuf::from(p)),
+            _ => Err(bad(&format!("{kind} needs a path after the colon"))),
+        };
+        match kind {
+            "cifar10" => Ok(DataSpec::Cifar10(path(arg)?)),
+            "fashion-mnist" => Ok(DataSpec::FashionMnist(path(arg)?)),
+            "mnist" => Ok(DataSpec::Mnist(path(arg)?)),
+            "synthetic" => match arg {
+                None => Ok(DataSpec::Synthetic { n: SYNTHETIC_DEFAULT_N }),
+                Some(a) => match a.parse::<usize>() {
+                    Ok(n) if n > 0 => Ok(DataSpec::Synthetic { n }),
+                    _ => Err(bad(&format!("'{a}' is not a positive image count"))),
+                },
+            },
+            "embedded" if arg.is_none() => Ok(DataSpec::Embedded),
+            "embedded" => Err(bad("embedded takes no argument")),
+            _ => Err(bad("unknown data set")),
+        }
+    }
+}
+
+impl fmt::Display for DataSpec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            DataSpec::Cifar10(p) => write!(f, "cifar10:{}", p.display()),
+            DataSpec::FashionMnist(p) => write!(f, "fashion-mnist:{}", p.display()),
+            DataSpec::Mnist(p) => write!(f, "mnist:{}", p.display()),
+            DataSpec::Synthetic { n } => write!(f, "synthetic:{n}"),
+            DataSpec::Embedded => f.write_str("embedded"),
+        }
+    }
+}
