@@ -1,3 +1,268 @@
-fn main() {
-    println!("Hello, world!");
+//! The `rarts` command line.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+use rarts::Result;
+use rarts::backend::Cpu;
+use rarts::data::{DataSpec, describe, spec::FORMS};
+use rarts::search::algo::{Algo, Schedule};
+use rarts::search::driver::{self, SearchConfig};
+use rarts::search::toy::{self, ToyConfig};
+
+#[derive(Parser)]
+#[command(name = "rarts", version, about = "Differentiable architecture search: RARTS and DARTS")]
+struct Cli {
+    /// Where to run: `auto` uses a CUDA GPU when one is usable, else the CPU.
+    #[arg(long, value_enum, default_value_t = Device::Auto, global = true)]
+    device: Device,
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum Device {
+    Auto,
+    Cpu,
+    Cuda,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum AlgoArg {
+    Rarts,
+    Darts1,
+    Darts2,
+}
+
+impl From<AlgoArg> for Algo {
+    fn from(a: AlgoArg) -> Algo {
+        match a {
+            AlgoArg::Rarts => Algo::Rarts,
+            AlgoArg::Darts1 => Algo::Darts1,
+            AlgoArg::Darts2 => Algo::Darts2,
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum ScheduleArg {
+    Fused,
+    Exact,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Search the DARTS space; writes genotype.txt, genotype.json, log.jsonl
+    /// and a checkpoint per epoch into --out.
+    Search(SearchArgs),
+    /// The solvable model of the specification; prints the final α.
+    Toy(ToyArgs),
+    /// Describes a data set.
+    Info {
+        #[arg(long, default_value = "embedded", help = data_help())]
+        data: DataSpec,
+    },
+}
+
+fn data_help() -> String {
+    format!("Data set: {FORMS}")
+}
+
+#[derive(clap::Args)]
+struct SearchArgs {
+    #[arg(long, default_value = "embedded", help = data_help())]
+    data: DataSpec,
+    #[arg(long, value_enum, default_value_t = AlgoArg::Rarts)]
+    algo: AlgoArg,
+    /// RARTS: `fused` takes α's gradient from the weight passes (2 passes a
+    /// step); `exact` recomputes it at the new weights (4).
+    #[arg(long, value_enum, default_value_t = ScheduleArg::Fused)]
+    schedule: ScheduleArg,
+    /// RARTS weight λ of the training loss.
+    #[arg(long, default_value_t = 1.0)]
+    lambda: f32,
+    /// RARTS coupling β between the two networks.
+    #[arg(long, default_value_t = 1.0)]
+    beta: f32,
+    /// DARTS second order unrolling step ξ (default: the current weight lr).
+    #[arg(long)]
+    xi: Option<f32>,
+    /// Initial channels C.
+    #[arg(long, default_value_t = 16)]
+    c: usize,
+    /// Cells.
+    #[arg(long, default_value_t = 8)]
+    layers: usize,
+    #[arg(long, default_value_t = 64)]
+    batch: usize,
+    #[arg(long, default_value_t = 50)]
+    epochs: usize,
+    /// Caps the steps of each epoch (short runs).
+    #[arg(long)]
+    steps_per_epoch: Option<usize>,
+    /// Fraction of the training set that trains the weights; the rest trains α.
+    #[arg(long, default_value_t = 0.5)]
+    train_portion: f64,
+    #[arg(long, default_value_t = 0.025)]
+    lr: f32,
+    #[arg(long, default_value_t = 0.001)]
+    lr_min: f32,
+    #[arg(long, default_value_t = 0.9)]
+    momentum: f32,
+    #[arg(long, default_value_t = 3e-4)]
+    weight_decay: f32,
+    /// Gradient-norm clip of the weights.
+    #[arg(long, default_value_t = 5.0)]
+    clip: f32,
+    #[arg(long, default_value_t = 3e-4)]
+    arch_lr: f32,
+    #[arg(long, default_value_t = 1e-3)]
+    arch_weight_decay: f32,
+    #[arg(long, default_value_t = 2)]
+    seed: u64,
+    /// Test images evaluated after each epoch (0: none).
+    #[arg(long, default_value_t = 1000)]
+    eval_images: usize,
+    #[arg(long, default_value = "runs/search")]
+    out: PathBuf,
+    /// Continue from --out/checkpoint.bin.
+    #[arg(long)]
+    resume: bool,
+    /// No progress line on stderr.
+    #[arg(long)]
+    quiet: bool,
+}
+
+#[derive(clap::Args)]
+struct ToyArgs {
+    #[arg(long, value_enum, default_value_t = AlgoArg::Rarts)]
+    algo: AlgoArg,
+    /// Weight c of the α² term of the validation loss.
+    #[arg(long, default_value_t = 1.0)]
+    c: f64,
+    #[arg(long, default_value_t = 1.0)]
+    lambda: f32,
+    #[arg(long, default_value_t = 1.0)]
+    beta: f32,
+    /// DARTS second order unrolling step ξ.
+    #[arg(long, default_value_t = 0.5)]
+    xi: f32,
+    /// Step size of every block.
+    #[arg(long, default_value_t = 0.05)]
+    lr: f32,
+    #[arg(long, default_value_t = 20_000)]
+    steps: usize,
+}
+
+/// Checks a flag's value; the error names the flag and what was expected.
+fn need(ok: bool, flag: &str, value: impl std::fmt::Display, expected: &str) -> Result<()> {
+    if ok { Ok(()) } else { Err(rarts::Error(format!("{flag} {value}: expected {expected}"))) }
+}
+
+fn search_config(a: SearchArgs) -> Result<SearchConfig> {
+    need(a.c >= 2 && a.c % 2 == 0, "--c", a.c, "an even channel count of at least 2")?;
+    need(a.layers >= 1, "--layers", a.layers, "at least 1 cell")?;
+    need(a.batch >= 1, "--batch", a.batch, "at least 1")?;
+    need(a.epochs >= 1, "--epochs", a.epochs, "at least 1")?;
+    need(a.train_portion > 0.0 && a.train_portion < 1.0, "--train-portion", a.train_portion, "a fraction in (0, 1)")?;
+    for (flag, v) in [("--lr", a.lr), ("--arch-lr", a.arch_lr), ("--clip", a.clip)] {
+        need(v.is_finite() && v > 0.0, flag, v, "a positive number")?;
+    }
+    for (flag, v) in [("--lambda", a.lambda), ("--beta", a.beta)] {
+        need(v.is_finite() && v >= 0.0, flag, v, "a non-negative number")?;
+    }
+    need(a.lr_min >= 0.0 && a.lr_min <= a.lr, "--lr-min", a.lr_min, "a number between 0 and --lr")?;
+    need((0.0..1.0).contains(&a.momentum), "--momentum", a.momentum, "a number in [0, 1)")?;
+    if let Some(s) = a.steps_per_epoch {
+        need(s >= 1, "--steps-per-epoch", s, "at least 1")?;
+    }
+    Ok(SearchConfig {
+        data: a.data,
+        algo: a.algo.into(),
+        schedule: match a.schedule {
+            ScheduleArg::Fused => Schedule::Fused,
+            ScheduleArg::Exact => Schedule::Exact,
+        },
+        lambda: a.lambda,
+        beta: a.beta,
+        xi: a.xi,
+        c: a.c,
+        layers: a.layers,
+        batch: a.batch,
+        epochs: a.epochs,
+        steps_per_epoch: a.steps_per_epoch,
+        train_portion: a.train_portion,
+        lr: a.lr,
+        lr_min: a.lr_min,
+        momentum: a.momentum,
+        weight_decay: a.weight_decay,
+        clip: a.clip,
+        arch_lr: a.arch_lr,
+        arch_weight_decay: a.arch_weight_decay,
+        seed: a.seed,
+        eval_images: a.eval_images,
+        out: a.out,
+        resume: a.resume,
+        progress: !a.quiet,
+    })
+}
+
+fn run(cli: Cli) -> Result<()> {
+    match cli.cmd {
+        Cmd::Info { data } => {
+            let split = data.load()?;
+            println!("train: {}", describe(&split.train));
+            if let Some(t) = split.test {
+                println!("test: {}", describe(&t));
+            }
+            Ok(())
+        }
+        Cmd::Toy(a) => {
+            let cfg = ToyConfig {
+                algo: a.algo.into(),
+                c: a.c,
+                lambda: a.lambda,
+                beta: a.beta,
+                xi: a.xi,
+                lr: a.lr,
+                max_steps: a.steps,
+                tol: 1e-12,
+            };
+            need(a.c.is_finite() && a.c > 0.0, "--c", a.c, "a positive number")?;
+            need(a.lr.is_finite() && a.lr > 0.0, "--lr", a.lr, "a positive number")?;
+            need(
+                a.lambda > 0.0 && a.beta > 0.0,
+                "--lambda/--beta",
+                format!("{}/{}", a.lambda, a.beta),
+                "positive numbers",
+            )?;
+            // The model is tiny: the CPU in f64 gives the fixed point to 1e-9.
+            let (alpha, steps) = toy::run(Cpu::<f64>::new(), &cfg)?;
+            println!("algo={} steps={steps} closed_form={:.9}", cfg.algo.name(), toy::closed_form(&cfg));
+            println!("alpha={alpha:.9}");
+            Ok(())
+        }
+        Cmd::Search(a) => {
+            let cfg = search_config(a)?;
+            let res = match cli.device {
+                Device::Cpu | Device::Auto => driver::run(Cpu::<f32>::new(), &cfg)?,
+                Device::Cuda => return Err(rarts::Error("--device cuda: no CUDA device is usable".into())),
+            };
+            println!("genotype: {}", res.genotype.to_text());
+            Ok(())
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
 }

@@ -4,7 +4,6 @@
 
 use std::fmt::Write as _;
 use std::fs;
-use std::io::Write as _;
 use std::path::PathBuf;
 use std::time::Instant;
 
@@ -268,7 +267,7 @@ pub fn run<B: Backend<Elem = f32>>(be: B, cfg: &SearchConfig) -> Result<SearchRe
     if cfg.resume {
         if ck_path.exists() {
             let ck = Checkpoint::load(&ck_path)?;
-            start_epoch = restore(&mut search, &mut feed.sampler, &g, cfg, ck)?;
+            start_epoch = restore(&mut search, &mut feed.sampler, cfg, ck)?;
             if let Ok(text) = fs::read_to_string(&log_path) {
                 log_lines = text.lines().take(start_epoch).map(String::from).collect();
             }
@@ -328,7 +327,7 @@ pub fn run<B: Backend<Elem = f32>>(be: B, cfg: &SearchConfig) -> Result<SearchRe
         let ar = search.ex.get(g.alpha_reduce)?;
         log_lines.push(log_json(&log, &an, &ar));
         write_text_atomic(&log_path, &(log_lines.join("\n") + "\n"))?;
-        save(&search, &feed.sampler, &g, cfg, epoch + 1)?.save(&ck_path)?;
+        save(&search, &feed.sampler, cfg, epoch + 1)?.save(&ck_path)?;
         epochs.push(log);
     }
 
@@ -414,7 +413,6 @@ fn log_json(l: &EpochLog, an: &[f64], ar: &[f64]) -> String {
 fn save<B: Backend<Elem = f32>>(
     s: &Search<B>,
     sampler: &SearchSampler,
-    g: &Graph,
     cfg: &SearchConfig,
     epochs_done: usize,
 ) -> Result<Checkpoint> {
@@ -439,7 +437,6 @@ fn save<B: Backend<Elem = f32>>(
     for (i, d) in arch_state.into_iter().enumerate() {
         ck.push(format!("opt.arch.{i}"), d);
     }
-    let _ = g;
     Ok(ck)
 }
 
@@ -452,11 +449,9 @@ fn persistent_nodes(t: &Tape) -> Vec<NodeId> {
 fn restore<B: Backend<Elem = f32>>(
     s: &mut Search<B>,
     sampler: &mut SearchSampler,
-    g: &Graph,
     cfg: &SearchConfig,
     mut ck: Checkpoint,
 ) -> Result<usize> {
-    let _ = g;
     if ck.get("format") != Some("rarts-search-1") {
         crate::bail!("checkpoint format is {:?}; expected rarts-search-1", ck.get("format"));
     }
@@ -494,11 +489,4 @@ fn restore<B: Backend<Elem = f32>>(
     let a_state = take_all("opt.arch", arch_lens, &mut ck)?;
     s.load_arch_opt_state(arch_t, &a_state)?;
     Ok(done)
-}
-
-/// Prints a line to stdout and flushes (progress goes to stderr).
-pub fn say(line: &str) {
-    let mut out = std::io::stdout();
-    let _ = writeln!(out, "{line}");
-    let _ = out.flush();
 }
