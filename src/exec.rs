@@ -23,6 +23,30 @@ pub struct Exec<B: Backend> {
     /// BatchNorm uses batch statistics (and updates the running ones) when
     /// true, the running statistics when false.
     pub train: bool,
+    /// When set, wall time per op family and direction is added up here
+    /// (each op synchronised: a profile, not a fast run).
+    pub profile: Option<Profile>,
+}
+
+/// Seconds and calls per `(op family, "fwd" | "bwd")`.
+#[derive(Clone, Debug, Default)]
+pub struct Profile {
+    pub rows: std::collections::BTreeMap<(&'static str, &'static str), (f64, usize)>,
+}
+
+impl Profile {
+    fn add(&mut self, family: &'static str, dir: &'static str, secs: f64) {
+        let e = self.rows.entry((family, dir)).or_default();
+        e.0 += secs;
+        e.1 += 1;
+    }
+
+    /// Rows sorted by time, longest first: `(family, dir, seconds, calls)`.
+    pub fn sorted(&self) -> Vec<(&'static str, &'static str, f64, usize)> {
+        let mut v: Vec<_> = self.rows.iter().map(|(k, v)| (k.0, k.1, v.0, v.1)).collect();
+        v.sort_by(|a, b| b.2.total_cmp(&a.2));
+        v
+    }
 }
 
 mod rand_distr_free {
@@ -52,7 +76,7 @@ impl<B: Backend> Exec<B> {
             grads.push(if can_grad[i] { Some(be.alloc(nd.shape.numel())?) } else { None });
         }
         let aux = tape.aux.iter().map(|&len| be.alloc(len)).collect::<Result<_>>()?;
-        Ok(Exec { be, tape, vals, grads, aux, live: vec![false; n], train: true })
+        Ok(Exec { be, tape, vals, grads, aux, live: vec![false; n], train: true, profile: None })
     }
 
     /// Draws every parameter from its `Init` and resets BN running statistics.
@@ -158,7 +182,23 @@ impl<B: Backend> Exec<B> {
 
     pub fn forward(&mut self) -> Result<()> {
         for i in 0..self.tape.ops.len() {
-            self.forward_op(i)?;
+            self.timed(i, "fwd", Self::forward_op)?;
+        }
+        Ok(())
+    }
+
+    /// Runs `f` for op `i`, timing it when profiling.
+    fn timed(&mut self, i: usize, dir: &'static str, f: fn(&mut Self, usize) -> Result<()>) -> Result<()> {
+        if self.profile.is_none() {
+            return f(self, i);
+        }
+        self.be.synchronize()?;
+        let t = std::time::Instant::now();
+        f(self, i)?;
+        self.be.synchronize()?;
+        let fam = self.tape.ops[i].family();
+        if let Some(p) = self.profile.as_mut() {
+            p.add(fam, dir, t.elapsed().as_secs_f64());
         }
         Ok(())
     }
@@ -279,7 +319,7 @@ impl<B: Backend> Exec<B> {
         self.live = live;
         for i in (0..self.tape.ops.len()).rev() {
             if self.live[self.tape.ops[i].output()] {
-                self.backward_op(i)?;
+                self.timed(i, "bwd", Self::backward_op)?;
             }
         }
         Ok(())

@@ -59,6 +59,14 @@ enum Cmd {
     Search(SearchArgs),
     /// The solvable model of the specification; prints the final α.
     Toy(ToyArgs),
+    /// Times each op family over a few search steps.
+    Profile {
+        #[command(flatten)]
+        search: SearchArgs,
+        /// Steps to time.
+        #[arg(long, default_value_t = 3)]
+        steps: usize,
+    },
     /// Describes a data set.
     Info {
         #[arg(long, default_value = "embedded", help = data_help())]
@@ -242,6 +250,16 @@ fn run(cli: Cli) -> Result<()> {
             let (alpha, steps) = toy::run(Cpu::<f64>::new(), &cfg)?;
             println!("algo={} steps={steps} closed_form={:.9}", cfg.algo.name(), toy::closed_form(&cfg));
             println!("alpha={alpha:.9}");
+            Ok(())
+        }
+        Cmd::Profile { search, steps } => {
+            need(steps >= 1, "--steps", steps, "at least 1")?;
+            let cfg = search_config(search)?;
+            let (prof, step_s) = match cli.device {
+                Device::Cpu | Device::Auto => driver::profile(Cpu::<f32>::new(), &cfg, steps)?,
+                Device::Cuda => return Err(rarts::Error("--device cuda: no CUDA device is usable".into())),
+            };
+            print!("{}", driver::profile_table(&prof, steps, step_s));
             Ok(())
         }
         Cmd::Search(a) => {

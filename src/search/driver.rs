@@ -14,7 +14,7 @@ use crate::backend::{Backend, SgdStep};
 use crate::checkpoint::{Checkpoint, write_text_atomic};
 use crate::data::{DataSpec, Dataset, SearchSampler, fill_eval};
 use crate::error::{Context, Result};
-use crate::exec::Exec;
+use crate::exec::{Exec, Profile};
 use crate::genotype::{Genotype, softmax_rows};
 use crate::search::algo::{Algo, ArchOpt, Feed, Hyper, Problem, Schedule, Search, Split};
 use crate::shape::Shape;
@@ -150,8 +150,8 @@ fn problem(
 
 /// Feeds batches from the two halves of the training set and keeps the
 /// accuracy of each batch it fed once the step has run its forward.
-struct DataFeed<'a> {
-    ds: &'a Dataset,
+struct DataFeed {
+    ds: Dataset,
     sampler: SearchSampler,
     x: Vec<f32>,
     y: Vec<f32>,
@@ -159,15 +159,15 @@ struct DataFeed<'a> {
     val_io: (NodeId, NodeId, NodeId),
 }
 
-impl<B: Backend<Elem = f32>> Feed<B> for DataFeed<'_> {
+impl<B: Backend<Elem = f32>> Feed<B> for DataFeed {
     fn feed(&mut self, ex: &mut Exec<B>, split: Split) -> Result<()> {
         if matches!(split, Split::Train | Split::Both) {
-            self.sampler.next_weights_batch(self.ds, &mut self.x, &mut self.y)?;
+            self.sampler.next_weights_batch(&self.ds, &mut self.x, &mut self.y)?;
             ex.set_elems(self.train_io.0, &self.x)?;
             ex.set_elems(self.train_io.1, &self.y)?;
         }
         if matches!(split, Split::Val | Split::Both) {
-            self.sampler.next_arch_batch(self.ds, &mut self.x, &mut self.y)?;
+            self.sampler.next_arch_batch(&self.ds, &mut self.x, &mut self.y)?;
             ex.set_elems(self.val_io.0, &self.x)?;
             ex.set_elems(self.val_io.1, &self.y)?;
         }
@@ -218,9 +218,31 @@ fn fmt_duration(s: f64) -> String {
 }
 
 /// Runs (or resumes) a search on backend `be`, writing into `cfg.out`.
-pub fn run<B: Backend<Elem = f32>>(be: B, cfg: &SearchConfig) -> Result<SearchResult> {
+/// A search set up and ready to step: the recorded graph on a backend, its
+/// optimizers, and the data feeding it.
+pub struct Prepared<B: Backend> {
+    pub search: Search<B>,
+    feed: DataFeed,
+    g: Graph,
+    test: Option<Dataset>,
+    net: SuperNetConfig,
+    /// Steps per epoch.
+    pub steps: usize,
+    /// Network weights of one network (`w`).
+    pub weights: usize,
+}
+
+impl<B: Backend<Elem = f32>> Prepared<B> {
+    /// One search step on the next batches.
+    pub fn step(&mut self) -> Result<crate::search::algo::StepStats> {
+        self.search.step(&mut self.feed)
+    }
+}
+
+/// Loads the data, records the supernet(s) and allocates the whole plan.
+pub fn prepare<B: Backend<Elem = f32>>(be: B, cfg: &SearchConfig) -> Result<Prepared<B>> {
     let split = cfg.data.load()?;
-    let ds = &split.train;
+    let ds = split.train;
     let image = ds.shape();
     let net = SuperNetConfig::new(cfg.c, cfg.layers, ds.num_classes(), image.c());
     if cfg.c % 2 != 0 {
@@ -251,13 +273,19 @@ pub fn run<B: Backend<Elem = f32>>(be: B, cfg: &SearchConfig) -> Result<SearchRe
         beta: cfg.beta,
         xi: cfg.xi,
     };
-    let mut search = Search::new(ex, g.prob.clone(), hp)?;
-    let sampler = SearchSampler::new(ds, cfg.train_portion, cfg.batch, cfg.seed)?;
+    let search = Search::new(ex, g.prob.clone(), hp)?;
+    let sampler = SearchSampler::new(&ds, cfg.train_portion, cfg.batch, cfg.seed)?;
     let x_len = cfg.batch * image.c() * image.h() * image.w();
-    let mut feed =
+    let steps = cfg.steps_per_epoch.map_or(sampler.steps_per_epoch(), |s| s.min(sampler.steps_per_epoch()));
+    let feed =
         DataFeed { ds, sampler, x: vec![0.0; x_len], y: vec![0.0; cfg.batch], train_io: g.train_io, val_io: g.val_io };
-    let steps = cfg.steps_per_epoch.map_or(feed.sampler.steps_per_epoch(), |s| s.min(feed.sampler.steps_per_epoch()));
+    Ok(Prepared { search, feed, g, test: split.test, net, steps, weights })
+}
 
+/// Runs (or resumes) a search on backend `be`, writing into `cfg.out`.
+pub fn run<B: Backend<Elem = f32>>(be: B, cfg: &SearchConfig) -> Result<SearchResult> {
+    let p = prepare(be, cfg)?;
+    let Prepared { mut search, mut feed, g, test, net, steps, weights } = p;
     fs::create_dir_all(&cfg.out).ctx(|| format!("--out {}: cannot create the directory", cfg.out.display()))?;
     let ck_path = cfg.out.join("checkpoint.bin");
     let log_path = cfg.out.join("log.jsonl");
@@ -317,7 +345,7 @@ pub fn run<B: Backend<Elem = f32>>(be: B, cfg: &SearchConfig) -> Result<SearchRe
         if cfg.algo != Algo::Rarts {
             log.acc_val = f64::NAN; // DARTS's α pass is not a measure of y; not reported
         }
-        if let Some(test) = split.test.as_ref().filter(|_| cfg.eval_images > 0) {
+        if let Some(test) = test.as_ref().filter(|_| cfg.eval_images > 0) {
             log.test_acc = Some(evaluate(&mut search.ex, test, g.train_io, cfg.eval_images)?);
         }
         if cfg.progress {
@@ -489,4 +517,48 @@ fn restore<B: Backend<Elem = f32>>(
     let a_state = take_all("opt.arch", arch_lens, &mut ck)?;
     s.load_arch_opt_state(arch_t, &a_state)?;
     Ok(done)
+}
+
+/// Times `steps` search steps op family by op family (after one warm-up
+/// step); returns the profile and the plain step time measured before it.
+pub fn profile<B: Backend<Elem = f32>>(be: B, cfg: &SearchConfig, steps: usize) -> Result<(Profile, f64)> {
+    let mut p = prepare(be, cfg)?;
+    p.step()?;
+    p.search.ex.be.synchronize()?;
+    let t = Instant::now();
+    for _ in 0..steps {
+        p.step()?;
+    }
+    p.search.ex.be.synchronize()?;
+    let step_s = t.elapsed().as_secs_f64() / steps as f64;
+    p.search.ex.profile = Some(Profile::default());
+    for _ in 0..steps {
+        p.step()?;
+    }
+    Ok((p.search.ex.profile.take().unwrap_or_default(), step_s))
+}
+
+/// The profile as a table sorted by time, per step.
+pub fn profile_table(prof: &Profile, steps: usize, step_s: f64) -> String {
+    let total: f64 = prof.rows.values().map(|v| v.0).sum();
+    let mut s = format!(
+        "step time {:.2} ms (unprofiled); profiled ops {:.2} ms/step\n{:<18} {:>4} {:>11} {:>7} {:>10}\n",
+        step_s * 1e3,
+        total * 1e3 / steps as f64,
+        "op family",
+        "dir",
+        "ms/step",
+        "share",
+        "calls/step"
+    );
+    for (fam, dir, secs, calls) in prof.sorted() {
+        let _ = writeln!(
+            s,
+            "{fam:<18} {dir:>4} {:>11.3} {:>6.1}% {:>10}",
+            secs * 1e3 / steps as f64,
+            100.0 * secs / total,
+            calls / steps
+        );
+    }
+    s
 }

@@ -42,7 +42,7 @@ impl SuperNetConfig {
     }
 
     pub fn is_reduction(&self, layer: usize) -> bool {
-        self.layers >= 3 && (layer == self.layers / 3 || layer == 2 * self.layers / 3)
+        layer == self.layers / 3 || layer == 2 * self.layers / 3
     }
 }
 
