@@ -70,6 +70,11 @@ impl<B: Backend> Sgd<B> {
     /// One step on the current gradients; returns the gradient norm before clipping.
     pub fn step(&mut self, ex: &mut Exec<B>) -> Result<f64> {
         let norm = grad_norm(ex, &self.params)?;
+        if !norm.is_finite() {
+            crate::bail!(
+                "the gradient norm became {norm} (non-finite): the search diverged; lower the learning rates or check the data"
+            );
+        }
         let s = clip_coef(norm, self.clip);
         for (&p, buf) in self.params.iter().zip(&mut self.bufs) {
             let (be, val, g) = ex.parts_mut(p);

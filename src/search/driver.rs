@@ -448,7 +448,8 @@ fn save<B: Backend<Elem = f32>>(
     ck.set("format", "rarts-search-1");
     ck.set("config", cfg.identity());
     ck.set("epochs_done", epochs_done);
-    ck.set("sampler", sampler.save_state());
+    // The sampler state is several lines; the checkpoint header holds one per key.
+    ck.set("sampler", sampler.save_state().trim_end().replace('\n', "|"));
     let (t, arch_state) = s.arch_opt_state()?;
     ck.set("arch_t", t);
     for n in persistent_nodes(&s.ex.tape) {
@@ -491,7 +492,7 @@ fn restore<B: Backend<Elem = f32>>(
         );
     }
     let done: usize = ck.parse("epochs_done")?;
-    sampler.restore_state(ck.get("sampler").unwrap_or_default())?;
+    sampler.restore_state(&ck.get("sampler").unwrap_or_default().replace('|', "\n"))?;
     let arch_t: u32 = ck.parse("arch_t")?;
     let mut cur = 0;
     for n in persistent_nodes(&s.ex.tape) {

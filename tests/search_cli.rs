@@ -1,0 +1,189 @@
+//! The `rarts` binary end to end: searches on the embedded data, resume
+//! after a kill, determinism, and clear errors for bad input.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+fn bin() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_rarts"));
+    c.arg("--device").arg("cpu");
+    c
+}
+
+fn tmp(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("rarts-test-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    d
+}
+
+/// A search small enough for CI: C=4, 3 cells (both reduction cells present).
+fn small_search(out: &Path, algo: &str, epochs: usize, steps: usize) -> Command {
+    let mut c = bin();
+    c.args(["search", "--algo", algo, "--c", "4", "--layers", "3", "--batch", "8", "--seed", "7"]);
+    c.args(["--epochs", &epochs.to_string(), "--steps-per-epoch", &steps.to_string()]);
+    c.args(["--eval-images", "64", "--quiet", "--out"]).arg(out);
+    c
+}
+
+fn ok(out: &Output) -> String {
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "exit {:?}\nstderr: {stderr}", out.status);
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Fails with a non-zero exit, an `error:` line containing every `needle`, and no panic.
+fn fails_with(out: &Output, needles: &[&str]) {
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "expected failure, got success; stderr: {stderr}");
+    assert!(!stderr.contains("panicked"), "panicked: {stderr}");
+    for n in needles {
+        assert!(stderr.contains(n), "stderr lacks {n:?}: {stderr}");
+    }
+}
+
+/// Mean training loss of each epoch, from log.jsonl.
+fn epoch_losses(out: &Path) -> Vec<f64> {
+    let log = std::fs::read_to_string(out.join("log.jsonl")).expect("log.jsonl written");
+    log.lines()
+        .map(|l| {
+            let v = l.split("\"loss_train\":").nth(1).expect("loss_train field");
+            v.split(',').next().unwrap().parse().expect("a number")
+        })
+        .collect()
+}
+
+fn check_search(algo: &str) {
+    let out = tmp(&format!("search-{algo}"));
+    let stdout = ok(&small_search(&out, algo, 4, 6).output().unwrap());
+    assert!(stdout.contains("weights: "), "{stdout}");
+    let text = std::fs::read_to_string(out.join("genotype.txt")).unwrap();
+    assert!(text.starts_with("Genotype(normal=[('"), "{text}");
+    assert!(stdout.contains(text.trim()), "the genotype is printed at the end");
+    let json = std::fs::read_to_string(out.join("genotype.json")).unwrap();
+    assert!(json.contains("\"softmax_alpha_normal\""));
+    // 8 genes per cell, none of them `none`.
+    assert_eq!(text.matches("('").count(), 16, "{text}");
+    assert!(!text.contains("'none'"));
+    let losses = epoch_losses(&out);
+    assert_eq!(losses.len(), 4);
+    assert!(losses[3] < losses[0], "{algo}: training loss did not fall: {losses:?}");
+    assert!(out.join("checkpoint.bin").exists());
+}
+
+#[test]
+fn rarts_search_on_embedded_data_learns_and_writes_a_genotype() {
+    check_search("rarts");
+}
+
+#[test]
+fn darts1_search_on_embedded_data_learns_and_writes_a_genotype() {
+    check_search("darts1");
+}
+
+#[test]
+fn darts2_search_on_embedded_data_learns_and_writes_a_genotype() {
+    check_search("darts2");
+}
+
+#[test]
+fn same_seed_gives_the_same_genotype_and_losses() {
+    let (a, b) = (tmp("det-a"), tmp("det-b"));
+    ok(&small_search(&a, "rarts", 1, 3).output().unwrap());
+    ok(&small_search(&b, "rarts", 1, 3).output().unwrap());
+    let read = |d: &Path| std::fs::read_to_string(d.join("genotype.json")).unwrap();
+    assert_eq!(read(&a), read(&b));
+    assert_eq!(epoch_losses(&a), epoch_losses(&b));
+}
+
+#[test]
+fn a_search_killed_mid_epoch_resumes_from_its_checkpoint() {
+    // Reference: three uninterrupted epochs.
+    let full = tmp("resume-full");
+    ok(&small_search(&full, "rarts", 3, 4).output().unwrap());
+    // Same search, killed once the first epoch's checkpoint exists.
+    let cut = tmp("resume-cut");
+    let mut child = small_search(&cut, "rarts", 3, 4).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
+    let t = Instant::now();
+    while !cut.join("checkpoint.bin").exists() {
+        assert!(t.elapsed() < Duration::from_secs(300), "no checkpoint after 300 s");
+        if let Some(st) = child.try_wait().unwrap() {
+            panic!("search ended ({st}) before it could be killed");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(!cut.join("genotype.json").exists(), "killed before the end");
+    let stdout = ok(&small_search(&cut, "rarts", 3, 4).arg("--resume").output().unwrap());
+    assert!(stdout.contains("genotype"));
+    let read = |d: &Path| std::fs::read_to_string(d.join("genotype.json")).unwrap();
+    assert_eq!(read(&full), read(&cut), "resumed run differs from the uninterrupted one");
+    assert_eq!(epoch_losses(&full), epoch_losses(&cut));
+}
+
+#[test]
+fn resume_with_other_settings_is_refused() {
+    let out = tmp("resume-other");
+    ok(&small_search(&out, "rarts", 1, 2).output().unwrap());
+    let mut c = small_search(&out, "rarts", 1, 2);
+    c.args(["--lambda", "2", "--resume"]);
+    fails_with(&c.output().unwrap(), &["--resume", "other settings"]);
+}
+
+#[test]
+fn info_reports_the_real_cifar10_images() {
+    let data = format!("cifar10:{}/tests/data/cifar10_test_first20.bin", env!("CARGO_MANIFEST_DIR"));
+    let stdout = ok(&bin().args(["info", "--data", &data]).output().unwrap());
+    assert!(stdout.contains("20 images, 3×32×32"), "{stdout}");
+    assert!(stdout.contains("first labels: 3 8 8 0 6 6 1 6 3 1"), "{stdout}");
+}
+
+#[test]
+fn missing_data_path_is_a_clear_error() {
+    let out = bin().args(["info", "--data", "cifar10:/nonexistent/cifar"]).output().unwrap();
+    fails_with(&out, &["error:", "/nonexistent/cifar"]);
+}
+
+#[test]
+fn truncated_data_file_is_a_clear_error() {
+    let dir = tmp("truncated");
+    std::fs::create_dir_all(&dir).unwrap();
+    let src = std::fs::read(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/cifar10_test_first20.bin")).unwrap();
+    let f = dir.join("cut.bin");
+    std::fs::write(&f, &src[..3073 * 2 + 100]).unwrap();
+    let out = bin().args(["info", "--data"]).arg(format!("cifar10:{}", f.display())).output().unwrap();
+    fails_with(&out, &["error:", "cut.bin"]);
+}
+
+#[test]
+fn bad_flag_values_are_clear_errors() {
+    let out = tmp("bad-flags");
+    for (flag, value) in [("--train-portion", "1.5"), ("--c", "5"), ("--batch", "0"), ("--lr", "-1")] {
+        let mut c = small_search(&out, "rarts", 1, 1);
+        c.arg(format!("{flag}={value}"));
+        fails_with(&c.output().unwrap(), &[flag]);
+    }
+    let o = bin().args(["search", "--algo", "darts3"]).output().unwrap();
+    fails_with(&o, &["darts3"]);
+    let o = bin().args(["search", "--data", "imagenet:/x"]).output().unwrap();
+    fails_with(&o, &["--data", "imagenet"]);
+}
+
+#[test]
+fn a_diverging_search_stops_with_a_clear_error() {
+    let out = tmp("nan");
+    let mut c = small_search(&out, "darts1", 1, 5);
+    // A huge learning rate with no effective clipping blows the weights up.
+    c.args(["--lr", "1e30", "--lr-min", "1e30", "--clip", "1e38"]);
+    fails_with(&c.output().unwrap(), &["error:", "non-finite"]);
+}
+
+#[test]
+fn toy_prints_alpha_on_its_last_line() {
+    let out = ok(&bin().args(["toy", "--algo", "rarts", "--c", "1", "--lambda", "2", "--beta", "3"]).output().unwrap());
+    let last = out.lines().last().unwrap();
+    let alpha: f64 = last.strip_prefix("alpha=").expect("alpha= line").parse().unwrap();
+    // 1 / (1 + c + c/λ + c/β) with c = 1, λ = 2, β = 3.
+    assert!((alpha - 1.0 / (1.0 + 1.0 + 0.5 + 1.0 / 3.0)).abs() < 1e-6, "{last}");
+}
