@@ -1,0 +1,344 @@
+//! Optimizer updates against PyTorch's rules worked out by hand:
+//!
+//! - `torch.optim.SGD` (dampening 0, no Nesterov):
+//!   `d = g + wd·p; buf = μ·buf + d` (`buf = d` on the first step, the same
+//!   thing from `buf = 0`); `p -= lr·buf`.
+//! - `torch.optim.Adam` (L2 weight decay coupled into the gradient):
+//!   `d = g + wd·p; m = β1·m + (1−β1)·d; v = β2·v + (1−β2)·d²;
+//!   p -= lr/(1−β1ᵗ) · m / (√v/√(1−β2ᵗ) + ε)`.
+//! - `clip_grad_norm_`: `coef = max_norm/(total_norm + 1e-6)`, gradients
+//!   multiplied by it only if it is below 1.
+//!
+//! The expected numbers are literals; the arithmetic that gives them is in
+//! the comment beside each.
+
+mod common;
+
+use common::assert_close;
+use rarts::backend::{AdamStep, Backend, Cpu, SgdStep};
+use rarts::exec::Exec;
+use rarts::optim::{Adam, Sgd, clip_coef, grad_norm};
+use rarts::real::Real;
+use rarts::shape::Shape;
+use rarts::tape::{Init, NodeId, Tape};
+
+/// Dyadic hyperparameters and data (0.5, 0.25, …) make every SGD step exact
+/// in both f32 and f64, so the comparison is exact.
+const EXACT: f64 = 0.0;
+
+fn to64<T: Real>(v: &[T]) -> Vec<f64> {
+    v.iter().map(|x| x.to_f64()).collect()
+}
+
+fn from64<T: Real>(v: &[f64]) -> Vec<T> {
+    v.iter().map(|&x| T::from_f64(x)).collect()
+}
+
+// ---- kernels ------------------------------------------------------------------
+
+/// lr 1/2, μ 1/2, wd 1/4, p₀ = [1, −2], the same g = [1/2, 1] each step.
+fn sgd_kernel_momentum_weight_decay<T: Real>(be: Cpu<T>) {
+    let s = SgdStep { lr: 0.5, momentum: 0.5, weight_decay: 0.25 };
+    let mut p: Vec<T> = from64(&[1.0, -2.0]);
+    let g: Vec<T> = from64(&[0.5, 1.0]);
+    let mut buf: Vec<T> = from64(&[0.0, 0.0]);
+    let want = [
+        // d = [1/2 + 1/4·1, 1 + 1/4·(−2)] = [3/4, 1/2]; buf = d;
+        // p = [1 − 1/2·3/4, −2 − 1/2·1/2] = [5/8, −9/4]
+        ([0.75, 0.5], [0.625, -2.25]),
+        // d = [1/2 + 1/4·5/8, 1 − 1/4·9/4] = [21/32, 7/16];
+        // buf = [1/2·3/4 + 21/32, 1/2·1/2 + 7/16] = [33/32, 11/16];
+        // p = [5/8 − 33/64, −9/4 − 11/32] = [7/64, −83/32]
+        ([1.03125, 0.6875], [0.109375, -2.59375]),
+        // d = [1/2 + 1/4·7/64, 1 − 1/4·83/32] = [135/256, 45/128];
+        // buf = [33/64 + 135/256, 11/32 + 45/128] = [267/256, 89/128];
+        // p = [7/64 − 267/512, −83/32 − 89/256] = [−211/512, −753/256]
+        ([1.04296875, 0.6953125], [-0.412109375, -2.94140625]),
+    ];
+    for (t, (wb, wp)) in want.iter().enumerate() {
+        be.sgd_step(&s, 1.0, &mut p, &g, &mut buf).unwrap();
+        assert_close(&format!("sgd step {} buf", t + 1), &to64(&buf), wb, EXACT, EXACT);
+        assert_close(&format!("sgd step {} p", t + 1), &to64(&p), wp, EXACT, EXACT);
+    }
+}
+
+#[test]
+fn sgd_kernel_momentum_weight_decay_f64() {
+    sgd_kernel_momentum_weight_decay(Cpu::<f64>::new());
+}
+
+#[test]
+fn sgd_kernel_momentum_weight_decay_f32() {
+    sgd_kernel_momentum_weight_decay(Cpu::<f32>::new());
+}
+
+#[test]
+fn sgd_kernel_grad_scale_before_weight_decay() {
+    // The clipping factor scales g only; weight decay is added after it.
+    // lr 1/2, μ 1/2, wd 1/4, scale 1/2, p₀ = [1, −2], g = [1/2, 1].
+    let be = Cpu::<f64>::new();
+    let s = SgdStep { lr: 0.5, momentum: 0.5, weight_decay: 0.25 };
+    let (mut p, g, mut buf) = (vec![1.0, -2.0], vec![0.5, 1.0], vec![0.0, 0.0]);
+    be.sgd_step(&s, 0.5, &mut p, &g, &mut buf).unwrap();
+    // d = [1/2·1/2 + 1/4·1, 1/2·1 + 1/4·(−2)] = [1/2, 0]; buf = d;
+    // p = [1 − 1/4, −2 − 0] = [3/4, −2]
+    assert_close("scaled sgd step 1 p", &p, &[0.75, -2.0], EXACT, EXACT);
+    be.sgd_step(&s, 0.5, &mut p, &g, &mut buf).unwrap();
+    // d = [1/4 + 1/4·3/4, 1/2 − 1/2] = [7/16, 0]; buf = [1/4 + 7/16, 0] = [11/16, 0];
+    // p = [3/4 − 11/32, −2] = [13/32, −2]
+    assert_close("scaled sgd step 2 buf", &buf, &[0.6875, 0.0], EXACT, EXACT);
+    assert_close("scaled sgd step 2 p", &p, &[0.40625, -2.0], EXACT, EXACT);
+}
+
+/// Adam with lr 1/8, β = (1/2, 3/4), ε 1e-8, wd 1/2, p₀ = [1, −1/2] and
+/// g₁ = [1/2, 1/4], g₂ = [−1/4, 1/2], g₃ = [1/8, −1].
+/// ε enters as f32 (1e-8 ± 6e-17): invisible at the 1e-12 tolerance, which
+/// allows f64 rounding of a few dozen operations including √.
+#[test]
+fn adam_kernel_bias_correction_coupled_weight_decay() {
+    let be = Cpu::<f64>::new();
+    let st = |t| AdamStep { lr: 0.125, beta1: 0.5, beta2: 0.75, eps: 1e-8, weight_decay: 0.5, t };
+    let mut p = vec![1.0, -0.5];
+    let (mut m, mut v) = (vec![0.0; 2], vec![0.0; 2]);
+    let grads = [[0.5, 0.25], [-0.25, 0.5], [0.125, -1.0]];
+    let want = [
+        // t = 1: d = [1/2 + 1/2·1, 1/4 + 1/2·(−1/2)] = [1, 0];
+        // m = 1/2·d = [1/2, 0]; v = 1/4·d² = [1/4, 0];
+        // m̂ = m/(1 − 1/2) = [1, 0]; √v/√(1 − 3/4) = [1, 0];
+        // p = [1 − 1/8·1/(1 + 1e-8), −1/2 − 1/8·0/(0 + 1e-8)] = [0.87500000125, −0.5]
+        // (the zero gradient element does not move, and no 0/0)
+        ([0.5, 0.0], [0.25, 0.0], [0.87500000125, -0.5]),
+        // t = 2: d = [−1/4 + 1/2·0.87500000125, 1/2 − 1/4] = [0.187500000625, 0.25];
+        // m = [1/4 + 1/2·0.187500000625, 0 + 1/8] = [0.3437500003125, 0.125];
+        // v = [3/4·1/4 + 1/4·0.187500000625², 1/4·1/16] = [0.19628906255859374, 0.015625];
+        // m̂ = m/(3/4) = [0.45833333375, 1/6]; v̂ = v/(1 − 9/16) = [0.44866071441964284, 1/28];
+        // p = 0.87500000125 − 1/8·0.45833333375/(√0.44866071441964284 + 1e-8) = 0.789467252599345,
+        //     −1/2 − 1/8·(1/6)/(√(1/28) + 1e-8) = −0.6102396321276916
+        ([0.3437500003125, 0.125], [0.19628906255859374, 0.015625], [0.789467252599345, -0.6102396321276916]),
+        // t = 3: d = [1/8 + 1/2·0.789467252599345, −1 + 1/2·(−0.6102396321276916)]
+        //          = [0.5197336262996726, −1.3051198160638458];
+        // m = 1/2·m + 1/2·d = [0.4317418133060863, −0.5900599080319229];
+        // v = 3/4·v + 1/4·d² = [0.2147475574955972, 0.43755318357063167];
+        // m̂ = m/(7/8) = [0.49341921520695575, −0.6743541806079119];
+        // v̂ = v/(1 − 27/64) = [0.37145523458697893, 0.7568487499600115];
+        // p = 0.789467252599345 − 1/8·0.49341921520695575/(√0.37145523458697893 + 1e-8) = 0.6882690444847158,
+        //     −0.6102396321276916 + 1/8·0.6743541806079119/(√0.7568487499600115 + 1e-8) = −0.5133463843650001
+        (
+            [0.4317418133060863, -0.5900599080319229],
+            [0.2147475574955972, 0.43755318357063167],
+            [0.6882690444847158, -0.5133463843650001],
+        ),
+    ];
+    for (i, (g, (wm, wv, wp))) in grads.iter().zip(&want).enumerate() {
+        be.adam_step(&st(i as u32 + 1), 1.0, &mut p, &g.to_vec(), &mut m, &mut v).unwrap();
+        assert_close(&format!("adam t={} m", i + 1), &m, wm, 0.0, 1e-12);
+        assert_close(&format!("adam t={} v", i + 1), &v, wv, 0.0, 1e-12);
+        assert_close(&format!("adam t={} p", i + 1), &p, wp, 0.0, 1e-12);
+    }
+}
+
+#[test]
+fn adam_kernel_grad_scale_and_f32() {
+    // grad_scale multiplies g before weight decay: scale 1/2 on g = [1, 1/2]
+    // is the t = 1 step above (d = [1/2·1 + 1/2·1, 1/2·1/2 + 1/2·(−1/2)] = [1, 0]),
+    // run in f32: p = [1 − 1/8·1/(1 + 1e-8), −1/2] = [0.875, −0.5] to f32 precision.
+    let be = Cpu::<f32>::new();
+    let st = AdamStep { lr: 0.125, beta1: 0.5, beta2: 0.75, eps: 1e-8, weight_decay: 0.5, t: 1 };
+    let (mut p, g) = (vec![1.0f32, -0.5], vec![1.0f32, 0.5]);
+    let (mut m, mut v) = (vec![0.0f32; 2], vec![0.0f32; 2]);
+    be.adam_step(&st, 0.5, &mut p, &g, &mut m, &mut v).unwrap();
+    // m = 1/2·d, v = 1/4·d²: exact in f32.
+    assert_close("adam f32 m", &to64(&m), &[0.5, 0.0], EXACT, EXACT);
+    assert_close("adam f32 v", &to64(&v), &[0.25, 0.0], EXACT, EXACT);
+    // f32 has 24 bits: 1/8·(1 − 1e-8) rounds to within 6e-8 of 0.125.
+    assert_close("adam f32 p", &to64(&p), &[0.87500000125, -0.5], 0.0, 1e-7);
+}
+
+#[test]
+fn couple_kernel() {
+    // g += β·(p − other): β = 0.5, p = [1, 2, −1], other = [0.5, −1, −1], g₀ = [0.25, 0.5, 1]
+    // g = [0.25 + 0.5·0.5, 0.5 + 0.5·3, 1 + 0.5·0] = [0.5, 2, 1]
+    let be = Cpu::<f64>::new();
+    let mut g = vec![0.25, 0.5, 1.0];
+    be.couple(0.5, &vec![1.0, 2.0, -1.0], &vec![0.5, -1.0, -1.0], &mut g).unwrap();
+    assert_close("couple", &g, &[0.5, 2.0, 1.0], EXACT, EXACT);
+}
+
+// ---- clipping -----------------------------------------------------------------
+
+#[test]
+fn clip_coefficient() {
+    // No clipping configured, or the norm below max_norm: factor exactly 1.
+    assert_eq!(clip_coef(123.0, None), 1.0);
+    // 5/(4 + 1e-6) > 1 → clamped to 1.
+    assert_eq!(clip_coef(4.0, Some(5.0)), 1.0);
+    // 5/(10 + 1e-6) = 0.499999950000005, rounded to f32 = 0.49999994 (2 ulps below 1/2).
+    assert_eq!(clip_coef(10.0, Some(5.0)), 0.49999994f32);
+    // At the boundary the 1e-6 still makes coef < 1 and PyTorch scales:
+    // 5/(5 + 1e-6) = 0.9999998, as f32 0.9999998.
+    assert_eq!(clip_coef(5.0, Some(5.0)), 0.9999998f32);
+    // Where the 1e-6 dominates: max 1e-6 (as f32, 9.99999997e-7) over
+    // norm 1e-6 + 1e-6 = 0.4999999987 → f32 0.5 (without the 1e-6: 1).
+    assert_eq!(clip_coef(1e-6, Some(1e-6)), 0.5);
+}
+
+// ---- the optimizers over an Exec ------------------------------------------------
+
+/// Two parameters a (2) and b (3) with loss `Σ ra ⊙ a + Σ rb ⊙ b`, so the
+/// gradients are `ra = [6, 0]` and `rb = [0, 8, 0]`, the same every step:
+/// total norm √(36 + 64) = 10. Parameters start at a = [1, −1], b = [0.5, 2, −3].
+struct Problem {
+    ex: Exec<Cpu<f64>>,
+    loss: NodeId,
+    params: Vec<NodeId>,
+}
+
+const GROUP: u32 = 0;
+const P0: [f64; 5] = [1.0, -1.0, 0.5, 2.0, -3.0];
+
+fn problem() -> Problem {
+    let mut t = Tape::new();
+    let a = t.param(Shape::vec(2), GROUP, Init::Const(0.0), "a");
+    let b = t.param(Shape::vec(3), GROUP, Init::Const(0.0), "b");
+    let ra = t.input(Shape::vec(2), "ra");
+    let rb = t.input(Shape::vec(3), "rb");
+    let (pa, pb) = (t.mul(a, ra), t.mul(b, rb));
+    let (la, lb) = (t.sum_all(pa), t.sum_all(pb));
+    let loss = t.add(la, lb);
+    let mut ex = Exec::new(Cpu::<f64>::new(), t).unwrap();
+    ex.set(a, &P0[..2]).unwrap();
+    ex.set(b, &P0[2..]).unwrap();
+    ex.set(ra, &[6.0, 0.0]).unwrap();
+    ex.set(rb, &[0.0, 8.0, 0.0]).unwrap();
+    Problem { ex, loss, params: vec![a, b] }
+}
+
+impl Problem {
+    fn grads(&mut self) {
+        self.ex.forward().unwrap();
+        self.ex.backward(self.loss, &[GROUP]).unwrap();
+    }
+    fn values(&self) -> Vec<f64> {
+        self.params.iter().flat_map(|&p| self.ex.get(p).unwrap()).collect()
+    }
+}
+
+/// The SPEC §4 weight optimizer: lr 0.025, momentum 0.9, wd 3e-4, clip 5.
+/// The hyperparameters and the clip factor pass through f32 (relative
+/// rounding ≤ 6e-8 each), hence rtol 1e-6; the weight-decay terms are
+/// ≥ 5e-5 of the values checked, so they are still tested.
+#[test]
+fn sgd_wrapper_clips_then_decays() {
+    let mut pr = problem();
+    let cfg = SgdStep { lr: 0.025, momentum: 0.9, weight_decay: 3e-4 };
+    let mut opt = Sgd::new(&pr.ex, pr.params.clone(), cfg, Some(5.0)).unwrap();
+    pr.grads();
+    assert_eq!(grad_norm(&pr.ex, &pr.params).unwrap(), 10.0, "√(6² + 8²)");
+    let norm = opt.step(&mut pr.ex).unwrap();
+    assert_eq!(norm, 10.0, "step returns the norm before clipping");
+    // coef = 5/(10 + 1e-6) = 0.499999950000005;
+    // d = coef·g + 3e-4·p = [3.0002997, −0.0003, 0.00015, 4.0005996, −0.0009]
+    //   (6·0.49999995 + 3e-4·1 = 3.0002997; 8·0.49999995 + 3e-4·2 = 4.0005996);
+    // buf = d; p = p₀ − 0.025·d
+    //   = [1 − 0.0750074925, −1 + 7.5e-6, 0.5 − 3.75e-6, 2 − 0.10001499, −3 + 2.25e-5]
+    let want_p1 = [0.9249925074999992, -0.9999925, 0.49999625, 1.899985009999999, -2.9999775];
+    assert_close("sgd step 1 p", &pr.values(), &want_p1, 0.0, 1e-6);
+    pr.grads();
+    opt.step(&mut pr.ex).unwrap();
+    // d = coef·g + 3e-4·p₁ = [2.99999970 + 3e-4·0.92499251, −3e-4·0.9999925, 3e-4·0.49999625,
+    //                         3.9999996 + 3e-4·1.89998501, −3e-4·2.9999775]
+    //   = [3.0002771977522804, −0.00029999775, 0.000149998875, 4.00056959550304, −0.00089999325];
+    // buf = 0.9·buf₁ + d = [5.700546927752308, −0.00056999775, 0.000284998875, 7.601109235503076, −0.00170999325];
+    // p = p₁ − 0.025·buf
+    let want_buf_a = [5.700546927752308, -0.00056999775];
+    let want_buf_b = [0.000284998875, 7.601109235503076, -0.0017099932499999998];
+    let want_p2 = [0.7824788343061915, -0.99997825005625, 0.499989125028125, 1.7099572791124222, -2.99993475016875];
+    assert_close("sgd step 2 buf a", opt.momentum(0), &want_buf_a, 0.0, 1e-6);
+    assert_close("sgd step 2 buf b", opt.momentum(1), &want_buf_b, 0.0, 1e-6);
+    assert_close("sgd step 2 p", &pr.values(), &want_p2, 0.0, 1e-6);
+}
+
+#[test]
+fn sgd_wrapper_without_active_clipping() {
+    // max_norm 20 > 10: the gradients are used as they are.
+    let mut pr = problem();
+    let cfg = SgdStep { lr: 0.025, momentum: 0.9, weight_decay: 3e-4 };
+    let mut opt = Sgd::new(&pr.ex, pr.params.clone(), cfg, Some(20.0)).unwrap();
+    for _ in 0..2 {
+        pr.grads();
+        opt.step(&mut pr.ex).unwrap();
+    }
+    // step 1: d = [6 + 3e-4, −3e-4, 1.5e-4, 8 + 6e-4, −9e-4]; p₁ = p₀ − 0.025·d
+    //   = [0.8499925, −0.9999925, 0.49999625, 1.799985, −2.9999775]
+    // step 2: d = g + 3e-4·p₁ = [6.00025499775, −0.00029999775, 0.000149998875, 8.0005399955, −0.00089999325];
+    //   buf = 0.9·d₁ + d = [11.40052499775, −0.00056999775, 0.000284998875, 15.2010799955, −0.00170999325];
+    //   p₂ = p₁ − 0.025·buf
+    let want = [0.56497937505625, -0.99997825005625, 0.499989125028125, 1.4199580001124998, -2.99993475016875];
+    assert_close("sgd (clip inactive) step 2 p", &pr.values(), &want, 0.0, 1e-6);
+}
+
+/// The SPEC §4 architecture optimizer: Adam lr 3e-4, betas (0.5, 0.999),
+/// wd 1e-3, ε 1e-8. Adam's steps are ≈ lr·sign(d), so the displacement
+/// p − p₀ is what is compared (rtol 1e-6 for the f32 hyperparameters); the
+/// small elements, where ε/√v̂ ~ 1e-5 and weight decay alone drives d,
+/// carry the detail.
+#[test]
+fn adam_wrapper_two_steps() {
+    let mut pr = problem();
+    let mut opt = Adam::new(&pr.ex, pr.params.clone(), 3e-4, (0.5, 0.999), 1e-3).unwrap();
+    let disp = |pr: &Problem| pr.values().iter().zip(P0).map(|(p, p0)| p - p0).collect::<Vec<_>>();
+    pr.grads();
+    opt.step(&mut pr.ex).unwrap();
+    assert_eq!(opt.t, 1);
+    // t = 1: d = g + 1e-3·p₀ = [6.001, −0.001, 0.0005, 8.002, −0.003];
+    // m̂ = d, v̂ = d²; p − p₀ = −3e-4·d/(|d| + 1e-8)
+    //   = [−3e-4·6.001/6.00100001, +3e-4·0.001/0.00100001, −3e-4·0.0005/0.00050001, …]
+    let want1 = [
+        -0.00029999999950003353,
+        0.00029999700003002783,
+        -0.0002999940001199852,
+        -0.00029999999962515567,
+        0.0002999990000032149,
+    ];
+    assert_close("adam step 1 p − p₀", &disp(&pr), &want1, 0.0, 1e-6);
+    // State: m = (1 − 0.5)·d = [3.0005, −0.0005, 0.00025, 4.001, −0.0015]; v = (1 − 0.999)·d²
+    //   = [0.036012001, 1e-9, 2.5e-10, 0.064032004, 9e-9].
+    // The state is f32 (checkpoint format). β2 reaches the kernel as f32
+    // 0.99900001287, so 1 − β2 = 0.00099998713: v is 1.3e-5 below PyTorch's
+    // (the bias correction uses the same β2, so p is unaffected): rtol 2e-5.
+    let state = opt.state(&pr.ex.be).unwrap();
+    let flat = |v: &[Vec<f32>]| v.iter().flatten().map(|&x| x as f64).collect::<Vec<_>>();
+    assert_close("adam step 1 m", &flat(&state[..2]), &[3.0005, -0.0005, 0.00025, 4.001, -0.0015], 0.0, 1e-6);
+    assert_close("adam step 1 v", &flat(&state[2..]), &[0.036012001, 1e-9, 2.5e-10, 0.064032004, 9e-9], 0.0, 2e-5);
+    pr.grads();
+    opt.step(&mut pr.ex).unwrap();
+    // t = 2: d = g + 1e-3·p₁ = [6.0009997, −0.00099970000299997, 0.00049970000599988, 8.0019997, −0.0029997000009999966];
+    // m = 0.5·m₁ + 0.5·d = [4.50074985, −0.000749850001499985, 0.00037485000299994, 6.00149985, −0.0022498500004999983];
+    // v = 0.999·v₁ + 0.001·d²; m̂ = m/0.75; v̂ = v/(1 − 0.999²) = v/0.001999;
+    //   m̂ = [6.0009998, −0.00099980000199998, 0.00049980000399992, 8.0019998, −0.0029998000006666646]
+    //   v̂ = [36.01199919879997, 9.996998979480582e-07, 2.4984997298463597e-07, 64.03200159820007, 8.999099597798717e-06]
+    // p₂ = p₁ − 3e-4·m̂/(√v̂ + 1e-8), displacement from p₀:
+    let want2 = [
+        -0.0005999999965042857,
+        0.0005999790167968699,
+        -0.0005999580221606737,
+        -0.0005999999973784753,
+        0.0005999930068689707,
+    ];
+    assert_close("adam step 2 p − p₀", &disp(&pr), &want2, 0.0, 1e-6);
+    let state = opt.state(&pr.ex.be).unwrap();
+    let want_m2 = [4.50074985, -0.000749850001499985, 0.00037485000299994, 6.00149985, -0.0022498500004999983];
+    assert_close("adam step 2 m", &flat(&state[..2]), &want_m2, 0.0, 1e-6);
+}
+
+#[test]
+fn optimizers_refuse_a_parameter_without_gradient() {
+    // No backward yet: the step must fail rather than read a stale buffer.
+    let mut pr = problem();
+    let cfg = SgdStep { lr: 0.025, momentum: 0.9, weight_decay: 3e-4 };
+    let mut sgd = Sgd::new(&pr.ex, pr.params.clone(), cfg, None).unwrap();
+    assert!(sgd.step(&mut pr.ex).is_err());
+    let mut adam = Adam::new(&pr.ex, pr.params.clone(), 3e-4, (0.5, 0.999), 1e-3).unwrap();
+    assert!(adam.step(&mut pr.ex).is_err());
+    assert_eq!(pr.values(), P0, "a failed step leaves the parameters alone");
+}
