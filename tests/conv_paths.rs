@@ -78,7 +78,7 @@ fn assert_close(what: &str, g: &ConvGeom, got: &[f64], want: &[f64], atol: f64, 
     let mut worst = (0.0, 0);
     for (i, (&a, &b)) in got.iter().zip(want).enumerate() {
         let r = (a - b).abs() / (atol + rtol * b.abs());
-        if !(r <= worst.0) {
+        if r.is_nan() || r > worst.0 {
             worst = (r, i);
         }
     }

@@ -5,19 +5,30 @@
 //! the input ReLU applied, its columns split by stride phase: padded column
 //! `j` lives in phase `j % s` at index `j / s`. The taps of consecutive
 //! outputs, columns `ox·s + kw·d`, are then consecutive elements of one
-//! phase, so every tap of an output row is one contiguous multiply-add run
-//! with no bounds checks; the borders are the zeros of the padding.
+//! phase, so every tap of an output row is one contiguous run with no bounds
+//! checks; the borders are the zeros of the padding.
+//!
+//! - forward: a correlation over the padded input, a block of each output
+//!   row held in registers across all k² taps;
+//! - backward data, stride 1: the same correlation over the padded `dy` with
+//!   the flipped kernel; stride 2: a scatter into a padded scratch plane;
+//! - backward filter: per tap, a dot product of `dy` with the shifted input.
 
 use crate::geom::ConvGeom;
 use crate::par;
 use crate::real::Real;
 
 use super::act;
+use crate::ops::simd;
 
 /// A padded, phase-split plane (see the module comment). The border stays
 /// zero: loads only write the interior, which is the same for every plane.
 struct Padded<T> {
     buf: Vec<T>,
+    /// Unpadded size and padding.
+    h: usize,
+    w: usize,
+    pad: usize,
     /// Padded rows, `h + 2·pad`.
     rows: usize,
     /// Elements per row of one phase, `⌈(w + 2·pad) / s⌉`.
@@ -26,35 +37,168 @@ struct Padded<T> {
 }
 
 impl<T: Real> Padded<T> {
-    fn new(g: &ConvGeom) -> Self {
-        let (rows, s) = (g.h + 2 * g.pad, g.stride);
-        let cols = (g.w + 2 * g.pad).div_ceil(s);
-        Padded { buf: vec![T::ZERO; s * rows * cols], rows, cols, s }
+    fn new(h: usize, w: usize, pad: usize, s: usize) -> Self {
+        let rows = h + 2 * pad;
+        let cols = (w + 2 * pad).div_ceil(s);
+        Padded { buf: vec![T::ZERO; s * rows * cols], h, w, pad, rows, cols, s }
     }
 
     /// Start of the run holding padded row `r`, padded columns `c0, c0 + s, …`.
     #[inline]
     fn at(&self, r: usize, c0: usize) -> usize {
-        ((c0 % self.s) * self.rows + r) * self.cols + c0 / self.s
+        if self.s == 1 { r * self.cols + c0 } else { ((c0 % self.s) * self.rows + r) * self.cols + c0 / self.s }
     }
 
-    /// Copies `relu?(plane)` into the interior.
-    fn load(&mut self, g: &ConvGeom, xp: &[T]) {
-        for iy in 0..g.h {
-            let src = &xp[iy * g.w..][..g.w];
-            if self.s == 1 {
-                let i = self.at(iy + g.pad, g.pad);
-                for (d, &v) in self.buf[i..i + g.w].iter_mut().zip(src) {
-                    *d = act(v, g.relu_in);
-                }
-            } else {
-                for (ix, &v) in src.iter().enumerate() {
-                    let i = self.at(iy + g.pad, ix + g.pad);
-                    self.buf[i] = act(v, g.relu_in);
+    /// Offsets of the k×k taps (dilation d) relative to output (0, 0); output
+    /// row `oy` adds `oy · row_step()`.
+    fn taps(&self, k: usize, d: usize) -> Vec<usize> {
+        (0..k * k).map(|t| self.at(t / k * d, t % k * d)).collect()
+    }
+
+    fn row_step(&self) -> usize {
+        self.s * self.cols
+    }
+
+    /// Calls `f(iy, ix0, i)` for each run of the interior: input row `iy`,
+    /// columns `ix0, ix0 + s, …` stored contiguously from `buf[i]`.
+    #[inline(always)]
+    fn runs(&self, mut f: impl FnMut(usize, usize, usize)) {
+        let (s, pad) = (self.s, self.pad);
+        for iy in 0..self.h {
+            for ph in 0..s {
+                // First interior column of this phase: padded j ≡ ph (mod s), j ≥ pad.
+                let j0 = pad + (ph + s - pad % s) % s;
+                if j0 - pad < self.w {
+                    f(iy, j0 - pad, self.at(iy + pad, j0));
                 }
             }
         }
     }
+
+    /// Copies `relu?(plane)` (h × w) into the interior.
+    fn load(&mut self, src: &[T], relu: bool) {
+        let (s, w) = (self.s, self.w);
+        let act = |v: T| act(v, relu);
+        let mut buf = std::mem::take(&mut self.buf);
+        self.runs(|iy, ix0, i| {
+            let xr = &src[iy * w..][ix0..w];
+            if s == 1 {
+                for (d, &v) in buf[i..i + xr.len()].iter_mut().zip(xr) {
+                    *d = act(v);
+                }
+            } else {
+                for (d, &v) in buf[i..].iter_mut().zip(xr.iter().step_by(s)) {
+                    *d = act(v);
+                }
+            }
+        });
+        self.buf = buf;
+    }
+
+    /// Adds the interior to `dx` (h × w) where `x > 0` (everywhere without `relu`).
+    fn add_interior_to(&self, x: &[T], relu: bool, dx: &mut [T]) {
+        let (s, w) = (self.s, self.w);
+        self.runs(|iy, ix0, i| {
+            let (xr, dr) = (&x[iy * w..][ix0..w], &mut dx[iy * w..][ix0..w]);
+            for ((d, &xv), &a) in dr.iter_mut().step_by(s).zip(xr.iter().step_by(s)).zip(&self.buf[i..]) {
+                if !relu || xv > T::ZERO {
+                    *d += a;
+                }
+            }
+        });
+    }
+}
+
+/// One output row block of `V` columns starting at `x0`, all taps in registers.
+#[inline(always)]
+fn block<T: Real, const V: usize>(buf: &[T], taps: &[usize], wk: &[T], base: usize, out: &mut [T]) {
+    let mut acc = [T::ZERO; V];
+    for (&t, &wv) in taps.iter().zip(wk) {
+        let src: &[T; V] = buf[base + t..][..V].try_into().expect("V elements");
+        for l in 0..V {
+            acc[l] += wv * src[l];
+        }
+    }
+    out[..V].copy_from_slice(&acc);
+}
+
+/// `out[oy][ox] = Σ_t wk[t] · buf[taps[t] + oy·row_step + ox·…]` over an
+/// (oh × ow) output, the phase layout making `ox` contiguous.
+#[inline(always)]
+fn correlate_impl<T: Real>(buf: &[T], taps: &[usize], row_step: usize, wk: &[T], ow: usize, out: &mut [T]) {
+    for (oy, orow) in out.chunks_exact_mut(ow).enumerate() {
+        let base = oy * row_step;
+        let mut x0 = 0;
+        while x0 + 32 <= ow {
+            block::<T, 32>(buf, taps, wk, base + x0, &mut orow[x0..]);
+            x0 += 32;
+        }
+        while x0 + 16 <= ow {
+            block::<T, 16>(buf, taps, wk, base + x0, &mut orow[x0..]);
+            x0 += 16;
+        }
+        while x0 + 8 <= ow {
+            block::<T, 8>(buf, taps, wk, base + x0, &mut orow[x0..]);
+            x0 += 8;
+        }
+        for (ox, o) in orow.iter_mut().enumerate().skip(x0) {
+            *o = taps.iter().zip(wk).fold(T::ZERO, |a, (&t, &wv)| a + wv * buf[base + t + ox]);
+        }
+    }
+}
+
+simd::multiversion! {
+    fn correlate<T: Real>(buf: &[T], taps: &[usize], row_step: usize, wk: &[T], ow: usize, out: &mut [T]) =>
+        correlate_impl(buf, taps, row_step, wk, ow, out)
+}
+
+/// `acc[taps[t] + oy·row_step + ox·…] += wk[t] · dy[oy][ox]`: the transposed
+/// conv for stride 2, where the gather form would need a fractional stride.
+#[inline(always)]
+fn scatter_impl<T: Real>(acc: &mut [T], taps: &[usize], row_step: usize, wk: &[T], ow: usize, dy: &[T]) {
+    for (oy, drow) in dy.chunks_exact(ow).enumerate() {
+        for (&t, &wv) in taps.iter().zip(wk) {
+            let i = t + oy * row_step;
+            for (a, &v) in acc[i..i + ow].iter_mut().zip(drow) {
+                *a += wv * v;
+            }
+        }
+    }
+}
+
+simd::multiversion! {
+    fn scatter<T: Real>(acc: &mut [T], taps: &[usize], row_step: usize, wk: &[T], ow: usize, dy: &[T]) =>
+        scatter_impl(acc, taps, row_step, wk, ow, dy)
+}
+
+/// `dwk[t] += Σ_{oy,ox} dy[oy][ox] · buf[taps[t] + oy·row_step + ox·…]`, with
+/// two sets of 8 lanes (alternating rows) so the adds do not wait on each other.
+#[inline(always)]
+fn filter_impl<T: Real>(buf: &[T], taps: &[usize], row_step: usize, ow: usize, dy: &[T], dwk: &mut [T]) {
+    const L: usize = 8;
+    for (&t, dv) in taps.iter().zip(dwk.iter_mut()) {
+        let mut lanes = [[T::ZERO; L]; 2];
+        let mut tail = T::ZERO;
+        for (oy, drow) in dy.chunks_exact(ow).enumerate() {
+            let src = &buf[t + oy * row_step..][..ow];
+            let lane = &mut lanes[oy & 1];
+            let (dc, sc) = (drow.chunks_exact(L), src.chunks_exact(L));
+            for (&a, &b) in dc.remainder().iter().zip(sc.remainder()) {
+                tail += a * b;
+            }
+            for (a, b) in dc.zip(sc) {
+                for l in 0..L {
+                    lane[l] += a[l] * b[l];
+                }
+            }
+        }
+        *dv += lanes.iter().flatten().fold(tail, |a, &b| a + b);
+    }
+}
+
+simd::multiversion! {
+    fn filter<T: Real>(buf: &[T], taps: &[usize], row_step: usize, ow: usize, dy: &[T], dwk: &mut [T]) =>
+        filter_impl(buf, taps, row_step, ow, dy, dwk)
 }
 
 fn check(g: &ConvGeom) {
@@ -65,127 +209,95 @@ fn check(g: &ConvGeom) {
 /// parallel over planes.
 pub fn fwd<T: Real>(g: &ConvGeom, x: &[T], w: &[T], y: &mut [T]) {
     check(g);
-    let (hw, ohw, kk, s, d) = (g.h * g.w, g.oh * g.ow, g.k * g.k, g.stride, g.dil);
+    let (hw, ohw, kk) = (g.h * g.w, g.oh * g.ow, g.k * g.k);
     par::for_chunks_init(
         y,
         ohw,
         g.macs(),
-        || Padded::new(g),
-        |pad, p, out| {
+        || {
+            let p = Padded::new(g.h, g.w, g.pad, g.stride);
+            let taps = p.taps(g.k, g.dil);
+            (p, taps)
+        },
+        |(pad, taps), p, out| {
             let c = p % g.cin;
-            pad.load(g, &x[p * hw..][..hw]);
-            let wk = &w[c * kk..][..kk];
-            out.fill(T::ZERO);
-            for (oy, orow) in out.chunks_exact_mut(g.ow).enumerate() {
-                for kh in 0..g.k {
-                    for kw in 0..g.k {
-                        let wv = wk[kh * g.k + kw];
-                        let i = pad.at(oy * s + kh * d, kw * d);
-                        for (o, &v) in orow.iter_mut().zip(&pad.buf[i..i + g.ow]) {
-                            *o += wv * v;
-                        }
-                    }
-                }
-            }
+            pad.load(&x[p * hw..][..hw], g.relu_in);
+            correlate(&pad.buf, taps, pad.row_step(), &w[c * kk..][..kk], g.ow, out);
         },
     );
 }
 
-/// `dx += dwconvᵀ(dy, w) · [x > 0 if relu_in]`; parallel over planes. The
-/// transposed conv scatters into a padded scratch plane, whose interior is
-/// then added to dx.
+/// `dx += dwconvᵀ(dy, w) · [x > 0 if relu_in]`; parallel over planes.
 pub fn bwd_data<T: Real>(g: &ConvGeom, x: &[T], w: &[T], dy: &[T], dx: &mut [T]) {
     check(g);
-    let (hw, ohw, kk, s, d) = (g.h * g.w, g.oh * g.ow, g.k * g.k, g.stride, g.dil);
+    let (hw, ohw, kk) = (g.h * g.w, g.oh * g.ow, g.k * g.k);
+    let reach = (g.k - 1) * g.dil;
+    if g.stride == 1 && g.pad <= reach {
+        // dx[iy][ix] = Σ w[k−1−a][k−1−b] · dy_padded[iy + a·d][ix + b·d],
+        // dy padded by reach − pad: a stride-1 forward conv with the flipped kernel.
+        par::for_chunks_init(
+            dx,
+            hw,
+            g.macs(),
+            || {
+                let p = Padded::new(g.oh, g.ow, reach - g.pad, 1);
+                let taps = p.taps(g.k, g.dil);
+                (p, taps, vec![T::ZERO; hw], vec![T::ZERO; kk])
+            },
+            |(pad, taps, plane, wf), p, dxp| {
+                let c = p % g.cin;
+                for (f, &v) in wf.iter_mut().zip(w[c * kk..][..kk].iter().rev()) {
+                    *f = v;
+                }
+                pad.load(&dy[p * ohw..][..ohw], false);
+                correlate(&pad.buf, taps, pad.row_step(), wf, g.w, plane);
+                let xp = &x[p * hw..][..hw];
+                for ((d, &v), &xv) in dxp.iter_mut().zip(plane.iter()).zip(xp) {
+                    if !g.relu_in || xv > T::ZERO {
+                        *d += v;
+                    }
+                }
+            },
+        );
+        return;
+    }
     par::for_chunks_init(
         dx,
         hw,
         g.macs(),
-        || Padded::new(g),
-        |acc, p, dxp| {
+        || {
+            let p = Padded::new(g.h, g.w, g.pad, g.stride);
+            let taps = p.taps(g.k, g.dil);
+            (p, taps)
+        },
+        |(acc, taps), p, dxp| {
             let c = p % g.cin;
-            let wk = &w[c * kk..][..kk];
             acc.buf.fill(T::ZERO);
-            for (oy, drow) in dy[p * ohw..][..ohw].chunks_exact(g.ow).enumerate() {
-                for kh in 0..g.k {
-                    for kw in 0..g.k {
-                        let wv = wk[kh * g.k + kw];
-                        let i = acc.at(oy * s + kh * d, kw * d);
-                        for (a, &v) in acc.buf[i..i + g.ow].iter_mut().zip(drow) {
-                            *a += wv * v;
-                        }
-                    }
-                }
-            }
-            let xp = &x[p * hw..][..hw];
-            for iy in 0..g.h {
-                let (xr, dr) = (&xp[iy * g.w..][..g.w], &mut dxp[iy * g.w..][..g.w]);
-                if s == 1 {
-                    let i = acc.at(iy + g.pad, g.pad);
-                    for ((dv, &a), &xv) in dr.iter_mut().zip(&acc.buf[i..i + g.w]).zip(xr) {
-                        if !g.relu_in || xv > T::ZERO {
-                            *dv += a;
-                        }
-                    }
-                } else {
-                    for (ix, (dv, &xv)) in dr.iter_mut().zip(xr).enumerate() {
-                        if !g.relu_in || xv > T::ZERO {
-                            *dv += acc.buf[acc.at(iy + g.pad, ix + g.pad)];
-                        }
-                    }
-                }
-            }
+            let step = acc.row_step();
+            scatter(&mut acc.buf, taps, step, &w[c * kk..][..kk], g.ow, &dy[p * ohw..][..ohw]);
+            acc.add_interior_to(&x[p * hw..][..hw], g.relu_in, dxp);
         },
     );
-}
-
-/// Lanes of the partial sums of a dot product: independent accumulators the
-/// compiler keeps in one vector register (a single sum would serialise every
-/// add on the previous one).
-const LANES: usize = 8;
-
-/// `lanes += a ⊙ b` lane-wise over whole blocks of `LANES`, the tail into lane 0.
-#[inline]
-fn dot_lanes<T: Real>(a: &[T], b: &[T], lanes: &mut [T; LANES]) {
-    let n = a.len().min(b.len());
-    let (a, b) = (&a[..n], &b[..n]);
-    let mut ac = a.chunks_exact(LANES);
-    let mut bc = b.chunks_exact(LANES);
-    for (x, y) in (&mut ac).zip(&mut bc) {
-        for l in 0..LANES {
-            lanes[l] += x[l] * y[l];
-        }
-    }
-    for (&x, &y) in ac.remainder().iter().zip(bc.remainder()) {
-        lanes[0] += x * y;
-    }
 }
 
 /// `dw += Σ_n dy ⋆ relu?(x)`, dw `(c, 1, k, k)`; parallel over channels.
 pub fn bwd_filter<T: Real>(g: &ConvGeom, x: &[T], dy: &[T], dw: &mut [T]) {
     check(g);
-    let (hw, ohw, kk, s, d) = (g.h * g.w, g.oh * g.ow, g.k * g.k, g.stride, g.dil);
+    let (hw, ohw, kk) = (g.h * g.w, g.oh * g.ow, g.k * g.k);
     par::for_chunks_init(
         dw,
         kk,
         g.macs(),
-        || (Padded::new(g), vec![[T::ZERO; LANES]; kk]),
-        |(pad, lanes), c, dwc| {
-            lanes.fill([T::ZERO; LANES]);
+        || {
+            let p = Padded::new(g.h, g.w, g.pad, g.stride);
+            let taps = p.taps(g.k, g.dil);
+            (p, taps)
+        },
+        |(pad, taps), c, dwc| {
             for n in 0..g.n {
                 let p = n * g.cin + c;
-                pad.load(g, &x[p * hw..][..hw]);
-                for (oy, drow) in dy[p * ohw..][..ohw].chunks_exact(g.ow).enumerate() {
-                    for kh in 0..g.k {
-                        for kw in 0..g.k {
-                            let i = pad.at(oy * s + kh * d, kw * d);
-                            dot_lanes(drow, &pad.buf[i..i + g.ow], &mut lanes[kh * g.k + kw]);
-                        }
-                    }
-                }
-            }
-            for (dv, l) in dwc.iter_mut().zip(lanes.iter()) {
-                *dv += l.iter().fold(T::ZERO, |a, &b| a + b);
+                pad.load(&x[p * hw..][..hw], g.relu_in);
+                filter(&pad.buf, taps, pad.row_step(), g.ow, &dy[p * ohw..][..ohw], dwc);
             }
         },
     );

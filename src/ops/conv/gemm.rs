@@ -13,6 +13,7 @@ use crate::par;
 use crate::real::Real;
 
 use super::act;
+use crate::ops::simd;
 
 /// Rows of the output block a [`gemm`] step keeps in registers.
 const MR: usize = 4;
@@ -27,6 +28,12 @@ pub struct Packed<T> {
     buf: Vec<T>,
     m: usize,
     k: usize,
+}
+
+impl<T: Real> Default for Packed<T> {
+    fn default() -> Self {
+        Self::new()
+    }
 }
 
 impl<T: Real> Packed<T> {
@@ -51,10 +58,17 @@ impl<T: Real> Packed<T> {
     }
 }
 
-/// `c += a · b`: a packed (m × k), b (k × n, row stride ldb), c (m × n, row
-/// stride ldc). Column strips of b outermost, so a strip (k × NR) stays in L1
+simd::multiversion! {
+    /// `c += a · b`: a packed (m × k), b (k × n, row stride ldb), c (m × n, row
+    /// stride ldc).
+    pub fn gemm<T: Real>(a: &Packed<T>, n: usize, b: &[T], ldb: usize, c: &mut [T], ldc: usize) =>
+        gemm_impl(a, n, b, ldb, c, ldc)
+}
+
+/// [`gemm`]. Column strips of b outermost, so a strip (k × NR) stays in L1
 /// while every panel of a passes over it.
-pub fn gemm<T: Real>(a: &Packed<T>, n: usize, b: &[T], ldb: usize, c: &mut [T], ldc: usize) {
+#[inline(always)]
+fn gemm_impl<T: Real>(a: &Packed<T>, n: usize, b: &[T], ldb: usize, c: &mut [T], ldc: usize) {
     let (m, k) = (a.m, a.k);
     let nf = n - n % NR;
     for j0 in (0..nf).step_by(NR) {

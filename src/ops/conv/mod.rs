@@ -16,8 +16,10 @@ pub mod reference;
 use crate::geom::ConvGeom;
 use crate::real::Real;
 
-/// `relu?(v)`: the input activation fused into every conv.
+/// `relu?(v)`: the input activation fused into every conv; a NaN input
+/// becomes 0, as it always has in these kernels.
 #[inline]
+#[allow(clippy::neg_cmp_op_on_partial_ord)] // `!(v > 0)` is what sends NaN to 0
 pub(crate) fn act<T: Real>(v: T, relu: bool) -> T {
     if relu && !(v > T::ZERO) { T::ZERO } else { v }
 }

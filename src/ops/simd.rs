@@ -1,0 +1,42 @@
+//! Wider vectors where the CPU has them. The kernels are plain generic Rust
+//! that the compiler vectorises; the default x86-64 target only allows SSE2
+//! (4 f32 lanes), so each hot inner function is compiled a second time with
+//! AVX2 and FMA enabled (8 lanes) and chosen at run time.
+
+/// True when the CPU supports AVX2 and FMA (cached by std after the first call).
+#[inline]
+pub fn avx2() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma")
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        false
+    }
+}
+
+/// `multiversion! { fn name<T: Real>(args) => body }` defines `name` running
+/// `body` (an `#[inline(always)]` generic function call) compiled for AVX2 +
+/// FMA when [`avx2`] says so, for the baseline target otherwise.
+macro_rules! multiversion {
+    ($(#[$m:meta])* $vis:vis fn $name:ident<T: Real>($($arg:ident: $ty:ty),* $(,)?) => $body:expr) => {
+        $(#[$m])*
+        $vis fn $name<T: Real>($($arg: $ty),*) {
+            #[cfg(target_arch = "x86_64")]
+            {
+                #[target_feature(enable = "avx2,fma")]
+                fn wide<T: Real>($($arg: $ty),*) {
+                    $body
+                }
+                if $crate::ops::simd::avx2() {
+                    // SAFETY: `wide` only needs AVX2 and FMA, which the CPU
+                    // was just checked to support.
+                    return unsafe { wide::<T>($($arg),*) };
+                }
+            }
+            $body
+        }
+    };
+}
+pub(crate) use multiversion;
