@@ -152,6 +152,33 @@ simd::multiversion! {
         correlate_impl(buf, taps, row_step, wk, ow, out)
 }
 
+/// Stride 1: `flat[i] = Σ_t wk[t] · buf[taps[t] + i]` for every `i`. With
+/// the output rows laid out at the padded row stride (`flat[oy·row_step + ox]`,
+/// the columns past `ow` unused) a whole plane is one contiguous run: long
+/// vector blocks even for 8×8 planes, at the cost of computing the unused
+/// columns.
+#[inline(always)]
+fn correlate_flat_impl<T: Real>(buf: &[T], taps: &[usize], wk: &[T], flat: &mut [T]) {
+    let len = flat.len();
+    let mut x0 = 0;
+    while x0 + 32 <= len {
+        block::<T, 32>(buf, taps, wk, x0, &mut flat[x0..]);
+        x0 += 32;
+    }
+    while x0 + 8 <= len {
+        block::<T, 8>(buf, taps, wk, x0, &mut flat[x0..]);
+        x0 += 8;
+    }
+    for (i, o) in flat.iter_mut().enumerate().skip(x0) {
+        *o = taps.iter().zip(wk).fold(T::ZERO, |a, (&t, &wv)| a + wv * buf[t + i]);
+    }
+}
+
+simd::multiversion! {
+    fn correlate_flat<T: Real>(buf: &[T], taps: &[usize], wk: &[T], flat: &mut [T]) =>
+        correlate_flat_impl(buf, taps, wk, flat)
+}
+
 /// `acc[taps[t] + oy·row_step + ox·…] += wk[t] · dy[oy][ox]`: the transposed
 /// conv for stride 2, where the gather form would need a fractional stride.
 #[inline(always)]
@@ -171,34 +198,34 @@ simd::multiversion! {
         scatter_impl(acc, taps, row_step, wk, ow, dy)
 }
 
-/// `dwk[t] += Σ_{oy,ox} dy[oy][ox] · buf[taps[t] + oy·row_step + ox·…]`, with
-/// two sets of 8 lanes (alternating rows) so the adds do not wait on each other.
+/// `dwk[t] += Σ_i dyp[i] · buf[taps[t] + i]`: `dyp` holds `dy` at the padded
+/// row stride (`dyp[oy·row_step + ox]`, zeros between rows), which makes the
+/// sum over a plane one contiguous dot product per tap. Two sets of 8 lanes
+/// so that the adds do not wait on each other.
 #[inline(always)]
-fn filter_impl<T: Real>(buf: &[T], taps: &[usize], row_step: usize, ow: usize, dy: &[T], dwk: &mut [T]) {
-    const L: usize = 8;
+fn filter_impl<T: Real>(buf: &[T], taps: &[usize], dyp: &[T], dwk: &mut [T]) {
+    const L: usize = 16;
+    let len = dyp.len();
     for (&t, dv) in taps.iter().zip(dwk.iter_mut()) {
-        let mut lanes = [[T::ZERO; L]; 2];
-        let mut tail = T::ZERO;
-        for (oy, drow) in dy.chunks_exact(ow).enumerate() {
-            let src = &buf[t + oy * row_step..][..ow];
-            let lane = &mut lanes[oy & 1];
-            let (dc, sc) = (drow.chunks_exact(L), src.chunks_exact(L));
-            for (&a, &b) in dc.remainder().iter().zip(sc.remainder()) {
-                tail += a * b;
-            }
-            for (a, b) in dc.zip(sc) {
-                for l in 0..L {
-                    lane[l] += a[l] * b[l];
-                }
+        let mut lanes = [T::ZERO; L];
+        let (dc, sc) = (dyp.chunks_exact(L), buf[t..t + len].chunks_exact(L));
+        let tail = dc.remainder().iter().zip(sc.remainder()).fold(T::ZERO, |a, (&x, &y)| a + x * y);
+        for (a, b) in dc.zip(sc) {
+            for l in 0..L {
+                lanes[l] += a[l] * b[l];
             }
         }
-        *dv += lanes.iter().flatten().fold(tail, |a, &b| a + b);
+        *dv += lanes.iter().fold(tail, |a, &b| a + b);
     }
 }
 
 simd::multiversion! {
-    fn filter<T: Real>(buf: &[T], taps: &[usize], row_step: usize, ow: usize, dy: &[T], dwk: &mut [T]) =>
-        filter_impl(buf, taps, row_step, ow, dy, dwk)
+    fn filter<T: Real>(buf: &[T], taps: &[usize], dyp: &[T], dwk: &mut [T]) => filter_impl(buf, taps, dyp, dwk)
+}
+
+/// Length of a plane of `rows × w` laid out at row stride `step`, the last row cut at `w`.
+fn flat_len(rows: usize, w: usize, step: usize) -> usize {
+    (rows - 1) * step + w
 }
 
 fn check(g: &ConvGeom) {
@@ -217,12 +244,21 @@ pub fn fwd<T: Real>(g: &ConvGeom, x: &[T], w: &[T], y: &mut [T]) {
         || {
             let p = Padded::new(g.h, g.w, g.pad, g.stride);
             let taps = p.taps(g.k, g.dil);
-            (p, taps)
+            let flat = vec![T::ZERO; flat_len(g.oh, g.ow, p.row_step())];
+            (p, taps, flat)
         },
-        |(pad, taps), p, out| {
-            let c = p % g.cin;
+        |(pad, taps, flat), p, out| {
+            let (c, step) = (p % g.cin, pad.row_step());
+            let wk = &w[c * kk..][..kk];
             pad.load(&x[p * hw..][..hw], g.relu_in);
-            correlate(&pad.buf, taps, pad.row_step(), &w[c * kk..][..kk], g.ow, out);
+            if g.stride == 1 {
+                correlate_flat(&pad.buf, taps, wk, flat);
+                for (oy, orow) in out.chunks_exact_mut(g.ow).enumerate() {
+                    orow.copy_from_slice(&flat[oy * step..][..g.ow]);
+                }
+            } else {
+                correlate(&pad.buf, taps, step, wk, g.ow, out);
+            }
         },
     );
 }
@@ -242,19 +278,22 @@ pub fn bwd_data<T: Real>(g: &ConvGeom, x: &[T], w: &[T], dy: &[T], dx: &mut [T])
             || {
                 let p = Padded::new(g.oh, g.ow, reach - g.pad, 1);
                 let taps = p.taps(g.k, g.dil);
-                (p, taps, vec![T::ZERO; hw], vec![T::ZERO; kk])
+                let flat = vec![T::ZERO; flat_len(g.h, g.w, p.row_step())];
+                (p, taps, flat, vec![T::ZERO; kk])
             },
-            |(pad, taps, plane, wf), p, dxp| {
+            |(pad, taps, flat, wf), p, dxp| {
                 let c = p % g.cin;
                 for (f, &v) in wf.iter_mut().zip(w[c * kk..][..kk].iter().rev()) {
                     *f = v;
                 }
                 pad.load(&dy[p * ohw..][..ohw], false);
-                correlate(&pad.buf, taps, pad.row_step(), wf, g.w, plane);
-                let xp = &x[p * hw..][..hw];
-                for ((d, &v), &xv) in dxp.iter_mut().zip(plane.iter()).zip(xp) {
-                    if !g.relu_in || xv > T::ZERO {
-                        *d += v;
+                correlate_flat(&pad.buf, taps, wf, flat);
+                let (xp, step) = (&x[p * hw..][..hw], pad.row_step());
+                for (iy, (dr, xr)) in dxp.chunks_exact_mut(g.w).zip(xp.chunks_exact(g.w)).enumerate() {
+                    for ((d, &v), &xv) in dr.iter_mut().zip(&flat[iy * step..][..g.w]).zip(xr) {
+                        if !g.relu_in || xv > T::ZERO {
+                            *d += v;
+                        }
                     }
                 }
             },
@@ -291,13 +330,18 @@ pub fn bwd_filter<T: Real>(g: &ConvGeom, x: &[T], dy: &[T], dw: &mut [T]) {
         || {
             let p = Padded::new(g.h, g.w, g.pad, g.stride);
             let taps = p.taps(g.k, g.dil);
-            (p, taps)
+            let dyp = vec![T::ZERO; flat_len(g.oh, g.ow, p.row_step())];
+            (p, taps, dyp)
         },
-        |(pad, taps), c, dwc| {
+        |(pad, taps, dyp), c, dwc| {
+            let step = pad.row_step();
             for n in 0..g.n {
                 let p = n * g.cin + c;
                 pad.load(&x[p * hw..][..hw], g.relu_in);
-                filter(&pad.buf, taps, pad.row_step(), g.ow, &dy[p * ohw..][..ohw], dwc);
+                for (oy, dr) in dy[p * ohw..][..ohw].chunks_exact(g.ow).enumerate() {
+                    dyp[oy * step..][..g.ow].copy_from_slice(dr);
+                }
+                filter(&pad.buf, taps, dyp, dwc);
             }
         },
     );
