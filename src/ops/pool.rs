@@ -4,8 +4,8 @@
 //! The forward passes and the average-pool backward are separable: a pass
 //! along each row over the window columns into an `(h, ow)` scratch plane,
 //! then a pass down the columns over the window rows, which works on whole
-//! output rows at once. Max-pool backward recomputes each window's first
-//! maximum with the window bounds computed once per row and column.
+//! output rows at once. Max-pool backward recomputes the window maxima the
+//! same way and routes each gradient to the first element equal to its maximum.
 
 use std::ops::Range;
 
@@ -104,22 +104,42 @@ pub fn max_pool_fwd<T: Real>(g: &PoolGeom, x: &[T], y: &mut [T]) {
     );
 }
 
+/// `dx += dy` routed to the first maximum of each window: the window maxima
+/// come from the separable pass, then each window is scanned only up to the
+/// first element equal to its maximum (a window holding a NaN takes the full
+/// [`argmax`], which picks its last NaN).
 pub fn max_pool_bwd<T: Real>(g: &PoolGeom, x: &[T], dy: &[T], dx: &mut [T]) {
     let (hw, ohw) = (g.h * g.w, g.oh * g.ow);
     par::for_chunks_init(
         dx,
         hw,
         dy.len() * g.k * g.k,
-        || Scratch::<T>::new(g),
-        |s, p, dxp| {
+        || (Scratch::<T>::new(g), vec![T::ZERO; ohw]),
+        |(s, ymax), p, dxp| {
             let xp = &x[p * hw..][..hw];
-            for (dyr, ry) in dy[p * ohw..][..ohw].chunks_exact(g.ow).zip(&s.rows) {
-                for (&d, rx) in dyr.iter().zip(&s.cols) {
-                    dxp[argmax(xp, g.w, ry, rx)] += d;
+            separable(g, s, xp, ymax, max_nan, |v, _| v);
+            let rows = dy[p * ohw..][..ohw].chunks_exact(g.ow).zip(ymax.chunks_exact(g.ow)).zip(&s.rows);
+            for ((dyr, mr), ry) in rows {
+                for ((&d, &m), rx) in dyr.iter().zip(mr).zip(&s.cols) {
+                    let i = if m.is_nan() { argmax(xp, g.w, ry, rx) } else { first_equal(xp, g.w, ry, rx, m) };
+                    dxp[i] += d;
                 }
             }
         },
     );
+}
+
+/// Flat index of the first element of a window equal to `m`, its maximum.
+#[inline]
+fn first_equal<T: Real>(xp: &[T], w: usize, ry: &Range<usize>, rx: &Range<usize>, m: T) -> usize {
+    for iy in ry.clone() {
+        for i in iy * w + rx.start..iy * w + rx.end {
+            if xp[i] == m {
+                return i;
+            }
+        }
+    }
+    unreachable!("the maximum of a window is one of its elements")
 }
 
 pub fn avg_pool_fwd<T: Real>(g: &PoolGeom, x: &[T], y: &mut [T]) {
