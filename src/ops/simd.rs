@@ -16,17 +16,26 @@ pub fn avx2() -> bool {
     }
 }
 
-/// `multiversion! { fn name<T: Real>(args) => body }` defines `name` running
-/// `body` (an `#[inline(always)]` generic function call) compiled for AVX2 +
-/// FMA when [`avx2`] says so, for the baseline target otherwise.
+/// `a·b + c`: one fused instruction in the FMA variant (`F`), a multiply and
+/// an add otherwise (where `mul_add` would be a slow library call).
+#[inline(always)]
+pub fn madd<T: crate::real::Real, const F: bool>(a: T, b: T, c: T) -> T {
+    if F { a.mul_add(b, c) } else { a * b + c }
+}
+
+/// `multiversion! { fn name<T: Real>(args) => FMA: body }` defines `name`
+/// running `body` (an `#[inline(always)]` generic function call, which may
+/// use the const `FMA` to pick [`madd`]'s variant) compiled for AVX2 + FMA
+/// when [`avx2`] says so, for the baseline target otherwise.
 macro_rules! multiversion {
-    ($(#[$m:meta])* $vis:vis fn $name:ident<T: Real>($($arg:ident: $ty:ty),* $(,)?) => $body:expr) => {
+    ($(#[$m:meta])* $vis:vis fn $name:ident<T: Real>($($arg:ident: $ty:ty),* $(,)?) => $fma:ident: $body:expr) => {
         $(#[$m])*
         $vis fn $name<T: Real>($($arg: $ty),*) {
             #[cfg(target_arch = "x86_64")]
             {
                 #[target_feature(enable = "avx2,fma")]
                 fn wide<T: Real>($($arg: $ty),*) {
+                    const $fma: bool = true;
                     $body
                 }
                 if $crate::ops::simd::avx2() {
@@ -35,6 +44,7 @@ macro_rules! multiversion {
                     return unsafe { wide::<T>($($arg),*) };
                 }
             }
+            const $fma: bool = false;
             $body
         }
     };

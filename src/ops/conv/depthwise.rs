@@ -111,12 +111,12 @@ impl<T: Real> Padded<T> {
 
 /// One output row block of `V` columns starting at `x0`, all taps in registers.
 #[inline(always)]
-fn block<T: Real, const V: usize>(buf: &[T], taps: &[usize], wk: &[T], base: usize, out: &mut [T]) {
+fn block<T: Real, const V: usize, const F: bool>(buf: &[T], taps: &[usize], wk: &[T], base: usize, out: &mut [T]) {
     let mut acc = [T::ZERO; V];
     for (&t, &wv) in taps.iter().zip(wk) {
         let src: &[T; V] = buf[base + t..][..V].try_into().expect("V elements");
         for l in 0..V {
-            acc[l] += wv * src[l];
+            acc[l] = simd::madd::<T, F>(wv, src[l], acc[l]);
         }
     }
     out[..V].copy_from_slice(&acc);
@@ -125,20 +125,27 @@ fn block<T: Real, const V: usize>(buf: &[T], taps: &[usize], wk: &[T], base: usi
 /// `out[oy][ox] = Σ_t wk[t] · buf[taps[t] + oy·row_step + ox·…]` over an
 /// (oh × ow) output, the phase layout making `ox` contiguous.
 #[inline(always)]
-fn correlate_impl<T: Real>(buf: &[T], taps: &[usize], row_step: usize, wk: &[T], ow: usize, out: &mut [T]) {
+fn correlate_impl<T: Real, const F: bool>(
+    buf: &[T],
+    taps: &[usize],
+    row_step: usize,
+    wk: &[T],
+    ow: usize,
+    out: &mut [T],
+) {
     for (oy, orow) in out.chunks_exact_mut(ow).enumerate() {
         let base = oy * row_step;
         let mut x0 = 0;
         while x0 + 32 <= ow {
-            block::<T, 32>(buf, taps, wk, base + x0, &mut orow[x0..]);
+            block::<T, 32, F>(buf, taps, wk, base + x0, &mut orow[x0..]);
             x0 += 32;
         }
         while x0 + 16 <= ow {
-            block::<T, 16>(buf, taps, wk, base + x0, &mut orow[x0..]);
+            block::<T, 16, F>(buf, taps, wk, base + x0, &mut orow[x0..]);
             x0 += 16;
         }
         while x0 + 8 <= ow {
-            block::<T, 8>(buf, taps, wk, base + x0, &mut orow[x0..]);
+            block::<T, 8, F>(buf, taps, wk, base + x0, &mut orow[x0..]);
             x0 += 8;
         }
         for (ox, o) in orow.iter_mut().enumerate().skip(x0) {
@@ -148,8 +155,8 @@ fn correlate_impl<T: Real>(buf: &[T], taps: &[usize], row_step: usize, wk: &[T],
 }
 
 simd::multiversion! {
-    fn correlate<T: Real>(buf: &[T], taps: &[usize], row_step: usize, wk: &[T], ow: usize, out: &mut [T]) =>
-        correlate_impl(buf, taps, row_step, wk, ow, out)
+    fn correlate<T: Real>(buf: &[T], taps: &[usize], row_step: usize, wk: &[T], ow: usize, out: &mut [T]) => FMA:
+        correlate_impl::<T, FMA>(buf, taps, row_step, wk, ow, out)
 }
 
 /// Stride 1: `flat[i] = Σ_t wk[t] · buf[taps[t] + i]` for every `i`. With
@@ -158,15 +165,15 @@ simd::multiversion! {
 /// vector blocks even for 8×8 planes, at the cost of computing the unused
 /// columns.
 #[inline(always)]
-fn correlate_flat_impl<T: Real>(buf: &[T], taps: &[usize], wk: &[T], flat: &mut [T]) {
+fn correlate_flat_impl<T: Real, const F: bool>(buf: &[T], taps: &[usize], wk: &[T], flat: &mut [T]) {
     let len = flat.len();
     let mut x0 = 0;
     while x0 + 32 <= len {
-        block::<T, 32>(buf, taps, wk, x0, &mut flat[x0..]);
+        block::<T, 32, F>(buf, taps, wk, x0, &mut flat[x0..]);
         x0 += 32;
     }
     while x0 + 8 <= len {
-        block::<T, 8>(buf, taps, wk, x0, &mut flat[x0..]);
+        block::<T, 8, F>(buf, taps, wk, x0, &mut flat[x0..]);
         x0 += 8;
     }
     for (i, o) in flat.iter_mut().enumerate().skip(x0) {
@@ -175,27 +182,27 @@ fn correlate_flat_impl<T: Real>(buf: &[T], taps: &[usize], wk: &[T], flat: &mut 
 }
 
 simd::multiversion! {
-    fn correlate_flat<T: Real>(buf: &[T], taps: &[usize], wk: &[T], flat: &mut [T]) =>
-        correlate_flat_impl(buf, taps, wk, flat)
+    fn correlate_flat<T: Real>(buf: &[T], taps: &[usize], wk: &[T], flat: &mut [T]) => FMA:
+        correlate_flat_impl::<T, FMA>(buf, taps, wk, flat)
 }
 
 /// `acc[taps[t] + oy·row_step + ox·…] += wk[t] · dy[oy][ox]`: the transposed
 /// conv for stride 2, where the gather form would need a fractional stride.
 #[inline(always)]
-fn scatter_impl<T: Real>(acc: &mut [T], taps: &[usize], row_step: usize, wk: &[T], ow: usize, dy: &[T]) {
+fn scatter_impl<T: Real, const F: bool>(acc: &mut [T], taps: &[usize], row_step: usize, wk: &[T], ow: usize, dy: &[T]) {
     for (oy, drow) in dy.chunks_exact(ow).enumerate() {
         for (&t, &wv) in taps.iter().zip(wk) {
             let i = t + oy * row_step;
             for (a, &v) in acc[i..i + ow].iter_mut().zip(drow) {
-                *a += wv * v;
+                *a = simd::madd::<T, F>(wv, v, *a);
             }
         }
     }
 }
 
 simd::multiversion! {
-    fn scatter<T: Real>(acc: &mut [T], taps: &[usize], row_step: usize, wk: &[T], ow: usize, dy: &[T]) =>
-        scatter_impl(acc, taps, row_step, wk, ow, dy)
+    fn scatter<T: Real>(acc: &mut [T], taps: &[usize], row_step: usize, wk: &[T], ow: usize, dy: &[T]) => FMA:
+        scatter_impl::<T, FMA>(acc, taps, row_step, wk, ow, dy)
 }
 
 /// `dwk[t] += Σ_i dyp[i] · buf[taps[t] + i]`: `dyp` holds `dy` at the padded
@@ -203,7 +210,7 @@ simd::multiversion! {
 /// sum over a plane one contiguous dot product per tap. Two sets of 8 lanes
 /// so that the adds do not wait on each other.
 #[inline(always)]
-fn filter_impl<T: Real>(buf: &[T], taps: &[usize], dyp: &[T], dwk: &mut [T]) {
+fn filter_impl<T: Real, const F: bool>(buf: &[T], taps: &[usize], dyp: &[T], dwk: &mut [T]) {
     const L: usize = 16;
     let len = dyp.len();
     for (&t, dv) in taps.iter().zip(dwk.iter_mut()) {
@@ -212,7 +219,7 @@ fn filter_impl<T: Real>(buf: &[T], taps: &[usize], dyp: &[T], dwk: &mut [T]) {
         let tail = dc.remainder().iter().zip(sc.remainder()).fold(T::ZERO, |a, (&x, &y)| a + x * y);
         for (a, b) in dc.zip(sc) {
             for l in 0..L {
-                lanes[l] += a[l] * b[l];
+                lanes[l] = simd::madd::<T, F>(a[l], b[l], lanes[l]);
             }
         }
         *dv += lanes.iter().fold(tail, |a, &b| a + b);
@@ -220,7 +227,7 @@ fn filter_impl<T: Real>(buf: &[T], taps: &[usize], dyp: &[T], dwk: &mut [T]) {
 }
 
 simd::multiversion! {
-    fn filter<T: Real>(buf: &[T], taps: &[usize], dyp: &[T], dwk: &mut [T]) => filter_impl(buf, taps, dyp, dwk)
+    fn filter<T: Real>(buf: &[T], taps: &[usize], dyp: &[T], dwk: &mut [T]) => FMA: filter_impl::<T, FMA>(buf, taps, dyp, dwk)
 }
 
 /// Length of a plane of `rows × w` laid out at row stride `step`, the last row cut at `w`.

@@ -18,8 +18,11 @@ use crate::ops::simd;
 /// Rows of the output block a [`gemm`] step keeps in registers.
 const MR: usize = 4;
 /// Columns of that block. `MR × NR` accumulators plus one row of b fit the
-/// 16 vector registers of x86-64 (SSE: 8 accumulator registers + 2).
+/// 16 vector registers of x86-64: with SSE (4 lanes) 8 accumulator registers
+/// for NR = 8; with AVX2 (8 lanes) NR = 16 gives 8 as well, enough
+/// independent chains to hide the FMA latency.
 const NR: usize = 8;
+const NR_WIDE: usize = 16;
 
 /// The left factor of a product, packed once into panels of `MR` rows stored
 /// column by column (`panel[p·MR + r] = a[i0 + r][p]`), zero-padded to a
@@ -61,14 +64,21 @@ impl<T: Real> Packed<T> {
 simd::multiversion! {
     /// `c += a · b`: a packed (m × k), b (k × n, row stride ldb), c (m × n, row
     /// stride ldc).
-    pub fn gemm<T: Real>(a: &Packed<T>, n: usize, b: &[T], ldb: usize, c: &mut [T], ldc: usize) =>
-        gemm_impl(a, n, b, ldb, c, ldc)
+    pub fn gemm<T: Real>(a: &Packed<T>, n: usize, b: &[T], ldb: usize, c: &mut [T], ldc: usize) => FMA:
+        if FMA { gemm_impl::<T, true, NR_WIDE>(a, n, b, ldb, c, ldc) } else { gemm_impl::<T, false, NR>(a, n, b, ldb, c, ldc) }
 }
 
 /// [`gemm`]. Column strips of b outermost, so a strip (k × NR) stays in L1
 /// while every panel of a passes over it.
 #[inline(always)]
-fn gemm_impl<T: Real>(a: &Packed<T>, n: usize, b: &[T], ldb: usize, c: &mut [T], ldc: usize) {
+fn gemm_impl<T: Real, const F: bool, const NR: usize>(
+    a: &Packed<T>,
+    n: usize,
+    b: &[T],
+    ldb: usize,
+    c: &mut [T],
+    ldc: usize,
+) {
     let (m, k) = (a.m, a.k);
     let nf = n - n % NR;
     for j0 in (0..nf).step_by(NR) {
@@ -79,7 +89,7 @@ fn gemm_impl<T: Real>(a: &Packed<T>, n: usize, b: &[T], ldb: usize, c: &mut [T],
                 for r in 0..MR {
                     let av = ap[r];
                     for j in 0..NR {
-                        acc[r][j] += av * bp[j];
+                        acc[r][j] = simd::madd::<T, F>(av, bp[j], acc[r][j]);
                     }
                 }
             }
