@@ -133,10 +133,9 @@ pub fn max_pool_bwd<T: Real>(g: &PoolGeom, x: &[T], dy: &[T], dx: &mut [T]) {
 #[inline]
 fn first_equal<T: Real>(xp: &[T], w: usize, ry: &Range<usize>, rx: &Range<usize>, m: T) -> usize {
     for iy in ry.clone() {
-        for i in iy * w + rx.start..iy * w + rx.end {
-            if xp[i] == m {
-                return i;
-            }
+        let lo = iy * w + rx.start;
+        if let Some(j) = xp[lo..iy * w + rx.end].iter().position(|&v| v == m) {
+            return lo + j;
         }
     }
     unreachable!("the maximum of a window is one of its elements")
