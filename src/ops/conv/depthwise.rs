@@ -77,8 +77,23 @@ impl<T: Real> Padded<T> {
 
     /// Copies `relu?(plane)` (h × w) into the interior.
     fn load(&mut self, src: &[T], relu: bool) {
-        let (s, w) = (self.s, self.w);
+        let (s, w, pad) = (self.s, self.w, self.pad);
         let act = |v: T| act(v, relu);
+        if s == 2 && w >= 2 {
+            // Even and odd input columns go to the runs starting at padded
+            // columns pad and pad + 1, one element per column pair.
+            for (iy, xr) in src.chunks_exact(w).enumerate() {
+                let (i0, i1) = (self.at(iy + pad, pad), self.at(iy + pad, pad + 1));
+                for (q, pair) in xr.chunks_exact(2).enumerate() {
+                    self.buf[i0 + q] = act(pair[0]);
+                    self.buf[i1 + q] = act(pair[1]);
+                }
+                if w % 2 == 1 {
+                    self.buf[i0 + w / 2] = act(xr[w - 1]);
+                }
+            }
+            return;
+        }
         let mut buf = std::mem::take(&mut self.buf);
         self.runs(|iy, ix0, i| {
             let xr = &src[iy * w..][ix0..w];
@@ -97,7 +112,26 @@ impl<T: Real> Padded<T> {
 
     /// Adds the interior to `dx` (h × w) where `x > 0` (everywhere without `relu`).
     fn add_interior_to(&self, x: &[T], relu: bool, dx: &mut [T]) {
-        let (s, w) = (self.s, self.w);
+        let (s, w, pad) = (self.s, self.w, self.pad);
+        let keep = |xv: T| !relu || xv > T::ZERO;
+        if s == 2 && w >= 2 {
+            // The column pairs of `load`, in reverse.
+            for (iy, (dr, xr)) in dx.chunks_exact_mut(w).zip(x.chunks_exact(w)).enumerate() {
+                let (i0, i1) = (self.at(iy + pad, pad), self.at(iy + pad, pad + 1));
+                for (q, (dp, xp)) in dr.chunks_exact_mut(2).zip(xr.chunks_exact(2)).enumerate() {
+                    if keep(xp[0]) {
+                        dp[0] += self.buf[i0 + q];
+                    }
+                    if keep(xp[1]) {
+                        dp[1] += self.buf[i1 + q];
+                    }
+                }
+                if w % 2 == 1 && keep(xr[w - 1]) {
+                    dr[w - 1] += self.buf[i0 + w / 2];
+                }
+            }
+            return;
+        }
         self.runs(|iy, ix0, i| {
             let (xr, dr) = (&x[iy * w..][ix0..w], &mut dx[iy * w..][ix0..w]);
             for ((d, &xv), &a) in dr.iter_mut().step_by(s).zip(xr.iter().step_by(s)).zip(&self.buf[i..]) {
