@@ -139,3 +139,15 @@ fn fast_paths_match_reference_f32() {
         compare::<f32>(&g, 200 + i as u64, 1e-4, 1e-4);
     }
 }
+
+/// The same in the baseline variants (no AVX2 / FMA), which a CPU with AVX2
+/// never runs otherwise: the gemm there uses 8-column blocks.
+#[test]
+fn baseline_variants_match_reference() {
+    rarts::ops::simd::force_baseline(true);
+    for (i, (g, _)) in cases().into_iter().enumerate() {
+        compare::<f64>(&g, 300 + i as u64, 1e-12, 1e-10);
+        compare::<f32>(&g, 400 + i as u64, 1e-4, 1e-4);
+    }
+    rarts::ops::simd::force_baseline(false);
+}

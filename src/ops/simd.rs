@@ -3,9 +3,25 @@
 //! (4 f32 lanes), so each hot inner function is compiled a second time with
 //! AVX2 and FMA enabled (8 lanes) and chosen at run time.
 
-/// True when the CPU supports AVX2 and FMA (cached by std after the first call).
+use std::sync::atomic::{AtomicBool, Ordering};
+
+static BASELINE_ONLY: AtomicBool = AtomicBool::new(false);
+
+/// Makes every kernel take its baseline variant (`true`) or the best one the
+/// CPU supports again (`false`), so that tests can check both on one machine.
+/// Both variants compute the same thing, so switching while kernels run on
+/// other threads is harmless.
+pub fn force_baseline(on: bool) {
+    BASELINE_ONLY.store(on, Ordering::Relaxed);
+}
+
+/// True when the wide variants run: the CPU supports AVX2 and FMA (cached by
+/// std after the first call) and [`force_baseline`] is off.
 #[inline]
 pub fn avx2() -> bool {
+    if BASELINE_ONLY.load(Ordering::Relaxed) {
+        return false;
+    }
     #[cfg(target_arch = "x86_64")]
     {
         std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma")
