@@ -170,7 +170,7 @@ fn need(ok: bool, flag: &str, value: impl std::fmt::Display, expected: &str) -> 
 }
 
 fn search_config(a: SearchArgs) -> Result<SearchConfig> {
-    need(a.c >= 2 && a.c % 2 == 0, "--c", a.c, "an even channel count of at least 2")?;
+    need(a.c >= 2 && a.c.is_multiple_of(2), "--c", a.c, "an even channel count of at least 2")?;
     need(a.layers >= 1, "--layers", a.layers, "at least 1 cell")?;
     need(a.batch >= 1, "--batch", a.batch, "at least 1")?;
     need(a.epochs >= 1, "--epochs", a.epochs, "at least 1")?;

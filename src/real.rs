@@ -32,6 +32,9 @@ pub trait Real:
     fn sqrt(self) -> Self;
     fn max(self, o: Self) -> Self;
     fn is_nan(self) -> bool;
+    /// `self·a + b` with one rounding. Fast only where the target has FMA
+    /// (see `ops::simd::madd`); elsewhere a library call.
+    fn mul_add(self, a: Self, b: Self) -> Self;
 }
 
 macro_rules! impl_real {
@@ -74,6 +77,10 @@ macro_rules! impl_real {
             #[inline]
             fn is_nan(self) -> bool {
                 <$t>::is_nan(self)
+            }
+            #[inline]
+            fn mul_add(self, a: Self, b: Self) -> Self {
+                <$t>::mul_add(self, a, b)
             }
         }
     };

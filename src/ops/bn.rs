@@ -5,9 +5,42 @@ use crate::geom::BnGeom;
 use crate::par;
 use crate::real::Real;
 
-/// Per-channel sums over the batch, `f(n-plane slice) -> value` summed.
-fn per_channel(g: &BnGeom, f: impl Fn(usize, usize) -> f64 + Sync) -> Vec<f64> {
-    par::map(g.c, g.n * g.c * g.hw, |c| (0..g.n).map(|n| f(n, c)).sum())
+/// Lanes of the f64 partial sums: independent accumulators the compiler
+/// vectorises (one running sum would serialise every add).
+const LANES: usize = 8;
+
+/// `Σ f(a_i, b_i)` over two equal-length slices, accumulated in f64 lanes.
+#[inline(always)]
+fn sum2<T: Real>(a: &[T], b: &[T], f: impl Fn(f64, f64) -> f64) -> f64 {
+    let mut lanes = [0.0f64; LANES];
+    let (ac, bc) = (a.chunks_exact(LANES), b.chunks_exact(LANES));
+    let tail: f64 = ac.remainder().iter().zip(bc.remainder()).map(|(&x, &y)| f(x.to_f64(), y.to_f64())).sum();
+    for (x, y) in ac.zip(bc) {
+        for l in 0..LANES {
+            lanes[l] += f(x[l].to_f64(), y[l].to_f64());
+        }
+    }
+    lanes.iter().sum::<f64>() + tail
+}
+
+/// Per-channel statistics over the batch: `f(n, c)` for every plane, summed
+/// over n; one parallel pass over the channels.
+fn per_channel<R: Send + Default + Clone + std::ops::Add<Output = R>>(
+    g: &BnGeom,
+    f: impl Fn(usize, usize) -> R + Sync,
+) -> Vec<R> {
+    par::map(g.c, g.n * g.c * g.hw, |c| (0..g.n).fold(R::default(), |acc, n| acc + f(n, c)))
+}
+
+/// Two sums at once, so that one pass over the data yields both.
+#[derive(Clone, Copy, Default)]
+struct Pair(f64, f64);
+
+impl std::ops::Add for Pair {
+    type Output = Pair;
+    fn add(self, o: Pair) -> Pair {
+        Pair(self.0 + o.0, self.1 + o.1)
+    }
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -23,19 +56,20 @@ pub fn bn_fwd_train<T: Real>(
 ) {
     let (hw, cnt) = (g.hw, (g.n * g.hw) as f64);
     let plane = |n: usize, c: usize| &x[(n * g.c + c) * hw..][..hw];
-    let mean: Vec<f64> =
-        per_channel(g, |n, c| plane(n, c).iter().map(|v| v.to_f64()).sum()).into_iter().map(|s| s / cnt).collect();
-    let var: Vec<f64> = per_channel(g, |n, c| plane(n, c).iter().map(|v| (v.to_f64() - mean[c]).powi(2)).sum())
-        .into_iter()
-        .map(|s| s / cnt)
-        .collect();
+    // Two passes per channel (mean, then squared deviations) inside one
+    // parallel task: the two-pass variance stays exact for large means.
+    let stats = par::map(g.c, 2 * g.n * g.c * hw, |c| {
+        let mean = (0..g.n).map(|n| sum2(plane(n, c), plane(n, c), |v, _| v)).sum::<f64>() / cnt;
+        let var = (0..g.n).map(|n| sum2(plane(n, c), plane(n, c), |v, _| (v - mean) * (v - mean))).sum::<f64>() / cnt;
+        Pair(mean, var)
+    });
     let m = g.momentum as f64;
-    for c in 0..g.c {
-        let inv = 1.0 / (var[c] + g.eps as f64).sqrt();
-        saved[c] = T::from_f64(mean[c]);
+    for (c, &Pair(mean, var)) in stats.iter().enumerate() {
+        let inv = 1.0 / (var + g.eps as f64).sqrt();
+        saved[c] = T::from_f64(mean);
         saved[g.c + c] = T::from_f64(inv);
-        let unbiased = if cnt > 1.0 { var[c] * cnt / (cnt - 1.0) } else { var[c] };
-        running_mean[c] = T::from_f64((1.0 - m) * running_mean[c].to_f64() + m * mean[c]);
+        let unbiased = if cnt > 1.0 { var * cnt / (cnt - 1.0) } else { var };
+        running_mean[c] = T::from_f64((1.0 - m) * running_mean[c].to_f64() + m * mean);
         running_var[c] = T::from_f64((1.0 - m) * running_var[c].to_f64() + m * unbiased);
     }
     let (mean_t, inv_t) = saved.split_at(g.c);
@@ -83,10 +117,14 @@ pub fn bn_bwd<T: Real>(
 ) {
     let hw = g.hw;
     let (mean, inv) = saved.split_at(g.c);
-    let xhat = |n: usize, c: usize, i: usize| (x[(n * g.c + c) * hw + i] - mean[c]) * inv[c];
-    let sum_dy = per_channel(g, |n, c| dy[(n * g.c + c) * hw..][..hw].iter().map(|v| v.to_f64()).sum());
-    let sum_dy_xhat =
-        per_channel(g, |n, c| (0..hw).map(|i| (dy[(n * g.c + c) * hw + i] * xhat(n, c, i)).to_f64()).sum());
+    // Σ dy and Σ dy·x̂ = inv·Σ dy·(x − mean), in one pass over each plane.
+    let sums = per_channel(g, |n, c| {
+        let (xp, dp) = (&x[(n * g.c + c) * hw..][..hw], &dy[(n * g.c + c) * hw..][..hw]);
+        let m = mean[c].to_f64();
+        Pair(sum2(dp, dp, |d, _| d), sum2(dp, xp, |d, v| d * (v - m)))
+    });
+    let sum_dy: Vec<f64> = sums.iter().map(|p| p.0).collect();
+    let sum_dy_xhat: Vec<f64> = sums.iter().zip(inv).map(|(p, &iv)| p.1 * iv.to_f64()).collect();
     if let Some(dg) = dgamma {
         for c in 0..g.c {
             dg[c] += T::from_f64(sum_dy_xhat[c]);
@@ -100,13 +138,15 @@ pub fn bn_bwd<T: Real>(
     if let Some(dx) = dx {
         let cnt = (g.n * hw) as f64;
         par::for_chunks(dx, hw, x.len(), |p, dxp| {
-            let (n, c) = (p / g.c, p % g.c);
+            let c = p % g.c;
             let gm = gamma.map_or(T::ONE, |gm| gm[c]);
             let k = gm * inv[c];
             let a = T::from_f64(sum_dy[c] / cnt);
             let b = T::from_f64(sum_dy_xhat[c] / cnt);
-            for (i, d) in dxp.iter_mut().enumerate() {
-                *d += k * (dy[p * hw + i] - a - xhat(n, c, i) * b);
+            let (m, iv) = (mean[c], inv[c]);
+            let (xp, dp) = (&x[p * hw..][..hw], &dy[p * hw..][..hw]);
+            for ((d, &xv), &g) in dxp.iter_mut().zip(xp).zip(dp) {
+                *d += k * (g - a - (xv - m) * iv * b);
             }
         });
     }

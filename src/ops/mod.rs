@@ -9,4 +9,5 @@ pub mod layout;
 pub mod linear;
 pub mod optim;
 pub mod pool;
+pub mod simd;
 pub mod softmax;

@@ -1,5 +1,13 @@
 //! Max and average pooling (3×3 in the search spaces), stride 1 or 2, padding
 //! never counted.
+//!
+//! The forward passes and the average-pool backward are separable: a pass
+//! along each row over the window columns into an `(h, ow)` scratch plane,
+//! then a pass down the columns over the window rows, which works on whole
+//! output rows at once. Max-pool backward recomputes the window maxima the
+//! same way and routes each gradient to the first element equal to its maximum.
+
+use std::ops::Range;
 
 use crate::geom::PoolGeom;
 use crate::par;
@@ -7,20 +15,45 @@ use crate::real::Real;
 
 /// In-bounds input range of the window of output coordinate `o`.
 #[inline]
-fn window(o: usize, g: &PoolGeom, len: usize) -> std::ops::Range<usize> {
+fn window(o: usize, g: &PoolGeom, len: usize) -> Range<usize> {
     let lo = (o * g.stride) as isize - g.pad as isize;
     let hi = (lo + g.k as isize).min(len as isize);
     (lo.max(0) as usize)..(hi.max(0) as usize)
 }
 
-/// Flat index (within the plane) of the first maximum of a window.
+/// Per-thread scratch: the window ranges of every output row and column and
+/// an `(h, ow)` plane for the separable passes.
+struct Scratch<T> {
+    rows: Vec<Range<usize>>,
+    cols: Vec<Range<usize>>,
+    tmp: Vec<T>,
+}
+
+impl<T: Real> Scratch<T> {
+    fn new(g: &PoolGeom) -> Self {
+        Scratch {
+            rows: (0..g.oh).map(|o| window(o, g, g.h)).collect(),
+            cols: (0..g.ow).map(|o| window(o, g, g.w)).collect(),
+            tmp: vec![T::ZERO; g.h * g.ow],
+        }
+    }
+}
+
+/// The larger of two values, NaN winning: the value the first-maximum rule
+/// of [`argmax`] selects.
+#[inline(always)]
+fn max_nan<T: Real>(a: T, b: T) -> T {
+    if b > a || b.is_nan() { b } else { a }
+}
+
+/// Flat index (within the plane) of the first maximum of a window (the last
+/// NaN if there is one).
 #[inline]
-fn argmax<T: Real>(xp: &[T], g: &PoolGeom, oy: usize, ox: usize) -> usize {
-    let mut best = usize::MAX;
-    for iy in window(oy, g, g.h) {
-        for ix in window(ox, g, g.w) {
-            let i = iy * g.w + ix;
-            if best == usize::MAX || xp[i] > xp[best] || xp[i].is_nan() {
+fn argmax<T: Real>(xp: &[T], w: usize, ry: &Range<usize>, rx: &Range<usize>) -> usize {
+    let mut best = ry.start * w + rx.start;
+    for iy in ry.clone() {
+        for i in iy * w + rx.start..iy * w + rx.end {
+            if xp[i] > xp[best] || xp[i].is_nan() {
                 best = i;
             }
         }
@@ -28,65 +61,123 @@ fn argmax<T: Real>(xp: &[T], g: &PoolGeom, oy: usize, ox: usize) -> usize {
     best
 }
 
-pub fn max_pool_fwd<T: Real>(g: &PoolGeom, x: &[T], y: &mut [T]) {
-    let (hw, ohw) = (g.h * g.w, g.oh * g.ow);
-    par::for_chunks(y, ohw, y.len() * g.k * g.k, |p, yp| {
-        let xp = &x[p * hw..][..hw];
-        for oy in 0..g.oh {
-            for ox in 0..g.ow {
-                yp[oy * g.ow + ox] = xp[argmax(xp, g, oy, ox)];
+/// Separable forward: `tmp[iy][ox] = row(x[iy][cols[ox]])`, then
+/// `y[oy][ox] = col(tmp[rows[oy]][ox])`; `fold` combines two values, `fin`
+/// finishes an output from its window size.
+#[inline(always)]
+fn separable<T: Real>(
+    g: &PoolGeom,
+    s: &mut Scratch<T>,
+    xp: &[T],
+    yp: &mut [T],
+    fold: impl Fn(T, T) -> T,
+    fin: impl Fn(T, usize) -> T,
+) {
+    for (xr, tr) in xp.chunks_exact(g.w).zip(s.tmp.chunks_exact_mut(g.ow)) {
+        for (t, r) in tr.iter_mut().zip(&s.cols) {
+            let wr = &xr[r.clone()];
+            *t = wr[1..].iter().fold(wr[0], |a, &b| fold(a, b));
+        }
+    }
+    for (yr, ry) in yp.chunks_exact_mut(g.ow).zip(&s.rows) {
+        yr.copy_from_slice(&s.tmp[ry.start * g.ow..][..g.ow]);
+        for iy in ry.start + 1..ry.end {
+            for (y, &t) in yr.iter_mut().zip(&s.tmp[iy * g.ow..][..g.ow]) {
+                *y = fold(*y, t);
             }
         }
-    });
+        let n = ry.len();
+        for (y, r) in yr.iter_mut().zip(&s.cols) {
+            *y = fin(*y, n * r.len());
+        }
+    }
 }
 
+pub fn max_pool_fwd<T: Real>(g: &PoolGeom, x: &[T], y: &mut [T]) {
+    let (hw, ohw) = (g.h * g.w, g.oh * g.ow);
+    par::for_chunks_init(
+        y,
+        ohw,
+        y.len() * g.k * g.k,
+        || Scratch::new(g),
+        |s, p, yp| separable(g, s, &x[p * hw..][..hw], yp, max_nan, |v, _| v),
+    );
+}
+
+/// `dx += dy` routed to the first maximum of each window: the window maxima
+/// come from the separable pass, then each window is scanned only up to the
+/// first element equal to its maximum (a window holding a NaN takes the full
+/// [`argmax`], which picks its last NaN).
 pub fn max_pool_bwd<T: Real>(g: &PoolGeom, x: &[T], dy: &[T], dx: &mut [T]) {
     let (hw, ohw) = (g.h * g.w, g.oh * g.ow);
-    par::for_chunks(dx, hw, dy.len() * g.k * g.k, |p, dxp| {
-        let xp = &x[p * hw..][..hw];
-        let dyp = &dy[p * ohw..][..ohw];
-        for oy in 0..g.oh {
-            for ox in 0..g.ow {
-                dxp[argmax(xp, g, oy, ox)] += dyp[oy * g.ow + ox];
+    par::for_chunks_init(
+        dx,
+        hw,
+        dy.len() * g.k * g.k,
+        || (Scratch::<T>::new(g), vec![T::ZERO; ohw]),
+        |(s, ymax), p, dxp| {
+            let xp = &x[p * hw..][..hw];
+            separable(g, s, xp, ymax, max_nan, |v, _| v);
+            let rows = dy[p * ohw..][..ohw].chunks_exact(g.ow).zip(ymax.chunks_exact(g.ow)).zip(&s.rows);
+            for ((dyr, mr), ry) in rows {
+                for ((&d, &m), rx) in dyr.iter().zip(mr).zip(&s.cols) {
+                    let i = if m.is_nan() { argmax(xp, g.w, ry, rx) } else { first_equal(xp, g.w, ry, rx, m) };
+                    dxp[i] += d;
+                }
             }
+        },
+    );
+}
+
+/// Flat index of the first element of a window equal to `m`, its maximum.
+#[inline]
+fn first_equal<T: Real>(xp: &[T], w: usize, ry: &Range<usize>, rx: &Range<usize>, m: T) -> usize {
+    for iy in ry.clone() {
+        let lo = iy * w + rx.start;
+        if let Some(j) = xp[lo..iy * w + rx.end].iter().position(|&v| v == m) {
+            return lo + j;
         }
-    });
+    }
+    unreachable!("the maximum of a window is one of its elements")
 }
 
 pub fn avg_pool_fwd<T: Real>(g: &PoolGeom, x: &[T], y: &mut [T]) {
     let (hw, ohw) = (g.h * g.w, g.oh * g.ow);
-    par::for_chunks(y, ohw, y.len() * g.k * g.k, |p, yp| {
-        let xp = &x[p * hw..][..hw];
-        for oy in 0..g.oh {
-            for ox in 0..g.ow {
-                let (ry, rx) = (window(oy, g, g.h), window(ox, g, g.w));
-                let cnt = ry.len() * rx.len();
-                let mut s = T::ZERO;
-                for iy in ry {
-                    for ix in rx.clone() {
-                        s += xp[iy * g.w + ix];
-                    }
-                }
-                yp[oy * g.ow + ox] = s / T::from_usize(cnt);
-            }
-        }
-    });
+    par::for_chunks_init(
+        y,
+        ohw,
+        y.len() * g.k * g.k,
+        || Scratch::new(g),
+        |s, p, yp| separable(g, s, &x[p * hw..][..hw], yp, |a, b| a + b, |v, n| v / T::from_usize(n)),
+    );
 }
 
+/// `dx += dy / count` spread over each window: down the window rows into the
+/// `(h, ow)` scratch plane, then along the window columns.
 pub fn avg_pool_bwd<T: Real>(g: &PoolGeom, dy: &[T], dx: &mut [T]) {
     let (hw, ohw) = (g.h * g.w, g.oh * g.ow);
-    par::for_chunks(dx, hw, dy.len() * g.k * g.k, |p, dxp| {
-        let dyp = &dy[p * ohw..][..ohw];
-        for oy in 0..g.oh {
-            for ox in 0..g.ow {
-                let (ry, rx) = (window(oy, g, g.h), window(ox, g, g.w));
-                let gv = dyp[oy * g.ow + ox] / T::from_usize(ry.len() * rx.len());
-                for iy in ry {
-                    for ix in rx.clone() {
-                        dxp[iy * g.w + ix] += gv;
+    par::for_chunks_init(
+        dx,
+        hw,
+        dy.len() * g.k * g.k,
+        || Scratch::new(g),
+        |s, p, dxp| {
+            s.tmp.fill(T::ZERO);
+            for (dyr, ry) in dy[p * ohw..][..ohw].chunks_exact(g.ow).zip(&s.rows) {
+                let n = ry.len();
+                for iy in ry.clone() {
+                    for ((t, &d), rx) in s.tmp[iy * g.ow..][..g.ow].iter_mut().zip(dyr).zip(&s.cols) {
+                        *t += d / T::from_usize(n * rx.len());
                     }
                 }
             }
-        }
-    });
+            for (dr, tr) in dxp.chunks_exact_mut(g.w).zip(s.tmp.chunks_exact(g.ow)) {
+                for (&t, rx) in tr.iter().zip(&s.cols) {
+                    for d in &mut dr[rx.clone()] {
+                        *d += t;
+                    }
+                }
+            }
+        },
+    );
 }

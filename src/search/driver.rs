@@ -245,7 +245,7 @@ pub fn prepare<B: Backend<Elem = f32>>(be: B, cfg: &SearchConfig) -> Result<Prep
     let ds = split.train;
     let image = ds.shape();
     let net = SuperNetConfig::new(cfg.c, cfg.layers, ds.num_classes(), image.c());
-    if cfg.c % 2 != 0 {
+    if !cfg.c.is_multiple_of(2) {
         crate::bail!("--c {}: the channel count must be even (FactorizedReduce halves it)", cfg.c);
     }
     if image.h() % 4 != 0 || image.w() % 4 != 0 {

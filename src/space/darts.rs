@@ -146,7 +146,7 @@ pub fn relu_conv_bn(t: &mut Tape, x: NodeId, c_out: usize, group: u32, name: &st
 /// ReLU, then two 1×1 stride-2 convs to `c_out/2` channels each, the second
 /// on the input shifted by one pixel, concatenated, then BN.
 pub fn factorized_reduce(t: &mut Tape, x: NodeId, c_out: usize, group: u32, name: &str) -> NodeId {
-    assert!(c_out % 2 == 0, "FactorizedReduce needs an even channel count");
+    assert!(c_out.is_multiple_of(2), "FactorizedReduce needs an even channel count");
     let a = t.conv(x, c_out / 2, 1, 2, 0, 1, 1, true, group, &format!("{name}.conv_1"));
     let xs = t.shift(x);
     let b = t.conv(xs, c_out / 2, 1, 2, 0, 1, 1, true, group, &format!("{name}.conv_2"));

@@ -1,14 +1,13 @@
-//! 2-D convolution with stride, padding, dilation and groups; dense 3×3 and
-//! 1×1, depthwise k×k (sep_conv / dil_conv). Optional ReLU on the input.
+//! The straightforward convolution: any stride, padding, dilation and
+//! groups, one bounds check per tap. It is the specification the fast paths
+//! in `depthwise` and `gemm` are tested against (tests/conv_paths.rs), and the
+//! fallback for shapes they do not cover.
 
 use crate::geom::ConvGeom;
 use crate::par;
 use crate::real::Real;
 
-#[inline]
-fn act<T: Real>(v: T, relu: bool) -> T {
-    if relu && !(v > T::ZERO) { T::ZERO } else { v }
-}
+use super::act;
 
 /// Input coordinate of output coordinate `o` and tap `t`, if in bounds.
 #[inline]

@@ -1,0 +1,389 @@
+//! Depthwise k×k convolution, groups = cin = cout: the first half of every
+//! sep_conv and dil_conv (stride 1 or 2, dilation 1 or 2, 3×3 or 5×5).
+//!
+//! Each `(n, c)` plane is copied once into a zero-padded scratch plane with
+//! the input ReLU applied, its columns split by stride phase: padded column
+//! `j` lives in phase `j % s` at index `j / s`. The taps of consecutive
+//! outputs, columns `ox·s + kw·d`, are then consecutive elements of one
+//! phase, so every tap of an output row is one contiguous run with no bounds
+//! checks; the borders are the zeros of the padding.
+//!
+//! - forward: a correlation over the padded input, a block of each output
+//!   row held in registers across all k² taps;
+//! - backward data, stride 1: the same correlation over the padded `dy` with
+//!   the flipped kernel; stride 2: a scatter into a padded scratch plane;
+//! - backward filter: per tap, a dot product of `dy` with the shifted input.
+
+use crate::geom::ConvGeom;
+use crate::par;
+use crate::real::Real;
+
+use super::act;
+use crate::ops::simd;
+
+/// A padded, phase-split plane (see the module comment). The border stays
+/// zero: loads only write the interior, which is the same for every plane.
+struct Padded<T> {
+    buf: Vec<T>,
+    /// Unpadded size and padding.
+    h: usize,
+    w: usize,
+    pad: usize,
+    /// Padded rows, `h + 2·pad`.
+    rows: usize,
+    /// Elements per row of one phase, `⌈(w + 2·pad) / s⌉`.
+    cols: usize,
+    s: usize,
+}
+
+impl<T: Real> Padded<T> {
+    fn new(h: usize, w: usize, pad: usize, s: usize) -> Self {
+        let rows = h + 2 * pad;
+        let cols = (w + 2 * pad).div_ceil(s);
+        Padded { buf: vec![T::ZERO; s * rows * cols], h, w, pad, rows, cols, s }
+    }
+
+    /// Start of the run holding padded row `r`, padded columns `c0, c0 + s, …`.
+    #[inline]
+    fn at(&self, r: usize, c0: usize) -> usize {
+        if self.s == 1 { r * self.cols + c0 } else { ((c0 % self.s) * self.rows + r) * self.cols + c0 / self.s }
+    }
+
+    /// Offsets of the k×k taps (dilation d) relative to output (0, 0); output
+    /// row `oy` adds `oy · row_step()`.
+    fn taps(&self, k: usize, d: usize) -> Vec<usize> {
+        (0..k * k).map(|t| self.at(t / k * d, t % k * d)).collect()
+    }
+
+    fn row_step(&self) -> usize {
+        self.s * self.cols
+    }
+
+    /// Calls `f(iy, ix0, i)` for each run of the interior: input row `iy`,
+    /// columns `ix0, ix0 + s, …` stored contiguously from `buf[i]`.
+    #[inline(always)]
+    fn runs(&self, mut f: impl FnMut(usize, usize, usize)) {
+        let (s, pad) = (self.s, self.pad);
+        for iy in 0..self.h {
+            for ph in 0..s {
+                // First interior column of this phase: padded j ≡ ph (mod s), j ≥ pad.
+                let j0 = pad + (ph + s - pad % s) % s;
+                if j0 - pad < self.w {
+                    f(iy, j0 - pad, self.at(iy + pad, j0));
+                }
+            }
+        }
+    }
+
+    /// Copies `relu?(plane)` (h × w) into the interior.
+    fn load(&mut self, src: &[T], relu: bool) {
+        let (s, w, pad) = (self.s, self.w, self.pad);
+        let act = |v: T| act(v, relu);
+        if s == 2 && w >= 2 {
+            // Even and odd input columns go to the runs starting at padded
+            // columns pad and pad + 1, one element per column pair.
+            for (iy, xr) in src.chunks_exact(w).enumerate() {
+                let (i0, i1) = (self.at(iy + pad, pad), self.at(iy + pad, pad + 1));
+                for (q, pair) in xr.chunks_exact(2).enumerate() {
+                    self.buf[i0 + q] = act(pair[0]);
+                    self.buf[i1 + q] = act(pair[1]);
+                }
+                if w % 2 == 1 {
+                    self.buf[i0 + w / 2] = act(xr[w - 1]);
+                }
+            }
+            return;
+        }
+        let mut buf = std::mem::take(&mut self.buf);
+        self.runs(|iy, ix0, i| {
+            let xr = &src[iy * w..][ix0..w];
+            if s == 1 {
+                for (d, &v) in buf[i..i + xr.len()].iter_mut().zip(xr) {
+                    *d = act(v);
+                }
+            } else {
+                for (d, &v) in buf[i..].iter_mut().zip(xr.iter().step_by(s)) {
+                    *d = act(v);
+                }
+            }
+        });
+        self.buf = buf;
+    }
+
+    /// Adds the interior to `dx` (h × w) where `x > 0` (everywhere without `relu`).
+    fn add_interior_to(&self, x: &[T], relu: bool, dx: &mut [T]) {
+        let (s, w, pad) = (self.s, self.w, self.pad);
+        let keep = |xv: T| !relu || xv > T::ZERO;
+        if s == 2 && w >= 2 {
+            // The column pairs of `load`, in reverse.
+            for (iy, (dr, xr)) in dx.chunks_exact_mut(w).zip(x.chunks_exact(w)).enumerate() {
+                let (i0, i1) = (self.at(iy + pad, pad), self.at(iy + pad, pad + 1));
+                for (q, (dp, xp)) in dr.chunks_exact_mut(2).zip(xr.chunks_exact(2)).enumerate() {
+                    if keep(xp[0]) {
+                        dp[0] += self.buf[i0 + q];
+                    }
+                    if keep(xp[1]) {
+                        dp[1] += self.buf[i1 + q];
+                    }
+                }
+                if w % 2 == 1 && keep(xr[w - 1]) {
+                    dr[w - 1] += self.buf[i0 + w / 2];
+                }
+            }
+            return;
+        }
+        self.runs(|iy, ix0, i| {
+            let (xr, dr) = (&x[iy * w..][ix0..w], &mut dx[iy * w..][ix0..w]);
+            for ((d, &xv), &a) in dr.iter_mut().step_by(s).zip(xr.iter().step_by(s)).zip(&self.buf[i..]) {
+                if !relu || xv > T::ZERO {
+                    *d += a;
+                }
+            }
+        });
+    }
+}
+
+/// One output row block of `V` columns starting at `x0`, all taps in registers.
+#[inline(always)]
+fn block<T: Real, const V: usize, const F: bool>(buf: &[T], taps: &[usize], wk: &[T], base: usize, out: &mut [T]) {
+    let mut acc = [T::ZERO; V];
+    for (&t, &wv) in taps.iter().zip(wk) {
+        let src: &[T; V] = buf[base + t..][..V].try_into().expect("V elements");
+        for l in 0..V {
+            acc[l] = simd::madd::<T, F>(wv, src[l], acc[l]);
+        }
+    }
+    out[..V].copy_from_slice(&acc);
+}
+
+/// `out[oy][ox] = Σ_t wk[t] · buf[taps[t] + oy·row_step + ox·…]` over an
+/// (oh × ow) output, the phase layout making `ox` contiguous.
+#[inline(always)]
+fn correlate_impl<T: Real, const F: bool>(
+    buf: &[T],
+    taps: &[usize],
+    row_step: usize,
+    wk: &[T],
+    ow: usize,
+    out: &mut [T],
+) {
+    for (oy, orow) in out.chunks_exact_mut(ow).enumerate() {
+        let base = oy * row_step;
+        let mut x0 = 0;
+        while x0 + 32 <= ow {
+            block::<T, 32, F>(buf, taps, wk, base + x0, &mut orow[x0..]);
+            x0 += 32;
+        }
+        while x0 + 16 <= ow {
+            block::<T, 16, F>(buf, taps, wk, base + x0, &mut orow[x0..]);
+            x0 += 16;
+        }
+        while x0 + 8 <= ow {
+            block::<T, 8, F>(buf, taps, wk, base + x0, &mut orow[x0..]);
+            x0 += 8;
+        }
+        for (ox, o) in orow.iter_mut().enumerate().skip(x0) {
+            *o = taps.iter().zip(wk).fold(T::ZERO, |a, (&t, &wv)| a + wv * buf[base + t + ox]);
+        }
+    }
+}
+
+simd::multiversion! {
+    fn correlate<T: Real>(buf: &[T], taps: &[usize], row_step: usize, wk: &[T], ow: usize, out: &mut [T]) => FMA:
+        correlate_impl::<T, FMA>(buf, taps, row_step, wk, ow, out)
+}
+
+/// Stride 1: `flat[i] = Σ_t wk[t] · buf[taps[t] + i]` for every `i`. With
+/// the output rows laid out at the padded row stride (`flat[oy·row_step + ox]`,
+/// the columns past `ow` unused) a whole plane is one contiguous run: long
+/// vector blocks even for 8×8 planes, at the cost of computing the unused
+/// columns.
+#[inline(always)]
+fn correlate_flat_impl<T: Real, const F: bool>(buf: &[T], taps: &[usize], wk: &[T], flat: &mut [T]) {
+    let len = flat.len();
+    let mut x0 = 0;
+    while x0 + 32 <= len {
+        block::<T, 32, F>(buf, taps, wk, x0, &mut flat[x0..]);
+        x0 += 32;
+    }
+    while x0 + 8 <= len {
+        block::<T, 8, F>(buf, taps, wk, x0, &mut flat[x0..]);
+        x0 += 8;
+    }
+    for (i, o) in flat.iter_mut().enumerate().skip(x0) {
+        *o = taps.iter().zip(wk).fold(T::ZERO, |a, (&t, &wv)| a + wv * buf[t + i]);
+    }
+}
+
+simd::multiversion! {
+    fn correlate_flat<T: Real>(buf: &[T], taps: &[usize], wk: &[T], flat: &mut [T]) => FMA:
+        correlate_flat_impl::<T, FMA>(buf, taps, wk, flat)
+}
+
+/// `acc[taps[t] + oy·row_step + ox·…] += wk[t] · dy[oy][ox]`: the transposed
+/// conv for stride 2, where the gather form would need a fractional stride.
+#[inline(always)]
+fn scatter_impl<T: Real, const F: bool>(acc: &mut [T], taps: &[usize], row_step: usize, wk: &[T], ow: usize, dy: &[T]) {
+    for (oy, drow) in dy.chunks_exact(ow).enumerate() {
+        for (&t, &wv) in taps.iter().zip(wk) {
+            let i = t + oy * row_step;
+            for (a, &v) in acc[i..i + ow].iter_mut().zip(drow) {
+                *a = simd::madd::<T, F>(wv, v, *a);
+            }
+        }
+    }
+}
+
+simd::multiversion! {
+    fn scatter<T: Real>(acc: &mut [T], taps: &[usize], row_step: usize, wk: &[T], ow: usize, dy: &[T]) => FMA:
+        scatter_impl::<T, FMA>(acc, taps, row_step, wk, ow, dy)
+}
+
+/// `dwk[t] += Σ_i dyp[i] · buf[taps[t] + i]`: `dyp` holds `dy` at the padded
+/// row stride (`dyp[oy·row_step + ox]`, zeros between rows), which makes the
+/// sum over a plane one contiguous dot product per tap. Two sets of 8 lanes
+/// so that the adds do not wait on each other.
+#[inline(always)]
+fn filter_impl<T: Real, const F: bool>(buf: &[T], taps: &[usize], dyp: &[T], dwk: &mut [T]) {
+    const L: usize = 16;
+    let len = dyp.len();
+    for (&t, dv) in taps.iter().zip(dwk.iter_mut()) {
+        let mut lanes = [T::ZERO; L];
+        let (dc, sc) = (dyp.chunks_exact(L), buf[t..t + len].chunks_exact(L));
+        let tail = dc.remainder().iter().zip(sc.remainder()).fold(T::ZERO, |a, (&x, &y)| a + x * y);
+        for (a, b) in dc.zip(sc) {
+            for l in 0..L {
+                lanes[l] = simd::madd::<T, F>(a[l], b[l], lanes[l]);
+            }
+        }
+        *dv += lanes.iter().fold(tail, |a, &b| a + b);
+    }
+}
+
+simd::multiversion! {
+    fn filter<T: Real>(buf: &[T], taps: &[usize], dyp: &[T], dwk: &mut [T]) => FMA: filter_impl::<T, FMA>(buf, taps, dyp, dwk)
+}
+
+/// Length of a plane of `rows × w` laid out at row stride `step`, the last row cut at `w`.
+fn flat_len(rows: usize, w: usize, step: usize) -> usize {
+    (rows - 1) * step + w
+}
+
+fn check(g: &ConvGeom) {
+    debug_assert!(g.groups == g.cin && g.cout == g.cin, "depthwise path needs groups = cin = cout");
+}
+
+/// `y = dwconv(relu?(x), w)`, x `(n, c, h, w)`, w `(c, 1, k, k)`, y `(n, c, oh, ow)`;
+/// parallel over planes.
+pub fn fwd<T: Real>(g: &ConvGeom, x: &[T], w: &[T], y: &mut [T]) {
+    check(g);
+    let (hw, ohw, kk) = (g.h * g.w, g.oh * g.ow, g.k * g.k);
+    par::for_chunks_init(
+        y,
+        ohw,
+        g.macs(),
+        || {
+            let p = Padded::new(g.h, g.w, g.pad, g.stride);
+            let taps = p.taps(g.k, g.dil);
+            let flat = vec![T::ZERO; flat_len(g.oh, g.ow, p.row_step())];
+            (p, taps, flat)
+        },
+        |(pad, taps, flat), p, out| {
+            let (c, step) = (p % g.cin, pad.row_step());
+            let wk = &w[c * kk..][..kk];
+            pad.load(&x[p * hw..][..hw], g.relu_in);
+            if g.stride == 1 {
+                correlate_flat(&pad.buf, taps, wk, flat);
+                for (oy, orow) in out.chunks_exact_mut(g.ow).enumerate() {
+                    orow.copy_from_slice(&flat[oy * step..][..g.ow]);
+                }
+            } else {
+                correlate(&pad.buf, taps, step, wk, g.ow, out);
+            }
+        },
+    );
+}
+
+/// `dx += dwconvᵀ(dy, w) · [x > 0 if relu_in]`; parallel over planes.
+pub fn bwd_data<T: Real>(g: &ConvGeom, x: &[T], w: &[T], dy: &[T], dx: &mut [T]) {
+    check(g);
+    let (hw, ohw, kk) = (g.h * g.w, g.oh * g.ow, g.k * g.k);
+    let reach = (g.k - 1) * g.dil;
+    if g.stride == 1 && g.pad <= reach {
+        // dx[iy][ix] = Σ w[k−1−a][k−1−b] · dy_padded[iy + a·d][ix + b·d],
+        // dy padded by reach − pad: a stride-1 forward conv with the flipped kernel.
+        par::for_chunks_init(
+            dx,
+            hw,
+            g.macs(),
+            || {
+                let p = Padded::new(g.oh, g.ow, reach - g.pad, 1);
+                let taps = p.taps(g.k, g.dil);
+                let flat = vec![T::ZERO; flat_len(g.h, g.w, p.row_step())];
+                (p, taps, flat, vec![T::ZERO; kk])
+            },
+            |(pad, taps, flat, wf), p, dxp| {
+                let c = p % g.cin;
+                for (f, &v) in wf.iter_mut().zip(w[c * kk..][..kk].iter().rev()) {
+                    *f = v;
+                }
+                pad.load(&dy[p * ohw..][..ohw], false);
+                correlate_flat(&pad.buf, taps, wf, flat);
+                let (xp, step) = (&x[p * hw..][..hw], pad.row_step());
+                for (iy, (dr, xr)) in dxp.chunks_exact_mut(g.w).zip(xp.chunks_exact(g.w)).enumerate() {
+                    for ((d, &v), &xv) in dr.iter_mut().zip(&flat[iy * step..][..g.w]).zip(xr) {
+                        if !g.relu_in || xv > T::ZERO {
+                            *d += v;
+                        }
+                    }
+                }
+            },
+        );
+        return;
+    }
+    par::for_chunks_init(
+        dx,
+        hw,
+        g.macs(),
+        || {
+            let p = Padded::new(g.h, g.w, g.pad, g.stride);
+            let taps = p.taps(g.k, g.dil);
+            (p, taps)
+        },
+        |(acc, taps), p, dxp| {
+            let c = p % g.cin;
+            acc.buf.fill(T::ZERO);
+            let step = acc.row_step();
+            scatter(&mut acc.buf, taps, step, &w[c * kk..][..kk], g.ow, &dy[p * ohw..][..ohw]);
+            acc.add_interior_to(&x[p * hw..][..hw], g.relu_in, dxp);
+        },
+    );
+}
+
+/// `dw += Σ_n dy ⋆ relu?(x)`, dw `(c, 1, k, k)`; parallel over channels.
+pub fn bwd_filter<T: Real>(g: &ConvGeom, x: &[T], dy: &[T], dw: &mut [T]) {
+    check(g);
+    let (hw, ohw, kk) = (g.h * g.w, g.oh * g.ow, g.k * g.k);
+    par::for_chunks_init(
+        dw,
+        kk,
+        g.macs(),
+        || {
+            let p = Padded::new(g.h, g.w, g.pad, g.stride);
+            let taps = p.taps(g.k, g.dil);
+            let dyp = vec![T::ZERO; flat_len(g.oh, g.ow, p.row_step())];
+            (p, taps, dyp)
+        },
+        |(pad, taps, dyp), c, dwc| {
+            let step = pad.row_step();
+            for n in 0..g.n {
+                let p = n * g.cin + c;
+                pad.load(&x[p * hw..][..hw], g.relu_in);
+                for (oy, dr) in dy[p * ohw..][..ohw].chunks_exact(g.ow).enumerate() {
+                    dyp[oy * step..][..g.ow].copy_from_slice(dr);
+                }
+                filter(&pad.buf, taps, dyp, dwc);
+            }
+        },
+    );
+}

@@ -1,0 +1,71 @@
+//! 2-D convolution with stride, padding, dilation and groups; dense 3×3 and
+//! 1×1, depthwise k×k (sep_conv / dil_conv). Optional ReLU on the input.
+//!
+//! Three implementations, chosen per geometry by [`path`]:
+//! - `depthwise`: groups = cin = cout (every sep_conv / dil_conv tap), direct
+//!   loops over a zero-padded copy of each plane, no per-tap bounds checks;
+//! - `gemm`: groups = 1 (1×1 convs, FactorizedReduce, the stem) as a matrix
+//!   product, with an im2col copy when the conv is not a plain 1×1;
+//! - `reference`: the straightforward loops, for everything else and as the
+//!   specification the other two are tested against (tests/conv_paths.rs).
+
+pub mod depthwise;
+pub mod gemm;
+pub mod reference;
+
+use crate::geom::ConvGeom;
+use crate::real::Real;
+
+/// `relu?(v)`: the input activation fused into every conv; a NaN input
+/// becomes 0, as it always has in these kernels.
+#[inline]
+#[allow(clippy::neg_cmp_op_on_partial_ord)] // `!(v > 0)` is what sends NaN to 0
+pub(crate) fn act<T: Real>(v: T, relu: bool) -> T {
+    if relu && !(v > T::ZERO) { T::ZERO } else { v }
+}
+
+/// Which implementation runs a geometry.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Path {
+    Depthwise,
+    Gemm,
+    Reference,
+}
+
+/// The implementation [`conv2d_fwd`] and the backward kernels use for `g`.
+pub fn path(g: &ConvGeom) -> Path {
+    if g.groups == 1 {
+        Path::Gemm
+    } else if g.groups == g.cin && g.cout == g.cin {
+        Path::Depthwise
+    } else {
+        Path::Reference
+    }
+}
+
+/// `y = conv(relu?(x), w)`, x `(n, cin, h, w)`, w `(cout, cin/g, k, k)`, y `(n, cout, oh, ow)`
+pub fn conv2d_fwd<T: Real>(g: &ConvGeom, x: &[T], w: &[T], y: &mut [T]) {
+    match path(g) {
+        Path::Depthwise => depthwise::fwd(g, x, w, y),
+        Path::Gemm => gemm::fwd(g, x, w, y),
+        Path::Reference => reference::conv2d_fwd(g, x, w, y),
+    }
+}
+
+/// `dx += convᵀ(dy, w) · [x > 0 if relu_in]`
+pub fn conv2d_bwd_data<T: Real>(g: &ConvGeom, x: &[T], w: &[T], dy: &[T], dx: &mut [T]) {
+    match path(g) {
+        Path::Depthwise => depthwise::bwd_data(g, x, w, dy, dx),
+        Path::Gemm => gemm::bwd_data(g, x, w, dy, dx),
+        Path::Reference => reference::conv2d_bwd_data(g, x, w, dy, dx),
+    }
+}
+
+/// `dw += Σ_n dy ⋆ relu?(x)`
+pub fn conv2d_bwd_filter<T: Real>(g: &ConvGeom, x: &[T], dy: &[T], dw: &mut [T]) {
+    match path(g) {
+        Path::Depthwise => depthwise::bwd_filter(g, x, dy, dw),
+        Path::Gemm => gemm::bwd_filter(g, x, dy, dw),
+        Path::Reference => reference::conv2d_bwd_filter(g, x, dy, dw),
+    }
+}
