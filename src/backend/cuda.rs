@@ -106,6 +106,9 @@ macro_rules! kernel_table {
             $($($f: CudaFunction,)*)*
         }
 
+        /// Every kernel module and the functions the backend loads from it.
+        pub const KERNEL_FUNCTIONS: &[(&str, &[&str])] = &[$(($module, &[$(stringify!($f)),*])),*];
+
         impl Kernels {
             fn load(modules: &HashMap<&'static str, Arc<CudaModule>>) -> Result<Self> {
                 Ok(Kernels { $($($f: function(modules, $module, stringify!($f))?,)*)* })
