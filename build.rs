@@ -123,13 +123,15 @@ fn compile(nvcc: &Path, src: &Path, kdir: &Path, ptx: &Path, arch: &str) {
     cmd.arg("-o").arg(ptx).arg(src);
     let res = cmd.output().unwrap_or_else(|e| panic!("running {}: {e}", nvcc.display()));
     if !res.status.success() {
-        panic!(
+        // nvcc's own message, without a Rust backtrace around it.
+        eprintln!(
             "nvcc failed on {} ({}):\n{}{}",
             src.display(),
             res.status,
             String::from_utf8_lossy(&res.stdout),
             String::from_utf8_lossy(&res.stderr)
         );
+        std::process::exit(1);
     }
 }
 

@@ -32,7 +32,13 @@ fn family(g: &ConvGeom) -> Family {
 
 /// Checks the geometry and the three buffers (x, w, y-shaped third).
 fn check(kernel: &str, g: &ConvGeom, x: &CudaBuf, w: Option<&CudaBuf>, y: &CudaBuf, y_what: &str) -> Result<()> {
-    if g.groups == 0 || g.cin % g.groups != 0 || g.cout % g.groups != 0 || g.k == 0 || g.stride == 0 || g.dil == 0 {
+    if g.groups == 0
+        || !g.cin.is_multiple_of(g.groups)
+        || !g.cout.is_multiple_of(g.groups)
+        || g.k == 0
+        || g.stride == 0
+        || g.dil == 0
+    {
         crate::bail!("cuda: {kernel}: invalid geometry {g:?}");
     }
     check_len(kernel, "x", x, g.x_shape().numel())?;
