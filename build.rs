@@ -6,7 +6,8 @@
 //! nvcc is looked for in `$NVCC`, `$CUDA_HOME/bin/nvcc`,
 //! `/usr/local/cuda/bin/nvcc`, then `PATH`. The PTX target is `sm_90`,
 //! overridden by `RARTS_CUDA_ARCH` (`sm_80`, `80`, …). A kernel that does not
-//! compile fails the build with nvcc's message.
+//! compile (or whose PTX ptxas, when present, does not assemble) fails the
+//! build with the compiler's message.
 
 use std::env;
 use std::fmt::Write as _;
@@ -132,6 +133,24 @@ fn compile(nvcc: &Path, src: &Path, kdir: &Path, ptx: &Path, arch: &str) {
             String::from_utf8_lossy(&res.stderr)
         );
         std::process::exit(1);
+    }
+    // Assemble the PTX too when ptxas sits beside nvcc: catches what only
+    // the assembler sees (registers, shared memory, unsupported
+    // instructions for the architecture) before the GPU machine does.
+    let ptxas = nvcc.with_file_name("ptxas");
+    if ptxas.is_file() {
+        let cubin = ptx.with_extension("cubin");
+        let res = Command::new(&ptxas)
+            .arg(format!("-arch={arch}"))
+            .arg("-o")
+            .arg(&cubin)
+            .arg(ptx)
+            .output()
+            .unwrap_or_else(|e| panic!("running {}: {e}", ptxas.display()));
+        if !res.status.success() {
+            eprintln!("ptxas failed on {} ({}):\n{}", ptx.display(), res.status, String::from_utf8_lossy(&res.stderr));
+            std::process::exit(1);
+        }
     }
 }
 

@@ -2,9 +2,23 @@
 //! forward and the backward (statistics and their use in one launch), one
 //! thread per element for evaluation.
 
+use cudarc::driver::LaunchConfig;
+
 use super::{Cuda, CudaBuf, check_len, int, launch};
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::geom::BnGeom;
+
+/// Threads of the per-channel blocks. A supernet has few channels (16–64)
+/// and n·hw values per channel (65,536 at batch 64, 32×32), so each block
+/// streams a lot of memory: the largest block keeps the most loads in
+/// flight per SM. Not yet swept on a GPU. The block reductions of
+/// common.cuh allow up to 1024.
+const BN_BLOCK: u32 = 1024;
+
+fn per_channel(c: usize) -> Result<LaunchConfig> {
+    let g = u32::try_from(c).map_err(|_| Error::new(format!("cuda: bn: {c} channels exceed the grid")))?;
+    Ok(LaunchConfig { grid_dim: (g, 1, 1), block_dim: (BN_BLOCK, 1, 1), shared_mem_bytes: 0 })
+}
 
 fn check(kernel: &str, g: &BnGeom, x: &CudaBuf, per_channel: &[(&str, Option<&CudaBuf>)]) -> Result<(i32, i32, i32)> {
     check_len(kernel, "x", x, g.n * g.c * g.hw)?;
@@ -44,7 +58,7 @@ pub fn fwd_train(
     let (gp, bp) = (cu.opt_ptr(gamma), cu.opt_ptr(beta));
     // bn_fwd_train_f32(const float* x, const float* gamma, const float* beta, float* y, float* saved,
     //                  float* running_mean, float* running_var, int n, int c, int hw, float eps, float momentum)
-    launch!(cu, bn_fwd_train_f32, Cuda::per_block(g.c)?;
+    launch!(cu, bn_fwd_train_f32, per_channel(g.c)?;
         &x.mem, &gp, &bp, &mut y.mem, &mut saved.mem, &mut running_mean.mem, &mut running_var.mem,
         &n, &c, &hw, &g.eps, &g.momentum)
 }
@@ -106,6 +120,6 @@ pub fn bwd(
     let (dxp, dgp, dbp) = (cu.opt_ptr(dx.as_deref()), cu.opt_ptr(dgamma.as_deref()), cu.opt_ptr(dbeta.as_deref()));
     // bn_bwd_f32(const float* x, const float* gamma, const float* saved, const float* dy, float* dx,
     //            float* dgamma, float* dbeta, int n, int c, int hw)
-    launch!(cu, bn_bwd_f32, Cuda::per_block(g.c)?;
+    launch!(cu, bn_bwd_f32, per_channel(g.c)?;
         &x.mem, &gp, &saved.mem, &dy.mem, &dxp, &dgp, &dbp, &n, &c, &hw)
 }
