@@ -179,16 +179,17 @@ extern "C" __global__ void pwconv_bwd_filter_f32(const float* x, const float* dy
             }
             sd[threadIdx.y][threadIdx.x] = v;
         }
-        {  // sx[ty][tx] = act(x[b(k0+ty), blockIdx.x·TILE + tx, pix(p(k0+ty))])
-            const long long j = k0 + threadIdx.y;
-            const int c = blockIdx.x * TILE + threadIdx.x;
+        {  // sx[tx][ty] = act(x[b(k0+tx), blockIdx.x·TILE + ty, pix(p(k0+tx))]):
+           // loaded transposed so that neighbouring threads read neighbouring pixels.
+            const long long j = k0 + threadIdx.x;
+            const int c = blockIdx.x * TILE + threadIdx.y;
             float v = 0.0f;
             if (j < j1 && c < cin) {
                 const long long b = j / P;
                 const int p = (int)(j % P);
                 v = act(x[(b * cin + c) * h * wd + pw_pix(p, ow, wd, stride)], relu);
             }
-            sx[threadIdx.y][threadIdx.x] = v;
+            sx[threadIdx.x][threadIdx.y] = v;
         }
         __syncthreads();
         for (int kk = 0; kk < TILE; ++kk) acc += sd[threadIdx.y][kk] * sx[kk][threadIdx.x];
