@@ -1,5 +1,4 @@
-// Runs the kernels with the most index arithmetic (conv, pool, bn, the
-// reductions, cross-entropy, gap) under shim.h and compares them with
+// Runs every kernel under shim.h and compares them with
 // direct, loop-per-definition references. A machine without a GPU can
 // check the kernels' logic this way; tests/gpu_parity.rs on a GPU remains
 // the real check. Build and run: scripts/kernel-emu.sh
@@ -11,6 +10,8 @@
 #include "bn.cu"
 #include "softmax.cu"
 #include "layout.cu"
+#include "linear.cu"
+#include "optim.cu"
 #include <random>
 std::mt19937 rng(1);
 std::vector<float> rnd(size_t n) { std::uniform_real_distribution<float> d(-1, 1); std::vector<float> v(n); for (auto& x : v) x = d(rng); return v; }
@@ -114,7 +115,105 @@ void test_bn(int n, int c, int hw, float off) {
   close("bn dx", dxg, dxr, 1e-4, 1e-4); close("bn dg", dgg, dgr, 1e-3, 1e-4); close("bn db", dbg, dbr, 1e-3, 1e-4);
 }
 
+// The small kernels: one launch each on odd sizes against a direct loop.
+void test_small() {
+  const int n = 1003;
+  auto x = rnd(n), b = rnd(n), y0 = rnd(n);
+  std::vector<float> w = {0.3f, -1.1f, 0.8f};
+  auto run = [&](const char* what, std::function<void(float*)> k, std::function<float(int)> want, std::vector<float> start) {
+    launch(D(cdiv(n, 256)), D(256), false, [&] { k(start.data()); });
+    std::vector<float> ref(n); for (int i = 0; i < n; ++i) ref[i] = want(i);
+    close(what, start, ref, 1e-6, 1e-6);
+  };
+  std::vector<float> nan(n, NAN);
+  run("fill", [&](float* y) { fill_f32(y, 0.5f, n); }, [&](int) { return 0.5f; }, nan);
+  run("copy", [&](float* y) { copy_f32(x.data(), y, n); }, [&](int i) { return x[i]; }, nan);
+  run("axpy", [&](float* y) { axpy_f32(-0.7f, x.data(), y, n); }, [&](int i) { return y0[i] + -0.7f * x[i]; }, y0);
+  run("scale", [&](float* y) { scale_f32(1.3f, y, n); }, [&](int i) { return y0[i] * 1.3f; }, y0);
+  run("relu_fwd", [&](float* y) { relu_fwd_f32(x.data(), y, n); }, [&](int i) { return x[i] > 0 ? x[i] : 0.f; }, nan);
+  run("relu_bwd", [&](float* y) { relu_bwd_f32(x.data(), b.data(), y, n); }, [&](int i) { return x[i] > 0 ? y0[i] + b[i] : y0[i]; }, y0);
+  run("add", [&](float* y) { add_fwd_f32(x.data(), b.data(), y, n); }, [&](int i) { return x[i] + b[i]; }, nan);
+  run("mul", [&](float* y) { mul_fwd_f32(x.data(), b.data(), y, n); }, [&](int i) { return x[i] * b[i]; }, nan);
+  run("mul_bwd", [&](float* y) { mul_bwd_f32(b.data(), x.data(), y, n); }, [&](int i) { return y0[i] + x[i] * b[i]; }, y0);
+  run("axpy_elem", [&](float* y) { axpy_elem_f32(w.data(), 1, x.data(), y, n); }, [&](int i) { return y0[i] + w[1] * x[i]; }, y0);
+  run("sum_all_bwd", [&](float* y) { sum_all_bwd_f32(w.data(), y, n); }, [&](int i) { return y0[i] + w[0]; }, y0);
+  run("couple", [&](float* y) { couple_f32(0.5f, x.data(), b.data(), y, n); }, [&](int i) { return y0[i] + 0.5f * (x[i] - b[i]); }, y0);
+  { // sgd, adam (t = 3)
+    std::vector<float> p = x, buf = y0, m = y0, v(n); for (int i = 0; i < n; ++i) v[i] = b[i] * b[i];
+    std::vector<float> pr = p, br = buf, mr = m, vr = v, pa = p, par = p;
+    launch(D(cdiv(n, 256)), D(256), false, [&] { sgd_step_f32(p.data(), b.data(), buf.data(), 0.1f, 0.9f, 3e-4f, 0.7f, n); });
+    float c1 = (float)(1 - std::pow(0.5, 3)), c2 = std::sqrt((float)(1 - std::pow(0.999, 3)));
+    launch(D(cdiv(n, 256)), D(256), false, [&] { adam_step_f32(pa.data(), b.data(), m.data(), v.data(), 3e-4f, 0.5f, 0.999f, 1e-8f, 1e-3f, 0.9f, c1, c2, n); });
+    for (int i = 0; i < n; ++i) {
+      float d = 0.7f * b[i] + 3e-4f * pr[i]; br[i] = 0.9f * br[i] + d; pr[i] -= 0.1f * br[i];
+      float e = 0.9f * b[i] + 1e-3f * par[i]; mr[i] = 0.5f * mr[i] + 0.5f * e; vr[i] = 0.999f * vr[i] + 0.001f * e * e;
+      par[i] -= 3e-4f / c1 * mr[i] / (std::sqrt(vr[i]) / c2 + 1e-8f);
+    }
+    close("sgd p", p, pr); close("sgd buf", buf, br); close("adam p", pa, par); close("adam m", m, mr); close("adam v", v, vr);
+  }
+  { // softmax rows
+    int rows = 13, cols = 9; auto z = rnd(rows * cols), dy = rnd(rows * cols), dx0 = rnd(rows * cols);
+    std::vector<float> y(rows * cols, NAN), yr(rows * cols), dx = dx0, dxr = dx0;
+    launch(D(1), D(256), false, [&] { softmax_rows_fwd_f32(z.data(), y.data(), rows, cols); });
+    for (int r = 0; r < rows; ++r) { float m = z[r * cols]; for (int j = 0; j < cols; ++j) m = std::max(m, z[r * cols + j]);
+      float s = 0; for (int j = 0; j < cols; ++j) s += std::exp(z[r * cols + j] - m); for (int j = 0; j < cols; ++j) yr[r * cols + j] = std::exp(z[r * cols + j] - m) / s; }
+    close("softmax fwd", y, yr);
+    launch(D(1), D(256), false, [&] { softmax_rows_bwd_f32(yr.data(), dy.data(), dx.data(), rows, cols); });
+    for (int r = 0; r < rows; ++r) { float d = 0; for (int j = 0; j < cols; ++j) d += yr[r * cols + j] * dy[r * cols + j];
+      for (int j = 0; j < cols; ++j) dxr[r * cols + j] += yr[r * cols + j] * (dy[r * cols + j] - d); }
+    close("softmax bwd", dx, dxr);
+    // cross-entropy backward
+    std::vector<float> lab(rows), dl = {0.8f}, dz = dx0, dzr = dx0;
+    for (int r = 0; r < rows; ++r) lab[r] = (float)(r % cols);
+    launch(D(1), D(256), false, [&] { cross_entropy_bwd_f32(yr.data(), lab.data(), dl.data(), dz.data(), rows, cols); });
+    for (int r = 0; r < rows; ++r) for (int j = 0; j < cols; ++j) dzr[r * cols + j] += 0.8f / rows * (yr[r * cols + j] - (j == (int)lab[r] ? 1.f : 0.f));
+    close("ce bwd", dz, dzr);
+  }
+  { // channel put / take, shift, gap bwd
+    int nn = 3, hw = 7, cp = 3, cw = 8, off = 4; auto part = rnd(nn * cp * hw), whole = rnd(nn * cw * hw);
+    std::vector<float> wg = whole, wr = whole, pg = part, pr = part;
+    launch(D(1), D(256), false, [&] { channel_put_f32(part.data(), wg.data(), nn, hw, cp, cw, off); });
+    launch(D(1), D(256), false, [&] { channel_take_add_f32(whole.data(), pg.data(), nn, hw, cp, cw, off); });
+    for (int b2 = 0; b2 < nn; ++b2) for (int c = 0; c < cp; ++c) for (int i = 0; i < hw; ++i) {
+      wr[((b2 * cw) + off + c) * hw + i] = part[(b2 * cp + c) * hw + i]; pr[(b2 * cp + c) * hw + i] += whole[((b2 * cw) + off + c) * hw + i]; }
+    close("channel_put", wg, wr); close("channel_take_add", pg, pr);
+    int nc = 5, h = 7, ww = 6; auto xs = rnd(nc * h * ww), dys = rnd(nc * (h - 1) * (ww - 1));
+    std::vector<float> ys((h - 1) * (ww - 1) * nc, NAN), ysr(ys.size()), dxs = xs, dxsr = xs;
+    launch(D(1), D(256), false, [&] { shift_fwd_f32(xs.data(), ys.data(), nc, h, ww); });
+    launch(D(1), D(256), false, [&] { shift_bwd_f32(dys.data(), dxs.data(), nc, h, ww); });
+    for (int p2 = 0; p2 < nc; ++p2) for (int i = 0; i < h - 1; ++i) for (int j = 0; j < ww - 1; ++j) {
+      ysr[(p2 * (h - 1) + i) * (ww - 1) + j] = xs[p2 * h * ww + (i + 1) * ww + j + 1];
+      dxsr[p2 * h * ww + (i + 1) * ww + j + 1] += dys[(p2 * (h - 1) + i) * (ww - 1) + j]; }
+    close("shift fwd", ys, ysr); close("shift bwd", dxs, dxsr);
+    auto gdy = rnd(nc); std::vector<float> gdx = xs, gdxr = xs;
+    launch(D(1), D(256), false, [&] { gap_bwd_f32(gdy.data(), gdx.data(), nc, h * ww); });
+    for (int p2 = 0; p2 < nc; ++p2) for (int i = 0; i < h * ww; ++i) gdxr[p2 * h * ww + i] += gdy[p2] * (1.f / (h * ww));
+    close("gap bwd", gdx, gdxr);
+  }
+  { // linear
+    int nn = 5, in = 7, o = 3; auto xl = rnd(nn * in), wl = rnd(o * in), bl = rnd(o), dyl = rnd(nn * o);
+    auto dx0 = rnd(nn * in), dw0 = rnd(o * in), db0 = rnd(o);
+    std::vector<float> y(nn * o, NAN), yr(nn * o), dx = dx0, dxr = dx0, dw = dw0, dwr = dw0, db = db0, dbr = db0;
+    launch(D(1), D(256), false, [&] { linear_fwd_f32(xl.data(), wl.data(), bl.data(), y.data(), nn, in, o); });
+    launch(D(1), D(256), false, [&] { linear_bwd_data_f32(wl.data(), dyl.data(), dx.data(), nn, in, o); });
+    launch(D(1), D(256), false, [&] { linear_bwd_filter_f32(xl.data(), dyl.data(), dw.data(), nn, in, o); });
+    launch(D(1), D(256), false, [&] { linear_bwd_bias_f32(dyl.data(), db.data(), nn, o); });
+    for (int r = 0; r < nn; ++r) for (int c = 0; c < o; ++c) {
+      float a = 0; for (int j = 0; j < in; ++j) { a += xl[r * in + j] * wl[c * in + j]; dxr[r * in + j] += dyl[r * o + c] * wl[c * in + j]; dwr[c * in + j] += dyl[r * o + c] * xl[r * in + j]; }
+      yr[r * o + c] = a + bl[c]; dbr[c] += dyl[r * o + c]; }
+    close("linear fwd", y, yr); close("linear dx", dx, dxr); close("linear dw", dw, dwr); close("linear db", db, dbr);
+  }
+  { // bn eval, no affine
+    int nn = 2, c = 3, hw = 5; auto xe = rnd(nn * c * hw), rm = rnd(c), rv = rnd(c); for (auto& v : rv) v = v * v + 0.5f;
+    std::vector<float> y(xe.size(), NAN), yr(xe.size());
+    launch(D(1), D(256), false, [&] { bn_fwd_eval_f32(xe.data(), nullptr, nullptr, rm.data(), rv.data(), y.data(), nn, c, hw, 1e-5f); });
+    for (size_t i = 0; i < xe.size(); ++i) { int ch = (i / hw) % c; yr[i] = (xe[i] - rm[ch]) * (float)(1.0 / std::sqrt((double)rv[ch] + 1e-5)); }
+    close("bn eval", y, yr);
+  }
+}
+
 int main() {
+  test_small();
   // depthwise, pointwise (odd, stride 2, split-K), general
   test_conv(2, 5, 9, 7, 5, 3, 1, 1, 1, 5, true); test_conv(3, 4, 8, 8, 4, 3, 2, 1, 1, 4, true);
   test_conv(2, 3, 12, 13, 3, 5, 2, 4, 2, 3, true); test_conv(2, 4, 9, 9, 4, 3, 1, 2, 2, 4, false);
