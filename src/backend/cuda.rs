@@ -101,7 +101,6 @@ impl CudaBuf {
 macro_rules! kernel_table {
     ($($module:literal => [$($f:ident),* $(,)?]),* $(,)?) => {
         /// Every kernel's function handle, loaded once.
-        #[allow(non_snake_case)]
         struct Kernels {
             $($($f: CudaFunction,)*)*
         }
