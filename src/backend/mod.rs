@@ -10,12 +10,14 @@
 //!   which is identical from one step to the next.
 
 pub mod cpu;
+pub mod cuda;
 
 use crate::error::Result;
 use crate::geom::{BnGeom, ChannelSlice, ConvGeom, PoolGeom};
 use crate::real::Real;
 
 pub use cpu::Cpu;
+pub use cuda::Cuda;
 
 /// Adam's constants for one step (PyTorch semantics, L2 weight decay coupled
 /// into the gradient).

@@ -1,0 +1,292 @@
+// 2-D convolution, NCHW, weights (cout, cin/groups, k, k), optional ReLU on
+// the input (CPU reference: src/ops/conv.rs). Three kernel families, chosen
+// by the launcher from the geometry:
+//   dwconv_*  depthwise k×k (groups = cin = cout), any stride/dilation/pad;
+//   pwconv_*  1×1, pad 0, groups 1, any stride: tiled matrix products;
+//   conv_*    the general grouped/dense fallback (the 3×3 stem, anything else).
+// Forward overwrites y; backward accumulates into dx and dw.
+#include "common.cuh"
+
+// ---- depthwise ---------------------------------------------------------------
+
+// y (n, c, oh, ow) = Σ_kh,kw w (c, 1, k, k) · act(x (n, c, h, w)); one thread per output.
+extern "C" __global__ void dwconv_fwd_f32(const float* x, const float* w, float* y, int n, int c,
+                                          int h, int wd, int oh, int ow, int k, int stride,
+                                          int pad, int dil, int relu) {
+    const long long total = (long long)n * c * oh * ow;
+    FOR_EACH(i, total) {
+        const int ox = (int)(i % ow);
+        const int oy = (int)((i / ow) % oh);
+        const long long p = i / ((long long)oh * ow);  // plane n·c + ch
+        const int ch = (int)(p % c);
+        const float* xp = x + p * h * wd;
+        const float* wk = w + (long long)ch * k * k;
+        float acc = 0.0f;
+        for (int kh = 0; kh < k; ++kh) {
+            const int iy = oy * stride + kh * dil - pad;
+            if (iy < 0 || iy >= h) continue;
+            for (int kw = 0; kw < k; ++kw) {
+                const int ix = ox * stride + kw * dil - pad;
+                if (ix < 0 || ix >= wd) continue;
+                acc += wk[kh * k + kw] * act(xp[iy * wd + ix], relu);
+            }
+        }
+        y[i] = acc;
+    }
+}
+
+// dx (n, c, h, w) += [x > 0 if relu] · Σ w · dy, gathered per input element
+// (no atomics): the outputs whose window holds (iy, ix) at tap (kh, kw).
+extern "C" __global__ void dwconv_bwd_data_f32(const float* x, const float* w, const float* dy,
+                                               float* dx, int n, int c, int h, int wd, int oh,
+                                               int ow, int k, int stride, int pad, int dil,
+                                               int relu) {
+    const long long total = (long long)n * c * h * wd;
+    FOR_EACH(i, total) {
+        if (relu && !(x[i] > 0.0f)) continue;
+        const int ix = (int)(i % wd);
+        const int iy = (int)((i / wd) % h);
+        const long long p = i / ((long long)h * wd);
+        const int ch = (int)(p % c);
+        const float* dyp = dy + p * oh * ow;
+        const float* wk = w + (long long)ch * k * k;
+        float acc = 0.0f;
+        for (int kh = 0; kh < k; ++kh) {
+            const int ty = iy + pad - kh * dil;
+            if (ty < 0 || ty % stride) continue;
+            const int oy = ty / stride;
+            if (oy >= oh) continue;
+            for (int kw = 0; kw < k; ++kw) {
+                const int tx = ix + pad - kw * dil;
+                if (tx < 0 || tx % stride) continue;
+                const int ox = tx / stride;
+                if (ox >= ow) continue;
+                acc += wk[kh * k + kw] * dyp[oy * ow + ox];
+            }
+        }
+        dx[i] += acc;
+    }
+}
+
+// dw (c, 1, k, k) += Σ_n,oy,ox dy · act(x); one block per weight element,
+// a block reduction over the n·oh·ow products (deterministic, no atomics).
+extern "C" __global__ void dwconv_bwd_filter_f32(const float* x, const float* dy, float* dw, int n,
+                                                 int c, int h, int wd, int oh, int ow, int k,
+                                                 int stride, int pad, int dil, int relu) {
+    __shared__ float sh[32];
+    const int widx = blockIdx.x;  // ch·k·k + kh·k + kw
+    const int kw = widx % k, kh = (widx / k) % k, ch = widx / (k * k);
+    const long long per = (long long)oh * ow, total = (long long)n * per;
+    float acc = 0.0f;
+    for (long long j = threadIdx.x; j < total; j += blockDim.x) {
+        const int b = (int)(j / per);
+        const int oy = (int)((j % per) / ow), ox = (int)(j % ow);
+        const int iy = oy * stride + kh * dil - pad, ix = ox * stride + kw * dil - pad;
+        if (iy < 0 || iy >= h || ix < 0 || ix >= wd) continue;
+        const long long p = (long long)b * c + ch;
+        acc += dy[p * per + oy * ow + ox] * act(x[p * h * wd + (long long)iy * wd + ix], relu);
+    }
+    acc = block_sum_f32(acc, sh);
+    if (threadIdx.x == 0) dw[widx] += acc;
+}
+
+// ---- pointwise (1×1, pad 0, groups 1, any stride) -----------------------------
+// Per image, y (cout, P) = w (cout, cin) · act(x (cin, P)) with P = oh·ow and
+// the input pixel of output pixel p at (oy·s, ox·s). TILE×TILE output tiles,
+// both operands staged in shared memory.
+#define TILE 16
+
+__device__ __forceinline__ long long pw_pix(int p, int ow, int wd, int stride) {
+    return (long long)(p / ow) * stride * wd + (long long)(p % ow) * stride;
+}
+
+// y (n, cout, oh, ow) = w · act(x); grid (⌈P/TILE⌉, ⌈cout/TILE⌉, n), block TILE×TILE.
+extern "C" __global__ void pwconv_fwd_f32(const float* x, const float* w, float* y, int cin,
+                                          int cout, int h, int wd, int oh, int ow, int stride,
+                                          int relu) {
+    __shared__ float sw[TILE][TILE + 1];
+    __shared__ float sx[TILE][TILE + 1];
+    const int P = oh * ow, b = blockIdx.z;
+    const int p = blockIdx.x * TILE + threadIdx.x, co = blockIdx.y * TILE + threadIdx.y;
+    const float* xb = x + (long long)b * cin * h * wd;
+    float acc = 0.0f;
+    for (int k0 = 0; k0 < cin; k0 += TILE) {
+        // sw[ty][tx] = w[co, k0 + tx]; sx[ty][tx] = act(x[k0 + ty, pix(p)])
+        const int kw = k0 + threadIdx.x, kx = k0 + threadIdx.y;
+        sw[threadIdx.y][threadIdx.x] = (co < cout && kw < cin) ? w[(long long)co * cin + kw] : 0.0f;
+        sx[threadIdx.y][threadIdx.x] =
+            (p < P && kx < cin) ? act(xb[(long long)kx * h * wd + pw_pix(p, ow, wd, stride)], relu)
+                                : 0.0f;
+        __syncthreads();
+        for (int kk = 0; kk < TILE; ++kk) acc += sw[threadIdx.y][kk] * sx[kk][threadIdx.x];
+        __syncthreads();
+    }
+    if (p < P && co < cout) y[((long long)b * cout + co) * P + p] = acc;
+}
+
+// dx (n, cin, h, w) += [x > 0 if relu] · wᵀ · dy at the sampled pixels (each
+// sampled input pixel belongs to exactly one output pixel, so no races).
+// grid (⌈P/TILE⌉, ⌈cin/TILE⌉, n).
+extern "C" __global__ void pwconv_bwd_data_f32(const float* x, const float* w, const float* dy,
+                                               float* dx, int cin, int cout, int h, int wd, int oh,
+                                               int ow, int stride, int relu) {
+    __shared__ float sw[TILE][TILE + 1];
+    __shared__ float sd[TILE][TILE + 1];
+    const int P = oh * ow, b = blockIdx.z;
+    const int p = blockIdx.x * TILE + threadIdx.x, ci = blockIdx.y * TILE + threadIdx.y;
+    const float* dyb = dy + (long long)b * cout * P;
+    float acc = 0.0f;
+    for (int k0 = 0; k0 < cout; k0 += TILE) {
+        // sw[ty][tx] = w[k0 + tx, ci]; sd[ty][tx] = dy[k0 + ty, p]
+        const int kw = k0 + threadIdx.x, kd = k0 + threadIdx.y;
+        sw[threadIdx.y][threadIdx.x] = (ci < cin && kw < cout) ? w[(long long)kw * cin + ci] : 0.0f;
+        sd[threadIdx.y][threadIdx.x] = (p < P && kd < cout) ? dyb[(long long)kd * P + p] : 0.0f;
+        __syncthreads();
+        for (int kk = 0; kk < TILE; ++kk) acc += sw[threadIdx.y][kk] * sd[kk][threadIdx.x];
+        __syncthreads();
+    }
+    if (p < P && ci < cin) {
+        const long long xi = ((long long)b * cin + ci) * h * wd + pw_pix(p, ow, wd, stride);
+        if (!relu || x[xi] > 0.0f) dx[xi] += acc;
+    }
+}
+
+// Products per split of the pwconv filter-gradient reduction: the n·P sum is
+// cut into chunks of this many, each added into dw with one atomicAdd per
+// tile element (a 16×16 weight tile alone would leave most SMs idle).
+#define PW_SPLIT 4096
+
+// dw (cout, cin) += Σ_n,p dy (n, cout, p) · act(x (n, cin, pix(p)));
+// grid (⌈cin/TILE⌉, ⌈cout/TILE⌉, ⌈n·P/PW_SPLIT⌉).
+extern "C" __global__ void pwconv_bwd_filter_f32(const float* x, const float* dy, float* dw,
+                                                 int n, int cin, int cout, int h, int wd, int oh,
+                                                 int ow, int stride, int relu) {
+    __shared__ float sd[TILE][TILE + 1];  // sd[co_local][j]
+    __shared__ float sx[TILE][TILE + 1];  // sx[j][ci_local]
+    const long long P = (long long)oh * ow, K = (long long)n * P;
+    const long long j0 = (long long)blockIdx.z * PW_SPLIT;
+    const long long j1 = j0 + PW_SPLIT < K ? j0 + PW_SPLIT : K;
+    const int ci = blockIdx.x * TILE + threadIdx.x, co = blockIdx.y * TILE + threadIdx.y;
+    float acc = 0.0f;
+    for (long long k0 = j0; k0 < j1; k0 += TILE) {
+        {  // sd[ty][tx] = dy[b(k0+tx), blockIdx.y·TILE + ty, p(k0+tx)]
+            const long long j = k0 + threadIdx.x;
+            const int c = blockIdx.y * TILE + threadIdx.y;
+            float v = 0.0f;
+            if (j < j1 && c < cout) {
+                const long long b = j / P, p = j % P;
+                v = dy[(b * cout + c) * P + p];
+            }
+            sd[threadIdx.y][threadIdx.x] = v;
+        }
+        {  // sx[tx][ty] = act(x[b(k0+tx), blockIdx.x·TILE + ty, pix(p(k0+tx))]):
+           // loaded transposed so that neighbouring threads read neighbouring pixels.
+            const long long j = k0 + threadIdx.x;
+            const int c = blockIdx.x * TILE + threadIdx.y;
+            float v = 0.0f;
+            if (j < j1 && c < cin) {
+                const long long b = j / P;
+                const int p = (int)(j % P);
+                v = act(x[(b * cin + c) * h * wd + pw_pix(p, ow, wd, stride)], relu);
+            }
+            sx[threadIdx.x][threadIdx.y] = v;
+        }
+        __syncthreads();
+        for (int kk = 0; kk < TILE; ++kk) acc += sd[threadIdx.y][kk] * sx[kk][threadIdx.x];
+        __syncthreads();
+    }
+    if (ci < cin && co < cout) atomicAdd(&dw[(long long)co * cin + ci], acc);
+}
+
+// ---- general (grouped or dense, any k) -------------------------------------
+
+// y (n, cout, oh, ow) = Σ_c,kh,kw w (cout, cin/g, k, k) · act(x); one thread per output.
+extern "C" __global__ void conv_fwd_f32(const float* x, const float* w, float* y, int n, int cin,
+                                        int h, int wd, int cout, int oh, int ow, int k,
+                                        int stride, int pad, int dil, int groups, int relu) {
+    const int cig = cin / groups, cog = cout / groups;
+    const long long total = (long long)n * cout * oh * ow;
+    FOR_EACH(i, total) {
+        const int ox = (int)(i % ow);
+        const int oy = (int)((i / ow) % oh);
+        const int co = (int)((i / ((long long)oh * ow)) % cout);
+        const int b = (int)(i / ((long long)oh * ow * cout));
+        const int grp = co / cog;
+        float acc = 0.0f;
+        for (int c = 0; c < cig; ++c) {
+            const float* xp = x + ((long long)b * cin + grp * cig + c) * h * wd;
+            const float* wk = w + ((long long)co * cig + c) * k * k;
+            for (int kh = 0; kh < k; ++kh) {
+                const int iy = oy * stride + kh * dil - pad;
+                if (iy < 0 || iy >= h) continue;
+                for (int kw = 0; kw < k; ++kw) {
+                    const int ix = ox * stride + kw * dil - pad;
+                    if (ix < 0 || ix >= wd) continue;
+                    acc += wk[kh * k + kw] * act(xp[iy * wd + ix], relu);
+                }
+            }
+        }
+        y[i] = acc;
+    }
+}
+
+// dx (n, cin, h, w) += [x > 0 if relu] · Σ_co,kh,kw w · dy; one thread per input.
+extern "C" __global__ void conv_bwd_data_f32(const float* x, const float* w, const float* dy,
+                                             float* dx, int n, int cin, int h, int wd, int cout,
+                                             int oh, int ow, int k, int stride, int pad, int dil,
+                                             int groups, int relu) {
+    const int cig = cin / groups, cog = cout / groups;
+    const long long total = (long long)n * cin * h * wd;
+    FOR_EACH(i, total) {
+        if (relu && !(x[i] > 0.0f)) continue;
+        const int ix = (int)(i % wd);
+        const int iy = (int)((i / wd) % h);
+        const int ci = (int)((i / ((long long)h * wd)) % cin);
+        const int b = (int)(i / ((long long)h * wd * cin));
+        const int grp = ci / cig, c = ci % cig;
+        float acc = 0.0f;
+        for (int co = grp * cog; co < (grp + 1) * cog; ++co) {
+            const float* dyp = dy + ((long long)b * cout + co) * oh * ow;
+            const float* wk = w + ((long long)co * cig + c) * k * k;
+            for (int kh = 0; kh < k; ++kh) {
+                const int ty = iy + pad - kh * dil;
+                if (ty < 0 || ty % stride) continue;
+                const int oy = ty / stride;
+                if (oy >= oh) continue;
+                for (int kw = 0; kw < k; ++kw) {
+                    const int tx = ix + pad - kw * dil;
+                    if (tx < 0 || tx % stride) continue;
+                    const int ox = tx / stride;
+                    if (ox >= ow) continue;
+                    acc += wk[kh * k + kw] * dyp[oy * ow + ox];
+                }
+            }
+        }
+        dx[i] += acc;
+    }
+}
+
+// dw (cout, cin/g, k, k) += Σ_n,oy,ox dy · act(x); one block per weight element.
+extern "C" __global__ void conv_bwd_filter_f32(const float* x, const float* dy, float* dw, int n,
+                                               int cin, int h, int wd, int cout, int oh, int ow,
+                                               int k, int stride, int pad, int dil, int groups,
+                                               int relu) {
+    __shared__ float sh[32];
+    const int cig = cin / groups, cog = cout / groups;
+    const int widx = blockIdx.x;  // ((co·cig + c)·k + kh)·k + kw
+    const int kw = widx % k, kh = (widx / k) % k;
+    const int c = (widx / (k * k)) % cig, co = widx / (k * k * cig);
+    const int ci = (co / cog) * cig + c;
+    const long long per = (long long)oh * ow, total = (long long)n * per;
+    float acc = 0.0f;
+    for (long long j = threadIdx.x; j < total; j += blockDim.x) {
+        const long long b = j / per;
+        const int oy = (int)((j % per) / ow), ox = (int)(j % ow);
+        const int iy = oy * stride + kh * dil - pad, ix = ox * stride + kw * dil - pad;
+        if (iy < 0 || iy >= h || ix < 0 || ix >= wd) continue;
+        acc += dy[(b * cout + co) * per + oy * ow + ox] *
+               act(x[(b * cin + ci) * h * wd + (long long)iy * wd + ix], relu);
+    }
+    acc = block_sum_f32(acc, sh);
+    if (threadIdx.x == 0) dw[widx] += acc;
+}

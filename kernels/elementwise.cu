@@ -1,0 +1,92 @@
+// Elementwise kernels and the BLAS-1 reductions (CPU reference:
+// src/ops/elementwise.rs and the small kernels of src/backend/cpu.rs).
+// Forward kernels overwrite (`=`), backward kernels accumulate (`+=`).
+#include "common.cuh"
+
+// y = v                                                     y (n)
+extern "C" __global__ void fill_f32(float* y, float v, long long n) {
+    FOR_EACH(i, n) y[i] = v;
+}
+
+// dst = src                                                 (n)
+extern "C" __global__ void copy_f32(const float* src, float* dst, long long n) {
+    FOR_EACH(i, n) dst[i] = src[i];
+}
+
+// y += a·x                                                  (n)
+extern "C" __global__ void axpy_f32(float a, const float* x, float* y, long long n) {
+    FOR_EACH(i, n) y[i] += a * x[i];
+}
+
+// y *= a                                                    (n)
+extern "C" __global__ void scale_f32(float a, float* y, long long n) {
+    FOR_EACH(i, n) y[i] *= a;
+}
+
+// y = max(x, 0)
+extern "C" __global__ void relu_fwd_f32(const float* x, float* y, long long n) {
+    FOR_EACH(i, n) y[i] = x[i] > 0.0f ? x[i] : 0.0f;
+}
+
+// dx += dy·[x > 0]
+extern "C" __global__ void relu_bwd_f32(const float* x, const float* dy, float* dx, long long n) {
+    FOR_EACH(i, n) if (x[i] > 0.0f) dx[i] += dy[i];
+}
+
+// y = a + b
+extern "C" __global__ void add_fwd_f32(const float* a, const float* b, float* y, long long n) {
+    FOR_EACH(i, n) y[i] = a[i] + b[i];
+}
+
+// y = a ⊙ b
+extern "C" __global__ void mul_fwd_f32(const float* a, const float* b, float* y, long long n) {
+    FOR_EACH(i, n) y[i] = a[i] * b[i];
+}
+
+// da += dy ⊙ b
+extern "C" __global__ void mul_bwd_f32(const float* b, const float* dy, float* da, long long n) {
+    FOR_EACH(i, n) da[i] += dy[i] * b[i];
+}
+
+// y += w[idx]·x — one term of a mixed edge; the weight stays on the device.
+extern "C" __global__ void axpy_elem_f32(const float* w, long long idx, const float* x, float* y,
+                                         long long n) {
+    const float a = w[idx];
+    FOR_EACH(i, n) y[i] += a * x[i];
+}
+
+// dx += dy[0]
+extern "C" __global__ void sum_all_bwd_f32(const float* dy, float* dx, long long n) {
+    const float d = dy[0];
+    FOR_EACH(i, n) dx[i] += d;
+}
+
+// Stage 1 of every full reduction: partial[blockIdx.x] = Σ over this block's
+// grid-stride share of a[i]·b[i] (b null: of a[i]), in f64. Stage 2 sums the
+// partials in a fixed order, so the result does not depend on scheduling.
+extern "C" __global__ void reduce_partial_f64(const float* a, const float* b, long long n,
+                                              double* partial) {
+    __shared__ double sh[32];
+    double s = 0.0;
+    if (b) {
+        FOR_EACH(i, n) s += (double)a[i] * (double)b[i];
+    } else {
+        FOR_EACH(i, n) s += (double)a[i];
+    }
+    s = block_sum_f64(s, sh);
+    if (threadIdx.x == 0) partial[blockIdx.x] = s;
+}
+
+// Stage 2, one block: s = Σ partial; out[idx] = s (accumulate = 0) or
+// out[idx] += s (accumulate = 1), rounded to f32.
+extern "C" __global__ void reduce_finish_f32(const double* partial, int parts, float* out,
+                                             long long idx, int accumulate) {
+    __shared__ double sh[32];
+    double s = 0.0;
+    for (int i = threadIdx.x; i < parts; i += blockDim.x) s += partial[i];
+    s = block_sum_f64(s, sh);
+    if (threadIdx.x == 0) {
+        if (accumulate) out[idx] += (float)s;
+        else out[idx] = (float)s;
+    }
+}

@@ -1,0 +1,48 @@
+// Fully connected layer y = x·wᵀ + b, the classifier (CPU reference:
+// src/ops/linear.rs). Its products are tiny (batch × 256 × classes): one
+// thread per output element, no tiling.
+#include "common.cuh"
+
+// y (n, o) = x (n, i)·w (o, i)ᵀ + b (o); b may be null.
+extern "C" __global__ void linear_fwd_f32(const float* x, const float* w, const float* b, float* y,
+                                          int n, int in, int o) {
+    FOR_EACH(t, (long long)n * o) {
+        const int r = (int)(t / o), c = (int)(t % o);
+        const float* xr = x + (long long)r * in;
+        const float* wr = w + (long long)c * in;
+        float acc = 0.0f;
+        for (int j = 0; j < in; ++j) acc += xr[j] * wr[j];
+        y[t] = acc + (b ? b[c] : 0.0f);
+    }
+}
+
+// dx (n, i) += dy (n, o)·w (o, i)
+extern "C" __global__ void linear_bwd_data_f32(const float* w, const float* dy, float* dx, int n,
+                                               int in, int o) {
+    FOR_EACH(t, (long long)n * in) {
+        const int r = (int)(t / in), j = (int)(t % in);
+        float acc = 0.0f;
+        for (int c = 0; c < o; ++c) acc += dy[(long long)r * o + c] * w[(long long)c * in + j];
+        dx[t] += acc;
+    }
+}
+
+// dw (o, i) += dyᵀ·x
+extern "C" __global__ void linear_bwd_filter_f32(const float* x, const float* dy, float* dw, int n,
+                                                 int in, int o) {
+    FOR_EACH(t, (long long)o * in) {
+        const int c = (int)(t / in), j = (int)(t % in);
+        float acc = 0.0f;
+        for (int r = 0; r < n; ++r) acc += dy[(long long)r * o + c] * x[(long long)r * in + j];
+        dw[t] += acc;
+    }
+}
+
+// db (o) += Σ_n dy
+extern "C" __global__ void linear_bwd_bias_f32(const float* dy, float* db, int n, int o) {
+    FOR_EACH(c, (long long)o) {
+        float acc = 0.0f;
+        for (int r = 0; r < n; ++r) acc += dy[(long long)r * o + c];
+        db[c] += acc;
+    }
+}

@@ -1,0 +1,247 @@
+// Runs every kernel under shim.h and compares them with
+// direct, loop-per-definition references. A machine without a GPU can
+// check the kernels' logic this way; tests/gpu_parity.rs on a GPU remains
+// the real check. Build and run: scripts/kernel-emu.sh
+#include "shim.h"
+#include "common.cuh"
+#include "elementwise.cu"
+#include "conv.cu"
+#include "pool.cu"
+#include "bn.cu"
+#include "softmax.cu"
+#include "layout.cu"
+#include "linear.cu"
+#include "optim.cu"
+#include <random>
+std::mt19937 rng(1);
+std::vector<float> rnd(size_t n) { std::uniform_real_distribution<float> d(-1, 1); std::vector<float> v(n); for (auto& x : v) x = d(rng); return v; }
+int fails = 0;
+void close(const char* what, const std::vector<float>& g, const std::vector<float>& w, double atol = 1e-5, double rtol = 1e-5) {
+  for (size_t i = 0; i < g.size(); ++i) {
+    double e = std::fabs((double)g[i] - w[i]);
+    if (!(e <= atol + rtol * std::fabs(w[i]))) { printf("FAIL %s [%zu] got %g want %g\n", what, i, g[i], w[i]); ++fails; return; }
+  }
+}
+dim3 D(unsigned x, unsigned y = 1, unsigned z = 1) { dim3 d; d.x = x; d.y = y; d.z = z; return d; }
+unsigned cdiv(long long a, long long b) { return (unsigned)((a + b - 1) / b); }
+float actr(float v, bool r) { return (r && !(v > 0)) ? 0.f : v; }
+
+void test_conv(int n, int cin, int h, int w, int cout, int k, int s, int pad, int dil, int groups, bool relu) {
+  int oh = (h + 2 * pad - dil * (k - 1) - 1) / s + 1, ow = (w + 2 * pad - dil * (k - 1) - 1) / s + 1;
+  int cig = cin / groups, cog = cout / groups;
+  auto x = rnd((size_t)n * cin * h * w), wt = rnd((size_t)cout * cig * k * k), dy = rnd((size_t)n * cout * oh * ow);
+  auto dx0 = rnd(x.size()), dw0 = rnd(wt.size());
+  std::vector<float> y(dy.size(), 0), dxr = dx0, dwr = dw0, acc(x.size(), 0);
+  for (int b = 0; b < n; ++b) for (int co = 0; co < cout; ++co) for (int oy = 0; oy < oh; ++oy) for (int ox = 0; ox < ow; ++ox)
+    for (int c = 0; c < cig; ++c) for (int kh = 0; kh < k; ++kh) for (int kw = 0; kw < k; ++kw) {
+      int iy = oy * s + kh * dil - pad, ix = ox * s + kw * dil - pad;
+      if (iy < 0 || iy >= h || ix < 0 || ix >= w) continue;
+      int ci = (co / cog) * cig + c;
+      size_t xi = (((size_t)b * cin + ci) * h + iy) * w + ix, yi = (((size_t)b * cout + co) * oh + oy) * ow + ox;
+      size_t wi = (((size_t)co * cig + c) * k + kh) * k + kw;
+      y[yi] += wt[wi] * actr(x[xi], relu);
+      acc[xi] += wt[wi] * dy[yi];
+      dwr[wi] += dy[yi] * actr(x[xi], relu);
+    }
+  for (size_t i = 0; i < x.size(); ++i) if (!relu || x[i] > 0) dxr[i] += acc[i];
+  std::vector<float> yg(y.size(), NAN), dxg = dx0, dwg = dw0;
+  bool pw = k == 1 && pad == 0 && groups == 1, dw = groups == cin && cin == cout;
+  int r = relu;
+  if (pw) {
+    launch(D(cdiv(oh * ow, 16), cdiv(cout, 16), n), D(16, 16), true, [&] { pwconv_fwd_f32(x.data(), wt.data(), yg.data(), cin, cout, h, w, oh, ow, s, r); });
+    launch(D(cdiv(oh * ow, 16), cdiv(cin, 16), n), D(16, 16), true, [&] { pwconv_bwd_data_f32(x.data(), wt.data(), dy.data(), dxg.data(), cin, cout, h, w, oh, ow, s, r); });
+    launch(D(cdiv(cin, 16), cdiv(cout, 16), cdiv((long long)n * oh * ow, 4096)), D(16, 16), true, [&] { pwconv_bwd_filter_f32(x.data(), dy.data(), dwg.data(), n, cin, cout, h, w, oh, ow, s, r); });
+  } else if (dw) {
+    launch(D(cdiv(y.size(), 256)), D(256), false, [&] { dwconv_fwd_f32(x.data(), wt.data(), yg.data(), n, cin, h, w, oh, ow, k, s, pad, dil, r); });
+    launch(D(cdiv(x.size(), 256)), D(256), false, [&] { dwconv_bwd_data_f32(x.data(), wt.data(), dy.data(), dxg.data(), n, cin, h, w, oh, ow, k, s, pad, dil, r); });
+    launch(D(wt.size()), D(64), true, [&] { dwconv_bwd_filter_f32(x.data(), dy.data(), dwg.data(), n, cin, h, w, oh, ow, k, s, pad, dil, r); });
+  } else {
+    launch(D(cdiv(y.size(), 256)), D(256), false, [&] { conv_fwd_f32(x.data(), wt.data(), yg.data(), n, cin, h, w, cout, oh, ow, k, s, pad, dil, groups, r); });
+    launch(D(cdiv(x.size(), 256)), D(256), false, [&] { conv_bwd_data_f32(x.data(), wt.data(), dy.data(), dxg.data(), n, cin, h, w, cout, oh, ow, k, s, pad, dil, groups, r); });
+    launch(D(wt.size()), D(64), true, [&] { conv_bwd_filter_f32(x.data(), dy.data(), dwg.data(), n, cin, h, w, cout, oh, ow, k, s, pad, dil, groups, r); });
+  }
+  char tag[200]; snprintf(tag, 200, "conv %d %d %d %d %d k%d s%d p%d d%d g%d r%d", n, cin, h, w, cout, k, s, pad, dil, groups, r);
+  std::string t(tag);
+  close((t + " fwd").c_str(), yg, y); close((t + " bwd_data").c_str(), dxg, dxr); close((t + " bwd_filter").c_str(), dwg, dwr, 1e-4, 1e-4);
+}
+
+void test_pool(int nc, int h, int w, int k, int s, int pad, bool ties) {
+  int oh = (h + 2 * pad - k) / s + 1, ow = (w + 2 * pad - k) / s + 1;
+  std::vector<float> x = rnd((size_t)nc * h * w);
+  if (ties) for (auto& v : x) v = (float)(int)((v + 1) * 2);
+  auto dy = rnd((size_t)nc * oh * ow), dx0 = rnd(x.size());
+  std::vector<float> ym(dy.size()), ya(dy.size()), dxm = dx0, dxa = dx0;
+  for (int p = 0; p < nc; ++p) for (int oy = 0; oy < oh; ++oy) for (int ox = 0; ox < ow; ++ox) {
+    int best = -1, cnt = 0; float sum = 0;
+    for (int iy = oy * s - pad; iy < oy * s - pad + k; ++iy) for (int ix = ox * s - pad; ix < ox * s - pad + k; ++ix) {
+      if (iy < 0 || iy >= h || ix < 0 || ix >= w) continue;
+      int i = iy * w + ix; ++cnt; sum += x[p * h * w + i];
+      if (best < 0 || x[p * h * w + i] > x[p * h * w + best]) best = i;
+    }
+    size_t yi = ((size_t)p * oh + oy) * ow + ox;
+    ym[yi] = x[p * h * w + best]; ya[yi] = sum / cnt;
+    dxm[p * h * w + best] += dy[yi];
+    for (int iy = oy * s - pad; iy < oy * s - pad + k; ++iy) for (int ix = ox * s - pad; ix < ox * s - pad + k; ++ix)
+      if (iy >= 0 && iy < h && ix >= 0 && ix < w) dxa[p * h * w + iy * w + ix] += dy[yi] / cnt;
+  }
+  std::vector<float> ymg(ym.size(), NAN), yag(ym.size(), NAN), dxmg = dx0, dxag = dx0;
+  launch(D(cdiv(ym.size(), 256)), D(256), false, [&] { max_pool_fwd_f32(x.data(), ymg.data(), nc, h, w, oh, ow, k, s, pad); });
+  launch(D(cdiv(ym.size(), 256)), D(256), false, [&] { avg_pool_fwd_f32(x.data(), yag.data(), nc, h, w, oh, ow, k, s, pad); });
+  launch(D(cdiv(x.size(), 256)), D(256), false, [&] { max_pool_bwd_f32(x.data(), dy.data(), dxmg.data(), nc, h, w, oh, ow, k, s, pad); });
+  launch(D(cdiv(x.size(), 256)), D(256), false, [&] { avg_pool_bwd_f32(dy.data(), dxag.data(), nc, h, w, oh, ow, k, s, pad); });
+  close("max fwd", ymg, ym); close("avg fwd", yag, ya); close("max bwd", dxmg, dxm); close("avg bwd", dxag, dxa);
+}
+
+void test_bn(int n, int c, int hw, float off) {
+  auto x = rnd((size_t)n * c * hw); for (auto& v : x) v += off;
+  auto gm = rnd(c), bt = rnd(c), dy = rnd(x.size()), dx0 = rnd(x.size()), dg0 = rnd(c), db0 = rnd(c);
+  std::vector<float> rm(c, 0.1f), rv(c, 1.0f);
+  std::vector<float> y(x.size()), saved(2 * c), rmr = rm, rvr = rv, dxr = dx0, dgr = dg0, dbr = db0;
+  double cnt = (double)n * hw;
+  for (int ch = 0; ch < c; ++ch) {
+    double s = 0, q = 0; for (int b = 0; b < n; ++b) for (int i = 0; i < hw; ++i) s += x[((size_t)b * c + ch) * hw + i];
+    double mean = s / cnt; for (int b = 0; b < n; ++b) for (int i = 0; i < hw; ++i) { double d = x[((size_t)b * c + ch) * hw + i] - mean; q += d * d; }
+    double var = q / cnt; float inv = (float)(1.0 / std::sqrt(var + 1e-5)); saved[ch] = (float)mean; saved[c + ch] = inv;
+    rmr[ch] = (float)(0.9 * rm[ch] + 0.1 * mean); rvr[ch] = (float)(0.9 * rv[ch] + 0.1 * (cnt > 1 ? var * cnt / (cnt - 1) : var));
+    double sd = 0, sdx = 0;
+    for (int b = 0; b < n; ++b) for (int i = 0; i < hw; ++i) { size_t j = ((size_t)b * c + ch) * hw + i; float xh = (x[j] - (float)mean) * inv; y[j] = xh * gm[ch] + bt[ch]; sd += dy[j]; sdx += (double)(dy[j] * xh); }
+    dgr[ch] += (float)sdx; dbr[ch] += (float)sd;
+    for (int b = 0; b < n; ++b) for (int i = 0; i < hw; ++i) { size_t j = ((size_t)b * c + ch) * hw + i; float xh = (x[j] - (float)mean) * inv; dxr[j] += gm[ch] * inv * (dy[j] - (float)(sd / cnt) - xh * (float)(sdx / cnt)); }
+  }
+  std::vector<float> yg(y.size(), NAN), sg(2 * c, NAN), rmg = rm, rvg = rv, dxg = dx0, dgg = dg0, dbg = db0;
+  launch(D(c), D(1024), true, [&] { bn_fwd_train_f32(x.data(), gm.data(), bt.data(), yg.data(), sg.data(), rmg.data(), rvg.data(), n, c, hw, 1e-5f, 0.1f); });
+  launch(D(c), D(1024), true, [&] { bn_bwd_f32(x.data(), gm.data(), sg.data(), dy.data(), dxg.data(), dgg.data(), dbg.data(), n, c, hw); });
+  close("bn y", yg, y, 1e-4, 1e-4); close("bn saved", sg, saved, 1e-4, 1e-4); close("bn rm", rmg, rmr); close("bn rv", rvg, rvr, 1e-4, 1e-4);
+  close("bn dx", dxg, dxr, 1e-4, 1e-4); close("bn dg", dgg, dgr, 1e-3, 1e-4); close("bn db", dbg, dbr, 1e-3, 1e-4);
+}
+
+// The small kernels: one launch each on odd sizes against a direct loop.
+void test_small() {
+  const int n = 1003;
+  auto x = rnd(n), b = rnd(n), y0 = rnd(n);
+  std::vector<float> w = {0.3f, -1.1f, 0.8f};
+  auto run = [&](const char* what, std::function<void(float*)> k, std::function<float(int)> want, std::vector<float> start) {
+    launch(D(cdiv(n, 256)), D(256), false, [&] { k(start.data()); });
+    std::vector<float> ref(n); for (int i = 0; i < n; ++i) ref[i] = want(i);
+    close(what, start, ref, 1e-6, 1e-6);
+  };
+  std::vector<float> nan(n, NAN);
+  run("fill", [&](float* y) { fill_f32(y, 0.5f, n); }, [&](int) { return 0.5f; }, nan);
+  run("copy", [&](float* y) { copy_f32(x.data(), y, n); }, [&](int i) { return x[i]; }, nan);
+  run("axpy", [&](float* y) { axpy_f32(-0.7f, x.data(), y, n); }, [&](int i) { return y0[i] + -0.7f * x[i]; }, y0);
+  run("scale", [&](float* y) { scale_f32(1.3f, y, n); }, [&](int i) { return y0[i] * 1.3f; }, y0);
+  run("relu_fwd", [&](float* y) { relu_fwd_f32(x.data(), y, n); }, [&](int i) { return x[i] > 0 ? x[i] : 0.f; }, nan);
+  run("relu_bwd", [&](float* y) { relu_bwd_f32(x.data(), b.data(), y, n); }, [&](int i) { return x[i] > 0 ? y0[i] + b[i] : y0[i]; }, y0);
+  run("add", [&](float* y) { add_fwd_f32(x.data(), b.data(), y, n); }, [&](int i) { return x[i] + b[i]; }, nan);
+  run("mul", [&](float* y) { mul_fwd_f32(x.data(), b.data(), y, n); }, [&](int i) { return x[i] * b[i]; }, nan);
+  run("mul_bwd", [&](float* y) { mul_bwd_f32(b.data(), x.data(), y, n); }, [&](int i) { return y0[i] + x[i] * b[i]; }, y0);
+  run("axpy_elem", [&](float* y) { axpy_elem_f32(w.data(), 1, x.data(), y, n); }, [&](int i) { return y0[i] + w[1] * x[i]; }, y0);
+  run("sum_all_bwd", [&](float* y) { sum_all_bwd_f32(w.data(), y, n); }, [&](int i) { return y0[i] + w[0]; }, y0);
+  run("couple", [&](float* y) { couple_f32(0.5f, x.data(), b.data(), y, n); }, [&](int i) { return y0[i] + 0.5f * (x[i] - b[i]); }, y0);
+  { // sgd, adam (t = 3)
+    std::vector<float> p = x, buf = y0, m = y0, v(n); for (int i = 0; i < n; ++i) v[i] = b[i] * b[i];
+    std::vector<float> pr = p, br = buf, mr = m, vr = v, pa = p, par = p;
+    launch(D(cdiv(n, 256)), D(256), false, [&] { sgd_step_f32(p.data(), b.data(), buf.data(), 0.1f, 0.9f, 3e-4f, 0.7f, n); });
+    float c1 = (float)(1 - std::pow(0.5, 3)), c2 = std::sqrt((float)(1 - std::pow(0.999, 3)));
+    launch(D(cdiv(n, 256)), D(256), false, [&] { adam_step_f32(pa.data(), b.data(), m.data(), v.data(), 3e-4f, 0.5f, 0.999f, 1e-8f, 1e-3f, 0.9f, c1, c2, n); });
+    for (int i = 0; i < n; ++i) {
+      float d = 0.7f * b[i] + 3e-4f * pr[i]; br[i] = 0.9f * br[i] + d; pr[i] -= 0.1f * br[i];
+      float e = 0.9f * b[i] + 1e-3f * par[i]; mr[i] = 0.5f * mr[i] + 0.5f * e; vr[i] = 0.999f * vr[i] + 0.001f * e * e;
+      par[i] -= 3e-4f / c1 * mr[i] / (std::sqrt(vr[i]) / c2 + 1e-8f);
+    }
+    close("sgd p", p, pr); close("sgd buf", buf, br); close("adam p", pa, par); close("adam m", m, mr); close("adam v", v, vr);
+  }
+  { // softmax rows
+    int rows = 13, cols = 9; auto z = rnd(rows * cols), dy = rnd(rows * cols), dx0 = rnd(rows * cols);
+    std::vector<float> y(rows * cols, NAN), yr(rows * cols), dx = dx0, dxr = dx0;
+    launch(D(1), D(256), false, [&] { softmax_rows_fwd_f32(z.data(), y.data(), rows, cols); });
+    for (int r = 0; r < rows; ++r) { float m = z[r * cols]; for (int j = 0; j < cols; ++j) m = std::max(m, z[r * cols + j]);
+      float s = 0; for (int j = 0; j < cols; ++j) s += std::exp(z[r * cols + j] - m); for (int j = 0; j < cols; ++j) yr[r * cols + j] = std::exp(z[r * cols + j] - m) / s; }
+    close("softmax fwd", y, yr);
+    launch(D(1), D(256), false, [&] { softmax_rows_bwd_f32(yr.data(), dy.data(), dx.data(), rows, cols); });
+    for (int r = 0; r < rows; ++r) { float d = 0; for (int j = 0; j < cols; ++j) d += yr[r * cols + j] * dy[r * cols + j];
+      for (int j = 0; j < cols; ++j) dxr[r * cols + j] += yr[r * cols + j] * (dy[r * cols + j] - d); }
+    close("softmax bwd", dx, dxr);
+    // cross-entropy backward
+    std::vector<float> lab(rows), dl = {0.8f}, dz = dx0, dzr = dx0;
+    for (int r = 0; r < rows; ++r) lab[r] = (float)(r % cols);
+    launch(D(1), D(256), false, [&] { cross_entropy_bwd_f32(yr.data(), lab.data(), dl.data(), dz.data(), rows, cols); });
+    for (int r = 0; r < rows; ++r) for (int j = 0; j < cols; ++j) dzr[r * cols + j] += 0.8f / rows * (yr[r * cols + j] - (j == (int)lab[r] ? 1.f : 0.f));
+    close("ce bwd", dz, dzr);
+  }
+  { // channel put / take, shift, gap bwd
+    int nn = 3, hw = 7, cp = 3, cw = 8, off = 4; auto part = rnd(nn * cp * hw), whole = rnd(nn * cw * hw);
+    std::vector<float> wg = whole, wr = whole, pg = part, pr = part;
+    launch(D(1), D(256), false, [&] { channel_put_f32(part.data(), wg.data(), nn, hw, cp, cw, off); });
+    launch(D(1), D(256), false, [&] { channel_take_add_f32(whole.data(), pg.data(), nn, hw, cp, cw, off); });
+    for (int b2 = 0; b2 < nn; ++b2) for (int c = 0; c < cp; ++c) for (int i = 0; i < hw; ++i) {
+      wr[((b2 * cw) + off + c) * hw + i] = part[(b2 * cp + c) * hw + i]; pr[(b2 * cp + c) * hw + i] += whole[((b2 * cw) + off + c) * hw + i]; }
+    close("channel_put", wg, wr); close("channel_take_add", pg, pr);
+    int nc = 5, h = 7, ww = 6; auto xs = rnd(nc * h * ww), dys = rnd(nc * (h - 1) * (ww - 1));
+    std::vector<float> ys((h - 1) * (ww - 1) * nc, NAN), ysr(ys.size()), dxs = xs, dxsr = xs;
+    launch(D(1), D(256), false, [&] { shift_fwd_f32(xs.data(), ys.data(), nc, h, ww); });
+    launch(D(1), D(256), false, [&] { shift_bwd_f32(dys.data(), dxs.data(), nc, h, ww); });
+    for (int p2 = 0; p2 < nc; ++p2) for (int i = 0; i < h - 1; ++i) for (int j = 0; j < ww - 1; ++j) {
+      ysr[(p2 * (h - 1) + i) * (ww - 1) + j] = xs[p2 * h * ww + (i + 1) * ww + j + 1];
+      dxsr[p2 * h * ww + (i + 1) * ww + j + 1] += dys[(p2 * (h - 1) + i) * (ww - 1) + j]; }
+    close("shift fwd", ys, ysr); close("shift bwd", dxs, dxsr);
+    auto gdy = rnd(nc); std::vector<float> gdx = xs, gdxr = xs;
+    launch(D(1), D(256), false, [&] { gap_bwd_f32(gdy.data(), gdx.data(), nc, h * ww); });
+    for (int p2 = 0; p2 < nc; ++p2) for (int i = 0; i < h * ww; ++i) gdxr[p2 * h * ww + i] += gdy[p2] * (1.f / (h * ww));
+    close("gap bwd", gdx, gdxr);
+  }
+  { // linear
+    int nn = 5, in = 7, o = 3; auto xl = rnd(nn * in), wl = rnd(o * in), bl = rnd(o), dyl = rnd(nn * o);
+    auto dx0 = rnd(nn * in), dw0 = rnd(o * in), db0 = rnd(o);
+    std::vector<float> y(nn * o, NAN), yr(nn * o), dx = dx0, dxr = dx0, dw = dw0, dwr = dw0, db = db0, dbr = db0;
+    launch(D(1), D(256), false, [&] { linear_fwd_f32(xl.data(), wl.data(), bl.data(), y.data(), nn, in, o); });
+    launch(D(1), D(256), false, [&] { linear_bwd_data_f32(wl.data(), dyl.data(), dx.data(), nn, in, o); });
+    launch(D(1), D(256), false, [&] { linear_bwd_filter_f32(xl.data(), dyl.data(), dw.data(), nn, in, o); });
+    launch(D(1), D(256), false, [&] { linear_bwd_bias_f32(dyl.data(), db.data(), nn, o); });
+    for (int r = 0; r < nn; ++r) for (int c = 0; c < o; ++c) {
+      float a = 0; for (int j = 0; j < in; ++j) { a += xl[r * in + j] * wl[c * in + j]; dxr[r * in + j] += dyl[r * o + c] * wl[c * in + j]; dwr[c * in + j] += dyl[r * o + c] * xl[r * in + j]; }
+      yr[r * o + c] = a + bl[c]; dbr[c] += dyl[r * o + c]; }
+    close("linear fwd", y, yr); close("linear dx", dx, dxr); close("linear dw", dw, dwr); close("linear db", db, dbr);
+  }
+  { // bn eval, no affine
+    int nn = 2, c = 3, hw = 5; auto xe = rnd(nn * c * hw), rm = rnd(c), rv = rnd(c); for (auto& v : rv) v = v * v + 0.5f;
+    std::vector<float> y(xe.size(), NAN), yr(xe.size());
+    launch(D(1), D(256), false, [&] { bn_fwd_eval_f32(xe.data(), nullptr, nullptr, rm.data(), rv.data(), y.data(), nn, c, hw, 1e-5f); });
+    for (size_t i = 0; i < xe.size(); ++i) { int ch = (i / hw) % c; yr[i] = (xe[i] - rm[ch]) * (float)(1.0 / std::sqrt((double)rv[ch] + 1e-5)); }
+    close("bn eval", y, yr);
+  }
+}
+
+int main() {
+  test_small();
+  // depthwise, pointwise (odd, stride 2, split-K), general
+  test_conv(2, 5, 9, 7, 5, 3, 1, 1, 1, 5, true); test_conv(3, 4, 8, 8, 4, 3, 2, 1, 1, 4, true);
+  test_conv(2, 3, 12, 13, 3, 5, 2, 4, 2, 3, true); test_conv(2, 4, 9, 9, 4, 3, 1, 2, 2, 4, false);
+  test_conv(2, 5, 7, 9, 19, 1, 1, 0, 1, 1, false); test_conv(3, 17, 8, 8, 33, 1, 1, 0, 1, 1, true);
+  test_conv(2, 6, 9, 11, 4, 1, 2, 0, 1, 1, true); test_conv(3, 4, 40, 40, 5, 1, 1, 0, 1, 1, true);
+  test_conv(2, 3, 10, 9, 12, 3, 1, 1, 1, 1, false); test_conv(2, 6, 7, 7, 4, 3, 2, 1, 1, 2, true);
+  test_conv(1, 4, 9, 8, 5, 3, 1, 2, 2, 1, true);
+  test_pool(6, 8, 8, 3, 1, 1, true); test_pool(6, 9, 7, 3, 2, 1, true); test_pool(2, 5, 6, 3, 2, 0, false); test_pool(3, 9, 7, 3, 2, 1, false);
+  test_bn(2, 3, 5, 0); test_bn(3, 2, 49, 1000); test_bn(1, 2, 1, 0); test_bn(4, 2, 300, 0);
+  // reductions, CE, gap
+  { auto a = rnd(100003), b = rnd(100003); std::vector<double> part(1024); std::vector<float> out = {0.5f, 0.25f};
+    unsigned parts = cdiv(100003, 256);
+    launch(D(parts), D(256), true, [&] { reduce_partial_f64(a.data(), b.data(), 100003, part.data()); });
+    launch(D(1), D(256), true, [&] { reduce_finish_f32(part.data(), (int)parts, out.data(), 1, 1); });
+    double s = 0; for (size_t i = 0; i < a.size(); ++i) s += (double)a[i] * b[i];
+    close("dot_elem", out, {0.5f, 0.25f + (float)s}); }
+  { int n = 37, k = 10; auto z = rnd(n * k); std::vector<float> lab(n), loss(1, NAN), pr(n * k, NAN);
+    for (int i = 0; i < n; ++i) lab[i] = (float)(i * 7 % k);
+    launch(D(1), D(256), true, [&] { cross_entropy_fwd_f32(z.data(), lab.data(), loss.data(), pr.data(), n, k); });
+    double tot = 0; std::vector<float> prr(n * k);
+    for (int i = 0; i < n; ++i) { double m = -1e30, s = 0; for (int j = 0; j < k; ++j) m = std::max(m, (double)z[i * k + j]);
+      for (int j = 0; j < k; ++j) s += std::exp(z[i * k + j] - m); for (int j = 0; j < k; ++j) prr[i * k + j] = (float)(std::exp(z[i * k + j] - m) / s);
+      tot += m + std::log(s) - z[i * k + (int)lab[i]]; }
+    close("ce loss", loss, {(float)(tot / n)}); close("ce probs", pr, prr); }
+  { int nc = 37, hw = 50; auto x = rnd(nc * hw); std::vector<float> y(nc, NAN), yr(nc);
+    for (int p = 0; p < nc; ++p) { float s = 0; for (int i = 0; i < hw; ++i) s += x[p * hw + i]; yr[p] = s / hw; }
+    launch(D(cdiv(nc, 8)), D(256), true, [&] { gap_fwd_f32(x.data(), y.data(), nc, hw); });
+    close("gap", y, yr); }
+  printf("%s (%d failures)\n", fails ? "FAILED" : "all emulated kernels match", fails);
+  return fails != 0;
+}

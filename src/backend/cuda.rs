@@ -1,0 +1,549 @@
+//! The CUDA backend: every kernel of `kernels/*.cu` behind the [`Backend`]
+//! trait, f32 only. The CPU backend (`src/ops/*.rs`) is the specification;
+//! `tests/gpu_parity.rs` diffs every method against it.
+//!
+//! The driver, NVRTC and the device are all found at run time: the crate
+//! builds without CUDA, and [`Cuda::new`] returns an error (never panics)
+//! when there is no usable device. Kernels come as PTX built by nvcc in
+//! build.rs when it found one, otherwise as sources compiled by NVRTC when
+//! the backend is created. All modules are loaded once, in [`Cuda::new`].
+//!
+//! One stream, so kernels run in the order they are launched; every
+//! launcher checks buffer lengths before launching and names its kernel in
+//! errors. Launchers live beside their kernels' op family, in `cuda/*.rs`.
+
+mod bn;
+mod conv;
+mod elementwise;
+mod layout;
+mod linear;
+mod optim;
+mod pool;
+mod softmax;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use cudarc::driver::{CudaContext, CudaFunction, CudaModule, CudaSlice, CudaStream, DevicePtr, LaunchConfig};
+use cudarc::nvrtc::{CompileError, CompileOptions, Ptx};
+
+use super::{AdamStep, Backend, SgdStep};
+use crate::error::{Error, Result};
+use crate::geom::{BnGeom, ChannelSlice, ConvGeom, PoolGeom};
+
+include!(concat!(env!("OUT_DIR"), "/kernels.rs"));
+
+/// Threads per block of the flat kernels; must match `BLOCK` in
+/// `kernels/common.cuh`. 256 is the usual sweet spot for memory-bound
+/// elementwise work (8 warps, full occupancy at low register counts).
+const BLOCK: u32 = 256;
+/// Cap on the grid of flat kernels; they loop grid-stride beyond it.
+/// 132 SMs × 16 resident blocks of 256 threads keep an H100/H200 full.
+const MAX_GRID: u32 = 132 * 16;
+/// Partial sums of the two-stage reductions (`reduce_partial_f64`); the
+/// scratch buffer holds this many f64.
+const REDUCE_PARTS: usize = 1024;
+
+/// Whether `libcuda` can be loaded at all (cudarc panics on first use
+/// otherwise).
+fn driver_present() -> bool {
+    // SAFETY: only tries to open the library; no driver call is made.
+    unsafe { cudarc::driver::sys::is_culib_present() }
+}
+
+/// Whether NVRTC (`libnvrtc`) can be loaded.
+pub fn nvrtc_present() -> bool {
+    // SAFETY: only tries to open the library.
+    unsafe { cudarc::nvrtc::sys::is_culib_present() }
+}
+
+/// Number of CUDA devices; 0 when the driver is missing or fails to start.
+pub fn device_count() -> usize {
+    if !driver_present() {
+        return 0;
+    }
+    CudaContext::device_count().map_or(0, |n| n.max(0) as usize)
+}
+
+/// Why no CUDA device can be used, or `None` if one can.
+pub fn unavailable_reason() -> Option<String> {
+    if !driver_present() {
+        return Some("libcuda could not be loaded (no NVIDIA driver)".into());
+    }
+    match CudaContext::device_count() {
+        Err(e) => Some(format!("the CUDA driver failed to start: {e}")),
+        Ok(n) if n <= 0 => Some("the driver reports no CUDA device".into()),
+        Ok(_) => None,
+    }
+}
+
+/// Whether at least one CUDA device is usable.
+pub fn cuda_available() -> bool {
+    unavailable_reason().is_none()
+}
+
+/// A device buffer of f32. Kept apart from its allocation's length so that
+/// empty buffers (which the driver will not allocate) are representable.
+pub struct CudaBuf {
+    mem: CudaSlice<f32>,
+    len: usize,
+}
+
+impl CudaBuf {
+    pub fn len(&self) -> usize {
+        self.len
+    }
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+}
+
+macro_rules! kernel_table {
+    ($($module:literal => [$($f:ident),* $(,)?]),* $(,)?) => {
+        /// Every kernel's function handle, loaded once.
+        struct Kernels {
+            $($($f: CudaFunction,)*)*
+        }
+
+        /// Every kernel module and the functions the backend loads from it.
+        pub const KERNEL_FUNCTIONS: &[(&str, &[&str])] = &[$(($module, &[$(stringify!($f)),*])),*];
+
+        impl Kernels {
+            fn load(modules: &HashMap<&'static str, Arc<CudaModule>>) -> Result<Self> {
+                Ok(Kernels { $($($f: function(modules, $module, stringify!($f))?,)*)* })
+            }
+        }
+    };
+}
+
+kernel_table! {
+    "elementwise" => [
+        fill_f32, copy_f32, axpy_f32, scale_f32, relu_fwd_f32, relu_bwd_f32, add_fwd_f32, mul_fwd_f32,
+        mul_bwd_f32, axpy_elem_f32, sum_all_bwd_f32, reduce_partial_f64, reduce_finish_f32,
+    ],
+    "conv" => [
+        dwconv_fwd_f32, dwconv_bwd_data_f32, dwconv_bwd_filter_f32, pwconv_fwd_f32, pwconv_bwd_data_f32,
+        pwconv_bwd_filter_f32, conv_fwd_f32, conv_bwd_data_f32, conv_bwd_filter_f32,
+    ],
+    "pool" => [max_pool_fwd_f32, max_pool_bwd_f32, avg_pool_fwd_f32, avg_pool_bwd_f32],
+    "bn" => [bn_fwd_train_f32, bn_fwd_eval_f32, bn_bwd_f32],
+    "softmax" => [softmax_rows_fwd_f32, softmax_rows_bwd_f32, cross_entropy_fwd_f32, cross_entropy_bwd_f32],
+    "layout" => [channel_put_f32, channel_take_add_f32, shift_fwd_f32, shift_bwd_f32, gap_fwd_f32, gap_bwd_f32],
+    "linear" => [linear_fwd_f32, linear_bwd_data_f32, linear_bwd_filter_f32, linear_bwd_bias_f32],
+    "optim" => [sgd_step_f32, adam_step_f32, couple_f32],
+}
+
+fn function(modules: &HashMap<&'static str, Arc<CudaModule>>, module: &str, name: &str) -> Result<CudaFunction> {
+    let m = modules.get(module).ok_or_else(|| Error::new(format!("cuda: kernel module {module}.cu is missing")))?;
+    m.load_function(name).map_err(|e| Error::new(format!("cuda: {module}.cu has no kernel {name}: {e}")))
+}
+
+/// The CUDA backend on one device.
+pub struct Cuda {
+    ctx: Arc<CudaContext>,
+    stream: Arc<CudaStream>,
+    k: Kernels,
+    /// Partial sums of the two-stage reductions; locked across both stages
+    /// so that two host threads cannot interleave them.
+    scratch: Mutex<CudaSlice<f64>>,
+    device_name: String,
+    /// Where the kernels came from ("nvcc PTX (sm_90)" or "NVRTC (compute_90)").
+    kernels_from: String,
+}
+
+impl Cuda {
+    /// Opens device `ordinal`, loads every kernel module. Fails with a plain
+    /// message when there is no driver, no such device or a kernel does not
+    /// compile or load.
+    pub fn new(ordinal: usize) -> Result<Cuda> {
+        if let Some(why) = unavailable_reason() {
+            crate::bail!("cuda: no usable device: {why}");
+        }
+        let count = device_count();
+        if ordinal >= count {
+            crate::bail!("cuda: device {ordinal} requested, the driver reports {count} device(s)");
+        }
+        let ctx = CudaContext::new(ordinal).map_err(|e| Error::new(format!("cuda: opening device {ordinal}: {e}")))?;
+        // SAFETY: this backend uses a single stream, so no cross-stream
+        // synchronisation is needed and the per-buffer events are overhead.
+        unsafe { ctx.disable_event_tracking() };
+        let stream = ctx.default_stream();
+        let device_name = ctx.name().unwrap_or_else(|_| "unknown device".into());
+        let cc = ctx.compute_capability().map_err(|e| Error::new(format!("cuda: compute capability: {e}")))?;
+
+        let mut modules = HashMap::new();
+        let kernels_from = match KERNEL_PTX {
+            Some(ptx) => {
+                for &(name, text) in ptx {
+                    let m = ctx
+                        .load_module(Ptx::from_src(text))
+                        .map_err(|e| Error::new(format!("cuda: loading {name}.ptx ({KERNEL_ARCH}): {e}")))?;
+                    modules.insert(name, m);
+                }
+                format!("nvcc PTX ({KERNEL_ARCH})")
+            }
+            None => {
+                if !nvrtc_present() {
+                    crate::bail!("cuda: kernels were not compiled at build time and libnvrtc cannot be loaded");
+                }
+                let arch = compute_arch(cc);
+                for &(name, src) in KERNEL_SOURCES {
+                    let ptx = compile_nvrtc(name, src, arch, &[])?;
+                    let m = ctx.load_module(ptx).map_err(|e| Error::new(format!("cuda: loading {name}.cu: {e}")))?;
+                    modules.insert(name, m);
+                }
+                format!("NVRTC ({arch})")
+            }
+        };
+        let k = Kernels::load(&modules)?;
+        let scratch =
+            stream.alloc_zeros::<f64>(REDUCE_PARTS).map_err(|e| Error::new(format!("cuda: scratch buffer: {e}")))?;
+        Ok(Cuda { ctx, stream, k, scratch: Mutex::new(scratch), device_name, kernels_from })
+    }
+
+    pub fn device_name(&self) -> &str {
+        &self.device_name
+    }
+
+    pub fn context(&self) -> &Arc<CudaContext> {
+        &self.ctx
+    }
+
+    /// Flat launch over `n` elements: ⌈n/BLOCK⌉ blocks, capped (grid-stride).
+    fn flat(n: usize) -> LaunchConfig {
+        let blocks = n.div_ceil(BLOCK as usize).clamp(1, MAX_GRID as usize) as u32;
+        LaunchConfig { grid_dim: (blocks, 1, 1), block_dim: (BLOCK, 1, 1), shared_mem_bytes: 0 }
+    }
+
+    /// One block of BLOCK threads per item (channel, weight element, …).
+    fn per_block(items: usize) -> Result<LaunchConfig> {
+        let g = u32::try_from(items).map_err(|_| Error::new(format!("cuda: {items} blocks exceed the grid")))?;
+        Ok(LaunchConfig { grid_dim: (g, 1, 1), block_dim: (BLOCK, 1, 1), shared_mem_bytes: 0 })
+    }
+
+    fn synchronize_stream(&self) -> Result<()> {
+        self.stream.synchronize().map_err(|e| Error::new(format!("cuda: synchronize: {e}")))
+    }
+
+    /// The raw device address of an optional buffer (0 = absent), for
+    /// kernels that take a nullable pointer.
+    fn opt_ptr(&self, b: Option<&CudaBuf>) -> u64 {
+        match b {
+            // The returned guard records nothing: event tracking is off.
+            Some(b) => b.mem.device_ptr(&self.stream).0,
+            None => 0,
+        }
+    }
+}
+
+/// `compute_XY` for NVRTC from the device's compute capability.
+fn compute_arch((major, minor): (i32, i32)) -> &'static str {
+    match (major, minor) {
+        (7, 0) => "compute_70",
+        (7, 5) => "compute_75",
+        (8, 0) => "compute_80",
+        (8, 6) => "compute_86",
+        (8, 7) => "compute_87",
+        (8, 9) => "compute_89",
+        (9, 0) => "compute_90",
+        (10, 0) => "compute_100",
+        (12, 0) => "compute_120",
+        // An unlisted device: PTX for the newest listed one it can JIT.
+        (m, _) if m >= 12 => "compute_120",
+        (m, _) if m >= 10 => "compute_100",
+        (m, _) if m >= 9 => "compute_90",
+        (8, _) => "compute_80",
+        _ => "compute_70",
+    }
+}
+
+/// Compiles one embedded kernel source with NVRTC; the error carries
+/// NVRTC's log. `include_paths` are only needed for system headers, which
+/// the kernels do not use.
+pub fn compile_nvrtc(name: &str, src: &str, arch: &'static str, include_paths: &[String]) -> Result<Ptx> {
+    let opts = CompileOptions {
+        arch: Some(arch),
+        include_paths: include_paths.to_vec(),
+        name: Some(format!("{name}.cu")),
+        options: vec!["--std=c++17".into()],
+        ..Default::default()
+    };
+    cudarc::nvrtc::compile_ptx_with_opts(src, opts).map_err(|e| match e {
+        CompileError::CompileError { log, .. } => {
+            Error::new(format!("cuda: NVRTC failed on {name}.cu:\n{}", log.to_string_lossy()))
+        }
+        other => Error::new(format!("cuda: NVRTC failed on {name}.cu: {other:?}")),
+    })
+}
+
+/// Launches kernel `$f` of `$cu.k` with `$cfg` and the given arguments, all
+/// in one expression so that temporaries (`&(n as i64)`) live until the
+/// launch. Each call site names the `.cu` signature it matches.
+macro_rules! launch {
+    ($cu:expr, $f:ident, $cfg:expr; $($arg:expr),* $(,)?) => {{
+        #[allow(unused_imports)]
+        use cudarc::driver::PushKernelArg as _;
+        let cu: &$crate::backend::cuda::Cuda = $cu;
+        let cfg: cudarc::driver::LaunchConfig = $cfg;
+        #[allow(clippy::macro_metavars_in_unsafe)]
+        // SAFETY: the argument list matches the kernel's C signature (each
+        // call site names it) and the launcher checked every buffer length
+        // against the geometry before reaching here.
+        let r = unsafe { cu.stream.launch_builder(&cu.k.$f)$(.arg($arg))*.launch(cfg) };
+        r.map(|_| ()).map_err(|e| $crate::error::Error::new(format!("cuda: {}: {e}", stringify!($f))))
+    }};
+}
+pub(crate) use launch;
+
+/// Fails with the kernel's name unless `buf` holds exactly `want` elements.
+fn check_len(kernel: &str, what: &str, buf: &CudaBuf, want: usize) -> Result<()> {
+    if buf.len != want {
+        crate::bail!("cuda: {kernel}: {what} holds {} elements, expected {want}", buf.len);
+    }
+    Ok(())
+}
+
+/// A dimension as the kernels' `int`.
+fn int(kernel: &str, v: usize) -> Result<i32> {
+    i32::try_from(v).map_err(|_| Error::new(format!("cuda: {kernel}: dimension {v} does not fit in an int")))
+}
+
+impl Backend for Cuda {
+    type Elem = f32;
+    type Buf = CudaBuf;
+
+    fn name(&self) -> String {
+        format!("cuda ({}, kernels from {})", self.device_name, self.kernels_from)
+    }
+    fn alloc(&self, len: usize) -> Result<CudaBuf> {
+        // The driver does not allocate 0 bytes; an empty buffer keeps one element.
+        let mem = self
+            .stream
+            .alloc_zeros::<f32>(len.max(1))
+            .map_err(|e| Error::new(format!("cuda: allocating {len} floats ({} MiB): {e}", (len * 4) >> 20)))?;
+        Ok(CudaBuf { mem, len })
+    }
+    fn len(&self, b: &CudaBuf) -> usize {
+        b.len
+    }
+    fn upload(&self, dst: &mut CudaBuf, src: &[f32]) -> Result<()> {
+        if dst.len != src.len() {
+            crate::bail!("upload: buffer holds {} elements, data has {}", dst.len, src.len());
+        }
+        if src.is_empty() {
+            return Ok(());
+        }
+        let mut view = dst.mem.slice_mut(0..src.len());
+        self.stream.memcpy_htod(src, &mut view).map_err(|e| Error::new(format!("cuda: upload: {e}")))
+    }
+    fn download(&self, src: &CudaBuf) -> Result<Vec<f32>> {
+        let mut out = vec![0.0f32; src.len];
+        if src.len > 0 {
+            let view = src.mem.slice(0..src.len);
+            self.stream.memcpy_dtoh(&view, &mut out).map_err(|e| Error::new(format!("cuda: download: {e}")))?;
+        }
+        self.synchronize()?;
+        Ok(out)
+    }
+    fn synchronize(&self) -> Result<()> {
+        self.stream.synchronize().map_err(|e| Error::new(format!("cuda: synchronize: {e}")))
+    }
+
+    fn fill(&self, y: &mut CudaBuf, v: f32) -> Result<()> {
+        elementwise::fill(self, y, v)
+    }
+    fn copy(&self, src: &CudaBuf, dst: &mut CudaBuf) -> Result<()> {
+        elementwise::copy(self, src, dst)
+    }
+    fn axpy(&self, a: f32, x: &CudaBuf, y: &mut CudaBuf) -> Result<()> {
+        elementwise::axpy(self, a, x, y)
+    }
+    fn scale(&self, a: f32, y: &mut CudaBuf) -> Result<()> {
+        elementwise::scale(self, a, y)
+    }
+    fn sum_sq(&self, x: &CudaBuf) -> Result<f64> {
+        elementwise::sum_sq(self, x)
+    }
+    fn relu_fwd(&self, x: &CudaBuf, y: &mut CudaBuf) -> Result<()> {
+        elementwise::relu_fwd(self, x, y)
+    }
+    fn relu_bwd(&self, x: &CudaBuf, dy: &CudaBuf, dx: &mut CudaBuf) -> Result<()> {
+        elementwise::relu_bwd(self, x, dy, dx)
+    }
+    fn add_fwd(&self, a: &CudaBuf, b: &CudaBuf, y: &mut CudaBuf) -> Result<()> {
+        elementwise::add_fwd(self, a, b, y)
+    }
+    fn mul_fwd(&self, a: &CudaBuf, b: &CudaBuf, y: &mut CudaBuf) -> Result<()> {
+        elementwise::mul_fwd(self, a, b, y)
+    }
+    fn mul_bwd(&self, b: &CudaBuf, dy: &CudaBuf, da: &mut CudaBuf) -> Result<()> {
+        elementwise::mul_bwd(self, b, dy, da)
+    }
+    fn axpy_elem(&self, w: &CudaBuf, idx: usize, x: &CudaBuf, y: &mut CudaBuf) -> Result<()> {
+        elementwise::axpy_elem(self, w, idx, x, y)
+    }
+    fn dot_elem(&self, a: &CudaBuf, b: &CudaBuf, out: &mut CudaBuf, idx: usize) -> Result<()> {
+        elementwise::dot_elem(self, a, b, out, idx)
+    }
+    fn sum_all_fwd(&self, x: &CudaBuf, y: &mut CudaBuf) -> Result<()> {
+        elementwise::sum_all_fwd(self, x, y)
+    }
+    fn sum_all_bwd(&self, dy: &CudaBuf, dx: &mut CudaBuf) -> Result<()> {
+        elementwise::sum_all_bwd(self, dy, dx)
+    }
+
+    fn conv2d_fwd(&self, g: &ConvGeom, x: &CudaBuf, w: &CudaBuf, y: &mut CudaBuf) -> Result<()> {
+        conv::fwd(self, g, x, w, y)
+    }
+    fn conv2d_bwd_data(&self, g: &ConvGeom, x: &CudaBuf, w: &CudaBuf, dy: &CudaBuf, dx: &mut CudaBuf) -> Result<()> {
+        conv::bwd_data(self, g, x, w, dy, dx)
+    }
+    fn conv2d_bwd_filter(&self, g: &ConvGeom, x: &CudaBuf, dy: &CudaBuf, dw: &mut CudaBuf) -> Result<()> {
+        conv::bwd_filter(self, g, x, dy, dw)
+    }
+
+    fn max_pool_fwd(&self, g: &PoolGeom, x: &CudaBuf, y: &mut CudaBuf) -> Result<()> {
+        pool::max_fwd(self, g, x, y)
+    }
+    fn max_pool_bwd(&self, g: &PoolGeom, x: &CudaBuf, dy: &CudaBuf, dx: &mut CudaBuf) -> Result<()> {
+        pool::max_bwd(self, g, x, dy, dx)
+    }
+    fn avg_pool_fwd(&self, g: &PoolGeom, x: &CudaBuf, y: &mut CudaBuf) -> Result<()> {
+        pool::avg_fwd(self, g, x, y)
+    }
+    fn avg_pool_bwd(&self, g: &PoolGeom, dy: &CudaBuf, dx: &mut CudaBuf) -> Result<()> {
+        pool::avg_bwd(self, g, dy, dx)
+    }
+
+    fn bn_fwd_train(
+        &self,
+        g: &BnGeom,
+        x: &CudaBuf,
+        gamma: Option<&CudaBuf>,
+        beta: Option<&CudaBuf>,
+        y: &mut CudaBuf,
+        saved: &mut CudaBuf,
+        running_mean: &mut CudaBuf,
+        running_var: &mut CudaBuf,
+    ) -> Result<()> {
+        bn::fwd_train(self, g, x, gamma, beta, y, saved, running_mean, running_var)
+    }
+    fn bn_fwd_eval(
+        &self,
+        g: &BnGeom,
+        x: &CudaBuf,
+        gamma: Option<&CudaBuf>,
+        beta: Option<&CudaBuf>,
+        running_mean: &CudaBuf,
+        running_var: &CudaBuf,
+        y: &mut CudaBuf,
+    ) -> Result<()> {
+        bn::fwd_eval(self, g, x, gamma, beta, running_mean, running_var, y)
+    }
+    fn bn_bwd(
+        &self,
+        g: &BnGeom,
+        x: &CudaBuf,
+        gamma: Option<&CudaBuf>,
+        saved: &CudaBuf,
+        dy: &CudaBuf,
+        dx: Option<&mut CudaBuf>,
+        dgamma: Option<&mut CudaBuf>,
+        dbeta: Option<&mut CudaBuf>,
+    ) -> Result<()> {
+        bn::bwd(self, g, x, gamma, saved, dy, dx, dgamma, dbeta)
+    }
+
+    fn softmax_rows_fwd(&self, rows: usize, cols: usize, x: &CudaBuf, y: &mut CudaBuf) -> Result<()> {
+        softmax::rows_fwd(self, rows, cols, x, y)
+    }
+    fn softmax_rows_bwd(&self, rows: usize, cols: usize, y: &CudaBuf, dy: &CudaBuf, dx: &mut CudaBuf) -> Result<()> {
+        softmax::rows_bwd(self, rows, cols, y, dy, dx)
+    }
+    fn cross_entropy_fwd(
+        &self,
+        n: usize,
+        k: usize,
+        logits: &CudaBuf,
+        labels: &CudaBuf,
+        loss: &mut CudaBuf,
+        probs: &mut CudaBuf,
+    ) -> Result<()> {
+        softmax::ce_fwd(self, n, k, logits, labels, loss, probs)
+    }
+    fn cross_entropy_bwd(
+        &self,
+        n: usize,
+        k: usize,
+        probs: &CudaBuf,
+        labels: &CudaBuf,
+        dloss: &CudaBuf,
+        dlogits: &mut CudaBuf,
+    ) -> Result<()> {
+        softmax::ce_bwd(self, n, k, probs, labels, dloss, dlogits)
+    }
+
+    fn channel_put(&self, s: &ChannelSlice, part: &CudaBuf, whole: &mut CudaBuf) -> Result<()> {
+        layout::channel_put(self, s, part, whole)
+    }
+    fn channel_take_add(&self, s: &ChannelSlice, dwhole: &CudaBuf, dpart: &mut CudaBuf) -> Result<()> {
+        layout::channel_take_add(self, s, dwhole, dpart)
+    }
+    fn shift_fwd(&self, n: usize, c: usize, h: usize, w: usize, x: &CudaBuf, y: &mut CudaBuf) -> Result<()> {
+        layout::shift_fwd(self, n, c, h, w, x, y)
+    }
+    fn shift_bwd(&self, n: usize, c: usize, h: usize, w: usize, dy: &CudaBuf, dx: &mut CudaBuf) -> Result<()> {
+        layout::shift_bwd(self, n, c, h, w, dy, dx)
+    }
+    fn gap_fwd(&self, nc: usize, hw: usize, x: &CudaBuf, y: &mut CudaBuf) -> Result<()> {
+        layout::gap_fwd(self, nc, hw, x, y)
+    }
+    fn gap_bwd(&self, nc: usize, hw: usize, dy: &CudaBuf, dx: &mut CudaBuf) -> Result<()> {
+        layout::gap_bwd(self, nc, hw, dy, dx)
+    }
+
+    fn linear_fwd(
+        &self,
+        n: usize,
+        i: usize,
+        o: usize,
+        x: &CudaBuf,
+        w: &CudaBuf,
+        b: Option<&CudaBuf>,
+        y: &mut CudaBuf,
+    ) -> Result<()> {
+        linear::fwd(self, n, i, o, x, w, b, y)
+    }
+    fn linear_bwd(
+        &self,
+        n: usize,
+        i: usize,
+        o: usize,
+        x: &CudaBuf,
+        w: &CudaBuf,
+        dy: &CudaBuf,
+        dx: Option<&mut CudaBuf>,
+        dw: Option<&mut CudaBuf>,
+        db: Option<&mut CudaBuf>,
+    ) -> Result<()> {
+        linear::bwd(self, n, i, o, x, w, dy, dx, dw, db)
+    }
+
+    fn sgd_step(&self, s: &SgdStep, grad_scale: f32, p: &mut CudaBuf, g: &CudaBuf, buf: &mut CudaBuf) -> Result<()> {
+        optim::sgd(self, s, grad_scale, p, g, buf)
+    }
+    fn adam_step(
+        &self,
+        s: &AdamStep,
+        grad_scale: f32,
+        p: &mut CudaBuf,
+        g: &CudaBuf,
+        m: &mut CudaBuf,
+        v: &mut CudaBuf,
+    ) -> Result<()> {
+        optim::adam(self, s, grad_scale, p, g, m, v)
+    }
+    fn couple(&self, beta: f32, p: &CudaBuf, other: &CudaBuf, g: &mut CudaBuf) -> Result<()> {
+        optim::couple(self, beta, p, other, g)
+    }
+}

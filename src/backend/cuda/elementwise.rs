@@ -1,0 +1,204 @@
+//! Launchers of `kernels/elementwise.cu`: flat kernels over n elements and
+//! the two-stage f64 reductions.
+
+use super::{Cuda, CudaBuf, REDUCE_PARTS, check_len, launch};
+use crate::error::{Error, Result};
+
+/// Fails unless `b` has as many elements as `a`.
+fn same(kernel: &str, a: &CudaBuf, b: &CudaBuf) -> Result<()> {
+    check_len(kernel, "second operand", b, a.len)
+}
+
+/// `y = v`
+pub fn fill(cu: &Cuda, y: &mut CudaBuf, v: f32) -> Result<()> {
+    let n = y.len;
+    if n == 0 {
+        return Ok(());
+    }
+    // fill_f32(float* y, float v, long long n)
+    launch!(cu, fill_f32, Cuda::flat(n); &mut y.mem, &v, &(n as i64))
+}
+
+/// `dst = src`
+pub fn copy(cu: &Cuda, src: &CudaBuf, dst: &mut CudaBuf) -> Result<()> {
+    same("copy_f32", src, dst)?;
+    let n = src.len;
+    if n == 0 {
+        return Ok(());
+    }
+    // copy_f32(const float* src, float* dst, long long n)
+    launch!(cu, copy_f32, Cuda::flat(n); &src.mem, &mut dst.mem, &(n as i64))
+}
+
+/// `y += a·x`
+pub fn axpy(cu: &Cuda, a: f32, x: &CudaBuf, y: &mut CudaBuf) -> Result<()> {
+    same("axpy_f32", x, y)?;
+    let n = x.len;
+    if n == 0 {
+        return Ok(());
+    }
+    // axpy_f32(float a, const float* x, float* y, long long n)
+    launch!(cu, axpy_f32, Cuda::flat(n); &a, &x.mem, &mut y.mem, &(n as i64))
+}
+
+/// `y *= a`
+pub fn scale(cu: &Cuda, a: f32, y: &mut CudaBuf) -> Result<()> {
+    let n = y.len;
+    if n == 0 {
+        return Ok(());
+    }
+    // scale_f32(float a, float* y, long long n)
+    launch!(cu, scale_f32, Cuda::flat(n); &a, &mut y.mem, &(n as i64))
+}
+
+/// `y = max(x, 0)`
+pub fn relu_fwd(cu: &Cuda, x: &CudaBuf, y: &mut CudaBuf) -> Result<()> {
+    same("relu_fwd_f32", x, y)?;
+    let n = x.len;
+    if n == 0 {
+        return Ok(());
+    }
+    // relu_fwd_f32(const float* x, float* y, long long n)
+    launch!(cu, relu_fwd_f32, Cuda::flat(n); &x.mem, &mut y.mem, &(n as i64))
+}
+
+/// `dx += dy·[x > 0]`
+pub fn relu_bwd(cu: &Cuda, x: &CudaBuf, dy: &CudaBuf, dx: &mut CudaBuf) -> Result<()> {
+    same("relu_bwd_f32", x, dy)?;
+    same("relu_bwd_f32", x, dx)?;
+    let n = x.len;
+    if n == 0 {
+        return Ok(());
+    }
+    // relu_bwd_f32(const float* x, const float* dy, float* dx, long long n)
+    launch!(cu, relu_bwd_f32, Cuda::flat(n); &x.mem, &dy.mem, &mut dx.mem, &(n as i64))
+}
+
+/// `y = a + b`
+pub fn add_fwd(cu: &Cuda, a: &CudaBuf, b: &CudaBuf, y: &mut CudaBuf) -> Result<()> {
+    same("add_fwd_f32", a, b)?;
+    same("add_fwd_f32", a, y)?;
+    let n = a.len;
+    if n == 0 {
+        return Ok(());
+    }
+    // add_fwd_f32(const float* a, const float* b, float* y, long long n)
+    launch!(cu, add_fwd_f32, Cuda::flat(n); &a.mem, &b.mem, &mut y.mem, &(n as i64))
+}
+
+/// `y = a ⊙ b`
+pub fn mul_fwd(cu: &Cuda, a: &CudaBuf, b: &CudaBuf, y: &mut CudaBuf) -> Result<()> {
+    same("mul_fwd_f32", a, b)?;
+    same("mul_fwd_f32", a, y)?;
+    let n = a.len;
+    if n == 0 {
+        return Ok(());
+    }
+    // mul_fwd_f32(const float* a, const float* b, float* y, long long n)
+    launch!(cu, mul_fwd_f32, Cuda::flat(n); &a.mem, &b.mem, &mut y.mem, &(n as i64))
+}
+
+/// `da += dy ⊙ b`
+pub fn mul_bwd(cu: &Cuda, b: &CudaBuf, dy: &CudaBuf, da: &mut CudaBuf) -> Result<()> {
+    same("mul_bwd_f32", b, dy)?;
+    same("mul_bwd_f32", b, da)?;
+    let n = b.len;
+    if n == 0 {
+        return Ok(());
+    }
+    // mul_bwd_f32(const float* b, const float* dy, float* da, long long n)
+    launch!(cu, mul_bwd_f32, Cuda::flat(n); &b.mem, &dy.mem, &mut da.mem, &(n as i64))
+}
+
+/// `y += w[idx]·x`
+pub fn axpy_elem(cu: &Cuda, w: &CudaBuf, idx: usize, x: &CudaBuf, y: &mut CudaBuf) -> Result<()> {
+    same("axpy_elem_f32", x, y)?;
+    if idx >= w.len {
+        crate::bail!("cuda: axpy_elem_f32: index {idx} outside a weight buffer of {}", w.len);
+    }
+    let n = x.len;
+    if n == 0 {
+        return Ok(());
+    }
+    // axpy_elem_f32(const float* w, long long idx, const float* x, float* y, long long n)
+    launch!(cu, axpy_elem_f32, Cuda::flat(n); &w.mem, &(idx as i64), &x.mem, &mut y.mem, &(n as i64))
+}
+
+/// `dx += dy[0]`
+pub fn sum_all_bwd(cu: &Cuda, dy: &CudaBuf, dx: &mut CudaBuf) -> Result<()> {
+    if dy.len == 0 {
+        crate::bail!("cuda: sum_all_bwd_f32: dy is empty");
+    }
+    let n = dx.len;
+    if n == 0 {
+        return Ok(());
+    }
+    // sum_all_bwd_f32(const float* dy, float* dx, long long n)
+    launch!(cu, sum_all_bwd_f32, Cuda::flat(n); &dy.mem, &mut dx.mem, &(n as i64))
+}
+
+/// Stage 1 of a reduction of `Σ a·b` (`b` absent: `Σ a`) into the locked
+/// scratch; returns how many partial sums it wrote.
+fn partials(cu: &Cuda, scratch: &mut cudarc::driver::CudaSlice<f64>, a: &CudaBuf, b: Option<&CudaBuf>) -> Result<i32> {
+    let n = a.len;
+    let cfg = Cuda::flat(n);
+    let parts = cfg.grid_dim.0.min(REDUCE_PARTS as u32);
+    let cfg = cudarc::driver::LaunchConfig { grid_dim: (parts, 1, 1), ..cfg };
+    let bp = cu.opt_ptr(b);
+    // reduce_partial_f64(const float* a, const float* b, long long n, double* partial)
+    launch!(cu, reduce_partial_f64, cfg; &a.mem, &bp, &(n as i64), scratch)?;
+    Ok(parts as i32)
+}
+
+/// Stage 2: `out[idx] = Σ partials` (or `+=` when `accumulate`).
+fn finish(
+    cu: &Cuda,
+    scratch: &cudarc::driver::CudaSlice<f64>,
+    parts: i32,
+    out: &mut CudaBuf,
+    idx: usize,
+    accumulate: bool,
+) -> Result<()> {
+    let one = Cuda::per_block(1)?;
+    // reduce_finish_f32(const double* partial, int parts, float* out, long long idx, int accumulate)
+    launch!(cu, reduce_finish_f32, one; scratch, &parts, &mut out.mem, &(idx as i64), &(accumulate as i32))
+}
+
+fn lock(cu: &Cuda) -> Result<std::sync::MutexGuard<'_, cudarc::driver::CudaSlice<f64>>> {
+    cu.scratch.lock().map_err(|_| Error::new("cuda: the reduction scratch lock is poisoned"))
+}
+
+/// `out[idx] += Σ a ⊙ b`, in f64, rounded once.
+pub fn dot_elem(cu: &Cuda, a: &CudaBuf, b: &CudaBuf, out: &mut CudaBuf, idx: usize) -> Result<()> {
+    same("reduce_partial_f64", a, b)?;
+    if idx >= out.len {
+        crate::bail!("cuda: dot_elem: index {idx} outside an output of {}", out.len);
+    }
+    let mut s = lock(cu)?;
+    let parts = partials(cu, &mut s, a, Some(b))?;
+    finish(cu, &s, parts, out, idx, true)
+}
+
+/// `y[0] = Σ x`
+pub fn sum_all_fwd(cu: &Cuda, x: &CudaBuf, y: &mut CudaBuf) -> Result<()> {
+    if y.len == 0 {
+        crate::bail!("cuda: sum_all_fwd: y is empty");
+    }
+    let mut s = lock(cu)?;
+    let parts = partials(cu, &mut s, x, None)?;
+    finish(cu, &s, parts, y, 0, false)
+}
+
+/// `Σ x²` in f64: the partials are summed on the host (synchronises).
+pub fn sum_sq(cu: &Cuda, x: &CudaBuf) -> Result<f64> {
+    if x.len == 0 {
+        return Ok(0.0);
+    }
+    let mut s = lock(cu)?;
+    let parts = partials(cu, &mut s, x, Some(x))? as usize;
+    let mut host = vec![0.0f64; parts];
+    let view = s.slice(0..parts);
+    cu.stream.memcpy_dtoh(&view, &mut host).map_err(|e| Error::new(format!("cuda: sum_sq: {e}")))?;
+    cu.synchronize_stream()?;
+    Ok(host.iter().sum())
+}

@@ -1,0 +1,648 @@
+//! Every `Backend` method of `Cuda` against the CPU reference (`Cpu<f32>`),
+//! on fresh random inputs and several shapes (odd sizes, stride 2,
+//! dilation 2). Forward outputs start poisoned (NaN) so that an element the
+//! kernel forgot to write fails; backward gradients start random so that a
+//! kernel that overwrites instead of accumulating fails.
+//!
+//! Without a usable CUDA device each GPU test prints
+//! `skipped: no CUDA device (<reason>)` and passes. The same cases also run
+//! with the CPU backend in place of CUDA (`harness_self_check_on_cpu`), which
+//! checks the harness itself on machines without a GPU.
+//!
+//! Tolerances are mixed, per element: |got − want| ≤ atol + rtol·|want|.
+//! The GPU sums in another order (trees instead of a running sum), so
+//! tolerances grow with the length of the sums; each is explained where set.
+
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use rarts::backend::{AdamStep, Backend, Cpu, Cuda, SgdStep};
+use rarts::geom::{BnGeom, ChannelSlice, ConvGeom, PoolGeom};
+use rarts::search::algo::Algo;
+
+fn gpu() -> Option<Cuda> {
+    if let Some(why) = rarts::backend::cuda::unavailable_reason() {
+        eprintln!("skipped: no CUDA device ({why})");
+        return None;
+    }
+    match Cuda::new(0) {
+        Ok(c) => Some(c),
+        Err(e) => {
+            eprintln!("skipped: no CUDA device ({e})");
+            None
+        }
+    }
+}
+
+/// Elementwise kernels: one rounding each, possibly an FMA contraction.
+const EW: (f64, f64) = (1e-6, 1e-6);
+
+/// Fails with the first element past tolerance: index, both values and how
+/// far past tolerance it is. A NaN where the reference has a number (an
+/// unwritten poisoned element) always fails.
+fn close(what: &str, got: &[f32], want: &[f32], (atol, rtol): (f64, f64)) {
+    assert_eq!(got.len(), want.len(), "{what}: lengths differ");
+    let mut bad = 0usize;
+    let mut first = None;
+    for (i, (&g, &w)) in got.iter().zip(want).enumerate() {
+        let (g, w) = (g as f64, w as f64);
+        let ok = if w.is_nan() { g.is_nan() } else { (g - w).abs() <= atol + rtol * w.abs() };
+        if !ok {
+            bad += 1;
+            first.get_or_insert((i, g, w));
+        }
+    }
+    if let Some((i, g, w)) = first {
+        let tol = atol + rtol * w.abs();
+        panic!(
+            "{what}: {bad} of {} elements past tolerance; first at [{i}]: got {g:e}, want {w:e}, |Δ| = {:e} = {:.2}× tolerance {tol:e}",
+            got.len(),
+            (g - w).abs(),
+            (g - w).abs() / tol
+        );
+    }
+}
+
+fn rand_vec(rng: &mut StdRng, n: usize, lo: f32, hi: f32) -> Vec<f32> {
+    (0..n).map(|_| rng.random_range(lo..hi)).collect()
+}
+
+/// A device buffer holding `v`.
+fn up<B: Backend<Elem = f32>>(be: &B, v: &[f32]) -> B::Buf {
+    let mut b = be.alloc(v.len()).expect("alloc");
+    be.upload(&mut b, v).expect("upload");
+    b
+}
+
+/// A device buffer of `n` NaNs, for outputs that must be fully written.
+fn poisoned<B: Backend<Elem = f32>>(be: &B, n: usize) -> B::Buf {
+    let mut b = be.alloc(n).expect("alloc");
+    be.fill(&mut b, f32::NAN).expect("fill");
+    b
+}
+
+fn down<B: Backend<Elem = f32>>(be: &B, b: &B::Buf) -> Vec<f32> {
+    be.download(b).expect("download")
+}
+
+/// The CPU reference and the random inputs of one case.
+struct Pair {
+    cpu: Cpu<f32>,
+    rng: StdRng,
+}
+
+impl Pair {
+    fn new(seed: u64) -> Self {
+        Pair { cpu: Cpu::new(), rng: StdRng::seed_from_u64(seed) }
+    }
+    fn rand(&mut self, n: usize) -> Vec<f32> {
+        rand_vec(&mut self.rng, n, -1.0, 1.0)
+    }
+}
+
+mod cases {
+    use super::*;
+
+    const SIZES: [usize; 5] = [1, 7, 1000, 65_537, 1_200_003];
+
+    pub fn elementwise<B: Backend<Elem = f32>>(be: &B) {
+        let mut p = Pair::new(1);
+        for n in SIZES {
+            let (x, y0, b) = (p.rand(n), p.rand(n), p.rand(n));
+            let (xd, bd) = (up(be, &x), up(be, &b));
+            let cpu = &p.cpu;
+
+            let mut yd = poisoned(be, n);
+            be.fill(&mut yd, 0.5).unwrap();
+            close(&format!("fill n={n}"), &down(be, &yd), &vec![0.5; n], EW);
+
+            let mut yd = poisoned(be, n);
+            be.copy(&xd, &mut yd).unwrap();
+            close(&format!("copy n={n}"), &down(be, &yd), &x, EW);
+
+            let (mut yc, mut yd) = (y0.clone(), up(be, &y0));
+            cpu.axpy(-0.7, &x, &mut yc).unwrap();
+            be.axpy(-0.7, &xd, &mut yd).unwrap();
+            close(&format!("axpy n={n}"), &down(be, &yd), &yc, EW);
+
+            let (mut yc, mut yd) = (y0.clone(), up(be, &y0));
+            cpu.scale(1.3, &mut yc).unwrap();
+            be.scale(1.3, &mut yd).unwrap();
+            close(&format!("scale n={n}"), &down(be, &yd), &yc, EW);
+
+            // Both reduce in f64; only the order differs.
+            let (sc, sd) = (cpu.sum_sq(&x).unwrap(), be.sum_sq(&xd).unwrap());
+            assert!((sc - sd).abs() <= 1e-9 * sc.abs() + 1e-12, "sum_sq n={n}: got {sd}, want {sc}");
+
+            let (mut yc, mut yd) = (vec![0.0; n], poisoned(be, n));
+            cpu.relu_fwd(&x, &mut yc).unwrap();
+            be.relu_fwd(&xd, &mut yd).unwrap();
+            close(&format!("relu_fwd n={n}"), &down(be, &yd), &yc, EW);
+
+            let (mut dc, mut dd) = (y0.clone(), up(be, &y0));
+            cpu.relu_bwd(&x, &b, &mut dc).unwrap();
+            be.relu_bwd(&xd, &bd, &mut dd).unwrap();
+            close(&format!("relu_bwd n={n}"), &down(be, &dd), &dc, EW);
+
+            let (mut yc, mut yd) = (vec![0.0; n], poisoned(be, n));
+            cpu.add_fwd(&x, &b, &mut yc).unwrap();
+            be.add_fwd(&xd, &bd, &mut yd).unwrap();
+            close(&format!("add_fwd n={n}"), &down(be, &yd), &yc, EW);
+
+            let (mut yc, mut yd) = (vec![0.0; n], poisoned(be, n));
+            cpu.mul_fwd(&x, &b, &mut yc).unwrap();
+            be.mul_fwd(&xd, &bd, &mut yd).unwrap();
+            close(&format!("mul_fwd n={n}"), &down(be, &yd), &yc, EW);
+
+            let (mut dc, mut dd) = (y0.clone(), up(be, &y0));
+            cpu.mul_bwd(&b, &x, &mut dc).unwrap();
+            be.mul_bwd(&bd, &xd, &mut dd).unwrap();
+            close(&format!("mul_bwd n={n}"), &down(be, &dd), &dc, EW);
+
+            let w = vec![0.3, -1.1, 0.8];
+            let wd = up(be, &w);
+            let (mut yc, mut yd) = (y0.clone(), up(be, &y0));
+            cpu.axpy_elem(&w, 1, &x, &mut yc).unwrap();
+            be.axpy_elem(&wd, 1, &xd, &mut yd).unwrap();
+            close(&format!("axpy_elem n={n}"), &down(be, &yd), &yc, EW);
+
+            // Sums of up to 1.2M products in f64, rounded once to f32.
+            let (mut oc, mut od) = (w.clone(), up(be, &w));
+            cpu.dot_elem(&x, &b, &mut oc, 2).unwrap();
+            be.dot_elem(&xd, &bd, &mut od, 2).unwrap();
+            close(&format!("dot_elem n={n}"), &down(be, &od), &oc, (1e-5, 1e-6));
+
+            let (mut sc, mut sd) = (vec![0.0; 1], poisoned(be, 1));
+            cpu.sum_all_fwd(&x, &mut sc).unwrap();
+            be.sum_all_fwd(&xd, &mut sd).unwrap();
+            close(&format!("sum_all_fwd n={n}"), &down(be, &sd), &sc, (1e-5, 1e-6));
+
+            let g = vec![0.37f32];
+            let gd = up(be, &g);
+            let (mut dc, mut dd) = (y0.clone(), up(be, &y0));
+            cpu.sum_all_bwd(&g, &mut dc).unwrap();
+            be.sum_all_bwd(&gd, &mut dd).unwrap();
+            close(&format!("sum_all_bwd n={n}"), &down(be, &dd), &dc, EW);
+        }
+    }
+
+    /// (n, cin, h, w, cout, k, stride, pad, dil, groups, relu_in)
+    type ConvCase = (usize, usize, usize, usize, usize, usize, usize, usize, usize, usize, bool);
+    const CONVS: &[ConvCase] = &[
+        // depthwise: sep_conv 3×3 / 5×5, stride 1 and 2, dil_conv (dilation 2), odd planes
+        (2, 5, 9, 7, 5, 3, 1, 1, 1, 5, true),
+        (3, 4, 8, 8, 4, 3, 2, 1, 1, 4, true),
+        (2, 6, 11, 10, 6, 5, 1, 2, 1, 6, false),
+        (2, 4, 9, 9, 4, 3, 1, 2, 2, 4, true),
+        (2, 3, 12, 13, 3, 5, 2, 4, 2, 3, true),
+        (8, 16, 32, 32, 16, 3, 1, 1, 1, 16, true),
+        // pointwise: odd channel counts (partial tiles), stride 2 (FactorizedReduce)
+        (2, 5, 7, 9, 19, 1, 1, 0, 1, 1, false),
+        (3, 17, 8, 8, 33, 1, 1, 0, 1, 1, true),
+        (2, 6, 9, 11, 4, 1, 2, 0, 1, 1, true),
+        (2, 16, 8, 8, 16, 1, 2, 0, 1, 1, true),
+        // n·oh·ow = 8192: two splits of the filter-gradient reduction
+        (8, 16, 32, 32, 16, 1, 1, 0, 1, 1, true),
+        // general: the 3×3 stem, grouped, dense dilated, 1×1 with padding
+        (2, 3, 10, 9, 12, 3, 1, 1, 1, 1, false),
+        (2, 6, 7, 7, 4, 3, 2, 1, 1, 2, true),
+        (1, 4, 9, 8, 5, 3, 1, 2, 2, 1, true),
+        (2, 3, 5, 5, 4, 1, 1, 1, 1, 1, false),
+    ];
+
+    pub fn conv<B: Backend<Elem = f32>>(be: &B) {
+        let mut p = Pair::new(2);
+        for &(n, cin, h, w, cout, k, stride, pad, dil, groups, relu_in) in CONVS {
+            let oh = ConvGeom::out_len(h, k, stride, pad, dil);
+            let ow = ConvGeom::out_len(w, k, stride, pad, dil);
+            let g = ConvGeom { n, cin, h, w, cout, oh, ow, k, stride, pad, dil, groups, relu_in };
+            let (xn, wn, yn) = (g.x_shape().numel(), g.w_shape().numel(), g.y_shape().numel());
+            let (x, wt, dy) = (p.rand(xn), p.rand(wn), p.rand(yn));
+            let (dx0, dw0) = (p.rand(xn), p.rand(wn));
+            let (xd, wd, dyd) = (up(be, &x), up(be, &wt), up(be, &dy));
+            // Sums of cin/g·k·k (forward), cout/g·k·k (data) products of
+            // O(1) values: f32 order effects stay near 1e-6 per term.
+            let tol = (2e-5, 1e-5);
+
+            let (mut yc, mut yd) = (vec![0.0; yn], poisoned(be, yn));
+            p.cpu.conv2d_fwd(&g, &x, &wt, &mut yc).unwrap();
+            be.conv2d_fwd(&g, &xd, &wd, &mut yd).unwrap();
+            close(&format!("conv2d_fwd {g:?}"), &down(be, &yd), &yc, tol);
+
+            let (mut dxc, mut dxd) = (dx0.clone(), up(be, &dx0));
+            p.cpu.conv2d_bwd_data(&g, &x, &wt, &dy, &mut dxc).unwrap();
+            be.conv2d_bwd_data(&g, &xd, &wd, &dyd, &mut dxd).unwrap();
+            close(&format!("conv2d_bwd_data {g:?}"), &down(be, &dxd), &dxc, tol);
+
+            // The filter gradient sums n·oh·ow products (up to 8192 here);
+            // the CPU's running f32 sum has error ~√K·ulp·|sum|, so a looser
+            // absolute term.
+            let (mut dwc, mut dwd) = (dw0.clone(), up(be, &dw0));
+            p.cpu.conv2d_bwd_filter(&g, &x, &dy, &mut dwc).unwrap();
+            be.conv2d_bwd_filter(&g, &xd, &dyd, &mut dwd).unwrap();
+            close(&format!("conv2d_bwd_filter {g:?}"), &down(be, &dwd), &dwc, (2e-4, 1e-4));
+        }
+    }
+
+    /// (n, c, h, w, k, stride, pad)
+    const POOLS: &[(usize, usize, usize, usize, usize, usize, usize)] = &[
+        (2, 3, 8, 8, 3, 1, 1),
+        (2, 3, 9, 7, 3, 2, 1),
+        (1, 2, 5, 6, 3, 2, 0),
+        (2, 4, 32, 32, 3, 2, 1),
+        (1, 1, 1, 1, 3, 1, 1),
+    ];
+
+    pub fn pool<B: Backend<Elem = f32>>(be: &B) {
+        let mut p = Pair::new(3);
+        for &(n, c, h, w, k, stride, pad) in POOLS {
+            let oh = (h + 2 * pad - k) / stride + 1;
+            let ow = (w + 2 * pad - k) / stride + 1;
+            let g = PoolGeom { n, c, h, w, oh, ow, k, stride, pad };
+            let (xn, yn) = (g.x_shape().numel(), g.y_shape().numel());
+            // Small integers make ties within windows common: the gradient
+            // must go to the first maximum, as on the CPU.
+            for ties in [true, false] {
+                let x: Vec<f32> =
+                    if ties { (0..xn).map(|_| p.rng.random_range(0..4) as f32).collect() } else { p.rand(xn) };
+                let (dy, dx0) = (p.rand(yn), p.rand(xn));
+                let (xd, dyd) = (up(be, &x), up(be, &dy));
+                let tag = format!("{g:?} ties={ties}");
+
+                let (mut yc, mut yd) = (vec![0.0; yn], poisoned(be, yn));
+                p.cpu.max_pool_fwd(&g, &x, &mut yc).unwrap();
+                be.max_pool_fwd(&g, &xd, &mut yd).unwrap();
+                close(&format!("max_pool_fwd {tag}"), &down(be, &yd), &yc, EW);
+
+                let (mut dc, mut dd) = (dx0.clone(), up(be, &dx0));
+                p.cpu.max_pool_bwd(&g, &x, &dy, &mut dc).unwrap();
+                be.max_pool_bwd(&g, &xd, &dyd, &mut dd).unwrap();
+                // Up to k² = 9 contributions added in another order.
+                close(&format!("max_pool_bwd {tag}"), &down(be, &dd), &dc, (1e-6, 1e-5));
+
+                // Sums of at most k² = 9 terms.
+                let (mut yc, mut yd) = (vec![0.0; yn], poisoned(be, yn));
+                p.cpu.avg_pool_fwd(&g, &x, &mut yc).unwrap();
+                be.avg_pool_fwd(&g, &xd, &mut yd).unwrap();
+                close(&format!("avg_pool_fwd {tag}"), &down(be, &yd), &yc, (1e-6, 1e-5));
+
+                let (mut dc, mut dd) = (dx0.clone(), up(be, &dx0));
+                p.cpu.avg_pool_bwd(&g, &dy, &mut dc).unwrap();
+                be.avg_pool_bwd(&g, &dyd, &mut dd).unwrap();
+                close(&format!("avg_pool_bwd {tag}"), &down(be, &dd), &dc, (1e-6, 1e-5));
+            }
+        }
+    }
+
+    pub fn batch_norm<B: Backend<Elem = f32>>(be: &B) {
+        let mut p = Pair::new(4);
+        // (n, c, hw, offset): an offset of 1000 checks that the variance is
+        // not computed as E[x²] − μ² (which would lose every digit in f32).
+        for &(n, c, hw, offset) in
+            &[(2, 3, 5, 0.0), (4, 16, 64, 0.0), (1, 5, 1, 0.0), (3, 7, 49, 1000.0), (8, 4, 1024, 0.0)]
+        {
+            let g = BnGeom { n, c, hw, eps: 1e-5, momentum: 0.1 };
+            let len = n * c * hw;
+            let x: Vec<f32> = p.rand(len).into_iter().map(|v| v + offset).collect();
+            let (gamma, beta, dy, dx0) = (p.rand(c), p.rand(c), p.rand(len), p.rand(len));
+            let rm: Vec<f32> = p.rand(c);
+            let rv: Vec<f32> = p.rand(c).into_iter().map(|v| v.abs() + 0.5).collect();
+            let (dg0, db0) = (p.rand(c), p.rand(c));
+            let (xd, gd, bd, dyd) = (up(be, &x), up(be, &gamma), up(be, &beta), up(be, &dy));
+            // Normalised outputs are O(1); statistics in f64 on both sides.
+            let tol = (2e-5, 2e-5);
+            for affine in [true, false] {
+                let tag = format!("n={n} c={c} hw={hw} offset={offset} affine={affine}");
+                let (gc, bc) = if affine { (Some(&gamma), Some(&beta)) } else { (None, None) };
+                let (gdo, bdo) = if affine { (Some(&gd), Some(&bd)) } else { (None, None) };
+
+                let (mut yc, mut yd) = (vec![0.0; len], poisoned(be, len));
+                let (mut sc, mut sd) = (vec![0.0; 2 * c], poisoned(be, 2 * c));
+                let (mut rmc, mut rmd) = (rm.clone(), up(be, &rm));
+                let (mut rvc, mut rvd) = (rv.clone(), up(be, &rv));
+                p.cpu.bn_fwd_train(&g, &x, gc, bc, &mut yc, &mut sc, &mut rmc, &mut rvc).unwrap();
+                be.bn_fwd_train(&g, &xd, gdo, bdo, &mut yd, &mut sd, &mut rmd, &mut rvd).unwrap();
+                close(&format!("bn_fwd_train y {tag}"), &down(be, &yd), &yc, tol);
+                close(&format!("bn_fwd_train saved {tag}"), &down(be, &sd), &sc, tol);
+                close(&format!("bn_fwd_train running_mean {tag}"), &down(be, &rmd), &rmc, tol);
+                close(&format!("bn_fwd_train running_var {tag}"), &down(be, &rvd), &rvc, tol);
+
+                let (mut yc, mut yd) = (vec![0.0; len], poisoned(be, len));
+                let (rmd, rvd) = (up(be, &rm), up(be, &rv));
+                p.cpu.bn_fwd_eval(&g, &x, gc, bc, &rm, &rv, &mut yc).unwrap();
+                be.bn_fwd_eval(&g, &xd, gdo, bdo, &rmd, &rvd, &mut yd).unwrap();
+                // x up to 1000 normalised by running stats: outputs up to ~1e3.
+                close(&format!("bn_fwd_eval {tag}"), &down(be, &yd), &yc, (2e-5, 2e-5));
+
+                // Backward: all gradients, then dx alone (the others absent).
+                let sdd = up(be, &sc);
+                for all in [true, false] {
+                    let (mut dxc, mut dxd) = (dx0.clone(), up(be, &dx0));
+                    let (mut dgc, mut dgd) = (dg0.clone(), up(be, &dg0));
+                    let (mut dbc, mut dbd) = (db0.clone(), up(be, &db0));
+                    p.cpu
+                        .bn_bwd(&g, &x, gc, &sc, &dy, Some(&mut dxc), all.then_some(&mut dgc), all.then_some(&mut dbc))
+                        .unwrap();
+                    be.bn_bwd(
+                        &g,
+                        &xd,
+                        gdo,
+                        &sdd,
+                        &dyd,
+                        Some(&mut dxd),
+                        all.then_some(&mut dgd),
+                        all.then_some(&mut dbd),
+                    )
+                    .unwrap();
+                    // dγ, dβ sum n·hw terms (up to 8192): looser absolute term.
+                    close(&format!("bn_bwd dx {tag} all={all}"), &down(be, &dxd), &dxc, (1e-4, 1e-4));
+                    close(&format!("bn_bwd dgamma {tag} all={all}"), &down(be, &dgd), &dgc, (2e-4, 1e-4));
+                    close(&format!("bn_bwd dbeta {tag} all={all}"), &down(be, &dbd), &dbc, (2e-4, 1e-4));
+                }
+            }
+        }
+    }
+
+    pub fn softmax<B: Backend<Elem = f32>>(be: &B) {
+        let mut p = Pair::new(5);
+        for &(rows, cols) in &[(14, 8), (1, 1), (3, 37), (300, 5)] {
+            let x: Vec<f32> = p.rand(rows * cols).into_iter().map(|v| 4.0 * v).collect();
+            let (dy, dx0) = (p.rand(rows * cols), p.rand(rows * cols));
+            let (xd, dyd) = (up(be, &x), up(be, &dy));
+            let (mut yc, mut yd) = (vec![0.0; rows * cols], poisoned(be, rows * cols));
+            p.cpu.softmax_rows_fwd(rows, cols, &x, &mut yc).unwrap();
+            be.softmax_rows_fwd(rows, cols, &xd, &mut yd).unwrap();
+            // expf differs from the CPU's exp by an ulp or two.
+            close(&format!("softmax_rows_fwd {rows}×{cols}"), &down(be, &yd), &yc, (1e-6, 1e-5));
+
+            let yy = up(be, &yc);
+            let (mut dc, mut dd) = (dx0.clone(), up(be, &dx0));
+            p.cpu.softmax_rows_bwd(rows, cols, &yc, &dy, &mut dc).unwrap();
+            be.softmax_rows_bwd(rows, cols, &yy, &dyd, &mut dd).unwrap();
+            close(&format!("softmax_rows_bwd {rows}×{cols}"), &down(be, &dd), &dc, (1e-6, 1e-5));
+        }
+    }
+
+    pub fn cross_entropy<B: Backend<Elem = f32>>(be: &B) {
+        let mut p = Pair::new(6);
+        for &(n, k) in &[(8, 10), (1, 3), (67, 10), (256, 10)] {
+            let z: Vec<f32> = p.rand(n * k).into_iter().map(|v| 5.0 * v).collect();
+            let labels: Vec<f32> = (0..n).map(|_| p.rng.random_range(0..k) as f32).collect();
+            let dx0 = p.rand(n * k);
+            let (zd, ld) = (up(be, &z), up(be, &labels));
+            let (mut lc, mut ldv) = (vec![0.0; 1], poisoned(be, 1));
+            let (mut pc, mut pd) = (vec![0.0; n * k], poisoned(be, n * k));
+            p.cpu.cross_entropy_fwd(n, k, &z, &labels, &mut lc, &mut pc).unwrap();
+            be.cross_entropy_fwd(n, k, &zd, &ld, &mut ldv, &mut pd).unwrap();
+            // The GPU takes logsumexp − z in f64, the CPU −ln of the f32
+            // probability: they differ by the f32 rounding of p (~1e-7 rel).
+            close(&format!("cross_entropy_fwd loss {n}×{k}"), &down(be, &ldv), &lc, (1e-5, 1e-5));
+            close(&format!("cross_entropy_fwd probs {n}×{k}"), &down(be, &pd), &pc, (1e-6, 1e-5));
+
+            let dl = vec![0.8f32];
+            let (pdd, dld) = (up(be, &pc), up(be, &dl));
+            let (mut dc, mut dd) = (dx0.clone(), up(be, &dx0));
+            p.cpu.cross_entropy_bwd(n, k, &pc, &labels, &dl, &mut dc).unwrap();
+            be.cross_entropy_bwd(n, k, &pdd, &ld, &dld, &mut dd).unwrap();
+            close(&format!("cross_entropy_bwd {n}×{k}"), &down(be, &dd), &dc, EW);
+        }
+    }
+
+    pub fn layout<B: Backend<Elem = f32>>(be: &B) {
+        let mut p = Pair::new(7);
+        for s in [
+            ChannelSlice { n: 2, hw: 9, c_part: 3, c_whole: 8, off: 2 },
+            ChannelSlice { n: 3, hw: 1, c_part: 5, c_whole: 5, off: 0 },
+            ChannelSlice { n: 4, hw: 64, c_part: 16, c_whole: 64, off: 48 },
+        ] {
+            let (pn, wn) = (s.n * s.c_part * s.hw, s.n * s.c_whole * s.hw);
+            let (part, whole0) = (p.rand(pn), p.rand(wn));
+            // The rest of `whole` must be left alone: it starts random, the same on both.
+            let (mut wc, mut wd) = (whole0.clone(), up(be, &whole0));
+            p.cpu.channel_put(&s, &part, &mut wc).unwrap();
+            be.channel_put(&s, &up(be, &part), &mut wd).unwrap();
+            close(&format!("channel_put {s:?}"), &down(be, &wd), &wc, EW);
+
+            let (mut dc, mut dd) = (part.clone(), up(be, &part));
+            p.cpu.channel_take_add(&s, &whole0, &mut dc).unwrap();
+            be.channel_take_add(&s, &up(be, &whole0), &mut dd).unwrap();
+            close(&format!("channel_take_add {s:?}"), &down(be, &dd), &dc, EW);
+        }
+        for &(n, c, h, w) in &[(2, 3, 7, 6), (1, 1, 2, 2), (4, 8, 32, 32)] {
+            let (big, small) = (n * c * h * w, n * c * (h - 1) * (w - 1));
+            let (x, dy, dx0) = (p.rand(big), p.rand(small), p.rand(big));
+            let (mut yc, mut yd) = (vec![0.0; small], poisoned(be, small));
+            p.cpu.shift_fwd(n, c, h, w, &x, &mut yc).unwrap();
+            be.shift_fwd(n, c, h, w, &up(be, &x), &mut yd).unwrap();
+            close(&format!("shift_fwd {n},{c},{h},{w}"), &down(be, &yd), &yc, EW);
+
+            let (mut dc, mut dd) = (dx0.clone(), up(be, &dx0));
+            p.cpu.shift_bwd(n, c, h, w, &dy, &mut dc).unwrap();
+            be.shift_bwd(n, c, h, w, &up(be, &dy), &mut dd).unwrap();
+            close(&format!("shift_bwd {n},{c},{h},{w}"), &down(be, &dd), &dc, EW);
+        }
+        for &(nc, hw) in &[(6, 49), (300, 1), (5, 1000), (1024, 64)] {
+            let (x, dy, dx0) = (p.rand(nc * hw), p.rand(nc), p.rand(nc * hw));
+            let (mut yc, mut yd) = (vec![0.0; nc], poisoned(be, nc));
+            p.cpu.gap_fwd(nc, hw, &x, &mut yc).unwrap();
+            be.gap_fwd(nc, hw, &up(be, &x), &mut yd).unwrap();
+            // Means of up to 1000 terms summed in another order.
+            close(&format!("gap_fwd {nc}×{hw}"), &down(be, &yd), &yc, (1e-6, 1e-5));
+
+            let (mut dc, mut dd) = (dx0.clone(), up(be, &dx0));
+            p.cpu.gap_bwd(nc, hw, &dy, &mut dc).unwrap();
+            be.gap_bwd(nc, hw, &up(be, &dy), &mut dd).unwrap();
+            close(&format!("gap_bwd {nc}×{hw}"), &down(be, &dd), &dc, EW);
+        }
+    }
+
+    pub fn linear<B: Backend<Elem = f32>>(be: &B) {
+        let mut p = Pair::new(8);
+        for &(n, i, o) in &[(4, 7, 3), (64, 256, 10), (1, 1, 1), (33, 65, 17)] {
+            let (x, w, b, dy) = (p.rand(n * i), p.rand(o * i), p.rand(o), p.rand(n * o));
+            let (dx0, dw0, db0) = (p.rand(n * i), p.rand(o * i), p.rand(o));
+            let (xd, wd, bd, dyd) = (up(be, &x), up(be, &w), up(be, &b), up(be, &dy));
+            // Sums of up to 256 products of O(1) values.
+            let tol = (2e-5, 1e-5);
+            for bias in [true, false] {
+                let (mut yc, mut yd) = (vec![0.0; n * o], poisoned(be, n * o));
+                p.cpu.linear_fwd(n, i, o, &x, &w, bias.then_some(&b), &mut yc).unwrap();
+                be.linear_fwd(n, i, o, &xd, &wd, bias.then_some(&bd), &mut yd).unwrap();
+                close(&format!("linear_fwd {n},{i},{o} bias={bias}"), &down(be, &yd), &yc, tol);
+            }
+            for all in [true, false] {
+                let (mut dxc, mut dxd) = (dx0.clone(), up(be, &dx0));
+                let (mut dwc, mut dwd) = (dw0.clone(), up(be, &dw0));
+                let (mut dbc, mut dbd) = (db0.clone(), up(be, &db0));
+                p.cpu
+                    .linear_bwd(n, i, o, &x, &w, &dy, all.then_some(&mut dxc), Some(&mut dwc), all.then_some(&mut dbc))
+                    .unwrap();
+                be.linear_bwd(
+                    n,
+                    i,
+                    o,
+                    &xd,
+                    &wd,
+                    &dyd,
+                    all.then_some(&mut dxd),
+                    Some(&mut dwd),
+                    all.then_some(&mut dbd),
+                )
+                .unwrap();
+                close(&format!("linear_bwd dx {n},{i},{o}"), &down(be, &dxd), &dxc, tol);
+                close(&format!("linear_bwd dw {n},{i},{o}"), &down(be, &dwd), &dwc, tol);
+                close(&format!("linear_bwd db {n},{i},{o}"), &down(be, &dbd), &dbc, tol);
+            }
+        }
+    }
+
+    pub fn optimizers<B: Backend<Elem = f32>>(be: &B) {
+        let mut p = Pair::new(9);
+        for n in [1, 1000, 100_003] {
+            let (w0, g, m0) = (p.rand(n), p.rand(n), p.rand(n));
+            let v0: Vec<f32> = p.rand(n).into_iter().map(|v| v * v).collect();
+            let gd = up(be, &g);
+            // One update of O(1) values; FMA contraction may change an ulp.
+            let tol = (1e-6, 1e-5);
+
+            let s = SgdStep { lr: 0.1, momentum: 0.9, weight_decay: 3e-4 };
+            let (mut pc, mut pd) = (w0.clone(), up(be, &w0));
+            let (mut bc, mut bd) = (m0.clone(), up(be, &m0));
+            p.cpu.sgd_step(&s, 0.7, &mut pc, &g, &mut bc).unwrap();
+            be.sgd_step(&s, 0.7, &mut pd, &gd, &mut bd).unwrap();
+            close(&format!("sgd_step p n={n}"), &down(be, &pd), &pc, tol);
+            close(&format!("sgd_step buf n={n}"), &down(be, &bd), &bc, tol);
+
+            for t in [1, 7] {
+                let s = AdamStep { lr: 3e-4, beta1: 0.5, beta2: 0.999, eps: 1e-8, weight_decay: 1e-3, t };
+                let (mut pc, mut pd) = (w0.clone(), up(be, &w0));
+                let (mut mc, mut md) = (m0.clone(), up(be, &m0));
+                let (mut vc, mut vd) = (v0.clone(), up(be, &v0));
+                p.cpu.adam_step(&s, 0.9, &mut pc, &g, &mut mc, &mut vc).unwrap();
+                be.adam_step(&s, 0.9, &mut pd, &gd, &mut md, &mut vd).unwrap();
+                close(&format!("adam_step p n={n} t={t}"), &down(be, &pd), &pc, tol);
+                close(&format!("adam_step m n={n} t={t}"), &down(be, &md), &mc, tol);
+                close(&format!("adam_step v n={n} t={t}"), &down(be, &vd), &vc, tol);
+            }
+
+            let (mut gc, mut gdd) = (g.clone(), up(be, &g));
+            p.cpu.couple(0.5, &w0, &m0, &mut gc).unwrap();
+            be.couple(0.5, &up(be, &w0), &up(be, &m0), &mut gdd).unwrap();
+            close(&format!("couple n={n}"), &down(be, &gdd), &gc, EW);
+        }
+    }
+
+    pub fn memory<B: Backend<Elem = f32>>(be: &B) {
+        let mut p = Pair::new(10);
+        for n in [0, 1, 12_345] {
+            let b = be.alloc(n).unwrap();
+            assert_eq!(be.len(&b), n);
+            assert!(down(be, &b).iter().all(|&v| v == 0.0), "alloc must zero-fill");
+            let v = p.rand(n);
+            let d = up(be, &v);
+            assert_eq!(down(be, &d), v, "upload/download round trip n={n}");
+        }
+        let mut b = be.alloc(3).unwrap();
+        assert!(be.upload(&mut b, &[1.0, 2.0]).is_err(), "a length mismatch must be an error");
+        be.synchronize().unwrap();
+    }
+}
+
+macro_rules! parity_tests {
+    ($($case:ident),* $(,)?) => {
+        $(
+            #[test]
+            fn $case() {
+                let Some(cu) = gpu() else { return };
+                cases::$case(&cu);
+            }
+        )*
+
+        /// The same cases with the CPU backend in place of CUDA: they must
+        /// pass trivially, which checks the harness (poisoning, shapes,
+        /// argument order) where there is no GPU.
+        #[test]
+        fn harness_self_check_on_cpu() {
+            let cpu = Cpu::<f32>::new();
+            $( cases::$case(&cpu); )*
+        }
+    };
+}
+
+parity_tests!(memory, elementwise, conv, pool, batch_norm, softmax, cross_entropy, layout, linear, optimizers);
+
+/// A few steps of the DARTS supernet search (every algorithm) from the same
+/// seed on the CPU and on the backend under test: the losses must agree. Each step feeds the
+/// updated weights into the next, so summation-order differences compound;
+/// 5e-3 relative over three steps of a small net is loose enough for that
+/// and still catches a wrong kernel, which moves the loss by far more.
+fn search_parity<B: Backend<Elem = f32>>(make: impl Fn() -> B, algos: &[rarts::search::algo::Algo], steps: usize) {
+    use rarts::data::DataSpec;
+    use rarts::search::algo::Schedule;
+    use rarts::search::driver::{SearchConfig, prepare};
+
+    for &algo in algos {
+        let cfg = SearchConfig {
+            data: DataSpec::Synthetic { n: 64 },
+            algo,
+            schedule: Schedule::Fused,
+            lambda: 1.0,
+            beta: 1.0,
+            xi: None,
+            c: 4,
+            layers: 3,
+            batch: 8,
+            epochs: 1,
+            steps_per_epoch: Some(steps),
+            train_portion: 0.5,
+            lr: 0.025,
+            lr_min: 0.001,
+            momentum: 0.9,
+            weight_decay: 3e-4,
+            clip: 5.0,
+            arch_lr: 3e-4,
+            arch_weight_decay: 1e-3,
+            seed: 7,
+            eval_images: 0,
+            out: std::env::temp_dir().join("rarts-gpu-parity-unused"),
+            resume: false,
+            progress: false,
+        };
+        let mut on_cpu = prepare(Cpu::<f32>::new(), &cfg).expect("prepare on the CPU");
+        let mut other = prepare(make(), &cfg).expect("prepare on the backend under test");
+        assert_eq!(on_cpu.weights, other.weights);
+        for step in 0..steps {
+            let a = on_cpu.step().expect("CPU step");
+            let b = other.step().expect("step on the backend under test");
+            for (what, x, y) in [
+                ("loss_train", a.loss_train, b.loss_train),
+                ("loss_val", a.loss_val, b.loss_val),
+                ("grad_norm", a.grad_norm, b.grad_norm),
+            ] {
+                assert!(
+                    y.is_finite() && (x - y).abs() <= 1e-4 + 5e-3 * x.abs(),
+                    "{} step {step}: {what} cpu {x}, {} {y}",
+                    algo.name(),
+                    other.search.ex.be.name()
+                );
+            }
+            eprintln!("{} step {step}: loss_train cpu {} other {}", algo.name(), a.loss_train, b.loss_train);
+        }
+    }
+}
+
+#[test]
+fn search_steps_match_the_cpu() {
+    if gpu().is_none() {
+        return;
+    }
+    let all = [Algo::Darts1, Algo::Darts2, Algo::Rarts];
+    search_parity(|| Cuda::new(0).expect("the device opened a moment ago"), &all, 3);
+}
+
+/// The end-to-end harness with the CPU on both sides (one algorithm, two
+/// steps, to stay quick): checks the configuration and that the search is
+/// reproducible from its seed.
+#[test]
+fn search_harness_self_check_on_cpu() {
+    search_parity(Cpu::<f32>::new, &[Algo::Darts1], 2);
+}
