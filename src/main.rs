@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand, ValueEnum};
 
 use rarts::Result;
-use rarts::backend::Cpu;
+use rarts::backend::{Backend, Cpu, Cuda, cuda};
 use rarts::data::{DataSpec, describe, spec::FORMS};
 use rarts::search::algo::{Algo, Schedule};
 use rarts::search::driver::{self, SearchConfig};
@@ -217,9 +217,42 @@ fn search_config(a: SearchArgs) -> Result<SearchConfig> {
     })
 }
 
+/// The backend `--device` names, resolved against what this machine has.
+enum Target {
+    Cpu,
+    Cuda(Box<Cuda>),
+}
+
+impl Target {
+    fn open(d: Device) -> Result<Target> {
+        match d {
+            Device::Cpu => Ok(Target::Cpu),
+            Device::Cuda => match cuda::unavailable_reason() {
+                Some(why) => Err(rarts::Error(format!("--device cuda: no usable CUDA device: {why}"))),
+                None => Ok(Target::Cuda(Box::new(Cuda::new(0)?))),
+            },
+            Device::Auto => match cuda::unavailable_reason() {
+                None => Ok(Target::Cuda(Box::new(Cuda::new(0)?))),
+                Some(why) => {
+                    eprintln!("note: running on the CPU ({why}); --device cpu silences this");
+                    Ok(Target::Cpu)
+                }
+            },
+        }
+    }
+
+    fn name(&self) -> String {
+        match self {
+            Target::Cpu => Cpu::<f32>::new().name(),
+            Target::Cuda(c) => c.name(),
+        }
+    }
+}
+
 fn run(cli: Cli) -> Result<()> {
     match cli.cmd {
         Cmd::Info { data } => {
+            println!("device: {}", Target::open(cli.device)?.name());
             let split = data.load()?;
             println!("train: {}", describe(&split.train));
             if let Some(t) = split.test {
@@ -246,8 +279,12 @@ fn run(cli: Cli) -> Result<()> {
                 format!("{}/{}", a.lambda, a.beta),
                 "positive numbers",
             )?;
-            // The model is tiny: the CPU in f64 gives the fixed point to 1e-9.
-            let (alpha, steps) = toy::run(Cpu::<f64>::new(), &cfg)?;
+            // The CPU runs the model in f64 (fixed point to 1e-9); the GPU
+            // kernels are f32, which stops at the fixed point to about 1e-6.
+            let (alpha, steps) = match Target::open(cli.device)? {
+                Target::Cpu => toy::run(Cpu::<f64>::new(), &cfg)?,
+                Target::Cuda(c) => toy::run(*c, &cfg)?,
+            };
             println!("algo={} steps={steps} closed_form={:.9}", cfg.algo.name(), toy::closed_form(&cfg));
             println!("alpha={alpha:.9}");
             Ok(())
@@ -255,18 +292,18 @@ fn run(cli: Cli) -> Result<()> {
         Cmd::Profile { search, steps } => {
             need(steps >= 1, "--steps", steps, "at least 1")?;
             let cfg = search_config(search)?;
-            let (prof, step_s) = match cli.device {
-                Device::Cpu | Device::Auto => driver::profile(Cpu::<f32>::new(), &cfg, steps)?,
-                Device::Cuda => return Err(rarts::Error("--device cuda: no CUDA device is usable".into())),
+            let (prof, step_s) = match Target::open(cli.device)? {
+                Target::Cpu => driver::profile(Cpu::<f32>::new(), &cfg, steps)?,
+                Target::Cuda(c) => driver::profile(*c, &cfg, steps)?,
             };
             print!("{}", driver::profile_table(&prof, steps, step_s));
             Ok(())
         }
         Cmd::Search(a) => {
             let cfg = search_config(a)?;
-            let res = match cli.device {
-                Device::Cpu | Device::Auto => driver::run(Cpu::<f32>::new(), &cfg)?,
-                Device::Cuda => return Err(rarts::Error("--device cuda: no CUDA device is usable".into())),
+            let res = match Target::open(cli.device)? {
+                Target::Cpu => driver::run(Cpu::<f32>::new(), &cfg)?,
+                Target::Cuda(c) => driver::run(*c, &cfg)?,
             };
             println!("genotype: {}", res.genotype.to_text());
             Ok(())

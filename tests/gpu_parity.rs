@@ -646,3 +646,36 @@ fn search_steps_match_the_cpu() {
 fn search_harness_self_check_on_cpu() {
     search_parity(Cpu::<f32>::new, &[Algo::Darts1], 2);
 }
+
+/// The solvable model on `make()`'s backend reaches the closed-form fixed
+/// point of every algorithm. The kernels are f32, so the tolerance is 1e-5
+/// rather than the 1e-9 the f64 CPU run reaches.
+fn toy_fixed_points<B: Backend<Elem = f32>>(make: impl Fn() -> B) {
+    use rarts::search::toy::{ToyConfig, closed_form, run};
+    for algo in [Algo::Darts1, Algo::Darts2, Algo::Rarts] {
+        for (c, lambda, beta) in [(2.0, 1.0, 1.0), (0.5, 2.0, 0.5)] {
+            let cfg = ToyConfig { algo, c, lambda, beta, xi: 0.1, lr: 0.05, max_steps: 20_000, tol: 1e-12 };
+            let (alpha, steps) = run(make(), &cfg).expect("toy run");
+            let want = closed_form(&cfg);
+            assert!(
+                (alpha - want).abs() <= 1e-5 * (1.0 + want.abs()),
+                "{} c={c} λ={lambda} β={beta}: α = {alpha} after {steps} steps, closed form {want}",
+                algo.name()
+            );
+        }
+    }
+}
+
+#[test]
+fn toy_model_reaches_its_fixed_point_on_the_gpu() {
+    if gpu().is_none() {
+        return;
+    }
+    toy_fixed_points(|| Cuda::new(0).expect("the device opened a moment ago"));
+}
+
+/// The same check in f32 on the CPU: shows the f32 tolerance is reachable.
+#[test]
+fn toy_harness_self_check_in_f32_on_cpu() {
+    toy_fixed_points(Cpu::<f32>::new);
+}

@@ -187,3 +187,24 @@ fn toy_prints_alpha_on_its_last_line() {
     // 1 / (1 + c + c/λ + c/β) with c = 1, λ = 2, β = 3.
     assert!((alpha - 1.0 / (1.0 + 1.0 + 0.5 + 1.0 / 3.0)).abs() < 1e-6, "{last}");
 }
+
+/// `--device cuda` on a machine without a usable GPU ends with the reason;
+/// `--device auto` falls back to the CPU with a one-line notice. (On a GPU
+/// machine both run on the GPU, which `gpu_parity` covers.)
+#[test]
+fn device_choice_without_a_gpu() {
+    if rarts::backend::cuda::cuda_available() {
+        eprintln!("skipped: a CUDA device is present");
+        return;
+    }
+    let run = |device: &str| {
+        Command::new(env!("CARGO_BIN_EXE_rarts")).args(["--device", device, "toy", "--algo", "rarts"]).output().unwrap()
+    };
+    fails_with(&run("cuda"), &["--device cuda", "no usable CUDA device"]);
+    let auto = run("auto");
+    let stdout = ok(&auto);
+    assert!(stdout.lines().last().unwrap().starts_with("alpha="), "{stdout}");
+    let stderr = String::from_utf8_lossy(&auto.stderr);
+    assert_eq!(stderr.lines().count(), 1, "one notice line expected: {stderr}");
+    assert!(stderr.contains("running on the CPU"), "{stderr}");
+}

@@ -284,6 +284,7 @@ pub fn prepare<B: Backend<Elem = f32>>(be: B, cfg: &SearchConfig) -> Result<Prep
 
 /// Runs (or resumes) a search on backend `be`, writing into `cfg.out`.
 pub fn run<B: Backend<Elem = f32>>(be: B, cfg: &SearchConfig) -> Result<SearchResult> {
+    let device = be.name();
     let p = prepare(be, cfg)?;
     let Prepared { mut search, mut feed, g, test, net, steps, weights } = p;
     fs::create_dir_all(&cfg.out).ctx(|| format!("--out {}: cannot create the directory", cfg.out.display()))?;
@@ -304,6 +305,7 @@ pub fn run<B: Backend<Elem = f32>>(be: B, cfg: &SearchConfig) -> Result<SearchRe
             eprintln!("--resume: no checkpoint at {}; starting a new search", ck_path.display());
         }
     }
+    println!("device: {device}");
     println!("weights: {weights}");
 
     let t_run = Instant::now();
