@@ -311,7 +311,27 @@ fn run(cli: Cli) -> Result<()> {
     }
 }
 
+/// Restores the default action of SIGPIPE, which the Rust runtime ignores:
+/// `rarts info | head` then ends quietly instead of panicking in `println!`.
+#[cfg(unix)]
+fn default_sigpipe() {
+    const SIGPIPE: i32 = 13;
+    const SIG_DFL: usize = 0;
+    unsafe extern "C" {
+        fn signal(sig: i32, handler: usize) -> usize;
+    }
+    // SAFETY: `signal` from libc with a valid signal number and SIG_DFL,
+    // called before any other thread exists.
+    unsafe {
+        signal(SIGPIPE, SIG_DFL);
+    }
+}
+
+#[cfg(not(unix))]
+fn default_sigpipe() {}
+
 fn main() -> ExitCode {
+    default_sigpipe();
     let cli = Cli::parse();
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,

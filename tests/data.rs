@@ -629,8 +629,9 @@ fn data_specs_parse_and_print() {
         ("cifar10:/d/cifar", DataSpec::Cifar10("/d/cifar".into())),
         ("fashion-mnist:fm", DataSpec::FashionMnist("fm".into())),
         ("mnist:C:/x", DataSpec::Mnist("C:/x".into())),
-        ("synthetic", DataSpec::Synthetic { n: 512 }),
-        ("synthetic:64", DataSpec::Synthetic { n: 64 }),
+        ("synthetic", DataSpec::Synthetic { n: 512, side: 16 }),
+        ("synthetic:64", DataSpec::Synthetic { n: 64, side: 16 }),
+        ("synthetic:64:32", DataSpec::Synthetic { n: 64, side: 32 }),
         ("embedded", DataSpec::Embedded),
     ];
     for (text, want) in cases {
@@ -638,7 +639,7 @@ fn data_specs_parse_and_print() {
         assert_eq!(got, want, "{text}");
         assert_eq!(got.to_string().parse::<DataSpec>().unwrap(), want);
     }
-    for bad in ["imagenet:/x", "cifar10", "cifar10:", "synthetic:0", "synthetic:many", "embedded:x", ""] {
+    for bad in ["imagenet:/x", "cifar10", "cifar10:", "synthetic:0", "synthetic:many", "synthetic:64:2", "synthetic:64:x", "embedded:x", ""] {
         let msg = err(bad.parse::<DataSpec>());
         assert_contains(
             &msg,

@@ -582,7 +582,7 @@ fn search_parity<B: Backend<Elem = f32>>(make: impl Fn() -> B, algos: &[rarts::s
 
     for &algo in algos {
         let cfg = SearchConfig {
-            data: DataSpec::Synthetic { n: 64 },
+            data: DataSpec::Synthetic { n: 64, side: 16 },
             algo,
             schedule: Schedule::Fused,
             lambda: 1.0,

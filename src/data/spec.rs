@@ -9,13 +9,16 @@ use super::{Split, cifar10, embedded, idx, synthetic};
 use crate::error::{Error, Result};
 
 /// What `--data` accepts, for error messages and help text.
-pub const FORMS: &str = "cifar10:PATH, fashion-mnist:PATH, mnist:PATH, synthetic, synthetic:N, embedded (the default)";
+pub const FORMS: &str = "cifar10:PATH, fashion-mnist:PATH, mnist:PATH, synthetic, synthetic:N, synthetic:N:SIDE, embedded (the default)";
 
 /// Training images of `synthetic` without a count.
 pub const SYNTHETIC_DEFAULT_N: usize = 512;
-/// Shape (c, h, w) and class count of the synthetic set: CIFAR-like channels at
-/// a size a CPU search gets through quickly.
-pub const SYNTHETIC_SHAPE: (usize, usize, usize) = (3, 16, 16);
+/// Channels of the synthetic set (CIFAR-like).
+pub const SYNTHETIC_CHANNELS: usize = 3;
+/// Side of the synthetic images without one given: a size a CPU search gets
+/// through quickly. `synthetic:N:32` gives CIFAR-sized 32×32 images, the
+/// size the step benchmarks use.
+pub const SYNTHETIC_DEFAULT_SIDE: usize = 16;
 pub const SYNTHETIC_CLASSES: usize = 10;
 /// The synthetic set does not depend on the search seed: every run sees the
 /// same images.
@@ -29,8 +32,8 @@ pub enum DataSpec {
     FashionMnist(PathBuf),
     /// A directory of MNIST IDX files, raw or gzipped.
     Mnist(PathBuf),
-    /// `n` synthetic training images (and n/4 test images).
-    Synthetic { n: usize },
+    /// `n` synthetic training images (and n/4 test images) of 3×side×side.
+    Synthetic { n: usize, side: usize },
     /// The built-in Fashion-MNIST subset.
     #[default]
     Embedded,
@@ -44,9 +47,10 @@ impl DataSpec {
             DataSpec::Cifar10(p) => cifar10::load(p),
             DataSpec::FashionMnist(p) => idx::load(p, Kind::FashionMnist),
             DataSpec::Mnist(p) => idx::load(p, Kind::Mnist),
-            DataSpec::Synthetic { n } => {
+            DataSpec::Synthetic { n, side } => {
                 let n_test = (n / 4).max(1);
-                synthetic::generate_pair(*n, n_test, SYNTHETIC_SHAPE, SYNTHETIC_CLASSES, SYNTHETIC_SEED)
+                let shape = (SYNTHETIC_CHANNELS, *side, *side);
+                synthetic::generate_pair(*n, n_test, shape, SYNTHETIC_CLASSES, SYNTHETIC_SEED)
                     .map(|(train, test)| Split { train, test: Some(test) })
             }
             DataSpec::Embedded => embedded::load(),
@@ -72,13 +76,32 @@ impl FromStr for DataSpec {
             "cifar10" => Ok(DataSpec::Cifar10(path(arg)?)),
             "fashion-mnist" => Ok(DataSpec::FashionMnist(path(arg)?)),
             "mnist" => Ok(DataSpec::Mnist(path(arg)?)),
-            "synthetic" => match arg {
-                None => Ok(DataSpec::Synthetic { n: SYNTHETIC_DEFAULT_N }),
-                Some(a) => match a.parse::<usize>() {
-                    Ok(n) if n > 0 => Ok(DataSpec::Synthetic { n }),
-                    _ => Err(bad(&format!("'{a}' is not a positive image count"))),
-                },
-            },
+            "synthetic" => {
+                let (count, side) = match arg {
+                    None => (None, None),
+                    Some(a) => match a.split_once(':') {
+                        Some((c, s)) => (Some(c), Some(s)),
+                        None => (Some(a), None),
+                    },
+                };
+                let n = match count.map(str::parse::<usize>) {
+                    None => SYNTHETIC_DEFAULT_N,
+                    Some(Ok(n)) if n > 0 => n,
+                    Some(_) => return Err(bad(&format!("'{}' is not a positive image count", count.unwrap_or("")))),
+                };
+                // Two stride-2 reductions and a 3×3 stem need at least 4×4.
+                let side = match side.map(str::parse::<usize>) {
+                    None => SYNTHETIC_DEFAULT_SIDE,
+                    Some(Ok(s)) if (4..=1024).contains(&s) => s,
+                    Some(_) => {
+                        return Err(bad(&format!(
+                            "'{}' is not an image side between 4 and 1024",
+                            side.unwrap_or("")
+                        )));
+                    }
+                };
+                Ok(DataSpec::Synthetic { n, side })
+            }
             "embedded" if arg.is_none() => Ok(DataSpec::Embedded),
             "embedded" => Err(bad("embedded takes no argument")),
             _ => Err(bad("unknown data set")),
@@ -92,7 +115,7 @@ impl fmt::Display for DataSpec {
             DataSpec::Cifar10(p) => write!(f, "cifar10:{}", p.display()),
             DataSpec::FashionMnist(p) => write!(f, "fashion-mnist:{}", p.display()),
             DataSpec::Mnist(p) => write!(f, "mnist:{}", p.display()),
-            DataSpec::Synthetic { n } => write!(f, "synthetic:{n}"),
+            DataSpec::Synthetic { n, side } => write!(f, "synthetic:{n}:{side}"),
             DataSpec::Embedded => f.write_str("embedded"),
         }
     }
