@@ -67,6 +67,21 @@ enum Cmd {
         #[arg(long, default_value_t = 3)]
         steps: usize,
     },
+    /// Times whole search steps (median of --steps after a warm-up step) for
+    /// each algorithm and batch size; one JSON line each, then a table.
+    Bench {
+        #[command(flatten)]
+        search: SearchArgs,
+        /// Algorithms to time (comma-separated).
+        #[arg(long, value_enum, value_delimiter = ',', default_values_t = [AlgoArg::Darts1, AlgoArg::Darts2, AlgoArg::Rarts])]
+        algos: Vec<AlgoArg>,
+        /// Batch sizes to time (comma-separated); overrides --batch.
+        #[arg(long, value_delimiter = ',', default_values_t = [64])]
+        batches: Vec<usize>,
+        /// Timed steps per configuration.
+        #[arg(long, default_value_t = 5)]
+        steps: usize,
+    },
     /// Describes a data set.
     Info {
         #[arg(long, default_value = "embedded", help = data_help())]
@@ -78,7 +93,7 @@ fn data_help() -> String {
     format!("Data set: {FORMS}")
 }
 
-#[derive(clap::Args)]
+#[derive(clap::Args, Clone)]
 struct SearchArgs {
     #[arg(long, default_value = "embedded", help = data_help())]
     data: DataSpec,
@@ -287,6 +302,36 @@ fn run(cli: Cli) -> Result<()> {
             };
             println!("algo={} steps={steps} closed_form={:.9}", cfg.algo.name(), toy::closed_form(&cfg));
             println!("alpha={alpha:.9}");
+            Ok(())
+        }
+        Cmd::Bench { search, algos, batches, steps } => {
+            need(steps >= 1, "--steps", steps, "at least 1")?;
+            let target = Target::open(cli.device)?;
+            let device = target.name();
+            let mut rows = Vec::new();
+            for &batch in &batches {
+                for &algo in &algos {
+                    let cfg = search_config(SearchArgs { algo, batch, ..search.clone() })?;
+                    let t = match &target {
+                        Target::Cpu => driver::bench(Cpu::<f32>::new(), &cfg, steps)?,
+                        Target::Cuda(_) => driver::bench(Cuda::new(0)?, &cfg, steps)?,
+                    };
+                    let name = Algo::from(algo).name();
+                    println!(
+                        "{{\"algo\":\"{name}\",\"batch\":{batch},\"ms_per_step\":{:.2},\"min_ms\":{:.2},\"img_per_s\":{:.1},\"weights\":{},\"device\":\"{device}\"}}",
+                        t.median_s * 1e3,
+                        t.min_s * 1e3,
+                        t.images as f64 / t.median_s,
+                        t.weights
+                    );
+                    rows.push((name, batch, t));
+                }
+            }
+            println!("device: {device}");
+            println!("{:<8} {:>6} {:>12} {:>10}", "algo", "batch", "ms/step", "images/s");
+            for (name, batch, t) in rows {
+                println!("{name:<8} {batch:>6} {:>12.2} {:>10.1}", t.median_s * 1e3, t.images as f64 / t.median_s);
+            }
             Ok(())
         }
         Cmd::Profile { search, steps } => {
