@@ -242,10 +242,8 @@ impl<B: Backend> Exec<B> {
                 }
                 Op::Mul { a, b, .. } => be.mul_fwd(v(*a), v(*b), &mut y)?,
                 Op::Mix { terms, w, .. } => {
-                    be.fill(&mut y, 0.0)?;
-                    for t in terms {
-                        be.axpy_elem(v(*w), t.idx, v(t.x), &mut y)?;
-                    }
+                    let terms: Vec<(usize, &B::Buf)> = terms.iter().map(|t| (t.idx, v(t.x))).collect();
+                    be.mix_fwd(v(*w), &terms, &mut y)?
                 }
                 Op::SoftmaxRows { x, rows, cols, .. } => be.softmax_rows_fwd(*rows, *cols, v(*x), &mut y)?,
                 Op::Concat { xs, .. } => {
@@ -310,16 +308,36 @@ impl<B: Backend> Exec<B> {
             }
         }
         live.iter_mut().zip(&ancestor).for_each(|(l, a)| *l &= *a);
-        for (i, l) in live.iter().enumerate() {
-            if *l {
-                self.be.fill(self.grads[i].as_mut().expect("live nodes have gradients"), 0.0)?;
-            }
-        }
+        // Each live gradient is zeroed just before the first op that
+        // accumulates into it, so that the buffer is still in cache when
+        // that op reads it back (zeroing them all up front streams the
+        // whole activation memory through DRAM once more per pass).
+        let mut unzeroed = live.clone();
+        unzeroed[loss] = false;
         self.be.fill(self.grads[loss].as_mut().expect("loss has a gradient"), 1.0)?;
         self.live = live;
         for i in (0..self.tape.ops.len()).rev() {
-            if self.live[self.tape.ops[i].output()] {
-                self.timed(i, "bwd", Self::backward_op)?;
+            if !self.live[self.tape.ops[i].output()] {
+                continue;
+            }
+            let t = self.profile.is_some().then(std::time::Instant::now);
+            for x in self.tape.ops[i].inputs() {
+                if unzeroed[x] {
+                    unzeroed[x] = false;
+                    self.be.fill(self.grads[x].as_mut().expect("live nodes have gradients"), 0.0)?;
+                }
+            }
+            if let (Some(t), Some(p)) = (t, self.profile.as_mut()) {
+                self.be.synchronize()?;
+                p.add("zero_grads", "bwd", t.elapsed().as_secs_f64());
+            }
+            self.timed(i, "bwd", Self::backward_op)?;
+        }
+        // A live node no op accumulated into (none in a well-formed tape)
+        // still reads as zero.
+        for (i, u) in unzeroed.iter().enumerate() {
+            if *u {
+                self.be.fill(self.grads[i].as_mut().expect("live nodes have gradients"), 0.0)?;
             }
         }
         Ok(())

@@ -639,7 +639,17 @@ fn data_specs_parse_and_print() {
         assert_eq!(got, want, "{text}");
         assert_eq!(got.to_string().parse::<DataSpec>().unwrap(), want);
     }
-    for bad in ["imagenet:/x", "cifar10", "cifar10:", "synthetic:0", "synthetic:many", "synthetic:64:2", "synthetic:64:x", "embedded:x", ""] {
+    for bad in [
+        "imagenet:/x",
+        "cifar10",
+        "cifar10:",
+        "synthetic:0",
+        "synthetic:many",
+        "synthetic:64:2",
+        "synthetic:64:x",
+        "embedded:x",
+        "",
+    ] {
         let msg = err(bad.parse::<DataSpec>());
         assert_contains(
             &msg,

@@ -843,3 +843,31 @@ fn f32_kernels_match_f64() {
     assert_close("f32 cross entropy d_logits", &to64(&dz32), &dz64, ATOL, RTOL);
     assert_close("f32 linear d_w", &to64(&dw32), &dw64, ATOL, RTOL);
 }
+
+/// The one-pass statistics (sums of x − x₀) in f32 data with a mean far
+/// larger than the spread, where Σx² − (Σx)²/N would cancel to nothing:
+/// mean and 1/std still match the exact two-pass f64 values.
+#[test]
+fn batch_norm_statistics_survive_a_large_mean() {
+    use rarts::backend::{Backend, Cpu};
+    let g = BnGeom { n: 4, c: 3, hw: 257, eps: 1e-5, momentum: 0.1 };
+    let mut rng = rng(421);
+    let x: Vec<f32> = uniform(&mut rng, g.n * g.c * g.hw)
+        .iter()
+        .enumerate()
+        .map(|(i, v)| (1000.0 * (1 + i / g.hw % g.c) as f64 + 0.1 * v) as f32)
+        .collect();
+    let x64: Vec<f64> = x.iter().map(|&v| v as f64).collect();
+    let (mean, var) = channel_stats(&g, &x64);
+    let be = Cpu::<f32>::new();
+    let (mut y, mut saved) = (vec![f32::NAN; x.len()], vec![f32::NAN; 2 * g.c]);
+    let (mut rm, mut rv) = (vec![0.0f32; g.c], vec![1.0f32; g.c]);
+    be.bn_fwd_train(&g, &x, None, None, &mut y, &mut saved, &mut rm, &mut rv).unwrap();
+    for c in 0..g.c {
+        let inv = 1.0 / (var[c] + 1e-5f32 as f64).sqrt();
+        // f32 storage of the saved values: 1e-6 relative.
+        assert!(((saved[c] as f64) - mean[c]).abs() <= 1e-6 * mean[c].abs(), "mean {c}: {} vs {}", saved[c], mean[c]);
+        let got = saved[g.c + c] as f64;
+        assert!((got - inv).abs() <= 1e-5 * inv, "1/std {c}: {got} vs {inv} (var {})", var[c]);
+    }
+}

@@ -52,7 +52,7 @@ impl<T: Real> Backend for Cpu<T> {
     }
 
     fn fill(&self, y: &mut Vec<T>, v: f32) -> Result<()> {
-        y.fill(r(v));
+        ew::fill(r(v), y);
         Ok(())
     }
     fn copy(&self, src: &Vec<T>, dst: &mut Vec<T>) -> Result<()> {
@@ -92,6 +92,11 @@ impl<T: Real> Backend for Cpu<T> {
     }
     fn axpy_elem(&self, w: &Vec<T>, idx: usize, x: &Vec<T>, y: &mut Vec<T>) -> Result<()> {
         ew::axpy(w[idx], x, y);
+        Ok(())
+    }
+    fn mix_fwd(&self, w: &Vec<T>, terms: &[(usize, &Vec<T>)], y: &mut Vec<T>) -> Result<()> {
+        let terms: Vec<(T, &[T])> = terms.iter().map(|&(idx, x)| (w[idx], x.as_slice())).collect();
+        ew::weighted_sum(&terms, y);
         Ok(())
     }
     fn dot_elem(&self, a: &Vec<T>, b: &Vec<T>, out: &mut Vec<T>, idx: usize) -> Result<()> {

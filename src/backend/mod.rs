@@ -80,6 +80,15 @@ pub trait Backend {
     fn mul_bwd(&self, b: &Self::Buf, dy: &Self::Buf, da: &mut Self::Buf) -> Result<()>;
     /// `y += w[idx] · x` — one term of a mixed edge, the weight read on the device.
     fn axpy_elem(&self, w: &Self::Buf, idx: usize, x: &Self::Buf, y: &mut Self::Buf) -> Result<()>;
+    /// `y = Σ_t w[idx_t] · x_t` — a mixed edge's forward, the weights read on
+    /// the device. The default is a fill and one `axpy_elem` per term.
+    fn mix_fwd(&self, w: &Self::Buf, terms: &[(usize, &Self::Buf)], y: &mut Self::Buf) -> Result<()> {
+        self.fill(y, 0.0)?;
+        for &(idx, x) in terms {
+            self.axpy_elem(w, idx, x, y)?;
+        }
+        Ok(())
+    }
     /// `out[idx] += Σ a ⊙ b` — the gradient of a mixed-edge weight.
     fn dot_elem(&self, a: &Self::Buf, b: &Self::Buf, out: &mut Self::Buf, idx: usize) -> Result<()>;
     /// `y[0] = Σ x`

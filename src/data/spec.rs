@@ -9,7 +9,8 @@ use super::{Split, cifar10, embedded, idx, synthetic};
 use crate::error::{Error, Result};
 
 /// What `--data` accepts, for error messages and help text.
-pub const FORMS: &str = "cifar10:PATH, fashion-mnist:PATH, mnist:PATH, synthetic, synthetic:N, synthetic:N:SIDE, embedded (the default)";
+pub const FORMS: &str =
+    "cifar10:PATH, fashion-mnist:PATH, mnist:PATH, synthetic, synthetic:N, synthetic:N:SIDE, embedded (the default)";
 
 /// Training images of `synthetic` without a count.
 pub const SYNTHETIC_DEFAULT_N: usize = 512;
@@ -94,10 +95,7 @@ impl FromStr for DataSpec {
                     None => SYNTHETIC_DEFAULT_SIDE,
                     Some(Ok(s)) if (4..=1024).contains(&s) => s,
                     Some(_) => {
-                        return Err(bad(&format!(
-                            "'{}' is not an image side between 4 and 1024",
-                            side.unwrap_or("")
-                        )));
+                        return Err(bad(&format!("'{}' is not an image side between 4 and 1024", side.unwrap_or(""))));
                     }
                 };
                 Ok(DataSpec::Synthetic { n, side })

@@ -56,12 +56,18 @@ pub fn bn_fwd_train<T: Real>(
 ) {
     let (hw, cnt) = (g.hw, (g.n * g.hw) as f64);
     let plane = |n: usize, c: usize| &x[(n * g.c + c) * hw..][..hw];
-    // Two passes per channel (mean, then squared deviations) inside one
-    // parallel task: the two-pass variance stays exact for large means.
-    let stats = par::map(g.c, 2 * g.n * g.c * hw, |c| {
-        let mean = (0..g.n).map(|n| sum2(plane(n, c), plane(n, c), |v, _| v)).sum::<f64>() / cnt;
-        let var = (0..g.n).map(|n| sum2(plane(n, c), plane(n, c), |v, _| (v - mean) * (v - mean))).sum::<f64>() / cnt;
-        Pair(mean, var)
+    // One pass per channel over x − s, s the channel's first element: the
+    // shift keeps Σ(x−s)² − (Σ(x−s))²/N free of cancellation unless the
+    // spread is ~1e-8 of |mean − s| (f64 sums of f32 data), and saves the
+    // second read of x that a two-pass variance needs.
+    let stats = par::map(g.c, g.n * g.c * hw, |c| {
+        let shift = if hw == 0 { 0.0 } else { plane(0, c)[0].to_f64() };
+        let Pair(s1, s2) = (0..g.n).fold(Pair(0.0, 0.0), |acc, n| {
+            let p = plane(n, c);
+            acc + Pair(sum2(p, p, |v, _| v - shift), sum2(p, p, |v, _| (v - shift) * (v - shift)))
+        });
+        let d = s1 / cnt;
+        Pair(shift + d, (s2 / cnt - d * d).max(0.0))
     });
     let m = g.momentum as f64;
     for (c, &Pair(mean, var)) in stats.iter().enumerate() {

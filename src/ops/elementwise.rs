@@ -17,6 +17,38 @@ pub fn axpy<T: Real>(a: T, x: &[T], y: &mut [T]) {
     });
 }
 
+/// `y = v`, split over threads (a supernet's gradients are gigabytes a pass).
+pub fn fill<T: Real>(v: T, y: &mut [T]) {
+    let n = y.len();
+    par::for_chunks(y, CHUNK, n, |_, c| c.fill(v));
+}
+
+/// `y = Σ_k w_k · x_k` in one pass over `y` (a mixed edge's weighted sum;
+/// `y` = 0 when there are no terms). Each chunk of `y` takes every term in
+/// turn while it is in cache.
+pub fn weighted_sum<T: Real>(terms: &[(T, &[T])], y: &mut [T]) {
+    for (_, x) in terms {
+        assert_eq!(x.len(), y.len(), "weighted_sum: length mismatch");
+    }
+    let n = y.len();
+    par::for_chunks(y, CHUNK, n * terms.len().max(1), |i, c| {
+        let lo = i * CHUNK;
+        match terms.split_first() {
+            None => c.fill(T::ZERO),
+            Some(((w0, x0), rest)) => {
+                for (yv, &xv) in c.iter_mut().zip(&x0[lo..]) {
+                    *yv = *w0 * xv;
+                }
+                for &(w, x) in rest {
+                    for (yv, &xv) in c.iter_mut().zip(&x[lo..]) {
+                        *yv += w * xv;
+                    }
+                }
+            }
+        }
+    });
+}
+
 /// `y *= a`
 pub fn scale<T: Real>(a: T, y: &mut [T]) {
     y.iter_mut().for_each(|v| *v *= a);
