@@ -52,7 +52,7 @@ note "bench: exit $rc"
   echo
   echo "tests:"
   grep -E "^test-|test result:" "$out/tests/summary.txt" 2>/dev/null || echo "  (no summary)"
-  skipped=$(cat "$out"/tests/test-*.log 2>/dev/null | grep -c "skipped: no CUDA device")
+  skipped=$(cat "$out"/tests/test-*.log 2>/dev/null | grep -c ": no CUDA device (")
   echo "GPU tests that said they were skipped: $skipped"
   echo
   echo "search (synthetic 3×32×32, C=8, 5 cells, batch 32, 2×8 steps):"

@@ -5,7 +5,7 @@
 # a kernel that does not compile fails the build, then runs
 # `cargo test --release`. Extra arguments go to cargo test.
 #
-# Without a GPU the CUDA parity tests print "skipped: no CUDA device (...)"
+# Without a GPU the CUDA parity tests print "skipped: <test>: no CUDA device (...)"
 # and pass; the NVRTC test still compiles every embedded kernel source.
 set -euo pipefail
 

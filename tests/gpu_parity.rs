@@ -5,7 +5,7 @@
 //! kernel that overwrites instead of accumulating fails.
 //!
 //! Without a usable CUDA device each GPU test prints
-//! `skipped: no CUDA device (<reason>)` and passes. The same cases also run
+//! `skipped: <test>: no CUDA device (<reason>)` and passes. The same cases also run
 //! with the CPU backend in place of CUDA (`harness_self_check_on_cpu`), which
 //! checks the harness itself on machines without a GPU.
 //!
@@ -19,15 +19,24 @@ use rarts::backend::{AdamStep, Backend, Cpu, Cuda, SgdStep};
 use rarts::geom::{BnGeom, ChannelSlice, ConvGeom, PoolGeom};
 use rarts::search::algo::Algo;
 
+/// Says on the terminal that a test was skipped and why. Written to the
+/// stderr handle directly: the test harness captures `eprintln!` of passing
+/// tests, and a skip must be visible in a plain `cargo test`.
+fn skipped(why: &str) {
+    use std::io::Write as _;
+    let test = std::thread::current().name().unwrap_or("a test").to_string();
+    let _ = writeln!(std::io::stderr(), "skipped: {test}: {why}");
+}
+
 fn gpu() -> Option<Cuda> {
     if let Some(why) = rarts::backend::cuda::unavailable_reason() {
-        eprintln!("skipped: no CUDA device ({why})");
+        skipped(&format!("no CUDA device ({why})"));
         return None;
     }
     match Cuda::new(0) {
         Ok(c) => Some(c),
         Err(e) => {
-            eprintln!("skipped: no CUDA device ({e})");
+            skipped(&format!("no CUDA device ({e})"));
             None
         }
     }
