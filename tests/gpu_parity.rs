@@ -13,30 +13,23 @@
 //! The GPU sums in another order (trees instead of a running sum), so
 //! tolerances grow with the length of the sums; each is explained where set.
 
+mod common;
+
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use rarts::backend::{AdamStep, Backend, Cpu, Cuda, SgdStep};
 use rarts::geom::{BnGeom, ChannelSlice, ConvGeom, PoolGeom};
 use rarts::search::algo::Algo;
 
-/// Says on the terminal that a test was skipped and why. Written to the
-/// stderr handle directly: the test harness captures `eprintln!` of passing
-/// tests, and a skip must be visible in a plain `cargo test`.
-fn skipped(why: &str) {
-    use std::io::Write as _;
-    let test = std::thread::current().name().unwrap_or("a test").to_string();
-    let _ = writeln!(std::io::stderr(), "skipped: {test}: {why}");
-}
-
 fn gpu() -> Option<Cuda> {
     if let Some(why) = rarts::backend::cuda::unavailable_reason() {
-        skipped(&format!("no CUDA device ({why})"));
+        common::skipped(&format!("no CUDA device ({why})"));
         return None;
     }
     match Cuda::new(0) {
         Ok(c) => Some(c),
         Err(e) => {
-            skipped(&format!("no CUDA device ({e})"));
+            common::skipped(&format!("no CUDA device ({e})"));
             None
         }
     }

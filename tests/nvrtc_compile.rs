@@ -4,19 +4,11 @@
 //! `LD_LIBRARY_PATH=$CUDA_HOME/lib`. Without libnvrtc the test says it was
 //! skipped and passes.
 
+mod common;
+
 use rarts::backend::cuda::{KERNEL_FUNCTIONS, KERNEL_PTX, KERNEL_SOURCES, compile_nvrtc, nvrtc_present};
 
 /// `.entry name(` appears in the PTX for every function of `module`.
-
-/// Says on the terminal that a test was skipped and why. Written to the
-/// stderr handle directly: the test harness captures `eprintln!` of passing
-/// tests, and a skip must be visible in a plain `cargo test`.
-fn skipped(why: &str) {
-    use std::io::Write as _;
-    let test = std::thread::current().name().unwrap_or("a test").to_string();
-    let _ = writeln!(std::io::stderr(), "skipped: {test}: {why}");
-}
-
 fn check_entries(module: &str, ptx: &str, how: &str) {
     let (_, funcs) = KERNEL_FUNCTIONS
         .iter()
@@ -40,7 +32,7 @@ fn every_module_the_backend_loads_is_embedded() {
 #[test]
 fn build_time_ptx_defines_every_kernel() {
     let Some(ptx) = KERNEL_PTX else {
-        skipped("no nvcc at build time, the kernels are compiled with NVRTC at run time");
+        common::skipped("no nvcc at build time, the kernels are compiled with NVRTC at run time");
         return;
     };
     assert_eq!(ptx.len(), KERNEL_SOURCES.len());
@@ -52,7 +44,7 @@ fn build_time_ptx_defines_every_kernel() {
 #[test]
 fn every_kernel_source_compiles_with_nvrtc() {
     if !nvrtc_present() {
-        skipped("libnvrtc could not be loaded (set LD_LIBRARY_PATH to a CUDA lib folder)");
+        common::skipped("libnvrtc could not be loaded (set LD_LIBRARY_PATH to a CUDA lib folder)");
         return;
     }
     // The kernels use no headers; the include folders are passed anyway so

@@ -1,18 +1,11 @@
 //! The `rarts` binary end to end: searches on the embedded data, resume
 //! after a kill, determinism, and clear errors for bad input.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
-
-/// Says on the terminal that a test was skipped and why. Written to the
-/// stderr handle directly: the test harness captures `eprintln!` of passing
-/// tests, and a skip must be visible in a plain `cargo test`.
-fn skipped(why: &str) {
-    use std::io::Write as _;
-    let test = std::thread::current().name().unwrap_or("a test").to_string();
-    let _ = writeln!(std::io::stderr(), "skipped: {test}: {why}");
-}
 
 fn bin() -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_rarts"));
@@ -203,7 +196,7 @@ fn toy_prints_alpha_on_its_last_line() {
 #[test]
 fn device_choice_without_a_gpu() {
     if rarts::backend::cuda::cuda_available() {
-        skipped("a CUDA device is present");
+        common::skipped("a CUDA device is present");
         return;
     }
     let run = |device: &str| {

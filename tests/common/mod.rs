@@ -130,3 +130,12 @@ pub fn check_grad(what: &str, x: &[f64], before: &[f64], after: &[f64], f: impl 
     assert!(num.iter().any(|v| v.abs() > 1e-3), "{what}: numeric gradient is (near) zero, the check proves nothing");
     assert_close(what, &delta(after, before), &num, FD_ATOL, FD_RTOL);
 }
+
+/// Says on the terminal that a test was skipped and why. Written to the
+/// stderr handle directly: the test harness captures `eprintln!` of passing
+/// tests, and a skip must be visible in a plain `cargo test`.
+pub fn skipped(why: &str) {
+    use std::io::Write as _;
+    let test = std::thread::current().name().unwrap_or("a test").to_string();
+    let _ = writeln!(std::io::stderr(), "skipped: {test}: {why}");
+}
