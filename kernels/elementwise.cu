@@ -55,6 +55,29 @@ extern "C" __global__ void axpy_elem_f32(const float* w, long long idx, const fl
     FOR_EACH(i, n) y[i] += a * x[i];
 }
 
+// y = Σ_{t<nt} w[i_t]·x_t — a mixed edge's forward in one pass over y, in
+// place of a fill and one axpy_elem per primitive (nt ≤ 8; the pointers and
+// indices past nt are unused). Terms are added in order t = 0, 1, …, as on
+// the CPU.                                                  y, x_t (n)
+extern "C" __global__ void mix_fwd_f32(const float* w, int nt, const float* x0, const float* x1,
+                                       const float* x2, const float* x3, const float* x4,
+                                       const float* x5, const float* x6, const float* x7, int i0,
+                                       int i1, int i2, int i3, int i4, int i5, int i6, int i7,
+                                       float* y, long long n) {
+    const float* xs[8] = {x0, x1, x2, x3, x4, x5, x6, x7};
+    const int is[8] = {i0, i1, i2, i3, i4, i5, i6, i7};
+    float a[8];
+#pragma unroll
+    for (int t = 0; t < 8; ++t) a[t] = t < nt ? w[is[t]] : 0.0f;
+    FOR_EACH(i, n) {
+        float acc = 0.0f;
+#pragma unroll
+        for (int t = 0; t < 8; ++t)
+            if (t < nt) acc += a[t] * xs[t][i];
+        y[i] = acc;
+    }
+}
+
 // dx += dy[0]
 extern "C" __global__ void sum_all_bwd_f32(const float* dy, float* dx, long long n) {
     const float d = dy[0];

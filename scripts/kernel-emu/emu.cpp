@@ -136,6 +136,13 @@ void test_small() {
   run("mul", [&](float* y) { mul_fwd_f32(x.data(), b.data(), y, n); }, [&](int i) { return x[i] * b[i]; }, nan);
   run("mul_bwd", [&](float* y) { mul_bwd_f32(b.data(), x.data(), y, n); }, [&](int i) { return y0[i] + x[i] * b[i]; }, y0);
   run("axpy_elem", [&](float* y) { axpy_elem_f32(w.data(), 1, x.data(), y, n); }, [&](int i) { return y0[i] + w[1] * x[i]; }, y0);
+  { // mix_fwd: three terms at weights 2, 0, 1; then no terms (y = 0)
+    auto x1 = rnd(n), x2 = rnd(n);
+    run("mix_fwd", [&](float* y) { mix_fwd_f32(w.data(), 3, x.data(), x1.data(), x2.data(), nullptr, nullptr, nullptr, nullptr, nullptr, 2, 0, 1, 0, 0, 0, 0, 0, y, n); },
+        [&](int i) { return w[2] * x[i] + w[0] * x1[i] + w[1] * x2[i]; }, nan);
+    run("mix_fwd empty", [&](float* y) { mix_fwd_f32(w.data(), 0, nullptr, nullptr, nullptr, nullptr, nullptr, nullptr, nullptr, nullptr, 0, 0, 0, 0, 0, 0, 0, 0, y, n); },
+        [&](int) { return 0.f; }, nan);
+  }
   run("sum_all_bwd", [&](float* y) { sum_all_bwd_f32(w.data(), y, n); }, [&](int i) { return y0[i] + w[0]; }, y0);
   run("couple", [&](float* y) { couple_f32(0.5f, x.data(), b.data(), y, n); }, [&](int i) { return y0[i] + 0.5f * (x[i] - b[i]); }, y0);
   { // sgd, adam (t = 3)

@@ -124,6 +124,40 @@ pub fn axpy_elem(cu: &Cuda, w: &CudaBuf, idx: usize, x: &CudaBuf, y: &mut CudaBu
     launch!(cu, axpy_elem_f32, Cuda::flat(n); &w.mem, &(idx as i64), &x.mem, &mut y.mem, &(n as i64))
 }
 
+/// Terms `mix_fwd_f32` takes in one launch; must match the kernel.
+const MIX_MAX: usize = 8;
+
+/// `y = Σ_t w[idx_t]·x_t` in one launch (a DARTS edge has at most 7
+/// nonzero primitives); more terms continue with `axpy_elem`.
+pub fn mix_fwd(cu: &Cuda, w: &CudaBuf, terms: &[(usize, &CudaBuf)], y: &mut CudaBuf) -> Result<()> {
+    for &(idx, x) in terms {
+        same("mix_fwd_f32", x, y)?;
+        if idx >= w.len {
+            crate::bail!("cuda: mix_fwd_f32: index {idx} outside a weight buffer of {}", w.len);
+        }
+    }
+    let n = y.len;
+    if n == 0 {
+        return Ok(());
+    }
+    let (head, rest) = terms.split_at(terms.len().min(MIX_MAX));
+    let mut xs = [0u64; MIX_MAX];
+    let mut is = [0i32; MIX_MAX];
+    for (t, &(idx, x)) in head.iter().enumerate() {
+        xs[t] = cu.opt_ptr(Some(x));
+        is[t] = idx as i32; // idx < w.len, and α rows are short
+    }
+    let nt = head.len() as i32;
+    // mix_fwd_f32(const float* w, int nt, const float* x0..x7, int i0..i7, float* y, long long n)
+    launch!(cu, mix_fwd_f32, Cuda::flat(n);
+        &w.mem, &nt, &xs[0], &xs[1], &xs[2], &xs[3], &xs[4], &xs[5], &xs[6], &xs[7],
+        &is[0], &is[1], &is[2], &is[3], &is[4], &is[5], &is[6], &is[7], &mut y.mem, &(n as i64))?;
+    for &(idx, x) in rest {
+        axpy_elem(cu, w, idx, x, y)?;
+    }
+    Ok(())
+}
+
 /// `dx += dy[0]`
 pub fn sum_all_bwd(cu: &Cuda, dy: &CudaBuf, dx: &mut CudaBuf) -> Result<()> {
     if dy.len == 0 {
