@@ -306,6 +306,13 @@ fn run(cli: Cli) -> Result<()> {
         }
         Cmd::Bench { search, algos, batches, steps } => {
             need(steps >= 1, "--steps", steps, "at least 1")?;
+            let list = batches.iter().map(|b| b.to_string()).collect::<Vec<_>>().join(",");
+            need(
+                !batches.is_empty() && batches.iter().all(|&b| b >= 1),
+                "--batches",
+                list,
+                "batch sizes of at least 1",
+            )?;
             let target = Target::open(cli.device)?;
             let device = target.name();
             let mut rows = Vec::new();

@@ -210,3 +210,24 @@ fn device_choice_without_a_gpu() {
     assert_eq!(stderr.lines().count(), 1, "one notice line expected: {stderr}");
     assert!(stderr.contains("running on the CPU"), "{stderr}");
 }
+
+/// `rarts bench` times every requested algorithm and batch size: one JSON
+/// line each with a positive step time, then the table.
+#[test]
+fn bench_prints_one_timing_per_algorithm_and_batch() {
+    let out = bin()
+        .args(["bench", "--data", "synthetic:32:8", "--c", "4", "--layers", "3", "--steps", "1"])
+        .args(["--algos", "darts1,rarts", "--batches", "2,4"])
+        .output()
+        .unwrap();
+    let stdout = ok(&out);
+    let rows: Vec<&str> = stdout.lines().filter(|l| l.starts_with('{')).collect();
+    assert_eq!(rows.len(), 4, "{stdout}");
+    for (row, (algo, batch)) in rows.iter().zip([("darts1", 2), ("rarts", 2), ("darts1", 4), ("rarts", 4)]) {
+        assert!(row.contains(&format!("\"algo\":\"{algo}\",\"batch\":{batch},")), "{row}");
+        let ms: f64 = row.split("\"ms_per_step\":").nth(1).unwrap().split(',').next().unwrap().parse().unwrap();
+        assert!(ms > 0.0 && ms.is_finite(), "{row}");
+    }
+    assert!(stdout.lines().any(|l| l.starts_with("algo") && l.contains("ms/step")), "{stdout}");
+    fails_with(&bin().args(["bench", "--batches", "0"]).output().unwrap(), &["--batches", "at least 1"]);
+}
