@@ -69,6 +69,10 @@ impl<B: Backend> Exec<B> {
                 can_grad[op.output()] = true;
             }
         }
+        let elems: usize =
+            tape.nodes.iter().zip(&can_grad).map(|(nd, &g)| nd.shape.numel() * if g { 2 } else { 1 }).sum::<usize>()
+                + tape.aux.iter().sum::<usize>();
+        be.reserve(elems * std::mem::size_of::<B::Elem>())?;
         let mut vals = Vec::with_capacity(n);
         let mut grads = Vec::with_capacity(n);
         for (i, nd) in tape.nodes.iter().enumerate() {

@@ -231,3 +231,17 @@ fn bench_prints_one_timing_per_algorithm_and_batch() {
     assert!(stdout.lines().any(|l| l.starts_with("algo") && l.contains("ms/step")), "{stdout}");
     fails_with(&bin().args(["bench", "--batches", "0"]).output().unwrap(), &["--batches", "at least 1"]);
 }
+
+/// A network too large for the machine's memory is refused before anything
+/// is allocated, with the sizes and the flags to lower.
+#[cfg(target_os = "linux")]
+#[test]
+fn a_search_larger_than_memory_is_a_clear_error() {
+    let out = tmp("too-big");
+    let res = bin()
+        .args(["search", "--batch", "8192", "--c", "64", "--epochs", "1", "--quiet", "--out"])
+        .arg(&out)
+        .output()
+        .unwrap();
+    fails_with(&res, &["GiB", "memory is available", "--batch"]);
+}

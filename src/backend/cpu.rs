@@ -31,6 +31,20 @@ impl<T: Real> Backend for Cpu<T> {
     fn name(&self) -> String {
         format!("cpu ({} threads)", crate::par::threads())
     }
+    fn reserve(&self, bytes: usize) -> Result<()> {
+        let gib = |b: f64| b / (1u64 << 30) as f64;
+        if let Some(avail) = mem_available() {
+            if bytes as u64 > avail {
+                crate::bail!(
+                    "the network's values and gradients need {:.1} GiB, but only {:.1} GiB of memory is available; \
+                     lower --batch, --c or --layers",
+                    gib(bytes as f64),
+                    gib(avail as f64)
+                );
+            }
+        }
+        Ok(())
+    }
     fn alloc(&self, len: usize) -> Result<Vec<T>> {
         Ok(vec![T::ZERO; len])
     }
@@ -301,4 +315,12 @@ impl<T: Real> Backend for Cpu<T> {
         optim::couple(r(beta), p, other, g);
         Ok(())
     }
+}
+
+/// `MemAvailable` of /proc/meminfo in bytes (None where there is no such file).
+fn mem_available() -> Option<u64> {
+    let text = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let line = text.lines().find(|l| l.starts_with("MemAvailable:"))?;
+    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb * 1024)
 }

@@ -315,6 +315,19 @@ impl Backend for Cuda {
     fn name(&self) -> String {
         format!("cuda ({}, kernels from {})", self.device_name, self.kernels_from)
     }
+    fn reserve(&self, bytes: usize) -> Result<()> {
+        let (free, _total) = self.ctx.mem_get_info().map_err(|e| Error::new(format!("cuda: memory query: {e}")))?;
+        if bytes > free {
+            let gib = |b: usize| b as f64 / (1u64 << 30) as f64;
+            crate::bail!(
+                "cuda: the network's values and gradients need {:.1} GiB, but the device has {:.1} GiB free; \
+                 lower --batch, --c or --layers",
+                gib(bytes),
+                gib(free)
+            );
+        }
+        Ok(())
+    }
     fn alloc(&self, len: usize) -> Result<CudaBuf> {
         // The driver does not allocate 0 bytes; an empty buffer keeps one element.
         let mem = self

@@ -48,6 +48,14 @@ pub trait Backend {
     fn name(&self) -> String;
 
     // ---- memory -----------------------------------------------------------
+    /// Called once before a plan of `bytes` is allocated: fails with a plain
+    /// message when the device cannot hold it (rather than the process being
+    /// killed half-way). The default accepts everything and leaves failures
+    /// to `alloc`.
+    fn reserve(&self, bytes: usize) -> Result<()> {
+        let _ = bytes;
+        Ok(())
+    }
     /// A zero-filled buffer of `len` elements.
     fn alloc(&self, len: usize) -> Result<Self::Buf>;
     fn len(&self, b: &Self::Buf) -> usize;
