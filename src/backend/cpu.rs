@@ -33,15 +33,15 @@ impl<T: Real> Backend for Cpu<T> {
     }
     fn reserve(&self, bytes: usize) -> Result<()> {
         let gib = |b: f64| b / (1u64 << 30) as f64;
-        if let Some(avail) = mem_available() {
-            if bytes as u64 > avail {
-                crate::bail!(
-                    "the network's values and gradients need {:.1} GiB, but only {:.1} GiB of memory is available; \
-                     lower --batch, --c or --layers",
-                    gib(bytes as f64),
-                    gib(avail as f64)
-                );
-            }
+        if let Some(avail) = mem_available()
+            && bytes as u64 > avail
+        {
+            crate::bail!(
+                "the network's values and gradients need {:.1} GiB, but only {:.1} GiB of memory is available; \
+                 lower --batch, --c or --layers",
+                gib(bytes as f64),
+                gib(avail as f64)
+            );
         }
         Ok(())
     }
