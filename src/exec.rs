@@ -15,8 +15,13 @@ pub struct Exec<B: Backend> {
     pub be: B,
     pub tape: Tape,
     vals: Vec<Option<B::Buf>>,
-    /// Present for every node that some parameter can influence.
+    /// Gradient buffers, by slot (see `plan_grad_slots`).
     grads: Vec<Option<B::Buf>>,
+    /// Each node's gradient slot: present for every node that some
+    /// parameter can influence. Parameters own theirs; other nodes share a
+    /// slot with nodes of the same size whose gradients are never needed at
+    /// the same time in a backward pass.
+    slot: Vec<Option<usize>>,
     aux: Vec<B::Buf>,
     /// Which nodes the last `backward` computed gradients for.
     live: Vec<bool>,
@@ -69,18 +74,29 @@ impl<B: Backend> Exec<B> {
                 can_grad[op.output()] = true;
             }
         }
-        let elems: usize =
-            tape.nodes.iter().zip(&can_grad).map(|(nd, &g)| nd.shape.numel() * if g { 2 } else { 1 }).sum::<usize>()
-                + tape.aux.iter().sum::<usize>();
+        let (slot, slot_len) = plan_grad_slots(&tape, &can_grad);
+        let elems = tape.nodes.iter().map(|nd| nd.shape.numel()).sum::<usize>()
+            + slot_len.iter().sum::<usize>()
+            + tape.aux.iter().sum::<usize>();
         be.reserve(elems * std::mem::size_of::<B::Elem>())?;
         let mut vals = Vec::with_capacity(n);
-        let mut grads = Vec::with_capacity(n);
-        for (i, nd) in tape.nodes.iter().enumerate() {
+        for nd in &tape.nodes {
             vals.push(Some(be.alloc(nd.shape.numel())?));
-            grads.push(if can_grad[i] { Some(be.alloc(nd.shape.numel())?) } else { None });
+        }
+        let mut grads = Vec::with_capacity(slot_len.len());
+        for &len in &slot_len {
+            grads.push(Some(be.alloc(len)?));
         }
         let aux = tape.aux.iter().map(|&len| be.alloc(len)).collect::<Result<_>>()?;
-        Ok(Exec { be, tape, vals, grads, aux, live: vec![false; n], train: true, profile: None })
+        Ok(Exec { be, tape, vals, grads, slot, aux, live: vec![false; n], train: true, profile: None })
+    }
+
+    /// Elements the plan holds: (values and auxiliary buffers, gradients).
+    pub fn plan_elems(&self) -> (usize, usize) {
+        let vals =
+            self.tape.nodes.iter().map(|nd| nd.shape.numel()).sum::<usize>() + self.tape.aux.iter().sum::<usize>();
+        let grads = self.grads.iter().flatten().map(|g| self.be.len(g)).sum();
+        (vals, grads)
     }
 
     /// Draws every parameter from its `Init` and resets BN running statistics.
@@ -114,26 +130,40 @@ impl<B: Backend> Exec<B> {
         self.vals[n].as_mut().expect("value buffer is only taken while its op runs")
     }
 
-    /// The gradient of `n` from the last `backward`, if it computed one.
+    /// The gradient of parameter `n` from the last `backward`, if it
+    /// computed one. Other nodes' gradients live in shared buffers and are
+    /// gone once `backward` returns: `None` for them.
     pub fn grad(&self, n: NodeId) -> Option<&B::Buf> {
-        if self.live[n] { self.grads[n].as_ref() } else { None }
+        if self.kept(n) { self.grads[self.slot[n]?].as_ref() } else { None }
     }
 
     pub fn grad_mut(&mut self, n: NodeId) -> Option<&mut B::Buf> {
-        if self.live[n] { self.grads[n].as_mut() } else { None }
+        if self.kept(n) { self.grads[self.slot[n]?].as_mut() } else { None }
+    }
+
+    /// Whether the last `backward` left a gradient for `n` readable.
+    fn kept(&self, n: NodeId) -> bool {
+        self.live[n] && matches!(self.tape.nodes[n].kind, Kind::Param { .. })
     }
 
     /// The backend, node `n`'s value and its gradient if the last backward
     /// computed one, both mutable: what optimizer steps and parameter
     /// arithmetic need.
     pub fn parts_mut(&mut self, n: NodeId) -> (&B, &mut B::Buf, Option<&mut B::Buf>) {
-        let g = if self.live[n] { self.grads[n].as_mut() } else { None };
+        let g = match self.slot[n] {
+            Some(s) if self.kept(n) => self.grads[s].as_mut(),
+            _ => None,
+        };
         (&self.be, self.vals[n].as_mut().expect("value buffer present"), g)
     }
 
     /// The RARTS coupling term on `p`'s gradient: `∇p += β·(p − other)`.
     pub fn couple(&mut self, beta: f32, p: NodeId, other: NodeId) -> Result<()> {
-        let Some(g) = self.grads[p].as_mut().filter(|_| self.live[p]) else {
+        let g = match self.slot[p] {
+            Some(s) if self.kept(p) => self.grads[s].as_mut(),
+            _ => None,
+        };
+        let Some(g) = g else {
             crate::bail!("couple: no gradient for '{}'", self.tape.nodes[p].name);
         };
         let (pv, ov) = (self.vals[p].as_ref(), self.vals[other].as_ref());
@@ -168,9 +198,12 @@ impl<B: Backend> Exec<B> {
         Ok(self.be.download(self.val(n))?.iter().map(|v| v.to_f64()).collect())
     }
 
-    /// Node `n`'s gradient from the last `backward`, as f64 (zeros if it
-    /// was not computed).
+    /// Parameter `n`'s gradient from the last `backward`, as f64 (zeros if
+    /// it was not computed). Other nodes' gradients are not kept.
     pub fn get_grad(&self, n: NodeId) -> Result<Vec<f64>> {
+        if !matches!(self.tape.nodes[n].kind, Kind::Param { .. }) {
+            crate::bail!("get_grad: '{}' is not a parameter; only parameters keep gradients", self.tape.nodes[n].name);
+        }
         match self.grad(n) {
             Some(g) => Ok(self.be.download(g)?.iter().map(|v| v.to_f64()).collect()),
             None => Ok(vec![0.0; self.tape.shape(n).numel()]),
@@ -318,7 +351,8 @@ impl<B: Backend> Exec<B> {
         // whole activation memory through DRAM once more per pass).
         let mut unzeroed = live.clone();
         unzeroed[loss] = false;
-        self.be.fill(self.grads[loss].as_mut().expect("loss has a gradient"), 1.0)?;
+        let ls = self.slot[loss].expect("loss has a gradient");
+        self.be.fill(self.grads[ls].as_mut().expect("no gradient is taken between ops"), 1.0)?;
         self.live = live;
         for i in (0..self.tape.ops.len()).rev() {
             if !self.live[self.tape.ops[i].output()] {
@@ -328,7 +362,8 @@ impl<B: Backend> Exec<B> {
             for x in self.tape.ops[i].inputs() {
                 if unzeroed[x] {
                     unzeroed[x] = false;
-                    self.be.fill(self.grads[x].as_mut().expect("live nodes have gradients"), 0.0)?;
+                    let s = self.slot[x].expect("live nodes have gradients");
+                    self.be.fill(self.grads[s].as_mut().expect("no gradient is taken between ops"), 0.0)?;
                 }
             }
             if let (Some(t), Some(p)) = (t, self.profile.as_mut()) {
@@ -337,11 +372,12 @@ impl<B: Backend> Exec<B> {
             }
             self.timed(i, "bwd", Self::backward_op)?;
         }
-        // A live node no op accumulated into (none in a well-formed tape)
-        // still reads as zero.
+        // A live parameter no op accumulated into (none in a well-formed
+        // tape) still reads as zero.
         for (i, u) in unzeroed.iter().enumerate() {
-            if *u {
-                self.be.fill(self.grads[i].as_mut().expect("live nodes have gradients"), 0.0)?;
+            if *u && self.kept(i) {
+                let s = self.slot[i].expect("live nodes have gradients");
+                self.be.fill(self.grads[s].as_mut().expect("no gradient is taken between ops"), 0.0)?;
             }
         }
         Ok(())
@@ -349,12 +385,12 @@ impl<B: Backend> Exec<B> {
 
     /// Takes node `n`'s gradient buffer out if this backward computes it.
     fn take_grad(&mut self, n: NodeId) -> Option<B::Buf> {
-        if self.live[n] { self.grads[n].take() } else { None }
+        if self.live[n] { self.grads[self.slot[n]?].take() } else { None }
     }
 
     fn put_grad(&mut self, n: NodeId, g: Option<B::Buf>) {
         if let Some(g) = g {
-            self.grads[n] = Some(g);
+            self.grads[self.slot[n].expect("a taken gradient has a slot")] = Some(g);
         }
     }
 
@@ -363,9 +399,10 @@ impl<B: Backend> Exec<B> {
         // the gradient buffers it takes out and puts back.
         let op = self.tape.ops[i].clone();
         let yi = op.output();
-        let dy = self.grads[yi].take().expect("live output has a gradient");
+        let ys = self.slot[yi].expect("live output has a gradient");
+        let dy = self.grads[ys].take().expect("live output has a gradient");
         let r = self.backward_with(&op, &dy);
-        self.grads[yi] = Some(dy);
+        self.grads[ys] = Some(dy);
         r
     }
 
@@ -538,4 +575,68 @@ impl<B: Backend> Exec<B> {
         }
         Ok(())
     }
+}
+
+/// Assigns every node that can have a gradient a buffer slot; returns each
+/// node's slot and each slot's length.
+///
+/// A parameter gets its own slot (optimizers read it after `backward`).
+/// Any other node's gradient is in use, during the reverse pass, only from
+/// the last op that consumes the node (the first to accumulate into it) down
+/// to the op that produced it (which reads it as `dy`): op indices
+/// `[producer, last consumer]`, or to the end of the tape for a node nobody
+/// consumes (a loss). Nodes of equal size whose intervals are disjoint share
+/// a slot. A backward pass over a subset of the parameters only shortens the
+/// intervals, so the same plan holds for every `backward` call.
+fn plan_grad_slots(tape: &Tape, can_grad: &[bool]) -> (Vec<Option<usize>>, Vec<usize>) {
+    let n = tape.nodes.len();
+    let m = tape.ops.len();
+    let mut producer = vec![usize::MAX; n];
+    let mut last_use = vec![m; n];
+    let mut used = vec![false; n];
+    for (i, op) in tape.ops.iter().enumerate() {
+        producer[op.output()] = i;
+        for x in op.inputs() {
+            last_use[x] = if used[x] { last_use[x].max(i) } else { i };
+            used[x] = true;
+        }
+    }
+    let mut slot = vec![None; n];
+    let mut slot_len = Vec::new();
+    // Nodes that may share, by size.
+    let mut shared: std::collections::BTreeMap<usize, Vec<NodeId>> = Default::default();
+    for i in 0..n {
+        if !can_grad[i] {
+            continue;
+        }
+        let len = tape.nodes[i].shape.numel();
+        if matches!(tape.nodes[i].kind, Kind::Param { .. }) || producer[i] == usize::MAX {
+            slot[i] = Some(slot_len.len());
+            slot_len.push(len);
+        } else {
+            shared.entry(len).or_default().push(i);
+        }
+    }
+    for (len, mut nodes) in shared {
+        // In reverse-pass order: the node whose gradient is needed first.
+        nodes.sort_by_key(|&i| std::cmp::Reverse(last_use[i]));
+        // Each open slot of this size with the producer index of its latest
+        // occupant: free for a node whose last use comes strictly before.
+        let mut open: Vec<(usize, usize)> = Vec::new();
+        for i in nodes {
+            let s = match open.iter_mut().find(|(_, busy_from)| last_use[i] < *busy_from) {
+                Some(o) => {
+                    o.1 = producer[i];
+                    o.0
+                }
+                None => {
+                    slot_len.push(len);
+                    open.push((slot_len.len() - 1, producer[i]));
+                    slot_len.len() - 1
+                }
+            };
+            slot[i] = Some(s);
+        }
+    }
+    (slot, slot_len)
 }

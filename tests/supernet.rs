@@ -31,3 +31,16 @@ fn reduction_cells_halve_the_resolution_and_double_channels() {
     let classifier_in = t.shape(net.weight_params[net.weight_params.len() - 2]);
     assert_eq!(classifier_in, Shape::mat(7, 4 * 4 * 8));
 }
+
+/// Gradients of intermediate nodes share buffers: the plan of a whole
+/// supernet holds far fewer gradient elements than value elements.
+#[test]
+fn gradient_buffers_are_shared_between_nodes() {
+    use rarts::backend::Cpu;
+    use rarts::exec::Exec;
+    let cfg = SuperNetConfig::new(4, 3, 10, 3);
+    let (tape, _) = record(&cfg, 16);
+    let ex = Exec::new(Cpu::<f32>::new(), tape).expect("plan allocates");
+    let (vals, grads) = ex.plan_elems();
+    assert!(grads * 3 < vals, "gradients {grads} elements, values {vals}");
+}

@@ -307,6 +307,14 @@ pub fn run<B: Backend<Elem = f32>>(be: B, cfg: &SearchConfig) -> Result<SearchRe
     }
     println!("device: {device}");
     println!("weights: {weights}");
+    let (val_elems, grad_elems) = search.ex.plan_elems();
+    let gib = |e: usize| (e * 4) as f64 / (1u64 << 30) as f64;
+    println!(
+        "memory: {:.2} GiB ({:.2} GiB values, {:.2} GiB gradients)",
+        gib(val_elems + grad_elems),
+        gib(val_elems),
+        gib(grad_elems)
+    );
 
     let t_run = Instant::now();
     let total_steps = (cfg.epochs - start_epoch.min(cfg.epochs)) * steps;
