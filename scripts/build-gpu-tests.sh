@@ -25,10 +25,13 @@ list="$(mktemp)"
 trap 'rm -f "$list"' EXIT
 
 # Every executable cargo reports: test harnesses (profile.test), benches and
-# the rarts binary.
-cargo test --release --no-run --tests --benches --message-format=json \
-  | python3 -c '
+# the rarts binary (which both commands report; listed once).
+{
+  cargo test --release --no-run --tests --benches --message-format=json
+  cargo build --release --bin rarts --message-format=json
+} | python3 -c '
 import json, sys
+seen = set()
 for line in sys.stdin:
     try:
         m = json.loads(line)
@@ -38,19 +41,11 @@ for line in sys.stdin:
         kind = m["target"]["kind"][0]
         if m["profile"]["test"] and kind in ("lib", "bin"):
             kind = "unit-" + kind
-        print(kind + "\t" + m["target"]["name"] + "\t" + m["executable"])
+        row = kind + "\t" + m["target"]["name"] + "\t" + m["executable"]
+        if row not in seen:
+            seen.add(row)
+            print(row)
 ' > "$list"
-cargo build --release --bin rarts --message-format=json \
-  | python3 -c '
-import json, sys
-for line in sys.stdin:
-    try:
-        m = json.loads(line)
-    except ValueError:
-        continue
-    if m.get("reason") == "compiler-artifact" and m.get("executable"):
-        print("bin\t" + m["target"]["name"] + "\t" + m["executable"])
-' >> "$list"
 
 while IFS=$'\t' read -r kind name exe; do
   case "$kind" in

@@ -347,8 +347,9 @@ impl<B: Backend> Exec<B> {
         live.iter_mut().zip(&ancestor).for_each(|(l, a)| *l &= *a);
         // Each live gradient is zeroed just before the first op that
         // accumulates into it, so that the buffer is still in cache when
-        // that op reads it back (zeroing them all up front streams the
-        // whole activation memory through DRAM once more per pass).
+        // that op reads it back. Every live node but the loss feeds some
+        // live op (it depends on a chosen parameter and the loss depends on
+        // it), so every live gradient is zeroed before it is read.
         let mut unzeroed = live.clone();
         unzeroed[loss] = false;
         let ls = self.slot[loss].expect("loss has a gradient");
@@ -371,14 +372,6 @@ impl<B: Backend> Exec<B> {
                 p.add("zero_grads", "bwd", t.elapsed().as_secs_f64());
             }
             self.timed(i, "bwd", Self::backward_op)?;
-        }
-        // A live parameter no op accumulated into (none in a well-formed
-        // tape) still reads as zero.
-        for (i, u) in unzeroed.iter().enumerate() {
-            if *u && self.kept(i) {
-                let s = self.slot[i].expect("live nodes have gradients");
-                self.be.fill(self.grads[s].as_mut().expect("no gradient is taken between ops"), 0.0)?;
-            }
         }
         Ok(())
     }

@@ -235,7 +235,8 @@ fn search_config(a: SearchArgs) -> Result<SearchConfig> {
 /// The backend `--device` names, resolved against what this machine has.
 enum Target {
     Cpu,
-    Cuda(Box<Cuda>),
+    /// Device 0, known to be usable; each run opens it with `Cuda::new`.
+    Cuda,
 }
 
 impl Target {
@@ -244,10 +245,10 @@ impl Target {
             Device::Cpu => Ok(Target::Cpu),
             Device::Cuda => match cuda::unavailable_reason() {
                 Some(why) => Err(rarts::Error(format!("--device cuda: no usable CUDA device: {why}"))),
-                None => Ok(Target::Cuda(Box::new(Cuda::new(0)?))),
+                None => Ok(Target::Cuda),
             },
             Device::Auto => match cuda::unavailable_reason() {
-                None => Ok(Target::Cuda(Box::new(Cuda::new(0)?))),
+                None => Ok(Target::Cuda),
                 Some(why) => {
                     eprintln!("note: running on the CPU ({why}); --device cpu silences this");
                     Ok(Target::Cpu)
@@ -256,10 +257,10 @@ impl Target {
         }
     }
 
-    fn name(&self) -> String {
+    fn name(&self) -> Result<String> {
         match self {
-            Target::Cpu => Cpu::<f32>::new().name(),
-            Target::Cuda(c) => c.name(),
+            Target::Cpu => Ok(Cpu::<f32>::new().name()),
+            Target::Cuda => Ok(Cuda::new(0)?.name()),
         }
     }
 }
@@ -267,7 +268,7 @@ impl Target {
 fn run(cli: Cli) -> Result<()> {
     match cli.cmd {
         Cmd::Info { data } => {
-            println!("device: {}", Target::open(cli.device)?.name());
+            println!("device: {}", Target::open(cli.device)?.name()?);
             let split = data.load()?;
             println!("train: {}", describe(&split.train));
             if let Some(t) = split.test {
@@ -298,7 +299,7 @@ fn run(cli: Cli) -> Result<()> {
             // kernels are f32, which stops at the fixed point to about 1e-6.
             let (alpha, steps) = match Target::open(cli.device)? {
                 Target::Cpu => toy::run(Cpu::<f64>::new(), &cfg)?,
-                Target::Cuda(c) => toy::run(*c, &cfg)?,
+                Target::Cuda => toy::run(Cuda::new(0)?, &cfg)?,
             };
             println!("algo={} steps={steps} closed_form={:.9}", cfg.algo.name(), toy::closed_form(&cfg));
             println!("alpha={alpha:.9}");
@@ -314,14 +315,14 @@ fn run(cli: Cli) -> Result<()> {
                 "batch sizes of at least 1",
             )?;
             let target = Target::open(cli.device)?;
-            let device = target.name();
+            let device = target.name()?;
             let mut rows = Vec::new();
             for &batch in &batches {
                 for &algo in &algos {
                     let cfg = search_config(SearchArgs { algo, batch, ..search.clone() })?;
                     let t = match &target {
                         Target::Cpu => driver::bench(Cpu::<f32>::new(), &cfg, steps)?,
-                        Target::Cuda(_) => driver::bench(Cuda::new(0)?, &cfg, steps)?,
+                        Target::Cuda => driver::bench(Cuda::new(0)?, &cfg, steps)?,
                     };
                     let name = Algo::from(algo).name();
                     println!(
@@ -346,7 +347,7 @@ fn run(cli: Cli) -> Result<()> {
             let cfg = search_config(search)?;
             let (prof, step_s) = match Target::open(cli.device)? {
                 Target::Cpu => driver::profile(Cpu::<f32>::new(), &cfg, steps)?,
-                Target::Cuda(c) => driver::profile(*c, &cfg, steps)?,
+                Target::Cuda => driver::profile(Cuda::new(0)?, &cfg, steps)?,
             };
             print!("{}", driver::profile_table(&prof, steps, step_s));
             Ok(())
@@ -355,7 +356,7 @@ fn run(cli: Cli) -> Result<()> {
             let cfg = search_config(a)?;
             let res = match Target::open(cli.device)? {
                 Target::Cpu => driver::run(Cpu::<f32>::new(), &cfg)?,
-                Target::Cuda(c) => driver::run(*c, &cfg)?,
+                Target::Cuda => driver::run(Cuda::new(0)?, &cfg)?,
             };
             println!("genotype: {}", res.genotype.to_text());
             Ok(())
