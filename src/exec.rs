@@ -75,9 +75,7 @@ impl<B: Backend> Exec<B> {
             }
         }
         let (slot, slot_len) = plan_grad_slots(&tape, &can_grad);
-        let elems = tape.nodes.iter().map(|nd| nd.shape.numel()).sum::<usize>()
-            + slot_len.iter().sum::<usize>()
-            + tape.aux.iter().sum::<usize>();
+        let elems = value_elems(&tape) + slot_len.iter().sum::<usize>();
         be.reserve(elems * std::mem::size_of::<B::Elem>())?;
         let mut vals = Vec::with_capacity(n);
         for nd in &tape.nodes {
@@ -93,10 +91,8 @@ impl<B: Backend> Exec<B> {
 
     /// Elements the plan holds: (values and auxiliary buffers, gradients).
     pub fn plan_elems(&self) -> (usize, usize) {
-        let vals =
-            self.tape.nodes.iter().map(|nd| nd.shape.numel()).sum::<usize>() + self.tape.aux.iter().sum::<usize>();
         let grads = self.grads.iter().flatten().map(|g| self.be.len(g)).sum();
-        (vals, grads)
+        (value_elems(&self.tape), grads)
     }
 
     /// Draws every parameter from its `Init` and resets BN running statistics.
@@ -134,36 +130,32 @@ impl<B: Backend> Exec<B> {
     /// computed one. Other nodes' gradients live in shared buffers and are
     /// gone once `backward` returns: `None` for them.
     pub fn grad(&self, n: NodeId) -> Option<&B::Buf> {
-        if self.kept(n) { self.grads[self.slot[n]?].as_ref() } else { None }
+        self.grads[self.kept_slot(n)?].as_ref()
     }
 
     pub fn grad_mut(&mut self, n: NodeId) -> Option<&mut B::Buf> {
-        if self.kept(n) { self.grads[self.slot[n]?].as_mut() } else { None }
+        let s = self.kept_slot(n)?;
+        self.grads[s].as_mut()
     }
 
-    /// Whether the last `backward` left a gradient for `n` readable.
-    fn kept(&self, n: NodeId) -> bool {
-        self.live[n] && matches!(self.tape.nodes[n].kind, Kind::Param { .. })
+    /// The slot of `n`'s gradient if the last `backward` left it readable
+    /// (a parameter it computed).
+    fn kept_slot(&self, n: NodeId) -> Option<usize> {
+        let param = matches!(self.tape.nodes[n].kind, Kind::Param { .. });
+        if self.live[n] && param { self.slot[n] } else { None }
     }
 
     /// The backend, node `n`'s value and its gradient if the last backward
     /// computed one, both mutable: what optimizer steps and parameter
     /// arithmetic need.
     pub fn parts_mut(&mut self, n: NodeId) -> (&B, &mut B::Buf, Option<&mut B::Buf>) {
-        let g = match self.slot[n] {
-            Some(s) if self.kept(n) => self.grads[s].as_mut(),
-            _ => None,
-        };
+        let g = self.kept_slot(n).and_then(|s| self.grads[s].as_mut());
         (&self.be, self.vals[n].as_mut().expect("value buffer present"), g)
     }
 
     /// The RARTS coupling term on `p`'s gradient: `∇p += β·(p − other)`.
     pub fn couple(&mut self, beta: f32, p: NodeId, other: NodeId) -> Result<()> {
-        let g = match self.slot[p] {
-            Some(s) if self.kept(p) => self.grads[s].as_mut(),
-            _ => None,
-        };
-        let Some(g) = g else {
+        let Some(g) = self.kept_slot(p).and_then(|s| self.grads[s].as_mut()) else {
             crate::bail!("couple: no gradient for '{}'", self.tape.nodes[p].name);
         };
         let (pv, ov) = (self.vals[p].as_ref(), self.vals[other].as_ref());
@@ -568,6 +560,11 @@ impl<B: Backend> Exec<B> {
         }
         Ok(())
     }
+}
+
+/// Elements of every node's value and every auxiliary buffer.
+fn value_elems(tape: &Tape) -> usize {
+    tape.nodes.iter().map(|nd| nd.shape.numel()).sum::<usize>() + tape.aux.iter().sum::<usize>()
 }
 
 /// Assigns every node that can have a gradient a buffer slot; returns each
