@@ -1,18 +1,26 @@
 //! Checkpoints: a text header (`key=value` lines) and named f32 tensors in
-//! one binary file, written atomically (temp file, fsync, rename) so a run
-//! killed at any moment leaves either the old or the new checkpoint.
+//! one binary file, with a checksum of the whole content, written atomically
+//! (see [`crate::rundir::write_atomic`]) so a run killed at any moment leaves
+//! either the old or the new checkpoint.
 //!
-//! Layout: `RARTSCK1`, u64 header length, header bytes (UTF-8), u64 tensor
-//! count, then per tensor: u64 name length, name, u64 element count, f32
-//! little-endian data.
+//! Layout (format version 2): `RARTSCK2`, u64 header length, header bytes
+//! (UTF-8), u64 tensor count, then per tensor: u64 name length, name, u64
+//! element count, f32 little-endian data; last, the u64 [`hash64`] of every
+//! byte before it. All integers little-endian.
+//!
+//! Reading refuses, naming the file: another magic, a version other than 2,
+//! a checksum that does not match, a truncated or overlong file, and any
+//! tensor holding a NaN or an infinity.
 
 use std::fs;
-use std::io::Write;
 use std::path::Path;
 
 use crate::error::{Context, Error, Result};
+use crate::hash::hash64;
 
-const MAGIC: &[u8; 8] = b"RARTSCK1";
+/// The first seven magic bytes; the eighth is the format version digit.
+const MAGIC_STEM: &[u8; 7] = b"RARTSCK";
+pub const VERSION: u8 = 2;
 
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Checkpoint {
@@ -57,9 +65,17 @@ impl Checkpoint {
         Ok(std::mem::take(d))
     }
 
+    /// The first tensor holding a NaN or an infinity: (name, element, value).
+    pub fn first_non_finite(&self) -> Option<(&str, usize, f32)> {
+        self.tensors
+            .iter()
+            .find_map(|(name, d)| d.iter().position(|v| !v.is_finite()).map(|i| (name.as_str(), i, d[i])))
+    }
+
     pub fn to_bytes(&self) -> Vec<u8> {
         let mut b = Vec::new();
-        b.extend_from_slice(MAGIC);
+        b.extend_from_slice(MAGIC_STEM);
+        b.push(b'0' + VERSION);
         let header: String = self.header.iter().map(|(k, v)| format!("{k}={v}\n")).collect();
         b.extend_from_slice(&(header.len() as u64).to_le_bytes());
         b.extend_from_slice(header.as_bytes());
@@ -68,16 +84,40 @@ impl Checkpoint {
             b.extend_from_slice(&(name.len() as u64).to_le_bytes());
             b.extend_from_slice(name.as_bytes());
             b.extend_from_slice(&(data.len() as u64).to_le_bytes());
-            b.extend_from_slice(bytemuck::cast_slice(data));
+            for v in data {
+                b.extend_from_slice(&v.to_le_bytes());
+            }
         }
+        let sum = hash64(&b);
+        b.extend_from_slice(&sum.to_le_bytes());
         b
     }
 
     pub fn from_bytes(bytes: &[u8], what: &str) -> Result<Checkpoint> {
-        let mut r = Reader { b: bytes, pos: 0, what };
-        if r.bytes(8)? != MAGIC {
-            crate::bail!("{what}: not a rarts checkpoint (expected the magic bytes RARTSCK1)");
+        if bytes.len() < 8 || &bytes[..7] != MAGIC_STEM {
+            crate::bail!("{what}: not a rarts checkpoint (it does not start with the magic bytes RARTSCK)");
         }
+        let version = bytes[7];
+        if version != b'0' + VERSION {
+            crate::bail!(
+                "{what}: checkpoint format version {}; this rarts reads version {VERSION} only \
+                 (start the search anew, or continue it with the rarts that wrote it)",
+                if version.is_ascii_graphic() { (version as char).to_string() } else { format!("byte {version}") }
+            );
+        }
+        if bytes.len() < 8 + 8 + 8 + 8 {
+            crate::bail!("{what}: truncated ({} bytes; a checkpoint has at least 32)", bytes.len());
+        }
+        let (body, tail) = bytes.split_at(bytes.len() - 8);
+        let stored = u64::from_le_bytes(tail.try_into().expect("8 bytes"));
+        let computed = hash64(body);
+        if stored != computed {
+            crate::bail!(
+                "{what}: checksum mismatch (stored {stored:016x}, computed {computed:016x}): the file is \
+                 corrupted or truncated"
+            );
+        }
+        let mut r = Reader { b: body, pos: 8, what };
         let hlen = r.len()?;
         let header = std::str::from_utf8(r.bytes(hlen)?).map_err(|_| Error(format!("{what}: header is not UTF-8")))?;
         let mut ck = Checkpoint::default();
@@ -95,22 +135,21 @@ impl Checkpoint {
             let data = raw.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect();
             ck.tensors.push((name, data));
         }
-        if r.pos != bytes.len() {
-            crate::bail!("{what}: {} unexpected bytes after the last tensor", bytes.len() - r.pos);
+        if r.pos != body.len() {
+            crate::bail!("{what}: {} unexpected bytes after the last tensor", body.len() - r.pos);
+        }
+        if let Some((name, i, v)) = ck.first_non_finite() {
+            crate::bail!("{what}: tensor '{name}' holds {v} at element {i}; a checkpoint holds only finite values");
         }
         Ok(ck)
     }
 
-    /// Writes to `path` atomically.
+    /// Writes to `path` atomically; refuses a checkpoint with a non-finite value.
     pub fn save(&self, path: &Path) -> Result<()> {
-        let tmp = path.with_extension("tmp");
-        let write = || -> std::io::Result<()> {
-            let mut f = fs::File::create(&tmp)?;
-            f.write_all(&self.to_bytes())?;
-            f.sync_all()?;
-            fs::rename(&tmp, path)
-        };
-        write().ctx(|| format!("writing checkpoint {}", path.display()))
+        if let Some((name, i, v)) = self.first_non_finite() {
+            crate::bail!("{}: not written: tensor '{name}' holds {v} at element {i}", path.display());
+        }
+        crate::rundir::write_atomic(path, &self.to_bytes())
     }
 
     pub fn load(path: &Path) -> Result<Checkpoint> {
@@ -139,10 +178,4 @@ impl<'a> Reader<'a> {
         let v = u64::from_le_bytes(b.try_into().expect("8 bytes"));
         usize::try_from(v).map_err(|_| Error(format!("{}: length {v} too large", self.what)))
     }
-}
-
-/// Writes `text` to `path` atomically.
-pub fn write_text_atomic(path: &Path, text: &str) -> Result<()> {
-    let tmp = path.with_extension("tmp");
-    fs::write(&tmp, text).and_then(|_| fs::rename(&tmp, path)).ctx(|| format!("writing {}", path.display()))
 }

@@ -31,6 +31,9 @@ pub struct Exec<B: Backend> {
     /// When set, wall time per op family and direction is added up here
     /// (each op synchronised: a profile, not a fast run).
     pub profile: Option<Profile>,
+    /// Copies of the BN running statistics taken by `stash_running_stats`
+    /// (allocated on first use).
+    stash: Vec<B::Buf>,
 }
 
 /// Seconds and calls per `(op family, "fwd" | "bwd")`.
@@ -86,7 +89,18 @@ impl<B: Backend> Exec<B> {
             grads.push(Some(be.alloc(len)?));
         }
         let aux = tape.aux.iter().map(|&len| be.alloc(len)).collect::<Result<_>>()?;
-        Ok(Exec { be, tape, vals, grads, slot, aux, live: vec![false; n], train: true, profile: None })
+        Ok(Exec {
+            be,
+            tape,
+            vals,
+            grads,
+            slot,
+            aux,
+            live: vec![false; n],
+            train: true,
+            profile: None,
+            stash: Vec::new(),
+        })
     }
 
     /// Elements the plan holds: (values and auxiliary buffers, gradients).
@@ -112,6 +126,48 @@ impl<B: Backend> Exec<B> {
             self.set(i, &data)?;
         }
         Ok(())
+    }
+
+    /// BatchNorm running statistics, in recording order.
+    pub fn state_nodes(&self) -> Vec<NodeId> {
+        (0..self.tape.nodes.len()).filter(|&i| matches!(self.tape.nodes[i].kind, Kind::State { .. })).collect()
+    }
+
+    /// Keeps a copy of every BN running statistic, so that passes which are
+    /// not at the network's own weights (DARTS' unrolled and perturbed
+    /// weights, RARTS' exact-schedule pass) leave them as they were: call
+    /// [`Exec::restore_running_stats`] after those passes.
+    pub fn stash_running_stats(&mut self) -> Result<()> {
+        let states = self.state_nodes();
+        if self.stash.is_empty() {
+            self.stash = states.iter().map(|&n| self.be.alloc(self.shape(n).numel())).collect::<Result<_>>()?;
+        }
+        for (i, &n) in states.iter().enumerate() {
+            self.be.copy(self.vals[n].as_ref().expect("value present"), &mut self.stash[i])?;
+        }
+        Ok(())
+    }
+
+    /// Puts back the statistics kept by the last [`Exec::stash_running_stats`].
+    pub fn restore_running_stats(&mut self) -> Result<()> {
+        let states = self.state_nodes();
+        if self.stash.len() != states.len() {
+            crate::bail!("restore_running_stats: nothing was stashed");
+        }
+        for (i, &n) in states.iter().enumerate() {
+            self.be.copy(&self.stash[i], self.vals[n].as_mut().expect("value present"))?;
+        }
+        Ok(())
+    }
+
+    /// The first of `nodes` whose value holds a NaN or an infinity.
+    pub fn first_non_finite(&self, nodes: &[NodeId]) -> Result<Option<NodeId>> {
+        for &n in nodes {
+            if self.be.download(self.val(n))?.iter().any(|v| !v.to_f64().is_finite()) {
+                return Ok(Some(n));
+            }
+        }
+        Ok(None)
     }
 
     pub fn shape(&self, n: NodeId) -> Shape {

@@ -8,8 +8,10 @@ use clap::{Parser, Subcommand, ValueEnum};
 use rarts::Result;
 use rarts::backend::{Backend, Cpu, Cuda, cuda};
 use rarts::data::{DataSpec, describe, spec::FORMS};
+use rarts::rundir::Existing;
 use rarts::search::algo::{Algo, Schedule};
-use rarts::search::driver::{self, SearchConfig};
+use rarts::search::config::{SearchConfig, need};
+use rarts::search::driver;
 use rarts::search::toy::{self, ToyConfig};
 
 #[derive(Parser)]
@@ -145,14 +147,19 @@ struct SearchArgs {
     arch_weight_decay: f32,
     #[arg(long, default_value_t = 2)]
     seed: u64,
-    /// Test images evaluated after each epoch (0: none).
-    #[arg(long, default_value_t = 1000)]
-    eval_images: usize,
+    /// Test images evaluated after each epoch (0: none; default 1000 where
+    /// the data have a test split, else none).
+    #[arg(long)]
+    eval_images: Option<usize>,
     #[arg(long, default_value = "runs/search")]
     out: PathBuf,
-    /// Continue from --out/checkpoint.bin.
-    #[arg(long)]
+    /// Continue from --out/checkpoint.bin (a new search if --out has none yet).
+    #[arg(long, conflicts_with = "force")]
     resume: bool,
+    /// Remove the files an earlier run wrote into --out (and only those),
+    /// then start a new search.
+    #[arg(long)]
+    force: bool,
     /// No progress line on stderr.
     #[arg(long)]
     quiet: bool,
@@ -172,6 +179,9 @@ struct ToyArgs {
     /// DARTS second order unrolling step ξ.
     #[arg(long, default_value_t = 0.5)]
     xi: f32,
+    /// RARTS: `fused` or `exact` (both reach the same fixed point).
+    #[arg(long, value_enum, default_value_t = ScheduleArg::Fused)]
+    schedule: ScheduleArg,
     /// Step size of every block.
     #[arg(long, default_value_t = 0.05)]
     lr: f32,
@@ -179,29 +189,9 @@ struct ToyArgs {
     steps: usize,
 }
 
-/// Checks a flag's value; the error names the flag and what was expected.
-fn need(ok: bool, flag: &str, value: impl std::fmt::Display, expected: &str) -> Result<()> {
-    if ok { Ok(()) } else { Err(rarts::Error(format!("{flag} {value}: expected {expected}"))) }
-}
-
+/// The search settings from the flags, checked by [`SearchConfig::validate`].
 fn search_config(a: SearchArgs) -> Result<SearchConfig> {
-    need(a.c >= 2 && a.c.is_multiple_of(2), "--c", a.c, "an even channel count of at least 2")?;
-    need(a.layers >= 1, "--layers", a.layers, "at least 1 cell")?;
-    need(a.batch >= 1, "--batch", a.batch, "at least 1")?;
-    need(a.epochs >= 1, "--epochs", a.epochs, "at least 1")?;
-    need(a.train_portion > 0.0 && a.train_portion < 1.0, "--train-portion", a.train_portion, "a fraction in (0, 1)")?;
-    for (flag, v) in [("--lr", a.lr), ("--arch-lr", a.arch_lr), ("--clip", a.clip)] {
-        need(v.is_finite() && v > 0.0, flag, v, "a positive number")?;
-    }
-    for (flag, v) in [("--lambda", a.lambda), ("--beta", a.beta)] {
-        need(v.is_finite() && v >= 0.0, flag, v, "a non-negative number")?;
-    }
-    need(a.lr_min >= 0.0 && a.lr_min <= a.lr, "--lr-min", a.lr_min, "a number between 0 and --lr")?;
-    need((0.0..1.0).contains(&a.momentum), "--momentum", a.momentum, "a number in [0, 1)")?;
-    if let Some(s) = a.steps_per_epoch {
-        need(s >= 1, "--steps-per-epoch", s, "at least 1")?;
-    }
-    Ok(SearchConfig {
+    let cfg = SearchConfig {
         data: a.data,
         algo: a.algo.into(),
         schedule: match a.schedule {
@@ -227,9 +217,15 @@ fn search_config(a: SearchArgs) -> Result<SearchConfig> {
         seed: a.seed,
         eval_images: a.eval_images,
         out: a.out,
-        resume: a.resume,
+        existing: match (a.resume, a.force) {
+            (true, _) => Existing::Resume,
+            (_, true) => Existing::Force,
+            _ => Existing::Refuse,
+        },
         progress: !a.quiet,
-    })
+    };
+    cfg.validate()?;
+    Ok(cfg)
 }
 
 /// The backend `--device` names, resolved against what this machine has.
@@ -279,6 +275,10 @@ fn run(cli: Cli) -> Result<()> {
         Cmd::Toy(a) => {
             let cfg = ToyConfig {
                 algo: a.algo.into(),
+                schedule: match a.schedule {
+                    ScheduleArg::Fused => Schedule::Fused,
+                    ScheduleArg::Exact => Schedule::Exact,
+                },
                 c: a.c,
                 lambda: a.lambda,
                 beta: a.beta,
@@ -287,14 +287,7 @@ fn run(cli: Cli) -> Result<()> {
                 max_steps: a.steps,
                 tol: 1e-12,
             };
-            need(a.c.is_finite() && a.c > 0.0, "--c", a.c, "a positive number")?;
-            need(a.lr.is_finite() && a.lr > 0.0, "--lr", a.lr, "a positive number")?;
-            need(
-                a.lambda > 0.0 && a.beta > 0.0,
-                "--lambda/--beta",
-                format!("{}/{}", a.lambda, a.beta),
-                "positive numbers",
-            )?;
+            cfg.validate()?;
             // The CPU runs the model in f64 (fixed point to 1e-9); the GPU
             // kernels are f32, which stops at the fixed point to about 1e-6.
             let (alpha, steps) = match Target::open(cli.device)? {

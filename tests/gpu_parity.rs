@@ -19,7 +19,7 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use rarts::backend::{AdamStep, Backend, Cpu, Cuda, SgdStep};
 use rarts::geom::{BnGeom, ChannelSlice, ConvGeom, PoolGeom};
-use rarts::search::algo::Algo;
+use rarts::search::algo::{Algo, Schedule};
 
 fn gpu() -> Option<Cuda> {
     if let Some(why) = rarts::backend::cuda::unavailable_reason() {
@@ -599,35 +599,22 @@ parity_tests!(memory, elementwise, conv, pool, batch_norm, softmax, cross_entrop
 /// and still catches a wrong kernel, which moves the loss by far more.
 fn search_parity<B: Backend<Elem = f32>>(make: impl Fn() -> B, algos: &[rarts::search::algo::Algo], steps: usize) {
     use rarts::data::DataSpec;
-    use rarts::search::algo::Schedule;
     use rarts::search::driver::{SearchConfig, prepare};
 
     for &algo in algos {
         let cfg = SearchConfig {
             data: DataSpec::Synthetic { n: 64, side: 16 },
             algo,
-            schedule: Schedule::Fused,
-            lambda: 1.0,
-            beta: 1.0,
-            xi: None,
             c: 4,
             layers: 3,
             batch: 8,
             epochs: 1,
             steps_per_epoch: Some(steps),
-            train_portion: 0.5,
-            lr: 0.025,
-            lr_min: 0.001,
-            momentum: 0.9,
-            weight_decay: 3e-4,
-            clip: 5.0,
-            arch_lr: 3e-4,
-            arch_weight_decay: 1e-3,
             seed: 7,
-            eval_images: 0,
+            eval_images: Some(0),
             out: std::env::temp_dir().join("rarts-gpu-parity-unused"),
-            resume: false,
             progress: false,
+            ..SearchConfig::default()
         };
         let mut on_cpu = prepare(Cpu::<f32>::new(), &cfg).expect("prepare on the CPU");
         let mut other = prepare(make(), &cfg).expect("prepare on the backend under test");
@@ -676,7 +663,17 @@ fn toy_fixed_points<B: Backend<Elem = f32>>(make: impl Fn() -> B) {
     use rarts::search::toy::{ToyConfig, closed_form, run};
     for algo in [Algo::Darts1, Algo::Darts2, Algo::Rarts] {
         for (c, lambda, beta) in [(2.0, 1.0, 1.0), (0.5, 2.0, 0.5)] {
-            let cfg = ToyConfig { algo, c, lambda, beta, xi: 0.1, lr: 0.05, max_steps: 20_000, tol: 1e-12 };
+            let cfg = ToyConfig {
+                algo,
+                schedule: Schedule::Fused,
+                c,
+                lambda,
+                beta,
+                xi: 0.1,
+                lr: 0.05,
+                max_steps: 20_000,
+                tol: 1e-12,
+            };
             let (alpha, steps) = run(make(), &cfg).expect("toy run");
             let want = closed_form(&cfg);
             assert!(

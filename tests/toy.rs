@@ -2,11 +2,11 @@
 //! the optimizers, reaches its closed-form fixed point.
 
 use rarts::backend::Cpu;
-use rarts::search::algo::Algo;
+use rarts::search::algo::{Algo, Schedule};
 use rarts::search::toy::{ToyConfig, closed_form, run};
 
 fn cfg(algo: Algo, c: f64, lambda: f32, beta: f32, xi: f32) -> ToyConfig {
-    ToyConfig { algo, c, lambda, beta, xi, lr: 0.05, max_steps: 20_000, tol: 1e-12 }
+    ToyConfig { algo, schedule: Schedule::Fused, c, lambda, beta, xi, lr: 0.05, max_steps: 20_000, tol: 1e-12 }
 }
 
 fn check(cfg: ToyConfig) {
@@ -37,6 +37,27 @@ fn rarts_reaches_the_stationary_point_of_the_relaxed_objective() {
     for (c, l, b) in [(1.0, 1.0, 1.0), (0.5, 2.0, 4.0), (2.0, 0.5, 8.0), (0.1, 3.0, 0.5)] {
         check(cfg(Algo::Rarts, c, l, b, 0.0));
     }
+}
+
+/// The exact schedule recomputes α's gradient at the new `w`, `y`; where the
+/// updates vanish the two schedules agree, so it reaches the same closed form.
+#[test]
+fn rarts_exact_schedule_reaches_the_same_stationary_point() {
+    for (c, l, b) in [(1.0, 1.0, 1.0), (0.5, 2.0, 4.0), (2.0, 0.5, 8.0), (0.1, 3.0, 0.5)] {
+        check(ToyConfig { schedule: Schedule::Exact, ..cfg(Algo::Rarts, c, l, b, 0.0) });
+    }
+}
+
+/// The exact schedule is a different iteration, not the fused one renamed:
+/// after a few steps from the same start the two are at different points.
+#[test]
+fn rarts_exact_and_fused_schedules_take_different_paths() {
+    let few = |schedule| {
+        let cfg = ToyConfig { schedule, max_steps: 3, ..cfg(Algo::Rarts, 1.0, 1.0, 1.0, 0.0) };
+        run(Cpu::<f64>::new(), &cfg).expect("toy run").0
+    };
+    let (fused, exact) = (few(Schedule::Fused), few(Schedule::Exact));
+    assert!((fused - exact).abs() > 1e-6, "fused {fused}, exact {exact}");
 }
 
 #[test]

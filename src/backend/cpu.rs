@@ -318,7 +318,7 @@ impl<T: Real> Backend for Cpu<T> {
 }
 
 /// `MemAvailable` of /proc/meminfo in bytes (None where there is no such file).
-fn mem_available() -> Option<u64> {
+pub fn mem_available() -> Option<u64> {
     let text = std::fs::read_to_string("/proc/meminfo").ok()?;
     let line = text.lines().find(|l| l.starts_with("MemAvailable:"))?;
     let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;

@@ -102,6 +102,15 @@ impl Dataset {
     pub fn name(&self) -> &str {
         &self.name
     }
+    /// Feeds the shape, pixels and labels into `h`: what a checkpoint
+    /// records of the data a run was made on.
+    pub fn fingerprint(&self, h: &mut crate::hash::Hasher) {
+        for d in self.shape.0 {
+            h.update(&(d as u64).to_le_bytes());
+        }
+        h.update(&self.pixels);
+        h.update(&self.labels);
+    }
     /// (n, c, h, w).
     pub fn shape(&self) -> Shape {
         self.shape

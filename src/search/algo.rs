@@ -75,9 +75,13 @@ pub enum Split {
     Both,
 }
 
-/// Puts the next batch of a split into the tape's input nodes.
+/// Puts batches into the tape's input nodes.
 pub trait Feed<B: Backend> {
+    /// Draws the next batch of `split` and puts it in.
     fn feed(&mut self, ex: &mut Exec<B>, split: Split) -> Result<()>;
+    /// Puts the batch last drawn for `split` back in, drawing nothing
+    /// (DARTS second order uses one training batch for three passes).
+    fn refeed(&mut self, ex: &mut Exec<B>, split: Split) -> Result<()>;
 }
 
 /// The nodes an algorithm works on.
@@ -103,6 +107,7 @@ pub struct Problem {
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
 pub struct StepStats {
     pub loss_train: f64,
+    /// DARTS second order: taken at the unrolled weights `w'`.
     pub loss_val: f64,
     /// Weight-gradient norm before clipping (of `w`).
     pub grad_norm: f64,
@@ -229,14 +234,15 @@ impl<B: Backend> Search<B> {
         feed.feed(&mut self.ex, Split::Val)?;
         let loss_val = self.pass(p.loss_val, &[p.group_arch])?;
         self.arch_step()?;
-        let (loss_train, grad_norm) = self.weight_step(feed)?;
+        feed.feed(&mut self.ex, Split::Train)?;
+        let (loss_train, grad_norm) = self.weight_step()?;
         Ok(StepStats { loss_train, loss_val, grad_norm })
     }
 
-    /// The weight step shared by both DARTS orders.
-    fn weight_step(&mut self, feed: &mut dyn Feed<B>) -> Result<(f64, f64)> {
+    /// The weight step shared by both DARTS orders, on the training batch
+    /// the inputs hold.
+    fn weight_step(&mut self) -> Result<(f64, f64)> {
         let p = self.prob.clone();
-        feed.feed(&mut self.ex, Split::Train)?;
         let loss = self.pass(p.loss_train, &[p.group_w])?;
         let norm = self.w_opt.step(&mut self.ex)?;
         Ok((loss, norm))
@@ -246,6 +252,12 @@ impl<B: Backend> Search<B> {
     /// `dα = ∇α L_val(w', α) − ξ·[∇α L_train(w⁺) − ∇α L_train(w⁻)] / 2ε`,
     /// `w' = w − ξ(μ·buf + ∇w L_train + wd·w)`, `w± = w ± ε·∇w' L_val(w')`,
     /// `ε = 0.01 / ‖∇w' L_val(w')‖`; then the usual weight step.
+    ///
+    /// One training batch serves all three training-side passes (the
+    /// unroll, `w±` and the weight step), as `train_search.py` feeds one
+    /// batch to both `architect.step` and the weight update. Only the passes
+    /// at the network's own weights `w` (1 and 6) move the BN running
+    /// statistics; the passes at `w'` and `w±` leave them as they were.
     fn step_darts2(&mut self, feed: &mut dyn Feed<B>) -> Result<StepStats> {
         let p = self.prob.clone();
         let xi = self.hp.xi.unwrap_or(self.hp.sgd.lr);
@@ -264,7 +276,8 @@ impl<B: Backend> Search<B> {
                 be.axpy(-xi, g, val)?;
                 be.axpy(-xi * wd, &u.backup[i], val)?;
             }
-            // 3. ∇α and ∇w' of L_val at w'.
+            // 3. ∇α and ∇w' of L_val at w' (statistics kept aside until 5).
+            self.ex.stash_running_stats()?;
             feed.feed(&mut self.ex, Split::Val)?;
             let loss_val = self.pass(p.loss_val, &[p.group_w, p.group_arch])?;
             let mut norm2 = 0.0;
@@ -279,8 +292,8 @@ impl<B: Backend> Search<B> {
                 be.copy(g.expect("α has a gradient"), &mut u.d_alpha[i])?;
             }
             let eps = 0.01 / norm2.sqrt().max(1e-12);
-            // 4. ∇α L_train at w ± εv on the train batch.
-            feed.feed(&mut self.ex, Split::Train)?;
+            // 4. ∇α L_train at w ± εv on the same train batch.
+            feed.refeed(&mut self.ex, Split::Train)?;
             for sign in [1.0f64, -1.0] {
                 for (i, &w) in p.w.iter().enumerate() {
                     let (be, val, _) = self.ex.parts_mut(w);
@@ -296,7 +309,7 @@ impl<B: Backend> Search<B> {
                 }
             }
             // 5. dα = d_alpha − c·(g⁺ − g⁻), c = ξ/2ε, written into α's gradient
-            //    (which now holds g⁻); restore w.
+            //    (which now holds g⁻); restore w and the BN statistics.
             let c = (xi as f64 / (2.0 * eps)) as f32;
             for (i, &a) in p.alpha.iter().enumerate() {
                 let (be, _, g) = self.ex.parts_mut(a);
@@ -309,12 +322,14 @@ impl<B: Backend> Search<B> {
                 let (be, val, _) = self.ex.parts_mut(w);
                 be.copy(&u.backup[i], val)?;
             }
+            self.ex.restore_running_stats()?;
             Ok(loss_val)
         })();
         self.unroll = Some(u);
         let loss_val = r?;
         self.arch_step()?;
-        let (loss_train, grad_norm) = self.weight_step(feed)?;
+        // 6. The weight step on the same train batch (the inputs hold it).
+        let (loss_train, grad_norm) = self.weight_step()?;
         Ok(StepStats { loss_train, loss_val, grad_norm })
     }
 
@@ -337,7 +352,12 @@ impl<B: Backend> Search<B> {
         }
         self.y_opt.as_mut().expect("rarts has a y optimizer").step(&mut self.ex)?;
         if self.hp.schedule == Schedule::Exact {
-            self.pass(total, &[p.group_arch])?;
+            // At the new w, y: not the weights the step started from, so
+            // the BN running statistics stay as the first pass left them.
+            self.ex.stash_running_stats()?;
+            let r = self.pass(total, &[p.group_arch]);
+            self.ex.restore_running_stats()?;
+            r?;
         }
         self.arch_step()?;
         Ok(StepStats { loss_train, loss_val, grad_norm })

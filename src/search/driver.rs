@@ -3,93 +3,35 @@
 //! and checkpoints, resume, and the genotype at the end.
 
 use std::fmt::Write as _;
-use std::fs;
-use std::path::PathBuf;
 use std::time::Instant;
 
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 
 use crate::backend::{Backend, SgdStep};
-use crate::checkpoint::{Checkpoint, write_text_atomic};
-use crate::data::{DataSpec, Dataset, SearchSampler, fill_eval};
-use crate::error::{Context, Result};
+use crate::checkpoint::Checkpoint;
+use crate::data::{Dataset, SearchSampler, fill_eval};
+use crate::error::{Error, Result};
 use crate::exec::{Exec, Profile};
 use crate::genotype::{Genotype, softmax_rows};
-use crate::search::algo::{Algo, ArchOpt, Feed, Hyper, Problem, Schedule, Search, Split};
+use crate::hash::Hasher;
+use crate::rundir::{Existing, RunDir};
+use crate::search::algo::{Algo, ArchOpt, Feed, Hyper, Problem, Search, Split};
+pub use crate::search::config::SearchConfig;
+use crate::search::config::{DEFAULT_EVAL_IMAGES, differences};
 use crate::shape::Shape;
 use crate::space::darts::{MixWeights, PRIMITIVES, SuperNetConfig, alphas, supernet};
 use crate::space::{GROUP_ARCH, GROUP_W, GROUP_Y};
 use crate::tape::{Kind, NodeId, Tape};
 
-/// Everything `rarts search` is told.
-#[derive(Clone, Debug)]
-pub struct SearchConfig {
-    pub data: DataSpec,
-    pub algo: Algo,
-    pub schedule: Schedule,
-    pub lambda: f32,
-    pub beta: f32,
-    /// DARTS second order unrolling step; `None` = the current weight lr.
-    pub xi: Option<f32>,
-    pub c: usize,
-    pub layers: usize,
-    pub batch: usize,
-    pub epochs: usize,
-    /// Caps the steps of each epoch (short runs and tests); `None` = the whole split.
-    pub steps_per_epoch: Option<usize>,
-    pub train_portion: f64,
-    pub lr: f32,
-    pub lr_min: f32,
-    pub momentum: f32,
-    pub weight_decay: f32,
-    pub clip: f32,
-    pub arch_lr: f32,
-    pub arch_weight_decay: f32,
-    pub seed: u64,
-    /// Test images evaluated after each epoch (0 = none).
-    pub eval_images: usize,
-    pub out: PathBuf,
-    pub resume: bool,
-    /// Progress lines on stderr.
-    pub progress: bool,
-}
-
-impl SearchConfig {
-    /// Settings that must match for `--resume` to continue a run.
-    fn identity(&self) -> String {
-        format!(
-            "data={} algo={} schedule={:?} lambda={} beta={} xi={:?} c={} layers={} batch={} epochs={} steps={:?} \
-             portion={} lr={} lr_min={} momentum={} wd={} clip={} arch_lr={} arch_wd={} seed={}",
-            self.data,
-            self.algo.name(),
-            self.schedule,
-            self.lambda,
-            self.beta,
-            self.xi,
-            self.c,
-            self.layers,
-            self.batch,
-            self.epochs,
-            self.steps_per_epoch,
-            self.train_portion,
-            self.lr,
-            self.lr_min,
-            self.momentum,
-            self.weight_decay,
-            self.clip,
-            self.arch_lr,
-            self.arch_weight_decay,
-            self.seed
-        )
-    }
-
-    /// Cosine annealing per epoch (PyTorch's `CosineAnnealingLR`, `T_max = epochs`).
-    pub fn lr_at(&self, epoch: usize) -> f32 {
-        let t = epoch as f64 / self.epochs.max(1) as f64;
-        (self.lr_min as f64 + (self.lr - self.lr_min) as f64 * 0.5 * (1.0 + (std::f64::consts::PI * t).cos())) as f32
-    }
-}
+/// The files a search writes into `--out` (besides its lock file); `--force`
+/// removes these and nothing else.
+pub const RUN_FILES: [&str; 4] = ["checkpoint.bin", "log.jsonl", "genotype.txt", "genotype.json"];
+const CHECKPOINT: &str = RUN_FILES[0];
+const LOG: &str = RUN_FILES[1];
+/// The checkpoint header's format field (the file format itself is versioned
+/// by [`crate::checkpoint::VERSION`]).
+const FORMAT: &str = "rarts-search-2";
 
 /// The nodes of the recorded search graph that the driver touches.
 struct Graph {
@@ -148,30 +90,50 @@ fn problem(
     Problem { loss_train, loss_val, total, w, y, alpha, group_w: GROUP_W, group_y: GROUP_Y, group_arch: GROUP_ARCH }
 }
 
-/// Feeds batches from the two halves of the training set and keeps the
-/// accuracy of each batch it fed once the step has run its forward.
+/// One batch: normalised images and labels (as floats).
+struct Batch {
+    x: Vec<f32>,
+    y: Vec<f32>,
+}
+
+/// Feeds batches from the two halves of the training set, keeping the last
+/// batch drawn from each so that it can be fed again.
 struct DataFeed {
     ds: Dataset,
     sampler: SearchSampler,
-    x: Vec<f32>,
-    y: Vec<f32>,
+    train: Batch,
+    val: Batch,
     train_io: (NodeId, NodeId, NodeId),
     val_io: (NodeId, NodeId, NodeId),
+}
+
+impl DataFeed {
+    fn put<B: Backend<Elem = f32>>(&self, ex: &mut Exec<B>, split: Split) -> Result<()> {
+        if matches!(split, Split::Train | Split::Both) {
+            ex.set_elems(self.train_io.0, &self.train.x)?;
+            ex.set_elems(self.train_io.1, &self.train.y)?;
+        }
+        if matches!(split, Split::Val | Split::Both) {
+            ex.set_elems(self.val_io.0, &self.val.x)?;
+            ex.set_elems(self.val_io.1, &self.val.y)?;
+        }
+        Ok(())
+    }
 }
 
 impl<B: Backend<Elem = f32>> Feed<B> for DataFeed {
     fn feed(&mut self, ex: &mut Exec<B>, split: Split) -> Result<()> {
         if matches!(split, Split::Train | Split::Both) {
-            self.sampler.next_weights_batch(&self.ds, &mut self.x, &mut self.y)?;
-            ex.set_elems(self.train_io.0, &self.x)?;
-            ex.set_elems(self.train_io.1, &self.y)?;
+            self.sampler.next_weights_batch(&self.ds, &mut self.train.x, &mut self.train.y)?;
         }
         if matches!(split, Split::Val | Split::Both) {
-            self.sampler.next_arch_batch(&self.ds, &mut self.x, &mut self.y)?;
-            ex.set_elems(self.val_io.0, &self.x)?;
-            ex.set_elems(self.val_io.1, &self.y)?;
+            self.sampler.next_arch_batch(&self.ds, &mut self.val.x, &mut self.val.y)?;
         }
-        Ok(())
+        self.put(ex, split)
+    }
+
+    fn refeed(&mut self, ex: &mut Exec<B>, split: Split) -> Result<()> {
+        self.put(ex, split)
     }
 }
 
@@ -217,7 +179,6 @@ fn fmt_duration(s: f64) -> String {
     if s >= 3600 { format!("{}h{:02}m", s / 3600, s % 3600 / 60) } else { format!("{}m{:02}s", s / 60, s % 60) }
 }
 
-/// Runs (or resumes) a search on backend `be`, writing into `cfg.out`.
 /// A search set up and ready to step: the recorded graph on a backend, its
 /// optimizers, and the data feeding it.
 pub struct Prepared<B: Backend> {
@@ -230,6 +191,10 @@ pub struct Prepared<B: Backend> {
     pub steps: usize,
     /// Network weights of one network (`w`).
     pub weights: usize,
+    /// Test images evaluated after each epoch.
+    pub eval_images: usize,
+    /// What a checkpoint records of the data: `(images, hash)`.
+    pub data_id: (String, String),
 }
 
 impl<B: Backend<Elem = f32>> Prepared<B> {
@@ -239,22 +204,59 @@ impl<B: Backend<Elem = f32>> Prepared<B> {
     }
 }
 
+/// Bytes the recording of one cell of one network takes at least (tape
+/// nodes, ops and names; measured: about 640 nodes of ~150 bytes at C=16).
+const TAPE_BYTES_PER_CELL: u128 = 64 << 10;
+
+/// A lower bound of the memory a search plan takes, known before anything
+/// is recorded: every cell holds at least the 7 non-`none` outputs of each
+/// of its mixed edges at its own size, in each network.
+fn min_plan_bytes(cfg: &SearchConfig, net: &SuperNetConfig, image: Shape) -> u128 {
+    let (mut c, mut hw) = (cfg.c as u128, (image.h() * image.w()) as u128);
+    let mut elems = 0u128;
+    for layer in 0..net.layers {
+        if net.is_reduction(layer) {
+            c *= 2;
+            hw /= 4;
+        }
+        elems += net.edges() as u128 * 7 * cfg.batch as u128 * c * hw.max(1);
+    }
+    let networks = if cfg.algo == Algo::Rarts { 2 } else { 1 };
+    networks * (elems * 4 + net.layers as u128 * TAPE_BYTES_PER_CELL)
+}
+
 /// Loads the data, records the supernet(s) and allocates the whole plan.
 pub fn prepare<B: Backend<Elem = f32>>(be: B, cfg: &SearchConfig) -> Result<Prepared<B>> {
+    cfg.validate()?;
     let split = cfg.data.load()?;
+    let data_id = data_identity(&split.train, split.test.as_ref());
+    let eval_images = match (cfg.eval_images, &split.test) {
+        (Some(n), None) if n > 0 => crate::bail!(
+            "--eval-images {n}: --data {} has no test split, so there is nothing to evaluate; \
+             use --eval-images 0 or data with a test set",
+            cfg.data
+        ),
+        (Some(n), _) => n,
+        (None, Some(_)) => DEFAULT_EVAL_IMAGES,
+        (None, None) => 0,
+    };
     let ds = split.train;
     let image = ds.shape();
     let net = SuperNetConfig::new(cfg.c, cfg.layers, ds.num_classes(), image.c());
-    if !cfg.c.is_multiple_of(2) {
-        crate::bail!("--c {}: the channel count must be even (FactorizedReduce halves it)", cfg.c);
-    }
     if image.h() % 4 != 0 || image.w() % 4 != 0 {
         crate::bail!(
-            "images of {}×{} cannot pass two reductions evenly; expected sides divisible by 4",
+            "--data {}: images of {}×{} cannot pass two reductions evenly; expected sides divisible by 4",
+            cfg.data,
             image.h(),
             image.w()
         );
     }
+    // Refuse an absurd plan before recording it (the recording alone could
+    // exhaust the memory); the exact plan is checked again in `Exec::new`.
+    let least = min_plan_bytes(cfg, &net, image);
+    be.reserve(usize::try_from(least).unwrap_or(usize::MAX)).map_err(|e| {
+        Error(format!("{e} (a lower bound for --c {} --layers {} --batch {})", cfg.c, cfg.layers, cfg.batch))
+    })?;
     let (tape, g) = record(cfg, &net, image);
     let weights = tape.numel(GROUP_W);
     let mut ex = Exec::new(be, tape)?;
@@ -277,32 +279,52 @@ pub fn prepare<B: Backend<Elem = f32>>(be: B, cfg: &SearchConfig) -> Result<Prep
     let sampler = SearchSampler::new(&ds, cfg.train_portion, cfg.batch, cfg.seed)?;
     let x_len = cfg.batch * image.c() * image.h() * image.w();
     let steps = cfg.steps_per_epoch.map_or(sampler.steps_per_epoch(), |s| s.min(sampler.steps_per_epoch()));
-    let feed =
-        DataFeed { ds, sampler, x: vec![0.0; x_len], y: vec![0.0; cfg.batch], train_io: g.train_io, val_io: g.val_io };
-    Ok(Prepared { search, feed, g, test: split.test, net, steps, weights })
+    let batch = || Batch { x: vec![0.0; x_len], y: vec![0.0; cfg.batch] };
+    let feed = DataFeed { ds, sampler, train: batch(), val: batch(), train_io: g.train_io, val_io: g.val_io };
+    Ok(Prepared { search, feed, g, test: split.test, net, steps, weights, eval_images, data_id })
+}
+
+/// `("TRAIN+TEST", hash)`: the image counts and a hash of every image and
+/// label, as a checkpoint records them.
+fn data_identity(train: &Dataset, test: Option<&Dataset>) -> (String, String) {
+    let mut h = Hasher::default();
+    train.fingerprint(&mut h);
+    if let Some(t) = test {
+        t.fingerprint(&mut h);
+    }
+    (format!("{}+{}", train.len(), test.map_or(0, |t| t.len())), format!("{:016x}", h.finish()))
 }
 
 /// Runs (or resumes) a search on backend `be`, writing into `cfg.out`.
 pub fn run<B: Backend<Elem = f32>>(be: B, cfg: &SearchConfig) -> Result<SearchResult> {
+    cfg.validate()?;
+    // The lock first: a second process on the same folder stops at once.
+    let dir = RunDir::open(&cfg.out, "--out", &RUN_FILES, cfg.existing)?;
     let device = be.name();
     let p = prepare(be, cfg)?;
-    let Prepared { mut search, mut feed, g, test, net, steps, weights } = p;
-    fs::create_dir_all(&cfg.out).ctx(|| format!("--out {}: cannot create the directory", cfg.out.display()))?;
-    let ck_path = cfg.out.join("checkpoint.bin");
-    let log_path = cfg.out.join("log.jsonl");
+    let Prepared { mut search, mut feed, g, test, net, steps, weights, eval_images, data_id } = p;
+    let ck_path = dir.join(CHECKPOINT);
     let mut epochs: Vec<EpochLog> = Vec::new();
     let mut log_lines: Vec<String> = Vec::new();
     let mut start_epoch = 0;
-    if cfg.resume {
+    if cfg.existing == Existing::Resume {
         if ck_path.exists() {
             let ck = Checkpoint::load(&ck_path)?;
-            start_epoch = restore(&mut search, &mut feed.sampler, cfg, ck)?;
-            if let Ok(text) = fs::read_to_string(&log_path) {
-                log_lines = text.lines().take(start_epoch).map(String::from).collect();
-            }
+            start_epoch = restore(&mut search, &mut feed.sampler, cfg, &data_id, ck, &mut log_lines)
+                .map_err(|e| Error(format!("--resume from {}: {e}", ck_path.display())))?;
+            // The log as of the checkpoint (a later line may have been cut off).
+            dir.write(LOG, log_text(&log_lines).as_bytes())?;
             eprintln!("resuming from {} after epoch {start_epoch}", ck_path.display());
         } else {
-            eprintln!("--resume: no checkpoint at {}; starting a new search", ck_path.display());
+            let others: Vec<&str> = RUN_FILES.iter().copied().filter(|f| dir.join(f).exists()).collect();
+            if !others.is_empty() {
+                crate::bail!(
+                    "--resume: {} holds {} but no {CHECKPOINT} to resume from; use --force to start over",
+                    cfg.out.display(),
+                    others.join(", ")
+                );
+            }
+            eprintln!("--resume: no checkpoint in {} yet; starting a new search", cfg.out.display());
         }
     }
     println!("device: {device}");
@@ -317,7 +339,7 @@ pub fn run<B: Backend<Elem = f32>>(be: B, cfg: &SearchConfig) -> Result<SearchRe
     );
 
     let t_run = Instant::now();
-    let total_steps = (cfg.epochs - start_epoch.min(cfg.epochs)) * steps;
+    let total_steps = cfg.epochs.saturating_sub(start_epoch).saturating_mul(steps);
     let mut done_steps = 0usize;
     for epoch in start_epoch..cfg.epochs {
         let lr = cfg.lr_at(epoch);
@@ -325,7 +347,10 @@ pub fn run<B: Backend<Elem = f32>>(be: B, cfg: &SearchConfig) -> Result<SearchRe
         let mut log = EpochLog { epoch, lr, steps, ..Default::default() };
         let t_epoch = Instant::now();
         for s in 0..steps {
-            let st = search.step(&mut feed).map_err(|e| crate::Error(format!("epoch {epoch} step {s}: {e}")))?;
+            let st = search.step(&mut feed).map_err(|e| {
+                let cause = non_finite_tensor(&search, cfg).unwrap_or_default();
+                Error(format!("epoch {epoch} step {s}: {e}{cause}"))
+            })?;
             log.loss_train += st.loss_train / steps as f64;
             log.loss_val += st.loss_val / steps as f64;
             // The last forward of the step saw the train batch in the w network;
@@ -337,7 +362,7 @@ pub fn run<B: Backend<Elem = f32>>(be: B, cfg: &SearchConfig) -> Result<SearchRe
             done_steps += 1;
             if cfg.progress {
                 let el = t_run.elapsed().as_secs_f64();
-                let eta = el / done_steps as f64 * (total_steps - done_steps) as f64;
+                let eta = el / done_steps as f64 * total_steps.saturating_sub(done_steps) as f64;
                 eprint!(
                     "\repoch {}/{} step {}/{} loss {:.4}/{:.4} {:.1} ms/step ETA {}   ",
                     epoch + 1,
@@ -355,26 +380,51 @@ pub fn run<B: Backend<Elem = f32>>(be: B, cfg: &SearchConfig) -> Result<SearchRe
         if cfg.algo != Algo::Rarts {
             log.acc_val = f64::NAN; // DARTS's α pass is not a measure of y; not reported
         }
-        if let Some(test) = test.as_ref().filter(|_| cfg.eval_images > 0) {
-            log.test_acc = Some(evaluate(&mut search.ex, test, g.train_io, cfg.eval_images)?);
+        if let Some(test) = test.as_ref().filter(|_| eval_images > 0) {
+            log.test_acc = Some(evaluate(&mut search.ex, test, g.train_io, eval_images)?);
         }
         if cfg.progress {
             eprintln!();
         }
         let an = search.ex.get(g.alpha_normal)?;
         let ar = search.ex.get(g.alpha_reduce)?;
-        log_lines.push(log_json(&log, &an, &ar));
-        write_text_atomic(&log_path, &(log_lines.join("\n") + "\n"))?;
-        save(&search, &feed.sampler, cfg, epoch + 1)?.save(&ck_path)?;
+        log_lines.push(log_json(cfg.algo, &log, &an, &ar));
+        // The checkpoint (which carries the log) first, then the log: a kill
+        // between the two leaves a log one line short, which resume rewrites.
+        let ck = save(&search, &feed.sampler, cfg, &data_id, epoch + 1, &log_lines)?;
+        if let Some((name, i, v)) = ck.first_non_finite() {
+            crate::bail!(
+                "epoch {epoch}: tensor '{name}' holds {v} at element {i}: the search diverged; lower {}. \
+                 Nothing of this epoch was written; {} is intact{}",
+                cfg.rate_flag_of(name),
+                ck_path.display(),
+                if epoch > 0 { format!(" (after epoch {epoch})") } else { " (none was written yet)".into() }
+            );
+        }
+        ck.save(&ck_path)?;
+        dir.write(LOG, log_text(&log_lines).as_bytes())?;
         epochs.push(log);
     }
 
     let an = search.ex.get(g.alpha_normal)?;
     let ar = search.ex.get(g.alpha_reduce)?;
     let genotype = Genotype::from_alphas(&an, &ar, net.steps, net.multiplier);
-    write_text_atomic(&cfg.out.join("genotype.txt"), &(genotype.to_text() + "\n"))?;
-    write_text_atomic(&cfg.out.join("genotype.json"), &(genotype.to_json(&an, &ar) + "\n"))?;
+    dir.write("genotype.txt", (genotype.to_text() + "\n").as_bytes())?;
+    dir.write("genotype.json", (genotype.to_json(&an, &ar) + "\n").as_bytes())?;
     Ok(SearchResult { genotype, epochs, weights })
+}
+
+fn log_text(lines: &[String]) -> String {
+    lines.iter().map(|l| format!("{l}\n")).collect()
+}
+
+/// `: tensor 'NAME' is not finite; lower FLAG` for the first parameter or
+/// BN statistic holding a NaN or an infinity (empty if none does).
+fn non_finite_tensor<B: Backend<Elem = f32>>(s: &Search<B>, cfg: &SearchConfig) -> Option<String> {
+    let nodes = persistent_nodes(&s.ex.tape);
+    let n = s.ex.first_non_finite(&nodes).ok()??;
+    let name = &s.ex.tape.nodes[n].name;
+    Some(format!("; tensor '{name}' is not finite: lower {}", cfg.rate_flag_of(name)))
 }
 
 /// Test accuracy of the w network on up to `max` test images, BatchNorm in
@@ -418,7 +468,9 @@ fn json_f64(v: f64) -> String {
     if v.is_finite() { format!("{v:.6}") } else { "null".into() }
 }
 
-fn log_json(l: &EpochLog, an: &[f64], ar: &[f64]) -> String {
+/// One line of `log.jsonl`. DARTS second order takes its validation loss at
+/// the unrolled weights `w'`, so it is logged as `loss_val_unrolled`.
+fn log_json(algo: Algo, l: &EpochLog, an: &[f64], ar: &[f64]) -> String {
     let k = PRIMITIVES.len();
     let mat = |a: &[f64]| {
         let rows: Vec<String> = softmax_rows(a, k)
@@ -430,11 +482,12 @@ fn log_json(l: &EpochLog, an: &[f64], ar: &[f64]) -> String {
     let mut s = String::new();
     let _ = write!(
         s,
-        "{{\"epoch\":{},\"lr\":{},\"loss_train\":{},\"loss_val\":{},\"acc_train\":{},\"acc_val\":{},\"test_acc\":{},\
+        "{{\"epoch\":{},\"lr\":{},\"loss_train\":{},\"{}\":{},\"acc_train\":{},\"acc_val\":{},\"test_acc\":{},\
          \"step_ms\":{:.3},\"steps\":{},\"softmax_alpha_normal\":{},\"softmax_alpha_reduce\":{}}}",
         l.epoch,
         l.lr,
         json_f64(l.loss_train),
+        if algo == Algo::Darts2 { "loss_val_unrolled" } else { "loss_val" },
         json_f64(l.loss_val),
         json_f64(l.acc_train),
         json_f64(l.acc_val),
@@ -447,21 +500,31 @@ fn log_json(l: &EpochLog, an: &[f64], ar: &[f64]) -> String {
     s
 }
 
-/// Every parameter and BN statistic, optimizer state and sampler position.
+/// Every parameter and BN statistic, optimizer state and sampler position,
+/// the settings and the data the run was made on, and the log so far.
 fn save<B: Backend<Elem = f32>>(
     s: &Search<B>,
     sampler: &SearchSampler,
     cfg: &SearchConfig,
+    data_id: &(String, String),
     epochs_done: usize,
+    log_lines: &[String],
 ) -> Result<Checkpoint> {
     let mut ck = Checkpoint::default();
-    ck.set("format", "rarts-search-1");
-    ck.set("config", cfg.identity());
+    ck.set("format", FORMAT);
+    for (flag, v) in cfg.identity() {
+        ck.set(&format!("setting{flag}"), v);
+    }
+    ck.set("data_images", &data_id.0);
+    ck.set("data_hash", &data_id.1);
     ck.set("epochs_done", epochs_done);
     // The sampler state is several lines; the checkpoint header holds one per key.
     ck.set("sampler", sampler.save_state().trim_end().replace('\n', "|"));
     let (t, arch_state) = s.arch_opt_state()?;
     ck.set("arch_t", t);
+    for (i, line) in log_lines.iter().enumerate() {
+        ck.set(&format!("log.{i}"), line);
+    }
     for n in persistent_nodes(&s.ex.tape) {
         ck.push(s.ex.tape.nodes[n].name.clone(), s.ex.get(n)?.iter().map(|&v| v as f32).collect());
     }
@@ -484,24 +547,43 @@ fn persistent_nodes(t: &Tape) -> Vec<NodeId> {
     (0..t.nodes.len()).filter(|&i| matches!(t.nodes[i].kind, Kind::Param { .. } | Kind::State { .. })).collect()
 }
 
-/// Loads a checkpoint written by `save`; returns the epochs already done.
+/// Loads a checkpoint written by `save` after checking that it belongs to
+/// this run (format, settings, data); returns the epochs already done and
+/// puts the log lines it carries into `log_lines`.
 fn restore<B: Backend<Elem = f32>>(
     s: &mut Search<B>,
     sampler: &mut SearchSampler,
     cfg: &SearchConfig,
+    data_id: &(String, String),
     mut ck: Checkpoint,
+    log_lines: &mut Vec<String>,
 ) -> Result<usize> {
-    if ck.get("format") != Some("rarts-search-1") {
-        crate::bail!("checkpoint format is {:?}; expected rarts-search-1", ck.get("format"));
+    if ck.get("format") != Some(FORMAT) {
+        crate::bail!("its format is {:?}; expected {FORMAT}", ck.get("format").unwrap_or("(none)"));
     }
-    if ck.get("config") != Some(cfg.identity().as_str()) {
+    let then: Vec<(String, String)> =
+        ck.header.iter().filter_map(|(k, v)| k.strip_prefix("setting").map(|f| (f.to_string(), v.clone()))).collect();
+    let diff = differences(&then, &cfg.identity());
+    if !diff.is_empty() {
+        crate::bail!("the checkpoint was written with other settings:\n  {}", diff.join("\n  "));
+    }
+    let (images, hash) = (ck.get("data_images").unwrap_or("?"), ck.get("data_hash").unwrap_or("?"));
+    if (images, hash) != (data_id.0.as_str(), data_id.1.as_str()) {
         crate::bail!(
-            "--resume: the checkpoint was written with other settings\n  checkpoint: {}\n  now:        {}",
-            ck.get("config").unwrap_or("?"),
-            cfg.identity()
+            "the checkpoint was made on other data than --data {} holds now: {images} images with hash {hash} \
+             then, {} images with hash {} now",
+            cfg.data,
+            data_id.0,
+            data_id.1
         );
     }
     let done: usize = ck.parse("epochs_done")?;
+    if done > cfg.epochs {
+        crate::bail!("the checkpoint is after epoch {done}, past --epochs {}", cfg.epochs);
+    }
+    *log_lines = (0..done)
+        .map(|i| ck.get(&format!("log.{i}")).map(String::from).ok_or_else(|| Error(format!("no log line {i}"))))
+        .collect::<Result<_>>()?;
     sampler.restore_state(&ck.get("sampler").unwrap_or_default().replace('|', "\n"))?;
     let arch_t: u32 = ck.parse("arch_t")?;
     let mut cur = 0;

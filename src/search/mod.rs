@@ -2,5 +2,6 @@
 //! end-to-end search driver.
 
 pub mod algo;
+pub mod config;
 pub mod driver;
 pub mod toy;

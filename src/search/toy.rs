@@ -13,6 +13,8 @@ use crate::tape::{Init, NodeId, Tape};
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct ToyConfig {
     pub algo: Algo,
+    /// RARTS: fused or exact (both reach the same fixed point).
+    pub schedule: Schedule,
     pub c: f64,
     pub lambda: f32,
     pub beta: f32,
@@ -22,6 +24,21 @@ pub struct ToyConfig {
     pub max_steps: usize,
     /// Stop once no parameter moves more than this in a step.
     pub tol: f64,
+}
+
+impl ToyConfig {
+    /// Every setting inside its domain; the error names the flag.
+    pub fn validate(&self) -> Result<()> {
+        use crate::search::config::need;
+        let pos = |flag: &str, v: f64| need(v.is_finite() && v > 0.0, flag, v, "a finite positive number");
+        pos("--c", self.c)?;
+        pos("--lr", self.lr as f64)?;
+        // The closed form divides by λ and β.
+        pos("--lambda", self.lambda as f64)?;
+        pos("--beta", self.beta as f64)?;
+        need(self.xi.is_finite() && self.xi >= 0.0, "--xi", self.xi, "a finite non-negative number")?;
+        need(self.max_steps >= 1, "--steps", self.max_steps, "at least 1")
+    }
 }
 
 /// The fixed points SPEC §2.1 derives in closed form.
@@ -39,6 +56,9 @@ struct NoData;
 
 impl<B: Backend> Feed<B> for NoData {
     fn feed(&mut self, _: &mut Exec<B>, _: Split) -> Result<()> {
+        Ok(())
+    }
+    fn refeed(&mut self, _: &mut Exec<B>, _: Split) -> Result<()> {
         Ok(())
     }
 }
@@ -97,7 +117,7 @@ pub fn run<B: Backend>(be: B, cfg: &ToyConfig) -> Result<(f64, usize)> {
     ex.set(c, &[cfg.c])?;
     let hp = Hyper {
         algo: cfg.algo,
-        schedule: Schedule::Fused,
+        schedule: cfg.schedule,
         sgd: SgdStep { lr: cfg.lr, momentum: 0.0, weight_decay: 0.0 },
         clip: None,
         arch: ArchOpt::Plain { lr: cfg.lr },

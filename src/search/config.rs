@@ -1,0 +1,201 @@
+//! What `rarts search` is told, checked in one place: the command line and
+//! the library both go through [`SearchConfig::validate`].
+
+use std::path::PathBuf;
+
+use crate::data::DataSpec;
+use crate::error::{Error, Result};
+use crate::rundir::Existing;
+use crate::search::algo::{Algo, Schedule};
+
+/// Everything `rarts search` is told. `Default` gives DARTS' search
+/// settings (SPEC §4) on the embedded data.
+#[derive(Clone, Debug)]
+pub struct SearchConfig {
+    pub data: DataSpec,
+    pub algo: Algo,
+    pub schedule: Schedule,
+    pub lambda: f32,
+    pub beta: f32,
+    /// DARTS second order unrolling step; `None` = the current weight lr.
+    pub xi: Option<f32>,
+    pub c: usize,
+    pub layers: usize,
+    pub batch: usize,
+    pub epochs: usize,
+    /// Caps the steps of each epoch (short runs and tests); `None` = the whole split.
+    pub steps_per_epoch: Option<usize>,
+    pub train_portion: f64,
+    pub lr: f32,
+    pub lr_min: f32,
+    pub momentum: f32,
+    pub weight_decay: f32,
+    pub clip: f32,
+    pub arch_lr: f32,
+    pub arch_weight_decay: f32,
+    pub seed: u64,
+    /// Test images evaluated after each epoch: `None` = 1000 where the data
+    /// have a test split, else none; `Some(n > 0)` on data without one is an
+    /// error.
+    pub eval_images: Option<usize>,
+    pub out: PathBuf,
+    /// What to do with an `out` folder that already holds a run.
+    pub existing: Existing,
+    /// Progress lines on stderr.
+    pub progress: bool,
+}
+
+/// Test images evaluated per epoch when `--eval-images` is not given.
+pub const DEFAULT_EVAL_IMAGES: usize = 1000;
+
+impl Default for SearchConfig {
+    fn default() -> Self {
+        SearchConfig {
+            data: DataSpec::Embedded,
+            algo: Algo::Rarts,
+            schedule: Schedule::Fused,
+            lambda: 1.0,
+            beta: 1.0,
+            xi: None,
+            c: 16,
+            layers: 8,
+            batch: 64,
+            epochs: 50,
+            steps_per_epoch: None,
+            train_portion: 0.5,
+            lr: 0.025,
+            lr_min: 0.001,
+            momentum: 0.9,
+            weight_decay: 3e-4,
+            clip: 5.0,
+            arch_lr: 3e-4,
+            arch_weight_decay: 1e-3,
+            seed: 2,
+            eval_images: None,
+            out: PathBuf::from("runs/search"),
+            existing: Existing::Refuse,
+            progress: true,
+        }
+    }
+}
+
+/// Fewest cells: the two reduction cells (at L/3 and 2L/3) and a normal cell.
+pub const MIN_LAYERS: usize = 3;
+
+/// Checks a flag's value; the error names the flag and what was expected.
+pub fn need(ok: bool, flag: &str, value: impl std::fmt::Display, expected: &str) -> Result<()> {
+    if ok { Ok(()) } else { Err(Error(format!("{flag} {value}: expected {expected}"))) }
+}
+
+/// A rate, decay or weight: finite, and positive or non-negative.
+fn rate(flag: &str, v: f32, positive: bool) -> Result<()> {
+    let ok = v.is_finite() && if positive { v > 0.0 } else { v >= 0.0 };
+    need(ok, flag, v, if positive { "a finite positive number" } else { "a finite non-negative number" })
+}
+
+impl SearchConfig {
+    /// Every setting inside its domain; the error names the flag.
+    pub fn validate(&self) -> Result<()> {
+        need(self.c >= 2 && self.c.is_multiple_of(2), "--c", self.c, "an even channel count of at least 2")?;
+        need(
+            self.layers >= MIN_LAYERS,
+            "--layers",
+            self.layers,
+            "at least 3 cells (the two reduction cells and a normal cell)",
+        )?;
+        need(self.batch >= 1, "--batch", self.batch, "at least 1")?;
+        need(self.epochs >= 1, "--epochs", self.epochs, "at least 1")?;
+        if let Some(s) = self.steps_per_epoch {
+            need(s >= 1, "--steps-per-epoch", s, "at least 1")?;
+        }
+        need(
+            self.train_portion > 0.0 && self.train_portion < 1.0,
+            "--train-portion",
+            self.train_portion,
+            "a fraction strictly between 0 and 1",
+        )?;
+        rate("--lr", self.lr, true)?;
+        rate("--lr-min", self.lr_min, false)?;
+        need(self.lr_min <= self.lr, "--lr-min", self.lr_min, "at most --lr")?;
+        rate("--clip", self.clip, true)?;
+        rate("--weight-decay", self.weight_decay, false)?;
+        rate("--arch-lr", self.arch_lr, true)?;
+        rate("--arch-weight-decay", self.arch_weight_decay, false)?;
+        need(
+            self.momentum.is_finite() && (0.0..1.0).contains(&self.momentum),
+            "--momentum",
+            self.momentum,
+            "a number in [0, 1)",
+        )?;
+        rate("--lambda", self.lambda, false)?;
+        rate("--beta", self.beta, false)?;
+        if let Some(xi) = self.xi {
+            rate("--xi", xi, false)?;
+        }
+        Ok(())
+    }
+
+    /// The settings that must match for `--resume` to continue a run, by
+    /// flag name (`--out` and the progress switch are not among them).
+    pub fn identity(&self) -> Vec<(&'static str, String)> {
+        let opt = |v: Option<String>| v.unwrap_or_else(|| "default".into());
+        vec![
+            ("--data", self.data.to_string()),
+            ("--algo", self.algo.name().into()),
+            ("--schedule", format!("{:?}", self.schedule).to_lowercase()),
+            ("--lambda", self.lambda.to_string()),
+            ("--beta", self.beta.to_string()),
+            ("--xi", opt(self.xi.map(|v| v.to_string()))),
+            ("--c", self.c.to_string()),
+            ("--layers", self.layers.to_string()),
+            ("--batch", self.batch.to_string()),
+            ("--epochs", self.epochs.to_string()),
+            ("--steps-per-epoch", opt(self.steps_per_epoch.map(|v| v.to_string()))),
+            ("--train-portion", self.train_portion.to_string()),
+            ("--lr", self.lr.to_string()),
+            ("--lr-min", self.lr_min.to_string()),
+            ("--momentum", self.momentum.to_string()),
+            ("--weight-decay", self.weight_decay.to_string()),
+            ("--clip", self.clip.to_string()),
+            ("--arch-lr", self.arch_lr.to_string()),
+            ("--arch-weight-decay", self.arch_weight_decay.to_string()),
+            ("--seed", self.seed.to_string()),
+            ("--eval-images", opt(self.eval_images.map(|v| v.to_string()))),
+        ]
+    }
+
+    /// Cosine annealing per epoch (PyTorch's `CosineAnnealingLR`, `T_max = epochs`).
+    pub fn lr_at(&self, epoch: usize) -> f32 {
+        let t = epoch as f64 / self.epochs.max(1) as f64;
+        (self.lr_min as f64 + (self.lr - self.lr_min) as f64 * 0.5 * (1.0 + (std::f64::consts::PI * t).cos())) as f32
+    }
+
+    /// The flag whose rate moves a tensor of the checkpoint or the tape
+    /// (`alpha_*` and α's optimizer state: `--arch-lr`; the rest: `--lr`).
+    pub fn rate_flag_of(&self, tensor: &str) -> String {
+        if tensor.starts_with("alpha") || tensor.starts_with("opt.arch") {
+            format!("--arch-lr (now {})", self.arch_lr)
+        } else {
+            format!("--lr (now {})", self.lr)
+        }
+    }
+}
+
+/// The settings of `now` that differ from those recorded in `then`
+/// (`flag=value` pairs), one line each: `--lambda: 1 in the checkpoint, 2 now`.
+pub fn differences(then: &[(String, String)], now: &[(&'static str, String)]) -> Vec<String> {
+    let mut out = Vec::new();
+    for (flag, v) in now {
+        match then.iter().find(|(f, _)| f == flag) {
+            Some((_, old)) if old == v => {}
+            Some((_, old)) => out.push(format!("{flag}: {old} in the checkpoint, {v} now")),
+            None => out.push(format!("{flag}: not in the checkpoint, {v} now")),
+        }
+    }
+    for (flag, old) in then {
+        if !now.iter().any(|(f, _)| f == flag) {
+            out.push(format!("{flag}: {old} in the checkpoint, not a setting now"));
+        }
+    }
+    out
+}
