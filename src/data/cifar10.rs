@@ -94,8 +94,8 @@ fn parse_into(bytes: &[u8], what: &str, pixels: &mut Vec<u8>, labels: &mut Vec<u
     }
     if !bytes.len().is_multiple_of(RECORD_BYTES) {
         bail!(
-            "{what}: {} bytes is not a whole number of {RECORD_BYTES}-byte CIFAR-10 records \
-             ({} whole records and {} bytes over); the file looks truncated",
+            "{what}: its size, {} bytes, is not a multiple of the {RECORD_BYTES}-byte CIFAR-10 record \
+             ({} whole records and {} bytes over); expected {EXPECTED}",
             bytes.len(),
             bytes.len() / RECORD_BYTES,
             bytes.len() % RECORD_BYTES

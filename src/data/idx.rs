@@ -79,7 +79,23 @@ pub fn load(dir: &Path, kind: Kind) -> Result<Split> {
     let train_labels = find(dir, TRAIN_LABELS)?;
     let train = load_pair(&train_images, &train_labels, kind.meta(name))?;
     let test = match (find(dir, TEST_IMAGES), find(dir, TEST_LABELS)) {
-        (Ok(images), Ok(labels)) => Some(load_pair(&images, &labels, kind.meta(&format!("{name}-test")))?),
+        (Ok(images), Ok(labels)) => {
+            let test = load_pair(&images, &labels, kind.meta(&format!("{name}-test")))?;
+            let (a, b) = (train.shape(), test.shape());
+            if (a.c(), a.h(), a.w()) != (b.c(), b.h(), b.w()) {
+                bail!(
+                    "{}: images of {}×{}, but {} has images of {}×{}; expected the test images to be the size \
+                     of the training images",
+                    images.display(),
+                    b.h(),
+                    b.w(),
+                    train_images.display(),
+                    a.h(),
+                    a.w()
+                );
+            }
+            Some(test)
+        }
         (Err(_), Err(_)) => None,
         (Err(e), Ok(_)) | (Ok(_), Err(e)) => {
             bail!("{e} (the test images and labels come as a pair)")
