@@ -3,57 +3,10 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use common::cli::{bin, epoch_losses, fails_with, ok, small_search, tmp};
+use std::path::Path;
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
-
-fn bin() -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_rarts"));
-    c.arg("--device").arg("cpu");
-    c
-}
-
-fn tmp(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("rarts-test-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    d
-}
-
-/// A search small enough for CI: C=4, 3 cells (both reduction cells present).
-fn small_search(out: &Path, algo: &str, epochs: usize, steps: usize) -> Command {
-    let mut c = bin();
-    c.args(["search", "--algo", algo, "--c", "4", "--layers", "3", "--batch", "8", "--seed", "7"]);
-    c.args(["--epochs", &epochs.to_string(), "--steps-per-epoch", &steps.to_string()]);
-    c.args(["--eval-images", "64", "--quiet", "--out"]).arg(out);
-    c
-}
-
-fn ok(out: &Output) -> String {
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "exit {:?}\nstderr: {stderr}", out.status);
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-/// Fails with a non-zero exit, an `error:` line containing every `needle`, and no panic.
-fn fails_with(out: &Output, needles: &[&str]) {
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success(), "expected failure, got success; stderr: {stderr}");
-    assert!(!stderr.contains("panicked"), "panicked: {stderr}");
-    for n in needles {
-        assert!(stderr.contains(n), "stderr lacks {n:?}: {stderr}");
-    }
-}
-
-/// Mean training loss of each epoch, from log.jsonl.
-fn epoch_losses(out: &Path) -> Vec<f64> {
-    let log = std::fs::read_to_string(out.join("log.jsonl")).expect("log.jsonl written");
-    log.lines()
-        .map(|l| {
-            let v = l.split("\"loss_train\":").nth(1).expect("loss_train field");
-            v.split(',').next().unwrap().parse().expect("a number")
-        })
-        .collect()
-}
 
 fn check_search(algo: &str) {
     let out = tmp(&format!("search-{algo}"));
@@ -178,7 +131,7 @@ fn a_diverging_search_stops_with_a_clear_error() {
     let mut c = small_search(&out, "darts1", 1, 5);
     // A huge learning rate with no effective clipping blows the weights up.
     c.args(["--lr", "1e30", "--lr-min", "1e30", "--clip", "1e38"]);
-    fails_with(&c.output().unwrap(), &["error:", "non-finite"]);
+    fails_with(&c.output().unwrap(), &["error:", "non-finite", "lower --lr (now 1e30)"]);
 }
 
 #[test]

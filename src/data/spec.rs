@@ -50,9 +50,9 @@ impl DataSpec {
             DataSpec::Mnist(p) => idx::load(p, Kind::Mnist),
             DataSpec::Synthetic { n, side } => {
                 let n_test = (n / 4).max(1);
-                check_fits(n + n_test, SYNTHETIC_CHANNELS * side * side)?;
                 let shape = (SYNTHETIC_CHANNELS, *side, *side);
-                synthetic::generate_pair(*n, n_test, shape, SYNTHETIC_CLASSES, SYNTHETIC_SEED)
+                check_fits(n + n_test, SYNTHETIC_CHANNELS * side * side)
+                    .and_then(|()| synthetic::generate_pair(*n, n_test, shape, SYNTHETIC_CLASSES, SYNTHETIC_SEED))
                     .map(|(train, test)| Split { train, test: Some(test) })
             }
             DataSpec::Embedded => embedded::load(),

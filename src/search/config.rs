@@ -174,11 +174,17 @@ impl SearchConfig {
     /// (`alpha_*` and α's optimizer state: `--arch-lr`; the rest: `--lr`).
     pub fn rate_flag_of(&self, tensor: &str) -> String {
         if tensor.starts_with("alpha") || tensor.starts_with("opt.arch") {
-            format!("--arch-lr (now {})", self.arch_lr)
+            format!("--arch-lr (now {})", show(self.arch_lr))
         } else {
-            format!("--lr (now {})", self.lr)
+            format!("--lr (now {})", show(self.lr))
         }
     }
+}
+
+/// A flag value as a person would write it: `0.025`, `1e30`.
+pub fn show(v: f32) -> String {
+    let a = v.abs();
+    if a != 0.0 && !(1e-4..1e6).contains(&a) { format!("{v:e}") } else { v.to_string() }
 }
 
 /// The settings of `now` that differ from those recorded in `then`

@@ -395,10 +395,13 @@ pub fn run<B: Backend<Elem = f32>>(be: B, cfg: &SearchConfig) -> Result<SearchRe
         if let Some((name, i, v)) = ck.first_non_finite() {
             crate::bail!(
                 "epoch {epoch}: tensor '{name}' holds {v} at element {i}: the search diverged; lower {}. \
-                 Nothing of this epoch was written; {} is intact{}",
+                 Nothing of this epoch was written; {}",
                 cfg.rate_flag_of(name),
-                ck_path.display(),
-                if epoch > 0 { format!(" (after epoch {epoch})") } else { " (none was written yet)".into() }
+                if epoch > 0 {
+                    format!("the checkpoint after epoch {epoch}, {}, is intact", ck_path.display())
+                } else {
+                    "no checkpoint was written".into()
+                }
             );
         }
         ck.save(&ck_path)?;
@@ -418,13 +421,23 @@ fn log_text(lines: &[String]) -> String {
     lines.iter().map(|l| format!("{l}\n")).collect()
 }
 
-/// `: tensor 'NAME' is not finite; lower FLAG` for the first parameter or
-/// BN statistic holding a NaN or an infinity (empty if none does).
+/// `; tensors 'A', 'B' are not finite: lower FLAGS` for the parameters
+/// and BN statistics holding a NaN or an infinity (None if none does).
 fn non_finite_tensor<B: Backend<Elem = f32>>(s: &Search<B>, cfg: &SearchConfig) -> Option<String> {
-    let nodes = persistent_nodes(&s.ex.tape);
-    let n = s.ex.first_non_finite(&nodes).ok()??;
-    let name = &s.ex.tape.nodes[n].name;
-    Some(format!("; tensor '{name}' is not finite: lower {}", cfg.rate_flag_of(name)))
+    let mut bad = Vec::new();
+    for n in persistent_nodes(&s.ex.tape) {
+        if s.ex.first_non_finite(&[n]).ok()?.is_some() {
+            bad.push(s.ex.tape.nodes[n].name.as_str());
+        }
+    }
+    let first = *bad.first()?;
+    let mut flags = vec![cfg.rate_flag_of(first)];
+    if let Some(other) = bad.iter().map(|n| cfg.rate_flag_of(n)).find(|f| *f != flags[0]) {
+        flags.push(other);
+    }
+    let shown: Vec<String> = bad.iter().take(3).map(|n| format!("'{n}'")).collect();
+    let more = if bad.len() > 3 { format!(" and {} more", bad.len() - 3) } else { String::new() };
+    Some(format!("; not finite now: {}{more}; lower {}", shown.join(", "), flags.join(" or ")))
 }
 
 /// Test accuracy of the w network on up to `max` test images, BatchNorm in
