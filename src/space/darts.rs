@@ -113,11 +113,11 @@ impl Cell {
     pub fn record(&self, t: &mut Tape, s0: NodeId, s1: NodeId, w: NodeId, group: u32, name: &str) -> NodeId {
         let c = self.c;
         let p0 = if self.reduction_prev {
-            factorized_reduce(t, s0, c, group, &format!("{name}.preprocess0"))
+            factorized_reduce(t, s0, c, false, group, &format!("{name}.preprocess0"))
         } else {
-            relu_conv_bn(t, s0, c, group, &format!("{name}.preprocess0"))
+            relu_conv_bn(t, s0, c, false, group, &format!("{name}.preprocess0"))
         };
-        let p1 = relu_conv_bn(t, s1, c, group, &format!("{name}.preprocess1"));
+        let p1 = relu_conv_bn(t, s1, c, false, group, &format!("{name}.preprocess1"));
         let mut states = vec![p0, p1];
         let mut edge = 0;
         for _ in 0..self.steps {
@@ -137,26 +137,27 @@ impl Cell {
     }
 }
 
-/// ReLU → 1×1 conv → BN (no affine).
-pub fn relu_conv_bn(t: &mut Tape, x: NodeId, c_out: usize, group: u32, name: &str) -> NodeId {
+/// ReLU → 1×1 conv → BN; the BN has γ, β only with `affine` (the search
+/// network has none, the evaluation network has them everywhere).
+pub fn relu_conv_bn(t: &mut Tape, x: NodeId, c_out: usize, affine: bool, group: u32, name: &str) -> NodeId {
     let y = t.conv(x, c_out, 1, 1, 0, 1, 1, true, group, &format!("{name}.conv"));
-    t.batch_norm(y, false, group, &format!("{name}.bn"))
+    t.batch_norm(y, affine, group, &format!("{name}.bn"))
 }
 
 /// ReLU, then two 1×1 stride-2 convs to `c_out/2` channels each, the second
-/// on the input shifted by one pixel, concatenated, then BN.
-pub fn factorized_reduce(t: &mut Tape, x: NodeId, c_out: usize, group: u32, name: &str) -> NodeId {
+/// on the input shifted by one pixel, concatenated, then BN (γ, β with `affine`).
+pub fn factorized_reduce(t: &mut Tape, x: NodeId, c_out: usize, affine: bool, group: u32, name: &str) -> NodeId {
     assert!(c_out.is_multiple_of(2), "FactorizedReduce needs an even channel count");
     let a = t.conv(x, c_out / 2, 1, 2, 0, 1, 1, true, group, &format!("{name}.conv_1"));
     let xs = t.shift(x);
     let b = t.conv(xs, c_out / 2, 1, 2, 0, 1, 1, true, group, &format!("{name}.conv_2"));
     let cat = t.concat(&[a, b]);
-    t.batch_norm(cat, false, group, &format!("{name}.bn"))
+    t.batch_norm(cat, affine, group, &format!("{name}.bn"))
 }
 
-/// ReLU → depthwise k×k (stride, dilation) → 1×1 conv → BN.
+/// ReLU → depthwise k×k (stride, dilation) → 1×1 conv → BN (γ, β with `affine`).
 #[allow(clippy::too_many_arguments)]
-fn dil_conv(
+pub fn dil_conv(
     t: &mut Tape,
     x: NodeId,
     c_out: usize,
@@ -164,42 +165,56 @@ fn dil_conv(
     s: usize,
     pad: usize,
     dil: usize,
+    affine: bool,
     g: u32,
     name: &str,
 ) -> NodeId {
     let cin = t.shape(x).c();
     let d = t.conv(x, cin, k, s, pad, dil, cin, true, g, &format!("{name}.dw"));
     let p = t.conv(d, c_out, 1, 1, 0, 1, 1, false, g, &format!("{name}.pw"));
-    t.batch_norm(p, false, g, &format!("{name}.bn"))
+    t.batch_norm(p, affine, g, &format!("{name}.bn"))
 }
 
 /// Two stacked dilation-1 `dil_conv`s, the first with the stride.
-fn sep_conv(t: &mut Tape, x: NodeId, c: usize, k: usize, s: usize, g: u32, name: &str) -> NodeId {
-    let a = dil_conv(t, x, c, k, s, k / 2, 1, g, &format!("{name}.0"));
-    dil_conv(t, a, c, k, 1, k / 2, 1, g, &format!("{name}.1"))
+#[allow(clippy::too_many_arguments)]
+pub fn sep_conv(t: &mut Tape, x: NodeId, c: usize, k: usize, s: usize, affine: bool, g: u32, name: &str) -> NodeId {
+    let a = dil_conv(t, x, c, k, s, k / 2, 1, affine, g, &format!("{name}.0"));
+    dil_conv(t, a, c, k, 1, k / 2, 1, affine, g, &format!("{name}.1"))
 }
 
-/// Records primitive `k` on `x`; `None` for `none` (a zero contribution).
-pub fn primitive(t: &mut Tape, k: usize, x: NodeId, c: usize, stride: usize, g: u32, name: &str) -> Option<NodeId> {
+/// Records primitive `k` on `x` as DARTS' `OPS[name](C, stride, affine)`
+/// builds it; `None` for `none` (a zero contribution). Pools carry no BN
+/// here: the search network adds one after each pool in [`mixed_edge`], the
+/// evaluation network none.
+#[allow(clippy::too_many_arguments)]
+pub fn primitive(
+    t: &mut Tape,
+    k: usize,
+    x: NodeId,
+    c: usize,
+    stride: usize,
+    affine: bool,
+    g: u32,
+    name: &str,
+) -> Option<NodeId> {
     let name = format!("{name}.{}", PRIMITIVES[k]);
     Some(match PRIMITIVES[k] {
         "none" => return None,
-        "max_pool_3x3" => {
-            let p = t.max_pool(x, stride);
-            t.batch_norm(p, false, g, &name)
-        }
-        "avg_pool_3x3" => {
-            let p = t.avg_pool(x, stride);
-            t.batch_norm(p, false, g, &name)
-        }
+        "max_pool_3x3" => t.max_pool(x, stride),
+        "avg_pool_3x3" => t.avg_pool(x, stride),
         "skip_connect" if stride == 1 => x,
-        "skip_connect" => factorized_reduce(t, x, c, g, &name),
-        "sep_conv_3x3" => sep_conv(t, x, c, 3, stride, g, &name),
-        "sep_conv_5x5" => sep_conv(t, x, c, 5, stride, g, &name),
-        "dil_conv_3x3" => dil_conv(t, x, c, 3, stride, 2, 2, g, &name),
-        "dil_conv_5x5" => dil_conv(t, x, c, 5, stride, 4, 2, g, &name),
+        "skip_connect" => factorized_reduce(t, x, c, affine, g, &name),
+        "sep_conv_3x3" => sep_conv(t, x, c, 3, stride, affine, g, &name),
+        "sep_conv_5x5" => sep_conv(t, x, c, 5, stride, affine, g, &name),
+        "dil_conv_3x3" => dil_conv(t, x, c, 3, stride, 2, 2, affine, g, &name),
+        "dil_conv_5x5" => dil_conv(t, x, c, 5, stride, 4, 2, affine, g, &name),
         other => unreachable!("unknown primitive {other}"),
     })
+}
+
+/// Whether primitive `k` is a pool (followed by a non-affine BN in search).
+fn is_pool(k: usize) -> bool {
+    matches!(PRIMITIVES[k], "max_pool_3x3" | "avg_pool_3x3")
 }
 
 /// Records every primitive of one mixed edge; returns the output shape and
@@ -214,8 +229,10 @@ pub fn mixed_edge(
     name: &str,
 ) -> (Shape, Vec<Term>) {
     let mut terms = Vec::new();
-    for k in 0..PRIMITIVES.len() {
-        if let Some(y) = primitive(t, k, x, c, stride, g, name) {
+    for (k, prim) in PRIMITIVES.iter().enumerate() {
+        if let Some(y) = primitive(t, k, x, c, stride, false, g, name) {
+            // DARTS' MixedOp: `OPS[...]` then, for a pool, BN without affine.
+            let y = if is_pool(k) { t.batch_norm(y, false, g, &format!("{name}.{prim}")) } else { y };
             terms.push(Term { x: y, idx: edge * PRIMITIVES.len() + k });
         }
     }

@@ -1,6 +1,7 @@
 //! Search spaces, recorded onto a [`crate::tape::Tape`].
 
 pub mod darts;
+pub mod eval;
 
 /// Parameter group of the weights of the first network (`w`).
 pub const GROUP_W: u32 = 0;
