@@ -430,11 +430,11 @@ fn non_finite_tensor<B: Backend<Elem = f32>>(s: &Search<B>, cfg: &SearchConfig) 
             bad.push(s.ex.tape.nodes[n].name.as_str());
         }
     }
-    let first = *bad.first()?;
-    let mut flags = vec![cfg.rate_flag_of(first)];
-    if let Some(other) = bad.iter().map(|n| cfg.rate_flag_of(n)).find(|f| *f != flags[0]) {
-        flags.push(other);
-    }
+    bad.first()?;
+    // A weight gone bad poisons α's gradient too, so the weights' rate is
+    // named first.
+    let (arch, weights): (Vec<&str>, Vec<&str>) = bad.iter().partition(|n| n.starts_with("alpha"));
+    let flags: Vec<String> = weights.first().into_iter().chain(arch.first()).map(|n| cfg.rate_flag_of(n)).collect();
     let shown: Vec<String> = bad.iter().take(3).map(|n| format!("'{n}'")).collect();
     let more = if bad.len() > 3 { format!(" and {} more", bad.len() - 3) } else { String::new() };
     Some(format!("; not finite now: {}{more}; lower {}", shown.join(", "), flags.join(" or ")))
