@@ -19,5 +19,6 @@ pub mod search;
 pub mod shape;
 pub mod space;
 pub mod tape;
+pub mod train;
 
 pub use error::{Error, Result};

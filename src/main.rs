@@ -13,6 +13,7 @@ use rarts::search::algo::{Algo, Schedule};
 use rarts::search::config::{SearchConfig, need};
 use rarts::search::driver;
 use rarts::search::toy::{self, ToyConfig};
+use rarts::train::{self, TrainConfig};
 
 #[derive(Parser)]
 #[command(name = "rarts", version, about = "Differentiable architecture search: RARTS and DARTS")]
@@ -59,6 +60,9 @@ enum Cmd {
     /// Search the DARTS space; writes genotype.txt, genotype.json, log.jsonl
     /// and a checkpoint per epoch into --out.
     Search(SearchArgs),
+    /// Trains the network a genotype names from scratch (DARTS' evaluation
+    /// network and recipe); writes log.jsonl and a checkpoint per epoch.
+    Train(TrainArgs),
     /// The solvable model of the specification; prints the final α.
     Toy(ToyArgs),
     /// Times each op family over a few search steps.
@@ -166,6 +170,66 @@ struct SearchArgs {
 }
 
 #[derive(clap::Args)]
+struct TrainArgs {
+    #[arg(long, default_value = "embedded", help = data_help())]
+    data: DataSpec,
+    /// A search's --out folder, its genotype.txt or genotype.json, an inline
+    /// `Genotype(...)`, DARTS_V1, DARTS_V2, or random:SEED.
+    #[arg(long)]
+    genotype: String,
+    /// Initial channels C.
+    #[arg(long, default_value_t = 36)]
+    c: usize,
+    /// Cells.
+    #[arg(long, default_value_t = 20)]
+    layers: usize,
+    #[arg(long, default_value_t = 96)]
+    batch: usize,
+    #[arg(long, default_value_t = 600)]
+    epochs: usize,
+    /// Caps the steps of each epoch (short runs).
+    #[arg(long)]
+    steps_per_epoch: Option<usize>,
+    /// Initial learning rate (cosine-annealed to 0).
+    #[arg(long, default_value_t = 0.025)]
+    lr: f32,
+    #[arg(long, default_value_t = 0.9)]
+    momentum: f32,
+    #[arg(long, default_value_t = 3e-4)]
+    weight_decay: f32,
+    /// Gradient-norm clip.
+    #[arg(long, default_value_t = 5.0)]
+    clip: f32,
+    /// Side of the cutout square (0: none; DARTS uses 16 on CIFAR-10).
+    #[arg(long, default_value_t = 0)]
+    cutout: usize,
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Test images evaluated after each epoch (default: all).
+    #[arg(long)]
+    eval_images: Option<usize>,
+    #[arg(long, default_value = "runs/train")]
+    out: PathBuf,
+    /// Continue from --out/checkpoint.bin.
+    #[arg(long, conflicts_with = "force")]
+    resume: bool,
+    /// Remove the files an earlier run wrote into --out, then start anew.
+    #[arg(long)]
+    force: bool,
+    /// No progress line on stderr.
+    #[arg(long)]
+    quiet: bool,
+}
+
+fn existing(resume: bool, force: bool) -> Existing {
+    match (resume, force) {
+        (true, _) => Existing::Resume,
+        (_, true) => Existing::Force,
+        _ => Existing::Refuse,
+    }
+}
+
+#[derive(clap::Args)]
 struct ToyArgs {
     #[arg(long, value_enum, default_value_t = AlgoArg::Rarts)]
     algo: AlgoArg,
@@ -217,11 +281,7 @@ fn search_config(a: SearchArgs) -> Result<SearchConfig> {
         seed: a.seed,
         eval_images: a.eval_images,
         out: a.out,
-        existing: match (a.resume, a.force) {
-            (true, _) => Existing::Resume,
-            (_, true) => Existing::Force,
-            _ => Existing::Refuse,
-        },
+        existing: existing(a.resume, a.force),
         progress: !a.quiet,
     };
     cfg.validate()?;
@@ -343,6 +403,36 @@ fn run(cli: Cli) -> Result<()> {
                 Target::Cuda => driver::profile(Cuda::new(0)?, &cfg, steps)?,
             };
             print!("{}", driver::profile_table(&prof, steps, step_s));
+            Ok(())
+        }
+        Cmd::Train(a) => {
+            let cfg = TrainConfig {
+                data: a.data,
+                genotype: a.genotype,
+                c: a.c,
+                layers: a.layers,
+                batch: a.batch,
+                epochs: a.epochs,
+                lr: a.lr,
+                momentum: a.momentum,
+                weight_decay: a.weight_decay,
+                clip: a.clip,
+                cutout: a.cutout,
+                seed: a.seed,
+                steps_per_epoch: a.steps_per_epoch,
+                eval_images: a.eval_images,
+                out: a.out,
+                existing: existing(a.resume, a.force),
+                progress: !a.quiet,
+            };
+            cfg.validate()?;
+            let res = match Target::open(cli.device)? {
+                Target::Cpu => train::run(Cpu::<f32>::new(), &cfg)?,
+                Target::Cuda => train::run(Cuda::new(0)?, &cfg)?,
+            };
+            if let Some(last) = res.epochs.last().and_then(|e| e.test.as_ref()) {
+                println!("test accuracy: {:.4} ({} images)", last.accuracy(), last.seen());
+            }
             Ok(())
         }
         Cmd::Search(a) => {

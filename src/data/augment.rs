@@ -125,3 +125,47 @@ pub fn fill_eval(ds: &Dataset, start: usize, x: &mut [f32], y: &mut [f32]) -> Re
     fill_plain(ds, &indices, &mut x[..count * m], &mut y[..count])?;
     Ok(count)
 }
+
+/// DARTS' `Cutout(length)` (quark0/darts `cnn/utils.py`) on one normalised
+/// image `x` (c, h, w), in place: a centre drawn uniformly over the image,
+/// the `size`×`size` square around it (clipped at the borders) set to 0 in
+/// every channel. `size` 0 leaves the image as it is.
+pub fn cutout(rng: &mut Rng, size: usize, c: usize, h: usize, w: usize, x: &mut [f32]) {
+    if size == 0 {
+        return;
+    }
+    let (cy, cx) = (rng.below(h), rng.below(w));
+    let (y0, y1) = (cy.saturating_sub(size / 2), (cy + size / 2).min(h));
+    let (x0, x1) = (cx.saturating_sub(size / 2), (cx + size / 2).min(w));
+    for plane in x.chunks_exact_mut(h * w).take(c) {
+        for row in plane.chunks_exact_mut(w).take(y1).skip(y0) {
+            row[x0..x1].fill(0.0);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::cutout;
+    use crate::data::Rng;
+
+    #[test]
+    fn cutout_zeroes_one_clipped_square_in_every_channel() {
+        let (c, h, w) = (3, 10, 12);
+        let mut rng = Rng::new(5);
+        for _ in 0..50 {
+            let mut x = vec![1.0f32; c * h * w];
+            cutout(&mut rng, 4, c, h, w, &mut x);
+            let zeros: Vec<usize> = (0..h * w).filter(|&i| x[i] == 0.0).collect();
+            // At most 4×4, at least the 2×2 a corner centre keeps.
+            assert!((4..=16).contains(&zeros.len()), "{} zeros", zeros.len());
+            for ch in 1..c {
+                assert!(zeros.iter().all(|&i| x[ch * h * w + i] == 0.0), "channel {ch} differs");
+            }
+            assert_eq!(x.iter().filter(|v| **v == 0.0).count(), c * zeros.len());
+        }
+        let mut x = vec![1.0f32; c * h * w];
+        cutout(&mut rng, 0, c, h, w, &mut x);
+        assert!(x.iter().all(|v| *v == 1.0));
+    }
+}

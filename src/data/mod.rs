@@ -13,7 +13,7 @@ pub mod sampler;
 pub mod spec;
 pub mod synthetic;
 
-pub use augment::{fill_eval, fill_plain};
+pub use augment::{cutout, fill_eval, fill_plain};
 pub use rng::Rng;
 pub use sampler::{Sampler, SamplerState, SearchSampler};
 pub use spec::DataSpec;

@@ -10,7 +10,7 @@ use rand::rngs::StdRng;
 
 use crate::backend::{Backend, SgdStep};
 use crate::checkpoint::Checkpoint;
-use crate::data::{Dataset, SearchSampler, fill_eval};
+use crate::data::{Dataset, SearchSampler};
 use crate::error::{Error, Result};
 use crate::exec::{Exec, Profile};
 use crate::genotype::{Genotype, softmax_rows};
@@ -381,7 +381,7 @@ pub fn run<B: Backend<Elem = f32>>(be: B, cfg: &SearchConfig) -> Result<SearchRe
             log.acc_val = f64::NAN; // DARTS's α pass is not a measure of y; not reported
         }
         if let Some(test) = test.as_ref().filter(|_| eval_images > 0) {
-            log.test_acc = Some(evaluate(&mut search.ex, test, g.train_io, eval_images)?);
+            log.test_acc = Some(crate::train::score(&mut search.ex, test, g.train_io, eval_images)?.accuracy());
         }
         if cfg.progress {
             eprintln!();
@@ -438,43 +438,6 @@ fn non_finite_tensor<B: Backend<Elem = f32>>(s: &Search<B>, cfg: &SearchConfig) 
     let shown: Vec<String> = bad.iter().take(3).map(|n| format!("'{n}'")).collect();
     let more = if bad.len() > 3 { format!(" and {} more", bad.len() - 3) } else { String::new() };
     Some(format!("; not finite now: {}{more}; lower {}", shown.join(", "), flags.join(" or ")))
-}
-
-/// Test accuracy of the w network on up to `max` test images, BatchNorm in
-/// evaluation mode (running statistics).
-fn evaluate<B: Backend<Elem = f32>>(
-    ex: &mut Exec<B>,
-    test: &Dataset,
-    io: (NodeId, NodeId, NodeId),
-    max: usize,
-) -> Result<f64> {
-    let s = ex.shape(io.0);
-    let batch = s.n();
-    let mut x = vec![0.0; s.numel()];
-    let mut y = vec![0.0; batch];
-    let n = max.min(test.len());
-    let (mut hits, mut seen) = (0.0, 0usize);
-    ex.train = false;
-    let r = (|| -> Result<()> {
-        while seen < n {
-            let got = fill_eval(test, seen, &mut x, &mut y)?.min(n - seen);
-            ex.set_elems(io.0, &x)?;
-            ex.set_elems(io.1, &y)?;
-            ex.forward()?;
-            // Only the first `got` rows are real images.
-            let z = ex.get(io.2)?;
-            let k = z.len() / batch;
-            for (row, lab) in z.chunks(k).zip(&y).take(got) {
-                let best = row.iter().enumerate().fold(0, |b, (i, v)| if *v > row[b] { i } else { b });
-                hits += (best == *lab as usize) as u8 as f64;
-            }
-            seen += got;
-        }
-        Ok(())
-    })();
-    ex.train = true;
-    r?;
-    Ok(hits / n.max(1) as f64)
 }
 
 fn json_f64(v: f64) -> String {

@@ -1,0 +1,464 @@
+//! `rarts train`: DARTS' evaluation network built from a genotype and
+//! trained from scratch with DARTS' recipe (SPEC §5; quark0/darts
+//! `cnn/train.py`): SGD with momentum and weight decay, cosine to 0, gradient
+//! clipping, random crop + flip, cutout. Per epoch it logs the training and
+//! test loss and accuracy and writes a checkpoint with everything a resume
+//! needs, with the same guarantees as a search (lock, no silent overwrite,
+//! checksum, settings and data checked on resume).
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use rand::SeedableRng;
+use rand::rngs::StdRng;
+
+use crate::backend::{Backend, SgdStep};
+use crate::checkpoint::Checkpoint;
+use crate::data::{DataSpec, Dataset, Rng, Sampler, cutout, fill_eval};
+use crate::error::{Error, Result};
+use crate::exec::Exec;
+use crate::genotype::Genotype;
+use crate::hash::Hasher;
+use crate::optim::Sgd;
+use crate::rundir::{Existing, RunDir};
+use crate::search::config::{need, show};
+use crate::shape::Shape;
+use crate::space::GROUP_W;
+use crate::space::eval::{EvalNetConfig, eval_net};
+use crate::tape::{Kind, NodeId, Tape};
+
+/// The files `rarts train` writes into `--out` (besides its lock file).
+pub const RUN_FILES: [&str; 2] = ["checkpoint.bin", "log.jsonl"];
+const FORMAT: &str = "rarts-train-1";
+/// Stream of the cutout draws under the run's seed (the sampler uses 0.. for
+/// its shuffles and `u64::MAX` for crops and flips).
+const CUTOUT_STREAM: u64 = u64::MAX - 1;
+
+/// Everything `rarts train` is told; `Default` is DARTS' CIFAR-10 recipe.
+#[derive(Clone, Debug)]
+pub struct TrainConfig {
+    pub data: DataSpec,
+    /// Where the genotype comes from (see [`Genotype::from_source`]).
+    pub genotype: String,
+    pub c: usize,
+    pub layers: usize,
+    pub batch: usize,
+    pub epochs: usize,
+    pub lr: f32,
+    pub momentum: f32,
+    pub weight_decay: f32,
+    pub clip: f32,
+    /// Side of the cutout square (0: none).
+    pub cutout: usize,
+    pub seed: u64,
+    /// Caps the steps of each epoch (short runs and tests).
+    pub steps_per_epoch: Option<usize>,
+    /// Test images evaluated after each epoch (`None`: all of them).
+    pub eval_images: Option<usize>,
+    pub out: PathBuf,
+    pub existing: Existing,
+    pub progress: bool,
+}
+
+impl Default for TrainConfig {
+    fn default() -> Self {
+        TrainConfig {
+            data: DataSpec::Embedded,
+            genotype: "DARTS_V2".into(),
+            c: 36,
+            layers: 20,
+            batch: 96,
+            epochs: 600,
+            lr: 0.025,
+            momentum: 0.9,
+            weight_decay: 3e-4,
+            clip: 5.0,
+            cutout: 0,
+            seed: 0,
+            steps_per_epoch: None,
+            eval_images: None,
+            out: PathBuf::from("runs/train"),
+            existing: Existing::Refuse,
+            progress: true,
+        }
+    }
+}
+
+impl TrainConfig {
+    /// Every setting inside its domain; the error names the flag.
+    pub fn validate(&self) -> Result<()> {
+        need(self.c >= 2 && self.c.is_multiple_of(2), "--c", self.c, "an even channel count of at least 2")?;
+        need(
+            self.layers >= 3,
+            "--layers",
+            self.layers,
+            "at least 3 cells (the two reduction cells and a normal cell)",
+        )?;
+        need(self.batch >= 1, "--batch", self.batch, "at least 1")?;
+        need(self.epochs >= 1, "--epochs", self.epochs, "at least 1")?;
+        if let Some(s) = self.steps_per_epoch {
+            need(s >= 1, "--steps-per-epoch", s, "at least 1")?;
+        }
+        let finite = |flag: &str, v: f32, positive: bool| {
+            let ok = v.is_finite() && if positive { v > 0.0 } else { v >= 0.0 };
+            need(ok, flag, v, if positive { "a finite positive number" } else { "a finite non-negative number" })
+        };
+        finite("--lr", self.lr, true)?;
+        finite("--clip", self.clip, true)?;
+        finite("--weight-decay", self.weight_decay, false)?;
+        need(
+            self.momentum.is_finite() && (0.0..1.0).contains(&self.momentum),
+            "--momentum",
+            self.momentum,
+            "a number in [0, 1)",
+        )
+    }
+
+    fn identity(&self) -> Vec<(&'static str, String)> {
+        let opt = |v: Option<usize>| v.map_or_else(|| "default".into(), |v| v.to_string());
+        vec![
+            ("--data", self.data.to_string()),
+            ("--genotype", self.genotype.clone()),
+            ("--c", self.c.to_string()),
+            ("--layers", self.layers.to_string()),
+            ("--batch", self.batch.to_string()),
+            ("--epochs", self.epochs.to_string()),
+            ("--lr", self.lr.to_string()),
+            ("--momentum", self.momentum.to_string()),
+            ("--weight-decay", self.weight_decay.to_string()),
+            ("--clip", self.clip.to_string()),
+            ("--cutout", self.cutout.to_string()),
+            ("--seed", self.seed.to_string()),
+            ("--steps-per-epoch", opt(self.steps_per_epoch)),
+            ("--eval-images", opt(self.eval_images)),
+        ]
+    }
+
+    /// Cosine annealing to 0 per epoch, as `train.py`.
+    pub fn lr_at(&self, epoch: usize) -> f32 {
+        let t = epoch as f64 / self.epochs as f64;
+        (self.lr as f64 * 0.5 * (1.0 + (std::f64::consts::PI * t).cos())) as f32
+    }
+}
+
+/// Loss and accuracy over a test set, with per-class counts.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Scores {
+    /// Mean cross-entropy.
+    pub loss: f64,
+    /// `(correct, seen)` per class.
+    pub per_class: Vec<(usize, usize)>,
+}
+
+impl Scores {
+    pub fn seen(&self) -> usize {
+        self.per_class.iter().map(|c| c.1).sum()
+    }
+    pub fn accuracy(&self) -> f64 {
+        self.per_class.iter().map(|c| c.0).sum::<usize>() as f64 / self.seen().max(1) as f64
+    }
+}
+
+/// Scores the first `max` images of `test` through `io = (images, labels,
+/// logits)` with BatchNorm in evaluation mode (running statistics).
+pub fn score<B: Backend<Elem = f32>>(
+    ex: &mut Exec<B>,
+    test: &Dataset,
+    io: (NodeId, NodeId, NodeId),
+    max: usize,
+) -> Result<Scores> {
+    let s = ex.shape(io.0);
+    let batch = s.n();
+    let mut x = vec![0.0; s.numel()];
+    let mut y = vec![0.0; batch];
+    let n = max.min(test.len());
+    let mut out = Scores { loss: 0.0, per_class: vec![(0, 0); test.num_classes()] };
+    let mut seen = 0;
+    ex.train = false;
+    let r = (|| -> Result<()> {
+        while seen < n {
+            let got = fill_eval(test, seen, &mut x, &mut y)?.min(n - seen);
+            ex.set_elems(io.0, &x)?;
+            ex.set_elems(io.1, &y)?;
+            ex.forward()?;
+            // Only the first `got` rows are real images.
+            let z = ex.get(io.2)?;
+            let k = z.len() / batch;
+            for (row, lab) in z.chunks(k).zip(&y).take(got) {
+                let lab = *lab as usize;
+                let best = row.iter().enumerate().fold(0, |b, (i, v)| if *v > row[b] { i } else { b });
+                let m = row.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
+                let lse = m + row.iter().map(|v| (v - m).exp()).sum::<f64>().ln();
+                out.loss += lse - row[lab];
+                out.per_class[lab].0 += (best == lab) as usize;
+                out.per_class[lab].1 += 1;
+            }
+            seen += got;
+        }
+        Ok(())
+    })();
+    ex.train = true;
+    r?;
+    out.loss /= n.max(1) as f64;
+    Ok(out)
+}
+
+/// What one epoch of training saw.
+#[derive(Clone, Debug, Default)]
+pub struct TrainEpoch {
+    pub epoch: usize,
+    pub lr: f32,
+    pub loss_train: f64,
+    pub acc_train: f64,
+    pub test: Option<Scores>,
+    pub seconds: f64,
+}
+
+/// The outcome of `rarts train`.
+pub struct TrainResult {
+    pub weights: usize,
+    pub epochs: Vec<TrainEpoch>,
+}
+
+/// The recorded network and the nodes the trainer touches.
+struct Net {
+    tape: Tape,
+    io: (NodeId, NodeId, NodeId),
+    loss: NodeId,
+    weights: Vec<NodeId>,
+}
+
+fn record(cfg: &TrainConfig, genotype: Genotype, image: Shape, classes: usize) -> Result<Net> {
+    let mut t = Tape::new();
+    let x = t.input(Shape::nchw(cfg.batch, image.c(), image.h(), image.w()), "images");
+    let labels = t.input(Shape::vec(cfg.batch), "labels");
+    let net_cfg = EvalNetConfig::new(cfg.c, cfg.layers, classes, image.c(), genotype);
+    let net = eval_net(&mut t, &net_cfg, x, GROUP_W)?;
+    let loss = t.cross_entropy(net.logits, labels);
+    Ok(Net { tape: t, io: (x, labels, net.logits), loss, weights: net.weight_params })
+}
+
+/// Trains (or resumes training) on backend `be`, writing into `cfg.out`.
+pub fn run<B: Backend<Elem = f32>>(be: B, cfg: &TrainConfig) -> Result<TrainResult> {
+    cfg.validate()?;
+    let genotype = Genotype::from_source(&cfg.genotype).map_err(|e| Error(format!("--genotype: {e}")))?;
+    let dir = RunDir::open(&cfg.out, "--out", &RUN_FILES, cfg.existing)?;
+    let split = cfg.data.load()?;
+    let (train, test) = (split.train, split.test);
+    let eval_images = match (cfg.eval_images, &test) {
+        (Some(n), None) if n > 0 => crate::bail!(
+            "--eval-images {n}: --data {} has no test split, so there is nothing to evaluate; use --eval-images 0",
+            cfg.data
+        ),
+        (Some(n), _) => n,
+        (None, Some(t)) => t.len(),
+        (None, None) => 0,
+    };
+    let data_id = {
+        let mut h = Hasher::default();
+        train.fingerprint(&mut h);
+        if let Some(t) = &test {
+            t.fingerprint(&mut h);
+        }
+        (format!("{}+{}", train.len(), test.as_ref().map_or(0, |t| t.len())), format!("{:016x}", h.finish()))
+    };
+    let net = record(cfg, genotype, train.shape(), train.num_classes())?;
+    let weights: usize = net.weights.iter().map(|&p| net.tape.shape(p).numel()).sum();
+    let device = be.name();
+    let mut ex = Exec::new(be, net.tape)?;
+    ex.init_params(&mut StdRng::seed_from_u64(cfg.seed))?;
+    let sgd = SgdStep { lr: cfg.lr, momentum: cfg.momentum, weight_decay: cfg.weight_decay };
+    let mut opt = Sgd::new(&ex, net.weights.clone(), sgd, Some(cfg.clip))?;
+    let mut sampler = Sampler::new(0..train.len(), cfg.batch, cfg.seed)?;
+    let mut cut_rng = Rng::stream(cfg.seed, CUTOUT_STREAM);
+    let steps = cfg.steps_per_epoch.map_or(sampler.steps_per_epoch(), |s| s.min(sampler.steps_per_epoch()));
+
+    let ck_path = dir.join(RUN_FILES[0]);
+    let mut log_lines = Vec::new();
+    let mut start = 0;
+    if cfg.existing == Existing::Resume && ck_path.exists() {
+        let ck = Checkpoint::load(&ck_path)?;
+        start = restore(&mut ex, &mut opt, &mut sampler, &mut cut_rng, cfg, &data_id, ck, &mut log_lines)
+            .map_err(|e| Error(format!("--resume from {}: {e}", ck_path.display())))?;
+        dir.write(RUN_FILES[1], log_text(&log_lines).as_bytes())?;
+        eprintln!("resuming from {} after epoch {start}", ck_path.display());
+    } else if cfg.existing == Existing::Resume && RUN_FILES.iter().any(|f| dir.join(f).exists()) {
+        crate::bail!("--resume: {} holds a log but no checkpoint to resume from; use --force", cfg.out.display());
+    }
+    println!("device: {device}");
+    println!("weights: {weights}");
+
+    let (c, h, w) = (train.shape().c(), train.shape().h(), train.shape().w());
+    let mut x = vec![0.0; cfg.batch * c * h * w];
+    let mut y = vec![0.0; cfg.batch];
+    let mut epochs = Vec::new();
+    for epoch in start..cfg.epochs {
+        let t0 = Instant::now();
+        let lr = cfg.lr_at(epoch);
+        opt.cfg.lr = lr;
+        let mut log = TrainEpoch { epoch, lr, ..Default::default() };
+        for s in 0..steps {
+            sampler.next_batch(&train, &mut x, &mut y)?;
+            for img in x.chunks_exact_mut(c * h * w) {
+                cutout(&mut cut_rng, cfg.cutout, c, h, w, img);
+            }
+            ex.set_elems(net.io.0, &x)?;
+            ex.set_elems(net.io.1, &y)?;
+            ex.forward()?;
+            ex.backward(net.loss, &[GROUP_W])?;
+            let loss = ex.scalar(net.loss)?;
+            if !loss.is_finite() {
+                crate::bail!("epoch {epoch} step {s}: the training loss became {loss}; lower --lr (now {})", show(lr));
+            }
+            opt.step(&mut ex).map_err(|e| Error(format!("epoch {epoch} step {s}: {e}; lower --lr")))?;
+            log.loss_train += loss / steps as f64;
+            log.acc_train += batch_accuracy(&ex, net.io.2, &y)? / steps as f64;
+            if cfg.progress {
+                eprint!("\repoch {}/{} step {}/{} loss {loss:.4}   ", epoch + 1, cfg.epochs, s + 1, steps);
+            }
+        }
+        // A short epoch (--steps-per-epoch) leaves the sampler mid-epoch;
+        // the next one continues from there.
+        if let Some(t) = test.as_ref().filter(|_| eval_images > 0) {
+            log.test = Some(score(&mut ex, t, net.io, eval_images)?);
+        }
+        log.seconds = t0.elapsed().as_secs_f64();
+        if cfg.progress {
+            eprintln!();
+        }
+        log_lines.push(log_json(&log));
+        let ck = save(&ex, &opt, &sampler, &cut_rng, cfg, &data_id, epoch + 1, &log_lines)?;
+        if let Some((name, i, v)) = ck.first_non_finite() {
+            crate::bail!(
+                "epoch {epoch}: tensor '{name}' holds {v} at element {i}: training diverged; lower --lr (now {}). \
+                 Nothing of this epoch was written",
+                show(cfg.lr)
+            );
+        }
+        ck.save(&ck_path)?;
+        dir.write(RUN_FILES[1], log_text(&log_lines).as_bytes())?;
+        epochs.push(log);
+    }
+    Ok(TrainResult { weights, epochs })
+}
+
+fn batch_accuracy<B: Backend<Elem = f32>>(ex: &Exec<B>, logits: NodeId, labels: &[f32]) -> Result<f64> {
+    let z = ex.get(logits)?;
+    let k = z.len() / labels.len();
+    let hits = z
+        .chunks(k)
+        .zip(labels)
+        .filter(|(row, lab)| {
+            row.iter().enumerate().fold(0, |b, (i, v)| if *v > row[b] { i } else { b }) == **lab as usize
+        })
+        .count();
+    Ok(hits as f64 / labels.len() as f64)
+}
+
+fn log_text(lines: &[String]) -> String {
+    lines.iter().map(|l| format!("{l}\n")).collect()
+}
+
+fn json_f64(v: f64) -> String {
+    if v.is_finite() { format!("{v:.6}") } else { "null".into() }
+}
+
+fn log_json(l: &TrainEpoch) -> String {
+    let (tl, ta) =
+        l.test.as_ref().map_or(("null".into(), "null".into()), |s| (json_f64(s.loss), json_f64(s.accuracy())));
+    format!(
+        "{{\"epoch\":{},\"lr\":{},\"loss_train\":{},\"acc_train\":{},\"loss_test\":{tl},\"acc_test\":{ta},\
+         \"drop_prob\":0,\"epoch_s\":{:.3}}}",
+        l.epoch,
+        l.lr,
+        json_f64(l.loss_train),
+        json_f64(l.acc_train),
+        l.seconds
+    )
+}
+
+fn persistent(t: &Tape) -> Vec<NodeId> {
+    (0..t.nodes.len()).filter(|&i| matches!(t.nodes[i].kind, Kind::Param { .. } | Kind::State { .. })).collect()
+}
+
+#[allow(clippy::too_many_arguments)]
+fn save<B: Backend<Elem = f32>>(
+    ex: &Exec<B>,
+    opt: &Sgd<B>,
+    sampler: &Sampler,
+    cut_rng: &Rng,
+    cfg: &TrainConfig,
+    data_id: &(String, String),
+    epochs_done: usize,
+    log_lines: &[String],
+) -> Result<Checkpoint> {
+    let mut ck = Checkpoint::default();
+    ck.set("format", FORMAT);
+    for (flag, v) in cfg.identity() {
+        ck.set(&format!("setting{flag}"), v);
+    }
+    ck.set("data_images", &data_id.0);
+    ck.set("data_hash", &data_id.1);
+    ck.set("epochs_done", epochs_done);
+    ck.set("sampler", sampler.state());
+    ck.set("cutout_rng", cut_rng.state());
+    for (i, line) in log_lines.iter().enumerate() {
+        ck.set(&format!("log.{i}"), line);
+    }
+    for n in persistent(&ex.tape) {
+        ck.push(ex.tape.nodes[n].name.clone(), ex.get(n)?.iter().map(|&v| v as f32).collect());
+    }
+    for (i, d) in opt.state(&ex.be)?.into_iter().enumerate() {
+        ck.push(format!("opt.w.{i}"), d);
+    }
+    Ok(ck)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn restore<B: Backend<Elem = f32>>(
+    ex: &mut Exec<B>,
+    opt: &mut Sgd<B>,
+    sampler: &mut Sampler,
+    cut_rng: &mut Rng,
+    cfg: &TrainConfig,
+    data_id: &(String, String),
+    mut ck: Checkpoint,
+    log_lines: &mut Vec<String>,
+) -> Result<usize> {
+    if ck.get("format") != Some(FORMAT) {
+        crate::bail!("its format is {:?}; expected {FORMAT}", ck.get("format").unwrap_or("(none)"));
+    }
+    let then: Vec<(String, String)> =
+        ck.header.iter().filter_map(|(k, v)| k.strip_prefix("setting").map(|f| (f.to_string(), v.clone()))).collect();
+    let diff = crate::search::config::differences(&then, &cfg.identity());
+    if !diff.is_empty() {
+        crate::bail!("the checkpoint was written with other settings:\n  {}", diff.join("\n  "));
+    }
+    let (images, hash) = (ck.get("data_images").unwrap_or("?"), ck.get("data_hash").unwrap_or("?"));
+    if (images, hash) != (data_id.0.as_str(), data_id.1.as_str()) {
+        crate::bail!(
+            "the checkpoint was made on other data than --data {} holds now: {images} images with hash {hash} \
+             then, {} images with hash {} now",
+            cfg.data,
+            data_id.0,
+            data_id.1
+        );
+    }
+    let done: usize = ck.parse("epochs_done")?;
+    *log_lines = (0..done)
+        .map(|i| ck.get(&format!("log.{i}")).map(String::from).ok_or_else(|| Error(format!("no log line {i}"))))
+        .collect::<Result<_>>()?;
+    sampler.restore(&ck.parse("sampler")?)?;
+    *cut_rng = Rng::new(ck.parse("cutout_rng")?);
+    let mut cur = 0;
+    for n in persistent(&ex.tape) {
+        let name = ex.tape.nodes[n].name.clone();
+        let d = ck.take(&mut cur, &name, ex.shape(n).numel())?;
+        ex.set_elems(n, &d)?;
+    }
+    let state = (0..opt.params.len())
+        .map(|i| ck.take(&mut cur, &format!("opt.w.{i}"), ex.shape(opt.params[i]).numel()))
+        .collect::<Result<Vec<_>>>()?;
+    opt.load_state(&ex.be, &state)?;
+    Ok(done)
+}

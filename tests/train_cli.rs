@@ -1,0 +1,91 @@
+//! `rarts train` end to end on the embedded data: a few steps that learn,
+//! a genotype read from a search's folder, resume after a kill ending where
+//! an uninterrupted run ends, and clear errors.
+
+mod common;
+
+use std::fs;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::cli::{bin, fails_with, ok, small_search, tmp};
+use rarts::checkpoint::Checkpoint;
+
+/// A network small enough for CI: C=4, 3 cells, batches of 16.
+fn small_train(out: &Path, genotype: &str, epochs: usize, steps: usize) -> Command {
+    let mut c = bin();
+    c.args(["train", "--genotype", genotype, "--c", "4", "--layers", "3", "--batch", "16", "--cutout", "8"]);
+    c.args(["--epochs", &epochs.to_string(), "--steps-per-epoch", &steps.to_string()]);
+    c.args(["--eval-images", "100", "--quiet", "--out"]).arg(out);
+    c
+}
+
+fn field(line: &str, key: &str) -> f64 {
+    let v = line.split(&format!("\"{key}\":")).nth(1).unwrap_or_else(|| panic!("no {key} in {line}"));
+    v.split([',', '}']).next().unwrap().parse().unwrap_or_else(|_| panic!("{key} in {line}"))
+}
+
+#[test]
+fn training_a_built_in_genotype_learns_and_logs_every_epoch() {
+    let out = tmp("train-v2");
+    let stdout = ok(&small_train(&out, "DARTS_V2", 3, 15).output().unwrap());
+    assert!(stdout.contains("weights: "), "{stdout}");
+    assert!(stdout.contains("test accuracy: "), "{stdout}");
+    let log = fs::read_to_string(out.join("log.jsonl")).unwrap();
+    let lines: Vec<&str> = log.lines().collect();
+    assert_eq!(lines.len(), 3);
+    for key in ["lr", "loss_train", "acc_train", "loss_test", "acc_test", "drop_prob", "epoch_s"] {
+        assert!(field(lines[0], key).is_finite(), "{key}");
+    }
+    assert!(field(lines[2], "loss_train") < field(lines[0], "loss_train"), "{log}");
+    // Fashion-MNIST has 10 classes: well past chance after 45 steps.
+    assert!(field(lines[2], "acc_test") > 0.3, "{log}");
+    assert!(field(lines[1], "lr") < field(lines[0], "lr"), "cosine schedule");
+}
+
+#[test]
+fn a_genotype_is_read_from_a_search_folder() {
+    let search = tmp("train-from-search");
+    ok(&small_search(&search, "rarts", 1, 2).output().unwrap());
+    let out = tmp("train-from-search-out");
+    ok(&small_train(&out, search.to_str().unwrap(), 1, 2).output().unwrap());
+    ok(&small_train(&tmp("train-from-txt"), search.join("genotype.txt").to_str().unwrap(), 1, 1).output().unwrap());
+    let o = small_train(&tmp("train-bad"), "/nonexistent/run", 1, 1).output().unwrap();
+    fails_with(&o, &["--genotype", "/nonexistent/run"]);
+    let o = small_train(&tmp("train-bad2"), "Genotype(normal=[('conv_9x9', 0)])", 1, 1).output().unwrap();
+    fails_with(&o, &["--genotype"]);
+}
+
+#[test]
+fn training_killed_and_resumed_ends_like_an_uninterrupted_run() {
+    let full = tmp("train-full");
+    ok(&small_train(&full, "random:3", 3, 4).output().unwrap());
+    let cut = tmp("train-cut");
+    let mut child = small_train(&cut, "random:3", 3, 4).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
+    let t = Instant::now();
+    while !cut.join("checkpoint.bin").exists() {
+        assert!(t.elapsed() < Duration::from_secs(300), "no checkpoint after 300 s");
+        if let Some(st) = child.try_wait().unwrap() {
+            panic!("training ended ({st}) before it could be killed");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    fails_with(&small_train(&cut, "random:3", 3, 4).output().unwrap(), &["already holds a run", "--resume"]);
+    ok(&small_train(&cut, "random:3", 3, 4).arg("--resume").output().unwrap());
+    let (a, b) = (
+        Checkpoint::load(&full.join("checkpoint.bin")).unwrap(),
+        Checkpoint::load(&cut.join("checkpoint.bin")).unwrap(),
+    );
+    assert!(a.tensors == b.tensors, "the resumed run's weights differ from the uninterrupted run's");
+    let losses = |d: &Path| -> Vec<(f64, f64)> {
+        let log = fs::read_to_string(d.join("log.jsonl")).unwrap();
+        log.lines().map(|l| (field(l, "loss_train"), field(l, "acc_test"))).collect()
+    };
+    assert_eq!(losses(&full), losses(&cut));
+    let mut c = small_train(&cut, "random:3", 3, 4);
+    c.args(["--lr", "0.1", "--resume"]);
+    fails_with(&c.output().unwrap(), &["other settings", "--lr: 0.025 in the checkpoint, 0.1 now"]);
+}
