@@ -160,6 +160,21 @@ mod cases {
             be.mul_bwd(&bd, &xd, &mut dd).unwrap();
             close(&format!("mul_bwd n={n}"), &down(be, &dd), &dc, EW);
 
+            // Drop path over k samples of n/k elements, k the first of 8,
+            // 7, 3, 1 that divides n; DARTS' masks: 0 or 1/keep.
+            let k = [8, 7, 3, 1].into_iter().find(|k| n % k == 0).unwrap_or(1);
+            let mask: Vec<f32> = (0..k).map(|i| if i % 3 == 1 { 0.0 } else { 1.0 / 0.8 }).collect();
+            let md = up(be, &mask);
+            let (mut yc, mut yd) = (vec![f32::NAN; n], poisoned(be, n));
+            cpu.drop_path_fwd(&x, &mask, &mut yc).unwrap();
+            be.drop_path_fwd(&xd, &md, &mut yd).unwrap();
+            close(&format!("drop_path_fwd n={n} samples={k}"), &down(be, &yd), &yc, EW);
+
+            let (mut dc, mut dd) = (y0.clone(), up(be, &y0));
+            cpu.drop_path_bwd(&mask, &b, &mut dc).unwrap();
+            be.drop_path_bwd(&md, &bd, &mut dd).unwrap();
+            close(&format!("drop_path_bwd n={n} samples={k}"), &down(be, &dd), &dc, EW);
+
             let w = vec![0.3, -1.1, 0.8];
             let wd = up(be, &w);
             let (mut yc, mut yd) = (y0.clone(), up(be, &y0));

@@ -450,6 +450,34 @@ fn mul() {
 }
 
 #[test]
+fn drop_path() {
+    let mut rng = rng(525);
+    // (n, per-sample elements): masks of DARTS' kind (0 or 1/keep) and arbitrary ones.
+    for (n, per, mask) in
+        [(4, 6, vec![1.25, 0.0, 1.25, 1.25]), (3, 35, vec![0.3, -1.7, 2.0]), (1, 5, vec![1.0]), (2, 8, vec![0.0, 0.0])]
+    {
+        let x = uniform(&mut rng, n * per);
+        let fwd = |x: &[f64]| {
+            let mut y = vec![f64::NAN; n * per];
+            be().drop_path_fwd(&x.to_vec(), &mask, &mut y).unwrap();
+            y
+        };
+        let want: Vec<f64> = x.iter().enumerate().map(|(i, v)| v * mask[i / per]).collect();
+        assert_close("drop_path forward", &fwd(&x), &want, 0.0, 0.0);
+        let r = uniform(&mut rng, n * per);
+        let dx0 = uniform(&mut rng, n * per);
+        let mut dx = dx0.clone();
+        be().drop_path_bwd(&mask, &r, &mut dx).unwrap();
+        if mask.iter().all(|&m| m == 0.0) {
+            // Every sample dropped: nothing flows back, and nothing is overwritten.
+            assert_eq!(dx, dx0, "drop_path d_x with every sample dropped");
+        } else {
+            check_grad(&format!("drop_path n={n} d_x"), &x, &dx0, &dx, |xs| project(&r, &fwd(xs)));
+        }
+    }
+}
+
+#[test]
 fn mixed_edge_weight_axpy_elem_dot_elem() {
     // One mixed edge y = Σ_k w[k]·x_k, the terms added with axpy_elem.
     let mut rng = rng(531);

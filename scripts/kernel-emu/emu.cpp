@@ -135,6 +135,15 @@ void test_small() {
   run("add", [&](float* y) { add_fwd_f32(x.data(), b.data(), y, n); }, [&](int i) { return x[i] + b[i]; }, nan);
   run("mul", [&](float* y) { mul_fwd_f32(x.data(), b.data(), y, n); }, [&](int i) { return x[i] * b[i]; }, nan);
   run("mul_bwd", [&](float* y) { mul_bwd_f32(b.data(), x.data(), y, n); }, [&](int i) { return y0[i] + x[i] * b[i]; }, y0);
+  { // drop path: 17 samples of 59 elements, masks 0 or 1/keep
+    const int ns = 17, per = 59; auto xd = rnd(ns * per), dyd = rnd(ns * per), dd0 = rnd(ns * per);
+    std::vector<float> m(ns); for (int i = 0; i < ns; ++i) m[i] = i % 3 == 1 ? 0.f : 1.f / 0.8f;
+    std::vector<float> yg(ns * per, NAN), yr(ns * per), dg = dd0, dr = dd0;
+    launch(D(cdiv(ns * per, 256)), D(256), false, [&] { drop_path_fwd_f32(xd.data(), m.data(), yg.data(), per, (long long)ns * per); });
+    launch(D(cdiv(ns * per, 256)), D(256), false, [&] { drop_path_bwd_f32(m.data(), dyd.data(), dg.data(), per, (long long)ns * per); });
+    for (int i = 0; i < ns * per; ++i) { yr[i] = xd[i] * m[i / per]; dr[i] += dyd[i] * m[i / per]; }
+    close("drop_path fwd", yg, yr, 1e-6, 1e-6); close("drop_path bwd", dg, dr, 1e-6, 1e-6);
+  }
   run("axpy_elem", [&](float* y) { axpy_elem_f32(w.data(), 1, x.data(), y, n); }, [&](int i) { return y0[i] + w[1] * x[i]; }, y0);
   { // mix_fwd: three terms at weights 2, 0, 1; then no terms (y = 0)
     auto x1 = rnd(n), x2 = rnd(n);
