@@ -338,9 +338,12 @@ impl Tape {
         self.push(Op::Conv2d { x, w, y, g })
     }
 
-    fn pool_geom(&self, x: NodeId, stride: usize) -> PoolGeom {
+    /// A k×k window. Padding at most k/2 (PyTorch's rule) keeps every window
+    /// partly in bounds, so no average divides by zero.
+    fn pool_geom(&self, x: NodeId, k: usize, stride: usize, pad: usize) -> PoolGeom {
         let s = self.shape(x);
-        let (k, pad) = (3, 1);
+        assert!(k > 0 && stride > 0 && pad <= k / 2, "pool: bad window k={k} stride={stride} pad={pad}");
+        assert!(s.h() + 2 * pad >= k && s.w() + 2 * pad >= k, "pool: {k}×{k} window larger than the padded input");
         PoolGeom {
             n: s.n(),
             c: s.c(),
@@ -356,14 +359,20 @@ impl Tape {
 
     /// 3×3 max pool, padding 1.
     pub fn max_pool(&mut self, x: NodeId, stride: usize) -> NodeId {
-        let g = self.pool_geom(x, stride);
+        let g = self.pool_geom(x, 3, stride, 1);
         let y = self.value(g.y_shape());
         self.push(Op::MaxPool { x, y, g })
     }
 
     /// 3×3 average pool, padding 1, padding not counted.
     pub fn avg_pool(&mut self, x: NodeId, stride: usize) -> NodeId {
-        let g = self.pool_geom(x, stride);
+        self.avg_pool_k(x, 3, stride, 1)
+    }
+
+    /// k×k average pool, padding not counted (`count_include_pad=False`);
+    /// `pad ≤ k/2`. The auxiliary head's is k = 5, stride 3, pad 0.
+    pub fn avg_pool_k(&mut self, x: NodeId, k: usize, stride: usize, pad: usize) -> NodeId {
+        let g = self.pool_geom(x, k, stride, pad);
         let y = self.value(g.y_shape());
         self.push(Op::AvgPool { x, y, g })
     }

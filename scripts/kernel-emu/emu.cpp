@@ -237,7 +237,12 @@ int main() {
   test_conv(2, 6, 9, 11, 4, 1, 2, 0, 1, 1, true); test_conv(3, 4, 40, 40, 5, 1, 1, 0, 1, 1, true);
   test_conv(2, 3, 10, 9, 12, 3, 1, 1, 1, 1, false); test_conv(2, 6, 7, 7, 4, 3, 2, 1, 1, 2, true);
   test_conv(1, 4, 9, 8, 5, 3, 1, 2, 2, 1, true);
+  // the auxiliary head: 1×1 on the pooled 2×2 map, 2×2 without padding to 1×1, 2×2 stride 2 pad 1
+  test_conv(3, 20, 2, 2, 16, 1, 1, 0, 1, 1, false); test_conv(3, 8, 2, 2, 12, 2, 1, 0, 1, 1, true);
+  test_conv(2, 3, 4, 7, 6, 2, 2, 1, 1, 1, true);
   test_pool(6, 8, 8, 3, 1, 1, true); test_pool(6, 9, 7, 3, 2, 1, true); test_pool(2, 5, 6, 3, 2, 0, false); test_pool(3, 9, 7, 3, 2, 1, false);
+  // the auxiliary head's 5×5 stride 3 on 8×8; an odd map; pad 2; 2×2
+  test_pool(6, 8, 8, 5, 3, 0, true); test_pool(4, 11, 9, 5, 3, 0, false); test_pool(3, 7, 8, 5, 3, 2, false); test_pool(3, 6, 7, 2, 2, 0, true);
   test_bn(2, 3, 5, 0); test_bn(3, 2, 49, 1000); test_bn(1, 2, 1, 0); test_bn(4, 2, 300, 0);
   // reductions, CE, gap
   { auto a = rnd(100003), b = rnd(100003); std::vector<double> part(1024); std::vector<float> out = {0.5f, 0.25f};
