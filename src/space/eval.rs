@@ -114,6 +114,18 @@ pub fn eval_net(t: &mut Tape, cfg: &EvalNetConfig, x: NodeId, group: u32) -> Res
             cfg.reductions()
         );
     }
+    // Cell 2L/3 is the last reduction: its map is the input's side halved
+    // at every reduction.
+    let aux_side = (s.h() / halvings, s.w() / halvings);
+    if cfg.auxiliary && aux_side != (8, 8) {
+        bail!(
+            "evaluation network: the auxiliary head needs an 8×8 map after cell {} (32×32 inputs), \
+             but the map there is {}×{}",
+            cfg.aux_layer(),
+            aux_side.0,
+            aux_side.1
+        );
+    }
 
     let first = t.nodes.len();
     let c_stem = STEM_MULTIPLIER * cfg.c;
@@ -125,7 +137,6 @@ pub fn eval_net(t: &mut Tape, cfg: &EvalNetConfig, x: NodeId, group: u32) -> Res
     let g = &cfg.genotype;
     let mut drop_masks = Vec::new();
     let mut aux_logits = None;
-    let first_aux = t.nodes.len();
     for layer in 0..cfg.layers {
         let reduction = cfg.is_reduction(layer);
         if reduction {
@@ -136,7 +147,7 @@ pub fn eval_net(t: &mut Tape, cfg: &EvalNetConfig, x: NodeId, group: u32) -> Res
         let masks = cfg.drop_path.then_some(&mut drop_masks);
         let out = cell.record(t, s0, s1, group, &format!("cells.{layer}"), masks)?;
         if cfg.auxiliary && layer == cfg.aux_layer() {
-            aux_logits = Some(auxiliary_head(t, out, layer, cfg.classes, "auxiliary_head")?);
+            aux_logits = Some(auxiliary_head(t, out, cfg.classes, "auxiliary_head"));
         }
         (s0, s1) = (s1, out);
         reduction_prev = reduction;
@@ -145,7 +156,7 @@ pub fn eval_net(t: &mut Tape, cfg: &EvalNetConfig, x: NodeId, group: u32) -> Res
     let logits = t.linear(pooled, cfg.classes, group, "classifier");
     let weight_params = t.params(group).into_iter().filter(|&p| p >= first).collect();
     let aux_params =
-        if cfg.auxiliary { t.params(GROUP_AUX).into_iter().filter(|&p| p >= first_aux).collect() } else { vec![] };
+        if cfg.auxiliary { t.params(GROUP_AUX).into_iter().filter(|&p| p >= first).collect() } else { vec![] };
     Ok(EvalNet { logits, weight_params, aux_logits, aux_params, drop_masks })
 }
 
@@ -154,7 +165,7 @@ const AUX_HIDDEN: usize = 128;
 const AUX_FEATURES: usize = 768;
 
 /// DARTS' `AuxiliaryHeadCIFAR` on `x`, the `(n, c, 8, 8)` output of cell
-/// `layer`: ReLU, 5×5 average pool stride 3 without padding (2×2, padding
+/// 2L/3 (checked by [`eval_net`]): ReLU, 5×5 average pool stride 3 without padding (2×2, padding
 /// not counted), 1×1 conv c→128, BN, ReLU, 2×2 conv 128→768 (1×1), BN,
 /// ReLU, linear 768→classes; weights in [`GROUP_AUX`], every BN affine.
 ///
@@ -163,16 +174,8 @@ const AUX_FEATURES: usize = 768;
 /// unchanged here gives the same values and gradients (except when cell
 /// 2L/3 is the last, L ≤ 2, where DARTS' global pool would see the
 /// rectified map too).
-fn auxiliary_head(t: &mut Tape, x: NodeId, layer: usize, classes: usize, name: &str) -> Result<NodeId> {
-    let s = t.shape(x);
-    if (s.h(), s.w()) != (8, 8) {
-        bail!(
-            "evaluation network: the auxiliary head needs an 8×8 map after cell {layer} (32×32 inputs), \
-             but the map there is {}×{}",
-            s.h(),
-            s.w()
-        );
-    }
+fn auxiliary_head(t: &mut Tape, x: NodeId, classes: usize, name: &str) -> NodeId {
+    assert_eq!((t.shape(x).h(), t.shape(x).w()), (8, 8), "auxiliary head: eval_net checks for an 8×8 map");
     let g = GROUP_AUX;
     let x = t.relu(x);
     let x = t.avg_pool_k(x, 5, 3, 0); // (n, c, 2, 2)
@@ -182,7 +185,7 @@ fn auxiliary_head(t: &mut Tape, x: NodeId, layer: usize, classes: usize, name: &
     let x = t.conv(x, AUX_FEATURES, 2, 1, 0, 1, 1, true, g, &format!("{name}.conv2")); // (n, 768, 1, 1)
     let x = t.batch_norm(x, true, g, &format!("{name}.bn2"));
     let x = t.relu(x);
-    Ok(t.linear(x, classes, g, &format!("{name}.classifier")))
+    t.linear(x, classes, g, &format!("{name}.classifier"))
 }
 
 /// One evaluation cell: the genes of one cell type.
