@@ -48,6 +48,20 @@ extern "C" __global__ void mul_bwd_f32(const float* b, const float* dy, float* d
     FOR_EACH(i, n) da[i] += dy[i] * b[i];
 }
 
+// y[i] = x[i]·mask[i / per] — drop path: each of the n samples (per
+// elements each) scaled by its mask value, 0 or 1/keep.
+//                                          x, y (n, c, h, w) = (n·per); mask (n)
+extern "C" __global__ void drop_path_fwd_f32(const float* x, const float* mask, float* y,
+                                             long long per, long long total) {
+    FOR_EACH(i, total) y[i] = x[i] * mask[i / per];
+}
+
+// dx[i] += dy[i]·mask[i / per]; no gradient into the mask.
+extern "C" __global__ void drop_path_bwd_f32(const float* mask, const float* dy, float* dx,
+                                             long long per, long long total) {
+    FOR_EACH(i, total) dx[i] += dy[i] * mask[i / per];
+}
+
 // y += w[idx]·x — one term of a mixed edge; the weight stays on the device.
 extern "C" __global__ void axpy_elem_f32(const float* w, long long idx, const float* x, float* y,
                                          long long n) {

@@ -326,6 +326,7 @@ impl<B: Backend> Exec<B> {
                     }
                 }
                 Op::Mul { a, b, .. } => be.mul_fwd(v(*a), v(*b), &mut y)?,
+                Op::DropPath { x, mask, .. } => be.drop_path_fwd(v(*x), v(*mask), &mut y)?,
                 Op::Mix { terms, w, .. } => {
                     let terms: Vec<(usize, &B::Buf)> = terms.iter().map(|t| (t.idx, v(t.x))).collect();
                     be.mix_fwd(v(*w), &terms, &mut y)?
@@ -523,6 +524,13 @@ impl<B: Backend> Exec<B> {
                         self.put_grad(p, Some(dp));
                         r?;
                     }
+                }
+            }
+            Op::DropPath { x, mask, .. } => {
+                if let Some(mut dx) = self.take_grad(*x) {
+                    let r = self.be.drop_path_bwd(self.val(*mask), dy, &mut dx);
+                    self.put_grad(*x, Some(dx));
+                    r?;
                 }
             }
             Op::Mix { terms, w, .. } => {

@@ -45,8 +45,9 @@ impl ConvGeom {
     }
 }
 
-/// 3×3-style pooling window with padding; average pooling divides by the
-/// number of in-bounds elements (PyTorch's `count_include_pad=False`).
+/// k×k pooling window with stride and padding (`pad ≤ k/2`); average
+/// pooling divides by the number of in-bounds elements (PyTorch's
+/// `count_include_pad=False`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct PoolGeom {
     pub n: usize,

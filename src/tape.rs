@@ -90,6 +90,13 @@ pub enum Op {
         b: NodeId,
         y: NodeId,
     },
+    /// `y[n, …] = x[n, …] · mask[n]`: DARTS' drop path with the per-sample
+    /// multipliers (0 or 1/keep) in an input node; no gradient into `mask`.
+    DropPath {
+        x: NodeId,
+        mask: NodeId,
+        y: NodeId,
+    },
     /// `y = Σ w[idx] · x` over its terms: a mixed edge, or all mixed edges
     /// into one node, with `w` the softmax of α. Absent terms (`none`) are zero.
     Mix {
@@ -145,6 +152,7 @@ impl Op {
         match self {
             Conv2d { y, .. } | MaxPool { y, .. } | AvgPool { y, .. } | BatchNorm { y, .. } | Relu { y, .. } => *y,
             Combine { y, .. } | Mul { y, .. } | Mix { y, .. } | SoftmaxRows { y, .. } | Concat { y, .. } => *y,
+            DropPath { y, .. } => *y,
             Shift { y, .. } | Zeros { y } | GlobalAvgPool { y, .. } | Linear { y, .. } => *y,
             CrossEntropy { y, .. } | SumAll { y, .. } => *y,
         }
@@ -157,6 +165,8 @@ impl Op {
         match self {
             Conv2d { x, w, .. } => vec![*x, *w],
             MaxPool { x, .. } | AvgPool { x, .. } | Relu { x, .. } | Shift { x, .. } => vec![*x],
+            // The mask is data, like labels.
+            DropPath { x, .. } => vec![*x],
             GlobalAvgPool { x, .. } | SoftmaxRows { x, .. } | SumAll { x, .. } => vec![*x],
             BatchNorm { x, affine, .. } => {
                 let mut v = vec![*x];
@@ -188,6 +198,7 @@ impl Op {
             Relu { .. } => "relu",
             Combine { .. } => "combine",
             Mul { .. } => "mul",
+            DropPath { .. } => "drop_path",
             Mix { .. } => "mix",
             SoftmaxRows { .. } => "softmax",
             Concat { .. } => "concat",
@@ -327,9 +338,12 @@ impl Tape {
         self.push(Op::Conv2d { x, w, y, g })
     }
 
-    fn pool_geom(&self, x: NodeId, stride: usize) -> PoolGeom {
+    /// A k×k window. Padding at most k/2 (PyTorch's rule) keeps every window
+    /// partly in bounds, so no average divides by zero.
+    fn pool_geom(&self, x: NodeId, k: usize, stride: usize, pad: usize) -> PoolGeom {
         let s = self.shape(x);
-        let (k, pad) = (3, 1);
+        assert!(k > 0 && stride > 0 && pad <= k / 2, "pool: bad window k={k} stride={stride} pad={pad}");
+        assert!(s.h() + 2 * pad >= k && s.w() + 2 * pad >= k, "pool: {k}×{k} window larger than the padded input");
         PoolGeom {
             n: s.n(),
             c: s.c(),
@@ -345,14 +359,20 @@ impl Tape {
 
     /// 3×3 max pool, padding 1.
     pub fn max_pool(&mut self, x: NodeId, stride: usize) -> NodeId {
-        let g = self.pool_geom(x, stride);
+        let g = self.pool_geom(x, 3, stride, 1);
         let y = self.value(g.y_shape());
         self.push(Op::MaxPool { x, y, g })
     }
 
     /// 3×3 average pool, padding 1, padding not counted.
     pub fn avg_pool(&mut self, x: NodeId, stride: usize) -> NodeId {
-        let g = self.pool_geom(x, stride);
+        self.avg_pool_k(x, 3, stride, 1)
+    }
+
+    /// k×k average pool, padding not counted (`count_include_pad=False`);
+    /// `pad ≤ k/2`. The auxiliary head's is k = 5, stride 3, pad 0.
+    pub fn avg_pool_k(&mut self, x: NodeId, k: usize, stride: usize, pad: usize) -> NodeId {
+        let g = self.pool_geom(x, k, stride, pad);
         let y = self.value(g.y_shape());
         self.push(Op::AvgPool { x, y, g })
     }
@@ -413,6 +433,16 @@ impl Tape {
         assert!(terms.iter().all(|t| t.idx < self.shape(w).numel()), "mix: weight index out of range");
         let y = self.value(shape);
         self.push(Op::Mix { terms: terms.to_vec(), w, y })
+    }
+
+    /// Drop path: `y[n, …] = x[n, …] · mask[n]` with `mask` an `(n)` input
+    /// the caller fills each step (0 or 1/keep per sample, see
+    /// [`crate::space::eval::fill_drop_masks`]).
+    pub fn drop_path(&mut self, x: NodeId, mask: NodeId) -> NodeId {
+        let s = self.shape(x);
+        assert_eq!(self.shape(mask).numel(), s.n(), "drop_path: one mask value per sample");
+        let y = self.value(s);
+        self.push(Op::DropPath { x, mask, y })
     }
 
     /// `w[idx] · x`: scale by one element of a tensor.

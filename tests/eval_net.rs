@@ -11,8 +11,8 @@ use rarts::backend::Cpu;
 use rarts::exec::Exec;
 use rarts::genotype::Genotype;
 use rarts::shape::Shape;
-use rarts::space::GROUP_W;
-use rarts::space::eval::{EvalCell, EvalNet, EvalNetConfig, eval_net};
+use rarts::space::eval::{EvalCell, EvalNet, EvalNetConfig, eval_net, fill_drop_masks, set_drop_masks};
+use rarts::space::{GROUP_AUX, GROUP_W};
 use rarts::tape::{Kind, NodeId, Op, Tape};
 
 /// The tape, its image input and the network.
@@ -111,9 +111,13 @@ fn every_batch_norm_is_affine() {
 fn bad_configurations_are_errors() {
     let v2 = || Genotype::from_source("DARTS_V2").unwrap();
     let err = |cfg: &EvalNetConfig, hw: usize| record(cfg, 2, hw).map(|_| ()).unwrap_err().to_string();
+    // L = 3: cells 1 and 2 reduce, the head reads cell 2's output, a
+    // quarter of the input's side.
     let mut aux = EvalNetConfig::new(4, 3, 10, 3, v2());
     aux.auxiliary = true;
-    assert!(err(&aux, 8).contains("auxiliary head is not implemented"));
+    let e = err(&aux, 16);
+    assert!(e.contains("auxiliary head needs an 8×8 map after cell 2 (32×32 inputs)") && e.contains("is 4×4"), "{e}");
+    assert!(record(&aux, 2, 32).is_ok());
     let e = err(&EvalNetConfig::new(4, 3, 10, 3, v2()), 6);
     assert!(e.contains("3×6×6") && e.contains("divisible by 4"), "{e}");
     let mut t = Tape::new();
@@ -126,6 +130,132 @@ fn bad_configurations_are_errors() {
     assert!(e.contains("normal gene 3") && e.contains("'none'"), "{e}");
     // One cell: L/3 = 2L/3 = 0, a single reduction, sides need only be even.
     assert!(record(&EvalNetConfig::new(4, 1, 10, 3, v2()), 2, 6).is_ok());
+}
+
+/// The weights of DARTS' `AuxiliaryHeadCIFAR(c, classes)` from its module
+/// shapes: 1×1 conv c→128, affine BN, 2×2 conv 128→768, affine BN, linear
+/// 768→classes with bias.
+fn darts_aux_weights(c: usize, classes: usize) -> usize {
+    c * 128 + 2 * 128 + 128 * 768 * 2 * 2 + 2 * 768 + 768 * classes + classes
+}
+
+/// Channels of cell 2L/3's output: C doubled at both reductions (L/3 and
+/// 2L/3), times the cell's concat width.
+fn aux_channels(g: &Genotype, c: usize) -> usize {
+    g.reduce_concat.len() * 4 * c
+}
+
+#[test]
+fn auxiliary_head_is_apart_from_the_weight_count() {
+    let g = Genotype::from_source("DARTS_V2").unwrap();
+    let mut cfg = cifar(g.clone());
+    cfg.auxiliary = true;
+    let (t, net) = record(&cfg, 2, 32).unwrap();
+    assert_eq!(t.numel(GROUP_W), 3_349_342, "SPEC §5: the count excludes the head");
+    assert_eq!(net.weight_params, t.params(GROUP_W));
+    assert_eq!(aux_channels(&g, 36), 576);
+    assert_eq!(t.numel(GROUP_AUX), darts_aux_weights(576, 10));
+    assert_eq!(t.numel(GROUP_AUX), 476_426);
+    assert_eq!(net.aux_params, t.params(GROUP_AUX));
+    let aux = net.aux_logits.expect("configured");
+    assert_eq!(t.shape(aux), Shape::mat(2, 10));
+    // One 5×5 stride-3 average pool, on the (2, 576, 8, 8) map of cell 13 (2L/3).
+    let pools: Vec<_> = t
+        .ops
+        .iter()
+        .filter_map(|op| match op {
+            Op::AvgPool { g, .. } if g.k == 5 => Some(*g),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(pools.len(), 1);
+    assert_eq!((pools[0].stride, pools[0].pad), (3, 0));
+    assert_eq!(pools[0].x_shape(), Shape::nchw(2, 576, 8, 8));
+    assert_eq!(pools[0].y_shape(), Shape::nchw(2, 576, 2, 2));
+    // Without the head: no GROUP_AUX at all.
+    let (t, net) = record(&cifar(g), 2, 32).unwrap();
+    assert_eq!(t.numel(GROUP_AUX), 0);
+    assert!(net.aux_logits.is_none() && net.aux_params.is_empty());
+}
+
+#[test]
+fn drop_path_masks_one_per_non_identity_op() {
+    let g = Genotype::from_source("DARTS_V2").unwrap();
+    let mut cfg = EvalNetConfig::new(4, 5, 10, 3, g.clone());
+    let (t, net) = record(&cfg, 3, 16).unwrap();
+    assert!(net.drop_masks.is_empty(), "no drop path unless configured");
+    assert!(!t.ops.iter().any(|op| matches!(op, Op::DropPath { .. })));
+    let (n_plain, ops_plain) = (t.nodes.len(), t.ops.len());
+    cfg.drop_path = true;
+    let (t, net) = record(&cfg, 3, 16).unwrap();
+    // Identities are the skip_connects at stride 1; in a reduction cell
+    // those reading the cell's inputs are FactorizedReduce, not identities.
+    let identities = |genes: &[(&str, usize)], reduction: bool| {
+        genes.iter().filter(|&&(op, j)| op == "skip_connect" && !(reduction && j < 2)).count()
+    };
+    let per_cell = |r: bool| 8 - identities(if r { &g.reduce } else { &g.normal }, r);
+    let want: usize = (0..5).map(|l| per_cell(cfg.is_reduction(l))).sum();
+    assert_eq!(net.drop_masks.len(), want);
+    assert_eq!(t.nodes.len(), n_plain + 2 * want, "a mask input and an output per op");
+    assert_eq!(t.ops.len(), ops_plain + want);
+    for &m in &net.drop_masks {
+        assert_eq!(t.shape(m), Shape::vec(3));
+        assert!(matches!(t.nodes[m].kind, Kind::Input));
+        assert!(t.nodes[m].name.ends_with(".drop_mask"), "{}", t.nodes[m].name);
+    }
+    assert_eq!(t.nodes[net.drop_masks[0]].name, "cells.0.ops.0.drop_mask");
+}
+
+/// With every mask 1 the drop-path network computes exactly what the plain
+/// one does (masks are inputs: the parameters draw identically); dropping
+/// a sample everywhere changes only that sample's logits (BN in evaluation
+/// mode, so that samples do not mix through batch statistics).
+#[test]
+fn drop_path_with_masks_of_one_is_the_plain_network() {
+    let (n, hw) = (2, 8);
+    let g = Genotype::from_source("DARTS_V2").unwrap();
+    let logits = |drop: Option<f32>, zero_second: bool| {
+        let mut cfg = EvalNetConfig::new(4, 3, 10, 3, g.clone());
+        cfg.drop_path = drop.is_some();
+        let (t, x, net) = record_x(&cfg, n, hw).unwrap();
+        let mut ex = Exec::new(Cpu::<f64>::new(), t).unwrap();
+        ex.train = false;
+        ex.init_params(&mut StdRng::seed_from_u64(9)).unwrap();
+        let pixels: Vec<f64> = (0..n * 3 * hw * hw).map(|i| ((i * 7919) % 255) as f64 / 128.0 - 1.0).collect();
+        ex.set(x, &pixels).unwrap();
+        if let Some(p) = drop {
+            set_drop_masks(&mut ex, &net.drop_masks, &mut StdRng::seed_from_u64(1), p).unwrap();
+        }
+        if zero_second {
+            for &m in &net.drop_masks {
+                ex.set(m, &[1.0, 0.0]).unwrap();
+            }
+        }
+        ex.forward().unwrap();
+        ex.get(net.logits).unwrap()
+    };
+    let plain = logits(None, false);
+    assert_eq!(logits(Some(0.0), false), plain);
+    let dropped = logits(Some(0.0), true);
+    assert_eq!(dropped[..10], plain[..10], "sample 0 kept everywhere");
+    assert_ne!(dropped[10..], plain[10..], "sample 1 dropped everywhere");
+}
+
+#[test]
+fn drop_masks_are_darts_bernoulli() {
+    let mut rng = StdRng::seed_from_u64(3);
+    assert_eq!(fill_drop_masks(&mut rng, 0.0, 5), vec![1.0; 5]);
+    assert_eq!(fill_drop_masks(&mut rng, 1.0, 4), vec![0.0; 4]);
+    assert!(fill_drop_masks(&mut rng, 0.3, 0).is_empty());
+    let n = 200_000;
+    let m = fill_drop_masks(&mut rng, 0.2, n);
+    assert!(m.iter().all(|&v| v == 0.0 || v == 1.0 / 0.8), "values are 0 or 1/keep");
+    // Mean 1 and 20% dropped; the standard errors are √(p/(1−p)/n) ≈ 1.1e-3
+    // and √(p(1−p)/n) ≈ 9e-4, the bounds five of them.
+    let mean = m.iter().map(|&v| v as f64).sum::<f64>() / n as f64;
+    let dropped = m.iter().filter(|&&v| v == 0.0).count() as f64 / n as f64;
+    assert!((mean - 1.0).abs() < 6e-3, "mean {mean}");
+    assert!((dropped - 0.2).abs() < 5e-3, "dropped {dropped}");
 }
 
 /// Forward and backward of a tiny network on the CPU: a finite loss, and a
@@ -157,10 +287,43 @@ fn tiny_network_trains_on_the_cpu() {
     }
 }
 
+/// DARTS' training loss with both extras on a 32×32 batch: `ce(logits) +
+/// 0.4·ce(aux_logits)` with drop probability 0.2; every weight of the
+/// network and of the head gets a finite, nonzero gradient.
+#[test]
+fn tiny_network_trains_with_auxiliary_head_and_drop_path() {
+    let (n, hw, classes) = (4, 32, 10);
+    let mut cfg = EvalNetConfig::new(4, 3, classes, 3, Genotype::from_source("DARTS_V2").unwrap());
+    (cfg.auxiliary, cfg.drop_path) = (true, true);
+    let (mut t, x, net) = record_x(&cfg, n, hw).unwrap();
+    let labels = t.input(Shape::vec(n), "labels");
+    let main = t.cross_entropy(net.logits, labels);
+    let aux = t.cross_entropy(net.aux_logits.unwrap(), labels);
+    let loss = t.combine(&[(main, 1.0), (aux, 0.4)]);
+    let mut ex = Exec::new(Cpu::<f32>::new(), t).expect("plan allocates");
+    let mut rng = StdRng::seed_from_u64(6);
+    ex.init_params(&mut rng).unwrap();
+    let pixels: Vec<f64> = (0..n * 3 * hw * hw).map(|i| ((i * 7919) % 255) as f64 / 128.0 - 1.0).collect();
+    ex.set(x, &pixels).unwrap();
+    ex.set(labels, &[3.0, 8.0, 0.0, 5.0]).unwrap();
+    set_drop_masks(&mut ex, &net.drop_masks, &mut rng, 0.2).unwrap();
+    ex.forward().unwrap();
+    let l = ex.scalar(loss).unwrap();
+    assert!(l.is_finite() && l > 0.0, "loss {l}");
+    ex.backward(loss, &[GROUP_W, GROUP_AUX]).unwrap();
+    for &p in net.weight_params.iter().chain(&net.aux_params) {
+        let name = &ex.tape.nodes[p].name;
+        let g = ex.get_grad(p).unwrap();
+        assert!(g.iter().all(|v| v.is_finite()), "{name} has a non-finite gradient");
+        assert!(g.iter().any(|v| *v != 0.0), "{name} gets no gradient");
+    }
+}
+
 /// Gradients of every weight of one evaluation cell (normal and reduction)
 /// against float64 central differences of `Σ r ⊙ cell(s0, s1)`. The genes
 /// read one state twice through two identities (as DARTS_V2's reduction
-/// cell does), and use every op.
+/// cell does), and use every op. With drop path, each op's mask keeps one
+/// of the two samples, scaled.
 #[test]
 fn one_cell_matches_finite_differences() {
     let genes = vec![
@@ -174,7 +337,7 @@ fn one_cell_matches_finite_differences() {
         ("dil_conv_3x3", 1),
     ];
     let concat = [2, 3, 4, 5];
-    for reduction in [false, true] {
+    for (reduction, drop) in [(false, false), (true, false), (false, true), (true, true)] {
         let (n, c, hw) = (2, 2, 4);
         let mut rng = common::rng(41);
         let mut t = Tape::new();
@@ -182,7 +345,9 @@ fn one_cell_matches_finite_differences() {
         let s0 = t.input(Shape::nchw(n, 3, 2 * hw, 2 * hw), "s0");
         let s1 = t.input(Shape::nchw(n, 5, hw, hw), "s1");
         let cell = EvalCell { c, reduction, reduction_prev: true, genes: &genes, concat: &concat };
-        let out = cell.record(&mut t, s0, s1, GROUP_W, "cell").unwrap();
+        let mut masks = Vec::new();
+        let out = cell.record(&mut t, s0, s1, GROUP_W, "cell", drop.then_some(&mut masks)).unwrap();
+        assert_eq!(masks.len(), if drop { 8 - if reduction { 0 } else { 2 } } else { 0 }, "non-identity ops");
         let side = if reduction { hw / 2 } else { hw };
         assert_eq!(t.shape(out), Shape::nchw(n, 4 * c, side, side));
         let r = t.input(t.shape(out), "r");
@@ -195,13 +360,16 @@ fn one_cell_matches_finite_differences() {
             let len = ex.shape(node).numel();
             ex.set(node, &common::uniform(&mut rng, len)).unwrap();
         }
+        for (i, &m) in masks.iter().enumerate() {
+            ex.set(m, if i % 2 == 0 { &[1.25, 0.0] } else { &[0.0, 2.0] }).unwrap();
+        }
         let params: Vec<NodeId> =
             (0..ex.tape.nodes.len()).filter(|&i| matches!(ex.tape.nodes[i].kind, Kind::Param { .. })).collect();
         ex.forward().unwrap();
         ex.backward(loss, &[GROUP_W]).unwrap();
         let analytic: Vec<Vec<f64>> = params.iter().map(|&p| ex.get_grad(p).unwrap()).collect();
         for (&p, a) in params.iter().zip(&analytic) {
-            let name = format!("reduction={reduction}: d loss / d {}", ex.tape.nodes[p].name);
+            let name = format!("reduction={reduction} drop={drop}: d loss / d {}", ex.tape.nodes[p].name);
             let w = ex.get(p).unwrap();
             let num = common::numeric_grad(&w, |v| {
                 ex.set(p, v).unwrap();

@@ -160,6 +160,21 @@ mod cases {
             be.mul_bwd(&bd, &xd, &mut dd).unwrap();
             close(&format!("mul_bwd n={n}"), &down(be, &dd), &dc, EW);
 
+            // Drop path over k samples of n/k elements, k the first of 8,
+            // 7, 3, 1 that divides n; DARTS' masks: 0 or 1/keep.
+            let k = [8, 7, 3, 1].into_iter().find(|k| n % k == 0).unwrap_or(1);
+            let mask: Vec<f32> = (0..k).map(|i| if i % 3 == 1 { 0.0 } else { 1.0 / 0.8 }).collect();
+            let md = up(be, &mask);
+            let (mut yc, mut yd) = (vec![f32::NAN; n], poisoned(be, n));
+            cpu.drop_path_fwd(&x, &mask, &mut yc).unwrap();
+            be.drop_path_fwd(&xd, &md, &mut yd).unwrap();
+            close(&format!("drop_path_fwd n={n} samples={k}"), &down(be, &yd), &yc, EW);
+
+            let (mut dc, mut dd) = (y0.clone(), up(be, &y0));
+            cpu.drop_path_bwd(&mask, &b, &mut dc).unwrap();
+            be.drop_path_bwd(&md, &bd, &mut dd).unwrap();
+            close(&format!("drop_path_bwd n={n} samples={k}"), &down(be, &dd), &dc, EW);
+
             let w = vec![0.3, -1.1, 0.8];
             let wd = up(be, &w);
             let (mut yc, mut yd) = (y0.clone(), up(be, &y0));
@@ -229,6 +244,10 @@ mod cases {
         (2, 6, 7, 7, 4, 3, 2, 1, 1, 2, true),
         (1, 4, 9, 8, 5, 3, 1, 2, 2, 1, true),
         (2, 3, 5, 5, 4, 1, 1, 1, 1, 1, false),
+        // the auxiliary head: 1×1 C→128 on the pooled 2×2 map, 2×2 128→768 to 1×1
+        (4, 40, 2, 2, 128, 1, 1, 0, 1, 1, false),
+        (4, 128, 2, 2, 96, 2, 1, 0, 1, 1, true),
+        (2, 5, 7, 6, 3, 2, 2, 1, 1, 1, false),
     ];
 
     pub fn conv<B: Backend<Elem = f32>>(be: &B) {
@@ -272,6 +291,11 @@ mod cases {
         (1, 2, 5, 6, 3, 2, 0),
         (2, 4, 32, 32, 3, 2, 1),
         (1, 1, 1, 1, 3, 1, 1),
+        // the auxiliary head's 5×5 stride 3 on 8×8 (2×2 out), an odd map, pad 2, 2×2
+        (4, 16, 8, 8, 5, 3, 0),
+        (2, 3, 11, 9, 5, 3, 0),
+        (2, 3, 7, 8, 5, 3, 2),
+        (2, 3, 6, 7, 2, 2, 0),
     ];
 
     pub fn pool<B: Backend<Elem = f32>>(be: &B) {
@@ -298,10 +322,10 @@ mod cases {
                 let (mut dc, mut dd) = (dx0.clone(), up(be, &dx0));
                 p.cpu.max_pool_bwd(&g, &x, &dy, &mut dc).unwrap();
                 be.max_pool_bwd(&g, &xd, &dyd, &mut dd).unwrap();
-                // Up to k² = 9 contributions added in another order.
+                // Up to ⌈k/stride⌉² ≤ 9 contributions added in another order.
                 close(&format!("max_pool_bwd {tag}"), &down(be, &dd), &dc, (1e-6, 1e-5));
 
-                // Sums of at most k² = 9 terms.
+                // Sums of at most k² = 25 O(1) terms, then a division.
                 let (mut yc, mut yd) = (vec![0.0; yn], poisoned(be, yn));
                 p.cpu.avg_pool_fwd(&g, &x, &mut yc).unwrap();
                 be.avg_pool_fwd(&g, &xd, &mut yd).unwrap();

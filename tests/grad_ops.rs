@@ -136,6 +136,17 @@ fn conv2d_depthwise_5x5() {
 }
 
 #[test]
+fn conv2d_dense_2x2_and_1x1_auxiliary_head() {
+    // DARTS' auxiliary head: a 1×1 conv on the pooled 2×2 map, then a 2×2
+    // conv without padding that leaves 1×1 (ReLU fused on its input).
+    check_conv((2, 6, 4, 2, 2, 1, 1, 0, 1, 1, false), 151);
+    check_conv((3, 4, 7, 2, 2, 2, 1, 0, 1, 1, true), 152);
+    // 2×2 on larger, odd planes, stride 2, and padding 1.
+    check_conv((2, 3, 5, 5, 4, 2, 1, 0, 1, 1, false), 153);
+    check_conv((2, 3, 4, 7, 6, 2, 2, 1, 1, 1, true), 154);
+}
+
+#[test]
 fn conv2d_grouped() {
     // 2 groups of 3 → 2 channels; 3 groups of 2 → 3 channels; stride 2 + dilation 2.
     check_conv((2, 6, 4, 5, 5, 3, 1, 1, 1, 2, true), 141);
@@ -161,10 +172,10 @@ fn pool_ref(g: &PoolGeom, x: &[f64], reduce: fn(&[f64]) -> f64) -> Vec<f64> {
         for oy in 0..g.oh {
             for ox in 0..g.ow {
                 let mut win = Vec::new();
-                for dy in 0..3 {
-                    for dx in 0..3 {
-                        let iy = (oy * g.stride + dy) as isize - 1;
-                        let ix = (ox * g.stride + dx) as isize - 1;
+                for dy in 0..g.k {
+                    for dx in 0..g.k {
+                        let iy = (oy * g.stride + dy) as isize - g.pad as isize;
+                        let ix = (ox * g.stride + dx) as isize - g.pad as isize;
                         if iy >= 0 && ix >= 0 && iy < g.h as isize && ix < g.w as isize {
                             win.push(x[(p * g.h + iy as usize) * g.w + ix as usize]);
                         }
@@ -232,6 +243,41 @@ fn avg_pool_3x3() {
         // The top-left window always covers x[0..2, 0..2] only: 4 elements, not 9.
         let corner = (x[0] + x[1] + x[w] + x[w + 1]) / 4.0;
         assert_close(&format!("{what} corner"), &y[..1], &[corner], FWD_ATOL, FWD_RTOL);
+        let r = uniform(&mut rng, y.len());
+        let dx0 = uniform(&mut rng, x.len());
+        let mut dx = dx0.clone();
+        be().avg_pool_bwd(&g, &r, &mut dx).unwrap();
+        check_grad(&format!("{what} d_x"), &x, &dx0, &dx, |xs| project(&r, &fwd(xs)));
+    }
+}
+
+#[test]
+fn avg_pool_5x5_stride_3_auxiliary_head() {
+    // DARTS' auxiliary head: AvgPool2d(5, stride=3, padding=0,
+    // count_include_pad=False) on an 8×8 map gives 2×2 windows of 25 that
+    // overlap in rows/columns 3 and 4; a 9×7 map adds a clipped-free odd case,
+    // and pad 2 (k/2) windows that count fewer than 25 elements.
+    for (i, &(n, c, h, w, k, s, pad)) in
+        [(2, 3, 8, 8, 5, 3, 0), (1, 2, 9, 7, 5, 3, 0), (2, 2, 7, 8, 5, 3, 2), (1, 3, 6, 6, 2, 2, 0)].iter().enumerate()
+    {
+        let out = |len: usize| (len + 2 * pad - k) / s + 1;
+        let g = PoolGeom { n, c, h, w, oh: out(h), ow: out(w), k, stride: s, pad };
+        let what = format!("avg pool {g:?}");
+        let mut rng = rng(350 + i as u64);
+        let x = uniform(&mut rng, n * c * h * w);
+        let fwd = |xs: &[f64]| {
+            let mut y = vec![f64::NAN; n * c * g.oh * g.ow];
+            be().avg_pool_fwd(&g, &xs.to_vec(), &mut y).unwrap();
+            y
+        };
+        let y = fwd(&x);
+        let want = pool_ref(&g, &x, |v| v.iter().sum::<f64>() / v.len() as f64);
+        assert_close(&format!("{what} forward"), &y, &want, FWD_ATOL, FWD_RTOL);
+        if (h, w, pad) == (8, 8, 0) {
+            assert_eq!((g.oh, g.ow), (2, 2));
+            let win: f64 = (0..5).flat_map(|r| (0..5).map(move |q| (r, q))).map(|(r, q)| x[r * w + q]).sum();
+            assert_close(&format!("{what} first window"), &y[..1], &[win / 25.0], FWD_ATOL, FWD_RTOL);
+        }
         let r = uniform(&mut rng, y.len());
         let dx0 = uniform(&mut rng, x.len());
         let mut dx = dx0.clone();
@@ -446,6 +492,34 @@ fn mul() {
         be().mul_bwd(&a, &r, &mut db).unwrap();
         check_grad("mul d_a", &a, &da0, &da, |s| project(&r, &fwd(s, &b)));
         check_grad("mul d_b", &b, &db0, &db, |s| project(&r, &fwd(&a, s)));
+    }
+}
+
+#[test]
+fn drop_path() {
+    let mut rng = rng(525);
+    // (n, per-sample elements): masks of DARTS' kind (0 or 1/keep) and arbitrary ones.
+    for (n, per, mask) in
+        [(4, 6, vec![1.25, 0.0, 1.25, 1.25]), (3, 35, vec![0.3, -1.7, 2.0]), (1, 5, vec![1.0]), (2, 8, vec![0.0, 0.0])]
+    {
+        let x = uniform(&mut rng, n * per);
+        let fwd = |x: &[f64]| {
+            let mut y = vec![f64::NAN; n * per];
+            be().drop_path_fwd(&x.to_vec(), &mask, &mut y).unwrap();
+            y
+        };
+        let want: Vec<f64> = x.iter().enumerate().map(|(i, v)| v * mask[i / per]).collect();
+        assert_close("drop_path forward", &fwd(&x), &want, 0.0, 0.0);
+        let r = uniform(&mut rng, n * per);
+        let dx0 = uniform(&mut rng, n * per);
+        let mut dx = dx0.clone();
+        be().drop_path_bwd(&mask, &r, &mut dx).unwrap();
+        if mask.iter().all(|&m| m == 0.0) {
+            // Every sample dropped: nothing flows back, and nothing is overwritten.
+            assert_eq!(dx, dx0, "drop_path d_x with every sample dropped");
+        } else {
+            check_grad(&format!("drop_path n={n} d_x"), &x, &dx0, &dx, |xs| project(&r, &fwd(xs)));
+        }
     }
 }
 

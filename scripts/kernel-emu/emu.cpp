@@ -135,6 +135,15 @@ void test_small() {
   run("add", [&](float* y) { add_fwd_f32(x.data(), b.data(), y, n); }, [&](int i) { return x[i] + b[i]; }, nan);
   run("mul", [&](float* y) { mul_fwd_f32(x.data(), b.data(), y, n); }, [&](int i) { return x[i] * b[i]; }, nan);
   run("mul_bwd", [&](float* y) { mul_bwd_f32(b.data(), x.data(), y, n); }, [&](int i) { return y0[i] + x[i] * b[i]; }, y0);
+  { // drop path: 17 samples of 59 elements, masks 0 or 1/keep
+    const int ns = 17, per = 59; auto xd = rnd(ns * per), dyd = rnd(ns * per), dd0 = rnd(ns * per);
+    std::vector<float> m(ns); for (int i = 0; i < ns; ++i) m[i] = i % 3 == 1 ? 0.f : 1.f / 0.8f;
+    std::vector<float> yg(ns * per, NAN), yr(ns * per), dg = dd0, dr = dd0;
+    launch(D(cdiv(ns * per, 256)), D(256), false, [&] { drop_path_fwd_f32(xd.data(), m.data(), yg.data(), per, (long long)ns * per); });
+    launch(D(cdiv(ns * per, 256)), D(256), false, [&] { drop_path_bwd_f32(m.data(), dyd.data(), dg.data(), per, (long long)ns * per); });
+    for (int i = 0; i < ns * per; ++i) { yr[i] = xd[i] * m[i / per]; dr[i] += dyd[i] * m[i / per]; }
+    close("drop_path fwd", yg, yr, 1e-6, 1e-6); close("drop_path bwd", dg, dr, 1e-6, 1e-6);
+  }
   run("axpy_elem", [&](float* y) { axpy_elem_f32(w.data(), 1, x.data(), y, n); }, [&](int i) { return y0[i] + w[1] * x[i]; }, y0);
   { // mix_fwd: three terms at weights 2, 0, 1; then no terms (y = 0)
     auto x1 = rnd(n), x2 = rnd(n);
@@ -228,7 +237,12 @@ int main() {
   test_conv(2, 6, 9, 11, 4, 1, 2, 0, 1, 1, true); test_conv(3, 4, 40, 40, 5, 1, 1, 0, 1, 1, true);
   test_conv(2, 3, 10, 9, 12, 3, 1, 1, 1, 1, false); test_conv(2, 6, 7, 7, 4, 3, 2, 1, 1, 2, true);
   test_conv(1, 4, 9, 8, 5, 3, 1, 2, 2, 1, true);
+  // the auxiliary head: 1×1 on the pooled 2×2 map, 2×2 without padding to 1×1, 2×2 stride 2 pad 1
+  test_conv(3, 20, 2, 2, 16, 1, 1, 0, 1, 1, false); test_conv(3, 8, 2, 2, 12, 2, 1, 0, 1, 1, true);
+  test_conv(2, 3, 4, 7, 6, 2, 2, 1, 1, 1, true);
   test_pool(6, 8, 8, 3, 1, 1, true); test_pool(6, 9, 7, 3, 2, 1, true); test_pool(2, 5, 6, 3, 2, 0, false); test_pool(3, 9, 7, 3, 2, 1, false);
+  // the auxiliary head's 5×5 stride 3 on 8×8; an odd map; pad 2; 2×2
+  test_pool(6, 8, 8, 5, 3, 0, true); test_pool(4, 11, 9, 5, 3, 0, false); test_pool(3, 7, 8, 5, 3, 2, false); test_pool(3, 6, 7, 2, 2, 0, true);
   test_bn(2, 3, 5, 0); test_bn(3, 2, 49, 1000); test_bn(1, 2, 1, 0); test_bn(4, 2, 300, 0);
   // reductions, CE, gap
   { auto a = rnd(100003), b = rnd(100003); std::vector<double> part(1024); std::vector<float> out = {0.5f, 0.25f};

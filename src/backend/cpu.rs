@@ -104,6 +104,14 @@ impl<T: Real> Backend for Cpu<T> {
         ew::mul_bwd(b, dy, da);
         Ok(())
     }
+    fn drop_path_fwd(&self, x: &Vec<T>, mask: &Vec<T>, y: &mut Vec<T>) -> Result<()> {
+        ew::drop_path_fwd(x, mask, y);
+        Ok(())
+    }
+    fn drop_path_bwd(&self, mask: &Vec<T>, dy: &Vec<T>, dx: &mut Vec<T>) -> Result<()> {
+        ew::drop_path_bwd(mask, dy, dx);
+        Ok(())
+    }
     fn axpy_elem(&self, w: &Vec<T>, idx: usize, x: &Vec<T>, y: &mut Vec<T>) -> Result<()> {
         ew::axpy(w[idx], x, y);
         Ok(())

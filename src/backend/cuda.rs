@@ -119,7 +119,7 @@ macro_rules! kernel_table {
 kernel_table! {
     "elementwise" => [
         fill_f32, copy_f32, axpy_f32, scale_f32, relu_fwd_f32, relu_bwd_f32, add_fwd_f32, mul_fwd_f32,
-        mul_bwd_f32, axpy_elem_f32, mix_fwd_f32, sum_all_bwd_f32, reduce_partial_f64, reduce_finish_f32,
+        mul_bwd_f32, drop_path_fwd_f32, drop_path_bwd_f32, axpy_elem_f32, mix_fwd_f32, sum_all_bwd_f32, reduce_partial_f64, reduce_finish_f32,
     ],
     "conv" => [
         dwconv_fwd_f32, dwconv_bwd_data_f32, dwconv_bwd_filter_f32, pwconv_fwd_f32, pwconv_bwd_data_f32,
@@ -391,6 +391,12 @@ impl Backend for Cuda {
     }
     fn mul_bwd(&self, b: &CudaBuf, dy: &CudaBuf, da: &mut CudaBuf) -> Result<()> {
         elementwise::mul_bwd(self, b, dy, da)
+    }
+    fn drop_path_fwd(&self, x: &CudaBuf, mask: &CudaBuf, y: &mut CudaBuf) -> Result<()> {
+        elementwise::drop_path_fwd(self, x, mask, y)
+    }
+    fn drop_path_bwd(&self, mask: &CudaBuf, dy: &CudaBuf, dx: &mut CudaBuf) -> Result<()> {
+        elementwise::drop_path_bwd(self, mask, dy, dx)
     }
     fn axpy_elem(&self, w: &CudaBuf, idx: usize, x: &CudaBuf, y: &mut CudaBuf) -> Result<()> {
         elementwise::axpy_elem(self, w, idx, x, y)

@@ -86,6 +86,11 @@ pub trait Backend {
     fn mul_fwd(&self, a: &Self::Buf, b: &Self::Buf, y: &mut Self::Buf) -> Result<()>;
     /// `da += dy ⊙ b` (the other factor's gradient is the same call with a, b swapped)
     fn mul_bwd(&self, b: &Self::Buf, dy: &Self::Buf, da: &mut Self::Buf) -> Result<()>;
+    /// `y[n, …] = x[n, …] · mask[n]` — drop path; `x` holds `mask.len()`
+    /// equal samples.
+    fn drop_path_fwd(&self, x: &Self::Buf, mask: &Self::Buf, y: &mut Self::Buf) -> Result<()>;
+    /// `dx[n, …] += dy[n, …] · mask[n]`
+    fn drop_path_bwd(&self, mask: &Self::Buf, dy: &Self::Buf, dx: &mut Self::Buf) -> Result<()>;
     /// `y += w[idx] · x` — one term of a mixed edge, the weight read on the device.
     fn axpy_elem(&self, w: &Self::Buf, idx: usize, x: &Self::Buf, y: &mut Self::Buf) -> Result<()>;
     /// `y = Σ_t w[idx_t] · x_t` — a mixed edge's forward, the weights read on

@@ -124,3 +124,38 @@ pub fn mul_bwd<T: Real>(b: &[T], dy: &[T], da: &mut [T]) {
         *d += g * bv;
     }
 }
+
+/// Elements per sample of a drop-path operand: `x.len() / mask.len()`,
+/// checked to divide evenly.
+fn per_sample(x: usize, mask: usize, what: &str) -> usize {
+    assert!(mask > 0 && x.is_multiple_of(mask), "{what}: {x} elements are not {mask} equal samples");
+    x / mask
+}
+
+/// `y[n, …] = x[n, …] · mask[n]` — drop path, x and y `(n, c, h, w)`, mask `(n)`
+pub fn drop_path_fwd<T: Real>(x: &[T], mask: &[T], y: &mut [T]) {
+    assert_eq!(x.len(), y.len(), "drop_path_fwd: length mismatch");
+    if x.is_empty() {
+        return;
+    }
+    let per = per_sample(x.len(), mask.len(), "drop_path_fwd");
+    for ((yr, xr), &m) in y.chunks_exact_mut(per).zip(x.chunks_exact(per)).zip(mask) {
+        for (yv, &xv) in yr.iter_mut().zip(xr) {
+            *yv = xv * m;
+        }
+    }
+}
+
+/// `dx[n, …] += dy[n, …] · mask[n]`
+pub fn drop_path_bwd<T: Real>(mask: &[T], dy: &[T], dx: &mut [T]) {
+    assert_eq!(dy.len(), dx.len(), "drop_path_bwd: length mismatch");
+    if dy.is_empty() {
+        return;
+    }
+    let per = per_sample(dy.len(), mask.len(), "drop_path_bwd");
+    for ((dr, gr), &m) in dx.chunks_exact_mut(per).zip(dy.chunks_exact(per)).zip(mask) {
+        for (d, &g) in dr.iter_mut().zip(gr) {
+            *d += g * m;
+        }
+    }
+}

@@ -1,5 +1,6 @@
-//! Max and average pooling (3×3 in the search spaces), stride 1 or 2, padding
-//! never counted.
+//! Max and average pooling over k×k windows (3×3 stride 1 or 2 in the
+//! search spaces, 5×5 stride 3 in the auxiliary head), padding never
+//! counted.
 //!
 //! The forward passes and the average-pool backward are separable: a pass
 //! along each row over the window columns into an `(h, ow)` scratch plane,

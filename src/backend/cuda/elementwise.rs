@@ -110,6 +110,39 @@ pub fn mul_bwd(cu: &Cuda, b: &CudaBuf, dy: &CudaBuf, da: &mut CudaBuf) -> Result
     launch!(cu, mul_bwd_f32, Cuda::flat(n); &b.mem, &dy.mem, &mut da.mem, &(n as i64))
 }
 
+/// Elements per sample of a drop-path operand of `len` elements and its
+/// mask: fails unless the samples are equal and non-empty.
+fn per_sample(kernel: &str, len: usize, mask: &CudaBuf) -> Result<usize> {
+    if mask.len == 0 || !len.is_multiple_of(mask.len) {
+        crate::bail!("cuda: {kernel}: {len} elements are not {} equal samples", mask.len);
+    }
+    Ok(len / mask.len)
+}
+
+/// `y[n, …] = x[n, …]·mask[n]`
+pub fn drop_path_fwd(cu: &Cuda, x: &CudaBuf, mask: &CudaBuf, y: &mut CudaBuf) -> Result<()> {
+    same("drop_path_fwd_f32", x, y)?;
+    let n = x.len;
+    if n == 0 {
+        return Ok(());
+    }
+    let per = per_sample("drop_path_fwd_f32", n, mask)?;
+    // drop_path_fwd_f32(const float* x, const float* mask, float* y, long long per, long long total)
+    launch!(cu, drop_path_fwd_f32, Cuda::flat(n); &x.mem, &mask.mem, &mut y.mem, &(per as i64), &(n as i64))
+}
+
+/// `dx[n, …] += dy[n, …]·mask[n]`
+pub fn drop_path_bwd(cu: &Cuda, mask: &CudaBuf, dy: &CudaBuf, dx: &mut CudaBuf) -> Result<()> {
+    same("drop_path_bwd_f32", dy, dx)?;
+    let n = dy.len;
+    if n == 0 {
+        return Ok(());
+    }
+    let per = per_sample("drop_path_bwd_f32", n, mask)?;
+    // drop_path_bwd_f32(const float* mask, const float* dy, float* dx, long long per, long long total)
+    launch!(cu, drop_path_bwd_f32, Cuda::flat(n); &mask.mem, &dy.mem, &mut dx.mem, &(per as i64), &(n as i64))
+}
+
 /// `y += w[idx]·x`
 pub fn axpy_elem(cu: &Cuda, w: &CudaBuf, idx: usize, x: &CudaBuf, y: &mut CudaBuf) -> Result<()> {
     same("axpy_elem_f32", x, y)?;
