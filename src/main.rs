@@ -203,6 +203,12 @@ struct TrainArgs {
     /// Side of the cutout square (0: none; DARTS uses 16 on CIFAR-10).
     #[arg(long, default_value_t = 0)]
     cutout: usize,
+    /// Drop-path probability at the last epoch (grows as p·epoch/epochs; 0: off).
+    #[arg(long, default_value_t = 0.2)]
+    drop_path: f32,
+    /// DARTS' auxiliary head after cell 2L/3 (needs 32×32 inputs), loss weight 0.4.
+    #[arg(long)]
+    auxiliary: bool,
     #[arg(long, default_value_t = 0)]
     seed: u64,
     /// Test images evaluated after each epoch (default: all).
@@ -418,6 +424,8 @@ fn run(cli: Cli) -> Result<()> {
                 weight_decay: a.weight_decay,
                 clip: a.clip,
                 cutout: a.cutout,
+                drop_path: a.drop_path,
+                auxiliary: a.auxiliary,
                 seed: a.seed,
                 steps_per_epoch: a.steps_per_epoch,
                 eval_images: a.eval_images,

@@ -23,8 +23,8 @@ use crate::optim::Sgd;
 use crate::rundir::{Existing, RunDir};
 use crate::search::config::{need, show};
 use crate::shape::Shape;
-use crate::space::GROUP_W;
-use crate::space::eval::{EvalNetConfig, eval_net};
+use crate::space::eval::{EvalNetConfig, eval_net, set_drop_masks};
+use crate::space::{GROUP_AUX, GROUP_W};
 use crate::tape::{Kind, NodeId, Tape};
 
 /// The files `rarts train` writes into `--out` (besides its lock file).
@@ -33,6 +33,8 @@ const FORMAT: &str = "rarts-train-1";
 /// Stream of the cutout draws under the run's seed (the sampler uses 0.. for
 /// its shuffles and `u64::MAX` for crops and flips).
 const CUTOUT_STREAM: u64 = u64::MAX - 1;
+/// Loss weight of the auxiliary head (`train.py`'s `auxiliary_weight`).
+pub const AUX_WEIGHT: f32 = 0.4;
 
 /// Everything `rarts train` is told; `Default` is DARTS' CIFAR-10 recipe.
 #[derive(Clone, Debug)]
@@ -50,6 +52,10 @@ pub struct TrainConfig {
     pub clip: f32,
     /// Side of the cutout square (0: none).
     pub cutout: usize,
+    /// Drop-path probability at the last epoch (it grows as `p·epoch/epochs`).
+    pub drop_path: f32,
+    /// DARTS' auxiliary head after cell 2L/3, loss weight [`AUX_WEIGHT`].
+    pub auxiliary: bool,
     pub seed: u64,
     /// Caps the steps of each epoch (short runs and tests).
     pub steps_per_epoch: Option<usize>,
@@ -74,6 +80,8 @@ impl Default for TrainConfig {
             weight_decay: 3e-4,
             clip: 5.0,
             cutout: 0,
+            drop_path: 0.2,
+            auxiliary: false,
             seed: 0,
             steps_per_epoch: None,
             eval_images: None,
@@ -107,6 +115,12 @@ impl TrainConfig {
         finite("--clip", self.clip, true)?;
         finite("--weight-decay", self.weight_decay, false)?;
         need(
+            self.drop_path.is_finite() && (0.0..1.0).contains(&self.drop_path),
+            "--drop-path",
+            self.drop_path,
+            "a probability in [0, 1)",
+        )?;
+        need(
             self.momentum.is_finite() && (0.0..1.0).contains(&self.momentum),
             "--momentum",
             self.momentum,
@@ -128,6 +142,8 @@ impl TrainConfig {
             ("--weight-decay", self.weight_decay.to_string()),
             ("--clip", self.clip.to_string()),
             ("--cutout", self.cutout.to_string()),
+            ("--drop-path", self.drop_path.to_string()),
+            ("--auxiliary", self.auxiliary.to_string()),
             ("--seed", self.seed.to_string()),
             ("--steps-per-epoch", opt(self.steps_per_epoch)),
             ("--eval-images", opt(self.eval_images)),
@@ -208,6 +224,8 @@ pub fn score<B: Backend<Elem = f32>>(
 pub struct TrainEpoch {
     pub epoch: usize,
     pub lr: f32,
+    pub drop_prob: f32,
+    /// Mean training loss (with the auxiliary head's term, as `train.py` logs it).
     pub loss_train: f64,
     pub acc_train: f64,
     pub test: Option<Scores>,
@@ -224,18 +242,41 @@ pub struct TrainResult {
 struct Net {
     tape: Tape,
     io: (NodeId, NodeId, NodeId),
+    /// Cross-entropy, plus `AUX_WEIGHT` times the auxiliary head's.
     loss: NodeId,
+    /// The network's weights (DARTS' count) and the auxiliary head's.
     weights: Vec<NodeId>,
+    aux: Vec<NodeId>,
+    drop_masks: Vec<NodeId>,
 }
 
 fn record(cfg: &TrainConfig, genotype: Genotype, image: Shape, classes: usize) -> Result<Net> {
     let mut t = Tape::new();
     let x = t.input(Shape::nchw(cfg.batch, image.c(), image.h(), image.w()), "images");
     let labels = t.input(Shape::vec(cfg.batch), "labels");
-    let net_cfg = EvalNetConfig::new(cfg.c, cfg.layers, classes, image.c(), genotype);
-    let net = eval_net(&mut t, &net_cfg, x, GROUP_W)?;
-    let loss = t.cross_entropy(net.logits, labels);
-    Ok(Net { tape: t, io: (x, labels, net.logits), loss, weights: net.weight_params })
+    let net_cfg = EvalNetConfig {
+        drop_path: cfg.drop_path > 0.0,
+        auxiliary: cfg.auxiliary,
+        ..EvalNetConfig::new(cfg.c, cfg.layers, classes, image.c(), genotype)
+    };
+    let net = eval_net(&mut t, &net_cfg, x, GROUP_W)
+        .map_err(|e| if cfg.auxiliary { Error(format!("--auxiliary: {e}")) } else { e })?;
+    let ce = t.cross_entropy(net.logits, labels);
+    let loss = match net.aux_logits {
+        Some(aux) => {
+            let ce_aux = t.cross_entropy(aux, labels);
+            t.combine(&[(ce, 1.0), (ce_aux, AUX_WEIGHT)])
+        }
+        None => ce,
+    };
+    Ok(Net {
+        tape: t,
+        io: (x, labels, net.logits),
+        loss,
+        weights: net.weight_params,
+        aux: net.aux_params,
+        drop_masks: net.drop_masks,
+    })
 }
 
 /// Trains (or resumes training) on backend `be`, writing into `cfg.out`.
@@ -268,7 +309,9 @@ pub fn run<B: Backend<Elem = f32>>(be: B, cfg: &TrainConfig) -> Result<TrainResu
     let mut ex = Exec::new(be, net.tape)?;
     ex.init_params(&mut StdRng::seed_from_u64(cfg.seed))?;
     let sgd = SgdStep { lr: cfg.lr, momentum: cfg.momentum, weight_decay: cfg.weight_decay };
-    let mut opt = Sgd::new(&ex, net.weights.clone(), sgd, Some(cfg.clip))?;
+    // DARTS clips and steps the head's weights together with the network's.
+    let params: Vec<NodeId> = net.weights.iter().chain(&net.aux).copied().collect();
+    let mut opt = Sgd::new(&ex, params, sgd, Some(cfg.clip))?;
     let mut sampler = Sampler::new(0..train.len(), cfg.batch, cfg.seed)?;
     let mut cut_rng = Rng::stream(cfg.seed, CUTOUT_STREAM);
     let steps = cfg.steps_per_epoch.map_or(sampler.steps_per_epoch(), |s| s.min(sampler.steps_per_epoch()));
@@ -296,7 +339,8 @@ pub fn run<B: Backend<Elem = f32>>(be: B, cfg: &TrainConfig) -> Result<TrainResu
         let t0 = Instant::now();
         let lr = cfg.lr_at(epoch);
         opt.cfg.lr = lr;
-        let mut log = TrainEpoch { epoch, lr, ..Default::default() };
+        let drop_prob = cfg.drop_path * epoch as f32 / cfg.epochs as f32;
+        let mut log = TrainEpoch { epoch, lr, drop_prob, ..Default::default() };
         for s in 0..steps {
             sampler.next_batch(&train, &mut x, &mut y)?;
             for img in x.chunks_exact_mut(c * h * w) {
@@ -304,8 +348,14 @@ pub fn run<B: Backend<Elem = f32>>(be: B, cfg: &TrainConfig) -> Result<TrainResu
             }
             ex.set_elems(net.io.0, &x)?;
             ex.set_elems(net.io.1, &y)?;
+            // Fresh masks per op and step, from a generator keyed by the step
+            // so that a resumed run draws the same ones.
+            let mut rng = StdRng::seed_from_u64(crate::hash::hash64(
+                &[cfg.seed, epoch as u64, s as u64].map(u64::to_le_bytes).concat(),
+            ));
+            set_drop_masks(&mut ex, &net.drop_masks, &mut rng, drop_prob)?;
             ex.forward()?;
-            ex.backward(net.loss, &[GROUP_W])?;
+            ex.backward(net.loss, &[GROUP_W, GROUP_AUX])?;
             let loss = ex.scalar(net.loss)?;
             if !loss.is_finite() {
                 crate::bail!("epoch {epoch} step {s}: the training loss became {loss}; lower --lr (now {})", show(lr));
@@ -320,6 +370,8 @@ pub fn run<B: Backend<Elem = f32>>(be: B, cfg: &TrainConfig) -> Result<TrainResu
         // A short epoch (--steps-per-epoch) leaves the sampler mid-epoch;
         // the next one continues from there.
         if let Some(t) = test.as_ref().filter(|_| eval_images > 0) {
+            // No drop path at test time: every mask all ones.
+            set_drop_masks(&mut ex, &net.drop_masks, &mut StdRng::seed_from_u64(0), 0.0)?;
             log.test = Some(score(&mut ex, t, net.io, eval_images)?);
         }
         log.seconds = t0.elapsed().as_secs_f64();
@@ -368,11 +420,12 @@ fn log_json(l: &TrainEpoch) -> String {
         l.test.as_ref().map_or(("null".into(), "null".into()), |s| (json_f64(s.loss), json_f64(s.accuracy())));
     format!(
         "{{\"epoch\":{},\"lr\":{},\"loss_train\":{},\"acc_train\":{},\"loss_test\":{tl},\"acc_test\":{ta},\
-         \"drop_prob\":0,\"epoch_s\":{:.3}}}",
+         \"drop_prob\":{},\"epoch_s\":{:.3}}}",
         l.epoch,
         l.lr,
         json_f64(l.loss_train),
         json_f64(l.acc_train),
+        l.drop_prob,
         l.seconds
     )
 }

@@ -18,6 +18,7 @@ fn small_train(out: &Path, genotype: &str, epochs: usize, steps: usize) -> Comma
     c.args(["train", "--genotype", genotype, "--c", "4", "--layers", "3", "--batch", "16", "--cutout", "8"]);
     c.args(["--epochs", &epochs.to_string(), "--steps-per-epoch", &steps.to_string()]);
     c.args(["--eval-images", "100", "--quiet", "--out"]).arg(out);
+    c.args(["--drop-path", "0.2"]);
     c
 }
 
@@ -88,4 +89,18 @@ fn training_killed_and_resumed_ends_like_an_uninterrupted_run() {
     let mut c = small_train(&cut, "random:3", 3, 4);
     c.args(["--lr", "0.1", "--resume"]);
     fails_with(&c.output().unwrap(), &["other settings", "--lr: 0.025 in the checkpoint, 0.1 now"]);
+}
+
+#[test]
+fn the_auxiliary_head_needs_an_8x8_map_and_trains_on_32x32_images() {
+    let o = small_train(&tmp("aux-28"), "DARTS_V2", 1, 1).arg("--auxiliary").output().unwrap();
+    fails_with(&o, &["--auxiliary", "8×8", "7×7"]);
+    let out = tmp("aux-32");
+    let mut c = bin();
+    c.args(["train", "--genotype", "DARTS_V2", "--c", "4", "--layers", "6", "--batch", "8", "--auxiliary"]);
+    c.args(["--data", "synthetic:64:32", "--epochs", "2", "--steps-per-epoch", "2", "--eval-images", "16"]);
+    c.args(["--quiet", "--out"]).arg(&out);
+    ok(&c.output().unwrap());
+    let log = fs::read_to_string(out.join("log.jsonl")).unwrap();
+    assert_eq!(field(log.lines().nth(1).unwrap(), "drop_prob"), 0.1, "p·epoch/epochs with p = 0.2");
 }
