@@ -14,6 +14,7 @@ pub mod ops;
 pub mod optim;
 pub mod par;
 pub mod real;
+pub mod run;
 pub mod rundir;
 pub mod search;
 pub mod shape;

@@ -155,18 +155,40 @@ struct SearchArgs {
     /// the data have a test split, else none).
     #[arg(long)]
     eval_images: Option<usize>,
-    #[arg(long, default_value = "runs/search")]
-    out: PathBuf,
-    /// Continue from --out/checkpoint.bin (a new search if --out has none yet).
+    #[command(flatten)]
+    run: RunArgs,
+}
+
+/// The output folder and what to do with one that holds a run.
+#[derive(clap::Args, Clone)]
+struct RunArgs {
+    /// Output folder (default runs/search or runs/train).
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// Continue from --out/checkpoint.bin (a new run if --out has none yet).
     #[arg(long, conflicts_with = "force")]
     resume: bool,
     /// Remove the files an earlier run wrote into --out (and only those),
-    /// then start a new search.
+    /// then start anew.
     #[arg(long)]
     force: bool,
     /// No progress line on stderr.
     #[arg(long)]
     quiet: bool,
+}
+
+impl RunArgs {
+    fn out(&self, default: &str) -> PathBuf {
+        self.out.clone().unwrap_or_else(|| PathBuf::from(default))
+    }
+
+    fn existing(&self) -> Existing {
+        match (self.resume, self.force) {
+            (true, _) => Existing::Resume,
+            (_, true) => Existing::Force,
+            _ => Existing::Refuse,
+        }
+    }
 }
 
 #[derive(clap::Args)]
@@ -214,25 +236,8 @@ struct TrainArgs {
     /// Test images evaluated after each epoch (default: all).
     #[arg(long)]
     eval_images: Option<usize>,
-    #[arg(long, default_value = "runs/train")]
-    out: PathBuf,
-    /// Continue from --out/checkpoint.bin.
-    #[arg(long, conflicts_with = "force")]
-    resume: bool,
-    /// Remove the files an earlier run wrote into --out, then start anew.
-    #[arg(long)]
-    force: bool,
-    /// No progress line on stderr.
-    #[arg(long)]
-    quiet: bool,
-}
-
-fn existing(resume: bool, force: bool) -> Existing {
-    match (resume, force) {
-        (true, _) => Existing::Resume,
-        (_, true) => Existing::Force,
-        _ => Existing::Refuse,
-    }
+    #[command(flatten)]
+    run: RunArgs,
 }
 
 #[derive(clap::Args)]
@@ -259,9 +264,9 @@ struct ToyArgs {
     steps: usize,
 }
 
-/// The search settings from the flags, checked by [`SearchConfig::validate`].
-fn search_config(a: SearchArgs) -> Result<SearchConfig> {
-    let cfg = SearchConfig {
+/// The search settings from the flags (the library checks them).
+fn search_config(a: SearchArgs) -> SearchConfig {
+    SearchConfig {
         data: a.data,
         algo: a.algo.into(),
         schedule: match a.schedule {
@@ -286,12 +291,10 @@ fn search_config(a: SearchArgs) -> Result<SearchConfig> {
         arch_weight_decay: a.arch_weight_decay,
         seed: a.seed,
         eval_images: a.eval_images,
-        out: a.out,
-        existing: existing(a.resume, a.force),
-        progress: !a.quiet,
-    };
-    cfg.validate()?;
-    Ok(cfg)
+        out: a.run.out("runs/search"),
+        existing: a.run.existing(),
+        progress: !a.run.quiet,
+    }
 }
 
 /// The backend `--device` names, resolved against what this machine has.
@@ -353,7 +356,6 @@ fn run(cli: Cli) -> Result<()> {
                 max_steps: a.steps,
                 tol: 1e-12,
             };
-            cfg.validate()?;
             // The CPU runs the model in f64 (fixed point to 1e-9); the GPU
             // kernels are f32, which stops at the fixed point to about 1e-6.
             let (alpha, steps) = match Target::open(cli.device)? {
@@ -378,7 +380,7 @@ fn run(cli: Cli) -> Result<()> {
             let mut rows = Vec::new();
             for &batch in &batches {
                 for &algo in &algos {
-                    let cfg = search_config(SearchArgs { algo, batch, ..search.clone() })?;
+                    let cfg = search_config(SearchArgs { algo, batch, ..search.clone() });
                     let t = match &target {
                         Target::Cpu => driver::bench(Cpu::<f32>::new(), &cfg, steps)?,
                         Target::Cuda => driver::bench(Cuda::new(0)?, &cfg, steps)?,
@@ -403,7 +405,7 @@ fn run(cli: Cli) -> Result<()> {
         }
         Cmd::Profile { search, steps } => {
             need(steps >= 1, "--steps", steps, "at least 1")?;
-            let cfg = search_config(search)?;
+            let cfg = search_config(search);
             let (prof, step_s) = match Target::open(cli.device)? {
                 Target::Cpu => driver::profile(Cpu::<f32>::new(), &cfg, steps)?,
                 Target::Cuda => driver::profile(Cuda::new(0)?, &cfg, steps)?,
@@ -429,11 +431,10 @@ fn run(cli: Cli) -> Result<()> {
                 seed: a.seed,
                 steps_per_epoch: a.steps_per_epoch,
                 eval_images: a.eval_images,
-                out: a.out,
-                existing: existing(a.resume, a.force),
-                progress: !a.quiet,
+                out: a.run.out("runs/train"),
+                existing: a.run.existing(),
+                progress: !a.run.quiet,
             };
-            cfg.validate()?;
             let res = match Target::open(cli.device)? {
                 Target::Cpu => train::run(Cpu::<f32>::new(), &cfg)?,
                 Target::Cuda => train::run(Cuda::new(0)?, &cfg)?,
@@ -444,7 +445,7 @@ fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
         Cmd::Search(a) => {
-            let cfg = search_config(a)?;
+            let cfg = search_config(a);
             let res = match Target::open(cli.device)? {
                 Target::Cpu => driver::run(Cpu::<f32>::new(), &cfg)?,
                 Target::Cuda => driver::run(Cuda::new(0)?, &cfg)?,

@@ -18,14 +18,14 @@ use crate::data::{DataSpec, Dataset, Rng, Sampler, cutout, fill_eval};
 use crate::error::{Error, Result};
 use crate::exec::Exec;
 use crate::genotype::Genotype;
-use crate::hash::Hasher;
 use crate::optim::Sgd;
+use crate::run::{self, DataId};
 use crate::rundir::{Existing, RunDir};
-use crate::search::config::{need, show};
+use crate::search::config::{momentum, need, rate, show, sizes};
 use crate::shape::Shape;
 use crate::space::eval::{EvalNetConfig, eval_net, set_drop_masks};
 use crate::space::{GROUP_AUX, GROUP_W};
-use crate::tape::{Kind, NodeId, Tape};
+use crate::tape::{NodeId, Tape};
 
 /// The files `rarts train` writes into `--out` (besides its lock file).
 pub const RUN_FILES: [&str; 2] = ["checkpoint.bin", "log.jsonl"];
@@ -95,36 +95,16 @@ impl Default for TrainConfig {
 impl TrainConfig {
     /// Every setting inside its domain; the error names the flag.
     pub fn validate(&self) -> Result<()> {
-        need(self.c >= 2 && self.c.is_multiple_of(2), "--c", self.c, "an even channel count of at least 2")?;
-        need(
-            self.layers >= 3,
-            "--layers",
-            self.layers,
-            "at least 3 cells (the two reduction cells and a normal cell)",
-        )?;
-        need(self.batch >= 1, "--batch", self.batch, "at least 1")?;
-        need(self.epochs >= 1, "--epochs", self.epochs, "at least 1")?;
-        if let Some(s) = self.steps_per_epoch {
-            need(s >= 1, "--steps-per-epoch", s, "at least 1")?;
-        }
-        let finite = |flag: &str, v: f32, positive: bool| {
-            let ok = v.is_finite() && if positive { v > 0.0 } else { v >= 0.0 };
-            need(ok, flag, v, if positive { "a finite positive number" } else { "a finite non-negative number" })
-        };
-        finite("--lr", self.lr, true)?;
-        finite("--clip", self.clip, true)?;
-        finite("--weight-decay", self.weight_decay, false)?;
+        sizes(self.c, self.layers, self.batch, self.epochs, self.steps_per_epoch)?;
+        rate("--lr", self.lr, true)?;
+        rate("--clip", self.clip, true)?;
+        rate("--weight-decay", self.weight_decay, false)?;
+        momentum(self.momentum)?;
         need(
             self.drop_path.is_finite() && (0.0..1.0).contains(&self.drop_path),
             "--drop-path",
             self.drop_path,
             "a probability in [0, 1)",
-        )?;
-        need(
-            self.momentum.is_finite() && (0.0..1.0).contains(&self.momentum),
-            "--momentum",
-            self.momentum,
-            "a number in [0, 1)",
         )
     }
 
@@ -202,7 +182,7 @@ pub fn score<B: Backend<Elem = f32>>(
             let k = z.len() / batch;
             for (row, lab) in z.chunks(k).zip(&y).take(got) {
                 let lab = *lab as usize;
-                let best = row.iter().enumerate().fold(0, |b, (i, v)| if *v > row[b] { i } else { b });
+                let best = run::argmax(row);
                 let m = row.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
                 let lse = m + row.iter().map(|v| (v - m).exp()).sum::<f64>().ln();
                 out.loss += lse - row[lab];
@@ -286,23 +266,8 @@ pub fn run<B: Backend<Elem = f32>>(be: B, cfg: &TrainConfig) -> Result<TrainResu
     let dir = RunDir::open(&cfg.out, "--out", &RUN_FILES, cfg.existing)?;
     let split = cfg.data.load()?;
     let (train, test) = (split.train, split.test);
-    let eval_images = match (cfg.eval_images, &test) {
-        (Some(n), None) if n > 0 => crate::bail!(
-            "--eval-images {n}: --data {} has no test split, so there is nothing to evaluate; use --eval-images 0",
-            cfg.data
-        ),
-        (Some(n), _) => n,
-        (None, Some(t)) => t.len(),
-        (None, None) => 0,
-    };
-    let data_id = {
-        let mut h = Hasher::default();
-        train.fingerprint(&mut h);
-        if let Some(t) = &test {
-            t.fingerprint(&mut h);
-        }
-        (format!("{}+{}", train.len(), test.as_ref().map_or(0, |t| t.len())), format!("{:016x}", h.finish()))
-    };
+    let eval_images = run::eval_images(cfg.eval_images, test.as_ref(), usize::MAX, &cfg.data)?;
+    let data_id = DataId::of(&train, test.as_ref());
     let net = record(cfg, genotype, train.shape(), train.num_classes())?;
     let weights: usize = net.weights.iter().map(|&p| net.tape.shape(p).numel()).sum();
     let device = be.name();
@@ -319,14 +284,11 @@ pub fn run<B: Backend<Elem = f32>>(be: B, cfg: &TrainConfig) -> Result<TrainResu
     let ck_path = dir.join(RUN_FILES[0]);
     let mut log_lines = Vec::new();
     let mut start = 0;
-    if cfg.existing == Existing::Resume && ck_path.exists() {
-        let ck = Checkpoint::load(&ck_path)?;
-        start = restore(&mut ex, &mut opt, &mut sampler, &mut cut_rng, cfg, &data_id, ck, &mut log_lines)
+    if let Some(ck) = run::resume_point(&dir, cfg.existing, &RUN_FILES, RUN_FILES[0])? {
+        (start, log_lines) = restore(&mut ex, &mut opt, &mut sampler, &mut cut_rng, cfg, &data_id, ck)
             .map_err(|e| Error(format!("--resume from {}: {e}", ck_path.display())))?;
-        dir.write(RUN_FILES[1], log_text(&log_lines).as_bytes())?;
+        dir.write(RUN_FILES[1], run::log_text(&log_lines).as_bytes())?;
         eprintln!("resuming from {} after epoch {start}", ck_path.display());
-    } else if cfg.existing == Existing::Resume && RUN_FILES.iter().any(|f| dir.join(f).exists()) {
-        crate::bail!("--resume: {} holds a log but no checkpoint to resume from; use --force", cfg.out.display());
     }
     println!("device: {device}");
     println!("weights: {weights}");
@@ -362,7 +324,7 @@ pub fn run<B: Backend<Elem = f32>>(be: B, cfg: &TrainConfig) -> Result<TrainResu
             }
             opt.step(&mut ex).map_err(|e| Error(format!("epoch {epoch} step {s}: {e}; lower --lr")))?;
             log.loss_train += loss / steps as f64;
-            log.acc_train += batch_accuracy(&ex, net.io.2, &y)? / steps as f64;
+            log.acc_train += run::accuracy(&ex, net.io.2, net.io.1)? / steps as f64;
             if cfg.progress {
                 eprint!("\repoch {}/{} step {}/{} loss {loss:.4}   ", epoch + 1, cfg.epochs, s + 1, steps);
             }
@@ -388,50 +350,27 @@ pub fn run<B: Backend<Elem = f32>>(be: B, cfg: &TrainConfig) -> Result<TrainResu
             );
         }
         ck.save(&ck_path)?;
-        dir.write(RUN_FILES[1], log_text(&log_lines).as_bytes())?;
+        dir.write(RUN_FILES[1], run::log_text(&log_lines).as_bytes())?;
         epochs.push(log);
     }
     Ok(TrainResult { weights, epochs })
 }
 
-fn batch_accuracy<B: Backend<Elem = f32>>(ex: &Exec<B>, logits: NodeId, labels: &[f32]) -> Result<f64> {
-    let z = ex.get(logits)?;
-    let k = z.len() / labels.len();
-    let hits = z
-        .chunks(k)
-        .zip(labels)
-        .filter(|(row, lab)| {
-            row.iter().enumerate().fold(0, |b, (i, v)| if *v > row[b] { i } else { b }) == **lab as usize
-        })
-        .count();
-    Ok(hits as f64 / labels.len() as f64)
-}
-
-fn log_text(lines: &[String]) -> String {
-    lines.iter().map(|l| format!("{l}\n")).collect()
-}
-
-fn json_f64(v: f64) -> String {
-    if v.is_finite() { format!("{v:.6}") } else { "null".into() }
-}
-
 fn log_json(l: &TrainEpoch) -> String {
-    let (tl, ta) =
-        l.test.as_ref().map_or(("null".into(), "null".into()), |s| (json_f64(s.loss), json_f64(s.accuracy())));
+    let (tl, ta) = l
+        .test
+        .as_ref()
+        .map_or(("null".into(), "null".into()), |s| (run::json_num(s.loss), run::json_num(s.accuracy())));
     format!(
         "{{\"epoch\":{},\"lr\":{},\"loss_train\":{},\"acc_train\":{},\"loss_test\":{tl},\"acc_test\":{ta},\
          \"drop_prob\":{},\"epoch_s\":{:.3}}}",
         l.epoch,
         l.lr,
-        json_f64(l.loss_train),
-        json_f64(l.acc_train),
+        run::json_num(l.loss_train),
+        run::json_num(l.acc_train),
         l.drop_prob,
         l.seconds
     )
-}
-
-fn persistent(t: &Tape) -> Vec<NodeId> {
-    (0..t.nodes.len()).filter(|&i| matches!(t.nodes[i].kind, Kind::Param { .. } | Kind::State { .. })).collect()
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -441,77 +380,44 @@ fn save<B: Backend<Elem = f32>>(
     sampler: &Sampler,
     cut_rng: &Rng,
     cfg: &TrainConfig,
-    data_id: &(String, String),
+    data_id: &DataId,
     epochs_done: usize,
     log_lines: &[String],
 ) -> Result<Checkpoint> {
     let mut ck = Checkpoint::default();
-    ck.set("format", FORMAT);
-    for (flag, v) in cfg.identity() {
-        ck.set(&format!("setting{flag}"), v);
-    }
-    ck.set("data_images", &data_id.0);
-    ck.set("data_hash", &data_id.1);
-    ck.set("epochs_done", epochs_done);
+    stamp(cfg, data_id).write(&mut ck, epochs_done, log_lines);
     ck.set("sampler", sampler.state());
     ck.set("cutout_rng", cut_rng.state());
-    for (i, line) in log_lines.iter().enumerate() {
-        ck.set(&format!("log.{i}"), line);
-    }
-    for n in persistent(&ex.tape) {
-        ck.push(ex.tape.nodes[n].name.clone(), ex.get(n)?.iter().map(|&v| v as f32).collect());
-    }
+    run::push_persistent(ex, &mut ck)?;
     for (i, d) in opt.state(&ex.be)?.into_iter().enumerate() {
         ck.push(format!("opt.w.{i}"), d);
     }
     Ok(ck)
 }
 
-#[allow(clippy::too_many_arguments)]
+fn stamp<'a>(cfg: &'a TrainConfig, data_id: &'a DataId) -> run::Stamp<'a> {
+    run::Stamp { format: FORMAT, settings: cfg.identity(), data: &cfg.data, data_id }
+}
+
+/// Loads a checkpoint written by `save` after checking that it belongs to
+/// this run; returns the epochs done and the log lines it carries.
 fn restore<B: Backend<Elem = f32>>(
     ex: &mut Exec<B>,
     opt: &mut Sgd<B>,
     sampler: &mut Sampler,
     cut_rng: &mut Rng,
     cfg: &TrainConfig,
-    data_id: &(String, String),
+    data_id: &DataId,
     mut ck: Checkpoint,
-    log_lines: &mut Vec<String>,
-) -> Result<usize> {
-    if ck.get("format") != Some(FORMAT) {
-        crate::bail!("its format is {:?}; expected {FORMAT}", ck.get("format").unwrap_or("(none)"));
-    }
-    let then: Vec<(String, String)> =
-        ck.header.iter().filter_map(|(k, v)| k.strip_prefix("setting").map(|f| (f.to_string(), v.clone()))).collect();
-    let diff = crate::search::config::differences(&then, &cfg.identity());
-    if !diff.is_empty() {
-        crate::bail!("the checkpoint was written with other settings:\n  {}", diff.join("\n  "));
-    }
-    let (images, hash) = (ck.get("data_images").unwrap_or("?"), ck.get("data_hash").unwrap_or("?"));
-    if (images, hash) != (data_id.0.as_str(), data_id.1.as_str()) {
-        crate::bail!(
-            "the checkpoint was made on other data than --data {} holds now: {images} images with hash {hash} \
-             then, {} images with hash {} now",
-            cfg.data,
-            data_id.0,
-            data_id.1
-        );
-    }
-    let done: usize = ck.parse("epochs_done")?;
-    *log_lines = (0..done)
-        .map(|i| ck.get(&format!("log.{i}")).map(String::from).ok_or_else(|| Error(format!("no log line {i}"))))
-        .collect::<Result<_>>()?;
+) -> Result<(usize, Vec<String>)> {
+    let (done, log) = stamp(cfg, data_id).check(&ck, cfg.epochs)?;
     sampler.restore(&ck.parse("sampler")?)?;
     *cut_rng = Rng::new(ck.parse("cutout_rng")?);
     let mut cur = 0;
-    for n in persistent(&ex.tape) {
-        let name = ex.tape.nodes[n].name.clone();
-        let d = ck.take(&mut cur, &name, ex.shape(n).numel())?;
-        ex.set_elems(n, &d)?;
-    }
+    run::take_persistent(ex, &mut ck, &mut cur)?;
     let state = (0..opt.params.len())
         .map(|i| ck.take(&mut cur, &format!("opt.w.{i}"), ex.shape(opt.params[i]).numel()))
         .collect::<Result<Vec<_>>>()?;
     opt.load_state(&ex.be, &state)?;
-    Ok(done)
+    Ok((done, log))
 }

@@ -88,26 +88,33 @@ pub fn need(ok: bool, flag: &str, value: impl std::fmt::Display, expected: &str)
 }
 
 /// A rate, decay or weight: finite, and positive or non-negative.
-fn rate(flag: &str, v: f32, positive: bool) -> Result<()> {
+pub fn rate(flag: &str, v: f32, positive: bool) -> Result<()> {
     let ok = v.is_finite() && if positive { v > 0.0 } else { v >= 0.0 };
     need(ok, flag, v, if positive { "a finite positive number" } else { "a finite non-negative number" })
+}
+
+/// `--momentum` in [0, 1).
+pub fn momentum(m: f32) -> Result<()> {
+    need(m.is_finite() && (0.0..1.0).contains(&m), "--momentum", m, "a number in [0, 1)")
+}
+
+/// The sizes a search and a training run share: `--c`, `--layers`,
+/// `--batch`, `--epochs`, `--steps-per-epoch`.
+pub fn sizes(c: usize, layers: usize, batch: usize, epochs: usize, steps_per_epoch: Option<usize>) -> Result<()> {
+    need(c >= 2 && c.is_multiple_of(2), "--c", c, "an even channel count of at least 2")?;
+    need(layers >= MIN_LAYERS, "--layers", layers, "at least 3 cells (the two reduction cells and a normal cell)")?;
+    need(batch >= 1, "--batch", batch, "at least 1")?;
+    need(epochs >= 1, "--epochs", epochs, "at least 1")?;
+    if let Some(s) = steps_per_epoch {
+        need(s >= 1, "--steps-per-epoch", s, "at least 1")?;
+    }
+    Ok(())
 }
 
 impl SearchConfig {
     /// Every setting inside its domain; the error names the flag.
     pub fn validate(&self) -> Result<()> {
-        need(self.c >= 2 && self.c.is_multiple_of(2), "--c", self.c, "an even channel count of at least 2")?;
-        need(
-            self.layers >= MIN_LAYERS,
-            "--layers",
-            self.layers,
-            "at least 3 cells (the two reduction cells and a normal cell)",
-        )?;
-        need(self.batch >= 1, "--batch", self.batch, "at least 1")?;
-        need(self.epochs >= 1, "--epochs", self.epochs, "at least 1")?;
-        if let Some(s) = self.steps_per_epoch {
-            need(s >= 1, "--steps-per-epoch", s, "at least 1")?;
-        }
+        sizes(self.c, self.layers, self.batch, self.epochs, self.steps_per_epoch)?;
         need(
             self.train_portion > 0.0 && self.train_portion < 1.0,
             "--train-portion",
@@ -121,12 +128,7 @@ impl SearchConfig {
         rate("--weight-decay", self.weight_decay, false)?;
         rate("--arch-lr", self.arch_lr, true)?;
         rate("--arch-weight-decay", self.arch_weight_decay, false)?;
-        need(
-            self.momentum.is_finite() && (0.0..1.0).contains(&self.momentum),
-            "--momentum",
-            self.momentum,
-            "a number in [0, 1)",
-        )?;
+        momentum(self.momentum)?;
         rate("--lambda", self.lambda, false)?;
         rate("--beta", self.beta, false)?;
         if let Some(xi) = self.xi {

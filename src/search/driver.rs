@@ -14,15 +14,15 @@ use crate::data::{Dataset, SearchSampler};
 use crate::error::{Error, Result};
 use crate::exec::{Exec, Profile};
 use crate::genotype::{Genotype, softmax_rows};
-use crate::hash::Hasher;
-use crate::rundir::{Existing, RunDir};
+use crate::run::{self, DataId};
+use crate::rundir::RunDir;
 use crate::search::algo::{Algo, ArchOpt, Feed, Hyper, Problem, Search, Split};
+use crate::search::config::DEFAULT_EVAL_IMAGES;
 pub use crate::search::config::SearchConfig;
-use crate::search::config::{DEFAULT_EVAL_IMAGES, differences};
 use crate::shape::Shape;
 use crate::space::darts::{MixWeights, PRIMITIVES, SuperNetConfig, alphas, supernet};
 use crate::space::{GROUP_ARCH, GROUP_W, GROUP_Y};
-use crate::tape::{Kind, NodeId, Tape};
+use crate::tape::{NodeId, Tape};
 
 /// The files a search writes into `--out` (besides its lock file); `--force`
 /// removes these and nothing else.
@@ -137,22 +137,6 @@ impl<B: Backend<Elem = f32>> Feed<B> for DataFeed {
     }
 }
 
-/// Fraction of rows whose largest logit is the label.
-fn accuracy<B: Backend>(ex: &Exec<B>, logits: NodeId, labels: NodeId) -> Result<f64> {
-    let z = ex.get(logits)?;
-    let l = ex.get(labels)?;
-    let k = z.len() / l.len();
-    let hits = z
-        .chunks(k)
-        .zip(&l)
-        .filter(|(row, lab)| {
-            let best = row.iter().enumerate().fold(0, |b, (i, v)| if *v > row[b] { i } else { b });
-            best == **lab as usize
-        })
-        .count();
-    Ok(hits as f64 / l.len() as f64)
-}
-
 /// What one epoch saw.
 #[derive(Clone, Debug, Default)]
 pub struct EpochLog {
@@ -193,8 +177,8 @@ pub struct Prepared<B: Backend> {
     pub weights: usize,
     /// Test images evaluated after each epoch.
     pub eval_images: usize,
-    /// What a checkpoint records of the data: `(images, hash)`.
-    pub data_id: (String, String),
+    /// What a checkpoint records of the data.
+    pub data_id: DataId,
 }
 
 impl<B: Backend<Elem = f32>> Prepared<B> {
@@ -229,17 +213,8 @@ fn min_plan_bytes(cfg: &SearchConfig, net: &SuperNetConfig, image: Shape) -> u12
 pub fn prepare<B: Backend<Elem = f32>>(be: B, cfg: &SearchConfig) -> Result<Prepared<B>> {
     cfg.validate()?;
     let split = cfg.data.load()?;
-    let data_id = data_identity(&split.train, split.test.as_ref());
-    let eval_images = match (cfg.eval_images, &split.test) {
-        (Some(n), None) if n > 0 => crate::bail!(
-            "--eval-images {n}: --data {} has no test split, so there is nothing to evaluate; \
-             use --eval-images 0 or data with a test set",
-            cfg.data
-        ),
-        (Some(n), _) => n,
-        (None, Some(_)) => DEFAULT_EVAL_IMAGES,
-        (None, None) => 0,
-    };
+    let data_id = DataId::of(&split.train, split.test.as_ref());
+    let eval_images = run::eval_images(cfg.eval_images, split.test.as_ref(), DEFAULT_EVAL_IMAGES, &cfg.data)?;
     let ds = split.train;
     let image = ds.shape();
     let net = SuperNetConfig::new(cfg.c, cfg.layers, ds.num_classes(), image.c());
@@ -284,17 +259,6 @@ pub fn prepare<B: Backend<Elem = f32>>(be: B, cfg: &SearchConfig) -> Result<Prep
     Ok(Prepared { search, feed, g, test: split.test, net, steps, weights, eval_images, data_id })
 }
 
-/// `("TRAIN+TEST", hash)`: the image counts and a hash of every image and
-/// label, as a checkpoint records them.
-fn data_identity(train: &Dataset, test: Option<&Dataset>) -> (String, String) {
-    let mut h = Hasher::default();
-    train.fingerprint(&mut h);
-    if let Some(t) = test {
-        t.fingerprint(&mut h);
-    }
-    (format!("{}+{}", train.len(), test.map_or(0, |t| t.len())), format!("{:016x}", h.finish()))
-}
-
 /// Runs (or resumes) a search on backend `be`, writing into `cfg.out`.
 pub fn run<B: Backend<Elem = f32>>(be: B, cfg: &SearchConfig) -> Result<SearchResult> {
     cfg.validate()?;
@@ -307,25 +271,12 @@ pub fn run<B: Backend<Elem = f32>>(be: B, cfg: &SearchConfig) -> Result<SearchRe
     let mut epochs: Vec<EpochLog> = Vec::new();
     let mut log_lines: Vec<String> = Vec::new();
     let mut start_epoch = 0;
-    if cfg.existing == Existing::Resume {
-        if ck_path.exists() {
-            let ck = Checkpoint::load(&ck_path)?;
-            start_epoch = restore(&mut search, &mut feed.sampler, cfg, &data_id, ck, &mut log_lines)
-                .map_err(|e| Error(format!("--resume from {}: {e}", ck_path.display())))?;
-            // The log as of the checkpoint (a later line may have been cut off).
-            dir.write(LOG, log_text(&log_lines).as_bytes())?;
-            eprintln!("resuming from {} after epoch {start_epoch}", ck_path.display());
-        } else {
-            let others: Vec<&str> = RUN_FILES.iter().copied().filter(|f| dir.join(f).exists()).collect();
-            if !others.is_empty() {
-                crate::bail!(
-                    "--resume: {} holds {} but no {CHECKPOINT} to resume from; use --force to start over",
-                    cfg.out.display(),
-                    others.join(", ")
-                );
-            }
-            eprintln!("--resume: no checkpoint in {} yet; starting a new search", cfg.out.display());
-        }
+    if let Some(ck) = run::resume_point(&dir, cfg.existing, &RUN_FILES, CHECKPOINT)? {
+        (start_epoch, log_lines) = restore(&mut search, &mut feed.sampler, cfg, &data_id, ck)
+            .map_err(|e| Error(format!("--resume from {}: {e}", ck_path.display())))?;
+        // The log as of the checkpoint (a later line may have been cut off).
+        dir.write(LOG, run::log_text(&log_lines).as_bytes())?;
+        eprintln!("resuming from {} after epoch {start_epoch}", ck_path.display());
     }
     println!("device: {device}");
     println!("weights: {weights}");
@@ -355,9 +306,9 @@ pub fn run<B: Backend<Elem = f32>>(be: B, cfg: &SearchConfig) -> Result<SearchRe
             log.loss_val += st.loss_val / steps as f64;
             // The last forward of the step saw the train batch in the w network;
             // for RARTS it also saw the validation batch in the y network.
-            log.acc_train += accuracy(&search.ex, g.train_io.2, g.train_io.1)? / steps as f64;
+            log.acc_train += run::accuracy(&search.ex, g.train_io.2, g.train_io.1)? / steps as f64;
             if cfg.algo == Algo::Rarts {
-                log.acc_val += accuracy(&search.ex, g.val_io.2, g.val_io.1)? / steps as f64;
+                log.acc_val += run::accuracy(&search.ex, g.val_io.2, g.val_io.1)? / steps as f64;
             }
             done_steps += 1;
             if cfg.progress {
@@ -405,7 +356,7 @@ pub fn run<B: Backend<Elem = f32>>(be: B, cfg: &SearchConfig) -> Result<SearchRe
             );
         }
         ck.save(&ck_path)?;
-        dir.write(LOG, log_text(&log_lines).as_bytes())?;
+        dir.write(LOG, run::log_text(&log_lines).as_bytes())?;
         epochs.push(log);
     }
 
@@ -417,15 +368,11 @@ pub fn run<B: Backend<Elem = f32>>(be: B, cfg: &SearchConfig) -> Result<SearchRe
     Ok(SearchResult { genotype, epochs, weights })
 }
 
-fn log_text(lines: &[String]) -> String {
-    lines.iter().map(|l| format!("{l}\n")).collect()
-}
-
 /// `; tensors 'A', 'B' are not finite: lower FLAGS` for the parameters
 /// and BN statistics holding a NaN or an infinity (None if none does).
 fn non_finite_tensor<B: Backend<Elem = f32>>(s: &Search<B>, cfg: &SearchConfig) -> Option<String> {
     let mut bad = Vec::new();
-    for n in persistent_nodes(&s.ex.tape) {
+    for n in run::persistent_nodes(&s.ex.tape) {
         if s.ex.first_non_finite(&[n]).ok()?.is_some() {
             bad.push(s.ex.tape.nodes[n].name.as_str());
         }
@@ -438,10 +385,6 @@ fn non_finite_tensor<B: Backend<Elem = f32>>(s: &Search<B>, cfg: &SearchConfig) 
     let shown: Vec<String> = bad.iter().take(3).map(|n| format!("'{n}'")).collect();
     let more = if bad.len() > 3 { format!(" and {} more", bad.len() - 3) } else { String::new() };
     Some(format!("; not finite now: {}{more}; lower {}", shown.join(", "), flags.join(" or ")))
-}
-
-fn json_f64(v: f64) -> String {
-    if v.is_finite() { format!("{v:.6}") } else { "null".into() }
 }
 
 /// One line of `log.jsonl`. DARTS second order takes its validation loss at
@@ -462,12 +405,12 @@ fn log_json(algo: Algo, l: &EpochLog, an: &[f64], ar: &[f64]) -> String {
          \"step_ms\":{:.3},\"steps\":{},\"softmax_alpha_normal\":{},\"softmax_alpha_reduce\":{}}}",
         l.epoch,
         l.lr,
-        json_f64(l.loss_train),
+        run::json_num(l.loss_train),
         if algo == Algo::Darts2 { "loss_val_unrolled" } else { "loss_val" },
-        json_f64(l.loss_val),
-        json_f64(l.acc_train),
-        json_f64(l.acc_val),
-        l.test_acc.map_or("null".into(), json_f64),
+        run::json_num(l.loss_val),
+        run::json_num(l.acc_train),
+        run::json_num(l.acc_val),
+        l.test_acc.map_or("null".into(), run::json_num),
         l.step_ms,
         l.steps,
         mat(an),
@@ -482,28 +425,17 @@ fn save<B: Backend<Elem = f32>>(
     s: &Search<B>,
     sampler: &SearchSampler,
     cfg: &SearchConfig,
-    data_id: &(String, String),
+    data_id: &DataId,
     epochs_done: usize,
     log_lines: &[String],
 ) -> Result<Checkpoint> {
     let mut ck = Checkpoint::default();
-    ck.set("format", FORMAT);
-    for (flag, v) in cfg.identity() {
-        ck.set(&format!("setting{flag}"), v);
-    }
-    ck.set("data_images", &data_id.0);
-    ck.set("data_hash", &data_id.1);
-    ck.set("epochs_done", epochs_done);
+    stamp(cfg, data_id).write(&mut ck, epochs_done, log_lines);
     // The sampler state is several lines; the checkpoint header holds one per key.
     ck.set("sampler", sampler.save_state().trim_end().replace('\n', "|"));
     let (t, arch_state) = s.arch_opt_state()?;
     ck.set("arch_t", t);
-    for (i, line) in log_lines.iter().enumerate() {
-        ck.set(&format!("log.{i}"), line);
-    }
-    for n in persistent_nodes(&s.ex.tape) {
-        ck.push(s.ex.tape.nodes[n].name.clone(), s.ex.get(n)?.iter().map(|&v| v as f32).collect());
-    }
+    run::push_persistent(&s.ex, &mut ck)?;
     for (i, d) in s.w_opt.state(&s.ex.be)?.into_iter().enumerate() {
         ck.push(format!("opt.w.{i}"), d);
     }
@@ -518,56 +450,25 @@ fn save<B: Backend<Elem = f32>>(
     Ok(ck)
 }
 
-/// Parameters and running statistics, in recording order.
-fn persistent_nodes(t: &Tape) -> Vec<NodeId> {
-    (0..t.nodes.len()).filter(|&i| matches!(t.nodes[i].kind, Kind::Param { .. } | Kind::State { .. })).collect()
+fn stamp<'a>(cfg: &'a SearchConfig, data_id: &'a DataId) -> run::Stamp<'a> {
+    run::Stamp { format: FORMAT, settings: cfg.identity(), data: &cfg.data, data_id }
 }
 
 /// Loads a checkpoint written by `save` after checking that it belongs to
 /// this run (format, settings, data); returns the epochs already done and
-/// puts the log lines it carries into `log_lines`.
+/// the log lines it carries.
 fn restore<B: Backend<Elem = f32>>(
     s: &mut Search<B>,
     sampler: &mut SearchSampler,
     cfg: &SearchConfig,
-    data_id: &(String, String),
+    data_id: &DataId,
     mut ck: Checkpoint,
-    log_lines: &mut Vec<String>,
-) -> Result<usize> {
-    if ck.get("format") != Some(FORMAT) {
-        crate::bail!("its format is {:?}; expected {FORMAT}", ck.get("format").unwrap_or("(none)"));
-    }
-    let then: Vec<(String, String)> =
-        ck.header.iter().filter_map(|(k, v)| k.strip_prefix("setting").map(|f| (f.to_string(), v.clone()))).collect();
-    let diff = differences(&then, &cfg.identity());
-    if !diff.is_empty() {
-        crate::bail!("the checkpoint was written with other settings:\n  {}", diff.join("\n  "));
-    }
-    let (images, hash) = (ck.get("data_images").unwrap_or("?"), ck.get("data_hash").unwrap_or("?"));
-    if (images, hash) != (data_id.0.as_str(), data_id.1.as_str()) {
-        crate::bail!(
-            "the checkpoint was made on other data than --data {} holds now: {images} images with hash {hash} \
-             then, {} images with hash {} now",
-            cfg.data,
-            data_id.0,
-            data_id.1
-        );
-    }
-    let done: usize = ck.parse("epochs_done")?;
-    if done > cfg.epochs {
-        crate::bail!("the checkpoint is after epoch {done}, past --epochs {}", cfg.epochs);
-    }
-    *log_lines = (0..done)
-        .map(|i| ck.get(&format!("log.{i}")).map(String::from).ok_or_else(|| Error(format!("no log line {i}"))))
-        .collect::<Result<_>>()?;
+) -> Result<(usize, Vec<String>)> {
+    let (done, log) = stamp(cfg, data_id).check(&ck, cfg.epochs)?;
     sampler.restore_state(&ck.get("sampler").unwrap_or_default().replace('|', "\n"))?;
     let arch_t: u32 = ck.parse("arch_t")?;
     let mut cur = 0;
-    for n in persistent_nodes(&s.ex.tape) {
-        let name = s.ex.tape.nodes[n].name.clone();
-        let d = ck.take(&mut cur, &name, s.ex.shape(n).numel())?;
-        s.ex.set_elems(n, &d)?;
-    }
+    run::take_persistent(&mut s.ex, &mut ck, &mut cur)?;
     let mut take_all = |prefix: &str, lens: Vec<usize>, ck: &mut Checkpoint| -> Result<Vec<Vec<f32>>> {
         lens.iter().enumerate().map(|(i, &len)| ck.take(&mut cur, &format!("{prefix}.{i}"), len)).collect()
     };
@@ -585,7 +486,7 @@ fn restore<B: Backend<Elem = f32>>(
     };
     let a_state = take_all("opt.arch", arch_lens, &mut ck)?;
     s.load_arch_opt_state(arch_t, &a_state)?;
-    Ok(done)
+    Ok((done, log))
 }
 
 /// One warm-up step, then the wall time in seconds of each of `steps`

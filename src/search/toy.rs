@@ -108,6 +108,7 @@ fn record(cfg: &ToyConfig) -> (Tape, Problem, [NodeId; 2]) {
 
 /// Runs the model to its fixed point; returns the final α and the number of steps.
 pub fn run<B: Backend>(be: B, cfg: &ToyConfig) -> Result<(f64, usize)> {
+    cfg.validate()?;
     let (tape, prob, [one, c]) = record(cfg);
     let alpha = prob.alpha[0];
     let mut ex = Exec::new(be, tape)?;
