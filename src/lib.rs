@@ -10,6 +10,7 @@ pub mod exec;
 pub mod genotype;
 pub mod geom;
 pub mod hash;
+pub mod model;
 pub mod ops;
 pub mod optim;
 pub mod par;

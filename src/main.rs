@@ -8,11 +8,14 @@ use clap::{Parser, Subcommand, ValueEnum};
 use rarts::Result;
 use rarts::backend::{Backend, Cpu, Cuda, cuda};
 use rarts::data::{DataSpec, describe, spec::FORMS};
+use rarts::genotype::Genotype;
 use rarts::rundir::Existing;
 use rarts::search::algo::{Algo, Schedule};
 use rarts::search::config::{SearchConfig, need};
 use rarts::search::driver;
 use rarts::search::toy::{self, ToyConfig};
+use rarts::shape::Shape;
+use rarts::space::eval::EvalNetConfig;
 use rarts::train::{self, TrainConfig};
 
 #[derive(Parser)]
@@ -63,6 +66,17 @@ enum Cmd {
     /// Trains the network a genotype names from scratch (DARTS' evaluation
     /// network and recipe); writes log.jsonl and a checkpoint per epoch.
     Train(TrainArgs),
+    /// Top-1 and per-class accuracy of a trained model on a data set's test
+    /// split (its training split where it has none).
+    Eval {
+        /// A `rarts train` folder or its model.safetensors.
+        #[arg(long)]
+        model: PathBuf,
+        #[arg(long, default_value = "embedded", help = data_help())]
+        data: DataSpec,
+        #[arg(long, default_value_t = 100)]
+        batch: usize,
+    },
     /// The solvable model of the specification; prints the final α.
     Toy(ToyArgs),
     /// Times each op family over a few search steps.
@@ -87,6 +101,36 @@ enum Cmd {
         /// Timed steps per configuration.
         #[arg(long, default_value_t = 5)]
         steps: usize,
+    },
+    /// Times DARTS' retraining step of a genotype for each batch size (the
+    /// counterpart of `darts_torch.py --train`): one JSON line each, then a table.
+    BenchTrain {
+        /// DARTS_V1, DARTS_V2, random:SEED, a search folder, …
+        #[arg(long, default_value = "DARTS_V2")]
+        genotype: String,
+        #[arg(long, default_value_t = 16)]
+        c: usize,
+        #[arg(long, default_value_t = 8)]
+        layers: usize,
+        /// Image side.
+        #[arg(long, default_value_t = 32)]
+        hw: usize,
+        /// Image channels.
+        #[arg(long, default_value_t = 3)]
+        in_ch: usize,
+        #[arg(long, default_value_t = 10)]
+        classes: usize,
+        #[arg(long, value_delimiter = ',', default_values_t = [32, 96])]
+        batches: Vec<usize>,
+        /// Timed steps per batch size (after 3 warm-up steps).
+        #[arg(long, default_value_t = 3)]
+        steps: usize,
+        /// DARTS' auxiliary head (needs --hw 32).
+        #[arg(long)]
+        auxiliary: bool,
+        /// Also print the time per op family.
+        #[arg(long)]
+        profile: bool,
     },
     /// Describes a data set.
     Info {
@@ -442,6 +486,56 @@ fn run(cli: Cli) -> Result<()> {
             if let Some(last) = res.epochs.last().and_then(|e| e.test.as_ref()) {
                 println!("test accuracy: {:.4} ({} images)", last.accuracy(), last.seen());
             }
+            Ok(())
+        }
+        Cmd::BenchTrain { genotype, c, layers, hw, in_ch, classes, batches, steps, auxiliary, profile } => {
+            need(steps >= 1, "--steps", steps, "at least 1")?;
+            need(batches.iter().all(|&b| b >= 1), "--batches", format!("{batches:?}"), "batch sizes of at least 1")?;
+            let genotype = Genotype::from_source(&genotype).map_err(|e| rarts::Error(format!("--genotype: {e}")))?;
+            let net =
+                EvalNetConfig { drop_path: true, auxiliary, ..EvalNetConfig::new(c, layers, classes, in_ch, genotype) };
+            let target = Target::open(cli.device)?;
+            let device = target.name()?;
+            let image = Shape::nchw(1, in_ch, hw, hw);
+            let mut rows = Vec::new();
+            for &batch in &batches {
+                let t = match &target {
+                    Target::Cpu => train::bench(Cpu::<f32>::new(), &net, batch, image, steps, profile)?,
+                    Target::Cuda => train::bench(Cuda::new(0)?, &net, batch, image, steps, profile)?,
+                };
+                println!(
+                    "{{\"batch\":{batch},\"ms_per_step\":{:.2},\"img_per_s\":{:.1},\"weights\":{},\"device\":\"{device}\"}}",
+                    t.median_s * 1e3,
+                    batch as f64 / t.median_s,
+                    t.weights
+                );
+                if let Some(p) = &t.profile {
+                    print!("{}", driver::profile_table(p, steps, t.median_s));
+                }
+                rows.push((batch, t.median_s));
+            }
+            println!("device: {device}");
+            println!("{:>6} {:>12} {:>10}", "batch", "ms/step", "images/s");
+            for (batch, s) in rows {
+                println!("{batch:>6} {:>12.2} {:>10.1}", s * 1e3, batch as f64 / s);
+            }
+            Ok(())
+        }
+        Cmd::Eval { model, data, batch } => {
+            let (info, split, classes, scores) = match Target::open(cli.device)? {
+                Target::Cpu => train::evaluate(Cpu::<f32>::new(), &model, &data, batch)?,
+                Target::Cuda => train::evaluate(Cuda::new(0)?, &model, &data, batch)?,
+            };
+            let epochs = info.metadata.get("epochs_done").map_or("?", String::as_str);
+            println!("model: {} (C={}, {} cells, {epochs} epochs)", model.display(), info.net.c, info.net.layers);
+            println!("genotype: {}", info.net.genotype.to_text());
+            println!("data: {data} ({split} split, {} images)", scores.seen());
+            println!("{:<14} {:>8} {:>8} {:>9}", "class", "correct", "images", "accuracy");
+            for (name, (hit, n)) in classes.iter().zip(&scores.per_class) {
+                println!("{name:<14} {hit:>8} {n:>8} {:>9.4}", *hit as f64 / (*n).max(1) as f64);
+            }
+            println!("loss: {:.4}", scores.loss);
+            println!("top-1: {:.4}", scores.accuracy());
             Ok(())
         }
         Cmd::Search(a) => {

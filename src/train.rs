@@ -6,7 +6,7 @@
 //! needs, with the same guarantees as a search (lock, no silent overwrite,
 //! checksum, settings and data checked on resume).
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use rand::SeedableRng;
@@ -18,6 +18,7 @@ use crate::data::{DataSpec, Dataset, Rng, Sampler, cutout, fill_eval};
 use crate::error::{Error, Result};
 use crate::exec::Exec;
 use crate::genotype::Genotype;
+use crate::model::{self, MODEL_FILE, Model, ModelInfo};
 use crate::optim::Sgd;
 use crate::run::{self, DataId};
 use crate::rundir::{Existing, RunDir};
@@ -28,7 +29,7 @@ use crate::space::{GROUP_AUX, GROUP_W};
 use crate::tape::{NodeId, Tape};
 
 /// The files `rarts train` writes into `--out` (besides its lock file).
-pub const RUN_FILES: [&str; 2] = ["checkpoint.bin", "log.jsonl"];
+pub const RUN_FILES: [&str; 3] = ["checkpoint.bin", "log.jsonl", MODEL_FILE];
 const FORMAT: &str = "rarts-train-1";
 /// Stream of the cutout draws under the run's seed (the sampler uses 0.. for
 /// its shuffles and `u64::MAX` for crops and flips).
@@ -230,17 +231,13 @@ struct Net {
     drop_masks: Vec<NodeId>,
 }
 
-fn record(cfg: &TrainConfig, genotype: Genotype, image: Shape, classes: usize) -> Result<Net> {
+/// The network of `net_cfg` on batches of `batch` images of `image`.
+fn record(net_cfg: &EvalNetConfig, batch: usize, image: Shape) -> Result<Net> {
     let mut t = Tape::new();
-    let x = t.input(Shape::nchw(cfg.batch, image.c(), image.h(), image.w()), "images");
-    let labels = t.input(Shape::vec(cfg.batch), "labels");
-    let net_cfg = EvalNetConfig {
-        drop_path: cfg.drop_path > 0.0,
-        auxiliary: cfg.auxiliary,
-        ..EvalNetConfig::new(cfg.c, cfg.layers, classes, image.c(), genotype)
-    };
-    let net = eval_net(&mut t, &net_cfg, x, GROUP_W)
-        .map_err(|e| if cfg.auxiliary { Error(format!("--auxiliary: {e}")) } else { e })?;
+    let x = t.input(Shape::nchw(batch, image.c(), image.h(), image.w()), "images");
+    let labels = t.input(Shape::vec(batch), "labels");
+    let net = eval_net(&mut t, net_cfg, x, GROUP_W)
+        .map_err(|e| if net_cfg.auxiliary { Error(format!("--auxiliary: {e}")) } else { e })?;
     let ce = t.cross_entropy(net.logits, labels);
     let loss = match net.aux_logits {
         Some(aux) => {
@@ -268,7 +265,17 @@ pub fn run<B: Backend<Elem = f32>>(be: B, cfg: &TrainConfig) -> Result<TrainResu
     let (train, test) = (split.train, split.test);
     let eval_images = run::eval_images(cfg.eval_images, test.as_ref(), usize::MAX, &cfg.data)?;
     let data_id = DataId::of(&train, test.as_ref());
-    let net = record(cfg, genotype, train.shape(), train.num_classes())?;
+    let net_cfg = EvalNetConfig {
+        drop_path: cfg.drop_path > 0.0,
+        auxiliary: cfg.auxiliary,
+        ..EvalNetConfig::new(cfg.c, cfg.layers, train.num_classes(), train.shape().c(), genotype)
+    };
+    let net = record(&net_cfg, cfg.batch, train.shape())?;
+    let mut model_info = ModelInfo {
+        net: EvalNetConfig { drop_path: false, ..net_cfg },
+        image: (train.shape().c(), train.shape().h(), train.shape().w()),
+        metadata: cfg.identity().into_iter().map(|(k, v)| (format!("setting{k}"), v)).collect(),
+    };
     let weights: usize = net.weights.iter().map(|&p| net.tape.shape(p).numel()).sum();
     let device = be.name();
     let mut ex = Exec::new(be, net.tape)?;
@@ -351,6 +358,8 @@ pub fn run<B: Backend<Elem = f32>>(be: B, cfg: &TrainConfig) -> Result<TrainResu
         }
         ck.save(&ck_path)?;
         dir.write(RUN_FILES[1], run::log_text(&log_lines).as_bytes())?;
+        model_info.metadata.insert("epochs_done".into(), (epoch + 1).to_string());
+        dir.write(MODEL_FILE, &model::to_bytes(&ex, &model_info)?)?;
         epochs.push(log);
     }
     Ok(TrainResult { weights, epochs })
@@ -420,4 +429,110 @@ fn restore<B: Backend<Elem = f32>>(
         .collect::<Result<Vec<_>>>()?;
     opt.load_state(&ex.be, &state)?;
     Ok((done, log))
+}
+
+/// `rarts eval`: the model in `model` (a `rarts train` folder or its
+/// `model.safetensors`) on the test split of `data` (the training split where
+/// the data have none). Returns the model's description, which split was
+/// scored, the class names and the scores.
+pub fn evaluate<B: Backend<Elem = f32>>(
+    be: B,
+    model: &Path,
+    data: &DataSpec,
+    batch: usize,
+) -> Result<(ModelInfo, &'static str, Vec<String>, Scores)> {
+    need(batch >= 1, "--batch", batch, "at least 1")?;
+    let model = Model::load(model)?;
+    let split = data.load()?;
+    let (set, which) = match split.test {
+        Some(t) => (t, "test"),
+        None => (split.train, "train"),
+    };
+    let info = &model.info;
+    let s = set.shape();
+    if (s.c(), s.h(), s.w()) != info.image || set.num_classes() != info.net.classes {
+        crate::bail!(
+            "--data {data} has {} classes of {}×{}×{} images; the model {} was trained on {} classes of {}×{}×{}",
+            set.num_classes(),
+            s.c(),
+            s.h(),
+            s.w(),
+            model.path.display(),
+            info.net.classes,
+            info.image.0,
+            info.image.1,
+            info.image.2
+        );
+    }
+    let net = record(&info.net, batch, s)?;
+    let mut ex = Exec::new(be, net.tape)?;
+    model.load_into(&mut ex)?;
+    let scores = score(&mut ex, &set, net.io, set.len())?;
+    Ok((model.info.clone(), which, set.classes().to_vec(), scores))
+}
+
+/// One timing of the training step (`rarts bench-train`).
+#[derive(Clone, Debug)]
+pub struct StepTiming {
+    /// Median wall time of a step, seconds.
+    pub median_s: f64,
+    /// Weights without the auxiliary head (DARTS' count).
+    pub weights: usize,
+    /// Time per op family over the same steps, when asked for.
+    pub profile: Option<crate::exec::Profile>,
+}
+
+/// Times the whole training step (forward, backward, clip, SGD) of
+/// `net_cfg` on fixed random `image`-shaped inputs, drop path at 0.2 (its
+/// value at the last epoch) when the network records it, as the anchor's
+/// `darts_torch.py --train` does: 3 warm-up steps, then the median of `steps`.
+pub fn bench<B: Backend<Elem = f32>>(
+    be: B,
+    net_cfg: &EvalNetConfig,
+    batch: usize,
+    image: Shape,
+    steps: usize,
+    profile: bool,
+) -> Result<StepTiming> {
+    let net = record(net_cfg, batch, image)?;
+    let weights = net.weights.iter().map(|&p| net.tape.shape(p).numel()).sum();
+    let mut ex = Exec::new(be, net.tape)?;
+    ex.init_params(&mut StdRng::seed_from_u64(0))?;
+    let params: Vec<NodeId> = net.weights.iter().chain(&net.aux).copied().collect();
+    let sgd = SgdStep { lr: 0.025, momentum: 0.9, weight_decay: 3e-4 };
+    let mut opt = Sgd::new(&ex, params, sgd, Some(5.0))?;
+    let mut rng = Rng::new(1);
+    let x: Vec<f32> = (0..batch * image.c() * image.h() * image.w()).map(|_| rng.unit_f32() * 2.0 - 1.0).collect();
+    let y: Vec<f32> = (0..batch).map(|_| rng.below(net_cfg.classes) as f32).collect();
+    ex.set_elems(net.io.0, &x)?;
+    ex.set_elems(net.io.1, &y)?;
+    let mut mask_rng = StdRng::seed_from_u64(2);
+    let mut step = |ex: &mut Exec<B>| -> Result<()> {
+        set_drop_masks(ex, &net.drop_masks, &mut mask_rng, 0.2)?;
+        ex.forward()?;
+        ex.backward(net.loss, &[GROUP_W, GROUP_AUX])?;
+        opt.step(ex).map(|_| ())
+    };
+    for _ in 0..3 {
+        step(&mut ex)?;
+    }
+    ex.be.synchronize()?;
+    let mut times = Vec::with_capacity(steps);
+    for _ in 0..steps {
+        let t = Instant::now();
+        step(&mut ex)?;
+        ex.be.synchronize()?;
+        times.push(t.elapsed().as_secs_f64());
+    }
+    times.sort_by(f64::total_cmp);
+    let profile = if profile {
+        ex.profile = Some(crate::exec::Profile::default());
+        for _ in 0..steps {
+            step(&mut ex)?;
+        }
+        ex.profile.take()
+    } else {
+        None
+    };
+    Ok(StepTiming { median_s: times[times.len() / 2], weights, profile })
 }

@@ -104,3 +104,79 @@ fn the_auxiliary_head_needs_an_8x8_map_and_trains_on_32x32_images() {
     let log = fs::read_to_string(out.join("log.jsonl")).unwrap();
     assert_eq!(field(log.lines().nth(1).unwrap(), "drop_prob"), 0.1, "p·epoch/epochs with p = 0.2");
 }
+
+#[test]
+fn eval_prints_a_per_class_table_and_refuses_what_does_not_fit() {
+    let out = tmp("eval");
+    ok(&small_train(&out, "DARTS_V2", 1, 6).output().unwrap());
+    let stdout = ok(&bin().args(["eval", "--data", "embedded", "--model"]).arg(&out).output().unwrap());
+    let seen = stdout.lines().find(|l| l.starts_with("data: ")).expect("data line");
+    assert!(seen.contains("test split, 500 images"), "{seen}");
+    // One row per class, and the rows add up to the whole test split.
+    let rows: Vec<Vec<&str>> = stdout
+        .lines()
+        .skip_while(|l| !l.starts_with("class"))
+        .skip(1)
+        .take(10)
+        .map(|l| l.split_whitespace().collect())
+        .collect();
+    let images: usize = rows.iter().map(|r| r[r.len() - 2].parse::<usize>().unwrap()).sum();
+    assert_eq!(images, 500, "{stdout}");
+    for class in ["T-shirt/top", "Ankle boot"] {
+        assert!(stdout.contains(class), "per-class table lacks {class}: {stdout}");
+    }
+    // CIFAR images (3×32×32) do not fit a Fashion-MNIST model (1×28×28).
+    let cifar = format!("cifar10:{}/tests/data/cifar10_test_first20.bin", env!("CARGO_MANIFEST_DIR"));
+    let o = bin().args(["eval", "--data", &cifar, "--model"]).arg(&out).output().unwrap();
+    fails_with(&o, &["3×32×32", "1×28×28"]);
+    // A damaged model file says so.
+    let model = out.join("model.safetensors");
+    let bytes = fs::read(&model).unwrap();
+    fs::write(&model, &bytes[..bytes.len() / 2]).unwrap();
+    fails_with(&bin().args(["eval", "--model"]).arg(&model).output().unwrap(), &["model.safetensors"]);
+    fails_with(&bin().args(["eval", "--model", "/nonexistent/m"]).output().unwrap(), &["--model", "/nonexistent/m"]);
+}
+
+#[test]
+fn eval_matches_the_accuracy_logged_on_the_same_images() {
+    let out = tmp("eval-same");
+    let mut c = bin();
+    c.args(["train", "--genotype", "random:5", "--c", "4", "--layers", "3", "--batch", "16", "--epochs", "1"]);
+    c.args(["--steps-per-epoch", "8", "--quiet", "--drop-path", "0.2", "--out"]).arg(&out);
+    ok(&c.output().unwrap());
+    let log = fs::read_to_string(out.join("log.jsonl")).unwrap();
+    let logged = field(log.lines().last().unwrap(), "acc_test");
+    let stdout = ok(&bin().args(["eval", "--model"]).arg(&out).output().unwrap());
+    let top1: f64 = stdout.lines().find_map(|l| l.strip_prefix("top-1: ")).unwrap().parse().unwrap();
+    assert!((top1 - logged).abs() < 1e-4, "eval {top1}, training log {logged}\n{stdout}");
+}
+
+#[test]
+fn bench_train_times_each_batch_size() {
+    let o = bin()
+        .args([
+            "bench-train",
+            "--c",
+            "4",
+            "--layers",
+            "3",
+            "--hw",
+            "8",
+            "--in-ch",
+            "1",
+            "--batches",
+            "2,4",
+            "--steps",
+            "1",
+        ])
+        .output()
+        .unwrap();
+    let stdout = ok(&o);
+    let rows: Vec<&str> = stdout.lines().filter(|l| l.starts_with('{')).collect();
+    assert_eq!(rows.len(), 2, "{stdout}");
+    for (row, batch) in rows.iter().zip([2, 4]) {
+        assert!(row.starts_with(&format!("{{\"batch\":{batch},")), "{row}");
+        assert!(field(row, "ms_per_step") > 0.0, "{row}");
+    }
+    fails_with(&bin().args(["bench-train", "--steps", "0"]).output().unwrap(), &["--steps", "at least 1"]);
+}

@@ -1,0 +1,136 @@
+//! A trained evaluation network in the safetensors format (`model.safetensors`):
+//! every weight and BatchNorm running statistic under its tape name, as f32
+//! in the engine's four-dimensional NCHW shape (a vector of n is
+//! `[n, 1, 1, 1]`), and in the metadata the genotype and every setting
+//! needed to build the network again.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use safetensors::SafeTensors;
+use safetensors::tensor::{Dtype, TensorView};
+
+use crate::backend::Backend;
+use crate::error::{Context, Error, Result};
+use crate::exec::Exec;
+use crate::genotype::Genotype;
+use crate::run::persistent_nodes;
+use crate::space::eval::EvalNetConfig;
+
+pub const MODEL_FILE: &str = "model.safetensors";
+const FORMAT: &str = "rarts-model-1";
+
+/// What a model file says about its network.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ModelInfo {
+    pub net: EvalNetConfig,
+    /// Input image `(c, h, w)` the network was trained on.
+    pub image: (usize, usize, usize),
+    /// Every metadata field, for display (genotype, data, epochs, …).
+    pub metadata: HashMap<String, String>,
+}
+
+/// The model file's bytes: `ex`'s persistent tensors and `info` (its
+/// `metadata` adds to the fields written from `net` and `image`).
+pub fn to_bytes<B: Backend>(ex: &Exec<B>, info: &ModelInfo) -> Result<Vec<u8>> {
+    let nodes = persistent_nodes(&ex.tape);
+    let data: Vec<(String, Vec<usize>, Vec<u8>)> = nodes
+        .iter()
+        .map(|&n| {
+            let v: Vec<u8> = ex.get(n)?.iter().flat_map(|&x| (x as f32).to_le_bytes()).collect();
+            Ok((ex.tape.nodes[n].name.clone(), ex.shape(n).0.to_vec(), v))
+        })
+        .collect::<Result<_>>()?;
+    let mut names: Vec<&str> = data.iter().map(|d| d.0.as_str()).collect();
+    names.sort_unstable();
+    if let Some(w) = names.windows(2).find(|w| w[0] == w[1]) {
+        crate::bail!("model: two tensors are named '{}'", w[0]);
+    }
+    let views = data
+        .iter()
+        .map(|(name, shape, bytes)| {
+            TensorView::new(Dtype::F32, shape.clone(), bytes)
+                .map(|v| (name.as_str(), v))
+                .map_err(|e| Error(format!("model: {name}: {e}")))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let mut meta = info.metadata.clone();
+    let n = &info.net;
+    for (k, v) in [
+        ("format", FORMAT.to_string()),
+        ("genotype", n.genotype.to_text()),
+        ("c", n.c.to_string()),
+        ("layers", n.layers.to_string()),
+        ("classes", n.classes.to_string()),
+        ("auxiliary", n.auxiliary.to_string()),
+        ("image", format!("{}x{}x{}", info.image.0, info.image.1, info.image.2)),
+    ] {
+        meta.insert(k.into(), v);
+    }
+    safetensors::serialize(views, Some(meta)).map_err(|e| Error(format!("model: {e}")))
+}
+
+/// `path` itself if it is a file, else `path/model.safetensors`.
+pub fn model_path(path: &Path) -> PathBuf {
+    if path.is_dir() { path.join(MODEL_FILE) } else { path.to_path_buf() }
+}
+
+/// A model file read into memory, its metadata checked.
+pub struct Model {
+    pub path: PathBuf,
+    pub info: ModelInfo,
+    bytes: Vec<u8>,
+}
+
+impl Model {
+    pub fn load(path: &Path) -> Result<Model> {
+        let path = model_path(path);
+        let what = path.display().to_string();
+        let bytes = std::fs::read(&path).ctx(|| format!("--model {what}: cannot read the model"))?;
+        let (_, meta) = SafeTensors::read_metadata(&bytes)
+            .map_err(|e| Error(format!("--model {what}: not a safetensors file ({e})")))?;
+        let m = meta.metadata().clone().unwrap_or_default();
+        let field = |k: &str| m.get(k).ok_or_else(|| Error(format!("--model {what}: metadata has no '{k}'")));
+        let num = |k: &str| -> Result<usize> {
+            let v = field(k)?;
+            v.parse().map_err(|_| Error(format!("--model {what}: metadata '{k}' is '{v}', expected a whole number")))
+        };
+        if field("format")? != FORMAT {
+            crate::bail!("--model {what}: format '{}', expected {FORMAT}", field("format")?);
+        }
+        let genotype = Genotype::parse(field("genotype")?, &format!("{what} metadata 'genotype'"))?;
+        let image: Vec<usize> = field("image")?.split('x').filter_map(|d| d.parse().ok()).collect();
+        let [ic, ih, iw] = image[..] else {
+            crate::bail!("--model {what}: metadata 'image' is '{}', expected CxHxW", field("image")?);
+        };
+        let net = EvalNetConfig {
+            auxiliary: field("auxiliary")? == "true",
+            ..EvalNetConfig::new(num("c")?, num("layers")?, num("classes")?, ic, genotype)
+        };
+        Ok(Model { path, info: ModelInfo { net, image: (ic, ih, iw), metadata: m }, bytes })
+    }
+
+    /// Puts every persistent tensor of `ex` from the file, checking names and shapes.
+    pub fn load_into<B: Backend<Elem = f32>>(&self, ex: &mut Exec<B>) -> Result<()> {
+        let what = self.path.display();
+        let st = SafeTensors::deserialize(&self.bytes).map_err(|e| Error(format!("--model {what}: {e}")))?;
+        for n in persistent_nodes(&ex.tape) {
+            let name = ex.tape.nodes[n].name.clone();
+            let t = st.tensor(&name).map_err(|_| Error(format!("--model {what}: no tensor '{name}'")))?;
+            let want = ex.shape(n).0;
+            if t.dtype() != Dtype::F32 || t.shape() != want {
+                crate::bail!(
+                    "--model {what}: tensor '{name}' is {:?} {:?}; expected F32 {want:?}",
+                    t.dtype(),
+                    t.shape()
+                );
+            }
+            let v: Vec<f32> = t.data().chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect();
+            if let Some(i) = v.iter().position(|x| !x.is_finite()) {
+                crate::bail!("--model {what}: tensor '{name}' holds {} at element {i}", v[i]);
+            }
+            ex.set_elems(n, &v)?;
+        }
+        Ok(())
+    }
+}
