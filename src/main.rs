@@ -132,6 +132,20 @@ enum Cmd {
         #[arg(long)]
         profile: bool,
     },
+    /// The paper's comparison: search with every method, retrain each
+    /// genotype (and random cells), one table in --out/results.md. Every job
+    /// resumes and is skipped once done.
+    Compare {
+        /// small: a 2-core CPU on Fashion-MNIST (~3 h); paper: DARTS' protocol on
+        /// CIFAR-10 (a GPU); smoke: the whole pipeline in a minute on the embedded data.
+        #[arg(long)]
+        preset: String,
+        /// Data set (small: Debian's Fashion-MNIST by default; paper: cifar10:DIR, required).
+        #[arg(long)]
+        data: Option<DataSpec>,
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
     /// Describes a data set.
     Info {
         #[arg(long, default_value = "embedded", help = data_help())]
@@ -519,6 +533,16 @@ fn run(cli: Cli) -> Result<()> {
             for (batch, s) in rows {
                 println!("{batch:>6} {:>12.2} {:>10.1}", s * 1e3, batch as f64 / s);
             }
+            Ok(())
+        }
+        Cmd::Compare { preset, data, out } => {
+            let p = rarts::compare::Preset::named(&preset, data)?;
+            let out = out.unwrap_or_else(|| rarts::compare::default_out(p.name));
+            let text = match Target::open(cli.device)? {
+                Target::Cpu => rarts::compare::run(|| Ok(Cpu::<f32>::new()), &p, &out)?,
+                Target::Cuda => rarts::compare::run(|| Cuda::new(0), &p, &out)?,
+            };
+            print!("{text}");
             Ok(())
         }
         Cmd::Eval { model, data, batch } => {

@@ -109,7 +109,7 @@ impl TrainConfig {
         )
     }
 
-    fn identity(&self) -> Vec<(&'static str, String)> {
+    pub fn identity(&self) -> Vec<(&'static str, String)> {
         let opt = |v: Option<usize>| v.map_or_else(|| "default".into(), |v| v.to_string());
         vec![
             ("--data", self.data.to_string()),

@@ -180,3 +180,28 @@ fn bench_train_times_each_batch_size() {
     }
     fails_with(&bin().args(["bench-train", "--steps", "0"]).output().unwrap(), &["--steps", "at least 1"]);
 }
+
+#[test]
+fn compare_runs_every_method_and_seed_then_skips_what_is_done() {
+    let out = tmp("compare");
+    let run = || bin().args(["compare", "--preset", "smoke", "--out"]).arg(&out).output().unwrap();
+    let first = run();
+    let stdout = ok(&first);
+    for method in ["| rarts |", "| darts1 |", "| darts2 |", "| random |"] {
+        assert!(stdout.contains(method), "{method} missing: {stdout}");
+    }
+    assert!(stdout.contains("RARTS / DARTS second order"), "{stdout}");
+    assert!(stdout.contains("--arch-lr"), "settings listed: {stdout}");
+    let md = fs::read_to_string(out.join("results.md")).unwrap();
+    assert!(md.starts_with("# rarts compare --preset smoke") && stdout.ends_with(&md), "{stdout}");
+    for job in ["search-rarts-s0", "search-darts2-s1", "train-random-s1", "train-darts1-s0"] {
+        assert!(out.join(job).is_dir(), "{job} missing");
+    }
+    // Done jobs are skipped: nothing is run again.
+    let again = run();
+    let stderr = String::from_utf8_lossy(&again.stderr);
+    ok(&again);
+    assert!(!stderr.contains("compare: search") && !stderr.contains("compare: retrain"), "{stderr}");
+    fails_with(&bin().args(["compare", "--preset", "huge"]).output().unwrap(), &["--preset huge", "small"]);
+    fails_with(&bin().args(["compare", "--preset", "paper"]).output().unwrap(), &["--preset paper", "cifar10"]);
+}

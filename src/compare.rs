@@ -1,0 +1,350 @@
+//! `rarts compare`: the paper's comparison in one command. For each method
+//! (RARTS, DARTS first and second order, and a random cell) and each seed:
+//! search (the same data, steps and `α` learning rate for every method),
+//! retrain the genotype from scratch, and read its test accuracy; then one
+//! table in `DIR/results.md`. Every job resumes from its checkpoint and is
+//! skipped once done, so the whole can be stopped and run again.
+
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+
+use crate::backend::Backend;
+use crate::data::DataSpec;
+use crate::error::{Context, Error, Result};
+use crate::rundir::Existing;
+use crate::search::algo::{Algo, Schedule};
+use crate::search::config::SearchConfig;
+use crate::search::driver;
+use crate::train::{self, TrainConfig};
+
+/// The methods compared, in table order.
+pub const METHODS: [&str; 4] = ["rarts", "darts1", "darts2", "random"];
+
+/// A comparison's settings.
+#[derive(Clone, Debug)]
+pub struct Preset {
+    pub name: &'static str,
+    pub seeds: Vec<u64>,
+    /// Search settings shared by every method (`algo`, `seed`, `out` are set per job).
+    pub search: SearchConfig,
+    /// Retraining settings (`genotype`, `seed`, `out` are set per job).
+    pub train: TrainConfig,
+}
+
+impl Preset {
+    /// `small`: a 2-core CPU on the full Fashion-MNIST, about 3 hours of
+    /// compute. `paper`: the published protocol for a GPU (CIFAR-10 at
+    /// `cifar_dir`).
+    pub fn named(name: &str, data: Option<DataSpec>) -> Result<Preset> {
+        match name {
+            "small" => {
+                let data = data.unwrap_or_else(|| DataSpec::FashionMnist("/usr/share/datasets/fashion-mnist".into()));
+                Ok(Preset {
+                    name: "small",
+                    seeds: vec![0, 1],
+                    search: SearchConfig {
+                        data: data.clone(),
+                        c: 8,
+                        layers: 5,
+                        batch: 32,
+                        epochs: 4,
+                        steps_per_epoch: Some(100),
+                        // DARTS' 3e-4 barely moves α in 400 steps; the same
+                        // raised rate for every method (see RESULTS.md).
+                        arch_lr: 6e-3,
+                        eval_images: Some(0),
+                        ..SearchConfig::default()
+                    },
+                    train: TrainConfig {
+                        data,
+                        c: 8,
+                        layers: 5,
+                        batch: 96,
+                        epochs: 2,
+                        cutout: 0,
+                        ..TrainConfig::default()
+                    },
+                })
+            }
+            // The whole pipeline in about a minute on the embedded data: a
+            // check that every job runs and resumes, not a comparison.
+            "smoke" => {
+                let data = data.unwrap_or(DataSpec::Embedded);
+                Ok(Preset {
+                    name: "smoke",
+                    seeds: vec![0, 1],
+                    search: SearchConfig {
+                        data: data.clone(),
+                        c: 4,
+                        layers: 3,
+                        batch: 8,
+                        epochs: 1,
+                        steps_per_epoch: Some(2),
+                        eval_images: Some(0),
+                        progress: false,
+                        ..SearchConfig::default()
+                    },
+                    train: TrainConfig {
+                        data,
+                        c: 4,
+                        layers: 3,
+                        batch: 16,
+                        epochs: 1,
+                        steps_per_epoch: Some(2),
+                        eval_images: Some(100),
+                        progress: false,
+                        ..TrainConfig::default()
+                    },
+                })
+            }
+            "paper" => {
+                let Some(data) = data else {
+                    crate::bail!("--preset paper needs --data cifar10:DIR (CIFAR-10 in its binary version)");
+                };
+                Ok(Preset {
+                    name: "paper",
+                    seeds: vec![0, 1, 2, 3],
+                    search: SearchConfig { data: data.clone(), eval_images: Some(0), ..SearchConfig::default() },
+                    train: TrainConfig { data, auxiliary: true, cutout: 16, ..TrainConfig::default() },
+                })
+            }
+            other => crate::bail!("--preset {other}: expected small, paper or smoke"),
+        }
+    }
+}
+
+/// One method on one seed.
+#[derive(Clone, Debug, Default)]
+struct Outcome {
+    /// Mean ms per search step and the whole search's seconds (none for random).
+    search: Option<(f64, f64)>,
+    /// Largest |softmax(α) − 1/8| at the end of the search.
+    alpha_spread: Option<f64>,
+    genotype: String,
+    test_acc: f64,
+}
+
+/// Runs (or continues) every job of `preset` into `out`, then writes
+/// `out/results.md` and returns its text.
+pub fn run<B: Backend<Elem = f32>>(make: impl Fn() -> Result<B>, preset: &Preset, out: &Path) -> Result<String> {
+    std::fs::create_dir_all(out).ctx(|| format!("--out {}: cannot create the folder", out.display()))?;
+    let mut rows: Vec<(&str, Vec<Outcome>)> = Vec::new();
+    for method in METHODS {
+        let mut per_seed = Vec::new();
+        for &seed in &preset.seeds {
+            per_seed.push(job(&make, preset, out, method, seed)?);
+        }
+        rows.push((method, per_seed));
+    }
+    let text = report(preset, &rows);
+    crate::rundir::write_atomic(&out.join("results.md"), text.as_bytes())?;
+    Ok(text)
+}
+
+fn job<B: Backend<Elem = f32>>(
+    make: &impl Fn() -> Result<B>,
+    preset: &Preset,
+    out: &Path,
+    method: &str,
+    seed: u64,
+) -> Result<Outcome> {
+    let mut o = Outcome::default();
+    let genotype_source = if method == "random" {
+        format!("random:{seed}")
+    } else {
+        let dir = out.join(format!("search-{method}-s{seed}"));
+        let cfg = SearchConfig {
+            algo: Algo::parse(method).ok_or_else(|| Error(format!("unknown method {method}")))?,
+            schedule: Schedule::Fused,
+            seed,
+            out: dir.clone(),
+            existing: Existing::Resume,
+            ..preset.search.clone()
+        };
+        if !done_search(&dir, cfg.epochs) {
+            eprintln!("compare: search {method} seed {seed} -> {}", dir.display());
+            driver::run(make()?, &cfg)?;
+        }
+        o.search = Some(search_cost(&dir)?);
+        o.alpha_spread = Some(alpha_spread(&dir)?);
+        dir.display().to_string()
+    };
+    let dir = out.join(format!("train-{method}-s{seed}"));
+    let cfg = TrainConfig {
+        genotype: genotype_source.clone(),
+        seed,
+        out: dir.clone(),
+        existing: Existing::Resume,
+        ..preset.train.clone()
+    };
+    if log_lines(&dir.join("log.jsonl")).len() < cfg.epochs {
+        eprintln!("compare: retrain {method} seed {seed} -> {}", dir.display());
+        train::run(make()?, &cfg)?;
+    }
+    let log = log_lines(&dir.join("log.jsonl"));
+    let last = log.last().ok_or_else(|| Error(format!("{}: no log after training", dir.display())))?;
+    o.test_acc = field(last, "acc_test").ok_or_else(|| Error(format!("{}: no test accuracy", dir.display())))?;
+    o.genotype = crate::genotype::Genotype::from_source(&genotype_source)?.to_text();
+    Ok(o)
+}
+
+fn log_lines(path: &Path) -> Vec<String> {
+    std::fs::read_to_string(path).map(|t| t.lines().map(String::from).collect()).unwrap_or_default()
+}
+
+/// The number after `"key":` in a JSON line.
+fn field(line: &str, key: &str) -> Option<f64> {
+    let v = line.split(&format!("\"{key}\":")).nth(1)?;
+    v.split([',', '}']).next()?.trim().parse().ok()
+}
+
+fn done_search(dir: &Path, epochs: usize) -> bool {
+    dir.join("genotype.json").exists() && log_lines(&dir.join("log.jsonl")).len() >= epochs
+}
+
+/// (mean ms per step, total seconds of stepping) from a search's log.
+fn search_cost(dir: &Path) -> Result<(f64, f64)> {
+    let (mut ms, mut steps) = (0.0, 0.0);
+    for l in log_lines(&dir.join("log.jsonl")) {
+        let (m, s) = (field(&l, "step_ms"), field(&l, "steps"));
+        let (Some(m), Some(s)) = (m, s) else { crate::bail!("{}: log line without step_ms/steps", dir.display()) };
+        ms += m * s;
+        steps += s;
+    }
+    Ok((ms / steps.max(1.0), ms / 1e3))
+}
+
+/// Largest |softmax(α) − 1/8| over both cells, from `genotype.json`.
+fn alpha_spread(dir: &Path) -> Result<f64> {
+    let path = dir.join("genotype.json");
+    let text = std::fs::read_to_string(&path).ctx(|| format!("reading {}", path.display()))?;
+    let mut spread: f64 = 0.0;
+    for key in ["softmax_alpha_normal", "softmax_alpha_reduce"] {
+        let rest =
+            text.split(&format!("\"{key}\":")).nth(1).ok_or_else(|| Error(format!("{}: no {key}", path.display())))?;
+        let body = &rest[..rest.find("]]").map_or(rest.len(), |i| i + 2)];
+        for v in body
+            .split(|c: char| !(c.is_ascii_digit() || c == '.' || c == '-' || c == 'e'))
+            .filter_map(|s| s.parse::<f64>().ok())
+        {
+            spread = spread.max((v - 1.0 / 8.0).abs());
+        }
+    }
+    Ok(spread)
+}
+
+fn mean_std(v: &[f64]) -> (f64, f64) {
+    let m = v.iter().sum::<f64>() / v.len().max(1) as f64;
+    let var = v.iter().map(|x| (x - m).powi(2)).sum::<f64>() / (v.len().max(2) - 1) as f64;
+    (m, var.sqrt())
+}
+
+/// `YYYY-MM-DD` of today (UTC).
+fn today() -> String {
+    let days =
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs() / 86_400) as i64;
+    // Howard Hinnant's civil_from_days.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    format!("{:04}-{m:02}-{d:02}", yoe + era * 400 + (m <= 2) as i64)
+}
+
+fn machine() -> String {
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|t| {
+            t.lines()
+                .find(|l| l.starts_with("model name"))
+                .and_then(|l| l.split(':').nth(1))
+                .map(|s| s.trim().to_string())
+        })
+        .unwrap_or_else(|| "unknown CPU".into());
+    format!("{cpu}, {} threads", crate::par::threads())
+}
+
+fn report(p: &Preset, rows: &[(&str, Vec<Outcome>)]) -> String {
+    let mut s = String::new();
+    let _ = writeln!(s, "# rarts compare --preset {}\n", p.name);
+    let _ = writeln!(s, "Date {}; machine: {}; seeds {:?}.\n", today(), machine(), p.seeds);
+    let _ = writeln!(
+        s,
+        "| method | test accuracy (mean ± std) | per seed | ms / search step | search time (s) | max \\|softmax(α) − 1/8\\| |"
+    );
+    let _ = writeln!(s, "|---|---|---|---|---|---|");
+    let mut means = Vec::new();
+    for (method, outs) in rows {
+        let accs: Vec<f64> = outs.iter().map(|o| o.test_acc * 100.0).collect();
+        let (m, sd) = mean_std(&accs);
+        means.push((*method, m, sd));
+        let per = accs.iter().map(|a| format!("{a:.2}")).collect::<Vec<_>>().join(", ");
+        let cost = |f: fn(&(f64, f64)) -> f64| {
+            let v: Vec<f64> = outs.iter().filter_map(|o| o.search.as_ref().map(f)).collect();
+            if v.is_empty() { "—".to_string() } else { format!("{:.0}", mean_std(&v).0) }
+        };
+        let spread: Vec<String> = outs.iter().filter_map(|o| o.alpha_spread.map(|a| format!("{a:.3}"))).collect();
+        let _ = writeln!(
+            s,
+            "| {method} | {m:.2} ± {sd:.2} % | {per} | {} | {} | {} |",
+            cost(|c| c.0),
+            cost(|c| c.1),
+            if spread.is_empty() { "—".into() } else { spread.join(", ") }
+        );
+    }
+    let ms = |name: &str| -> Option<f64> {
+        let v: Vec<f64> = rows.iter().find(|r| r.0 == name)?.1.iter().filter_map(|o| o.search.map(|c| c.0)).collect();
+        (!v.is_empty()).then(|| mean_std(&v).0)
+    };
+    if let (Some(r), Some(d2)) = (ms("rarts"), ms("darts2")) {
+        let _ = writeln!(
+            s,
+            "\nSearch cost, RARTS / DARTS second order, ms per step in this run: {:.2} (the paper reports about 0.4).",
+            r / d2
+        );
+    }
+    let best = means.iter().cloned().fold(("", f64::MIN, 0.0), |b, m| if m.1 > b.1 { m } else { b });
+    let overlapping: Vec<&str> =
+        means.iter().filter(|m| m.0 != best.0 && m.1 + m.2 >= best.1 - best.2).map(|m| m.0).collect();
+    let _ = writeln!(
+        s,
+        "\nHighest mean: {} ({:.2} %). {}",
+        best.0,
+        best.1,
+        if overlapping.is_empty() {
+            "Its mean ± std does not overlap any other method's.".to_string()
+        } else {
+            format!(
+                "Within the spread across seeds of: {} — these differences are not significant.",
+                overlapping.join(", ")
+            )
+        }
+    );
+    let _ = writeln!(s, "\n## Genotypes\n");
+    for (method, outs) in rows {
+        for (o, seed) in outs.iter().zip(&p.seeds) {
+            let _ = writeln!(s, "- {method}, seed {seed}: `{}`", o.genotype);
+        }
+    }
+    let _ = writeln!(s, "\n## Settings\n");
+    let _ = writeln!(s, "Search (every method): {}", flags(&p.search.identity()));
+    let _ = writeln!(s, "\nRetraining (every method): {}", flags(&p.train.identity()));
+    s
+}
+
+fn flags(v: &[(&'static str, String)]) -> String {
+    v.iter()
+        .filter(|(f, _)| !matches!(*f, "--algo" | "--seed" | "--genotype"))
+        .map(|(f, x)| format!("`{f} {x}`"))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// Where `rarts compare` writes by default.
+pub fn default_out(preset: &str) -> PathBuf {
+    PathBuf::from(format!("runs/compare-{preset}"))
+}
