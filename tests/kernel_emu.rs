@@ -1,0 +1,21 @@
+//! Every CUDA kernel, compiled for the host with the CPU stand-in of
+//! `scripts/kernel-emu/shim.h`, checked against direct references on fresh
+//! random inputs (`scripts/kernel-emu.sh`): how the kernels' arithmetic is
+//! tested on machines without a GPU. Needs g++ (C++20).
+
+mod common;
+
+use std::process::Command;
+
+#[test]
+fn emulated_cuda_kernels_match_their_references() {
+    if Command::new("g++").arg("--version").output().is_err() {
+        common::skipped("g++ is not installed (the kernel emulation compiles with it)");
+        return;
+    }
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/kernel-emu.sh");
+    let out = Command::new("bash").arg(script).env("TMPDIR", std::env::temp_dir()).output().unwrap();
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success(), "kernel emulation failed:\n{text}");
+    assert!(text.contains("(0 failures)"), "{text}");
+}
