@@ -209,10 +209,12 @@ fn comparable(ck: &Checkpoint) -> Checkpoint {
         .header
         .iter()
         .map(|(k, v)| {
-            let v = match v.split_once("\"step_ms\":") {
-                Some((head, tail)) => format!("{head}{}", &tail[tail.find(',').unwrap_or(tail.len())..]),
-                None => v.clone(),
-            };
+            let mut v = v.clone();
+            for field in ["\"step_ms\":", "\"step_ms_median\":"] {
+                if let Some((head, tail)) = v.split_once(field) {
+                    v = format!("{head}{}", &tail[tail.find(',').unwrap_or(tail.len())..]);
+                }
+            }
             (k.clone(), v)
         })
         .collect();

@@ -147,7 +147,11 @@ pub struct EpochLog {
     pub acc_train: f64,
     pub acc_val: f64,
     pub test_acc: Option<f64>,
+    /// Mean wall time of a step.
     pub step_ms: f64,
+    /// Median wall time of a step: what a step costs, unmoved by a few steps
+    /// that shared the machine with something else or were paused.
+    pub step_ms_median: f64,
     pub steps: usize,
 }
 
@@ -297,11 +301,14 @@ pub fn run<B: Backend<Elem = f32>>(be: B, cfg: &SearchConfig) -> Result<SearchRe
         search.set_lr(lr);
         let mut log = EpochLog { epoch, lr, steps, ..Default::default() };
         let t_epoch = Instant::now();
+        let mut step_ms = Vec::with_capacity(steps);
         for s in 0..steps {
+            let t_step = Instant::now();
             let st = search.step(&mut feed).map_err(|e| {
                 let cause = non_finite_tensor(&search, cfg).unwrap_or_default();
                 Error(format!("epoch {epoch} step {s}: {e}{cause}"))
             })?;
+            step_ms.push(t_step.elapsed().as_secs_f64() * 1e3);
             log.loss_train += st.loss_train / steps as f64;
             log.loss_val += st.loss_val / steps as f64;
             // The last forward of the step saw the train batch in the w network;
@@ -328,6 +335,7 @@ pub fn run<B: Backend<Elem = f32>>(be: B, cfg: &SearchConfig) -> Result<SearchRe
             }
         }
         log.step_ms = t_epoch.elapsed().as_secs_f64() * 1e3 / steps.max(1) as f64;
+        log.step_ms_median = median(&mut step_ms);
         if cfg.algo != Algo::Rarts {
             log.acc_val = f64::NAN; // DARTS's α pass is not a measure of y; not reported
         }
@@ -402,7 +410,7 @@ fn log_json(algo: Algo, l: &EpochLog, an: &[f64], ar: &[f64]) -> String {
     let _ = write!(
         s,
         "{{\"epoch\":{},\"lr\":{},\"loss_train\":{},\"{}\":{},\"acc_train\":{},\"acc_val\":{},\"test_acc\":{},\
-         \"step_ms\":{:.3},\"steps\":{},\"softmax_alpha_normal\":{},\"softmax_alpha_reduce\":{}}}",
+         \"step_ms\":{:.3},\"step_ms_median\":{:.3},\"steps\":{},\"softmax_alpha_normal\":{},\"softmax_alpha_reduce\":{}}}",
         l.epoch,
         l.lr,
         run::json_num(l.loss_train),
@@ -412,6 +420,7 @@ fn log_json(algo: Algo, l: &EpochLog, an: &[f64], ar: &[f64]) -> String {
         run::json_num(l.acc_val),
         l.test_acc.map_or("null".into(), run::json_num),
         l.step_ms,
+        l.step_ms_median,
         l.steps,
         mat(an),
         mat(ar)
@@ -560,4 +569,14 @@ pub fn profile_table(prof: &Profile, steps: usize, step_s: f64) -> String {
         );
     }
     s
+}
+
+/// The median of `v` (0 when empty); sorts `v`.
+fn median(v: &mut [f64]) -> f64 {
+    if v.is_empty() {
+        return 0.0;
+    }
+    v.sort_by(f64::total_cmp);
+    let m = v.len() / 2;
+    if v.len() % 2 == 1 { v[m] } else { (v[m - 1] + v[m]) / 2.0 }
 }
