@@ -1,7 +1,9 @@
 //! Convolution throughput for the DARTS shapes: forward, backward-data and
 //! backward-filter, the fast path (`ops::conv`) beside the reference loops.
 //! `cargo bench --bench conv` (RARTS_THREADS sets the thread count; pass
-//! `quick` to skip the reference and batch 32). Median of several runs,
+//! `quick` to skip the reference and batch 32, `train` for the shapes of the
+//! retraining network at C = 16 on 28×28 images, batch 96, without the
+//! reference). Median of several runs,
 //! GFLOP/s counting a multiply-add as 2 flops.
 
 use std::time::Instant;
@@ -46,14 +48,22 @@ fn time(mut f: impl FnMut()) -> f64 {
 
 fn main() {
     let quick = std::env::args().any(|a| a == "quick");
-    let batches: &[usize] = if quick { &[8] } else { &[8, 32] };
+    let train = std::env::args().any(|a| a == "train");
+    let batches: &[usize] = if train {
+        &[96]
+    } else if quick {
+        &[8]
+    } else {
+        &[8, 32]
+    };
+    let sizes: &[(usize, usize)] = if train { &[(16, 28), (32, 14), (64, 7)] } else { &[(16, 32), (32, 16), (64, 8)] };
     println!("threads {}", rarts::par::threads());
     println!(
         "{:<14} {:>5} {:>3} {:>3} | {:>8} {:>8} {:>8} | {:>8} {:>8} {:>8}",
         "conv", "batch", "C", "hw", "fwd", "bwd_d", "bwd_f", "ref fwd", "ref bwd_d", "ref bwd_f"
     );
     for &n in batches {
-        for &(c, hw) in &[(16, 32), (32, 16), (64, 8)] {
+        for &(c, hw) in sizes {
             let shapes = [
                 ("dw3x3", geom(n, c, c, hw, 3, 1, 1, 1, c, true)),
                 ("dw3x3 s2", geom(n, c, c, hw, 3, 2, 1, 1, c, true)),
@@ -62,10 +72,11 @@ fn main() {
                 ("dw5x5 dil2", geom(n, c, c, hw, 5, 1, 4, 2, c, true)),
                 ("1x1", geom(n, c, c, hw, 1, 1, 0, 1, 1, false)),
                 ("1x1 relu s2", geom(n, c, c / 2, hw, 1, 2, 0, 1, 1, true)),
+                ("1x1 relu 4C", geom(n, 4 * c, c, hw, 1, 1, 0, 1, 1, true)),
                 ("stem 3x3", geom(n, 3, 3 * c, hw, 3, 1, 1, 1, 1, false)),
             ];
             for (name, g) in shapes {
-                if name == "stem 3x3" && hw != 32 {
+                if name == "stem 3x3" && c != 16 {
                     continue;
                 }
                 let x = vec![0.5f32; g.x_shape().numel()];
@@ -78,7 +89,7 @@ fn main() {
                     time(|| conv::conv2d_bwd_data(&g, &x, &w, &dy, &mut dx)),
                     time(|| conv::conv2d_bwd_filter(&g, &x, &dy, &mut dw)),
                 ];
-                let slow = if quick {
+                let slow = if quick || train {
                     [f64::NAN; 3]
                 } else {
                     [

@@ -68,8 +68,15 @@ fn assert_close(what: &str, g: &PoolGeom, got: &[f64], want: &[f64]) {
 #[test]
 fn pooling_matches_direct_windows() {
     let mut rng = StdRng::seed_from_u64(5);
-    let shapes =
-        [geom(2, 3, 7, 9, 3, 1, 1), geom(2, 3, 8, 8, 3, 2, 1), geom(1, 2, 9, 7, 3, 2, 1), geom(3, 2, 5, 5, 3, 1, 0)];
+    let shapes = [
+        geom(2, 3, 7, 9, 3, 1, 1),
+        geom(2, 3, 8, 8, 3, 2, 1),
+        geom(1, 2, 9, 7, 3, 2, 1),
+        geom(3, 2, 5, 5, 3, 1, 0),
+        geom(2, 2, 6, 7, 5, 3, 2),
+        geom(1, 2, 3, 3, 3, 2, 1),
+        geom(1, 1, 14, 14, 3, 2, 1),
+    ];
     for g in shapes {
         for ties in [false, true] {
             let nx = g.n * g.c * g.h * g.w;

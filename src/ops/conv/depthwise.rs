@@ -18,7 +18,7 @@ use crate::geom::ConvGeom;
 use crate::par;
 use crate::real::Real;
 
-use super::act;
+use super::{act, add_through_relu};
 use crate::ops::simd;
 
 /// A padded, phase-split plane (see the module comment). The border stays
@@ -331,11 +331,7 @@ pub fn bwd_data<T: Real>(g: &ConvGeom, x: &[T], w: &[T], dy: &[T], dx: &mut [T])
                 correlate_flat(&pad.buf, taps, wf, flat);
                 let (xp, step) = (&x[p * hw..][..hw], pad.row_step());
                 for (iy, (dr, xr)) in dxp.chunks_exact_mut(g.w).zip(xp.chunks_exact(g.w)).enumerate() {
-                    for ((d, &v), &xv) in dr.iter_mut().zip(&flat[iy * step..][..g.w]).zip(xr) {
-                        if !g.relu_in || xv > T::ZERO {
-                            *d += v;
-                        }
-                    }
+                    add_through_relu(dr, &flat[iy * step..][..g.w], xr, g.relu_in);
                 }
             },
         );

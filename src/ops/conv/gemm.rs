@@ -6,13 +6,15 @@
 //! - backward data:   `dcol = wᵀ · dy`, then col2im `(cin·k·k, oh·ow)`
 //! - backward filter: `dw += dy · colᵀ`             `(cout, cin·k·k)`
 //!
-//! All three run on one register-blocked kernel, [`gemm`].
+//! The first two run on one register-blocked kernel, [`gemm`]; the third on
+//! [`gemm_nt`], which reads both factors along their rows and so needs no
+//! transposed copy of `col`.
 
 use crate::geom::ConvGeom;
 use crate::par;
 use crate::real::Real;
 
-use super::act;
+use super::{act, add_through_relu};
 use crate::ops::simd;
 
 /// Rows of the output block a [`gemm`] step keeps in registers.
@@ -62,10 +64,10 @@ impl<T: Real> Packed<T> {
 }
 
 simd::multiversion! {
-    /// `c += a · b`: a packed (m × k), b (k × n, row stride ldb), c (m × n, row
-    /// stride ldc).
-    pub fn gemm<T: Real>(a: &Packed<T>, n: usize, b: &[T], ldb: usize, c: &mut [T], ldc: usize) => FMA:
-        if FMA { gemm_impl::<T, true, NR_WIDE>(a, n, b, ldb, c, ldc) } else { gemm_impl::<T, false, NR>(a, n, b, ldb, c, ldc) }
+    /// `c += a · b` (`c = a · b` when `!add`): a packed (m × k), b (k × n,
+    /// row stride ldb), c (m × n, row stride ldc).
+    pub fn gemm<T: Real>(a: &Packed<T>, n: usize, b: &[T], ldb: usize, c: &mut [T], ldc: usize, add: bool) => FMA:
+        if FMA { gemm_impl::<T, true, NR_WIDE>(a, n, b, ldb, c, ldc, add) } else { gemm_impl::<T, false, NR>(a, n, b, ldb, c, ldc, add) }
 }
 
 /// [`gemm`]. Column strips of b outermost, so a strip (k × NR) stays in L1
@@ -78,6 +80,7 @@ fn gemm_impl<T: Real, const F: bool, const NR: usize>(
     ldb: usize,
     c: &mut [T],
     ldc: usize,
+    add: bool,
 ) {
     let (m, k) = (a.m, a.k);
     let nf = n - n % NR;
@@ -95,8 +98,12 @@ fn gemm_impl<T: Real, const F: bool, const NR: usize>(
             }
             for (r, accr) in acc.iter().enumerate().take(m - pi * MR) {
                 let cr = &mut c[(pi * MR + r) * ldc + j0..][..NR];
-                for (cv, &v) in cr.iter_mut().zip(accr) {
-                    *cv += v;
+                if add {
+                    for (cv, &v) in cr.iter_mut().zip(accr) {
+                        *cv += v;
+                    }
+                } else {
+                    cr.copy_from_slice(accr);
                 }
             }
         }
@@ -112,7 +119,149 @@ fn gemm_impl<T: Real, const F: bool, const NR: usize>(
                     }
                 }
                 for (r, &v) in acc.iter().enumerate().take(m - pi * MR) {
-                    c[(pi * MR + r) * ldc + j] += v;
+                    let cv = &mut c[(pi * MR + r) * ldc + j];
+                    *cv = if add { *cv + v } else { v };
+                }
+            }
+        }
+    }
+}
+
+/// `c += a · bᵀ`: a (m × k, row stride lda), b (n × k, row stride ldb),
+/// c (m × n, row stride ldc): every entry a dot product of two rows.
+///
+/// In f32 on a CPU with AVX2 and FMA, [`nt_avx2::gemm_nt`] (the compiler
+/// does not keep this kernel's accumulators in registers on its own); plain
+/// dot products otherwise.
+#[allow(clippy::too_many_arguments)]
+pub fn gemm_nt<T: Real>(
+    m: usize,
+    n: usize,
+    k: usize,
+    a: &[T],
+    lda: usize,
+    b: &[T],
+    ldb: usize,
+    c: &mut [T],
+    ldc: usize,
+) {
+    assert!(m == 0 || a.len() >= (m - 1) * lda + k, "gemm_nt: a too short");
+    assert!(n == 0 || b.len() >= (n - 1) * ldb + k, "gemm_nt: b too short");
+    assert!(m == 0 || n == 0 || c.len() >= (m - 1) * ldc + n, "gemm_nt: c too short");
+    #[cfg(target_arch = "x86_64")]
+    if std::any::TypeId::of::<T>() == std::any::TypeId::of::<f32>() && simd::avx2() {
+        // SAFETY: T is f32 (same type, so same layout); the CPU has AVX2 and
+        // FMA; the asserts above bound every index the kernel reads.
+        unsafe {
+            let f = |v: &[T]| std::slice::from_raw_parts(v.as_ptr().cast::<f32>(), v.len());
+            let cf = std::slice::from_raw_parts_mut(c.as_mut_ptr().cast::<f32>(), c.len());
+            return nt_avx2::gemm_nt(m, n, k, f(a), lda, f(b), ldb, cf, ldc);
+        }
+    }
+    for i in 0..m {
+        for j in 0..n {
+            let (ar, br) = (&a[i * lda..][..k], &b[j * ldb..][..k]);
+            c[i * ldc + j] += ar.iter().zip(br).fold(T::ZERO, |s, (&x, &y)| s + x * y);
+        }
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+mod nt_avx2 {
+    use std::arch::x86_64::*;
+
+    /// Rows of a and of b one block combines: 4 × 2 accumulators of 8 lanes
+    /// plus 4 rows of a loaded fit the 16 vector registers.
+    const MR: usize = 4;
+    const NR: usize = 2;
+
+    /// Sum of the 8 lanes.
+    #[inline]
+    #[target_feature(enable = "avx2,fma")]
+    unsafe fn hsum(v: __m256) -> f32 {
+        let s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+        let s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+        let s = _mm_add_ss(s, _mm_shuffle_ps(s, s, 1));
+        _mm_cvtss_f32(s)
+    }
+
+    /// [`super::gemm_nt`] in f32: blocks of 4 rows of a by 2 rows of b, 8
+    /// partial sums along k per pair, summed across at the end; the last
+    /// `k % 8` columns loaded under a mask; single dot products at ragged
+    /// edges.
+    ///
+    /// # Safety
+    /// The CPU supports AVX2 and FMA; a, b, c hold every row the shapes name.
+    #[target_feature(enable = "avx2,fma")]
+    #[allow(clippy::too_many_arguments)]
+    pub unsafe fn gemm_nt(
+        m: usize,
+        n: usize,
+        k: usize,
+        a: &[f32],
+        lda: usize,
+        b: &[f32],
+        ldb: usize,
+        c: &mut [f32],
+        ldc: usize,
+    ) {
+        // SAFETY: the caller's contract (see above) bounds every pointer offset.
+        unsafe {
+            let kv = k - k % 8;
+            // The last k % 8 columns: loaded under a mask, the other lanes read as 0.
+            let tail =
+                _mm256_cmpgt_epi32(_mm256_set1_epi32((k - kv) as i32), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+            let (ap, bp) = (a.as_ptr(), b.as_ptr());
+            let dot = |i: usize, j: usize| -> f32 {
+                let (ar, br) = (ap.add(i * lda), bp.add(j * ldb));
+                let mut acc = _mm256_setzero_ps();
+                for p in (0..kv).step_by(8) {
+                    acc = _mm256_fmadd_ps(_mm256_loadu_ps(ar.add(p)), _mm256_loadu_ps(br.add(p)), acc);
+                }
+                if kv < k {
+                    acc = _mm256_fmadd_ps(
+                        _mm256_maskload_ps(ar.add(kv), tail),
+                        _mm256_maskload_ps(br.add(kv), tail),
+                        acc,
+                    );
+                }
+                hsum(acc)
+            };
+            let (mb, nb) = (m - m % MR, n - n % NR);
+            for i0 in (0..mb).step_by(MR) {
+                let ar: [*const f32; MR] = std::array::from_fn(|r| ap.add((i0 + r) * lda));
+                for j0 in (0..nb).step_by(NR) {
+                    let br: [*const f32; NR] = std::array::from_fn(|j| bp.add((j0 + j) * ldb));
+                    let mut acc = [[_mm256_setzero_ps(); NR]; MR];
+                    let mut block = |p: usize, load: &dyn Fn(*const f32) -> __m256| {
+                        let (b0, b1) = (load(br[0].add(p)), load(br[1].add(p)));
+                        for r in 0..MR {
+                            let av = load(ar[r].add(p));
+                            acc[r][0] = _mm256_fmadd_ps(av, b0, acc[r][0]);
+                            acc[r][1] = _mm256_fmadd_ps(av, b1, acc[r][1]);
+                        }
+                    };
+                    for p in (0..kv).step_by(8) {
+                        block(p, &|q| _mm256_loadu_ps(q));
+                    }
+                    if kv < k {
+                        block(kv, &|q| _mm256_maskload_ps(q, tail));
+                    }
+                    for r in 0..MR {
+                        for j in 0..NR {
+                            c[(i0 + r) * ldc + j0 + j] += hsum(acc[r][j]);
+                        }
+                    }
+                }
+                for r in 0..MR {
+                    for j in nb..n {
+                        c[(i0 + r) * ldc + j] += dot(i0 + r, j);
+                    }
+                }
+            }
+            for i in mb..m {
+                for j in 0..n {
+                    c[i * ldc + j] += dot(i, j);
                 }
             }
         }
@@ -122,6 +271,12 @@ fn gemm_impl<T: Real, const F: bool, const NR: usize>(
 /// True when `col` would equal x: a 1×1, stride-1, unpadded conv without the ReLU.
 fn is_plain(g: &ConvGeom) -> bool {
     g.k == 1 && g.stride == 1 && g.pad == 0 && !g.relu_in
+}
+
+/// True for a 1×1, stride-1, unpadded conv: `col` is x, through the ReLU
+/// if there is one.
+fn is_pointwise(g: &ConvGeom) -> bool {
+    g.k == 1 && g.stride == 1 && g.pad == 0
 }
 
 /// Input coordinate of output coordinate `o` and tap `t`, if in bounds.
@@ -134,6 +289,12 @@ fn src(o: usize, t: usize, g: &ConvGeom, len: usize) -> Option<usize> {
 /// `col = im2col(relu?(xn))`, col `(cin·k·k, oh·ow)`, xn `(cin, h, w)`.
 fn im2col<T: Real>(g: &ConvGeom, xn: &[T], col: &mut [T]) {
     let (hw, ohw) = (g.h * g.w, g.oh * g.ow);
+    if is_pointwise(g) {
+        for (o, &v) in col[..g.cin * hw].iter_mut().zip(&xn[..g.cin * hw]) {
+            *o = act(v, g.relu_in);
+        }
+        return;
+    }
     for ci in 0..g.cin {
         let xp = &xn[ci * hw..][..hw];
         for kh in 0..g.k {
@@ -157,6 +318,11 @@ fn im2col<T: Real>(g: &ConvGeom, xn: &[T], col: &mut [T]) {
 /// `dxn += col2im(dcol) · [x > 0 if relu_in]`.
 fn col2im_add<T: Real>(g: &ConvGeom, dcol: &[T], xn: &[T], dxn: &mut [T]) {
     let (hw, ohw) = (g.h * g.w, g.oh * g.ow);
+    if is_pointwise(g) {
+        let n = g.cin * hw;
+        add_through_relu(&mut dxn[..n], &dcol[..n], &xn[..n], g.relu_in);
+        return;
+    }
     for ci in 0..g.cin {
         let xp = &xn[ci * hw..][..hw];
         let dp = &mut dxn[ci * hw..][..hw];
@@ -203,8 +369,7 @@ pub fn fwd<T: Real>(g: &ConvGeom, x: &[T], w: &[T], y: &mut [T]) {
                 im2col(g, xn, col);
                 &col[..]
             };
-            yn.fill(T::ZERO);
-            gemm(&a, ohw, b, ohw, yn, ohw);
+            gemm(&a, ohw, b, ohw, yn, ohw, false);
         },
     );
 }
@@ -224,10 +389,9 @@ pub fn bwd_data<T: Real>(g: &ConvGeom, x: &[T], w: &[T], dy: &[T], dx: &mut [T])
         |dcol, n, dxn| {
             let dyn_ = &dy[n * g.cout * ohw..][..g.cout * ohw];
             if plain {
-                gemm(&a, ohw, dyn_, ohw, dxn, ohw);
+                gemm(&a, ohw, dyn_, ohw, dxn, ohw, true);
             } else {
-                dcol.fill(T::ZERO);
-                gemm(&a, ohw, dyn_, ohw, dcol, ohw);
+                gemm(&a, ohw, dyn_, ohw, dcol, ohw, false);
                 col2im_add(g, dcol, &x[n * chw..][..chw], dxn);
             }
         },
@@ -243,10 +407,7 @@ pub fn bwd_filter<T: Real>(g: &ConvGeom, x: &[T], dy: &[T], dw: &mut [T]) {
     let per = g.n.div_ceil(parts);
     let partial = |t: usize| -> Vec<T> {
         let mut acc = vec![T::ZERO; g.cout * kdim];
-        let mut col = vec![T::ZERO; kdim * ohw];
-        // (oh·ow, cin·k·k): the right factor of dy · colᵀ, row-major.
-        let mut colt = vec![T::ZERO; ohw * kdim];
-        let mut a = Packed::new();
+        let mut col = vec![T::ZERO; if is_plain(g) { 0 } else { kdim * ohw }];
         for n in t * per..((t + 1) * per).min(g.n) {
             let xn = &x[n * chw..][..chw];
             let src: &[T] = if is_plain(g) {
@@ -255,13 +416,8 @@ pub fn bwd_filter<T: Real>(g: &ConvGeom, x: &[T], dy: &[T], dw: &mut [T]) {
                 im2col(g, xn, &mut col);
                 &col
             };
-            for (r, row) in src.chunks_exact(ohw).enumerate() {
-                for (q, &v) in row.iter().enumerate() {
-                    colt[q * kdim + r] = v;
-                }
-            }
-            a.pack(g.cout, ohw, &dy[n * g.cout * ohw..][..g.cout * ohw], ohw, false);
-            gemm(&a, kdim, &colt, kdim, &mut acc, kdim);
+            let dyn_ = &dy[n * g.cout * ohw..][..g.cout * ohw];
+            gemm_nt(g.cout, kdim, ohw, dyn_, ohw, src, ohw, &mut acc, kdim);
         }
         acc
     };
