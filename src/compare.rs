@@ -117,7 +117,7 @@ impl Preset {
 #[derive(Clone, Debug, Default)]
 struct Outcome {
     /// Mean ms per search step and the whole search's seconds (none for random).
-    search: Option<(f64, f64)>,
+    search: Option<Cost>,
     /// Largest |softmax(α) − 1/8| at the end of the search.
     alpha_spread: Option<f64>,
     genotype: String,
@@ -202,20 +202,32 @@ fn done_search(dir: &Path, epochs: usize) -> bool {
     dir.join("genotype.json").exists() && log_lines(&dir.join("log.jsonl")).len() >= epochs
 }
 
-/// (ms per step, total seconds of stepping) from a search's log. A step's
-/// cost is the mean over epochs of each epoch's median step time (a log
-/// written before medians were logged gives its means), so that steps slowed
-/// by other work on the machine move it little; the total is wall time.
-fn search_cost(dir: &Path) -> Result<(f64, f64)> {
-    let (mut typical, mut total, mut steps) = (0.0, 0.0, 0.0);
+/// What a search cost, from its log.
+#[derive(Clone, Copy, Debug)]
+struct Cost {
+    /// Wall ms per step: the mean over epochs of each epoch's median step
+    /// (its mean in a log written before medians were logged), so that a few
+    /// steps slowed by other work move it little.
+    step_ms: f64,
+    /// Wall seconds of stepping.
+    total_s: f64,
+    /// CPU ms per step, all threads: what a step costs even while the machine
+    /// is shared the whole time; `None` when an epoch did not record it.
+    cpu_ms: Option<f64>,
+}
+
+fn search_cost(dir: &Path) -> Result<Cost> {
+    let (mut typical, mut total, mut cpu, mut steps) = (0.0, 0.0, Some(0.0), 0.0);
     for l in log_lines(&dir.join("log.jsonl")) {
         let (m, s) = (field(&l, "step_ms"), field(&l, "steps"));
         let (Some(m), Some(s)) = (m, s) else { crate::bail!("{}: log line without step_ms/steps", dir.display()) };
         typical += field(&l, "step_ms_median").unwrap_or(m) * s;
         total += m * s;
+        cpu = cpu.zip(field(&l, "step_cpu_ms")).map(|(a, c)| a + c * s);
         steps += s;
     }
-    Ok((typical / steps.max(1.0), total / 1e3))
+    let steps = f64::max(steps, 1.0);
+    Ok(Cost { step_ms: typical / steps, total_s: total / 1e3, cpu_ms: cpu.map(|c| c / steps) })
 }
 
 /// Largest |softmax(α) − 1/8| over both cells, from `genotype.json`.
@@ -278,38 +290,46 @@ fn report(p: &Preset, rows: &[(&str, Vec<Outcome>)]) -> String {
     let _ = writeln!(s, "Date {}; machine: {}; seeds {:?}.\n", today(), machine(), p.seeds);
     let _ = writeln!(
         s,
-        "| method | test accuracy (mean ± std) | per seed | ms / search step (median) | search time (s) | max \\|softmax(α) − 1/8\\| |"
+        "| method | test accuracy (mean ± std) | per seed | ms / search step (median) | CPU ms / search step | search time (s) | max \\|softmax(α) − 1/8\\| |"
     );
-    let _ = writeln!(s, "|---|---|---|---|---|---|");
+    let _ = writeln!(s, "|---|---|---|---|---|---|---|");
     let mut means = Vec::new();
     for (method, outs) in rows {
         let accs: Vec<f64> = outs.iter().map(|o| o.test_acc * 100.0).collect();
         let (m, sd) = mean_std(&accs);
         means.push((*method, m, sd));
         let per = accs.iter().map(|a| format!("{a:.2}")).collect::<Vec<_>>().join(", ");
-        let cost = |f: fn(&(f64, f64)) -> f64| {
-            let v: Vec<f64> = outs.iter().filter_map(|o| o.search.as_ref().map(f)).collect();
+        let cost = |f: fn(&Cost) -> Option<f64>| {
+            let v: Vec<f64> = outs.iter().filter_map(|o| o.search.as_ref().and_then(f)).collect();
             if v.is_empty() { "—".to_string() } else { format!("{:.0}", mean_std(&v).0) }
         };
         let spread: Vec<String> = outs.iter().filter_map(|o| o.alpha_spread.map(|a| format!("{a:.3}"))).collect();
         let _ = writeln!(
             s,
-            "| {method} | {m:.2} ± {sd:.2} % | {per} | {} | {} | {} |",
-            cost(|c| c.0),
-            cost(|c| c.1),
+            "| {method} | {m:.2} ± {sd:.2} % | {per} | {} | {} | {} | {} |",
+            cost(|c| Some(c.step_ms)),
+            cost(|c| c.cpu_ms),
+            cost(|c| Some(c.total_s)),
             if spread.is_empty() { "—".into() } else { spread.join(", ") }
         );
     }
-    let ms = |name: &str| -> Option<f64> {
-        let v: Vec<f64> = rows.iter().find(|r| r.0 == name)?.1.iter().filter_map(|o| o.search.map(|c| c.0)).collect();
-        (!v.is_empty()).then(|| mean_std(&v).0)
+    // Mean over seeds of one cost; None unless every seed of the method has it.
+    let mean_cost = |name: &str, f: fn(&Cost) -> Option<f64>| -> Option<f64> {
+        let outs = &rows.iter().find(|r| r.0 == name)?.1;
+        let v: Option<Vec<f64>> = outs.iter().map(|o| o.search.as_ref().and_then(f)).collect();
+        v.filter(|v| !v.is_empty()).map(|v| mean_std(&v).0)
     };
-    if let (Some(r), Some(d2)) = (ms("rarts"), ms("darts2")) {
-        let _ = writeln!(
-            s,
-            "\nSearch cost, RARTS / DARTS second order, median ms per step in this run: {:.2} (the paper reports about 0.4).",
-            r / d2
-        );
+    for (what, f) in [
+        ("median wall ms per step", (|c: &Cost| Some(c.step_ms)) as fn(&Cost) -> Option<f64>),
+        ("CPU ms per step (unmoved by other work on the machine)", |c: &Cost| c.cpu_ms),
+    ] {
+        if let (Some(r), Some(d2)) = (mean_cost("rarts", f), mean_cost("darts2", f)) {
+            let _ = writeln!(
+                s,
+                "\nSearch cost, RARTS / DARTS second order, {what} in this run: {:.2} (the paper reports about 0.4).",
+                r / d2
+            );
+        }
     }
     let best = means.iter().cloned().fold(("", f64::MIN, 0.0), |b, m| if m.1 > b.1 { m } else { b });
     let overlapping: Vec<&str> =

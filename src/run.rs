@@ -144,6 +144,21 @@ pub fn resume_point(dir: &RunDir, existing: Existing, files: &[&str], checkpoint
     Ok(None)
 }
 
+/// CPU time this process has used so far, all threads, in seconds (user +
+/// system, from `/proc/self/stat`, 10 ms resolution); `None` where there is
+/// no such file. Unlike wall time it does not grow when other work shares
+/// the machine, so it measures what a step costs on a busy machine too.
+pub fn process_cpu_seconds() -> Option<f64> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // Fields after the command name (which may hold spaces, so split after
+    // its closing parenthesis): state is field 3, utime 14, stime 15.
+    let rest = &stat[stat.rfind(')')? + 1..];
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?;
+    // USER_HZ, which Linux fixes at 100 for every architecture it exposes it on.
+    Some(ticks as f64 / 100.0)
+}
+
 /// `log.jsonl`'s text: one line each.
 pub fn log_text(lines: &[String]) -> String {
     lines.iter().map(|l| format!("{l}\n")).collect()

@@ -152,6 +152,9 @@ pub struct EpochLog {
     /// Median wall time of a step: what a step costs, unmoved by a few steps
     /// that shared the machine with something else or were paused.
     pub step_ms_median: f64,
+    /// CPU time of the process (all threads) per step, NaN where the
+    /// platform does not report it.
+    pub step_cpu_ms: f64,
     pub steps: usize,
 }
 
@@ -302,6 +305,7 @@ pub fn run<B: Backend<Elem = f32>>(be: B, cfg: &SearchConfig) -> Result<SearchRe
         let mut log = EpochLog { epoch, lr, steps, ..Default::default() };
         let t_epoch = Instant::now();
         let mut step_ms = Vec::with_capacity(steps);
+        let cpu_start = run::process_cpu_seconds();
         for s in 0..steps {
             let t_step = Instant::now();
             let st = search.step(&mut feed).map_err(|e| {
@@ -336,6 +340,10 @@ pub fn run<B: Backend<Elem = f32>>(be: B, cfg: &SearchConfig) -> Result<SearchRe
         }
         log.step_ms = t_epoch.elapsed().as_secs_f64() * 1e3 / steps.max(1) as f64;
         log.step_ms_median = median(&mut step_ms);
+        log.step_cpu_ms = match (cpu_start, run::process_cpu_seconds()) {
+            (Some(a), Some(b)) => (b - a) * 1e3 / steps.max(1) as f64,
+            _ => f64::NAN,
+        };
         if cfg.algo != Algo::Rarts {
             log.acc_val = f64::NAN; // DARTS's α pass is not a measure of y; not reported
         }
@@ -410,7 +418,7 @@ fn log_json(algo: Algo, l: &EpochLog, an: &[f64], ar: &[f64]) -> String {
     let _ = write!(
         s,
         "{{\"epoch\":{},\"lr\":{},\"loss_train\":{},\"{}\":{},\"acc_train\":{},\"acc_val\":{},\"test_acc\":{},\
-         \"step_ms\":{:.3},\"step_ms_median\":{:.3},\"steps\":{},\"softmax_alpha_normal\":{},\"softmax_alpha_reduce\":{}}}",
+         \"step_ms\":{:.3},\"step_ms_median\":{:.3},\"step_cpu_ms\":{},\"steps\":{},\"softmax_alpha_normal\":{},\"softmax_alpha_reduce\":{}}}",
         l.epoch,
         l.lr,
         run::json_num(l.loss_train),
@@ -421,6 +429,7 @@ fn log_json(algo: Algo, l: &EpochLog, an: &[f64], ar: &[f64]) -> String {
         l.test_acc.map_or("null".into(), run::json_num),
         l.step_ms,
         l.step_ms_median,
+        run::json_num(l.step_cpu_ms),
         l.steps,
         mat(an),
         mat(ar)
