@@ -290,8 +290,8 @@ impl<B: Backend> Exec<B> {
 
     fn forward_op(&mut self, i: usize) -> Result<()> {
         let op = &self.tape.ops[i];
-        let yi = op.output();
-        let mut y = self.vals[yi].take().expect("an op's output is written once per pass");
+        let oi = op.output();
+        let mut out = self.vals[oi].take().expect("an op's output is written once per pass");
         // BN running statistics are separate nodes, updated while x is read:
         // take them out before the inputs are borrowed.
         let mut stats = match op {
@@ -300,65 +300,8 @@ impl<B: Backend> Exec<B> {
             }
             _ => None,
         };
-        let be = &self.be;
-        let v = |n: NodeId| self.vals[n].as_ref().expect("inputs are recorded before outputs");
-        let aux = &mut self.aux;
-        let tape = &self.tape;
-        let r = (|| -> Result<()> {
-            match op {
-                Op::Conv2d { x, w, g, .. } => be.conv2d_fwd(g, v(*x), v(*w), &mut y)?,
-                Op::MaxPool { x, g, .. } => be.max_pool_fwd(g, v(*x), &mut y)?,
-                Op::AvgPool { x, g, .. } => be.avg_pool_fwd(g, v(*x), &mut y)?,
-                Op::BatchNorm { x, affine, running, saved, g, .. } => {
-                    let gamma = affine.map(|a| v(a.0));
-                    let beta = affine.map(|a| v(a.1));
-                    if let Some((Some(rm), Some(rv))) = stats.as_mut() {
-                        be.bn_fwd_train(g, v(*x), gamma, beta, &mut y, &mut aux[*saved], rm, rv)?
-                    } else {
-                        be.bn_fwd_eval(g, v(*x), gamma, beta, v(running.0), v(running.1), &mut y)?
-                    }
-                }
-                Op::Relu { x, .. } => be.relu_fwd(v(*x), &mut y)?,
-                Op::Combine { terms, .. } => {
-                    be.fill(&mut y, 0.0)?;
-                    for &(x, c) in terms {
-                        be.axpy(c, v(x), &mut y)?;
-                    }
-                }
-                Op::Mul { a, b, .. } => be.mul_fwd(v(*a), v(*b), &mut y)?,
-                Op::DropPath { x, mask, .. } => be.drop_path_fwd(v(*x), v(*mask), &mut y)?,
-                Op::Mix { terms, w, .. } => {
-                    let terms: Vec<(usize, &B::Buf)> = terms.iter().map(|t| (t.idx, v(t.x))).collect();
-                    be.mix_fwd(v(*w), &terms, &mut y)?
-                }
-                Op::SoftmaxRows { x, rows, cols, .. } => be.softmax_rows_fwd(*rows, *cols, v(*x), &mut y)?,
-                Op::Concat { xs, .. } => {
-                    for (x, s) in xs.iter().zip(concat_slices(tape, xs, yi)) {
-                        be.channel_put(&s, v(*x), &mut y)?;
-                    }
-                }
-                Op::Shift { x, .. } => {
-                    let s = tape.shape(*x);
-                    be.shift_fwd(s.n(), s.c(), s.h(), s.w(), v(*x), &mut y)?
-                }
-                Op::Zeros { .. } => be.fill(&mut y, 0.0)?,
-                Op::GlobalAvgPool { x, .. } => {
-                    let s = tape.shape(*x);
-                    be.gap_fwd(s.n() * s.c(), s.hw(), v(*x), &mut y)?
-                }
-                Op::Linear { x, w, b, .. } => {
-                    let (xs, ws) = (tape.shape(*x), tape.shape(*w));
-                    be.linear_fwd(xs.n(), ws.c(), ws.n(), v(*x), v(*w), b.map(v), &mut y)?
-                }
-                Op::CrossEntropy { logits, labels, probs, .. } => {
-                    let s = tape.shape(*logits);
-                    be.cross_entropy_fwd(s.n(), s.c(), v(*logits), v(*labels), &mut y, &mut aux[*probs])?
-                }
-                Op::SumAll { x, .. } => be.sum_all_fwd(v(*x), &mut y)?,
-            }
-            Ok(())
-        })();
-        self.vals[yi] = Some(y);
+        let r = run_forward(&self.be, &self.tape, op, &self.vals, &mut self.aux, &mut out, stats.as_mut());
+        self.vals[oi] = Some(out);
         if let (Op::BatchNorm { running: (m, v), .. }, Some((rm, rv))) = (op, stats) {
             (self.vals[*m], self.vals[*v]) = (rm, rv);
         }
@@ -430,200 +373,180 @@ impl<B: Backend> Exec<B> {
         if self.live[n] { self.grads[self.slot[n]?].take() } else { None }
     }
 
-    fn put_grad(&mut self, n: NodeId, g: Option<B::Buf>) {
-        if let Some(g) = g {
-            self.grads[self.slot[n].expect("a taken gradient has a slot")] = Some(g);
+    fn put_grad(&mut self, n: NodeId, grad: Option<B::Buf>) {
+        if let Some(grad) = grad {
+            self.grads[self.slot[n].expect("a taken gradient has a slot")] = Some(grad);
         }
+    }
+
+    /// Lends node `n`'s gradient to `f` if this backward computes it (else
+    /// does nothing), and takes it back whether or not `f` succeeds.
+    fn lend(&mut self, n: NodeId, f: impl FnOnce(&Self, &mut B::Buf) -> Result<()>) -> Result<()> {
+        let Some(mut grad) = self.take_grad(n) else { return Ok(()) };
+        let r = f(self, &mut grad);
+        self.put_grad(n, Some(grad));
+        r
+    }
+
+    /// [`lend`](Self::lend) for ops with several optional inputs (BatchNorm's
+    /// x, γ, β; a linear layer's x, w, b): each gradient `None` when its node
+    /// is absent or not computed. The nodes must be distinct.
+    fn lend3(
+        &mut self,
+        ns: [Option<NodeId>; 3],
+        f: impl FnOnce(&Self, [Option<&mut B::Buf>; 3]) -> Result<()>,
+    ) -> Result<()> {
+        let mut grads = ns.map(|n| n.and_then(|n| self.take_grad(n)));
+        let r = f(self, grads.each_mut().map(Option::as_mut));
+        for (n, grad) in ns.into_iter().zip(grads) {
+            if let Some(n) = n {
+                self.put_grad(n, grad);
+            }
+        }
+        r
     }
 
     fn backward_op(&mut self, i: usize) -> Result<()> {
         // Cloning the op is cheap next to its kernels and frees `self` for
-        // the gradient buffers it takes out and puts back.
+        // the gradient buffers it lends out.
         let op = self.tape.ops[i].clone();
-        let yi = op.output();
-        let ys = self.slot[yi].expect("live output has a gradient");
-        let dy = self.grads[ys].take().expect("live output has a gradient");
+        let os = self.slot[op.output()].expect("live output has a gradient");
+        let dy = self.grads[os].take().expect("live output has a gradient");
         let r = self.backward_with(&op, &dy);
-        self.grads[ys] = Some(dy);
+        self.grads[os] = Some(dy);
         r
     }
 
+    /// The backward rule of each op: every gradient it computes, `+=`.
     fn backward_with(&mut self, op: &Op, dy: &B::Buf) -> Result<()> {
         match op {
-            Op::Conv2d { x, w, g, .. } => {
-                if let Some(mut dx) = self.take_grad(*x) {
-                    let r = self.be.conv2d_bwd_data(g, self.val(*x), self.val(*w), dy, &mut dx);
-                    self.put_grad(*x, Some(dx));
-                    r?;
-                }
-                if let Some(mut dw) = self.take_grad(*w) {
-                    let r = self.be.conv2d_bwd_filter(g, self.val(*x), dy, &mut dw);
-                    self.put_grad(*w, Some(dw));
-                    r?;
-                }
+            Op::Conv2d { x, w, geom, .. } => {
+                self.lend(*x, |ex, dx| ex.be.conv2d_bwd_data(geom, ex.val(*x), ex.val(*w), dy, dx))?;
+                self.lend(*w, |ex, dw| ex.be.conv2d_bwd_filter(geom, ex.val(*x), dy, dw))
             }
-            Op::MaxPool { x, g, .. } => {
-                if let Some(mut dx) = self.take_grad(*x) {
-                    let r = self.be.max_pool_bwd(g, self.val(*x), dy, &mut dx);
-                    self.put_grad(*x, Some(dx));
-                    r?;
-                }
-            }
-            Op::AvgPool { x, g, .. } => {
-                if let Some(mut dx) = self.take_grad(*x) {
-                    let r = self.be.avg_pool_bwd(g, dy, &mut dx);
-                    self.put_grad(*x, Some(dx));
-                    r?;
-                }
-            }
-            Op::BatchNorm { x, affine, saved, g, .. } => {
+            Op::MaxPool { x, geom, .. } => self.lend(*x, |ex, dx| ex.be.max_pool_bwd(geom, ex.val(*x), dy, dx)),
+            Op::AvgPool { x, geom, .. } => self.lend(*x, |ex, dx| ex.be.avg_pool_bwd(geom, dy, dx)),
+            Op::BatchNorm { x, affine, saved, geom, .. } => {
                 if !self.train {
                     crate::bail!("backward through BatchNorm needs training mode");
                 }
-                let mut dx = self.take_grad(*x);
-                let mut dg = affine.and_then(|a| self.take_grad(a.0));
-                let mut db = affine.and_then(|a| self.take_grad(a.1));
-                let gamma = affine.map(|a| self.val(a.0));
-                let r = self.be.bn_bwd(
-                    g,
-                    self.val(*x),
-                    gamma,
-                    &self.aux[*saved],
-                    dy,
-                    dx.as_mut(),
-                    dg.as_mut(),
-                    db.as_mut(),
-                );
-                self.put_grad(*x, dx);
-                if let Some((gn, bn)) = affine {
-                    self.put_grad(*gn, dg);
-                    self.put_grad(*bn, db);
-                }
-                r?;
+                self.lend3([Some(*x), affine.map(|a| a.0), affine.map(|a| a.1)], |ex, [dx, dgamma, dbeta]| {
+                    let gamma = affine.map(|a| ex.val(a.0));
+                    ex.be.bn_bwd(geom, ex.val(*x), gamma, &ex.aux[*saved], dy, dx, dgamma, dbeta)
+                })
             }
-            Op::Relu { x, .. } => {
-                if let Some(mut dx) = self.take_grad(*x) {
-                    let r = self.be.relu_bwd(self.val(*x), dy, &mut dx);
-                    self.put_grad(*x, Some(dx));
-                    r?;
-                }
-            }
+            Op::Relu { x, .. } => self.lend(*x, |ex, dx| ex.be.relu_bwd(ex.val(*x), dy, dx)),
             Op::Combine { terms, .. } => {
-                for &(x, c) in terms {
-                    if let Some(mut dx) = self.take_grad(x) {
-                        let r = self.be.axpy(c, dy, &mut dx);
-                        self.put_grad(x, Some(dx));
-                        r?;
-                    }
-                }
+                terms.iter().try_for_each(|&(x, c)| self.lend(x, |ex, dx| ex.be.axpy(c, dy, dx)))
             }
             Op::Mul { a, b, .. } => {
-                for (p, q) in [(*a, *b), (*b, *a)] {
-                    if let Some(mut dp) = self.take_grad(p) {
-                        let r = self.be.mul_bwd(self.val(q), dy, &mut dp);
-                        self.put_grad(p, Some(dp));
-                        r?;
-                    }
-                }
+                self.lend(*a, |ex, da| ex.be.mul_bwd(ex.val(*b), dy, da))?;
+                self.lend(*b, |ex, db| ex.be.mul_bwd(ex.val(*a), dy, db))
             }
-            Op::DropPath { x, mask, .. } => {
-                if let Some(mut dx) = self.take_grad(*x) {
-                    let r = self.be.drop_path_bwd(self.val(*mask), dy, &mut dx);
-                    self.put_grad(*x, Some(dx));
-                    r?;
-                }
-            }
+            Op::DropPath { x, mask, .. } => self.lend(*x, |ex, dx| ex.be.drop_path_bwd(ex.val(*mask), dy, dx)),
             Op::Mix { terms, w, .. } => {
                 for t in terms {
-                    if let Some(mut dx) = self.take_grad(t.x) {
-                        let r = self.be.axpy_elem(self.val(*w), t.idx, dy, &mut dx);
-                        self.put_grad(t.x, Some(dx));
-                        r?;
-                    }
+                    self.lend(t.x, |ex, dx| ex.be.axpy_elem(ex.val(*w), t.idx, dy, dx))?;
                 }
-                if let Some(mut dw) = self.take_grad(*w) {
-                    let mut r = Ok(());
-                    for t in terms {
-                        r = r.and_then(|_| self.be.dot_elem(dy, self.val(t.x), &mut dw, t.idx));
-                    }
-                    self.put_grad(*w, Some(dw));
-                    r?;
-                }
+                self.lend(*w, |ex, dw| terms.iter().try_for_each(|t| ex.be.dot_elem(dy, ex.val(t.x), dw, t.idx)))
             }
-            Op::SoftmaxRows { x, y, rows, cols } => {
-                if let Some(mut dx) = self.take_grad(*x) {
-                    let r = self.be.softmax_rows_bwd(*rows, *cols, self.val(*y), dy, &mut dx);
-                    self.put_grad(*x, Some(dx));
-                    r?;
-                }
+            Op::SoftmaxRows { x, out, rows, cols } => {
+                self.lend(*x, |ex, dx| ex.be.softmax_rows_bwd(*rows, *cols, ex.val(*out), dy, dx))
             }
-            Op::Concat { xs, y } => {
-                for (x, s) in xs.iter().zip(concat_slices(&self.tape, xs, *y)) {
-                    if let Some(mut dx) = self.take_grad(*x) {
-                        let r = self.be.channel_take_add(&s, dy, &mut dx);
-                        self.put_grad(*x, Some(dx));
-                        r?;
-                    }
-                }
+            Op::Concat { xs, out } => {
+                let slices = concat_slices(&self.tape, xs, *out);
+                xs.iter().zip(&slices).try_for_each(|(&x, s)| self.lend(x, |ex, dx| ex.be.channel_take_add(s, dy, dx)))
             }
             Op::Shift { x, .. } => {
-                if let Some(mut dx) = self.take_grad(*x) {
-                    let s = self.tape.shape(*x);
-                    let r = self.be.shift_bwd(s.n(), s.c(), s.h(), s.w(), dy, &mut dx);
-                    self.put_grad(*x, Some(dx));
-                    r?;
-                }
+                let s = self.tape.shape(*x);
+                self.lend(*x, |ex, dx| ex.be.shift_bwd(s.n(), s.c(), s.h(), s.w(), dy, dx))
             }
-            Op::Zeros { .. } => {}
+            Op::Zeros { .. } => Ok(()),
             Op::GlobalAvgPool { x, .. } => {
-                if let Some(mut dx) = self.take_grad(*x) {
-                    let s = self.tape.shape(*x);
-                    let r = self.be.gap_bwd(s.n() * s.c(), s.hw(), dy, &mut dx);
-                    self.put_grad(*x, Some(dx));
-                    r?;
-                }
+                let s = self.tape.shape(*x);
+                self.lend(*x, |ex, dx| ex.be.gap_bwd(s.n() * s.c(), s.hw(), dy, dx))
             }
             Op::Linear { x, w, b, .. } => {
                 let (xs, ws) = (self.tape.shape(*x), self.tape.shape(*w));
-                let mut dx = self.take_grad(*x);
-                let mut dw = self.take_grad(*w);
-                let mut db = b.and_then(|b| self.take_grad(b));
-                let r = self.be.linear_bwd(
-                    xs.n(),
-                    ws.c(),
-                    ws.n(),
-                    self.val(*x),
-                    self.val(*w),
-                    dy,
-                    dx.as_mut(),
-                    dw.as_mut(),
-                    db.as_mut(),
-                );
-                self.put_grad(*x, dx);
-                self.put_grad(*w, dw);
-                if let Some(b) = b {
-                    self.put_grad(*b, db);
-                }
-                r?;
+                self.lend3([Some(*x), Some(*w), *b], |ex, [dx, dw, db]| {
+                    ex.be.linear_bwd(xs.n(), ws.c(), ws.n(), ex.val(*x), ex.val(*w), dy, dx, dw, db)
+                })
             }
             Op::CrossEntropy { logits, labels, probs, .. } => {
-                if let Some(mut dz) = self.take_grad(*logits) {
-                    let s = self.tape.shape(*logits);
-                    let r = self.be.cross_entropy_bwd(s.n(), s.c(), &self.aux[*probs], self.val(*labels), dy, &mut dz);
-                    self.put_grad(*logits, Some(dz));
-                    r?;
-                }
+                let s = self.tape.shape(*logits);
+                self.lend(*logits, |ex, dz| {
+                    ex.be.cross_entropy_bwd(s.n(), s.c(), &ex.aux[*probs], ex.val(*labels), dy, dz)
+                })
             }
-            Op::SumAll { x, .. } => {
-                if let Some(mut dx) = self.take_grad(*x) {
-                    let r = self.be.sum_all_bwd(dy, &mut dx);
-                    self.put_grad(*x, Some(dx));
-                    r?;
-                }
+            Op::SumAll { x, .. } => self.lend(*x, |ex, dx| ex.be.sum_all_bwd(dy, dx)),
+        }
+    }
+}
+
+/// Op `op`'s forward kernel(s) into `out`; `stats` holds the BN running
+/// statistics (taken out of `vals`) in training mode.
+fn run_forward<B: Backend>(
+    be: &B,
+    tape: &Tape,
+    op: &Op,
+    vals: &[Option<B::Buf>],
+    aux: &mut [B::Buf],
+    out: &mut B::Buf,
+    stats: Option<&mut (Option<B::Buf>, Option<B::Buf>)>,
+) -> Result<()> {
+    let v = |n: NodeId| vals[n].as_ref().expect("inputs are recorded before outputs");
+    match op {
+        Op::Conv2d { x, w, geom, .. } => be.conv2d_fwd(geom, v(*x), v(*w), out)?,
+        Op::MaxPool { x, geom, .. } => be.max_pool_fwd(geom, v(*x), out)?,
+        Op::AvgPool { x, geom, .. } => be.avg_pool_fwd(geom, v(*x), out)?,
+        Op::BatchNorm { x, affine, running, saved, geom, .. } => {
+            let gamma = affine.map(|a| v(a.0));
+            let beta = affine.map(|a| v(a.1));
+            if let Some((Some(rm), Some(rv))) = stats {
+                be.bn_fwd_train(geom, v(*x), gamma, beta, out, &mut aux[*saved], rm, rv)?
+            } else {
+                be.bn_fwd_eval(geom, v(*x), gamma, beta, v(running.0), v(running.1), out)?
             }
         }
-        Ok(())
+        Op::Relu { x, .. } => be.relu_fwd(v(*x), out)?,
+        Op::Combine { terms, .. } => {
+            be.fill(out, 0.0)?;
+            for &(x, c) in terms {
+                be.axpy(c, v(x), out)?;
+            }
+        }
+        Op::Mul { a, b, .. } => be.mul_fwd(v(*a), v(*b), out)?,
+        Op::DropPath { x, mask, .. } => be.drop_path_fwd(v(*x), v(*mask), out)?,
+        Op::Mix { terms, w, .. } => {
+            let terms: Vec<(usize, &B::Buf)> = terms.iter().map(|t| (t.idx, v(t.x))).collect();
+            be.mix_fwd(v(*w), &terms, out)?
+        }
+        Op::SoftmaxRows { x, rows, cols, .. } => be.softmax_rows_fwd(*rows, *cols, v(*x), out)?,
+        Op::Concat { xs, .. } => {
+            for (x, s) in xs.iter().zip(concat_slices(tape, xs, op.output())) {
+                be.channel_put(&s, v(*x), out)?;
+            }
+        }
+        Op::Shift { x, .. } => {
+            let s = tape.shape(*x);
+            be.shift_fwd(s.n(), s.c(), s.h(), s.w(), v(*x), out)?
+        }
+        Op::Zeros { .. } => be.fill(out, 0.0)?,
+        Op::GlobalAvgPool { x, .. } => {
+            let s = tape.shape(*x);
+            be.gap_fwd(s.n() * s.c(), s.hw(), v(*x), out)?
+        }
+        Op::Linear { x, w, b, .. } => {
+            let (xs, ws) = (tape.shape(*x), tape.shape(*w));
+            be.linear_fwd(xs.n(), ws.c(), ws.n(), v(*x), v(*w), b.map(v), out)?
+        }
+        Op::CrossEntropy { logits, labels, probs, .. } => {
+            let s = tape.shape(*logits);
+            be.cross_entropy_fwd(s.n(), s.c(), v(*logits), v(*labels), out, &mut aux[*probs])?
+        }
+        Op::SumAll { x, .. } => be.sum_all_fwd(v(*x), out)?,
     }
+    Ok(())
 }
 
 /// Elements of every node's value and every auxiliary buffer.

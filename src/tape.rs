@@ -54,94 +54,94 @@ pub enum Op {
     Conv2d {
         x: NodeId,
         w: NodeId,
-        y: NodeId,
-        g: ConvGeom,
+        out: NodeId,
+        geom: ConvGeom,
     },
     MaxPool {
         x: NodeId,
-        y: NodeId,
-        g: PoolGeom,
+        out: NodeId,
+        geom: PoolGeom,
     },
     AvgPool {
         x: NodeId,
-        y: NodeId,
-        g: PoolGeom,
+        out: NodeId,
+        geom: PoolGeom,
     },
     /// `saved` is an auxiliary buffer of 2·c: batch mean and 1/std.
     BatchNorm {
         x: NodeId,
-        y: NodeId,
+        out: NodeId,
         affine: Option<(NodeId, NodeId)>,
         running: (NodeId, NodeId),
         saved: usize,
-        g: BnGeom,
+        geom: BnGeom,
     },
     Relu {
         x: NodeId,
-        y: NodeId,
+        out: NodeId,
     },
-    /// `y = Σ c_i · x_i` (add, subtract, scale by a constant).
+    /// `out = Σ c_i · x_i` (add, subtract, scale by a constant).
     Combine {
         terms: Vec<(NodeId, f32)>,
-        y: NodeId,
+        out: NodeId,
     },
     Mul {
         a: NodeId,
         b: NodeId,
-        y: NodeId,
+        out: NodeId,
     },
-    /// `y[n, …] = x[n, …] · mask[n]`: DARTS' drop path with the per-sample
+    /// `out[n, …] = x[n, …] · mask[n]`: DARTS' drop path with the per-sample
     /// multipliers (0 or 1/keep) in an input node; no gradient into `mask`.
     DropPath {
         x: NodeId,
         mask: NodeId,
-        y: NodeId,
+        out: NodeId,
     },
-    /// `y = Σ w[idx] · x` over its terms: a mixed edge, or all mixed edges
+    /// `out = Σ w[idx] · x` over its terms: a mixed edge, or all mixed edges
     /// into one node, with `w` the softmax of α. Absent terms (`none`) are zero.
     Mix {
         terms: Vec<Term>,
         w: NodeId,
-        y: NodeId,
+        out: NodeId,
     },
     SoftmaxRows {
         x: NodeId,
-        y: NodeId,
+        out: NodeId,
         rows: usize,
         cols: usize,
     },
     Concat {
         xs: Vec<NodeId>,
-        y: NodeId,
+        out: NodeId,
     },
-    /// `y = x[:, :, 1:, 1:]`
+    /// `out = x[:, :, 1:, 1:]`
     Shift {
         x: NodeId,
-        y: NodeId,
+        out: NodeId,
     },
     Zeros {
-        y: NodeId,
+        out: NodeId,
     },
     GlobalAvgPool {
         x: NodeId,
-        y: NodeId,
+        out: NodeId,
     },
     Linear {
         x: NodeId,
         w: NodeId,
         b: Option<NodeId>,
-        y: NodeId,
+        out: NodeId,
     },
     /// Mean softmax cross-entropy; `probs` is an auxiliary buffer of n·k.
     CrossEntropy {
         logits: NodeId,
         labels: NodeId,
-        y: NodeId,
+        out: NodeId,
         probs: usize,
     },
     SumAll {
         x: NodeId,
-        y: NodeId,
+        out: NodeId,
     },
 }
 
@@ -150,11 +150,17 @@ impl Op {
     pub fn output(&self) -> NodeId {
         use Op::*;
         match self {
-            Conv2d { y, .. } | MaxPool { y, .. } | AvgPool { y, .. } | BatchNorm { y, .. } | Relu { y, .. } => *y,
-            Combine { y, .. } | Mul { y, .. } | Mix { y, .. } | SoftmaxRows { y, .. } | Concat { y, .. } => *y,
-            DropPath { y, .. } => *y,
-            Shift { y, .. } | Zeros { y } | GlobalAvgPool { y, .. } | Linear { y, .. } => *y,
-            CrossEntropy { y, .. } | SumAll { y, .. } => *y,
+            Conv2d { out, .. }
+            | MaxPool { out, .. }
+            | AvgPool { out, .. }
+            | BatchNorm { out, .. }
+            | Relu { out, .. } => *out,
+            Combine { out, .. } | Mul { out, .. } | Mix { out, .. } | SoftmaxRows { out, .. } | Concat { out, .. } => {
+                *out
+            }
+            DropPath { out, .. } => *out,
+            Shift { out, .. } | Zeros { out } | GlobalAvgPool { out, .. } | Linear { out, .. } => *out,
+            CrossEntropy { out, .. } | SumAll { out, .. } => *out,
         }
     }
 
@@ -170,8 +176,8 @@ impl Op {
             GlobalAvgPool { x, .. } | SoftmaxRows { x, .. } | SumAll { x, .. } => vec![*x],
             BatchNorm { x, affine, .. } => {
                 let mut v = vec![*x];
-                if let Some((g, b)) = affine {
-                    v.extend([*g, *b]);
+                if let Some((gamma, beta)) = affine {
+                    v.extend([*gamma, *beta]);
                 }
                 v
             }
@@ -189,8 +195,8 @@ impl Op {
     pub fn family(&self) -> &'static str {
         use Op::*;
         match self {
-            Conv2d { g, .. } if g.groups > 1 && g.groups == g.cin => "conv_depthwise",
-            Conv2d { g, .. } if g.k == 1 => "conv_1x1",
+            Conv2d { geom, .. } if geom.groups > 1 && geom.groups == geom.cin => "conv_depthwise",
+            Conv2d { geom, .. } if geom.k == 1 => "conv_1x1",
             Conv2d { .. } => "conv_dense",
             MaxPool { .. } => "max_pool",
             AvgPool { .. } => "avg_pool",
@@ -240,9 +246,9 @@ impl Tape {
     }
 
     fn push(&mut self, op: Op) -> NodeId {
-        let y = op.output();
+        let out = op.output();
         self.ops.push(op);
-        y
+        out
     }
 
     fn aux_buf(&mut self, len: usize) -> usize {
@@ -319,7 +325,7 @@ impl Tape {
         let (s, ws) = (self.shape(x), self.shape(w));
         let k = ws.h();
         assert!(s.c() % groups == 0 && ws.n() % groups == 0 && ws.c() == s.c() / groups, "conv: bad channels/groups");
-        let g = ConvGeom {
+        let geom = ConvGeom {
             n: s.n(),
             cin: s.c(),
             h: s.h(),
@@ -334,8 +340,8 @@ impl Tape {
             groups,
             relu_in,
         };
-        let y = self.value(g.y_shape());
-        self.push(Op::Conv2d { x, w, y, g })
+        let out = self.value(geom.y_shape());
+        self.push(Op::Conv2d { x, w, out, geom })
     }
 
     /// A k×k window. Padding at most k/2 (PyTorch's rule) keeps every window
@@ -359,9 +365,9 @@ impl Tape {
 
     /// 3×3 max pool, padding 1.
     pub fn max_pool(&mut self, x: NodeId, stride: usize) -> NodeId {
-        let g = self.pool_geom(x, 3, stride, 1);
-        let y = self.value(g.y_shape());
-        self.push(Op::MaxPool { x, y, g })
+        let geom = self.pool_geom(x, 3, stride, 1);
+        let out = self.value(geom.y_shape());
+        self.push(Op::MaxPool { x, out, geom })
     }
 
     /// 3×3 average pool, padding 1, padding not counted.
@@ -372,9 +378,9 @@ impl Tape {
     /// k×k average pool, padding not counted (`count_include_pad=False`);
     /// `pad ≤ k/2`. The auxiliary head's is k = 5, stride 3, pad 0.
     pub fn avg_pool_k(&mut self, x: NodeId, k: usize, stride: usize, pad: usize) -> NodeId {
-        let g = self.pool_geom(x, k, stride, pad);
-        let y = self.value(g.y_shape());
-        self.push(Op::AvgPool { x, y, g })
+        let geom = self.pool_geom(x, k, stride, pad);
+        let out = self.value(geom.y_shape());
+        self.push(Op::AvgPool { x, out, geom })
     }
 
     /// BatchNorm with its own running statistics; with `affine`, fresh γ = 1, β = 0.
@@ -390,22 +396,22 @@ impl Tape {
         let running =
             (self.state(c, 0.0, &format!("{name}.running_mean")), self.state(c, 1.0, &format!("{name}.running_var")));
         let saved = self.aux_buf(2 * s.c());
-        let g = BnGeom { n: s.n(), c: s.c(), hw: s.hw(), eps: 1e-5, momentum: 0.1 };
-        let y = self.value(s);
-        self.push(Op::BatchNorm { x, y, affine, running, saved, g })
+        let geom = BnGeom { n: s.n(), c: s.c(), hw: s.hw(), eps: 1e-5, momentum: 0.1 };
+        let out = self.value(s);
+        self.push(Op::BatchNorm { x, out, affine, running, saved, geom })
     }
 
     pub fn relu(&mut self, x: NodeId) -> NodeId {
-        let y = self.value(self.shape(x));
-        self.push(Op::Relu { x, y })
+        let out = self.value(self.shape(x));
+        self.push(Op::Relu { x, out })
     }
 
     /// `Σ c_i · x_i` over same-shaped nodes.
     pub fn combine(&mut self, terms: &[(NodeId, f32)]) -> NodeId {
         let s = self.shape(terms[0].0);
         assert!(terms.iter().all(|t| self.shape(t.0) == s), "combine: shapes differ");
-        let y = self.value(s);
-        self.push(Op::Combine { terms: terms.to_vec(), y })
+        let out = self.value(s);
+        self.push(Op::Combine { terms: terms.to_vec(), out })
     }
 
     pub fn add(&mut self, a: NodeId, b: NodeId) -> NodeId {
@@ -422,8 +428,8 @@ impl Tape {
 
     pub fn mul(&mut self, a: NodeId, b: NodeId) -> NodeId {
         assert_eq!(self.shape(a), self.shape(b), "mul: shapes differ");
-        let y = self.value(self.shape(a));
-        self.push(Op::Mul { a, b, y })
+        let out = self.value(self.shape(a));
+        self.push(Op::Mul { a, b, out })
     }
 
     /// `Σ w[idx] · x` over `terms`; `shape` is given because a node may have
@@ -431,32 +437,26 @@ impl Tape {
     pub fn mix(&mut self, terms: &[Term], w: NodeId, shape: Shape) -> NodeId {
         assert!(terms.iter().all(|t| self.shape(t.x) == shape), "mix: shapes differ");
         assert!(terms.iter().all(|t| t.idx < self.shape(w).numel()), "mix: weight index out of range");
-        let y = self.value(shape);
-        self.push(Op::Mix { terms: terms.to_vec(), w, y })
+        let out = self.value(shape);
+        self.push(Op::Mix { terms: terms.to_vec(), w, out })
     }
 
-    /// Drop path: `y[n, …] = x[n, …] · mask[n]` with `mask` an `(n)` input
+    /// Drop path: `out[n, …] = x[n, …] · mask[n]` with `mask` an `(n)` input
     /// the caller fills each step (0 or 1/keep per sample, see
     /// [`crate::space::eval::fill_drop_masks`]).
     pub fn drop_path(&mut self, x: NodeId, mask: NodeId) -> NodeId {
         let s = self.shape(x);
         assert_eq!(self.shape(mask).numel(), s.n(), "drop_path: one mask value per sample");
-        let y = self.value(s);
-        self.push(Op::DropPath { x, mask, y })
-    }
-
-    /// `w[idx] · x`: scale by one element of a tensor.
-    pub fn scale_by(&mut self, x: NodeId, w: NodeId, idx: usize) -> NodeId {
-        let s = self.shape(x);
-        self.mix(&[Term { x, idx }], w, s)
+        let out = self.value(s);
+        self.push(Op::DropPath { x, mask, out })
     }
 
     /// Softmax of each row of a `(rows, cols, 1, 1)` matrix.
     pub fn softmax_rows(&mut self, x: NodeId) -> NodeId {
         let s = self.shape(x);
         let (rows, cols) = (s.n(), s.numel() / s.n());
-        let y = self.value(s);
-        self.push(Op::SoftmaxRows { x, y, rows, cols })
+        let out = self.value(s);
+        self.push(Op::SoftmaxRows { x, out, rows, cols })
     }
 
     /// Concatenation along channels.
@@ -470,27 +470,27 @@ impl Tape {
             "concat: shapes differ"
         );
         let c = xs.iter().map(|&x| self.shape(x).c()).sum();
-        let y = self.value(Shape::nchw(s0.n(), c, s0.h(), s0.w()));
-        self.push(Op::Concat { xs: xs.to_vec(), y })
+        let out = self.value(Shape::nchw(s0.n(), c, s0.h(), s0.w()));
+        self.push(Op::Concat { xs: xs.to_vec(), out })
     }
 
     /// `x[:, :, 1:, 1:]`
     pub fn shift(&mut self, x: NodeId) -> NodeId {
         let s = self.shape(x);
-        let y = self.value(Shape::nchw(s.n(), s.c(), s.h() - 1, s.w() - 1));
-        self.push(Op::Shift { x, y })
+        let out = self.value(Shape::nchw(s.n(), s.c(), s.h() - 1, s.w() - 1));
+        self.push(Op::Shift { x, out })
     }
 
     pub fn zeros(&mut self, shape: Shape) -> NodeId {
-        let y = self.value(shape);
-        self.push(Op::Zeros { y })
+        let out = self.value(shape);
+        self.push(Op::Zeros { out })
     }
 
     /// `(n, c, h, w) → (n, c)` stored as `(n, c, 1, 1)`.
     pub fn global_avg_pool(&mut self, x: NodeId) -> NodeId {
         let s = self.shape(x);
-        let y = self.value(Shape::mat(s.n(), s.c()));
-        self.push(Op::GlobalAvgPool { x, y })
+        let out = self.value(Shape::mat(s.n(), s.c()));
+        self.push(Op::GlobalAvgPool { x, out })
     }
 
     /// Fully connected layer with fresh weight and bias (PyTorch's default init).
@@ -500,8 +500,8 @@ impl Tape {
         let bound = 1.0 / (i as f32).sqrt();
         let w = self.param(Shape::mat(out, i), group, Init::Uniform(bound), &format!("{name}.weight"));
         let b = self.param(Shape::vec(out), group, Init::Uniform(bound), &format!("{name}.bias"));
-        let y = self.value(Shape::mat(s.n(), out));
-        self.push(Op::Linear { x, w, b: Some(b), y })
+        let out = self.value(Shape::mat(s.n(), out));
+        self.push(Op::Linear { x, w, b: Some(b), out })
     }
 
     /// Mean cross-entropy of `(n, k)` logits against an `(n)` label input.
@@ -509,19 +509,19 @@ impl Tape {
         let s = self.shape(logits);
         assert_eq!(self.shape(labels).numel(), s.n(), "cross_entropy: one label per row");
         let probs = self.aux_buf(s.numel());
-        let y = self.value(Shape::scalar());
-        self.push(Op::CrossEntropy { logits, labels, y, probs })
+        let out = self.value(Shape::scalar());
+        self.push(Op::CrossEntropy { logits, labels, out, probs })
     }
 
     pub fn sum_all(&mut self, x: NodeId) -> NodeId {
-        let y = self.value(Shape::scalar());
-        self.push(Op::SumAll { x, y })
+        let out = self.value(Shape::scalar());
+        self.push(Op::SumAll { x, out })
     }
 }
 
 /// The channel slice of part `i` of a concat.
-pub fn concat_slices(tape: &Tape, xs: &[NodeId], y: NodeId) -> Vec<ChannelSlice> {
-    let ys = tape.shape(y);
+pub fn concat_slices(tape: &Tape, xs: &[NodeId], out: NodeId) -> Vec<ChannelSlice> {
+    let ys = tape.shape(out);
     let mut off = 0;
     xs.iter()
         .map(|&x| {

@@ -164,7 +164,7 @@ fn auxiliary_head_is_apart_from_the_weight_count() {
         .ops
         .iter()
         .filter_map(|op| match op {
-            Op::AvgPool { g, .. } if g.k == 5 => Some(*g),
+            Op::AvgPool { geom, .. } if geom.k == 5 => Some(*geom),
             _ => None,
         })
         .collect();
