@@ -300,7 +300,8 @@ impl<B: Backend> Exec<B> {
             }
             _ => None,
         };
-        let r = run_forward(&self.be, &self.tape, op, &self.vals, &mut self.aux, &mut out, stats.as_mut());
+        let running = stats.as_mut().and_then(|(m, v)| Some((m.as_mut()?, v.as_mut()?)));
+        let r = run_forward(&self.be, &self.tape, op, &self.vals, &mut self.aux, &mut out, running);
         self.vals[oi] = Some(out);
         if let (Op::BatchNorm { running: (m, v), .. }, Some((rm, rv))) = (op, stats) {
             (self.vals[*m], self.vals[*v]) = (rm, rv);
@@ -492,7 +493,7 @@ fn run_forward<B: Backend>(
     vals: &[Option<B::Buf>],
     aux: &mut [B::Buf],
     out: &mut B::Buf,
-    stats: Option<&mut (Option<B::Buf>, Option<B::Buf>)>,
+    stats: Option<(&mut B::Buf, &mut B::Buf)>,
 ) -> Result<()> {
     let v = |n: NodeId| vals[n].as_ref().expect("inputs are recorded before outputs");
     match op {
@@ -502,7 +503,7 @@ fn run_forward<B: Backend>(
         Op::BatchNorm { x, affine, running, saved, geom, .. } => {
             let gamma = affine.map(|a| v(a.0));
             let beta = affine.map(|a| v(a.1));
-            if let Some((Some(rm), Some(rv))) = stats {
+            if let Some((rm, rv)) = stats {
                 be.bn_fwd_train(geom, v(*x), gamma, beta, out, &mut aux[*saved], rm, rv)?
             } else {
                 be.bn_fwd_eval(geom, v(*x), gamma, beta, v(running.0), v(running.1), out)?
