@@ -49,6 +49,45 @@ pub struct Term {
     pub idx: usize,
 }
 
+/// How a convolution slides over its input, built by name rather than by
+/// position: `ConvSpec::depthwise(3, 2, 1).after_relu()`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ConvSpec {
+    pub k: usize,
+    pub stride: usize,
+    pub pad: usize,
+    pub dil: usize,
+    /// One k×k filter per channel (groups = channels) instead of a dense conv.
+    pub depthwise: bool,
+    /// A ReLU applied to the input inside the conv (every DARTS conv is
+    /// preceded by one).
+    pub relu_in: bool,
+}
+
+impl ConvSpec {
+    /// A dense k×k convolution (groups = 1).
+    pub fn dense(k: usize, stride: usize, pad: usize) -> Self {
+        ConvSpec { k, stride, pad, dil: 1, depthwise: false, relu_in: false }
+    }
+
+    /// A 1×1 convolution.
+    pub fn pointwise(stride: usize) -> Self {
+        Self::dense(1, stride, 0)
+    }
+
+    /// A depthwise k×k convolution with dilation `dil`, padded by
+    /// `dil·(k − 1)/2` so that stride 1 keeps the size (DARTS' sep_conv and
+    /// dil_conv).
+    pub fn depthwise(k: usize, stride: usize, dil: usize) -> Self {
+        ConvSpec { k, stride, pad: dil * (k - 1) / 2, dil, depthwise: true, relu_in: false }
+    }
+
+    /// The same conv with a ReLU on its input.
+    pub fn after_relu(self) -> Self {
+        ConvSpec { relu_in: true, ..self }
+    }
+}
+
 #[derive(Clone, Debug)]
 pub enum Op {
     Conv2d {
@@ -288,43 +327,25 @@ impl Tape {
     // ---- recording ---------------------------------------------------------
 
     /// Convolution with a fresh weight parameter `(cout, cin/groups, k, k)`,
-    /// PyTorch's default init (`U(±1/√fan_in)`), no bias.
-    #[allow(clippy::too_many_arguments)]
-    pub fn conv(
-        &mut self,
-        x: NodeId,
-        cout: usize,
-        k: usize,
-        stride: usize,
-        pad: usize,
-        dil: usize,
-        groups: usize,
-        relu_in: bool,
-        group: u32,
-        name: &str,
-    ) -> NodeId {
-        let s = self.shape(x);
-        let w_shape = Shape::nchw(cout, s.c() / groups, k, k);
-        let bound = 1.0 / ((s.c() / groups * k * k) as f32).sqrt();
+    /// PyTorch's default init (`U(±1/√fan_in)`), no bias. A depthwise
+    /// `spec` needs `cout` = the input's channels.
+    pub fn conv(&mut self, x: NodeId, cout: usize, spec: ConvSpec, group: u32, name: &str) -> NodeId {
+        let cin = self.shape(x).c();
+        let groups = if spec.depthwise { cin } else { 1 };
+        assert!(!spec.depthwise || cout == cin, "conv: a depthwise conv keeps its {cin} channels, not {cout}");
+        let w_shape = Shape::nchw(cout, cin / groups, spec.k, spec.k);
+        let bound = 1.0 / ((cin / groups * spec.k * spec.k) as f32).sqrt();
         let w = self.param(w_shape, group, Init::Uniform(bound), name);
-        self.conv_with(x, w, stride, pad, dil, groups, relu_in)
+        self.conv_with(x, w, spec)
     }
 
-    /// Convolution with an existing weight node.
-    #[allow(clippy::too_many_arguments)]
-    pub fn conv_with(
-        &mut self,
-        x: NodeId,
-        w: NodeId,
-        stride: usize,
-        pad: usize,
-        dil: usize,
-        groups: usize,
-        relu_in: bool,
-    ) -> NodeId {
+    /// Convolution with an existing weight node (its shape gives k and cout).
+    pub fn conv_with(&mut self, x: NodeId, w: NodeId, spec: ConvSpec) -> NodeId {
         let (s, ws) = (self.shape(x), self.shape(w));
-        let k = ws.h();
-        assert!(s.c() % groups == 0 && ws.n() % groups == 0 && ws.c() == s.c() / groups, "conv: bad channels/groups");
+        let ConvSpec { k, stride, pad, dil, depthwise, relu_in } = spec;
+        let groups = if depthwise { s.c() } else { 1 };
+        assert!(ws.h() == k && ws.w() == k, "conv: weight is {}×{}, spec says {k}×{k}", ws.h(), ws.w());
+        assert!(ws.n() % groups == 0 && ws.c() == s.c() / groups, "conv: bad channels/groups");
         let geom = ConvGeom {
             n: s.n(),
             cin: s.c(),

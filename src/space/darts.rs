@@ -1,19 +1,69 @@
 //! The DARTS CNN search space (SPEC §3; quark0/darts `cnn/model_search.py`).
 
 use crate::shape::Shape;
-use crate::tape::{Init, NodeId, Tape, Term};
+use crate::tape::{ConvSpec, Init, NodeId, Tape, Term};
 
-/// Candidate operations in index order (the columns of α).
-pub const PRIMITIVES: [&str; 8] = [
-    "none",
-    "max_pool_3x3",
-    "avg_pool_3x3",
-    "skip_connect",
-    "sep_conv_3x3",
-    "sep_conv_5x5",
-    "dil_conv_3x3",
-    "dil_conv_5x5",
-];
+/// A candidate operation of the DARTS space.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Primitive {
+    None,
+    MaxPool3x3,
+    AvgPool3x3,
+    SkipConnect,
+    SepConv3x3,
+    SepConv5x5,
+    DilConv3x3,
+    DilConv5x5,
+}
+
+impl Primitive {
+    /// Every primitive in index order (the columns of α).
+    pub const ALL: [Primitive; 8] = [
+        Primitive::None,
+        Primitive::MaxPool3x3,
+        Primitive::AvgPool3x3,
+        Primitive::SkipConnect,
+        Primitive::SepConv3x3,
+        Primitive::SepConv5x5,
+        Primitive::DilConv3x3,
+        Primitive::DilConv5x5,
+    ];
+
+    /// DARTS' name, as in genotypes.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Primitive::None => "none",
+            Primitive::MaxPool3x3 => "max_pool_3x3",
+            Primitive::AvgPool3x3 => "avg_pool_3x3",
+            Primitive::SkipConnect => "skip_connect",
+            Primitive::SepConv3x3 => "sep_conv_3x3",
+            Primitive::SepConv5x5 => "sep_conv_5x5",
+            Primitive::DilConv3x3 => "dil_conv_3x3",
+            Primitive::DilConv5x5 => "dil_conv_5x5",
+        }
+    }
+
+    /// The primitive called `name`, if any.
+    pub fn from_name(name: &str) -> Option<Primitive> {
+        Self::ALL.into_iter().find(|p| p.name() == name)
+    }
+
+    /// Whether it is a pool (followed by a non-affine BN in the search network).
+    pub fn is_pool(self) -> bool {
+        matches!(self, Primitive::MaxPool3x3 | Primitive::AvgPool3x3)
+    }
+}
+
+/// The primitives' names in index order.
+pub const PRIMITIVES: [&str; 8] = {
+    let mut names = [""; 8];
+    let mut i = 0;
+    while i < 8 {
+        names[i] = Primitive::ALL[i].name();
+        i += 1;
+    }
+    names
+};
 
 /// Shape of the supernet.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -74,7 +124,7 @@ pub fn alphas(t: &mut Tape, cfg: &SuperNetConfig, group: u32) -> (NodeId, NodeId
 pub fn supernet(t: &mut Tape, cfg: &SuperNetConfig, x: NodeId, mw: MixWeights, group: u32) -> SuperNet {
     let first = t.nodes.len();
     let c_stem = cfg.stem_multiplier * cfg.c;
-    let s = t.conv(x, c_stem, 3, 1, 1, 1, 1, false, group, "stem.conv");
+    let s = t.conv(x, c_stem, ConvSpec::dense(3, 1, 1), group, "stem.conv");
     let stem = t.batch_norm(s, true, group, "stem.bn");
     let (mut s0, mut s1) = (stem, stem);
     let mut c_curr = cfg.c;
@@ -140,7 +190,7 @@ impl Cell {
 /// ReLU → 1×1 conv → BN; the BN has γ, β only with `affine` (the search
 /// network has none, the evaluation network has them everywhere).
 pub fn relu_conv_bn(t: &mut Tape, x: NodeId, c_out: usize, affine: bool, group: u32, name: &str) -> NodeId {
-    let y = t.conv(x, c_out, 1, 1, 0, 1, 1, true, group, &format!("{name}.conv"));
+    let y = t.conv(x, c_out, ConvSpec::pointwise(1).after_relu(), group, &format!("{name}.conv"));
     t.batch_norm(y, affine, group, &format!("{name}.bn"))
 }
 
@@ -148,9 +198,9 @@ pub fn relu_conv_bn(t: &mut Tape, x: NodeId, c_out: usize, affine: bool, group: 
 /// on the input shifted by one pixel, concatenated, then BN (γ, β with `affine`).
 pub fn factorized_reduce(t: &mut Tape, x: NodeId, c_out: usize, affine: bool, group: u32, name: &str) -> NodeId {
     assert!(c_out.is_multiple_of(2), "FactorizedReduce needs an even channel count");
-    let a = t.conv(x, c_out / 2, 1, 2, 0, 1, 1, true, group, &format!("{name}.conv_1"));
+    let a = t.conv(x, c_out / 2, ConvSpec::pointwise(2).after_relu(), group, &format!("{name}.conv_1"));
     let xs = t.shift(x);
-    let b = t.conv(xs, c_out / 2, 1, 2, 0, 1, 1, true, group, &format!("{name}.conv_2"));
+    let b = t.conv(xs, c_out / 2, ConvSpec::pointwise(2).after_relu(), group, &format!("{name}.conv_2"));
     let cat = t.concat(&[a, b]);
     t.batch_norm(cat, affine, group, &format!("{name}.bn"))
 }
@@ -162,59 +212,61 @@ pub fn dil_conv(
     x: NodeId,
     c_out: usize,
     k: usize,
-    s: usize,
-    pad: usize,
+    stride: usize,
     dil: usize,
     affine: bool,
-    g: u32,
+    group: u32,
     name: &str,
 ) -> NodeId {
     let cin = t.shape(x).c();
-    let d = t.conv(x, cin, k, s, pad, dil, cin, true, g, &format!("{name}.dw"));
-    let p = t.conv(d, c_out, 1, 1, 0, 1, 1, false, g, &format!("{name}.pw"));
-    t.batch_norm(p, affine, g, &format!("{name}.bn"))
+    let d = t.conv(x, cin, ConvSpec::depthwise(k, stride, dil).after_relu(), group, &format!("{name}.dw"));
+    let p = t.conv(d, c_out, ConvSpec::pointwise(1), group, &format!("{name}.pw"));
+    t.batch_norm(p, affine, group, &format!("{name}.bn"))
 }
 
 /// Two stacked dilation-1 `dil_conv`s, the first with the stride.
 #[allow(clippy::too_many_arguments)]
-pub fn sep_conv(t: &mut Tape, x: NodeId, c: usize, k: usize, s: usize, affine: bool, g: u32, name: &str) -> NodeId {
-    let a = dil_conv(t, x, c, k, s, k / 2, 1, affine, g, &format!("{name}.0"));
-    dil_conv(t, a, c, k, 1, k / 2, 1, affine, g, &format!("{name}.1"))
+pub fn sep_conv(
+    t: &mut Tape,
+    x: NodeId,
+    c: usize,
+    k: usize,
+    stride: usize,
+    affine: bool,
+    group: u32,
+    name: &str,
+) -> NodeId {
+    let a = dil_conv(t, x, c, k, stride, 1, affine, group, &format!("{name}.0"));
+    dil_conv(t, a, c, k, 1, 1, affine, group, &format!("{name}.1"))
 }
 
-/// Records primitive `k` on `x` as DARTS' `OPS[name](C, stride, affine)`
+/// Records primitive `p` on `x` as DARTS' `OPS[name](C, stride, affine)`
 /// builds it; `None` for `none` (a zero contribution). Pools carry no BN
 /// here: the search network adds one after each pool in [`mixed_edge`], the
 /// evaluation network none.
 #[allow(clippy::too_many_arguments)]
 pub fn primitive(
     t: &mut Tape,
-    k: usize,
+    p: Primitive,
     x: NodeId,
     c: usize,
     stride: usize,
     affine: bool,
-    g: u32,
+    group: u32,
     name: &str,
 ) -> Option<NodeId> {
-    let name = format!("{name}.{}", PRIMITIVES[k]);
-    Some(match PRIMITIVES[k] {
-        "none" => return None,
-        "max_pool_3x3" => t.max_pool(x, stride),
-        "avg_pool_3x3" => t.avg_pool(x, stride),
-        "skip_connect" if stride == 1 => x,
-        "skip_connect" => factorized_reduce(t, x, c, affine, g, &name),
-        "sep_conv_3x3" => sep_conv(t, x, c, 3, stride, affine, g, &name),
-        "sep_conv_5x5" => sep_conv(t, x, c, 5, stride, affine, g, &name),
-        "dil_conv_3x3" => dil_conv(t, x, c, 3, stride, 2, 2, affine, g, &name),
-        "dil_conv_5x5" => dil_conv(t, x, c, 5, stride, 4, 2, affine, g, &name),
-        other => unreachable!("unknown primitive {other}"),
+    let name = format!("{name}.{}", p.name());
+    Some(match p {
+        Primitive::None => return None,
+        Primitive::MaxPool3x3 => t.max_pool(x, stride),
+        Primitive::AvgPool3x3 => t.avg_pool(x, stride),
+        Primitive::SkipConnect if stride == 1 => x,
+        Primitive::SkipConnect => factorized_reduce(t, x, c, affine, group, &name),
+        Primitive::SepConv3x3 => sep_conv(t, x, c, 3, stride, affine, group, &name),
+        Primitive::SepConv5x5 => sep_conv(t, x, c, 5, stride, affine, group, &name),
+        Primitive::DilConv3x3 => dil_conv(t, x, c, 3, stride, 2, affine, group, &name),
+        Primitive::DilConv5x5 => dil_conv(t, x, c, 5, stride, 2, affine, group, &name),
     })
-}
-
-/// Whether primitive `k` is a pool (followed by a non-affine BN in search).
-fn is_pool(k: usize) -> bool {
-    matches!(PRIMITIVES[k], "max_pool_3x3" | "avg_pool_3x3")
 }
 
 /// Records every primitive of one mixed edge; returns the output shape and
@@ -225,15 +277,15 @@ pub fn mixed_edge(
     c: usize,
     stride: usize,
     edge: usize,
-    g: u32,
+    group: u32,
     name: &str,
 ) -> (Shape, Vec<Term>) {
     let mut terms = Vec::new();
-    for (k, prim) in PRIMITIVES.iter().enumerate() {
-        if let Some(y) = primitive(t, k, x, c, stride, false, g, name) {
+    for (k, p) in Primitive::ALL.into_iter().enumerate() {
+        if let Some(out) = primitive(t, p, x, c, stride, false, group, name) {
             // DARTS' MixedOp: `OPS[...]` then, for a pool, BN without affine.
-            let y = if is_pool(k) { t.batch_norm(y, false, g, &format!("{name}.{prim}")) } else { y };
-            terms.push(Term { x: y, idx: edge * PRIMITIVES.len() + k });
+            let out = if p.is_pool() { t.batch_norm(out, false, group, &format!("{name}.{}", p.name())) } else { out };
+            terms.push(Term { x: out, idx: edge * Primitive::ALL.len() + k });
         }
     }
     (t.shape(terms[0].x), terms)

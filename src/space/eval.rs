@@ -17,8 +17,8 @@ use crate::exec::Exec;
 use crate::genotype::{CellGenes, Genotype, STEPS};
 use crate::shape::Shape;
 use crate::space::GROUP_AUX;
-use crate::space::darts::{PRIMITIVES, factorized_reduce, primitive, relu_conv_bn};
-use crate::tape::{NodeId, Tape};
+use crate::space::darts::{Primitive, factorized_reduce, primitive, relu_conv_bn};
+use crate::tape::{ConvSpec, NodeId, Tape};
 
 /// The stem has `STEM_MULTIPLIER · C` channels.
 pub const STEM_MULTIPLIER: usize = 3;
@@ -129,12 +129,12 @@ pub fn eval_net(t: &mut Tape, cfg: &EvalNetConfig, x: NodeId, group: u32) -> Res
 
     let first = t.nodes.len();
     let c_stem = STEM_MULTIPLIER * cfg.c;
-    let stem = t.conv(x, c_stem, 3, 1, 1, 1, 1, false, group, "stem.conv");
+    let stem = t.conv(x, c_stem, ConvSpec::dense(3, 1, 1), group, "stem.conv");
     let stem = t.batch_norm(stem, true, group, "stem.bn");
     let (mut s0, mut s1) = (stem, stem);
     let mut c_curr = cfg.c;
     let mut reduction_prev = false;
-    let g = &cfg.genotype;
+    let genotype = &cfg.genotype;
     let mut drop_masks = Vec::new();
     let mut aux_logits = None;
     for layer in 0..cfg.layers {
@@ -142,7 +142,11 @@ pub fn eval_net(t: &mut Tape, cfg: &EvalNetConfig, x: NodeId, group: u32) -> Res
         if reduction {
             c_curr *= 2;
         }
-        let (genes, concat) = if reduction { (&g.reduce, &g.reduce_concat) } else { (&g.normal, &g.normal_concat) };
+        let (genes, concat) = if reduction {
+            (&genotype.reduce, &genotype.reduce_concat)
+        } else {
+            (&genotype.normal, &genotype.normal_concat)
+        };
         let cell = EvalCell { c: c_curr, reduction, reduction_prev, genes, concat };
         let masks = cfg.drop_path.then_some(&mut drop_masks);
         let out = cell.record(t, s0, s1, group, &format!("cells.{layer}"), masks)?;
@@ -176,16 +180,16 @@ const AUX_FEATURES: usize = 768;
 /// rectified map too).
 fn auxiliary_head(t: &mut Tape, x: NodeId, classes: usize, name: &str) -> NodeId {
     assert_eq!((t.shape(x).h(), t.shape(x).w()), (8, 8), "auxiliary head: eval_net checks for an 8×8 map");
-    let g = GROUP_AUX;
+    let group = GROUP_AUX;
     let x = t.relu(x);
     let x = t.avg_pool_k(x, 5, 3, 0); // (n, c, 2, 2)
-    let x = t.conv(x, AUX_HIDDEN, 1, 1, 0, 1, 1, false, g, &format!("{name}.conv1"));
-    let x = t.batch_norm(x, true, g, &format!("{name}.bn1"));
+    let x = t.conv(x, AUX_HIDDEN, ConvSpec::pointwise(1), group, &format!("{name}.conv1"));
+    let x = t.batch_norm(x, true, group, &format!("{name}.bn1"));
     // The ReLU after bn1 is fused into conv2's input.
-    let x = t.conv(x, AUX_FEATURES, 2, 1, 0, 1, 1, true, g, &format!("{name}.conv2")); // (n, 768, 1, 1)
-    let x = t.batch_norm(x, true, g, &format!("{name}.bn2"));
+    let x = t.conv(x, AUX_FEATURES, ConvSpec::dense(2, 1, 0).after_relu(), group, &format!("{name}.conv2")); // (n, 768, 1, 1)
+    let x = t.batch_norm(x, true, group, &format!("{name}.bn2"));
     let x = t.relu(x);
-    t.linear(x, classes, g, &format!("{name}.classifier"))
+    t.linear(x, classes, group, &format!("{name}.classifier"))
 }
 
 /// One evaluation cell: the genes of one cell type.
@@ -231,10 +235,8 @@ impl EvalCell<'_> {
                 };
                 let stride = if self.reduction && j < 2 { 2 } else { 1 };
                 let op_name = format!("{name}.ops.{gene}");
-                let y = PRIMITIVES
-                    .iter()
-                    .position(|p| *p == op)
-                    .and_then(|k| primitive(t, k, x, c, stride, true, group, &op_name))
+                let y = Primitive::from_name(op)
+                    .and_then(|p| primitive(t, p, x, c, stride, true, group, &op_name))
                     .ok_or_else(|| {
                         Error(format!("{name}: gene {gene}: '{op}' is not an op of the evaluation network"))
                     })?;
