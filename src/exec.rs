@@ -1,6 +1,7 @@
-//! Replays a [`Tape`] on a backend. Every buffer (values, gradients, saved
-//! statistics) is allocated once in [`Exec::new`]; `forward` and `backward`
-//! only launch kernels into that fixed plan.
+//! Replays a [`Tape`] on a backend. Every node buffer (values, gradients,
+//! saved statistics) is allocated once in [`Exec::new`] (the copies of the BN
+//! running statistics on the first [`Exec::stash_running_stats`]); `forward`
+//! and `backward` launch kernels into that fixed plan.
 
 use rand::Rng;
 use rand_distr_free::normal;

@@ -3,8 +3,10 @@
 //! A network is recorded once (shapes only, no data); an [`crate::exec::Exec`]
 //! then allocates one buffer per node from that record and replays it every
 //! step: `forward` walks the list in order, `backward` walks it in reverse
-//! with one `match` arm per op. Nothing is allocated while replaying, so the
-//! same step can later be captured once as a CUDA graph.
+//! with one `match` arm per op. The node buffers are not reallocated while
+//! replaying; the CPU kernels still allocate per-call scratch, and the host
+//! builds small argument lists per op (so a step is not yet a fixed launch
+//! sequence that a CUDA graph could capture).
 
 use crate::geom::{BnGeom, ChannelSlice, ConvGeom, PoolGeom};
 use crate::shape::Shape;

@@ -82,47 +82,47 @@ pub(crate) fn write_with(ds: &Dataset, table: &[f32], i: usize, aug: Aug, dst: &
     }
 }
 
-pub(crate) fn check_buffers(ds: &Dataset, images: usize, x: &[f32], y: &[f32]) -> Result<()> {
+pub(crate) fn check_buffers(ds: &Dataset, images: usize, x: &[f32], labels: &[f32]) -> Result<()> {
     let [_, c, h, w] = ds.shape().0;
     if x.len() != images * ds.image_len() {
         bail!("batch buffer holds {} floats; expected {images}×{c}×{h}×{w} = {}", x.len(), images * ds.image_len());
     }
-    if y.len() != images {
-        bail!("label buffer holds {} floats; expected {images}", y.len());
+    if labels.len() != images {
+        bail!("label buffer holds {} floats; expected {images}", labels.len());
     }
     Ok(())
 }
 
-/// Fills `x` (b, c, h, w) and `y` (b,) with images `indices` of `ds`,
+/// Fills `x` (b, c, h, w) and `labels` (b,) with images `indices` of `ds`,
 /// normalised, not augmented (`=`). `b = indices.len()`.
-pub fn fill_plain(ds: &Dataset, indices: &[usize], x: &mut [f32], y: &mut [f32]) -> Result<()> {
-    check_buffers(ds, indices.len(), x, y)?;
+pub fn fill_plain(ds: &Dataset, indices: &[usize], x: &mut [f32], labels: &mut [f32]) -> Result<()> {
+    check_buffers(ds, indices.len(), x, labels)?;
     if let Some(&i) = indices.iter().find(|&&i| i >= ds.len()) {
         bail!("image index {i} is out of range for {} ({} images)", ds.name(), ds.len());
     }
     let table = norm_table(ds);
     let m = ds.image_len();
-    for ((&i, xo), yo) in indices.iter().zip(x.chunks_exact_mut(m)).zip(y.iter_mut()) {
+    for ((&i, xo), yo) in indices.iter().zip(x.chunks_exact_mut(m)).zip(labels.iter_mut()) {
         write_with(ds, &table, i, Aug::IDENTITY, xo);
         *yo = f32::from(ds.labels()[i]);
     }
     Ok(())
 }
 
-/// The evaluation path: fills `x` (b, c, h, w) and `y` (b,) with images
-/// `start..start + b` of `ds` in order, normalised only, where `b = y.len()`.
+/// The evaluation path: fills `x` (b, c, h, w) and `labels` (b,) with images
+/// `start..start + b` of `ds` in order, normalised only, where `b = labels.len()`.
 /// Returns how many images it wrote: `b`, or fewer for the last batch, whose
-/// unused tail of `x` and `y` is left as it was.
-pub fn fill_eval(ds: &Dataset, start: usize, x: &mut [f32], y: &mut [f32]) -> Result<usize> {
-    let b = y.len();
-    check_buffers(ds, b, x, y)?;
+/// unused tail of `x` and `labels` is left as it was.
+pub fn fill_eval(ds: &Dataset, start: usize, x: &mut [f32], labels: &mut [f32]) -> Result<usize> {
+    let b = labels.len();
+    check_buffers(ds, b, x, labels)?;
     if start >= ds.len() {
         bail!("evaluation batch starts at image {start}; {} has {} images", ds.name(), ds.len());
     }
     let count = b.min(ds.len() - start);
     let indices: Vec<usize> = (start..start + count).collect();
     let m = ds.image_len();
-    fill_plain(ds, &indices, &mut x[..count * m], &mut y[..count])?;
+    fill_plain(ds, &indices, &mut x[..count * m], &mut labels[..count])?;
     Ok(count)
 }
 

@@ -162,11 +162,11 @@ impl Sampler {
         &self.order[self.pos * self.batch..(self.pos + 1) * self.batch]
     }
 
-    /// Fills `x` (batch, c, h, w) and `y` (batch,) with the next batch (`=`):
+    /// Fills `x` (batch, c, h, w) and `labels` (batch,) with the next batch (`=`):
     /// labels as f32 class indices, images cropped, flipped (where `ds`
     /// allows) and normalised. Moves to the next epoch after its last batch.
-    pub fn next_batch(&mut self, ds: &Dataset, x: &mut [f32], y: &mut [f32]) -> Result<()> {
-        check_buffers(ds, self.batch, x, y)?;
+    pub fn next_batch(&mut self, ds: &Dataset, x: &mut [f32], labels: &mut [f32]) -> Result<()> {
+        check_buffers(ds, self.batch, x, labels)?;
         if self.range.end > ds.len() {
             bail!(
                 "sampler over images {}..{} was given {} with {} images",
@@ -179,7 +179,7 @@ impl Sampler {
         let table = norm_table(ds);
         let m = ds.image_len();
         let from = self.pos * self.batch;
-        for (k, (xo, yo)) in x.chunks_exact_mut(m).zip(y.iter_mut()).enumerate() {
+        for (k, (xo, yo)) in x.chunks_exact_mut(m).zip(labels.iter_mut()).enumerate() {
             let i = self.order[from + k];
             let aug = if self.augment { Aug::random(&mut self.rng, PAD, ds.hflip()) } else { Aug::IDENTITY };
             write_with(ds, &table, i, aug, xo);
@@ -280,14 +280,14 @@ impl SearchSampler {
     }
 
     /// The next weights batch; see `Sampler::next_batch`.
-    pub fn next_weights_batch(&mut self, ds: &Dataset, x: &mut [f32], y: &mut [f32]) -> Result<()> {
+    pub fn next_weights_batch(&mut self, ds: &Dataset, x: &mut [f32], labels: &mut [f32]) -> Result<()> {
         self.check(ds)?;
-        self.weights.next_batch(ds, x, y)
+        self.weights.next_batch(ds, x, labels)
     }
     /// The next α batch; see `Sampler::next_batch`.
-    pub fn next_arch_batch(&mut self, ds: &Dataset, x: &mut [f32], y: &mut [f32]) -> Result<()> {
+    pub fn next_arch_batch(&mut self, ds: &Dataset, x: &mut [f32], labels: &mut [f32]) -> Result<()> {
         self.check(ds)?;
-        self.arch.next_batch(ds, x, y)
+        self.arch.next_batch(ds, x, labels)
     }
 
     fn check(&self, ds: &Dataset) -> Result<()> {
