@@ -12,8 +12,8 @@ use rarts::genotype::Genotype;
 use rarts::rundir::Existing;
 use rarts::search::algo::{Algo, Schedule};
 use rarts::search::config::{SearchConfig, need};
-use rarts::search::driver;
 use rarts::search::toy::{self, ToyConfig};
+use rarts::search::{bench, driver};
 use rarts::shape::Shape;
 use rarts::space::eval::EvalNetConfig;
 use rarts::train::{self, TrainConfig};
@@ -440,8 +440,8 @@ fn run(cli: Cli) -> Result<()> {
                 for &algo in &algos {
                     let cfg = search_config(SearchArgs { algo, batch, ..search.clone() });
                     let t = match &target {
-                        Target::Cpu => driver::bench(Cpu::<f32>::new(), &cfg, steps)?,
-                        Target::Cuda => driver::bench(Cuda::new(0)?, &cfg, steps)?,
+                        Target::Cpu => bench::bench(Cpu::<f32>::new(), &cfg, steps)?,
+                        Target::Cuda => bench::bench(Cuda::new(0)?, &cfg, steps)?,
                     };
                     let name = Algo::from(algo).name();
                     println!(
@@ -465,10 +465,10 @@ fn run(cli: Cli) -> Result<()> {
             need(steps >= 1, "--steps", steps, "at least 1")?;
             let cfg = search_config(search);
             let (prof, step_s) = match Target::open(cli.device)? {
-                Target::Cpu => driver::profile(Cpu::<f32>::new(), &cfg, steps)?,
-                Target::Cuda => driver::profile(Cuda::new(0)?, &cfg, steps)?,
+                Target::Cpu => bench::profile(Cpu::<f32>::new(), &cfg, steps)?,
+                Target::Cuda => bench::profile(Cuda::new(0)?, &cfg, steps)?,
             };
-            print!("{}", driver::profile_table(&prof, steps, step_s));
+            print!("{}", bench::profile_table(&prof, steps, step_s));
             Ok(())
         }
         Cmd::Train(a) => {
@@ -524,7 +524,7 @@ fn run(cli: Cli) -> Result<()> {
                     t.weights
                 );
                 if let Some(p) = &t.profile {
-                    print!("{}", driver::profile_table(p, steps, t.median_s));
+                    print!("{}", bench::profile_table(p, steps, t.median_s));
                 }
                 rows.push((batch, t.median_s));
             }
