@@ -55,15 +55,7 @@ impl Preset {
                         eval_images: Some(0),
                         ..SearchConfig::default()
                     },
-                    train: TrainConfig {
-                        data,
-                        c: 8,
-                        layers: 5,
-                        batch: 96,
-                        epochs: 2,
-                        cutout: 0,
-                        ..TrainConfig::default()
-                    },
+                    train: TrainConfig { data, c: 8, layers: 5, epochs: 2, ..TrainConfig::default() },
                 })
             }
             // The whole pipeline in about a minute on the embedded data: a
