@@ -447,7 +447,6 @@ fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
         Cmd::Bench { search, algos, batches, steps } => {
-            need(steps >= 1, "--steps", steps, "at least 1")?;
             let list = batches.iter().map(|b| b.to_string()).collect::<Vec<_>>().join(",");
             need(
                 !batches.is_empty() && batches.iter().all(|&b| b >= 1),
@@ -484,7 +483,6 @@ fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
         Cmd::Profile { search, steps } => {
-            need(steps >= 1, "--steps", steps, "at least 1")?;
             let cfg = search_config(search);
             let (prof, step_s) = match Target::open(cli.device)? {
                 Target::Cpu => bench::profile(Cpu::<f32>::new(), &cfg, steps)?,
@@ -525,7 +523,6 @@ fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
         Cmd::BenchTrain { genotype, c, layers, hw, in_ch, classes, batches, steps, auxiliary, profile } => {
-            need(steps >= 1, "--steps", steps, "at least 1")?;
             need(batches.iter().all(|&b| b >= 1), "--batches", format!("{batches:?}"), "batch sizes of at least 1")?;
             let genotype = Genotype::from_source(&genotype).map_err(|e| rarts::Error(format!("--genotype: {e}")))?;
             let net =

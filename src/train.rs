@@ -496,6 +496,7 @@ pub fn bench<B: Backend<Elem = f32>>(
     steps: usize,
     profile: bool,
 ) -> Result<StepTiming> {
+    need(steps >= 1, "--steps", steps, "at least 1")?;
     let net = record(net_cfg, batch, image)?;
     let weights = net.weights.iter().map(|&p| net.tape.shape(p).numel()).sum();
     let mut ex = Exec::new(be, net.tape)?;

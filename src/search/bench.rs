@@ -8,7 +8,7 @@ use std::time::Instant;
 use crate::backend::Backend;
 use crate::error::Result;
 use crate::exec::Profile;
-use crate::search::config::SearchConfig;
+use crate::search::config::{SearchConfig, need};
 use crate::search::prepare::{Prepared, prepare};
 
 /// One warm-up step, then the wall time in seconds of each of `steps`
@@ -40,6 +40,7 @@ pub struct StepTiming {
 
 /// Times `steps` whole search steps after one warm-up step.
 pub fn bench<B: Backend<Elem = f32>>(be: B, cfg: &SearchConfig, steps: usize) -> Result<StepTiming> {
+    need(steps >= 1, "--steps", steps, "at least 1")?;
     let mut p = prepare(be, cfg)?;
     let mut times = timed_steps(&mut p, steps)?;
     times.sort_by(f64::total_cmp);
@@ -49,6 +50,7 @@ pub fn bench<B: Backend<Elem = f32>>(be: B, cfg: &SearchConfig, steps: usize) ->
 /// Times `steps` search steps op family by op family (after one warm-up
 /// step); returns the profile and the plain step time measured before it.
 pub fn profile<B: Backend<Elem = f32>>(be: B, cfg: &SearchConfig, steps: usize) -> Result<(Profile, f64)> {
+    need(steps >= 1, "--steps", steps, "at least 1")?;
     let mut p = prepare(be, cfg)?;
     let times = timed_steps(&mut p, steps)?;
     let step_s = times.iter().sum::<f64>() / steps as f64;
