@@ -39,8 +39,9 @@ pub struct Preset {
 
 impl Preset {
     /// `small`: a 2-core CPU on the full Fashion-MNIST, about 3 hours of
-    /// compute. `paper`: the published protocol for a GPU (CIFAR-10 at
-    /// `cifar_dir`).
+    /// compute. `paper`: the published protocol for a GPU (CIFAR-10, which
+    /// `data` must name). `smoke`: every job in about a minute on the
+    /// embedded data. `data` replaces the preset's data set.
     pub fn named(name: &str, data: Option<DataSpec>) -> Result<Preset> {
         match name {
             "small" => {
@@ -114,7 +115,7 @@ impl Preset {
 /// One method on one seed.
 #[derive(Clone, Debug, Default)]
 struct Outcome {
-    /// Mean ms per search step and the whole search's seconds (none for random).
+    /// What the search cost (none for random).
     search: Option<Cost>,
     /// Largest |softmax(α) − 1/8| at the end of the search.
     alpha_spread: Option<f64>,

@@ -146,8 +146,9 @@ pub fn run<B: Backend<Elem = f32>>(be: B, cfg: &SearchConfig) -> Result<SearchRe
     Ok(SearchResult { genotype, epochs, weights })
 }
 
-/// `; tensors 'A', 'B' are not finite: lower FLAGS` for the parameters
-/// and BN statistics holding a NaN or an infinity (None if none does).
+/// `; not finite now: 'A', 'B' and N more; lower FLAGS` for the parameters
+/// and BN statistics holding a NaN or an infinity, the first three named
+/// (None if none does).
 fn non_finite_tensor<B: Backend<Elem = f32>>(s: &Search<B>, cfg: &SearchConfig) -> Option<String> {
     let mut bad = Vec::new();
     for n in run::persistent_nodes(&s.ex.tape) {

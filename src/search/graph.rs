@@ -9,7 +9,8 @@ use crate::space::darts::{MixWeights, SuperNetConfig, alphas, supernet};
 use crate::space::{GROUP_ARCH, GROUP_W, GROUP_Y};
 use crate::tape::{NodeId, Tape};
 
-/// The nodes of the recorded search graph that the driver touches.
+/// The nodes of the recorded search graph that setting a search up and
+/// running it touch.
 pub(super) struct Graph {
     pub(super) prob: Problem,
     /// (images, labels, logits) of the network trained on the train split
