@@ -17,8 +17,14 @@ use crate::search::config::SearchConfig;
 use crate::search::driver;
 use crate::train::{self, TrainConfig};
 
-/// The methods compared, in table order.
-pub const METHODS: [&str; 4] = ["rarts", "darts1", "darts2", "random"];
+/// The methods compared, in table order: the search algorithms, then a
+/// random cell (`None`: nothing searched).
+pub const METHODS: [Option<Algo>; 4] = [Some(Algo::Rarts), Some(Algo::Darts1), Some(Algo::Darts2), None];
+
+/// A method's name in the table and in its jobs' folder names.
+fn method_name(method: Option<Algo>) -> &'static str {
+    method.map_or("random", |a| a.name())
+}
 
 /// A comparison's settings.
 #[derive(Clone, Debug)]
@@ -33,8 +39,9 @@ pub struct Preset {
 
 impl Preset {
     /// `small`: a 2-core CPU on the full Fashion-MNIST, about 3 hours of
-    /// compute. `paper`: the published protocol for a GPU (CIFAR-10 at
-    /// `cifar_dir`).
+    /// compute. `paper`: the published protocol for a GPU (CIFAR-10, which
+    /// `data` must name). `smoke`: every job in about a minute on the
+    /// embedded data. `data` replaces the preset's data set.
     pub fn named(name: &str, data: Option<DataSpec>) -> Result<Preset> {
         match name {
             "small" => {
@@ -55,15 +62,7 @@ impl Preset {
                         eval_images: Some(0),
                         ..SearchConfig::default()
                     },
-                    train: TrainConfig {
-                        data,
-                        c: 8,
-                        layers: 5,
-                        batch: 96,
-                        epochs: 2,
-                        cutout: 0,
-                        ..TrainConfig::default()
-                    },
+                    train: TrainConfig { data, c: 8, layers: 5, epochs: 2, ..TrainConfig::default() },
                 })
             }
             // The whole pipeline in about a minute on the embedded data: a
@@ -116,7 +115,7 @@ impl Preset {
 /// One method on one seed.
 #[derive(Clone, Debug, Default)]
 struct Outcome {
-    /// Mean ms per search step and the whole search's seconds (none for random).
+    /// What the search cost (none for random).
     search: Option<Cost>,
     /// Largest |softmax(α) − 1/8| at the end of the search.
     alpha_spread: Option<f64>,
@@ -134,7 +133,7 @@ pub fn run<B: Backend<Elem = f32>>(make: impl Fn() -> Result<B>, preset: &Preset
         for &seed in &preset.seeds {
             per_seed.push(job(&make, preset, out, method, seed)?);
         }
-        rows.push((method, per_seed));
+        rows.push((method_name(method), per_seed));
     }
     let text = report(preset, &rows);
     crate::rundir::write_atomic(&out.join("results.md"), text.as_bytes())?;
@@ -145,16 +144,15 @@ fn job<B: Backend<Elem = f32>>(
     make: &impl Fn() -> Result<B>,
     preset: &Preset,
     out: &Path,
-    method: &str,
+    algo: Option<Algo>,
     seed: u64,
 ) -> Result<Outcome> {
+    let method = method_name(algo);
     let mut o = Outcome::default();
-    let genotype_source = if method == "random" {
-        format!("random:{seed}")
-    } else {
+    let genotype_source = if let Some(algo) = algo {
         let dir = out.join(format!("search-{method}-s{seed}"));
         let cfg = SearchConfig {
-            algo: Algo::parse(method).ok_or_else(|| Error(format!("unknown method {method}")))?,
+            algo,
             schedule: Schedule::Fused,
             seed,
             out: dir.clone(),
@@ -168,6 +166,8 @@ fn job<B: Backend<Elem = f32>>(
         o.search = Some(search_cost(&dir)?);
         o.alpha_spread = Some(alpha_spread(&dir)?);
         dir.display().to_string()
+    } else {
+        format!("random:{seed}")
     };
     let dir = out.join(format!("train-{method}-s{seed}"));
     let cfg = TrainConfig {

@@ -12,8 +12,8 @@ use rarts::genotype::Genotype;
 use rarts::rundir::Existing;
 use rarts::search::algo::{Algo, Schedule};
 use rarts::search::config::{SearchConfig, need};
-use rarts::search::driver;
 use rarts::search::toy::{self, ToyConfig};
+use rarts::search::{bench, driver};
 use rarts::shape::Shape;
 use rarts::space::eval::EvalNetConfig;
 use rarts::train::{self, TrainConfig};
@@ -52,10 +52,38 @@ impl From<AlgoArg> for Algo {
     }
 }
 
+impl From<Algo> for AlgoArg {
+    fn from(a: Algo) -> AlgoArg {
+        match a {
+            Algo::Rarts => AlgoArg::Rarts,
+            Algo::Darts1 => AlgoArg::Darts1,
+            Algo::Darts2 => AlgoArg::Darts2,
+        }
+    }
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 enum ScheduleArg {
     Fused,
     Exact,
+}
+
+impl From<ScheduleArg> for Schedule {
+    fn from(s: ScheduleArg) -> Schedule {
+        match s {
+            ScheduleArg::Fused => Schedule::Fused,
+            ScheduleArg::Exact => Schedule::Exact,
+        }
+    }
+}
+
+impl From<Schedule> for ScheduleArg {
+    fn from(s: Schedule) -> ScheduleArg {
+        match s {
+            Schedule::Fused => ScheduleArg::Fused,
+            Schedule::Exact => ScheduleArg::Exact,
+        }
+    }
 }
 
 #[derive(Subcommand)]
@@ -96,7 +124,7 @@ enum Cmd {
         #[arg(long, value_enum, value_delimiter = ',', default_values_t = [AlgoArg::Darts1, AlgoArg::Darts2, AlgoArg::Rarts])]
         algos: Vec<AlgoArg>,
         /// Batch sizes to time (comma-separated); overrides --batch.
-        #[arg(long, value_delimiter = ',', default_values_t = [64])]
+        #[arg(long, value_delimiter = ',', default_values_t = [SearchConfig::default().batch])]
         batches: Vec<usize>,
         /// Timed steps per configuration.
         #[arg(long, default_value_t = 5)]
@@ -159,55 +187,55 @@ fn data_help() -> String {
 
 #[derive(clap::Args, Clone)]
 struct SearchArgs {
-    #[arg(long, default_value = "embedded", help = data_help())]
+    #[arg(long, default_value_t = SearchConfig::default().data, help = data_help())]
     data: DataSpec,
-    #[arg(long, value_enum, default_value_t = AlgoArg::Rarts)]
+    #[arg(long, value_enum, default_value_t = SearchConfig::default().algo.into())]
     algo: AlgoArg,
     /// RARTS: `fused` takes α's gradient from the weight passes (2 passes a
     /// step); `exact` recomputes it at the new weights (4).
-    #[arg(long, value_enum, default_value_t = ScheduleArg::Fused)]
+    #[arg(long, value_enum, default_value_t = SearchConfig::default().schedule.into())]
     schedule: ScheduleArg,
     /// RARTS weight λ of the training loss.
-    #[arg(long, default_value_t = 1.0)]
+    #[arg(long, default_value_t = SearchConfig::default().lambda)]
     lambda: f32,
     /// RARTS coupling β between the two networks.
-    #[arg(long, default_value_t = 1.0)]
+    #[arg(long, default_value_t = SearchConfig::default().beta)]
     beta: f32,
     /// DARTS second order unrolling step ξ (default: the current weight lr).
     #[arg(long)]
     xi: Option<f32>,
     /// Initial channels C.
-    #[arg(long, default_value_t = 16)]
+    #[arg(long, default_value_t = SearchConfig::default().c)]
     c: usize,
     /// Cells.
-    #[arg(long, default_value_t = 8)]
+    #[arg(long, default_value_t = SearchConfig::default().layers)]
     layers: usize,
-    #[arg(long, default_value_t = 64)]
+    #[arg(long, default_value_t = SearchConfig::default().batch)]
     batch: usize,
-    #[arg(long, default_value_t = 50)]
+    #[arg(long, default_value_t = SearchConfig::default().epochs)]
     epochs: usize,
     /// Caps the steps of each epoch (short runs).
     #[arg(long)]
     steps_per_epoch: Option<usize>,
     /// Fraction of the training set that trains the weights; the rest trains α.
-    #[arg(long, default_value_t = 0.5)]
+    #[arg(long, default_value_t = SearchConfig::default().train_portion)]
     train_portion: f64,
-    #[arg(long, default_value_t = 0.025)]
+    #[arg(long, default_value_t = SearchConfig::default().lr)]
     lr: f32,
-    #[arg(long, default_value_t = 0.001)]
+    #[arg(long, default_value_t = SearchConfig::default().lr_min)]
     lr_min: f32,
-    #[arg(long, default_value_t = 0.9)]
+    #[arg(long, default_value_t = SearchConfig::default().momentum)]
     momentum: f32,
-    #[arg(long, default_value_t = 3e-4)]
+    #[arg(long, default_value_t = SearchConfig::default().weight_decay)]
     weight_decay: f32,
     /// Gradient-norm clip of the weights.
-    #[arg(long, default_value_t = 5.0)]
+    #[arg(long, default_value_t = SearchConfig::default().clip)]
     clip: f32,
-    #[arg(long, default_value_t = 3e-4)]
+    #[arg(long, default_value_t = SearchConfig::default().arch_lr)]
     arch_lr: f32,
-    #[arg(long, default_value_t = 1e-3)]
+    #[arg(long, default_value_t = SearchConfig::default().arch_weight_decay)]
     arch_weight_decay: f32,
-    #[arg(long, default_value_t = 2)]
+    #[arg(long, default_value_t = SearchConfig::default().seed)]
     seed: u64,
     /// Test images evaluated after each epoch (0: none; default 1000 where
     /// the data have a test split, else none).
@@ -236,8 +264,8 @@ struct RunArgs {
 }
 
 impl RunArgs {
-    fn out(&self, default: &str) -> PathBuf {
-        self.out.clone().unwrap_or_else(|| PathBuf::from(default))
+    fn out(&self, default: PathBuf) -> PathBuf {
+        self.out.clone().unwrap_or(default)
     }
 
     fn existing(&self) -> Existing {
@@ -251,45 +279,45 @@ impl RunArgs {
 
 #[derive(clap::Args)]
 struct TrainArgs {
-    #[arg(long, default_value = "embedded", help = data_help())]
+    #[arg(long, default_value_t = TrainConfig::default().data, help = data_help())]
     data: DataSpec,
     /// A search's --out folder, its genotype.txt or genotype.json, an inline
     /// `Genotype(...)`, DARTS_V1, DARTS_V2, or random:SEED.
     #[arg(long)]
     genotype: String,
     /// Initial channels C.
-    #[arg(long, default_value_t = 36)]
+    #[arg(long, default_value_t = TrainConfig::default().c)]
     c: usize,
     /// Cells.
-    #[arg(long, default_value_t = 20)]
+    #[arg(long, default_value_t = TrainConfig::default().layers)]
     layers: usize,
-    #[arg(long, default_value_t = 96)]
+    #[arg(long, default_value_t = TrainConfig::default().batch)]
     batch: usize,
-    #[arg(long, default_value_t = 600)]
+    #[arg(long, default_value_t = TrainConfig::default().epochs)]
     epochs: usize,
     /// Caps the steps of each epoch (short runs).
     #[arg(long)]
     steps_per_epoch: Option<usize>,
     /// Initial learning rate (cosine-annealed to 0).
-    #[arg(long, default_value_t = 0.025)]
+    #[arg(long, default_value_t = TrainConfig::default().lr)]
     lr: f32,
-    #[arg(long, default_value_t = 0.9)]
+    #[arg(long, default_value_t = TrainConfig::default().momentum)]
     momentum: f32,
-    #[arg(long, default_value_t = 3e-4)]
+    #[arg(long, default_value_t = TrainConfig::default().weight_decay)]
     weight_decay: f32,
     /// Gradient-norm clip.
-    #[arg(long, default_value_t = 5.0)]
+    #[arg(long, default_value_t = TrainConfig::default().clip)]
     clip: f32,
     /// Side of the cutout square (0: none; DARTS uses 16 on CIFAR-10).
-    #[arg(long, default_value_t = 0)]
+    #[arg(long, default_value_t = TrainConfig::default().cutout)]
     cutout: usize,
     /// Drop-path probability at the last epoch (grows as p·epoch/epochs; 0: off).
-    #[arg(long, default_value_t = 0.2)]
+    #[arg(long, default_value_t = TrainConfig::default().drop_path)]
     drop_path: f32,
     /// DARTS' auxiliary head after cell 2L/3 (needs 32×32 inputs), loss weight 0.4.
     #[arg(long)]
     auxiliary: bool,
-    #[arg(long, default_value_t = 0)]
+    #[arg(long, default_value_t = TrainConfig::default().seed)]
     seed: u64,
     /// Test images evaluated after each epoch (default: all).
     #[arg(long)]
@@ -327,10 +355,7 @@ fn search_config(a: SearchArgs) -> SearchConfig {
     SearchConfig {
         data: a.data,
         algo: a.algo.into(),
-        schedule: match a.schedule {
-            ScheduleArg::Fused => Schedule::Fused,
-            ScheduleArg::Exact => Schedule::Exact,
-        },
+        schedule: a.schedule.into(),
         lambda: a.lambda,
         beta: a.beta,
         xi: a.xi,
@@ -349,7 +374,7 @@ fn search_config(a: SearchArgs) -> SearchConfig {
         arch_weight_decay: a.arch_weight_decay,
         seed: a.seed,
         eval_images: a.eval_images,
-        out: a.run.out("runs/search"),
+        out: a.run.out(SearchConfig::default().out),
         existing: a.run.existing(),
         progress: !a.run.quiet,
     }
@@ -402,10 +427,7 @@ fn run(cli: Cli) -> Result<()> {
         Cmd::Toy(a) => {
             let cfg = ToyConfig {
                 algo: a.algo.into(),
-                schedule: match a.schedule {
-                    ScheduleArg::Fused => Schedule::Fused,
-                    ScheduleArg::Exact => Schedule::Exact,
-                },
+                schedule: a.schedule.into(),
                 c: a.c,
                 lambda: a.lambda,
                 beta: a.beta,
@@ -425,7 +447,6 @@ fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
         Cmd::Bench { search, algos, batches, steps } => {
-            need(steps >= 1, "--steps", steps, "at least 1")?;
             let list = batches.iter().map(|b| b.to_string()).collect::<Vec<_>>().join(",");
             need(
                 !batches.is_empty() && batches.iter().all(|&b| b >= 1),
@@ -440,8 +461,8 @@ fn run(cli: Cli) -> Result<()> {
                 for &algo in &algos {
                     let cfg = search_config(SearchArgs { algo, batch, ..search.clone() });
                     let t = match &target {
-                        Target::Cpu => driver::bench(Cpu::<f32>::new(), &cfg, steps)?,
-                        Target::Cuda => driver::bench(Cuda::new(0)?, &cfg, steps)?,
+                        Target::Cpu => bench::bench(Cpu::<f32>::new(), &cfg, steps)?,
+                        Target::Cuda => bench::bench(Cuda::new(0)?, &cfg, steps)?,
                     };
                     let name = Algo::from(algo).name();
                     println!(
@@ -462,13 +483,12 @@ fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
         Cmd::Profile { search, steps } => {
-            need(steps >= 1, "--steps", steps, "at least 1")?;
             let cfg = search_config(search);
             let (prof, step_s) = match Target::open(cli.device)? {
-                Target::Cpu => driver::profile(Cpu::<f32>::new(), &cfg, steps)?,
-                Target::Cuda => driver::profile(Cuda::new(0)?, &cfg, steps)?,
+                Target::Cpu => bench::profile(Cpu::<f32>::new(), &cfg, steps)?,
+                Target::Cuda => bench::profile(Cuda::new(0)?, &cfg, steps)?,
             };
-            print!("{}", driver::profile_table(&prof, steps, step_s));
+            print!("{}", bench::profile_table(&prof, steps, step_s));
             Ok(())
         }
         Cmd::Train(a) => {
@@ -489,7 +509,7 @@ fn run(cli: Cli) -> Result<()> {
                 seed: a.seed,
                 steps_per_epoch: a.steps_per_epoch,
                 eval_images: a.eval_images,
-                out: a.run.out("runs/train"),
+                out: a.run.out(TrainConfig::default().out),
                 existing: a.run.existing(),
                 progress: !a.run.quiet,
             };
@@ -503,7 +523,6 @@ fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
         Cmd::BenchTrain { genotype, c, layers, hw, in_ch, classes, batches, steps, auxiliary, profile } => {
-            need(steps >= 1, "--steps", steps, "at least 1")?;
             need(batches.iter().all(|&b| b >= 1), "--batches", format!("{batches:?}"), "batch sizes of at least 1")?;
             let genotype = Genotype::from_source(&genotype).map_err(|e| rarts::Error(format!("--genotype: {e}")))?;
             let net =
@@ -524,7 +543,7 @@ fn run(cli: Cli) -> Result<()> {
                     t.weights
                 );
                 if let Some(p) = &t.profile {
-                    print!("{}", driver::profile_table(p, steps, t.median_s));
+                    print!("{}", bench::profile_table(p, steps, t.median_s));
                 }
                 rows.push((batch, t.median_s));
             }

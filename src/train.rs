@@ -483,9 +483,11 @@ pub struct StepTiming {
 }
 
 /// Times the whole training step (forward, backward, clip, SGD) of
-/// `net_cfg` on fixed random `image`-shaped inputs, drop path at 0.2 (its
-/// value at the last epoch) when the network records it, as the anchor's
-/// `darts_torch.py --train` does: 3 warm-up steps, then the median of `steps`.
+/// `net_cfg` on fixed random `image`-shaped inputs, with the optimizer
+/// settings of [`TrainConfig::default`] and drop path at its `drop_path`
+/// (the value at the last epoch) when the network records it, as the
+/// anchor's `darts_torch.py --train` does: 3 warm-up steps, then the median
+/// of `steps`.
 pub fn bench<B: Backend<Elem = f32>>(
     be: B,
     net_cfg: &EvalNetConfig,
@@ -494,13 +496,15 @@ pub fn bench<B: Backend<Elem = f32>>(
     steps: usize,
     profile: bool,
 ) -> Result<StepTiming> {
+    need(steps >= 1, "--steps", steps, "at least 1")?;
     let net = record(net_cfg, batch, image)?;
     let weights = net.weights.iter().map(|&p| net.tape.shape(p).numel()).sum();
     let mut ex = Exec::new(be, net.tape)?;
     ex.init_params(&mut StdRng::seed_from_u64(0))?;
     let params: Vec<NodeId> = net.weights.iter().chain(&net.aux).copied().collect();
-    let sgd = SgdStep { lr: 0.025, momentum: 0.9, weight_decay: 3e-4 };
-    let mut opt = Sgd::new(&ex, params, sgd, Some(5.0))?;
+    let recipe = TrainConfig::default();
+    let sgd = SgdStep { lr: recipe.lr, momentum: recipe.momentum, weight_decay: recipe.weight_decay };
+    let mut opt = Sgd::new(&ex, params, sgd, Some(recipe.clip))?;
     let mut rng = Rng::new(1);
     let x: Vec<f32> = (0..batch * image.c() * image.h() * image.w()).map(|_| rng.unit_f32() * 2.0 - 1.0).collect();
     let y: Vec<f32> = (0..batch).map(|_| rng.below(net_cfg.classes) as f32).collect();
@@ -508,7 +512,7 @@ pub fn bench<B: Backend<Elem = f32>>(
     ex.set_elems(net.io.1, &y)?;
     let mut mask_rng = StdRng::seed_from_u64(2);
     let mut step = |ex: &mut Exec<B>| -> Result<()> {
-        set_drop_masks(ex, &net.drop_masks, &mut mask_rng, 0.2)?;
+        set_drop_masks(ex, &net.drop_masks, &mut mask_rng, recipe.drop_path)?;
         ex.forward()?;
         ex.backward(net.loss, &[GROUP_W, GROUP_AUX])?;
         opt.step(ex).map(|_| ())

@@ -623,7 +623,8 @@ parity_tests!(memory, elementwise, conv, pool, batch_norm, softmax, cross_entrop
 /// and still catches a wrong kernel, which moves the loss by far more.
 fn search_parity<B: Backend<Elem = f32>>(make: impl Fn() -> B, algos: &[rarts::search::algo::Algo], steps: usize) {
     use rarts::data::DataSpec;
-    use rarts::search::driver::{SearchConfig, prepare};
+    use rarts::search::config::SearchConfig;
+    use rarts::search::prepare::prepare;
 
     for &algo in algos {
         let cfg = SearchConfig {

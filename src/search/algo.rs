@@ -16,14 +16,6 @@ pub enum Algo {
 }
 
 impl Algo {
-    pub fn parse(s: &str) -> Option<Algo> {
-        match s {
-            "darts1" => Some(Algo::Darts1),
-            "darts2" => Some(Algo::Darts2),
-            "rarts" => Some(Algo::Rarts),
-            _ => None,
-        }
-    }
     pub fn name(&self) -> &'static str {
         match self {
             Algo::Darts1 => "darts1",

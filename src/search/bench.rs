@@ -1,0 +1,87 @@
+//! Timing search steps: `rarts bench` (whole steps) and `rarts profile`
+//! (op family by op family), and the profile table that `rarts
+//! bench-train --profile` prints too.
+
+use std::fmt::Write as _;
+use std::time::Instant;
+
+use crate::backend::Backend;
+use crate::error::Result;
+use crate::exec::Profile;
+use crate::search::config::{SearchConfig, need};
+use crate::search::prepare::{Prepared, prepare};
+
+/// One warm-up step, then the wall time in seconds of each of `steps`
+/// steps, the device synchronised before every clock read.
+fn timed_steps<B: Backend<Elem = f32>>(p: &mut Prepared<B>, steps: usize) -> Result<Vec<f64>> {
+    p.step()?;
+    p.search.ex.be.synchronize()?;
+    let mut times = Vec::with_capacity(steps);
+    for _ in 0..steps {
+        let t = Instant::now();
+        p.step()?;
+        p.search.ex.be.synchronize()?;
+        times.push(t.elapsed().as_secs_f64());
+    }
+    Ok(times)
+}
+
+/// A whole-step timing of one configuration.
+#[derive(Clone, Debug)]
+pub struct StepTiming {
+    /// Median wall time of a step, seconds.
+    pub median_s: f64,
+    pub min_s: f64,
+    /// Network weights (of one network).
+    pub weights: usize,
+    /// Images a step consumes (training and validation batches).
+    pub images: usize,
+}
+
+/// Times `steps` whole search steps after one warm-up step.
+pub fn bench<B: Backend<Elem = f32>>(be: B, cfg: &SearchConfig, steps: usize) -> Result<StepTiming> {
+    need(steps >= 1, "--steps", steps, "at least 1")?;
+    let mut p = prepare(be, cfg)?;
+    let mut times = timed_steps(&mut p, steps)?;
+    times.sort_by(f64::total_cmp);
+    Ok(StepTiming { median_s: times[times.len() / 2], min_s: times[0], weights: p.weights, images: 2 * cfg.batch })
+}
+
+/// Times `steps` search steps op family by op family (after one warm-up
+/// step); returns the profile and the plain step time measured before it.
+pub fn profile<B: Backend<Elem = f32>>(be: B, cfg: &SearchConfig, steps: usize) -> Result<(Profile, f64)> {
+    need(steps >= 1, "--steps", steps, "at least 1")?;
+    let mut p = prepare(be, cfg)?;
+    let times = timed_steps(&mut p, steps)?;
+    let step_s = times.iter().sum::<f64>() / steps as f64;
+    p.search.ex.profile = Some(Profile::default());
+    for _ in 0..steps {
+        p.step()?;
+    }
+    Ok((p.search.ex.profile.take().unwrap_or_default(), step_s))
+}
+
+/// The profile as a table sorted by time, per step.
+pub fn profile_table(prof: &Profile, steps: usize, step_s: f64) -> String {
+    let total: f64 = prof.rows.values().map(|v| v.0).sum();
+    let mut s = format!(
+        "step time {:.2} ms (unprofiled); profiled ops {:.2} ms/step\n{:<18} {:>4} {:>11} {:>7} {:>10}\n",
+        step_s * 1e3,
+        total * 1e3 / steps as f64,
+        "op family",
+        "dir",
+        "ms/step",
+        "share",
+        "calls/step"
+    );
+    for (fam, dir, secs, calls) in prof.sorted() {
+        let _ = writeln!(
+            s,
+            "{fam:<18} {dir:>4} {:>11.3} {:>6.1}% {:>10}",
+            secs * 1e3 / steps as f64,
+            100.0 * secs / total,
+            calls / steps
+        );
+    }
+    s
+}

@@ -1,0 +1,64 @@
+//! What a search logs: one [`EpochLog`] per epoch, written as one line of
+//! `log.jsonl` with the softmax of both α matrices.
+
+use std::fmt::Write as _;
+
+use crate::genotype::softmax_rows;
+use crate::run;
+use crate::search::algo::Algo;
+use crate::space::darts::PRIMITIVES;
+
+/// What one epoch saw.
+#[derive(Clone, Debug, Default)]
+pub struct EpochLog {
+    pub epoch: usize,
+    pub lr: f32,
+    pub loss_train: f64,
+    pub loss_val: f64,
+    pub acc_train: f64,
+    pub acc_val: f64,
+    pub test_acc: Option<f64>,
+    /// Mean wall time of a step.
+    pub step_ms: f64,
+    /// Median wall time of a step: what a step costs, unmoved by a few steps
+    /// that shared the machine with something else or were paused.
+    pub step_ms_median: f64,
+    /// CPU time of the process (all threads) per step, NaN where the
+    /// platform does not report it.
+    pub step_cpu_ms: f64,
+    pub steps: usize,
+}
+
+/// One line of `log.jsonl`. DARTS second order takes its validation loss at
+/// the unrolled weights `w'`, so it is logged as `loss_val_unrolled`.
+pub(super) fn log_json(algo: Algo, l: &EpochLog, an: &[f64], ar: &[f64]) -> String {
+    let k = PRIMITIVES.len();
+    let mat = |a: &[f64]| {
+        let rows: Vec<String> = softmax_rows(a, k)
+            .chunks(k)
+            .map(|r| format!("[{}]", r.iter().map(|v| format!("{v:.5}")).collect::<Vec<_>>().join(",")))
+            .collect();
+        format!("[{}]", rows.join(","))
+    };
+    let mut s = String::new();
+    let _ = write!(
+        s,
+        "{{\"epoch\":{},\"lr\":{},\"loss_train\":{},\"{}\":{},\"acc_train\":{},\"acc_val\":{},\"test_acc\":{},\
+         \"step_ms\":{:.3},\"step_ms_median\":{:.3},\"step_cpu_ms\":{},\"steps\":{},\"softmax_alpha_normal\":{},\"softmax_alpha_reduce\":{}}}",
+        l.epoch,
+        l.lr,
+        run::json_num(l.loss_train),
+        if algo == Algo::Darts2 { "loss_val_unrolled" } else { "loss_val" },
+        run::json_num(l.loss_val),
+        run::json_num(l.acc_train),
+        run::json_num(l.acc_val),
+        l.test_acc.map_or("null".into(), run::json_num),
+        l.step_ms,
+        l.step_ms_median,
+        run::json_num(l.step_cpu_ms),
+        l.steps,
+        mat(an),
+        mat(ar)
+    );
+    s
+}

@@ -1,0 +1,92 @@
+//! Setting a search up: the data loaded, the search graph recorded and
+//! allocated on a backend, the parameters initialised, the optimizers and
+//! the batch feed made — everything a step needs, for `rarts search` and
+//! its timings alike.
+
+use rand::SeedableRng;
+use rand::rngs::StdRng;
+
+use crate::backend::{Backend, SgdStep};
+use crate::data::{Dataset, SearchSampler};
+use crate::error::{Error, Result};
+use crate::exec::Exec;
+use crate::run::{self, DataId};
+use crate::search::algo::{ArchOpt, Hyper, Search, StepStats};
+use crate::search::config::{DEFAULT_EVAL_IMAGES, SearchConfig};
+use crate::search::feed::DataFeed;
+use crate::search::graph::{Graph, min_plan_bytes, record};
+use crate::space::GROUP_W;
+use crate::space::darts::SuperNetConfig;
+
+/// A search set up and ready to step: the recorded graph on a backend, its
+/// optimizers, and the data feeding it.
+pub struct Prepared<B: Backend> {
+    pub search: Search<B>,
+    pub(super) feed: DataFeed,
+    pub(super) g: Graph,
+    pub(super) test: Option<Dataset>,
+    pub(super) net: SuperNetConfig,
+    /// Steps per epoch.
+    pub steps: usize,
+    /// Network weights of one network (`w`).
+    pub weights: usize,
+    /// Test images evaluated after each epoch.
+    pub eval_images: usize,
+    /// What a checkpoint records of the data.
+    pub data_id: DataId,
+}
+
+impl<B: Backend<Elem = f32>> Prepared<B> {
+    /// One search step on the next batches.
+    pub fn step(&mut self) -> Result<StepStats> {
+        self.search.step(&mut self.feed)
+    }
+}
+
+/// Loads the data, records the supernet(s) and allocates the whole plan.
+pub fn prepare<B: Backend<Elem = f32>>(be: B, cfg: &SearchConfig) -> Result<Prepared<B>> {
+    cfg.validate()?;
+    let split = cfg.data.load()?;
+    let data_id = DataId::of(&split.train, split.test.as_ref());
+    let eval_images = run::eval_images(cfg.eval_images, split.test.as_ref(), DEFAULT_EVAL_IMAGES, &cfg.data)?;
+    let ds = split.train;
+    let image = ds.shape();
+    let net = SuperNetConfig::new(cfg.c, cfg.layers, ds.num_classes(), image.c());
+    if image.h() % 4 != 0 || image.w() % 4 != 0 {
+        crate::bail!(
+            "--data {}: images of {}×{} cannot pass two reductions evenly; expected sides divisible by 4",
+            cfg.data,
+            image.h(),
+            image.w()
+        );
+    }
+    // Refuse an absurd plan before recording it (the recording alone could
+    // exhaust the memory); the exact plan is checked again in `Exec::new`.
+    let least = min_plan_bytes(cfg, &net, image);
+    be.reserve(usize::try_from(least).unwrap_or(usize::MAX)).map_err(|e| {
+        Error(format!("{e} (a lower bound for --c {} --layers {} --batch {})", cfg.c, cfg.layers, cfg.batch))
+    })?;
+    let (tape, g) = record(cfg, &net, image);
+    let weights = tape.numel(GROUP_W);
+    let mut ex = Exec::new(be, tape)?;
+    ex.init_params(&mut StdRng::seed_from_u64(cfg.seed))?;
+    // y starts as a copy of w (its BN statistics are its own, equal at start).
+    for (&w, &y) in g.prob.w.iter().zip(&g.prob.y) {
+        ex.copy_node(w, y)?;
+    }
+    let hp = Hyper {
+        algo: cfg.algo,
+        schedule: cfg.schedule,
+        sgd: SgdStep { lr: cfg.lr, momentum: cfg.momentum, weight_decay: cfg.weight_decay },
+        clip: Some(cfg.clip),
+        arch: ArchOpt::Adam { lr: cfg.arch_lr, betas: (0.5, 0.999), weight_decay: cfg.arch_weight_decay },
+        lambda: cfg.lambda,
+        beta: cfg.beta,
+        xi: cfg.xi,
+    };
+    let search = Search::new(ex, g.prob.clone(), hp)?;
+    let sampler = SearchSampler::new(&ds, cfg.train_portion, cfg.batch, cfg.seed)?;
+    let steps = cfg.steps_per_epoch.map_or(sampler.steps_per_epoch(), |s| s.min(sampler.steps_per_epoch()));
+    let feed = DataFeed::new(ds, sampler, cfg.batch, g.train_io, g.val_io);
+    Ok(Prepared { search, feed, g, test: split.test, net, steps, weights, eval_images, data_id })
+}
