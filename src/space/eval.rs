@@ -92,21 +92,27 @@ pub struct EvalNet {
 /// halve evenly at every reduction, and an auxiliary head on a map that is
 /// not 8×8.
 pub fn eval_net(t: &mut Tape, cfg: &EvalNetConfig, x: NodeId, group: u32) -> Result<EvalNet> {
-    if cfg.c == 0 || cfg.layers == 0 || cfg.classes == 0 {
+    if cfg.c == 0 || cfg.layers == 0 || cfg.classes == 0 || cfg.in_channels == 0 {
         bail!(
-            "evaluation network: C, layers and classes must be positive (got {}, {}, {})",
+            "evaluation network: C, layers, classes and image channels must be positive (got {}, {}, {}, {})",
             cfg.c,
             cfg.layers,
-            cfg.classes
+            cfg.classes,
+            cfg.in_channels
         );
     }
     cfg.genotype.check(STEPS).map_err(|e| Error(format!("evaluation network: genotype: {e}")))?;
     let s = t.shape(x);
     let halvings = 1 << cfg.reductions();
-    if s.c() != cfg.in_channels || !s.h().is_multiple_of(halvings) || !s.w().is_multiple_of(halvings) {
+    if s.c() != cfg.in_channels
+        || s.h() < halvings
+        || s.w() < halvings
+        || !s.h().is_multiple_of(halvings)
+        || !s.w().is_multiple_of(halvings)
+    {
         bail!(
-            "evaluation network: input is {}×{}×{}; expected {} channels and sides divisible by {halvings} \
-             (each of the {} reduction cells halves them)",
+            "evaluation network: input is {}×{}×{}; expected {} channels and sides that are positive multiples \
+             of {halvings} (each of the {} reduction cells halves them)",
             s.c(),
             s.h(),
             s.w(),
