@@ -119,7 +119,7 @@ fn bad_configurations_are_errors() {
     assert!(e.contains("auxiliary head needs an 8×8 map after cell 2 (32×32 inputs)") && e.contains("is 4×4"), "{e}");
     assert!(record(&aux, 2, 32).is_ok());
     let e = err(&EvalNetConfig::new(4, 3, 10, 3, v2()), 6);
-    assert!(e.contains("3×6×6") && e.contains("divisible by 4"), "{e}");
+    assert!(e.contains("3×6×6") && e.contains("positive multiples of 4"), "{e}");
     let mut t = Tape::new();
     let x = t.input(Shape::nchw(2, 3, 8, 8), "x");
     let e = eval_net(&mut t, &EvalNetConfig::new(4, 3, 10, 1, v2()), x, GROUP_W).unwrap_err().to_string();
