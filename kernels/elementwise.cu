@@ -33,11 +33,6 @@ extern "C" __global__ void relu_bwd_f32(const float* x, const float* dy, float* 
     FOR_EACH(i, n) if (x[i] > 0.0f) dx[i] += dy[i];
 }
 
-// y = a + b
-extern "C" __global__ void add_fwd_f32(const float* a, const float* b, float* y, long long n) {
-    FOR_EACH(i, n) y[i] = a[i] + b[i];
-}
-
 // y = a ⊙ b
 extern "C" __global__ void mul_fwd_f32(const float* a, const float* b, float* y, long long n) {
     FOR_EACH(i, n) y[i] = a[i] * b[i];

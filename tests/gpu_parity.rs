@@ -146,11 +146,6 @@ mod cases {
             close(&format!("relu_bwd n={n}"), &down(be, &dd), &dc, EW);
 
             let (mut yc, mut yd) = (vec![0.0; n], poisoned(be, n));
-            cpu.add_fwd(&x, &b, &mut yc).unwrap();
-            be.add_fwd(&xd, &bd, &mut yd).unwrap();
-            close(&format!("add_fwd n={n}"), &down(be, &yd), &yc, EW);
-
-            let (mut yc, mut yd) = (vec![0.0; n], poisoned(be, n));
             cpu.mul_fwd(&x, &b, &mut yc).unwrap();
             be.mul_fwd(&xd, &bd, &mut yd).unwrap();
             close(&format!("mul_fwd n={n}"), &down(be, &yd), &yc, EW);

@@ -92,10 +92,6 @@ impl<T: Real> Backend for Cpu<T> {
         ew::relu_bwd(x, dy, dx);
         Ok(())
     }
-    fn add_fwd(&self, a: &Vec<T>, b: &Vec<T>, y: &mut Vec<T>) -> Result<()> {
-        ew::add_fwd(a, b, y);
-        Ok(())
-    }
     fn mul_fwd(&self, a: &Vec<T>, b: &Vec<T>, y: &mut Vec<T>) -> Result<()> {
         ew::mul_fwd(a, b, y);
         Ok(())

@@ -118,7 +118,7 @@ macro_rules! kernel_table {
 
 kernel_table! {
     "elementwise" => [
-        fill_f32, copy_f32, axpy_f32, scale_f32, relu_fwd_f32, relu_bwd_f32, add_fwd_f32, mul_fwd_f32,
+        fill_f32, copy_f32, axpy_f32, scale_f32, relu_fwd_f32, relu_bwd_f32, mul_fwd_f32,
         mul_bwd_f32, drop_path_fwd_f32, drop_path_bwd_f32, axpy_elem_f32, mix_fwd_f32, sum_all_bwd_f32, reduce_partial_f64, reduce_finish_f32,
     ],
     "conv" => [
@@ -382,9 +382,6 @@ impl Backend for Cuda {
     }
     fn relu_bwd(&self, x: &CudaBuf, dy: &CudaBuf, dx: &mut CudaBuf) -> Result<()> {
         elementwise::relu_bwd(self, x, dy, dx)
-    }
-    fn add_fwd(&self, a: &CudaBuf, b: &CudaBuf, y: &mut CudaBuf) -> Result<()> {
-        elementwise::add_fwd(self, a, b, y)
     }
     fn mul_fwd(&self, a: &CudaBuf, b: &CudaBuf, y: &mut CudaBuf) -> Result<()> {
         elementwise::mul_fwd(self, a, b, y)

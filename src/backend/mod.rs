@@ -80,8 +80,6 @@ pub trait Backend {
     fn relu_fwd(&self, x: &Self::Buf, y: &mut Self::Buf) -> Result<()>;
     /// `dx += dy · [x > 0]`
     fn relu_bwd(&self, x: &Self::Buf, dy: &Self::Buf, dx: &mut Self::Buf) -> Result<()>;
-    /// `y = a + b`
-    fn add_fwd(&self, a: &Self::Buf, b: &Self::Buf, y: &mut Self::Buf) -> Result<()>;
     /// `y = a ⊙ b`
     fn mul_fwd(&self, a: &Self::Buf, b: &Self::Buf, y: &mut Self::Buf) -> Result<()>;
     /// `da += dy ⊙ b` (the other factor's gradient is the same call with a, b swapped)

@@ -104,13 +104,6 @@ pub fn relu_bwd<T: Real>(x: &[T], dy: &[T], dx: &mut [T]) {
     }
 }
 
-/// `y = a + b`
-pub fn add_fwd<T: Real>(a: &[T], b: &[T], y: &mut [T]) {
-    for ((yv, &av), &bv) in y.iter_mut().zip(a).zip(b) {
-        *yv = av + bv;
-    }
-}
-
 /// `y = a ⊙ b`
 pub fn mul_fwd<T: Real>(a: &[T], b: &[T], y: &mut [T]) {
     for ((yv, &av), &bv) in y.iter_mut().zip(a).zip(b) {

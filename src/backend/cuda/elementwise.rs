@@ -74,18 +74,6 @@ pub fn relu_bwd(cu: &Cuda, x: &CudaBuf, dy: &CudaBuf, dx: &mut CudaBuf) -> Resul
     launch!(cu, relu_bwd_f32, Cuda::flat(n); &x.mem, &dy.mem, &mut dx.mem, &(n as i64))
 }
 
-/// `y = a + b`
-pub fn add_fwd(cu: &Cuda, a: &CudaBuf, b: &CudaBuf, y: &mut CudaBuf) -> Result<()> {
-    same("add_fwd_f32", a, b)?;
-    same("add_fwd_f32", a, y)?;
-    let n = a.len;
-    if n == 0 {
-        return Ok(());
-    }
-    // add_fwd_f32(const float* a, const float* b, float* y, long long n)
-    launch!(cu, add_fwd_f32, Cuda::flat(n); &a.mem, &b.mem, &mut y.mem, &(n as i64))
-}
-
 /// `y = a ⊙ b`
 pub fn mul_fwd(cu: &Cuda, a: &CudaBuf, b: &CudaBuf, y: &mut CudaBuf) -> Result<()> {
     same("mul_fwd_f32", a, b)?;
