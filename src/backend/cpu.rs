@@ -3,7 +3,7 @@
 
 use std::marker::PhantomData;
 
-use super::{AdamStep, Backend, SgdStep};
+use super::{AdamStep, Backend, Device, SgdStep};
 use crate::error::Result;
 use crate::geom::{BnGeom, ChannelSlice, ConvGeom, PoolGeom};
 use crate::ops::{bn, conv, elementwise as ew, layout, linear, optim, pool, softmax};
@@ -24,7 +24,7 @@ fn r<T: Real>(v: f32) -> T {
     T::from_f32(v)
 }
 
-impl<T: Real> Backend for Cpu<T> {
+impl<T: Real> Device for Cpu<T> {
     type Elem = T;
     type Buf = Vec<T>;
 
@@ -64,7 +64,9 @@ impl<T: Real> Backend for Cpu<T> {
     fn synchronize(&self) -> Result<()> {
         Ok(())
     }
+}
 
+impl<T: Real> Backend for Cpu<T> {
     fn fill(&self, y: &mut Vec<T>, v: f32) -> Result<()> {
         ew::fill(r(v), y);
         Ok(())

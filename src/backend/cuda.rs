@@ -27,7 +27,7 @@ use std::sync::{Arc, Mutex};
 use cudarc::driver::{CudaContext, CudaFunction, CudaModule, CudaSlice, CudaStream, DevicePtr, LaunchConfig};
 use cudarc::nvrtc::{CompileError, CompileOptions, Ptx};
 
-use super::{AdamStep, Backend, SgdStep};
+use super::{AdamStep, Backend, Device, SgdStep};
 use crate::error::{Error, Result};
 use crate::geom::{BnGeom, ChannelSlice, ConvGeom, PoolGeom};
 
@@ -308,7 +308,7 @@ fn int(kernel: &str, v: usize) -> Result<i32> {
     i32::try_from(v).map_err(|_| Error::new(format!("cuda: {kernel}: dimension {v} does not fit in an int")))
 }
 
-impl Backend for Cuda {
+impl Device for Cuda {
     type Elem = f32;
     type Buf = CudaBuf;
 
@@ -361,7 +361,9 @@ impl Backend for Cuda {
     fn synchronize(&self) -> Result<()> {
         self.stream.synchronize().map_err(|e| Error::new(format!("cuda: synchronize: {e}")))
     }
+}
 
+impl Backend for Cuda {
     fn fill(&self, y: &mut CudaBuf, v: f32) -> Result<()> {
         elementwise::fill(self, y, v)
     }

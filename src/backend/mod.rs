@@ -41,13 +41,14 @@ pub struct SgdStep {
     pub weight_decay: f32,
 }
 
-pub trait Backend {
+/// A place where buffers live and kernels run: its element type, its buffer
+/// type and the memory operations the executor needs.
+pub trait Device {
     type Elem: Real;
     type Buf;
 
     fn name(&self) -> String;
 
-    // ---- memory -----------------------------------------------------------
     /// Called once before a plan of `bytes` is allocated: fails with a plain
     /// message when the device cannot hold it (rather than the process being
     /// killed half-way). The default accepts everything and leaves failures
@@ -64,7 +65,9 @@ pub trait Backend {
     fn download(&self, src: &Self::Buf) -> Result<Vec<Self::Elem>>;
     /// Waits for all queued work (a no-op on the CPU).
     fn synchronize(&self) -> Result<()>;
+}
 
+pub trait Backend: Device {
     // ---- elementwise and reductions --------------------------------------
     /// `y = v`
     fn fill(&self, y: &mut Self::Buf, v: f32) -> Result<()>;
