@@ -3,10 +3,10 @@
 
 use std::marker::PhantomData;
 
-use super::{AdamStep, Backend, Device, SgdStep};
+use super::{Backend, Device};
 use crate::error::Result;
 use crate::geom::{BnGeom, ChannelSlice, ConvGeom, PoolGeom};
-use crate::ops::{bn, conv, elementwise as ew, layout, linear, optim, pool, softmax};
+use crate::ops::{bn, conv, elementwise as ew, layout, linear, pool, softmax};
 use crate::real::Real;
 
 /// Runs every kernel on the host over all cores (`RARTS_THREADS` overrides).
@@ -298,27 +298,6 @@ impl<T: Real> Backend for Cpu<T> {
         db: Option<&mut Vec<T>>,
     ) -> Result<()> {
         linear::linear_bwd(n, i, o, x, w, dy, dx.map(|v| &mut v[..]), dw.map(|v| &mut v[..]), db.map(|v| &mut v[..]));
-        Ok(())
-    }
-
-    fn sgd_step(&self, s: &SgdStep, grad_scale: f32, p: &mut Vec<T>, g: &Vec<T>, buf: &mut Vec<T>) -> Result<()> {
-        optim::sgd_step(s, grad_scale, p, g, buf);
-        Ok(())
-    }
-    fn adam_step(
-        &self,
-        s: &AdamStep,
-        grad_scale: f32,
-        p: &mut Vec<T>,
-        g: &Vec<T>,
-        m: &mut Vec<T>,
-        v: &mut Vec<T>,
-    ) -> Result<()> {
-        optim::adam_step(s, grad_scale, p, g, m, v);
-        Ok(())
-    }
-    fn couple(&self, beta: f32, p: &Vec<T>, other: &Vec<T>, g: &mut Vec<T>) -> Result<()> {
-        optim::couple(r(beta), p, other, g);
         Ok(())
     }
 }

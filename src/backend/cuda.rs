@@ -17,7 +17,6 @@ mod conv;
 mod elementwise;
 mod layout;
 mod linear;
-mod optim;
 mod pool;
 mod softmax;
 
@@ -27,7 +26,7 @@ use std::sync::{Arc, Mutex};
 use cudarc::driver::{CudaContext, CudaFunction, CudaModule, CudaSlice, CudaStream, DevicePtr, LaunchConfig};
 use cudarc::nvrtc::{CompileError, CompileOptions, Ptx};
 
-use super::{AdamStep, Backend, Device, SgdStep};
+use super::{Backend, Device};
 use crate::error::{Error, Result};
 use crate::geom::{BnGeom, ChannelSlice, ConvGeom, PoolGeom};
 
@@ -36,13 +35,13 @@ include!(concat!(env!("OUT_DIR"), "/kernels.rs"));
 /// Threads per block of the flat kernels; must match `BLOCK` in
 /// `kernels/common.cuh`. 256 is the usual sweet spot for memory-bound
 /// elementwise work (8 warps, full occupancy at low register counts).
-const BLOCK: u32 = 256;
+pub(crate) const BLOCK: u32 = 256;
 /// Cap on the grid of flat kernels; they loop grid-stride beyond it.
 /// 132 SMs × 16 resident blocks of 256 threads keep an H100/H200 full.
 const MAX_GRID: u32 = 132 * 16;
 /// Partial sums of the two-stage reductions (`reduce_partial_f64`); the
 /// scratch buffer holds this many f64.
-const REDUCE_PARTS: usize = 1024;
+pub(crate) const REDUCE_PARTS: usize = 1024;
 
 /// Whether `libcuda` can be loaded at all (cudarc panics on first use
 /// otherwise).
@@ -85,8 +84,8 @@ pub fn cuda_available() -> bool {
 /// A device buffer of f32. Kept apart from its allocation's length so that
 /// empty buffers (which the driver will not allocate) are representable.
 pub struct CudaBuf {
-    mem: CudaSlice<f32>,
-    len: usize,
+    pub(crate) mem: CudaSlice<f32>,
+    pub(crate) len: usize,
 }
 
 impl CudaBuf {
@@ -101,8 +100,8 @@ impl CudaBuf {
 macro_rules! kernel_table {
     ($($module:literal => [$($f:ident),* $(,)?]),* $(,)?) => {
         /// Every kernel's function handle, loaded once.
-        struct Kernels {
-            $($($f: CudaFunction,)*)*
+        pub(crate) struct Kernels {
+            $($(pub(crate) $f: CudaFunction,)*)*
         }
 
         /// Every kernel module and the functions the backend loads from it.
@@ -141,11 +140,11 @@ fn function(modules: &HashMap<&'static str, Arc<CudaModule>>, module: &str, name
 /// The CUDA backend on one device.
 pub struct Cuda {
     ctx: Arc<CudaContext>,
-    stream: Arc<CudaStream>,
-    k: Kernels,
+    pub(crate) stream: Arc<CudaStream>,
+    pub(crate) k: Kernels,
     /// Partial sums of the two-stage reductions; locked across both stages
     /// so that two host threads cannot interleave them.
-    scratch: Mutex<CudaSlice<f64>>,
+    pub(crate) scratch: Mutex<CudaSlice<f64>>,
     device_name: String,
     /// Where the kernels came from ("nvcc PTX (sm_90)" or "NVRTC (compute_90)").
     kernels_from: String,
@@ -210,13 +209,13 @@ impl Cuda {
     }
 
     /// Flat launch over `n` elements: ⌈n/BLOCK⌉ blocks, capped (grid-stride).
-    fn flat(n: usize) -> LaunchConfig {
+    pub(crate) fn flat(n: usize) -> LaunchConfig {
         let blocks = n.div_ceil(BLOCK as usize).clamp(1, MAX_GRID as usize) as u32;
         LaunchConfig { grid_dim: (blocks, 1, 1), block_dim: (BLOCK, 1, 1), shared_mem_bytes: 0 }
     }
 
     /// One block of BLOCK threads per item (channel, weight element, …).
-    fn per_block(items: usize) -> Result<LaunchConfig> {
+    pub(crate) fn per_block(items: usize) -> Result<LaunchConfig> {
         let g = u32::try_from(items).map_err(|_| Error::new(format!("cuda: {items} blocks exceed the grid")))?;
         Ok(LaunchConfig { grid_dim: (g, 1, 1), block_dim: (BLOCK, 1, 1), shared_mem_bytes: 0 })
     }
@@ -227,7 +226,7 @@ impl Cuda {
 
     /// The raw device address of an optional buffer (0 = absent), for
     /// kernels that take a nullable pointer.
-    fn opt_ptr(&self, b: Option<&CudaBuf>) -> u64 {
+    pub(crate) fn opt_ptr(&self, b: Option<&CudaBuf>) -> u64 {
         match b {
             // The returned guard records nothing: event tracking is off.
             Some(b) => b.mem.device_ptr(&self.stream).0,
@@ -296,7 +295,7 @@ macro_rules! launch {
 pub(crate) use launch;
 
 /// Fails with the kernel's name unless `buf` holds exactly `want` elements.
-fn check_len(kernel: &str, what: &str, buf: &CudaBuf, want: usize) -> Result<()> {
+pub(crate) fn check_len(kernel: &str, what: &str, buf: &CudaBuf, want: usize) -> Result<()> {
     if buf.len != want {
         crate::bail!("cuda: {kernel}: {what} holds {} elements, expected {want}", buf.len);
     }
@@ -304,7 +303,7 @@ fn check_len(kernel: &str, what: &str, buf: &CudaBuf, want: usize) -> Result<()>
 }
 
 /// A dimension as the kernels' `int`.
-fn int(kernel: &str, v: usize) -> Result<i32> {
+pub(crate) fn int(kernel: &str, v: usize) -> Result<i32> {
     i32::try_from(v).map_err(|_| Error::new(format!("cuda: {kernel}: dimension {v} does not fit in an int")))
 }
 
@@ -548,23 +547,5 @@ impl Backend for Cuda {
         db: Option<&mut CudaBuf>,
     ) -> Result<()> {
         linear::bwd(self, n, i, o, x, w, dy, dx, dw, db)
-    }
-
-    fn sgd_step(&self, s: &SgdStep, grad_scale: f32, p: &mut CudaBuf, g: &CudaBuf, buf: &mut CudaBuf) -> Result<()> {
-        optim::sgd(self, s, grad_scale, p, g, buf)
-    }
-    fn adam_step(
-        &self,
-        s: &AdamStep,
-        grad_scale: f32,
-        p: &mut CudaBuf,
-        g: &CudaBuf,
-        m: &mut CudaBuf,
-        v: &mut CudaBuf,
-    ) -> Result<()> {
-        optim::adam(self, s, grad_scale, p, g, m, v)
-    }
-    fn couple(&self, beta: f32, p: &CudaBuf, other: &CudaBuf, g: &mut CudaBuf) -> Result<()> {
-        optim::couple(self, beta, p, other, g)
     }
 }

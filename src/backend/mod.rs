@@ -16,30 +16,9 @@ use crate::error::Result;
 use crate::geom::{BnGeom, ChannelSlice, ConvGeom, PoolGeom};
 use crate::real::Real;
 
+pub use crate::ops::optim::{AdamStep, OptimOps, SgdStep};
 pub use cpu::Cpu;
 pub use cuda::Cuda;
-
-/// Adam's constants for one step (PyTorch semantics, L2 weight decay coupled
-/// into the gradient).
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub struct AdamStep {
-    pub lr: f32,
-    pub beta1: f32,
-    pub beta2: f32,
-    pub eps: f32,
-    pub weight_decay: f32,
-    /// 1-based step count, for bias correction.
-    pub t: u32,
-}
-
-/// SGD with momentum (PyTorch semantics, dampening 0, no Nesterov):
-/// `d = s·g + wd·p; buf = μ·buf + d; p -= lr·buf`.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub struct SgdStep {
-    pub lr: f32,
-    pub momentum: f32,
-    pub weight_decay: f32,
-}
 
 /// A place where buffers live and kernels run: its element type, its buffer
 /// type and the memory operations the executor needs.
@@ -67,7 +46,7 @@ pub trait Device {
     fn synchronize(&self) -> Result<()>;
 }
 
-pub trait Backend: Device {
+pub trait Backend: Device + OptimOps {
     // ---- elementwise and reductions --------------------------------------
     /// `y = v`
     fn fill(&self, y: &mut Self::Buf, v: f32) -> Result<()>;
@@ -254,29 +233,4 @@ pub trait Backend: Device {
         dw: Option<&mut Self::Buf>,
         db: Option<&mut Self::Buf>,
     ) -> Result<()>;
-
-    // ---- optimizers (optim.rs, kernels/optim.cu) --------------------------
-    /// SGD with momentum on gradient `grad_scale·g` (the clipping factor):
-    /// `d = grad_scale·g + wd·p; buf = μ·buf + d; p -= lr·buf`.
-    fn sgd_step(
-        &self,
-        s: &SgdStep,
-        grad_scale: f32,
-        p: &mut Self::Buf,
-        g: &Self::Buf,
-        buf: &mut Self::Buf,
-    ) -> Result<()>;
-    /// Adam with coupled L2: `d = grad_scale·g + wd·p; m = β1·m + (1−β1)·d;
-    /// v = β2·v + (1−β2)·d²; p -= lr·(m/(1−β1ᵗ)) / (√(v/(1−β2ᵗ)) + ε)`.
-    fn adam_step(
-        &self,
-        s: &AdamStep,
-        grad_scale: f32,
-        p: &mut Self::Buf,
-        g: &Self::Buf,
-        m: &mut Self::Buf,
-        v: &mut Self::Buf,
-    ) -> Result<()>;
-    /// The RARTS coupling term: `g += β·(p − other)`.
-    fn couple(&self, beta: f32, p: &Self::Buf, other: &Self::Buf, g: &mut Self::Buf) -> Result<()>;
 }
