@@ -6,7 +6,7 @@ use std::marker::PhantomData;
 use super::{Backend, Device};
 use crate::error::Result;
 use crate::geom::{BnGeom, ChannelSlice, ConvGeom, PoolGeom};
-use crate::ops::{bn, conv, elementwise as ew, layout, linear, pool, softmax};
+use crate::ops::{bn, conv, elementwise as ew, layout, pool, softmax};
 use crate::real::Real;
 
 /// Runs every kernel on the host over all cores (`RARTS_THREADS` overrides).
@@ -269,35 +269,6 @@ impl<T: Real> Backend for Cpu<T> {
     }
     fn gap_bwd(&self, nc: usize, hw: usize, dy: &Vec<T>, dx: &mut Vec<T>) -> Result<()> {
         layout::gap_bwd(nc, hw, dy, dx);
-        Ok(())
-    }
-
-    fn linear_fwd(
-        &self,
-        n: usize,
-        i: usize,
-        o: usize,
-        x: &Vec<T>,
-        w: &Vec<T>,
-        b: Option<&Vec<T>>,
-        y: &mut Vec<T>,
-    ) -> Result<()> {
-        linear::linear_fwd(n, i, o, x, w, b.map(|v| &v[..]), y);
-        Ok(())
-    }
-    fn linear_bwd(
-        &self,
-        n: usize,
-        i: usize,
-        o: usize,
-        x: &Vec<T>,
-        w: &Vec<T>,
-        dy: &Vec<T>,
-        dx: Option<&mut Vec<T>>,
-        dw: Option<&mut Vec<T>>,
-        db: Option<&mut Vec<T>>,
-    ) -> Result<()> {
-        linear::linear_bwd(n, i, o, x, w, dy, dx.map(|v| &mut v[..]), dw.map(|v| &mut v[..]), db.map(|v| &mut v[..]));
         Ok(())
     }
 }

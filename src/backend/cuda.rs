@@ -16,7 +16,6 @@ mod bn;
 mod conv;
 mod elementwise;
 mod layout;
-mod linear;
 mod pool;
 mod softmax;
 
@@ -520,32 +519,5 @@ impl Backend for Cuda {
     }
     fn gap_bwd(&self, nc: usize, hw: usize, dy: &CudaBuf, dx: &mut CudaBuf) -> Result<()> {
         layout::gap_bwd(self, nc, hw, dy, dx)
-    }
-
-    fn linear_fwd(
-        &self,
-        n: usize,
-        i: usize,
-        o: usize,
-        x: &CudaBuf,
-        w: &CudaBuf,
-        b: Option<&CudaBuf>,
-        y: &mut CudaBuf,
-    ) -> Result<()> {
-        linear::fwd(self, n, i, o, x, w, b, y)
-    }
-    fn linear_bwd(
-        &self,
-        n: usize,
-        i: usize,
-        o: usize,
-        x: &CudaBuf,
-        w: &CudaBuf,
-        dy: &CudaBuf,
-        dx: Option<&mut CudaBuf>,
-        dw: Option<&mut CudaBuf>,
-        db: Option<&mut CudaBuf>,
-    ) -> Result<()> {
-        linear::bwd(self, n, i, o, x, w, dy, dx, dw, db)
     }
 }

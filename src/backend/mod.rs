@@ -16,6 +16,7 @@ use crate::error::Result;
 use crate::geom::{BnGeom, ChannelSlice, ConvGeom, PoolGeom};
 use crate::real::Real;
 
+pub use crate::ops::linear::LinearOps;
 pub use crate::ops::optim::{AdamStep, OptimOps, SgdStep};
 pub use cpu::Cpu;
 pub use cuda::Cuda;
@@ -46,7 +47,7 @@ pub trait Device {
     fn synchronize(&self) -> Result<()>;
 }
 
-pub trait Backend: Device + OptimOps {
+pub trait Backend: Device + LinearOps + OptimOps {
     // ---- elementwise and reductions --------------------------------------
     /// `y = v`
     fn fill(&self, y: &mut Self::Buf, v: f32) -> Result<()>;
@@ -205,32 +206,4 @@ pub trait Backend: Device + OptimOps {
     fn gap_fwd(&self, nc: usize, hw: usize, x: &Self::Buf, y: &mut Self::Buf) -> Result<()>;
     /// `dx[n, c, :] += dy[n, c] / hw`
     fn gap_bwd(&self, nc: usize, hw: usize, dy: &Self::Buf, dx: &mut Self::Buf) -> Result<()>;
-
-    // ---- linear (ops/linear.rs) -------------------------------------------
-    /// `y = x·wᵀ + b`, x `(n, i)`, w `(o, i)`, b `(o)`, y `(n, o)`
-    #[allow(clippy::too_many_arguments)]
-    fn linear_fwd(
-        &self,
-        n: usize,
-        i: usize,
-        o: usize,
-        x: &Self::Buf,
-        w: &Self::Buf,
-        b: Option<&Self::Buf>,
-        y: &mut Self::Buf,
-    ) -> Result<()>;
-    /// `dx += dy·w`, `dw += dyᵀ·x`, `db += Σ_n dy`
-    #[allow(clippy::too_many_arguments)]
-    fn linear_bwd(
-        &self,
-        n: usize,
-        i: usize,
-        o: usize,
-        x: &Self::Buf,
-        w: &Self::Buf,
-        dy: &Self::Buf,
-        dx: Option<&mut Self::Buf>,
-        dw: Option<&mut Self::Buf>,
-        db: Option<&mut Self::Buf>,
-    ) -> Result<()>;
 }
