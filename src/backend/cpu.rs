@@ -6,7 +6,7 @@ use std::marker::PhantomData;
 use super::{Backend, Device};
 use crate::error::Result;
 use crate::geom::{BnGeom, ChannelSlice, ConvGeom, PoolGeom};
-use crate::ops::{bn, conv, elementwise as ew, layout, pool, softmax};
+use crate::ops::{bn, conv, elementwise as ew, layout, pool};
 use crate::real::Real;
 
 /// Runs every kernel on the host over all cores (`RARTS_THREADS` overrides).
@@ -211,39 +211,6 @@ impl<T: Real> Backend for Cpu<T> {
             dgamma.map(|v| &mut v[..]),
             dbeta.map(|v| &mut v[..]),
         );
-        Ok(())
-    }
-
-    fn softmax_rows_fwd(&self, rows: usize, cols: usize, x: &Vec<T>, y: &mut Vec<T>) -> Result<()> {
-        softmax::softmax_rows_fwd(rows, cols, x, y);
-        Ok(())
-    }
-    fn softmax_rows_bwd(&self, rows: usize, cols: usize, y: &Vec<T>, dy: &Vec<T>, dx: &mut Vec<T>) -> Result<()> {
-        softmax::softmax_rows_bwd(rows, cols, y, dy, dx);
-        Ok(())
-    }
-    fn cross_entropy_fwd(
-        &self,
-        n: usize,
-        k: usize,
-        logits: &Vec<T>,
-        labels: &Vec<T>,
-        loss: &mut Vec<T>,
-        probs: &mut Vec<T>,
-    ) -> Result<()> {
-        softmax::cross_entropy_fwd(n, k, logits, labels, loss, probs);
-        Ok(())
-    }
-    fn cross_entropy_bwd(
-        &self,
-        n: usize,
-        k: usize,
-        probs: &Vec<T>,
-        labels: &Vec<T>,
-        dloss: &Vec<T>,
-        dlogits: &mut Vec<T>,
-    ) -> Result<()> {
-        softmax::cross_entropy_bwd(n, k, probs, labels, dloss, dlogits);
         Ok(())
     }
 

@@ -17,7 +17,6 @@ mod conv;
 mod elementwise;
 mod layout;
 mod pool;
-mod softmax;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -471,35 +470,6 @@ impl Backend for Cuda {
         dbeta: Option<&mut CudaBuf>,
     ) -> Result<()> {
         bn::bwd(self, g, x, gamma, saved, dy, dx, dgamma, dbeta)
-    }
-
-    fn softmax_rows_fwd(&self, rows: usize, cols: usize, x: &CudaBuf, y: &mut CudaBuf) -> Result<()> {
-        softmax::rows_fwd(self, rows, cols, x, y)
-    }
-    fn softmax_rows_bwd(&self, rows: usize, cols: usize, y: &CudaBuf, dy: &CudaBuf, dx: &mut CudaBuf) -> Result<()> {
-        softmax::rows_bwd(self, rows, cols, y, dy, dx)
-    }
-    fn cross_entropy_fwd(
-        &self,
-        n: usize,
-        k: usize,
-        logits: &CudaBuf,
-        labels: &CudaBuf,
-        loss: &mut CudaBuf,
-        probs: &mut CudaBuf,
-    ) -> Result<()> {
-        softmax::ce_fwd(self, n, k, logits, labels, loss, probs)
-    }
-    fn cross_entropy_bwd(
-        &self,
-        n: usize,
-        k: usize,
-        probs: &CudaBuf,
-        labels: &CudaBuf,
-        dloss: &CudaBuf,
-        dlogits: &mut CudaBuf,
-    ) -> Result<()> {
-        softmax::ce_bwd(self, n, k, probs, labels, dloss, dlogits)
     }
 
     fn channel_put(&self, s: &ChannelSlice, part: &CudaBuf, whole: &mut CudaBuf) -> Result<()> {

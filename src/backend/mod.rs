@@ -18,6 +18,7 @@ use crate::real::Real;
 
 pub use crate::ops::linear::LinearOps;
 pub use crate::ops::optim::{AdamStep, OptimOps, SgdStep};
+pub use crate::ops::softmax::SoftmaxOps;
 pub use cpu::Cpu;
 pub use cuda::Cuda;
 
@@ -47,7 +48,7 @@ pub trait Device {
     fn synchronize(&self) -> Result<()>;
 }
 
-pub trait Backend: Device + LinearOps + OptimOps {
+pub trait Backend: Device + SoftmaxOps + LinearOps + OptimOps {
     // ---- elementwise and reductions --------------------------------------
     /// `y = v`
     fn fill(&self, y: &mut Self::Buf, v: f32) -> Result<()>;
@@ -156,41 +157,6 @@ pub trait Backend: Device + LinearOps + OptimOps {
         dx: Option<&mut Self::Buf>,
         dgamma: Option<&mut Self::Buf>,
         dbeta: Option<&mut Self::Buf>,
-    ) -> Result<()>;
-
-    // ---- softmax and loss (ops/softmax.rs, kernels/softmax.cu) -----------
-    /// Row softmax of a `(rows, cols)` matrix: `y = softmax(x)` per row.
-    fn softmax_rows_fwd(&self, rows: usize, cols: usize, x: &Self::Buf, y: &mut Self::Buf) -> Result<()>;
-    /// `dx += y ⊙ (dy − Σ_row dy ⊙ y)`
-    fn softmax_rows_bwd(
-        &self,
-        rows: usize,
-        cols: usize,
-        y: &Self::Buf,
-        dy: &Self::Buf,
-        dx: &mut Self::Buf,
-    ) -> Result<()>;
-    /// Softmax cross-entropy, mean over the batch. `labels` holds class
-    /// indices as floats. `loss[0] = mean_n(logsumexp(z_n) − z_n[label_n])`,
-    /// `probs = softmax(z)` saved for backward.
-    fn cross_entropy_fwd(
-        &self,
-        n: usize,
-        k: usize,
-        logits: &Self::Buf,
-        labels: &Self::Buf,
-        loss: &mut Self::Buf,
-        probs: &mut Self::Buf,
-    ) -> Result<()>;
-    /// `dz += dloss[0] · (probs − onehot(label)) / n`
-    fn cross_entropy_bwd(
-        &self,
-        n: usize,
-        k: usize,
-        probs: &Self::Buf,
-        labels: &Self::Buf,
-        dloss: &Self::Buf,
-        dlogits: &mut Self::Buf,
     ) -> Result<()>;
 
     // ---- layout (ops/layout.rs, kernels/layout.cu) -----------------------
