@@ -5,8 +5,8 @@ use std::marker::PhantomData;
 
 use super::{Backend, Device};
 use crate::error::Result;
-use crate::geom::{BnGeom, ChannelSlice, ConvGeom, PoolGeom};
-use crate::ops::{bn, conv, elementwise as ew, layout, pool};
+use crate::geom::{BnGeom, ConvGeom, PoolGeom};
+use crate::ops::{bn, conv, elementwise as ew, pool};
 use crate::real::Real;
 
 /// Runs every kernel on the host over all cores (`RARTS_THREADS` overrides).
@@ -211,31 +211,6 @@ impl<T: Real> Backend for Cpu<T> {
             dgamma.map(|v| &mut v[..]),
             dbeta.map(|v| &mut v[..]),
         );
-        Ok(())
-    }
-
-    fn channel_put(&self, s: &ChannelSlice, part: &Vec<T>, whole: &mut Vec<T>) -> Result<()> {
-        layout::channel_put(s, part, whole);
-        Ok(())
-    }
-    fn channel_take_add(&self, s: &ChannelSlice, dwhole: &Vec<T>, dpart: &mut Vec<T>) -> Result<()> {
-        layout::channel_take_add(s, dwhole, dpart);
-        Ok(())
-    }
-    fn shift_fwd(&self, n: usize, c: usize, h: usize, w: usize, x: &Vec<T>, y: &mut Vec<T>) -> Result<()> {
-        layout::shift_fwd(n, c, h, w, x, y);
-        Ok(())
-    }
-    fn shift_bwd(&self, n: usize, c: usize, h: usize, w: usize, dy: &Vec<T>, dx: &mut Vec<T>) -> Result<()> {
-        layout::shift_bwd(n, c, h, w, dy, dx);
-        Ok(())
-    }
-    fn gap_fwd(&self, nc: usize, hw: usize, x: &Vec<T>, y: &mut Vec<T>) -> Result<()> {
-        layout::gap_fwd(nc, hw, x, y);
-        Ok(())
-    }
-    fn gap_bwd(&self, nc: usize, hw: usize, dy: &Vec<T>, dx: &mut Vec<T>) -> Result<()> {
-        layout::gap_bwd(nc, hw, dy, dx);
         Ok(())
     }
 }

@@ -15,7 +15,6 @@
 mod bn;
 mod conv;
 mod elementwise;
-mod layout;
 mod pool;
 
 use std::collections::HashMap;
@@ -26,7 +25,7 @@ use cudarc::nvrtc::{CompileError, CompileOptions, Ptx};
 
 use super::{Backend, Device};
 use crate::error::{Error, Result};
-use crate::geom::{BnGeom, ChannelSlice, ConvGeom, PoolGeom};
+use crate::geom::{BnGeom, ConvGeom, PoolGeom};
 
 include!(concat!(env!("OUT_DIR"), "/kernels.rs"));
 
@@ -470,24 +469,5 @@ impl Backend for Cuda {
         dbeta: Option<&mut CudaBuf>,
     ) -> Result<()> {
         bn::bwd(self, g, x, gamma, saved, dy, dx, dgamma, dbeta)
-    }
-
-    fn channel_put(&self, s: &ChannelSlice, part: &CudaBuf, whole: &mut CudaBuf) -> Result<()> {
-        layout::channel_put(self, s, part, whole)
-    }
-    fn channel_take_add(&self, s: &ChannelSlice, dwhole: &CudaBuf, dpart: &mut CudaBuf) -> Result<()> {
-        layout::channel_take_add(self, s, dwhole, dpart)
-    }
-    fn shift_fwd(&self, n: usize, c: usize, h: usize, w: usize, x: &CudaBuf, y: &mut CudaBuf) -> Result<()> {
-        layout::shift_fwd(self, n, c, h, w, x, y)
-    }
-    fn shift_bwd(&self, n: usize, c: usize, h: usize, w: usize, dy: &CudaBuf, dx: &mut CudaBuf) -> Result<()> {
-        layout::shift_bwd(self, n, c, h, w, dy, dx)
-    }
-    fn gap_fwd(&self, nc: usize, hw: usize, x: &CudaBuf, y: &mut CudaBuf) -> Result<()> {
-        layout::gap_fwd(self, nc, hw, x, y)
-    }
-    fn gap_bwd(&self, nc: usize, hw: usize, dy: &CudaBuf, dx: &mut CudaBuf) -> Result<()> {
-        layout::gap_bwd(self, nc, hw, dy, dx)
     }
 }

@@ -13,9 +13,10 @@ pub mod cpu;
 pub mod cuda;
 
 use crate::error::Result;
-use crate::geom::{BnGeom, ChannelSlice, ConvGeom, PoolGeom};
+use crate::geom::{BnGeom, ConvGeom, PoolGeom};
 use crate::real::Real;
 
+pub use crate::ops::layout::LayoutOps;
 pub use crate::ops::linear::LinearOps;
 pub use crate::ops::optim::{AdamStep, OptimOps, SgdStep};
 pub use crate::ops::softmax::SoftmaxOps;
@@ -48,7 +49,7 @@ pub trait Device {
     fn synchronize(&self) -> Result<()>;
 }
 
-pub trait Backend: Device + SoftmaxOps + LinearOps + OptimOps {
+pub trait Backend: Device + SoftmaxOps + LayoutOps + LinearOps + OptimOps {
     // ---- elementwise and reductions --------------------------------------
     /// `y = v`
     fn fill(&self, y: &mut Self::Buf, v: f32) -> Result<()>;
@@ -158,18 +159,4 @@ pub trait Backend: Device + SoftmaxOps + LinearOps + OptimOps {
         dgamma: Option<&mut Self::Buf>,
         dbeta: Option<&mut Self::Buf>,
     ) -> Result<()>;
-
-    // ---- layout (ops/layout.rs, kernels/layout.cu) -----------------------
-    /// `whole[:, off:off + c_part] = part`
-    fn channel_put(&self, s: &ChannelSlice, part: &Self::Buf, whole: &mut Self::Buf) -> Result<()>;
-    /// `dpart += dwhole[:, off:off + c_part]`
-    fn channel_take_add(&self, s: &ChannelSlice, dwhole: &Self::Buf, dpart: &mut Self::Buf) -> Result<()>;
-    /// `y = x[:, :, 1:, 1:]` for x `(n, c, h, w)`, y `(n, c, h − 1, w − 1)`
-    fn shift_fwd(&self, n: usize, c: usize, h: usize, w: usize, x: &Self::Buf, y: &mut Self::Buf) -> Result<()>;
-    /// `dx[:, :, 1:, 1:] += dy`
-    fn shift_bwd(&self, n: usize, c: usize, h: usize, w: usize, dy: &Self::Buf, dx: &mut Self::Buf) -> Result<()>;
-    /// Global average pool: `y[n, c] = mean over hw of x[n, c]`
-    fn gap_fwd(&self, nc: usize, hw: usize, x: &Self::Buf, y: &mut Self::Buf) -> Result<()>;
-    /// `dx[n, c, :] += dy[n, c] / hw`
-    fn gap_bwd(&self, nc: usize, hw: usize, dy: &Self::Buf, dx: &mut Self::Buf) -> Result<()>;
 }
