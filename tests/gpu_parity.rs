@@ -17,7 +17,7 @@ mod common;
 
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
-use rarts::backend::{AdamStep, Backend, Cpu, Cuda, LayoutOps, LinearOps, OptimOps, SgdStep, SoftmaxOps};
+use rarts::backend::{AdamStep, Backend, BnOps, Cpu, Cuda, LayoutOps, LinearOps, OptimOps, SgdStep, SoftmaxOps};
 use rarts::geom::{BnGeom, ChannelSlice, ConvGeom, PoolGeom};
 use rarts::search::algo::{Algo, Schedule};
 

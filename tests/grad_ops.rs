@@ -9,7 +9,7 @@
 mod common;
 
 use common::{FD_ATOL, FD_RTOL, assert_close, away_from_zero, check_grad, distinct, project, rng, uniform, uniform_in};
-use rarts::backend::{Backend, Cpu, Device, LayoutOps, LinearOps, SoftmaxOps};
+use rarts::backend::{Backend, BnOps, Cpu, Device, LayoutOps, LinearOps, SoftmaxOps};
 use rarts::geom::{BnGeom, ChannelSlice, ConvGeom, PoolGeom};
 
 /// Forward outputs are compared with a direct loop over the formula: the
@@ -920,7 +920,6 @@ fn f32_kernels_match_f64() {
 /// mean and 1/std still match the exact two-pass f64 values.
 #[test]
 fn batch_norm_statistics_survive_a_large_mean() {
-    use rarts::backend::{Backend, Cpu};
     let g = BnGeom { n: 4, c: 3, hw: 257, eps: 1e-5, momentum: 0.1 };
     let mut rng = rng(421);
     let x: Vec<f32> = uniform(&mut rng, g.n * g.c * g.hw)

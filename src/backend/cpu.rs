@@ -5,8 +5,8 @@ use std::marker::PhantomData;
 
 use super::{Backend, Device};
 use crate::error::Result;
-use crate::geom::{BnGeom, ConvGeom, PoolGeom};
-use crate::ops::{bn, conv, elementwise as ew, pool};
+use crate::geom::{ConvGeom, PoolGeom};
+use crate::ops::{conv, elementwise as ew, pool};
 use crate::real::Real;
 
 /// Runs every kernel on the host over all cores (`RARTS_THREADS` overrides).
@@ -160,57 +160,6 @@ impl<T: Real> Backend for Cpu<T> {
     }
     fn avg_pool_bwd(&self, g: &PoolGeom, dy: &Vec<T>, dx: &mut Vec<T>) -> Result<()> {
         pool::avg_pool_bwd(g, dy, dx);
-        Ok(())
-    }
-
-    fn bn_fwd_train(
-        &self,
-        g: &BnGeom,
-        x: &Vec<T>,
-        gamma: Option<&Vec<T>>,
-        beta: Option<&Vec<T>>,
-        y: &mut Vec<T>,
-        saved: &mut Vec<T>,
-        running_mean: &mut Vec<T>,
-        running_var: &mut Vec<T>,
-    ) -> Result<()> {
-        bn::bn_fwd_train(g, x, gamma.map(|v| &v[..]), beta.map(|v| &v[..]), y, saved, running_mean, running_var);
-        Ok(())
-    }
-    fn bn_fwd_eval(
-        &self,
-        g: &BnGeom,
-        x: &Vec<T>,
-        gamma: Option<&Vec<T>>,
-        beta: Option<&Vec<T>>,
-        running_mean: &Vec<T>,
-        running_var: &Vec<T>,
-        y: &mut Vec<T>,
-    ) -> Result<()> {
-        bn::bn_fwd_eval(g, x, gamma.map(|v| &v[..]), beta.map(|v| &v[..]), running_mean, running_var, y);
-        Ok(())
-    }
-    fn bn_bwd(
-        &self,
-        g: &BnGeom,
-        x: &Vec<T>,
-        gamma: Option<&Vec<T>>,
-        saved: &Vec<T>,
-        dy: &Vec<T>,
-        dx: Option<&mut Vec<T>>,
-        dgamma: Option<&mut Vec<T>>,
-        dbeta: Option<&mut Vec<T>>,
-    ) -> Result<()> {
-        bn::bn_bwd(
-            g,
-            x,
-            gamma.map(|v| &v[..]),
-            saved,
-            dy,
-            dx.map(|v| &mut v[..]),
-            dgamma.map(|v| &mut v[..]),
-            dbeta.map(|v| &mut v[..]),
-        );
         Ok(())
     }
 }

@@ -12,7 +12,6 @@
 //! launcher checks buffer lengths before launching and names its kernel in
 //! errors. Launchers live beside their kernels' op family, in `cuda/*.rs`.
 
-mod bn;
 mod conv;
 mod elementwise;
 mod pool;
@@ -25,7 +24,7 @@ use cudarc::nvrtc::{CompileError, CompileOptions, Ptx};
 
 use super::{Backend, Device};
 use crate::error::{Error, Result};
-use crate::geom::{BnGeom, ConvGeom, PoolGeom};
+use crate::geom::{ConvGeom, PoolGeom};
 
 include!(concat!(env!("OUT_DIR"), "/kernels.rs"));
 
@@ -430,44 +429,5 @@ impl Backend for Cuda {
     }
     fn avg_pool_bwd(&self, g: &PoolGeom, dy: &CudaBuf, dx: &mut CudaBuf) -> Result<()> {
         pool::avg_bwd(self, g, dy, dx)
-    }
-
-    fn bn_fwd_train(
-        &self,
-        g: &BnGeom,
-        x: &CudaBuf,
-        gamma: Option<&CudaBuf>,
-        beta: Option<&CudaBuf>,
-        y: &mut CudaBuf,
-        saved: &mut CudaBuf,
-        running_mean: &mut CudaBuf,
-        running_var: &mut CudaBuf,
-    ) -> Result<()> {
-        bn::fwd_train(self, g, x, gamma, beta, y, saved, running_mean, running_var)
-    }
-    fn bn_fwd_eval(
-        &self,
-        g: &BnGeom,
-        x: &CudaBuf,
-        gamma: Option<&CudaBuf>,
-        beta: Option<&CudaBuf>,
-        running_mean: &CudaBuf,
-        running_var: &CudaBuf,
-        y: &mut CudaBuf,
-    ) -> Result<()> {
-        bn::fwd_eval(self, g, x, gamma, beta, running_mean, running_var, y)
-    }
-    fn bn_bwd(
-        &self,
-        g: &BnGeom,
-        x: &CudaBuf,
-        gamma: Option<&CudaBuf>,
-        saved: &CudaBuf,
-        dy: &CudaBuf,
-        dx: Option<&mut CudaBuf>,
-        dgamma: Option<&mut CudaBuf>,
-        dbeta: Option<&mut CudaBuf>,
-    ) -> Result<()> {
-        bn::bwd(self, g, x, gamma, saved, dy, dx, dgamma, dbeta)
     }
 }

@@ -13,9 +13,10 @@ pub mod cpu;
 pub mod cuda;
 
 use crate::error::Result;
-use crate::geom::{BnGeom, ConvGeom, PoolGeom};
+use crate::geom::{ConvGeom, PoolGeom};
 use crate::real::Real;
 
+pub use crate::ops::bn::BnOps;
 pub use crate::ops::layout::LayoutOps;
 pub use crate::ops::linear::LinearOps;
 pub use crate::ops::optim::{AdamStep, OptimOps, SgdStep};
@@ -49,7 +50,7 @@ pub trait Device {
     fn synchronize(&self) -> Result<()>;
 }
 
-pub trait Backend: Device + SoftmaxOps + LayoutOps + LinearOps + OptimOps {
+pub trait Backend: Device + BnOps + SoftmaxOps + LayoutOps + LinearOps + OptimOps {
     // ---- elementwise and reductions --------------------------------------
     /// `y = v`
     fn fill(&self, y: &mut Self::Buf, v: f32) -> Result<()>;
@@ -116,47 +117,4 @@ pub trait Backend: Device + SoftmaxOps + LayoutOps + LinearOps + OptimOps {
     fn avg_pool_fwd(&self, g: &PoolGeom, x: &Self::Buf, y: &mut Self::Buf) -> Result<()>;
     /// `dx += dy / count` spread over each window
     fn avg_pool_bwd(&self, g: &PoolGeom, dy: &Self::Buf, dx: &mut Self::Buf) -> Result<()>;
-
-    // ---- batch norm (ops/bn.rs, kernels/bn.cu) ---------------------------
-    /// Training mode: `y = γ·(x − μ_B)/√(σ²_B + ε) + β` with biased batch
-    /// variance; `saved = [μ_B (c), 1/√(σ²_B + ε) (c)]`; running statistics
-    /// `r = (1 − m)·r + m·stat`, the variance unbiased (`·n/(n − 1)`).
-    /// γ, β absent means γ = 1, β = 0.
-    #[allow(clippy::too_many_arguments)]
-    fn bn_fwd_train(
-        &self,
-        g: &BnGeom,
-        x: &Self::Buf,
-        gamma: Option<&Self::Buf>,
-        beta: Option<&Self::Buf>,
-        y: &mut Self::Buf,
-        saved: &mut Self::Buf,
-        running_mean: &mut Self::Buf,
-        running_var: &mut Self::Buf,
-    ) -> Result<()>;
-    /// Evaluation mode: normalise with the running statistics.
-    #[allow(clippy::too_many_arguments)]
-    fn bn_fwd_eval(
-        &self,
-        g: &BnGeom,
-        x: &Self::Buf,
-        gamma: Option<&Self::Buf>,
-        beta: Option<&Self::Buf>,
-        running_mean: &Self::Buf,
-        running_var: &Self::Buf,
-        y: &mut Self::Buf,
-    ) -> Result<()>;
-    /// Training-mode backward from x and `saved`: `dx += …`, `dγ += Σ dy·x̂`, `dβ += Σ dy`.
-    #[allow(clippy::too_many_arguments)]
-    fn bn_bwd(
-        &self,
-        g: &BnGeom,
-        x: &Self::Buf,
-        gamma: Option<&Self::Buf>,
-        saved: &Self::Buf,
-        dy: &Self::Buf,
-        dx: Option<&mut Self::Buf>,
-        dgamma: Option<&mut Self::Buf>,
-        dbeta: Option<&mut Self::Buf>,
-    ) -> Result<()>;
 }
