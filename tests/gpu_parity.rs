@@ -17,7 +17,9 @@ mod common;
 
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
-use rarts::backend::{AdamStep, Backend, BnOps, Cpu, Cuda, LayoutOps, LinearOps, OptimOps, SgdStep, SoftmaxOps};
+use rarts::backend::{
+    AdamStep, Backend, BnOps, Cpu, Cuda, LayoutOps, LinearOps, OptimOps, PoolOps, SgdStep, SoftmaxOps,
+};
 use rarts::geom::{BnGeom, ChannelSlice, ConvGeom, PoolGeom};
 use rarts::search::algo::{Algo, Schedule};
 

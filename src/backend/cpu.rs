@@ -5,8 +5,8 @@ use std::marker::PhantomData;
 
 use super::{Backend, Device};
 use crate::error::Result;
-use crate::geom::{ConvGeom, PoolGeom};
-use crate::ops::{conv, elementwise as ew, pool};
+use crate::geom::ConvGeom;
+use crate::ops::{conv, elementwise as ew};
 use crate::real::Real;
 
 /// Runs every kernel on the host over all cores (`RARTS_THREADS` overrides).
@@ -143,23 +143,6 @@ impl<T: Real> Backend for Cpu<T> {
     }
     fn conv2d_bwd_filter(&self, g: &ConvGeom, x: &Vec<T>, dy: &Vec<T>, dw: &mut Vec<T>) -> Result<()> {
         conv::conv2d_bwd_filter(g, x, dy, dw);
-        Ok(())
-    }
-
-    fn max_pool_fwd(&self, g: &PoolGeom, x: &Vec<T>, y: &mut Vec<T>) -> Result<()> {
-        pool::max_pool_fwd(g, x, y);
-        Ok(())
-    }
-    fn max_pool_bwd(&self, g: &PoolGeom, x: &Vec<T>, dy: &Vec<T>, dx: &mut Vec<T>) -> Result<()> {
-        pool::max_pool_bwd(g, x, dy, dx);
-        Ok(())
-    }
-    fn avg_pool_fwd(&self, g: &PoolGeom, x: &Vec<T>, y: &mut Vec<T>) -> Result<()> {
-        pool::avg_pool_fwd(g, x, y);
-        Ok(())
-    }
-    fn avg_pool_bwd(&self, g: &PoolGeom, dy: &Vec<T>, dx: &mut Vec<T>) -> Result<()> {
-        pool::avg_pool_bwd(g, dy, dx);
         Ok(())
     }
 }

@@ -14,7 +14,6 @@
 
 mod conv;
 mod elementwise;
-mod pool;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -24,7 +23,7 @@ use cudarc::nvrtc::{CompileError, CompileOptions, Ptx};
 
 use super::{Backend, Device};
 use crate::error::{Error, Result};
-use crate::geom::{ConvGeom, PoolGeom};
+use crate::geom::ConvGeom;
 
 include!(concat!(env!("OUT_DIR"), "/kernels.rs"));
 
@@ -416,18 +415,5 @@ impl Backend for Cuda {
     }
     fn conv2d_bwd_filter(&self, g: &ConvGeom, x: &CudaBuf, dy: &CudaBuf, dw: &mut CudaBuf) -> Result<()> {
         conv::bwd_filter(self, g, x, dy, dw)
-    }
-
-    fn max_pool_fwd(&self, g: &PoolGeom, x: &CudaBuf, y: &mut CudaBuf) -> Result<()> {
-        pool::max_fwd(self, g, x, y)
-    }
-    fn max_pool_bwd(&self, g: &PoolGeom, x: &CudaBuf, dy: &CudaBuf, dx: &mut CudaBuf) -> Result<()> {
-        pool::max_bwd(self, g, x, dy, dx)
-    }
-    fn avg_pool_fwd(&self, g: &PoolGeom, x: &CudaBuf, y: &mut CudaBuf) -> Result<()> {
-        pool::avg_fwd(self, g, x, y)
-    }
-    fn avg_pool_bwd(&self, g: &PoolGeom, dy: &CudaBuf, dx: &mut CudaBuf) -> Result<()> {
-        pool::avg_bwd(self, g, dy, dx)
     }
 }

@@ -13,13 +13,14 @@ pub mod cpu;
 pub mod cuda;
 
 use crate::error::Result;
-use crate::geom::{ConvGeom, PoolGeom};
+use crate::geom::ConvGeom;
 use crate::real::Real;
 
 pub use crate::ops::bn::BnOps;
 pub use crate::ops::layout::LayoutOps;
 pub use crate::ops::linear::LinearOps;
 pub use crate::ops::optim::{AdamStep, OptimOps, SgdStep};
+pub use crate::ops::pool::PoolOps;
 pub use crate::ops::softmax::SoftmaxOps;
 pub use cpu::Cpu;
 pub use cuda::Cuda;
@@ -50,7 +51,7 @@ pub trait Device {
     fn synchronize(&self) -> Result<()>;
 }
 
-pub trait Backend: Device + BnOps + SoftmaxOps + LayoutOps + LinearOps + OptimOps {
+pub trait Backend: Device + PoolOps + BnOps + SoftmaxOps + LayoutOps + LinearOps + OptimOps {
     // ---- elementwise and reductions --------------------------------------
     /// `y = v`
     fn fill(&self, y: &mut Self::Buf, v: f32) -> Result<()>;
@@ -107,14 +108,4 @@ pub trait Backend: Device + BnOps + SoftmaxOps + LayoutOps + LinearOps + OptimOp
     ) -> Result<()>;
     /// `dw += Σ_n dy ⋆ relu?(x)`
     fn conv2d_bwd_filter(&self, g: &ConvGeom, x: &Self::Buf, dy: &Self::Buf, dw: &mut Self::Buf) -> Result<()>;
-
-    // ---- pooling (ops/pool.rs, kernels/pool.cu) --------------------------
-    /// `y = max over window`, padding never selected
-    fn max_pool_fwd(&self, g: &PoolGeom, x: &Self::Buf, y: &mut Self::Buf) -> Result<()>;
-    /// `dx += dy` routed to the first maximum of each window (recomputed from x)
-    fn max_pool_bwd(&self, g: &PoolGeom, x: &Self::Buf, dy: &Self::Buf, dx: &mut Self::Buf) -> Result<()>;
-    /// `y = mean over the in-bounds part of the window`
-    fn avg_pool_fwd(&self, g: &PoolGeom, x: &Self::Buf, y: &mut Self::Buf) -> Result<()>;
-    /// `dx += dy / count` spread over each window
-    fn avg_pool_bwd(&self, g: &PoolGeom, dy: &Self::Buf, dx: &mut Self::Buf) -> Result<()>;
 }
