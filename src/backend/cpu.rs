@@ -5,8 +5,7 @@ use std::marker::PhantomData;
 
 use super::{Backend, Device};
 use crate::error::Result;
-use crate::geom::ConvGeom;
-use crate::ops::{conv, elementwise as ew};
+use crate::ops::elementwise as ew;
 use crate::real::Real;
 
 /// Runs every kernel on the host over all cores (`RARTS_THREADS` overrides).
@@ -130,19 +129,6 @@ impl<T: Real> Backend for Cpu<T> {
     fn sum_all_bwd(&self, dy: &Vec<T>, dx: &mut Vec<T>) -> Result<()> {
         let d = dy[0];
         dx.iter_mut().for_each(|v| *v += d);
-        Ok(())
-    }
-
-    fn conv2d_fwd(&self, g: &ConvGeom, x: &Vec<T>, w: &Vec<T>, y: &mut Vec<T>) -> Result<()> {
-        conv::conv2d_fwd(g, x, w, y);
-        Ok(())
-    }
-    fn conv2d_bwd_data(&self, g: &ConvGeom, x: &Vec<T>, w: &Vec<T>, dy: &Vec<T>, dx: &mut Vec<T>) -> Result<()> {
-        conv::conv2d_bwd_data(g, x, w, dy, dx);
-        Ok(())
-    }
-    fn conv2d_bwd_filter(&self, g: &ConvGeom, x: &Vec<T>, dy: &Vec<T>, dw: &mut Vec<T>) -> Result<()> {
-        conv::conv2d_bwd_filter(g, x, dy, dw);
         Ok(())
     }
 }

@@ -12,7 +12,6 @@
 //! launcher checks buffer lengths before launching and names its kernel in
 //! errors. Launchers live beside their kernels' op family, in `cuda/*.rs`.
 
-mod conv;
 mod elementwise;
 
 use std::collections::HashMap;
@@ -23,7 +22,6 @@ use cudarc::nvrtc::{CompileError, CompileOptions, Ptx};
 
 use super::{Backend, Device};
 use crate::error::{Error, Result};
-use crate::geom::ConvGeom;
 
 include!(concat!(env!("OUT_DIR"), "/kernels.rs"));
 
@@ -405,15 +403,5 @@ impl Backend for Cuda {
     }
     fn sum_all_bwd(&self, dy: &CudaBuf, dx: &mut CudaBuf) -> Result<()> {
         elementwise::sum_all_bwd(self, dy, dx)
-    }
-
-    fn conv2d_fwd(&self, g: &ConvGeom, x: &CudaBuf, w: &CudaBuf, y: &mut CudaBuf) -> Result<()> {
-        conv::fwd(self, g, x, w, y)
-    }
-    fn conv2d_bwd_data(&self, g: &ConvGeom, x: &CudaBuf, w: &CudaBuf, dy: &CudaBuf, dx: &mut CudaBuf) -> Result<()> {
-        conv::bwd_data(self, g, x, w, dy, dx)
-    }
-    fn conv2d_bwd_filter(&self, g: &ConvGeom, x: &CudaBuf, dy: &CudaBuf, dw: &mut CudaBuf) -> Result<()> {
-        conv::bwd_filter(self, g, x, dy, dw)
     }
 }

@@ -13,10 +13,10 @@ pub mod cpu;
 pub mod cuda;
 
 use crate::error::Result;
-use crate::geom::ConvGeom;
 use crate::real::Real;
 
 pub use crate::ops::bn::BnOps;
+pub use crate::ops::conv::ConvOps;
 pub use crate::ops::layout::LayoutOps;
 pub use crate::ops::linear::LinearOps;
 pub use crate::ops::optim::{AdamStep, OptimOps, SgdStep};
@@ -51,7 +51,7 @@ pub trait Device {
     fn synchronize(&self) -> Result<()>;
 }
 
-pub trait Backend: Device + PoolOps + BnOps + SoftmaxOps + LayoutOps + LinearOps + OptimOps {
+pub trait Backend: Device + ConvOps + PoolOps + BnOps + SoftmaxOps + LayoutOps + LinearOps + OptimOps {
     // ---- elementwise and reductions --------------------------------------
     /// `y = v`
     fn fill(&self, y: &mut Self::Buf, v: f32) -> Result<()>;
@@ -93,19 +93,4 @@ pub trait Backend: Device + PoolOps + BnOps + SoftmaxOps + LayoutOps + LinearOps
     fn sum_all_fwd(&self, x: &Self::Buf, y: &mut Self::Buf) -> Result<()>;
     /// `dx += dy[0]` for every element
     fn sum_all_bwd(&self, dy: &Self::Buf, dx: &mut Self::Buf) -> Result<()>;
-
-    // ---- convolution (ops/conv.rs, kernels/conv.cu) ----------------------
-    /// `y = conv(relu?(x), w)`, x `(n, cin, h, w)`, w `(cout, cin/g, k, k)`, y `(n, cout, oh, ow)`
-    fn conv2d_fwd(&self, g: &ConvGeom, x: &Self::Buf, w: &Self::Buf, y: &mut Self::Buf) -> Result<()>;
-    /// `dx += convᵀ(dy, w) · [x > 0 if relu_in]`
-    fn conv2d_bwd_data(
-        &self,
-        g: &ConvGeom,
-        x: &Self::Buf,
-        w: &Self::Buf,
-        dy: &Self::Buf,
-        dx: &mut Self::Buf,
-    ) -> Result<()>;
-    /// `dw += Σ_n dy ⋆ relu?(x)`
-    fn conv2d_bwd_filter(&self, g: &ConvGeom, x: &Self::Buf, dy: &Self::Buf, dw: &mut Self::Buf) -> Result<()>;
 }
