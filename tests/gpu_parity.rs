@@ -18,7 +18,8 @@ mod common;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use rarts::backend::{
-    AdamStep, Backend, BnOps, ConvOps, Cpu, Cuda, LayoutOps, LinearOps, OptimOps, PoolOps, SgdStep, SoftmaxOps,
+    AdamStep, Backend, BnOps, ConvOps, Cpu, Cuda, ElementwiseOps, LayoutOps, LinearOps, OptimOps, PoolOps, SgdStep,
+    SoftmaxOps,
 };
 use rarts::geom::{BnGeom, ChannelSlice, ConvGeom, PoolGeom};
 use rarts::search::algo::{Algo, Schedule};

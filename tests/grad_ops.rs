@@ -9,7 +9,7 @@
 mod common;
 
 use common::{FD_ATOL, FD_RTOL, assert_close, away_from_zero, check_grad, distinct, project, rng, uniform, uniform_in};
-use rarts::backend::{Backend, BnOps, ConvOps, Cpu, Device, LayoutOps, LinearOps, PoolOps, SoftmaxOps};
+use rarts::backend::{BnOps, ConvOps, Cpu, Device, ElementwiseOps, LayoutOps, LinearOps, PoolOps, SoftmaxOps};
 use rarts::geom::{BnGeom, ChannelSlice, ConvGeom, PoolGeom};
 
 /// Forward outputs are compared with a direct loop over the formula: the

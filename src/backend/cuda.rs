@@ -1,6 +1,8 @@
-//! The CUDA backend: every kernel of `kernels/*.cu` behind the [`Backend`]
-//! trait, f32 only. The CPU backend (`src/ops/*.rs`) is the specification;
-//! `tests/gpu_parity.rs` diffs every method against it.
+//! The CUDA device: context, stream, the kernel modules of `kernels/*.cu`,
+//! f32 buffers and the helpers every launcher shares. The launchers are the
+//! `impl …Ops for Cuda` blocks in `src/ops/<family>/cuda.rs`; the CPU
+//! kernels (`src/ops/<family>/cpu.rs`) are the specification, and
+//! `tests/gpu_parity.rs` diffs every method against them.
 //!
 //! The driver, NVRTC and the device are all found at run time: the crate
 //! builds without CUDA, and [`Cuda::new`] returns an error (never panics)
@@ -10,9 +12,7 @@
 //!
 //! One stream, so kernels run in the order they are launched; every
 //! launcher checks buffer lengths before launching and names its kernel in
-//! errors. Launchers live beside their kernels' op family, in `cuda/*.rs`.
-
-mod elementwise;
+//! errors.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -20,7 +20,7 @@ use std::sync::{Arc, Mutex};
 use cudarc::driver::{CudaContext, CudaFunction, CudaModule, CudaSlice, CudaStream, DevicePtr, LaunchConfig};
 use cudarc::nvrtc::{CompileError, CompileOptions, Ptx};
 
-use super::{Backend, Device};
+use super::Device;
 use crate::error::{Error, Result};
 
 include!(concat!(env!("OUT_DIR"), "/kernels.rs"));
@@ -213,10 +213,6 @@ impl Cuda {
         Ok(LaunchConfig { grid_dim: (g, 1, 1), block_dim: (BLOCK, 1, 1), shared_mem_bytes: 0 })
     }
 
-    fn synchronize_stream(&self) -> Result<()> {
-        self.stream.synchronize().map_err(|e| Error::new(format!("cuda: synchronize: {e}")))
-    }
-
     /// The raw device address of an optional buffer (0 = absent), for
     /// kernels that take a nullable pointer.
     pub(crate) fn opt_ptr(&self, b: Option<&CudaBuf>) -> u64 {
@@ -352,56 +348,5 @@ impl Device for Cuda {
     }
     fn synchronize(&self) -> Result<()> {
         self.stream.synchronize().map_err(|e| Error::new(format!("cuda: synchronize: {e}")))
-    }
-}
-
-impl Backend for Cuda {
-    fn fill(&self, y: &mut CudaBuf, v: f32) -> Result<()> {
-        elementwise::fill(self, y, v)
-    }
-    fn copy(&self, src: &CudaBuf, dst: &mut CudaBuf) -> Result<()> {
-        elementwise::copy(self, src, dst)
-    }
-    fn axpy(&self, a: f32, x: &CudaBuf, y: &mut CudaBuf) -> Result<()> {
-        elementwise::axpy(self, a, x, y)
-    }
-    fn scale(&self, a: f32, y: &mut CudaBuf) -> Result<()> {
-        elementwise::scale(self, a, y)
-    }
-    fn sum_sq(&self, x: &CudaBuf) -> Result<f64> {
-        elementwise::sum_sq(self, x)
-    }
-    fn relu_fwd(&self, x: &CudaBuf, y: &mut CudaBuf) -> Result<()> {
-        elementwise::relu_fwd(self, x, y)
-    }
-    fn relu_bwd(&self, x: &CudaBuf, dy: &CudaBuf, dx: &mut CudaBuf) -> Result<()> {
-        elementwise::relu_bwd(self, x, dy, dx)
-    }
-    fn mul_fwd(&self, a: &CudaBuf, b: &CudaBuf, y: &mut CudaBuf) -> Result<()> {
-        elementwise::mul_fwd(self, a, b, y)
-    }
-    fn mul_bwd(&self, b: &CudaBuf, dy: &CudaBuf, da: &mut CudaBuf) -> Result<()> {
-        elementwise::mul_bwd(self, b, dy, da)
-    }
-    fn drop_path_fwd(&self, x: &CudaBuf, mask: &CudaBuf, y: &mut CudaBuf) -> Result<()> {
-        elementwise::drop_path_fwd(self, x, mask, y)
-    }
-    fn drop_path_bwd(&self, mask: &CudaBuf, dy: &CudaBuf, dx: &mut CudaBuf) -> Result<()> {
-        elementwise::drop_path_bwd(self, mask, dy, dx)
-    }
-    fn axpy_elem(&self, w: &CudaBuf, idx: usize, x: &CudaBuf, y: &mut CudaBuf) -> Result<()> {
-        elementwise::axpy_elem(self, w, idx, x, y)
-    }
-    fn mix_fwd(&self, w: &CudaBuf, terms: &[(usize, &CudaBuf)], y: &mut CudaBuf) -> Result<()> {
-        elementwise::mix_fwd(self, w, terms, y)
-    }
-    fn dot_elem(&self, a: &CudaBuf, b: &CudaBuf, out: &mut CudaBuf, idx: usize) -> Result<()> {
-        elementwise::dot_elem(self, a, b, out, idx)
-    }
-    fn sum_all_fwd(&self, x: &CudaBuf, y: &mut CudaBuf) -> Result<()> {
-        elementwise::sum_all_fwd(self, x, y)
-    }
-    fn sum_all_bwd(&self, dy: &CudaBuf, dx: &mut CudaBuf) -> Result<()> {
-        elementwise::sum_all_bwd(self, dy, dx)
     }
 }
