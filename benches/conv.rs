@@ -10,8 +10,7 @@
 use std::time::Instant;
 
 use rarts::backend::{ConvOps, Cpu};
-use rarts::geom::ConvGeom;
-use rarts::ops::conv::reference;
+use rarts::ops::conv::{ConvGeom, reference};
 
 #[allow(clippy::too_many_arguments)]
 fn geom(

@@ -6,7 +6,7 @@
 //! with one `match` arm per op. Nothing is allocated while replaying, so the
 //! same step can later be captured once as a CUDA graph.
 
-use crate::geom::{BnGeom, ChannelSlice, ConvGeom, PoolGeom};
+use crate::ops::{bn::BnGeom, conv::ConvGeom, layout::ChannelSlice, pool::PoolGeom};
 use crate::shape::Shape;
 
 /// Index of a node in [`Tape::nodes`].

@@ -7,8 +7,7 @@
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use rarts::backend::{ConvOps, Cpu};
-use rarts::geom::ConvGeom;
-use rarts::ops::conv::{self, Path, reference};
+use rarts::ops::conv::{self, ConvGeom, Path, reference};
 use rarts::real::Real;
 
 #[allow(clippy::too_many_arguments)]

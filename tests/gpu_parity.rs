@@ -21,7 +21,10 @@ use rarts::backend::{
     AdamStep, Backend, BnOps, ConvOps, Cpu, Cuda, ElementwiseOps, LayoutOps, LinearOps, OptimOps, PoolOps, SgdStep,
     SoftmaxOps,
 };
-use rarts::geom::{BnGeom, ChannelSlice, ConvGeom, PoolGeom};
+use rarts::ops::bn::BnGeom;
+use rarts::ops::conv::ConvGeom;
+use rarts::ops::layout::ChannelSlice;
+use rarts::ops::pool::PoolGeom;
 use rarts::search::algo::{Algo, Schedule};
 
 fn gpu() -> Option<Cuda> {

@@ -10,7 +10,10 @@ mod common;
 
 use common::{FD_ATOL, FD_RTOL, assert_close, away_from_zero, check_grad, distinct, project, rng, uniform, uniform_in};
 use rarts::backend::{BnOps, ConvOps, Cpu, Device, ElementwiseOps, LayoutOps, LinearOps, PoolOps, SoftmaxOps};
-use rarts::geom::{BnGeom, ChannelSlice, ConvGeom, PoolGeom};
+use rarts::ops::bn::BnGeom;
+use rarts::ops::conv::ConvGeom;
+use rarts::ops::layout::ChannelSlice;
+use rarts::ops::pool::PoolGeom;
 
 /// Forward outputs are compared with a direct loop over the formula: the
 /// same f64 arithmetic in a different order, so only rounding (≤ ~1e-15

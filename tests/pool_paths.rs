@@ -6,7 +6,7 @@
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use rarts::backend::{Cpu, PoolOps};
-use rarts::geom::PoolGeom;
+use rarts::ops::pool::PoolGeom;
 
 fn geom(n: usize, c: usize, h: usize, w: usize, k: usize, stride: usize, pad: usize) -> PoolGeom {
     let o = |len: usize| (len + 2 * pad - k) / stride + 1;

@@ -4,7 +4,9 @@
 //! `cpu.rs` (generic over the element type: f32 for the engine, f64 for
 //! finite-difference checks) and its CUDA launchers in `cuda.rs` (the
 //! kernels themselves are `kernels/<family>.cu`). All follow the
-//! conventions of `backend`: forward `=`, backward `+=`.
+//! conventions of `backend`: forward `=`, backward `+=`. A geometry is built
+//! once when the tape is recorded; the same value is passed to the CPU and
+//! the CUDA kernels.
 
 pub mod bn;
 pub mod conv;

@@ -1,10 +1,9 @@
 //! BatchNorm on the host, parallel over channels. The statistics are
 //! accumulated in f64.
 
-use super::BnOps;
+use super::{BnGeom, BnOps};
 use crate::backend::Cpu;
 use crate::error::Result;
-use crate::geom::BnGeom;
 use crate::par;
 use crate::real::Real;
 

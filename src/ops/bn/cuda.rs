@@ -4,10 +4,9 @@
 
 use cudarc::driver::LaunchConfig;
 
-use super::BnOps;
+use super::{BnGeom, BnOps};
 use crate::backend::cuda::{Cuda, CudaBuf, check_len, int, launch};
 use crate::error::{Error, Result};
-use crate::geom::BnGeom;
 
 /// Threads of the per-channel blocks. A supernet has few channels (16–64)
 /// and n·hw values per channel (65,536 at batch 64, 32×32), so each block

@@ -6,7 +6,17 @@ mod cuda;
 
 use crate::backend::Device;
 use crate::error::Result;
-use crate::geom::BnGeom;
+
+/// BatchNorm over `(n, c, hw)`: statistics per channel over `n·hw` values.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct BnGeom {
+    pub n: usize,
+    pub c: usize,
+    pub hw: usize,
+    pub eps: f32,
+    /// Running-statistics update factor (PyTorch's `momentum`, 0.1).
+    pub momentum: f32,
+}
 
 /// Batch normalisation (`kernels/bn.cu` on CUDA).
 pub trait BnOps: Device {

@@ -1,10 +1,9 @@
 //! Convolution on the host: each kernel runs the implementation [`path`]
 //! picks for its geometry.
 
-use super::{ConvOps, Path, depthwise, gemm, path, reference};
+use super::{ConvGeom, ConvOps, Path, depthwise, gemm, path, reference};
 use crate::backend::Cpu;
 use crate::error::Result;
-use crate::geom::ConvGeom;
 use crate::real::Real;
 
 impl<T: Real> ConvOps for Cpu<T> {

@@ -5,10 +5,9 @@
 
 use cudarc::driver::LaunchConfig;
 
-use super::ConvOps;
+use super::{ConvGeom, ConvOps};
 use crate::backend::cuda::{Cuda, CudaBuf, check_len, int, launch};
 use crate::error::Result;
-use crate::geom::ConvGeom;
 
 /// Output tile side of the pwconv kernels; must match `TILE` in conv.cu.
 const TILE: u32 = 16;

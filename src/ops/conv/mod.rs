@@ -21,8 +21,49 @@ pub mod reference;
 
 use crate::backend::Device;
 use crate::error::Result;
-use crate::geom::ConvGeom;
 use crate::real::Real;
+use crate::shape::Shape;
+
+/// 2-D convolution, NCHW input `(n, cin, h, w)`, weights `(cout, cin/groups, k, k)`,
+/// output `(n, cout, oh, ow)`. With `relu_in` the kernel reads `max(x, 0)`
+/// instead of `x` (every DARTS conv is preceded by a ReLU; fusing it saves a
+/// buffer and a pass).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ConvGeom {
+    pub n: usize,
+    pub cin: usize,
+    pub h: usize,
+    pub w: usize,
+    pub cout: usize,
+    pub oh: usize,
+    pub ow: usize,
+    pub k: usize,
+    pub stride: usize,
+    pub pad: usize,
+    pub dil: usize,
+    pub groups: usize,
+    pub relu_in: bool,
+}
+
+impl ConvGeom {
+    /// Output size of one spatial axis, as PyTorch computes it.
+    pub fn out_len(len: usize, k: usize, stride: usize, pad: usize, dil: usize) -> usize {
+        (len + 2 * pad - dil * (k - 1) - 1) / stride + 1
+    }
+    pub fn x_shape(&self) -> Shape {
+        Shape::nchw(self.n, self.cin, self.h, self.w)
+    }
+    pub fn w_shape(&self) -> Shape {
+        Shape::nchw(self.cout, self.cin / self.groups, self.k, self.k)
+    }
+    pub fn y_shape(&self) -> Shape {
+        Shape::nchw(self.n, self.cout, self.oh, self.ow)
+    }
+    /// Multiply-adds of the forward pass.
+    pub fn macs(&self) -> usize {
+        self.n * self.cout * self.oh * self.ow * (self.cin / self.groups) * self.k * self.k
+    }
+}
 
 /// Convolution (`kernels/conv.cu` on CUDA).
 pub trait ConvOps: Device {

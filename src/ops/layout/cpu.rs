@@ -1,9 +1,8 @@
 //! Copies, shifts and the global average pool on the host.
 
-use super::LayoutOps;
+use super::{ChannelSlice, LayoutOps};
 use crate::backend::Cpu;
 use crate::error::Result;
-use crate::geom::ChannelSlice;
 use crate::real::Real;
 
 impl<T: Real> LayoutOps for Cpu<T> {

@@ -3,10 +3,9 @@
 
 use cudarc::driver::LaunchConfig;
 
-use super::LayoutOps;
+use super::{ChannelSlice, LayoutOps};
 use crate::backend::cuda::{BLOCK, Cuda, CudaBuf, check_len, int, launch};
 use crate::error::{Error, Result};
-use crate::geom::ChannelSlice;
 
 fn slice_ints(k: &str, s: &ChannelSlice, part: &CudaBuf, whole: &CudaBuf) -> Result<[i32; 5]> {
     if s.off + s.c_part > s.c_whole {

@@ -6,7 +6,18 @@ mod cuda;
 
 use crate::backend::Device;
 use crate::error::Result;
-use crate::geom::ChannelSlice;
+
+/// Copying a block of channels between two NCHW tensors with the same n and
+/// plane size: channels `[off, off + c_part)` of the whole `(n, c_whole, hw)`
+/// tensor correspond to all channels of the part `(n, c_part, hw)`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ChannelSlice {
+    pub n: usize,
+    pub hw: usize,
+    pub c_part: usize,
+    pub c_whole: usize,
+    pub off: usize,
+}
 
 /// Copies, shifts and the global average pool (`kernels/layout.cu` on CUDA).
 pub trait LayoutOps: Device {

@@ -8,10 +8,9 @@
 
 use std::ops::Range;
 
-use super::PoolOps;
+use super::{PoolGeom, PoolOps};
 use crate::backend::Cpu;
 use crate::error::Result;
-use crate::geom::PoolGeom;
 use crate::par;
 use crate::real::Real;
 

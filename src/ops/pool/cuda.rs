@@ -1,10 +1,9 @@
 //! Pooling on the device: launchers of `kernels/pool.cu`, one thread per
 //! output (forward) or per input element (backward, gathered).
 
-use super::PoolOps;
+use super::{PoolGeom, PoolOps};
 use crate::backend::cuda::{Cuda, CudaBuf, check_len, int, launch};
 use crate::error::Result;
-use crate::geom::PoolGeom;
 
 type Ints = (i32, i32, i32, i32, i32, i32, i32, i32);
 

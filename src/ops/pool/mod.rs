@@ -7,7 +7,32 @@ mod cuda;
 
 use crate::backend::Device;
 use crate::error::Result;
-use crate::geom::PoolGeom;
+use crate::shape::Shape;
+
+/// k×k pooling window with stride and padding (`pad ≤ k/2`); average
+/// pooling divides by the number of in-bounds elements (PyTorch's
+/// `count_include_pad=False`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PoolGeom {
+    pub n: usize,
+    pub c: usize,
+    pub h: usize,
+    pub w: usize,
+    pub oh: usize,
+    pub ow: usize,
+    pub k: usize,
+    pub stride: usize,
+    pub pad: usize,
+}
+
+impl PoolGeom {
+    pub fn x_shape(&self) -> Shape {
+        Shape::nchw(self.n, self.c, self.h, self.w)
+    }
+    pub fn y_shape(&self) -> Shape {
+        Shape::nchw(self.n, self.c, self.oh, self.ow)
+    }
+}
 
 /// Pooling (`kernels/pool.cu` on CUDA).
 pub trait PoolOps: Device {
