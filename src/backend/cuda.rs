@@ -50,7 +50,7 @@ pub fn nvrtc_present() -> bool {
 }
 
 /// Number of CUDA devices; 0 when the driver is missing or fails to start.
-pub fn device_count() -> usize {
+fn device_count() -> usize {
     if !driver_present() {
         return 0;
     }
@@ -79,15 +79,6 @@ pub fn cuda_available() -> bool {
 pub struct CudaBuf {
     pub(crate) mem: CudaSlice<f32>,
     pub(crate) len: usize,
-}
-
-impl CudaBuf {
-    pub fn len(&self) -> usize {
-        self.len
-    }
-    pub fn is_empty(&self) -> bool {
-        self.len == 0
-    }
 }
 
 macro_rules! kernel_table {
@@ -193,14 +184,6 @@ impl Cuda {
         Ok(Cuda { ctx, stream, k, scratch: Mutex::new(scratch), device_name, kernels_from })
     }
 
-    pub fn device_name(&self) -> &str {
-        &self.device_name
-    }
-
-    pub fn context(&self) -> &Arc<CudaContext> {
-        &self.ctx
-    }
-
     /// Flat launch over `n` elements: ⌈n/BLOCK⌉ blocks, capped (grid-stride).
     pub(crate) fn flat(n: usize) -> LaunchConfig {
         let blocks = n.div_ceil(BLOCK as usize).clamp(1, MAX_GRID as usize) as u32;
@@ -269,7 +252,6 @@ pub fn compile_nvrtc(name: &str, src: &str, arch: &'static str, include_paths: &
 /// launch. Each call site names the `.cu` signature it matches.
 macro_rules! launch {
     ($cu:expr, $f:ident, $cfg:expr; $($arg:expr),* $(,)?) => {{
-        #[allow(unused_imports)]
         use cudarc::driver::PushKernelArg as _;
         let cu: &$crate::backend::cuda::Cuda = $cu;
         let cfg: cudarc::driver::LaunchConfig = $cfg;
