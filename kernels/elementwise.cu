@@ -1,5 +1,5 @@
 // Elementwise kernels and the BLAS-1 reductions (CPU reference:
-// src/ops/elementwise.rs and the small kernels of src/backend/cpu.rs).
+// src/ops/elementwise/cpu.rs).
 // Forward kernels overwrite (`=`), backward kernels accumulate (`+=`).
 #include "common.cuh"
 
