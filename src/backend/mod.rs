@@ -10,9 +10,10 @@
 //!   so several consumers of one tensor simply add up;
 //! - scalars (learning rates, factors) are passed as f32 and converted;
 //! - every buffer a kernel reads or writes comes from the executor's plan,
-//!   which is identical from one step to the next; CUDA kernels allocate
-//!   nothing, CPU kernels only per-call scratch (im2col columns, padded
-//!   planes, per-thread partial sums).
+//!   which is identical from one step to the next. CUDA launchers allocate
+//!   no device memory (the reductions share one scratch buffer made in
+//!   `Cuda::new`); CPU kernels allocate only per-call scratch (im2col
+//!   columns, padded planes, per-thread partial sums).
 
 pub mod cpu;
 pub mod cuda;
