@@ -1,15 +1,16 @@
 //! Convolution throughput for the DARTS shapes: forward, backward-data and
-//! backward-filter, the fast path (`ops::conv`) beside the reference loops.
+//! backward-filter, the CPU backend's kernels (`ConvOps for Cpu`) beside the
+//! reference loops (`ops::conv::reference`).
 //! `cargo bench --bench conv` (RARTS_THREADS sets the thread count; pass
 //! `quick` to skip the reference and batch 32, `train` for the shapes of the
 //! retraining network at C = 16 on 28×28 images, batch 96, without the
-//! reference). Median of several runs,
-//! GFLOP/s counting a multiply-add as 2 flops.
+//! reference). Median of several runs, GFLOP/s counting a multiply-add as 2
+//! flops.
 
 use std::time::Instant;
 
-use rarts::geom::ConvGeom;
-use rarts::ops::conv::{self, reference};
+use rarts::backend::{ConvOps, Cpu};
+use rarts::ops::conv::{ConvGeom, reference};
 
 #[allow(clippy::too_many_arguments)]
 fn geom(
@@ -57,6 +58,7 @@ fn main() {
         &[8, 32]
     };
     let sizes: &[(usize, usize)] = if train { &[(16, 28), (32, 14), (64, 7)] } else { &[(16, 32), (32, 16), (64, 8)] };
+    let cpu = Cpu::<f32>::new();
     println!("threads {}", rarts::par::threads());
     println!(
         "{:<14} {:>5} {:>3} {:>3} | {:>8} {:>8} {:>8} | {:>8} {:>8} {:>8}",
@@ -85,9 +87,9 @@ fn main() {
                 let (mut y, mut dx, mut dw) = (dy.clone(), x.clone(), w.clone());
                 let gf = |s: f64| 2.0 * g.macs() as f64 / s / 1e9;
                 let fast = [
-                    time(|| conv::conv2d_fwd(&g, &x, &w, &mut y)),
-                    time(|| conv::conv2d_bwd_data(&g, &x, &w, &dy, &mut dx)),
-                    time(|| conv::conv2d_bwd_filter(&g, &x, &dy, &mut dw)),
+                    time(|| cpu.conv2d_fwd(&g, &x, &w, &mut y).unwrap()),
+                    time(|| cpu.conv2d_bwd_data(&g, &x, &w, &dy, &mut dx).unwrap()),
+                    time(|| cpu.conv2d_bwd_filter(&g, &x, &dy, &mut dw).unwrap()),
                 ];
                 let slow = if quick || train {
                     [f64::NAN; 3]

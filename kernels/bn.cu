@@ -1,5 +1,5 @@
 // BatchNorm over (n, c, hw), statistics per channel over n·hw values
-// (CPU reference: src/ops/bn.rs). One block per channel computes the
+// (CPU reference: src/ops/bn/cpu.rs). One block per channel computes the
 // statistics in f64, two passes (mean, then Σ(x − μ)²: no cancellation),
 // and then applies them, so each op is a single launch.
 #include "common.cuh"

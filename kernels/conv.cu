@@ -1,5 +1,5 @@
 // 2-D convolution, NCHW, weights (cout, cin/groups, k, k), optional ReLU on
-// the input (CPU reference: src/ops/conv.rs). Three kernel families, chosen
+// the input (CPU reference: src/ops/conv/cpu.rs). Three kernel families, chosen
 // by the launcher from the geometry:
 //   dwconv_*  depthwise k×k (groups = cin = cout), any stride/dilation/pad;
 //   pwconv_*  1×1, pad 0, groups 1, any stride: tiled matrix products;

@@ -1,5 +1,5 @@
 // Elementwise kernels and the BLAS-1 reductions (CPU reference:
-// src/ops/elementwise.rs and the small kernels of src/backend/cpu.rs).
+// src/ops/elementwise/cpu.rs).
 // Forward kernels overwrite (`=`), backward kernels accumulate (`+=`).
 #include "common.cuh"
 
@@ -31,11 +31,6 @@ extern "C" __global__ void relu_fwd_f32(const float* x, float* y, long long n) {
 // dx += dy·[x > 0]
 extern "C" __global__ void relu_bwd_f32(const float* x, const float* dy, float* dx, long long n) {
     FOR_EACH(i, n) if (x[i] > 0.0f) dx[i] += dy[i];
-}
-
-// y = a + b
-extern "C" __global__ void add_fwd_f32(const float* a, const float* b, float* y, long long n) {
-    FOR_EACH(i, n) y[i] = a[i] + b[i];
 }
 
 // y = a ⊙ b

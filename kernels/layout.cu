@@ -1,5 +1,5 @@
 // Channel concatenation, the one-pixel shift of FactorizedReduce and global
-// average pooling (CPU reference: src/ops/layout.rs).
+// average pooling (CPU reference: src/ops/layout/cpu.rs).
 #include "common.cuh"
 
 // whole (n, c_whole, hw)[:, off:off + c_part] = part (n, c_part, hw)

@@ -1,5 +1,5 @@
 // Fully connected layer y = x·wᵀ + b, the classifier (CPU reference:
-// src/ops/linear.rs). Its products are tiny (batch × 256 × classes): one
+// src/ops/linear/cpu.rs). Its products are tiny (batch × 256 × classes): one
 // thread per output element, no tiling.
 #include "common.cuh"
 

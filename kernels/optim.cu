@@ -1,5 +1,5 @@
 // Optimizer updates, one fused pass per parameter tensor (CPU reference:
-// src/ops/optim.rs).
+// src/ops/optim/cpu.rs).
 #include "common.cuh"
 
 // SGD with momentum: d = s·g + wd·p; buf = μ·buf + d; p -= lr·buf

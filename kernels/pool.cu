@@ -1,5 +1,5 @@
 // Max and average pooling with padding that is never selected or counted
-// (CPU reference: src/ops/pool.rs). Backward kernels gather per input element
+// (CPU reference: src/ops/pool/cpu.rs). Backward kernels gather per input element
 // (no atomics), so results do not depend on scheduling.
 #include "common.cuh"
 

@@ -1,5 +1,5 @@
 // Row softmax (the mixing weights of α) and mean softmax cross-entropy
-// (CPU reference: src/ops/softmax.rs). Rows are short (the 8 candidate ops,
+// (CPU reference: src/ops/softmax/cpu.rs). Rows are short (the 8 candidate ops,
 // the 10 classes): one thread per row.
 #include "common.cuh"
 

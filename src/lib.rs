@@ -9,7 +9,6 @@ pub mod data;
 pub mod error;
 pub mod exec;
 pub mod genotype;
-pub mod geom;
 pub mod hash;
 pub mod model;
 pub mod ops;

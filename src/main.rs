@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand, ValueEnum};
 
 use rarts::Result;
-use rarts::backend::{Backend, Cpu, Cuda, cuda};
+use rarts::backend::{Cpu, Cuda, Device as _, cuda};
 use rarts::data::{DataSpec, describe, spec::FORMS};
 use rarts::genotype::Genotype;
 use rarts::rundir::Existing;

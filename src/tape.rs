@@ -8,7 +8,7 @@
 //! builds small argument lists per op (so a step is not yet a fixed launch
 //! sequence that a CUDA graph could capture).
 
-use crate::geom::{BnGeom, ChannelSlice, ConvGeom, PoolGeom};
+use crate::ops::{bn::BnGeom, conv::ConvGeom, layout::ChannelSlice, pool::PoolGeom};
 use crate::shape::Shape;
 
 /// Index of a node in [`Tape::nodes`].

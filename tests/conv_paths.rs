@@ -1,13 +1,13 @@
-//! Every fast convolution path (ops/conv: depthwise, gemm) against the
-//! straightforward reference (ops/conv/reference.rs), forward, backward-data
-//! and backward-filter, in f64 and f32, on random shapes: odd sizes, stride 2,
-//! dilation 2, the input ReLU on and off, and groups that fall back to the
-//! reference.
+//! Every fast convolution path of the CPU backend (src/ops/conv: depthwise,
+//! gemm) against the straightforward reference (src/ops/conv/reference.rs),
+//! forward, backward-data and backward-filter, in f64 and f32, on random
+//! shapes: odd sizes, stride 2, dilation 2, the input ReLU on and off, and
+//! groups that fall back to the reference.
 
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
-use rarts::geom::ConvGeom;
-use rarts::ops::conv::{self, Path, reference};
+use rarts::backend::{ConvOps, Cpu};
+use rarts::ops::conv::{self, ConvGeom, Path, reference};
 use rarts::real::Real;
 
 #[allow(clippy::too_many_arguments)]
@@ -86,7 +86,7 @@ fn assert_close(what: &str, g: &ConvGeom, got: &[f64], want: &[f64], atol: f64, 
     assert!(r <= 1.0, "{what} {g:?}: [{i}] got {:.9e}, reference {:.9e}: {r:.1}× the tolerance", got[i], want[i]);
 }
 
-/// Runs the three kernels of the dispatcher at T and of the reference at f64
+/// Runs the three kernels of `Cpu<T>` and of the reference at f64
 /// on the same data; backward kernels start from nonzero gradients to check
 /// that they accumulate.
 fn compare<T: Real>(g: &ConvGeom, seed: u64, atol: f64, rtol: f64) {
@@ -95,23 +95,24 @@ fn compare<T: Real>(g: &ConvGeom, seed: u64, atol: f64, rtol: f64) {
     let (x, w, dy) = (rand_vec(&mut rng, xs), rand_vec(&mut rng, ws), rand_vec(&mut rng, ys));
     let (dx0, dw0) = (rand_vec(&mut rng, xs), rand_vec(&mut rng, ws));
     let f64s = |v: Vec<T>| v.into_iter().map(|e| e.to_f64()).collect::<Vec<_>>();
+    let cpu = Cpu::<T>::new();
 
     let mut y_ref = vec![0.0; ys];
     reference::conv2d_fwd(g, &x, &w, &mut y_ref);
     let mut y = vec![T::from_f64(7.0); ys];
-    conv::conv2d_fwd(g, &to(&x), &to(&w), &mut y);
+    cpu.conv2d_fwd(g, &to(&x), &to(&w), &mut y).unwrap();
     assert_close("forward", g, &f64s(y), &y_ref, atol, rtol);
 
     let mut dx_ref = dx0.clone();
     reference::conv2d_bwd_data(g, &x, &w, &dy, &mut dx_ref);
     let mut dx = to::<T>(&dx0);
-    conv::conv2d_bwd_data(g, &to(&x), &to(&w), &to(&dy), &mut dx);
+    cpu.conv2d_bwd_data(g, &to(&x), &to(&w), &to(&dy), &mut dx).unwrap();
     assert_close("backward data", g, &f64s(dx), &dx_ref, atol, rtol);
 
     let mut dw_ref = dw0.clone();
     reference::conv2d_bwd_filter(g, &x, &dy, &mut dw_ref);
     let mut dw = to::<T>(&dw0);
-    conv::conv2d_bwd_filter(g, &to(&x), &to(&dy), &mut dw);
+    cpu.conv2d_bwd_filter(g, &to(&x), &to(&dy), &mut dw).unwrap();
     assert_close("backward filter", g, &f64s(dw), &dw_ref, atol, rtol);
 }
 

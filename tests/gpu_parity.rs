@@ -17,8 +17,14 @@ mod common;
 
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
-use rarts::backend::{AdamStep, Backend, Cpu, Cuda, SgdStep};
-use rarts::geom::{BnGeom, ChannelSlice, ConvGeom, PoolGeom};
+use rarts::backend::{
+    AdamStep, Backend, BnOps, ConvOps, Cpu, Cuda, ElementwiseOps, LayoutOps, LinearOps, OptimOps, PoolOps, SgdStep,
+    SoftmaxOps,
+};
+use rarts::ops::bn::BnGeom;
+use rarts::ops::conv::ConvGeom;
+use rarts::ops::layout::ChannelSlice;
+use rarts::ops::pool::PoolGeom;
 use rarts::search::algo::{Algo, Schedule};
 
 fn gpu() -> Option<Cuda> {
@@ -144,11 +150,6 @@ mod cases {
             cpu.relu_bwd(&x, &b, &mut dc).unwrap();
             be.relu_bwd(&xd, &bd, &mut dd).unwrap();
             close(&format!("relu_bwd n={n}"), &down(be, &dd), &dc, EW);
-
-            let (mut yc, mut yd) = (vec![0.0; n], poisoned(be, n));
-            cpu.add_fwd(&x, &b, &mut yc).unwrap();
-            be.add_fwd(&xd, &bd, &mut yd).unwrap();
-            close(&format!("add_fwd n={n}"), &down(be, &yd), &yc, EW);
 
             let (mut yc, mut yd) = (vec![0.0; n], poisoned(be, n));
             cpu.mul_fwd(&x, &b, &mut yc).unwrap();

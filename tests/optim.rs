@@ -15,7 +15,7 @@
 mod common;
 
 use common::assert_close;
-use rarts::backend::{AdamStep, Backend, Cpu, SgdStep};
+use rarts::backend::{AdamStep, Cpu, OptimOps, SgdStep};
 use rarts::exec::Exec;
 use rarts::optim::{Adam, Sgd, clip_coef, grad_norm};
 use rarts::real::Real;

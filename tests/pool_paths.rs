@@ -1,12 +1,12 @@
-//! The separable pooling kernels (ops/pool.rs) against direct window loops
-//! written here, including ties (small integer inputs), which decide where
-//! max-pool backward routes its gradient: to the first maximum in row-major
-//! window order.
+//! The separable pooling kernels of the CPU backend (src/ops/pool/cpu.rs)
+//! against direct window loops written here, including ties (small integer
+//! inputs), which decide where max-pool backward routes its gradient: to the
+//! first maximum in row-major window order.
 
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
-use rarts::geom::PoolGeom;
-use rarts::ops::pool;
+use rarts::backend::{Cpu, PoolOps};
+use rarts::ops::pool::PoolGeom;
 
 fn geom(n: usize, c: usize, h: usize, w: usize, k: usize, stride: usize, pad: usize) -> PoolGeom {
     let o = |len: usize| (len + 2 * pad - k) / stride + 1;
@@ -68,6 +68,7 @@ fn assert_close(what: &str, g: &PoolGeom, got: &[f64], want: &[f64]) {
 #[test]
 fn pooling_matches_direct_windows() {
     let mut rng = StdRng::seed_from_u64(5);
+    let cpu = Cpu::<f64>::new();
     let shapes = [
         geom(2, 3, 7, 9, 3, 1, 1),
         geom(2, 3, 8, 8, 3, 2, 1),
@@ -86,17 +87,17 @@ fn pooling_matches_direct_windows() {
             let dy: Vec<f64> = (0..g.n * g.c * g.oh * g.ow).map(|_| rng.random_range(-1.0..1.0)).collect();
             let [ym, ya, dxm, dxa] = direct(&g, &x, &dy);
             let mut y = vec![9.0; dy.len()];
-            pool::max_pool_fwd(&g, &x, &mut y);
+            cpu.max_pool_fwd(&g, &x, &mut y).unwrap();
             assert_close("max fwd", &g, &y, &ym);
-            pool::avg_pool_fwd(&g, &x, &mut y);
+            cpu.avg_pool_fwd(&g, &x, &mut y).unwrap();
             assert_close("avg fwd", &g, &y, &ya);
             // Backward accumulates: start from a known offset.
             let mut dx = vec![1.0; nx];
-            pool::max_pool_bwd(&g, &x, &dy, &mut dx);
+            cpu.max_pool_bwd(&g, &x, &dy, &mut dx).unwrap();
             let want: Vec<f64> = dxm.iter().map(|v| v + 1.0).collect();
             assert_close("max bwd", &g, &dx, &want);
             let mut dx = vec![1.0; nx];
-            pool::avg_pool_bwd(&g, &dy, &mut dx);
+            cpu.avg_pool_bwd(&g, &dy, &mut dx).unwrap();
             let want: Vec<f64> = dxa.iter().map(|v| v + 1.0).collect();
             assert_close("avg bwd", &g, &dx, &want);
         }

@@ -132,7 +132,6 @@ void test_small() {
   run("scale", [&](float* y) { scale_f32(1.3f, y, n); }, [&](int i) { return y0[i] * 1.3f; }, y0);
   run("relu_fwd", [&](float* y) { relu_fwd_f32(x.data(), y, n); }, [&](int i) { return x[i] > 0 ? x[i] : 0.f; }, nan);
   run("relu_bwd", [&](float* y) { relu_bwd_f32(x.data(), b.data(), y, n); }, [&](int i) { return x[i] > 0 ? y0[i] + b[i] : y0[i]; }, y0);
-  run("add", [&](float* y) { add_fwd_f32(x.data(), b.data(), y, n); }, [&](int i) { return x[i] + b[i]; }, nan);
   run("mul", [&](float* y) { mul_fwd_f32(x.data(), b.data(), y, n); }, [&](int i) { return x[i] * b[i]; }, nan);
   run("mul_bwd", [&](float* y) { mul_bwd_f32(b.data(), x.data(), y, n); }, [&](int i) { return y0[i] + x[i] * b[i]; }, y0);
   { // drop path: 17 samples of 59 elements, masks 0 or 1/keep

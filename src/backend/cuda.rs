@@ -1,6 +1,8 @@
-//! The CUDA backend: every kernel of `kernels/*.cu` behind the [`Backend`]
-//! trait, f32 only. The CPU backend (`src/ops/*.rs`) is the specification;
-//! `tests/gpu_parity.rs` diffs every method against it.
+//! The CUDA device: context, stream, the kernel modules of `kernels/*.cu`,
+//! f32 buffers and the helpers every launcher shares. The launchers are the
+//! `impl …Ops for Cuda` blocks in `src/ops/<family>/cuda.rs`; the CPU
+//! kernels (`src/ops/<family>/cpu.rs`) are the specification, and
+//! `tests/gpu_parity.rs` diffs every method against them.
 //!
 //! The driver, NVRTC and the device are all found at run time: the crate
 //! builds without CUDA, and [`Cuda::new`] returns an error (never panics)
@@ -10,16 +12,7 @@
 //!
 //! One stream, so kernels run in the order they are launched; every
 //! launcher checks buffer lengths before launching and names its kernel in
-//! errors. Launchers live beside their kernels' op family, in `cuda/*.rs`.
-
-mod bn;
-mod conv;
-mod elementwise;
-mod layout;
-mod linear;
-mod optim;
-mod pool;
-mod softmax;
+//! errors.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -27,22 +20,21 @@ use std::sync::{Arc, Mutex};
 use cudarc::driver::{CudaContext, CudaFunction, CudaModule, CudaSlice, CudaStream, DevicePtr, LaunchConfig};
 use cudarc::nvrtc::{CompileError, CompileOptions, Ptx};
 
-use super::{AdamStep, Backend, SgdStep};
+use super::Device;
 use crate::error::{Error, Result};
-use crate::geom::{BnGeom, ChannelSlice, ConvGeom, PoolGeom};
 
 include!(concat!(env!("OUT_DIR"), "/kernels.rs"));
 
 /// Threads per block of the flat kernels; must match `BLOCK` in
 /// `kernels/common.cuh`. 256 is the usual sweet spot for memory-bound
 /// elementwise work (8 warps, full occupancy at low register counts).
-const BLOCK: u32 = 256;
+pub(crate) const BLOCK: u32 = 256;
 /// Cap on the grid of flat kernels; they loop grid-stride beyond it.
 /// 132 SMs × 16 resident blocks of 256 threads keep an H100/H200 full.
 const MAX_GRID: u32 = 132 * 16;
 /// Partial sums of the two-stage reductions (`reduce_partial_f64`); the
 /// scratch buffer holds this many f64.
-const REDUCE_PARTS: usize = 1024;
+pub(crate) const REDUCE_PARTS: usize = 1024;
 
 /// Whether `libcuda` can be loaded at all (cudarc panics on first use
 /// otherwise).
@@ -58,7 +50,7 @@ pub fn nvrtc_present() -> bool {
 }
 
 /// Number of CUDA devices; 0 when the driver is missing or fails to start.
-pub fn device_count() -> usize {
+fn device_count() -> usize {
     if !driver_present() {
         return 0;
     }
@@ -85,24 +77,15 @@ pub fn cuda_available() -> bool {
 /// A device buffer of f32. Kept apart from its allocation's length so that
 /// empty buffers (which the driver will not allocate) are representable.
 pub struct CudaBuf {
-    mem: CudaSlice<f32>,
-    len: usize,
-}
-
-impl CudaBuf {
-    pub fn len(&self) -> usize {
-        self.len
-    }
-    pub fn is_empty(&self) -> bool {
-        self.len == 0
-    }
+    pub(crate) mem: CudaSlice<f32>,
+    pub(crate) len: usize,
 }
 
 macro_rules! kernel_table {
     ($($module:literal => [$($f:ident),* $(,)?]),* $(,)?) => {
         /// Every kernel's function handle, loaded once.
-        struct Kernels {
-            $($($f: CudaFunction,)*)*
+        pub(crate) struct Kernels {
+            $($(pub(crate) $f: CudaFunction,)*)*
         }
 
         /// Every kernel module and the functions the backend loads from it.
@@ -118,7 +101,7 @@ macro_rules! kernel_table {
 
 kernel_table! {
     "elementwise" => [
-        fill_f32, copy_f32, axpy_f32, scale_f32, relu_fwd_f32, relu_bwd_f32, add_fwd_f32, mul_fwd_f32,
+        fill_f32, copy_f32, axpy_f32, scale_f32, relu_fwd_f32, relu_bwd_f32, mul_fwd_f32,
         mul_bwd_f32, drop_path_fwd_f32, drop_path_bwd_f32, axpy_elem_f32, mix_fwd_f32, sum_all_bwd_f32, reduce_partial_f64, reduce_finish_f32,
     ],
     "conv" => [
@@ -141,11 +124,11 @@ fn function(modules: &HashMap<&'static str, Arc<CudaModule>>, module: &str, name
 /// The CUDA backend on one device.
 pub struct Cuda {
     ctx: Arc<CudaContext>,
-    stream: Arc<CudaStream>,
-    k: Kernels,
+    pub(crate) stream: Arc<CudaStream>,
+    pub(crate) k: Kernels,
     /// Partial sums of the two-stage reductions; locked across both stages
     /// so that two host threads cannot interleave them.
-    scratch: Mutex<CudaSlice<f64>>,
+    pub(crate) scratch: Mutex<CudaSlice<f64>>,
     device_name: String,
     /// Where the kernels came from ("nvcc PTX (sm_90)" or "NVRTC (compute_90)").
     kernels_from: String,
@@ -201,33 +184,21 @@ impl Cuda {
         Ok(Cuda { ctx, stream, k, scratch: Mutex::new(scratch), device_name, kernels_from })
     }
 
-    pub fn device_name(&self) -> &str {
-        &self.device_name
-    }
-
-    pub fn context(&self) -> &Arc<CudaContext> {
-        &self.ctx
-    }
-
     /// Flat launch over `n` elements: ⌈n/BLOCK⌉ blocks, capped (grid-stride).
-    fn flat(n: usize) -> LaunchConfig {
+    pub(crate) fn flat(n: usize) -> LaunchConfig {
         let blocks = n.div_ceil(BLOCK as usize).clamp(1, MAX_GRID as usize) as u32;
         LaunchConfig { grid_dim: (blocks, 1, 1), block_dim: (BLOCK, 1, 1), shared_mem_bytes: 0 }
     }
 
     /// One block of BLOCK threads per item (channel, weight element, …).
-    fn per_block(items: usize) -> Result<LaunchConfig> {
+    pub(crate) fn per_block(items: usize) -> Result<LaunchConfig> {
         let g = u32::try_from(items).map_err(|_| Error::new(format!("cuda: {items} blocks exceed the grid")))?;
         Ok(LaunchConfig { grid_dim: (g, 1, 1), block_dim: (BLOCK, 1, 1), shared_mem_bytes: 0 })
     }
 
-    fn synchronize_stream(&self) -> Result<()> {
-        self.stream.synchronize().map_err(|e| Error::new(format!("cuda: synchronize: {e}")))
-    }
-
     /// The raw device address of an optional buffer (0 = absent), for
     /// kernels that take a nullable pointer.
-    fn opt_ptr(&self, b: Option<&CudaBuf>) -> u64 {
+    pub(crate) fn opt_ptr(&self, b: Option<&CudaBuf>) -> u64 {
         match b {
             // The returned guard records nothing: event tracking is off.
             Some(b) => b.mem.device_ptr(&self.stream).0,
@@ -281,7 +252,6 @@ pub fn compile_nvrtc(name: &str, src: &str, arch: &'static str, include_paths: &
 /// launch. Each call site names the `.cu` signature it matches.
 macro_rules! launch {
     ($cu:expr, $f:ident, $cfg:expr; $($arg:expr),* $(,)?) => {{
-        #[allow(unused_imports)]
         use cudarc::driver::PushKernelArg as _;
         let cu: &$crate::backend::cuda::Cuda = $cu;
         let cfg: cudarc::driver::LaunchConfig = $cfg;
@@ -296,7 +266,7 @@ macro_rules! launch {
 pub(crate) use launch;
 
 /// Fails with the kernel's name unless `buf` holds exactly `want` elements.
-fn check_len(kernel: &str, what: &str, buf: &CudaBuf, want: usize) -> Result<()> {
+pub(crate) fn check_len(kernel: &str, what: &str, buf: &CudaBuf, want: usize) -> Result<()> {
     if buf.len != want {
         crate::bail!("cuda: {kernel}: {what} holds {} elements, expected {want}", buf.len);
     }
@@ -304,11 +274,11 @@ fn check_len(kernel: &str, what: &str, buf: &CudaBuf, want: usize) -> Result<()>
 }
 
 /// A dimension as the kernels' `int`.
-fn int(kernel: &str, v: usize) -> Result<i32> {
+pub(crate) fn int(kernel: &str, v: usize) -> Result<i32> {
     i32::try_from(v).map_err(|_| Error::new(format!("cuda: {kernel}: dimension {v} does not fit in an int")))
 }
 
-impl Backend for Cuda {
+impl Device for Cuda {
     type Elem = f32;
     type Buf = CudaBuf;
 
@@ -360,212 +330,5 @@ impl Backend for Cuda {
     }
     fn synchronize(&self) -> Result<()> {
         self.stream.synchronize().map_err(|e| Error::new(format!("cuda: synchronize: {e}")))
-    }
-
-    fn fill(&self, y: &mut CudaBuf, v: f32) -> Result<()> {
-        elementwise::fill(self, y, v)
-    }
-    fn copy(&self, src: &CudaBuf, dst: &mut CudaBuf) -> Result<()> {
-        elementwise::copy(self, src, dst)
-    }
-    fn axpy(&self, a: f32, x: &CudaBuf, y: &mut CudaBuf) -> Result<()> {
-        elementwise::axpy(self, a, x, y)
-    }
-    fn scale(&self, a: f32, y: &mut CudaBuf) -> Result<()> {
-        elementwise::scale(self, a, y)
-    }
-    fn sum_sq(&self, x: &CudaBuf) -> Result<f64> {
-        elementwise::sum_sq(self, x)
-    }
-    fn relu_fwd(&self, x: &CudaBuf, y: &mut CudaBuf) -> Result<()> {
-        elementwise::relu_fwd(self, x, y)
-    }
-    fn relu_bwd(&self, x: &CudaBuf, dy: &CudaBuf, dx: &mut CudaBuf) -> Result<()> {
-        elementwise::relu_bwd(self, x, dy, dx)
-    }
-    fn add_fwd(&self, a: &CudaBuf, b: &CudaBuf, y: &mut CudaBuf) -> Result<()> {
-        elementwise::add_fwd(self, a, b, y)
-    }
-    fn mul_fwd(&self, a: &CudaBuf, b: &CudaBuf, y: &mut CudaBuf) -> Result<()> {
-        elementwise::mul_fwd(self, a, b, y)
-    }
-    fn mul_bwd(&self, b: &CudaBuf, dy: &CudaBuf, da: &mut CudaBuf) -> Result<()> {
-        elementwise::mul_bwd(self, b, dy, da)
-    }
-    fn drop_path_fwd(&self, x: &CudaBuf, mask: &CudaBuf, y: &mut CudaBuf) -> Result<()> {
-        elementwise::drop_path_fwd(self, x, mask, y)
-    }
-    fn drop_path_bwd(&self, mask: &CudaBuf, dy: &CudaBuf, dx: &mut CudaBuf) -> Result<()> {
-        elementwise::drop_path_bwd(self, mask, dy, dx)
-    }
-    fn axpy_elem(&self, w: &CudaBuf, idx: usize, x: &CudaBuf, y: &mut CudaBuf) -> Result<()> {
-        elementwise::axpy_elem(self, w, idx, x, y)
-    }
-    fn mix_fwd(&self, w: &CudaBuf, terms: &[(usize, &CudaBuf)], y: &mut CudaBuf) -> Result<()> {
-        elementwise::mix_fwd(self, w, terms, y)
-    }
-    fn dot_elem(&self, a: &CudaBuf, b: &CudaBuf, out: &mut CudaBuf, idx: usize) -> Result<()> {
-        elementwise::dot_elem(self, a, b, out, idx)
-    }
-    fn sum_all_fwd(&self, x: &CudaBuf, y: &mut CudaBuf) -> Result<()> {
-        elementwise::sum_all_fwd(self, x, y)
-    }
-    fn sum_all_bwd(&self, dy: &CudaBuf, dx: &mut CudaBuf) -> Result<()> {
-        elementwise::sum_all_bwd(self, dy, dx)
-    }
-
-    fn conv2d_fwd(&self, g: &ConvGeom, x: &CudaBuf, w: &CudaBuf, y: &mut CudaBuf) -> Result<()> {
-        conv::fwd(self, g, x, w, y)
-    }
-    fn conv2d_bwd_data(&self, g: &ConvGeom, x: &CudaBuf, w: &CudaBuf, dy: &CudaBuf, dx: &mut CudaBuf) -> Result<()> {
-        conv::bwd_data(self, g, x, w, dy, dx)
-    }
-    fn conv2d_bwd_filter(&self, g: &ConvGeom, x: &CudaBuf, dy: &CudaBuf, dw: &mut CudaBuf) -> Result<()> {
-        conv::bwd_filter(self, g, x, dy, dw)
-    }
-
-    fn max_pool_fwd(&self, g: &PoolGeom, x: &CudaBuf, y: &mut CudaBuf) -> Result<()> {
-        pool::max_fwd(self, g, x, y)
-    }
-    fn max_pool_bwd(&self, g: &PoolGeom, x: &CudaBuf, dy: &CudaBuf, dx: &mut CudaBuf) -> Result<()> {
-        pool::max_bwd(self, g, x, dy, dx)
-    }
-    fn avg_pool_fwd(&self, g: &PoolGeom, x: &CudaBuf, y: &mut CudaBuf) -> Result<()> {
-        pool::avg_fwd(self, g, x, y)
-    }
-    fn avg_pool_bwd(&self, g: &PoolGeom, dy: &CudaBuf, dx: &mut CudaBuf) -> Result<()> {
-        pool::avg_bwd(self, g, dy, dx)
-    }
-
-    fn bn_fwd_train(
-        &self,
-        g: &BnGeom,
-        x: &CudaBuf,
-        gamma: Option<&CudaBuf>,
-        beta: Option<&CudaBuf>,
-        y: &mut CudaBuf,
-        saved: &mut CudaBuf,
-        running_mean: &mut CudaBuf,
-        running_var: &mut CudaBuf,
-    ) -> Result<()> {
-        bn::fwd_train(self, g, x, gamma, beta, y, saved, running_mean, running_var)
-    }
-    fn bn_fwd_eval(
-        &self,
-        g: &BnGeom,
-        x: &CudaBuf,
-        gamma: Option<&CudaBuf>,
-        beta: Option<&CudaBuf>,
-        running_mean: &CudaBuf,
-        running_var: &CudaBuf,
-        y: &mut CudaBuf,
-    ) -> Result<()> {
-        bn::fwd_eval(self, g, x, gamma, beta, running_mean, running_var, y)
-    }
-    fn bn_bwd(
-        &self,
-        g: &BnGeom,
-        x: &CudaBuf,
-        gamma: Option<&CudaBuf>,
-        saved: &CudaBuf,
-        dy: &CudaBuf,
-        dx: Option<&mut CudaBuf>,
-        dgamma: Option<&mut CudaBuf>,
-        dbeta: Option<&mut CudaBuf>,
-    ) -> Result<()> {
-        bn::bwd(self, g, x, gamma, saved, dy, dx, dgamma, dbeta)
-    }
-
-    fn softmax_rows_fwd(&self, rows: usize, cols: usize, x: &CudaBuf, y: &mut CudaBuf) -> Result<()> {
-        softmax::rows_fwd(self, rows, cols, x, y)
-    }
-    fn softmax_rows_bwd(&self, rows: usize, cols: usize, y: &CudaBuf, dy: &CudaBuf, dx: &mut CudaBuf) -> Result<()> {
-        softmax::rows_bwd(self, rows, cols, y, dy, dx)
-    }
-    fn cross_entropy_fwd(
-        &self,
-        n: usize,
-        k: usize,
-        logits: &CudaBuf,
-        labels: &CudaBuf,
-        loss: &mut CudaBuf,
-        probs: &mut CudaBuf,
-    ) -> Result<()> {
-        softmax::ce_fwd(self, n, k, logits, labels, loss, probs)
-    }
-    fn cross_entropy_bwd(
-        &self,
-        n: usize,
-        k: usize,
-        probs: &CudaBuf,
-        labels: &CudaBuf,
-        dloss: &CudaBuf,
-        dlogits: &mut CudaBuf,
-    ) -> Result<()> {
-        softmax::ce_bwd(self, n, k, probs, labels, dloss, dlogits)
-    }
-
-    fn channel_put(&self, s: &ChannelSlice, part: &CudaBuf, whole: &mut CudaBuf) -> Result<()> {
-        layout::channel_put(self, s, part, whole)
-    }
-    fn channel_take_add(&self, s: &ChannelSlice, dwhole: &CudaBuf, dpart: &mut CudaBuf) -> Result<()> {
-        layout::channel_take_add(self, s, dwhole, dpart)
-    }
-    fn shift_fwd(&self, n: usize, c: usize, h: usize, w: usize, x: &CudaBuf, y: &mut CudaBuf) -> Result<()> {
-        layout::shift_fwd(self, n, c, h, w, x, y)
-    }
-    fn shift_bwd(&self, n: usize, c: usize, h: usize, w: usize, dy: &CudaBuf, dx: &mut CudaBuf) -> Result<()> {
-        layout::shift_bwd(self, n, c, h, w, dy, dx)
-    }
-    fn gap_fwd(&self, nc: usize, hw: usize, x: &CudaBuf, y: &mut CudaBuf) -> Result<()> {
-        layout::gap_fwd(self, nc, hw, x, y)
-    }
-    fn gap_bwd(&self, nc: usize, hw: usize, dy: &CudaBuf, dx: &mut CudaBuf) -> Result<()> {
-        layout::gap_bwd(self, nc, hw, dy, dx)
-    }
-
-    fn linear_fwd(
-        &self,
-        n: usize,
-        i: usize,
-        o: usize,
-        x: &CudaBuf,
-        w: &CudaBuf,
-        b: Option<&CudaBuf>,
-        y: &mut CudaBuf,
-    ) -> Result<()> {
-        linear::fwd(self, n, i, o, x, w, b, y)
-    }
-    fn linear_bwd(
-        &self,
-        n: usize,
-        i: usize,
-        o: usize,
-        x: &CudaBuf,
-        w: &CudaBuf,
-        dy: &CudaBuf,
-        dx: Option<&mut CudaBuf>,
-        dw: Option<&mut CudaBuf>,
-        db: Option<&mut CudaBuf>,
-    ) -> Result<()> {
-        linear::bwd(self, n, i, o, x, w, dy, dx, dw, db)
-    }
-
-    fn sgd_step(&self, s: &SgdStep, grad_scale: f32, p: &mut CudaBuf, g: &CudaBuf, buf: &mut CudaBuf) -> Result<()> {
-        optim::sgd(self, s, grad_scale, p, g, buf)
-    }
-    fn adam_step(
-        &self,
-        s: &AdamStep,
-        grad_scale: f32,
-        p: &mut CudaBuf,
-        g: &CudaBuf,
-        m: &mut CudaBuf,
-        v: &mut CudaBuf,
-    ) -> Result<()> {
-        optim::adam(self, s, grad_scale, p, g, m, v)
-    }
-    fn couple(&self, beta: f32, p: &CudaBuf, other: &CudaBuf, g: &mut CudaBuf) -> Result<()> {
-        optim::couple(self, beta, p, other, g)
     }
 }

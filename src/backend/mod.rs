@@ -1,53 +1,45 @@
 //! The kernel interface. The tape, the optimizers and the search are written
-//! once against this trait; `Cpu` (the reference) and `Cuda` implement it.
+//! once against [`Backend`]: a [`Device`] (buffers and memory) that has every
+//! op family's kernels. Each family's trait (`ConvOps`, `PoolOps`, …) is
+//! written in `src/ops/<family>/mod.rs` and re-exported here; `Cpu` (the
+//! reference) and `Cuda` implement them beside it, in `cpu.rs` and `cuda.rs`.
 //!
 //! Conventions, the same for every kernel:
 //! - forward kernels overwrite their output (`=`);
 //! - backward kernels accumulate into the gradients they are given (`+=`),
 //!   so several consumers of one tensor simply add up;
 //! - scalars (learning rates, factors) are passed as f32 and converted;
-//! - a kernel never allocates: every buffer comes from the executor's plan,
-//!   which is identical from one step to the next.
+//! - every buffer a kernel reads or writes comes from the executor's plan,
+//!   which is identical from one step to the next. CUDA launchers allocate
+//!   no device memory (the reductions share one scratch buffer made in
+//!   `Cuda::new`); CPU kernels allocate only per-call scratch (im2col
+//!   columns, padded planes, per-thread partial sums).
 
 pub mod cpu;
 pub mod cuda;
 
 use crate::error::Result;
-use crate::geom::{BnGeom, ChannelSlice, ConvGeom, PoolGeom};
 use crate::real::Real;
 
+pub use crate::ops::bn::BnOps;
+pub use crate::ops::conv::ConvOps;
+pub use crate::ops::elementwise::ElementwiseOps;
+pub use crate::ops::layout::LayoutOps;
+pub use crate::ops::linear::LinearOps;
+pub use crate::ops::optim::{AdamStep, OptimOps, SgdStep};
+pub use crate::ops::pool::PoolOps;
+pub use crate::ops::softmax::SoftmaxOps;
 pub use cpu::Cpu;
 pub use cuda::Cuda;
 
-/// Adam's constants for one step (PyTorch semantics, L2 weight decay coupled
-/// into the gradient).
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub struct AdamStep {
-    pub lr: f32,
-    pub beta1: f32,
-    pub beta2: f32,
-    pub eps: f32,
-    pub weight_decay: f32,
-    /// 1-based step count, for bias correction.
-    pub t: u32,
-}
-
-/// SGD with momentum (PyTorch semantics, dampening 0, no Nesterov):
-/// `d = s·g + wd·p; buf = μ·buf + d; p -= lr·buf`.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub struct SgdStep {
-    pub lr: f32,
-    pub momentum: f32,
-    pub weight_decay: f32,
-}
-
-pub trait Backend {
+/// A place where buffers live and kernels run: its element type, its buffer
+/// type and the memory operations the executor needs.
+pub trait Device {
     type Elem: Real;
     type Buf;
 
     fn name(&self) -> String;
 
-    // ---- memory -----------------------------------------------------------
     /// Called once before a plan of `bytes` is allocated: fails with a plain
     /// message when the device cannot hold it (rather than the process being
     /// killed half-way). The default accepts everything and leaves failures
@@ -64,218 +56,16 @@ pub trait Backend {
     fn download(&self, src: &Self::Buf) -> Result<Vec<Self::Elem>>;
     /// Waits for all queued work (a no-op on the CPU).
     fn synchronize(&self) -> Result<()>;
+}
 
-    // ---- elementwise and reductions --------------------------------------
-    /// `y = v`
-    fn fill(&self, y: &mut Self::Buf, v: f32) -> Result<()>;
-    /// `dst = src`
-    fn copy(&self, src: &Self::Buf, dst: &mut Self::Buf) -> Result<()>;
-    /// `y += a·x`
-    fn axpy(&self, a: f32, x: &Self::Buf, y: &mut Self::Buf) -> Result<()>;
-    /// `y *= a`
-    fn scale(&self, a: f32, y: &mut Self::Buf) -> Result<()>;
-    /// `Σ x²` in f64, returned to the host (synchronises).
-    fn sum_sq(&self, x: &Self::Buf) -> Result<f64>;
-    /// `y = max(x, 0)`
-    fn relu_fwd(&self, x: &Self::Buf, y: &mut Self::Buf) -> Result<()>;
-    /// `dx += dy · [x > 0]`
-    fn relu_bwd(&self, x: &Self::Buf, dy: &Self::Buf, dx: &mut Self::Buf) -> Result<()>;
-    /// `y = a + b`
-    fn add_fwd(&self, a: &Self::Buf, b: &Self::Buf, y: &mut Self::Buf) -> Result<()>;
-    /// `y = a ⊙ b`
-    fn mul_fwd(&self, a: &Self::Buf, b: &Self::Buf, y: &mut Self::Buf) -> Result<()>;
-    /// `da += dy ⊙ b` (the other factor's gradient is the same call with a, b swapped)
-    fn mul_bwd(&self, b: &Self::Buf, dy: &Self::Buf, da: &mut Self::Buf) -> Result<()>;
-    /// `y[n, …] = x[n, …] · mask[n]` — drop path; `x` holds `mask.len()`
-    /// equal samples.
-    fn drop_path_fwd(&self, x: &Self::Buf, mask: &Self::Buf, y: &mut Self::Buf) -> Result<()>;
-    /// `dx[n, …] += dy[n, …] · mask[n]`
-    fn drop_path_bwd(&self, mask: &Self::Buf, dy: &Self::Buf, dx: &mut Self::Buf) -> Result<()>;
-    /// `y += w[idx] · x` — one term of a mixed edge, the weight read on the device.
-    fn axpy_elem(&self, w: &Self::Buf, idx: usize, x: &Self::Buf, y: &mut Self::Buf) -> Result<()>;
-    /// `y = Σ_t w[idx_t] · x_t` — a mixed edge's forward, the weights read on
-    /// the device. The default is a fill and one `axpy_elem` per term.
-    fn mix_fwd(&self, w: &Self::Buf, terms: &[(usize, &Self::Buf)], y: &mut Self::Buf) -> Result<()> {
-        self.fill(y, 0.0)?;
-        for &(idx, x) in terms {
-            self.axpy_elem(w, idx, x, y)?;
-        }
-        Ok(())
-    }
-    /// `out[idx] += Σ a ⊙ b` — the gradient of a mixed-edge weight.
-    fn dot_elem(&self, a: &Self::Buf, b: &Self::Buf, out: &mut Self::Buf, idx: usize) -> Result<()>;
-    /// `y[0] = Σ x`
-    fn sum_all_fwd(&self, x: &Self::Buf, y: &mut Self::Buf) -> Result<()>;
-    /// `dx += dy[0]` for every element
-    fn sum_all_bwd(&self, dy: &Self::Buf, dx: &mut Self::Buf) -> Result<()>;
+/// Everything the executor, the optimizers and the search need: a device
+/// and every kernel family on it. Implemented for each type that has them.
+pub trait Backend:
+    Device + ElementwiseOps + ConvOps + PoolOps + BnOps + SoftmaxOps + LayoutOps + LinearOps + OptimOps
+{
+}
 
-    // ---- convolution (ops/conv.rs, kernels/conv.cu) ----------------------
-    /// `y = conv(relu?(x), w)`, x `(n, cin, h, w)`, w `(cout, cin/g, k, k)`, y `(n, cout, oh, ow)`
-    fn conv2d_fwd(&self, g: &ConvGeom, x: &Self::Buf, w: &Self::Buf, y: &mut Self::Buf) -> Result<()>;
-    /// `dx += convᵀ(dy, w) · [x > 0 if relu_in]`
-    fn conv2d_bwd_data(
-        &self,
-        g: &ConvGeom,
-        x: &Self::Buf,
-        w: &Self::Buf,
-        dy: &Self::Buf,
-        dx: &mut Self::Buf,
-    ) -> Result<()>;
-    /// `dw += Σ_n dy ⋆ relu?(x)`
-    fn conv2d_bwd_filter(&self, g: &ConvGeom, x: &Self::Buf, dy: &Self::Buf, dw: &mut Self::Buf) -> Result<()>;
-
-    // ---- pooling (ops/pool.rs, kernels/pool.cu) --------------------------
-    /// `y = max over window`, padding never selected
-    fn max_pool_fwd(&self, g: &PoolGeom, x: &Self::Buf, y: &mut Self::Buf) -> Result<()>;
-    /// `dx += dy` routed to the first maximum of each window (recomputed from x)
-    fn max_pool_bwd(&self, g: &PoolGeom, x: &Self::Buf, dy: &Self::Buf, dx: &mut Self::Buf) -> Result<()>;
-    /// `y = mean over the in-bounds part of the window`
-    fn avg_pool_fwd(&self, g: &PoolGeom, x: &Self::Buf, y: &mut Self::Buf) -> Result<()>;
-    /// `dx += dy / count` spread over each window
-    fn avg_pool_bwd(&self, g: &PoolGeom, dy: &Self::Buf, dx: &mut Self::Buf) -> Result<()>;
-
-    // ---- batch norm (ops/bn.rs, kernels/bn.cu) ---------------------------
-    /// Training mode: `y = γ·(x − μ_B)/√(σ²_B + ε) + β` with biased batch
-    /// variance; `saved = [μ_B (c), 1/√(σ²_B + ε) (c)]`; running statistics
-    /// `r = (1 − m)·r + m·stat`, the variance unbiased (`·n/(n − 1)`).
-    /// γ, β absent means γ = 1, β = 0.
-    #[allow(clippy::too_many_arguments)]
-    fn bn_fwd_train(
-        &self,
-        g: &BnGeom,
-        x: &Self::Buf,
-        gamma: Option<&Self::Buf>,
-        beta: Option<&Self::Buf>,
-        y: &mut Self::Buf,
-        saved: &mut Self::Buf,
-        running_mean: &mut Self::Buf,
-        running_var: &mut Self::Buf,
-    ) -> Result<()>;
-    /// Evaluation mode: normalise with the running statistics.
-    #[allow(clippy::too_many_arguments)]
-    fn bn_fwd_eval(
-        &self,
-        g: &BnGeom,
-        x: &Self::Buf,
-        gamma: Option<&Self::Buf>,
-        beta: Option<&Self::Buf>,
-        running_mean: &Self::Buf,
-        running_var: &Self::Buf,
-        y: &mut Self::Buf,
-    ) -> Result<()>;
-    /// Training-mode backward from x and `saved`: `dx += …`, `dγ += Σ dy·x̂`, `dβ += Σ dy`.
-    #[allow(clippy::too_many_arguments)]
-    fn bn_bwd(
-        &self,
-        g: &BnGeom,
-        x: &Self::Buf,
-        gamma: Option<&Self::Buf>,
-        saved: &Self::Buf,
-        dy: &Self::Buf,
-        dx: Option<&mut Self::Buf>,
-        dgamma: Option<&mut Self::Buf>,
-        dbeta: Option<&mut Self::Buf>,
-    ) -> Result<()>;
-
-    // ---- softmax and loss (ops/softmax.rs, kernels/softmax.cu) -----------
-    /// Row softmax of a `(rows, cols)` matrix: `y = softmax(x)` per row.
-    fn softmax_rows_fwd(&self, rows: usize, cols: usize, x: &Self::Buf, y: &mut Self::Buf) -> Result<()>;
-    /// `dx += y ⊙ (dy − Σ_row dy ⊙ y)`
-    fn softmax_rows_bwd(
-        &self,
-        rows: usize,
-        cols: usize,
-        y: &Self::Buf,
-        dy: &Self::Buf,
-        dx: &mut Self::Buf,
-    ) -> Result<()>;
-    /// Softmax cross-entropy, mean over the batch. `labels` holds class
-    /// indices as floats. `loss[0] = mean_n(logsumexp(z_n) − z_n[label_n])`,
-    /// `probs = softmax(z)` saved for backward.
-    fn cross_entropy_fwd(
-        &self,
-        n: usize,
-        k: usize,
-        logits: &Self::Buf,
-        labels: &Self::Buf,
-        loss: &mut Self::Buf,
-        probs: &mut Self::Buf,
-    ) -> Result<()>;
-    /// `dz += dloss[0] · (probs − onehot(label)) / n`
-    fn cross_entropy_bwd(
-        &self,
-        n: usize,
-        k: usize,
-        probs: &Self::Buf,
-        labels: &Self::Buf,
-        dloss: &Self::Buf,
-        dlogits: &mut Self::Buf,
-    ) -> Result<()>;
-
-    // ---- layout (ops/layout.rs, kernels/layout.cu) -----------------------
-    /// `whole[:, off:off + c_part] = part`
-    fn channel_put(&self, s: &ChannelSlice, part: &Self::Buf, whole: &mut Self::Buf) -> Result<()>;
-    /// `dpart += dwhole[:, off:off + c_part]`
-    fn channel_take_add(&self, s: &ChannelSlice, dwhole: &Self::Buf, dpart: &mut Self::Buf) -> Result<()>;
-    /// `y = x[:, :, 1:, 1:]` for x `(n, c, h, w)`, y `(n, c, h − 1, w − 1)`
-    fn shift_fwd(&self, n: usize, c: usize, h: usize, w: usize, x: &Self::Buf, y: &mut Self::Buf) -> Result<()>;
-    /// `dx[:, :, 1:, 1:] += dy`
-    fn shift_bwd(&self, n: usize, c: usize, h: usize, w: usize, dy: &Self::Buf, dx: &mut Self::Buf) -> Result<()>;
-    /// Global average pool: `y[n, c] = mean over hw of x[n, c]`
-    fn gap_fwd(&self, nc: usize, hw: usize, x: &Self::Buf, y: &mut Self::Buf) -> Result<()>;
-    /// `dx[n, c, :] += dy[n, c] / hw`
-    fn gap_bwd(&self, nc: usize, hw: usize, dy: &Self::Buf, dx: &mut Self::Buf) -> Result<()>;
-
-    // ---- linear (ops/linear.rs) -------------------------------------------
-    /// `y = x·wᵀ + b`, x `(n, i)`, w `(o, i)`, b `(o)`, y `(n, o)`
-    #[allow(clippy::too_many_arguments)]
-    fn linear_fwd(
-        &self,
-        n: usize,
-        i: usize,
-        o: usize,
-        x: &Self::Buf,
-        w: &Self::Buf,
-        b: Option<&Self::Buf>,
-        y: &mut Self::Buf,
-    ) -> Result<()>;
-    /// `dx += dy·w`, `dw += dyᵀ·x`, `db += Σ_n dy`
-    #[allow(clippy::too_many_arguments)]
-    fn linear_bwd(
-        &self,
-        n: usize,
-        i: usize,
-        o: usize,
-        x: &Self::Buf,
-        w: &Self::Buf,
-        dy: &Self::Buf,
-        dx: Option<&mut Self::Buf>,
-        dw: Option<&mut Self::Buf>,
-        db: Option<&mut Self::Buf>,
-    ) -> Result<()>;
-
-    // ---- optimizers (optim.rs, kernels/optim.cu) --------------------------
-    /// SGD with momentum on gradient `grad_scale·g` (the clipping factor):
-    /// `d = grad_scale·g + wd·p; buf = μ·buf + d; p -= lr·buf`.
-    fn sgd_step(
-        &self,
-        s: &SgdStep,
-        grad_scale: f32,
-        p: &mut Self::Buf,
-        g: &Self::Buf,
-        buf: &mut Self::Buf,
-    ) -> Result<()>;
-    /// Adam with coupled L2: `d = grad_scale·g + wd·p; m = β1·m + (1−β1)·d;
-    /// v = β2·v + (1−β2)·d²; p -= lr·(m/(1−β1ᵗ)) / (√(v/(1−β2ᵗ)) + ε)`.
-    fn adam_step(
-        &self,
-        s: &AdamStep,
-        grad_scale: f32,
-        p: &mut Self::Buf,
-        g: &Self::Buf,
-        m: &mut Self::Buf,
-        v: &mut Self::Buf,
-    ) -> Result<()>;
-    /// The RARTS coupling term: `g += β·(p − other)`.
-    fn couple(&self, beta: f32, p: &Self::Buf, other: &Self::Buf, g: &mut Self::Buf) -> Result<()>;
+impl<B> Backend for B where
+    B: Device + ElementwiseOps + ConvOps + PoolOps + BnOps + SoftmaxOps + LayoutOps + LinearOps + OptimOps
+{
 }

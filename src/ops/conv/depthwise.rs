@@ -14,11 +14,10 @@
 //!   the flipped kernel; stride 2: a scatter into a padded scratch plane;
 //! - backward filter: per tap, a dot product of `dy` with the shifted input.
 
-use crate::geom::ConvGeom;
 use crate::par;
 use crate::real::Real;
 
-use super::{act, add_through_relu};
+use super::{ConvGeom, act, add_through_relu};
 use crate::ops::simd;
 
 /// A padded, phase-split plane (see the module comment). The border stays

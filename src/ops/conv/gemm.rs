@@ -10,11 +10,10 @@
 //! [`gemm_nt`], which reads both factors along their rows and so needs no
 //! transposed copy of `col`.
 
-use crate::geom::ConvGeom;
 use crate::par;
 use crate::real::Real;
 
-use super::{act, add_through_relu};
+use super::{ConvGeom, act, add_through_relu};
 use crate::ops::simd;
 
 /// Rows of the output block a [`gemm`] step keeps in registers.

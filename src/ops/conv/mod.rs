@@ -1,20 +1,86 @@
 //! 2-D convolution with stride, padding, dilation and groups; dense 3×3 and
 //! 1×1, depthwise k×k (sep_conv / dil_conv). Optional ReLU on the input.
 //!
-//! Three implementations, chosen per geometry by [`path`]:
+//! On the CPU (`cpu.rs`) three implementations, chosen per geometry by
+//! [`path`]:
 //! - `depthwise`: groups = cin = cout (every sep_conv / dil_conv tap), direct
 //!   loops over a zero-padded copy of each plane, no per-tap bounds checks;
 //! - `gemm`: groups = 1 (1×1 convs, FactorizedReduce, the stem) as a matrix
 //!   product, with an im2col copy when the conv is not a plain 1×1;
 //! - `reference`: the straightforward loops, for everything else and as the
 //!   specification the other two are tested against (tests/conv_paths.rs).
+//!
+//! On CUDA (`cuda.rs`) the geometry picks one of the three kernel families
+//! of `kernels/conv.cu`.
 
+mod cpu;
+mod cuda;
 pub mod depthwise;
 pub mod gemm;
 pub mod reference;
 
-use crate::geom::ConvGeom;
+use crate::backend::Device;
+use crate::error::Result;
 use crate::real::Real;
+use crate::shape::Shape;
+
+/// 2-D convolution, NCHW input `(n, cin, h, w)`, weights `(cout, cin/groups, k, k)`,
+/// output `(n, cout, oh, ow)`. With `relu_in` the kernel reads `max(x, 0)`
+/// instead of `x` (every DARTS conv is preceded by a ReLU; fusing it saves a
+/// buffer and a pass).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ConvGeom {
+    pub n: usize,
+    pub cin: usize,
+    pub h: usize,
+    pub w: usize,
+    pub cout: usize,
+    pub oh: usize,
+    pub ow: usize,
+    pub k: usize,
+    pub stride: usize,
+    pub pad: usize,
+    pub dil: usize,
+    pub groups: usize,
+    pub relu_in: bool,
+}
+
+impl ConvGeom {
+    /// Output size of one spatial axis, as PyTorch computes it.
+    pub fn out_len(len: usize, k: usize, stride: usize, pad: usize, dil: usize) -> usize {
+        (len + 2 * pad - dil * (k - 1) - 1) / stride + 1
+    }
+    pub fn x_shape(&self) -> Shape {
+        Shape::nchw(self.n, self.cin, self.h, self.w)
+    }
+    pub fn w_shape(&self) -> Shape {
+        Shape::nchw(self.cout, self.cin / self.groups, self.k, self.k)
+    }
+    pub fn y_shape(&self) -> Shape {
+        Shape::nchw(self.n, self.cout, self.oh, self.ow)
+    }
+    /// Multiply-adds of the forward pass.
+    pub fn macs(&self) -> usize {
+        self.n * self.cout * self.oh * self.ow * (self.cin / self.groups) * self.k * self.k
+    }
+}
+
+/// Convolution (`kernels/conv.cu` on CUDA).
+pub trait ConvOps: Device {
+    /// `y = conv(relu?(x), w)`, x `(n, cin, h, w)`, w `(cout, cin/g, k, k)`, y `(n, cout, oh, ow)`
+    fn conv2d_fwd(&self, g: &ConvGeom, x: &Self::Buf, w: &Self::Buf, y: &mut Self::Buf) -> Result<()>;
+    /// `dx += convᵀ(dy, w) · [x > 0 if relu_in]`
+    fn conv2d_bwd_data(
+        &self,
+        g: &ConvGeom,
+        x: &Self::Buf,
+        w: &Self::Buf,
+        dy: &Self::Buf,
+        dx: &mut Self::Buf,
+    ) -> Result<()>;
+    /// `dw += Σ_n dy ⋆ relu?(x)`
+    fn conv2d_bwd_filter(&self, g: &ConvGeom, x: &Self::Buf, dy: &Self::Buf, dw: &mut Self::Buf) -> Result<()>;
+}
 
 /// `relu?(v)`: the input activation fused into every conv; a NaN input
 /// becomes 0, as it always has in these kernels.
@@ -52,7 +118,7 @@ pub enum Path {
     Reference,
 }
 
-/// The implementation [`conv2d_fwd`] and the backward kernels use for `g`.
+/// The CPU implementation that runs `g`, forward and backward.
 pub fn path(g: &ConvGeom) -> Path {
     if g.groups == 1 {
         Path::Gemm
@@ -60,32 +126,5 @@ pub fn path(g: &ConvGeom) -> Path {
         Path::Depthwise
     } else {
         Path::Reference
-    }
-}
-
-/// `y = conv(relu?(x), w)`, x `(n, cin, h, w)`, w `(cout, cin/g, k, k)`, y `(n, cout, oh, ow)`
-pub fn conv2d_fwd<T: Real>(g: &ConvGeom, x: &[T], w: &[T], y: &mut [T]) {
-    match path(g) {
-        Path::Depthwise => depthwise::fwd(g, x, w, y),
-        Path::Gemm => gemm::fwd(g, x, w, y),
-        Path::Reference => reference::conv2d_fwd(g, x, w, y),
-    }
-}
-
-/// `dx += convᵀ(dy, w) · [x > 0 if relu_in]`
-pub fn conv2d_bwd_data<T: Real>(g: &ConvGeom, x: &[T], w: &[T], dy: &[T], dx: &mut [T]) {
-    match path(g) {
-        Path::Depthwise => depthwise::bwd_data(g, x, w, dy, dx),
-        Path::Gemm => gemm::bwd_data(g, x, w, dy, dx),
-        Path::Reference => reference::conv2d_bwd_data(g, x, w, dy, dx),
-    }
-}
-
-/// `dw += Σ_n dy ⋆ relu?(x)`
-pub fn conv2d_bwd_filter<T: Real>(g: &ConvGeom, x: &[T], dy: &[T], dw: &mut [T]) {
-    match path(g) {
-        Path::Depthwise => depthwise::bwd_filter(g, x, dy, dw),
-        Path::Gemm => gemm::bwd_filter(g, x, dy, dw),
-        Path::Reference => reference::conv2d_bwd_filter(g, x, dy, dw),
     }
 }

@@ -3,11 +3,10 @@
 //! in `depthwise` and `gemm` are tested against (tests/conv_paths.rs), and the
 //! fallback for shapes they do not cover.
 
-use crate::geom::ConvGeom;
 use crate::par;
 use crate::real::Real;
 
-use super::act;
+use super::{ConvGeom, act};
 
 /// Input coordinate of output coordinate `o` and tap `t`, if in bounds.
 #[inline]

@@ -1,6 +1,4 @@
-//! Max and average pooling over k×k windows (3×3 stride 1 or 2 in the
-//! search spaces, 5×5 stride 3 in the auxiliary head), padding never
-//! counted.
+//! Pooling on the host.
 //!
 //! The forward passes and the average-pool backward are separable: a pass
 //! along each row over the window columns into an `(h, ow)` scratch plane,
@@ -10,7 +8,9 @@
 
 use std::ops::Range;
 
-use crate::geom::PoolGeom;
+use super::{PoolGeom, PoolOps};
+use crate::backend::Cpu;
+use crate::error::Result;
 use crate::par;
 use crate::real::Real;
 
@@ -94,42 +94,6 @@ fn separable<T: Real>(
     }
 }
 
-pub fn max_pool_fwd<T: Real>(g: &PoolGeom, x: &[T], y: &mut [T]) {
-    let (hw, ohw) = (g.h * g.w, g.oh * g.ow);
-    par::for_chunks_init(
-        y,
-        ohw,
-        y.len() * g.k * g.k,
-        || Scratch::new(g),
-        |s, p, yp| separable(g, s, &x[p * hw..][..hw], yp, max_nan, |v, _| v),
-    );
-}
-
-/// `dx += dy` routed to the first maximum of each window: the window maxima
-/// come from the separable pass, then each window is scanned only up to the
-/// first element equal to its maximum (a window holding a NaN takes the full
-/// [`argmax`], which picks its last NaN).
-pub fn max_pool_bwd<T: Real>(g: &PoolGeom, x: &[T], dy: &[T], dx: &mut [T]) {
-    let (hw, ohw) = (g.h * g.w, g.oh * g.ow);
-    par::for_chunks_init(
-        dx,
-        hw,
-        dy.len() * g.k * g.k,
-        || (Scratch::<T>::new(g), vec![T::ZERO; ohw]),
-        |(s, ymax), p, dxp| {
-            let xp = &x[p * hw..][..hw];
-            separable(g, s, xp, ymax, max_nan, |v, _| v);
-            let rows = dy[p * ohw..][..ohw].chunks_exact(g.ow).zip(ymax.chunks_exact(g.ow)).zip(&s.rows);
-            for ((dyr, mr), ry) in rows {
-                for ((&d, &m), rx) in dyr.iter().zip(mr).zip(&s.cols) {
-                    let i = if m.is_nan() { argmax(xp, g.w, ry, rx) } else { first_equal(xp, g.w, ry, rx, m) };
-                    dxp[i] += d;
-                }
-            }
-        },
-    );
-}
-
 /// Flat index of the first element of a window equal to `m`, its maximum.
 #[inline]
 fn first_equal<T: Real>(xp: &[T], w: usize, ry: &Range<usize>, rx: &Range<usize>, m: T) -> usize {
@@ -142,43 +106,86 @@ fn first_equal<T: Real>(xp: &[T], w: usize, ry: &Range<usize>, rx: &Range<usize>
     unreachable!("the maximum of a window is one of its elements")
 }
 
-pub fn avg_pool_fwd<T: Real>(g: &PoolGeom, x: &[T], y: &mut [T]) {
-    let (hw, ohw) = (g.h * g.w, g.oh * g.ow);
-    par::for_chunks_init(
-        y,
-        ohw,
-        y.len() * g.k * g.k,
-        || Scratch::new(g),
-        |s, p, yp| separable(g, s, &x[p * hw..][..hw], yp, |a, b| a + b, |v, n| v / T::from_usize(n)),
-    );
-}
+impl<T: Real> PoolOps for Cpu<T> {
+    fn max_pool_fwd(&self, g: &PoolGeom, x: &Vec<T>, y: &mut Vec<T>) -> Result<()> {
+        let y = y.as_mut_slice();
+        let (hw, ohw) = (g.h * g.w, g.oh * g.ow);
+        par::for_chunks_init(
+            y,
+            ohw,
+            y.len() * g.k * g.k,
+            || Scratch::new(g),
+            |s, p, yp| separable(g, s, &x[p * hw..][..hw], yp, max_nan, |v, _| v),
+        );
+        Ok(())
+    }
 
-/// `dx += dy / count` spread over each window: down the window rows into the
-/// `(h, ow)` scratch plane, then along the window columns.
-pub fn avg_pool_bwd<T: Real>(g: &PoolGeom, dy: &[T], dx: &mut [T]) {
-    let (hw, ohw) = (g.h * g.w, g.oh * g.ow);
-    par::for_chunks_init(
-        dx,
-        hw,
-        dy.len() * g.k * g.k,
-        || Scratch::new(g),
-        |s, p, dxp| {
-            s.tmp.fill(T::ZERO);
-            for (dyr, ry) in dy[p * ohw..][..ohw].chunks_exact(g.ow).zip(&s.rows) {
-                let n = ry.len();
-                for iy in ry.clone() {
-                    for ((t, &d), rx) in s.tmp[iy * g.ow..][..g.ow].iter_mut().zip(dyr).zip(&s.cols) {
-                        *t += d / T::from_usize(n * rx.len());
+    fn max_pool_bwd(&self, g: &PoolGeom, x: &Vec<T>, dy: &Vec<T>, dx: &mut Vec<T>) -> Result<()> {
+        // The window maxima come from the separable pass, then each window is
+        // scanned only up to the first element equal to its maximum (a window
+        // holding a NaN takes the full [`argmax`], which picks its last NaN).
+        let (hw, ohw) = (g.h * g.w, g.oh * g.ow);
+        par::for_chunks_init(
+            dx,
+            hw,
+            dy.len() * g.k * g.k,
+            || (Scratch::<T>::new(g), vec![T::ZERO; ohw]),
+            |(s, ymax), p, dxp| {
+                let xp = &x[p * hw..][..hw];
+                separable(g, s, xp, ymax, max_nan, |v, _| v);
+                let rows = dy[p * ohw..][..ohw].chunks_exact(g.ow).zip(ymax.chunks_exact(g.ow)).zip(&s.rows);
+                for ((dyr, mr), ry) in rows {
+                    for ((&d, &m), rx) in dyr.iter().zip(mr).zip(&s.cols) {
+                        let i = if m.is_nan() { argmax(xp, g.w, ry, rx) } else { first_equal(xp, g.w, ry, rx, m) };
+                        dxp[i] += d;
                     }
                 }
-            }
-            for (dr, tr) in dxp.chunks_exact_mut(g.w).zip(s.tmp.chunks_exact(g.ow)) {
-                for (&t, rx) in tr.iter().zip(&s.cols) {
-                    for d in &mut dr[rx.clone()] {
-                        *d += t;
+            },
+        );
+        Ok(())
+    }
+
+    fn avg_pool_fwd(&self, g: &PoolGeom, x: &Vec<T>, y: &mut Vec<T>) -> Result<()> {
+        let y = y.as_mut_slice();
+        let (hw, ohw) = (g.h * g.w, g.oh * g.ow);
+        par::for_chunks_init(
+            y,
+            ohw,
+            y.len() * g.k * g.k,
+            || Scratch::new(g),
+            |s, p, yp| separable(g, s, &x[p * hw..][..hw], yp, |a, b| a + b, |v, n| v / T::from_usize(n)),
+        );
+        Ok(())
+    }
+
+    fn avg_pool_bwd(&self, g: &PoolGeom, dy: &Vec<T>, dx: &mut Vec<T>) -> Result<()> {
+        // Down the window rows into the `(h, ow)` scratch plane, then along the
+        // window columns.
+        let (hw, ohw) = (g.h * g.w, g.oh * g.ow);
+        par::for_chunks_init(
+            dx,
+            hw,
+            dy.len() * g.k * g.k,
+            || Scratch::new(g),
+            |s, p, dxp| {
+                s.tmp.fill(T::ZERO);
+                for (dyr, ry) in dy[p * ohw..][..ohw].chunks_exact(g.ow).zip(&s.rows) {
+                    let n = ry.len();
+                    for iy in ry.clone() {
+                        for ((t, &d), rx) in s.tmp[iy * g.ow..][..g.ow].iter_mut().zip(dyr).zip(&s.cols) {
+                            *t += d / T::from_usize(n * rx.len());
+                        }
                     }
                 }
-            }
-        },
-    );
+                for (dr, tr) in dxp.chunks_exact_mut(g.w).zip(s.tmp.chunks_exact(g.ow)) {
+                    for (&t, rx) in tr.iter().zip(&s.cols) {
+                        for d in &mut dr[rx.clone()] {
+                            *d += t;
+                        }
+                    }
+                }
+            },
+        );
+        Ok(())
+    }
 }

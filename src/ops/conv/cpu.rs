@@ -1,0 +1,36 @@
+//! Convolution on the host: each kernel runs the implementation [`path`]
+//! picks for its geometry.
+
+use super::{ConvGeom, ConvOps, Path, depthwise, gemm, path, reference};
+use crate::backend::Cpu;
+use crate::error::Result;
+use crate::real::Real;
+
+impl<T: Real> ConvOps for Cpu<T> {
+    fn conv2d_fwd(&self, g: &ConvGeom, x: &Vec<T>, w: &Vec<T>, y: &mut Vec<T>) -> Result<()> {
+        match path(g) {
+            Path::Depthwise => depthwise::fwd(g, x, w, y),
+            Path::Gemm => gemm::fwd(g, x, w, y),
+            Path::Reference => reference::conv2d_fwd(g, x, w, y),
+        }
+        Ok(())
+    }
+
+    fn conv2d_bwd_data(&self, g: &ConvGeom, x: &Vec<T>, w: &Vec<T>, dy: &Vec<T>, dx: &mut Vec<T>) -> Result<()> {
+        match path(g) {
+            Path::Depthwise => depthwise::bwd_data(g, x, w, dy, dx),
+            Path::Gemm => gemm::bwd_data(g, x, w, dy, dx),
+            Path::Reference => reference::conv2d_bwd_data(g, x, w, dy, dx),
+        }
+        Ok(())
+    }
+
+    fn conv2d_bwd_filter(&self, g: &ConvGeom, x: &Vec<T>, dy: &Vec<T>, dw: &mut Vec<T>) -> Result<()> {
+        match path(g) {
+            Path::Depthwise => depthwise::bwd_filter(g, x, dy, dw),
+            Path::Gemm => gemm::bwd_filter(g, x, dy, dw),
+            Path::Reference => reference::conv2d_bwd_filter(g, x, dy, dw),
+        }
+        Ok(())
+    }
+}

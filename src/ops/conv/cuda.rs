@@ -1,0 +1,152 @@
+//! Convolution on the device: launchers of `kernels/conv.cu`. The geometry
+//! picks the kernel family: 1×1 with no padding and one group → `pwconv_*`
+//! (tiled products); depthwise (groups = cin = cout) → `dwconv_*`; anything
+//! else → `conv_*`.
+
+use cudarc::driver::LaunchConfig;
+
+use super::{ConvGeom, ConvOps};
+use crate::backend::cuda::{Cuda, CudaBuf, check_len, int, launch};
+use crate::error::Result;
+
+/// Output tile side of the pwconv kernels; must match `TILE` in conv.cu.
+const TILE: u32 = 16;
+/// Products per split of `pwconv_bwd_filter_f32`; must match `PW_SPLIT`.
+const PW_SPLIT: usize = 4096;
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Family {
+    Pointwise,
+    Depthwise,
+    General,
+}
+
+fn family(g: &ConvGeom) -> Family {
+    if g.k == 1 && g.pad == 0 && g.groups == 1 {
+        Family::Pointwise
+    } else if g.groups == g.cin && g.cin == g.cout {
+        Family::Depthwise
+    } else {
+        Family::General
+    }
+}
+
+/// Checks the geometry and the three buffers (x, w, y-shaped third).
+fn check(kernel: &str, g: &ConvGeom, x: &CudaBuf, w: Option<&CudaBuf>, y: &CudaBuf, y_what: &str) -> Result<()> {
+    if g.groups == 0
+        || !g.cin.is_multiple_of(g.groups)
+        || !g.cout.is_multiple_of(g.groups)
+        || g.k == 0
+        || g.stride == 0
+        || g.dil == 0
+    {
+        crate::bail!("cuda: {kernel}: invalid geometry {g:?}");
+    }
+    check_len(kernel, "x", x, g.x_shape().numel())?;
+    if let Some(w) = w {
+        check_len(kernel, "w", w, g.w_shape().numel())?;
+    }
+    check_len(kernel, y_what, y, g.y_shape().numel())
+}
+
+/// The geometry as the kernels' ints: (n, cin, h, w, cout, oh, ow, k, stride, pad, dil, groups, relu).
+#[allow(clippy::type_complexity)]
+fn ints(kernel: &str, g: &ConvGeom) -> Result<(i32, i32, i32, i32, i32, i32, i32, i32, i32, i32, i32, i32, i32)> {
+    Ok((
+        int(kernel, g.n)?,
+        int(kernel, g.cin)?,
+        int(kernel, g.h)?,
+        int(kernel, g.w)?,
+        int(kernel, g.cout)?,
+        int(kernel, g.oh)?,
+        int(kernel, g.ow)?,
+        int(kernel, g.k)?,
+        int(kernel, g.stride)?,
+        int(kernel, g.pad)?,
+        int(kernel, g.dil)?,
+        int(kernel, g.groups)?,
+        g.relu_in as i32,
+    ))
+}
+
+fn tiles(a: usize, b: usize, z: usize) -> LaunchConfig {
+    LaunchConfig {
+        grid_dim: ((a as u32).div_ceil(TILE), (b as u32).div_ceil(TILE), z as u32),
+        block_dim: (TILE, TILE, 1),
+        shared_mem_bytes: 0,
+    }
+}
+
+impl ConvOps for Cuda {
+    fn conv2d_fwd(&self, g: &ConvGeom, x: &CudaBuf, w: &CudaBuf, y: &mut CudaBuf) -> Result<()> {
+        check("conv2d_fwd", g, x, Some(w), y, "y")?;
+        if y.len == 0 {
+            return Ok(());
+        }
+        let (n, cin, h, wd, cout, oh, ow, k, s, pad, dil, groups, relu) = ints("conv2d_fwd", g)?;
+        match family(g) {
+            // pwconv_fwd_f32(x, w, y, int cin, int cout, int h, int wd, int oh, int ow, int stride, int relu)
+            Family::Pointwise => launch!(self, pwconv_fwd_f32, tiles(g.oh * g.ow, g.cout, g.n);
+                &x.mem, &w.mem, &mut y.mem, &cin, &cout, &h, &wd, &oh, &ow, &s, &relu),
+            // dwconv_fwd_f32(x, w, y, int n, int c, int h, int wd, int oh, int ow, int k, int stride, int pad, int dil, int relu)
+            Family::Depthwise => launch!(self, dwconv_fwd_f32, Cuda::flat(y.len);
+                &x.mem, &w.mem, &mut y.mem, &n, &cin, &h, &wd, &oh, &ow, &k, &s, &pad, &dil, &relu),
+            // conv_fwd_f32(x, w, y, int n, int cin, int h, int wd, int cout, int oh, int ow, int k, int stride,
+            //              int pad, int dil, int groups, int relu)
+            Family::General => launch!(self, conv_fwd_f32, Cuda::flat(y.len);
+                &x.mem, &w.mem, &mut y.mem, &n, &cin, &h, &wd, &cout, &oh, &ow, &k, &s, &pad, &dil, &groups, &relu),
+        }
+    }
+
+    fn conv2d_bwd_data(&self, g: &ConvGeom, x: &CudaBuf, w: &CudaBuf, dy: &CudaBuf, dx: &mut CudaBuf) -> Result<()> {
+        check("conv2d_bwd_data", g, x, Some(w), dy, "dy")?;
+        check_len("conv2d_bwd_data", "dx", dx, x.len)?;
+        if dx.len == 0 || dy.len == 0 {
+            return Ok(());
+        }
+        let (n, cin, h, wd, cout, oh, ow, k, s, pad, dil, groups, relu) = ints("conv2d_bwd_data", g)?;
+        match family(g) {
+            // pwconv_bwd_data_f32(x, w, dy, dx, int cin, int cout, int h, int wd, int oh, int ow, int stride, int relu)
+            Family::Pointwise => launch!(self, pwconv_bwd_data_f32, tiles(g.oh * g.ow, g.cin, g.n);
+                &x.mem, &w.mem, &dy.mem, &mut dx.mem, &cin, &cout, &h, &wd, &oh, &ow, &s, &relu),
+            // dwconv_bwd_data_f32(x, w, dy, dx, int n, int c, int h, int wd, int oh, int ow, int k, int stride,
+            //                     int pad, int dil, int relu)
+            Family::Depthwise => launch!(self, dwconv_bwd_data_f32, Cuda::flat(dx.len);
+                &x.mem, &w.mem, &dy.mem, &mut dx.mem, &n, &cin, &h, &wd, &oh, &ow, &k, &s, &pad, &dil, &relu),
+            // conv_bwd_data_f32(x, w, dy, dx, int n, int cin, int h, int wd, int cout, int oh, int ow, int k,
+            //                   int stride, int pad, int dil, int groups, int relu)
+            Family::General => launch!(self, conv_bwd_data_f32, Cuda::flat(dx.len);
+                &x.mem, &w.mem, &dy.mem, &mut dx.mem, &n, &cin, &h, &wd, &cout, &oh, &ow, &k, &s, &pad, &dil, &groups,
+                &relu),
+        }
+    }
+
+    fn conv2d_bwd_filter(&self, g: &ConvGeom, x: &CudaBuf, dy: &CudaBuf, dw: &mut CudaBuf) -> Result<()> {
+        check("conv2d_bwd_filter", g, x, None, dy, "dy")?;
+        check_len("conv2d_bwd_filter", "dw", dw, g.w_shape().numel())?;
+        if dw.len == 0 || dy.len == 0 {
+            return Ok(());
+        }
+        let (n, cin, h, wd, cout, oh, ow, k, s, pad, dil, groups, relu) = ints("conv2d_bwd_filter", g)?;
+        match family(g) {
+            Family::Pointwise => {
+                let splits = (g.n * g.oh * g.ow).div_ceil(PW_SPLIT);
+                if splits > 65_535 {
+                    crate::bail!("cuda: pwconv_bwd_filter_f32: {splits} splits exceed the grid");
+                }
+                // pwconv_bwd_filter_f32(x, dy, dw, int n, int cin, int cout, int h, int wd, int oh, int ow,
+                //                       int stride, int relu)
+                launch!(self, pwconv_bwd_filter_f32, tiles(g.cin, g.cout, splits);
+                    &x.mem, &dy.mem, &mut dw.mem, &n, &cin, &cout, &h, &wd, &oh, &ow, &s, &relu)
+            }
+            // dwconv_bwd_filter_f32(x, dy, dw, int n, int c, int h, int wd, int oh, int ow, int k, int stride,
+            //                       int pad, int dil, int relu); one block per weight element
+            Family::Depthwise => launch!(self, dwconv_bwd_filter_f32, Cuda::per_block(dw.len)?;
+                &x.mem, &dy.mem, &mut dw.mem, &n, &cin, &h, &wd, &oh, &ow, &k, &s, &pad, &dil, &relu),
+            // conv_bwd_filter_f32(x, dy, dw, int n, int cin, int h, int wd, int cout, int oh, int ow, int k,
+            //                     int stride, int pad, int dil, int groups, int relu); one block per weight element
+            Family::General => launch!(self, conv_bwd_filter_f32, Cuda::per_block(dw.len)?;
+                &x.mem, &dy.mem, &mut dw.mem, &n, &cin, &h, &wd, &cout, &oh, &ow, &k, &s, &pad, &dil, &groups, &relu),
+        }
+    }
+}

@@ -1,0 +1,190 @@
+//! Elementwise kernels and the reductions on the host; the long flat ones
+//! are split over threads, the reductions accumulate in f64.
+
+use super::ElementwiseOps;
+use crate::backend::Cpu;
+use crate::error::Result;
+use crate::par;
+use crate::real::Real;
+
+/// Chunk length for splitting flat elementwise work over threads.
+const CHUNK: usize = 1 << 14;
+
+/// `y += a·x` with `a` in the element type (`axpy` and `axpy_elem`).
+fn add_scaled<T: Real>(a: T, x: &[T], y: &mut [T]) {
+    assert_eq!(x.len(), y.len(), "axpy: length mismatch");
+    par::for_chunks(y, CHUNK, x.len(), |i, c| {
+        let xs = &x[i * CHUNK..i * CHUNK + c.len()];
+        for (yv, &xv) in c.iter_mut().zip(xs) {
+            *yv += a * xv;
+        }
+    });
+}
+
+/// Lanes of the f64 partial sums: independent accumulators the compiler
+/// vectorises, where one running sum would wait on every previous add.
+const LANES: usize = 8;
+
+/// `Σ a ⊙ b` in f64 lanes.
+#[inline]
+fn dot_f64<T: Real>(a: &[T], b: &[T]) -> f64 {
+    let mut lanes = [0.0f64; LANES];
+    let (ac, bc) = (a.chunks_exact(LANES), b.chunks_exact(LANES));
+    let tail: f64 = ac.remainder().iter().zip(bc.remainder()).map(|(x, y)| x.to_f64() * y.to_f64()).sum();
+    for (x, y) in ac.zip(bc) {
+        for l in 0..LANES {
+            lanes[l] += x[l].to_f64() * y[l].to_f64();
+        }
+    }
+    lanes.iter().sum::<f64>() + tail
+}
+
+/// Elements per sample of a drop-path operand: `x.len() / mask.len()`,
+/// checked to divide evenly.
+fn per_sample(x: usize, mask: usize, what: &str) -> usize {
+    assert!(mask > 0 && x.is_multiple_of(mask), "{what}: {x} elements are not {mask} equal samples");
+    x / mask
+}
+
+impl<T: Real> ElementwiseOps for Cpu<T> {
+    fn fill(&self, y: &mut Vec<T>, v: f32) -> Result<()> {
+        // Split over threads: a supernet's gradients are gigabytes a pass.
+        let v = T::from_f32(v);
+        let n = y.len();
+        par::for_chunks(y, CHUNK, n, |_, c| c.fill(v));
+        Ok(())
+    }
+
+    fn copy(&self, src: &Vec<T>, dst: &mut Vec<T>) -> Result<()> {
+        dst.copy_from_slice(src);
+        Ok(())
+    }
+
+    fn axpy(&self, a: f32, x: &Vec<T>, y: &mut Vec<T>) -> Result<()> {
+        add_scaled(T::from_f32(a), x, y);
+        Ok(())
+    }
+
+    fn scale(&self, a: f32, y: &mut Vec<T>) -> Result<()> {
+        let a = T::from_f32(a);
+        y.iter_mut().for_each(|v| *v *= a);
+        Ok(())
+    }
+
+    fn sum_sq(&self, x: &Vec<T>) -> Result<f64> {
+        Ok(dot_f64(x, x))
+    }
+
+    fn relu_fwd(&self, x: &Vec<T>, y: &mut Vec<T>) -> Result<()> {
+        for (yv, &xv) in y.iter_mut().zip(x) {
+            *yv = if xv > T::ZERO { xv } else { T::ZERO };
+        }
+        Ok(())
+    }
+
+    fn relu_bwd(&self, x: &Vec<T>, dy: &Vec<T>, dx: &mut Vec<T>) -> Result<()> {
+        for ((d, &xv), &g) in dx.iter_mut().zip(x).zip(dy) {
+            if xv > T::ZERO {
+                *d += g;
+            }
+        }
+        Ok(())
+    }
+
+    fn mul_fwd(&self, a: &Vec<T>, b: &Vec<T>, y: &mut Vec<T>) -> Result<()> {
+        for ((yv, &av), &bv) in y.iter_mut().zip(a).zip(b) {
+            *yv = av * bv;
+        }
+        Ok(())
+    }
+
+    fn mul_bwd(&self, b: &Vec<T>, dy: &Vec<T>, da: &mut Vec<T>) -> Result<()> {
+        for ((d, &bv), &g) in da.iter_mut().zip(b).zip(dy) {
+            *d += g * bv;
+        }
+        Ok(())
+    }
+
+    fn drop_path_fwd(&self, x: &Vec<T>, mask: &Vec<T>, y: &mut Vec<T>) -> Result<()> {
+        assert_eq!(x.len(), y.len(), "drop_path_fwd: length mismatch");
+        if x.is_empty() {
+            return Ok(());
+        }
+        let per = per_sample(x.len(), mask.len(), "drop_path_fwd");
+        for ((yr, xr), &m) in y.chunks_exact_mut(per).zip(x.chunks_exact(per)).zip(mask) {
+            for (yv, &xv) in yr.iter_mut().zip(xr) {
+                *yv = xv * m;
+            }
+        }
+        Ok(())
+    }
+
+    fn drop_path_bwd(&self, mask: &Vec<T>, dy: &Vec<T>, dx: &mut Vec<T>) -> Result<()> {
+        assert_eq!(dy.len(), dx.len(), "drop_path_bwd: length mismatch");
+        if dy.is_empty() {
+            return Ok(());
+        }
+        let per = per_sample(dy.len(), mask.len(), "drop_path_bwd");
+        for ((dr, gr), &m) in dx.chunks_exact_mut(per).zip(dy.chunks_exact(per)).zip(mask) {
+            for (d, &g) in dr.iter_mut().zip(gr) {
+                *d += g * m;
+            }
+        }
+        Ok(())
+    }
+
+    fn axpy_elem(&self, w: &Vec<T>, idx: usize, x: &Vec<T>, y: &mut Vec<T>) -> Result<()> {
+        add_scaled(w[idx], x, y);
+        Ok(())
+    }
+
+    fn mix_fwd(&self, w: &Vec<T>, terms: &[(usize, &Vec<T>)], y: &mut Vec<T>) -> Result<()> {
+        // One pass over `y` (`y` = 0 when there are no terms): each chunk of
+        // `y` takes every term in turn while it is in cache.
+        let terms: Vec<(T, &[T])> = terms.iter().map(|&(idx, x)| (w[idx], x.as_slice())).collect();
+        for (_, x) in &terms {
+            assert_eq!(x.len(), y.len(), "mix_fwd: length mismatch");
+        }
+        let n = y.len();
+        par::for_chunks(y, CHUNK, n * terms.len().max(1), |i, c| {
+            let lo = i * CHUNK;
+            match terms.split_first() {
+                None => c.fill(T::ZERO),
+                Some(((w0, x0), rest)) => {
+                    for (yv, &xv) in c.iter_mut().zip(&x0[lo..]) {
+                        *yv = *w0 * xv;
+                    }
+                    for &(w, x) in rest {
+                        for (yv, &xv) in c.iter_mut().zip(&x[lo..]) {
+                            *yv += w * xv;
+                        }
+                    }
+                }
+            }
+        });
+        Ok(())
+    }
+
+    fn dot_elem(&self, a: &Vec<T>, b: &Vec<T>, out: &mut Vec<T>, idx: usize) -> Result<()> {
+        // Accumulated in f64 per chunk, the chunks summed in f64.
+        assert_eq!(a.len(), b.len(), "dot_elem: length mismatch");
+        let parts = par::map(a.len().div_ceil(CHUNK), a.len(), |i| {
+            let lo = i * CHUNK;
+            let hi = (lo + CHUNK).min(a.len());
+            dot_f64(&a[lo..hi], &b[lo..hi])
+        });
+        out[idx] += T::from_f64(parts.iter().sum());
+        Ok(())
+    }
+
+    fn sum_all_fwd(&self, x: &Vec<T>, y: &mut Vec<T>) -> Result<()> {
+        y[0] = T::from_f64(x.iter().map(|v| v.to_f64()).sum());
+        Ok(())
+    }
+
+    fn sum_all_bwd(&self, dy: &Vec<T>, dx: &mut Vec<T>) -> Result<()> {
+        let d = dy[0];
+        dx.iter_mut().for_each(|v| *v += d);
+        Ok(())
+    }
+}

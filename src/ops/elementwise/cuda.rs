@@ -1,0 +1,251 @@
+//! Elementwise kernels and the reductions on the device: launchers of
+//! `kernels/elementwise.cu`, flat kernels over n elements and the two-stage
+//! f64 reductions.
+
+use super::ElementwiseOps;
+use crate::backend::Device;
+use crate::backend::cuda::{Cuda, CudaBuf, REDUCE_PARTS, check_len, launch};
+use crate::error::{Error, Result};
+
+/// Fails unless `b` has as many elements as `a`.
+fn same(kernel: &str, a: &CudaBuf, b: &CudaBuf) -> Result<()> {
+    check_len(kernel, "second operand", b, a.len)
+}
+
+/// Elements per sample of a drop-path operand of `len` elements and its
+/// mask: fails unless the samples are equal and non-empty.
+fn per_sample(kernel: &str, len: usize, mask: &CudaBuf) -> Result<usize> {
+    if mask.len == 0 || !len.is_multiple_of(mask.len) {
+        crate::bail!("cuda: {kernel}: {len} elements are not {} equal samples", mask.len);
+    }
+    Ok(len / mask.len)
+}
+
+/// Terms `mix_fwd_f32` takes in one launch; must match the kernel.
+const MIX_MAX: usize = 8;
+
+/// Stage 1 of a reduction of `Σ a·b` (`b` absent: `Σ a`) into the locked
+/// scratch; returns how many partial sums it wrote.
+fn partials(cu: &Cuda, scratch: &mut cudarc::driver::CudaSlice<f64>, a: &CudaBuf, b: Option<&CudaBuf>) -> Result<i32> {
+    let n = a.len;
+    let cfg = Cuda::flat(n);
+    let parts = cfg.grid_dim.0.min(REDUCE_PARTS as u32);
+    let cfg = cudarc::driver::LaunchConfig { grid_dim: (parts, 1, 1), ..cfg };
+    let bp = cu.opt_ptr(b);
+    // reduce_partial_f64(const float* a, const float* b, long long n, double* partial)
+    launch!(cu, reduce_partial_f64, cfg; &a.mem, &bp, &(n as i64), scratch)?;
+    Ok(parts as i32)
+}
+
+/// Stage 2: `out[idx] = Σ partials` (or `+=` when `accumulate`).
+fn finish(
+    cu: &Cuda,
+    scratch: &cudarc::driver::CudaSlice<f64>,
+    parts: i32,
+    out: &mut CudaBuf,
+    idx: usize,
+    accumulate: bool,
+) -> Result<()> {
+    let one = Cuda::per_block(1)?;
+    // reduce_finish_f32(const double* partial, int parts, float* out, long long idx, int accumulate)
+    launch!(cu, reduce_finish_f32, one; scratch, &parts, &mut out.mem, &(idx as i64), &(accumulate as i32))
+}
+
+fn lock(cu: &Cuda) -> Result<std::sync::MutexGuard<'_, cudarc::driver::CudaSlice<f64>>> {
+    cu.scratch.lock().map_err(|_| Error::new("cuda: the reduction scratch lock is poisoned"))
+}
+
+impl ElementwiseOps for Cuda {
+    fn fill(&self, y: &mut CudaBuf, v: f32) -> Result<()> {
+        let n = y.len;
+        if n == 0 {
+            return Ok(());
+        }
+        // fill_f32(float* y, float v, long long n)
+        launch!(self, fill_f32, Cuda::flat(n); &mut y.mem, &v, &(n as i64))
+    }
+
+    fn copy(&self, src: &CudaBuf, dst: &mut CudaBuf) -> Result<()> {
+        same("copy_f32", src, dst)?;
+        let n = src.len;
+        if n == 0 {
+            return Ok(());
+        }
+        // copy_f32(const float* src, float* dst, long long n)
+        launch!(self, copy_f32, Cuda::flat(n); &src.mem, &mut dst.mem, &(n as i64))
+    }
+
+    fn axpy(&self, a: f32, x: &CudaBuf, y: &mut CudaBuf) -> Result<()> {
+        same("axpy_f32", x, y)?;
+        let n = x.len;
+        if n == 0 {
+            return Ok(());
+        }
+        // axpy_f32(float a, const float* x, float* y, long long n)
+        launch!(self, axpy_f32, Cuda::flat(n); &a, &x.mem, &mut y.mem, &(n as i64))
+    }
+
+    fn scale(&self, a: f32, y: &mut CudaBuf) -> Result<()> {
+        let n = y.len;
+        if n == 0 {
+            return Ok(());
+        }
+        // scale_f32(float a, float* y, long long n)
+        launch!(self, scale_f32, Cuda::flat(n); &a, &mut y.mem, &(n as i64))
+    }
+
+    fn sum_sq(&self, x: &CudaBuf) -> Result<f64> {
+        // The partials are summed on the host, in f64.
+        if x.len == 0 {
+            return Ok(0.0);
+        }
+        let mut s = lock(self)?;
+        let parts = partials(self, &mut s, x, Some(x))? as usize;
+        let mut host = vec![0.0f64; parts];
+        let view = s.slice(0..parts);
+        self.stream.memcpy_dtoh(&view, &mut host).map_err(|e| Error::new(format!("cuda: sum_sq: {e}")))?;
+        self.synchronize()?;
+        Ok(host.iter().sum())
+    }
+
+    fn relu_fwd(&self, x: &CudaBuf, y: &mut CudaBuf) -> Result<()> {
+        same("relu_fwd_f32", x, y)?;
+        let n = x.len;
+        if n == 0 {
+            return Ok(());
+        }
+        // relu_fwd_f32(const float* x, float* y, long long n)
+        launch!(self, relu_fwd_f32, Cuda::flat(n); &x.mem, &mut y.mem, &(n as i64))
+    }
+
+    fn relu_bwd(&self, x: &CudaBuf, dy: &CudaBuf, dx: &mut CudaBuf) -> Result<()> {
+        same("relu_bwd_f32", x, dy)?;
+        same("relu_bwd_f32", x, dx)?;
+        let n = x.len;
+        if n == 0 {
+            return Ok(());
+        }
+        // relu_bwd_f32(const float* x, const float* dy, float* dx, long long n)
+        launch!(self, relu_bwd_f32, Cuda::flat(n); &x.mem, &dy.mem, &mut dx.mem, &(n as i64))
+    }
+
+    fn mul_fwd(&self, a: &CudaBuf, b: &CudaBuf, y: &mut CudaBuf) -> Result<()> {
+        same("mul_fwd_f32", a, b)?;
+        same("mul_fwd_f32", a, y)?;
+        let n = a.len;
+        if n == 0 {
+            return Ok(());
+        }
+        // mul_fwd_f32(const float* a, const float* b, float* y, long long n)
+        launch!(self, mul_fwd_f32, Cuda::flat(n); &a.mem, &b.mem, &mut y.mem, &(n as i64))
+    }
+
+    fn mul_bwd(&self, b: &CudaBuf, dy: &CudaBuf, da: &mut CudaBuf) -> Result<()> {
+        same("mul_bwd_f32", b, dy)?;
+        same("mul_bwd_f32", b, da)?;
+        let n = b.len;
+        if n == 0 {
+            return Ok(());
+        }
+        // mul_bwd_f32(const float* b, const float* dy, float* da, long long n)
+        launch!(self, mul_bwd_f32, Cuda::flat(n); &b.mem, &dy.mem, &mut da.mem, &(n as i64))
+    }
+
+    fn drop_path_fwd(&self, x: &CudaBuf, mask: &CudaBuf, y: &mut CudaBuf) -> Result<()> {
+        same("drop_path_fwd_f32", x, y)?;
+        let n = x.len;
+        if n == 0 {
+            return Ok(());
+        }
+        let per = per_sample("drop_path_fwd_f32", n, mask)?;
+        // drop_path_fwd_f32(const float* x, const float* mask, float* y, long long per, long long total)
+        launch!(self, drop_path_fwd_f32, Cuda::flat(n); &x.mem, &mask.mem, &mut y.mem, &(per as i64), &(n as i64))
+    }
+
+    fn drop_path_bwd(&self, mask: &CudaBuf, dy: &CudaBuf, dx: &mut CudaBuf) -> Result<()> {
+        same("drop_path_bwd_f32", dy, dx)?;
+        let n = dy.len;
+        if n == 0 {
+            return Ok(());
+        }
+        let per = per_sample("drop_path_bwd_f32", n, mask)?;
+        // drop_path_bwd_f32(const float* mask, const float* dy, float* dx, long long per, long long total)
+        launch!(self, drop_path_bwd_f32, Cuda::flat(n); &mask.mem, &dy.mem, &mut dx.mem, &(per as i64), &(n as i64))
+    }
+
+    fn axpy_elem(&self, w: &CudaBuf, idx: usize, x: &CudaBuf, y: &mut CudaBuf) -> Result<()> {
+        same("axpy_elem_f32", x, y)?;
+        if idx >= w.len {
+            crate::bail!("cuda: axpy_elem_f32: index {idx} outside a weight buffer of {}", w.len);
+        }
+        let n = x.len;
+        if n == 0 {
+            return Ok(());
+        }
+        // axpy_elem_f32(const float* w, long long idx, const float* x, float* y, long long n)
+        launch!(self, axpy_elem_f32, Cuda::flat(n); &w.mem, &(idx as i64), &x.mem, &mut y.mem, &(n as i64))
+    }
+
+    fn mix_fwd(&self, w: &CudaBuf, terms: &[(usize, &CudaBuf)], y: &mut CudaBuf) -> Result<()> {
+        // One launch for up to MIX_MAX terms (a DARTS edge has at most 7
+        // nonzero primitives); more terms continue with `axpy_elem`.
+        for &(idx, x) in terms {
+            same("mix_fwd_f32", x, y)?;
+            if idx >= w.len {
+                crate::bail!("cuda: mix_fwd_f32: index {idx} outside a weight buffer of {}", w.len);
+            }
+        }
+        let n = y.len;
+        if n == 0 {
+            return Ok(());
+        }
+        let (head, rest) = terms.split_at(terms.len().min(MIX_MAX));
+        let mut xs = [0u64; MIX_MAX];
+        let mut is = [0i32; MIX_MAX];
+        for (t, &(idx, x)) in head.iter().enumerate() {
+            xs[t] = self.opt_ptr(Some(x));
+            is[t] = idx as i32; // idx < w.len, and α rows are short
+        }
+        let nt = head.len() as i32;
+        // mix_fwd_f32(const float* w, int nt, const float* x0..x7, int i0..i7, float* y, long long n)
+        launch!(self, mix_fwd_f32, Cuda::flat(n);
+            &w.mem, &nt, &xs[0], &xs[1], &xs[2], &xs[3], &xs[4], &xs[5], &xs[6], &xs[7],
+            &is[0], &is[1], &is[2], &is[3], &is[4], &is[5], &is[6], &is[7], &mut y.mem, &(n as i64))?;
+        for &(idx, x) in rest {
+            self.axpy_elem(w, idx, x, y)?;
+        }
+        Ok(())
+    }
+
+    fn dot_elem(&self, a: &CudaBuf, b: &CudaBuf, out: &mut CudaBuf, idx: usize) -> Result<()> {
+        // Summed in f64, rounded once.
+        same("reduce_partial_f64", a, b)?;
+        if idx >= out.len {
+            crate::bail!("cuda: dot_elem: index {idx} outside an output of {}", out.len);
+        }
+        let mut s = lock(self)?;
+        let parts = partials(self, &mut s, a, Some(b))?;
+        finish(self, &s, parts, out, idx, true)
+    }
+
+    fn sum_all_fwd(&self, x: &CudaBuf, y: &mut CudaBuf) -> Result<()> {
+        if y.len == 0 {
+            crate::bail!("cuda: sum_all_fwd: y is empty");
+        }
+        let mut s = lock(self)?;
+        let parts = partials(self, &mut s, x, None)?;
+        finish(self, &s, parts, y, 0, false)
+    }
+
+    fn sum_all_bwd(&self, dy: &CudaBuf, dx: &mut CudaBuf) -> Result<()> {
+        if dy.len == 0 {
+            crate::bail!("cuda: sum_all_bwd_f32: dy is empty");
+        }
+        let n = dx.len;
+        if n == 0 {
+            return Ok(());
+        }
+        // sum_all_bwd_f32(const float* dy, float* dx, long long n)
+        launch!(self, sum_all_bwd_f32, Cuda::flat(n); &dy.mem, &mut dx.mem, &(n as i64))
+    }
+}

@@ -1,0 +1,52 @@
+//! Elementwise kernels and the BLAS-1 reductions.
+
+mod cpu;
+mod cuda;
+
+use crate::backend::Device;
+use crate::error::Result;
+
+/// Flat kernels over whole buffers and the reductions
+/// (`kernels/elementwise.cu` on CUDA).
+pub trait ElementwiseOps: Device {
+    /// `y = v`
+    fn fill(&self, y: &mut Self::Buf, v: f32) -> Result<()>;
+    /// `dst = src`
+    fn copy(&self, src: &Self::Buf, dst: &mut Self::Buf) -> Result<()>;
+    /// `y += a·x`
+    fn axpy(&self, a: f32, x: &Self::Buf, y: &mut Self::Buf) -> Result<()>;
+    /// `y *= a`
+    fn scale(&self, a: f32, y: &mut Self::Buf) -> Result<()>;
+    /// `Σ x²` in f64, returned to the host (synchronises).
+    fn sum_sq(&self, x: &Self::Buf) -> Result<f64>;
+    /// `y = max(x, 0)`
+    fn relu_fwd(&self, x: &Self::Buf, y: &mut Self::Buf) -> Result<()>;
+    /// `dx += dy · [x > 0]`
+    fn relu_bwd(&self, x: &Self::Buf, dy: &Self::Buf, dx: &mut Self::Buf) -> Result<()>;
+    /// `y = a ⊙ b`
+    fn mul_fwd(&self, a: &Self::Buf, b: &Self::Buf, y: &mut Self::Buf) -> Result<()>;
+    /// `da += dy ⊙ b` (the other factor's gradient is the same call with a, b swapped)
+    fn mul_bwd(&self, b: &Self::Buf, dy: &Self::Buf, da: &mut Self::Buf) -> Result<()>;
+    /// `y[n, …] = x[n, …] · mask[n]` — drop path; `x` holds `mask.len()`
+    /// equal samples.
+    fn drop_path_fwd(&self, x: &Self::Buf, mask: &Self::Buf, y: &mut Self::Buf) -> Result<()>;
+    /// `dx[n, …] += dy[n, …] · mask[n]`
+    fn drop_path_bwd(&self, mask: &Self::Buf, dy: &Self::Buf, dx: &mut Self::Buf) -> Result<()>;
+    /// `y += w[idx] · x` — one term of a mixed edge, the weight read on the device.
+    fn axpy_elem(&self, w: &Self::Buf, idx: usize, x: &Self::Buf, y: &mut Self::Buf) -> Result<()>;
+    /// `y = Σ_t w[idx_t] · x_t` — a mixed edge's forward, the weights read on
+    /// the device. The default is a fill and one `axpy_elem` per term.
+    fn mix_fwd(&self, w: &Self::Buf, terms: &[(usize, &Self::Buf)], y: &mut Self::Buf) -> Result<()> {
+        self.fill(y, 0.0)?;
+        for &(idx, x) in terms {
+            self.axpy_elem(w, idx, x, y)?;
+        }
+        Ok(())
+    }
+    /// `out[idx] += Σ a ⊙ b` — the gradient of a mixed-edge weight.
+    fn dot_elem(&self, a: &Self::Buf, b: &Self::Buf, out: &mut Self::Buf, idx: usize) -> Result<()>;
+    /// `y[0] = Σ x`
+    fn sum_all_fwd(&self, x: &Self::Buf, y: &mut Self::Buf) -> Result<()>;
+    /// `dx += dy[0]` for every element
+    fn sum_all_bwd(&self, dy: &Self::Buf, dx: &mut Self::Buf) -> Result<()>;
+}

@@ -1,0 +1,96 @@
+//! Copies, shifts and the global average pool on the device: launchers of
+//! `kernels/layout.cu`.
+
+use cudarc::driver::LaunchConfig;
+
+use super::{ChannelSlice, LayoutOps};
+use crate::backend::cuda::{BLOCK, Cuda, CudaBuf, check_len, int, launch};
+use crate::error::{Error, Result};
+
+fn slice_ints(k: &str, s: &ChannelSlice, part: &CudaBuf, whole: &CudaBuf) -> Result<[i32; 5]> {
+    if s.off + s.c_part > s.c_whole {
+        crate::bail!("cuda: {k}: channels {}..{} outside {}", s.off, s.off + s.c_part, s.c_whole);
+    }
+    check_len(k, "part", part, s.n * s.c_part * s.hw)?;
+    check_len(k, "whole", whole, s.n * s.c_whole * s.hw)?;
+    Ok([int(k, s.n)?, int(k, s.hw)?, int(k, s.c_part)?, int(k, s.c_whole)?, int(k, s.off)?])
+}
+
+fn shift_check(k: &str, n: usize, c: usize, h: usize, w: usize, big: &CudaBuf, small: &CudaBuf) -> Result<[i32; 3]> {
+    if h == 0 || w == 0 {
+        crate::bail!("cuda: {k}: a {h}×{w} plane cannot be shifted");
+    }
+    check_len(k, "the (h, w) tensor", big, n * c * h * w)?;
+    check_len(k, "the (h − 1, w − 1) tensor", small, n * c * (h - 1) * (w - 1))?;
+    Ok([int(k, n * c)?, int(k, h)?, int(k, w)?])
+}
+
+impl LayoutOps for Cuda {
+    fn channel_put(&self, s: &ChannelSlice, part: &CudaBuf, whole: &mut CudaBuf) -> Result<()> {
+        let [n, hw, cp, cw, off] = slice_ints("channel_put_f32", s, part, whole)?;
+        if part.len == 0 {
+            return Ok(());
+        }
+        // channel_put_f32(const float* part, float* whole, int n, int hw, int c_part, int c_whole, int off)
+        launch!(self, channel_put_f32, Cuda::flat(part.len); &part.mem, &mut whole.mem, &n, &hw, &cp, &cw, &off)
+    }
+
+    fn channel_take_add(&self, s: &ChannelSlice, dwhole: &CudaBuf, dpart: &mut CudaBuf) -> Result<()> {
+        let [n, hw, cp, cw, off] = slice_ints("channel_take_add_f32", s, dpart, dwhole)?;
+        if dpart.len == 0 {
+            return Ok(());
+        }
+        // channel_take_add_f32(const float* dwhole, float* dpart, int n, int hw, int c_part, int c_whole, int off)
+        launch!(self, channel_take_add_f32, Cuda::flat(dpart.len);
+            &dwhole.mem, &mut dpart.mem, &n, &hw, &cp, &cw, &off)
+    }
+
+    fn shift_fwd(&self, n: usize, c: usize, h: usize, w: usize, x: &CudaBuf, y: &mut CudaBuf) -> Result<()> {
+        let [nc, hi, wi] = shift_check("shift_fwd_f32", n, c, h, w, x, y)?;
+        if y.len == 0 {
+            return Ok(());
+        }
+        // shift_fwd_f32(const float* x, float* y, int nc, int h, int w)
+        launch!(self, shift_fwd_f32, Cuda::flat(y.len); &x.mem, &mut y.mem, &nc, &hi, &wi)
+    }
+
+    fn shift_bwd(&self, n: usize, c: usize, h: usize, w: usize, dy: &CudaBuf, dx: &mut CudaBuf) -> Result<()> {
+        let [nc, hi, wi] = shift_check("shift_bwd_f32", n, c, h, w, dx, dy)?;
+        if dy.len == 0 {
+            return Ok(());
+        }
+        // shift_bwd_f32(const float* dy, float* dx, int nc, int h, int w)
+        launch!(self, shift_bwd_f32, Cuda::flat(dy.len); &dy.mem, &mut dx.mem, &nc, &hi, &wi)
+    }
+
+    fn gap_fwd(&self, nc: usize, hw: usize, x: &CudaBuf, y: &mut CudaBuf) -> Result<()> {
+        let k = "gap_fwd_f32";
+        check_len(k, "x", x, nc * hw)?;
+        check_len(k, "y", y, nc)?;
+        if nc == 0 {
+            return Ok(());
+        }
+        if hw == 0 {
+            crate::bail!("cuda: {k}: empty planes");
+        }
+        // One warp per plane.
+        let warps_per_block = (BLOCK / 32) as usize;
+        let blocks = u32::try_from(nc.div_ceil(warps_per_block)).map_err(|_| Error::new(format!("cuda: {k}: grid")))?;
+        let cfg = LaunchConfig { grid_dim: (blocks, 1, 1), block_dim: (BLOCK, 1, 1), shared_mem_bytes: 0 };
+        let (nci, hwi) = (int(k, nc)?, int(k, hw)?);
+        // gap_fwd_f32(const float* x, float* y, int nc, int hw)
+        launch!(self, gap_fwd_f32, cfg; &x.mem, &mut y.mem, &nci, &hwi)
+    }
+
+    fn gap_bwd(&self, nc: usize, hw: usize, dy: &CudaBuf, dx: &mut CudaBuf) -> Result<()> {
+        let k = "gap_bwd_f32";
+        check_len(k, "dy", dy, nc)?;
+        check_len(k, "dx", dx, nc * hw)?;
+        if dx.len == 0 {
+            return Ok(());
+        }
+        let (nci, hwi) = (int(k, nc)?, int(k, hw)?);
+        // gap_bwd_f32(const float* dy, float* dx, int nc, int hw)
+        launch!(self, gap_bwd_f32, Cuda::flat(dx.len); &dy.mem, &mut dx.mem, &nci, &hwi)
+    }
+}

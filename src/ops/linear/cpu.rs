@@ -1,0 +1,63 @@
+//! The fully connected layer on the host: plain loops (the classifier is a
+//! small product).
+
+use super::LinearOps;
+use crate::backend::Cpu;
+use crate::error::Result;
+use crate::real::Real;
+
+impl<T: Real> LinearOps for Cpu<T> {
+    fn linear_fwd(
+        &self,
+        n: usize,
+        i: usize,
+        o: usize,
+        x: &Vec<T>,
+        w: &Vec<T>,
+        b: Option<&Vec<T>>,
+        y: &mut Vec<T>,
+    ) -> Result<()> {
+        for r in 0..n {
+            let xr = &x[r * i..(r + 1) * i];
+            for c in 0..o {
+                let wr = &w[c * i..(c + 1) * i];
+                let acc = xr.iter().zip(wr).fold(T::ZERO, |s, (&a, &bv)| s + a * bv);
+                y[r * o + c] = acc + b.map_or(T::ZERO, |b| b[c]);
+            }
+        }
+        Ok(())
+    }
+
+    fn linear_bwd(
+        &self,
+        n: usize,
+        i: usize,
+        o: usize,
+        x: &Vec<T>,
+        w: &Vec<T>,
+        dy: &Vec<T>,
+        mut dx: Option<&mut Vec<T>>,
+        mut dw: Option<&mut Vec<T>>,
+        mut db: Option<&mut Vec<T>>,
+    ) -> Result<()> {
+        for r in 0..n {
+            for c in 0..o {
+                let g = dy[r * o + c];
+                if let Some(dx) = dx.as_deref_mut() {
+                    for (d, &wv) in dx[r * i..(r + 1) * i].iter_mut().zip(&w[c * i..(c + 1) * i]) {
+                        *d += g * wv;
+                    }
+                }
+                if let Some(dw) = dw.as_deref_mut() {
+                    for (d, &xv) in dw[c * i..(c + 1) * i].iter_mut().zip(&x[r * i..(r + 1) * i]) {
+                        *d += g * xv;
+                    }
+                }
+                if let Some(db) = db.as_deref_mut() {
+                    db[c] += g;
+                }
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,75 @@
+//! The fully connected layer on the device: launchers of `kernels/linear.cu`
+//! (the classifier; small products).
+
+use super::LinearOps;
+use crate::backend::cuda::{Cuda, CudaBuf, check_len, int, launch};
+use crate::error::Result;
+
+impl LinearOps for Cuda {
+    fn linear_fwd(
+        &self,
+        n: usize,
+        i: usize,
+        o: usize,
+        x: &CudaBuf,
+        w: &CudaBuf,
+        b: Option<&CudaBuf>,
+        y: &mut CudaBuf,
+    ) -> Result<()> {
+        let k = "linear_fwd_f32";
+        check_len(k, "x", x, n * i)?;
+        check_len(k, "w", w, o * i)?;
+        check_len(k, "y", y, n * o)?;
+        if let Some(b) = b {
+            check_len(k, "b", b, o)?;
+        }
+        if y.len == 0 {
+            return Ok(());
+        }
+        let (ni, ii, oi) = (int(k, n)?, int(k, i)?, int(k, o)?);
+        let bp = self.opt_ptr(b);
+        // linear_fwd_f32(const float* x, const float* w, const float* b, float* y, int n, int in, int o)
+        launch!(self, linear_fwd_f32, Cuda::flat(y.len); &x.mem, &w.mem, &bp, &mut y.mem, &ni, &ii, &oi)
+    }
+
+    fn linear_bwd(
+        &self,
+        n: usize,
+        i: usize,
+        o: usize,
+        x: &CudaBuf,
+        w: &CudaBuf,
+        dy: &CudaBuf,
+        dx: Option<&mut CudaBuf>,
+        dw: Option<&mut CudaBuf>,
+        db: Option<&mut CudaBuf>,
+    ) -> Result<()> {
+        let k = "linear_bwd";
+        check_len(k, "x", x, n * i)?;
+        check_len(k, "w", w, o * i)?;
+        check_len(k, "dy", dy, n * o)?;
+        let (ni, ii, oi) = (int(k, n)?, int(k, i)?, int(k, o)?);
+        if let Some(dx) = dx {
+            check_len(k, "dx", dx, n * i)?;
+            if dx.len > 0 {
+                // linear_bwd_data_f32(const float* w, const float* dy, float* dx, int n, int in, int o)
+                launch!(self, linear_bwd_data_f32, Cuda::flat(dx.len); &w.mem, &dy.mem, &mut dx.mem, &ni, &ii, &oi)?;
+            }
+        }
+        if let Some(dw) = dw {
+            check_len(k, "dw", dw, o * i)?;
+            if dw.len > 0 {
+                // linear_bwd_filter_f32(const float* x, const float* dy, float* dw, int n, int in, int o)
+                launch!(self, linear_bwd_filter_f32, Cuda::flat(dw.len); &x.mem, &dy.mem, &mut dw.mem, &ni, &ii, &oi)?;
+            }
+        }
+        if let Some(db) = db {
+            check_len(k, "db", db, o)?;
+            if db.len > 0 {
+                // linear_bwd_bias_f32(const float* dy, float* db, int n, int o)
+                launch!(self, linear_bwd_bias_f32, Cuda::flat(o); &dy.mem, &mut db.mem, &ni, &oi)?;
+            }
+        }
+        Ok(())
+    }
+}

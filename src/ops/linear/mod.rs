@@ -1,0 +1,37 @@
+//! Fully connected layer, `y = x·wᵀ + b`: the classifier.
+
+mod cpu;
+mod cuda;
+
+use crate::backend::Device;
+use crate::error::Result;
+
+/// The fully connected layer (`kernels/linear.cu` on CUDA).
+pub trait LinearOps: Device {
+    /// `y = x·wᵀ + b`, x `(n, i)`, w `(o, i)`, b `(o)`, y `(n, o)`
+    #[allow(clippy::too_many_arguments)]
+    fn linear_fwd(
+        &self,
+        n: usize,
+        i: usize,
+        o: usize,
+        x: &Self::Buf,
+        w: &Self::Buf,
+        b: Option<&Self::Buf>,
+        y: &mut Self::Buf,
+    ) -> Result<()>;
+    /// `dx += dy·w`, `dw += dyᵀ·x`, `db += Σ_n dy`
+    #[allow(clippy::too_many_arguments)]
+    fn linear_bwd(
+        &self,
+        n: usize,
+        i: usize,
+        o: usize,
+        x: &Self::Buf,
+        w: &Self::Buf,
+        dy: &Self::Buf,
+        dx: Option<&mut Self::Buf>,
+        dw: Option<&mut Self::Buf>,
+        db: Option<&mut Self::Buf>,
+    ) -> Result<()>;
+}

@@ -1,0 +1,47 @@
+//! Max and average pooling over k×k windows (3×3 stride 1 or 2 in the
+//! search spaces, 5×5 stride 3 in the auxiliary head), padding never
+//! counted.
+
+mod cpu;
+mod cuda;
+
+use crate::backend::Device;
+use crate::error::Result;
+use crate::shape::Shape;
+
+/// k×k pooling window with stride and padding (`pad ≤ k/2`); average
+/// pooling divides by the number of in-bounds elements (PyTorch's
+/// `count_include_pad=False`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PoolGeom {
+    pub n: usize,
+    pub c: usize,
+    pub h: usize,
+    pub w: usize,
+    pub oh: usize,
+    pub ow: usize,
+    pub k: usize,
+    pub stride: usize,
+    pub pad: usize,
+}
+
+impl PoolGeom {
+    pub fn x_shape(&self) -> Shape {
+        Shape::nchw(self.n, self.c, self.h, self.w)
+    }
+    pub fn y_shape(&self) -> Shape {
+        Shape::nchw(self.n, self.c, self.oh, self.ow)
+    }
+}
+
+/// Pooling (`kernels/pool.cu` on CUDA).
+pub trait PoolOps: Device {
+    /// `y = max over window`, padding never selected
+    fn max_pool_fwd(&self, g: &PoolGeom, x: &Self::Buf, y: &mut Self::Buf) -> Result<()>;
+    /// `dx += dy` routed to the first maximum of each window (recomputed from x)
+    fn max_pool_bwd(&self, g: &PoolGeom, x: &Self::Buf, dy: &Self::Buf, dx: &mut Self::Buf) -> Result<()>;
+    /// `y = mean over the in-bounds part of the window`
+    fn avg_pool_fwd(&self, g: &PoolGeom, x: &Self::Buf, y: &mut Self::Buf) -> Result<()>;
+    /// `dx += dy / count` spread over each window
+    fn avg_pool_bwd(&self, g: &PoolGeom, dy: &Self::Buf, dx: &mut Self::Buf) -> Result<()>;
+}

@@ -1,0 +1,82 @@
+//! Softmax and cross-entropy on the device: launchers of `kernels/softmax.cu`.
+
+use super::SoftmaxOps;
+use crate::backend::cuda::{Cuda, CudaBuf, check_len, int, launch};
+use crate::error::Result;
+
+impl SoftmaxOps for Cuda {
+    fn softmax_rows_fwd(&self, rows: usize, cols: usize, x: &CudaBuf, y: &mut CudaBuf) -> Result<()> {
+        let k = "softmax_rows_fwd_f32";
+        check_len(k, "x", x, rows * cols)?;
+        check_len(k, "y", y, rows * cols)?;
+        if rows == 0 || cols == 0 {
+            return Ok(());
+        }
+        let (r, c) = (int(k, rows)?, int(k, cols)?);
+        // softmax_rows_fwd_f32(const float* x, float* y, int rows, int cols)
+        launch!(self, softmax_rows_fwd_f32, Cuda::flat(rows); &x.mem, &mut y.mem, &r, &c)
+    }
+
+    fn softmax_rows_bwd(&self, rows: usize, cols: usize, y: &CudaBuf, dy: &CudaBuf, dx: &mut CudaBuf) -> Result<()> {
+        let k = "softmax_rows_bwd_f32";
+        check_len(k, "y", y, rows * cols)?;
+        check_len(k, "dy", dy, rows * cols)?;
+        check_len(k, "dx", dx, rows * cols)?;
+        if rows == 0 || cols == 0 {
+            return Ok(());
+        }
+        let (r, c) = (int(k, rows)?, int(k, cols)?);
+        // softmax_rows_bwd_f32(const float* y, const float* dy, float* dx, int rows, int cols)
+        launch!(self, softmax_rows_bwd_f32, Cuda::flat(rows); &y.mem, &dy.mem, &mut dx.mem, &r, &c)
+    }
+
+    fn cross_entropy_fwd(
+        &self,
+        n: usize,
+        k: usize,
+        logits: &CudaBuf,
+        labels: &CudaBuf,
+        loss: &mut CudaBuf,
+        probs: &mut CudaBuf,
+    ) -> Result<()> {
+        let kn = "cross_entropy_fwd_f32";
+        check_len(kn, "logits", logits, n * k)?;
+        check_len(kn, "probs", probs, n * k)?;
+        check_len(kn, "labels", labels, n)?;
+        if loss.len == 0 {
+            crate::bail!("cuda: {kn}: loss is empty");
+        }
+        if n == 0 || k == 0 {
+            crate::bail!("cuda: {kn}: empty batch ({n}×{k})");
+        }
+        let (ni, ki) = (int(kn, n)?, int(kn, k)?);
+        // cross_entropy_fwd_f32(const float* logits, const float* labels, float* loss, float* probs, int n, int k)
+        launch!(self, cross_entropy_fwd_f32, Cuda::per_block(1)?;
+            &logits.mem, &labels.mem, &mut loss.mem, &mut probs.mem, &ni, &ki)
+    }
+
+    fn cross_entropy_bwd(
+        &self,
+        n: usize,
+        k: usize,
+        probs: &CudaBuf,
+        labels: &CudaBuf,
+        dloss: &CudaBuf,
+        dlogits: &mut CudaBuf,
+    ) -> Result<()> {
+        let kn = "cross_entropy_bwd_f32";
+        check_len(kn, "probs", probs, n * k)?;
+        check_len(kn, "dlogits", dlogits, n * k)?;
+        check_len(kn, "labels", labels, n)?;
+        if dloss.len == 0 {
+            crate::bail!("cuda: {kn}: dloss is empty");
+        }
+        if n == 0 || k == 0 {
+            return Ok(());
+        }
+        let (ni, ki) = (int(kn, n)?, int(kn, k)?);
+        // cross_entropy_bwd_f32(const float* probs, const float* labels, const float* dloss, float* dlogits, int n, int k)
+        launch!(self, cross_entropy_bwd_f32, Cuda::flat(n * k);
+            &probs.mem, &labels.mem, &dloss.mem, &mut dlogits.mem, &ni, &ki)
+    }
+}
