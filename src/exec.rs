@@ -106,7 +106,7 @@ impl<B: Backend> Exec<B> {
 
     /// Elements the plan holds: (values and auxiliary buffers, gradients).
     pub fn plan_elems(&self) -> (usize, usize) {
-        let grads = self.grads.iter().flatten().map(|g| self.be.len(g)).sum();
+        let grads = self.grads.iter().flatten().map(|grad| self.be.len(grad)).sum();
         (value_elems(&self.tape), grads)
     }
 
@@ -206,17 +206,17 @@ impl<B: Backend> Exec<B> {
     /// computed one, both mutable: what optimizer steps and parameter
     /// arithmetic need.
     pub fn parts_mut(&mut self, n: NodeId) -> (&B, &mut B::Buf, Option<&mut B::Buf>) {
-        let g = self.kept_slot(n).and_then(|s| self.grads[s].as_mut());
-        (&self.be, self.vals[n].as_mut().expect("value buffer present"), g)
+        let grad = self.kept_slot(n).and_then(|s| self.grads[s].as_mut());
+        (&self.be, self.vals[n].as_mut().expect("value buffer present"), grad)
     }
 
     /// The RARTS coupling term on `p`'s gradient: `∇p += β·(p − other)`.
     pub fn couple(&mut self, beta: f32, p: NodeId, other: NodeId) -> Result<()> {
-        let Some(g) = self.kept_slot(p).and_then(|s| self.grads[s].as_mut()) else {
+        let Some(grad) = self.kept_slot(p).and_then(|s| self.grads[s].as_mut()) else {
             crate::bail!("couple: no gradient for '{}'", self.tape.nodes[p].name);
         };
         let (pv, ov) = (self.vals[p].as_ref(), self.vals[other].as_ref());
-        self.be.couple(beta, pv.expect("value present"), ov.expect("value present"), g)
+        self.be.couple(beta, pv.expect("value present"), ov.expect("value present"), grad)
     }
 
     /// `dst = src` between two nodes of the same shape (parameter copies).
@@ -254,7 +254,7 @@ impl<B: Backend> Exec<B> {
             crate::bail!("get_grad: '{}' is not a parameter; only parameters keep gradients", self.tape.nodes[n].name);
         }
         match self.grad(n) {
-            Some(g) => Ok(self.be.download(g)?.iter().map(|v| v.to_f64()).collect()),
+            Some(grad) => Ok(self.be.download(grad)?.iter().map(|v| v.to_f64()).collect()),
             None => Ok(vec![0.0; self.tape.shape(n).numel()]),
         }
     }

@@ -9,7 +9,7 @@ use crate::exec::Exec;
 use crate::real::Real;
 use crate::tape::NodeId;
 
-/// `‖g‖₂` over the gradients of all `params` together.
+/// `‖∇‖₂` over the gradients of all `params` together.
 pub fn grad_norm<B: Backend>(ex: &Exec<B>, params: &[NodeId]) -> Result<f64> {
     let mut s = 0.0;
     for &p in params {
@@ -28,7 +28,7 @@ pub fn clip_coef(norm: f64, max_norm: Option<f32>) -> f32 {
 
 fn grad_of<B: Backend>(ex: &Exec<B>, p: NodeId) -> Result<&B::Buf> {
     match ex.grad(p) {
-        Some(g) => Ok(g),
+        Some(grad) => Ok(grad),
         None => crate::bail!("optimizer: no gradient for parameter '{}'", ex.tape.nodes[p].name),
     }
 }
@@ -77,8 +77,8 @@ impl<B: Backend> Sgd<B> {
         }
         let s = clip_coef(norm, self.clip);
         for (&p, buf) in self.params.iter().zip(&mut self.bufs) {
-            let (be, val, g) = ex.parts_mut(p);
-            be.sgd_step(&self.cfg, s, val, g.expect("grad_norm checked every gradient"), buf)?;
+            let (be, val, grad) = ex.parts_mut(p);
+            be.sgd_step(&self.cfg, s, val, grad.expect("grad_norm checked every gradient"), buf)?;
         }
         Ok(norm)
     }
@@ -127,8 +127,8 @@ impl<B: Backend> Adam<B> {
         };
         for ((&p, m), v) in self.params.iter().zip(&mut self.m).zip(&mut self.v) {
             grad_of(ex, p)?;
-            let (be, val, g) = ex.parts_mut(p);
-            be.adam_step(&st, 1.0, val, g.expect("checked above"), m, v)?;
+            let (be, val, grad) = ex.parts_mut(p);
+            be.adam_step(&st, 1.0, val, grad.expect("checked above"), m, v)?;
         }
         Ok(())
     }

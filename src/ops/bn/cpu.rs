@@ -156,8 +156,8 @@ impl<T: Real> BnOps for Cpu<T> {
                 let b = T::from_f64(sum_dy_xhat[c] / cnt);
                 let (m, iv) = (mean[c], inv[c]);
                 let (xp, dp) = (&x[p * hw..][..hw], &dy[p * hw..][..hw]);
-                for ((d, &xv), &g) in dxp.iter_mut().zip(xp).zip(dp) {
-                    *d += k * (g - a - (xv - m) * iv * b);
+                for ((d, &xv), &dyv) in dxp.iter_mut().zip(xp).zip(dp) {
+                    *d += k * (dyv - a - (xv - m) * iv * b);
                 }
             });
         }

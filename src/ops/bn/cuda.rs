@@ -16,8 +16,8 @@ use crate::error::{Error, Result};
 const BN_BLOCK: u32 = 1024;
 
 fn per_channel(c: usize) -> Result<LaunchConfig> {
-    let g = u32::try_from(c).map_err(|_| Error::new(format!("cuda: bn: {c} channels exceed the grid")))?;
-    Ok(LaunchConfig { grid_dim: (g, 1, 1), block_dim: (BN_BLOCK, 1, 1), shared_mem_bytes: 0 })
+    let blocks = u32::try_from(c).map_err(|_| Error::new(format!("cuda: bn: {c} channels exceed the grid")))?;
+    Ok(LaunchConfig { grid_dim: (blocks, 1, 1), block_dim: (BN_BLOCK, 1, 1), shared_mem_bytes: 0 })
 }
 
 fn check(kernel: &str, g: &BnGeom, x: &CudaBuf, per_channel: &[(&str, Option<&CudaBuf>)]) -> Result<(i32, i32, i32)> {

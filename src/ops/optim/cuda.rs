@@ -5,17 +5,24 @@ use crate::backend::cuda::{Cuda, CudaBuf, check_len, launch};
 use crate::error::Result;
 
 impl OptimOps for Cuda {
-    fn sgd_step(&self, st: &SgdStep, grad_scale: f32, p: &mut CudaBuf, g: &CudaBuf, buf: &mut CudaBuf) -> Result<()> {
+    fn sgd_step(
+        &self,
+        st: &SgdStep,
+        grad_scale: f32,
+        p: &mut CudaBuf,
+        grad: &CudaBuf,
+        buf: &mut CudaBuf,
+    ) -> Result<()> {
         let k = "sgd_step_f32";
-        check_len(k, "g", g, p.len)?;
+        check_len(k, "grad", grad, p.len)?;
         check_len(k, "momentum buffer", buf, p.len)?;
         let n = p.len;
         if n == 0 {
             return Ok(());
         }
-        // sgd_step_f32(float* p, const float* g, float* buf, float lr, float mu, float wd, float s, long long n)
+        // sgd_step_f32(float* p, const float* grad, float* buf, float lr, float mu, float wd, float s, long long n)
         launch!(self, sgd_step_f32, Cuda::flat(n);
-            &mut p.mem, &g.mem, &mut buf.mem, &st.lr, &st.momentum, &st.weight_decay, &grad_scale, &(n as i64))
+            &mut p.mem, &grad.mem, &mut buf.mem, &st.lr, &st.momentum, &st.weight_decay, &grad_scale, &(n as i64))
     }
 
     fn adam_step(
@@ -23,12 +30,12 @@ impl OptimOps for Cuda {
         st: &AdamStep,
         grad_scale: f32,
         p: &mut CudaBuf,
-        g: &CudaBuf,
+        grad: &CudaBuf,
         m: &mut CudaBuf,
         v: &mut CudaBuf,
     ) -> Result<()> {
         let k = "adam_step_f32";
-        check_len(k, "g", g, p.len)?;
+        check_len(k, "grad", grad, p.len)?;
         check_len(k, "m", m, p.len)?;
         check_len(k, "v", v, p.len)?;
         let n = p.len;
@@ -40,22 +47,22 @@ impl OptimOps for Cuda {
         let (b1, b2) = (st.beta1 as f64, st.beta2 as f64);
         let c1 = (1.0 - b1.powi(st.t as i32)) as f32;
         let c2 = ((1.0 - b2.powi(st.t as i32)) as f32).sqrt();
-        // adam_step_f32(float* p, const float* g, float* m, float* v, float lr, float b1, float b2, float eps,
+        // adam_step_f32(float* p, const float* grad, float* m, float* v, float lr, float b1, float b2, float eps,
         //               float wd, float s, float c1, float c2, long long n)
         launch!(self, adam_step_f32, Cuda::flat(n);
-            &mut p.mem, &g.mem, &mut m.mem, &mut v.mem, &st.lr, &st.beta1, &st.beta2, &st.eps, &st.weight_decay,
+            &mut p.mem, &grad.mem, &mut m.mem, &mut v.mem, &st.lr, &st.beta1, &st.beta2, &st.eps, &st.weight_decay,
             &grad_scale, &c1, &c2, &(n as i64))
     }
 
-    fn couple(&self, beta: f32, p: &CudaBuf, other: &CudaBuf, g: &mut CudaBuf) -> Result<()> {
+    fn couple(&self, beta: f32, p: &CudaBuf, other: &CudaBuf, grad: &mut CudaBuf) -> Result<()> {
         let k = "couple_f32";
         check_len(k, "other", other, p.len)?;
-        check_len(k, "g", g, p.len)?;
+        check_len(k, "grad", grad, p.len)?;
         let n = p.len;
         if n == 0 {
             return Ok(());
         }
-        // couple_f32(float beta, const float* p, const float* other, float* g, long long n)
-        launch!(self, couple_f32, Cuda::flat(n); &beta, &p.mem, &other.mem, &mut g.mem, &(n as i64))
+        // couple_f32(float beta, const float* p, const float* other, float* grad, long long n)
+        launch!(self, couple_f32, Cuda::flat(n); &beta, &p.mem, &other.mem, &mut grad.mem, &(n as i64))
     }
 }

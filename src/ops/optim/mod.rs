@@ -20,7 +20,7 @@ pub struct AdamStep {
 }
 
 /// SGD with momentum (PyTorch semantics, dampening 0, no Nesterov):
-/// `d = s·g + wd·p; buf = μ·buf + d; p -= lr·buf`.
+/// `d = s·grad + wd·p; buf = μ·buf + d; p -= lr·buf`.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct SgdStep {
     pub lr: f32,
@@ -30,27 +30,27 @@ pub struct SgdStep {
 
 /// The optimizer kernels (`kernels/optim.cu` on CUDA).
 pub trait OptimOps: Device {
-    /// SGD with momentum on gradient `grad_scale·g` (the clipping factor):
-    /// `d = grad_scale·g + wd·p; buf = μ·buf + d; p -= lr·buf`.
+    /// SGD with momentum on gradient `grad_scale·grad` (the clipping factor):
+    /// `d = grad_scale·grad + wd·p; buf = μ·buf + d; p -= lr·buf`.
     fn sgd_step(
         &self,
         s: &SgdStep,
         grad_scale: f32,
         p: &mut Self::Buf,
-        g: &Self::Buf,
+        grad: &Self::Buf,
         buf: &mut Self::Buf,
     ) -> Result<()>;
-    /// Adam with coupled L2: `d = grad_scale·g + wd·p; m = β1·m + (1−β1)·d;
+    /// Adam with coupled L2: `d = grad_scale·grad + wd·p; m = β1·m + (1−β1)·d;
     /// v = β2·v + (1−β2)·d²; p -= lr·(m/(1−β1ᵗ)) / (√(v/(1−β2ᵗ)) + ε)`.
     fn adam_step(
         &self,
         s: &AdamStep,
         grad_scale: f32,
         p: &mut Self::Buf,
-        g: &Self::Buf,
+        grad: &Self::Buf,
         m: &mut Self::Buf,
         v: &mut Self::Buf,
     ) -> Result<()>;
-    /// The RARTS coupling term: `g += β·(p − other)`.
-    fn couple(&self, beta: f32, p: &Self::Buf, other: &Self::Buf, g: &mut Self::Buf) -> Result<()>;
+    /// The RARTS coupling term: `grad += β·(p − other)`.
+    fn couple(&self, beta: f32, p: &Self::Buf, other: &Self::Buf, grad: &mut Self::Buf) -> Result<()>;
 }

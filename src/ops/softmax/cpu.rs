@@ -26,8 +26,8 @@ impl<T: Real> SoftmaxOps for Cpu<T> {
             let span = r * cols..(r + 1) * cols;
             let (ys, dys) = (&y[span.clone()], &dy[span.clone()]);
             let dot = ys.iter().zip(dys).fold(T::ZERO, |s, (&a, &b)| s + a * b);
-            for ((d, &yv), &g) in dx[span].iter_mut().zip(ys).zip(dys) {
-                *d += yv * (g - dot);
+            for ((d, &yv), &dyv) in dx[span].iter_mut().zip(ys).zip(dys) {
+                *d += yv * (dyv - dot);
             }
         }
         Ok(())
