@@ -302,7 +302,7 @@ pub fn run<B: Backend<Elem = f32>>(be: B, cfg: &TrainConfig) -> Result<TrainResu
 
     let (c, h, w) = (train.shape().c(), train.shape().h(), train.shape().w());
     let mut x = vec![0.0; cfg.batch * c * h * w];
-    let mut y = vec![0.0; cfg.batch];
+    let mut labels = vec![0.0; cfg.batch];
     let mut epochs = Vec::new();
     for epoch in start..cfg.epochs {
         let t0 = Instant::now();
@@ -311,12 +311,12 @@ pub fn run<B: Backend<Elem = f32>>(be: B, cfg: &TrainConfig) -> Result<TrainResu
         let drop_prob = cfg.drop_path * epoch as f32 / cfg.epochs as f32;
         let mut log = TrainEpoch { epoch, lr, drop_prob, ..Default::default() };
         for s in 0..steps {
-            sampler.next_batch(&train, &mut x, &mut y)?;
+            sampler.next_batch(&train, &mut x, &mut labels)?;
             for img in x.chunks_exact_mut(c * h * w) {
                 cutout(&mut cut_rng, cfg.cutout, c, h, w, img);
             }
             ex.set_elems(net.io.0, &x)?;
-            ex.set_elems(net.io.1, &y)?;
+            ex.set_elems(net.io.1, &labels)?;
             // Fresh masks per op and step, from a generator keyed by the step
             // so that a resumed run draws the same ones.
             let mut rng = StdRng::seed_from_u64(crate::hash::hash64(
@@ -507,9 +507,9 @@ pub fn bench<B: Backend<Elem = f32>>(
     let mut opt = Sgd::new(&ex, params, sgd, Some(recipe.clip))?;
     let mut rng = Rng::new(1);
     let x: Vec<f32> = (0..batch * image.c() * image.h() * image.w()).map(|_| rng.unit_f32() * 2.0 - 1.0).collect();
-    let y: Vec<f32> = (0..batch).map(|_| rng.below(net_cfg.classes) as f32).collect();
+    let labels: Vec<f32> = (0..batch).map(|_| rng.below(net_cfg.classes) as f32).collect();
     ex.set_elems(net.io.0, &x)?;
-    ex.set_elems(net.io.1, &y)?;
+    ex.set_elems(net.io.1, &labels)?;
     let mut mask_rng = StdRng::seed_from_u64(2);
     let mut step = |ex: &mut Exec<B>| -> Result<()> {
         set_drop_masks(ex, &net.drop_masks, &mut mask_rng, recipe.drop_path)?;

@@ -12,7 +12,7 @@ use crate::tape::NodeId;
 /// One batch: normalised images and labels (as floats).
 struct Batch {
     x: Vec<f32>,
-    y: Vec<f32>,
+    labels: Vec<f32>,
 }
 
 /// Feeds batches from the two halves of the training set, keeping the last
@@ -39,18 +39,18 @@ impl DataFeed {
     ) -> DataFeed {
         let image = ds.shape();
         let x_len = batch * image.c() * image.h() * image.w();
-        let empty = || Batch { x: vec![0.0; x_len], y: vec![0.0; batch] };
+        let empty = || Batch { x: vec![0.0; x_len], labels: vec![0.0; batch] };
         DataFeed { ds, sampler, train: empty(), val: empty(), train_io, val_io }
     }
 
     fn put<B: Backend<Elem = f32>>(&self, ex: &mut Exec<B>, split: Split) -> Result<()> {
         if matches!(split, Split::Train | Split::Both) {
             ex.set_elems(self.train_io.0, &self.train.x)?;
-            ex.set_elems(self.train_io.1, &self.train.y)?;
+            ex.set_elems(self.train_io.1, &self.train.labels)?;
         }
         if matches!(split, Split::Val | Split::Both) {
             ex.set_elems(self.val_io.0, &self.val.x)?;
-            ex.set_elems(self.val_io.1, &self.val.y)?;
+            ex.set_elems(self.val_io.1, &self.val.labels)?;
         }
         Ok(())
     }
@@ -59,10 +59,10 @@ impl DataFeed {
 impl<B: Backend<Elem = f32>> Feed<B> for DataFeed {
     fn feed(&mut self, ex: &mut Exec<B>, split: Split) -> Result<()> {
         if matches!(split, Split::Train | Split::Both) {
-            self.sampler.next_weights_batch(&self.ds, &mut self.train.x, &mut self.train.y)?;
+            self.sampler.next_weights_batch(&self.ds, &mut self.train.x, &mut self.train.labels)?;
         }
         if matches!(split, Split::Val | Split::Both) {
-            self.sampler.next_arch_batch(&self.ds, &mut self.val.x, &mut self.val.y)?;
+            self.sampler.next_arch_batch(&self.ds, &mut self.val.x, &mut self.val.labels)?;
         }
         self.put(ex, split)
     }
