@@ -167,21 +167,21 @@ pub fn score<B: Backend<Elem = f32>>(
     let s = ex.shape(io.0);
     let batch = s.n();
     let mut x = vec![0.0; s.numel()];
-    let mut y = vec![0.0; batch];
+    let mut labels = vec![0.0; batch];
     let n = max.min(test.len());
     let mut out = Scores { loss: 0.0, per_class: vec![(0, 0); test.num_classes()] };
     let mut seen = 0;
     ex.train = false;
     let r = (|| -> Result<()> {
         while seen < n {
-            let got = fill_eval(test, seen, &mut x, &mut y)?.min(n - seen);
+            let got = fill_eval(test, seen, &mut x, &mut labels)?.min(n - seen);
             ex.set_elems(io.0, &x)?;
-            ex.set_elems(io.1, &y)?;
+            ex.set_elems(io.1, &labels)?;
             ex.forward()?;
             // Only the first `got` rows are real images.
             let z = ex.get(io.2)?;
             let k = z.len() / batch;
-            for (row, lab) in z.chunks(k).zip(&y).take(got) {
+            for (row, lab) in z.chunks(k).zip(&labels).take(got) {
                 let lab = *lab as usize;
                 let best = run::argmax(row);
                 let m = row.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
