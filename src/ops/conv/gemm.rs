@@ -129,7 +129,7 @@ fn gemm_impl<T: Real, const F: bool, const NR: usize>(
 /// `c += a · bᵀ`: a (m × k, row stride lda), b (n × k, row stride ldb),
 /// c (m × n, row stride ldc): every entry a dot product of two rows.
 ///
-/// In f32 on a CPU with AVX2 and FMA, [`nt_avx2::gemm_nt`] (the compiler
+/// In f32 on a CPU with AVX2 and FMA, the `nt_avx2` kernel (the compiler
 /// does not keep this kernel's accumulators in registers on its own); plain
 /// dot products otherwise.
 #[allow(clippy::too_many_arguments)]
