@@ -62,3 +62,17 @@ fn every_kernel_source_compiles_with_nvrtc() {
     assert!(failures.is_empty(), "NVRTC failures:\n{}", failures.join("\n"));
     eprintln!("compiled {} kernel sources with NVRTC for compute_90", KERNEL_SOURCES.len());
 }
+
+/// `RARTS_CUDA_ARCH` in the forms build.rs accepts for nvcc, read for NVRTC.
+#[test]
+fn cuda_arch_setting_parses_like_the_build() {
+    use rarts::backend::cuda::parse_arch;
+    assert_eq!(parse_arch("sm_90"), Some((9, 0)));
+    assert_eq!(parse_arch("compute_80"), Some((8, 0)));
+    assert_eq!(parse_arch("86"), Some((8, 6)));
+    assert_eq!(parse_arch("100"), Some((10, 0)));
+    assert_eq!(parse_arch(" sm_120 "), Some((12, 0)));
+    for bad in ["", "9", "sm_", "sm_9x", "ampere", "-80"] {
+        assert_eq!(parse_arch(bad), None, "{bad:?}");
+    }
+}

@@ -10,7 +10,9 @@
 //! build.rs when it found one, otherwise as sources compiled by NVRTC when
 //! the backend is created. All modules are loaded once, in [`Cuda::new`].
 //!
-//! One stream, so kernels run in the order they are launched; every
+//! One stream, created by the backend (not the legacy default stream, on
+//! which graph capture is not allowed), so kernels run in the order they are
+//! launched; every
 //! launcher checks buffer lengths before launching and names its kernel in
 //! errors.
 
@@ -150,32 +152,44 @@ impl Cuda {
         // SAFETY: this backend uses a single stream, so no cross-stream
         // synchronisation is needed and the per-buffer events are overhead.
         unsafe { ctx.disable_event_tracking() };
-        let stream = ctx.default_stream();
+        // A stream of our own: work on the legacy default stream cannot be
+        // captured into a CUDA graph.
+        let stream = ctx.new_stream().map_err(|e| Error::new(format!("cuda: creating a stream: {e}")))?;
         let device_name = ctx.name().unwrap_or_else(|_| "unknown device".into());
         let cc = ctx.compute_capability().map_err(|e| Error::new(format!("cuda: compute capability: {e}")))?;
 
         let mut modules = HashMap::new();
-        let kernels_from = match KERNEL_PTX {
-            Some(ptx) => {
-                for &(name, text) in ptx {
-                    let m = ctx
-                        .load_module(Ptx::from_src(text))
-                        .map_err(|e| Error::new(format!("cuda: loading {name}.ptx ({KERNEL_ARCH}): {e}")))?;
+        // The PTX nvcc built, if any; when the driver cannot load it (an nvcc
+        // newer than the driver, or a device the PTX does not target), the
+        // sources through NVRTC instead.
+        let ptx_failure = match KERNEL_PTX {
+            Some(ptx) => ptx.iter().find_map(|&(name, text)| match ctx.load_module(Ptx::from_src(text)) {
+                Ok(m) => {
                     modules.insert(name, m);
+                    None
                 }
-                format!("nvcc PTX ({KERNEL_ARCH})")
-            }
-            None => {
+                Err(e) => Some(format!("loading {name}.ptx ({KERNEL_ARCH}): {e}")),
+            }),
+            None => Some("no PTX was built (nvcc was not found at build time)".into()),
+        };
+        let kernels_from = match ptx_failure {
+            None => format!("nvcc PTX ({KERNEL_ARCH})"),
+            Some(why) => {
                 if !nvrtc_present() {
-                    crate::bail!("cuda: kernels were not compiled at build time and libnvrtc cannot be loaded");
+                    crate::bail!("cuda: {why}, and libnvrtc cannot be loaded to compile the kernels instead");
                 }
-                let arch = compute_arch(cc);
+                modules.clear();
+                let arch = nvrtc_arch(cc)?;
                 for &(name, src) in KERNEL_SOURCES {
                     let ptx = compile_nvrtc(name, src, arch, &[])?;
                     let m = ctx.load_module(ptx).map_err(|e| Error::new(format!("cuda: loading {name}.cu: {e}")))?;
                     modules.insert(name, m);
                 }
-                format!("NVRTC ({arch})")
+                if KERNEL_PTX.is_some() {
+                    format!("NVRTC ({arch}; nvcc PTX failed: {why})")
+                } else {
+                    format!("NVRTC ({arch})")
+                }
             }
         };
         let k = Kernels::load(&modules)?;
@@ -207,7 +221,28 @@ impl Cuda {
     }
 }
 
-/// `compute_XY` for NVRTC from the device's compute capability.
+/// The architecture NVRTC compiles for: `RARTS_CUDA_ARCH` when set (`sm_80`,
+/// `compute_80` or `80`, as for nvcc in build.rs), else the device's own.
+fn nvrtc_arch(device: (i32, i32)) -> Result<&'static str> {
+    match std::env::var("RARTS_CUDA_ARCH") {
+        Ok(v) => parse_arch(&v).map(compute_arch).ok_or_else(|| {
+            Error::new(format!("RARTS_CUDA_ARCH={v:?}: expected sm_XY, compute_XY or XY (e.g. sm_90, 80)"))
+        }),
+        Err(_) => Ok(compute_arch(device)),
+    }
+}
+
+/// `(major, minor)` from `sm_90`, `compute_90` or `90` (`100` → (10, 0)).
+pub fn parse_arch(v: &str) -> Option<(i32, i32)> {
+    let digits = v.trim().trim_start_matches("sm_").trim_start_matches("compute_");
+    if digits.len() < 2 || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let (major, minor) = digits.split_at(digits.len() - 1);
+    Some((major.parse().ok()?, minor.parse().ok()?))
+}
+
+/// `compute_XY` for NVRTC from a compute capability.
 fn compute_arch((major, minor): (i32, i32)) -> &'static str {
     match (major, minor) {
         (7, 0) => "compute_70",
