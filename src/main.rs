@@ -484,11 +484,12 @@ fn run(cli: Cli) -> Result<()> {
         }
         Cmd::Profile { search, steps } => {
             let cfg = search_config(search);
-            let (prof, step_s) = match Target::open(cli.device)? {
-                Target::Cpu => bench::profile(Cpu::<f32>::new(), &cfg, steps)?,
-                Target::Cuda => bench::profile(Cuda::new(0)?, &cfg, steps)?,
+            let (prof, cuda) = match Target::open(cli.device)? {
+                Target::Cpu => (bench::profile(Cpu::<f32>::new(), &cfg, steps)?, false),
+                Target::Cuda => (bench::profile(Cuda::new(0)?, &cfg, steps)?, true),
             };
-            print!("{}", bench::profile_table(&prof, steps, step_s));
+            print!("{}", bench::profile_table(&prof.ops, steps, prof.step_s));
+            print!("{}", bench::counts_line(&prof, steps, cuda));
             Ok(())
         }
         Cmd::Train(a) => {

@@ -674,6 +674,39 @@ fn search_steps_match_the_cpu() {
     search_parity(|| Cuda::new(0).expect("the device opened a moment ago"), &all, 3);
 }
 
+/// The launches the CUDA backend really makes in search steps equal the
+/// ones its methods declare (what `rarts profile` reports on any device).
+#[test]
+fn declared_launches_match_the_real_ones() {
+    use rarts::backend::counts;
+    use rarts::data::DataSpec;
+    use rarts::search::config::SearchConfig;
+    use rarts::search::prepare::prepare;
+    if gpu().is_none() {
+        return;
+    }
+    for algo in [Algo::Darts1, Algo::Darts2, Algo::Rarts] {
+        let cfg = SearchConfig {
+            data: DataSpec::Synthetic { n: 64, side: 16 },
+            algo,
+            c: 4,
+            layers: 3,
+            batch: 8,
+            epochs: 1,
+            steps_per_epoch: Some(2),
+            eval_images: Some(0),
+            out: std::env::temp_dir().join("rarts-gpu-launches-unused"),
+            progress: false,
+            ..SearchConfig::default()
+        };
+        let mut p = prepare(Cuda::new(0).expect("the device opened a moment ago"), &cfg).expect("prepare");
+        let (c0, l0) = (counts::now(), counts::cuda_launches());
+        p.step().expect("step");
+        let (c, l) = (counts::now() - c0, counts::cuda_launches() - l0);
+        assert_eq!(c.launches, l, "{}: declared {c:?}, the CUDA backend launched {l}", algo.name());
+    }
+}
+
 /// The end-to-end harness with the CPU on both sides (one algorithm, two
 /// steps, to stay quick): checks the configuration and that the search is
 /// reproducible from its seed.

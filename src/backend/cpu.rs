@@ -54,6 +54,7 @@ impl<T: Real> Device for Cpu<T> {
         Ok(())
     }
     fn download(&self, src: &Vec<T>) -> Result<Vec<T>> {
+        super::counts::read(0);
         Ok(src.clone())
     }
     fn synchronize(&self) -> Result<()> {

@@ -295,6 +295,9 @@ macro_rules! launch {
         // call site names it) and the launcher checked every buffer length
         // against the geometry before reaching here.
         let r = unsafe { cu.stream.launch_builder(&cu.k.$f)$(.arg($arg))*.launch(cfg) };
+        if r.is_ok() {
+            $crate::backend::counts::note_cuda_launch();
+        }
         r.map(|_| ()).map_err(|e| $crate::error::Error::new(format!("cuda: {}: {e}", stringify!($f))))
     }};
 }
@@ -355,6 +358,7 @@ impl Device for Cuda {
         self.stream.memcpy_htod(src, &mut view).map_err(|e| Error::new(format!("cuda: upload: {e}")))
     }
     fn download(&self, src: &CudaBuf) -> Result<Vec<f32>> {
+        super::counts::read(0);
         let mut out = vec![0.0f32; src.len];
         if src.len > 0 {
             let view = src.mem.slice(0..src.len);

@@ -15,6 +15,7 @@
 //!   `Cuda::new`); CPU kernels allocate only per-call scratch (im2col
 //!   columns, padded planes, per-thread partial sums).
 
+pub mod counts;
 pub mod cpu;
 pub mod cuda;
 

@@ -6,6 +6,7 @@ use std::fmt::Write as _;
 use std::time::Instant;
 
 use crate::backend::Backend;
+use crate::backend::counts::{self, Counts};
 use crate::error::Result;
 use crate::exec::Profile;
 use crate::search::config::{SearchConfig, need};
@@ -49,16 +50,46 @@ pub fn bench<B: Backend<Elem = f32>>(be: B, cfg: &SearchConfig, steps: usize) ->
 
 /// Times `steps` search steps op family by op family (after one warm-up
 /// step); returns the profile and the plain step time measured before it.
-pub fn profile<B: Backend<Elem = f32>>(be: B, cfg: &SearchConfig, steps: usize) -> Result<(Profile, f64)> {
+pub fn profile<B: Backend<Elem = f32>>(be: B, cfg: &SearchConfig, steps: usize) -> Result<StepProfile> {
     need(steps >= 1, "--steps", steps, "at least 1")?;
     let mut p = prepare(be, cfg)?;
     let times = timed_steps(&mut p, steps)?;
     let step_s = times.iter().sum::<f64>() / steps as f64;
     p.search.ex.profile = Some(Profile::default());
+    let (c0, l0) = (counts::now(), counts::cuda_launches());
     for _ in 0..steps {
         p.step()?;
     }
-    Ok((p.search.ex.profile.take().unwrap_or_default(), step_s))
+    let (c, l) = (counts::now() - c0, counts::cuda_launches() - l0);
+    Ok(StepProfile { ops: p.search.ex.profile.take().unwrap_or_default(), step_s, counts: c, cuda_launches: l })
+}
+
+/// What `rarts profile` measured over its steps.
+pub struct StepProfile {
+    /// Time per op family and direction.
+    pub ops: Profile,
+    /// Mean wall time of an unprofiled step.
+    pub step_s: f64,
+    /// Backend calls, the CUDA launches they stand for, host reads: totals.
+    pub counts: Counts,
+    /// Launches the CUDA backend really made (0 on the CPU): total.
+    pub cuda_launches: u64,
+}
+
+/// The counts of a profile, per step.
+pub fn counts_line(p: &StepProfile, steps: usize, cuda: bool) -> String {
+    let per = |v: u64| v as f64 / steps as f64;
+    let mut s = format!(
+        "per step: {:.0} backend calls, {:.0} CUDA launches, {:.0} host reads",
+        per(p.counts.calls),
+        per(p.counts.launches),
+        per(p.counts.reads)
+    );
+    if cuda {
+        let _ = write!(s, " (the CUDA backend counted {:.0} launches)", per(p.cuda_launches));
+    }
+    s.push('\n');
+    s
 }
 
 /// The profile as a table sorted by time, per step.

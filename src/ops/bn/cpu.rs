@@ -3,6 +3,7 @@
 
 use super::{BnGeom, BnOps};
 use crate::backend::Cpu;
+use crate::backend::counts;
 use crate::error::Result;
 use crate::par;
 use crate::real::Real;
@@ -69,6 +70,7 @@ impl<T: Real> BnOps for Cpu<T> {
         running_mean: &mut Vec<T>,
         running_var: &mut Vec<T>,
     ) -> Result<()> {
+        counts::call(1);
         let (hw, cnt) = (g.hw, (g.n * g.hw) as f64);
         let plane = |n: usize, c: usize| &x[(n * g.c + c) * hw..][..hw];
         // One pass per channel over x − s, s the channel's first element: the
@@ -108,6 +110,7 @@ impl<T: Real> BnOps for Cpu<T> {
         running_var: &Vec<T>,
         y: &mut Vec<T>,
     ) -> Result<()> {
+        counts::call(1);
         let inv: Vec<T> = running_var.iter().map(|&v| T::from_f64(1.0 / (v.to_f64() + g.eps as f64).sqrt())).collect();
         apply(g, x, gamma.map(|v| &v[..]), beta.map(|v| &v[..]), running_mean, &inv, y);
         Ok(())
@@ -126,6 +129,7 @@ impl<T: Real> BnOps for Cpu<T> {
         dgamma: Option<&mut Vec<T>>,
         dbeta: Option<&mut Vec<T>>,
     ) -> Result<()> {
+        counts::call(1);
         let hw = g.hw;
         let (mean, inv) = saved.split_at(g.c);
         // Σ dy and Σ dy·x̂ = inv·Σ dy·(x − mean), in one pass over each plane.

@@ -2,6 +2,7 @@
 //! channel for the training forward and the backward (statistics and their
 //! use in one launch), one thread per element for evaluation.
 
+use crate::backend::counts;
 use cudarc::driver::LaunchConfig;
 
 use super::{BnGeom, BnOps};
@@ -42,6 +43,7 @@ impl BnOps for Cuda {
         running_mean: &mut CudaBuf,
         running_var: &mut CudaBuf,
     ) -> Result<()> {
+        counts::call(1);
         let k = "bn_fwd_train_f32";
         let (n, c, hw) = check(
             k,
@@ -77,6 +79,7 @@ impl BnOps for Cuda {
         running_var: &CudaBuf,
         y: &mut CudaBuf,
     ) -> Result<()> {
+        counts::call(1);
         let k = "bn_fwd_eval_f32";
         let (n, c, hw) = check(
             k,
@@ -111,6 +114,7 @@ impl BnOps for Cuda {
         dgamma: Option<&mut CudaBuf>,
         dbeta: Option<&mut CudaBuf>,
     ) -> Result<()> {
+        counts::call(1);
         let k = "bn_bwd_f32";
         let (n, c, hw) =
             check(k, g, x, &[("gamma", gamma), ("dgamma", dgamma.as_deref()), ("dbeta", dbeta.as_deref())])?;

@@ -3,11 +3,13 @@
 
 use super::{ConvGeom, ConvOps, Path, depthwise, gemm, path, reference};
 use crate::backend::Cpu;
+use crate::backend::counts;
 use crate::error::Result;
 use crate::real::Real;
 
 impl<T: Real> ConvOps for Cpu<T> {
     fn conv2d_fwd(&self, g: &ConvGeom, x: &Vec<T>, w: &Vec<T>, y: &mut Vec<T>) -> Result<()> {
+        counts::call(1);
         match path(g) {
             Path::Depthwise => depthwise::fwd(g, x, w, y),
             Path::Gemm => gemm::fwd(g, x, w, y),
@@ -17,6 +19,7 @@ impl<T: Real> ConvOps for Cpu<T> {
     }
 
     fn conv2d_bwd_data(&self, g: &ConvGeom, x: &Vec<T>, w: &Vec<T>, dy: &Vec<T>, dx: &mut Vec<T>) -> Result<()> {
+        counts::call(1);
         match path(g) {
             Path::Depthwise => depthwise::bwd_data(g, x, w, dy, dx),
             Path::Gemm => gemm::bwd_data(g, x, w, dy, dx),
@@ -26,6 +29,7 @@ impl<T: Real> ConvOps for Cpu<T> {
     }
 
     fn conv2d_bwd_filter(&self, g: &ConvGeom, x: &Vec<T>, dy: &Vec<T>, dw: &mut Vec<T>) -> Result<()> {
+        counts::call(1);
         match path(g) {
             Path::Depthwise => depthwise::bwd_filter(g, x, dy, dw),
             Path::Gemm => gemm::bwd_filter(g, x, dy, dw),

@@ -3,6 +3,7 @@
 //! (tiled products); depthwise (groups = cin = cout) → `dwconv_*`; anything
 //! else → `conv_*`.
 
+use crate::backend::counts;
 use cudarc::driver::LaunchConfig;
 
 use super::{ConvGeom, ConvOps};
@@ -79,6 +80,7 @@ fn tiles(a: usize, b: usize, z: usize) -> LaunchConfig {
 
 impl ConvOps for Cuda {
     fn conv2d_fwd(&self, g: &ConvGeom, x: &CudaBuf, w: &CudaBuf, y: &mut CudaBuf) -> Result<()> {
+        counts::call(1);
         check("conv2d_fwd", g, x, Some(w), y, "y")?;
         if y.len == 0 {
             return Ok(());
@@ -99,6 +101,7 @@ impl ConvOps for Cuda {
     }
 
     fn conv2d_bwd_data(&self, g: &ConvGeom, x: &CudaBuf, w: &CudaBuf, dy: &CudaBuf, dx: &mut CudaBuf) -> Result<()> {
+        counts::call(1);
         check("conv2d_bwd_data", g, x, Some(w), dy, "dy")?;
         check_len("conv2d_bwd_data", "dx", dx, x.len)?;
         if dx.len == 0 || dy.len == 0 {
@@ -122,6 +125,7 @@ impl ConvOps for Cuda {
     }
 
     fn conv2d_bwd_filter(&self, g: &ConvGeom, x: &CudaBuf, dy: &CudaBuf, dw: &mut CudaBuf) -> Result<()> {
+        counts::call(1);
         check("conv2d_bwd_filter", g, x, None, dy, "dy")?;
         check_len("conv2d_bwd_filter", "dw", dw, g.w_shape().numel())?;
         if dw.len == 0 || dy.len == 0 {

@@ -3,6 +3,7 @@
 
 use super::ElementwiseOps;
 use crate::backend::Cpu;
+use crate::backend::counts;
 use crate::error::Result;
 use crate::par;
 use crate::real::Real;
@@ -48,6 +49,7 @@ fn per_sample(x: usize, mask: usize, what: &str) -> usize {
 
 impl<T: Real> ElementwiseOps for Cpu<T> {
     fn fill(&self, y: &mut Vec<T>, v: f32) -> Result<()> {
+        counts::call(1);
         // Split over threads: a supernet's gradients are gigabytes a pass.
         let v = T::from_f32(v);
         let n = y.len();
@@ -56,26 +58,31 @@ impl<T: Real> ElementwiseOps for Cpu<T> {
     }
 
     fn copy(&self, src: &Vec<T>, dst: &mut Vec<T>) -> Result<()> {
+        counts::call(1);
         dst.copy_from_slice(src);
         Ok(())
     }
 
     fn axpy(&self, a: f32, x: &Vec<T>, y: &mut Vec<T>) -> Result<()> {
+        counts::call(1);
         add_scaled(T::from_f32(a), x, y);
         Ok(())
     }
 
     fn scale(&self, a: f32, y: &mut Vec<T>) -> Result<()> {
+        counts::call(1);
         let a = T::from_f32(a);
         y.iter_mut().for_each(|v| *v *= a);
         Ok(())
     }
 
     fn sum_sq(&self, x: &Vec<T>) -> Result<f64> {
+        counts::read(super::cuda::SUM_SQ_LAUNCHES);
         Ok(dot_f64(x, x))
     }
 
     fn relu_fwd(&self, x: &Vec<T>, y: &mut Vec<T>) -> Result<()> {
+        counts::call(1);
         for (yv, &xv) in y.iter_mut().zip(x) {
             *yv = if xv > T::ZERO { xv } else { T::ZERO };
         }
@@ -83,6 +90,7 @@ impl<T: Real> ElementwiseOps for Cpu<T> {
     }
 
     fn relu_bwd(&self, x: &Vec<T>, dy: &Vec<T>, dx: &mut Vec<T>) -> Result<()> {
+        counts::call(1);
         for ((d, &xv), &g) in dx.iter_mut().zip(x).zip(dy) {
             if xv > T::ZERO {
                 *d += g;
@@ -92,6 +100,7 @@ impl<T: Real> ElementwiseOps for Cpu<T> {
     }
 
     fn mul_fwd(&self, a: &Vec<T>, b: &Vec<T>, y: &mut Vec<T>) -> Result<()> {
+        counts::call(1);
         for ((yv, &av), &bv) in y.iter_mut().zip(a).zip(b) {
             *yv = av * bv;
         }
@@ -99,6 +108,7 @@ impl<T: Real> ElementwiseOps for Cpu<T> {
     }
 
     fn mul_bwd(&self, b: &Vec<T>, dy: &Vec<T>, da: &mut Vec<T>) -> Result<()> {
+        counts::call(1);
         for ((d, &bv), &g) in da.iter_mut().zip(b).zip(dy) {
             *d += g * bv;
         }
@@ -106,6 +116,7 @@ impl<T: Real> ElementwiseOps for Cpu<T> {
     }
 
     fn drop_path_fwd(&self, x: &Vec<T>, mask: &Vec<T>, y: &mut Vec<T>) -> Result<()> {
+        counts::call(1);
         assert_eq!(x.len(), y.len(), "drop_path_fwd: length mismatch");
         if x.is_empty() {
             return Ok(());
@@ -120,6 +131,7 @@ impl<T: Real> ElementwiseOps for Cpu<T> {
     }
 
     fn drop_path_bwd(&self, mask: &Vec<T>, dy: &Vec<T>, dx: &mut Vec<T>) -> Result<()> {
+        counts::call(1);
         assert_eq!(dy.len(), dx.len(), "drop_path_bwd: length mismatch");
         if dy.is_empty() {
             return Ok(());
@@ -134,11 +146,13 @@ impl<T: Real> ElementwiseOps for Cpu<T> {
     }
 
     fn axpy_elem(&self, w: &Vec<T>, idx: usize, x: &Vec<T>, y: &mut Vec<T>) -> Result<()> {
+        counts::call(1);
         add_scaled(w[idx], x, y);
         Ok(())
     }
 
     fn mix_fwd(&self, w: &Vec<T>, terms: &[(usize, &Vec<T>)], y: &mut Vec<T>) -> Result<()> {
+        counts::call(super::cuda::mix_fwd_launches(terms.len()));
         // One pass over `y` (`y` = 0 when there are no terms): each chunk of
         // `y` takes every term in turn while it is in cache.
         let terms: Vec<(T, &[T])> = terms.iter().map(|&(idx, x)| (w[idx], x.as_slice())).collect();
@@ -166,6 +180,7 @@ impl<T: Real> ElementwiseOps for Cpu<T> {
     }
 
     fn dot_elem(&self, a: &Vec<T>, b: &Vec<T>, out: &mut Vec<T>, idx: usize) -> Result<()> {
+        counts::call(super::cuda::DOT_ELEM_LAUNCHES);
         // Accumulated in f64 per chunk, the chunks summed in f64.
         assert_eq!(a.len(), b.len(), "dot_elem: length mismatch");
         let parts = par::map(a.len().div_ceil(CHUNK), a.len(), |i| {
@@ -178,11 +193,13 @@ impl<T: Real> ElementwiseOps for Cpu<T> {
     }
 
     fn sum_all_fwd(&self, x: &Vec<T>, y: &mut Vec<T>) -> Result<()> {
+        counts::call(super::cuda::SUM_ALL_FWD_LAUNCHES);
         y[0] = T::from_f64(x.iter().map(|v| v.to_f64()).sum());
         Ok(())
     }
 
     fn sum_all_bwd(&self, dy: &Vec<T>, dx: &mut Vec<T>) -> Result<()> {
+        counts::call(1);
         let d = dy[0];
         dx.iter_mut().for_each(|v| *v += d);
         Ok(())

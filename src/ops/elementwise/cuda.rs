@@ -4,10 +4,24 @@
 
 use super::ElementwiseOps;
 use crate::backend::Device;
+use crate::backend::counts;
 use crate::backend::cuda::{Cuda, CudaBuf, REDUCE_PARTS, check_len, launch};
 use crate::error::{Error, Result};
 
 /// Fails unless `b` has as many elements as `a`.
+/// Launches of `sum_sq`: the partial sums (then a copy to the host, which
+/// adds them up).
+pub(crate) const SUM_SQ_LAUNCHES: u64 = 1;
+/// Launches of `dot_elem` and `sum_all_fwd`: partial sums, then their total.
+pub(crate) const DOT_ELEM_LAUNCHES: u64 = 2;
+pub(crate) const SUM_ALL_FWD_LAUNCHES: u64 = 2;
+
+/// Launches of `mix_fwd` over `terms` terms: one for the first `MIX_MAX`,
+/// one `axpy_elem_f32` for each further term.
+pub(crate) fn mix_fwd_launches(terms: usize) -> u64 {
+    1 + terms.saturating_sub(MIX_MAX) as u64
+}
+
 fn same(kernel: &str, a: &CudaBuf, b: &CudaBuf) -> Result<()> {
     check_len(kernel, "second operand", b, a.len)
 }
@@ -57,6 +71,7 @@ fn lock(cu: &Cuda) -> Result<std::sync::MutexGuard<'_, cudarc::driver::CudaSlice
 
 impl ElementwiseOps for Cuda {
     fn fill(&self, y: &mut CudaBuf, v: f32) -> Result<()> {
+        counts::call(1);
         let n = y.len;
         if n == 0 {
             return Ok(());
@@ -66,6 +81,7 @@ impl ElementwiseOps for Cuda {
     }
 
     fn copy(&self, src: &CudaBuf, dst: &mut CudaBuf) -> Result<()> {
+        counts::call(1);
         same("copy_f32", src, dst)?;
         let n = src.len;
         if n == 0 {
@@ -76,6 +92,7 @@ impl ElementwiseOps for Cuda {
     }
 
     fn axpy(&self, a: f32, x: &CudaBuf, y: &mut CudaBuf) -> Result<()> {
+        counts::call(1);
         same("axpy_f32", x, y)?;
         let n = x.len;
         if n == 0 {
@@ -86,6 +103,7 @@ impl ElementwiseOps for Cuda {
     }
 
     fn scale(&self, a: f32, y: &mut CudaBuf) -> Result<()> {
+        counts::call(1);
         let n = y.len;
         if n == 0 {
             return Ok(());
@@ -95,6 +113,7 @@ impl ElementwiseOps for Cuda {
     }
 
     fn sum_sq(&self, x: &CudaBuf) -> Result<f64> {
+        counts::read(SUM_SQ_LAUNCHES);
         // The partials are summed on the host, in f64.
         if x.len == 0 {
             return Ok(0.0);
@@ -109,6 +128,7 @@ impl ElementwiseOps for Cuda {
     }
 
     fn relu_fwd(&self, x: &CudaBuf, y: &mut CudaBuf) -> Result<()> {
+        counts::call(1);
         same("relu_fwd_f32", x, y)?;
         let n = x.len;
         if n == 0 {
@@ -119,6 +139,7 @@ impl ElementwiseOps for Cuda {
     }
 
     fn relu_bwd(&self, x: &CudaBuf, dy: &CudaBuf, dx: &mut CudaBuf) -> Result<()> {
+        counts::call(1);
         same("relu_bwd_f32", x, dy)?;
         same("relu_bwd_f32", x, dx)?;
         let n = x.len;
@@ -130,6 +151,7 @@ impl ElementwiseOps for Cuda {
     }
 
     fn mul_fwd(&self, a: &CudaBuf, b: &CudaBuf, y: &mut CudaBuf) -> Result<()> {
+        counts::call(1);
         same("mul_fwd_f32", a, b)?;
         same("mul_fwd_f32", a, y)?;
         let n = a.len;
@@ -141,6 +163,7 @@ impl ElementwiseOps for Cuda {
     }
 
     fn mul_bwd(&self, b: &CudaBuf, dy: &CudaBuf, da: &mut CudaBuf) -> Result<()> {
+        counts::call(1);
         same("mul_bwd_f32", b, dy)?;
         same("mul_bwd_f32", b, da)?;
         let n = b.len;
@@ -152,6 +175,7 @@ impl ElementwiseOps for Cuda {
     }
 
     fn drop_path_fwd(&self, x: &CudaBuf, mask: &CudaBuf, y: &mut CudaBuf) -> Result<()> {
+        counts::call(1);
         same("drop_path_fwd_f32", x, y)?;
         let n = x.len;
         if n == 0 {
@@ -163,6 +187,7 @@ impl ElementwiseOps for Cuda {
     }
 
     fn drop_path_bwd(&self, mask: &CudaBuf, dy: &CudaBuf, dx: &mut CudaBuf) -> Result<()> {
+        counts::call(1);
         same("drop_path_bwd_f32", dy, dx)?;
         let n = dy.len;
         if n == 0 {
@@ -174,6 +199,7 @@ impl ElementwiseOps for Cuda {
     }
 
     fn axpy_elem(&self, w: &CudaBuf, idx: usize, x: &CudaBuf, y: &mut CudaBuf) -> Result<()> {
+        counts::call(1);
         same("axpy_elem_f32", x, y)?;
         if idx >= w.len {
             crate::bail!("cuda: axpy_elem_f32: index {idx} outside a weight buffer of {}", w.len);
@@ -187,6 +213,7 @@ impl ElementwiseOps for Cuda {
     }
 
     fn mix_fwd(&self, w: &CudaBuf, terms: &[(usize, &CudaBuf)], y: &mut CudaBuf) -> Result<()> {
+        counts::call(mix_fwd_launches(terms.len()));
         // One launch for up to MIX_MAX terms (a DARTS edge has at most 7
         // nonzero primitives); more terms continue with `axpy_elem`.
         for &(idx, x) in terms {
@@ -212,12 +239,13 @@ impl ElementwiseOps for Cuda {
             &w.mem, &nt, &xs[0], &xs[1], &xs[2], &xs[3], &xs[4], &xs[5], &xs[6], &xs[7],
             &is[0], &is[1], &is[2], &is[3], &is[4], &is[5], &is[6], &is[7], &mut y.mem, &(n as i64))?;
         for &(idx, x) in rest {
-            self.axpy_elem(w, idx, x, y)?;
+            launch!(self, axpy_elem_f32, Cuda::flat(n); &w.mem, &(idx as i64), &x.mem, &mut y.mem, &(n as i64))?;
         }
         Ok(())
     }
 
     fn dot_elem(&self, a: &CudaBuf, b: &CudaBuf, out: &mut CudaBuf, idx: usize) -> Result<()> {
+        counts::call(DOT_ELEM_LAUNCHES);
         // Summed in f64, rounded once.
         same("reduce_partial_f64", a, b)?;
         if idx >= out.len {
@@ -229,6 +257,7 @@ impl ElementwiseOps for Cuda {
     }
 
     fn sum_all_fwd(&self, x: &CudaBuf, y: &mut CudaBuf) -> Result<()> {
+        counts::call(SUM_ALL_FWD_LAUNCHES);
         if y.len == 0 {
             crate::bail!("cuda: sum_all_fwd: y is empty");
         }
@@ -238,6 +267,7 @@ impl ElementwiseOps for Cuda {
     }
 
     fn sum_all_bwd(&self, dy: &CudaBuf, dx: &mut CudaBuf) -> Result<()> {
+        counts::call(1);
         if dy.len == 0 {
             crate::bail!("cuda: sum_all_bwd_f32: dy is empty");
         }

@@ -2,11 +2,13 @@
 
 use super::{ChannelSlice, LayoutOps};
 use crate::backend::Cpu;
+use crate::backend::counts;
 use crate::error::Result;
 use crate::real::Real;
 
 impl<T: Real> LayoutOps for Cpu<T> {
     fn channel_put(&self, s: &ChannelSlice, part: &Vec<T>, whole: &mut Vec<T>) -> Result<()> {
+        counts::call(1);
         let blk = s.c_part * s.hw;
         for n in 0..s.n {
             let dst = (n * s.c_whole + s.off) * s.hw;
@@ -16,6 +18,7 @@ impl<T: Real> LayoutOps for Cpu<T> {
     }
 
     fn channel_take_add(&self, s: &ChannelSlice, dwhole: &Vec<T>, dpart: &mut Vec<T>) -> Result<()> {
+        counts::call(1);
         let blk = s.c_part * s.hw;
         for n in 0..s.n {
             let src = (n * s.c_whole + s.off) * s.hw;
@@ -27,6 +30,7 @@ impl<T: Real> LayoutOps for Cpu<T> {
     }
 
     fn shift_fwd(&self, n: usize, c: usize, h: usize, w: usize, x: &Vec<T>, y: &mut Vec<T>) -> Result<()> {
+        counts::call(1);
         let (oh, ow) = (h - 1, w - 1);
         for p in 0..n * c {
             for i in 0..oh {
@@ -38,6 +42,7 @@ impl<T: Real> LayoutOps for Cpu<T> {
     }
 
     fn shift_bwd(&self, n: usize, c: usize, h: usize, w: usize, dy: &Vec<T>, dx: &mut Vec<T>) -> Result<()> {
+        counts::call(1);
         let (oh, ow) = (h - 1, w - 1);
         for p in 0..n * c {
             for i in 0..oh {
@@ -51,6 +56,7 @@ impl<T: Real> LayoutOps for Cpu<T> {
     }
 
     fn gap_fwd(&self, nc: usize, hw: usize, x: &Vec<T>, y: &mut Vec<T>) -> Result<()> {
+        counts::call(1);
         let inv = T::ONE / T::from_usize(hw);
         for p in 0..nc {
             y[p] = x[p * hw..(p + 1) * hw].iter().fold(T::ZERO, |s, &v| s + v) * inv;
@@ -59,6 +65,7 @@ impl<T: Real> LayoutOps for Cpu<T> {
     }
 
     fn gap_bwd(&self, nc: usize, hw: usize, dy: &Vec<T>, dx: &mut Vec<T>) -> Result<()> {
+        counts::call(1);
         let inv = T::ONE / T::from_usize(hw);
         for p in 0..nc {
             let g = dy[p] * inv;

@@ -1,6 +1,7 @@
 //! Copies, shifts and the global average pool on the device: launchers of
 //! `kernels/layout.cu`.
 
+use crate::backend::counts;
 use cudarc::driver::LaunchConfig;
 
 use super::{ChannelSlice, LayoutOps};
@@ -27,6 +28,7 @@ fn shift_check(k: &str, n: usize, c: usize, h: usize, w: usize, big: &CudaBuf, s
 
 impl LayoutOps for Cuda {
     fn channel_put(&self, s: &ChannelSlice, part: &CudaBuf, whole: &mut CudaBuf) -> Result<()> {
+        counts::call(1);
         let [n, hw, cp, cw, off] = slice_ints("channel_put_f32", s, part, whole)?;
         if part.len == 0 {
             return Ok(());
@@ -36,6 +38,7 @@ impl LayoutOps for Cuda {
     }
 
     fn channel_take_add(&self, s: &ChannelSlice, dwhole: &CudaBuf, dpart: &mut CudaBuf) -> Result<()> {
+        counts::call(1);
         let [n, hw, cp, cw, off] = slice_ints("channel_take_add_f32", s, dpart, dwhole)?;
         if dpart.len == 0 {
             return Ok(());
@@ -46,6 +49,7 @@ impl LayoutOps for Cuda {
     }
 
     fn shift_fwd(&self, n: usize, c: usize, h: usize, w: usize, x: &CudaBuf, y: &mut CudaBuf) -> Result<()> {
+        counts::call(1);
         let [nc, hi, wi] = shift_check("shift_fwd_f32", n, c, h, w, x, y)?;
         if y.len == 0 {
             return Ok(());
@@ -55,6 +59,7 @@ impl LayoutOps for Cuda {
     }
 
     fn shift_bwd(&self, n: usize, c: usize, h: usize, w: usize, dy: &CudaBuf, dx: &mut CudaBuf) -> Result<()> {
+        counts::call(1);
         let [nc, hi, wi] = shift_check("shift_bwd_f32", n, c, h, w, dx, dy)?;
         if dy.len == 0 {
             return Ok(());
@@ -64,6 +69,7 @@ impl LayoutOps for Cuda {
     }
 
     fn gap_fwd(&self, nc: usize, hw: usize, x: &CudaBuf, y: &mut CudaBuf) -> Result<()> {
+        counts::call(1);
         let k = "gap_fwd_f32";
         check_len(k, "x", x, nc * hw)?;
         check_len(k, "y", y, nc)?;
@@ -83,6 +89,7 @@ impl LayoutOps for Cuda {
     }
 
     fn gap_bwd(&self, nc: usize, hw: usize, dy: &CudaBuf, dx: &mut CudaBuf) -> Result<()> {
+        counts::call(1);
         let k = "gap_bwd_f32";
         check_len(k, "dy", dy, nc)?;
         check_len(k, "dx", dx, nc * hw)?;

@@ -3,6 +3,7 @@
 
 use super::LinearOps;
 use crate::backend::Cpu;
+use crate::backend::counts;
 use crate::error::Result;
 use crate::real::Real;
 
@@ -17,6 +18,7 @@ impl<T: Real> LinearOps for Cpu<T> {
         b: Option<&Vec<T>>,
         y: &mut Vec<T>,
     ) -> Result<()> {
+        counts::call(1);
         for r in 0..n {
             let xr = &x[r * i..(r + 1) * i];
             for c in 0..o {
@@ -40,6 +42,7 @@ impl<T: Real> LinearOps for Cpu<T> {
         mut dw: Option<&mut Vec<T>>,
         mut db: Option<&mut Vec<T>>,
     ) -> Result<()> {
+        counts::call(super::cuda::linear_bwd_launches(dx.is_some(), dw.is_some(), db.is_some()));
         for r in 0..n {
             for c in 0..o {
                 let g = dy[r * o + c];

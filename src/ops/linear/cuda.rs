@@ -2,8 +2,14 @@
 //! (the classifier; small products).
 
 use super::LinearOps;
+use crate::backend::counts;
 use crate::backend::cuda::{Cuda, CudaBuf, check_len, int, launch};
 use crate::error::Result;
+
+/// Launches of `linear_bwd`: one per gradient asked for.
+pub(crate) fn linear_bwd_launches(dx: bool, dw: bool, db: bool) -> u64 {
+    u64::from(dx) + u64::from(dw) + u64::from(db)
+}
 
 impl LinearOps for Cuda {
     fn linear_fwd(
@@ -16,6 +22,7 @@ impl LinearOps for Cuda {
         b: Option<&CudaBuf>,
         y: &mut CudaBuf,
     ) -> Result<()> {
+        counts::call(1);
         let k = "linear_fwd_f32";
         check_len(k, "x", x, n * i)?;
         check_len(k, "w", w, o * i)?;
@@ -44,6 +51,7 @@ impl LinearOps for Cuda {
         dw: Option<&mut CudaBuf>,
         db: Option<&mut CudaBuf>,
     ) -> Result<()> {
+        counts::call(linear_bwd_launches(dx.is_some(), dw.is_some(), db.is_some()));
         let k = "linear_bwd";
         check_len(k, "x", x, n * i)?;
         check_len(k, "w", w, o * i)?;

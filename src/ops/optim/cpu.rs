@@ -2,11 +2,13 @@
 
 use super::{AdamStep, OptimOps, SgdStep};
 use crate::backend::Cpu;
+use crate::backend::counts;
 use crate::error::Result;
 use crate::real::Real;
 
 impl<T: Real> OptimOps for Cpu<T> {
     fn sgd_step(&self, st: &SgdStep, grad_scale: f32, p: &mut Vec<T>, grad: &Vec<T>, buf: &mut Vec<T>) -> Result<()> {
+        counts::call(1);
         let (lr, mu, wd, s) =
             (T::from_f32(st.lr), T::from_f32(st.momentum), T::from_f32(st.weight_decay), T::from_f32(grad_scale));
         for ((pv, &gv), bv) in p.iter_mut().zip(grad).zip(buf.iter_mut()) {
@@ -26,6 +28,7 @@ impl<T: Real> OptimOps for Cpu<T> {
         m: &mut Vec<T>,
         v: &mut Vec<T>,
     ) -> Result<()> {
+        counts::call(1);
         let b1 = st.beta1 as f64;
         let b2 = st.beta2 as f64;
         let c1 = T::from_f64(1.0 - b1.powi(st.t as i32));
@@ -44,6 +47,7 @@ impl<T: Real> OptimOps for Cpu<T> {
     }
 
     fn couple(&self, beta: f32, p: &Vec<T>, other: &Vec<T>, grad: &mut Vec<T>) -> Result<()> {
+        counts::call(1);
         let beta = T::from_f32(beta);
         for ((gv, &pv), &ov) in grad.iter_mut().zip(p).zip(other) {
             *gv += beta * (pv - ov);

@@ -1,6 +1,7 @@
 //! The optimizer updates on the device: launchers of `kernels/optim.cu`.
 
 use super::{AdamStep, OptimOps, SgdStep};
+use crate::backend::counts;
 use crate::backend::cuda::{Cuda, CudaBuf, check_len, launch};
 use crate::error::Result;
 
@@ -13,6 +14,7 @@ impl OptimOps for Cuda {
         grad: &CudaBuf,
         buf: &mut CudaBuf,
     ) -> Result<()> {
+        counts::call(1);
         let k = "sgd_step_f32";
         check_len(k, "grad", grad, p.len)?;
         check_len(k, "momentum buffer", buf, p.len)?;
@@ -34,6 +36,7 @@ impl OptimOps for Cuda {
         m: &mut CudaBuf,
         v: &mut CudaBuf,
     ) -> Result<()> {
+        counts::call(1);
         let k = "adam_step_f32";
         check_len(k, "grad", grad, p.len)?;
         check_len(k, "m", m, p.len)?;
@@ -55,6 +58,7 @@ impl OptimOps for Cuda {
     }
 
     fn couple(&self, beta: f32, p: &CudaBuf, other: &CudaBuf, grad: &mut CudaBuf) -> Result<()> {
+        counts::call(1);
         let k = "couple_f32";
         check_len(k, "other", other, p.len)?;
         check_len(k, "grad", grad, p.len)?;

@@ -6,6 +6,7 @@
 //! output rows at once. Max-pool backward recomputes the window maxima the
 //! same way and routes each gradient to the first element equal to its maximum.
 
+use crate::backend::counts;
 use std::ops::Range;
 
 use super::{PoolGeom, PoolOps};
@@ -108,6 +109,7 @@ fn first_equal<T: Real>(xp: &[T], w: usize, ry: &Range<usize>, rx: &Range<usize>
 
 impl<T: Real> PoolOps for Cpu<T> {
     fn max_pool_fwd(&self, g: &PoolGeom, x: &Vec<T>, y: &mut Vec<T>) -> Result<()> {
+        counts::call(1);
         let y = y.as_mut_slice();
         let (hw, ohw) = (g.h * g.w, g.oh * g.ow);
         par::for_chunks_init(
@@ -121,6 +123,7 @@ impl<T: Real> PoolOps for Cpu<T> {
     }
 
     fn max_pool_bwd(&self, g: &PoolGeom, x: &Vec<T>, dy: &Vec<T>, dx: &mut Vec<T>) -> Result<()> {
+        counts::call(1);
         // The window maxima come from the separable pass, then each window is
         // scanned only up to the first element equal to its maximum (a window
         // holding a NaN takes the full [`argmax`], which picks its last NaN).
@@ -146,6 +149,7 @@ impl<T: Real> PoolOps for Cpu<T> {
     }
 
     fn avg_pool_fwd(&self, g: &PoolGeom, x: &Vec<T>, y: &mut Vec<T>) -> Result<()> {
+        counts::call(1);
         let y = y.as_mut_slice();
         let (hw, ohw) = (g.h * g.w, g.oh * g.ow);
         par::for_chunks_init(
@@ -159,6 +163,7 @@ impl<T: Real> PoolOps for Cpu<T> {
     }
 
     fn avg_pool_bwd(&self, g: &PoolGeom, dy: &Vec<T>, dx: &mut Vec<T>) -> Result<()> {
+        counts::call(1);
         // Down the window rows into the `(h, ow)` scratch plane, then along the
         // window columns.
         let (hw, ohw) = (g.h * g.w, g.oh * g.ow);

@@ -2,6 +2,7 @@
 //! output (forward) or per input element (backward, gathered).
 
 use super::{PoolGeom, PoolOps};
+use crate::backend::counts;
 use crate::backend::cuda::{Cuda, CudaBuf, check_len, int, launch};
 use crate::error::Result;
 
@@ -28,6 +29,7 @@ fn check(kernel: &str, g: &PoolGeom, xs: &CudaBuf, ys: &CudaBuf, x_what: &str, y
 
 impl PoolOps for Cuda {
     fn max_pool_fwd(&self, g: &PoolGeom, x: &CudaBuf, y: &mut CudaBuf) -> Result<()> {
+        counts::call(1);
         let (nc, h, w, oh, ow, k, s, pad) = check("max_pool_fwd_f32", g, x, y, "x", "y")?;
         if y.len == 0 {
             return Ok(());
@@ -37,6 +39,7 @@ impl PoolOps for Cuda {
     }
 
     fn max_pool_bwd(&self, g: &PoolGeom, x: &CudaBuf, dy: &CudaBuf, dx: &mut CudaBuf) -> Result<()> {
+        counts::call(1);
         let (nc, h, w, oh, ow, k, s, pad) = check("max_pool_bwd_f32", g, x, dy, "x", "dy")?;
         check_len("max_pool_bwd_f32", "dx", dx, x.len)?;
         if dx.len == 0 {
@@ -49,6 +52,7 @@ impl PoolOps for Cuda {
     }
 
     fn avg_pool_fwd(&self, g: &PoolGeom, x: &CudaBuf, y: &mut CudaBuf) -> Result<()> {
+        counts::call(1);
         let (nc, h, w, oh, ow, k, s, pad) = check("avg_pool_fwd_f32", g, x, y, "x", "y")?;
         if y.len == 0 {
             return Ok(());
@@ -58,6 +62,7 @@ impl PoolOps for Cuda {
     }
 
     fn avg_pool_bwd(&self, g: &PoolGeom, dy: &CudaBuf, dx: &mut CudaBuf) -> Result<()> {
+        counts::call(1);
         let (nc, h, w, oh, ow, k, s, pad) = check("avg_pool_bwd_f32", g, dx, dy, "dx", "dy")?;
         if dx.len == 0 {
             return Ok(());

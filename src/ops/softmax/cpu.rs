@@ -2,26 +2,19 @@
 
 use super::SoftmaxOps;
 use crate::backend::Cpu;
+use crate::backend::counts;
 use crate::error::Result;
 use crate::real::Real;
 
 impl<T: Real> SoftmaxOps for Cpu<T> {
     fn softmax_rows_fwd(&self, rows: usize, cols: usize, x: &Vec<T>, y: &mut Vec<T>) -> Result<()> {
-        for r in 0..rows {
-            let xs = &x[r * cols..(r + 1) * cols];
-            let ys = &mut y[r * cols..(r + 1) * cols];
-            let m = xs.iter().fold(xs[0], |m, &v| m.max(v));
-            let mut s = T::ZERO;
-            for (yv, &xv) in ys.iter_mut().zip(xs) {
-                *yv = (xv - m).exp();
-                s += *yv;
-            }
-            ys.iter_mut().for_each(|v| *v = *v / s);
-        }
+        counts::call(1);
+        softmax_rows(rows, cols, x, y);
         Ok(())
     }
 
     fn softmax_rows_bwd(&self, rows: usize, cols: usize, y: &Vec<T>, dy: &Vec<T>, dx: &mut Vec<T>) -> Result<()> {
+        counts::call(1);
         for r in 0..rows {
             let span = r * cols..(r + 1) * cols;
             let (ys, dys) = (&y[span.clone()], &dy[span.clone()]);
@@ -42,7 +35,8 @@ impl<T: Real> SoftmaxOps for Cpu<T> {
         loss: &mut Vec<T>,
         probs: &mut Vec<T>,
     ) -> Result<()> {
-        self.softmax_rows_fwd(n, k, logits, probs)?;
+        counts::call(1);
+        softmax_rows(n, k, logits, probs);
         // −ln p[label] from the saved probabilities (floored at the smallest
         // positive f64), summed in f64.
         let mut total = 0.0f64;
@@ -63,6 +57,7 @@ impl<T: Real> SoftmaxOps for Cpu<T> {
         dloss: &Vec<T>,
         dlogits: &mut Vec<T>,
     ) -> Result<()> {
+        counts::call(1);
         let s = dloss[0] / T::from_usize(n);
         for i in 0..n {
             let c = label(labels[i], k);
@@ -81,4 +76,19 @@ fn label<T: Real>(v: T, k: usize) -> usize {
     let c = v.to_f64();
     assert!(c >= 0.0 && (c as usize) < k && c.fract() == 0.0, "label {c} is not a class index below {k}");
     c as usize
+}
+
+/// `y = softmax(x)` per row of a `(rows, cols)` matrix.
+fn softmax_rows<T: Real>(rows: usize, cols: usize, x: &[T], y: &mut [T]) {
+    for r in 0..rows {
+        let xs = &x[r * cols..(r + 1) * cols];
+        let ys = &mut y[r * cols..(r + 1) * cols];
+        let m = xs.iter().fold(xs[0], |m, &v| m.max(v));
+        let mut s = T::ZERO;
+        for (yv, &xv) in ys.iter_mut().zip(xs) {
+            *yv = (xv - m).exp();
+            s += *yv;
+        }
+        ys.iter_mut().for_each(|v| *v = *v / s);
+    }
 }

@@ -1,11 +1,13 @@
 //! Softmax and cross-entropy on the device: launchers of `kernels/softmax.cu`.
 
 use super::SoftmaxOps;
+use crate::backend::counts;
 use crate::backend::cuda::{Cuda, CudaBuf, check_len, int, launch};
 use crate::error::Result;
 
 impl SoftmaxOps for Cuda {
     fn softmax_rows_fwd(&self, rows: usize, cols: usize, x: &CudaBuf, y: &mut CudaBuf) -> Result<()> {
+        counts::call(1);
         let k = "softmax_rows_fwd_f32";
         check_len(k, "x", x, rows * cols)?;
         check_len(k, "y", y, rows * cols)?;
@@ -18,6 +20,7 @@ impl SoftmaxOps for Cuda {
     }
 
     fn softmax_rows_bwd(&self, rows: usize, cols: usize, y: &CudaBuf, dy: &CudaBuf, dx: &mut CudaBuf) -> Result<()> {
+        counts::call(1);
         let k = "softmax_rows_bwd_f32";
         check_len(k, "y", y, rows * cols)?;
         check_len(k, "dy", dy, rows * cols)?;
@@ -39,6 +42,7 @@ impl SoftmaxOps for Cuda {
         loss: &mut CudaBuf,
         probs: &mut CudaBuf,
     ) -> Result<()> {
+        counts::call(1);
         let kn = "cross_entropy_fwd_f32";
         check_len(kn, "logits", logits, n * k)?;
         check_len(kn, "probs", probs, n * k)?;
@@ -64,6 +68,7 @@ impl SoftmaxOps for Cuda {
         dloss: &CudaBuf,
         dlogits: &mut CudaBuf,
     ) -> Result<()> {
+        counts::call(1);
         let kn = "cross_entropy_bwd_f32";
         check_len(kn, "probs", probs, n * k)?;
         check_len(kn, "dlogits", dlogits, n * k)?;
