@@ -151,21 +151,22 @@ extern "C" __global__ void pwconv_bwd_data_f32(const float* x, const float* w, c
     }
 }
 
-// Products per split of the pwconv filter-gradient reduction: the n·P sum is
-// cut into chunks of this many, each added into dw with one atomicAdd per
-// tile element (a 16×16 weight tile alone would leave most SMs idle).
-#define PW_SPLIT 4096
-
-// dw (cout, cin) += Σ_n,p dy (n, cout, p) · act(x (n, cin, pix(p)));
-// grid (⌈cin/TILE⌉, ⌈cout/TILE⌉, ⌈n·P/PW_SPLIT⌉).
-extern "C" __global__ void pwconv_bwd_filter_f32(const float* x, const float* dy, float* dw,
+// The pwconv filter gradient, in two deterministic passes (no float atomics,
+// so two runs agree bit for bit): the n·P sum is cut into `splits` chunks of
+// `chunk` products (a 16×16 weight tile alone would leave most SMs idle);
+// split z writes its partial tile to part[z] (cout, cin); then
+// pwconv_bwd_filter_sum_f32 adds the splits into dw in order.
+//
+// part[z] (cout, cin) = Σ_{n,p in chunk z} dy (n, cout, p) · act(x (n, cin, pix(p)));
+// grid (⌈cin/TILE⌉, ⌈cout/TILE⌉, splits).
+extern "C" __global__ void pwconv_bwd_filter_f32(const float* x, const float* dy, float* part,
                                                  int n, int cin, int cout, int h, int wd, int oh,
-                                                 int ow, int stride, int relu) {
+                                                 int ow, int stride, int relu, long long chunk) {
     __shared__ float sd[TILE][TILE + 1];  // sd[co_local][j]
     __shared__ float sx[TILE][TILE + 1];  // sx[j][ci_local]
     const long long P = (long long)oh * ow, K = (long long)n * P;
-    const long long j0 = (long long)blockIdx.z * PW_SPLIT;
-    const long long j1 = j0 + PW_SPLIT < K ? j0 + PW_SPLIT : K;
+    const long long j0 = (long long)blockIdx.z * chunk;
+    const long long j1 = j0 + chunk < K ? j0 + chunk : K;
     const int ci = blockIdx.x * TILE + threadIdx.x, co = blockIdx.y * TILE + threadIdx.y;
     float acc = 0.0f;
     for (long long k0 = j0; k0 < j1; k0 += TILE) {
@@ -195,7 +196,16 @@ extern "C" __global__ void pwconv_bwd_filter_f32(const float* x, const float* dy
         for (int kk = 0; kk < TILE; ++kk) acc += sd[threadIdx.y][kk] * sx[kk][threadIdx.x];
         __syncthreads();
     }
-    if (ci < cin && co < cout) atomicAdd(&dw[(long long)co * cin + ci], acc);
+    if (ci < cin && co < cout) part[((long long)blockIdx.z * cout + co) * cin + ci] = acc;
+}
+
+// dw[i] += Σ_z part[z·m + i], z in order; one thread per weight element.
+extern "C" __global__ void pwconv_bwd_filter_sum_f32(const float* part, float* dw, int splits, long long m) {
+    FOR_EACH(i, m) {
+        float acc = 0.0f;
+        for (int z = 0; z < splits; ++z) acc += part[(long long)z * m + i];
+        dw[i] += acc;
+    }
 }
 
 // ---- general (grouped or dense, any k) -------------------------------------

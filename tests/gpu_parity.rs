@@ -18,8 +18,8 @@ mod common;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use rarts::backend::{
-    AdamStep, Backend, BnOps, ConvOps, Cpu, Cuda, ElementwiseOps, LayoutOps, LinearOps, OptimOps, PoolOps, SgdStep,
-    SoftmaxOps,
+    AdamStep, Backend, BnOps, ConvOps, Cpu, Cuda, Device, ElementwiseOps, LayoutOps, LinearOps, OptimOps, PoolOps,
+    SgdStep, SoftmaxOps,
 };
 use rarts::ops::bn::BnGeom;
 use rarts::ops::conv::ConvGeom;
@@ -676,6 +676,45 @@ fn search_steps_match_the_cpu() {
     }
     let all = [Algo::Darts1, Algo::Darts2, Algo::Rarts];
     search_parity(|| Cuda::new(0).expect("the device opened a moment ago"), &all, 3);
+}
+
+/// The pointwise filter gradient sums its splits in a fixed order: two runs
+/// on the device agree bit for bit (float atomics would not).
+#[test]
+fn pointwise_filter_gradient_is_deterministic() {
+    let Some(cu) = gpu() else { return };
+    let o = ConvGeom::out_len(32, 1, 1, 0, 1);
+    let g = ConvGeom {
+        n: 16,
+        cin: 24,
+        h: 32,
+        w: 32,
+        cout: 40,
+        oh: o,
+        ow: o,
+        k: 1,
+        stride: 1,
+        pad: 0,
+        dil: 1,
+        groups: 1,
+        relu_in: true,
+    };
+    let mut rng = StdRng::seed_from_u64(11);
+    let mut fresh = |n: usize| -> Vec<f32> { (0..n).map(|_| rng.random_range(-1.0f32..1.0)).collect() };
+    let (x, dy) = (fresh(g.x_shape().numel()), fresh(g.y_shape().numel()));
+    let up = |v: &[f32]| {
+        let mut b = cu.alloc(v.len()).unwrap();
+        cu.upload(&mut b, v).unwrap();
+        b
+    };
+    let (xd, dyd) = (up(&x), up(&dy));
+    let run = || {
+        let mut dw = cu.alloc(g.w_shape().numel()).unwrap();
+        cu.conv2d_bwd_filter(&g, &xd, &dyd, &mut dw).unwrap();
+        cu.download(&dw).unwrap()
+    };
+    let (a, b) = (run(), run());
+    assert!(a.iter().zip(&b).all(|(p, q)| p.to_bits() == q.to_bits()), "two runs differ");
 }
 
 /// The launches the CUDA backend really makes in search steps equal the

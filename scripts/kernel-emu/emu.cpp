@@ -50,7 +50,16 @@ void test_conv(int n, int cin, int h, int w, int cout, int k, int s, int pad, in
   if (pw) {
     launch(D(cdiv(oh * ow, 16), cdiv(cout, 16), n), D(16, 16), true, [&] { pwconv_fwd_f32(x.data(), wt.data(), yg.data(), cin, cout, h, w, oh, ow, s, r); });
     launch(D(cdiv(oh * ow, 16), cdiv(cin, 16), n), D(16, 16), true, [&] { pwconv_bwd_data_f32(x.data(), wt.data(), dy.data(), dxg.data(), cin, cout, h, w, oh, ow, s, r); });
-    launch(D(cdiv(cin, 16), cdiv(cout, 16), cdiv((long long)n * oh * ow, 4096)), D(16, 16), true, [&] { pwconv_bwd_filter_f32(x.data(), dy.data(), dwg.data(), n, cin, cout, h, w, oh, ow, s, r); });
+    // Splits as the launcher picks them (src/ops/conv/cuda.rs pw_splits), the
+    // partial tiles, then their sum in order.
+    long long products = (long long)n * oh * ow, fit = (1LL << 22) / ((long long)cout * cin);
+    fit = fit < 1 ? 1 : (fit > 65535 ? 65535 : fit);
+    long long splits = cdiv(products, 4096);
+    splits = splits < 1 ? 1 : (splits > fit ? fit : splits);
+    long long chunk = cdiv(products, splits);
+    std::vector<float> part((size_t)(splits * cout * cin), NAN);
+    launch(D(cdiv(cin, 16), cdiv(cout, 16), splits), D(16, 16), true, [&] { pwconv_bwd_filter_f32(x.data(), dy.data(), part.data(), n, cin, cout, h, w, oh, ow, s, r, chunk); });
+    launch(D(cdiv((long long)cout * cin, 256)), D(256), false, [&] { pwconv_bwd_filter_sum_f32(part.data(), dwg.data(), (int)splits, (long long)cout * cin); });
   } else if (dw) {
     launch(D(cdiv(y.size(), 256)), D(256), false, [&] { dwconv_fwd_f32(x.data(), wt.data(), yg.data(), n, cin, h, w, oh, ow, k, s, pad, dil, r); });
     launch(D(cdiv(x.size(), 256)), D(256), false, [&] { dwconv_bwd_data_f32(x.data(), wt.data(), dy.data(), dxg.data(), n, cin, h, w, oh, ow, k, s, pad, dil, r); });

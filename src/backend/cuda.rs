@@ -37,6 +37,9 @@ const MAX_GRID: u32 = 132 * 16;
 /// Partial sums of the two-stage reductions (`reduce_partial_f64`); the
 /// scratch buffer holds this many f64.
 pub(crate) const REDUCE_PARTS: usize = 1024;
+/// Floats of the pointwise filter gradient's partial tiles (16 MiB): splits ×
+/// cout × cin must fit, so wide convs get fewer, longer splits.
+pub(crate) const PW_PARTS: usize = 1 << 22;
 
 /// Whether `libcuda` can be loaded at all (cudarc panics on first use
 /// otherwise).
@@ -108,7 +111,7 @@ kernel_table! {
     ],
     "conv" => [
         dwconv_fwd_f32, dwconv_bwd_data_f32, dwconv_bwd_filter_f32, pwconv_fwd_f32, pwconv_bwd_data_f32,
-        pwconv_bwd_filter_f32, conv_fwd_f32, conv_bwd_data_f32, conv_bwd_filter_f32,
+        pwconv_bwd_filter_f32, pwconv_bwd_filter_sum_f32, conv_fwd_f32, conv_bwd_data_f32, conv_bwd_filter_f32,
     ],
     "pool" => [max_pool_fwd_f32, max_pool_bwd_f32, avg_pool_fwd_f32, avg_pool_bwd_f32],
     "bn" => [bn_fwd_train_f32, bn_fwd_eval_f32, bn_bwd_f32],
@@ -131,6 +134,9 @@ pub struct Cuda {
     /// Partial sums of the two-stage reductions; locked across both stages
     /// so that two host threads cannot interleave them.
     pub(crate) scratch: Mutex<CudaSlice<f64>>,
+    /// The per-split partial tiles of the pointwise filter gradient
+    /// (`PW_PARTS` floats), made once.
+    pub(crate) pw_parts: Mutex<CudaSlice<f32>>,
     device_name: String,
     /// Where the kernels came from ("nvcc PTX (sm_90)" or "NVRTC (compute_90)").
     kernels_from: String,
@@ -195,7 +201,17 @@ impl Cuda {
         let k = Kernels::load(&modules)?;
         let scratch =
             stream.alloc_zeros::<f64>(REDUCE_PARTS).map_err(|e| Error::new(format!("cuda: scratch buffer: {e}")))?;
-        Ok(Cuda { ctx, stream, k, scratch: Mutex::new(scratch), device_name, kernels_from })
+        let pw_parts =
+            stream.alloc_zeros::<f32>(PW_PARTS).map_err(|e| Error::new(format!("cuda: scratch buffer: {e}")))?;
+        Ok(Cuda {
+            ctx,
+            stream,
+            k,
+            scratch: Mutex::new(scratch),
+            pw_parts: Mutex::new(pw_parts),
+            device_name,
+            kernels_from,
+        })
     }
 
     /// Flat launch over `n` elements: ⌈n/BLOCK⌉ blocks, capped (grid-stride).

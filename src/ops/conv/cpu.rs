@@ -29,7 +29,7 @@ impl<T: Real> ConvOps for Cpu<T> {
     }
 
     fn conv2d_bwd_filter(&self, g: &ConvGeom, x: &Vec<T>, dy: &Vec<T>, dw: &mut Vec<T>) -> Result<()> {
-        counts::call(1);
+        counts::call(super::cuda::bwd_filter_launches(g));
         match path(g) {
             Path::Depthwise => depthwise::bwd_filter(g, x, dy, dw),
             Path::Gemm => gemm::bwd_filter(g, x, dy, dw),

@@ -7,13 +7,29 @@ use crate::backend::counts;
 use cudarc::driver::LaunchConfig;
 
 use super::{ConvGeom, ConvOps};
-use crate::backend::cuda::{Cuda, CudaBuf, check_len, int, launch};
+use crate::backend::cuda::{Cuda, CudaBuf, PW_PARTS, check_len, int, launch};
 use crate::error::Result;
 
 /// Output tile side of the pwconv kernels; must match `TILE` in conv.cu.
 const TILE: u32 = 16;
-/// Products per split of `pwconv_bwd_filter_f32`; must match `PW_SPLIT`.
+/// Products per split of `pwconv_bwd_filter_f32` when the partial tiles fit.
 const PW_SPLIT: usize = 4096;
+
+/// `(splits, products per split)` of the pointwise filter gradient: chunks
+/// of `PW_SPLIT` products, fewer and longer when splits × cout × cin would
+/// not fit in the partial-tile buffer or the grid.
+fn pw_splits(g: &ConvGeom) -> (usize, usize) {
+    let products = (g.n * g.oh * g.ow).max(1);
+    let fit = (PW_PARTS / (g.cout * g.cin).max(1)).clamp(1, 65_535);
+    let splits = products.div_ceil(PW_SPLIT).clamp(1, fit);
+    (splits, products.div_ceil(splits))
+}
+
+/// Launches of `conv2d_bwd_filter`: two for a pointwise conv (the partial
+/// tiles, then their sum), one otherwise.
+pub(crate) fn bwd_filter_launches(g: &ConvGeom) -> u64 {
+    if family(g) == Family::Pointwise { 2 } else { 1 }
+}
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 enum Family {
@@ -125,7 +141,7 @@ impl ConvOps for Cuda {
     }
 
     fn conv2d_bwd_filter(&self, g: &ConvGeom, x: &CudaBuf, dy: &CudaBuf, dw: &mut CudaBuf) -> Result<()> {
-        counts::call(1);
+        counts::call(bwd_filter_launches(g));
         check("conv2d_bwd_filter", g, x, None, dy, "dy")?;
         check_len("conv2d_bwd_filter", "dw", dw, g.w_shape().numel())?;
         if dw.len == 0 || dy.len == 0 {
@@ -134,14 +150,17 @@ impl ConvOps for Cuda {
         let (n, cin, h, wd, cout, oh, ow, k, s, pad, dil, groups, relu) = ints("conv2d_bwd_filter", g)?;
         match family(g) {
             Family::Pointwise => {
-                let splits = (g.n * g.oh * g.ow).div_ceil(PW_SPLIT);
-                if splits > 65_535 {
-                    crate::bail!("cuda: pwconv_bwd_filter_f32: {splits} splits exceed the grid");
-                }
-                // pwconv_bwd_filter_f32(x, dy, dw, int n, int cin, int cout, int h, int wd, int oh, int ow,
-                //                       int stride, int relu)
+                let (splits, chunk) = pw_splits(g);
+                let m = g.cout * g.cin;
+                let mut parts =
+                    self.pw_parts.lock().map_err(|_| crate::error::Error::new("cuda: pwconv scratch lock poisoned"))?;
+                // pwconv_bwd_filter_f32(x, dy, part, int n, int cin, int cout, int h, int wd, int oh, int ow,
+                //                       int stride, int relu, long long chunk)
                 launch!(self, pwconv_bwd_filter_f32, tiles(g.cin, g.cout, splits);
-                    &x.mem, &dy.mem, &mut dw.mem, &n, &cin, &cout, &h, &wd, &oh, &ow, &s, &relu)
+                    &x.mem, &dy.mem, &mut *parts, &n, &cin, &cout, &h, &wd, &oh, &ow, &s, &relu, &(chunk as i64))?;
+                // pwconv_bwd_filter_sum_f32(part, dw, int splits, long long m)
+                launch!(self, pwconv_bwd_filter_sum_f32, Cuda::flat(m);
+                    &*parts, &mut dw.mem, &(splits as i32), &(m as i64))
             }
             // dwconv_bwd_filter_f32(x, dy, dw, int n, int c, int h, int wd, int oh, int ow, int k, int stride,
             //                       int pad, int dil, int relu); one block per weight element
