@@ -11,9 +11,10 @@
 //! - scalars (learning rates, factors) are passed as f32 and converted;
 //! - every buffer a kernel reads or writes comes from the executor's plan,
 //!   which is identical from one step to the next. CUDA launchers allocate
-//!   no device memory (the reductions share one scratch buffer made in
-//!   `Cuda::new`); CPU kernels allocate only per-call scratch (im2col
-//!   columns, padded planes, per-thread partial sums).
+//!   no device memory (the reductions and the pointwise filter gradient use
+//!   scratch buffers made in `Cuda::new`); CPU kernels allocate only
+//!   per-call scratch (im2col columns, padded planes, per-thread partial
+//!   sums).
 
 pub mod counts;
 pub mod cpu;
