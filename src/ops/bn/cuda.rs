@@ -2,10 +2,10 @@
 //! channel for the training forward and the backward (statistics and their
 //! use in one launch), one thread per element for evaluation.
 
-use crate::backend::counts;
 use cudarc::driver::LaunchConfig;
 
 use super::{BnGeom, BnOps};
+use crate::backend::counts;
 use crate::backend::cuda::{Cuda, CudaBuf, check_len, int, launch};
 use crate::error::{Error, Result};
 

@@ -3,10 +3,10 @@
 //! (tiled products); depthwise (groups = cin = cout) → `dwconv_*`; anything
 //! else → `conv_*`.
 
-use crate::backend::counts;
 use cudarc::driver::LaunchConfig;
 
 use super::{ConvGeom, ConvOps};
+use crate::backend::counts;
 use crate::backend::cuda::{Cuda, CudaBuf, PW_PARTS, check_len, int, launch};
 use crate::error::Result;
 

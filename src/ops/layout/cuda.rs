@@ -1,10 +1,10 @@
 //! Copies, shifts and the global average pool on the device: launchers of
 //! `kernels/layout.cu`.
 
-use crate::backend::counts;
 use cudarc::driver::LaunchConfig;
 
 use super::{ChannelSlice, LayoutOps};
+use crate::backend::counts;
 use crate::backend::cuda::{BLOCK, Cuda, CudaBuf, check_len, int, launch};
 use crate::error::{Error, Result};
 

@@ -6,11 +6,11 @@
 //! output rows at once. Max-pool backward recomputes the window maxima the
 //! same way and routes each gradient to the first element equal to its maximum.
 
-use crate::backend::counts;
 use std::ops::Range;
 
 use super::{PoolGeom, PoolOps};
 use crate::backend::Cpu;
+use crate::backend::counts;
 use crate::error::Result;
 use crate::par;
 use crate::real::Real;
