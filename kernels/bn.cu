@@ -1,33 +1,65 @@
 // BatchNorm over (n, c, hw), statistics per channel over n·hw values
-// (CPU reference: src/ops/bn/cpu.rs). One block per channel computes the
-// statistics in f64, two passes (mean, then Σ(x − μ)²: no cancellation),
-// and then applies them, so each op is a single launch.
+// (CPU reference: src/ops/bn/cpu.rs), in f64. Training forward and backward
+// take two launches each over a grid (c, B): partial sums per block, then
+// each block adds its channel's B partials in order (deterministic) and
+// applies them to its share.
 #include "common.cuh"
 
-// y = γ·(x − μ_B)·inv + β; saved (2c) = [μ_B, inv = 1/√(σ²_B + ε)];
-// running stats r = (1 − m)·r + m·stat with the unbiased variance.
-// gamma/beta may be null (γ = 1, β = 0). grid c, block BLOCK.
-extern "C" __global__ void bn_fwd_train_f32(const float* x, const float* gamma, const float* beta,
-                                            float* y, float* saved, float* running_mean,
-                                            float* running_var, int n, int c, int hw, float eps,
-                                            float momentum) {
+// Element j (0 ≤ j < n·hw) of channel ch.
+__device__ __forceinline__ long long bn_at(long long j, int c, int hw, int ch) {
+    return ((j / hw) * c + ch) * hw + j % hw;
+}
+
+// Training forward, two launches over a grid (c, B): block (ch, b) covers
+// elements [b·chunk, (b + 1)·chunk) of channel ch, so a channel's n·hw values
+// are read by B blocks, not one.
+//
+// part[(ch·B + b)·2 + {0, 1}] = Σ (x − s), Σ (x − s)² over the block's share,
+// s the channel's first element: the shift keeps the one-pass variance free
+// of cancellation (as on the CPU, src/ops/bn/cpu.rs).
+extern "C" __global__ void bn_stats_partial_f32(const float* x, double* part, int n, int c, int hw,
+                                                long long chunk) {
     __shared__ double sh[32];
-    __shared__ double slot;
-    const int ch = blockIdx.x;
+    const int ch = blockIdx.x, b = blockIdx.y;
     const long long cnt = (long long)n * hw;
-    double s = 0.0;
-    for (long long j = threadIdx.x; j < cnt; j += blockDim.x)
-        s += (double)x[((j / hw) * c + ch) * hw + j % hw];
-    const double mean = block_bcast_f64(block_sum_f64(s, sh), &slot) / (double)cnt;
-    double q = 0.0;
-    for (long long j = threadIdx.x; j < cnt; j += blockDim.x) {
-        const double d = (double)x[((j / hw) * c + ch) * hw + j % hw] - mean;
-        q += d * d;
+    const long long j0 = b * chunk, j1 = j0 + chunk < cnt ? j0 + chunk : cnt;
+    const double s = (double)x[bn_at(0, c, hw, ch)];
+    double s1 = 0.0, s2 = 0.0;
+    for (long long j = j0 + threadIdx.x; j < j1; j += blockDim.x) {
+        const double d = (double)x[bn_at(j, c, hw, ch)] - s;
+        s1 += d;
+        s2 += d * d;
     }
-    const double var = block_bcast_f64(block_sum_f64(q, sh), &slot) / (double)cnt;
+    s1 = block_sum_f64(s1, sh);
+    s2 = block_sum_f64(s2, sh);
+    if (threadIdx.x == 0) {
+        part[((long long)ch * gridDim.y + b) * 2] = s1;
+        part[((long long)ch * gridDim.y + b) * 2 + 1] = s2;
+    }
+}
+
+// The channel's statistics from its B partials (added in order), then
+// y = γ·(x − μ_B)·inv + β over the block's share; block 0 of each channel
+// writes saved (2c) = [μ_B, inv = 1/√(σ²_B + ε)] and the running statistics
+// r = (1 − m)·r + m·stat (the variance unbiased). gamma/beta may be null.
+extern "C" __global__ void bn_fwd_apply_f32(const float* x, const double* part, const float* gamma,
+                                            const float* beta, float* y, float* saved,
+                                            float* running_mean, float* running_var, int n, int c,
+                                            int hw, float eps, float momentum, long long chunk) {
+    const int ch = blockIdx.x, b = blockIdx.y;
+    const long long cnt = (long long)n * hw;
+    double s1 = 0.0, s2 = 0.0;
+    for (int z = 0; z < (int)gridDim.y; ++z) {
+        s1 += part[((long long)ch * gridDim.y + z) * 2];
+        s2 += part[((long long)ch * gridDim.y + z) * 2 + 1];
+    }
+    const double d = s1 / (double)cnt;
+    const double mean = (double)x[bn_at(0, c, hw, ch)] + d;
+    const double q = s2 / (double)cnt - d * d;
+    const double var = q > 0.0 ? q : 0.0;
     const float mean_f = (float)mean;
     const float inv_f = (float)(1.0 / sqrt(var + (double)eps));
-    if (threadIdx.x == 0) {
+    if (b == 0 && threadIdx.x == 0) {
         const double m = (double)momentum;
         const double unbiased = cnt > 1 ? var * (double)cnt / (double)(cnt - 1) : var;
         saved[ch] = mean_f;
@@ -36,10 +68,11 @@ extern "C" __global__ void bn_fwd_train_f32(const float* x, const float* gamma, 
         running_var[ch] = (float)((1.0 - m) * (double)running_var[ch] + m * unbiased);
     }
     const float sc = inv_f * (gamma ? gamma[ch] : 1.0f);
-    const float b = beta ? beta[ch] : 0.0f;
-    for (long long j = threadIdx.x; j < cnt; j += blockDim.x) {
-        const long long i = ((j / hw) * c + ch) * hw + j % hw;
-        y[i] = (x[i] - mean_f) * sc + b;
+    const float bb = beta ? beta[ch] : 0.0f;
+    const long long j0 = b * chunk, j1 = j0 + chunk < cnt ? j0 + chunk : cnt;
+    for (long long j = j0 + threadIdx.x; j < j1; j += blockDim.x) {
+        const long long i = bn_at(j, c, hw, ch);
+        y[i] = (x[i] - mean_f) * sc + bb;
     }
 }
 
@@ -57,37 +90,58 @@ extern "C" __global__ void bn_fwd_eval_f32(const float* x, const float* gamma, c
     }
 }
 
-// Training backward from x and saved = [μ, inv]; x̂ = (x − μ)·inv:
-// dγ += Σ dy·x̂, dβ += Σ dy, dx += γ·inv·(dy − Σdy/N − x̂·Σ(dy·x̂)/N).
-// Any of dx, dgamma, dbeta may be null. grid c, block BLOCK.
-extern "C" __global__ void bn_bwd_f32(const float* x, const float* gamma, const float* saved,
-                                      const float* dy, float* dx, float* dgamma, float* dbeta,
-                                      int n, int c, int hw) {
+// Training backward from x and saved = [μ, inv], x̂ = (x − μ)·inv, in two
+// launches over the same grid (c, B) as the forward:
+// part[(ch·B + b)·2 + {0, 1}] = Σ dy, Σ dy·x̂ over block b's share.
+extern "C" __global__ void bn_bwd_partial_f32(const float* x, const float* saved, const float* dy,
+                                              double* part, int n, int c, int hw, long long chunk) {
     __shared__ double sh[32];
-    __shared__ double slot;
-    const int ch = blockIdx.x;
+    const int ch = blockIdx.x, b = blockIdx.y;
     const long long cnt = (long long)n * hw;
+    const long long j0 = b * chunk, j1 = j0 + chunk < cnt ? j0 + chunk : cnt;
     const float mean = saved[ch], inv = saved[c + ch];
     double sd = 0.0, sdx = 0.0;
-    for (long long j = threadIdx.x; j < cnt; j += blockDim.x) {
-        const long long i = ((j / hw) * c + ch) * hw + j % hw;
+    for (long long j = j0 + threadIdx.x; j < j1; j += blockDim.x) {
+        const long long i = bn_at(j, c, hw, ch);
         const float xh = (x[i] - mean) * inv;
         sd += (double)dy[i];
         sdx += (double)(dy[i] * xh);
     }
-    const double sum_dy = block_bcast_f64(block_sum_f64(sd, sh), &slot);
-    const double sum_dy_xhat = block_bcast_f64(block_sum_f64(sdx, sh), &slot);
+    sd = block_sum_f64(sd, sh);
+    sdx = block_sum_f64(sdx, sh);
     if (threadIdx.x == 0) {
+        part[((long long)ch * gridDim.y + b) * 2] = sd;
+        part[((long long)ch * gridDim.y + b) * 2 + 1] = sdx;
+    }
+}
+
+// From the summed partials: dγ += Σ dy·x̂, dβ += Σ dy (block 0 of each
+// channel) and dx += γ·inv·(dy − Σdy/N − x̂·Σ(dy·x̂)/N) over block b's share.
+// Any of dx, dgamma, dbeta may be null.
+extern "C" __global__ void bn_bwd_apply_f32(const float* x, const float* gamma, const float* saved,
+                                            const float* dy, const double* part, float* dx,
+                                            float* dgamma, float* dbeta, int n, int c, int hw,
+                                            long long chunk) {
+    const int ch = blockIdx.x, b = blockIdx.y;
+    const long long cnt = (long long)n * hw;
+    double sum_dy = 0.0, sum_dy_xhat = 0.0;
+    for (int z = 0; z < (int)gridDim.y; ++z) {
+        sum_dy += part[((long long)ch * gridDim.y + z) * 2];
+        sum_dy_xhat += part[((long long)ch * gridDim.y + z) * 2 + 1];
+    }
+    if (b == 0 && threadIdx.x == 0) {
         if (dgamma) dgamma[ch] += (float)sum_dy_xhat;
         if (dbeta) dbeta[ch] += (float)sum_dy;
     }
     if (!dx) return;
+    const float mean = saved[ch], inv = saved[c + ch];
     const float kk = (gamma ? gamma[ch] : 1.0f) * inv;
     const float a = (float)(sum_dy / (double)cnt);
-    const float b = (float)(sum_dy_xhat / (double)cnt);
-    for (long long j = threadIdx.x; j < cnt; j += blockDim.x) {
-        const long long i = ((j / hw) * c + ch) * hw + j % hw;
+    const float bb = (float)(sum_dy_xhat / (double)cnt);
+    const long long j0 = b * chunk, j1 = j0 + chunk < cnt ? j0 + chunk : cnt;
+    for (long long j = j0 + threadIdx.x; j < j1; j += blockDim.x) {
+        const long long i = bn_at(j, c, hw, ch);
         const float xh = (x[i] - mean) * inv;
-        dx[i] += kk * (dy[i] - a - xh * b);
+        dx[i] += kk * (dy[i] - a - xh * bb);
     }
 }

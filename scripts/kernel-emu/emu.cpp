@@ -101,7 +101,7 @@ void test_pool(int nc, int h, int w, int k, int s, int pad, bool ties) {
   close("max fwd", ymg, ym); close("avg fwd", yag, ya); close("max bwd", dxmg, dxm); close("avg bwd", dxag, dxa);
 }
 
-void test_bn(int n, int c, int hw, float off) {
+void test_bn(int n, int c, int hw, float off, long long bn_blocks = 0) {
   auto x = rnd((size_t)n * c * hw); for (auto& v : x) v += off;
   auto gm = rnd(c), bt = rnd(c), dy = rnd(x.size()), dx0 = rnd(x.size()), dg0 = rnd(c), db0 = rnd(c);
   std::vector<float> rm(c, 0.1f), rv(c, 1.0f);
@@ -118,8 +118,19 @@ void test_bn(int n, int c, int hw, float off) {
     for (int b = 0; b < n; ++b) for (int i = 0; i < hw; ++i) { size_t j = ((size_t)b * c + ch) * hw + i; float xh = (x[j] - (float)mean) * inv; dxr[j] += gm[ch] * inv * (dy[j] - (float)(sd / cnt) - xh * (float)(sdx / cnt)); }
   }
   std::vector<float> yg(y.size(), NAN), sg(2 * c, NAN), rmg = rm, rvg = rv, dxg = dx0, dgg = dg0, dbg = db0;
-  launch(D(c), D(1024), true, [&] { bn_fwd_train_f32(x.data(), gm.data(), bt.data(), yg.data(), sg.data(), rmg.data(), rvg.data(), n, c, hw, 1e-5f, 0.1f); });
-  launch(D(c), D(1024), true, [&] { bn_bwd_f32(x.data(), gm.data(), sg.data(), dy.data(), dxg.data(), dgg.data(), dbg.data(), n, c, hw); });
+  // Blocks per channel as the launcher picks them (src/ops/bn/cuda.rs grid),
+  // or a forced count to cover several blocks on small planes.
+  long long cntl = (long long)n * hw, fit = (1LL << 16) / (2LL * c);
+  fit = fit < 1 ? 1 : (fit > 64 ? 64 : fit);
+  long long blocks = bn_blocks > 0 ? bn_blocks : cdiv(cntl, 8192);
+  blocks = blocks < 1 ? 1 : (blocks > fit ? fit : blocks);
+  long long chunk = cdiv(cntl, blocks);
+  std::vector<double> part((size_t)(2 * c * blocks), NAN);
+  launch(D(c, blocks), D(256), true, [&] { bn_stats_partial_f32(x.data(), part.data(), n, c, hw, chunk); });
+  launch(D(c, blocks), D(256), true, [&] { bn_fwd_apply_f32(x.data(), part.data(), gm.data(), bt.data(), yg.data(), sg.data(), rmg.data(), rvg.data(), n, c, hw, 1e-5f, 0.1f, chunk); });
+  std::fill(part.begin(), part.end(), NAN);
+  launch(D(c, blocks), D(256), true, [&] { bn_bwd_partial_f32(x.data(), sg.data(), dy.data(), part.data(), n, c, hw, chunk); });
+  launch(D(c, blocks), D(256), true, [&] { bn_bwd_apply_f32(x.data(), gm.data(), sg.data(), dy.data(), part.data(), dxg.data(), dgg.data(), dbg.data(), n, c, hw, chunk); });
   close("bn y", yg, y, 1e-4, 1e-4); close("bn saved", sg, saved, 1e-4, 1e-4); close("bn rm", rmg, rmr); close("bn rv", rvg, rvr, 1e-4, 1e-4);
   close("bn dx", dxg, dxr, 1e-4, 1e-4); close("bn dg", dgg, dgr, 1e-3, 1e-4); close("bn db", dbg, dbr, 1e-3, 1e-4);
 }
@@ -252,6 +263,7 @@ int main() {
   // the auxiliary head's 5×5 stride 3 on 8×8; an odd map; pad 2; 2×2
   test_pool(6, 8, 8, 5, 3, 0, true); test_pool(4, 11, 9, 5, 3, 0, false); test_pool(3, 7, 8, 5, 3, 2, false); test_pool(3, 6, 7, 2, 2, 0, true);
   test_bn(2, 3, 5, 0); test_bn(3, 2, 49, 1000); test_bn(1, 2, 1, 0); test_bn(4, 2, 300, 0);
+  test_bn(3, 2, 49, 1000, 4); test_bn(4, 3, 300, 0, 7); test_bn(2, 2, 5000, 0);
   // reductions, CE, gap
   { auto a = rnd(100003), b = rnd(100003); std::vector<double> part(1024); std::vector<float> out = {0.5f, 0.25f};
     unsigned parts = cdiv(100003, 256);

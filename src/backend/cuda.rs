@@ -40,6 +40,8 @@ pub(crate) const REDUCE_PARTS: usize = 1024;
 /// Floats of the pointwise filter gradient's partial tiles (16 MiB): splits ×
 /// cout × cin must fit, so wide convs get fewer, longer splits.
 pub(crate) const PW_PARTS: usize = 1 << 22;
+/// f64 partial sums of BatchNorm: 2 per (channel, block).
+pub(crate) const BN_PARTS: usize = 1 << 16;
 
 /// Whether `libcuda` can be loaded at all (cudarc panics on first use
 /// otherwise).
@@ -114,7 +116,7 @@ kernel_table! {
         pwconv_bwd_filter_f32, pwconv_bwd_filter_sum_f32, conv_fwd_f32, conv_bwd_data_f32, conv_bwd_filter_f32,
     ],
     "pool" => [max_pool_fwd_f32, max_pool_bwd_f32, avg_pool_fwd_f32, avg_pool_bwd_f32],
-    "bn" => [bn_fwd_train_f32, bn_fwd_eval_f32, bn_bwd_f32],
+    "bn" => [bn_stats_partial_f32, bn_fwd_apply_f32, bn_fwd_eval_f32, bn_bwd_partial_f32, bn_bwd_apply_f32],
     "softmax" => [softmax_rows_fwd_f32, softmax_rows_bwd_f32, cross_entropy_fwd_f32, cross_entropy_bwd_f32],
     "layout" => [channel_put_f32, channel_take_add_f32, shift_fwd_f32, shift_bwd_f32, gap_fwd_f32, gap_bwd_f32],
     "linear" => [linear_fwd_f32, linear_bwd_data_f32, linear_bwd_filter_f32, linear_bwd_bias_f32],
@@ -137,6 +139,8 @@ pub struct Cuda {
     /// The per-split partial tiles of the pointwise filter gradient
     /// (`PW_PARTS` floats), made once.
     pub(crate) pw_parts: Mutex<CudaSlice<f32>>,
+    /// BatchNorm's per-block partial sums (`BN_PARTS` f64), made once.
+    pub(crate) bn_parts: Mutex<CudaSlice<f64>>,
     device_name: String,
     /// Where the kernels came from ("nvcc PTX (sm_90)" or "NVRTC (compute_90)").
     kernels_from: String,
@@ -203,12 +207,15 @@ impl Cuda {
             stream.alloc_zeros::<f64>(REDUCE_PARTS).map_err(|e| Error::new(format!("cuda: scratch buffer: {e}")))?;
         let pw_parts =
             stream.alloc_zeros::<f32>(PW_PARTS).map_err(|e| Error::new(format!("cuda: scratch buffer: {e}")))?;
+        let bn_parts =
+            stream.alloc_zeros::<f64>(BN_PARTS).map_err(|e| Error::new(format!("cuda: scratch buffer: {e}")))?;
         Ok(Cuda {
             ctx,
             stream,
             k,
             scratch: Mutex::new(scratch),
             pw_parts: Mutex::new(pw_parts),
+            bn_parts: Mutex::new(bn_parts),
             device_name,
             kernels_from,
         })

@@ -1,24 +1,40 @@
-//! BatchNorm on the device: launchers of `kernels/bn.cu`, one block per
-//! channel for the training forward and the backward (statistics and their
-//! use in one launch), one thread per element for evaluation.
+//! BatchNorm on the device: launchers of `kernels/bn.cu`. The training
+//! forward and the backward take two launches over a grid of (channel,
+//! block): partial sums, then the statistics and their use; evaluation is one
+//! thread per element.
 
 use cudarc::driver::LaunchConfig;
 
 use super::{BnGeom, BnOps};
 use crate::backend::counts;
-use crate::backend::cuda::{Cuda, CudaBuf, check_len, int, launch};
+use crate::backend::cuda::{BN_PARTS, Cuda, CudaBuf, check_len, int, launch};
 use crate::error::{Error, Result};
 
-/// Threads of the per-channel blocks. A supernet has few channels (16–64)
-/// and n·hw values per channel (65,536 at batch 64, 32×32), so each block
-/// streams a lot of memory: the largest block keeps the most loads in
-/// flight per SM. Not yet swept on a GPU. The block reductions of
-/// common.cuh allow up to 1024.
-const BN_BLOCK: u32 = 1024;
+/// Threads of a block. Each of a channel's blocks streams `BN_SPLIT` or so
+/// values; not yet swept on a GPU. The block reductions of common.cuh allow
+/// up to 1024.
+const BN_BLOCK: u32 = 256;
+/// Values of a channel per block, about: a supernet has few channels (16–64)
+/// and n·hw values per channel (65,536 at batch 64, 32×32), so one block per
+/// channel would leave most SMs idle.
+const BN_SPLIT: usize = 8192;
 
-fn per_channel(c: usize) -> Result<LaunchConfig> {
-    let blocks = u32::try_from(c).map_err(|_| Error::new(format!("cuda: bn: {c} channels exceed the grid")))?;
-    Ok(LaunchConfig { grid_dim: (blocks, 1, 1), block_dim: (BN_BLOCK, 1, 1), shared_mem_bytes: 0 })
+/// Launches of the training forward and of the backward.
+pub(crate) const TRAIN_LAUNCHES: u64 = 2;
+
+/// The grid (c, B) and the values per block: B blocks per channel, as many
+/// as `BN_SPLIT` asks, at most 64 and as the partial sums allow.
+fn grid(g: &BnGeom) -> Result<(LaunchConfig, i64)> {
+    let cnt = (g.n * g.hw).max(1);
+    let fit = (BN_PARTS / (2 * g.c.max(1))).clamp(1, 64);
+    let blocks = cnt.div_ceil(BN_SPLIT).clamp(1, fit);
+    let chunk = cnt.div_ceil(blocks);
+    let c = u32::try_from(g.c).map_err(|_| Error::new(format!("cuda: bn: {} channels exceed the grid", g.c)))?;
+    if g.c > BN_PARTS / 2 {
+        crate::bail!("cuda: bn: {} channels exceed the partial-sum buffer ({} channels)", g.c, BN_PARTS / 2);
+    }
+    let cfg = LaunchConfig { grid_dim: (c, blocks as u32, 1), block_dim: (BN_BLOCK, 1, 1), shared_mem_bytes: 0 };
+    Ok((cfg, chunk as i64))
 }
 
 fn check(kernel: &str, g: &BnGeom, x: &CudaBuf, per_channel: &[(&str, Option<&CudaBuf>)]) -> Result<(i32, i32, i32)> {
@@ -43,7 +59,7 @@ impl BnOps for Cuda {
         running_mean: &mut CudaBuf,
         running_var: &mut CudaBuf,
     ) -> Result<()> {
-        counts::call(1);
+        counts::call(TRAIN_LAUNCHES);
         let k = "bn_fwd_train_f32";
         let (n, c, hw) = check(
             k,
@@ -62,11 +78,15 @@ impl BnOps for Cuda {
             return Ok(());
         }
         let (gp, bp) = (self.opt_ptr(gamma), self.opt_ptr(beta));
-        // bn_fwd_train_f32(const float* x, const float* gamma, const float* beta, float* y, float* saved,
-        //                  float* running_mean, float* running_var, int n, int c, int hw, float eps, float momentum)
-        launch!(self, bn_fwd_train_f32, per_channel(g.c)?;
-            &x.mem, &gp, &bp, &mut y.mem, &mut saved.mem, &mut running_mean.mem, &mut running_var.mem,
-            &n, &c, &hw, &g.eps, &g.momentum)
+        let (cfg, chunk) = grid(g)?;
+        let mut parts = self.bn_parts.lock().map_err(|_| Error::new("cuda: bn scratch lock poisoned"))?;
+        // bn_stats_partial_f32(const float* x, double* part, int n, int c, int hw, long long chunk)
+        launch!(self, bn_stats_partial_f32, cfg; &x.mem, &mut *parts, &n, &c, &hw, &chunk)?;
+        // bn_fwd_apply_f32(x, part, gamma, beta, y, saved, running_mean, running_var, int n, int c, int hw,
+        //                  float eps, float momentum, long long chunk)
+        launch!(self, bn_fwd_apply_f32, cfg;
+            &x.mem, &*parts, &gp, &bp, &mut y.mem, &mut saved.mem, &mut running_mean.mem, &mut running_var.mem,
+            &n, &c, &hw, &g.eps, &g.momentum, &chunk)
     }
 
     fn bn_fwd_eval(
@@ -114,7 +134,7 @@ impl BnOps for Cuda {
         dgamma: Option<&mut CudaBuf>,
         dbeta: Option<&mut CudaBuf>,
     ) -> Result<()> {
-        counts::call(1);
+        counts::call(TRAIN_LAUNCHES);
         let k = "bn_bwd_f32";
         let (n, c, hw) =
             check(k, g, x, &[("gamma", gamma), ("dgamma", dgamma.as_deref()), ("dbeta", dbeta.as_deref())])?;
@@ -129,9 +149,13 @@ impl BnOps for Cuda {
         let gp = self.opt_ptr(gamma);
         let (dxp, dgp, dbp) =
             (self.opt_ptr(dx.as_deref()), self.opt_ptr(dgamma.as_deref()), self.opt_ptr(dbeta.as_deref()));
-        // bn_bwd_f32(const float* x, const float* gamma, const float* saved, const float* dy, float* dx,
-        //            float* dgamma, float* dbeta, int n, int c, int hw)
-        launch!(self, bn_bwd_f32, per_channel(g.c)?;
-            &x.mem, &gp, &saved.mem, &dy.mem, &dxp, &dgp, &dbp, &n, &c, &hw)
+        let (cfg, chunk) = grid(g)?;
+        let mut parts = self.bn_parts.lock().map_err(|_| Error::new("cuda: bn scratch lock poisoned"))?;
+        // bn_bwd_partial_f32(const float* x, const float* saved, const float* dy, double* part, int n, int c,
+        //                    int hw, long long chunk)
+        launch!(self, bn_bwd_partial_f32, cfg; &x.mem, &saved.mem, &dy.mem, &mut *parts, &n, &c, &hw, &chunk)?;
+        // bn_bwd_apply_f32(x, gamma, saved, dy, part, dx, dgamma, dbeta, int n, int c, int hw, long long chunk)
+        launch!(self, bn_bwd_apply_f32, cfg;
+            &x.mem, &gp, &saved.mem, &dy.mem, &*parts, &dxp, &dgp, &dbp, &n, &c, &hw, &chunk)
     }
 }
