@@ -10,6 +10,26 @@ __device__ __forceinline__ long long bn_at(long long j, int c, int hw, int ch) {
     return ((j / hw) * c + ch) * hw + j % hw;
 }
 
+// Block (ch, b)'s two sums, summed over the block, into its slot of part.
+__device__ __forceinline__ void bn_put_partials(double* part, double v0, double v1, double* sh) {
+    v0 = block_sum_f64(v0, sh);
+    v1 = block_sum_f64(v1, sh);
+    if (threadIdx.x == 0) {
+        part[((long long)blockIdx.x * gridDim.y + blockIdx.y) * 2] = v0;
+        part[((long long)blockIdx.x * gridDim.y + blockIdx.y) * 2 + 1] = v1;
+    }
+}
+
+// Channel blockIdx.x's two sums over its B partials, added in order.
+__device__ __forceinline__ void bn_sum_partials(const double* part, double* v0, double* v1) {
+    *v0 = 0.0;
+    *v1 = 0.0;
+    for (int z = 0; z < (int)gridDim.y; ++z) {
+        *v0 += part[((long long)blockIdx.x * gridDim.y + z) * 2];
+        *v1 += part[((long long)blockIdx.x * gridDim.y + z) * 2 + 1];
+    }
+}
+
 // Training forward, two launches over a grid (c, B): block (ch, b) covers
 // elements [b·chunk, (b + 1)·chunk) of channel ch, so a channel's n·hw values
 // are read by B blocks, not one.
@@ -30,12 +50,7 @@ extern "C" __global__ void bn_stats_partial_f32(const float* x, double* part, in
         s1 += d;
         s2 += d * d;
     }
-    s1 = block_sum_f64(s1, sh);
-    s2 = block_sum_f64(s2, sh);
-    if (threadIdx.x == 0) {
-        part[((long long)ch * gridDim.y + b) * 2] = s1;
-        part[((long long)ch * gridDim.y + b) * 2 + 1] = s2;
-    }
+    bn_put_partials(part, s1, s2, sh);
 }
 
 // The channel's statistics from its B partials (added in order), then
@@ -48,11 +63,8 @@ extern "C" __global__ void bn_fwd_apply_f32(const float* x, const double* part, 
                                             int hw, float eps, float momentum, long long chunk) {
     const int ch = blockIdx.x, b = blockIdx.y;
     const long long cnt = (long long)n * hw;
-    double s1 = 0.0, s2 = 0.0;
-    for (int z = 0; z < (int)gridDim.y; ++z) {
-        s1 += part[((long long)ch * gridDim.y + z) * 2];
-        s2 += part[((long long)ch * gridDim.y + z) * 2 + 1];
-    }
+    double s1, s2;
+    bn_sum_partials(part, &s1, &s2);
     const double d = s1 / (double)cnt;
     const double mean = (double)x[bn_at(0, c, hw, ch)] + d;
     const double q = s2 / (double)cnt - d * d;
@@ -107,12 +119,7 @@ extern "C" __global__ void bn_bwd_partial_f32(const float* x, const float* saved
         sd += (double)dy[i];
         sdx += (double)(dy[i] * xh);
     }
-    sd = block_sum_f64(sd, sh);
-    sdx = block_sum_f64(sdx, sh);
-    if (threadIdx.x == 0) {
-        part[((long long)ch * gridDim.y + b) * 2] = sd;
-        part[((long long)ch * gridDim.y + b) * 2 + 1] = sdx;
-    }
+    bn_put_partials(part, sd, sdx, sh);
 }
 
 // From the summed partials: dγ += Σ dy·x̂, dβ += Σ dy (block 0 of each
@@ -124,11 +131,8 @@ extern "C" __global__ void bn_bwd_apply_f32(const float* x, const float* gamma, 
                                             long long chunk) {
     const int ch = blockIdx.x, b = blockIdx.y;
     const long long cnt = (long long)n * hw;
-    double sum_dy = 0.0, sum_dy_xhat = 0.0;
-    for (int z = 0; z < (int)gridDim.y; ++z) {
-        sum_dy += part[((long long)ch * gridDim.y + z) * 2];
-        sum_dy_xhat += part[((long long)ch * gridDim.y + z) * 2 + 1];
-    }
+    double sum_dy, sum_dy_xhat;
+    bn_sum_partials(part, &sum_dy, &sum_dy_xhat);
     if (b == 0 && threadIdx.x == 0) {
         if (dgamma) dgamma[ch] += (float)sum_dy_xhat;
         if (dbeta) dbeta[ch] += (float)sum_dy;
