@@ -9,7 +9,7 @@
 
 use std::time::Instant;
 
-use rarts::backend::{ConvOps, Cpu};
+use rarts::backend::{ConvOps, Cpu, Write};
 use rarts::ops::conv::{ConvGeom, reference};
 
 #[allow(clippy::too_many_arguments)]
@@ -88,7 +88,7 @@ fn main() {
                 let gf = |s: f64| 2.0 * g.macs() as f64 / s / 1e9;
                 let fast = [
                     time(|| cpu.conv2d_fwd(&g, &x, &w, &mut y).unwrap()),
-                    time(|| cpu.conv2d_bwd_data(&g, &x, &w, &dy, &mut dx).unwrap()),
+                    time(|| cpu.conv2d_bwd_data(&g, &x, &w, &dy, &mut dx, Write::Add).unwrap()),
                     time(|| cpu.conv2d_bwd_filter(&g, &x, &dy, &mut dw).unwrap()),
                 ];
                 let slow = if quick || train {
@@ -96,7 +96,7 @@ fn main() {
                 } else {
                     [
                         time(|| reference::conv2d_fwd(&g, &x, &w, &mut y)),
-                        time(|| reference::conv2d_bwd_data(&g, &x, &w, &dy, &mut dx)),
+                        time(|| reference::conv2d_bwd_data(&g, &x, &w, &dy, &mut dx, Write::Add)),
                         time(|| reference::conv2d_bwd_filter(&g, &x, &dy, &mut dw)),
                     ]
                 };

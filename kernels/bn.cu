@@ -123,12 +123,12 @@ extern "C" __global__ void bn_bwd_partial_f32(const float* x, const float* saved
 }
 
 // From the summed partials: dγ += Σ dy·x̂, dβ += Σ dy (block 0 of each
-// channel) and dx += γ·inv·(dy − Σdy/N − x̂·Σ(dy·x̂)/N) over block b's share.
-// Any of dx, dgamma, dbeta may be null.
+// channel) and dx (=|+=) γ·inv·(dy − Σdy/N − x̂·Σ(dy·x̂)/N) over block b's
+// share (`add` 0 or 1). Any of dx, dgamma, dbeta may be null.
 extern "C" __global__ void bn_bwd_apply_f32(const float* x, const float* gamma, const float* saved,
                                             const float* dy, const double* part, float* dx,
                                             float* dgamma, float* dbeta, int n, int c, int hw,
-                                            long long chunk) {
+                                            long long chunk, int add) {
     const int ch = blockIdx.x, b = blockIdx.y;
     const long long cnt = (long long)n * hw;
     double sum_dy, sum_dy_xhat;
@@ -146,6 +146,6 @@ extern "C" __global__ void bn_bwd_apply_f32(const float* x, const float* gamma, 
     for (long long j = j0 + threadIdx.x; j < j1; j += blockDim.x) {
         const long long i = bn_at(j, c, hw, ch);
         const float xh = (x[i] - mean) * inv;
-        dx[i] += kk * (dy[i] - a - xh * bb);
+        put(&dx[i], kk * (dy[i] - a - xh * bb), add);
     }
 }

@@ -14,6 +14,10 @@
     for (long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x;      \
          i < (n); i += (long long)blockDim.x * gridDim.x)
 
+// `*d = v` when `add` is 0, `*d += v` when it is 1: how a backward kernel
+// that may be the first to write a gradient writes it (the CPU `Write`).
+__device__ __forceinline__ void put(float* d, float v, int add) { *d = add ? *d + v : v; }
+
 // ReLU on the input of a convolution when `relu` is set (the CPU `act`).
 __device__ __forceinline__ float act(float v, int relu) {
     return (relu && !(v > 0.0f)) ? 0.0f : v;

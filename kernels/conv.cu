@@ -35,15 +35,18 @@ extern "C" __global__ void dwconv_fwd_f32(const float* x, const float* w, float*
     }
 }
 
-// dx (n, c, h, w) += [x > 0 if relu] · Σ w · dy, gathered per input element
-// (no atomics): the outputs whose window holds (iy, ix) at tap (kh, kw).
+// dx (n, c, h, w) (=|+=) [x > 0 if relu] · Σ w · dy, gathered per input
+// element (no atomics): the outputs whose window holds (iy, ix) at tap (kh, kw).
 extern "C" __global__ void dwconv_bwd_data_f32(const float* x, const float* w, const float* dy,
                                                float* dx, int n, int c, int h, int wd, int oh,
                                                int ow, int k, int stride, int pad, int dil,
-                                               int relu) {
+                                               int relu, int add) {
     const long long total = (long long)n * c * h * wd;
     FOR_EACH(i, total) {
-        if (relu && !(x[i] > 0.0f)) continue;
+        if (relu && !(x[i] > 0.0f)) {
+            put(&dx[i], 0.0f, add);
+            continue;
+        }
         const int ix = (int)(i % wd);
         const int iy = (int)((i / wd) % h);
         const long long p = i / ((long long)h * wd);
@@ -64,7 +67,7 @@ extern "C" __global__ void dwconv_bwd_data_f32(const float* x, const float* w, c
                 acc += wk[kh * k + kw] * dyp[oy * ow + ox];
             }
         }
-        dx[i] += acc;
+        put(&dx[i], acc, add);
     }
 }
 
@@ -124,12 +127,13 @@ extern "C" __global__ void pwconv_fwd_f32(const float* x, const float* w, float*
     if (p < P && co < cout) y[((long long)b * cout + co) * P + p] = acc;
 }
 
-// dx (n, cin, h, w) += [x > 0 if relu] · wᵀ · dy at the sampled pixels (each
-// sampled input pixel belongs to exactly one output pixel, so no races).
-// grid (⌈P/TILE⌉, ⌈cin/TILE⌉, n).
+// dx (n, cin, h, w) (=|+=) [x > 0 if relu] · wᵀ · dy at the sampled pixels
+// (each sampled input pixel belongs to exactly one output pixel, so no
+// races); the other pixels are left alone, so with stride > 1 the launcher
+// zeroes dx first rather than overwrite. grid (⌈P/TILE⌉, ⌈cin/TILE⌉, n).
 extern "C" __global__ void pwconv_bwd_data_f32(const float* x, const float* w, const float* dy,
                                                float* dx, int cin, int cout, int h, int wd, int oh,
-                                               int ow, int stride, int relu) {
+                                               int ow, int stride, int relu, int add) {
     __shared__ float sw[TILE][TILE + 1];
     __shared__ float sd[TILE][TILE + 1];
     const int P = oh * ow, b = blockIdx.z;
@@ -147,7 +151,7 @@ extern "C" __global__ void pwconv_bwd_data_f32(const float* x, const float* w, c
     }
     if (p < P && ci < cin) {
         const long long xi = ((long long)b * cin + ci) * h * wd + pw_pix(p, ow, wd, stride);
-        if (!relu || x[xi] > 0.0f) dx[xi] += acc;
+        put(&dx[xi], (!relu || x[xi] > 0.0f) ? acc : 0.0f, add);
     }
 }
 
@@ -240,15 +244,18 @@ extern "C" __global__ void conv_fwd_f32(const float* x, const float* w, float* y
     }
 }
 
-// dx (n, cin, h, w) += [x > 0 if relu] · Σ_co,kh,kw w · dy; one thread per input.
+// dx (n, cin, h, w) (=|+=) [x > 0 if relu] · Σ_co,kh,kw w · dy; one thread per input.
 extern "C" __global__ void conv_bwd_data_f32(const float* x, const float* w, const float* dy,
                                              float* dx, int n, int cin, int h, int wd, int cout,
                                              int oh, int ow, int k, int stride, int pad, int dil,
-                                             int groups, int relu) {
+                                             int groups, int relu, int add) {
     const int cig = cin / groups, cog = cout / groups;
     const long long total = (long long)n * cin * h * wd;
     FOR_EACH(i, total) {
-        if (relu && !(x[i] > 0.0f)) continue;
+        if (relu && !(x[i] > 0.0f)) {
+            put(&dx[i], 0.0f, add);
+            continue;
+        }
         const int ix = (int)(i % wd);
         const int iy = (int)((i / wd) % h);
         const int ci = (int)((i / ((long long)h * wd)) % cin);
@@ -272,7 +279,7 @@ extern "C" __global__ void conv_bwd_data_f32(const float* x, const float* w, con
                 }
             }
         }
-        dx[i] += acc;
+        put(&dx[i], acc, add);
     }
 }
 

@@ -13,9 +13,9 @@ extern "C" __global__ void copy_f32(const float* src, float* dst, long long n) {
     FOR_EACH(i, n) dst[i] = src[i];
 }
 
-// y += a·x                                                  (n)
-extern "C" __global__ void axpy_f32(float a, const float* x, float* y, long long n) {
-    FOR_EACH(i, n) y[i] += a * x[i];
+// y = a·x (add 0) or y += a·x (add 1)                       (n)
+extern "C" __global__ void axpy_f32(float a, const float* x, float* y, long long n, int add) {
+    FOR_EACH(i, n) put(&y[i], a * x[i], add);
 }
 
 // y *= a                                                    (n)
@@ -51,10 +51,10 @@ extern "C" __global__ void drop_path_fwd_f32(const float* x, const float* mask, 
     FOR_EACH(i, total) y[i] = x[i] * mask[i / per];
 }
 
-// dx[i] += dy[i]·mask[i / per]; no gradient into the mask.
+// dx[i] (=|+=) dy[i]·mask[i / per]; no gradient into the mask.
 extern "C" __global__ void drop_path_bwd_f32(const float* mask, const float* dy, float* dx,
-                                             long long per, long long total) {
-    FOR_EACH(i, total) dx[i] += dy[i] * mask[i / per];
+                                             long long per, long long total, int add) {
+    FOR_EACH(i, total) put(&dx[i], dy[i] * mask[i / per], add);
 }
 
 // y += w[idx]·x — one term of a mixed edge; the weight stays on the device.

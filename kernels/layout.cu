@@ -12,13 +12,13 @@ extern "C" __global__ void channel_put_f32(const float* part, float* whole, int 
     }
 }
 
-// dpart (n, c_part, hw) += dwhole[:, off:off + c_part]
-extern "C" __global__ void channel_take_add_f32(const float* dwhole, float* dpart, int n, int hw,
-                                                int c_part, int c_whole, int off) {
+// dpart (n, c_part, hw) (=|+=) dwhole[:, off:off + c_part]
+extern "C" __global__ void channel_take_f32(const float* dwhole, float* dpart, int n, int hw,
+                                            int c_part, int c_whole, int off, int add) {
     const long long blk = (long long)c_part * hw;
     FOR_EACH(i, (long long)n * blk) {
         const long long b = i / blk, r = i % blk;
-        dpart[i] += dwhole[(b * c_whole + off) * hw + r];
+        put(&dpart[i], dwhole[(b * c_whole + off) * hw + r], add);
     }
 }
 

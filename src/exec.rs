@@ -6,7 +6,7 @@
 use rand::Rng;
 use rand_distr_free::normal;
 
-use crate::backend::Backend;
+use crate::backend::{Backend, Write};
 use crate::error::Result;
 use crate::real::Real;
 use crate::shape::Shape;
@@ -26,6 +26,9 @@ pub struct Exec<B: Backend> {
     aux: Vec<B::Buf>,
     /// Which nodes the last `backward` computed gradients for.
     live: Vec<bool>,
+    /// During `backward`: the live gradients nothing has written yet (their
+    /// buffers hold whatever a node sharing the slot left there).
+    fresh: Vec<bool>,
     /// BatchNorm uses batch statistics (and updates the running ones) when
     /// true, the running statistics when false.
     pub train: bool,
@@ -98,6 +101,7 @@ impl<B: Backend> Exec<B> {
             slot,
             aux,
             live: vec![false; n],
+            fresh: vec![false; n],
             train: true,
             profile: None,
             stash: Vec::new(),
@@ -339,13 +343,14 @@ impl<B: Backend> Exec<B> {
             }
         }
         live.iter_mut().zip(&ancestor).for_each(|(l, a)| *l &= *a);
-        // Each live gradient is zeroed just before the first op that
-        // accumulates into it, so that the buffer is still in cache when
-        // that op reads it back. Every live node but the loss feeds some
-        // live op (it depends on a chosen parameter and the loss depends on
-        // it), so every live gradient is zeroed before it is read.
-        let mut unzeroed = live.clone();
-        unzeroed[loss] = false;
+        // The first op to write a live gradient overwrites it where its
+        // kernel can (see `overwrites`); any other is zeroed just before
+        // that op, so that the buffer is still in cache when the op reads it
+        // back. Every live node but the loss feeds some live op (it depends
+        // on a chosen parameter and the loss depends on it), so every live
+        // gradient is written before it is read.
+        self.fresh = live.clone();
+        self.fresh[loss] = false;
         let ls = self.slot[loss].expect("loss has a gradient");
         self.be.fill(self.grads[ls].as_mut().expect("no gradient is taken between ops"), 1.0)?;
         self.live = live;
@@ -355,10 +360,8 @@ impl<B: Backend> Exec<B> {
             }
             let t = self.profile.is_some().then(std::time::Instant::now);
             for x in self.tape.ops[i].inputs() {
-                if unzeroed[x] {
-                    unzeroed[x] = false;
-                    let s = self.slot[x].expect("live nodes have gradients");
-                    self.be.fill(self.grads[s].as_mut().expect("no gradient is taken between ops"), 0.0)?;
+                if self.fresh[x] && !overwrites(&self.tape.ops[i], x) {
+                    self.zero_grad(x)?;
                 }
             }
             if let (Some(t), Some(p)) = (t, self.profile.as_mut()) {
@@ -381,11 +384,38 @@ impl<B: Backend> Exec<B> {
         }
     }
 
-    /// Lends node `n`'s gradient to `f` if this backward computes it (else
-    /// does nothing), and takes it back whether or not `f` succeeds.
+    /// Zeroes node `n`'s gradient, which nothing has written yet.
+    fn zero_grad(&mut self, n: NodeId) -> Result<()> {
+        self.fresh[n] = false;
+        let s = self.slot[n].expect("live nodes have gradients");
+        self.be.fill(self.grads[s].as_mut().expect("no gradient is taken between ops"), 0.0)
+    }
+
+    /// How the next kernel writes node `n`'s gradient: `Set` if it is the
+    /// first to write it (the buffer holds garbage), `Add` otherwise.
+    fn next_write(&mut self, n: NodeId) -> Write {
+        if std::mem::take(&mut self.fresh[n]) { Write::Set } else { Write::Add }
+    }
+
+    /// Lends node `n`'s gradient to `f`, which adds to it, if this backward
+    /// computes it (else does nothing), and takes it back whether or not `f`
+    /// succeeds.
     fn lend(&mut self, n: NodeId, f: impl FnOnce(&Self, &mut B::Buf) -> Result<()>) -> Result<()> {
+        if self.live[n] && self.fresh[n] {
+            self.zero_grad(n)?;
+        }
         let Some(mut grad) = self.take_grad(n) else { return Ok(()) };
         let r = f(self, &mut grad);
+        self.put_grad(n, Some(grad));
+        r
+    }
+
+    /// [`lend`](Self::lend) for a kernel that can overwrite: `f` is told
+    /// whether to set or add.
+    fn lend_write(&mut self, n: NodeId, f: impl FnOnce(&Self, &mut B::Buf, Write) -> Result<()>) -> Result<()> {
+        let Some(mut grad) = self.take_grad(n) else { return Ok(()) };
+        let write = self.next_write(n);
+        let r = f(self, &mut grad, write);
         self.put_grad(n, Some(grad));
         r
     }
@@ -419,11 +449,15 @@ impl<B: Backend> Exec<B> {
         r
     }
 
-    /// The backward rule of each op: every gradient it computes, `+=`.
+    /// The backward rule of each op: every gradient it computes, `+=`, or
+    /// `=` through [`lend_write`](Self::lend_write) where it is the first
+    /// write (the inputs [`overwrites`] names).
     fn backward_with(&mut self, op: &Op, dy: &B::Buf) -> Result<()> {
         match op {
             Op::Conv2d { x, w, geom, .. } => {
-                self.lend(*x, |ex, dx| ex.be.conv2d_bwd_data(geom, ex.val(*x), ex.val(*w), dy, dx))?;
+                self.lend_write(*x, |ex, dx, write| {
+                    ex.be.conv2d_bwd_data(geom, ex.val(*x), ex.val(*w), dy, dx, write)
+                })?;
                 self.lend(*w, |ex, dw| ex.be.conv2d_bwd_filter(geom, ex.val(*x), dy, dw))
             }
             Op::MaxPool { x, geom, .. } => self.lend(*x, |ex, dx| ex.be.max_pool_bwd(geom, ex.val(*x), dy, dx)),
@@ -432,20 +466,24 @@ impl<B: Backend> Exec<B> {
                 if !self.train {
                     crate::bail!("backward through BatchNorm needs training mode");
                 }
+                let write = if self.live[*x] { self.next_write(*x) } else { Write::Add };
                 self.lend3([Some(*x), affine.map(|a| a.0), affine.map(|a| a.1)], |ex, [dx, dgamma, dbeta]| {
                     let gamma = affine.map(|a| ex.val(a.0));
+                    let dx = dx.map(|dx| (dx, write));
                     ex.be.bn_bwd(geom, ex.val(*x), gamma, &ex.aux[*saved], dy, dx, dgamma, dbeta)
                 })
             }
             Op::Relu { x, .. } => self.lend(*x, |ex, dx| ex.be.relu_bwd(ex.val(*x), dy, dx)),
             Op::Combine { terms, .. } => {
-                terms.iter().try_for_each(|&(x, c)| self.lend(x, |ex, dx| ex.be.axpy(c, dy, dx)))
+                terms.iter().try_for_each(|&(x, c)| self.lend_write(x, |ex, dx, write| ex.be.axpy(c, dy, dx, write)))
             }
             Op::Mul { a, b, .. } => {
                 self.lend(*a, |ex, da| ex.be.mul_bwd(ex.val(*b), dy, da))?;
                 self.lend(*b, |ex, db| ex.be.mul_bwd(ex.val(*a), dy, db))
             }
-            Op::DropPath { x, mask, .. } => self.lend(*x, |ex, dx| ex.be.drop_path_bwd(ex.val(*mask), dy, dx)),
+            Op::DropPath { x, mask, .. } => {
+                self.lend_write(*x, |ex, dx, write| ex.be.drop_path_bwd(ex.val(*mask), dy, dx, write))
+            }
             Op::Mix { terms, w, .. } => {
                 for t in terms {
                     self.lend(t.x, |ex, dx| ex.be.axpy_elem(ex.val(*w), t.idx, dy, dx))?;
@@ -457,7 +495,9 @@ impl<B: Backend> Exec<B> {
             }
             Op::Concat { xs, out } => {
                 let slices = concat_slices(&self.tape, xs, *out);
-                xs.iter().zip(&slices).try_for_each(|(&x, s)| self.lend(x, |ex, dx| ex.be.channel_take_add(s, dy, dx)))
+                xs.iter()
+                    .zip(&slices)
+                    .try_for_each(|(&x, s)| self.lend_write(x, |ex, dx, write| ex.be.channel_take(s, dy, dx, write)))
             }
             Op::Shift { x, .. } => {
                 let s = self.tape.shape(*x);
@@ -482,6 +522,18 @@ impl<B: Backend> Exec<B> {
             }
             Op::SumAll { x, .. } => self.lend(*x, |ex, dx| ex.be.sum_all_bwd(dy, dx)),
         }
+    }
+}
+
+/// Whether `op`'s backward writes input `x`'s gradient through a kernel that
+/// can overwrite it, so that it needs no zeroing when `op` is the first to
+/// write it. Must name only inputs that `backward_with` hands to
+/// `lend_write` (naming fewer only costs a fill; `lend` zeroes any other).
+fn overwrites(op: &Op, x: NodeId) -> bool {
+    match op {
+        Op::Conv2d { x: input, .. } | Op::BatchNorm { x: input, .. } => x == *input,
+        Op::Combine { .. } | Op::DropPath { .. } | Op::Concat { .. } => true,
+        _ => false,
     }
 }
 
@@ -512,9 +564,11 @@ fn run_forward<B: Backend>(
         }
         Op::Relu { x, .. } => be.relu_fwd(v(*x), out)?,
         Op::Combine { terms, .. } => {
-            be.fill(out, 0.0)?;
-            for &(x, c) in terms {
-                be.axpy(c, v(x), out)?;
+            if terms.is_empty() {
+                be.fill(out, 0.0)?;
+            }
+            for (t, &(x, c)) in terms.iter().enumerate() {
+                be.axpy(c, v(x), out, if t == 0 { Write::Set } else { Write::Add })?;
             }
         }
         Op::Mul { a, b, .. } => be.mul_fwd(v(*a), v(*b), out)?,

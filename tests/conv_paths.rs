@@ -6,7 +6,7 @@
 
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
-use rarts::backend::{ConvOps, Cpu};
+use rarts::backend::{ConvOps, Cpu, Write};
 use rarts::ops::conv::{self, ConvGeom, Path, reference};
 use rarts::real::Real;
 
@@ -88,7 +88,8 @@ fn assert_close(what: &str, g: &ConvGeom, got: &[f64], want: &[f64], atol: f64, 
 
 /// Runs the three kernels of `Cpu<T>` and of the reference at f64
 /// on the same data; backward kernels start from nonzero gradients to check
-/// that they accumulate.
+/// that they accumulate, and the data gradient also from NaNs to check that
+/// it overwrites when told to.
 fn compare<T: Real>(g: &ConvGeom, seed: u64, atol: f64, rtol: f64) {
     let mut rng = StdRng::seed_from_u64(seed);
     let (xs, ws, ys) = (g.x_shape().numel(), g.w_shape().numel(), g.y_shape().numel());
@@ -104,10 +105,16 @@ fn compare<T: Real>(g: &ConvGeom, seed: u64, atol: f64, rtol: f64) {
     assert_close("forward", g, &f64s(y), &y_ref, atol, rtol);
 
     let mut dx_ref = dx0.clone();
-    reference::conv2d_bwd_data(g, &x, &w, &dy, &mut dx_ref);
+    reference::conv2d_bwd_data(g, &x, &w, &dy, &mut dx_ref, Write::Add);
     let mut dx = to::<T>(&dx0);
-    cpu.conv2d_bwd_data(g, &to(&x), &to(&w), &to(&dy), &mut dx).unwrap();
+    cpu.conv2d_bwd_data(g, &to(&x), &to(&w), &to(&dy), &mut dx, Write::Add).unwrap();
     assert_close("backward data", g, &f64s(dx), &dx_ref, atol, rtol);
+
+    let mut dx_ref = vec![f64::NAN; xs];
+    reference::conv2d_bwd_data(g, &x, &w, &dy, &mut dx_ref, Write::Set);
+    let mut dx = vec![T::from_f64(f64::NAN); xs];
+    cpu.conv2d_bwd_data(g, &to(&x), &to(&w), &to(&dy), &mut dx, Write::Set).unwrap();
+    assert_close("backward data, overwriting", g, &f64s(dx), &dx_ref, atol, rtol);
 
     let mut dw_ref = dw0.clone();
     reference::conv2d_bwd_filter(g, &x, &dy, &mut dw_ref);

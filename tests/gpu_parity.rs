@@ -19,7 +19,7 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use rarts::backend::{
     AdamStep, Backend, BnOps, ConvOps, Cpu, Cuda, Device, ElementwiseOps, LayoutOps, LinearOps, OptimOps, PoolOps,
-    SgdStep, SoftmaxOps,
+    SgdStep, SoftmaxOps, Write,
 };
 use rarts::ops::bn::BnGeom;
 use rarts::ops::conv::ConvGeom;
@@ -88,6 +88,15 @@ fn poisoned<B: Backend<Elem = f32>>(be: &B, n: usize) -> B::Buf {
     b
 }
 
+/// The gradient a backward kernel starts from, on the host and the device:
+/// `start` to add to, or NaNs to overwrite.
+fn grad_start<B: Backend<Elem = f32>>(be: &B, start: &[f32], write: Write) -> (Vec<f32>, B::Buf) {
+    match write {
+        Write::Add => (start.to_vec(), up(be, start)),
+        Write::Set => (vec![f32::NAN; start.len()], poisoned(be, start.len())),
+    }
+}
+
 fn down<B: Backend<Elem = f32>>(be: &B, b: &B::Buf) -> Vec<f32> {
     be.download(b).expect("download")
 }
@@ -127,10 +136,12 @@ mod cases {
             be.copy(&xd, &mut yd).unwrap();
             close(&format!("copy n={n}"), &down(be, &yd), &x, EW);
 
-            let (mut yc, mut yd) = (y0.clone(), up(be, &y0));
-            cpu.axpy(-0.7, &x, &mut yc).unwrap();
-            be.axpy(-0.7, &xd, &mut yd).unwrap();
-            close(&format!("axpy n={n}"), &down(be, &yd), &yc, EW);
+            for write in [Write::Add, Write::Set] {
+                let (mut yc, mut yd) = grad_start(be, &y0, write);
+                cpu.axpy(-0.7, &x, &mut yc, write).unwrap();
+                be.axpy(-0.7, &xd, &mut yd, write).unwrap();
+                close(&format!("axpy n={n} {write:?}"), &down(be, &yd), &yc, EW);
+            }
 
             let (mut yc, mut yd) = (y0.clone(), up(be, &y0));
             cpu.scale(1.3, &mut yc).unwrap();
@@ -171,10 +182,12 @@ mod cases {
             be.drop_path_fwd(&xd, &md, &mut yd).unwrap();
             close(&format!("drop_path_fwd n={n} samples={k}"), &down(be, &yd), &yc, EW);
 
-            let (mut dc, mut dd) = (y0.clone(), up(be, &y0));
-            cpu.drop_path_bwd(&mask, &b, &mut dc).unwrap();
-            be.drop_path_bwd(&md, &bd, &mut dd).unwrap();
-            close(&format!("drop_path_bwd n={n} samples={k}"), &down(be, &dd), &dc, EW);
+            for write in [Write::Add, Write::Set] {
+                let (mut dc, mut dd) = grad_start(be, &y0, write);
+                cpu.drop_path_bwd(&mask, &b, &mut dc, write).unwrap();
+                be.drop_path_bwd(&md, &bd, &mut dd, write).unwrap();
+                close(&format!("drop_path_bwd n={n} samples={k} {write:?}"), &down(be, &dd), &dc, EW);
+            }
 
             let w = vec![0.3, -1.1, 0.8];
             let wd = up(be, &w);
@@ -270,10 +283,12 @@ mod cases {
             be.conv2d_fwd(&g, &xd, &wd, &mut yd).unwrap();
             close(&format!("conv2d_fwd {g:?}"), &down(be, &yd), &yc, tol);
 
-            let (mut dxc, mut dxd) = (dx0.clone(), up(be, &dx0));
-            p.cpu.conv2d_bwd_data(&g, &x, &wt, &dy, &mut dxc).unwrap();
-            be.conv2d_bwd_data(&g, &xd, &wd, &dyd, &mut dxd).unwrap();
-            close(&format!("conv2d_bwd_data {g:?}"), &down(be, &dxd), &dxc, tol);
+            for write in [Write::Add, Write::Set] {
+                let (mut dxc, mut dxd) = grad_start(be, &dx0, write);
+                p.cpu.conv2d_bwd_data(&g, &x, &wt, &dy, &mut dxc, write).unwrap();
+                be.conv2d_bwd_data(&g, &xd, &wd, &dyd, &mut dxd, write).unwrap();
+                close(&format!("conv2d_bwd_data {g:?} {write:?}"), &down(be, &dxd), &dxc, tol);
+            }
 
             // The filter gradient sums n·oh·ow products (up to 8192 here);
             // the CPU's running f32 sum has error ~√K·ulp·|sum|, so a looser
@@ -382,28 +397,19 @@ mod cases {
 
                 // Backward: all gradients, then dx alone (the others absent).
                 let sdd = up(be, &sc);
-                for all in [true, false] {
-                    let (mut dxc, mut dxd) = (dx0.clone(), up(be, &dx0));
+                for (all, write) in [(true, Write::Add), (false, Write::Add), (true, Write::Set)] {
+                    let (mut dxc, mut dxd) = grad_start(be, &dx0, write);
                     let (mut dgc, mut dgd) = (dg0.clone(), up(be, &dg0));
                     let (mut dbc, mut dbd) = (db0.clone(), up(be, &db0));
-                    p.cpu
-                        .bn_bwd(&g, &x, gc, &sc, &dy, Some(&mut dxc), all.then_some(&mut dgc), all.then_some(&mut dbc))
-                        .unwrap();
-                    be.bn_bwd(
-                        &g,
-                        &xd,
-                        gdo,
-                        &sdd,
-                        &dyd,
-                        Some(&mut dxd),
-                        all.then_some(&mut dgd),
-                        all.then_some(&mut dbd),
-                    )
-                    .unwrap();
+                    let (dgc_, dbc_) = (all.then_some(&mut dgc), all.then_some(&mut dbc));
+                    p.cpu.bn_bwd(&g, &x, gc, &sc, &dy, Some((&mut dxc, write)), dgc_, dbc_).unwrap();
+                    let (dgd_, dbd_) = (all.then_some(&mut dgd), all.then_some(&mut dbd));
+                    be.bn_bwd(&g, &xd, gdo, &sdd, &dyd, Some((&mut dxd, write)), dgd_, dbd_).unwrap();
                     // dγ, dβ sum n·hw terms (up to 8192): looser absolute term.
-                    close(&format!("bn_bwd dx {tag} all={all}"), &down(be, &dxd), &dxc, (1e-4, 1e-4));
-                    close(&format!("bn_bwd dgamma {tag} all={all}"), &down(be, &dgd), &dgc, (2e-4, 1e-4));
-                    close(&format!("bn_bwd dbeta {tag} all={all}"), &down(be, &dbd), &dbc, (2e-4, 1e-4));
+                    let tag = format!("{tag} all={all} {write:?}");
+                    close(&format!("bn_bwd dx {tag}"), &down(be, &dxd), &dxc, (1e-4, 1e-4));
+                    close(&format!("bn_bwd dgamma {tag}"), &down(be, &dgd), &dgc, (2e-4, 1e-4));
+                    close(&format!("bn_bwd dbeta {tag}"), &down(be, &dbd), &dbc, (2e-4, 1e-4));
                 }
             }
         }
@@ -469,10 +475,12 @@ mod cases {
             be.channel_put(&s, &up(be, &part), &mut wd).unwrap();
             close(&format!("channel_put {s:?}"), &down(be, &wd), &wc, EW);
 
-            let (mut dc, mut dd) = (part.clone(), up(be, &part));
-            p.cpu.channel_take_add(&s, &whole0, &mut dc).unwrap();
-            be.channel_take_add(&s, &up(be, &whole0), &mut dd).unwrap();
-            close(&format!("channel_take_add {s:?}"), &down(be, &dd), &dc, EW);
+            for write in [Write::Add, Write::Set] {
+                let (mut dc, mut dd) = grad_start(be, &part, write);
+                p.cpu.channel_take(&s, &whole0, &mut dc, write).unwrap();
+                be.channel_take(&s, &up(be, &whole0), &mut dd, write).unwrap();
+                close(&format!("channel_take {s:?} {write:?}"), &down(be, &dd), &dc, EW);
+            }
         }
         for &(n, c, h, w) in &[(2, 3, 7, 6), (1, 1, 2, 2), (4, 8, 32, 32)] {
             let (big, small) = (n * c * h * w, n * c * (h - 1) * (w - 1));

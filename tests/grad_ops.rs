@@ -9,7 +9,7 @@
 mod common;
 
 use common::{FD_ATOL, FD_RTOL, assert_close, away_from_zero, check_grad, distinct, project, rng, uniform, uniform_in};
-use rarts::backend::{BnOps, ConvOps, Cpu, Device, ElementwiseOps, LayoutOps, LinearOps, PoolOps, SoftmaxOps};
+use rarts::backend::{BnOps, ConvOps, Cpu, Device, ElementwiseOps, LayoutOps, LinearOps, PoolOps, SoftmaxOps, Write};
 use rarts::ops::bn::BnGeom;
 use rarts::ops::conv::ConvGeom;
 use rarts::ops::layout::ChannelSlice;
@@ -23,6 +23,16 @@ const FWD_RTOL: f64 = 1e-12;
 
 fn be() -> Cpu<f64> {
     Cpu::<f64>::new()
+}
+
+/// A kernel told to overwrite (`Write::Set`) a buffer of NaNs writes every
+/// element, and exactly what it adds to a buffer of zeros.
+fn set_is_add_to_zero(what: &str, len: usize, kernel: impl Fn(&mut Vec<f64>, Write)) {
+    let (mut set, mut add) = (vec![f64::NAN; len], vec![0.0; len]);
+    kernel(&mut set, Write::Set);
+    kernel(&mut add, Write::Add);
+    assert!(set.iter().all(|v| !v.is_nan()), "{what}: Write::Set left elements unwritten");
+    assert_eq!(set, add, "{what}: Write::Set differs from adding to zeros");
 }
 
 // ---- convolution ------------------------------------------------------------
@@ -94,8 +104,9 @@ fn check_conv(c: ConvCase, seed: u64) {
     let r = uniform(&mut rng, y.len());
     let dx0 = uniform(&mut rng, xn);
     let mut dx = dx0.clone();
-    be().conv2d_bwd_data(&g, &x, &w, &r, &mut dx).unwrap();
+    be().conv2d_bwd_data(&g, &x, &w, &r, &mut dx, Write::Add).unwrap();
     check_grad(&format!("{what} d_x"), &x, &dx0, &dx, |xs| project(&r, &conv_fwd(&g, xs, &w)));
+    set_is_add_to_zero(&format!("{what} d_x"), xn, |d, write| be().conv2d_bwd_data(&g, &x, &w, &r, d, write).unwrap());
 
     let dw0 = uniform(&mut rng, wn);
     let mut dw = dw0.clone();
@@ -374,8 +385,21 @@ fn check_bn(n: usize, c: usize, hw: usize, affine: bool, seed: u64) {
     let dg0 = uniform(&mut rng, c);
     let db0 = uniform(&mut rng, c);
     let (mut dx, mut dg, mut db) = (dx0.clone(), dg0.clone(), db0.clone());
-    be().bn_bwd(&g, &x, gm, &saved, &r, Some(&mut dx), affine.then_some(&mut dg), affine.then_some(&mut db)).unwrap();
+    be().bn_bwd(
+        &g,
+        &x,
+        gm,
+        &saved,
+        &r,
+        Some((&mut dx, Write::Add)),
+        affine.then_some(&mut dg),
+        affine.then_some(&mut db),
+    )
+    .unwrap();
     check_grad(&format!("{what} d_x"), &x, &dx0, &dx, |xs| project(&r, &bn_train(&g, xs, gm, bt).0));
+    set_is_add_to_zero(&format!("{what} d_x"), x.len(), |d, write| {
+        be().bn_bwd(&g, &x, gm, &saved, &r, Some((d, write)), None, None).unwrap()
+    });
     if affine {
         let gv = gamma.clone().unwrap();
         let bv = beta.clone().unwrap();
@@ -413,9 +437,9 @@ fn batch_norm_backward_only_dx() {
     let (_, saved) = bn_train(&g, &x, Some(&gamma), None);
     let r = uniform(&mut rng, 60);
     let mut dx_only = vec![0.0; 60];
-    be().bn_bwd(&g, &x, Some(&gamma), &saved, &r, Some(&mut dx_only), None, None).unwrap();
+    be().bn_bwd(&g, &x, Some(&gamma), &saved, &r, Some((&mut dx_only, Write::Add)), None, None).unwrap();
     let (mut dx, mut dg, mut db) = (vec![0.0; 60], vec![0.0; 3], vec![0.0; 3]);
-    be().bn_bwd(&g, &x, Some(&gamma), &saved, &r, Some(&mut dx), Some(&mut dg), Some(&mut db)).unwrap();
+    be().bn_bwd(&g, &x, Some(&gamma), &saved, &r, Some((&mut dx, Write::Add)), Some(&mut dg), Some(&mut db)).unwrap();
     assert_close("bn dx alone vs with dγ, dβ", &dx_only, &dx, 0.0, 0.0);
 }
 
@@ -448,13 +472,13 @@ fn linear_combination_and_scale() {
     let n = 45;
     let (a, b) = (uniform(&mut rng, n), uniform(&mut rng, n));
 
-    // The tape's sum of terms: forward fill(0) + axpy(cᵢ, xᵢ), backward axpy(cᵢ, dy).
+    // The tape's sum of terms: forward axpy(c₀, x₀) overwriting, then
+    // axpy(cᵢ, xᵢ) adding; backward axpy(cᵢ, dy).
     let (c0, c1) = (0.75f32, -1.5f32);
     let comb = |a: &[f64], b: &[f64]| {
         let mut y = vec![f64::NAN; n];
-        be().fill(&mut y, 0.0).unwrap();
-        be().axpy(c0, &a.to_vec(), &mut y).unwrap();
-        be().axpy(c1, &b.to_vec(), &mut y).unwrap();
+        be().axpy(c0, &a.to_vec(), &mut y, Write::Set).unwrap();
+        be().axpy(c1, &b.to_vec(), &mut y, Write::Add).unwrap();
         y
     };
     let want: Vec<f64> = a.iter().zip(&b).map(|(p, q)| 0.75 * p - 1.5 * q).collect();
@@ -462,10 +486,11 @@ fn linear_combination_and_scale() {
     let r = uniform(&mut rng, n);
     let (da0, db0) = (uniform(&mut rng, n), uniform(&mut rng, n));
     let (mut da, mut db) = (da0.clone(), db0.clone());
-    be().axpy(c0, &r, &mut da).unwrap();
-    be().axpy(c1, &r, &mut db).unwrap();
+    be().axpy(c0, &r, &mut da, Write::Add).unwrap();
+    be().axpy(c1, &r, &mut db, Write::Add).unwrap();
     check_grad("combine d_a", &a, &da0, &da, |s| project(&r, &comb(s, &b)));
     check_grad("combine d_b", &b, &db0, &db, |s| project(&r, &comb(&a, s)));
+    set_is_add_to_zero("axpy", n, |d, write| be().axpy(c1, &r, d, write).unwrap());
 
     // scale: y *= a.
     let mut s = a.clone();
@@ -513,7 +538,8 @@ fn drop_path() {
         let r = uniform(&mut rng, n * per);
         let dx0 = uniform(&mut rng, n * per);
         let mut dx = dx0.clone();
-        be().drop_path_bwd(&mask, &r, &mut dx).unwrap();
+        be().drop_path_bwd(&mask, &r, &mut dx, Write::Add).unwrap();
+        set_is_add_to_zero("drop_path d_x", n * per, |d, write| be().drop_path_bwd(&mask, &r, d, write).unwrap());
         if mask.iter().all(|&m| m == 0.0) {
             // Every sample dropped: nothing flows back, and nothing is overwritten.
             assert_eq!(dx, dx0, "drop_path d_x with every sample dropped");
@@ -625,7 +651,10 @@ fn concat_channel_put_take_add() {
         for k in 0..parts.len() {
             let d0 = uniform(&mut rng, xs[k].len());
             let mut d = d0.clone();
-            be().channel_take_add(&slice(k), &r, &mut d).unwrap();
+            be().channel_take(&slice(k), &r, &mut d, Write::Add).unwrap();
+            set_is_add_to_zero("concat d_part", d0.len(), |d, write| {
+                be().channel_take(&slice(k), &r, d, write).unwrap()
+            });
             if k == 0 {
                 check_grad("concat d_part0", &xs[0], &d0, &d, |x| project(&r, &fwd(x)));
             } else {
@@ -840,11 +869,11 @@ fn f32_kernels_match_f64() {
     let dy = draw(g.n * g.cout * g.oh * g.ow);
     let (mut y64, mut dx64, mut dw64) = (vec![0.0; dy.len()], vec![0.0; x.len()], vec![0.0; w.len()]);
     be().conv2d_fwd(&g, &x, &w, &mut y64).unwrap();
-    be().conv2d_bwd_data(&g, &x, &w, &dy, &mut dx64).unwrap();
+    be().conv2d_bwd_data(&g, &x, &w, &dy, &mut dx64, Write::Add).unwrap();
     be().conv2d_bwd_filter(&g, &x, &dy, &mut dw64).unwrap();
     let (mut y32, mut dx32, mut dw32) = (vec![0f32; dy.len()], vec![0f32; x.len()], vec![0f32; w.len()]);
     b32.conv2d_fwd(&g, &to32(&x), &to32(&w), &mut y32).unwrap();
-    b32.conv2d_bwd_data(&g, &to32(&x), &to32(&w), &to32(&dy), &mut dx32).unwrap();
+    b32.conv2d_bwd_data(&g, &to32(&x), &to32(&w), &to32(&dy), &mut dx32, Write::Add).unwrap();
     b32.conv2d_bwd_filter(&g, &to32(&x), &to32(&dy), &mut dw32).unwrap();
     assert_close("f32 conv forward", &to64(&y32), &y64, ATOL, RTOL);
     assert_close("f32 conv d_x", &to64(&dx32), &dx64, ATOL, RTOL);
@@ -856,12 +885,23 @@ fn f32_kernels_match_f64() {
     let (mut y64, mut s64, mut rm64, mut rv64) = (vec![0.0; 150], vec![0.0; 10], vec![0.0; 5], vec![1.0; 5]);
     be().bn_fwd_train(&bg, &x, Some(&gm), Some(&bt), &mut y64, &mut s64, &mut rm64, &mut rv64).unwrap();
     let (mut dx64, mut dg64, mut db64) = (vec![0.0; 150], vec![0.0; 5], vec![0.0; 5]);
-    be().bn_bwd(&bg, &x, Some(&gm), &s64, &dy, Some(&mut dx64), Some(&mut dg64), Some(&mut db64)).unwrap();
+    be().bn_bwd(&bg, &x, Some(&gm), &s64, &dy, Some((&mut dx64, Write::Add)), Some(&mut dg64), Some(&mut db64))
+        .unwrap();
     let (mut y32, mut s32, mut rm32, mut rv32) = (vec![0f32; 150], vec![0f32; 10], vec![0f32; 5], vec![1f32; 5]);
     let (x32, gm32, bt32) = (to32(&x), to32(&gm), to32(&bt));
     b32.bn_fwd_train(&bg, &x32, Some(&gm32), Some(&bt32), &mut y32, &mut s32, &mut rm32, &mut rv32).unwrap();
     let (mut dx32, mut dg32, mut db32) = (vec![0f32; 150], vec![0f32; 5], vec![0f32; 5]);
-    b32.bn_bwd(&bg, &x32, Some(&gm32), &s32, &to32(&dy), Some(&mut dx32), Some(&mut dg32), Some(&mut db32)).unwrap();
+    b32.bn_bwd(
+        &bg,
+        &x32,
+        Some(&gm32),
+        &s32,
+        &to32(&dy),
+        Some((&mut dx32, Write::Add)),
+        Some(&mut dg32),
+        Some(&mut db32),
+    )
+    .unwrap();
     assert_close("f32 bn forward", &to64(&y32), &y64, ATOL, RTOL);
     assert_close("f32 bn running var", &to64(&rv32), &rv64, ATOL, RTOL);
     assert_close("f32 bn d_x", &to64(&dx32), &dx64, ATOL, RTOL);

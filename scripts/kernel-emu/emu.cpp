@@ -43,13 +43,22 @@ void test_conv(int n, int cin, int h, int w, int cout, int k, int s, int pad, in
       acc[xi] += wt[wi] * dy[yi];
       dwr[wi] += dy[yi] * actr(x[xi], relu);
     }
-  for (size_t i = 0; i < x.size(); ++i) if (!relu || x[i] > 0) dxr[i] += acc[i];
-  std::vector<float> yg(y.size(), NAN), dxg = dx0, dwg = dw0;
+  std::vector<float> dsr(x.size());  // the data gradient overwriting (add = 0)
+  for (size_t i = 0; i < x.size(); ++i) {
+    dsr[i] = (!relu || x[i] > 0) ? acc[i] : 0.f;
+    dxr[i] += dsr[i];
+  }
+  std::vector<float> yg(y.size(), NAN), dxg = dx0, dsg(x.size(), NAN), dwg = dw0;
   bool pw = k == 1 && pad == 0 && groups == 1, dw = groups == cin && cin == cout;
-  int r = relu;
+  int r = relu, set = 0;
+  if (pw && s > 1) {  // as the launcher does: a strided 1×1 conv leaves pixels between samples alone
+    std::fill(dsg.begin(), dsg.end(), 0.f);
+    set = 1;
+  }
   if (pw) {
     launch(D(cdiv(oh * ow, 16), cdiv(cout, 16), n), D(16, 16), true, [&] { pwconv_fwd_f32(x.data(), wt.data(), yg.data(), cin, cout, h, w, oh, ow, s, r); });
-    launch(D(cdiv(oh * ow, 16), cdiv(cin, 16), n), D(16, 16), true, [&] { pwconv_bwd_data_f32(x.data(), wt.data(), dy.data(), dxg.data(), cin, cout, h, w, oh, ow, s, r); });
+    launch(D(cdiv(oh * ow, 16), cdiv(cin, 16), n), D(16, 16), true, [&] { pwconv_bwd_data_f32(x.data(), wt.data(), dy.data(), dxg.data(), cin, cout, h, w, oh, ow, s, r, 1); });
+    launch(D(cdiv(oh * ow, 16), cdiv(cin, 16), n), D(16, 16), true, [&] { pwconv_bwd_data_f32(x.data(), wt.data(), dy.data(), dsg.data(), cin, cout, h, w, oh, ow, s, r, set); });
     // Splits as the launcher picks them (src/ops/conv/cuda.rs pw_splits), the
     // partial tiles, then their sum in order.
     long long products = (long long)n * oh * ow, fit = (1LL << 22) / ((long long)cout * cin);
@@ -62,16 +71,18 @@ void test_conv(int n, int cin, int h, int w, int cout, int k, int s, int pad, in
     launch(D(cdiv((long long)cout * cin, 256)), D(256), false, [&] { pwconv_bwd_filter_sum_f32(part.data(), dwg.data(), (int)splits, (long long)cout * cin); });
   } else if (dw) {
     launch(D(cdiv(y.size(), 256)), D(256), false, [&] { dwconv_fwd_f32(x.data(), wt.data(), yg.data(), n, cin, h, w, oh, ow, k, s, pad, dil, r); });
-    launch(D(cdiv(x.size(), 256)), D(256), false, [&] { dwconv_bwd_data_f32(x.data(), wt.data(), dy.data(), dxg.data(), n, cin, h, w, oh, ow, k, s, pad, dil, r); });
+    launch(D(cdiv(x.size(), 256)), D(256), false, [&] { dwconv_bwd_data_f32(x.data(), wt.data(), dy.data(), dxg.data(), n, cin, h, w, oh, ow, k, s, pad, dil, r, 1); });
+    launch(D(cdiv(x.size(), 256)), D(256), false, [&] { dwconv_bwd_data_f32(x.data(), wt.data(), dy.data(), dsg.data(), n, cin, h, w, oh, ow, k, s, pad, dil, r, 0); });
     launch(D(wt.size()), D(64), true, [&] { dwconv_bwd_filter_f32(x.data(), dy.data(), dwg.data(), n, cin, h, w, oh, ow, k, s, pad, dil, r); });
   } else {
     launch(D(cdiv(y.size(), 256)), D(256), false, [&] { conv_fwd_f32(x.data(), wt.data(), yg.data(), n, cin, h, w, cout, oh, ow, k, s, pad, dil, groups, r); });
-    launch(D(cdiv(x.size(), 256)), D(256), false, [&] { conv_bwd_data_f32(x.data(), wt.data(), dy.data(), dxg.data(), n, cin, h, w, cout, oh, ow, k, s, pad, dil, groups, r); });
+    launch(D(cdiv(x.size(), 256)), D(256), false, [&] { conv_bwd_data_f32(x.data(), wt.data(), dy.data(), dxg.data(), n, cin, h, w, cout, oh, ow, k, s, pad, dil, groups, r, 1); });
+    launch(D(cdiv(x.size(), 256)), D(256), false, [&] { conv_bwd_data_f32(x.data(), wt.data(), dy.data(), dsg.data(), n, cin, h, w, cout, oh, ow, k, s, pad, dil, groups, r, 0); });
     launch(D(wt.size()), D(64), true, [&] { conv_bwd_filter_f32(x.data(), dy.data(), dwg.data(), n, cin, h, w, cout, oh, ow, k, s, pad, dil, groups, r); });
   }
   char tag[200]; snprintf(tag, 200, "conv %d %d %d %d %d k%d s%d p%d d%d g%d r%d", n, cin, h, w, cout, k, s, pad, dil, groups, r);
   std::string t(tag);
-  close((t + " fwd").c_str(), yg, y); close((t + " bwd_data").c_str(), dxg, dxr); close((t + " bwd_filter").c_str(), dwg, dwr, 1e-4, 1e-4);
+  close((t + " fwd").c_str(), yg, y); close((t + " bwd_data").c_str(), dxg, dxr); close((t + " bwd_data set").c_str(), dsg, dsr); close((t + " bwd_filter").c_str(), dwg, dwr, 1e-4, 1e-4);
 }
 
 void test_pool(int nc, int h, int w, int k, int s, int pad, bool ties) {
@@ -130,9 +141,12 @@ void test_bn(int n, int c, int hw, float off, long long bn_blocks = 0) {
   launch(D(c, blocks), D(256), true, [&] { bn_fwd_apply_f32(x.data(), part.data(), gm.data(), bt.data(), yg.data(), sg.data(), rmg.data(), rvg.data(), n, c, hw, 1e-5f, 0.1f, chunk); });
   std::fill(part.begin(), part.end(), NAN);
   launch(D(c, blocks), D(256), true, [&] { bn_bwd_partial_f32(x.data(), sg.data(), dy.data(), part.data(), n, c, hw, chunk); });
-  launch(D(c, blocks), D(256), true, [&] { bn_bwd_apply_f32(x.data(), gm.data(), sg.data(), dy.data(), part.data(), dxg.data(), dgg.data(), dbg.data(), n, c, hw, chunk); });
+  launch(D(c, blocks), D(256), true, [&] { bn_bwd_apply_f32(x.data(), gm.data(), sg.data(), dy.data(), part.data(), dxg.data(), dgg.data(), dbg.data(), n, c, hw, chunk, 1); });
+  std::vector<float> dsg(x.size(), NAN), dsr(x.size());  // dx overwritten (add = 0), dγ and dβ absent
+  for (size_t i = 0; i < x.size(); ++i) dsr[i] = dxr[i] - dx0[i];
+  launch(D(c, blocks), D(256), true, [&] { bn_bwd_apply_f32(x.data(), gm.data(), sg.data(), dy.data(), part.data(), dsg.data(), nullptr, nullptr, n, c, hw, chunk, 0); });
   close("bn y", yg, y, 1e-4, 1e-4); close("bn saved", sg, saved, 1e-4, 1e-4); close("bn rm", rmg, rmr); close("bn rv", rvg, rvr, 1e-4, 1e-4);
-  close("bn dx", dxg, dxr, 1e-4, 1e-4); close("bn dg", dgg, dgr, 1e-3, 1e-4); close("bn db", dbg, dbr, 1e-3, 1e-4);
+  close("bn dx", dxg, dxr, 1e-4, 1e-4); close("bn dx set", dsg, dsr, 1e-4, 1e-4); close("bn dg", dgg, dgr, 1e-3, 1e-4); close("bn db", dbg, dbr, 1e-3, 1e-4);
 }
 
 // The small kernels: one launch each on odd sizes against a direct loop.
@@ -148,7 +162,8 @@ void test_small() {
   std::vector<float> nan(n, NAN);
   run("fill", [&](float* y) { fill_f32(y, 0.5f, n); }, [&](int) { return 0.5f; }, nan);
   run("copy", [&](float* y) { copy_f32(x.data(), y, n); }, [&](int i) { return x[i]; }, nan);
-  run("axpy", [&](float* y) { axpy_f32(-0.7f, x.data(), y, n); }, [&](int i) { return y0[i] + -0.7f * x[i]; }, y0);
+  run("axpy", [&](float* y) { axpy_f32(-0.7f, x.data(), y, n, 1); }, [&](int i) { return y0[i] + -0.7f * x[i]; }, y0);
+  run("axpy set", [&](float* y) { axpy_f32(-0.7f, x.data(), y, n, 0); }, [&](int i) { return -0.7f * x[i]; }, nan);
   run("scale", [&](float* y) { scale_f32(1.3f, y, n); }, [&](int i) { return y0[i] * 1.3f; }, y0);
   run("relu_fwd", [&](float* y) { relu_fwd_f32(x.data(), y, n); }, [&](int i) { return x[i] > 0 ? x[i] : 0.f; }, nan);
   run("relu_bwd", [&](float* y) { relu_bwd_f32(x.data(), b.data(), y, n); }, [&](int i) { return x[i] > 0 ? y0[i] + b[i] : y0[i]; }, y0);
@@ -157,11 +172,12 @@ void test_small() {
   { // drop path: 17 samples of 59 elements, masks 0 or 1/keep
     const int ns = 17, per = 59; auto xd = rnd(ns * per), dyd = rnd(ns * per), dd0 = rnd(ns * per);
     std::vector<float> m(ns); for (int i = 0; i < ns; ++i) m[i] = i % 3 == 1 ? 0.f : 1.f / 0.8f;
-    std::vector<float> yg(ns * per, NAN), yr(ns * per), dg = dd0, dr = dd0;
+    std::vector<float> yg(ns * per, NAN), yr(ns * per), dg = dd0, dr = dd0, dsg(ns * per, NAN), dsr(ns * per);
     launch(D(cdiv(ns * per, 256)), D(256), false, [&] { drop_path_fwd_f32(xd.data(), m.data(), yg.data(), per, (long long)ns * per); });
-    launch(D(cdiv(ns * per, 256)), D(256), false, [&] { drop_path_bwd_f32(m.data(), dyd.data(), dg.data(), per, (long long)ns * per); });
-    for (int i = 0; i < ns * per; ++i) { yr[i] = xd[i] * m[i / per]; dr[i] += dyd[i] * m[i / per]; }
-    close("drop_path fwd", yg, yr, 1e-6, 1e-6); close("drop_path bwd", dg, dr, 1e-6, 1e-6);
+    launch(D(cdiv(ns * per, 256)), D(256), false, [&] { drop_path_bwd_f32(m.data(), dyd.data(), dg.data(), per, (long long)ns * per, 1); });
+    launch(D(cdiv(ns * per, 256)), D(256), false, [&] { drop_path_bwd_f32(m.data(), dyd.data(), dsg.data(), per, (long long)ns * per, 0); });
+    for (int i = 0; i < ns * per; ++i) { yr[i] = xd[i] * m[i / per]; dsr[i] = dyd[i] * m[i / per]; dr[i] += dsr[i]; }
+    close("drop_path fwd", yg, yr, 1e-6, 1e-6); close("drop_path bwd", dg, dr, 1e-6, 1e-6); close("drop_path bwd set", dsg, dsr, 1e-6, 1e-6);
   }
   run("axpy_elem", [&](float* y) { axpy_elem_f32(w.data(), 1, x.data(), y, n); }, [&](int i) { return y0[i] + w[1] * x[i]; }, y0);
   { // mix_fwd: three terms at weights 2, 0, 1; then no terms (y = 0)
@@ -206,12 +222,15 @@ void test_small() {
   }
   { // channel put / take, shift, gap bwd
     int nn = 3, hw = 7, cp = 3, cw = 8, off = 4; auto part = rnd(nn * cp * hw), whole = rnd(nn * cw * hw);
-    std::vector<float> wg = whole, wr = whole, pg = part, pr = part;
+    std::vector<float> wg = whole, wr = whole, pg = part, pr = part, psg(part.size(), NAN), psr(part.size());
     launch(D(1), D(256), false, [&] { channel_put_f32(part.data(), wg.data(), nn, hw, cp, cw, off); });
-    launch(D(1), D(256), false, [&] { channel_take_add_f32(whole.data(), pg.data(), nn, hw, cp, cw, off); });
+    launch(D(1), D(256), false, [&] { channel_take_f32(whole.data(), pg.data(), nn, hw, cp, cw, off, 1); });
+    launch(D(1), D(256), false, [&] { channel_take_f32(whole.data(), psg.data(), nn, hw, cp, cw, off, 0); });
     for (int b2 = 0; b2 < nn; ++b2) for (int c = 0; c < cp; ++c) for (int i = 0; i < hw; ++i) {
-      wr[((b2 * cw) + off + c) * hw + i] = part[(b2 * cp + c) * hw + i]; pr[(b2 * cp + c) * hw + i] += whole[((b2 * cw) + off + c) * hw + i]; }
-    close("channel_put", wg, wr); close("channel_take_add", pg, pr);
+      wr[((b2 * cw) + off + c) * hw + i] = part[(b2 * cp + c) * hw + i];
+      psr[(b2 * cp + c) * hw + i] = whole[((b2 * cw) + off + c) * hw + i];
+      pr[(b2 * cp + c) * hw + i] += psr[(b2 * cp + c) * hw + i]; }
+    close("channel_put", wg, wr); close("channel_take", pg, pr); close("channel_take set", psg, psr);
     int nc = 5, h = 7, ww = 6; auto xs = rnd(nc * h * ww), dys = rnd(nc * (h - 1) * (ww - 1));
     std::vector<float> ys((h - 1) * (ww - 1) * nc, NAN), ysr(ys.size()), dxs = xs, dxsr = xs;
     launch(D(1), D(256), false, [&] { shift_fwd_f32(xs.data(), ys.data(), nc, h, ww); });

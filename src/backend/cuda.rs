@@ -118,7 +118,7 @@ kernel_table! {
     "pool" => [max_pool_fwd_f32, max_pool_bwd_f32, avg_pool_fwd_f32, avg_pool_bwd_f32],
     "bn" => [bn_stats_partial_f32, bn_fwd_apply_f32, bn_fwd_eval_f32, bn_bwd_partial_f32, bn_bwd_apply_f32],
     "softmax" => [softmax_rows_fwd_f32, softmax_rows_bwd_f32, cross_entropy_fwd_f32, cross_entropy_bwd_f32],
-    "layout" => [channel_put_f32, channel_take_add_f32, shift_fwd_f32, shift_bwd_f32, gap_fwd_f32, gap_bwd_f32],
+    "layout" => [channel_put_f32, channel_take_f32, shift_fwd_f32, shift_bwd_f32, gap_fwd_f32, gap_bwd_f32],
     "linear" => [linear_fwd_f32, linear_bwd_data_f32, linear_bwd_filter_f32, linear_bwd_bias_f32],
     "optim" => [sgd_step_f32, adam_step_f32, couple_f32],
 }

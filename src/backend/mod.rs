@@ -7,7 +7,9 @@
 //! Conventions, the same for every kernel:
 //! - forward kernels overwrite their output (`=`);
 //! - backward kernels accumulate into the gradients they are given (`+=`),
-//!   so several consumers of one tensor simply add up;
+//!   so several consumers of one tensor simply add up; those that are often
+//!   the first to write a gradient take a [`Write`], so that the first of
+//!   them overwrites it (`=`) instead of adding to a zeroed buffer;
 //! - scalars (learning rates, factors) are passed as f32 and converted;
 //! - every buffer a kernel reads or writes comes from the executor's plan,
 //!   which is identical from one step to the next. CUDA launchers allocate
@@ -33,6 +35,22 @@ pub use crate::ops::pool::PoolOps;
 pub use crate::ops::softmax::SoftmaxOps;
 pub use cpu::Cpu;
 pub use cuda::Cuda;
+
+/// How a kernel writes a gradient: overwriting it, or adding to it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Write {
+    /// `dx = …`: every element is written, whatever it held before.
+    Set,
+    /// `dx += …`
+    Add,
+}
+
+impl Write {
+    /// The flag the CUDA kernels take: 1 to add, 0 to overwrite.
+    pub fn add_flag(self) -> i32 {
+        i32::from(self == Write::Add)
+    }
+}
 
 /// A place where buffers live and kernels run: its element type, its buffer
 /// type and the memory operations the executor needs.

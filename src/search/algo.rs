@@ -2,7 +2,7 @@
 //! first order, DARTS second order (unrolled, finite-difference
 //! Hessian-vector product) and RARTS (fused or exact schedule).
 
-use crate::backend::{Backend, SgdStep};
+use crate::backend::{Backend, SgdStep, Write};
 use crate::error::Result;
 use crate::exec::Exec;
 use crate::optim::{Adam, Sgd};
@@ -264,9 +264,9 @@ impl<B: Backend> Search<B> {
                 let (be, val, g) = self.ex.parts_mut(w);
                 let g = g.expect("weights have gradients");
                 be.copy(val, &mut u.backup[i])?;
-                be.axpy(-xi * mu, self.w_opt.momentum(i), val)?;
-                be.axpy(-xi, g, val)?;
-                be.axpy(-xi * wd, &u.backup[i], val)?;
+                be.axpy(-xi * mu, self.w_opt.momentum(i), val, Write::Add)?;
+                be.axpy(-xi, g, val, Write::Add)?;
+                be.axpy(-xi * wd, &u.backup[i], val, Write::Add)?;
             }
             // 3. ∇α and ∇w' of L_val at w' (statistics kept aside until 5).
             self.ex.stash_running_stats()?;
@@ -290,7 +290,7 @@ impl<B: Backend> Search<B> {
                 for (i, &w) in p.w.iter().enumerate() {
                     let (be, val, _) = self.ex.parts_mut(w);
                     be.copy(&u.backup[i], val)?;
-                    be.axpy((sign * eps) as f32, &u.v[i], val)?;
+                    be.axpy((sign * eps) as f32, &u.v[i], val, Write::Add)?;
                 }
                 self.pass(p.loss_train, &[p.group_arch])?;
                 if sign > 0.0 {
@@ -307,8 +307,8 @@ impl<B: Backend> Search<B> {
                 let (be, _, g) = self.ex.parts_mut(a);
                 let g = g.expect("α has a gradient");
                 be.scale(c, g)?;
-                be.axpy(-c, &u.g_plus[i], g)?;
-                be.axpy(1.0, &u.d_alpha[i], g)?;
+                be.axpy(-c, &u.g_plus[i], g, Write::Add)?;
+                be.axpy(1.0, &u.d_alpha[i], g, Write::Add)?;
             }
             for (i, &w) in p.w.iter().enumerate() {
                 let (be, val, _) = self.ex.parts_mut(w);

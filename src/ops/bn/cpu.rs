@@ -2,8 +2,8 @@
 //! accumulated in f64.
 
 use super::{BnGeom, BnOps};
-use crate::backend::Cpu;
 use crate::backend::counts;
+use crate::backend::{Cpu, Write};
 use crate::error::Result;
 use crate::par;
 use crate::real::Real;
@@ -125,7 +125,7 @@ impl<T: Real> BnOps for Cpu<T> {
         gamma: Option<&Vec<T>>,
         saved: &Vec<T>,
         dy: &Vec<T>,
-        dx: Option<&mut Vec<T>>,
+        dx: Option<(&mut Vec<T>, Write)>,
         dgamma: Option<&mut Vec<T>>,
         dbeta: Option<&mut Vec<T>>,
     ) -> Result<()> {
@@ -150,7 +150,7 @@ impl<T: Real> BnOps for Cpu<T> {
                 db[c] += T::from_f64(sum_dy[c]);
             }
         }
-        if let Some(dx) = dx {
+        if let Some((dx, write)) = dx {
             let cnt = (g.n * hw) as f64;
             par::for_chunks(dx, hw, x.len(), |p, dxp| {
                 let c = p % g.c;
@@ -160,8 +160,11 @@ impl<T: Real> BnOps for Cpu<T> {
                 let b = T::from_f64(sum_dy_xhat[c] / cnt);
                 let (m, iv) = (mean[c], inv[c]);
                 let (xp, dp) = (&x[p * hw..][..hw], &dy[p * hw..][..hw]);
-                for ((d, &xv), &dyv) in dxp.iter_mut().zip(xp).zip(dp) {
-                    *d += k * (dyv - a - (xv - m) * iv * b);
+                let grad = |xv: T, dyv: T| k * (dyv - a - (xv - m) * iv * b);
+                let pairs = dxp.iter_mut().zip(xp.iter().zip(dp));
+                match write {
+                    Write::Set => pairs.for_each(|(d, (&xv, &dyv))| *d = grad(xv, dyv)),
+                    Write::Add => pairs.for_each(|(d, (&xv, &dyv))| *d += grad(xv, dyv)),
                 }
             });
         }

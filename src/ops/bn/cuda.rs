@@ -6,8 +6,8 @@
 use cudarc::driver::LaunchConfig;
 
 use super::{BnGeom, BnOps};
-use crate::backend::counts;
 use crate::backend::cuda::{BN_PARTS, Cuda, CudaBuf, check_len, int, launch};
+use crate::backend::{Write, counts};
 use crate::error::{Error, Result};
 
 /// Threads of a block. Each of a channel's blocks streams `BN_SPLIT` or so
@@ -130,11 +130,15 @@ impl BnOps for Cuda {
         gamma: Option<&CudaBuf>,
         saved: &CudaBuf,
         dy: &CudaBuf,
-        dx: Option<&mut CudaBuf>,
+        dx: Option<(&mut CudaBuf, Write)>,
         dgamma: Option<&mut CudaBuf>,
         dbeta: Option<&mut CudaBuf>,
     ) -> Result<()> {
         counts::call(TRAIN_LAUNCHES);
+        let (dx, add) = match dx {
+            Some((dx, write)) => (Some(dx), write.add_flag()),
+            None => (None, 1),
+        };
         let k = "bn_bwd_f32";
         let (n, c, hw) =
             check(k, g, x, &[("gamma", gamma), ("dgamma", dgamma.as_deref()), ("dbeta", dbeta.as_deref())])?;
@@ -154,8 +158,9 @@ impl BnOps for Cuda {
         // bn_bwd_partial_f32(const float* x, const float* saved, const float* dy, double* part, int n, int c,
         //                    int hw, long long chunk)
         launch!(self, bn_bwd_partial_f32, cfg; &x.mem, &saved.mem, &dy.mem, &mut *parts, &n, &c, &hw, &chunk)?;
-        // bn_bwd_apply_f32(x, gamma, saved, dy, part, dx, dgamma, dbeta, int n, int c, int hw, long long chunk)
+        // bn_bwd_apply_f32(x, gamma, saved, dy, part, dx, dgamma, dbeta, int n, int c, int hw, long long chunk,
+        //                  int add)
         launch!(self, bn_bwd_apply_f32, cfg;
-            &x.mem, &gp, &saved.mem, &dy.mem, &*parts, &dxp, &dgp, &dbp, &n, &c, &hw, &chunk)
+            &x.mem, &gp, &saved.mem, &dy.mem, &*parts, &dxp, &dgp, &dbp, &n, &c, &hw, &chunk, &add)
     }
 }

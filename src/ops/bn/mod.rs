@@ -4,7 +4,7 @@
 mod cpu;
 mod cuda;
 
-use crate::backend::Device;
+use crate::backend::{Device, Write};
 use crate::error::Result;
 
 /// BatchNorm over `(n, c, hw)`: statistics per channel over `n·hw` values.
@@ -48,7 +48,8 @@ pub trait BnOps: Device {
         running_var: &Self::Buf,
         y: &mut Self::Buf,
     ) -> Result<()>;
-    /// Training-mode backward from x and `saved`: `dx += …`, `dγ += Σ dy·x̂`, `dβ += Σ dy`.
+    /// Training-mode backward from x and `saved`: `dx (=|+=) …` as `write`
+    /// says, `dγ += Σ dy·x̂`, `dβ += Σ dy`.
     #[allow(clippy::too_many_arguments)]
     fn bn_bwd(
         &self,
@@ -57,7 +58,7 @@ pub trait BnOps: Device {
         gamma: Option<&Self::Buf>,
         saved: &Self::Buf,
         dy: &Self::Buf,
-        dx: Option<&mut Self::Buf>,
+        dx: Option<(&mut Self::Buf, Write)>,
         dgamma: Option<&mut Self::Buf>,
         dbeta: Option<&mut Self::Buf>,
     ) -> Result<()>;

@@ -2,8 +2,8 @@
 //! picks for its geometry.
 
 use super::{ConvGeom, ConvOps, Path, depthwise, gemm, path, reference};
-use crate::backend::Cpu;
 use crate::backend::counts;
+use crate::backend::{Cpu, Write};
 use crate::error::Result;
 use crate::real::Real;
 
@@ -18,12 +18,20 @@ impl<T: Real> ConvOps for Cpu<T> {
         Ok(())
     }
 
-    fn conv2d_bwd_data(&self, g: &ConvGeom, x: &Vec<T>, w: &Vec<T>, dy: &Vec<T>, dx: &mut Vec<T>) -> Result<()> {
-        counts::call(1);
+    fn conv2d_bwd_data(
+        &self,
+        g: &ConvGeom,
+        x: &Vec<T>,
+        w: &Vec<T>,
+        dy: &Vec<T>,
+        dx: &mut Vec<T>,
+        write: Write,
+    ) -> Result<()> {
+        counts::call(super::cuda::bwd_data_launches(g, write));
         match path(g) {
-            Path::Depthwise => depthwise::bwd_data(g, x, w, dy, dx),
-            Path::Gemm => gemm::bwd_data(g, x, w, dy, dx),
-            Path::Reference => reference::conv2d_bwd_data(g, x, w, dy, dx),
+            Path::Depthwise => depthwise::bwd_data(g, x, w, dy, dx, write),
+            Path::Gemm => gemm::bwd_data(g, x, w, dy, dx, write),
+            Path::Reference => reference::conv2d_bwd_data(g, x, w, dy, dx, write),
         }
         Ok(())
     }

@@ -6,8 +6,8 @@
 use cudarc::driver::LaunchConfig;
 
 use super::{ConvGeom, ConvOps};
-use crate::backend::counts;
 use crate::backend::cuda::{Cuda, CudaBuf, PW_PARTS, check_len, int, launch};
+use crate::backend::{ElementwiseOps, Write, counts};
 use crate::error::Result;
 
 /// Output tile side of the pwconv kernels; must match `TILE` in conv.cu.
@@ -29,6 +29,13 @@ fn pw_splits(g: &ConvGeom) -> (usize, usize) {
 /// tiles, then their sum), one otherwise.
 pub(crate) fn bwd_filter_launches(g: &ConvGeom) -> u64 {
     if family(g) == Family::Pointwise { 2 } else { 1 }
+}
+
+/// Launches of `conv2d_bwd_data`: two for a strided pointwise conv told to
+/// overwrite (a fill of dx, whose pixels between the samples get no
+/// gradient, then the adding kernel), one otherwise.
+pub(crate) fn bwd_data_launches(g: &ConvGeom, write: Write) -> u64 {
+    if family(g) == Family::Pointwise && g.stride > 1 && write == Write::Set { 2 } else { 1 }
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -116,7 +123,16 @@ impl ConvOps for Cuda {
         }
     }
 
-    fn conv2d_bwd_data(&self, g: &ConvGeom, x: &CudaBuf, w: &CudaBuf, dy: &CudaBuf, dx: &mut CudaBuf) -> Result<()> {
+    fn conv2d_bwd_data(
+        &self,
+        g: &ConvGeom,
+        x: &CudaBuf,
+        w: &CudaBuf,
+        dy: &CudaBuf,
+        dx: &mut CudaBuf,
+        write: Write,
+    ) -> Result<()> {
+        // The fill below declares its own launch.
         counts::call(1);
         check("conv2d_bwd_data", g, x, Some(w), dy, "dy")?;
         check_len("conv2d_bwd_data", "dx", dx, x.len)?;
@@ -124,19 +140,28 @@ impl ConvOps for Cuda {
             return Ok(());
         }
         let (n, cin, h, wd, cout, oh, ow, k, s, pad, dil, groups, relu) = ints("conv2d_bwd_data", g)?;
+        let mut add = write.add_flag();
         match family(g) {
-            // pwconv_bwd_data_f32(x, w, dy, dx, int cin, int cout, int h, int wd, int oh, int ow, int stride, int relu)
-            Family::Pointwise => launch!(self, pwconv_bwd_data_f32, tiles(g.oh * g.ow, g.cin, g.n);
-                &x.mem, &w.mem, &dy.mem, &mut dx.mem, &cin, &cout, &h, &wd, &oh, &ow, &s, &relu),
+            Family::Pointwise => {
+                if bwd_data_launches(g, write) == 2 {
+                    // A strided 1×1 conv reads only some pixels; the others get no gradient.
+                    self.fill(dx, 0.0)?;
+                    add = 1;
+                }
+                // pwconv_bwd_data_f32(x, w, dy, dx, int cin, int cout, int h, int wd, int oh, int ow, int stride,
+                //                     int relu, int add)
+                launch!(self, pwconv_bwd_data_f32, tiles(g.oh * g.ow, g.cin, g.n);
+                    &x.mem, &w.mem, &dy.mem, &mut dx.mem, &cin, &cout, &h, &wd, &oh, &ow, &s, &relu, &add)
+            }
             // dwconv_bwd_data_f32(x, w, dy, dx, int n, int c, int h, int wd, int oh, int ow, int k, int stride,
-            //                     int pad, int dil, int relu)
+            //                     int pad, int dil, int relu, int add)
             Family::Depthwise => launch!(self, dwconv_bwd_data_f32, Cuda::flat(dx.len);
-                &x.mem, &w.mem, &dy.mem, &mut dx.mem, &n, &cin, &h, &wd, &oh, &ow, &k, &s, &pad, &dil, &relu),
+                &x.mem, &w.mem, &dy.mem, &mut dx.mem, &n, &cin, &h, &wd, &oh, &ow, &k, &s, &pad, &dil, &relu, &add),
             // conv_bwd_data_f32(x, w, dy, dx, int n, int cin, int h, int wd, int cout, int oh, int ow, int k,
-            //                   int stride, int pad, int dil, int groups, int relu)
+            //                   int stride, int pad, int dil, int groups, int relu, int add)
             Family::General => launch!(self, conv_bwd_data_f32, Cuda::flat(dx.len);
                 &x.mem, &w.mem, &dy.mem, &mut dx.mem, &n, &cin, &h, &wd, &cout, &oh, &ow, &k, &s, &pad, &dil, &groups,
-                &relu),
+                &relu, &add),
         }
     }
 

@@ -17,7 +17,8 @@
 use crate::par;
 use crate::real::Real;
 
-use super::{ConvGeom, act, add_through_relu};
+use super::{ConvGeom, act, write_through_relu};
+use crate::backend::Write;
 use crate::ops::simd;
 
 /// A padded, phase-split plane (see the module comment). The border stays
@@ -303,8 +304,8 @@ pub fn fwd<T: Real>(g: &ConvGeom, x: &[T], w: &[T], y: &mut [T]) {
     );
 }
 
-/// `dx += dwconvᵀ(dy, w) · [x > 0 if relu_in]`; parallel over planes.
-pub fn bwd_data<T: Real>(g: &ConvGeom, x: &[T], w: &[T], dy: &[T], dx: &mut [T]) {
+/// `dx (=|+=) dwconvᵀ(dy, w) · [x > 0 if relu_in]`; parallel over planes.
+pub fn bwd_data<T: Real>(g: &ConvGeom, x: &[T], w: &[T], dy: &[T], dx: &mut [T], write: Write) {
     check(g);
     let (hw, ohw, kk) = (g.h * g.w, g.oh * g.ow, g.k * g.k);
     let reach = (g.k - 1) * g.dil;
@@ -330,7 +331,7 @@ pub fn bwd_data<T: Real>(g: &ConvGeom, x: &[T], w: &[T], dy: &[T], dx: &mut [T])
                 correlate_flat(&pad.buf, taps, wf, flat);
                 let (xp, step) = (&x[p * hw..][..hw], pad.row_step());
                 for (iy, (dr, xr)) in dxp.chunks_exact_mut(g.w).zip(xp.chunks_exact(g.w)).enumerate() {
-                    add_through_relu(dr, &flat[iy * step..][..g.w], xr, g.relu_in);
+                    write_through_relu(dr, &flat[iy * step..][..g.w], xr, g.relu_in, write);
                 }
             },
         );
@@ -350,6 +351,9 @@ pub fn bwd_data<T: Real>(g: &ConvGeom, x: &[T], w: &[T], dy: &[T], dx: &mut [T])
             acc.buf.fill(T::ZERO);
             let step = acc.row_step();
             scatter(&mut acc.buf, taps, step, &w[c * kk..][..kk], g.ow, &dy[p * ohw..][..ohw]);
+            if write == Write::Set {
+                dxp.fill(T::ZERO);
+            }
             acc.add_interior_to(&x[p * hw..][..hw], g.relu_in, dxp);
         },
     );

@@ -13,7 +13,8 @@
 use crate::par;
 use crate::real::Real;
 
-use super::{ConvGeom, act, add_through_relu};
+use super::{ConvGeom, act, write_through_relu};
+use crate::backend::Write;
 use crate::ops::simd;
 
 /// Rows of the output block a [`gemm`] step keeps in registers.
@@ -314,13 +315,17 @@ fn im2col<T: Real>(g: &ConvGeom, xn: &[T], col: &mut [T]) {
     }
 }
 
-/// `dxn += col2im(dcol) · [x > 0 if relu_in]`.
-fn col2im_add<T: Real>(g: &ConvGeom, dcol: &[T], xn: &[T], dxn: &mut [T]) {
+/// `dxn (=|+=) col2im(dcol) · [x > 0 if relu_in]`.
+fn col2im<T: Real>(g: &ConvGeom, dcol: &[T], xn: &[T], dxn: &mut [T], write: Write) {
     let (hw, ohw) = (g.h * g.w, g.oh * g.ow);
     if is_pointwise(g) {
         let n = g.cin * hw;
-        add_through_relu(&mut dxn[..n], &dcol[..n], &xn[..n], g.relu_in);
+        write_through_relu(&mut dxn[..n], &dcol[..n], &xn[..n], g.relu_in, write);
         return;
+    }
+    if write == Write::Set {
+        // Strided or padded windows may leave elements that no output reads.
+        dxn.fill(T::ZERO);
     }
     for ci in 0..g.cin {
         let xp = &xn[ci * hw..][..hw];
@@ -373,8 +378,8 @@ pub fn fwd<T: Real>(g: &ConvGeom, x: &[T], w: &[T], y: &mut [T]) {
     );
 }
 
-/// `dx += col2im(wᵀ · dy) · [x > 0 if relu_in]` per image; parallel over images.
-pub fn bwd_data<T: Real>(g: &ConvGeom, x: &[T], w: &[T], dy: &[T], dx: &mut [T]) {
+/// `dx (=|+=) col2im(wᵀ · dy) · [x > 0 if relu_in]` per image; parallel over images.
+pub fn bwd_data<T: Real>(g: &ConvGeom, x: &[T], w: &[T], dy: &[T], dx: &mut [T], write: Write) {
     check(g);
     let (chw, ohw, kdim) = (g.cin * g.h * g.w, g.oh * g.ow, g.cin * g.k * g.k);
     let mut a = Packed::new();
@@ -388,10 +393,10 @@ pub fn bwd_data<T: Real>(g: &ConvGeom, x: &[T], w: &[T], dy: &[T], dx: &mut [T])
         |dcol, n, dxn| {
             let dyn_ = &dy[n * g.cout * ohw..][..g.cout * ohw];
             if plain {
-                gemm(&a, ohw, dyn_, ohw, dxn, ohw, true);
+                gemm(&a, ohw, dyn_, ohw, dxn, ohw, write == Write::Add);
             } else {
                 gemm(&a, ohw, dyn_, ohw, dcol, ohw, false);
-                col2im_add(g, dcol, &x[n * chw..][..chw], dxn);
+                col2im(g, dcol, &x[n * chw..][..chw], dxn, write);
             }
         },
     );

@@ -19,7 +19,7 @@ pub mod depthwise;
 pub mod gemm;
 pub mod reference;
 
-use crate::backend::Device;
+use crate::backend::{Device, Write};
 use crate::error::Result;
 use crate::real::Real;
 use crate::shape::Shape;
@@ -69,7 +69,7 @@ impl ConvGeom {
 pub trait ConvOps: Device {
     /// `y = conv(relu?(x), w)`, x `(n, cin, h, w)`, w `(cout, cin/g, k, k)`, y `(n, cout, oh, ow)`
     fn conv2d_fwd(&self, g: &ConvGeom, x: &Self::Buf, w: &Self::Buf, y: &mut Self::Buf) -> Result<()>;
-    /// `dx += convᵀ(dy, w) · [x > 0 if relu_in]`
+    /// `dx (=|+=) convᵀ(dy, w) · [x > 0 if relu_in]`, as `write` says
     fn conv2d_bwd_data(
         &self,
         g: &ConvGeom,
@@ -77,6 +77,7 @@ pub trait ConvOps: Device {
         w: &Self::Buf,
         dy: &Self::Buf,
         dx: &mut Self::Buf,
+        write: Write,
     ) -> Result<()>;
     /// `dw += Σ_n dy ⋆ relu?(x)`
     fn conv2d_bwd_filter(&self, g: &ConvGeom, x: &Self::Buf, dy: &Self::Buf, dw: &mut Self::Buf) -> Result<()>;
@@ -90,24 +91,21 @@ pub(crate) fn act<T: Real>(v: T, relu: bool) -> T {
     if relu && !(v > T::ZERO) { T::ZERO } else { v }
 }
 
-/// `d += v · [x > 0 if relu]` element by element, without a branch per
+/// `d (=|+=) v · [x > 0 if relu]` element by element, without a branch per
 /// element so that it vectorises: the gradient through the input ReLU.
 #[inline(always)]
-fn add_through_relu_impl<T: Real>(d: &mut [T], v: &[T], x: &[T], relu: bool) {
-    if relu {
-        for ((d, &v), &xv) in d.iter_mut().zip(v).zip(x) {
-            *d += if xv > T::ZERO { v } else { T::ZERO };
-        }
-    } else {
-        for (d, &v) in d.iter_mut().zip(v) {
-            *d += v;
-        }
+fn write_through_relu_impl<T: Real>(d: &mut [T], v: &[T], x: &[T], relu: bool, write: Write) {
+    let masked = |v: T, xv: T| if !relu || xv > T::ZERO { v } else { T::ZERO };
+    let it = d.iter_mut().zip(v.iter().zip(x));
+    match write {
+        Write::Set => it.for_each(|(d, (&v, &xv))| *d = masked(v, xv)),
+        Write::Add => it.for_each(|(d, (&v, &xv))| *d += masked(v, xv)),
     }
 }
 
 crate::ops::simd::multiversion! {
-    pub(crate) fn add_through_relu<T: Real>(d: &mut [T], v: &[T], x: &[T], relu: bool) => _FMA:
-        add_through_relu_impl(d, v, x, relu)
+    pub(crate) fn write_through_relu<T: Real>(d: &mut [T], v: &[T], x: &[T], relu: bool, write: Write) => _FMA:
+        write_through_relu_impl(d, v, x, relu, write)
 }
 
 /// Which implementation runs a geometry.

@@ -6,7 +6,8 @@
 use crate::par;
 use crate::real::Real;
 
-use super::{ConvGeom, act};
+use super::{ConvGeom, act, write_through_relu};
+use crate::backend::Write;
 
 /// Input coordinate of output coordinate `o` and tap `t`, if in bounds.
 #[inline]
@@ -48,7 +49,7 @@ pub fn conv2d_fwd<T: Real>(g: &ConvGeom, x: &[T], w: &[T], y: &mut [T]) {
 }
 
 /// `dx += convᵀ(dy, w) · [x > 0 if relu_in]`; parallel over input planes `(n, ci)`.
-pub fn conv2d_bwd_data<T: Real>(g: &ConvGeom, x: &[T], w: &[T], dy: &[T], dx: &mut [T]) {
+pub fn conv2d_bwd_data<T: Real>(g: &ConvGeom, x: &[T], w: &[T], dy: &[T], dx: &mut [T], write: Write) {
     let (cig, cog) = (g.cin / g.groups, g.cout / g.groups);
     let (ohw, hw, kk) = (g.oh * g.ow, g.h * g.w, g.k * g.k);
     par::for_chunks(dx, hw, g.macs(), |p, dxp| {
@@ -74,12 +75,7 @@ pub fn conv2d_bwd_data<T: Real>(g: &ConvGeom, x: &[T], w: &[T], dy: &[T], dx: &m
                 }
             }
         }
-        let xp = &x[p * hw..][..hw];
-        for ((d, a), &xv) in dxp.iter_mut().zip(acc).zip(xp) {
-            if !g.relu_in || xv > T::ZERO {
-                *d += a;
-            }
-        }
+        write_through_relu(dxp, &acc, &x[p * hw..][..hw], g.relu_in, write);
     });
 }
 

@@ -2,8 +2,8 @@
 //! are split over threads, the reductions accumulate in f64.
 
 use super::ElementwiseOps;
-use crate::backend::Cpu;
 use crate::backend::counts;
+use crate::backend::{Cpu, Write};
 use crate::error::Result;
 use crate::par;
 use crate::real::Real;
@@ -11,13 +11,14 @@ use crate::real::Real;
 /// Chunk length for splitting flat elementwise work over threads.
 const CHUNK: usize = 1 << 14;
 
-/// `y += a·x` with `a` in the element type (`axpy` and `axpy_elem`).
-fn add_scaled<T: Real>(a: T, x: &[T], y: &mut [T]) {
+/// `y (=|+=) a·x` with `a` in the element type (`axpy` and `axpy_elem`).
+fn add_scaled<T: Real>(a: T, x: &[T], y: &mut [T], write: Write) {
     assert_eq!(x.len(), y.len(), "axpy: length mismatch");
     par::for_chunks(y, CHUNK, x.len(), |i, c| {
         let xs = &x[i * CHUNK..i * CHUNK + c.len()];
-        for (yv, &xv) in c.iter_mut().zip(xs) {
-            *yv += a * xv;
+        match write {
+            Write::Set => c.iter_mut().zip(xs).for_each(|(yv, &xv)| *yv = a * xv),
+            Write::Add => c.iter_mut().zip(xs).for_each(|(yv, &xv)| *yv += a * xv),
         }
     });
 }
@@ -63,9 +64,9 @@ impl<T: Real> ElementwiseOps for Cpu<T> {
         Ok(())
     }
 
-    fn axpy(&self, a: f32, x: &Vec<T>, y: &mut Vec<T>) -> Result<()> {
+    fn axpy(&self, a: f32, x: &Vec<T>, y: &mut Vec<T>, write: Write) -> Result<()> {
         counts::call(1);
-        add_scaled(T::from_f32(a), x, y);
+        add_scaled(T::from_f32(a), x, y, write);
         Ok(())
     }
 
@@ -130,7 +131,7 @@ impl<T: Real> ElementwiseOps for Cpu<T> {
         Ok(())
     }
 
-    fn drop_path_bwd(&self, mask: &Vec<T>, dy: &Vec<T>, dx: &mut Vec<T>) -> Result<()> {
+    fn drop_path_bwd(&self, mask: &Vec<T>, dy: &Vec<T>, dx: &mut Vec<T>, write: Write) -> Result<()> {
         counts::call(1);
         assert_eq!(dy.len(), dx.len(), "drop_path_bwd: length mismatch");
         if dy.is_empty() {
@@ -138,8 +139,9 @@ impl<T: Real> ElementwiseOps for Cpu<T> {
         }
         let per = per_sample(dy.len(), mask.len(), "drop_path_bwd");
         for ((dr, gr), &m) in dx.chunks_exact_mut(per).zip(dy.chunks_exact(per)).zip(mask) {
-            for (d, &g) in dr.iter_mut().zip(gr) {
-                *d += g * m;
+            match write {
+                Write::Set => dr.iter_mut().zip(gr).for_each(|(d, &g)| *d = g * m),
+                Write::Add => dr.iter_mut().zip(gr).for_each(|(d, &g)| *d += g * m),
             }
         }
         Ok(())
@@ -147,7 +149,7 @@ impl<T: Real> ElementwiseOps for Cpu<T> {
 
     fn axpy_elem(&self, w: &Vec<T>, idx: usize, x: &Vec<T>, y: &mut Vec<T>) -> Result<()> {
         counts::call(1);
-        add_scaled(w[idx], x, y);
+        add_scaled(w[idx], x, y, Write::Add);
         Ok(())
     }
 

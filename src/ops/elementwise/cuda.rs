@@ -3,9 +3,9 @@
 //! f64 reductions.
 
 use super::ElementwiseOps;
-use crate::backend::Device;
 use crate::backend::counts;
 use crate::backend::cuda::{Cuda, CudaBuf, REDUCE_PARTS, check_len, launch};
+use crate::backend::{Device, Write};
 use crate::error::{Error, Result};
 
 /// Fails unless `b` has as many elements as `a`.
@@ -91,15 +91,15 @@ impl ElementwiseOps for Cuda {
         launch!(self, copy_f32, Cuda::flat(n); &src.mem, &mut dst.mem, &(n as i64))
     }
 
-    fn axpy(&self, a: f32, x: &CudaBuf, y: &mut CudaBuf) -> Result<()> {
+    fn axpy(&self, a: f32, x: &CudaBuf, y: &mut CudaBuf, write: Write) -> Result<()> {
         counts::call(1);
         same("axpy_f32", x, y)?;
         let n = x.len;
         if n == 0 {
             return Ok(());
         }
-        // axpy_f32(float a, const float* x, float* y, long long n)
-        launch!(self, axpy_f32, Cuda::flat(n); &a, &x.mem, &mut y.mem, &(n as i64))
+        // axpy_f32(float a, const float* x, float* y, long long n, int add)
+        launch!(self, axpy_f32, Cuda::flat(n); &a, &x.mem, &mut y.mem, &(n as i64), &write.add_flag())
     }
 
     fn scale(&self, a: f32, y: &mut CudaBuf) -> Result<()> {
@@ -186,7 +186,7 @@ impl ElementwiseOps for Cuda {
         launch!(self, drop_path_fwd_f32, Cuda::flat(n); &x.mem, &mask.mem, &mut y.mem, &(per as i64), &(n as i64))
     }
 
-    fn drop_path_bwd(&self, mask: &CudaBuf, dy: &CudaBuf, dx: &mut CudaBuf) -> Result<()> {
+    fn drop_path_bwd(&self, mask: &CudaBuf, dy: &CudaBuf, dx: &mut CudaBuf, write: Write) -> Result<()> {
         counts::call(1);
         same("drop_path_bwd_f32", dy, dx)?;
         let n = dy.len;
@@ -194,8 +194,9 @@ impl ElementwiseOps for Cuda {
             return Ok(());
         }
         let per = per_sample("drop_path_bwd_f32", n, mask)?;
-        // drop_path_bwd_f32(const float* mask, const float* dy, float* dx, long long per, long long total)
-        launch!(self, drop_path_bwd_f32, Cuda::flat(n); &mask.mem, &dy.mem, &mut dx.mem, &(per as i64), &(n as i64))
+        // drop_path_bwd_f32(const float* mask, const float* dy, float* dx, long long per, long long total, int add)
+        launch!(self, drop_path_bwd_f32, Cuda::flat(n);
+            &mask.mem, &dy.mem, &mut dx.mem, &(per as i64), &(n as i64), &write.add_flag())
     }
 
     fn axpy_elem(&self, w: &CudaBuf, idx: usize, x: &CudaBuf, y: &mut CudaBuf) -> Result<()> {

@@ -3,7 +3,7 @@
 mod cpu;
 mod cuda;
 
-use crate::backend::Device;
+use crate::backend::{Device, Write};
 use crate::error::Result;
 
 /// Flat kernels over whole buffers and the reductions
@@ -13,8 +13,8 @@ pub trait ElementwiseOps: Device {
     fn fill(&self, y: &mut Self::Buf, v: f32) -> Result<()>;
     /// `dst = src`
     fn copy(&self, src: &Self::Buf, dst: &mut Self::Buf) -> Result<()>;
-    /// `y += a·x`
-    fn axpy(&self, a: f32, x: &Self::Buf, y: &mut Self::Buf) -> Result<()>;
+    /// `y (=|+=) a·x`, as `write` says
+    fn axpy(&self, a: f32, x: &Self::Buf, y: &mut Self::Buf, write: Write) -> Result<()>;
     /// `y *= a`
     fn scale(&self, a: f32, y: &mut Self::Buf) -> Result<()>;
     /// `Σ x²` in f64, returned to the host (synchronises).
@@ -30,8 +30,8 @@ pub trait ElementwiseOps: Device {
     /// `y[n, …] = x[n, …] · mask[n]` — drop path; `x` holds `mask.len()`
     /// equal samples.
     fn drop_path_fwd(&self, x: &Self::Buf, mask: &Self::Buf, y: &mut Self::Buf) -> Result<()>;
-    /// `dx[n, …] += dy[n, …] · mask[n]`
-    fn drop_path_bwd(&self, mask: &Self::Buf, dy: &Self::Buf, dx: &mut Self::Buf) -> Result<()>;
+    /// `dx[n, …] (=|+=) dy[n, …] · mask[n]`, as `write` says
+    fn drop_path_bwd(&self, mask: &Self::Buf, dy: &Self::Buf, dx: &mut Self::Buf, write: Write) -> Result<()>;
     /// `y += w[idx] · x` — one term of a mixed edge, the weight read on the device.
     fn axpy_elem(&self, w: &Self::Buf, idx: usize, x: &Self::Buf, y: &mut Self::Buf) -> Result<()>;
     /// `y = Σ_t w[idx_t] · x_t` — a mixed edge's forward, the weights read on

@@ -1,8 +1,8 @@
 //! Copies, shifts and the global average pool on the host.
 
 use super::{ChannelSlice, LayoutOps};
-use crate::backend::Cpu;
 use crate::backend::counts;
+use crate::backend::{Cpu, Write};
 use crate::error::Result;
 use crate::real::Real;
 
@@ -17,13 +17,15 @@ impl<T: Real> LayoutOps for Cpu<T> {
         Ok(())
     }
 
-    fn channel_take_add(&self, s: &ChannelSlice, dwhole: &Vec<T>, dpart: &mut Vec<T>) -> Result<()> {
+    fn channel_take(&self, s: &ChannelSlice, dwhole: &Vec<T>, dpart: &mut Vec<T>, write: Write) -> Result<()> {
         counts::call(1);
         let blk = s.c_part * s.hw;
         for n in 0..s.n {
             let src = (n * s.c_whole + s.off) * s.hw;
-            for (d, &g) in dpart[n * blk..(n + 1) * blk].iter_mut().zip(&dwhole[src..src + blk]) {
-                *d += g;
+            let (d, g) = (&mut dpart[n * blk..(n + 1) * blk], &dwhole[src..src + blk]);
+            match write {
+                Write::Set => d.copy_from_slice(g),
+                Write::Add => d.iter_mut().zip(g).for_each(|(d, &g)| *d += g),
             }
         }
         Ok(())

@@ -4,8 +4,8 @@
 use cudarc::driver::LaunchConfig;
 
 use super::{ChannelSlice, LayoutOps};
-use crate::backend::counts;
 use crate::backend::cuda::{BLOCK, Cuda, CudaBuf, check_len, int, launch};
+use crate::backend::{Write, counts};
 use crate::error::{Error, Result};
 
 fn slice_ints(k: &str, s: &ChannelSlice, part: &CudaBuf, whole: &CudaBuf) -> Result<[i32; 5]> {
@@ -37,15 +37,16 @@ impl LayoutOps for Cuda {
         launch!(self, channel_put_f32, Cuda::flat(part.len); &part.mem, &mut whole.mem, &n, &hw, &cp, &cw, &off)
     }
 
-    fn channel_take_add(&self, s: &ChannelSlice, dwhole: &CudaBuf, dpart: &mut CudaBuf) -> Result<()> {
+    fn channel_take(&self, s: &ChannelSlice, dwhole: &CudaBuf, dpart: &mut CudaBuf, write: Write) -> Result<()> {
         counts::call(1);
-        let [n, hw, cp, cw, off] = slice_ints("channel_take_add_f32", s, dpart, dwhole)?;
+        let [n, hw, cp, cw, off] = slice_ints("channel_take_f32", s, dpart, dwhole)?;
         if dpart.len == 0 {
             return Ok(());
         }
-        // channel_take_add_f32(const float* dwhole, float* dpart, int n, int hw, int c_part, int c_whole, int off)
-        launch!(self, channel_take_add_f32, Cuda::flat(dpart.len);
-            &dwhole.mem, &mut dpart.mem, &n, &hw, &cp, &cw, &off)
+        // channel_take_f32(const float* dwhole, float* dpart, int n, int hw, int c_part, int c_whole, int off,
+        //                  int add)
+        launch!(self, channel_take_f32, Cuda::flat(dpart.len);
+            &dwhole.mem, &mut dpart.mem, &n, &hw, &cp, &cw, &off, &write.add_flag())
     }
 
     fn shift_fwd(&self, n: usize, c: usize, h: usize, w: usize, x: &CudaBuf, y: &mut CudaBuf) -> Result<()> {

@@ -4,7 +4,7 @@
 mod cpu;
 mod cuda;
 
-use crate::backend::Device;
+use crate::backend::{Device, Write};
 use crate::error::Result;
 
 /// Copying a block of channels between two NCHW tensors with the same n and
@@ -23,8 +23,8 @@ pub struct ChannelSlice {
 pub trait LayoutOps: Device {
     /// `whole[:, off:off + c_part] = part`
     fn channel_put(&self, s: &ChannelSlice, part: &Self::Buf, whole: &mut Self::Buf) -> Result<()>;
-    /// `dpart += dwhole[:, off:off + c_part]`
-    fn channel_take_add(&self, s: &ChannelSlice, dwhole: &Self::Buf, dpart: &mut Self::Buf) -> Result<()>;
+    /// `dpart (=|+=) dwhole[:, off:off + c_part]`, as `write` says
+    fn channel_take(&self, s: &ChannelSlice, dwhole: &Self::Buf, dpart: &mut Self::Buf, write: Write) -> Result<()>;
     /// `y = x[:, :, 1:, 1:]` for x `(n, c, h, w)`, y `(n, c, h − 1, w − 1)`
     fn shift_fwd(&self, n: usize, c: usize, h: usize, w: usize, x: &Self::Buf, y: &mut Self::Buf) -> Result<()>;
     /// `dx[:, :, 1:, 1:] += dy`
