@@ -10,6 +10,15 @@ use std::sync::{Mutex, OnceLock};
 /// 20–50 µs, 64k multiply-adds take about as long on one core.
 const WORK_PER_THREAD: usize = 1 << 16;
 
+/// Elements of the output one claim on the shared queue takes at least (in
+/// whole chunks): a plane of a 7×7 map is 49 elements, and taking the
+/// queue's lock once per plane, with two threads contending for it, cost as
+/// much as the arithmetic on that plane.
+const CLAIM: usize = 4096;
+
+/// Claims per thread the queue keeps at least, for balance between threads.
+const CLAIMS_PER_THREAD: usize = 8;
+
 pub fn threads() -> usize {
     static N: OnceLock<usize> = OnceLock::new();
     *N.get_or_init(|| {
@@ -55,17 +64,21 @@ pub fn for_chunks_init<T: Send, S>(
         }
         return;
     }
-    // Chunks are claimed one at a time from a shared queue rather than
+    // Chunks are claimed a few at a time from a shared queue rather than
     // dealt out in advance: on a busy machine a helper that is not scheduled
     // for a while leaves its share to the caller instead of holding up the
     // call, and uneven chunks balance out.
-    let queue = Mutex::new(out.chunks_mut(chunk_len).enumerate());
+    let group = (CLAIM / chunk_len).clamp(1, (n_chunks / (nt * CLAIMS_PER_THREAD)).max(1));
+    let queue = Mutex::new(out.chunks_mut(chunk_len * group).enumerate());
     let worker = || {
         let mut state = None;
         loop {
             let next = queue.lock().unwrap_or_else(|e| e.into_inner()).next();
-            let Some((i, c)) = next else { break };
-            f(state.get_or_insert_with(&init), i, c);
+            let Some((gi, block)) = next else { break };
+            let state = state.get_or_insert_with(&init);
+            for (j, c) in block.chunks_mut(chunk_len).enumerate() {
+                f(state, gi * group + j, c);
+            }
         }
     };
     pool::run(&worker);
