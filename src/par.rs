@@ -93,7 +93,15 @@ pub fn for_chunks_init<T: Send, S>(
 /// took part of it; a helper that wakes up late finds the job closed.
 mod pool {
     use std::cell::Cell;
+    use std::sync::atomic::{AtomicU64, Ordering};
     use std::sync::{Condvar, Mutex, MutexGuard, OnceLock};
+    use std::time::{Duration, Instant};
+
+    /// How long a helper that finished a job watches for the next one
+    /// before it parks. Kernels of a step follow each other within
+    /// microseconds; waking a parked helper costs a system call on each
+    /// side and often a scheduler round.
+    const SPIN: Duration = Duration::from_micros(100);
 
     type Job = &'static (dyn Fn() + Sync);
 
@@ -106,12 +114,19 @@ mod pool {
         active: usize,
         /// A helper panicked inside the current job.
         panicked: bool,
+        /// Helpers parked on `wake`.
+        parked: usize,
+        /// The caller is waiting on `done` for the helpers to leave.
+        closing: bool,
     }
 
     struct Pool {
         state: Mutex<State>,
         wake: Condvar,
         done: Condvar,
+        /// `State::seq` of the last job opened, readable without the lock
+        /// by spinning helpers.
+        opened: AtomicU64,
     }
 
     thread_local! {
@@ -125,8 +140,12 @@ mod pool {
     fn pool() -> &'static Pool {
         static P: OnceLock<&'static Pool> = OnceLock::new();
         P.get_or_init(|| {
-            let p: &'static Pool =
-                Box::leak(Box::new(Pool { state: Mutex::default(), wake: Condvar::new(), done: Condvar::new() }));
+            let p: &'static Pool = Box::leak(Box::new(Pool {
+                state: Mutex::default(),
+                wake: Condvar::new(),
+                done: Condvar::new(),
+                opened: AtomicU64::new(0),
+            }));
             for _ in 1..super::threads() {
                 std::thread::spawn(move || helper(p));
             }
@@ -142,7 +161,7 @@ mod pool {
             let mut st = lock(&self.0.state);
             st.active -= 1;
             st.panicked |= std::thread::panicking();
-            if st.active == 0 {
+            if st.active == 0 && st.closing {
                 self.0.done.notify_all();
             }
         }
@@ -152,14 +171,24 @@ mod pool {
         IS_HELPER.with(|h| h.set(true));
         let mut seen = 0;
         loop {
+            let since = Instant::now();
+            while p.opened.load(Ordering::Acquire) == seen && since.elapsed() < SPIN {
+                std::hint::spin_loop();
+            }
             let job = {
                 let mut st = lock(&p.state);
-                while st.job.is_none() || st.seq == seen {
+                loop {
+                    if let Some(job) = st.job.filter(|_| st.seq != seen) {
+                        seen = st.seq;
+                        st.active += 1;
+                        break job;
+                    }
+                    // A job closed before this helper came is not waited for again.
+                    seen = st.seq;
+                    st.parked += 1;
                     st = p.wake.wait(st).unwrap_or_else(|e| e.into_inner());
+                    st.parked -= 1;
                 }
-                seen = st.seq;
-                st.active += 1;
-                st.job.expect("checked above")
             };
             let _leave = Leave(p);
             job();
@@ -190,7 +219,10 @@ mod pool {
             st.job = Some(job);
             st.seq += 1;
             st.panicked = false;
-            p.wake.notify_all();
+            p.opened.store(st.seq, Ordering::Release);
+            if st.parked > 0 {
+                p.wake.notify_all();
+            }
         }
         let close = Close(p);
         job();
@@ -205,8 +237,10 @@ mod pool {
             let mut st = lock(&self.0.state);
             st.job = None;
             while st.active > 0 {
+                st.closing = true;
                 st = self.0.done.wait(st).unwrap_or_else(|e| e.into_inner());
             }
+            st.closing = false;
             if st.panicked && !std::thread::panicking() {
                 panic!("a kernel panicked on a helper thread");
             }
