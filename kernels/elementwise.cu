@@ -87,6 +87,59 @@ extern "C" __global__ void mix_fwd_f32(const float* w, int nt, const float* x0, 
     }
 }
 
+// A mixed edge's backward, y = Σ_t w[i_t]·x_t, for up to 8 terms in one pass
+// over dy: d_t (=|+=) w[i_t]·dy (bit t of `add` set: add; d_t null: not
+// wanted) and, when `part` is not null, each block's Σ dy·x_t in f64 into
+// part[t·gridDim.x + block] for mix_bwd_finish_f32.
+extern "C" __global__ void mix_bwd_partial_f32(const float* w, const float* dy, int nt,
+                                               const float* x0, const float* x1, const float* x2,
+                                               const float* x3, const float* x4, const float* x5,
+                                               const float* x6, const float* x7, float* d0, float* d1,
+                                               float* d2, float* d3, float* d4, float* d5, float* d6,
+                                               float* d7, int i0, int i1, int i2, int i3, int i4,
+                                               int i5, int i6, int i7, int add, double* part,
+                                               long long n) {
+    __shared__ double sh[32];
+    const float* xs[8] = {x0, x1, x2, x3, x4, x5, x6, x7};
+    float* ds[8] = {d0, d1, d2, d3, d4, d5, d6, d7};
+    const int is[8] = {i0, i1, i2, i3, i4, i5, i6, i7};
+    float a[8];
+    double s[8];
+#pragma unroll
+    for (int t = 0; t < 8; ++t) {
+        a[t] = t < nt ? w[is[t]] : 0.0f;
+        s[t] = 0.0;
+    }
+    FOR_EACH(i, n) {
+        const float g = dy[i];
+#pragma unroll
+        for (int t = 0; t < 8; ++t) {
+            if (t >= nt) continue;
+            if (ds[t]) put(&ds[t][i], a[t] * g, (add >> t) & 1);
+            if (part) s[t] += (double)g * (double)xs[t][i];
+        }
+    }
+    if (!part) return;
+    for (int t = 0; t < nt; ++t) {
+        const double v = block_sum_f64(s[t], sh);
+        if (threadIdx.x == 0) part[(long long)t * gridDim.x + blockIdx.x] = v;
+    }
+}
+
+// dw[i_t] += Σ_b part[t·parts + b] for each of the nt terms; one block.
+extern "C" __global__ void mix_bwd_finish_f32(const double* part, int parts, int nt, int i0, int i1,
+                                              int i2, int i3, int i4, int i5, int i6, int i7,
+                                              float* dw) {
+    __shared__ double sh[32];
+    const int is[8] = {i0, i1, i2, i3, i4, i5, i6, i7};
+    for (int t = 0; t < nt; ++t) {
+        double s = 0.0;
+        for (int b = threadIdx.x; b < parts; b += blockDim.x) s += part[(long long)t * parts + b];
+        s = block_sum_f64(s, sh);
+        if (threadIdx.x == 0) dw[is[t]] += (float)s;
+    }
+}
+
 // dx += dy[0]
 extern "C" __global__ void sum_all_bwd_f32(const float* dy, float* dx, long long n) {
     const float d = dy[0];

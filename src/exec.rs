@@ -8,6 +8,7 @@ use rand_distr_free::normal;
 
 use crate::backend::{Backend, Write};
 use crate::error::Result;
+use crate::ops::elementwise::MixGrad;
 use crate::real::Real;
 use crate::shape::Shape;
 use crate::tape::{Init, Kind, NodeId, Op, Tape, concat_slices};
@@ -485,10 +486,29 @@ impl<B: Backend> Exec<B> {
                 self.lend_write(*x, |ex, dx, write| ex.be.drop_path_bwd(ex.val(*mask), dy, dx, write))
             }
             Op::Mix { terms, w, .. } => {
+                // Every term's gradient out at once, for one pass over dy.
+                let mut dxs = Vec::with_capacity(terms.len());
                 for t in terms {
-                    self.lend(t.x, |ex, dx| ex.be.axpy_elem(ex.val(*w), t.idx, dy, dx))?;
+                    let dx = self.take_grad(t.x);
+                    if dx.is_none() && self.live[t.x] {
+                        crate::bail!("backward: two terms of a mixed edge share node {}", t.x);
+                    }
+                    let write = if dx.is_some() { self.next_write(t.x) } else { Write::Add };
+                    dxs.push(dx.map(|dx| (dx, write)));
                 }
-                self.lend(*w, |ex, dw| terms.iter().try_for_each(|t| ex.be.dot_elem(dy, ex.val(t.x), dw, t.idx)))
+                let mut dw = self.take_grad(*w);
+                let mut grads: Vec<MixGrad<'_, B::Buf>> = terms
+                    .iter()
+                    .zip(dxs.iter_mut())
+                    .map(|(t, dx)| MixGrad { idx: t.idx, x: self.val(t.x), dx: dx.as_mut().map(|(g, w)| (g, *w)) })
+                    .collect();
+                let r = self.be.mix_bwd(self.val(*w), dy, &mut grads, dw.as_mut());
+                drop(grads);
+                for (t, dx) in terms.iter().zip(dxs) {
+                    self.put_grad(t.x, dx.map(|(g, _)| g));
+                }
+                self.put_grad(*w, dw);
+                r
             }
             Op::SoftmaxRows { x, out, rows, cols } => {
                 self.lend(*x, |ex, dx| ex.be.softmax_rows_bwd(*rows, *cols, ex.val(*out), dy, dx))
@@ -533,6 +553,7 @@ fn overwrites(op: &Op, x: NodeId) -> bool {
     match op {
         Op::Conv2d { x: input, .. } | Op::BatchNorm { x: input, .. } => x == *input,
         Op::Combine { .. } | Op::DropPath { .. } | Op::Concat { .. } => true,
+        Op::Mix { w, .. } => x != *w,
         _ => false,
     }
 }

@@ -23,6 +23,7 @@ use rarts::backend::{
 };
 use rarts::ops::bn::BnGeom;
 use rarts::ops::conv::ConvGeom;
+use rarts::ops::elementwise::MixGrad;
 use rarts::ops::layout::ChannelSlice;
 use rarts::ops::pool::PoolGeom;
 use rarts::search::algo::{Algo, Schedule};
@@ -214,6 +215,33 @@ mod cases {
                 cpu.mix_fwd(&wm, &tc, &mut yc).unwrap();
                 be.mix_fwd(&wmd, &td, &mut yd).unwrap();
                 close(&format!("mix_fwd n={n} terms={count}"), &down(be, &yd), &yc, (1e-5, 1e-6));
+
+                // Its backward: every term's dx (term 2 of the order wants
+                // none; odd terms overwrite) and the weights' dots, or no dots.
+                let dy = rand_vec(&mut mrng, n, -1.0, 1.0);
+                let dyd = up(be, &dy);
+                let starts: Vec<Vec<f32>> = (0..count).map(|_| rand_vec(&mut mrng, n, -1.0, 1.0)).collect();
+                let write = |j: usize| if j % 2 == 1 { Write::Set } else { Write::Add };
+                for with_dw in [true, false] {
+                    let mut dc: Vec<(Vec<f32>, B::Buf)> =
+                        starts.iter().enumerate().map(|(j, s)| grad_start(be, s, write(j))).collect();
+                    let (mut dwc, mut dwd) = (wm.clone(), up(be, &wm));
+                    let mut tc: Vec<MixGrad<'_, Vec<f32>>> = Vec::new();
+                    let mut td: Vec<MixGrad<'_, B::Buf>> = Vec::new();
+                    for (j, (c, d)) in dc.iter_mut().enumerate() {
+                        let k = order[j];
+                        tc.push(MixGrad { idx: k, x: &xs[k], dx: (j != 2).then_some((c, write(j))) });
+                        td.push(MixGrad { idx: k, x: &xsd[k], dx: (j != 2).then_some((d, write(j))) });
+                    }
+                    cpu.mix_bwd(&wm, &dy, &mut tc, with_dw.then_some(&mut dwc)).unwrap();
+                    be.mix_bwd(&wmd, &dyd, &mut td, with_dw.then_some(&mut dwd)).unwrap();
+                    drop((tc, td));
+                    let tag = format!("mix_bwd n={n} terms={count} dw={with_dw}");
+                    for (j, (c, d)) in dc.iter().enumerate().filter(|&(j, _)| j != 2) {
+                        close(&format!("{tag} dx {j}"), &down(be, d), c, (1e-5, 1e-6));
+                    }
+                    close(&format!("{tag} dw"), &down(be, &dwd), &dwc, (1e-5, 1e-6));
+                }
             }
 
             // Sums of up to 1.2M products in f64, rounded once to f32.

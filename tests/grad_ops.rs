@@ -12,6 +12,7 @@ use common::{FD_ATOL, FD_RTOL, assert_close, away_from_zero, check_grad, distinc
 use rarts::backend::{BnOps, ConvOps, Cpu, Device, ElementwiseOps, LayoutOps, LinearOps, PoolOps, SoftmaxOps, Write};
 use rarts::ops::bn::BnGeom;
 use rarts::ops::conv::ConvGeom;
+use rarts::ops::elementwise::MixGrad;
 use rarts::ops::layout::ChannelSlice;
 use rarts::ops::pool::PoolGeom;
 
@@ -582,6 +583,49 @@ fn mixed_edge_weight_axpy_elem_dot_elem() {
     let mut dx = dx0.clone();
     be().axpy_elem(&w, 0, &r, &mut dx).unwrap();
     check_grad("mix d_x0", &xs[0], &dx0, &dx, |x| project(&r, &fwd(&w, x)));
+}
+
+#[test]
+fn mix_bwd_is_axpy_elem_and_dot_elem_per_term() {
+    // Lengths around the kernel's chunk (2^14) so that several chunks are summed.
+    let mut rng = rng(533);
+    for (n, k) in [(42, 5), (40_000, 8), (16_384, 3), (0, 2)] {
+        let w = uniform(&mut rng, k + 1);
+        let xs: Vec<Vec<f64>> = (0..k).map(|_| uniform(&mut rng, n)).collect();
+        let dy = uniform(&mut rng, n);
+        let starts: Vec<Vec<f64>> = (0..k).map(|_| uniform(&mut rng, n)).collect();
+        let dw0 = uniform(&mut rng, k + 1);
+        // Term t uses weight t + 1; term 1 wants no dx; odd terms overwrite.
+        let write = |t: usize| if t % 2 == 1 { Write::Set } else { Write::Add };
+        let (mut want_dx, mut want_dw) = (starts.clone(), dw0.clone());
+        for t in 0..k {
+            if t != 1 {
+                if write(t) == Write::Set {
+                    want_dx[t].fill(0.0);
+                }
+                be().axpy_elem(&w, t + 1, &dy, &mut want_dx[t]).unwrap();
+            }
+            be().dot_elem(&dy, &xs[t], &mut want_dw, t + 1).unwrap();
+        }
+        for with_dw in [true, false] {
+            let mut dxs: Vec<Vec<f64>> =
+                (0..k).map(|t| if write(t) == Write::Set { vec![f64::NAN; n] } else { starts[t].clone() }).collect();
+            let mut dw = dw0.clone();
+            let mut terms: Vec<MixGrad<'_, Vec<f64>>> = xs
+                .iter()
+                .zip(dxs.iter_mut())
+                .enumerate()
+                .map(|(t, (x, dx))| MixGrad { idx: t + 1, x, dx: (t != 1).then_some((dx, write(t))) })
+                .collect();
+            be().mix_bwd(&w, &dy, &mut terms, with_dw.then_some(&mut dw)).unwrap();
+            drop(terms);
+            for t in (0..k).filter(|&t| t != 1) {
+                assert_eq!(dxs[t], want_dx[t], "mix_bwd n={n} dx term {t}");
+            }
+            assert!(dxs[1].iter().all(|v| v.is_nan()), "mix_bwd wrote the gradient of a term that wants none");
+            assert_eq!(dw, if with_dw { want_dw.clone() } else { dw0.clone() }, "mix_bwd n={n} dw");
+        }
+    }
 }
 
 #[test]

@@ -180,6 +180,21 @@ void test_small() {
     close("drop_path fwd", yg, yr, 1e-6, 1e-6); close("drop_path bwd", dg, dr, 1e-6, 1e-6); close("drop_path bwd set", dsg, dsr, 1e-6, 1e-6);
   }
   run("axpy_elem", [&](float* y) { axpy_elem_f32(w.data(), 1, x.data(), y, n); }, [&](int i) { return y0[i] + w[1] * x[i]; }, y0);
+  { // mix_bwd: four terms at weights 2, 0, 1, 2; term 1 wants no dx, term 2 overwrites; 5 blocks of partials
+    auto x1 = rnd(n), x2 = rnd(n), x3 = rnd(n), dy = rnd(n);
+    std::vector<float> d0 = y0, d2(n, NAN), d3 = y0, r0 = y0, r2(n), r3 = y0, dwg = w, dwr = w;
+    const float* xs[4] = {x.data(), x1.data(), x2.data(), x3.data()};
+    const int is[4] = {2, 0, 1, 2};
+    for (int i = 0; i < n; ++i) { r0[i] += w[2] * dy[i]; r2[i] = w[1] * dy[i]; r3[i] += w[2] * dy[i]; }
+    for (int t = 0; t < 4; ++t) { double s = 0; for (int i = 0; i < n; ++i) s += (double)dy[i] * xs[t][i]; dwr[is[t]] += (float)s; }
+    const int parts = 5;
+    std::vector<double> part(4 * parts, NAN);
+    launch(D(parts), D(256), true, [&] { mix_bwd_partial_f32(w.data(), dy.data(), 4, x.data(), x1.data(), x2.data(), x3.data(), nullptr, nullptr, nullptr, nullptr,
+                                                             d0.data(), nullptr, d2.data(), d3.data(), nullptr, nullptr, nullptr, nullptr, 2, 0, 1, 2, 0, 0, 0, 0,
+                                                             0b1001, part.data(), n); });
+    launch(D(1), D(256), true, [&] { mix_bwd_finish_f32(part.data(), parts, 4, 2, 0, 1, 2, 0, 0, 0, 0, dwg.data()); });
+    close("mix_bwd dx0", d0, r0); close("mix_bwd dx2 set", d2, r2); close("mix_bwd dx3", d3, r3); close("mix_bwd dw", dwg, dwr, 1e-5, 1e-5);
+  }
   { // mix_fwd: three terms at weights 2, 0, 1; then no terms (y = 0)
     auto x1 = rnd(n), x2 = rnd(n);
     run("mix_fwd", [&](float* y) { mix_fwd_f32(w.data(), 3, x.data(), x1.data(), x2.data(), nullptr, nullptr, nullptr, nullptr, nullptr, 2, 0, 1, 0, 0, 0, 0, 0, y, n); },

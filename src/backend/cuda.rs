@@ -109,7 +109,8 @@ macro_rules! kernel_table {
 kernel_table! {
     "elementwise" => [
         fill_f32, copy_f32, axpy_f32, scale_f32, relu_fwd_f32, relu_bwd_f32, mul_fwd_f32,
-        mul_bwd_f32, drop_path_fwd_f32, drop_path_bwd_f32, axpy_elem_f32, mix_fwd_f32, sum_all_bwd_f32, reduce_partial_f64, reduce_finish_f32,
+        mul_bwd_f32, drop_path_fwd_f32, drop_path_bwd_f32, axpy_elem_f32, mix_fwd_f32, mix_bwd_partial_f32,
+        mix_bwd_finish_f32, sum_all_bwd_f32, reduce_partial_f64, reduce_finish_f32,
     ],
     "conv" => [
         dwconv_fwd_f32, dwconv_bwd_data_f32, dwconv_bwd_filter_f32, pwconv_fwd_f32, pwconv_bwd_data_f32,
@@ -236,11 +237,13 @@ impl Cuda {
     /// The raw device address of an optional buffer (0 = absent), for
     /// kernels that take a nullable pointer.
     pub(crate) fn opt_ptr(&self, b: Option<&CudaBuf>) -> u64 {
-        match b {
-            // The returned guard records nothing: event tracking is off.
-            Some(b) => b.mem.device_ptr(&self.stream).0,
-            None => 0,
-        }
+        b.map_or(0, |b| self.ptr(&b.mem))
+    }
+
+    /// The raw device address of a device allocation (a scratch buffer).
+    pub(crate) fn ptr<T>(&self, s: &CudaSlice<T>) -> u64 {
+        // The returned guard records nothing: event tracking is off.
+        s.device_ptr(&self.stream).0
     }
 }
 

@@ -1,7 +1,7 @@
 //! Elementwise kernels and the reductions on the host; the long flat ones
 //! are split over threads, the reductions accumulate in f64.
 
-use super::ElementwiseOps;
+use super::{ElementwiseOps, MixGrad};
 use crate::backend::counts;
 use crate::backend::{Cpu, Write};
 use crate::error::Result;
@@ -191,6 +191,64 @@ impl<T: Real> ElementwiseOps for Cpu<T> {
             dot_f64(&a[lo..hi], &b[lo..hi])
         });
         out[idx] += T::from_f64(parts.iter().sum());
+        Ok(())
+    }
+
+    fn mix_bwd(
+        &self,
+        w: &Vec<T>,
+        dy: &Vec<T>,
+        terms: &mut [MixGrad<'_, Vec<T>>],
+        dw: Option<&mut Vec<T>>,
+    ) -> Result<()> {
+        counts::call(super::cuda::mix_bwd_launches(terms.len(), dw.is_some()));
+        // Chunk by chunk, every term while the chunk of dy is in cache; each
+        // term's dot in f64 per chunk and the chunks summed in order, the
+        // arithmetic of `axpy_elem` and `dot_elem` exactly.
+        let n = dy.len();
+        let info: Vec<(usize, T, &[T])> = terms.iter().map(|t| (t.idx, w[t.idx], t.x.as_slice())).collect();
+        for t in terms.iter() {
+            assert_eq!(t.x.len(), n, "mix_bwd: length mismatch");
+            assert!(t.dx.as_ref().is_none_or(|(dx, _)| dx.len() == n), "mix_bwd: length mismatch");
+        }
+        struct Job<'a, T> {
+            dx: Vec<Option<(&'a mut [T], Write)>>,
+            dots: Vec<f64>,
+        }
+        let mut jobs: Vec<Job<T>> =
+            (0..n.div_ceil(CHUNK)).map(|_| Job { dx: Vec::new(), dots: vec![0.0; terms.len()] }).collect();
+        for t in terms.iter_mut() {
+            match t.dx.as_mut() {
+                Some((dx, write)) => {
+                    for (job, c) in jobs.iter_mut().zip(dx.chunks_mut(CHUNK)) {
+                        job.dx.push(Some((c, *write)));
+                    }
+                }
+                None => jobs.iter_mut().for_each(|job| job.dx.push(None)),
+            }
+        }
+        let dots = dw.is_some();
+        par::for_chunks(&mut jobs, 1, n * info.len().max(1), |i, job| {
+            let job = &mut job[0];
+            let lo = i * CHUNK;
+            let d = &dy[lo..(lo + CHUNK).min(n)];
+            for (t, &(_, a, x)) in info.iter().enumerate() {
+                match job.dx[t].as_mut() {
+                    Some((dx, Write::Set)) => dx.iter_mut().zip(d).for_each(|(v, &g)| *v = a * g),
+                    Some((dx, Write::Add)) => dx.iter_mut().zip(d).for_each(|(v, &g)| *v += a * g),
+                    None => {}
+                }
+                if dots {
+                    job.dots[t] = dot_f64(d, &x[lo..lo + d.len()]);
+                }
+            }
+        });
+        if let Some(dw) = dw {
+            for (t, &(idx, _, _)) in info.iter().enumerate() {
+                let parts: Vec<f64> = jobs.iter().map(|j| j.dots[t]).collect();
+                dw[idx] += T::from_f64(parts.iter().sum());
+            }
+        }
         Ok(())
     }
 

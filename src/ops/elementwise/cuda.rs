@@ -2,7 +2,7 @@
 //! `kernels/elementwise.cu`, flat kernels over n elements and the two-stage
 //! f64 reductions.
 
-use super::ElementwiseOps;
+use super::{ElementwiseOps, MixGrad};
 use crate::backend::counts;
 use crate::backend::cuda::{Cuda, CudaBuf, REDUCE_PARTS, check_len, launch};
 use crate::backend::{Device, Write};
@@ -21,6 +21,17 @@ pub(crate) const SUM_ALL_FWD_LAUNCHES: u64 = 2;
 pub(crate) fn mix_fwd_launches(terms: usize) -> u64 {
     1 + terms.saturating_sub(MIX_MAX) as u64
 }
+
+/// Launches of `mix_bwd`: per group of up to `MIX_MAX` terms, the pass over
+/// dy (which writes the dx terms and the weight gradients' partial sums)
+/// and, with a weight gradient, the sum of those partials.
+pub(crate) fn mix_bwd_launches(terms: usize, dw: bool) -> u64 {
+    terms.div_ceil(MIX_MAX) as u64 * (1 + u64::from(dw))
+}
+
+/// Blocks of `mix_bwd_partial_f32`: its partial sums, `MIX_MAX` per block,
+/// fill the reduction scratch at most.
+const MIX_BWD_PARTS: usize = REDUCE_PARTS / MIX_MAX;
 
 fn same(kernel: &str, a: &CudaBuf, b: &CudaBuf) -> Result<()> {
     check_len(kernel, "second operand", b, a.len)
@@ -255,6 +266,60 @@ impl ElementwiseOps for Cuda {
         let mut s = lock(self)?;
         let parts = partials(self, &mut s, a, Some(b))?;
         finish(self, &s, parts, out, idx, true)
+    }
+
+    fn mix_bwd(
+        &self,
+        w: &CudaBuf,
+        dy: &CudaBuf,
+        terms: &mut [MixGrad<'_, CudaBuf>],
+        mut dw: Option<&mut CudaBuf>,
+    ) -> Result<()> {
+        counts::call(mix_bwd_launches(terms.len(), dw.is_some()));
+        let k = "mix_bwd_partial_f32";
+        for t in terms.iter() {
+            same(k, dy, t.x)?;
+            if let Some((dx, _)) = &t.dx {
+                same(k, dy, dx)?;
+            }
+            if t.idx >= w.len || dw.as_ref().is_some_and(|dw| t.idx >= dw.len) {
+                crate::bail!("cuda: {k}: index {} outside a weight buffer of {}", t.idx, w.len);
+            }
+        }
+        let n = dy.len;
+        let cfg = Cuda::flat(n);
+        let parts = cfg.grid_dim.0.min(MIX_BWD_PARTS as u32);
+        let cfg = cudarc::driver::LaunchConfig { grid_dim: (parts, 1, 1), ..cfg };
+        let scratch = lock(self)?;
+        for group in terms.chunks(MIX_MAX) {
+            let (mut xs, mut ds, mut is) = ([0u64; MIX_MAX], [0u64; MIX_MAX], [0i32; MIX_MAX]);
+            let mut add = 0i32;
+            for (t, term) in group.iter().enumerate() {
+                xs[t] = self.opt_ptr(Some(term.x));
+                is[t] = term.idx as i32; // idx < w.len, and α rows are short
+                if let Some((dx, write)) = &term.dx {
+                    ds[t] = self.opt_ptr(Some(dx));
+                    add |= write.add_flag() << t;
+                }
+            }
+            let nt = group.len() as i32;
+            // Null `part` when no weight gradient is wanted.
+            let part = if dw.is_some() { self.ptr(&*scratch) } else { 0 };
+            // mix_bwd_partial_f32(const float* w, const float* dy, int nt, const float* x0..x7,
+            //                     float* d0..d7, int i0..i7, int add, double* part, long long n)
+            launch!(self, mix_bwd_partial_f32, cfg;
+                &w.mem, &dy.mem, &nt, &xs[0], &xs[1], &xs[2], &xs[3], &xs[4], &xs[5], &xs[6], &xs[7],
+                &ds[0], &ds[1], &ds[2], &ds[3], &ds[4], &ds[5], &ds[6], &ds[7],
+                &is[0], &is[1], &is[2], &is[3], &is[4], &is[5], &is[6], &is[7], &add, &part, &(n as i64))?;
+            if let Some(dw) = dw.as_deref_mut() {
+                let one = Cuda::per_block(1)?;
+                let p = parts as i32;
+                // mix_bwd_finish_f32(const double* part, int parts, int nt, int i0..i7, float* dw)
+                launch!(self, mix_bwd_finish_f32, one;
+                    &*scratch, &p, &nt, &is[0], &is[1], &is[2], &is[3], &is[4], &is[5], &is[6], &is[7], &mut dw.mem)?;
+            }
+        }
+        Ok(())
     }
 
     fn sum_all_fwd(&self, x: &CudaBuf, y: &mut CudaBuf) -> Result<()> {

@@ -6,6 +6,15 @@ mod cuda;
 use crate::backend::{Device, Write};
 use crate::error::Result;
 
+/// One term of a mixed edge in [`ElementwiseOps::mix_bwd`]: its weight's
+/// index, its input, and its input's gradient with how to write it (absent
+/// when that gradient is not needed).
+pub struct MixGrad<'a, B> {
+    pub idx: usize,
+    pub x: &'a B,
+    pub dx: Option<(&'a mut B, Write)>,
+}
+
 /// Flat kernels over whole buffers and the reductions
 /// (`kernels/elementwise.cu` on CUDA).
 pub trait ElementwiseOps: Device {
@@ -45,6 +54,17 @@ pub trait ElementwiseOps: Device {
     }
     /// `out[idx] += Σ a ⊙ b` — the gradient of a mixed-edge weight.
     fn dot_elem(&self, a: &Self::Buf, b: &Self::Buf, out: &mut Self::Buf, idx: usize) -> Result<()>;
+    /// A mixed edge's backward, `y = Σ_t w[idx_t] · x_t`, in one pass over
+    /// `dy`: for each term `dx_t (=|+=) w[idx_t] · dy` as its `Write` says,
+    /// and with `dw`, `dw[idx_t] += Σ dy ⊙ x_t`. The same as one `axpy_elem`
+    /// and one `dot_elem` per term.
+    fn mix_bwd(
+        &self,
+        w: &Self::Buf,
+        dy: &Self::Buf,
+        terms: &mut [MixGrad<'_, Self::Buf>],
+        dw: Option<&mut Self::Buf>,
+    ) -> Result<()>;
     /// `y[0] = Σ x`
     fn sum_all_fwd(&self, x: &Self::Buf, y: &mut Self::Buf) -> Result<()>;
     /// `dx += dy[0]` for every element
