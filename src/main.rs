@@ -3,7 +3,8 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::parser::ValueSource;
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
 
 use rarts::Result;
 use rarts::backend::{Cpu, Cuda, Device as _, cuda};
@@ -120,11 +121,13 @@ enum Cmd {
     Bench {
         #[command(flatten)]
         search: SearchArgs,
-        /// Algorithms to time (comma-separated).
-        #[arg(long, value_enum, value_delimiter = ',', default_values_t = [AlgoArg::Darts1, AlgoArg::Darts2, AlgoArg::Rarts])]
+        /// Algorithms to time (comma-separated); `--algo A` alone times A only.
+        #[arg(long, value_enum, value_delimiter = ',', conflicts_with = "algo",
+              default_values_t = [AlgoArg::Darts1, AlgoArg::Darts2, AlgoArg::Rarts])]
         algos: Vec<AlgoArg>,
-        /// Batch sizes to time (comma-separated); overrides --batch.
-        #[arg(long, value_delimiter = ',', default_values_t = [SearchConfig::default().batch])]
+        /// Batch sizes to time (comma-separated); `--batch B` alone times B only.
+        #[arg(long, value_delimiter = ',', conflicts_with = "batch",
+              default_values_t = [SearchConfig::default().batch])]
         batches: Vec<usize>,
         /// Timed steps per configuration.
         #[arg(long, default_value_t = 5)]
@@ -615,7 +618,19 @@ fn default_sigpipe() {}
 
 fn main() -> ExitCode {
     default_sigpipe();
-    let cli = Cli::parse();
+    let matches = Cli::command().get_matches();
+    let mut cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
+    // `bench` times the lists --algos and --batches; a single --algo or
+    // --batch given instead (clap rejects both at once) narrows its list.
+    if let (Cmd::Bench { search, algos, batches, .. }, Some(m)) = (&mut cli.cmd, matches.subcommand_matches("bench")) {
+        let given = |id: &str| m.value_source(id) == Some(ValueSource::CommandLine);
+        if given("algo") {
+            *algos = vec![search.algo];
+        }
+        if given("batch") {
+            *batches = vec![search.batch];
+        }
+    }
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

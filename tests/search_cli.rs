@@ -185,6 +185,22 @@ fn bench_prints_one_timing_per_algorithm_and_batch() {
     fails_with(&bin().args(["bench", "--batches", "0"]).output().unwrap(), &["--batches", "at least 1"]);
 }
 
+#[test]
+fn bench_with_a_single_algo_and_batch_times_just_those() {
+    let out = bin()
+        .args(["bench", "--data", "synthetic:32:8", "--c", "4", "--layers", "3", "--steps", "1"])
+        .args(["--algo", "darts1", "--batch", "3"])
+        .output()
+        .unwrap();
+    let stdout = ok(&out);
+    let rows: Vec<&str> = stdout.lines().filter(|l| l.starts_with('{')).collect();
+    assert_eq!(rows.len(), 1, "{stdout}");
+    assert!(rows[0].contains("\"algo\":\"darts1\",\"batch\":3,"), "{}", rows[0]);
+    // Both forms at once would leave one silently unused.
+    fails_with(&bin().args(["bench", "--algo", "rarts", "--algos", "darts1"]).output().unwrap(), &["--algo", "--algos"]);
+    fails_with(&bin().args(["bench", "--batch", "8", "--batches", "8,16"]).output().unwrap(), &["--batch", "--batches"]);
+}
+
 /// A network too large for the machine's memory is refused before anything
 /// is allocated, with the sizes and the flags to lower.
 #[cfg(target_os = "linux")]
