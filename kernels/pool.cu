@@ -52,10 +52,11 @@ extern "C" __global__ void max_pool_fwd_f32(const float* x, float* y, int nc, in
     }
 }
 
-// dx += dy routed to the first maximum of each window (recomputed from x).
+// dx (=|+=) dy routed to the first maximum of each window (recomputed from
+// x), gathered per input element: `add` 0 overwrites, 1 adds.
 extern "C" __global__ void max_pool_bwd_f32(const float* x, const float* dy, float* dx, int nc,
                                             int h, int w, int oh, int ow, int k, int stride,
-                                            int pad) {
+                                            int pad, int add) {
     const long long total = (long long)nc * h * w;
     FOR_EACH(i, total) {
         const int ix = (int)(i % w), iy = (int)((i / w) % h);
@@ -70,7 +71,7 @@ extern "C" __global__ void max_pool_bwd_f32(const float* x, const float* dy, flo
         for (int oy = oy0; oy < oy1; ++oy)
             for (int ox = ox0; ox < ox1; ++ox)
                 if (pool_argmax(xp, w, h, oy, ox, stride, pad, k) == me) acc += dyp[oy * ow + ox];
-        dx[i] += acc;
+        put(&dx[i], acc, add);
     }
 }
 
@@ -91,9 +92,9 @@ extern "C" __global__ void avg_pool_fwd_f32(const float* x, float* y, int nc, in
     }
 }
 
-// dx += dy / count, gathered over the windows that hold each input element.
+// dx (=|+=) dy / count, gathered over the windows that hold each input element.
 extern "C" __global__ void avg_pool_bwd_f32(const float* dy, float* dx, int nc, int h, int w,
-                                            int oh, int ow, int k, int stride, int pad) {
+                                            int oh, int ow, int k, int stride, int pad, int add) {
     const long long total = (long long)nc * h * w;
     FOR_EACH(i, total) {
         const int ix = (int)(i % w), iy = (int)((i / w) % h);
@@ -111,6 +112,6 @@ extern "C" __global__ void avg_pool_bwd_f32(const float* dy, float* dx, int nc, 
                 acc += dyp[oy * ow + ox] / (float)((y1 - y0) * (x1 - x0));
             }
         }
-        dx[i] += acc;
+        put(&dx[i], acc, add);
     }
 }

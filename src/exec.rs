@@ -461,8 +461,10 @@ impl<B: Backend> Exec<B> {
                 })?;
                 self.lend(*w, |ex, dw| ex.be.conv2d_bwd_filter(geom, ex.val(*x), dy, dw))
             }
-            Op::MaxPool { x, geom, .. } => self.lend(*x, |ex, dx| ex.be.max_pool_bwd(geom, ex.val(*x), dy, dx)),
-            Op::AvgPool { x, geom, .. } => self.lend(*x, |ex, dx| ex.be.avg_pool_bwd(geom, dy, dx)),
+            Op::MaxPool { x, out, geom } => {
+                self.lend_write(*x, |ex, dx, write| ex.be.max_pool_bwd(geom, ex.val(*x), ex.val(*out), dy, dx, write))
+            }
+            Op::AvgPool { x, geom, .. } => self.lend_write(*x, |ex, dx, write| ex.be.avg_pool_bwd(geom, dy, dx, write)),
             Op::BatchNorm { x, affine, saved, geom, .. } => {
                 if !self.train {
                     crate::bail!("backward through BatchNorm needs training mode");
@@ -552,7 +554,7 @@ impl<B: Backend> Exec<B> {
 fn overwrites(op: &Op, x: NodeId) -> bool {
     match op {
         Op::Conv2d { x: input, .. } | Op::BatchNorm { x: input, .. } => x == *input,
-        Op::Combine { .. } | Op::DropPath { .. } | Op::Concat { .. } => true,
+        Op::Combine { .. } | Op::DropPath { .. } | Op::Concat { .. } | Op::MaxPool { .. } | Op::AvgPool { .. } => true,
         Op::Mix { w, .. } => x != *w,
         _ => false,
     }

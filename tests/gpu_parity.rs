@@ -363,11 +363,13 @@ mod cases {
                 be.max_pool_fwd(&g, &xd, &mut yd).unwrap();
                 close(&format!("max_pool_fwd {tag}"), &down(be, &yd), &yc, EW);
 
-                let (mut dc, mut dd) = (dx0.clone(), up(be, &dx0));
-                p.cpu.max_pool_bwd(&g, &x, &dy, &mut dc).unwrap();
-                be.max_pool_bwd(&g, &xd, &dyd, &mut dd).unwrap();
-                // Up to ⌈k/stride⌉² ≤ 9 contributions added in another order.
-                close(&format!("max_pool_bwd {tag}"), &down(be, &dd), &dc, (1e-6, 1e-5));
+                for write in [Write::Add, Write::Set] {
+                    let (mut dc, mut dd) = grad_start(be, &dx0, write);
+                    p.cpu.max_pool_bwd(&g, &x, &yc, &dy, &mut dc, write).unwrap();
+                    be.max_pool_bwd(&g, &xd, &yd, &dyd, &mut dd, write).unwrap();
+                    // Up to ⌈k/stride⌉² ≤ 9 contributions added in another order.
+                    close(&format!("max_pool_bwd {tag} {write:?}"), &down(be, &dd), &dc, (1e-6, 1e-5));
+                }
 
                 // Sums of at most k² = 25 O(1) terms, then a division.
                 let (mut yc, mut yd) = (vec![0.0; yn], poisoned(be, yn));
@@ -375,10 +377,12 @@ mod cases {
                 be.avg_pool_fwd(&g, &xd, &mut yd).unwrap();
                 close(&format!("avg_pool_fwd {tag}"), &down(be, &yd), &yc, (1e-6, 1e-5));
 
-                let (mut dc, mut dd) = (dx0.clone(), up(be, &dx0));
-                p.cpu.avg_pool_bwd(&g, &dy, &mut dc).unwrap();
-                be.avg_pool_bwd(&g, &dyd, &mut dd).unwrap();
-                close(&format!("avg_pool_bwd {tag}"), &down(be, &dd), &dc, (1e-6, 1e-5));
+                for write in [Write::Add, Write::Set] {
+                    let (mut dc, mut dd) = grad_start(be, &dx0, write);
+                    p.cpu.avg_pool_bwd(&g, &dy, &mut dc, write).unwrap();
+                    be.avg_pool_bwd(&g, &dyd, &mut dd, write).unwrap();
+                    close(&format!("avg_pool_bwd {tag} {write:?}"), &down(be, &dd), &dc, (1e-6, 1e-5));
+                }
             }
         }
     }

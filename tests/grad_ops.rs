@@ -223,8 +223,11 @@ fn max_pool_3x3() {
         let r = uniform(&mut rng, y.len());
         let dx0 = uniform(&mut rng, x.len());
         let mut dx = dx0.clone();
-        be().max_pool_bwd(&g, &x, &r, &mut dx).unwrap();
+        be().max_pool_bwd(&g, &x, &y, &r, &mut dx, Write::Add).unwrap();
         check_grad(&format!("{what} d_x"), &x, &dx0, &dx, |xs| project(&r, &fwd(xs)));
+        set_is_add_to_zero(&format!("{what} d_x"), x.len(), |d, write| {
+            be().max_pool_bwd(&g, &x, &y, &r, d, write).unwrap()
+        });
     }
 }
 
@@ -261,8 +264,9 @@ fn avg_pool_3x3() {
         let r = uniform(&mut rng, y.len());
         let dx0 = uniform(&mut rng, x.len());
         let mut dx = dx0.clone();
-        be().avg_pool_bwd(&g, &r, &mut dx).unwrap();
+        be().avg_pool_bwd(&g, &r, &mut dx, Write::Add).unwrap();
         check_grad(&format!("{what} d_x"), &x, &dx0, &dx, |xs| project(&r, &fwd(xs)));
+        set_is_add_to_zero(&format!("{what} d_x"), x.len(), |d, write| be().avg_pool_bwd(&g, &r, d, write).unwrap());
     }
 }
 
@@ -296,8 +300,9 @@ fn avg_pool_5x5_stride_3_auxiliary_head() {
         let r = uniform(&mut rng, y.len());
         let dx0 = uniform(&mut rng, x.len());
         let mut dx = dx0.clone();
-        be().avg_pool_bwd(&g, &r, &mut dx).unwrap();
+        be().avg_pool_bwd(&g, &r, &mut dx, Write::Add).unwrap();
         check_grad(&format!("{what} d_x"), &x, &dx0, &dx, |xs| project(&r, &fwd(xs)));
+        set_is_add_to_zero(&format!("{what} d_x"), x.len(), |d, write| be().avg_pool_bwd(&g, &r, d, write).unwrap());
     }
 }
 
@@ -961,14 +966,14 @@ fn f32_kernels_match_f64() {
         let (mut y32, mut dx32) = (vec![0f32; dy.len()], vec![0f32; x.len()]);
         if max {
             be().max_pool_fwd(&pg, &x, &mut y64).unwrap();
-            be().max_pool_bwd(&pg, &x, &dy, &mut dx64).unwrap();
+            be().max_pool_bwd(&pg, &x, &y64, &dy, &mut dx64, Write::Add).unwrap();
             b32.max_pool_fwd(&pg, &to32(&x), &mut y32).unwrap();
-            b32.max_pool_bwd(&pg, &to32(&x), &to32(&dy), &mut dx32).unwrap();
+            b32.max_pool_bwd(&pg, &to32(&x), &y32, &to32(&dy), &mut dx32, Write::Add).unwrap();
         } else {
             be().avg_pool_fwd(&pg, &x, &mut y64).unwrap();
-            be().avg_pool_bwd(&pg, &dy, &mut dx64).unwrap();
+            be().avg_pool_bwd(&pg, &dy, &mut dx64, Write::Add).unwrap();
             b32.avg_pool_fwd(&pg, &to32(&x), &mut y32).unwrap();
-            b32.avg_pool_bwd(&pg, &to32(&dy), &mut dx32).unwrap();
+            b32.avg_pool_bwd(&pg, &to32(&dy), &mut dx32, Write::Add).unwrap();
         }
         assert_close(&format!("f32 pool (max {max}) forward"), &to64(&y32), &y64, ATOL, RTOL);
         assert_close(&format!("f32 pool (max {max}) d_x"), &to64(&dx32), &dx64, ATOL, RTOL);

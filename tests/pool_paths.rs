@@ -5,7 +5,7 @@
 
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
-use rarts::backend::{Cpu, PoolOps};
+use rarts::backend::{Cpu, PoolOps, Write};
 use rarts::ops::pool::PoolGeom;
 
 fn geom(n: usize, c: usize, h: usize, w: usize, k: usize, stride: usize, pad: usize) -> PoolGeom {
@@ -89,17 +89,21 @@ fn pooling_matches_direct_windows() {
             let mut y = vec![9.0; dy.len()];
             cpu.max_pool_fwd(&g, &x, &mut y).unwrap();
             assert_close("max fwd", &g, &y, &ym);
-            cpu.avg_pool_fwd(&g, &x, &mut y).unwrap();
-            assert_close("avg fwd", &g, &y, &ya);
-            // Backward accumulates: start from a known offset.
-            let mut dx = vec![1.0; nx];
-            cpu.max_pool_bwd(&g, &x, &dy, &mut dx).unwrap();
-            let want: Vec<f64> = dxm.iter().map(|v| v + 1.0).collect();
-            assert_close("max bwd", &g, &dx, &want);
-            let mut dx = vec![1.0; nx];
-            cpu.avg_pool_bwd(&g, &dy, &mut dx).unwrap();
-            let want: Vec<f64> = dxa.iter().map(|v| v + 1.0).collect();
-            assert_close("avg bwd", &g, &dx, &want);
+            let mut ya_got = vec![9.0; dy.len()];
+            cpu.avg_pool_fwd(&g, &x, &mut ya_got).unwrap();
+            assert_close("avg fwd", &g, &ya_got, &ya);
+            // Backward accumulates (from a known offset) or overwrites (NaNs).
+            for (write, start) in [(Write::Add, 1.0), (Write::Set, f64::NAN)] {
+                let off = if write == Write::Add { 1.0 } else { 0.0 };
+                let mut dx = vec![start; nx];
+                cpu.max_pool_bwd(&g, &x, &y, &dy, &mut dx, write).unwrap();
+                let want: Vec<f64> = dxm.iter().map(|v| v + off).collect();
+                assert_close(&format!("max bwd {write:?}"), &g, &dx, &want);
+                let mut dx = vec![start; nx];
+                cpu.avg_pool_bwd(&g, &dy, &mut dx, write).unwrap();
+                let want: Vec<f64> = dxa.iter().map(|v| v + off).collect();
+                assert_close(&format!("avg bwd {write:?}"), &g, &dx, &want);
+            }
         }
     }
 }

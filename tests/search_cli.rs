@@ -197,8 +197,14 @@ fn bench_with_a_single_algo_and_batch_times_just_those() {
     assert_eq!(rows.len(), 1, "{stdout}");
     assert!(rows[0].contains("\"algo\":\"darts1\",\"batch\":3,"), "{}", rows[0]);
     // Both forms at once would leave one silently unused.
-    fails_with(&bin().args(["bench", "--algo", "rarts", "--algos", "darts1"]).output().unwrap(), &["--algo", "--algos"]);
-    fails_with(&bin().args(["bench", "--batch", "8", "--batches", "8,16"]).output().unwrap(), &["--batch", "--batches"]);
+    fails_with(
+        &bin().args(["bench", "--algo", "rarts", "--algos", "darts1"]).output().unwrap(),
+        &["--algo", "--algos"],
+    );
+    fails_with(
+        &bin().args(["bench", "--batch", "8", "--batches", "8,16"]).output().unwrap(),
+        &["--batch", "--batches"],
+    );
 }
 
 /// A network too large for the machine's memory is refused before anything

@@ -105,11 +105,16 @@ void test_pool(int nc, int h, int w, int k, int s, int pad, bool ties) {
       if (iy >= 0 && iy < h && ix >= 0 && ix < w) dxa[p * h * w + iy * w + ix] += dy[yi] / cnt;
   }
   std::vector<float> ymg(ym.size(), NAN), yag(ym.size(), NAN), dxmg = dx0, dxag = dx0;
+  std::vector<float> dsmg(x.size(), NAN), dsag(x.size(), NAN), dsm(x.size()), dsa(x.size());  // overwriting (add = 0)
+  for (size_t i = 0; i < x.size(); ++i) { dsm[i] = dxm[i] - dx0[i]; dsa[i] = dxa[i] - dx0[i]; }
   launch(D(cdiv(ym.size(), 256)), D(256), false, [&] { max_pool_fwd_f32(x.data(), ymg.data(), nc, h, w, oh, ow, k, s, pad); });
   launch(D(cdiv(ym.size(), 256)), D(256), false, [&] { avg_pool_fwd_f32(x.data(), yag.data(), nc, h, w, oh, ow, k, s, pad); });
-  launch(D(cdiv(x.size(), 256)), D(256), false, [&] { max_pool_bwd_f32(x.data(), dy.data(), dxmg.data(), nc, h, w, oh, ow, k, s, pad); });
-  launch(D(cdiv(x.size(), 256)), D(256), false, [&] { avg_pool_bwd_f32(dy.data(), dxag.data(), nc, h, w, oh, ow, k, s, pad); });
+  launch(D(cdiv(x.size(), 256)), D(256), false, [&] { max_pool_bwd_f32(x.data(), dy.data(), dxmg.data(), nc, h, w, oh, ow, k, s, pad, 1); });
+  launch(D(cdiv(x.size(), 256)), D(256), false, [&] { avg_pool_bwd_f32(dy.data(), dxag.data(), nc, h, w, oh, ow, k, s, pad, 1); });
+  launch(D(cdiv(x.size(), 256)), D(256), false, [&] { max_pool_bwd_f32(x.data(), dy.data(), dsmg.data(), nc, h, w, oh, ow, k, s, pad, 0); });
+  launch(D(cdiv(x.size(), 256)), D(256), false, [&] { avg_pool_bwd_f32(dy.data(), dsag.data(), nc, h, w, oh, ow, k, s, pad, 0); });
   close("max fwd", ymg, ym); close("avg fwd", yag, ya); close("max bwd", dxmg, dxm); close("avg bwd", dxag, dxa);
+  close("max bwd set", dsmg, dsm, 1e-5, 1e-5); close("avg bwd set", dsag, dsa, 1e-5, 1e-5);
 }
 
 void test_bn(int n, int c, int hw, float off, long long bn_blocks = 0) {

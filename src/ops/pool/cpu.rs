@@ -3,14 +3,15 @@
 //! The forward passes and the average-pool backward are separable: a pass
 //! along each row over the window columns into an `(h, ow)` scratch plane,
 //! then a pass down the columns over the window rows, which works on whole
-//! output rows at once. Max-pool backward recomputes the window maxima the
-//! same way and routes each gradient to the first element equal to its maximum.
+//! output rows at once. Max-pool backward takes the window maxima from the
+//! forward's output and routes each gradient to the first element equal to
+//! its maximum.
 
 use std::ops::Range;
 
 use super::{PoolGeom, PoolOps};
-use crate::backend::Cpu;
 use crate::backend::counts;
+use crate::backend::{Cpu, Write};
 use crate::error::Result;
 use crate::par;
 use crate::real::Real;
@@ -122,20 +123,32 @@ impl<T: Real> PoolOps for Cpu<T> {
         Ok(())
     }
 
-    fn max_pool_bwd(&self, g: &PoolGeom, x: &Vec<T>, dy: &Vec<T>, dx: &mut Vec<T>) -> Result<()> {
+    fn max_pool_bwd(
+        &self,
+        g: &PoolGeom,
+        x: &Vec<T>,
+        y: &Vec<T>,
+        dy: &Vec<T>,
+        dx: &mut Vec<T>,
+        write: Write,
+    ) -> Result<()> {
         counts::call(1);
-        // The window maxima come from the separable pass, then each window is
-        // scanned only up to the first element equal to its maximum (a window
-        // holding a NaN takes the full [`argmax`], which picks its last NaN).
+        // The window maxima are the forward's output; each window is scanned
+        // only up to the first element equal to its maximum (a window holding
+        // a NaN takes the full [`argmax`], which picks its last NaN).
+        assert_eq!(y.len(), dy.len(), "max_pool_bwd: y and dy differ in length");
         let (hw, ohw) = (g.h * g.w, g.oh * g.ow);
         par::for_chunks_init(
             dx,
             hw,
             dy.len() * g.k * g.k,
-            || (Scratch::<T>::new(g), vec![T::ZERO; ohw]),
-            |(s, ymax), p, dxp| {
+            || Scratch::<T>::new(g),
+            |s, p, dxp| {
                 let xp = &x[p * hw..][..hw];
-                separable(g, s, xp, ymax, max_nan, |v, _| v);
+                if write == Write::Set {
+                    dxp.fill(T::ZERO);
+                }
+                let ymax = &y[p * ohw..][..ohw];
                 let rows = dy[p * ohw..][..ohw].chunks_exact(g.ow).zip(ymax.chunks_exact(g.ow)).zip(&s.rows);
                 for ((dyr, mr), ry) in rows {
                     for ((&d, &m), rx) in dyr.iter().zip(mr).zip(&s.cols) {
@@ -162,7 +175,7 @@ impl<T: Real> PoolOps for Cpu<T> {
         Ok(())
     }
 
-    fn avg_pool_bwd(&self, g: &PoolGeom, dy: &Vec<T>, dx: &mut Vec<T>) -> Result<()> {
+    fn avg_pool_bwd(&self, g: &PoolGeom, dy: &Vec<T>, dx: &mut Vec<T>, write: Write) -> Result<()> {
         counts::call(1);
         // Down the window rows into the `(h, ow)` scratch plane, then along the
         // window columns.
@@ -173,6 +186,9 @@ impl<T: Real> PoolOps for Cpu<T> {
             dy.len() * g.k * g.k,
             || Scratch::new(g),
             |s, p, dxp| {
+                if write == Write::Set {
+                    dxp.fill(T::ZERO);
+                }
                 s.tmp.fill(T::ZERO);
                 for (dyr, ry) in dy[p * ohw..][..ohw].chunks_exact(g.ow).zip(&s.rows) {
                     let n = ry.len();

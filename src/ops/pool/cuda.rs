@@ -2,8 +2,8 @@
 //! output (forward) or per input element (backward, gathered).
 
 use super::{PoolGeom, PoolOps};
-use crate::backend::counts;
 use crate::backend::cuda::{Cuda, CudaBuf, check_len, int, launch};
+use crate::backend::{Write, counts};
 use crate::error::Result;
 
 type Ints = (i32, i32, i32, i32, i32, i32, i32, i32);
@@ -38,17 +38,27 @@ impl PoolOps for Cuda {
         launch!(self, max_pool_fwd_f32, Cuda::flat(y.len); &x.mem, &mut y.mem, &nc, &h, &w, &oh, &ow, &k, &s, &pad)
     }
 
-    fn max_pool_bwd(&self, g: &PoolGeom, x: &CudaBuf, dy: &CudaBuf, dx: &mut CudaBuf) -> Result<()> {
+    fn max_pool_bwd(
+        &self,
+        g: &PoolGeom,
+        x: &CudaBuf,
+        y: &CudaBuf,
+        dy: &CudaBuf,
+        dx: &mut CudaBuf,
+        write: Write,
+    ) -> Result<()> {
         counts::call(1);
         let (nc, h, w, oh, ow, k, s, pad) = check("max_pool_bwd_f32", g, x, dy, "x", "dy")?;
         check_len("max_pool_bwd_f32", "dx", dx, x.len)?;
+        // The kernel finds each window's first maximum from x itself.
+        check_len("max_pool_bwd_f32", "y", y, dy.len)?;
         if dx.len == 0 {
             return Ok(());
         }
         // max_pool_bwd_f32(const float* x, const float* dy, float* dx, int nc, int h, int w, int oh, int ow,
-        //                  int k, int stride, int pad)
+        //                  int k, int stride, int pad, int add)
         launch!(self, max_pool_bwd_f32, Cuda::flat(dx.len);
-            &x.mem, &dy.mem, &mut dx.mem, &nc, &h, &w, &oh, &ow, &k, &s, &pad)
+            &x.mem, &dy.mem, &mut dx.mem, &nc, &h, &w, &oh, &ow, &k, &s, &pad, &write.add_flag())
     }
 
     fn avg_pool_fwd(&self, g: &PoolGeom, x: &CudaBuf, y: &mut CudaBuf) -> Result<()> {
@@ -61,13 +71,15 @@ impl PoolOps for Cuda {
         launch!(self, avg_pool_fwd_f32, Cuda::flat(y.len); &x.mem, &mut y.mem, &nc, &h, &w, &oh, &ow, &k, &s, &pad)
     }
 
-    fn avg_pool_bwd(&self, g: &PoolGeom, dy: &CudaBuf, dx: &mut CudaBuf) -> Result<()> {
+    fn avg_pool_bwd(&self, g: &PoolGeom, dy: &CudaBuf, dx: &mut CudaBuf, write: Write) -> Result<()> {
         counts::call(1);
         let (nc, h, w, oh, ow, k, s, pad) = check("avg_pool_bwd_f32", g, dx, dy, "dx", "dy")?;
         if dx.len == 0 {
             return Ok(());
         }
-        // avg_pool_bwd_f32(const float* dy, float* dx, int nc, int h, int w, int oh, int ow, int k, int stride, int pad)
-        launch!(self, avg_pool_bwd_f32, Cuda::flat(dx.len); &dy.mem, &mut dx.mem, &nc, &h, &w, &oh, &ow, &k, &s, &pad)
+        // avg_pool_bwd_f32(const float* dy, float* dx, int nc, int h, int w, int oh, int ow, int k, int stride,
+        //                  int pad, int add)
+        launch!(self, avg_pool_bwd_f32, Cuda::flat(dx.len);
+            &dy.mem, &mut dx.mem, &nc, &h, &w, &oh, &ow, &k, &s, &pad, &write.add_flag())
     }
 }

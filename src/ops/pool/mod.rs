@@ -5,7 +5,7 @@
 mod cpu;
 mod cuda;
 
-use crate::backend::Device;
+use crate::backend::{Device, Write};
 use crate::error::Result;
 use crate::shape::Shape;
 
@@ -38,10 +38,20 @@ impl PoolGeom {
 pub trait PoolOps: Device {
     /// `y = max over window`, padding never selected
     fn max_pool_fwd(&self, g: &PoolGeom, x: &Self::Buf, y: &mut Self::Buf) -> Result<()>;
-    /// `dx += dy` routed to the first maximum of each window (recomputed from x)
-    fn max_pool_bwd(&self, g: &PoolGeom, x: &Self::Buf, dy: &Self::Buf, dx: &mut Self::Buf) -> Result<()>;
+    /// `dx (=|+=) dy` routed to the first maximum of each window, as `write`
+    /// says; `y` is the forward's output, the windows' maxima
+    #[allow(clippy::too_many_arguments)]
+    fn max_pool_bwd(
+        &self,
+        g: &PoolGeom,
+        x: &Self::Buf,
+        y: &Self::Buf,
+        dy: &Self::Buf,
+        dx: &mut Self::Buf,
+        write: Write,
+    ) -> Result<()>;
     /// `y = mean over the in-bounds part of the window`
     fn avg_pool_fwd(&self, g: &PoolGeom, x: &Self::Buf, y: &mut Self::Buf) -> Result<()>;
-    /// `dx += dy / count` spread over each window
-    fn avg_pool_bwd(&self, g: &PoolGeom, dy: &Self::Buf, dx: &mut Self::Buf) -> Result<()>;
+    /// `dx (=|+=) dy / count` spread over each window, as `write` says
+    fn avg_pool_bwd(&self, g: &PoolGeom, dy: &Self::Buf, dx: &mut Self::Buf, write: Write) -> Result<()>;
 }
