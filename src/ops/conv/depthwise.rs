@@ -78,6 +78,11 @@ impl<T: Real> Padded<T> {
     /// Copies `relu?(plane)` (h × w) into the interior.
     fn load(&mut self, src: &[T], relu: bool) {
         let (s, w, pad) = (self.s, self.w, self.pad);
+        if s == 1 {
+            let (first, stride) = (self.at(pad, pad), self.cols);
+            copy_rows(&mut self.buf[first..], stride, src, w, w, relu);
+            return;
+        }
         let act = |v: T| act(v, relu);
         if s == 2 && w >= 2 {
             // Even and odd input columns go to the runs starting at padded
@@ -141,6 +146,31 @@ impl<T: Real> Padded<T> {
             }
         });
     }
+}
+
+/// `dst[r·dst_stride ..][..w] = relu?(src[r·src_stride ..][..w])` for every
+/// row of `src`: moving planes between their compact layout and the padded
+/// row stride, without a call per (short) row.
+#[inline(always)]
+fn copy_rows_impl<T: Real>(dst: &mut [T], dst_stride: usize, src: &[T], src_stride: usize, w: usize, relu: bool) {
+    if w == 0 {
+        return;
+    }
+    let rows = (src.len() + src_stride - w) / src_stride;
+    for r in 0..rows {
+        let (d, s) = (&mut dst[r * dst_stride..][..w], &src[r * src_stride..][..w]);
+        if relu {
+            // `act`: NaN and everything not above zero become 0.
+            d.iter_mut().zip(s).for_each(|(d, &v)| *d = if v > T::ZERO { v } else { T::ZERO });
+        } else {
+            d.iter_mut().zip(s).for_each(|(d, &v)| *d = v);
+        }
+    }
+}
+
+simd::multiversion! {
+    fn copy_rows<T: Real>(dst: &mut [T], dst_stride: usize, src: &[T], src_stride: usize, w: usize, relu: bool) => _FMA:
+        copy_rows_impl(dst, dst_stride, src, src_stride, w, relu)
 }
 
 /// One output row block of `V` columns starting at `x0`, all taps in registers.
@@ -294,9 +324,7 @@ pub fn fwd<T: Real>(g: &ConvGeom, x: &[T], w: &[T], y: &mut [T]) {
             pad.load(&x[p * hw..][..hw], g.relu_in);
             if g.stride == 1 {
                 correlate_flat(&pad.buf, taps, wk, flat);
-                for (oy, orow) in out.chunks_exact_mut(g.ow).enumerate() {
-                    orow.copy_from_slice(&flat[oy * step..][..g.ow]);
-                }
+                copy_rows(out, g.ow, flat, step, g.ow, false);
             } else {
                 correlate(&pad.buf, taps, step, wk, g.ow, out);
             }
@@ -378,9 +406,7 @@ pub fn bwd_filter<T: Real>(g: &ConvGeom, x: &[T], dy: &[T], dw: &mut [T]) {
             for n in 0..g.n {
                 let p = n * g.cin + c;
                 pad.load(&x[p * hw..][..hw], g.relu_in);
-                for (oy, dr) in dy[p * ohw..][..ohw].chunks_exact(g.ow).enumerate() {
-                    dyp[oy * step..][..g.ow].copy_from_slice(dr);
-                }
+                copy_rows(dyp, step, &dy[p * ohw..][..ohw], g.ow, g.ow, false);
                 filter(&pad.buf, taps, dyp, dwc);
             }
         },
