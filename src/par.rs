@@ -172,8 +172,14 @@ mod pool {
         let mut seen = 0;
         loop {
             let since = Instant::now();
-            while p.opened.load(Ordering::Acquire) == seen && since.elapsed() < SPIN {
-                std::hint::spin_loop();
+            // The clock is read every 64 spins: reading it is a call of its own.
+            'spin: while since.elapsed() < SPIN {
+                for _ in 0..64 {
+                    if p.opened.load(Ordering::Acquire) != seen {
+                        break 'spin;
+                    }
+                    std::hint::spin_loop();
+                }
             }
             let job = {
                 let mut st = lock(&p.state);
