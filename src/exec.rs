@@ -393,7 +393,8 @@ impl<B: Backend> Exec<B> {
     }
 
     /// How the next kernel writes node `n`'s gradient: `Set` if it is the
-    /// first to write it (the buffer holds garbage), `Add` otherwise.
+    /// first to write it (the buffer holds garbage), `Add` otherwise (also
+    /// for a node whose gradient is not computed: it is never fresh).
     fn next_write(&mut self, n: NodeId) -> Write {
         if std::mem::take(&mut self.fresh[n]) { Write::Set } else { Write::Add }
     }
@@ -469,7 +470,7 @@ impl<B: Backend> Exec<B> {
                 if !self.train {
                     crate::bail!("backward through BatchNorm needs training mode");
                 }
-                let write = if self.live[*x] { self.next_write(*x) } else { Write::Add };
+                let write = self.next_write(*x);
                 self.lend3([Some(*x), affine.map(|a| a.0), affine.map(|a| a.1)], |ex, [dx, dgamma, dbeta]| {
                     let gamma = affine.map(|a| ex.val(a.0));
                     let dx = dx.map(|dx| (dx, write));
@@ -495,7 +496,7 @@ impl<B: Backend> Exec<B> {
                     if dx.is_none() && self.live[t.x] {
                         crate::bail!("backward: two terms of a mixed edge share node {}", t.x);
                     }
-                    let write = if dx.is_some() { self.next_write(t.x) } else { Write::Add };
+                    let write = self.next_write(t.x);
                     dxs.push(dx.map(|dx| (dx, write)));
                 }
                 let mut dw = self.take_grad(*w);
