@@ -386,9 +386,23 @@ impl Tape {
         }
     }
 
-    /// 3×3 max pool, padding 1.
+    /// The output of an op already recorded that `same` matches. Pools have
+    /// no parameters and no randomness, so the same pool of the same node
+    /// (DARTS' reduction cell pools s0 twice and s1 three times; the search
+    /// cell pools every state once per later node) is recorded once and its
+    /// output shared: each consumer's gradient adds into the one output.
+    fn recorded(&self, same: impl Fn(&Op) -> bool) -> Option<NodeId> {
+        self.ops.iter().find(|op| same(op)).map(Op::output)
+    }
+
+    /// 3×3 max pool, padding 1 (shared with an identical one already recorded).
     pub fn max_pool(&mut self, x: NodeId, stride: usize) -> NodeId {
         let geom = self.pool_geom(x, 3, stride, 1);
+        if let Some(out) =
+            self.recorded(|op| matches!(op, Op::MaxPool { x: px, geom: pg, .. } if *px == x && *pg == geom))
+        {
+            return out;
+        }
         let out = self.value(geom.y_shape());
         self.push(Op::MaxPool { x, out, geom })
     }
@@ -399,9 +413,15 @@ impl Tape {
     }
 
     /// k×k average pool, padding not counted (`count_include_pad=False`);
-    /// `pad ≤ k/2`. The auxiliary head's is k = 5, stride 3, pad 0.
+    /// `pad ≤ k/2`; shared with an identical one already recorded. The
+    /// auxiliary head's is k = 5, stride 3, pad 0.
     pub fn avg_pool_k(&mut self, x: NodeId, k: usize, stride: usize, pad: usize) -> NodeId {
         let geom = self.pool_geom(x, k, stride, pad);
+        if let Some(out) =
+            self.recorded(|op| matches!(op, Op::AvgPool { x: px, geom: pg, .. } if *px == x && *pg == geom))
+        {
+            return out;
+        }
         let out = self.value(geom.y_shape());
         self.push(Op::AvgPool { x, out, geom })
     }

@@ -76,6 +76,9 @@ fn darts_v2_has_the_published_weight_count() {
     assert_eq!(darts_weights(&g, 36, 20, 10, 3), 3_349_342);
     assert_eq!(t.shape(net.logits), Shape::mat(2, 10));
     assert_eq!(net.weight_params, t.params(GROUP_W));
+    // Each reduction cell max-pools s0 twice and s1 three times, all stride
+    // 2: one pool per input is recorded.
+    assert_eq!(t.ops.iter().filter(|op| matches!(op, Op::MaxPool { .. })).count(), 4);
 }
 
 #[test]

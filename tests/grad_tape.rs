@@ -159,3 +159,34 @@ fn two_node_cell_matches_finite_differences() {
     let g = with_loss(t, out, inputs, &mut rng);
     check("two-node cell", &g, 32);
 }
+
+/// A pool recorded twice on the same node is one op whose output both
+/// consumers read: DARTS_V2's reduction cell pools each input more than
+/// once. The gradient that reaches the conv before it is the sum over both.
+#[test]
+fn shared_pool_matches_finite_differences() {
+    use rarts::tape::{ConvSpec, Op};
+    let mut rng = StdRng::seed_from_u64(51);
+    let (n, c, hw) = (2, 4, 6);
+    let mut t = Tape::new();
+    let x = t.input(Shape::nchw(n, c, hw, hw), "x");
+    let y = t.conv(x, c, ConvSpec::dense(3, 1, 1), GROUP_W, "conv");
+    let (a, b) = (t.max_pool(y, 2), t.max_pool(y, 2));
+    let (p, q) = (t.avg_pool(y, 1), t.avg_pool(y, 1));
+    assert_eq!((a, p), (b, q), "the same pool of the same node is recorded once");
+    assert_ne!(t.max_pool(y, 1), a, "another stride is another pool");
+    assert_eq!(t.ops.iter().filter(|op| matches!(op, Op::MaxPool { .. })).count(), 2);
+    let sa = t.scale(a, 0.5);
+    let ab = t.add(sa, b);
+    let pq = t.sub(p, q);
+    let pq2 = t.scale(q, 3.0);
+    let pq = t.add(pq, pq2);
+    let pooled = t.global_avg_pool(pq);
+    let pooled_ab = t.global_avg_pool(ab);
+    let out = t.add(pooled, pooled_ab);
+    let inputs = vec![(x, randn(&mut rng, n * c * hw * hw))];
+    let g = with_loss(t, out, inputs, &mut rng);
+    let num = numeric(&g, 52);
+    assert_close("shared pools (f64)", &g.tape, &num, &analytic(Cpu::<f64>::new(), &g, 52), 1e-7, 1e-6);
+    assert_close("shared pools (f32)", &g.tape, &num, &analytic(Cpu::<f32>::new(), &g, 52), 1e-4, 2e-3);
+}
