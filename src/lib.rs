@@ -10,6 +10,7 @@ pub mod error;
 pub mod exec;
 pub mod genotype;
 pub mod hash;
+pub mod hugealloc;
 pub mod model;
 pub mod ops;
 pub mod optim;

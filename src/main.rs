@@ -19,6 +19,9 @@ use rarts::shape::Shape;
 use rarts::space::eval::EvalNetConfig;
 use rarts::train::{self, TrainConfig};
 
+#[global_allocator]
+static ALLOC: rarts::hugealloc::HugeAlloc = rarts::hugealloc::HugeAlloc;
+
 #[derive(Parser)]
 #[command(name = "rarts", version, about = "Differentiable architecture search: RARTS and DARTS")]
 struct Cli {
