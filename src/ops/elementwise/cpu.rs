@@ -123,11 +123,10 @@ impl<T: Real> ElementwiseOps for Cpu<T> {
             return Ok(());
         }
         let per = per_sample(x.len(), mask.len(), "drop_path_fwd");
-        for ((yr, xr), &m) in y.chunks_exact_mut(per).zip(x.chunks_exact(per)).zip(mask) {
-            for (yv, &xv) in yr.iter_mut().zip(xr) {
-                *yv = xv * m;
-            }
-        }
+        par::for_chunks(y, per, x.len(), |n, yr| {
+            let m = mask[n];
+            yr.iter_mut().zip(&x[n * per..][..per]).for_each(|(yv, &xv)| *yv = xv * m);
+        });
         Ok(())
     }
 
@@ -138,12 +137,13 @@ impl<T: Real> ElementwiseOps for Cpu<T> {
             return Ok(());
         }
         let per = per_sample(dy.len(), mask.len(), "drop_path_bwd");
-        for ((dr, gr), &m) in dx.chunks_exact_mut(per).zip(dy.chunks_exact(per)).zip(mask) {
+        par::for_chunks(dx, per, dy.len(), |n, dr| {
+            let (m, gr) = (mask[n], &dy[n * per..][..per]);
             match write {
                 Write::Set => dr.iter_mut().zip(gr).for_each(|(d, &g)| *d = g * m),
                 Write::Add => dr.iter_mut().zip(gr).for_each(|(d, &g)| *d += g * m),
             }
-        }
+        });
         Ok(())
     }
 

@@ -1,59 +1,58 @@
-//! Copies, shifts and the global average pool on the host.
+//! Copies, shifts and the global average pool on the host; the copies of
+//! whole tensors split over threads by sample.
 
 use super::{ChannelSlice, LayoutOps};
 use crate::backend::counts;
 use crate::backend::{Cpu, Write};
 use crate::error::Result;
+use crate::par;
 use crate::real::Real;
 
 impl<T: Real> LayoutOps for Cpu<T> {
     fn channel_put(&self, s: &ChannelSlice, part: &Vec<T>, whole: &mut Vec<T>) -> Result<()> {
         counts::call(1);
         let blk = s.c_part * s.hw;
-        for n in 0..s.n {
-            let dst = (n * s.c_whole + s.off) * s.hw;
-            whole[dst..dst + blk].copy_from_slice(&part[n * blk..(n + 1) * blk]);
-        }
+        let whole = &mut whole[..s.n * s.c_whole * s.hw];
+        par::for_chunks(whole, s.c_whole * s.hw, s.n * blk, |n, w| {
+            w[s.off * s.hw..][..blk].copy_from_slice(&part[n * blk..(n + 1) * blk]);
+        });
         Ok(())
     }
 
     fn channel_take(&self, s: &ChannelSlice, dwhole: &Vec<T>, dpart: &mut Vec<T>, write: Write) -> Result<()> {
         counts::call(1);
         let blk = s.c_part * s.hw;
-        for n in 0..s.n {
-            let src = (n * s.c_whole + s.off) * s.hw;
-            let (d, g) = (&mut dpart[n * blk..(n + 1) * blk], &dwhole[src..src + blk]);
+        par::for_chunks(&mut dpart[..s.n * blk], blk, s.n * blk, |n, d| {
+            let g = &dwhole[(n * s.c_whole + s.off) * s.hw..][..blk];
             match write {
                 Write::Set => d.copy_from_slice(g),
                 Write::Add => d.iter_mut().zip(g).for_each(|(d, &g)| *d += g),
             }
-        }
+        });
         Ok(())
     }
 
     fn shift_fwd(&self, n: usize, c: usize, h: usize, w: usize, x: &Vec<T>, y: &mut Vec<T>) -> Result<()> {
         counts::call(1);
         let (oh, ow) = (h - 1, w - 1);
-        for p in 0..n * c {
-            for i in 0..oh {
-                let src = p * h * w + (i + 1) * w + 1;
-                y[(p * oh + i) * ow..(p * oh + i + 1) * ow].copy_from_slice(&x[src..src + ow]);
+        par::for_chunks(&mut y[..n * c * oh * ow], oh * ow, n * c * oh * ow, |p, yp| {
+            for (i, yr) in yp.chunks_exact_mut(ow).enumerate() {
+                yr.copy_from_slice(&x[p * h * w + (i + 1) * w + 1..][..ow]);
             }
-        }
+        });
         Ok(())
     }
 
     fn shift_bwd(&self, n: usize, c: usize, h: usize, w: usize, dy: &Vec<T>, dx: &mut Vec<T>) -> Result<()> {
         counts::call(1);
         let (oh, ow) = (h - 1, w - 1);
-        for p in 0..n * c {
-            for i in 0..oh {
-                let dst = p * h * w + (i + 1) * w + 1;
-                for (d, &g) in dx[dst..dst + ow].iter_mut().zip(&dy[(p * oh + i) * ow..]) {
+        par::for_chunks(&mut dx[..n * c * h * w], h * w, n * c * oh * ow, |p, dp| {
+            for (i, gr) in dy[p * oh * ow..][..oh * ow].chunks_exact(ow).enumerate() {
+                for (d, &g) in dp[(i + 1) * w + 1..][..ow].iter_mut().zip(gr) {
                     *d += g;
                 }
             }
-        }
+        });
         Ok(())
     }
 
