@@ -457,10 +457,16 @@ impl<B: Backend> Exec<B> {
     fn backward_with(&mut self, op: &Op, dy: &B::Buf) -> Result<()> {
         match op {
             Op::Conv2d { x, w, geom, .. } => {
-                self.lend_write(*x, |ex, dx, write| {
-                    ex.be.conv2d_bwd_data(geom, ex.val(*x), ex.val(*w), dy, dx, write)
-                })?;
-                self.lend(*w, |ex, dw| ex.be.conv2d_bwd_filter(geom, ex.val(*x), dy, dw))
+                // Both gradients in one call, so that a backend can serve them
+                // in one pass; the filter gradient adds, the data gradient
+                // overwrites when it writes first.
+                if self.live[*w] && self.fresh[*w] {
+                    self.zero_grad(*w)?;
+                }
+                let write = self.next_write(*x);
+                self.lend3([Some(*x), Some(*w), None], |ex, [dx, dw, _]| {
+                    ex.be.conv2d_bwd(geom, ex.val(*x), ex.val(*w), dy, dx.map(|dx| (dx, write)), dw)
+                })
             }
             Op::MaxPool { x, out, geom } => {
                 self.lend_write(*x, |ex, dx, write| ex.be.max_pool_bwd(geom, ex.val(*x), ex.val(*out), dy, dx, write))

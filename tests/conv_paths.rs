@@ -120,7 +120,25 @@ fn compare<T: Real>(g: &ConvGeom, seed: u64, atol: f64, rtol: f64) {
     reference::conv2d_bwd_filter(g, &x, &dy, &mut dw_ref);
     let mut dw = to::<T>(&dw0);
     cpu.conv2d_bwd_filter(g, &to(&x), &to(&dy), &mut dw).unwrap();
-    assert_close("backward filter", g, &f64s(dw), &dw_ref, atol, rtol);
+    assert_close("backward filter", g, &f64s(dw.clone()), &dw_ref, atol, rtol);
+
+    // Both gradients in one call (one pass for depthwise stride 1) equal the
+    // separate calls to the bit, in both write modes, and either alone.
+    let (xt, wt, dyt) = (to::<T>(&x), to::<T>(&w), to::<T>(&dy));
+    for write in [Write::Add, Write::Set] {
+        let mut dx_sep = to::<T>(&dx0);
+        cpu.conv2d_bwd_data(g, &xt, &wt, &dyt, &mut dx_sep, write).unwrap();
+        let (mut dx_both, mut dw_both) = (to::<T>(&dx0), to::<T>(&dw0));
+        cpu.conv2d_bwd(g, &xt, &wt, &dyt, Some((&mut dx_both, write)), Some(&mut dw_both)).unwrap();
+        assert!(dx_both == dx_sep, "{g:?}: data gradient of the combined call ({write:?})");
+        assert!(dw_both == dw, "{g:?}: filter gradient of the combined call ({write:?})");
+        let mut dx_only = to::<T>(&dx0);
+        cpu.conv2d_bwd(g, &xt, &wt, &dyt, Some((&mut dx_only, write)), None).unwrap();
+        assert!(dx_only == dx_sep, "{g:?}: data gradient alone ({write:?})");
+    }
+    let mut dw_only = to::<T>(&dw0);
+    cpu.conv2d_bwd(g, &xt, &wt, &dyt, None, Some(&mut dw_only)).unwrap();
+    assert!(dw_only == dw, "{g:?}: filter gradient alone");
 }
 
 #[test]

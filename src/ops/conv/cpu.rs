@@ -45,4 +45,29 @@ impl<T: Real> ConvOps for Cpu<T> {
         }
         Ok(())
     }
+
+    /// Depthwise stride 1 with both gradients: one pass ([`depthwise::bwd`]).
+    fn conv2d_bwd(
+        &self,
+        g: &ConvGeom,
+        x: &Vec<T>,
+        w: &Vec<T>,
+        dy: &Vec<T>,
+        mut dx: Option<(&mut Vec<T>, Write)>,
+        mut dw: Option<&mut Vec<T>>,
+    ) -> Result<()> {
+        if let (Path::Depthwise, Some((dx, write)), Some(dw)) = (path(g), dx.as_mut(), dw.as_mut())
+            && depthwise::bwd(g, x, w, dy, dx, *write, dw)
+        {
+            counts::call(super::cuda::bwd_data_launches(g, *write) + super::cuda::bwd_filter_launches(g));
+            return Ok(());
+        }
+        if let Some((dx, write)) = dx {
+            self.conv2d_bwd_data(g, x, w, dy, dx, write)?;
+        }
+        match dw {
+            Some(dw) => self.conv2d_bwd_filter(g, x, dy, dw),
+            None => Ok(()),
+        }
+    }
 }

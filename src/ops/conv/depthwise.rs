@@ -387,6 +387,65 @@ pub fn bwd_data<T: Real>(g: &ConvGeom, x: &[T], w: &[T], dy: &[T], dx: &mut [T],
     );
 }
 
+/// Both gradients of a stride-1 depthwise conv in one pass over the planes,
+/// each plane of x and dy read once for `dx (=|+=) …` ([`bwd_data`]) and for
+/// its image's share of `dw += …` ([`bwd_filter`]): the shares are summed in
+/// image order afterwards, the order [`bwd_filter`] adds them in, so the
+/// result is the same to the bit. Returns false, doing nothing, for the
+/// geometries whose data gradient takes the scatter path (stride 2).
+pub fn bwd<T: Real>(g: &ConvGeom, x: &[T], w: &[T], dy: &[T], dx: &mut [T], write: Write, dw: &mut [T]) -> bool {
+    check(g);
+    let (hw, ohw, kk) = (g.h * g.w, g.oh * g.ow, g.k * g.k);
+    let reach = (g.k - 1) * g.dil;
+    if g.stride != 1 || g.pad > reach {
+        return false;
+    }
+    let shares: Vec<std::sync::OnceLock<Vec<T>>> = (0..g.n).map(|_| std::sync::OnceLock::new()).collect();
+    par::for_chunks_init(
+        &mut dx[..g.n * g.cin * hw],
+        g.cin * hw,
+        2 * g.macs(),
+        || {
+            // dy padded for the flipped-kernel correlation, x padded for the filter taps.
+            let pdy = Padded::new(g.oh, g.ow, reach - g.pad, 1);
+            let px = Padded::new(g.h, g.w, g.pad, 1);
+            let (tdy, tx) = (pdy.taps(g.k, g.dil), px.taps(g.k, g.dil));
+            let flat = vec![T::ZERO; flat_len(g.h, g.w, pdy.row_step())];
+            let dyp = vec![T::ZERO; flat_len(g.oh, g.ow, px.row_step())];
+            (pdy, px, tdy, tx, flat, dyp, vec![T::ZERO; kk])
+        },
+        |(pdy, px, tdy, tx, flat, dyp, wf), n, dxn| {
+            let mut share = vec![T::ZERO; g.cin * kk];
+            for (c, (dxp, dwc)) in dxn.chunks_exact_mut(hw).zip(share.chunks_exact_mut(kk)).enumerate() {
+                let p = n * g.cin + c;
+                let (xp, dyc) = (&x[p * hw..][..hw], &dy[p * ohw..][..ohw]);
+                for (f, &v) in wf.iter_mut().zip(w[c * kk..][..kk].iter().rev()) {
+                    *f = v;
+                }
+                pdy.load(dyc, false);
+                correlate_flat(&pdy.buf, tdy, wf, flat);
+                let step = pdy.row_step();
+                for (iy, (dr, xr)) in dxp.chunks_exact_mut(g.w).zip(xp.chunks_exact(g.w)).enumerate() {
+                    write_through_relu(dr, &flat[iy * step..][..g.w], xr, g.relu_in, write);
+                }
+                px.load(xp, g.relu_in);
+                copy_rows(dyp, px.row_step(), dyc, g.ow, g.ow, false);
+                filter(&px.buf, tx, dyp, dwc);
+            }
+            assert!(shares[n].set(share).is_ok(), "each image is one chunk");
+        },
+    );
+    for share in shares {
+        let share = share.into_inner().expect("every image ran");
+        for (dwc, sc) in dw.chunks_exact_mut(kk).zip(share.chunks_exact(kk)) {
+            for (d, &v) in dwc.iter_mut().zip(sc) {
+                *d += v;
+            }
+        }
+    }
+    true
+}
+
 /// `dw += Σ_n dy ⋆ relu?(x)`, dw `(c, 1, k, k)`; parallel over channels.
 pub fn bwd_filter<T: Real>(g: &ConvGeom, x: &[T], dy: &[T], dw: &mut [T]) {
     check(g);

@@ -81,6 +81,27 @@ pub trait ConvOps: Device {
     ) -> Result<()>;
     /// `dw += Σ_n dy ⋆ relu?(x)`
     fn conv2d_bwd_filter(&self, g: &ConvGeom, x: &Self::Buf, dy: &Self::Buf, dw: &mut Self::Buf) -> Result<()>;
+    /// Whichever of the two gradients are asked for, as
+    /// [`conv2d_bwd_data`](Self::conv2d_bwd_data) and
+    /// [`conv2d_bwd_filter`](Self::conv2d_bwd_filter) compute them; a
+    /// backend that can serve both in one pass over x and dy overrides it.
+    fn conv2d_bwd(
+        &self,
+        g: &ConvGeom,
+        x: &Self::Buf,
+        w: &Self::Buf,
+        dy: &Self::Buf,
+        dx: Option<(&mut Self::Buf, Write)>,
+        dw: Option<&mut Self::Buf>,
+    ) -> Result<()> {
+        if let Some((dx, write)) = dx {
+            self.conv2d_bwd_data(g, x, w, dy, dx, write)?;
+        }
+        match dw {
+            Some(dw) => self.conv2d_bwd_filter(g, x, dy, dw),
+            None => Ok(()),
+        }
+    }
 }
 
 /// `relu?(v)`: the input activation fused into every conv; a NaN input
