@@ -43,12 +43,13 @@ extern "C" __global__ void mul_bwd_f32(const float* b, const float* dy, float* d
     FOR_EACH(i, n) da[i] += dy[i] * b[i];
 }
 
-// y[i] = x[i]·mask[i / per] — drop path: each of the n samples (per
-// elements each) scaled by its mask value, 0 or 1/keep.
+// y[i] (=|+=) x[i]·mask[i / per] — drop path: each of the n samples (per
+// elements each) scaled by its mask value, 0 or 1/keep; adding, a term of a
+// node's sum of ops.
 //                                          x, y (n, c, h, w) = (n·per); mask (n)
 extern "C" __global__ void drop_path_fwd_f32(const float* x, const float* mask, float* y,
-                                             long long per, long long total) {
-    FOR_EACH(i, total) y[i] = x[i] * mask[i / per];
+                                             long long per, long long total, int add) {
+    FOR_EACH(i, total) put(&y[i], x[i] * mask[i / per], add);
 }
 
 // dx[i] (=|+=) dy[i]·mask[i / per]; no gradient into the mask.

@@ -494,6 +494,12 @@ impl<B: Backend> Exec<B> {
             Op::DropPath { x, mask, .. } => {
                 self.lend_write(*x, |ex, dx, write| ex.be.drop_path_bwd(ex.val(*mask), dy, dx, write))
             }
+            Op::MaskedSum { terms, .. } => terms.iter().try_for_each(|&(x, mask)| {
+                self.lend_write(x, |ex, dx, write| match mask {
+                    Some(m) => ex.be.drop_path_bwd(ex.val(m), dy, dx, write),
+                    None => ex.be.axpy(1.0, dy, dx, write),
+                })
+            }),
             Op::Mix { terms, w, .. } => {
                 // Every term's gradient out at once, for one pass over dy.
                 let mut dxs = Vec::with_capacity(terms.len());
@@ -561,7 +567,12 @@ impl<B: Backend> Exec<B> {
 fn overwrites(op: &Op, x: NodeId) -> bool {
     match op {
         Op::Conv2d { x: input, .. } | Op::BatchNorm { x: input, .. } => x == *input,
-        Op::Combine { .. } | Op::DropPath { .. } | Op::Concat { .. } | Op::MaxPool { .. } | Op::AvgPool { .. } => true,
+        Op::Combine { .. }
+        | Op::DropPath { .. }
+        | Op::MaskedSum { .. }
+        | Op::Concat { .. }
+        | Op::MaxPool { .. }
+        | Op::AvgPool { .. } => true,
         Op::Mix { w, .. } => x != *w,
         _ => false,
     }
@@ -602,7 +613,11 @@ fn run_forward<B: Backend>(
             }
         }
         Op::Mul { a, b, .. } => be.mul_fwd(v(*a), v(*b), out)?,
-        Op::DropPath { x, mask, .. } => be.drop_path_fwd(v(*x), v(*mask), out)?,
+        Op::DropPath { x, mask, .. } => be.drop_path_fwd(v(*x), v(*mask), out, Write::Set)?,
+        Op::MaskedSum { terms, .. } => {
+            let terms: Vec<(&B::Buf, Option<&B::Buf>)> = terms.iter().map(|&(x, m)| (v(x), m.map(v))).collect();
+            be.masked_sum_fwd(&terms, out)?
+        }
         Op::Mix { terms, w, .. } => {
             let terms: Vec<(usize, &B::Buf)> = terms.iter().map(|t| (t.idx, v(t.x))).collect();
             be.mix_fwd(v(*w), &terms, out)?

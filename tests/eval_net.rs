@@ -199,8 +199,16 @@ fn drop_path_masks_one_per_non_identity_op() {
     let per_cell = |r: bool| 8 - identities(if r { &g.reduce } else { &g.normal }, r);
     let want: usize = (0..5).map(|l| per_cell(cfg.is_reduction(l))).sum();
     assert_eq!(net.drop_masks.len(), want);
-    assert_eq!(t.nodes.len(), n_plain + 2 * want, "a mask input and an output per op");
-    assert_eq!(t.ops.len(), ops_plain + want);
+    // The masks scale the ops' outputs as each node sums them: a mask input
+    // per op, no other node and no other op.
+    assert_eq!(t.nodes.len(), n_plain + want, "a mask input per op");
+    assert_eq!(t.ops.len(), ops_plain);
+    let masked: usize = t
+        .ops
+        .iter()
+        .map(|op| if let Op::MaskedSum { terms, .. } = op { terms.iter().filter(|t| t.1.is_some()).count() } else { 0 })
+        .sum();
+    assert_eq!(masked, want, "every mask is applied by a node's sum");
     for &m in &net.drop_masks {
         assert_eq!(t.shape(m), Shape::vec(3));
         assert!(matches!(t.nodes[m].kind, Kind::Input));

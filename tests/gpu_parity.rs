@@ -178,10 +178,12 @@ mod cases {
             let k = [8, 7, 3, 1].into_iter().find(|k| n % k == 0).unwrap_or(1);
             let mask: Vec<f32> = (0..k).map(|i| if i % 3 == 1 { 0.0 } else { 1.0 / 0.8 }).collect();
             let md = up(be, &mask);
-            let (mut yc, mut yd) = (vec![f32::NAN; n], poisoned(be, n));
-            cpu.drop_path_fwd(&x, &mask, &mut yc).unwrap();
-            be.drop_path_fwd(&xd, &md, &mut yd).unwrap();
-            close(&format!("drop_path_fwd n={n} samples={k}"), &down(be, &yd), &yc, EW);
+            for write in [Write::Add, Write::Set] {
+                let (mut yc, mut yd) = grad_start(be, &y0, write);
+                cpu.drop_path_fwd(&x, &mask, &mut yc, write).unwrap();
+                be.drop_path_fwd(&xd, &md, &mut yd, write).unwrap();
+                close(&format!("drop_path_fwd n={n} samples={k} {write:?}"), &down(be, &yd), &yc, EW);
+            }
 
             for write in [Write::Add, Write::Set] {
                 let (mut dc, mut dd) = grad_start(be, &y0, write);
@@ -189,6 +191,11 @@ mod cases {
                 be.drop_path_bwd(&md, &bd, &mut dd, write).unwrap();
                 close(&format!("drop_path_bwd n={n} samples={k} {write:?}"), &down(be, &dd), &dc, EW);
             }
+            // A node's sum of its ops with their drop paths: one op masked, one not.
+            let (mut yc, mut yd) = (vec![f32::NAN; n], poisoned(be, n));
+            cpu.masked_sum_fwd(&[(&x, Some(&mask)), (&b, None)], &mut yc).unwrap();
+            be.masked_sum_fwd(&[(&xd, Some(&md)), (&bd, None)], &mut yd).unwrap();
+            close(&format!("masked_sum_fwd n={n} samples={k}"), &down(be, &yd), &yc, EW);
 
             let w = vec![0.3, -1.1, 0.8];
             let wd = up(be, &w);

@@ -536,11 +536,17 @@ fn drop_path() {
         let x = uniform(&mut rng, n * per);
         let fwd = |x: &[f64]| {
             let mut y = vec![f64::NAN; n * per];
-            be().drop_path_fwd(&x.to_vec(), &mask, &mut y).unwrap();
+            be().drop_path_fwd(&x.to_vec(), &mask, &mut y, Write::Set).unwrap();
             y
         };
         let want: Vec<f64> = x.iter().enumerate().map(|(i, v)| v * mask[i / per]).collect();
         assert_close("drop_path forward", &fwd(&x), &want, 0.0, 0.0);
+        // Adding: a term of a sum of ops with drop path.
+        let y0 = uniform(&mut rng, n * per);
+        let mut y = y0.clone();
+        be().drop_path_fwd(&x, &mask, &mut y, Write::Add).unwrap();
+        let want_add: Vec<f64> = y0.iter().zip(&want).map(|(a, b)| a + b).collect();
+        assert_close("drop_path forward, adding", &y, &want_add, 0.0, 0.0);
         let r = uniform(&mut rng, n * per);
         let dx0 = uniform(&mut rng, n * per);
         let mut dx = dx0.clone();
@@ -552,6 +558,32 @@ fn drop_path() {
         } else {
             check_grad(&format!("drop_path n={n} d_x"), &x, &dx0, &dx, |xs| project(&r, &fwd(xs)));
         }
+    }
+}
+
+/// The one-pass sum of an evaluation node's ops with their drop paths
+/// equals the term-by-term calls it replaces, to the bit, with and without
+/// masks (its gradient is `drop_path_bwd` / `axpy` per term, checked above
+/// and through whole cells in tests/eval_net.rs).
+#[test]
+fn masked_sum_is_the_sum_of_its_terms() {
+    let mut rng = rng(526);
+    let (n, per) = (3, 10);
+    let xs: Vec<Vec<f64>> = (0..3).map(|_| uniform(&mut rng, n * per)).collect();
+    let (m0, m2) = (vec![1.25, 0.0, 1.25], vec![0.0, 2.0, -0.5]);
+    for masks in [[Some(&m0), None, Some(&m2)], [None, Some(&m2), None], [None, None, None]] {
+        let terms: Vec<(&Vec<f64>, Option<&Vec<f64>>)> = xs.iter().zip(masks).collect();
+        let mut want = vec![f64::NAN; n * per];
+        for (t, &(x, mask)) in terms.iter().enumerate() {
+            let write = if t == 0 { Write::Set } else { Write::Add };
+            match mask {
+                Some(m) => be().drop_path_fwd(x, m, &mut want, write).unwrap(),
+                None => be().axpy(1.0, x, &mut want, write).unwrap(),
+            }
+        }
+        let mut got = vec![f64::NAN; n * per];
+        be().masked_sum_fwd(&terms, &mut got).unwrap();
+        assert_eq!(got, want, "masks {masks:?}");
     }
 }
 

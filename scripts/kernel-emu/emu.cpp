@@ -178,11 +178,13 @@ void test_small() {
     const int ns = 17, per = 59; auto xd = rnd(ns * per), dyd = rnd(ns * per), dd0 = rnd(ns * per);
     std::vector<float> m(ns); for (int i = 0; i < ns; ++i) m[i] = i % 3 == 1 ? 0.f : 1.f / 0.8f;
     std::vector<float> yg(ns * per, NAN), yr(ns * per), dg = dd0, dr = dd0, dsg(ns * per, NAN), dsr(ns * per);
-    launch(D(cdiv(ns * per, 256)), D(256), false, [&] { drop_path_fwd_f32(xd.data(), m.data(), yg.data(), per, (long long)ns * per); });
+    std::vector<float> yag = dd0, yar = dd0;
+    launch(D(cdiv(ns * per, 256)), D(256), false, [&] { drop_path_fwd_f32(xd.data(), m.data(), yg.data(), per, (long long)ns * per, 0); });
+    launch(D(cdiv(ns * per, 256)), D(256), false, [&] { drop_path_fwd_f32(xd.data(), m.data(), yag.data(), per, (long long)ns * per, 1); });
     launch(D(cdiv(ns * per, 256)), D(256), false, [&] { drop_path_bwd_f32(m.data(), dyd.data(), dg.data(), per, (long long)ns * per, 1); });
     launch(D(cdiv(ns * per, 256)), D(256), false, [&] { drop_path_bwd_f32(m.data(), dyd.data(), dsg.data(), per, (long long)ns * per, 0); });
-    for (int i = 0; i < ns * per; ++i) { yr[i] = xd[i] * m[i / per]; dsr[i] = dyd[i] * m[i / per]; dr[i] += dsr[i]; }
-    close("drop_path fwd", yg, yr, 1e-6, 1e-6); close("drop_path bwd", dg, dr, 1e-6, 1e-6); close("drop_path bwd set", dsg, dsr, 1e-6, 1e-6);
+    for (int i = 0; i < ns * per; ++i) { yr[i] = xd[i] * m[i / per]; yar[i] += yr[i]; dsr[i] = dyd[i] * m[i / per]; dr[i] += dsr[i]; }
+    close("drop_path fwd", yg, yr, 1e-6, 1e-6); close("drop_path fwd add", yag, yar, 1e-6, 1e-6); close("drop_path bwd", dg, dr, 1e-6, 1e-6); close("drop_path bwd set", dsg, dsr, 1e-6, 1e-6);
   }
   run("axpy_elem", [&](float* y) { axpy_elem_f32(w.data(), 1, x.data(), y, n); }, [&](int i) { return y0[i] + w[1] * x[i]; }, y0);
   { // mix_bwd: four terms at weights 2, 0, 1, 2; term 1 wants no dx, term 2 overwrites; 5 blocks of partials

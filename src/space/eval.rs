@@ -252,15 +252,16 @@ impl EvalCell<'_> {
                     Some(masks) if y != x => {
                         let mask = t.input(Shape::vec(t.shape(y).n()), &format!("{op_name}.drop_mask"));
                         masks.push(mask);
-                        t.drop_path(y, mask)
+                        (y, Some(mask))
                     }
-                    _ => y,
+                    _ => (y, None),
                 });
             }
             if h.len() != 2 {
                 bail!("{name}: a node has {} genes; expected 2", h.len());
             }
-            states.push(t.add(h[0], h[1]));
+            // Drop path applied as the two ops are added: one op, one pass.
+            states.push(if h.iter().any(|t| t.1.is_some()) { t.masked_sum(&h) } else { t.add(h[0].0, h[1].0) });
         }
         let mut out = Vec::with_capacity(self.concat.len());
         for &i in self.concat {

@@ -41,6 +41,14 @@ fn dot_f64<T: Real>(a: &[T], b: &[T]) -> f64 {
     lanes.iter().sum::<f64>() + tail
 }
 
+/// [`ElementwiseOps::masked_sum_fwd`]'s default, for a sum without masks.
+fn default_masked_sum<T: Real>(cpu: &Cpu<T>, terms: &[(&Vec<T>, Option<&Vec<T>>)], y: &mut Vec<T>) -> Result<()> {
+    for (t, &(x, _)) in terms.iter().enumerate() {
+        cpu.axpy(1.0, x, y, if t == 0 { Write::Set } else { Write::Add })?;
+    }
+    Ok(())
+}
+
 /// Elements per sample of a drop-path operand: `x.len() / mask.len()`,
 /// checked to divide evenly.
 fn per_sample(x: usize, mask: usize, what: &str) -> usize {
@@ -116,7 +124,7 @@ impl<T: Real> ElementwiseOps for Cpu<T> {
         Ok(())
     }
 
-    fn drop_path_fwd(&self, x: &Vec<T>, mask: &Vec<T>, y: &mut Vec<T>) -> Result<()> {
+    fn drop_path_fwd(&self, x: &Vec<T>, mask: &Vec<T>, y: &mut Vec<T>, write: Write) -> Result<()> {
         counts::call(1);
         assert_eq!(x.len(), y.len(), "drop_path_fwd: length mismatch");
         if x.is_empty() {
@@ -124,8 +132,11 @@ impl<T: Real> ElementwiseOps for Cpu<T> {
         }
         let per = per_sample(x.len(), mask.len(), "drop_path_fwd");
         par::for_chunks(y, per, x.len(), |n, yr| {
-            let m = mask[n];
-            yr.iter_mut().zip(&x[n * per..][..per]).for_each(|(yv, &xv)| *yv = xv * m);
+            let (m, xr) = (mask[n], &x[n * per..][..per]);
+            match write {
+                Write::Set => yr.iter_mut().zip(xr).for_each(|(yv, &xv)| *yv = xv * m),
+                Write::Add => yr.iter_mut().zip(xr).for_each(|(yv, &xv)| *yv += xv * m),
+            }
         });
         Ok(())
     }
@@ -175,6 +186,37 @@ impl<T: Real> ElementwiseOps for Cpu<T> {
                             *yv += w * xv;
                         }
                     }
+                }
+            }
+        });
+        Ok(())
+    }
+
+    fn masked_sum_fwd(&self, terms: &[(&Vec<T>, Option<&Vec<T>>)], y: &mut Vec<T>) -> Result<()> {
+        // One pass over `y`, sample by sample, every term added while that
+        // sample of `y` is in cache: the same arithmetic as the default's
+        // passes (a term without a mask is `1·x`).
+        let Some(samples) = terms.iter().find_map(|t| t.1.map(Vec::len)) else {
+            return default_masked_sum(self, terms, y);
+        };
+        counts::call(terms.len() as u64);
+        for &(x, mask) in terms {
+            assert_eq!(x.len(), y.len(), "masked_sum_fwd: length mismatch");
+            assert!(mask.is_none_or(|m| m.len() == samples), "masked_sum_fwd: masks of different lengths");
+        }
+        if y.is_empty() {
+            return Ok(());
+        }
+        let per = per_sample(y.len(), samples, "masked_sum_fwd");
+        let n = y.len();
+        par::for_chunks(y, per, n * terms.len(), |s, yr| {
+            for (t, &(x, mask)) in terms.iter().enumerate() {
+                let xr = &x[s * per..][..per];
+                let m = mask.map_or(T::ONE, |m| m[s]);
+                if t == 0 {
+                    yr.iter_mut().zip(xr).for_each(|(yv, &xv)| *yv = xv * m);
+                } else {
+                    yr.iter_mut().zip(xr).for_each(|(yv, &xv)| *yv += xv * m);
                 }
             }
         });

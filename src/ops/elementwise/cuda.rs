@@ -185,7 +185,7 @@ impl ElementwiseOps for Cuda {
         launch!(self, mul_bwd_f32, Cuda::flat(n); &b.mem, &dy.mem, &mut da.mem, &(n as i64))
     }
 
-    fn drop_path_fwd(&self, x: &CudaBuf, mask: &CudaBuf, y: &mut CudaBuf) -> Result<()> {
+    fn drop_path_fwd(&self, x: &CudaBuf, mask: &CudaBuf, y: &mut CudaBuf, write: Write) -> Result<()> {
         counts::call(1);
         same("drop_path_fwd_f32", x, y)?;
         let n = x.len;
@@ -193,8 +193,9 @@ impl ElementwiseOps for Cuda {
             return Ok(());
         }
         let per = per_sample("drop_path_fwd_f32", n, mask)?;
-        // drop_path_fwd_f32(const float* x, const float* mask, float* y, long long per, long long total)
-        launch!(self, drop_path_fwd_f32, Cuda::flat(n); &x.mem, &mask.mem, &mut y.mem, &(per as i64), &(n as i64))
+        // drop_path_fwd_f32(const float* x, const float* mask, float* y, long long per, long long total, int add)
+        launch!(self, drop_path_fwd_f32, Cuda::flat(n);
+            &x.mem, &mask.mem, &mut y.mem, &(per as i64), &(n as i64), &write.add_flag())
     }
 
     fn drop_path_bwd(&self, mask: &CudaBuf, dy: &CudaBuf, dx: &mut CudaBuf, write: Write) -> Result<()> {

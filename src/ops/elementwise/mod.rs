@@ -36,9 +36,10 @@ pub trait ElementwiseOps: Device {
     fn mul_fwd(&self, a: &Self::Buf, b: &Self::Buf, y: &mut Self::Buf) -> Result<()>;
     /// `da += dy ⊙ b` (the other factor's gradient is the same call with a, b swapped)
     fn mul_bwd(&self, b: &Self::Buf, dy: &Self::Buf, da: &mut Self::Buf) -> Result<()>;
-    /// `y[n, …] = x[n, …] · mask[n]` — drop path; `x` holds `mask.len()`
+    /// `y[n, …] (=|+=) x[n, …] · mask[n]`, as `write` says — drop path
+    /// (adding: a term of a sum with drop path); `x` holds `mask.len()`
     /// equal samples.
-    fn drop_path_fwd(&self, x: &Self::Buf, mask: &Self::Buf, y: &mut Self::Buf) -> Result<()>;
+    fn drop_path_fwd(&self, x: &Self::Buf, mask: &Self::Buf, y: &mut Self::Buf, write: Write) -> Result<()>;
     /// `dx[n, …] (=|+=) dy[n, …] · mask[n]`, as `write` says
     fn drop_path_bwd(&self, mask: &Self::Buf, dy: &Self::Buf, dx: &mut Self::Buf, write: Write) -> Result<()>;
     /// `y += w[idx] · x` — one term of a mixed edge, the weight read on the device.
@@ -49,6 +50,19 @@ pub trait ElementwiseOps: Device {
         self.fill(y, 0.0)?;
         for &(idx, x) in terms {
             self.axpy_elem(w, idx, x, y)?;
+        }
+        Ok(())
+    }
+    /// `y = Σ_t x_t[n, …] · mask_t[n]` (no mask: the term as it is) — the sum
+    /// of an evaluation node's ops, each with its drop path. The default is
+    /// one `drop_path_fwd` or `axpy` per term, the first overwriting.
+    fn masked_sum_fwd(&self, terms: &[(&Self::Buf, Option<&Self::Buf>)], y: &mut Self::Buf) -> Result<()> {
+        for (t, &(x, mask)) in terms.iter().enumerate() {
+            let write = if t == 0 { Write::Set } else { Write::Add };
+            match mask {
+                Some(m) => self.drop_path_fwd(x, m, y, write)?,
+                None => self.axpy(1.0, x, y, write)?,
+            }
         }
         Ok(())
     }
