@@ -5,6 +5,7 @@ use super::{BnGeom, BnOps};
 use crate::backend::counts;
 use crate::backend::{Cpu, Write};
 use crate::error::Result;
+use crate::ops::simd;
 use crate::par;
 use crate::real::Real;
 
@@ -24,6 +25,117 @@ fn sum2<T: Real>(a: &[T], b: &[T], f: impl Fn(f64, f64) -> f64) -> f64 {
         }
     }
     lanes.iter().sum::<f64>() + tail
+}
+
+/// One plane's two sums: `(Σ(x−s), Σ(x−s)²)` without `dy` (the forward's,
+/// s a shift), `(Σ dy, Σ dy·(x−s))` with it (the backward's, s the mean).
+/// In f32 on a CPU with AVX2, the `avx2` kernel; f64 lanes otherwise.
+fn plane_sums<T: Real>(x: &[T], dy: Option<&[T]>, s: f64) -> Pair {
+    #[cfg(target_arch = "x86_64")]
+    if std::any::TypeId::of::<T>() == std::any::TypeId::of::<f32>() && simd::avx2() {
+        // SAFETY: T is f32 (same type, same layout); the CPU has AVX2 and FMA.
+        unsafe {
+            let f = |v: &[T]| std::slice::from_raw_parts(v.as_ptr().cast::<f32>(), v.len());
+            let (a, b) = avx2::sums(f(x), dy.map(f), s as f32);
+            return Pair(a, b);
+        }
+    }
+    match dy {
+        None => Pair(sum2(x, x, |v, _| v - s), sum2(x, x, |v, _| (v - s) * (v - s))),
+        Some(dy) => Pair(sum2(dy, dy, |d, _| d), sum2(dy, x, |d, v| d * (v - s))),
+    }
+}
+
+/// BatchNorm's per-plane sums with AVX2: the generic f64 lanes stay scalar
+/// code (a conversion per element), which made the statistics passes
+/// several times slower than the memory traffic they need.
+#[cfg(target_arch = "x86_64")]
+mod avx2 {
+    use std::arch::x86_64::*;
+
+    /// Elements summed in f32 lanes before the lanes move into f64: each
+    /// lane adds at most 32 terms in f32.
+    const SPAN: usize = 256;
+
+    #[inline]
+    #[target_feature(enable = "avx2,fma")]
+    fn hsum_pd(v: __m256d) -> f64 {
+        let s = _mm_add_pd(_mm256_castpd256_pd128(v), _mm256_extractf128_pd(v, 1));
+        _mm_cvtsd_f64(_mm_add_sd(s, _mm_unpackhi_pd(s, s)))
+    }
+
+    /// The 8 f32 lanes of `v` added into 4 f64 lanes.
+    #[inline]
+    #[target_feature(enable = "avx2,fma")]
+    fn widen_add(acc: __m256d, v: __m256) -> __m256d {
+        let lo = _mm256_cvtps_pd(_mm256_castps256_ps128(v));
+        let hi = _mm256_cvtps_pd(_mm256_extractf128_ps(v, 1));
+        _mm256_add_pd(acc, _mm256_add_pd(lo, hi))
+    }
+
+    /// [`super::plane_sums`] in f32: two sets of f32 accumulators per span of
+    /// 256 elements, the spans summed in f64; the last `len % 8` elements
+    /// loaded under a mask (their lanes zeroed after the shift).
+    ///
+    /// # Safety
+    /// The CPU supports AVX2 and FMA; `dy`, when given, is as long as `x`.
+    #[target_feature(enable = "avx2,fma")]
+    pub unsafe fn sums(x: &[f32], dy: Option<&[f32]>, s: f32) -> (f64, f64) {
+        let n = x.len();
+        assert!(dy.is_none_or(|d| d.len() == n), "BN sums: x and dy differ in length");
+        let (xp, dp) = (x.as_ptr(), dy.map(<[f32]>::as_ptr));
+        let sv = _mm256_set1_ps(s);
+        let (mut t1, mut t2) = (_mm256_setzero_pd(), _mm256_setzero_pd());
+        // One 8-lane step: (a, b) += (x − s, (x − s)²) or (dy, dy·(x − s)).
+        let step = |i: usize, m: Option<__m256i>, a: &mut __m256, b: &mut __m256| {
+            // SAFETY: i + 8 ≤ n, or the lanes past n are masked off.
+            unsafe {
+                let load = |p: *const f32| match m {
+                    None => _mm256_loadu_ps(p.add(i)),
+                    Some(m) => _mm256_maskload_ps(p.add(i), m),
+                };
+                let mut d = _mm256_sub_ps(load(xp), sv);
+                if let Some(m) = m {
+                    d = _mm256_and_ps(d, _mm256_castsi256_ps(m));
+                }
+                match dp {
+                    None => {
+                        *a = _mm256_add_ps(*a, d);
+                        *b = _mm256_fmadd_ps(d, d, *b);
+                    }
+                    Some(dp) => {
+                        let g = load(dp);
+                        *a = _mm256_add_ps(*a, g);
+                        *b = _mm256_fmadd_ps(g, d, *b);
+                    }
+                }
+            }
+        };
+        let mut i = 0;
+        while i < n {
+            let end = (i + SPAN).min(n);
+            let z = _mm256_setzero_ps();
+            let (mut a0, mut b0, mut a1, mut b1) = (z, z, z, z);
+            while i + 16 <= end {
+                step(i, None, &mut a0, &mut b0);
+                step(i + 8, None, &mut a1, &mut b1);
+                i += 16;
+            }
+            if i + 8 <= end {
+                step(i, None, &mut a0, &mut b0);
+                i += 8;
+            }
+            if i < end {
+                let m =
+                    _mm256_cmpgt_epi32(_mm256_set1_epi32((end - i) as i32), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+                step(i, Some(m), &mut a1, &mut b1);
+                i = end;
+            }
+            t1 = widen_add(t1, _mm256_add_ps(a0, a1));
+            t2 = widen_add(t2, _mm256_add_ps(b0, b1));
+        }
+        (hsum_pd(t1), hsum_pd(t2))
+    }
 }
 
 /// Per-channel statistics over the batch: `f(n, c)` for every plane, summed
@@ -52,10 +164,27 @@ fn apply<T: Real>(g: &BnGeom, x: &[T], gamma: Option<&[T]>, beta: Option<&[T]>, 
         let c = p % g.c;
         let s = inv[c] * gamma.map_or(T::ONE, |gm| gm[c]);
         let b = beta.map_or(T::ZERO, |b| b[c]);
-        for (yv, &xv) in yp.iter_mut().zip(&x[p * g.hw..][..g.hw]) {
-            *yv = (xv - mean[c]) * s + b;
-        }
+        normalize(yp, &x[p * g.hw..][..g.hw], mean[c], s, b);
     });
+}
+
+simd::multiversion! {
+    /// `y = (x − m)·s + b`.
+    fn normalize<T: Real>(y: &mut [T], x: &[T], m: T, s: T, b: T) => _FMA:
+        y.iter_mut().zip(x).for_each(|(yv, &xv)| *yv = (xv - m) * s + b)
+}
+
+simd::multiversion! {
+    /// `dx (=|+=) k·(dy − a − (x − m)·iv·b)`: BatchNorm's input gradient.
+    #[allow(clippy::too_many_arguments)]
+    fn bn_dx<T: Real>(dx: &mut [T], x: &[T], dy: &[T], k: T, a: T, m: T, iv: T, b: T, write: Write) => _FMA: {
+        let grad = |xv: T, dyv: T| k * (dyv - a - (xv - m) * iv * b);
+        let pairs = dx.iter_mut().zip(x.iter().zip(dy));
+        match write {
+            Write::Set => pairs.for_each(|(d, (&xv, &dyv))| *d = grad(xv, dyv)),
+            Write::Add => pairs.for_each(|(d, (&xv, &dyv))| *d += grad(xv, dyv)),
+        }
+    }
 }
 
 impl<T: Real> BnOps for Cpu<T> {
@@ -79,10 +208,7 @@ impl<T: Real> BnOps for Cpu<T> {
         // second read of x that a two-pass variance needs.
         let stats = par::map(g.c, g.n * g.c * hw, |c| {
             let shift = if hw == 0 { 0.0 } else { plane(0, c)[0].to_f64() };
-            let Pair(s1, s2) = (0..g.n).fold(Pair(0.0, 0.0), |acc, n| {
-                let p = plane(n, c);
-                acc + Pair(sum2(p, p, |v, _| v - shift), sum2(p, p, |v, _| (v - shift) * (v - shift)))
-            });
+            let Pair(s1, s2) = (0..g.n).fold(Pair(0.0, 0.0), |acc, n| acc + plane_sums(plane(n, c), None, shift));
             let d = s1 / cnt;
             Pair(shift + d, (s2 / cnt - d * d).max(0.0))
         });
@@ -135,8 +261,7 @@ impl<T: Real> BnOps for Cpu<T> {
         // Σ dy and Σ dy·x̂ = inv·Σ dy·(x − mean), in one pass over each plane.
         let sums = per_channel(g, |n, c| {
             let (xp, dp) = (&x[(n * g.c + c) * hw..][..hw], &dy[(n * g.c + c) * hw..][..hw]);
-            let m = mean[c].to_f64();
-            Pair(sum2(dp, dp, |d, _| d), sum2(dp, xp, |d, v| d * (v - m)))
+            plane_sums(xp, Some(dp), mean[c].to_f64())
         });
         let sum_dy: Vec<f64> = sums.iter().map(|p| p.0).collect();
         let sum_dy_xhat: Vec<f64> = sums.iter().zip(inv).map(|(p, &iv)| p.1 * iv.to_f64()).collect();
@@ -159,13 +284,7 @@ impl<T: Real> BnOps for Cpu<T> {
                 let a = T::from_f64(sum_dy[c] / cnt);
                 let b = T::from_f64(sum_dy_xhat[c] / cnt);
                 let (m, iv) = (mean[c], inv[c]);
-                let (xp, dp) = (&x[p * hw..][..hw], &dy[p * hw..][..hw]);
-                let grad = |xv: T, dyv: T| k * (dyv - a - (xv - m) * iv * b);
-                let pairs = dxp.iter_mut().zip(xp.iter().zip(dp));
-                match write {
-                    Write::Set => pairs.for_each(|(d, (&xv, &dyv))| *d = grad(xv, dyv)),
-                    Write::Add => pairs.for_each(|(d, (&xv, &dyv))| *d += grad(xv, dyv)),
-                }
+                bn_dx(dxp, &x[p * hw..][..hw], &dy[p * hw..][..hw], k, a, m, iv, b, write);
             });
         }
         Ok(())
