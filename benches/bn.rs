@@ -5,27 +5,14 @@
 //! tensor, which bounds what a memory-bound pass can reach.
 //! `cargo bench --bench bn` (RARTS_THREADS sets the thread count).
 
-use std::time::Instant;
+mod common;
 
 use rarts::backend::{BnOps, Cpu, ElementwiseOps, Write};
 use rarts::ops::bn::BnGeom;
 
 /// Median seconds of `f` over enough runs to fill ~0.3 s (at least 5).
-fn time(mut f: impl FnMut()) -> f64 {
-    f();
-    let t = Instant::now();
-    f();
-    let once = t.elapsed().as_secs_f64();
-    let runs = ((0.3 / once.max(1e-6)) as usize).clamp(5, 200);
-    let mut v: Vec<f64> = (0..runs)
-        .map(|_| {
-            let t = Instant::now();
-            f();
-            t.elapsed().as_secs_f64()
-        })
-        .collect();
-    v.sort_by(f64::total_cmp);
-    v[v.len() / 2]
+fn time(f: impl FnMut()) -> f64 {
+    common::median_secs(0.3, 5, f)
 }
 
 fn main() {

@@ -7,7 +7,7 @@
 //! reference). Median of several runs, GFLOP/s counting a multiply-add as 2
 //! flops.
 
-use std::time::Instant;
+mod common;
 
 use rarts::backend::{ConvOps, Cpu, Write};
 use rarts::ops::conv::{ConvGeom, reference};
@@ -30,21 +30,8 @@ fn geom(
 }
 
 /// Median seconds of `f` over enough runs to fill ~0.2 s (at least 3).
-fn time(mut f: impl FnMut()) -> f64 {
-    f();
-    let t = Instant::now();
-    f();
-    let once = t.elapsed().as_secs_f64();
-    let runs = ((0.2 / once.max(1e-6)) as usize).clamp(3, 200);
-    let mut v: Vec<f64> = (0..runs)
-        .map(|_| {
-            let t = Instant::now();
-            f();
-            t.elapsed().as_secs_f64()
-        })
-        .collect();
-    v.sort_by(f64::total_cmp);
-    v[v.len() / 2]
+fn time(f: impl FnMut()) -> f64 {
+    common::median_secs(0.2, 3, f)
 }
 
 fn main() {

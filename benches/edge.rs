@@ -4,7 +4,7 @@
 //! `cargo bench --bench edge` (RARTS_THREADS sets the thread count; pass
 //! `quick` for batch 8 only, `profile` for time per op family). Median of several runs.
 
-use std::time::Instant;
+mod common;
 
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -16,21 +16,8 @@ use rarts::space::{GROUP_ARCH, GROUP_W};
 use rarts::tape::{Init, Tape};
 
 /// Median seconds of `f` over enough runs to fill ~0.5 s (at least 3).
-fn time(mut f: impl FnMut()) -> f64 {
-    f();
-    let t = Instant::now();
-    f();
-    let once = t.elapsed().as_secs_f64();
-    let runs = ((0.5 / once.max(1e-6)) as usize).clamp(3, 100);
-    let mut v: Vec<f64> = (0..runs)
-        .map(|_| {
-            let t = Instant::now();
-            f();
-            t.elapsed().as_secs_f64()
-        })
-        .collect();
-    v.sort_by(f64::total_cmp);
-    v[v.len() / 2]
+fn time(f: impl FnMut()) -> f64 {
+    common::median_secs(0.5, 3, f)
 }
 
 /// `(fwd ms, fwd+bwd ms)` of one mixed edge on `(n, c, hw, hw)`.
