@@ -361,8 +361,8 @@ impl<B: Backend> Exec<B> {
             }
             let t = self.profile.is_some().then(std::time::Instant::now);
             for x in self.tape.ops[i].inputs() {
-                if self.fresh[x] && !overwrites(&self.tape.ops[i], x) {
-                    self.zero_grad(x)?;
+                if !overwrites(&self.tape.ops[i], x) {
+                    self.zero_if_fresh(x)?;
                 }
             }
             if let (Some(t), Some(p)) = (t, self.profile.as_mut()) {
@@ -385,8 +385,12 @@ impl<B: Backend> Exec<B> {
         }
     }
 
-    /// Zeroes node `n`'s gradient, which nothing has written yet.
-    fn zero_grad(&mut self, n: NodeId) -> Result<()> {
+    /// Zeroes node `n`'s gradient if this backward computes it and nothing
+    /// has written it yet, for a kernel that can only add.
+    fn zero_if_fresh(&mut self, n: NodeId) -> Result<()> {
+        if !(self.live[n] && self.fresh[n]) {
+            return Ok(());
+        }
         self.fresh[n] = false;
         let s = self.slot[n].expect("live nodes have gradients");
         self.be.fill(self.grads[s].as_mut().expect("no gradient is taken between ops"), 0.0)
@@ -403,9 +407,7 @@ impl<B: Backend> Exec<B> {
     /// computes it (else does nothing), and takes it back whether or not `f`
     /// succeeds.
     fn lend(&mut self, n: NodeId, f: impl FnOnce(&Self, &mut B::Buf) -> Result<()>) -> Result<()> {
-        if self.live[n] && self.fresh[n] {
-            self.zero_grad(n)?;
-        }
+        self.zero_if_fresh(n)?;
         let Some(mut grad) = self.take_grad(n) else { return Ok(()) };
         let r = f(self, &mut grad);
         self.put_grad(n, Some(grad));
@@ -460,9 +462,7 @@ impl<B: Backend> Exec<B> {
                 // Both gradients in one call, so that a backend can serve them
                 // in one pass; the filter gradient adds, the data gradient
                 // overwrites when it writes first.
-                if self.live[*w] && self.fresh[*w] {
-                    self.zero_grad(*w)?;
-                }
+                self.zero_if_fresh(*w)?;
                 let write = self.next_write(*x);
                 self.lend3([Some(*x), Some(*w), None], |ex, [dx, dw, _]| {
                     ex.be.conv2d_bwd(geom, ex.val(*x), ex.val(*w), dy, dx.map(|dx| (dx, write)), dw)
@@ -490,9 +490,6 @@ impl<B: Backend> Exec<B> {
             Op::Mul { a, b, .. } => {
                 self.lend(*a, |ex, da| ex.be.mul_bwd(ex.val(*b), dy, da))?;
                 self.lend(*b, |ex, db| ex.be.mul_bwd(ex.val(*a), dy, db))
-            }
-            Op::DropPath { x, mask, .. } => {
-                self.lend_write(*x, |ex, dx, write| ex.be.drop_path_bwd(ex.val(*mask), dy, dx, write))
             }
             Op::MaskedSum { terms, .. } => terms.iter().try_for_each(|&(x, mask)| {
                 self.lend_write(x, |ex, dx, write| match mask {
@@ -567,12 +564,7 @@ impl<B: Backend> Exec<B> {
 fn overwrites(op: &Op, x: NodeId) -> bool {
     match op {
         Op::Conv2d { x: input, .. } | Op::BatchNorm { x: input, .. } => x == *input,
-        Op::Combine { .. }
-        | Op::DropPath { .. }
-        | Op::MaskedSum { .. }
-        | Op::Concat { .. }
-        | Op::MaxPool { .. }
-        | Op::AvgPool { .. } => true,
+        Op::Combine { .. } | Op::MaskedSum { .. } | Op::Concat { .. } | Op::MaxPool { .. } | Op::AvgPool { .. } => true,
         Op::Mix { w, .. } => x != *w,
         _ => false,
     }
@@ -613,7 +605,6 @@ fn run_forward<B: Backend>(
             }
         }
         Op::Mul { a, b, .. } => be.mul_fwd(v(*a), v(*b), out)?,
-        Op::DropPath { x, mask, .. } => be.drop_path_fwd(v(*x), v(*mask), out, Write::Set)?,
         Op::MaskedSum { terms, .. } => {
             let terms: Vec<(&B::Buf, Option<&B::Buf>)> = terms.iter().map(|&(x, m)| (v(x), m.map(v))).collect();
             be.masked_sum_fwd(&terms, out)?

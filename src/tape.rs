@@ -131,18 +131,10 @@ pub enum Op {
         b: NodeId,
         out: NodeId,
     },
-    /// `out[n, …] = x[n, …] · mask[n]`: DARTS' drop path with the per-sample
-    /// multipliers (0 or 1/keep) in an input node; no gradient into `mask`.
-    DropPath {
-        x: NodeId,
-        mask: NodeId,
-        out: NodeId,
-    },
     /// `out = Σ_t x_t · mask_t[n]` (`mask_t` absent: 1): a node of an
-    /// evaluation cell, the sum of its two ops with drop path applied as
-    /// they are added, in one op instead of a [`Op::DropPath`] per term and a
-    /// [`Op::Combine`] (two passes over each term fewer). No gradient into
-    /// the masks.
+    /// evaluation cell, the sum of its ops with DARTS' drop path applied as
+    /// they are added (per-sample multipliers, 0 or 1/keep, in input nodes).
+    /// No gradient into the masks.
     MaskedSum {
         terms: Vec<(NodeId, Option<NodeId>)>,
         out: NodeId,
@@ -208,7 +200,7 @@ impl Op {
             Combine { out, .. } | Mul { out, .. } | Mix { out, .. } | SoftmaxRows { out, .. } | Concat { out, .. } => {
                 *out
             }
-            DropPath { out, .. } | MaskedSum { out, .. } => *out,
+            MaskedSum { out, .. } => *out,
             Shift { out, .. } | Zeros { out } | GlobalAvgPool { out, .. } | Linear { out, .. } => *out,
             CrossEntropy { out, .. } | SumAll { out, .. } => *out,
         }
@@ -221,8 +213,6 @@ impl Op {
         match self {
             Conv2d { x, w, .. } => vec![*x, *w],
             MaxPool { x, .. } | AvgPool { x, .. } | Relu { x, .. } | Shift { x, .. } => vec![*x],
-            // The mask is data, like labels.
-            DropPath { x, .. } => vec![*x],
             GlobalAvgPool { x, .. } | SoftmaxRows { x, .. } | SumAll { x, .. } => vec![*x],
             BatchNorm { x, affine, .. } => {
                 let mut v = vec![*x];
@@ -232,6 +222,7 @@ impl Op {
                 v
             }
             Combine { terms, .. } => terms.iter().map(|t| t.0).collect(),
+            // The masks are data, like labels.
             MaskedSum { terms, .. } => terms.iter().map(|t| t.0).collect(),
             Mul { a, b, .. } => vec![*a, *b],
             Mix { terms, w, .. } => terms.iter().map(|t| t.x).chain([*w]).collect(),
@@ -255,7 +246,6 @@ impl Op {
             Relu { .. } => "relu",
             Combine { .. } => "combine",
             Mul { .. } => "mul",
-            DropPath { .. } => "drop_path",
             MaskedSum { .. } => "masked_sum",
             Mix { .. } => "mix",
             SoftmaxRows { .. } => "softmax",
@@ -495,19 +485,10 @@ impl Tape {
         self.push(Op::Mix { terms: terms.to_vec(), w, out })
     }
 
-    /// Drop path: `out[n, …] = x[n, …] · mask[n]` with `mask` an `(n)` input
-    /// the caller fills each step (0 or 1/keep per sample, see
-    /// [`crate::space::eval::fill_drop_masks`]).
-    pub fn drop_path(&mut self, x: NodeId, mask: NodeId) -> NodeId {
-        let s = self.shape(x);
-        assert_eq!(self.shape(mask).numel(), s.n(), "drop_path: one mask value per sample");
-        let out = self.value(s);
-        self.push(Op::DropPath { x, mask, out })
-    }
-
     /// `Σ_t x_t · mask_t[n]` over same-shaped nodes, a term without a mask
     /// taken as it is: the sum of an evaluation node's ops, each with its
-    /// drop path (see [`Tape::drop_path`]).
+    /// drop path, the masks `(n)` inputs the caller fills each step (0 or
+    /// 1/keep per sample, see [`crate::space::eval::fill_drop_masks`]).
     pub fn masked_sum(&mut self, terms: &[(NodeId, Option<NodeId>)]) -> NodeId {
         let s = self.shape(terms[0].0);
         assert!(terms.iter().all(|t| self.shape(t.0) == s), "masked_sum: shapes differ");

@@ -187,7 +187,7 @@ fn drop_path_masks_one_per_non_identity_op() {
     let mut cfg = EvalNetConfig::new(4, 5, 10, 3, g.clone());
     let (t, net) = record(&cfg, 3, 16).unwrap();
     assert!(net.drop_masks.is_empty(), "no drop path unless configured");
-    assert!(!t.ops.iter().any(|op| matches!(op, Op::DropPath { .. })));
+    assert!(!t.ops.iter().any(|op| matches!(op, Op::MaskedSum { .. })));
     let (n_plain, ops_plain) = (t.nodes.len(), t.ops.len());
     cfg.drop_path = true;
     let (t, net) = record(&cfg, 3, 16).unwrap();

@@ -62,12 +62,6 @@ impl<T: Real> ConvOps for Cpu<T> {
             counts::call(super::cuda::bwd_data_launches(g, *write) + super::cuda::bwd_filter_launches(g));
             return Ok(());
         }
-        if let Some((dx, write)) = dx {
-            self.conv2d_bwd_data(g, x, w, dy, dx, write)?;
-        }
-        match dw {
-            Some(dw) => self.conv2d_bwd_filter(g, x, dy, dw),
-            None => Ok(()),
-        }
+        super::bwd_each(self, g, x, w, dy, dx, dw)
     }
 }

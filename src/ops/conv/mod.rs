@@ -94,13 +94,26 @@ pub trait ConvOps: Device {
         dx: Option<(&mut Self::Buf, Write)>,
         dw: Option<&mut Self::Buf>,
     ) -> Result<()> {
-        if let Some((dx, write)) = dx {
-            self.conv2d_bwd_data(g, x, w, dy, dx, write)?;
-        }
-        match dw {
-            Some(dw) => self.conv2d_bwd_filter(g, x, dy, dw),
-            None => Ok(()),
-        }
+        bwd_each(self, g, x, w, dy, dx, dw)
+    }
+}
+
+/// [`ConvOps::conv2d_bwd`] as one call per asked-for gradient.
+pub(crate) fn bwd_each<B: ConvOps + ?Sized>(
+    be: &B,
+    g: &ConvGeom,
+    x: &B::Buf,
+    w: &B::Buf,
+    dy: &B::Buf,
+    dx: Option<(&mut B::Buf, Write)>,
+    dw: Option<&mut B::Buf>,
+) -> Result<()> {
+    if let Some((dx, write)) = dx {
+        be.conv2d_bwd_data(g, x, w, dy, dx, write)?;
+    }
+    match dw {
+        Some(dw) => be.conv2d_bwd_filter(g, x, dy, dw),
+        None => Ok(()),
     }
 }
 

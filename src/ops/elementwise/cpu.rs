@@ -41,14 +41,6 @@ fn dot_f64<T: Real>(a: &[T], b: &[T]) -> f64 {
     lanes.iter().sum::<f64>() + tail
 }
 
-/// [`ElementwiseOps::masked_sum_fwd`]'s default, for a sum without masks.
-fn default_masked_sum<T: Real>(cpu: &Cpu<T>, terms: &[(&Vec<T>, Option<&Vec<T>>)], y: &mut Vec<T>) -> Result<()> {
-    for (t, &(x, _)) in terms.iter().enumerate() {
-        cpu.axpy(1.0, x, y, if t == 0 { Write::Set } else { Write::Add })?;
-    }
-    Ok(())
-}
-
 /// Elements per sample of a drop-path operand: `x.len() / mask.len()`,
 /// checked to divide evenly.
 fn per_sample(x: usize, mask: usize, what: &str) -> usize {
@@ -195,10 +187,9 @@ impl<T: Real> ElementwiseOps for Cpu<T> {
     fn masked_sum_fwd(&self, terms: &[(&Vec<T>, Option<&Vec<T>>)], y: &mut Vec<T>) -> Result<()> {
         // One pass over `y`, sample by sample, every term added while that
         // sample of `y` is in cache: the same arithmetic as the default's
-        // passes (a term without a mask is `1·x`).
-        let Some(samples) = terms.iter().find_map(|t| t.1.map(Vec::len)) else {
-            return default_masked_sum(self, terms, y);
-        };
+        // passes (a term without a mask is `1·x`). Without any mask, `y` is
+        // one sample.
+        let samples = terms.iter().find_map(|t| t.1.map(Vec::len)).unwrap_or(1);
         counts::call(terms.len() as u64);
         for &(x, mask) in terms {
             assert_eq!(x.len(), y.len(), "masked_sum_fwd: length mismatch");
