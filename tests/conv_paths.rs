@@ -9,6 +9,16 @@ use rand::{Rng, SeedableRng};
 use rarts::backend::{ConvOps, Cpu, Write};
 use rarts::ops::conv::{self, ConvGeom, Path, reference};
 use rarts::real::Real;
+use std::sync::{Mutex, MutexGuard};
+
+/// `force_baseline` is process-wide and the tests of this file run on
+/// several threads: each holds this lock, so that no comparison (the
+/// bit-identity checks above all) sees the variant switch halfway.
+static VARIANT: Mutex<()> = Mutex::new(());
+
+fn variant_lock() -> MutexGuard<'static, ()> {
+    VARIANT.lock().unwrap_or_else(|e| e.into_inner())
+}
 
 #[allow(clippy::too_many_arguments)]
 fn geom(
@@ -152,6 +162,7 @@ fn every_case_takes_the_expected_path() {
 /// sums of at most a few thousand O(1) terms, rounding ~1e-16 each.
 #[test]
 fn fast_paths_match_reference_f64() {
+    let _v = variant_lock();
     for (i, (g, _)) in cases().into_iter().enumerate() {
         compare::<f64>(&g, 100 + i as u64, 1e-12, 1e-10);
     }
@@ -161,6 +172,7 @@ fn fast_paths_match_reference_f64() {
 /// ~1e-7 relative per add, a few 1e-5 absolute at worst.
 #[test]
 fn fast_paths_match_reference_f32() {
+    let _v = variant_lock();
     for (i, (g, _)) in cases().into_iter().enumerate() {
         compare::<f32>(&g, 200 + i as u64, 1e-4, 1e-4);
     }
@@ -170,10 +182,18 @@ fn fast_paths_match_reference_f32() {
 /// never runs otherwise: the gemm there uses 8-column blocks.
 #[test]
 fn baseline_variants_match_reference() {
+    let _v = variant_lock();
+    /// Switches the baseline off again however the test ends.
+    struct Baseline;
+    impl Drop for Baseline {
+        fn drop(&mut self) {
+            rarts::ops::simd::force_baseline(false);
+        }
+    }
+    let _b = Baseline;
     rarts::ops::simd::force_baseline(true);
     for (i, (g, _)) in cases().into_iter().enumerate() {
         compare::<f64>(&g, 300 + i as u64, 1e-12, 1e-10);
         compare::<f32>(&g, 400 + i as u64, 1e-4, 1e-4);
     }
-    rarts::ops::simd::force_baseline(false);
 }
