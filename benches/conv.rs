@@ -76,7 +76,7 @@ fn main() {
                 let fast = [
                     time(|| cpu.conv2d_fwd(&g, &x, &w, &mut y).unwrap()),
                     time(|| cpu.conv2d_bwd_data(&g, &x, &w, &dy, &mut dx, Write::Add).unwrap()),
-                    time(|| cpu.conv2d_bwd_filter(&g, &x, &dy, &mut dw).unwrap()),
+                    time(|| cpu.conv2d_bwd_filter(&g, &x, &dy, &mut dw, Write::Add).unwrap()),
                 ];
                 let slow = if quick || train {
                     [f64::NAN; 3]

@@ -49,8 +49,8 @@ fn edge(n: usize, c: usize, hw: usize, stride: usize) -> (f64, f64) {
             ex.forward().expect("forward");
             ex.backward(loss, &[GROUP_W, GROUP_ARCH]).expect("backward");
         }
-        for (fam, dir, secs, calls) in ex.profile.take().unwrap_or_default().sorted() {
-            println!("    {fam:<16} {dir:>4} {:>8.3} ms {:>3} calls", secs * 1e2, calls / 10);
+        for (fam, dir, r) in ex.profile.take().unwrap_or_default().sorted() {
+            println!("    {fam:<16} {dir:>4} {:>8.3} ms {:>3} ops", r.secs * 1e2, r.ops / 10);
         }
     }
     (fwd * 1e3, both * 1e3)

@@ -71,11 +71,12 @@ extern "C" __global__ void dwconv_bwd_data_f32(const float* x, const float* w, c
     }
 }
 
-// dw (c, 1, k, k) += Σ_n,oy,ox dy · act(x); one block per weight element,
-// a block reduction over the n·oh·ow products (deterministic, no atomics).
+// dw (c, 1, k, k) (=|+=) Σ_n,oy,ox dy · act(x) (add = 0 | 1); one block per
+// weight element, a block reduction over the n·oh·ow products (deterministic,
+// no atomics).
 extern "C" __global__ void dwconv_bwd_filter_f32(const float* x, const float* dy, float* dw, int n,
                                                  int c, int h, int wd, int oh, int ow, int k,
-                                                 int stride, int pad, int dil, int relu) {
+                                                 int stride, int pad, int dil, int relu, int add) {
     __shared__ float sh[32];
     const int widx = blockIdx.x;  // ch·k·k + kh·k + kw
     const int kw = widx % k, kh = (widx / k) % k, ch = widx / (k * k);
@@ -90,7 +91,7 @@ extern "C" __global__ void dwconv_bwd_filter_f32(const float* x, const float* dy
         acc += dy[p * per + oy * ow + ox] * act(x[p * h * wd + (long long)iy * wd + ix], relu);
     }
     acc = block_sum_f32(acc, sh);
-    if (threadIdx.x == 0) dw[widx] += acc;
+    if (threadIdx.x == 0) put(&dw[widx], acc, add);
 }
 
 // ---- pointwise (1×1, pad 0, groups 1, any stride) -----------------------------
@@ -203,12 +204,14 @@ extern "C" __global__ void pwconv_bwd_filter_f32(const float* x, const float* dy
     if (ci < cin && co < cout) part[((long long)blockIdx.z * cout + co) * cin + ci] = acc;
 }
 
-// dw[i] += Σ_z part[z·m + i], z in order; one thread per weight element.
-extern "C" __global__ void pwconv_bwd_filter_sum_f32(const float* part, float* dw, int splits, long long m) {
+// dw[i] (=|+=) Σ_z part[z·m + i], z in order (add = 0 | 1); one thread per
+// weight element.
+extern "C" __global__ void pwconv_bwd_filter_sum_f32(const float* part, float* dw, int splits, long long m,
+                                                     int add) {
     FOR_EACH(i, m) {
         float acc = 0.0f;
         for (int z = 0; z < splits; ++z) acc += part[(long long)z * m + i];
-        dw[i] += acc;
+        put(&dw[i], acc, add);
     }
 }
 
@@ -283,11 +286,12 @@ extern "C" __global__ void conv_bwd_data_f32(const float* x, const float* w, con
     }
 }
 
-// dw (cout, cin/g, k, k) += Σ_n,oy,ox dy · act(x); one block per weight element.
+// dw (cout, cin/g, k, k) (=|+=) Σ_n,oy,ox dy · act(x) (add = 0 | 1); one
+// block per weight element.
 extern "C" __global__ void conv_bwd_filter_f32(const float* x, const float* dy, float* dw, int n,
                                                int cin, int h, int wd, int cout, int oh, int ow,
                                                int k, int stride, int pad, int dil, int groups,
-                                               int relu) {
+                                               int relu, int add) {
     __shared__ float sh[32];
     const int cig = cin / groups, cog = cout / groups;
     const int widx = blockIdx.x;  // ((co·cig + c)·k + kh)·k + kw
@@ -305,5 +309,5 @@ extern "C" __global__ void conv_bwd_filter_f32(const float* x, const float* dy, 
                act(x[(b * cin + ci) * h * wd + (long long)iy * wd + ix], relu);
     }
     acc = block_sum_f32(acc, sh);
-    if (threadIdx.x == 0) dw[widx] += acc;
+    if (threadIdx.x == 0) put(&dw[widx], acc, add);
 }

@@ -6,7 +6,7 @@
 use rand::Rng;
 use rand_distr_free::normal;
 
-use crate::backend::{Backend, Write};
+use crate::backend::{Backend, Write, counts};
 use crate::error::Result;
 use crate::ops::elementwise::MixGrad;
 use crate::real::Real;
@@ -41,23 +41,34 @@ pub struct Exec<B: Backend> {
     stash: Vec<B::Buf>,
 }
 
-/// Seconds and calls per `(op family, "fwd" | "bwd")`.
+/// Per `(op family, "fwd" | "bwd")`: seconds, ops run, and the CUDA
+/// launches their backend calls stand for (see `backend::counts`).
 #[derive(Clone, Debug, Default)]
 pub struct Profile {
-    pub rows: std::collections::BTreeMap<(&'static str, &'static str), (f64, usize)>,
+    pub rows: std::collections::BTreeMap<(&'static str, &'static str), ProfileRow>,
+}
+
+#[derive(Clone, Copy, Debug, Default)]
+pub struct ProfileRow {
+    pub secs: f64,
+    pub ops: usize,
+    pub launches: u64,
 }
 
 impl Profile {
-    fn add(&mut self, family: &'static str, dir: &'static str, secs: f64) {
+    /// Adds one op (or one piece of work outside ops, such as the
+    /// optimizers) that took `secs` and `launches`.
+    pub fn add(&mut self, family: &'static str, dir: &'static str, secs: f64, launches: u64) {
         let e = self.rows.entry((family, dir)).or_default();
-        e.0 += secs;
-        e.1 += 1;
+        e.secs += secs;
+        e.ops += 1;
+        e.launches += launches;
     }
 
-    /// Rows sorted by time, longest first: `(family, dir, seconds, calls)`.
-    pub fn sorted(&self) -> Vec<(&'static str, &'static str, f64, usize)> {
-        let mut v: Vec<_> = self.rows.iter().map(|(k, v)| (k.0, k.1, v.0, v.1)).collect();
-        v.sort_by(|a, b| b.2.total_cmp(&a.2));
+    /// Rows sorted by time, longest first.
+    pub fn sorted(&self) -> Vec<(&'static str, &'static str, ProfileRow)> {
+        let mut v: Vec<_> = self.rows.iter().map(|(k, v)| (k.0, k.1, *v)).collect();
+        v.sort_by(|a, b| b.2.secs.total_cmp(&a.2.secs));
         v
     }
 }
@@ -284,12 +295,13 @@ impl<B: Backend> Exec<B> {
             return f(self, i);
         }
         self.be.synchronize()?;
-        let t = std::time::Instant::now();
+        let (t, c) = (std::time::Instant::now(), counts::now());
         f(self, i)?;
+        let launches = (counts::now() - c).launches;
         self.be.synchronize()?;
         let fam = self.tape.ops[i].family();
         if let Some(p) = self.profile.as_mut() {
-            p.add(fam, dir, t.elapsed().as_secs_f64());
+            p.add(fam, dir, t.elapsed().as_secs_f64(), launches);
         }
         Ok(())
     }
@@ -359,15 +371,18 @@ impl<B: Backend> Exec<B> {
             if !self.live[self.tape.ops[i].output()] {
                 continue;
             }
-            let t = self.profile.is_some().then(std::time::Instant::now);
+            let t = self.profile.is_some().then(|| (std::time::Instant::now(), counts::now()));
             for x in self.tape.ops[i].inputs() {
                 if !overwrites(&self.tape.ops[i], x) {
                     self.zero_if_fresh(x)?;
                 }
             }
-            if let (Some(t), Some(p)) = (t, self.profile.as_mut()) {
-                self.be.synchronize()?;
-                p.add("zero_grads", "bwd", t.elapsed().as_secs_f64());
+            if let (Some((t, c)), Some(p)) = (t, self.profile.as_mut()) {
+                let fills = (counts::now() - c).launches;
+                if fills > 0 {
+                    self.be.synchronize()?;
+                    p.add("zero_grads", "bwd", t.elapsed().as_secs_f64(), fills);
+                }
             }
             self.timed(i, "bwd", Self::backward_op)?;
         }
@@ -460,12 +475,11 @@ impl<B: Backend> Exec<B> {
         match op {
             Op::Conv2d { x, w, geom, .. } => {
                 // Both gradients in one call, so that a backend can serve them
-                // in one pass; the filter gradient adds, the data gradient
-                // overwrites when it writes first.
-                self.zero_if_fresh(*w)?;
-                let write = self.next_write(*x);
+                // in one pass; each overwrites when it writes first.
+                let (write, w_write) = (self.next_write(*x), self.next_write(*w));
                 self.lend3([Some(*x), Some(*w), None], |ex, [dx, dw, _]| {
-                    ex.be.conv2d_bwd(geom, ex.val(*x), ex.val(*w), dy, dx.map(|dx| (dx, write)), dw)
+                    let (dx, dw) = (dx.map(|dx| (dx, write)), dw.map(|dw| (dw, w_write)));
+                    ex.be.conv2d_bwd(geom, ex.val(*x), ex.val(*w), dy, dx, dw)
                 })
             }
             Op::MaxPool { x, out, geom } => {
@@ -563,7 +577,8 @@ impl<B: Backend> Exec<B> {
 /// `lend_write` (naming fewer only costs a fill; `lend` zeroes any other).
 fn overwrites(op: &Op, x: NodeId) -> bool {
     match op {
-        Op::Conv2d { x: input, .. } | Op::BatchNorm { x: input, .. } => x == *input,
+        Op::Conv2d { x: input, w, .. } => x == *input || x == *w,
+        Op::BatchNorm { x: input, .. } => x == *input,
         Op::Combine { .. } | Op::MaskedSum { .. } | Op::Concat { .. } | Op::MaxPool { .. } | Op::AvgPool { .. } => true,
         Op::Mix { w, .. } => x != *w,
         _ => false,

@@ -129,8 +129,14 @@ fn compare<T: Real>(g: &ConvGeom, seed: u64, atol: f64, rtol: f64) {
     let mut dw_ref = dw0.clone();
     reference::conv2d_bwd_filter(g, &x, &dy, &mut dw_ref);
     let mut dw = to::<T>(&dw0);
-    cpu.conv2d_bwd_filter(g, &to(&x), &to(&dy), &mut dw).unwrap();
+    cpu.conv2d_bwd_filter(g, &to(&x), &to(&dy), &mut dw, Write::Add).unwrap();
     assert_close("backward filter", g, &f64s(dw.clone()), &dw_ref, atol, rtol);
+
+    let mut dw_set_ref = vec![0.0; ws];
+    reference::conv2d_bwd_filter(g, &x, &dy, &mut dw_set_ref);
+    let mut dw_set = vec![T::from_f64(f64::NAN); ws];
+    cpu.conv2d_bwd_filter(g, &to(&x), &to(&dy), &mut dw_set, Write::Set).unwrap();
+    assert_close("backward filter, overwriting", g, &f64s(dw_set.clone()), &dw_set_ref, atol, rtol);
 
     // Both gradients in one call (one pass for depthwise stride 1) equal the
     // separate calls to the bit, in both write modes, and either alone.
@@ -139,15 +145,19 @@ fn compare<T: Real>(g: &ConvGeom, seed: u64, atol: f64, rtol: f64) {
         let mut dx_sep = to::<T>(&dx0);
         cpu.conv2d_bwd_data(g, &xt, &wt, &dyt, &mut dx_sep, write).unwrap();
         let (mut dx_both, mut dw_both) = (to::<T>(&dx0), to::<T>(&dw0));
-        cpu.conv2d_bwd(g, &xt, &wt, &dyt, Some((&mut dx_both, write)), Some(&mut dw_both)).unwrap();
+        cpu.conv2d_bwd(g, &xt, &wt, &dyt, Some((&mut dx_both, write)), Some((&mut dw_both, Write::Add))).unwrap();
         assert!(dx_both == dx_sep, "{g:?}: data gradient of the combined call ({write:?})");
         assert!(dw_both == dw, "{g:?}: filter gradient of the combined call ({write:?})");
+        let (mut dx_both, mut dw_both) = (to::<T>(&dx0), vec![T::from_f64(f64::NAN); ws]);
+        cpu.conv2d_bwd(g, &xt, &wt, &dyt, Some((&mut dx_both, write)), Some((&mut dw_both, Write::Set))).unwrap();
+        assert!(dx_both == dx_sep, "{g:?}: data gradient of the combined call, filter overwriting ({write:?})");
+        assert!(dw_both == dw_set, "{g:?}: filter gradient of the combined call, overwriting ({write:?})");
         let mut dx_only = to::<T>(&dx0);
         cpu.conv2d_bwd(g, &xt, &wt, &dyt, Some((&mut dx_only, write)), None).unwrap();
         assert!(dx_only == dx_sep, "{g:?}: data gradient alone ({write:?})");
     }
     let mut dw_only = to::<T>(&dw0);
-    cpu.conv2d_bwd(g, &xt, &wt, &dyt, None, Some(&mut dw_only)).unwrap();
+    cpu.conv2d_bwd(g, &xt, &wt, &dyt, None, Some((&mut dw_only, Write::Add))).unwrap();
     assert!(dw_only == dw, "{g:?}: filter gradient alone");
 }
 

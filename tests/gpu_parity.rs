@@ -328,10 +328,12 @@ mod cases {
             // The filter gradient sums n·oh·ow products (up to 8192 here);
             // the CPU's running f32 sum has error ~√K·ulp·|sum|, so a looser
             // absolute term.
-            let (mut dwc, mut dwd) = (dw0.clone(), up(be, &dw0));
-            p.cpu.conv2d_bwd_filter(&g, &x, &dy, &mut dwc).unwrap();
-            be.conv2d_bwd_filter(&g, &xd, &dyd, &mut dwd).unwrap();
-            close(&format!("conv2d_bwd_filter {g:?}"), &down(be, &dwd), &dwc, (2e-4, 1e-4));
+            for write in [Write::Add, Write::Set] {
+                let (mut dwc, mut dwd) = grad_start(be, &dw0, write);
+                p.cpu.conv2d_bwd_filter(&g, &x, &dy, &mut dwc, write).unwrap();
+                be.conv2d_bwd_filter(&g, &xd, &dyd, &mut dwd, write).unwrap();
+                close(&format!("conv2d_bwd_filter {g:?} {write:?}"), &down(be, &dwd), &dwc, (2e-4, 1e-4));
+            }
         }
     }
 
@@ -757,7 +759,7 @@ fn pointwise_filter_gradient_is_deterministic() {
     let (xd, dyd) = (up(&x), up(&dy));
     let run = || {
         let mut dw = cu.alloc(g.w_shape().numel()).unwrap();
-        cu.conv2d_bwd_filter(&g, &xd, &dyd, &mut dw).unwrap();
+        cu.conv2d_bwd_filter(&g, &xd, &dyd, &mut dw, Write::Set).unwrap();
         cu.download(&dw).unwrap()
     };
     let (a, b) = (run(), run());

@@ -111,8 +111,9 @@ fn check_conv(c: ConvCase, seed: u64) {
 
     let dw0 = uniform(&mut rng, wn);
     let mut dw = dw0.clone();
-    be().conv2d_bwd_filter(&g, &x, &r, &mut dw).unwrap();
+    be().conv2d_bwd_filter(&g, &x, &r, &mut dw, Write::Add).unwrap();
     check_grad(&format!("{what} d_w"), &w, &dw0, &dw, |ws| project(&r, &conv_fwd(&g, &x, ws)));
+    set_is_add_to_zero(&format!("{what} d_w"), wn, |d, write| be().conv2d_bwd_filter(&g, &x, &r, d, write).unwrap());
 }
 
 #[test]
@@ -951,11 +952,11 @@ fn f32_kernels_match_f64() {
     let (mut y64, mut dx64, mut dw64) = (vec![0.0; dy.len()], vec![0.0; x.len()], vec![0.0; w.len()]);
     be().conv2d_fwd(&g, &x, &w, &mut y64).unwrap();
     be().conv2d_bwd_data(&g, &x, &w, &dy, &mut dx64, Write::Add).unwrap();
-    be().conv2d_bwd_filter(&g, &x, &dy, &mut dw64).unwrap();
+    be().conv2d_bwd_filter(&g, &x, &dy, &mut dw64, Write::Add).unwrap();
     let (mut y32, mut dx32, mut dw32) = (vec![0f32; dy.len()], vec![0f32; x.len()], vec![0f32; w.len()]);
     b32.conv2d_fwd(&g, &to32(&x), &to32(&w), &mut y32).unwrap();
     b32.conv2d_bwd_data(&g, &to32(&x), &to32(&w), &to32(&dy), &mut dx32, Write::Add).unwrap();
-    b32.conv2d_bwd_filter(&g, &to32(&x), &to32(&dy), &mut dw32).unwrap();
+    b32.conv2d_bwd_filter(&g, &to32(&x), &to32(&dy), &mut dw32, Write::Add).unwrap();
     assert_close("f32 conv forward", &to64(&y32), &y64, ATOL, RTOL);
     assert_close("f32 conv d_x", &to64(&dx32), &dx64, ATOL, RTOL);
     assert_close("f32 conv d_w", &to64(&dw32), &dw64, ATOL, RTOL);

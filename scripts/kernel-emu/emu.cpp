@@ -48,7 +48,7 @@ void test_conv(int n, int cin, int h, int w, int cout, int k, int s, int pad, in
     dsr[i] = (!relu || x[i] > 0) ? acc[i] : 0.f;
     dxr[i] += dsr[i];
   }
-  std::vector<float> yg(y.size(), NAN), dxg = dx0, dsg(x.size(), NAN), dwg = dw0;
+  std::vector<float> yg(y.size(), NAN), dxg = dx0, dsg(x.size(), NAN), dwg = dw0, dws(wt.size(), NAN);
   bool pw = k == 1 && pad == 0 && groups == 1, dw = groups == cin && cin == cout;
   int r = relu, set = 0;
   if (pw && s > 1) {  // as the launcher does: a strided 1×1 conv leaves pixels between samples alone
@@ -68,21 +68,27 @@ void test_conv(int n, int cin, int h, int w, int cout, int k, int s, int pad, in
     long long chunk = cdiv(products, splits);
     std::vector<float> part((size_t)(splits * cout * cin), NAN);
     launch(D(cdiv(cin, 16), cdiv(cout, 16), splits), D(16, 16), true, [&] { pwconv_bwd_filter_f32(x.data(), dy.data(), part.data(), n, cin, cout, h, w, oh, ow, s, r, chunk); });
-    launch(D(cdiv((long long)cout * cin, 256)), D(256), false, [&] { pwconv_bwd_filter_sum_f32(part.data(), dwg.data(), (int)splits, (long long)cout * cin); });
+    launch(D(cdiv((long long)cout * cin, 256)), D(256), false, [&] { pwconv_bwd_filter_sum_f32(part.data(), dwg.data(), (int)splits, (long long)cout * cin, 1); });
+    launch(D(cdiv((long long)cout * cin, 256)), D(256), false, [&] { pwconv_bwd_filter_sum_f32(part.data(), dws.data(), (int)splits, (long long)cout * cin, 0); });
   } else if (dw) {
     launch(D(cdiv(y.size(), 256)), D(256), false, [&] { dwconv_fwd_f32(x.data(), wt.data(), yg.data(), n, cin, h, w, oh, ow, k, s, pad, dil, r); });
     launch(D(cdiv(x.size(), 256)), D(256), false, [&] { dwconv_bwd_data_f32(x.data(), wt.data(), dy.data(), dxg.data(), n, cin, h, w, oh, ow, k, s, pad, dil, r, 1); });
     launch(D(cdiv(x.size(), 256)), D(256), false, [&] { dwconv_bwd_data_f32(x.data(), wt.data(), dy.data(), dsg.data(), n, cin, h, w, oh, ow, k, s, pad, dil, r, 0); });
-    launch(D(wt.size()), D(64), true, [&] { dwconv_bwd_filter_f32(x.data(), dy.data(), dwg.data(), n, cin, h, w, oh, ow, k, s, pad, dil, r); });
+    launch(D(wt.size()), D(64), true, [&] { dwconv_bwd_filter_f32(x.data(), dy.data(), dwg.data(), n, cin, h, w, oh, ow, k, s, pad, dil, r, 1); });
+    launch(D(wt.size()), D(64), true, [&] { dwconv_bwd_filter_f32(x.data(), dy.data(), dws.data(), n, cin, h, w, oh, ow, k, s, pad, dil, r, 0); });
   } else {
     launch(D(cdiv(y.size(), 256)), D(256), false, [&] { conv_fwd_f32(x.data(), wt.data(), yg.data(), n, cin, h, w, cout, oh, ow, k, s, pad, dil, groups, r); });
     launch(D(cdiv(x.size(), 256)), D(256), false, [&] { conv_bwd_data_f32(x.data(), wt.data(), dy.data(), dxg.data(), n, cin, h, w, cout, oh, ow, k, s, pad, dil, groups, r, 1); });
     launch(D(cdiv(x.size(), 256)), D(256), false, [&] { conv_bwd_data_f32(x.data(), wt.data(), dy.data(), dsg.data(), n, cin, h, w, cout, oh, ow, k, s, pad, dil, groups, r, 0); });
-    launch(D(wt.size()), D(64), true, [&] { conv_bwd_filter_f32(x.data(), dy.data(), dwg.data(), n, cin, h, w, cout, oh, ow, k, s, pad, dil, groups, r); });
+    launch(D(wt.size()), D(64), true, [&] { conv_bwd_filter_f32(x.data(), dy.data(), dwg.data(), n, cin, h, w, cout, oh, ow, k, s, pad, dil, groups, r, 1); });
+    launch(D(wt.size()), D(64), true, [&] { conv_bwd_filter_f32(x.data(), dy.data(), dws.data(), n, cin, h, w, cout, oh, ow, k, s, pad, dil, groups, r, 0); });
   }
   char tag[200]; snprintf(tag, 200, "conv %d %d %d %d %d k%d s%d p%d d%d g%d r%d", n, cin, h, w, cout, k, s, pad, dil, groups, r);
   std::string t(tag);
   close((t + " fwd").c_str(), yg, y); close((t + " bwd_data").c_str(), dxg, dxr); close((t + " bwd_data set").c_str(), dsg, dsr); close((t + " bwd_filter").c_str(), dwg, dwr, 1e-4, 1e-4);
+  std::vector<float> dwsr(wt.size());  // the filter gradient overwriting (add = 0)
+  for (size_t i = 0; i < wt.size(); ++i) dwsr[i] = dwr[i] - dw0[i];
+  close((t + " bwd_filter set").c_str(), dws, dwsr, 1e-4, 1e-4);
 }
 
 void test_pool(int nc, int h, int w, int k, int s, int pad, bool ties) {

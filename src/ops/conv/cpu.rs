@@ -36,8 +36,12 @@ impl<T: Real> ConvOps for Cpu<T> {
         Ok(())
     }
 
-    fn conv2d_bwd_filter(&self, g: &ConvGeom, x: &Vec<T>, dy: &Vec<T>, dw: &mut Vec<T>) -> Result<()> {
+    /// `Write::Set` zeroes dw first (it is small: the weights) and adds.
+    fn conv2d_bwd_filter(&self, g: &ConvGeom, x: &Vec<T>, dy: &Vec<T>, dw: &mut Vec<T>, write: Write) -> Result<()> {
         counts::call(super::cuda::bwd_filter_launches(g));
+        if write == Write::Set {
+            dw.fill(T::ZERO);
+        }
         match path(g) {
             Path::Depthwise => depthwise::bwd_filter(g, x, dy, dw),
             Path::Gemm => gemm::bwd_filter(g, x, dy, dw),
@@ -54,10 +58,10 @@ impl<T: Real> ConvOps for Cpu<T> {
         w: &Vec<T>,
         dy: &Vec<T>,
         mut dx: Option<(&mut Vec<T>, Write)>,
-        mut dw: Option<&mut Vec<T>>,
+        mut dw: Option<(&mut Vec<T>, Write)>,
     ) -> Result<()> {
-        if let (Path::Depthwise, Some((dx, write)), Some(dw)) = (path(g), dx.as_mut(), dw.as_mut())
-            && depthwise::bwd(g, x, w, dy, dx, *write, dw)
+        if let (Path::Depthwise, Some((dx, write)), Some((dw, dw_write))) = (path(g), dx.as_mut(), dw.as_mut())
+            && depthwise::bwd(g, x, w, dy, dx, *write, dw, *dw_write)
         {
             counts::call(super::cuda::bwd_data_launches(g, *write) + super::cuda::bwd_filter_launches(g));
             return Ok(());

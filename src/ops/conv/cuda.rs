@@ -165,7 +165,7 @@ impl ConvOps for Cuda {
         }
     }
 
-    fn conv2d_bwd_filter(&self, g: &ConvGeom, x: &CudaBuf, dy: &CudaBuf, dw: &mut CudaBuf) -> Result<()> {
+    fn conv2d_bwd_filter(&self, g: &ConvGeom, x: &CudaBuf, dy: &CudaBuf, dw: &mut CudaBuf, write: Write) -> Result<()> {
         counts::call(bwd_filter_launches(g));
         check("conv2d_bwd_filter", g, x, None, dy, "dy")?;
         check_len("conv2d_bwd_filter", "dw", dw, g.w_shape().numel())?;
@@ -173,6 +173,7 @@ impl ConvOps for Cuda {
             return Ok(());
         }
         let (n, cin, h, wd, cout, oh, ow, k, s, pad, dil, groups, relu) = ints("conv2d_bwd_filter", g)?;
+        let add = write.add_flag();
         match family(g) {
             Family::Pointwise => {
                 let (splits, chunk) = pw_splits(g);
@@ -183,18 +184,20 @@ impl ConvOps for Cuda {
                 //                       int stride, int relu, long long chunk)
                 launch!(self, pwconv_bwd_filter_f32, tiles(g.cin, g.cout, splits);
                     &x.mem, &dy.mem, &mut *parts, &n, &cin, &cout, &h, &wd, &oh, &ow, &s, &relu, &(chunk as i64))?;
-                // pwconv_bwd_filter_sum_f32(part, dw, int splits, long long m)
+                // pwconv_bwd_filter_sum_f32(part, dw, int splits, long long m, int add)
                 launch!(self, pwconv_bwd_filter_sum_f32, Cuda::flat(m);
-                    &*parts, &mut dw.mem, &(splits as i32), &(m as i64))
+                    &*parts, &mut dw.mem, &(splits as i32), &(m as i64), &add)
             }
             // dwconv_bwd_filter_f32(x, dy, dw, int n, int c, int h, int wd, int oh, int ow, int k, int stride,
-            //                       int pad, int dil, int relu); one block per weight element
+            //                       int pad, int dil, int relu, int add); one block per weight element
             Family::Depthwise => launch!(self, dwconv_bwd_filter_f32, Cuda::per_block(dw.len)?;
-                &x.mem, &dy.mem, &mut dw.mem, &n, &cin, &h, &wd, &oh, &ow, &k, &s, &pad, &dil, &relu),
+                &x.mem, &dy.mem, &mut dw.mem, &n, &cin, &h, &wd, &oh, &ow, &k, &s, &pad, &dil, &relu, &add),
             // conv_bwd_filter_f32(x, dy, dw, int n, int cin, int h, int wd, int cout, int oh, int ow, int k,
-            //                     int stride, int pad, int dil, int groups, int relu); one block per weight element
+            //                     int stride, int pad, int dil, int groups, int relu, int add); one block per
+            //                     weight element
             Family::General => launch!(self, conv_bwd_filter_f32, Cuda::per_block(dw.len)?;
-                &x.mem, &dy.mem, &mut dw.mem, &n, &cin, &h, &wd, &cout, &oh, &ow, &k, &s, &pad, &dil, &groups, &relu),
+                &x.mem, &dy.mem, &mut dw.mem, &n, &cin, &h, &wd, &cout, &oh, &ow, &k, &s, &pad, &dil, &groups, &relu,
+                &add),
         }
     }
 }

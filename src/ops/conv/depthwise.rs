@@ -391,9 +391,20 @@ pub fn bwd_data<T: Real>(g: &ConvGeom, x: &[T], w: &[T], dy: &[T], dx: &mut [T],
 /// each plane of x and dy read once for `dx (=|+=) …` ([`bwd_data`]) and for
 /// its image's share of `dw += …` ([`bwd_filter`]): the shares are summed in
 /// image order afterwards, the order [`bwd_filter`] adds them in, so the
-/// result is the same to the bit. Returns false, doing nothing, for the
+/// result is the same to the bit; `dw_write` says whether the sum
+/// overwrites dw or adds to it. Returns false, doing nothing, for the
 /// geometries whose data gradient takes the scatter path (stride 2).
-pub fn bwd<T: Real>(g: &ConvGeom, x: &[T], w: &[T], dy: &[T], dx: &mut [T], write: Write, dw: &mut [T]) -> bool {
+#[allow(clippy::too_many_arguments)]
+pub fn bwd<T: Real>(
+    g: &ConvGeom,
+    x: &[T],
+    w: &[T],
+    dy: &[T],
+    dx: &mut [T],
+    write: Write,
+    dw: &mut [T],
+    dw_write: Write,
+) -> bool {
     check(g);
     let (hw, ohw, kk) = (g.h * g.w, g.oh * g.ow, g.k * g.k);
     let reach = (g.k - 1) * g.dil;
@@ -435,6 +446,9 @@ pub fn bwd<T: Real>(g: &ConvGeom, x: &[T], w: &[T], dy: &[T], dx: &mut [T], writ
             assert!(shares[n].set(share).is_ok(), "each image is one chunk");
         },
     );
+    if dw_write == Write::Set {
+        dw.fill(T::ZERO);
+    }
     for share in shares {
         let share = share.into_inner().expect("every image ran");
         for (dwc, sc) in dw.chunks_exact_mut(kk).zip(share.chunks_exact(kk)) {

@@ -79,8 +79,15 @@ pub trait ConvOps: Device {
         dx: &mut Self::Buf,
         write: Write,
     ) -> Result<()>;
-    /// `dw += Σ_n dy ⋆ relu?(x)`
-    fn conv2d_bwd_filter(&self, g: &ConvGeom, x: &Self::Buf, dy: &Self::Buf, dw: &mut Self::Buf) -> Result<()>;
+    /// `dw (=|+=) Σ_n dy ⋆ relu?(x)`, as `write` says
+    fn conv2d_bwd_filter(
+        &self,
+        g: &ConvGeom,
+        x: &Self::Buf,
+        dy: &Self::Buf,
+        dw: &mut Self::Buf,
+        write: Write,
+    ) -> Result<()>;
     /// Whichever of the two gradients are asked for, as
     /// [`conv2d_bwd_data`](Self::conv2d_bwd_data) and
     /// [`conv2d_bwd_filter`](Self::conv2d_bwd_filter) compute them; a
@@ -92,7 +99,7 @@ pub trait ConvOps: Device {
         w: &Self::Buf,
         dy: &Self::Buf,
         dx: Option<(&mut Self::Buf, Write)>,
-        dw: Option<&mut Self::Buf>,
+        dw: Option<(&mut Self::Buf, Write)>,
     ) -> Result<()> {
         bwd_each(self, g, x, w, dy, dx, dw)
     }
@@ -106,13 +113,13 @@ pub(crate) fn bwd_each<B: ConvOps + ?Sized>(
     w: &B::Buf,
     dy: &B::Buf,
     dx: Option<(&mut B::Buf, Write)>,
-    dw: Option<&mut B::Buf>,
+    dw: Option<(&mut B::Buf, Write)>,
 ) -> Result<()> {
     if let Some((dx, write)) = dx {
         be.conv2d_bwd_data(g, x, w, dy, dx, write)?;
     }
     match dw {
-        Some(dw) => be.conv2d_bwd_filter(g, x, dy, dw),
+        Some((dw, write)) => be.conv2d_bwd_filter(g, x, dy, dw, write),
         None => Ok(()),
     }
 }
