@@ -13,14 +13,14 @@ extern "C" __global__ void copy_f32(const float* src, float* dst, long long n) {
     FOR_EACH(i, n) dst[i] = src[i];
 }
 
+// y[to] = x[from]                                           (one thread)
+extern "C" __global__ void copy_elem_f32(const float* x, long long from, float* y, long long to) {
+    if (blockIdx.x == 0 && threadIdx.x == 0) y[to] = x[from];
+}
+
 // y = a·x (add 0) or y += a·x (add 1)                       (n)
 extern "C" __global__ void axpy_f32(float a, const float* x, float* y, long long n, int add) {
     FOR_EACH(i, n) put(&y[i], a * x[i], add);
-}
-
-// y *= a                                                    (n)
-extern "C" __global__ void scale_f32(float a, float* y, long long n) {
-    FOR_EACH(i, n) y[i] *= a;
 }
 
 // y = max(x, 0)

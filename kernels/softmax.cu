@@ -62,6 +62,23 @@ extern "C" __global__ void cross_entropy_fwd_f32(const float* logits, const floa
     if (threadIdx.x == 0) loss[0] = (float)(total / (double)n);
 }
 
+// out[at] = the fraction of the n rows of logits (n, k) whose largest value
+// (the first, on ties) sits at the row's label; one block.
+extern "C" __global__ void accuracy_f32(const float* logits, const float* labels, float* out, long long at, int n,
+                                        int k) {
+    __shared__ double sh[32];
+    double hits = 0.0;
+    for (int r = threadIdx.x; r < n; r += blockDim.x) {
+        const float* z = logits + (long long)r * k;
+        int best = 0;
+        for (int j = 1; j < k; ++j)
+            if (z[j] > z[best]) best = j;
+        if ((float)best == labels[r]) hits += 1.0;
+    }
+    hits = block_sum_f64(hits, sh);
+    if (threadIdx.x == 0) out[at] = (float)(hits / (double)n);
+}
+
 // dz (n, k) += dloss[0]·(probs − onehot(label))/n; one thread per element.
 extern "C" __global__ void cross_entropy_bwd_f32(const float* probs, const float* labels,
                                                  const float* dloss, float* dlogits, int n,

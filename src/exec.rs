@@ -159,10 +159,8 @@ impl<B: Backend> Exec<B> {
         if self.stash.is_empty() {
             self.stash = states.iter().map(|&n| self.be.alloc(self.shape(n).numel())).collect::<Result<_>>()?;
         }
-        for (i, &n) in states.iter().enumerate() {
-            self.be.copy(self.vals[n].as_ref().expect("value present"), &mut self.stash[i])?;
-        }
-        Ok(())
+        let src: Vec<&B::Buf> = states.iter().map(|&n| self.vals[n].as_ref().expect("value present")).collect();
+        self.be.copy_list(&src, &mut self.stash.iter_mut().collect::<Vec<_>>())
     }
 
     /// Puts back the statistics kept by the last [`Exec::stash_running_stats`].
@@ -171,10 +169,8 @@ impl<B: Backend> Exec<B> {
         if self.stash.len() != states.len() {
             crate::bail!("restore_running_stats: nothing was stashed");
         }
-        for (i, &n) in states.iter().enumerate() {
-            self.be.copy(&self.stash[i], self.vals[n].as_mut().expect("value present"))?;
-        }
-        Ok(())
+        let mut dst = pick_mut(&mut self.vals, &states);
+        self.be.copy_list(&self.stash.iter().collect::<Vec<_>>(), &mut dst)
     }
 
     /// The first of `nodes` whose value holds a NaN or an infinity.
@@ -226,13 +222,54 @@ impl<B: Backend> Exec<B> {
         (&self.be, self.vals[n].as_mut().expect("value buffer present"), grad)
     }
 
-    /// The RARTS coupling term on `p`'s gradient: `∇p += β·(p − other)`.
-    pub fn couple(&mut self, beta: f32, p: NodeId, other: NodeId) -> Result<()> {
-        let Some(grad) = self.kept_slot(p).and_then(|s| self.grads[s].as_mut()) else {
-            crate::bail!("couple: no gradient for '{}'", self.tape.nodes[p].name);
-        };
-        let (pv, ov) = (self.vals[p].as_ref(), self.vals[other].as_ref());
-        self.be.couple(beta, pv.expect("value present"), ov.expect("value present"), grad)
+    /// The gradient slots of parameters `ps`, failing on the first that the
+    /// last backward left without a gradient.
+    fn grad_slots(&self, ps: &[NodeId]) -> Result<Vec<usize>> {
+        ps.iter()
+            .map(|&p| match self.kept_slot(p) {
+                Some(s) => Ok(s),
+                None => crate::bail!("no gradient for parameter '{}'", self.tape.nodes[p].name),
+            })
+            .collect()
+    }
+
+    /// The values of `ps` (distinct nodes), in order.
+    pub fn val_list(&self, ps: &[NodeId]) -> Vec<&B::Buf> {
+        ps.iter().map(|&p| self.val(p)).collect()
+    }
+
+    /// The values of `ps` (distinct nodes), mutable, in order, with the backend.
+    pub fn val_list_mut(&mut self, ps: &[NodeId]) -> (&B, Vec<&mut B::Buf>) {
+        (&self.be, pick_mut(&mut self.vals, ps))
+    }
+
+    /// The gradients of parameters `ps` from the last backward, in order.
+    pub fn grad_list(&self, ps: &[NodeId]) -> Result<Vec<&B::Buf>> {
+        Ok(self.grad_slots(ps)?.into_iter().map(|s| self.grads[s].as_ref().expect("no gradient is taken")).collect())
+    }
+
+    /// The gradients of parameters `ps` (distinct), mutable, with the backend.
+    pub fn grad_list_mut(&mut self, ps: &[NodeId]) -> Result<(&B, Vec<&mut B::Buf>)> {
+        let slots = self.grad_slots(ps)?;
+        Ok((&self.be, pick_mut(&mut self.grads, &slots)))
+    }
+
+    /// What an optimizer step over parameters `ps` (distinct) needs: the
+    /// backend, their values (mutable) and their gradients.
+    pub fn update_lists(&mut self, ps: &[NodeId]) -> Result<UpdateLists<'_, B>> {
+        let slots = self.grad_slots(ps)?;
+        let grads = slots.into_iter().map(|s| self.grads[s].as_ref().expect("no gradient is taken")).collect();
+        Ok((&self.be, pick_mut(&mut self.vals, ps), grads))
+    }
+
+    /// The RARTS coupling term on the gradients of `ps`:
+    /// `∇p += β·(p − other)`, pairwise with `others`.
+    pub fn couple(&mut self, beta: f32, ps: &[NodeId], others: &[NodeId]) -> Result<()> {
+        let slots = self.grad_slots(ps)?;
+        let mut grads = pick_mut(&mut self.grads, &slots);
+        let pv: Vec<&B::Buf> = ps.iter().map(|&p| self.vals[p].as_ref().expect("value present")).collect();
+        let ov: Vec<&B::Buf> = others.iter().map(|&p| self.vals[p].as_ref().expect("value present")).collect();
+        self.be.couple(beta, &pv, &ov, &mut grads)
     }
 
     /// `dst = src` between two nodes of the same shape (parameter copies).
@@ -583,6 +620,18 @@ fn overwrites(op: &Op, x: NodeId) -> bool {
         Op::Mix { w, .. } => x != *w,
         _ => false,
     }
+}
+
+/// The backend, parameter values (mutable) and their gradients: see
+/// [`Exec::update_lists`].
+pub type UpdateLists<'a, B> =
+    (&'a B, Vec<&'a mut <B as crate::backend::Device>::Buf>, Vec<&'a <B as crate::backend::Device>::Buf>);
+
+/// Mutable references to the buffers at `idx` (distinct, all present), in
+/// the order of `idx`.
+fn pick_mut<'a, T>(v: &'a mut [Option<T>], idx: &[usize]) -> Vec<&'a mut T> {
+    let mut all: Vec<Option<&mut T>> = v.iter_mut().map(Option::as_mut).collect();
+    idx.iter().map(|&i| all[i].take().expect("distinct nodes whose buffers are present")).collect()
 }
 
 /// Op `op`'s forward kernel(s) into `out`; `stats` holds the BN running

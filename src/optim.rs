@@ -1,35 +1,52 @@
 //! Optimizers with PyTorch semantics over parameter nodes of an [`Exec`]:
 //! SGD with momentum and weight decay, Adam with coupled L2 weight decay,
 //! and global gradient-norm clipping (`torch.nn.utils.clip_grad_norm_`).
-//! The arithmetic is the backend's fused `sgd_step` / `adam_step` kernels.
+//! The arithmetic is the backend's tensor-list kernels (`norm`, `sgd_step`,
+//! `adam_step`), reading per-step values from the [`Scalars`].
 
-use crate::backend::{AdamStep, Backend, SgdStep};
+use crate::backend::{AdamKernel, Backend, NormThen, SgdKernel, SgdStep};
 use crate::error::Result;
 use crate::exec::Exec;
 use crate::real::Real;
 use crate::tape::NodeId;
 
-/// `‖∇‖₂` over the gradients of all `params` together.
-pub fn grad_norm<B: Backend>(ex: &Exec<B>, params: &[NodeId]) -> Result<f64> {
-    let mut s = 0.0;
-    for &p in params {
-        s += ex.be.sum_sq(grad_of(ex, p)?)?;
-    }
-    Ok(s.sqrt())
+/// The step scalars: a small device buffer of the values that change from
+/// step to step (learning rates, Adam's t, clip factors, losses), at slots
+/// the owner assigns. The host writes its inputs here and they go to the
+/// device in one upload before the step ([`Scalars::upload`]); kernels
+/// write the rest; [`Scalars::read`] brings everything back in one read.
+pub struct Scalars<B: Backend> {
+    pub buf: B::Buf,
+    host: Vec<B::Elem>,
+    dirty: bool,
 }
 
-/// The factor `clip_grad_norm_(max_norm)` multiplies every gradient by.
-pub fn clip_coef(norm: f64, max_norm: Option<f32>) -> f32 {
-    match max_norm {
-        Some(m) => (m as f64 / (norm + 1e-6)).min(1.0) as f32,
-        None => 1.0,
+impl<B: Backend> Scalars<B> {
+    pub fn new(be: &B, len: usize) -> Result<Self> {
+        Ok(Scalars { buf: be.alloc(len)?, host: vec![B::Elem::ZERO; len], dirty: true })
     }
-}
 
-fn grad_of<B: Backend>(ex: &Exec<B>, p: NodeId) -> Result<&B::Buf> {
-    match ex.grad(p) {
-        Some(grad) => Ok(grad),
-        None => crate::bail!("optimizer: no gradient for parameter '{}'", ex.tape.nodes[p].name),
+    /// Sets input `at` for the next upload.
+    pub fn set(&mut self, at: usize, v: f64) {
+        let v = B::Elem::from_f64(v);
+        if self.host[at] != v {
+            self.host[at] = v;
+            self.dirty = true;
+        }
+    }
+
+    /// Sends the inputs to the device if any changed since the last upload
+    /// (overwriting the outputs of the last step, which the next rewrites).
+    pub fn upload(&mut self, be: &B) -> Result<()> {
+        if std::mem::take(&mut self.dirty) {
+            be.upload(&mut self.buf, &self.host)?;
+        }
+        Ok(())
+    }
+
+    /// Every slot as the device holds it now: one host read.
+    pub fn read(&self, be: &B) -> Result<Vec<f64>> {
+        Ok(be.download(&self.buf)?.iter().map(|v| v.to_f64()).collect())
     }
 }
 
@@ -52,40 +69,51 @@ fn load<B: Backend>(be: &B, bufs: &mut [B::Buf], data: &[Vec<f32>]) -> Result<()
     Ok(())
 }
 
+/// Where an [`Sgd`] finds its learning rate and leaves the gradient norm
+/// and the clip factor, in the step scalars.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SgdSlots {
+    pub lr: usize,
+    pub norm: usize,
+    pub scale: usize,
+}
+
 /// SGD with momentum; clipping (if set) applies to the gradients of this
-/// optimizer's parameters, before weight decay is added.
+/// optimizer's parameters, before weight decay is added. The step runs on
+/// the device in three launches (the norm, then the update) whatever the
+/// number of parameters; the owner writes `cfg.lr` to `slots.lr`.
 pub struct Sgd<B: Backend> {
     pub params: Vec<NodeId>,
     pub cfg: SgdStep,
     pub clip: Option<f32>,
+    pub slots: SgdSlots,
     bufs: Vec<B::Buf>,
 }
 
 impl<B: Backend> Sgd<B> {
-    pub fn new(ex: &Exec<B>, params: Vec<NodeId>, cfg: SgdStep, clip: Option<f32>) -> Result<Self> {
+    pub fn new(ex: &Exec<B>, params: Vec<NodeId>, cfg: SgdStep, clip: Option<f32>, slots: SgdSlots) -> Result<Self> {
         let bufs = params.iter().map(|&p| ex.be.alloc(ex.shape(p).numel())).collect::<Result<_>>()?;
-        Ok(Sgd { params, cfg, clip, bufs })
+        Ok(Sgd { params, cfg, clip, slots, bufs })
     }
 
-    /// One step on the current gradients; returns the gradient norm before clipping.
-    pub fn step(&mut self, ex: &mut Exec<B>) -> Result<f64> {
-        let norm = grad_norm(ex, &self.params)?;
-        if !norm.is_finite() {
-            crate::bail!(
-                "the gradient norm became {norm} (non-finite): the search diverged; lower the learning rates or check the data"
-            );
-        }
-        let s = clip_coef(norm, self.clip);
-        for (&p, buf) in self.params.iter().zip(&mut self.bufs) {
-            let (be, val, grad) = ex.parts_mut(p);
-            be.sgd_step(&self.cfg, s, val, grad.expect("grad_norm checked every gradient"), buf)?;
-        }
-        Ok(norm)
+    /// One step on the current gradients: `sc[slots.norm]` gets their norm
+    /// before clipping, `sc[slots.scale]` the clip factor.
+    pub fn step(&mut self, ex: &mut Exec<B>, sc: &mut B::Buf) -> Result<()> {
+        let (be, mut vals, grads) = ex.update_lists(&self.params)?;
+        be.norm(&grads, sc, self.slots.norm, NormThen::Clip { max: self.clip, scale: self.slots.scale })?;
+        let k = SgdKernel {
+            momentum: self.cfg.momentum,
+            weight_decay: self.cfg.weight_decay,
+            lr: self.slots.lr,
+            scale: self.slots.scale,
+        };
+        let mut bufs: Vec<&mut B::Buf> = self.bufs.iter_mut().collect();
+        be.sgd_step(&k, sc, &mut vals, &grads, &mut bufs)
     }
 
-    /// The momentum buffer of parameter `i` (DARTS second order unrolls with it).
-    pub fn momentum(&self, i: usize) -> &B::Buf {
-        &self.bufs[i]
+    /// The momentum buffers, one per parameter (DARTS second order unrolls with them).
+    pub fn momentum(&self) -> Vec<&B::Buf> {
+        self.bufs.iter().collect()
     }
 
     pub fn state(&self, be: &B) -> Result<Vec<Vec<f32>>> {
@@ -97,7 +125,9 @@ impl<B: Backend> Sgd<B> {
     }
 }
 
-/// Adam (PyTorch semantics) with L2 weight decay added to the gradient.
+/// Adam (PyTorch semantics) with L2 weight decay added to the gradient; one
+/// launch a step. The owner writes `lr` and the step count `t` (after
+/// incrementing it) to `slots` before each step.
 pub struct Adam<B: Backend> {
     pub params: Vec<NodeId>,
     pub lr: f32,
@@ -105,32 +135,45 @@ pub struct Adam<B: Backend> {
     pub eps: f32,
     pub weight_decay: f32,
     pub t: u32,
+    pub slots: AdamSlots,
     m: Vec<B::Buf>,
     v: Vec<B::Buf>,
 }
 
+/// Where an [`Adam`] finds its learning rate and step count.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct AdamSlots {
+    pub lr: usize,
+    pub t: usize,
+}
+
 impl<B: Backend> Adam<B> {
-    pub fn new(ex: &Exec<B>, params: Vec<NodeId>, lr: f32, betas: (f32, f32), weight_decay: f32) -> Result<Self> {
+    pub fn new(
+        ex: &Exec<B>,
+        params: Vec<NodeId>,
+        lr: f32,
+        betas: (f32, f32),
+        weight_decay: f32,
+        slots: AdamSlots,
+    ) -> Result<Self> {
         let alloc = || params.iter().map(|&p| ex.be.alloc(ex.shape(p).numel())).collect::<Result<Vec<_>>>();
-        Ok(Adam { m: alloc()?, v: alloc()?, params, lr, betas, eps: 1e-8, weight_decay, t: 0 })
+        Ok(Adam { m: alloc()?, v: alloc()?, params, lr, betas, eps: 1e-8, weight_decay, t: 0, slots })
     }
 
-    pub fn step(&mut self, ex: &mut Exec<B>) -> Result<()> {
-        self.t += 1;
-        let st = AdamStep {
-            lr: self.lr,
+    /// One step at the step count `sc[slots.t]` holds.
+    pub fn step(&mut self, ex: &mut Exec<B>, sc: &B::Buf) -> Result<()> {
+        let k = AdamKernel {
             beta1: self.betas.0,
             beta2: self.betas.1,
             eps: self.eps,
             weight_decay: self.weight_decay,
-            t: self.t,
+            lr: self.slots.lr,
+            t: self.slots.t,
         };
-        for ((&p, m), v) in self.params.iter().zip(&mut self.m).zip(&mut self.v) {
-            grad_of(ex, p)?;
-            let (be, val, grad) = ex.parts_mut(p);
-            be.adam_step(&st, 1.0, val, grad.expect("checked above"), m, v)?;
-        }
-        Ok(())
+        let (be, mut vals, grads) = ex.update_lists(&self.params)?;
+        let mut m: Vec<&mut B::Buf> = self.m.iter_mut().collect();
+        let mut v: Vec<&mut B::Buf> = self.v.iter_mut().collect();
+        be.adam_step(&k, sc, &mut vals, &grads, &mut m, &mut v)
     }
 
     pub fn state(&self, be: &B) -> Result<Vec<Vec<f32>>> {

@@ -19,7 +19,7 @@ use crate::error::{Error, Result};
 use crate::exec::Exec;
 use crate::genotype::Genotype;
 use crate::model::{self, MODEL_FILE, Model, ModelInfo};
-use crate::optim::Sgd;
+use crate::optim::{Scalars, Sgd, SgdSlots};
 use crate::run::{self, DataId};
 use crate::rundir::{Existing, RunDir};
 use crate::search::config::{momentum, need, rate, show, sizes};
@@ -36,6 +36,8 @@ const FORMAT: &str = "rarts-train-1";
 const CUTOUT_STREAM: u64 = u64::MAX - 1;
 /// Loss weight of the auxiliary head (`train.py`'s `auxiliary_weight`).
 pub const AUX_WEIGHT: f32 = 0.4;
+/// The retraining step's scalars: its learning rate, the gradient norm, the clip factor.
+const SGD_SLOTS: SgdSlots = SgdSlots { lr: 0, norm: 1, scale: 2 };
 
 /// Everything `rarts train` is told; `Default` is DARTS' CIFAR-10 recipe.
 #[derive(Clone, Debug)]
@@ -283,7 +285,8 @@ pub fn run<B: Backend<Elem = f32>>(be: B, cfg: &TrainConfig) -> Result<TrainResu
     let sgd = SgdStep { lr: cfg.lr, momentum: cfg.momentum, weight_decay: cfg.weight_decay };
     // DARTS clips and steps the head's weights together with the network's.
     let params: Vec<NodeId> = net.weights.iter().chain(&net.aux).copied().collect();
-    let mut opt = Sgd::new(&ex, params, sgd, Some(cfg.clip))?;
+    let mut opt = Sgd::new(&ex, params, sgd, Some(cfg.clip), SGD_SLOTS)?;
+    let mut sc = Scalars::new(&ex.be, 3)?;
     let mut sampler = Sampler::new(0..train.len(), cfg.batch, cfg.seed)?;
     let mut cut_rng = Rng::stream(cfg.seed, CUTOUT_STREAM);
     let steps = cfg.steps_per_epoch.map_or(sampler.steps_per_epoch(), |s| s.min(sampler.steps_per_epoch()));
@@ -308,6 +311,7 @@ pub fn run<B: Backend<Elem = f32>>(be: B, cfg: &TrainConfig) -> Result<TrainResu
         let t0 = Instant::now();
         let lr = cfg.lr_at(epoch);
         opt.cfg.lr = lr;
+        sc.set(SGD_SLOTS.lr, lr as f64);
         let drop_prob = cfg.drop_path * epoch as f32 / cfg.epochs as f32;
         let mut log = TrainEpoch { epoch, lr, drop_prob, ..Default::default() };
         for s in 0..steps {
@@ -329,7 +333,8 @@ pub fn run<B: Backend<Elem = f32>>(be: B, cfg: &TrainConfig) -> Result<TrainResu
             if !loss.is_finite() {
                 crate::bail!("epoch {epoch} step {s}: the training loss became {loss}; lower --lr (now {})", show(lr));
             }
-            opt.step(&mut ex).map_err(|e| Error(format!("epoch {epoch} step {s}: {e}; lower --lr")))?;
+            sc.upload(&ex.be)?;
+            opt.step(&mut ex, &mut sc.buf).map_err(|e| Error(format!("epoch {epoch} step {s}: {e}; lower --lr")))?;
             log.loss_train += loss / steps as f64;
             log.acc_train += run::accuracy(&ex, net.io.2, net.io.1)? / steps as f64;
             if cfg.progress {
@@ -504,7 +509,9 @@ pub fn bench<B: Backend<Elem = f32>>(
     let params: Vec<NodeId> = net.weights.iter().chain(&net.aux).copied().collect();
     let recipe = TrainConfig::default();
     let sgd = SgdStep { lr: recipe.lr, momentum: recipe.momentum, weight_decay: recipe.weight_decay };
-    let mut opt = Sgd::new(&ex, params, sgd, Some(recipe.clip))?;
+    let mut opt = Sgd::new(&ex, params, sgd, Some(recipe.clip), SGD_SLOTS)?;
+    let mut sc = Scalars::new(&ex.be, 3)?;
+    sc.set(SGD_SLOTS.lr, recipe.lr as f64);
     let mut rng = Rng::new(1);
     let x: Vec<f32> = (0..batch * image.c() * image.h() * image.w()).map(|_| rng.unit_f32() * 2.0 - 1.0).collect();
     let labels: Vec<f32> = (0..batch).map(|_| rng.below(net_cfg.classes) as f32).collect();
@@ -515,7 +522,8 @@ pub fn bench<B: Backend<Elem = f32>>(
         set_drop_masks(ex, &net.drop_masks, &mut mask_rng, recipe.drop_path)?;
         ex.forward()?;
         ex.backward(net.loss, &[GROUP_W, GROUP_AUX])?;
-        opt.step(ex).map(|_| ())
+        sc.upload(&ex.be)?;
+        opt.step(ex, &mut sc.buf)
     };
     for _ in 0..3 {
         step(&mut ex)?;

@@ -47,6 +47,8 @@ fn problem(algo: Algo) -> (Tape, Problem, [(NodeId, NodeId); 2]) {
         group_w: GROUP_W,
         group_y: GROUP_Y,
         group_arch: GROUP_ARCH,
+        acc_train: None,
+        acc_val: None,
     };
     (t, prob, [io_t, io_v])
 }

@@ -18,8 +18,8 @@ mod common;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use rarts::backend::{
-    AdamStep, Backend, BnOps, ConvOps, Cpu, Cuda, Device, ElementwiseOps, LayoutOps, LinearOps, OptimOps, PoolOps,
-    SgdStep, SoftmaxOps, Write,
+    AdamKernel, Backend, BnOps, Coef, ConvOps, Cpu, Cuda, Device, ElementwiseOps, LayoutOps, LinearOps, NormThen,
+    OptimOps, PoolOps, SgdKernel, SoftmaxOps, Write,
 };
 use rarts::ops::bn::BnGeom;
 use rarts::ops::conv::ConvGeom;
@@ -143,15 +143,6 @@ mod cases {
                 be.axpy(-0.7, &xd, &mut yd, write).unwrap();
                 close(&format!("axpy n={n} {write:?}"), &down(be, &yd), &yc, EW);
             }
-
-            let (mut yc, mut yd) = (y0.clone(), up(be, &y0));
-            cpu.scale(1.3, &mut yc).unwrap();
-            be.scale(1.3, &mut yd).unwrap();
-            close(&format!("scale n={n}"), &down(be, &yd), &yc, EW);
-
-            // Both reduce in f64; only the order differs.
-            let (sc, sd) = (cpu.sum_sq(&x).unwrap(), be.sum_sq(&xd).unwrap());
-            assert!((sc - sd).abs() <= 1e-9 * sc.abs() + 1e-12, "sum_sq n={n}: got {sd}, want {sc}");
 
             let (mut yc, mut yd) = (vec![0.0; n], poisoned(be, n));
             cpu.relu_fwd(&x, &mut yc).unwrap();
@@ -591,40 +582,109 @@ mod cases {
         }
     }
 
+    /// The list kernels over lists of tensors of mixed lengths (one empty),
+    /// so that the device's tensor tables and their lookup are exercised.
     pub fn optimizers<B: Backend<Elem = f32>>(be: &B) {
         let mut p = Pair::new(9);
-        for n in [1, 1000, 100_003] {
-            let (w0, g, m0) = (p.rand(n), p.rand(n), p.rand(n));
-            let v0: Vec<f32> = p.rand(n).into_iter().map(|v| v * v).collect();
-            let gd = up(be, &g);
-            // One update of O(1) values; FMA contraction may change an ulp.
-            let tol = (1e-6, 1e-5);
-
-            let s = SgdStep { lr: 0.1, momentum: 0.9, weight_decay: 3e-4 };
-            let (mut pc, mut pd) = (w0.clone(), up(be, &w0));
-            let (mut bc, mut bd) = (m0.clone(), up(be, &m0));
-            p.cpu.sgd_step(&s, 0.7, &mut pc, &g, &mut bc).unwrap();
-            be.sgd_step(&s, 0.7, &mut pd, &gd, &mut bd).unwrap();
-            close(&format!("sgd_step p n={n}"), &down(be, &pd), &pc, tol);
-            close(&format!("sgd_step buf n={n}"), &down(be, &bd), &bc, tol);
-
-            for t in [1, 7] {
-                let s = AdamStep { lr: 3e-4, beta1: 0.5, beta2: 0.999, eps: 1e-8, weight_decay: 1e-3, t };
-                let (mut pc, mut pd) = (w0.clone(), up(be, &w0));
-                let (mut mc, mut md) = (m0.clone(), up(be, &m0));
-                let (mut vc, mut vd) = (v0.clone(), up(be, &v0));
-                p.cpu.adam_step(&s, 0.9, &mut pc, &g, &mut mc, &mut vc).unwrap();
-                be.adam_step(&s, 0.9, &mut pd, &gd, &mut md, &mut vd).unwrap();
-                close(&format!("adam_step p n={n} t={t}"), &down(be, &pd), &pc, tol);
-                close(&format!("adam_step m n={n} t={t}"), &down(be, &md), &mc, tol);
-                close(&format!("adam_step v n={n} t={t}"), &down(be, &vd), &vc, tol);
-            }
-
-            let (mut gc, mut gdd) = (g.clone(), up(be, &g));
-            p.cpu.couple(0.5, &w0, &m0, &mut gc).unwrap();
-            be.couple(0.5, &up(be, &w0), &up(be, &m0), &mut gdd).unwrap();
-            close(&format!("couple n={n}"), &down(be, &gdd), &gc, EW);
+        let lens = [1usize, 1000, 0, 100_003, 37];
+        let mut draw = |sq: bool| -> Vec<Vec<f32>> {
+            lens.iter().map(|&n| p.rand(n).into_iter().map(|v| if sq { v * v } else { v }).collect()).collect()
+        };
+        let (w0, g, m0, v0) = (draw(false), draw(false), draw(false), draw(true));
+        let cpu = Cpu::<f32>::new();
+        let ups = |v: &[Vec<f32>]| v.iter().map(|x| up(be, x)).collect::<Vec<_>>();
+        let downs = |v: &[B::Buf]| v.iter().flat_map(|b| down(be, b)).collect::<Vec<f32>>();
+        let flat = |v: &[Vec<f32>]| v.iter().flatten().copied().collect::<Vec<f32>>();
+        fn r<T>(v: &[T]) -> Vec<&T> {
+            v.iter().collect()
         }
+        fn rm<T>(v: &mut [T]) -> Vec<&mut T> {
+            v.iter_mut().collect()
+        }
+        let rd = r::<B::Buf>;
+        let gd = ups(&g);
+        // Step scalars: lr 0.1, clip factor 0.7, Adam lr 3e-4 and t, ξ 0.05, one output slot.
+        let sc0 = [0.1f32, 0.7, 3e-4, 1.0, 0.05, 0.0, 0.0, 0.0];
+        // One update of O(1) values; FMA contraction may change an ulp.
+        let tol = (1e-6, 1e-5);
+
+        let k = SgdKernel { momentum: 0.9, weight_decay: 3e-4, lr: 0, scale: 1 };
+        let (mut pc, mut pd) = (w0.clone(), ups(&w0));
+        let (mut bc, mut bd) = (m0.clone(), ups(&m0));
+        cpu.sgd_step(&k, &sc0.to_vec(), &mut rm(&mut pc), &r(&g), &mut rm(&mut bc)).unwrap();
+        be.sgd_step(&k, &up(be, &sc0), &mut rm(&mut pd), &rd(&gd), &mut rm(&mut bd)).unwrap();
+        close("sgd_step p", &downs(&pd), &flat(&pc), tol);
+        close("sgd_step buf", &downs(&bd), &flat(&bc), tol);
+
+        for t in [1.0, 7.0] {
+            let mut sc = sc0;
+            sc[3] = t;
+            let k = AdamKernel { beta1: 0.5, beta2: 0.999, eps: 1e-8, weight_decay: 1e-3, lr: 2, t: 3 };
+            let (mut pc, mut pd) = (w0.clone(), ups(&w0));
+            let (mut mc, mut md) = (m0.clone(), ups(&m0));
+            let (mut vc, mut vd) = (v0.clone(), ups(&v0));
+            cpu.adam_step(&k, &sc.to_vec(), &mut rm(&mut pc), &r(&g), &mut rm(&mut mc), &mut rm(&mut vc)).unwrap();
+            be.adam_step(&k, &up(be, &sc), &mut rm(&mut pd), &rd(&gd), &mut rm(&mut md), &mut rm(&mut vd)).unwrap();
+            close(&format!("adam_step p t={t}"), &downs(&pd), &flat(&pc), tol);
+            close(&format!("adam_step m t={t}"), &downs(&md), &flat(&mc), tol);
+            close(&format!("adam_step v t={t}"), &downs(&vd), &flat(&vc), tol);
+        }
+
+        let (mut gc, mut gdd) = (g.clone(), ups(&g));
+        let (wd, md) = (ups(&w0), ups(&m0));
+        cpu.couple(0.5, &r(&w0), &r(&m0), &mut rm(&mut gc)).unwrap();
+        be.couple(0.5, &rd(&wd), &rd(&md), &mut rm(&mut gdd)).unwrap();
+        close("couple", &downs(&gdd), &flat(&gc), EW);
+
+        // The norm with each derivation; the f64 sums differ only in order.
+        for then in [
+            NormThen::Nothing,
+            NormThen::Clip { max: Some(5.0), scale: 5 },
+            NormThen::Clip { max: None, scale: 5 },
+            NormThen::Perturb { xi: 4, eps: 5, c: 6 },
+        ] {
+            let mut sc = sc0.to_vec();
+            let mut scd = up(be, &sc0);
+            cpu.norm(&r(&g), &mut sc, 7, then).unwrap();
+            be.norm(&rd(&gd), &mut scd, 7, then).unwrap();
+            close(&format!("norm {then:?}"), &down(be, &scd), &sc, (1e-7, 1e-6));
+        }
+
+        // Linear combinations, overwriting and adding, coefficients from the scalars.
+        for (write, terms) in [(Write::Set, 1usize), (Write::Add, 2), (Write::Set, 3)] {
+            let coefs = [Coef::k(1.5), Coef::times(-2.0, 4), Coef::times(0.5, 1)];
+            let xs = [&w0, &g, &m0];
+            let xds = [&wd, &gd, &md];
+            let tc: Vec<(Coef, Vec<&Vec<f32>>)> = (0..terms).map(|j| (coefs[j], r(xs[j]))).collect();
+            let td: Vec<(Coef, Vec<&B::Buf>)> = (0..terms).map(|j| (coefs[j], rd(xds[j]))).collect();
+            let tc: Vec<(Coef, &[&Vec<f32>])> = tc.iter().map(|(c, x)| (*c, &x[..])).collect();
+            let td: Vec<(Coef, &[&B::Buf])> = td.iter().map(|(c, x)| (*c, &x[..])).collect();
+            let (mut oc, mut od) = (v0.clone(), ups(&v0));
+            cpu.lincomb(&sc0.to_vec(), &tc, &mut rm(&mut oc), write).unwrap();
+            be.lincomb(&up(be, &sc0), &td, &mut rm(&mut od), write).unwrap();
+            close(&format!("lincomb {terms} terms {write:?}"), &downs(&od), &flat(&oc), tol);
+        }
+
+        let (mut oc, mut od) = (v0.clone(), ups(&v0));
+        cpu.copy_list(&r(&w0), &mut rm(&mut oc)).unwrap();
+        be.copy_list(&rd(&wd), &mut rm(&mut od)).unwrap();
+        close("copy_list", &downs(&od), &flat(&oc), (0.0, 0.0));
+
+        // A loss into the scalars; the accuracy of a batch of logits.
+        let (mut sc, mut scd) = (sc0.to_vec(), up(be, &sc0));
+        cpu.copy_elem(&w0[1], 999, &mut sc, 6).unwrap();
+        be.copy_elem(&wd[1], 999, &mut scd, 6).unwrap();
+        let (n, k) = (37, 10);
+        let z = p.rand(n * k);
+        let labels: Vec<f32> = (0..n).map(|i| ((i * 7) % k) as f32).collect();
+        // Some rows get their label's logit raised so that hits occur.
+        let mut z = z;
+        for i in (0..n).step_by(3) {
+            z[i * k + labels[i] as usize] = 5.0;
+        }
+        cpu.accuracy(n, k, &z, &labels, &mut sc, 7).unwrap();
+        be.accuracy(n, k, &up(be, &z), &up(be, &labels), &mut scd, 7).unwrap();
+        close("copy_elem and accuracy", &down(be, &scd), &sc, (0.0, 0.0));
     }
 
     pub fn memory<B: Backend<Elem = f32>>(be: &B) {

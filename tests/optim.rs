@@ -9,15 +9,18 @@
 //! - `clip_grad_norm_`: `coef = max_norm/(total_norm + 1e-6)`, gradients
 //!   multiplied by it only if it is below 1.
 //!
+//! The kernels work on lists of tensors and read their per-step values
+//! (learning rate, clip factor, Adam's t) from a step-scalar buffer.
+//!
 //! The expected numbers are literals; the arithmetic that gives them is in
 //! the comment beside each.
 
 mod common;
 
 use common::assert_close;
-use rarts::backend::{AdamStep, Cpu, OptimOps, SgdStep};
+use rarts::backend::{AdamKernel, AdamStep, Coef, Cpu, NormThen, OptimOps, SgdKernel, SgdStep, Write};
 use rarts::exec::Exec;
-use rarts::optim::{Adam, Sgd, clip_coef, grad_norm};
+use rarts::optim::{Adam, AdamSlots, Scalars, Sgd, SgdSlots};
 use rarts::real::Real;
 use rarts::shape::Shape;
 use rarts::tape::{Init, NodeId, Tape};
@@ -35,6 +38,20 @@ fn from64<T: Real>(v: &[f64]) -> Vec<T> {
 }
 
 // ---- kernels ------------------------------------------------------------------
+
+/// One SGD kernel call on one tensor; the step scalars are `[lr, scale]`.
+fn sgd1<T: Real>(be: &Cpu<T>, s: &SgdStep, scale: f64, p: &mut Vec<T>, g: &Vec<T>, buf: &mut Vec<T>) {
+    let sc: Vec<T> = from64(&[s.lr as f64, scale]);
+    let k = SgdKernel { momentum: s.momentum, weight_decay: s.weight_decay, lr: 0, scale: 1 };
+    be.sgd_step(&k, &sc, &mut [p], &[g], &mut [buf]).unwrap();
+}
+
+/// One Adam kernel call on one tensor; the step scalars are `[lr, t]`.
+fn adam1<T: Real>(be: &Cpu<T>, s: &AdamStep, p: &mut Vec<T>, g: &Vec<T>, m: &mut Vec<T>, v: &mut Vec<T>) {
+    let sc: Vec<T> = from64(&[s.lr as f64, s.t as f64]);
+    let k = AdamKernel { beta1: s.beta1, beta2: s.beta2, eps: s.eps, weight_decay: s.weight_decay, lr: 0, t: 1 };
+    be.adam_step(&k, &sc, &mut [p], &[g], &mut [m], &mut [v]).unwrap();
+}
 
 /// lr 1/2, μ 1/2, wd 1/4, p₀ = [1, −2], the same g = [1/2, 1] each step.
 fn sgd_kernel_momentum_weight_decay<T: Real>(be: Cpu<T>) {
@@ -56,7 +73,7 @@ fn sgd_kernel_momentum_weight_decay<T: Real>(be: Cpu<T>) {
         ([1.04296875, 0.6953125], [-0.412109375, -2.94140625]),
     ];
     for (t, (wb, wp)) in want.iter().enumerate() {
-        be.sgd_step(&s, 1.0, &mut p, &g, &mut buf).unwrap();
+        sgd1(&be, &s, 1.0, &mut p, &g, &mut buf);
         assert_close(&format!("sgd step {} buf", t + 1), &to64(&buf), wb, EXACT, EXACT);
         assert_close(&format!("sgd step {} p", t + 1), &to64(&p), wp, EXACT, EXACT);
     }
@@ -79,11 +96,11 @@ fn sgd_kernel_grad_scale_before_weight_decay() {
     let be = Cpu::<f64>::new();
     let s = SgdStep { lr: 0.5, momentum: 0.5, weight_decay: 0.25 };
     let (mut p, g, mut buf) = (vec![1.0, -2.0], vec![0.5, 1.0], vec![0.0, 0.0]);
-    be.sgd_step(&s, 0.5, &mut p, &g, &mut buf).unwrap();
+    sgd1(&be, &s, 0.5, &mut p, &g, &mut buf);
     // d = [1/2·1/2 + 1/4·1, 1/2·1 + 1/4·(−2)] = [1/2, 0]; buf = d;
     // p = [1 − 1/4, −2 − 0] = [3/4, −2]
     assert_close("scaled sgd step 1 p", &p, &[0.75, -2.0], EXACT, EXACT);
-    be.sgd_step(&s, 0.5, &mut p, &g, &mut buf).unwrap();
+    sgd1(&be, &s, 0.5, &mut p, &g, &mut buf);
     // d = [1/4 + 1/4·3/4, 1/2 − 1/2] = [7/16, 0]; buf = [1/4 + 7/16, 0] = [11/16, 0];
     // p = [3/4 − 11/32, −2] = [13/32, −2]
     assert_close("scaled sgd step 2 buf", &buf, &[0.6875, 0.0], EXACT, EXACT);
@@ -130,7 +147,7 @@ fn adam_kernel_bias_correction_coupled_weight_decay() {
         ),
     ];
     for (i, (g, (wm, wv, wp))) in grads.iter().zip(&want).enumerate() {
-        be.adam_step(&st(i as u32 + 1), 1.0, &mut p, &g.to_vec(), &mut m, &mut v).unwrap();
+        adam1(&be, &st(i as u32 + 1), &mut p, &g.to_vec(), &mut m, &mut v);
         assert_close(&format!("adam t={} m", i + 1), &m, wm, 0.0, 1e-12);
         assert_close(&format!("adam t={} v", i + 1), &v, wv, 0.0, 1e-12);
         assert_close(&format!("adam t={} p", i + 1), &p, wp, 0.0, 1e-12);
@@ -138,15 +155,14 @@ fn adam_kernel_bias_correction_coupled_weight_decay() {
 }
 
 #[test]
-fn adam_kernel_grad_scale_and_f32() {
-    // grad_scale multiplies g before weight decay: scale 1/2 on g = [1, 1/2]
-    // is the t = 1 step above (d = [1/2·1 + 1/2·1, 1/2·1/2 + 1/2·(−1/2)] = [1, 0]),
-    // run in f32: p = [1 − 1/8·1/(1 + 1e-8), −1/2] = [0.875, −0.5] to f32 precision.
+fn adam_kernel_f32() {
+    // The t = 1 step above (d = [1/2 + 1/2·1, 1/4 + 1/2·(−1/2)] = [1, 0]) in
+    // f32: p = [1 − 1/8·1/(1 + 1e-8), −1/2] = [0.875, −0.5] to f32 precision.
     let be = Cpu::<f32>::new();
     let st = AdamStep { lr: 0.125, beta1: 0.5, beta2: 0.75, eps: 1e-8, weight_decay: 0.5, t: 1 };
-    let (mut p, g) = (vec![1.0f32, -0.5], vec![1.0f32, 0.5]);
+    let (mut p, g) = (vec![1.0f32, -0.5], vec![0.5f32, 0.25]);
     let (mut m, mut v) = (vec![0.0f32; 2], vec![0.0f32; 2]);
-    be.adam_step(&st, 0.5, &mut p, &g, &mut m, &mut v).unwrap();
+    adam1(&be, &st, &mut p, &g, &mut m, &mut v);
     // m = 1/2·d, v = 1/4·d²: exact in f32.
     assert_close("adam f32 m", &to64(&m), &[0.5, 0.0], EXACT, EXACT);
     assert_close("adam f32 v", &to64(&v), &[0.25, 0.0], EXACT, EXACT);
@@ -160,26 +176,100 @@ fn couple_kernel() {
     // g = [0.25 + 0.5·0.5, 0.5 + 0.5·3, 1 + 0.5·0] = [0.5, 2, 1]
     let be = Cpu::<f64>::new();
     let mut g = vec![0.25, 0.5, 1.0];
-    be.couple(0.5, &vec![1.0, 2.0, -1.0], &vec![0.5, -1.0, -1.0], &mut g).unwrap();
+    be.couple(0.5, &[&vec![1.0, 2.0, -1.0]], &[&vec![0.5, -1.0, -1.0]], &mut [&mut g]).unwrap();
     assert_close("couple", &g, &[0.5, 2.0, 1.0], EXACT, EXACT);
+}
+
+/// A list of tensors is the same as each tensor on its own, for every list
+/// kernel; lists whose tensors disagree in length are refused.
+#[test]
+fn list_kernels_equal_one_call_per_tensor() {
+    let be = Cpu::<f64>::new();
+    let a: Vec<f64> = (0..7).map(|i| 0.25 * i as f64 - 1.0).collect();
+    let b: Vec<f64> = (0..3).map(|i| 0.5 - 0.125 * i as f64).collect();
+    let (ga, gb) = (a.iter().map(|v| v * 0.5 + 0.25).collect::<Vec<_>>(), b.iter().map(|v| -v).collect::<Vec<_>>());
+    let s = SgdStep { lr: 0.5, momentum: 0.5, weight_decay: 0.25 };
+    let (mut pa, mut pb, mut ba, mut bb) = (a.clone(), b.clone(), ga.clone(), gb.clone());
+    let k = SgdKernel { momentum: s.momentum, weight_decay: s.weight_decay, lr: 0, scale: 1 };
+    be.sgd_step(&k, &vec![0.5, 0.75], &mut [&mut pa, &mut pb], &[&ga, &gb], &mut [&mut ba, &mut bb]).unwrap();
+    for (p0, g, p, buf) in [(&a, &ga, &pa, &ba), (&b, &gb, &pb, &bb)] {
+        let (mut q, mut qb) = (p0.clone(), g.clone());
+        sgd1(&be, &s, 0.75, &mut q, g, &mut qb);
+        assert_eq!((&q, &qb), (p, buf), "sgd over a list");
+    }
+    let st = AdamStep { lr: 0.125, beta1: 0.5, beta2: 0.75, eps: 1e-8, weight_decay: 0.5, t: 3 };
+    let k = AdamKernel { beta1: 0.5, beta2: 0.75, eps: 1e-8, weight_decay: 0.5, lr: 1, t: 0 };
+    let (mut pa, mut pb, mut ma, mut mb, mut va, mut vb) =
+        (a.clone(), b.clone(), ga.clone(), gb.clone(), a.clone(), b.clone());
+    va.iter_mut().chain(vb.iter_mut()).for_each(|v| *v = *v * *v);
+    let (va0, vb0) = (va.clone(), vb.clone());
+    let sc = vec![3.0, 0.125];
+    be.adam_step(&k, &sc, &mut [&mut pa, &mut pb], &[&ga, &gb], &mut [&mut ma, &mut mb], &mut [&mut va, &mut vb])
+        .unwrap();
+    for (p0, g, v0, p, m, v) in [(&a, &ga, &va0, &pa, &ma, &va), (&b, &gb, &vb0, &pb, &mb, &vb)] {
+        let (mut q, mut qm, mut qv) = (p0.clone(), g.clone(), v0.clone());
+        adam1(&be, &st, &mut q, g, &mut qm, &mut qv);
+        assert_eq!((&q, &qm, &qv), (p, m, v), "adam over a list");
+    }
+    // out = 2·x + sc[0]·y, then out += −1·x
+    let sc = vec![0.5];
+    let (mut oa, mut ob) = (vec![f64::NAN; 7], vec![f64::NAN; 3]);
+    let terms = [(Coef::k(2.0), &[&a, &b][..]), (Coef::times(1.0, 0), &[&ga, &gb][..])];
+    be.lincomb(&sc, &terms, &mut [&mut oa, &mut ob], Write::Set).unwrap();
+    be.lincomb(&sc, &[(Coef::k(-1.0), &[&a, &b][..])], &mut [&mut oa, &mut ob], Write::Add).unwrap();
+    for (x, y, o) in [(&a, &ga, &oa), (&b, &gb, &ob)] {
+        let want: Vec<f64> = x.iter().zip(y.iter()).map(|(x, y)| 2.0 * x + 0.5 * y - x).collect();
+        assert_eq!(o, &want, "lincomb over a list");
+    }
+    let (mut oa, mut ob) = (vec![f64::NAN; 7], vec![f64::NAN; 3]);
+    be.copy_list(&[&a, &b], &mut [&mut oa, &mut ob]).unwrap();
+    assert_eq!((&oa, &ob), (&a, &b), "copy_list");
+    let mut short = vec![0.0; 2];
+    let err = be.couple(0.5, &[&a], &[&b], &mut [&mut short]).unwrap_err().to_string();
+    assert!(err.contains("other tensor 0 holds 3 elements, expected 7"), "{err}");
+}
+
+/// The norm over a list, and what it derives: the clip factor and DARTS'
+/// perturbation ε = 0.01/‖x‖, c = ξ/2ε.
+#[test]
+fn norm_clip_and_perturbation() {
+    let be = Cpu::<f64>::new();
+    let (a, b) = (vec![6.0, 0.0], vec![0.0, 8.0, 0.0]);
+    let mut sc = vec![0.0; 4];
+    be.norm(&[&a, &b], &mut sc, 0, NormThen::Clip { max: Some(5.0), scale: 1 }).unwrap();
+    // ‖(6, 0, 0, 8, 0)‖ = 10; 5/(10 + 1e-6) = 0.499999950000005
+    assert_eq!(sc[..2], [10.0, 0.499999950000005]);
+    sc[2] = 0.025; // ξ
+    be.norm(&[&a, &b], &mut sc, 0, NormThen::Perturb { xi: 2, eps: 1, c: 3 }).unwrap();
+    // ε = 0.01/10 = 0.001; c = 0.025/0.002 = 12.5
+    assert_close("perturbation", &sc, &[10.0, 0.001, 0.025, 12.5], 0.0, 1e-15);
+    be.norm(&[], &mut sc, 0, NormThen::Clip { max: None, scale: 1 }).unwrap();
+    assert_eq!(sc[..2], [0.0, 1.0], "an empty list: norm 0, no clipping");
 }
 
 // ---- clipping -----------------------------------------------------------------
 
+/// The clip factor as PyTorch forms it, in the f32 step scalars.
 #[test]
 fn clip_coefficient() {
+    let be = Cpu::<f32>::new();
+    let coef = |x: &[f32], max: Option<f32>| {
+        let mut sc = vec![0.0f32; 2];
+        be.norm(&[&x.to_vec()], &mut sc, 0, NormThen::Clip { max, scale: 1 }).unwrap();
+        sc[1]
+    };
     // No clipping configured, or the norm below max_norm: factor exactly 1.
-    assert_eq!(clip_coef(123.0, None), 1.0);
+    assert_eq!(coef(&[123.0], None), 1.0);
     // 5/(4 + 1e-6) > 1 → clamped to 1.
-    assert_eq!(clip_coef(4.0, Some(5.0)), 1.0);
+    assert_eq!(coef(&[4.0], Some(5.0)), 1.0);
     // 5/(10 + 1e-6) = 0.499999950000005, rounded to f32 = 0.49999994 (2 ulps below 1/2).
-    assert_eq!(clip_coef(10.0, Some(5.0)), 0.49999994f32);
+    assert_eq!(coef(&[6.0, 8.0], Some(5.0)), 0.49999994f32);
     // At the boundary the 1e-6 still makes coef < 1 and PyTorch scales:
     // 5/(5 + 1e-6) = 0.9999998, as f32 0.9999998.
-    assert_eq!(clip_coef(5.0, Some(5.0)), 0.9999998f32);
-    // Where the 1e-6 dominates: max 1e-6 (as f32, 9.99999997e-7) over
-    // norm 1e-6 + 1e-6 = 0.4999999987 → f32 0.5 (without the 1e-6: 1).
-    assert_eq!(clip_coef(1e-6, Some(1e-6)), 0.5);
+    assert_eq!(coef(&[3.0, 4.0], Some(5.0)), 0.9999998f32);
+    // Where the 1e-6 dominates: max and norm 1e-6 (as f32, 9.99999997e-7):
+    // 9.99999997e-7/(9.99999997e-7 + 1e-6) = 0.4999999987 → f32 0.5 (without the 1e-6: 1).
+    assert_eq!(coef(&[1e-6], Some(1e-6)), 0.5);
 }
 
 // ---- the optimizers over an Exec ------------------------------------------------
@@ -223,6 +313,26 @@ impl Problem {
     }
 }
 
+const SLOTS: SgdSlots = SgdSlots { lr: 0, norm: 1, scale: 2 };
+
+/// An SGD over the problem's parameters and its step scalars, uploaded.
+fn sgd(pr: &Problem, cfg: SgdStep, clip: Option<f32>) -> (Sgd<Cpu<f64>>, Scalars<Cpu<f64>>) {
+    let opt = Sgd::new(&pr.ex, pr.params.clone(), cfg, clip, SLOTS).unwrap();
+    let mut sc = Scalars::new(&pr.ex.be, 3).unwrap();
+    sc.set(SLOTS.lr, cfg.lr as f64);
+    sc.upload(&pr.ex.be).unwrap();
+    (opt, sc)
+}
+
+/// The SPEC §4 Adam over the problem's parameters; its scalars are `[lr, t]`.
+fn adam(pr: &Problem) -> (Adam<Cpu<f64>>, Scalars<Cpu<f64>>) {
+    let opt = Adam::new(&pr.ex, pr.params.clone(), 3e-4, (0.5, 0.999), 1e-3, AdamSlots { lr: 0, t: 1 }).unwrap();
+    let mut sc = Scalars::new(&pr.ex.be, 2).unwrap();
+    sc.set(0, 3e-4f32 as f64);
+    sc.upload(&pr.ex.be).unwrap();
+    (opt, sc)
+}
+
 /// The SPEC §4 weight optimizer: lr 0.025, momentum 0.9, wd 3e-4, clip 5.
 /// The hyperparameters and the clip factor pass through f32 (relative
 /// rounding ≤ 6e-8 each), hence rtol 1e-6; the weight-decay terms are
@@ -231,11 +341,10 @@ impl Problem {
 fn sgd_wrapper_clips_then_decays() {
     let mut pr = problem();
     let cfg = SgdStep { lr: 0.025, momentum: 0.9, weight_decay: 3e-4 };
-    let mut opt = Sgd::new(&pr.ex, pr.params.clone(), cfg, Some(5.0)).unwrap();
+    let (mut opt, mut sc) = sgd(&pr, cfg, Some(5.0));
     pr.grads();
-    assert_eq!(grad_norm(&pr.ex, &pr.params).unwrap(), 10.0, "√(6² + 8²)");
-    let norm = opt.step(&mut pr.ex).unwrap();
-    assert_eq!(norm, 10.0, "step returns the norm before clipping");
+    opt.step(&mut pr.ex, &mut sc.buf).unwrap();
+    assert_eq!(sc.read(&pr.ex.be).unwrap()[SLOTS.norm], 10.0, "the norm before clipping, √(6² + 8²)");
     // coef = 5/(10 + 1e-6) = 0.499999950000005;
     // d = coef·g + 3e-4·p = [3.0002997, −0.0003, 0.00015, 4.0005996, −0.0009]
     //   (6·0.49999995 + 3e-4·1 = 3.0002997; 8·0.49999995 + 3e-4·2 = 4.0005996);
@@ -244,7 +353,7 @@ fn sgd_wrapper_clips_then_decays() {
     let want_p1 = [0.9249925074999992, -0.9999925, 0.49999625, 1.899985009999999, -2.9999775];
     assert_close("sgd step 1 p", &pr.values(), &want_p1, 0.0, 1e-6);
     pr.grads();
-    opt.step(&mut pr.ex).unwrap();
+    opt.step(&mut pr.ex, &mut sc.buf).unwrap();
     // d = coef·g + 3e-4·p₁ = [2.99999970 + 3e-4·0.92499251, −3e-4·0.9999925, 3e-4·0.49999625,
     //                         3.9999996 + 3e-4·1.89998501, −3e-4·2.9999775]
     //   = [3.0002771977522804, −0.00029999775, 0.000149998875, 4.00056959550304, −0.00089999325];
@@ -253,8 +362,8 @@ fn sgd_wrapper_clips_then_decays() {
     let want_buf_a = [5.700546927752308, -0.00056999775];
     let want_buf_b = [0.000284998875, 7.601109235503076, -0.0017099932499999998];
     let want_p2 = [0.7824788343061915, -0.99997825005625, 0.499989125028125, 1.7099572791124222, -2.99993475016875];
-    assert_close("sgd step 2 buf a", opt.momentum(0), &want_buf_a, 0.0, 1e-6);
-    assert_close("sgd step 2 buf b", opt.momentum(1), &want_buf_b, 0.0, 1e-6);
+    assert_close("sgd step 2 buf a", opt.momentum()[0], &want_buf_a, 0.0, 1e-6);
+    assert_close("sgd step 2 buf b", opt.momentum()[1], &want_buf_b, 0.0, 1e-6);
     assert_close("sgd step 2 p", &pr.values(), &want_p2, 0.0, 1e-6);
 }
 
@@ -263,10 +372,10 @@ fn sgd_wrapper_without_active_clipping() {
     // max_norm 20 > 10: the gradients are used as they are.
     let mut pr = problem();
     let cfg = SgdStep { lr: 0.025, momentum: 0.9, weight_decay: 3e-4 };
-    let mut opt = Sgd::new(&pr.ex, pr.params.clone(), cfg, Some(20.0)).unwrap();
+    let (mut opt, mut sc) = sgd(&pr, cfg, Some(20.0));
     for _ in 0..2 {
         pr.grads();
-        opt.step(&mut pr.ex).unwrap();
+        opt.step(&mut pr.ex, &mut sc.buf).unwrap();
     }
     // step 1: d = [6 + 3e-4, −3e-4, 1.5e-4, 8 + 6e-4, −9e-4]; p₁ = p₀ − 0.025·d
     //   = [0.8499925, −0.9999925, 0.49999625, 1.799985, −2.9999775]
@@ -285,11 +394,12 @@ fn sgd_wrapper_without_active_clipping() {
 #[test]
 fn adam_wrapper_two_steps() {
     let mut pr = problem();
-    let mut opt = Adam::new(&pr.ex, pr.params.clone(), 3e-4, (0.5, 0.999), 1e-3).unwrap();
+    let (mut opt, mut sc) = adam(&pr);
     let disp = |pr: &Problem| pr.values().iter().zip(P0).map(|(p, p0)| p - p0).collect::<Vec<_>>();
     pr.grads();
-    opt.step(&mut pr.ex).unwrap();
-    assert_eq!(opt.t, 1);
+    sc.set(1, 1.0);
+    sc.upload(&pr.ex.be).unwrap();
+    opt.step(&mut pr.ex, &sc.buf).unwrap();
     // t = 1: d = g + 1e-3·p₀ = [6.001, −0.001, 0.0005, 8.002, −0.003];
     // m̂ = d, v̂ = d²; p − p₀ = −3e-4·d/(|d| + 1e-8)
     //   = [−3e-4·6.001/6.00100001, +3e-4·0.001/0.00100001, −3e-4·0.0005/0.00050001, …]
@@ -311,7 +421,9 @@ fn adam_wrapper_two_steps() {
     assert_close("adam step 1 m", &flat(&state[..2]), &[3.0005, -0.0005, 0.00025, 4.001, -0.0015], 0.0, 1e-6);
     assert_close("adam step 1 v", &flat(&state[2..]), &[0.036012001, 1e-9, 2.5e-10, 0.064032004, 9e-9], 0.0, 2e-5);
     pr.grads();
-    opt.step(&mut pr.ex).unwrap();
+    sc.set(1, 2.0);
+    sc.upload(&pr.ex.be).unwrap();
+    opt.step(&mut pr.ex, &sc.buf).unwrap();
     // t = 2: d = g + 1e-3·p₁ = [6.0009997, −0.00099970000299997, 0.00049970000599988, 8.0019997, −0.0029997000009999966];
     // m = 0.5·m₁ + 0.5·d = [4.50074985, −0.000749850001499985, 0.00037485000299994, 6.00149985, −0.0022498500004999983];
     // v = 0.999·v₁ + 0.001·d²; m̂ = m/0.75; v̂ = v/(1 − 0.999²) = v/0.001999;
@@ -336,9 +448,10 @@ fn optimizers_refuse_a_parameter_without_gradient() {
     // No backward yet: the step must fail rather than read a stale buffer.
     let mut pr = problem();
     let cfg = SgdStep { lr: 0.025, momentum: 0.9, weight_decay: 3e-4 };
-    let mut sgd = Sgd::new(&pr.ex, pr.params.clone(), cfg, None).unwrap();
-    assert!(sgd.step(&mut pr.ex).is_err());
-    let mut adam = Adam::new(&pr.ex, pr.params.clone(), 3e-4, (0.5, 0.999), 1e-3).unwrap();
-    assert!(adam.step(&mut pr.ex).is_err());
+    let (mut opt, mut sc) = sgd(&pr, cfg, None);
+    let err = opt.step(&mut pr.ex, &mut sc.buf).unwrap_err().to_string();
+    assert!(err.contains("no gradient for parameter 'a'"), "{err}");
+    let (mut opt, sc) = adam(&pr);
+    assert!(opt.step(&mut pr.ex, &sc.buf).is_err());
     assert_eq!(pr.values(), P0, "a failed step leaves the parameters alone");
 }

@@ -175,7 +175,6 @@ void test_small() {
   run("copy", [&](float* y) { copy_f32(x.data(), y, n); }, [&](int i) { return x[i]; }, nan);
   run("axpy", [&](float* y) { axpy_f32(-0.7f, x.data(), y, n, 1); }, [&](int i) { return y0[i] + -0.7f * x[i]; }, y0);
   run("axpy set", [&](float* y) { axpy_f32(-0.7f, x.data(), y, n, 0); }, [&](int i) { return -0.7f * x[i]; }, nan);
-  run("scale", [&](float* y) { scale_f32(1.3f, y, n); }, [&](int i) { return y0[i] * 1.3f; }, y0);
   run("relu_fwd", [&](float* y) { relu_fwd_f32(x.data(), y, n); }, [&](int i) { return x[i] > 0 ? x[i] : 0.f; }, nan);
   run("relu_bwd", [&](float* y) { relu_bwd_f32(x.data(), b.data(), y, n); }, [&](int i) { return x[i] > 0 ? y0[i] + b[i] : y0[i]; }, y0);
   run("mul", [&](float* y) { mul_fwd_f32(x.data(), b.data(), y, n); }, [&](int i) { return x[i] * b[i]; }, nan);
@@ -216,19 +215,53 @@ void test_small() {
         [&](int) { return 0.f; }, nan);
   }
   run("sum_all_bwd", [&](float* y) { sum_all_bwd_f32(w.data(), y, n); }, [&](int i) { return y0[i] + w[0]; }, y0);
-  run("couple", [&](float* y) { couple_f32(0.5f, x.data(), b.data(), y, n); }, [&](int i) { return y0[i] + 0.5f * (x[i] - b[i]); }, y0);
-  { // sgd, adam (t = 3)
-    std::vector<float> p = x, buf = y0, m = y0, v(n); for (int i = 0; i < n; ++i) v[i] = b[i] * b[i];
-    std::vector<float> pr = p, br = buf, mr = m, vr = v, pa = p, par = p;
-    launch(D(cdiv(n, 256)), D(256), false, [&] { sgd_step_f32(p.data(), b.data(), buf.data(), 0.1f, 0.9f, 3e-4f, 0.7f, n); });
+  { // the list kernels over two tensors (x split at 777): sgd, adam (t = 3), couple, norm, lincomb
+    const long long a = 777;
+    std::vector<float> p = x, buf = y0, m = y0, v(n), g = b, cp = y0; for (int i = 0; i < n; ++i) v[i] = b[i] * b[i];
+    std::vector<float> pr = p, br = buf, mr = m, vr = v, pa = p, par = p, cr = y0;
+    auto tab = [&](std::vector<float*> lists) {  // as src/ops/optim/cuda.rs builds it
+      std::vector<long long> t = {0, a, n};
+      for (float* l : lists) { t.push_back((long long)l); t.push_back((long long)(l + a)); }
+      return t;
+    };
+    std::vector<float> sc = {0.1f, 0.7f, 3e-4f, 3.0f, 0.05f, 0, 0, 0};
+    auto ts = tab({p.data(), g.data(), buf.data()});
+    launch(D(cdiv(n, 256)), D(256), false, [&] { sgd_list_f32(ts.data(), 2, sc.data(), 0, 1, 0.9f, 3e-4f); });
+    auto ta = tab({pa.data(), g.data(), m.data(), v.data()});
+    launch(D(cdiv(n, 256)), D(256), false, [&] { adam_list_f32(ta.data(), 2, sc.data(), 2, 3, 0.5f, 0.999f, 1e-8f, 1e-3f); });
+    auto tc = tab({x.data(), b.data(), cp.data()});
+    launch(D(cdiv(n, 256)), D(256), false, [&] { couple_list_f32(tc.data(), 2, 0.5f); });
     float c1 = (float)(1 - std::pow(0.5, 3)), c2 = std::sqrt((float)(1 - std::pow(0.999, 3)));
-    launch(D(cdiv(n, 256)), D(256), false, [&] { adam_step_f32(pa.data(), b.data(), m.data(), v.data(), 3e-4f, 0.5f, 0.999f, 1e-8f, 1e-3f, 0.9f, c1, c2, n); });
     for (int i = 0; i < n; ++i) {
       float d = 0.7f * b[i] + 3e-4f * pr[i]; br[i] = 0.9f * br[i] + d; pr[i] -= 0.1f * br[i];
-      float e = 0.9f * b[i] + 1e-3f * par[i]; mr[i] = 0.5f * mr[i] + 0.5f * e; vr[i] = 0.999f * vr[i] + 0.001f * e * e;
+      float e = b[i] + 1e-3f * par[i]; mr[i] = 0.5f * mr[i] + 0.5f * e; vr[i] = 0.999f * vr[i] + 0.001f * e * e;
       par[i] -= 3e-4f / c1 * mr[i] / (std::sqrt(vr[i]) / c2 + 1e-8f);
+      cr[i] += 0.5f * (x[i] - b[i]);
     }
     close("sgd p", p, pr); close("sgd buf", buf, br); close("adam p", pa, par); close("adam m", m, mr); close("adam v", v, vr);
+    close("couple", cp, cr);
+    // norm of b with the clip factor (max 5) into sc[6], then DARTS' ε, c from ξ = sc[4]
+    std::vector<double> part(4); double ss = 0; for (int i = 0; i < n; ++i) ss += (double)b[i] * b[i];
+    auto tn = tab({b.data()});
+    launch(D(4), D(256), true, [&] { sumsq_list_partial_f64(tn.data(), 2, part.data()); });
+    launch(D(1), D(256), true, [&] { norm_finish_f32(part.data(), 4, sc.data(), 7, 1, 6, 0, 0, 5.0f); });
+    double nrm = std::sqrt(ss);
+    close("norm, clip", {sc[7], sc[6]}, {(float)nrm, (float)std::min(1.0, 5.0 / (nrm + 1e-6))}, 1e-6, 1e-6);
+    launch(D(1), D(256), true, [&] { norm_finish_f32(part.data(), 4, sc.data(), 7, 2, 4, 5, 6, -1.0f); });
+    double eps = 0.01 / nrm;
+    close("norm, perturbation", {sc[5], sc[6]}, {(float)eps, (float)(0.05f / (2 * eps))}, 1e-6, 1e-6);
+    // out = y0 + 1.5·x − 2·sc[4]·b (adding), then out = 0.5·sc[1]·x (overwriting)
+    std::vector<float> out = y0, outr(n), out2(n, NAN), out2r(n);
+    auto tl = tab({out.data(), x.data(), b.data()});
+    launch(D(cdiv(n, 256)), D(256), false, [&] { lincomb_list_f32(tl.data(), 2, sc.data(), 2, 1.5f, -1, -2.0f, 4, 0, -1, 1); });
+    auto tl2 = tab({out2.data(), x.data()});
+    launch(D(cdiv(n, 256)), D(256), false, [&] { lincomb_list_f32(tl2.data(), 2, sc.data(), 1, 0.5f, 1, 0, -1, 0, -1, 0); });
+    for (int i = 0; i < n; ++i) { outr[i] = y0[i] + 1.5f * x[i] - 2.0f * sc[4] * b[i]; out2r[i] = 0.5f * sc[1] * x[i]; }
+    close("lincomb add", out, outr); close("lincomb set", out2, out2r);
+    // copy_elem
+    std::vector<float> s2 = {1, 2, 3};
+    launch(D(1), D(1), false, [&] { copy_elem_f32(x.data(), 5, s2.data(), 2); });
+    close("copy_elem", s2, {1, 2, x[5]});
   }
   { // softmax rows
     int rows = 13, cols = 9; auto z = rnd(rows * cols), dy = rnd(rows * cols), dx0 = rnd(rows * cols);
@@ -325,7 +358,13 @@ int main() {
     for (int i = 0; i < n; ++i) { double m = -1e30, s = 0; for (int j = 0; j < k; ++j) m = std::max(m, (double)z[i * k + j]);
       for (int j = 0; j < k; ++j) s += std::exp(z[i * k + j] - m); for (int j = 0; j < k; ++j) prr[i * k + j] = (float)(std::exp(z[i * k + j] - m) / s);
       tot += m + std::log(s) - z[i * k + (int)lab[i]]; }
-    close("ce loss", loss, {(float)(tot / n)}); close("ce probs", pr, prr); }
+    close("ce loss", loss, {(float)(tot / n)}); close("ce probs", pr, prr);
+    for (int i = 0; i < n; i += 3) z[i * k + (int)lab[i]] = 5.0f;  // some hits
+    std::vector<float> acc = {7, 7};
+    launch(D(1), D(256), true, [&] { accuracy_f32(z.data(), lab.data(), acc.data(), 1, n, k); });
+    int hits = 0;
+    for (int i = 0; i < n; ++i) { int best = 0; for (int j = 1; j < k; ++j) if (z[i * k + j] > z[i * k + best]) best = j; hits += best == (int)lab[i]; }
+    close("accuracy", acc, {7, (float)hits / n}); }
   { int nc = 37, hw = 50; auto x = rnd(nc * hw); std::vector<float> y(nc, NAN), yr(nc);
     for (int p = 0; p < nc; ++p) { float s = 0; for (int i = 0; i < hw; ++i) s += x[p * hw + i]; yr[p] = s / hw; }
     launch(D(cdiv(nc, 8)), D(256), true, [&] { gap_fwd_f32(x.data(), y.data(), nc, hw); });

@@ -108,9 +108,9 @@ macro_rules! kernel_table {
 
 kernel_table! {
     "elementwise" => [
-        fill_f32, copy_f32, axpy_f32, scale_f32, relu_fwd_f32, relu_bwd_f32, mul_fwd_f32,
+        fill_f32, copy_f32, axpy_f32, relu_fwd_f32, relu_bwd_f32, mul_fwd_f32,
         mul_bwd_f32, drop_path_fwd_f32, drop_path_bwd_f32, axpy_elem_f32, mix_fwd_f32, mix_bwd_partial_f32,
-        mix_bwd_finish_f32, sum_all_bwd_f32, reduce_partial_f64, reduce_finish_f32,
+        mix_bwd_finish_f32, sum_all_bwd_f32, reduce_partial_f64, reduce_finish_f32, copy_elem_f32,
     ],
     "conv" => [
         dwconv_fwd_f32, dwconv_bwd_data_f32, dwconv_bwd_filter_f32, pwconv_fwd_f32, pwconv_bwd_data_f32,
@@ -118,10 +118,14 @@ kernel_table! {
     ],
     "pool" => [max_pool_fwd_f32, max_pool_bwd_f32, avg_pool_fwd_f32, avg_pool_bwd_f32],
     "bn" => [bn_stats_partial_f32, bn_fwd_apply_f32, bn_fwd_eval_f32, bn_bwd_partial_f32, bn_bwd_apply_f32],
-    "softmax" => [softmax_rows_fwd_f32, softmax_rows_bwd_f32, cross_entropy_fwd_f32, cross_entropy_bwd_f32],
+    "softmax" => [
+        softmax_rows_fwd_f32, softmax_rows_bwd_f32, cross_entropy_fwd_f32, cross_entropy_bwd_f32, accuracy_f32,
+    ],
     "layout" => [channel_put_f32, channel_take_f32, shift_fwd_f32, shift_bwd_f32, gap_fwd_f32, gap_bwd_f32],
     "linear" => [linear_fwd_f32, linear_bwd_data_f32, linear_bwd_filter_f32, linear_bwd_bias_f32],
-    "optim" => [sgd_step_f32, adam_step_f32, couple_f32],
+    "optim" => [
+        sgd_list_f32, adam_list_f32, couple_list_f32, sumsq_list_partial_f64, norm_finish_f32, lincomb_list_f32,
+    ],
 }
 
 fn function(modules: &HashMap<&'static str, Arc<CudaModule>>, module: &str, name: &str) -> Result<CudaFunction> {
@@ -142,6 +146,9 @@ pub struct Cuda {
     pub(crate) pw_parts: Mutex<CudaSlice<f32>>,
     /// BatchNorm's per-block partial sums (`BN_PARTS` f64), made once.
     pub(crate) bn_parts: Mutex<CudaSlice<f64>>,
+    /// The device tables of the tensor lists the optimizer kernels have
+    /// seen, by their lengths and addresses (`src/ops/optim/cuda.rs`).
+    pub(crate) lists: Mutex<HashMap<Vec<u64>, CudaSlice<i64>>>,
     device_name: String,
     /// Where the kernels came from ("nvcc PTX (sm_90)" or "NVRTC (compute_90)").
     kernels_from: String,
@@ -217,6 +224,7 @@ impl Cuda {
             scratch: Mutex::new(scratch),
             pw_parts: Mutex::new(pw_parts),
             bn_parts: Mutex::new(bn_parts),
+            lists: Mutex::new(HashMap::new()),
             device_name,
             kernels_from,
         })

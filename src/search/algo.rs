@@ -2,10 +2,10 @@
 //! first order, DARTS second order (unrolled, finite-difference
 //! Hessian-vector product) and RARTS (fused or exact schedule).
 
-use crate::backend::{Backend, SgdStep, Write};
+use crate::backend::{Backend, Coef, NormThen, SgdStep, Write};
 use crate::error::Result;
 use crate::exec::Exec;
-use crate::optim::{Adam, Sgd};
+use crate::optim::{Adam, AdamSlots, Scalars, Sgd, SgdSlots};
 use crate::tape::NodeId;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -93,6 +93,11 @@ pub struct Problem {
     pub group_w: u32,
     pub group_y: u32,
     pub group_arch: u32,
+    /// `(logits, labels)` of the training batch's network (`w`), whose
+    /// accuracy each step reports, if the problem classifies.
+    pub acc_train: Option<(NodeId, NodeId)>,
+    /// RARTS: the same for the validation batch in the `y` network.
+    pub acc_val: Option<(NodeId, NodeId)>,
 }
 
 /// Losses seen by one step.
@@ -103,6 +108,40 @@ pub struct StepStats {
     pub loss_val: f64,
     /// Weight-gradient norm before clipping (of `w`).
     pub grad_norm: f64,
+    /// Accuracy of the last forward's training batch (`w`); NaN when the
+    /// problem has no classifier.
+    pub acc_train: f64,
+    /// RARTS: accuracy of the validation batch in `y`; NaN otherwise.
+    pub acc_val: f64,
+}
+
+/// The slots of a search's step scalars ([`Scalars`]): inputs the host
+/// writes before a step, then what the step's kernels write, all read back
+/// once at its end.
+pub mod slot {
+    /// Weight learning rate (`w` and `y`).
+    pub const LR: usize = 0;
+    /// α's learning rate.
+    pub const LR_ARCH: usize = 1;
+    /// Adam's step count for α.
+    pub const T: usize = 2;
+    /// DARTS second order's unrolling step ξ.
+    pub const XI: usize = 3;
+    pub const SCALE_W: usize = 4;
+    pub const SCALE_Y: usize = 5;
+    pub const SCALE_ARCH: usize = 6;
+    pub const NORM_W: usize = 7;
+    pub const NORM_Y: usize = 8;
+    pub const NORM_ARCH: usize = 9;
+    /// DARTS second order: ‖∇w' L_val(w')‖, its ε and `c = ξ/2ε`.
+    pub const NORM_V: usize = 10;
+    pub const EPS: usize = 11;
+    pub const C: usize = 12;
+    pub const LOSS_TRAIN: usize = 13;
+    pub const LOSS_VAL: usize = 14;
+    pub const ACC_TRAIN: usize = 15;
+    pub const ACC_VAL: usize = 16;
+    pub const COUNT: usize = 17;
 }
 
 /// Per-parameter scratch buffers of DARTS second order.
@@ -127,10 +166,20 @@ pub struct Search<B: Backend> {
     pub y_opt: Option<Sgd<B>>,
     arch: ArchState<B>,
     unroll: Option<Unroll<B>>,
+    /// The step scalars (see [`slot`]).
+    sc: Scalars<B>,
 }
 
 fn alloc_like<B: Backend>(ex: &Exec<B>, nodes: &[NodeId]) -> Result<Vec<B::Buf>> {
     nodes.iter().map(|&n| ex.be.alloc(ex.shape(n).numel())).collect()
+}
+
+fn refs<T>(v: &[T]) -> Vec<&T> {
+    v.iter().collect()
+}
+
+fn refs_mut<T>(v: &mut [T]) -> Vec<&mut T> {
+    v.iter_mut().collect()
 }
 
 impl<B: Backend> Search<B> {
@@ -138,21 +187,33 @@ impl<B: Backend> Search<B> {
         if hp.algo == Algo::Rarts && (prob.total.is_none() || prob.y.len() != prob.w.len()) {
             crate::bail!("RARTS needs two networks of the same shape and a combined loss");
         }
-        let w_opt = Sgd::new(&ex, prob.w.clone(), hp.sgd, hp.clip)?;
+        let w_slots = SgdSlots { lr: slot::LR, norm: slot::NORM_W, scale: slot::SCALE_W };
+        let w_opt = Sgd::new(&ex, prob.w.clone(), hp.sgd, hp.clip, w_slots)?;
         let y_opt = match hp.algo {
-            Algo::Rarts => Some(Sgd::new(&ex, prob.y.clone(), hp.sgd, hp.clip)?),
+            Algo::Rarts => {
+                let y_slots = SgdSlots { lr: slot::LR, norm: slot::NORM_Y, scale: slot::SCALE_Y };
+                Some(Sgd::new(&ex, prob.y.clone(), hp.sgd, hp.clip, y_slots)?)
+            }
             _ => None,
         };
+        let mut sc = Scalars::new(&ex.be, slot::COUNT)?;
+        sc.set(slot::LR, hp.sgd.lr as f64);
         let arch = match hp.arch {
             ArchOpt::Adam { lr, betas, weight_decay } => {
-                ArchState::Adam(Adam::new(&ex, prob.alpha.clone(), lr, betas, weight_decay)?)
+                sc.set(slot::LR_ARCH, lr as f64);
+                let slots = AdamSlots { lr: slot::LR_ARCH, t: slot::T };
+                ArchState::Adam(Adam::new(&ex, prob.alpha.clone(), lr, betas, weight_decay, slots)?)
             }
-            ArchOpt::Plain { lr } => ArchState::Plain(Sgd::new(
-                &ex,
-                prob.alpha.clone(),
-                SgdStep { lr, momentum: 0.0, weight_decay: 0.0 },
-                None,
-            )?),
+            ArchOpt::Plain { lr } => {
+                sc.set(slot::LR_ARCH, lr as f64);
+                ArchState::Plain(Sgd::new(
+                    &ex,
+                    prob.alpha.clone(),
+                    SgdStep { lr, momentum: 0.0, weight_decay: 0.0 },
+                    None,
+                    SgdSlots { lr: slot::LR_ARCH, norm: slot::NORM_ARCH, scale: slot::SCALE_ARCH },
+                )?)
+            }
         };
         let unroll = match hp.algo {
             Algo::Darts2 => Some(Unroll {
@@ -163,7 +224,7 @@ impl<B: Backend> Search<B> {
             }),
             _ => None,
         };
-        Ok(Search { ex, prob, hp, w_opt, y_opt, arch, unroll })
+        Ok(Search { ex, prob, hp, w_opt, y_opt, arch, unroll, sc })
     }
 
     /// Sets the weight learning rate (cosine schedule, per epoch).
@@ -173,6 +234,7 @@ impl<B: Backend> Search<B> {
         if let Some(o) = self.y_opt.as_mut() {
             o.cfg.lr = lr;
         }
+        self.sc.set(slot::LR, lr as f64);
     }
 
     pub fn arch_opt_state(&self) -> Result<(u32, Vec<Vec<f32>>)> {
@@ -194,50 +256,95 @@ impl<B: Backend> Search<B> {
 
     fn arch_step(&mut self) -> Result<()> {
         match &mut self.arch {
-            ArchState::Adam(a) => a.step(&mut self.ex),
-            ArchState::Plain(s) => s.step(&mut self.ex).map(|_| ()),
+            ArchState::Adam(a) => a.step(&mut self.ex, &self.sc.buf),
+            ArchState::Plain(s) => s.step(&mut self.ex, &mut self.sc.buf),
         }
     }
 
-    fn pass(&mut self, loss: NodeId, groups: &[u32]) -> Result<f64> {
+    /// A forward and backward pass; the loss's value goes to slot `keep`.
+    fn pass(&mut self, loss: NodeId, groups: &[u32], keep: Option<usize>) -> Result<()> {
         self.ex.forward()?;
         self.ex.backward(loss, groups)?;
-        let l = self.ex.scalar(loss)?;
-        if !l.is_finite() {
-            crate::bail!(
-                "the loss became {l} (non-finite): the search diverged; lower the learning rates or check the data"
-            );
+        match keep {
+            Some(at) => self.ex.be.copy_elem(self.ex.val(loss), 0, &mut self.sc.buf, at),
+            None => Ok(()),
         }
-        Ok(l)
     }
 
-    /// One search step; `feed` supplies the batches.
+    /// Puts the accuracy of `io` (logits, labels) into slot `at`.
+    fn keep_accuracy(&mut self, io: Option<(NodeId, NodeId)>, at: usize) -> Result<()> {
+        let Some((logits, labels)) = io else { return Ok(()) };
+        let (n, k) = (self.ex.shape(labels).numel(), self.ex.shape(logits).numel() / self.ex.shape(labels).numel());
+        self.ex.be.accuracy(n, k, self.ex.val(logits), self.ex.val(labels), &mut self.sc.buf, at)
+    }
+
+    /// One search step; `feed` supplies the batches. Every kernel of the
+    /// step runs without waiting for the host; the step scalars are read
+    /// once, at its end (losses, norm, accuracies), and checked there.
     pub fn step(&mut self, feed: &mut dyn Feed<B>) -> Result<StepStats> {
-        match self.hp.algo {
-            Algo::Darts1 => self.step_darts1(feed),
-            Algo::Darts2 => self.step_darts2(feed),
-            Algo::Rarts => self.step_rarts(feed),
+        if let ArchState::Adam(a) = &mut self.arch {
+            a.t += 1;
+            self.sc.set(slot::T, a.t as f64);
         }
+        self.sc.set(slot::XI, self.hp.xi.unwrap_or(self.hp.sgd.lr) as f64);
+        self.sc.upload(&self.ex.be)?;
+        match self.hp.algo {
+            Algo::Darts1 => self.step_darts1(feed)?,
+            Algo::Darts2 => self.step_darts2(feed)?,
+            Algo::Rarts => self.step_rarts(feed)?,
+        }
+        self.keep_accuracy(self.prob.acc_train, slot::ACC_TRAIN)?;
+        self.keep_accuracy(self.prob.acc_val, slot::ACC_VAL)?;
+        let v = self.sc.read(&self.ex.be)?;
+        let nan_unless = |some: bool, x: f64| if some { x } else { f64::NAN };
+        let st = StepStats {
+            loss_train: v[slot::LOSS_TRAIN],
+            loss_val: v[slot::LOSS_VAL],
+            grad_norm: v[slot::NORM_W],
+            acc_train: nan_unless(self.prob.acc_train.is_some(), v[slot::ACC_TRAIN]),
+            acc_val: nan_unless(self.prob.acc_val.is_some(), v[slot::ACC_VAL]),
+        };
+        for (what, x) in [("training loss", st.loss_train), ("validation loss", st.loss_val)] {
+            if !x.is_finite() {
+                crate::bail!(
+                    "the {what} became {x} (non-finite): the search diverged; lower the learning rates or check the data"
+                );
+            }
+        }
+        let mut norms = vec![("weight", slot::NORM_W)];
+        if self.hp.algo == Algo::Rarts {
+            norms.push(("y-network weight", slot::NORM_Y));
+        }
+        if self.hp.algo == Algo::Darts2 {
+            norms.push(("unrolled validation", slot::NORM_V));
+        }
+        for (what, at) in norms {
+            if !v[at].is_finite() {
+                crate::bail!(
+                    "the {what} gradient norm became {} (non-finite): the search diverged; lower the learning rates or check the data",
+                    v[at]
+                );
+            }
+        }
+        Ok(st)
     }
 
     /// α on the validation batch at the current w, then w on the train batch.
-    fn step_darts1(&mut self, feed: &mut dyn Feed<B>) -> Result<StepStats> {
+    fn step_darts1(&mut self, feed: &mut dyn Feed<B>) -> Result<()> {
         let p = self.prob.clone();
         feed.feed(&mut self.ex, Split::Val)?;
-        let loss_val = self.pass(p.loss_val, &[p.group_arch])?;
+        self.pass(p.loss_val, &[p.group_arch], Some(slot::LOSS_VAL))?;
         self.arch_step()?;
         feed.feed(&mut self.ex, Split::Train)?;
-        let (loss_train, grad_norm) = self.weight_step()?;
-        Ok(StepStats { loss_train, loss_val, grad_norm })
+        self.weight_step()
     }
 
     /// The weight step shared by both DARTS orders, on the training batch
     /// the inputs hold.
-    fn weight_step(&mut self) -> Result<(f64, f64)> {
+    fn weight_step(&mut self) -> Result<()> {
         let p = self.prob.clone();
-        let loss = self.pass(p.loss_train, &[p.group_w])?;
-        let norm = self.w_opt.step(&mut self.ex)?;
-        Ok((loss, norm))
+        self.pass(p.loss_train, &[p.group_w], Some(slot::LOSS_TRAIN))?;
+        self.w_opt.step(&mut self.ex, &mut self.sc.buf)
     }
 
     /// DARTS second order (quark0/darts `architect.py`, unrolled):
@@ -250,108 +357,107 @@ impl<B: Backend> Search<B> {
     /// batch to both `architect.step` and the weight update. Only the passes
     /// at the network's own weights `w` (1 and 6) move the BN running
     /// statistics; the passes at `w'` and `w±` leave them as they were.
-    fn step_darts2(&mut self, feed: &mut dyn Feed<B>) -> Result<StepStats> {
+    fn step_darts2(&mut self, feed: &mut dyn Feed<B>) -> Result<()> {
         let p = self.prob.clone();
-        let xi = self.hp.xi.unwrap_or(self.hp.sgd.lr);
         let (mu, wd) = (self.hp.sgd.momentum, self.hp.sgd.weight_decay);
         let mut u = self.unroll.take().expect("darts2 has scratch buffers");
-        let r = (|| -> Result<f64> {
+        let r = (|| -> Result<()> {
+            let sc = &mut self.sc.buf;
             // 1. ∇w L_train(w) on the train batch.
             feed.feed(&mut self.ex, Split::Train)?;
-            self.pass(p.loss_train, &[p.group_w])?;
+            self.ex.forward()?;
+            self.ex.backward(p.loss_train, &[p.group_w])?;
             // 2. w' = w − ξ(μ·buf + g + wd·w), keeping w.
-            for (i, &w) in p.w.iter().enumerate() {
-                let (be, val, g) = self.ex.parts_mut(w);
-                let g = g.expect("weights have gradients");
-                be.copy(val, &mut u.backup[i])?;
-                be.axpy(-xi * mu, self.w_opt.momentum(i), val, Write::Add)?;
-                be.axpy(-xi, g, val, Write::Add)?;
-                be.axpy(-xi * wd, &u.backup[i], val, Write::Add)?;
+            self.ex.be.copy_list(&self.ex.val_list(&p.w), &mut refs_mut(&mut u.backup))?;
+            {
+                let (be, mut vals, grads) = self.ex.update_lists(&p.w)?;
+                let (mom, backup) = (self.w_opt.momentum(), refs(&u.backup));
+                let terms = [
+                    (Coef::times(-mu, slot::XI), &mom[..]),
+                    (Coef::times(-1.0, slot::XI), &grads[..]),
+                    (Coef::times(-wd, slot::XI), &backup[..]),
+                ];
+                be.lincomb(sc, &terms, &mut vals, Write::Add)?;
             }
             // 3. ∇α and ∇w' of L_val at w' (statistics kept aside until 5).
             self.ex.stash_running_stats()?;
             feed.feed(&mut self.ex, Split::Val)?;
-            let loss_val = self.pass(p.loss_val, &[p.group_w, p.group_arch])?;
-            let mut norm2 = 0.0;
-            for (i, &w) in p.w.iter().enumerate() {
-                let (be, _, g) = self.ex.parts_mut(w);
-                let g = g.expect("weights have gradients");
-                be.copy(g, &mut u.v[i])?;
-                norm2 += be.sum_sq(g)?;
+            self.ex.forward()?;
+            self.ex.backward(p.loss_val, &[p.group_w, p.group_arch])?;
+            self.ex.be.copy_elem(self.ex.val(p.loss_val), 0, sc, slot::LOSS_VAL)?;
+            {
+                let grads = self.ex.grad_list(&p.w)?;
+                let be = &self.ex.be;
+                be.copy_list(&grads, &mut refs_mut(&mut u.v))?;
+                // ε = 0.01/‖v‖ and c = ξ/2ε, on the device.
+                be.norm(&grads, sc, slot::NORM_V, NormThen::Perturb { xi: slot::XI, eps: slot::EPS, c: slot::C })?;
+                let ga = self.ex.grad_list(&p.alpha)?;
+                be.copy_list(&ga, &mut refs_mut(&mut u.d_alpha))?;
             }
-            for (i, &a) in p.alpha.iter().enumerate() {
-                let (be, _, g) = self.ex.parts_mut(a);
-                be.copy(g.expect("α has a gradient"), &mut u.d_alpha[i])?;
-            }
-            let eps = 0.01 / norm2.sqrt().max(1e-12);
             // 4. ∇α L_train at w ± εv on the same train batch.
             feed.refeed(&mut self.ex, Split::Train)?;
-            for sign in [1.0f64, -1.0] {
-                for (i, &w) in p.w.iter().enumerate() {
-                    let (be, val, _) = self.ex.parts_mut(w);
-                    be.copy(&u.backup[i], val)?;
-                    be.axpy((sign * eps) as f32, &u.v[i], val, Write::Add)?;
+            for sign in [1.0f32, -1.0] {
+                {
+                    let (be, mut vals) = self.ex.val_list_mut(&p.w);
+                    let (backup, v) = (refs(&u.backup), refs(&u.v));
+                    let terms = [(Coef::k(1.0), &backup[..]), (Coef::times(sign, slot::EPS), &v[..])];
+                    be.lincomb(sc, &terms, &mut vals, Write::Set)?;
                 }
-                self.pass(p.loss_train, &[p.group_arch])?;
+                self.ex.forward()?;
+                self.ex.backward(p.loss_train, &[p.group_arch])?;
                 if sign > 0.0 {
-                    for (i, &a) in p.alpha.iter().enumerate() {
-                        let (be, _, g) = self.ex.parts_mut(a);
-                        be.copy(g.expect("α has a gradient"), &mut u.g_plus[i])?;
-                    }
+                    let ga = self.ex.grad_list(&p.alpha)?;
+                    self.ex.be.copy_list(&ga, &mut refs_mut(&mut u.g_plus))?;
                 }
             }
-            // 5. dα = d_alpha − c·(g⁺ − g⁻), c = ξ/2ε, written into α's gradient
-            //    (which now holds g⁻); restore w and the BN statistics.
-            let c = (xi as f64 / (2.0 * eps)) as f32;
-            for (i, &a) in p.alpha.iter().enumerate() {
-                let (be, _, g) = self.ex.parts_mut(a);
-                let g = g.expect("α has a gradient");
-                be.scale(c, g)?;
-                be.axpy(-c, &u.g_plus[i], g, Write::Add)?;
-                be.axpy(1.0, &u.d_alpha[i], g, Write::Add)?;
+            // 5. dα = d_alpha − c·(g⁺ − g⁻), c = ξ/2ε, formed in d_alpha and
+            //    written into α's gradient (which now holds g⁻); restore w
+            //    and the BN statistics.
+            {
+                let ga = self.ex.grad_list(&p.alpha)?;
+                let gp = refs(&u.g_plus);
+                let terms = [(Coef::times(-1.0, slot::C), &gp[..]), (Coef::times(1.0, slot::C), &ga[..])];
+                self.ex.be.lincomb(sc, &terms, &mut refs_mut(&mut u.d_alpha), Write::Add)?;
             }
-            for (i, &w) in p.w.iter().enumerate() {
-                let (be, val, _) = self.ex.parts_mut(w);
-                be.copy(&u.backup[i], val)?;
+            {
+                let (be, mut ga) = self.ex.grad_list_mut(&p.alpha)?;
+                be.copy_list(&refs(&u.d_alpha), &mut ga)?;
             }
-            self.ex.restore_running_stats()?;
-            Ok(loss_val)
+            {
+                let (be, mut vals) = self.ex.val_list_mut(&p.w);
+                be.copy_list(&refs(&u.backup), &mut vals)?;
+            }
+            self.ex.restore_running_stats()
         })();
         self.unroll = Some(u);
-        let loss_val = r?;
+        r?;
         self.arch_step()?;
         // 6. The weight step on the same train batch (the inputs hold it).
-        let (loss_train, grad_norm) = self.weight_step()?;
-        Ok(StepStats { loss_train, loss_val, grad_norm })
+        self.weight_step()
     }
 
     /// RARTS, Gauss–Seidel: w, then y (coupled to the new w), then α.
-    fn step_rarts(&mut self, feed: &mut dyn Feed<B>) -> Result<StepStats> {
+    fn step_rarts(&mut self, feed: &mut dyn Feed<B>) -> Result<()> {
         let p = self.prob.clone();
         let total = p.total.expect("checked in new");
         let beta = self.hp.beta;
         feed.feed(&mut self.ex, Split::Both)?;
         // ∇ of λ·L_train(w) + L_val(y): λ∇w L_train, ∇y L_val, and α's bracket.
-        self.pass(total, &[p.group_w, p.group_y, p.group_arch])?;
-        let loss_train = self.ex.scalar(p.loss_train)?;
-        let loss_val = self.ex.scalar(p.loss_val)?;
-        for (&w, &y) in p.w.iter().zip(&p.y) {
-            self.ex.couple(beta, w, y)?;
-        }
-        let grad_norm = self.w_opt.step(&mut self.ex)?;
-        for (&y, &w) in p.y.iter().zip(&p.w) {
-            self.ex.couple(beta, y, w)?;
-        }
-        self.y_opt.as_mut().expect("rarts has a y optimizer").step(&mut self.ex)?;
+        self.pass(total, &[p.group_w, p.group_y, p.group_arch], None)?;
+        self.ex.be.copy_elem(self.ex.val(p.loss_train), 0, &mut self.sc.buf, slot::LOSS_TRAIN)?;
+        self.ex.be.copy_elem(self.ex.val(p.loss_val), 0, &mut self.sc.buf, slot::LOSS_VAL)?;
+        self.ex.couple(beta, &p.w, &p.y)?;
+        self.w_opt.step(&mut self.ex, &mut self.sc.buf)?;
+        self.ex.couple(beta, &p.y, &p.w)?;
+        self.y_opt.as_mut().expect("rarts has a y optimizer").step(&mut self.ex, &mut self.sc.buf)?;
         if self.hp.schedule == Schedule::Exact {
             // At the new w, y: not the weights the step started from, so
             // the BN running statistics stay as the first pass left them.
             self.ex.stash_running_stats()?;
-            let r = self.pass(total, &[p.group_arch]);
+            let r = self.pass(total, &[p.group_arch], None);
             self.ex.restore_running_stats()?;
             r?;
         }
-        self.arch_step()?;
-        Ok(StepStats { loss_train, loss_val, grad_norm })
+        self.arch_step()
     }
 }

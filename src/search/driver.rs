@@ -79,9 +79,9 @@ pub fn run<B: Backend<Elem = f32>>(be: B, cfg: &SearchConfig) -> Result<SearchRe
             log.loss_val += st.loss_val / steps as f64;
             // The last forward of the step saw the train batch in the w network;
             // for RARTS it also saw the validation batch in the y network.
-            log.acc_train += run::accuracy(&search.ex, g.train_io.2, g.train_io.1)? / steps as f64;
+            log.acc_train += st.acc_train / steps as f64;
             if cfg.algo == Algo::Rarts {
-                log.acc_val += run::accuracy(&search.ex, g.val_io.2, g.val_io.1)? / steps as f64;
+                log.acc_val += st.acc_val / steps as f64;
             }
             done_steps += 1;
             if cfg.progress {

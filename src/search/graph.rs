@@ -38,7 +38,11 @@ pub(super) fn record(cfg: &SearchConfig, net: &SuperNetConfig, image: Shape) -> 
         let (xv, lv, zv, loss_v, y) = one_net(&mut t, GROUP_Y, mw, "y");
         let total = t.combine(&[(loss_t, cfg.lambda), (loss_v, 1.0)]);
         Graph {
-            prob: problem(loss_t, loss_v, Some(total), w, y, vec![an, ar]),
+            prob: Problem {
+                acc_train: Some((zt, lt)),
+                acc_val: Some((zv, lv)),
+                ..problem(loss_t, loss_v, Some(total), w, y, vec![an, ar])
+            },
             train_io: (xt, lt, zt),
             val_io: (xv, lv, zv),
             alpha_normal: an,
@@ -46,7 +50,7 @@ pub(super) fn record(cfg: &SearchConfig, net: &SuperNetConfig, image: Shape) -> 
         }
     } else {
         Graph {
-            prob: problem(loss_t, loss_t, None, w, vec![], vec![an, ar]),
+            prob: Problem { acc_train: Some((zt, lt)), ..problem(loss_t, loss_t, None, w, vec![], vec![an, ar]) },
             train_io: (xt, lt, zt),
             val_io: (xt, lt, zt),
             alpha_normal: an,
@@ -64,7 +68,19 @@ fn problem(
     y: Vec<NodeId>,
     alpha: Vec<NodeId>,
 ) -> Problem {
-    Problem { loss_train, loss_val, total, w, y, alpha, group_w: GROUP_W, group_y: GROUP_Y, group_arch: GROUP_ARCH }
+    Problem {
+        loss_train,
+        loss_val,
+        total,
+        w,
+        y,
+        alpha,
+        group_w: GROUP_W,
+        group_y: GROUP_Y,
+        group_arch: GROUP_ARCH,
+        acc_train: None,
+        acc_val: None,
+    }
 }
 
 /// Bytes the recording of one cell of one network takes at least (tape

@@ -102,6 +102,8 @@ fn record(cfg: &ToyConfig) -> (Tape, Problem, [NodeId; 2]) {
         group_w: GROUP_W,
         group_y: GROUP_Y,
         group_arch: GROUP_ARCH,
+        acc_train: None,
+        acc_val: None,
     };
     (t, prob, [one, c])
 }

@@ -29,7 +29,7 @@ const LANES: usize = 8;
 
 /// `Σ a ⊙ b` in f64 lanes.
 #[inline]
-fn dot_f64<T: Real>(a: &[T], b: &[T]) -> f64 {
+pub(crate) fn dot_f64<T: Real>(a: &[T], b: &[T]) -> f64 {
     let mut lanes = [0.0f64; LANES];
     let (ac, bc) = (a.chunks_exact(LANES), b.chunks_exact(LANES));
     let tail: f64 = ac.remainder().iter().zip(bc.remainder()).map(|(x, y)| x.to_f64() * y.to_f64()).sum();
@@ -70,16 +70,13 @@ impl<T: Real> ElementwiseOps for Cpu<T> {
         Ok(())
     }
 
-    fn scale(&self, a: f32, y: &mut Vec<T>) -> Result<()> {
+    fn copy_elem(&self, x: &Vec<T>, from: usize, y: &mut Vec<T>, to: usize) -> Result<()> {
         counts::call(1);
-        let a = T::from_f32(a);
-        y.iter_mut().for_each(|v| *v *= a);
+        if from >= x.len() || to >= y.len() {
+            crate::bail!("copy_elem: element {from} of {} into element {to} of {}", x.len(), y.len());
+        }
+        y[to] = x[from];
         Ok(())
-    }
-
-    fn sum_sq(&self, x: &Vec<T>) -> Result<f64> {
-        counts::read(super::cuda::SUM_SQ_LAUNCHES);
-        Ok(dot_f64(x, x))
     }
 
     fn relu_fwd(&self, x: &Vec<T>, y: &mut Vec<T>) -> Result<()> {

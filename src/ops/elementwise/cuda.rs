@@ -3,15 +3,11 @@
 //! f64 reductions.
 
 use super::{ElementwiseOps, MixGrad};
+use crate::backend::Write;
 use crate::backend::counts;
 use crate::backend::cuda::{Cuda, CudaBuf, REDUCE_PARTS, check_len, launch};
-use crate::backend::{Device, Write};
 use crate::error::{Error, Result};
 
-/// Fails unless `b` has as many elements as `a`.
-/// Launches of `sum_sq`: the partial sums (then a copy to the host, which
-/// adds them up).
-pub(crate) const SUM_SQ_LAUNCHES: u64 = 1;
 /// Launches of `dot_elem` and `sum_all_fwd`: partial sums, then their total.
 pub(crate) const DOT_ELEM_LAUNCHES: u64 = 2;
 pub(crate) const SUM_ALL_FWD_LAUNCHES: u64 = 2;
@@ -113,29 +109,13 @@ impl ElementwiseOps for Cuda {
         launch!(self, axpy_f32, Cuda::flat(n); &a, &x.mem, &mut y.mem, &(n as i64), &write.add_flag())
     }
 
-    fn scale(&self, a: f32, y: &mut CudaBuf) -> Result<()> {
+    fn copy_elem(&self, x: &CudaBuf, from: usize, y: &mut CudaBuf, to: usize) -> Result<()> {
         counts::call(1);
-        let n = y.len;
-        if n == 0 {
-            return Ok(());
+        if from >= x.len || to >= y.len {
+            crate::bail!("cuda: copy_elem_f32: element {from} of {} into element {to} of {}", x.len, y.len);
         }
-        // scale_f32(float a, float* y, long long n)
-        launch!(self, scale_f32, Cuda::flat(n); &a, &mut y.mem, &(n as i64))
-    }
-
-    fn sum_sq(&self, x: &CudaBuf) -> Result<f64> {
-        counts::read(SUM_SQ_LAUNCHES);
-        // The partials are summed on the host, in f64.
-        if x.len == 0 {
-            return Ok(0.0);
-        }
-        let mut s = lock(self)?;
-        let parts = partials(self, &mut s, x, Some(x))? as usize;
-        let mut host = vec![0.0f64; parts];
-        let view = s.slice(0..parts);
-        self.stream.memcpy_dtoh(&view, &mut host).map_err(|e| Error::new(format!("cuda: sum_sq: {e}")))?;
-        self.synchronize()?;
-        Ok(host.iter().sum())
+        // copy_elem_f32(const float* x, long long from, float* y, long long to)
+        launch!(self, copy_elem_f32, Cuda::per_block(1)?; &x.mem, &(from as i64), &mut y.mem, &(to as i64))
     }
 
     fn relu_fwd(&self, x: &CudaBuf, y: &mut CudaBuf) -> Result<()> {

@@ -3,6 +3,8 @@
 mod cpu;
 mod cuda;
 
+pub(crate) use cpu::dot_f64;
+
 use crate::backend::{Device, Write};
 use crate::error::Result;
 
@@ -24,10 +26,8 @@ pub trait ElementwiseOps: Device {
     fn copy(&self, src: &Self::Buf, dst: &mut Self::Buf) -> Result<()>;
     /// `y (=|+=) a·x`, as `write` says
     fn axpy(&self, a: f32, x: &Self::Buf, y: &mut Self::Buf, write: Write) -> Result<()>;
-    /// `y *= a`
-    fn scale(&self, a: f32, y: &mut Self::Buf) -> Result<()>;
-    /// `Σ x²` in f64, returned to the host (synchronises).
-    fn sum_sq(&self, x: &Self::Buf) -> Result<f64>;
+    /// `y[to] = x[from]` (a loss into the step's statistics, read later).
+    fn copy_elem(&self, x: &Self::Buf, from: usize, y: &mut Self::Buf, to: usize) -> Result<()>;
     /// `y = max(x, 0)`
     fn relu_fwd(&self, x: &Self::Buf, y: &mut Self::Buf) -> Result<()>;
     /// `dx += dy · [x > 0]`

@@ -1,56 +1,149 @@
-//! The optimizer updates on the host.
+//! The optimizer updates on the host, tensor by tensor.
 
-use super::{AdamStep, OptimOps, SgdStep};
-use crate::backend::Cpu;
-use crate::backend::counts;
+use super::{AdamKernel, Coef, NormThen, OptimOps, SgdKernel};
+use crate::backend::{Cpu, Write, counts};
 use crate::error::Result;
 use crate::real::Real;
 
+/// Fails unless every list holds `n` tensors and tensor `i` of each has the
+/// length of `lens[i]`.
+fn check_lists(what: &str, lens: &[usize], lists: &[(&str, Vec<usize>)]) -> Result<()> {
+    for (name, l) in lists {
+        if l.len() != lens.len() {
+            crate::bail!("{what}: {name} lists {} tensors, expected {}", l.len(), lens.len());
+        }
+        if let Some(i) = (0..l.len()).find(|&i| l[i] != lens[i]) {
+            crate::bail!("{what}: {name} tensor {i} holds {} elements, expected {}", l[i], lens[i]);
+        }
+    }
+    Ok(())
+}
+
+fn lens<T>(v: &[impl AsRef<[T]>]) -> Vec<usize> {
+    v.iter().map(|b| b.as_ref().len()).collect()
+}
+
+/// `k·sc[at]`, in the element type.
+fn coef<T: Real>(c: Coef, sc: &[T]) -> T {
+    let k = T::from_f32(c.k);
+    match c.at {
+        Some(at) => k * sc[at],
+        None => k,
+    }
+}
+
 impl<T: Real> OptimOps for Cpu<T> {
-    fn sgd_step(&self, st: &SgdStep, grad_scale: f32, p: &mut Vec<T>, grad: &Vec<T>, buf: &mut Vec<T>) -> Result<()> {
+    fn sgd_step(
+        &self,
+        k: &SgdKernel,
+        sc: &Vec<T>,
+        p: &mut [&mut Vec<T>],
+        grad: &[&Vec<T>],
+        buf: &mut [&mut Vec<T>],
+    ) -> Result<()> {
         counts::call(1);
-        let (lr, mu, wd, s) =
-            (T::from_f32(st.lr), T::from_f32(st.momentum), T::from_f32(st.weight_decay), T::from_f32(grad_scale));
-        for ((pv, &gv), bv) in p.iter_mut().zip(grad).zip(buf.iter_mut()) {
-            let d = s * gv + wd * *pv;
-            *bv = mu * *bv + d;
-            *pv -= lr * *bv;
+        check_lists("sgd_step", &lens::<T>(p), &[("grad", lens::<T>(grad)), ("momentum", lens::<T>(buf))])?;
+        let (lr, s) = (sc[k.lr], sc[k.scale]);
+        let (mu, wd) = (T::from_f32(k.momentum), T::from_f32(k.weight_decay));
+        for ((p, grad), buf) in p.iter_mut().zip(grad).zip(buf.iter_mut()) {
+            for ((pv, &gv), bv) in p.iter_mut().zip(grad.iter()).zip(buf.iter_mut()) {
+                let d = s * gv + wd * *pv;
+                *bv = mu * *bv + d;
+                *pv -= lr * *bv;
+            }
         }
         Ok(())
     }
 
     fn adam_step(
         &self,
-        st: &AdamStep,
-        grad_scale: f32,
-        p: &mut Vec<T>,
-        grad: &Vec<T>,
-        m: &mut Vec<T>,
-        v: &mut Vec<T>,
+        k: &AdamKernel,
+        sc: &Vec<T>,
+        p: &mut [&mut Vec<T>],
+        grad: &[&Vec<T>],
+        m: &mut [&mut Vec<T>],
+        v: &mut [&mut Vec<T>],
     ) -> Result<()> {
         counts::call(1);
-        let b1 = st.beta1 as f64;
-        let b2 = st.beta2 as f64;
-        let c1 = T::from_f64(1.0 - b1.powi(st.t as i32));
-        let c2 = T::from_f64(1.0 - b2.powi(st.t as i32)).sqrt();
-        let (lr, eps, wd, s) =
-            (T::from_f32(st.lr), T::from_f32(st.eps), T::from_f32(st.weight_decay), T::from_f32(grad_scale));
+        let n = lens::<T>(p);
+        check_lists("adam_step", &n, &[("grad", lens::<T>(grad)), ("m", lens::<T>(m)), ("v", lens::<T>(v))])?;
+        let (b1, b2) = (k.beta1 as f64, k.beta2 as f64);
+        let t = sc[k.t].to_f64() as i32;
+        let c1 = T::from_f64(1.0 - b1.powi(t));
+        let c2 = T::from_f64(1.0 - b2.powi(t)).sqrt();
+        let (lr, eps, wd) = (sc[k.lr], T::from_f32(k.eps), T::from_f32(k.weight_decay));
         let (b1, b2) = (T::from_f64(b1), T::from_f64(b2));
-        for i in 0..p.len() {
-            let d = s * grad[i] + wd * p[i];
-            m[i] = b1 * m[i] + (T::ONE - b1) * d;
-            v[i] = b2 * v[i] + (T::ONE - b2) * d * d;
-            // PyTorch: p -= lr/c1 · m / (√v/√c2' + ε) with c2' = 1 − β2ᵗ.
-            p[i] -= lr / c1 * m[i] / (v[i].sqrt() / c2 + eps);
+        for (((p, grad), m), v) in p.iter_mut().zip(grad).zip(m.iter_mut()).zip(v.iter_mut()) {
+            for i in 0..p.len() {
+                let d = grad[i] + wd * p[i];
+                m[i] = b1 * m[i] + (T::ONE - b1) * d;
+                v[i] = b2 * v[i] + (T::ONE - b2) * d * d;
+                // PyTorch: p -= lr/c1 · m / (√v/√c2' + ε) with c2' = 1 − β2ᵗ.
+                p[i] -= lr / c1 * m[i] / (v[i].sqrt() / c2 + eps);
+            }
         }
         Ok(())
     }
 
-    fn couple(&self, beta: f32, p: &Vec<T>, other: &Vec<T>, grad: &mut Vec<T>) -> Result<()> {
+    fn couple(&self, beta: f32, p: &[&Vec<T>], other: &[&Vec<T>], grad: &mut [&mut Vec<T>]) -> Result<()> {
         counts::call(1);
+        check_lists("couple", &lens::<T>(p), &[("other", lens::<T>(other)), ("grad", lens::<T>(grad))])?;
         let beta = T::from_f32(beta);
-        for ((gv, &pv), &ov) in grad.iter_mut().zip(p).zip(other) {
-            *gv += beta * (pv - ov);
+        for ((grad, p), other) in grad.iter_mut().zip(p).zip(other) {
+            for ((gv, &pv), &ov) in grad.iter_mut().zip(p.iter()).zip(other.iter()) {
+                *gv += beta * (pv - ov);
+            }
+        }
+        Ok(())
+    }
+
+    fn norm(&self, x: &[&Vec<T>], sc: &mut Vec<T>, at: usize, then: NormThen) -> Result<()> {
+        counts::call(super::cuda::NORM_LAUNCHES);
+        let sum: f64 = x.iter().map(|x| crate::ops::elementwise::dot_f64(x, x)).sum();
+        let norm = sum.sqrt();
+        sc[at] = T::from_f64(norm);
+        match then {
+            NormThen::Nothing => {}
+            NormThen::Clip { max, scale } => {
+                sc[scale] = T::from_f64(max.map_or(1.0, |m| (m as f64 / (norm + 1e-6)).min(1.0)));
+            }
+            NormThen::Perturb { xi, eps, c } => {
+                let e = 0.01 / norm.max(1e-12);
+                sc[eps] = T::from_f64(e);
+                sc[c] = T::from_f64(sc[xi].to_f64() / (2.0 * e));
+            }
+        }
+        Ok(())
+    }
+
+    fn copy_list(&self, src: &[&Vec<T>], dst: &mut [&mut Vec<T>]) -> Result<()> {
+        counts::call(1);
+        check_lists("copy_list", &lens::<T>(dst), &[("src", lens::<T>(src))])?;
+        for (d, s) in dst.iter_mut().zip(src) {
+            d.copy_from_slice(s);
+        }
+        Ok(())
+    }
+
+    fn lincomb(&self, sc: &Vec<T>, terms: &[(Coef, &[&Vec<T>])], out: &mut [&mut Vec<T>], write: Write) -> Result<()> {
+        counts::call(1);
+        if terms.is_empty() || terms.len() > 3 {
+            crate::bail!("lincomb: {} terms, expected 1 to 3", terms.len());
+        }
+        let n = lens::<T>(out);
+        let lists: Vec<(&str, Vec<usize>)> = terms.iter().map(|(_, x)| ("term", lens::<T>(x))).collect();
+        check_lists("lincomb", &n, &lists)?;
+        // Term by term, in order: the sums a per-element loop over the terms
+        // would form, in passes that vectorise.
+        for (j, &(c, x)) in terms.iter().enumerate() {
+            let c = coef(c, sc);
+            for (out, x) in out.iter_mut().zip(x) {
+                if j == 0 && write == Write::Set {
+                    out.iter_mut().zip(x.iter()).for_each(|(o, &v)| *o = c * v);
+                } else {
+                    out.iter_mut().zip(x.iter()).for_each(|(o, &v)| *o += c * v);
+                }
+            }
         }
         Ok(())
     }

@@ -1,72 +1,197 @@
 //! The optimizer updates on the device: launchers of `kernels/optim.cu`.
+//! Each list kernel reads its tensors through a table of their addresses
+//! and lengths in device memory (`list_find` in the kernel), made the first
+//! time a list of these buffers is seen and kept for the backend's life:
+//! the buffers of a plan never move, so every later step (and a captured
+//! one) reuses it without a copy.
 
-use super::{AdamStep, OptimOps, SgdStep};
-use crate::backend::counts;
-use crate::backend::cuda::{Cuda, CudaBuf, check_len, launch};
-use crate::error::Result;
+use super::{AdamKernel, Coef, NormThen, OptimOps, SgdKernel};
+use crate::backend::cuda::{Cuda, CudaBuf, REDUCE_PARTS, check_len, int, launch};
+use crate::backend::{Write, counts};
+use crate::error::{Error, Result};
+
+/// Launches of `norm`: the partial sums, then the finishing block.
+pub(crate) const NORM_LAUNCHES: u64 = 2;
+
+impl Cuda {
+    /// The device address of the table of `lists` (see `kernels/optim.cu`)
+    /// and its tensor count; checks that every list has as many tensors as
+    /// the first, each as long as the first's. Empty tensors are left out.
+    fn list_table(&self, kernel: &str, names: &[&str], lists: &[Vec<&CudaBuf>]) -> Result<(u64, i32)> {
+        let first = &lists[0];
+        for (l, list) in lists.iter().enumerate().skip(1) {
+            if list.len() != first.len() {
+                crate::bail!(
+                    "cuda: {kernel}: {} lists {} tensors, {} lists {}",
+                    names[l],
+                    list.len(),
+                    names[0],
+                    first.len()
+                );
+            }
+            for (i, (b, f)) in list.iter().zip(first).enumerate() {
+                check_len(kernel, &format!("{} tensor {i}", names[l]), b, f.len)?;
+            }
+        }
+        let kept: Vec<usize> = (0..first.len()).filter(|&i| first[i].len > 0).collect();
+        let mut key: Vec<u64> = Vec::with_capacity(1 + kept.len() * (1 + lists.len()));
+        key.push(lists.len() as u64);
+        key.extend(kept.iter().map(|&i| first[i].len as u64));
+        for list in lists {
+            key.extend(kept.iter().map(|&i| self.ptr(&list[i].mem)));
+        }
+        let t = int(kernel, kept.len())?;
+        let mut tables = self.lists.lock().map_err(|_| Error::new("cuda: the tensor-list lock is poisoned"))?;
+        if let Some(tab) = tables.get(&key) {
+            return Ok((self.ptr(tab), t));
+        }
+        // starts, then the addresses list by list (the key's order).
+        let mut tab: Vec<i64> = Vec::with_capacity(kept.len() + 1 + lists.len() * kept.len());
+        let mut at = 0i64;
+        for &i in &kept {
+            tab.push(at);
+            at += first[i].len as i64;
+        }
+        tab.push(at);
+        tab.extend(key[1 + kept.len()..].iter().map(|&p| p as i64));
+        let dev = self.stream.clone_htod(&tab).map_err(|e| Error::new(format!("cuda: {kernel}: list table: {e}")))?;
+        let ptr = self.ptr(&dev);
+        tables.insert(key, dev);
+        Ok((ptr, t))
+    }
+}
+
+fn total(list: &[&CudaBuf]) -> usize {
+    list.iter().map(|b| b.len).sum()
+}
+
+fn shared<'a>(v: &'a [&mut CudaBuf]) -> Vec<&'a CudaBuf> {
+    v.iter().map(|b| &**b).collect()
+}
 
 impl OptimOps for Cuda {
     fn sgd_step(
         &self,
-        st: &SgdStep,
-        grad_scale: f32,
-        p: &mut CudaBuf,
-        grad: &CudaBuf,
-        buf: &mut CudaBuf,
+        k: &SgdKernel,
+        sc: &CudaBuf,
+        p: &mut [&mut CudaBuf],
+        grad: &[&CudaBuf],
+        buf: &mut [&mut CudaBuf],
     ) -> Result<()> {
         counts::call(1);
-        let k = "sgd_step_f32";
-        check_len(k, "grad", grad, p.len)?;
-        check_len(k, "momentum buffer", buf, p.len)?;
-        let n = p.len;
-        if n == 0 {
-            return Ok(());
-        }
-        // sgd_step_f32(float* p, const float* grad, float* buf, float lr, float mu, float wd, float s, long long n)
-        launch!(self, sgd_step_f32, Cuda::flat(n);
-            &mut p.mem, &grad.mem, &mut buf.mem, &st.lr, &st.momentum, &st.weight_decay, &grad_scale, &(n as i64))
+        let name = "sgd_list_f32";
+        let (ps, bs) = (shared(p), shared(buf));
+        let n = total(&ps);
+        let (tab, t) = self.list_table(name, &["p", "grad", "momentum"], &[ps, grad.to_vec(), bs])?;
+        let (lr, scale) = (int(name, k.lr)?, int(name, k.scale)?);
+        // sgd_list_f32(const long long* tab, int T, const float* sc, int lr_at, int scale_at, float mu, float wd)
+        launch!(self, sgd_list_f32, Cuda::flat(n); &tab, &t, &sc.mem, &lr, &scale, &k.momentum, &k.weight_decay)
     }
 
     fn adam_step(
         &self,
-        st: &AdamStep,
-        grad_scale: f32,
-        p: &mut CudaBuf,
-        grad: &CudaBuf,
-        m: &mut CudaBuf,
-        v: &mut CudaBuf,
+        k: &AdamKernel,
+        sc: &CudaBuf,
+        p: &mut [&mut CudaBuf],
+        grad: &[&CudaBuf],
+        m: &mut [&mut CudaBuf],
+        v: &mut [&mut CudaBuf],
     ) -> Result<()> {
         counts::call(1);
-        let k = "adam_step_f32";
-        check_len(k, "grad", grad, p.len)?;
-        check_len(k, "m", m, p.len)?;
-        check_len(k, "v", v, p.len)?;
-        let n = p.len;
-        if n == 0 {
-            return Ok(());
-        }
-        // The bias corrections as the CPU reference computes them: powers in
-        // f64, rounded to f32, the square root taken in f32.
-        let (b1, b2) = (st.beta1 as f64, st.beta2 as f64);
-        let c1 = (1.0 - b1.powi(st.t as i32)) as f32;
-        let c2 = ((1.0 - b2.powi(st.t as i32)) as f32).sqrt();
-        // adam_step_f32(float* p, const float* grad, float* m, float* v, float lr, float b1, float b2, float eps,
-        //               float wd, float s, float c1, float c2, long long n)
-        launch!(self, adam_step_f32, Cuda::flat(n);
-            &mut p.mem, &grad.mem, &mut m.mem, &mut v.mem, &st.lr, &st.beta1, &st.beta2, &st.eps, &st.weight_decay,
-            &grad_scale, &c1, &c2, &(n as i64))
+        let name = "adam_list_f32";
+        let ps = shared(p);
+        let n = total(&ps);
+        let (tab, t) = self.list_table(name, &["p", "grad", "m", "v"], &[ps, grad.to_vec(), shared(m), shared(v)])?;
+        let (lr, step) = (int(name, k.lr)?, int(name, k.t)?);
+        // adam_list_f32(const long long* tab, int T, const float* sc, int lr_at, int t_at, float b1, float b2,
+        //               float eps, float wd)
+        launch!(self, adam_list_f32, Cuda::flat(n);
+            &tab, &t, &sc.mem, &lr, &step, &k.beta1, &k.beta2, &k.eps, &k.weight_decay)
     }
 
-    fn couple(&self, beta: f32, p: &CudaBuf, other: &CudaBuf, grad: &mut CudaBuf) -> Result<()> {
+    fn couple(&self, beta: f32, p: &[&CudaBuf], other: &[&CudaBuf], grad: &mut [&mut CudaBuf]) -> Result<()> {
         counts::call(1);
-        let k = "couple_f32";
-        check_len(k, "other", other, p.len)?;
-        check_len(k, "grad", grad, p.len)?;
-        let n = p.len;
-        if n == 0 {
-            return Ok(());
+        let name = "couple_list_f32";
+        let n = total(p);
+        let (tab, t) = self.list_table(name, &["p", "other", "grad"], &[p.to_vec(), other.to_vec(), shared(grad)])?;
+        // couple_list_f32(const long long* tab, int T, float beta)
+        launch!(self, couple_list_f32, Cuda::flat(n); &tab, &t, &beta)
+    }
+
+    fn norm(&self, x: &[&CudaBuf], sc: &mut CudaBuf, at: usize, then: NormThen) -> Result<()> {
+        counts::call(NORM_LAUNCHES);
+        let name = "norm_finish_f32";
+        let n = total(x);
+        let (tab, t) = self.list_table("sumsq_list_partial_f64", &["x"], &[x.to_vec()])?;
+        let mut scratch =
+            self.scratch.lock().map_err(|_| Error::new("cuda: the reduction scratch lock is poisoned"))?;
+        let cfg = Cuda::flat(n);
+        let parts = cfg.grid_dim.0.min(REDUCE_PARTS as u32);
+        let cfg = cudarc::driver::LaunchConfig { grid_dim: (parts, 1, 1), ..cfg };
+        // sumsq_list_partial_f64(const long long* tab, int T, double* partial)
+        launch!(self, sumsq_list_partial_f64, cfg; &tab, &t, &mut *scratch)?;
+        let (mode, a, b, c, maxv) = match then {
+            NormThen::Nothing => (0i32, 0, 0, 0, -1.0f32),
+            // No clipping: a negative max tells the kernel the factor is 1.
+            NormThen::Clip { max, scale } => (1, scale, 0, 0, max.unwrap_or(-1.0)),
+            NormThen::Perturb { xi, eps, c } => (2, xi, eps, c, -1.0),
+        };
+        let (at, a, b, c) = (int(name, at)?, int(name, a)?, int(name, b)?, int(name, c)?);
+        for (what, slot) in [("at", at), ("a", a), ("b", b), ("c", c)] {
+            if slot as usize >= sc.len {
+                crate::bail!("cuda: {name}: slot {what} = {slot} outside the {} step scalars", sc.len);
+            }
         }
-        // couple_f32(float beta, const float* p, const float* other, float* grad, long long n)
-        launch!(self, couple_f32, Cuda::flat(n); &beta, &p.mem, &other.mem, &mut grad.mem, &(n as i64))
+        // norm_finish_f32(const double* partial, int parts, float* sc, int at, int mode, int a, int b, int c,
+        //                 float maxv)
+        launch!(self, norm_finish_f32, Cuda::per_block(1)?;
+            &*scratch, &(parts as i32), &mut sc.mem, &at, &mode, &a, &b, &c, &maxv)
+    }
+
+    /// The linear-combination kernel with one term of coefficient 1, which
+    /// reads no step scalar (the table's address stands in for `sc`).
+    fn copy_list(&self, src: &[&CudaBuf], dst: &mut [&mut CudaBuf]) -> Result<()> {
+        counts::call(1);
+        let name = "lincomb_list_f32";
+        let ds = shared(dst);
+        let n = total(&ds);
+        let (tab, t) = self.list_table(name, &["dst", "src"], &[ds, src.to_vec()])?;
+        let none = -1i32;
+        // lincomb_list_f32(const long long* tab, int T, const float* sc, int nterms, float k0, int a0, float k1,
+        //                  int a1, float k2, int a2, int add)
+        launch!(self, lincomb_list_f32, Cuda::flat(n);
+            &tab, &t, &tab, &1i32, &1.0f32, &none, &0.0f32, &none, &0.0f32, &none, &0i32)
+    }
+
+    fn lincomb(
+        &self,
+        sc: &CudaBuf,
+        terms: &[(Coef, &[&CudaBuf])],
+        out: &mut [&mut CudaBuf],
+        write: Write,
+    ) -> Result<()> {
+        counts::call(1);
+        let name = "lincomb_list_f32";
+        if terms.is_empty() || terms.len() > 3 {
+            crate::bail!("cuda: {name}: {} terms, expected 1 to 3", terms.len());
+        }
+        let os = shared(out);
+        let n = total(&os);
+        let mut lists = vec![os];
+        lists.extend(terms.iter().map(|(_, x)| x.to_vec()));
+        let names = ["out", "term 1", "term 2", "term 3"];
+        let (tab, t) = self.list_table(name, &names[..lists.len()], &lists)?;
+        let coef = |j: usize| -> Result<(f32, i32)> {
+            match terms.get(j) {
+                Some((Coef { k, at: Some(at) }, _)) => Ok((*k, int(name, *at)?)),
+                Some((Coef { k, at: None }, _)) => Ok((*k, -1)),
+                None => Ok((0.0, -1)),
+            }
+        };
+        let ((k0, a0), (k1, a1), (k2, a2)) = (coef(0)?, coef(1)?, coef(2)?);
+        // lincomb_list_f32(const long long* tab, int T, const float* sc, int nterms, float k0, int a0, float k1,
+        //                  int a1, float k2, int a2, int add)
+        launch!(self, lincomb_list_f32, Cuda::flat(n);
+            &tab, &t, &sc.mem, &(terms.len() as i32), &k0, &a0, &k1, &a1, &k2, &a2, &write.add_flag())
     }
 }

@@ -1,13 +1,23 @@
-//! Optimizer updates, one fused pass over each parameter tensor.
+//! Optimizer updates over lists of tensors: each method is one pass (one
+//! CUDA launch, two for the norm) over every tensor of a network, whatever
+//! their number, so that a step's update costs a handful of launches.
+//!
+//! Values that change from step to step (learning rates, Adam's step count,
+//! the clip factor, DARTS' `ξ`, `ε`) are read from a small device buffer of
+//! *step scalars* (`sc`) at the slots the caller names, never passed as
+//! kernel arguments: the host writes its inputs between steps, earlier
+//! kernels of the step write the rest (the norm writes the clip factor), and
+//! a captured step stays right from one replay to the next. Constants of a
+//! run (momentum, betas, weight decay, β of the coupling) are arguments.
 
 mod cpu;
 mod cuda;
 
-use crate::backend::Device;
+use crate::backend::{Device, Write};
 use crate::error::Result;
 
-/// Adam's constants for one step (PyTorch semantics, L2 weight decay coupled
-/// into the gradient).
+/// Adam's hyperparameters (PyTorch semantics, L2 weight decay coupled into
+/// the gradient); the host's copy, from which the step scalars are written.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct AdamStep {
     pub lr: f32,
@@ -20,7 +30,7 @@ pub struct AdamStep {
 }
 
 /// SGD with momentum (PyTorch semantics, dampening 0, no Nesterov):
-/// `d = s·grad + wd·p; buf = μ·buf + d; p -= lr·buf`.
+/// `d = s·grad + wd·p; buf = μ·buf + d; p -= lr·buf`; the host's copy.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct SgdStep {
     pub lr: f32,
@@ -28,29 +38,99 @@ pub struct SgdStep {
     pub weight_decay: f32,
 }
 
-/// The optimizer kernels (`kernels/optim.cu` on CUDA).
+/// The SGD kernel's constants and the slots of its per-step values.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct SgdKernel {
+    pub momentum: f32,
+    pub weight_decay: f32,
+    /// Slot of the learning rate.
+    pub lr: usize,
+    /// Slot of the gradient's factor `s` (the clip factor).
+    pub scale: usize,
+}
+
+/// The Adam kernel's constants and the slots of its per-step values.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct AdamKernel {
+    pub beta1: f32,
+    pub beta2: f32,
+    pub eps: f32,
+    pub weight_decay: f32,
+    /// Slot of the learning rate.
+    pub lr: usize,
+    /// Slot of the 1-based step count `t` (a float; exact below 2²⁴).
+    pub t: usize,
+}
+
+/// What [`OptimOps::norm`] derives from the norm it writes.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum NormThen {
+    /// Nothing more.
+    Nothing,
+    /// `sc[scale] = min(1, max / (‖x‖ + 1e-6))` — the factor
+    /// `torch.nn.utils.clip_grad_norm_(max)` multiplies by; 1 without `max`.
+    Clip { max: Option<f32>, scale: usize },
+    /// DARTS second order's finite-difference step: `sc[eps] = 0.01 /
+    /// max(‖x‖, 1e-12)` and `sc[c] = sc[xi] / (2·sc[eps])`.
+    Perturb { xi: usize, eps: usize, c: usize },
+}
+
+/// A coefficient `k`, times `sc[at]` when `at` is given.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Coef {
+    pub k: f32,
+    pub at: Option<usize>,
+}
+
+impl Coef {
+    pub fn k(k: f32) -> Coef {
+        Coef { k, at: None }
+    }
+    pub fn times(k: f32, at: usize) -> Coef {
+        Coef { k, at: Some(at) }
+    }
+}
+
+/// The optimizer kernels (`kernels/optim.cu` on CUDA). Every list holds
+/// one tensor per parameter, pairwise of equal length; lists may be empty.
 pub trait OptimOps: Device {
-    /// SGD with momentum on gradient `grad_scale·grad` (the clipping factor):
-    /// `d = grad_scale·grad + wd·p; buf = μ·buf + d; p -= lr·buf`.
+    /// SGD with momentum on every tensor: `d = s·grad + wd·p; buf = μ·buf +
+    /// d; p -= lr·buf`, `lr` and `s` read from `sc`.
     fn sgd_step(
         &self,
-        s: &SgdStep,
-        grad_scale: f32,
-        p: &mut Self::Buf,
-        grad: &Self::Buf,
-        buf: &mut Self::Buf,
+        k: &SgdKernel,
+        sc: &Self::Buf,
+        p: &mut [&mut Self::Buf],
+        grad: &[&Self::Buf],
+        buf: &mut [&mut Self::Buf],
     ) -> Result<()>;
-    /// Adam with coupled L2: `d = grad_scale·grad + wd·p; m = β1·m + (1−β1)·d;
-    /// v = β2·v + (1−β2)·d²; p -= lr·(m/(1−β1ᵗ)) / (√(v/(1−β2ᵗ)) + ε)`.
+    /// Adam with coupled L2 on every tensor: `d = grad + wd·p; m = β1·m +
+    /// (1−β1)·d; v = β2·v + (1−β2)·d²; p -= lr·(m/(1−β1ᵗ)) / (√(v/(1−β2ᵗ)) + ε)`,
+    /// `lr` and `t` read from `sc`.
     fn adam_step(
         &self,
-        s: &AdamStep,
-        grad_scale: f32,
-        p: &mut Self::Buf,
-        grad: &Self::Buf,
-        m: &mut Self::Buf,
-        v: &mut Self::Buf,
+        k: &AdamKernel,
+        sc: &Self::Buf,
+        p: &mut [&mut Self::Buf],
+        grad: &[&Self::Buf],
+        m: &mut [&mut Self::Buf],
+        v: &mut [&mut Self::Buf],
     ) -> Result<()>;
-    /// The RARTS coupling term: `grad += β·(p − other)`.
-    fn couple(&self, beta: f32, p: &Self::Buf, other: &Self::Buf, grad: &mut Self::Buf) -> Result<()>;
+    /// The RARTS coupling term on every tensor: `grad += β·(p − other)`.
+    fn couple(&self, beta: f32, p: &[&Self::Buf], other: &[&Self::Buf], grad: &mut [&mut Self::Buf]) -> Result<()>;
+    /// `sc[at] = ‖x‖₂` over all tensors together (summed in f64), then what
+    /// `then` derives from it.
+    fn norm(&self, x: &[&Self::Buf], sc: &mut Self::Buf, at: usize, then: NormThen) -> Result<()>;
+    /// `dst = src` on every tensor (BN statistics kept aside, DARTS' weight
+    /// backups).
+    fn copy_list(&self, src: &[&Self::Buf], dst: &mut [&mut Self::Buf]) -> Result<()>;
+    /// `out (=|+=) Σ_j c_j·x_j` on every tensor, as `write` says, with one to
+    /// three terms `(c_j, x_j)` (the coefficients' factors read from `sc`).
+    fn lincomb(
+        &self,
+        sc: &Self::Buf,
+        terms: &[(Coef, &[&Self::Buf])],
+        out: &mut [&mut Self::Buf],
+        write: Write,
+    ) -> Result<()>;
 }

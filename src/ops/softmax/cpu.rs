@@ -48,6 +48,36 @@ impl<T: Real> SoftmaxOps for Cpu<T> {
         Ok(())
     }
 
+    fn accuracy(
+        &self,
+        n: usize,
+        k: usize,
+        logits: &Vec<T>,
+        labels: &Vec<T>,
+        out: &mut Vec<T>,
+        at: usize,
+    ) -> Result<()> {
+        counts::call(1);
+        if logits.len() != n * k || labels.len() != n || at >= out.len() || n == 0 || k == 0 {
+            crate::bail!(
+                "accuracy: logits hold {}, labels {} for {n}×{k}; slot {at} of {}",
+                logits.len(),
+                labels.len(),
+                out.len()
+            );
+        }
+        let hits = logits
+            .chunks_exact(k)
+            .zip(labels)
+            .filter(|(row, lab)| {
+                let best = row.iter().enumerate().fold(0, |b, (j, v)| if *v > row[b] { j } else { b });
+                best as f64 == lab.to_f64()
+            })
+            .count();
+        out[at] = T::from_f64(hits as f64 / n as f64);
+        Ok(())
+    }
+
     fn cross_entropy_bwd(
         &self,
         n: usize,

@@ -33,6 +33,27 @@ impl SoftmaxOps for Cuda {
         launch!(self, softmax_rows_bwd_f32, Cuda::flat(rows); &y.mem, &dy.mem, &mut dx.mem, &r, &c)
     }
 
+    fn accuracy(
+        &self,
+        n: usize,
+        k: usize,
+        logits: &CudaBuf,
+        labels: &CudaBuf,
+        out: &mut CudaBuf,
+        at: usize,
+    ) -> Result<()> {
+        counts::call(1);
+        let kn = "accuracy_f32";
+        check_len(kn, "logits", logits, n * k)?;
+        check_len(kn, "labels", labels, n)?;
+        if at >= out.len || n == 0 || k == 0 {
+            crate::bail!("cuda: {kn}: slot {at} of {}, batch {n}×{k}", out.len);
+        }
+        let (ni, ki) = (int(kn, n)?, int(kn, k)?);
+        // accuracy_f32(const float* logits, const float* labels, float* out, long long at, int n, int k)
+        launch!(self, accuracy_f32, Cuda::per_block(1)?; &logits.mem, &labels.mem, &mut out.mem, &(at as i64), &ni, &ki)
+    }
+
     fn cross_entropy_fwd(
         &self,
         n: usize,

@@ -31,6 +31,17 @@ pub trait SoftmaxOps: Device {
         loss: &mut Self::Buf,
         probs: &mut Self::Buf,
     ) -> Result<()>;
+    /// `out[at] =` the fraction of the `n` rows of `logits` `(n, k)` whose
+    /// largest value (the first, on ties) is at the row's label.
+    fn accuracy(
+        &self,
+        n: usize,
+        k: usize,
+        logits: &Self::Buf,
+        labels: &Self::Buf,
+        out: &mut Self::Buf,
+        at: usize,
+    ) -> Result<()>;
     /// `dz += dloss[0] · (probs − onehot(label)) / n`
     fn cross_entropy_bwd(
         &self,
