@@ -48,3 +48,35 @@ fn a_forward_backward_is_counted_op_by_op() {
     assert_eq!(bwd.reads, 0);
     assert_eq!(bwd.launches, fills + 1 + 3 + 1 + 1 + 2 + 1, "{bwd:?}");
 }
+
+/// A whole search step of every algorithm waits for the host once: the
+/// step scalars read at its end. The optimizers' launches do not grow with
+/// the number of parameters (tensor lists).
+#[test]
+fn a_search_step_reads_the_host_once() {
+    use rarts::search::algo::Algo;
+    use rarts::search::prepare::prepare;
+    for algo in [Algo::Darts1, Algo::Darts2, Algo::Rarts] {
+        let cfg = rarts::search::config::SearchConfig {
+            data: rarts::data::DataSpec::Synthetic { n: 64, side: 16 },
+            algo,
+            c: 4,
+            layers: 3,
+            batch: 8,
+            epochs: 1,
+            seed: 7,
+            eval_images: Some(0),
+            out: std::env::temp_dir().join("rarts-counts-unused"),
+            progress: false,
+            ..Default::default()
+        };
+        let mut p = prepare(Cpu::<f32>::new(), &cfg).unwrap();
+        p.step().unwrap();
+        let c0 = counts::now();
+        let st = p.step().unwrap();
+        let c = counts::now() - c0;
+        assert_eq!(c.reads, 1, "{algo:?}: {c:?}");
+        assert!(st.loss_train.is_finite() && st.acc_train.is_finite(), "{algo:?}: {st:?}");
+        assert_eq!(st.acc_val.is_finite(), algo == Algo::Rarts, "{algo:?}: {st:?}");
+    }
+}
