@@ -65,79 +65,76 @@ extern "C" __global__ void axpy_elem_f32(const float* w, long long idx, const fl
     FOR_EACH(i, n) y[i] += a * x[i];
 }
 
-// y = Σ_{t<nt} w[i_t]·x_t — a mixed edge's forward in one pass over y, in
-// place of a fill and one axpy_elem per primitive (nt ≤ 8; the pointers and
-// indices past nt are unused). Terms are added in order t = 0, 1, …, as on
-// the CPU.                                                  y, x_t (n)
-extern "C" __global__ void mix_fwd_f32(const float* w, int nt, const float* x0, const float* x1,
-                                       const float* x2, const float* x3, const float* x4,
-                                       const float* x5, const float* x6, const float* x7, int i0,
-                                       int i1, int i2, int i3, int i4, int i5, int i6, int i7,
-                                       float* y, long long n) {
-    const float* xs[8] = {x0, x1, x2, x3, x4, x5, x6, x7};
-    const int is[8] = {i0, i1, i2, i3, i4, i5, i6, i7};
-    float a[8];
-#pragma unroll
-    for (int t = 0; t < 8; ++t) a[t] = t < nt ? w[is[t]] : 0.0f;
+// The terms of a mixed node, passed by value (800 bytes of kernel
+// parameters): each term's input, its input's gradient (null: not wanted)
+// and its weight's index. The layout is `MixTerms` of
+// src/ops/elementwise/cuda.rs.
+#define MIX_MAX 40
+struct MixTerms {
+    const float* x[MIX_MAX];
+    float* d[MIX_MAX];
+    int idx[MIX_MAX];
+};
+
+// y (=|+=) Σ_{t<nt} w[idx_t]·x_t (add = 0 | 1) — a mixed node's forward in
+// one pass over y, nt ≤ MIX_MAX. Terms are added in order t = 0, 1, …, as
+// on the CPU.                                               y, x_t (n)
+extern "C" __global__ void mix_fwd_f32(const float* w, MixTerms T, int nt, int add, float* y, long long n) {
+    __shared__ float a[MIX_MAX];
+    if (threadIdx.x < nt) a[threadIdx.x] = w[T.idx[threadIdx.x]];
+    __syncthreads();
     FOR_EACH(i, n) {
-        float acc = 0.0f;
-#pragma unroll
-        for (int t = 0; t < 8; ++t)
-            if (t < nt) acc += a[t] * xs[t][i];
+        float acc = add ? y[i] : 0.0f;
+        for (int t = 0; t < nt; ++t) acc += a[t] * T.x[t][i];
         y[i] = acc;
     }
 }
 
-// A mixed edge's backward, y = Σ_t w[i_t]·x_t, for up to 8 terms in one pass
-// over dy: d_t (=|+=) w[i_t]·dy (bit t of `add` set: add; d_t null: not
-// wanted) and, when `part` is not null, each block's Σ dy·x_t in f64 into
-// part[t·gridDim.x + block] for mix_bwd_finish_f32.
-extern "C" __global__ void mix_bwd_partial_f32(const float* w, const float* dy, int nt,
-                                               const float* x0, const float* x1, const float* x2,
-                                               const float* x3, const float* x4, const float* x5,
-                                               const float* x6, const float* x7, float* d0, float* d1,
-                                               float* d2, float* d3, float* d4, float* d5, float* d6,
-                                               float* d7, int i0, int i1, int i2, int i3, int i4,
-                                               int i5, int i6, int i7, int add, double* part,
-                                               long long n) {
+// A mixed node's backward, y = Σ_t w[idx_t]·x_t, in one launch for up to
+// MIX_MAX terms: block (b, g) takes terms 8g … 8g + 7 in one pass over dy
+// (8 accumulators in registers): d_t (=|+=) w[idx_t]·dy (bit t of `add`
+// set: add) and, when `part` is not null, the block's Σ dy·x_t in f64 into
+// part[t·gridDim.x + b] for mix_bwd_finish_f32.
+extern "C" __global__ void mix_bwd_partial_f32(const float* w, const float* dy, MixTerms T, int nt,
+                                               unsigned add, double* part, long long n) {
     __shared__ double sh[32];
-    const float* xs[8] = {x0, x1, x2, x3, x4, x5, x6, x7};
-    float* ds[8] = {d0, d1, d2, d3, d4, d5, d6, d7};
-    const int is[8] = {i0, i1, i2, i3, i4, i5, i6, i7};
+    const int t0 = blockIdx.y * 8;
+    const int m = nt - t0 < 8 ? nt - t0 : 8;
+    const float* xs[8];
+    float* ds[8];
     float a[8];
     double s[8];
 #pragma unroll
     for (int t = 0; t < 8; ++t) {
-        a[t] = t < nt ? w[is[t]] : 0.0f;
+        xs[t] = t < m ? T.x[t0 + t] : nullptr;
+        ds[t] = t < m ? T.d[t0 + t] : nullptr;
+        a[t] = t < m ? w[T.idx[t0 + t]] : 0.0f;
         s[t] = 0.0;
     }
     FOR_EACH(i, n) {
         const float g = dy[i];
 #pragma unroll
         for (int t = 0; t < 8; ++t) {
-            if (t >= nt) continue;
-            if (ds[t]) put(&ds[t][i], a[t] * g, (add >> t) & 1);
+            if (t >= m) continue;
+            if (ds[t]) put(&ds[t][i], a[t] * g, (add >> (t0 + t)) & 1u);
             if (part) s[t] += (double)g * (double)xs[t][i];
         }
     }
     if (!part) return;
-    for (int t = 0; t < nt; ++t) {
+    for (int t = 0; t < m; ++t) {
         const double v = block_sum_f64(s[t], sh);
-        if (threadIdx.x == 0) part[(long long)t * gridDim.x + blockIdx.x] = v;
+        if (threadIdx.x == 0) part[(long long)(t0 + t) * gridDim.x + blockIdx.x] = v;
     }
 }
 
-// dw[i_t] += Σ_b part[t·parts + b] for each of the nt terms; one block.
-extern "C" __global__ void mix_bwd_finish_f32(const double* part, int parts, int nt, int i0, int i1,
-                                              int i2, int i3, int i4, int i5, int i6, int i7,
-                                              float* dw) {
+// dw[idx_t] += Σ_b part[t·parts + b] for each of the nt terms; one block.
+extern "C" __global__ void mix_bwd_finish_f32(const double* part, int parts, MixTerms T, int nt, float* dw) {
     __shared__ double sh[32];
-    const int is[8] = {i0, i1, i2, i3, i4, i5, i6, i7};
     for (int t = 0; t < nt; ++t) {
         double s = 0.0;
         for (int b = threadIdx.x; b < parts; b += blockDim.x) s += part[(long long)t * parts + b];
         s = block_sum_f64(s, sh);
-        if (threadIdx.x == 0) dw[is[t]] += (float)s;
+        if (threadIdx.x == 0) dw[T.idx[t]] += (float)s;
     }
 }
 

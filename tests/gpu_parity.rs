@@ -195,20 +195,22 @@ mod cases {
             be.axpy_elem(&wd, 1, &xd, &mut yd).unwrap();
             close(&format!("axpy_elem n={n}"), &down(be, &yd), &yc, EW);
 
-            // A mixed edge's weighted sum: no terms, the 7 of a DARTS edge
-            // (weights in shuffled order), and 9 (past one launch's 8). Up
-            // to 9 f32 products added in the same order on both sides, but
-            // the GPU may contract each into an FMA: a few ulps of the
-            // largest partial sum, hence 1e-5 absolute.
+            // A mixed node's weighted sum: no terms, the 7 of a DARTS edge
+            // (weights in shuffled order), 9 (past one group of 8 in the
+            // backward), 35 (a node of five edges) and 45 (past one launch's
+            // 40; the nine inputs and weights reused). Up to 45 f32 products
+            // added in the same order on both sides, but the GPU may
+            // contract each into an FMA: a few ulps of the largest partial
+            // sum, hence 1e-5 absolute.
             let mut mrng = StdRng::seed_from_u64(n as u64);
             let wm: Vec<f32> = rand_vec(&mut mrng, 9, -1.0, 1.0);
             let wmd = up(be, &wm);
             let xs: Vec<Vec<f32>> = (0..9).map(|_| rand_vec(&mut mrng, n, -1.0, 1.0)).collect();
             let xsd: Vec<B::Buf> = xs.iter().map(|v| up(be, v)).collect();
-            for count in [0usize, 7, 9] {
-                let order = [3usize, 0, 8, 5, 1, 7, 2, 6, 4];
-                let tc: Vec<(usize, &Vec<f32>)> = order[..count].iter().map(|&k| (k, &xs[k])).collect();
-                let td: Vec<(usize, &B::Buf)> = order[..count].iter().map(|&k| (k, &xsd[k])).collect();
+            for count in [0usize, 7, 9, 35, 45] {
+                let order: Vec<usize> = [3usize, 0, 8, 5, 1, 7, 2, 6, 4].iter().copied().cycle().take(count).collect();
+                let tc: Vec<(usize, &Vec<f32>)> = order.iter().map(|&k| (k, &xs[k])).collect();
+                let td: Vec<(usize, &B::Buf)> = order.iter().map(|&k| (k, &xsd[k])).collect();
                 let (mut yc, mut yd) = (vec![f32::NAN; n], poisoned(be, n));
                 cpu.mix_fwd(&wm, &tc, &mut yc).unwrap();
                 be.mix_fwd(&wmd, &td, &mut yd).unwrap();

@@ -192,27 +192,48 @@ void test_small() {
     close("drop_path fwd", yg, yr, 1e-6, 1e-6); close("drop_path fwd add", yag, yar, 1e-6, 1e-6); close("drop_path bwd", dg, dr, 1e-6, 1e-6); close("drop_path bwd set", dsg, dsr, 1e-6, 1e-6);
   }
   run("axpy_elem", [&](float* y) { axpy_elem_f32(w.data(), 1, x.data(), y, n); }, [&](int i) { return y0[i] + w[1] * x[i]; }, y0);
-  { // mix_bwd: four terms at weights 2, 0, 1, 2; term 1 wants no dx, term 2 overwrites; 5 blocks of partials
-    auto x1 = rnd(n), x2 = rnd(n), x3 = rnd(n), dy = rnd(n);
-    std::vector<float> d0 = y0, d2(n, NAN), d3 = y0, r0 = y0, r2(n), r3 = y0, dwg = w, dwr = w;
-    const float* xs[4] = {x.data(), x1.data(), x2.data(), x3.data()};
-    const int is[4] = {2, 0, 1, 2};
-    for (int i = 0; i < n; ++i) { r0[i] += w[2] * dy[i]; r2[i] = w[1] * dy[i]; r3[i] += w[2] * dy[i]; }
-    for (int t = 0; t < 4; ++t) { double s = 0; for (int i = 0; i < n; ++i) s += (double)dy[i] * xs[t][i]; dwr[is[t]] += (float)s; }
-    const int parts = 5;
-    std::vector<double> part(4 * parts, NAN);
-    launch(D(parts), D(256), true, [&] { mix_bwd_partial_f32(w.data(), dy.data(), 4, x.data(), x1.data(), x2.data(), x3.data(), nullptr, nullptr, nullptr, nullptr,
-                                                             d0.data(), nullptr, d2.data(), d3.data(), nullptr, nullptr, nullptr, nullptr, 2, 0, 1, 2, 0, 0, 0, 0,
-                                                             0b1001, part.data(), n); });
-    launch(D(1), D(256), true, [&] { mix_bwd_finish_f32(part.data(), parts, 4, 2, 0, 1, 2, 0, 0, 0, 0, dwg.data()); });
-    close("mix_bwd dx0", d0, r0); close("mix_bwd dx2 set", d2, r2); close("mix_bwd dx3", d3, r3); close("mix_bwd dw", dwg, dwr, 1e-5, 1e-5);
+  { // mix_bwd: eleven terms (two groups of 8) at weights t % 3; term t wants no dx when t % 4 == 1,
+    // overwrites it when t % 4 == 2, adds otherwise; 5 blocks of partials per group
+    const int nt = 11, parts = 5;
+    auto dy = rnd(n);
+    std::vector<std::vector<float>> xs(nt), dg(nt), dr(nt);
+    MixTerms T{};
+    unsigned add = 0;
+    std::vector<float> dwg = w, dwr = w;
+    for (int t = 0; t < nt; ++t) {
+      xs[t] = rnd(n); T.x[t] = xs[t].data(); T.idx[t] = t % 3;
+      if (t % 4 == 1) continue;
+      dg[t] = t % 4 == 2 ? std::vector<float>(n, NAN) : rnd(n); dr[t] = dg[t]; T.d[t] = dg[t].data();
+      if (t % 4 != 2) add |= 1u << t;
+      for (int i = 0; i < n; ++i) dr[t][i] = (t % 4 == 2 ? 0.f : dr[t][i]) + w[t % 3] * dy[i];
+    }
+    for (int t = 0; t < nt; ++t) { double s = 0; for (int i = 0; i < n; ++i) s += (double)dy[i] * xs[t][i]; dwr[t % 3] += (float)s; }
+    std::vector<double> part(nt * parts, NAN);
+    launch(D(parts, 2), D(256), true, [&] { mix_bwd_partial_f32(w.data(), dy.data(), T, nt, add, part.data(), n); });
+    launch(D(1), D(256), true, [&] { mix_bwd_finish_f32(part.data(), parts, T, nt, dwg.data()); });
+    for (int t = 0; t < nt; ++t) if (T.d[t]) close(("mix_bwd dx" + std::to_string(t)).c_str(), dg[t], dr[t]);
+    close("mix_bwd dw", dwg, dwr, 1e-5, 1e-5);
+    // without weight gradients (null part)
+    std::vector<float> d0 = y0, r0 = y0;
+    MixTerms U{}; U.x[0] = x.data(); U.d[0] = d0.data(); U.idx[0] = 2;
+    for (int i = 0; i < n; ++i) r0[i] += w[2] * dy[i];
+    launch(D(parts), D(256), true, [&] { mix_bwd_partial_f32(w.data(), dy.data(), U, 1, 1u, nullptr, n); });
+    close("mix_bwd no dw", d0, r0);
   }
-  { // mix_fwd: three terms at weights 2, 0, 1; then no terms (y = 0)
-    auto x1 = rnd(n), x2 = rnd(n);
-    run("mix_fwd", [&](float* y) { mix_fwd_f32(w.data(), 3, x.data(), x1.data(), x2.data(), nullptr, nullptr, nullptr, nullptr, nullptr, 2, 0, 1, 0, 0, 0, 0, 0, y, n); },
-        [&](int i) { return w[2] * x[i] + w[0] * x1[i] + w[1] * x2[i]; }, nan);
-    run("mix_fwd empty", [&](float* y) { mix_fwd_f32(w.data(), 0, nullptr, nullptr, nullptr, nullptr, nullptr, nullptr, nullptr, nullptr, 0, 0, 0, 0, 0, 0, 0, 0, y, n); },
-        [&](int) { return 0.f; }, nan);
+  { // mix_fwd: eleven terms at weights t % 3, overwriting then adding; no terms (y = 0)
+    const int nt = 11;
+    std::vector<std::vector<float>> xs(nt);
+    MixTerms T{};
+    for (int t = 0; t < nt; ++t) { xs[t] = rnd(n); T.x[t] = xs[t].data(); T.idx[t] = t % 3; }
+    auto sum = [&](int i) { float a = 0; for (int t = 0; t < nt; ++t) a += w[t % 3] * xs[t][i]; return a; };
+    std::vector<float> y(n, NAN), yr(n), ya = y0, yar(n);
+    launch(D(cdiv(n, 256)), D(256), true, [&] { mix_fwd_f32(w.data(), T, nt, 0, y.data(), n); });
+    launch(D(cdiv(n, 256)), D(256), true, [&] { mix_fwd_f32(w.data(), T, nt, 1, ya.data(), n); });
+    for (int i = 0; i < n; ++i) { yr[i] = sum(i); yar[i] = y0[i] + sum(i); }
+    close("mix_fwd", y, yr); close("mix_fwd add", ya, yar);
+    std::vector<float> ye(n, NAN);
+    launch(D(cdiv(n, 256)), D(256), true, [&] { mix_fwd_f32(w.data(), MixTerms{}, 0, 0, ye.data(), n); });
+    close("mix_fwd empty", ye, std::vector<float>(n, 0.f));
   }
   run("sum_all_bwd", [&](float* y) { sum_all_bwd_f32(w.data(), y, n); }, [&](int i) { return y0[i] + w[0]; }, y0);
   { // the list kernels over two tensors (x split at 777): sgd, adam (t = 3), couple, norm, lincomb

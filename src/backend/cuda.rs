@@ -34,9 +34,10 @@ pub(crate) const BLOCK: u32 = 256;
 /// Cap on the grid of flat kernels; they loop grid-stride beyond it.
 /// 132 SMs × 16 resident blocks of 256 threads keep an H100/H200 full.
 const MAX_GRID: u32 = 132 * 16;
-/// Partial sums of the two-stage reductions (`reduce_partial_f64`); the
-/// scratch buffer holds this many f64.
-pub(crate) const REDUCE_PARTS: usize = 1024;
+/// Partial sums of the two-stage reductions (`reduce_partial_f64`, and the
+/// mixed nodes' per-term sums: 40 terms × 204 blocks); the scratch buffer
+/// holds this many f64.
+pub(crate) const REDUCE_PARTS: usize = 8192;
 /// Floats of the pointwise filter gradient's partial tiles (16 MiB): splits ×
 /// cout × cin must fit, so wide convs get fewer, longer splits.
 pub(crate) const PW_PARTS: usize = 1 << 22;

@@ -12,17 +12,38 @@ use crate::error::{Error, Result};
 pub(crate) const DOT_ELEM_LAUNCHES: u64 = 2;
 pub(crate) const SUM_ALL_FWD_LAUNCHES: u64 = 2;
 
-/// Launches of `mix_fwd` over `terms` terms: one for the first `MIX_MAX`,
-/// one `axpy_elem_f32` for each further term.
+/// Launches of `mix_fwd` over `terms` terms: one per `MIX_MAX` terms (one
+/// for none: it writes zeros).
 pub(crate) fn mix_fwd_launches(terms: usize) -> u64 {
-    1 + terms.saturating_sub(MIX_MAX) as u64
+    terms.div_ceil(MIX_MAX).max(1) as u64
 }
 
-/// Launches of `mix_bwd`: per group of up to `MIX_MAX` terms, the pass over
-/// dy (which writes the dx terms and the weight gradients' partial sums)
-/// and, with a weight gradient, the sum of those partials.
+/// Launches of `mix_bwd`: per `MIX_MAX` terms, the pass over dy (which
+/// writes the dx terms and the weight gradients' partial sums) and, with a
+/// weight gradient, the sum of those partials.
 pub(crate) fn mix_bwd_launches(terms: usize, dw: bool) -> u64 {
     terms.div_ceil(MIX_MAX) as u64 * (1 + u64::from(dw))
+}
+
+/// `MixTerms` of `kernels/elementwise.cu`, passed to the mix kernels by
+/// value: each term's input, its input's gradient (0: not wanted), its
+/// weight's index.
+#[repr(C)]
+#[derive(Clone, Copy)]
+struct MixTerms {
+    x: [u64; MIX_MAX],
+    d: [u64; MIX_MAX],
+    idx: [i32; MIX_MAX],
+}
+
+// SAFETY: plain old data laid out as the kernels' C struct (repr(C): 40
+// pointers, 40 pointers, 40 ints; 800 bytes, 8-byte aligned).
+unsafe impl cudarc::driver::DeviceRepr for MixTerms {}
+
+impl MixTerms {
+    fn new() -> Self {
+        MixTerms { x: [0; MIX_MAX], d: [0; MIX_MAX], idx: [0; MIX_MAX] }
+    }
 }
 
 /// Blocks of `mix_bwd_partial_f32`: its partial sums, `MIX_MAX` per block,
@@ -42,8 +63,8 @@ fn per_sample(kernel: &str, len: usize, mask: &CudaBuf) -> Result<usize> {
     Ok(len / mask.len)
 }
 
-/// Terms `mix_fwd_f32` takes in one launch; must match the kernel.
-const MIX_MAX: usize = 8;
+/// Terms the mix kernels take in one launch; `MIX_MAX` of the kernels.
+const MIX_MAX: usize = 40;
 
 /// Stage 1 of a reduction of `Σ a·b` (`b` absent: `Σ a`) into the locked
 /// scratch; returns how many partial sums it wrote.
@@ -207,8 +228,8 @@ impl ElementwiseOps for Cuda {
 
     fn mix_fwd(&self, w: &CudaBuf, terms: &[(usize, &CudaBuf)], y: &mut CudaBuf) -> Result<()> {
         counts::call(mix_fwd_launches(terms.len()));
-        // One launch for up to MIX_MAX terms (a DARTS edge has at most 7
-        // nonzero primitives); more terms continue with `axpy_elem`.
+        // One launch for up to MIX_MAX terms (a DARTS node has at most 5
+        // edges of 7 nonzero primitives).
         for &(idx, x) in terms {
             same("mix_fwd_f32", x, y)?;
             if idx >= w.len {
@@ -219,20 +240,19 @@ impl ElementwiseOps for Cuda {
         if n == 0 {
             return Ok(());
         }
-        let (head, rest) = terms.split_at(terms.len().min(MIX_MAX));
-        let mut xs = [0u64; MIX_MAX];
-        let mut is = [0i32; MIX_MAX];
-        for (t, &(idx, x)) in head.iter().enumerate() {
-            xs[t] = self.opt_ptr(Some(x));
-            is[t] = idx as i32; // idx < w.len, and α rows are short
+        if terms.is_empty() {
+            // mix_fwd_f32(const float* w, MixTerms T, int nt, int add, float* y, long long n)
+            return launch!(self, mix_fwd_f32, Cuda::flat(n); &w.mem, &MixTerms::new(), &0i32, &0i32, &mut y.mem, &(n as i64));
         }
-        let nt = head.len() as i32;
-        // mix_fwd_f32(const float* w, int nt, const float* x0..x7, int i0..i7, float* y, long long n)
-        launch!(self, mix_fwd_f32, Cuda::flat(n);
-            &w.mem, &nt, &xs[0], &xs[1], &xs[2], &xs[3], &xs[4], &xs[5], &xs[6], &xs[7],
-            &is[0], &is[1], &is[2], &is[3], &is[4], &is[5], &is[6], &is[7], &mut y.mem, &(n as i64))?;
-        for &(idx, x) in rest {
-            launch!(self, axpy_elem_f32, Cuda::flat(n); &w.mem, &(idx as i64), &x.mem, &mut y.mem, &(n as i64))?;
+        for (g, group) in terms.chunks(MIX_MAX).enumerate() {
+            let mut tt = MixTerms::new();
+            for (t, &(idx, x)) in group.iter().enumerate() {
+                tt.x[t] = self.opt_ptr(Some(x));
+                tt.idx[t] = idx as i32; // idx < w.len, and α rows are short
+            }
+            let (nt, add) = (group.len() as i32, i32::from(g > 0));
+            // mix_fwd_f32(const float* w, MixTerms T, int nt, int add, float* y, long long n)
+            launch!(self, mix_fwd_f32, Cuda::flat(n); &w.mem, &tt, &nt, &add, &mut y.mem, &(n as i64))?;
         }
         Ok(())
     }
@@ -273,31 +293,28 @@ impl ElementwiseOps for Cuda {
         let cfg = cudarc::driver::LaunchConfig { grid_dim: (parts, 1, 1), ..cfg };
         let scratch = lock(self)?;
         for group in terms.chunks(MIX_MAX) {
-            let (mut xs, mut ds, mut is) = ([0u64; MIX_MAX], [0u64; MIX_MAX], [0i32; MIX_MAX]);
-            let mut add = 0i32;
+            let mut tt = MixTerms::new();
+            let mut add = 0u32;
             for (t, term) in group.iter().enumerate() {
-                xs[t] = self.opt_ptr(Some(term.x));
-                is[t] = term.idx as i32; // idx < w.len, and α rows are short
+                tt.x[t] = self.opt_ptr(Some(term.x));
+                tt.idx[t] = term.idx as i32; // idx < w.len, and α rows are short
                 if let Some((dx, write)) = &term.dx {
-                    ds[t] = self.opt_ptr(Some(dx));
-                    add |= write.add_flag() << t;
+                    tt.d[t] = self.opt_ptr(Some(dx));
+                    add |= (write.add_flag() as u32) << t;
                 }
             }
             let nt = group.len() as i32;
+            // Blocks (b, g): g takes terms 8g … 8g + 7.
+            let cfg = cudarc::driver::LaunchConfig { grid_dim: (parts, group.len().div_ceil(8) as u32, 1), ..cfg };
             // Null `part` when no weight gradient is wanted.
             let part = if dw.is_some() { self.ptr(&*scratch) } else { 0 };
-            // mix_bwd_partial_f32(const float* w, const float* dy, int nt, const float* x0..x7,
-            //                     float* d0..d7, int i0..i7, int add, double* part, long long n)
-            launch!(self, mix_bwd_partial_f32, cfg;
-                &w.mem, &dy.mem, &nt, &xs[0], &xs[1], &xs[2], &xs[3], &xs[4], &xs[5], &xs[6], &xs[7],
-                &ds[0], &ds[1], &ds[2], &ds[3], &ds[4], &ds[5], &ds[6], &ds[7],
-                &is[0], &is[1], &is[2], &is[3], &is[4], &is[5], &is[6], &is[7], &add, &part, &(n as i64))?;
+            // mix_bwd_partial_f32(const float* w, const float* dy, MixTerms T, int nt, unsigned add, double* part,
+            //                     long long n)
+            launch!(self, mix_bwd_partial_f32, cfg; &w.mem, &dy.mem, &tt, &nt, &add, &part, &(n as i64))?;
             if let Some(dw) = dw.as_deref_mut() {
-                let one = Cuda::per_block(1)?;
                 let p = parts as i32;
-                // mix_bwd_finish_f32(const double* part, int parts, int nt, int i0..i7, float* dw)
-                launch!(self, mix_bwd_finish_f32, one;
-                    &*scratch, &p, &nt, &is[0], &is[1], &is[2], &is[3], &is[4], &is[5], &is[6], &is[7], &mut dw.mem)?;
+                // mix_bwd_finish_f32(const double* part, int parts, MixTerms T, int nt, float* dw)
+                launch!(self, mix_bwd_finish_f32, Cuda::per_block(1)?; &*scratch, &p, &tt, &nt, &mut dw.mem)?;
             }
         }
         Ok(())
