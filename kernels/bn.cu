@@ -2,7 +2,9 @@
 // (CPU reference: src/ops/bn/cpu.rs), in f64. Training forward and backward
 // take two launches each over a grid (c, B): partial sums per block, then
 // each block adds its channel's B partials in order (deterministic) and
-// applies them to its share.
+// applies them to its share. A channel small enough for one block (B = 1)
+// takes one launch instead (the `_fused` kernels): the same sums, kept in
+// the block rather than written out and read back, so the same results.
 #include "common.cuh"
 
 // Element j (0 ≤ j < n·hw) of channel ch.
@@ -37,19 +39,27 @@ __device__ __forceinline__ void bn_sum_partials(const double* part, double* v0, 
 // part[(ch·B + b)·2 + {0, 1}] = Σ (x − s), Σ (x − s)² over the block's share,
 // s the channel's first element: the shift keeps the one-pass variance free
 // of cancellation (as on the CPU, src/ops/bn/cpu.rs).
-extern "C" __global__ void bn_stats_partial_f32(const float* x, double* part, int n, int c, int hw,
-                                                long long chunk) {
-    __shared__ double sh[32];
+// This thread's share of block (ch, b)'s two sums.
+__device__ __forceinline__ void bn_stats_thread(const float* x, int n, int c, int hw, long long chunk, double* s1,
+                                                double* s2) {
     const int ch = blockIdx.x, b = blockIdx.y;
     const long long cnt = (long long)n * hw;
     const long long j0 = b * chunk, j1 = j0 + chunk < cnt ? j0 + chunk : cnt;
     const double s = (double)x[bn_at(0, c, hw, ch)];
-    double s1 = 0.0, s2 = 0.0;
+    *s1 = 0.0;
+    *s2 = 0.0;
     for (long long j = j0 + threadIdx.x; j < j1; j += blockDim.x) {
         const double d = (double)x[bn_at(j, c, hw, ch)] - s;
-        s1 += d;
-        s2 += d * d;
+        *s1 += d;
+        *s2 += d * d;
     }
+}
+
+extern "C" __global__ void bn_stats_partial_f32(const float* x, double* part, int n, int c, int hw,
+                                                long long chunk) {
+    __shared__ double sh[32];
+    double s1, s2;
+    bn_stats_thread(x, n, c, hw, chunk, &s1, &s2);
     bn_put_partials(part, s1, s2, sh);
 }
 
@@ -57,14 +67,12 @@ extern "C" __global__ void bn_stats_partial_f32(const float* x, double* part, in
 // y = γ·(x − μ_B)·inv + β over the block's share; block 0 of each channel
 // writes saved (2c) = [μ_B, inv = 1/√(σ²_B + ε)] and the running statistics
 // r = (1 − m)·r + m·stat (the variance unbiased). gamma/beta may be null.
-extern "C" __global__ void bn_fwd_apply_f32(const float* x, const double* part, const float* gamma,
-                                            const float* beta, float* y, float* saved,
-                                            float* running_mean, float* running_var, int n, int c,
-                                            int hw, float eps, float momentum, long long chunk) {
+__device__ __forceinline__ void bn_fwd_finish(const float* x, double s1, double s2, const float* gamma,
+                                              const float* beta, float* y, float* saved, float* running_mean,
+                                              float* running_var, int n, int c, int hw, float eps, float momentum,
+                                              long long chunk) {
     const int ch = blockIdx.x, b = blockIdx.y;
     const long long cnt = (long long)n * hw;
-    double s1, s2;
-    bn_sum_partials(part, &s1, &s2);
     const double d = s1 / (double)cnt;
     const double mean = (double)x[bn_at(0, c, hw, ch)] + d;
     const double q = s2 / (double)cnt - d * d;
@@ -88,6 +96,30 @@ extern "C" __global__ void bn_fwd_apply_f32(const float* x, const double* part, 
     }
 }
 
+// Launch 2 of 2: the statistics from the channel's B partials, then as above.
+extern "C" __global__ void bn_fwd_apply_f32(const float* x, const double* part, const float* gamma,
+                                            const float* beta, float* y, float* saved,
+                                            float* running_mean, float* running_var, int n, int c,
+                                            int hw, float eps, float momentum, long long chunk) {
+    double s1, s2;
+    bn_sum_partials(part, &s1, &s2);
+    bn_fwd_finish(x, s1, s2, gamma, beta, y, saved, running_mean, running_var, n, c, hw, eps, momentum, chunk);
+}
+
+// Both launches in one for a grid (c, 1): block ch sums its whole channel
+// (chunk = n·hw) and applies the statistics.
+extern "C" __global__ void bn_fwd_fused_f32(const float* x, const float* gamma, const float* beta, float* y,
+                                            float* saved, float* running_mean, float* running_var, int n, int c,
+                                            int hw, float eps, float momentum, long long chunk) {
+    __shared__ double sh[32];
+    __shared__ double slot;
+    double s1, s2;
+    bn_stats_thread(x, n, c, hw, chunk, &s1, &s2);
+    s1 = block_bcast_f64(block_sum_f64(s1, sh), &slot);
+    s2 = block_bcast_f64(block_sum_f64(s2, sh), &slot);
+    bn_fwd_finish(x, s1, s2, gamma, beta, y, saved, running_mean, running_var, n, c, hw, eps, momentum, chunk);
+}
+
 // Evaluation: y = γ·(x − r_μ)/√(r_σ² + ε) + β; one thread per element.
 extern "C" __global__ void bn_fwd_eval_f32(const float* x, const float* gamma, const float* beta,
                                            const float* running_mean, const float* running_var,
@@ -105,34 +137,39 @@ extern "C" __global__ void bn_fwd_eval_f32(const float* x, const float* gamma, c
 // Training backward from x and saved = [μ, inv], x̂ = (x − μ)·inv, in two
 // launches over the same grid (c, B) as the forward:
 // part[(ch·B + b)·2 + {0, 1}] = Σ dy, Σ dy·x̂ over block b's share.
-extern "C" __global__ void bn_bwd_partial_f32(const float* x, const float* saved, const float* dy,
-                                              double* part, int n, int c, int hw, long long chunk) {
-    __shared__ double sh[32];
+__device__ __forceinline__ void bn_bwd_thread(const float* x, const float* saved, const float* dy, int n, int c,
+                                              int hw, long long chunk, double* sd, double* sdx) {
     const int ch = blockIdx.x, b = blockIdx.y;
     const long long cnt = (long long)n * hw;
     const long long j0 = b * chunk, j1 = j0 + chunk < cnt ? j0 + chunk : cnt;
     const float mean = saved[ch], inv = saved[c + ch];
-    double sd = 0.0, sdx = 0.0;
+    *sd = 0.0;
+    *sdx = 0.0;
     for (long long j = j0 + threadIdx.x; j < j1; j += blockDim.x) {
         const long long i = bn_at(j, c, hw, ch);
         const float xh = (x[i] - mean) * inv;
-        sd += (double)dy[i];
-        sdx += (double)(dy[i] * xh);
+        *sd += (double)dy[i];
+        *sdx += (double)(dy[i] * xh);
     }
+}
+
+extern "C" __global__ void bn_bwd_partial_f32(const float* x, const float* saved, const float* dy,
+                                              double* part, int n, int c, int hw, long long chunk) {
+    __shared__ double sh[32];
+    double sd, sdx;
+    bn_bwd_thread(x, saved, dy, n, c, hw, chunk, &sd, &sdx);
     bn_put_partials(part, sd, sdx, sh);
 }
 
 // From the summed partials: dγ += Σ dy·x̂, dβ += Σ dy (block 0 of each
 // channel) and dx (=|+=) γ·inv·(dy − Σdy/N − x̂·Σ(dy·x̂)/N) over block b's
 // share (`add` 0 or 1). Any of dx, dgamma, dbeta may be null.
-extern "C" __global__ void bn_bwd_apply_f32(const float* x, const float* gamma, const float* saved,
-                                            const float* dy, const double* part, float* dx,
-                                            float* dgamma, float* dbeta, int n, int c, int hw,
-                                            long long chunk, int add) {
+__device__ __forceinline__ void bn_bwd_finish(const float* x, const float* gamma, const float* saved,
+                                              const float* dy, double sum_dy, double sum_dy_xhat, float* dx,
+                                              float* dgamma, float* dbeta, int n, int c, int hw, long long chunk,
+                                              int add) {
     const int ch = blockIdx.x, b = blockIdx.y;
     const long long cnt = (long long)n * hw;
-    double sum_dy, sum_dy_xhat;
-    bn_sum_partials(part, &sum_dy, &sum_dy_xhat);
     if (b == 0 && threadIdx.x == 0) {
         if (dgamma) dgamma[ch] += (float)sum_dy_xhat;
         if (dbeta) dbeta[ch] += (float)sum_dy;
@@ -148,4 +185,27 @@ extern "C" __global__ void bn_bwd_apply_f32(const float* x, const float* gamma, 
         const float xh = (x[i] - mean) * inv;
         put(&dx[i], kk * (dy[i] - a - xh * bb), add);
     }
+}
+
+// Launch 2 of 2: the sums from the channel's B partials, then as above.
+extern "C" __global__ void bn_bwd_apply_f32(const float* x, const float* gamma, const float* saved,
+                                            const float* dy, const double* part, float* dx,
+                                            float* dgamma, float* dbeta, int n, int c, int hw,
+                                            long long chunk, int add) {
+    double sum_dy, sum_dy_xhat;
+    bn_sum_partials(part, &sum_dy, &sum_dy_xhat);
+    bn_bwd_finish(x, gamma, saved, dy, sum_dy, sum_dy_xhat, dx, dgamma, dbeta, n, c, hw, chunk, add);
+}
+
+// Both backward launches in one for a grid (c, 1), as bn_fwd_fused_f32.
+extern "C" __global__ void bn_bwd_fused_f32(const float* x, const float* gamma, const float* saved,
+                                            const float* dy, float* dx, float* dgamma, float* dbeta, int n, int c,
+                                            int hw, long long chunk, int add) {
+    __shared__ double sh[32];
+    __shared__ double slot;
+    double sd, sdx;
+    bn_bwd_thread(x, saved, dy, n, c, hw, chunk, &sd, &sdx);
+    sd = block_bcast_f64(block_sum_f64(sd, sh), &slot);
+    sdx = block_bcast_f64(block_sum_f64(sdx, sh), &slot);
+    bn_bwd_finish(x, gamma, saved, dy, sd, sdx, dx, dgamma, dbeta, n, c, hw, chunk, add);
 }

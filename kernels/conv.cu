@@ -156,17 +156,21 @@ extern "C" __global__ void pwconv_bwd_data_f32(const float* x, const float* w, c
     }
 }
 
-// The pwconv filter gradient, in two deterministic passes (no float atomics,
-// so two runs agree bit for bit): the n·P sum is cut into `splits` chunks of
-// `chunk` products (a 16×16 weight tile alone would leave most SMs idle);
-// split z writes its partial tile to part[z] (cout, cin); then
-// pwconv_bwd_filter_sum_f32 adds the splits into dw in order.
+// The pwconv filter gradient in one launch, deterministic (no float atomics
+// on the sums, so two runs agree bit for bit): the n·P sum is cut into
+// `splits` chunks of `chunk` products (a 16×16 weight tile alone would
+// leave most SMs idle); split z writes its partial tile to part[z]
+// (cout, cin); the last of a tile's splits to finish (an atomic ticket per
+// tile) adds the tile's splits into dw in order z = 0, 1, …, and resets the
+// ticket for the next launch.
 //
 // part[z] (cout, cin) = Σ_{n,p in chunk z} dy (n, cout, p) · act(x (n, cin, pix(p)));
-// grid (⌈cin/TILE⌉, ⌈cout/TILE⌉, splits).
+// dw (cout, cin) (=|+=) Σ_z part[z] (add = 0 | 1); grid (⌈cin/TILE⌉, ⌈cout/TILE⌉,
+// splits); `ticket` holds ⌈cin/TILE⌉·⌈cout/TILE⌉ zeros.
 extern "C" __global__ void pwconv_bwd_filter_f32(const float* x, const float* dy, float* part,
-                                                 int n, int cin, int cout, int h, int wd, int oh,
-                                                 int ow, int stride, int relu, long long chunk) {
+                                                 float* dw, unsigned* ticket, int n, int cin, int cout,
+                                                 int h, int wd, int oh, int ow, int stride, int relu,
+                                                 long long chunk, int add) {
     __shared__ float sd[TILE][TILE + 1];  // sd[co_local][j]
     __shared__ float sx[TILE][TILE + 1];  // sx[j][ci_local]
     const long long P = (long long)oh * ow, K = (long long)n * P;
@@ -202,16 +206,23 @@ extern "C" __global__ void pwconv_bwd_filter_f32(const float* x, const float* dy
         __syncthreads();
     }
     if (ci < cin && co < cout) part[((long long)blockIdx.z * cout + co) * cin + ci] = acc;
-}
-
-// dw[i] (=|+=) Σ_z part[z·m + i], z in order (add = 0 | 1); one thread per
-// weight element.
-extern "C" __global__ void pwconv_bwd_filter_sum_f32(const float* part, float* dw, int splits, long long m,
-                                                     int add) {
-    FOR_EACH(i, m) {
-        float acc = 0.0f;
-        for (int z = 0; z < splits; ++z) acc += part[(long long)z * m + i];
-        put(&dw[i], acc, add);
+    // Publish this split's tile, then count it in.
+    __shared__ unsigned last;
+    __threadfence();
+    __syncthreads();
+    if (threadIdx.x == 0 && threadIdx.y == 0) {
+        unsigned* t = &ticket[blockIdx.y * gridDim.x + blockIdx.x];
+        last = atomicAdd(t, 1u) == gridDim.z - 1;
+        if (last) *t = 0u;  // every split has counted in: ready for the next launch
+    }
+    __syncthreads();
+    if (!last) return;
+    __threadfence();
+    if (ci < cin && co < cout) {
+        float s = 0.0f;
+        // Through L2 (__ldcg): the other splits' tiles were written on other SMs.
+        for (unsigned z = 0; z < gridDim.z; ++z) s += __ldcg(&part[((long long)z * cout + co) * cin + ci]);
+        put(&dw[(long long)co * cin + ci], s, add);
     }
 }
 

@@ -393,9 +393,17 @@ mod cases {
         let mut p = Pair::new(4);
         // (n, c, hw, offset): an offset of 1000 checks that the variance is
         // not computed as E[x²] − μ² (which would lose every digit in f32).
-        for &(n, c, hw, offset) in
-            &[(2, 3, 5, 0.0), (4, 16, 64, 0.0), (1, 5, 1, 0.0), (3, 7, 49, 1000.0), (8, 4, 1024, 0.0)]
-        {
+        // Up to 16,384 values a channel take one launch; the last two cases
+        // take the two-launch path (3 and 8 blocks a channel).
+        for &(n, c, hw, offset) in &[
+            (2, 3, 5, 0.0),
+            (4, 16, 64, 0.0),
+            (1, 5, 1, 0.0),
+            (3, 7, 49, 1000.0),
+            (8, 4, 1024, 0.0),
+            (16, 3, 1500, 1000.0),
+            (64, 2, 1024, 0.0),
+        ] {
             let g = BnGeom { n, c, hw, eps: 1e-5, momentum: 0.1 };
             let len = n * c * hw;
             let x: Vec<f32> = p.rand(len).into_iter().map(|v| v + offset).collect();

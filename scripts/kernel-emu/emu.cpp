@@ -67,9 +67,10 @@ void test_conv(int n, int cin, int h, int w, int cout, int k, int s, int pad, in
     splits = splits < 1 ? 1 : (splits > fit ? fit : splits);
     long long chunk = cdiv(products, splits);
     std::vector<float> part((size_t)(splits * cout * cin), NAN);
-    launch(D(cdiv(cin, 16), cdiv(cout, 16), splits), D(16, 16), true, [&] { pwconv_bwd_filter_f32(x.data(), dy.data(), part.data(), n, cin, cout, h, w, oh, ow, s, r, chunk); });
-    launch(D(cdiv((long long)cout * cin, 256)), D(256), false, [&] { pwconv_bwd_filter_sum_f32(part.data(), dwg.data(), (int)splits, (long long)cout * cin, 1); });
-    launch(D(cdiv((long long)cout * cin, 256)), D(256), false, [&] { pwconv_bwd_filter_sum_f32(part.data(), dws.data(), (int)splits, (long long)cout * cin, 0); });
+    std::vector<unsigned> ticket((size_t)cdiv(cin, 16) * cdiv(cout, 16), 0u);
+    launch(D(cdiv(cin, 16), cdiv(cout, 16), splits), D(16, 16), true, [&] { pwconv_bwd_filter_f32(x.data(), dy.data(), part.data(), dwg.data(), ticket.data(), n, cin, cout, h, w, oh, ow, s, r, chunk, 1); });
+    for (unsigned t : ticket) if (t != 0) { printf("FAIL pwconv tickets not reset\n"); ++fails; break; }
+    launch(D(cdiv(cin, 16), cdiv(cout, 16), splits), D(16, 16), true, [&] { pwconv_bwd_filter_f32(x.data(), dy.data(), part.data(), dws.data(), ticket.data(), n, cin, cout, h, w, oh, ow, s, r, chunk, 0); });
   } else if (dw) {
     launch(D(cdiv(y.size(), 256)), D(256), false, [&] { dwconv_fwd_f32(x.data(), wt.data(), yg.data(), n, cin, h, w, oh, ow, k, s, pad, dil, r); });
     launch(D(cdiv(x.size(), 256)), D(256), false, [&] { dwconv_bwd_data_f32(x.data(), wt.data(), dy.data(), dxg.data(), n, cin, h, w, oh, ow, k, s, pad, dil, r, 1); });
@@ -158,6 +159,13 @@ void test_bn(int n, int c, int hw, float off, long long bn_blocks = 0) {
   launch(D(c, blocks), D(256), true, [&] { bn_bwd_apply_f32(x.data(), gm.data(), sg.data(), dy.data(), part.data(), dsg.data(), nullptr, nullptr, n, c, hw, chunk, 0); });
   close("bn y", yg, y, 1e-4, 1e-4); close("bn saved", sg, saved, 1e-4, 1e-4); close("bn rm", rmg, rmr); close("bn rv", rvg, rvr, 1e-4, 1e-4);
   close("bn dx", dxg, dxr, 1e-4, 1e-4); close("bn dx set", dsg, dsr, 1e-4, 1e-4); close("bn dg", dgg, dgr, 1e-3, 1e-4); close("bn db", dbg, dbr, 1e-3, 1e-4);
+  // The one-launch kernels, one block per channel (grid (c, 1), the whole channel as its chunk).
+  std::vector<float> yf(y.size(), NAN), sf(2 * c, NAN), rmf = rm, rvf = rv, dxf = dx0, dgf = dg0, dbf = db0, dsf(x.size(), NAN);
+  launch(D(c, 1), D(256), true, [&] { bn_fwd_fused_f32(x.data(), gm.data(), bt.data(), yf.data(), sf.data(), rmf.data(), rvf.data(), n, c, hw, 1e-5f, 0.1f, cntl); });
+  launch(D(c, 1), D(256), true, [&] { bn_bwd_fused_f32(x.data(), gm.data(), sf.data(), dy.data(), dxf.data(), dgf.data(), dbf.data(), n, c, hw, cntl, 1); });
+  launch(D(c, 1), D(256), true, [&] { bn_bwd_fused_f32(x.data(), gm.data(), sf.data(), dy.data(), dsf.data(), nullptr, nullptr, n, c, hw, cntl, 0); });
+  close("bn fused y", yf, y, 1e-4, 1e-4); close("bn fused saved", sf, saved, 1e-4, 1e-4); close("bn fused rm", rmf, rmr); close("bn fused rv", rvf, rvr, 1e-4, 1e-4);
+  close("bn fused dx", dxf, dxr, 1e-4, 1e-4); close("bn fused dx set", dsf, dsr, 1e-4, 1e-4); close("bn fused dg", dgf, dgr, 1e-3, 1e-4); close("bn fused db", dbf, dbr, 1e-3, 1e-4);
 }
 
 // The small kernels: one launch each on odd sizes against a direct loop.

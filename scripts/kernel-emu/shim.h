@@ -39,6 +39,9 @@ template <class T> T __shfl_down_sync(unsigned, T v, int o) {
   return r;
 }
 inline float atomicAdd(float* p, float v) { std::lock_guard<std::mutex> l(g_atomic); float o = *p; *p += v; return o; }
+inline unsigned atomicAdd(unsigned* p, unsigned v) { std::lock_guard<std::mutex> l(g_atomic); unsigned o = *p; *p += v; return o; }
+inline void __threadfence() {}
+template <class T> T __ldcg(const T* p) { return *p; }
 // Runs every block in turn; par = one OS thread per CUDA thread (barriers, shuffles).
 void launch(dim3 grid, dim3 block, bool par, std::function<void()> body) {
   gridDim = grid; blockDim = block;

@@ -41,6 +41,9 @@ pub(crate) const REDUCE_PARTS: usize = 8192;
 /// Floats of the pointwise filter gradient's partial tiles (16 MiB): splits ×
 /// cout × cin must fit, so wide convs get fewer, longer splits.
 pub(crate) const PW_PARTS: usize = 1 << 22;
+/// Tickets of the pointwise filter gradient: one per 16×16 weight tile, so
+/// up to 4096 × 4096 weights.
+pub(crate) const PW_TICKETS: usize = 1 << 16;
 /// f64 partial sums of BatchNorm: 2 per (channel, block).
 pub(crate) const BN_PARTS: usize = 1 << 16;
 
@@ -115,10 +118,13 @@ kernel_table! {
     ],
     "conv" => [
         dwconv_fwd_f32, dwconv_bwd_data_f32, dwconv_bwd_filter_f32, pwconv_fwd_f32, pwconv_bwd_data_f32,
-        pwconv_bwd_filter_f32, pwconv_bwd_filter_sum_f32, conv_fwd_f32, conv_bwd_data_f32, conv_bwd_filter_f32,
+        pwconv_bwd_filter_f32, conv_fwd_f32, conv_bwd_data_f32, conv_bwd_filter_f32,
     ],
     "pool" => [max_pool_fwd_f32, max_pool_bwd_f32, avg_pool_fwd_f32, avg_pool_bwd_f32],
-    "bn" => [bn_stats_partial_f32, bn_fwd_apply_f32, bn_fwd_eval_f32, bn_bwd_partial_f32, bn_bwd_apply_f32],
+    "bn" => [
+        bn_stats_partial_f32, bn_fwd_apply_f32, bn_fwd_fused_f32, bn_fwd_eval_f32, bn_bwd_partial_f32,
+        bn_bwd_apply_f32, bn_bwd_fused_f32,
+    ],
     "softmax" => [
         softmax_rows_fwd_f32, softmax_rows_bwd_f32, cross_entropy_fwd_f32, cross_entropy_bwd_f32, accuracy_f32,
     ],
@@ -145,6 +151,9 @@ pub struct Cuda {
     /// The per-split partial tiles of the pointwise filter gradient
     /// (`PW_PARTS` floats), made once.
     pub(crate) pw_parts: Mutex<CudaSlice<f32>>,
+    /// Its per-tile tickets (`PW_TICKETS` zeros; each launch leaves them
+    /// zero), under the same lock.
+    pub(crate) pw_tickets: Mutex<CudaSlice<u32>>,
     /// BatchNorm's per-block partial sums (`BN_PARTS` f64), made once.
     pub(crate) bn_parts: Mutex<CudaSlice<f64>>,
     /// The device tables of the tensor lists the optimizer kernels have
@@ -216,6 +225,8 @@ impl Cuda {
             stream.alloc_zeros::<f64>(REDUCE_PARTS).map_err(|e| Error::new(format!("cuda: scratch buffer: {e}")))?;
         let pw_parts =
             stream.alloc_zeros::<f32>(PW_PARTS).map_err(|e| Error::new(format!("cuda: scratch buffer: {e}")))?;
+        let pw_tickets =
+            stream.alloc_zeros::<u32>(PW_TICKETS).map_err(|e| Error::new(format!("cuda: scratch buffer: {e}")))?;
         let bn_parts =
             stream.alloc_zeros::<f64>(BN_PARTS).map_err(|e| Error::new(format!("cuda: scratch buffer: {e}")))?;
         Ok(Cuda {
@@ -224,6 +235,7 @@ impl Cuda {
             k,
             scratch: Mutex::new(scratch),
             pw_parts: Mutex::new(pw_parts),
+            pw_tickets: Mutex::new(pw_tickets),
             bn_parts: Mutex::new(bn_parts),
             lists: Mutex::new(HashMap::new()),
             device_name,

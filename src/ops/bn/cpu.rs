@@ -199,7 +199,7 @@ impl<T: Real> BnOps for Cpu<T> {
         running_mean: &mut Vec<T>,
         running_var: &mut Vec<T>,
     ) -> Result<()> {
-        counts::call(super::cuda::TRAIN_LAUNCHES);
+        counts::call(super::cuda::train_launches(g));
         let (hw, cnt) = (g.hw, (g.n * g.hw) as f64);
         let plane = |n: usize, c: usize| &x[(n * g.c + c) * hw..][..hw];
         // One pass per channel over x − s, s the channel's first element: the
@@ -255,7 +255,7 @@ impl<T: Real> BnOps for Cpu<T> {
         dgamma: Option<&mut Vec<T>>,
         dbeta: Option<&mut Vec<T>>,
     ) -> Result<()> {
-        counts::call(super::cuda::TRAIN_LAUNCHES);
+        counts::call(super::cuda::train_launches(g));
         let hw = g.hw;
         let (mean, inv) = saved.split_at(g.c);
         // Σ dy and Σ dy·x̂ = inv·Σ dy·(x − mean), in one pass over each plane.

@@ -1,6 +1,7 @@
 //! BatchNorm on the device: launchers of `kernels/bn.cu`. The training
 //! forward and the backward take two launches over a grid of (channel,
-//! block): partial sums, then the statistics and their use; evaluation is one
+//! block): partial sums, then the statistics and their use; a channel of at
+//! most `BN_FUSE` values takes one block and one launch. Evaluation is one
 //! thread per element.
 
 use cudarc::driver::LaunchConfig;
@@ -19,15 +20,28 @@ const BN_BLOCK: u32 = 256;
 /// channel would leave most SMs idle.
 const BN_SPLIT: usize = 8192;
 
+/// Values of a channel up to which one block covers it, in one launch (the
+/// 16×16 and 8×8 maps of a supernet at batch 64): below this the second
+/// launch costs more than the parallelism it buys. Not yet swept on a GPU.
+const BN_FUSE: usize = 16_384;
+
+/// Whether a channel of `g` takes one block (and the `_fused` kernels).
+fn fused(g: &BnGeom) -> bool {
+    g.n * g.hw <= BN_FUSE
+}
+
 /// Launches of the training forward and of the backward.
-pub(crate) const TRAIN_LAUNCHES: u64 = 2;
+pub(crate) fn train_launches(g: &BnGeom) -> u64 {
+    if fused(g) { 1 } else { 2 }
+}
 
 /// The grid (c, B) and the values per block: B blocks per channel, as many
-/// as `BN_SPLIT` asks, at most 64 and as the partial sums allow.
+/// as `BN_SPLIT` asks, at most 64 and as the partial sums allow; one for a
+/// fused channel.
 fn grid(g: &BnGeom) -> Result<(LaunchConfig, i64)> {
     let cnt = (g.n * g.hw).max(1);
     let fit = (BN_PARTS / (2 * g.c.max(1))).clamp(1, 64);
-    let blocks = cnt.div_ceil(BN_SPLIT).clamp(1, fit);
+    let blocks = if fused(g) { 1 } else { cnt.div_ceil(BN_SPLIT).clamp(1, fit) };
     let chunk = cnt.div_ceil(blocks);
     let c = u32::try_from(g.c).map_err(|_| Error::new(format!("cuda: bn: {} channels exceed the grid", g.c)))?;
     if g.c > BN_PARTS / 2 {
@@ -59,7 +73,7 @@ impl BnOps for Cuda {
         running_mean: &mut CudaBuf,
         running_var: &mut CudaBuf,
     ) -> Result<()> {
-        counts::call(TRAIN_LAUNCHES);
+        counts::call(train_launches(g));
         let k = "bn_fwd_train_f32";
         let (n, c, hw) = check(
             k,
@@ -79,6 +93,13 @@ impl BnOps for Cuda {
         }
         let (gp, bp) = (self.opt_ptr(gamma), self.opt_ptr(beta));
         let (cfg, chunk) = grid(g)?;
+        if fused(g) {
+            // bn_fwd_fused_f32(x, gamma, beta, y, saved, running_mean, running_var, int n, int c, int hw,
+            //                  float eps, float momentum, long long chunk)
+            return launch!(self, bn_fwd_fused_f32, cfg;
+                &x.mem, &gp, &bp, &mut y.mem, &mut saved.mem, &mut running_mean.mem, &mut running_var.mem,
+                &n, &c, &hw, &g.eps, &g.momentum, &chunk);
+        }
         let mut parts = self.bn_parts.lock().map_err(|_| Error::new("cuda: bn scratch lock poisoned"))?;
         // bn_stats_partial_f32(const float* x, double* part, int n, int c, int hw, long long chunk)
         launch!(self, bn_stats_partial_f32, cfg; &x.mem, &mut *parts, &n, &c, &hw, &chunk)?;
@@ -134,7 +155,7 @@ impl BnOps for Cuda {
         dgamma: Option<&mut CudaBuf>,
         dbeta: Option<&mut CudaBuf>,
     ) -> Result<()> {
-        counts::call(TRAIN_LAUNCHES);
+        counts::call(train_launches(g));
         let (dx, add) = match dx {
             Some((dx, write)) => (Some(dx), write.add_flag()),
             None => (None, 1),
@@ -154,6 +175,12 @@ impl BnOps for Cuda {
         let (dxp, dgp, dbp) =
             (self.opt_ptr(dx.as_deref()), self.opt_ptr(dgamma.as_deref()), self.opt_ptr(dbeta.as_deref()));
         let (cfg, chunk) = grid(g)?;
+        if fused(g) {
+            // bn_bwd_fused_f32(x, gamma, saved, dy, dx, dgamma, dbeta, int n, int c, int hw, long long chunk,
+            //                  int add)
+            return launch!(self, bn_bwd_fused_f32, cfg;
+                &x.mem, &gp, &saved.mem, &dy.mem, &dxp, &dgp, &dbp, &n, &c, &hw, &chunk, &add);
+        }
         let mut parts = self.bn_parts.lock().map_err(|_| Error::new("cuda: bn scratch lock poisoned"))?;
         // bn_bwd_partial_f32(const float* x, const float* saved, const float* dy, double* part, int n, int c,
         //                    int hw, long long chunk)

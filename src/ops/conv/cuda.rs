@@ -6,7 +6,7 @@
 use cudarc::driver::LaunchConfig;
 
 use super::{ConvGeom, ConvOps};
-use crate::backend::cuda::{Cuda, CudaBuf, PW_PARTS, check_len, int, launch};
+use crate::backend::cuda::{Cuda, CudaBuf, PW_PARTS, PW_TICKETS, check_len, int, launch};
 use crate::backend::{ElementwiseOps, Write, counts};
 use crate::error::Result;
 
@@ -25,10 +25,10 @@ fn pw_splits(g: &ConvGeom) -> (usize, usize) {
     (splits, products.div_ceil(splits))
 }
 
-/// Launches of `conv2d_bwd_filter`: two for a pointwise conv (the partial
-/// tiles, then their sum), one otherwise.
-pub(crate) fn bwd_filter_launches(g: &ConvGeom) -> u64 {
-    if family(g) == Family::Pointwise { 2 } else { 1 }
+/// Launches of `conv2d_bwd_filter`: one (a pointwise conv's splits are
+/// summed by the last of them to finish).
+pub(crate) fn bwd_filter_launches(_g: &ConvGeom) -> u64 {
+    1
 }
 
 /// Launches of `conv2d_bwd_data`: two for a strided pointwise conv told to
@@ -178,15 +178,17 @@ impl ConvOps for Cuda {
             Family::Pointwise => {
                 let (splits, chunk) = pw_splits(g);
                 let m = g.cout * g.cin;
-                let mut parts =
-                    self.pw_parts.lock().map_err(|_| crate::error::Error::new("cuda: pwconv scratch lock poisoned"))?;
-                // pwconv_bwd_filter_f32(x, dy, part, int n, int cin, int cout, int h, int wd, int oh, int ow,
-                //                       int stride, int relu, long long chunk)
+                let lock_err = || crate::error::Error::new("cuda: pwconv scratch lock poisoned");
+                let mut parts = self.pw_parts.lock().map_err(|_| lock_err())?;
+                let mut tickets = self.pw_tickets.lock().map_err(|_| lock_err())?;
+                if g.cin.div_ceil(TILE as usize) * g.cout.div_ceil(TILE as usize) > PW_TICKETS {
+                    crate::bail!("cuda: pwconv_bwd_filter_f32: {m} weights exceed the tile tickets ({PW_TICKETS} tiles)");
+                }
+                // pwconv_bwd_filter_f32(x, dy, part, dw, unsigned* ticket, int n, int cin, int cout, int h, int wd,
+                //                       int oh, int ow, int stride, int relu, long long chunk, int add)
                 launch!(self, pwconv_bwd_filter_f32, tiles(g.cin, g.cout, splits);
-                    &x.mem, &dy.mem, &mut *parts, &n, &cin, &cout, &h, &wd, &oh, &ow, &s, &relu, &(chunk as i64))?;
-                // pwconv_bwd_filter_sum_f32(part, dw, int splits, long long m, int add)
-                launch!(self, pwconv_bwd_filter_sum_f32, Cuda::flat(m);
-                    &*parts, &mut dw.mem, &(splits as i32), &(m as i64), &add)
+                    &x.mem, &dy.mem, &mut *parts, &mut dw.mem, &mut *tickets, &n, &cin, &cout, &h, &wd, &oh, &ow, &s,
+                    &relu, &(chunk as i64), &add)
             }
             // dwconv_bwd_filter_f32(x, dy, dw, int n, int c, int h, int wd, int oh, int ow, int k, int stride,
             //                       int pad, int dil, int relu, int add); one block per weight element
