@@ -37,12 +37,13 @@ extern "C" __global__ void dwconv_fwd_f32(const float* x, const float* w, float*
 
 // dx (n, c, h, w) (=|+=) [x > 0 if relu] · Σ w · dy, gathered per input
 // element (no atomics): the outputs whose window holds (iy, ix) at tap (kh, kw).
-extern "C" __global__ void dwconv_bwd_data_f32(const float* x, const float* w, const float* dy,
-                                               float* dx, int n, int c, int h, int wd, int oh,
-                                               int ow, int k, int stride, int pad, int dil,
-                                               int relu, int add) {
+// The data gradient over blocks blk = 0 … nblk − 1 of a grid-stride loop.
+__device__ __forceinline__ void dwconv_bwd_data_blocks(const float* x, const float* w, const float* dy, float* dx,
+                                                       int n, int c, int h, int wd, int oh, int ow, int k,
+                                                       int stride, int pad, int dil, int relu, int add,
+                                                       long long blk, long long nblk) {
     const long long total = (long long)n * c * h * wd;
-    FOR_EACH(i, total) {
+    for (long long i = blk * blockDim.x + threadIdx.x; i < total; i += nblk * blockDim.x) {
         if (relu && !(x[i] > 0.0f)) {
             put(&dx[i], 0.0f, add);
             continue;
@@ -71,14 +72,22 @@ extern "C" __global__ void dwconv_bwd_data_f32(const float* x, const float* w, c
     }
 }
 
+extern "C" __global__ void dwconv_bwd_data_f32(const float* x, const float* w, const float* dy,
+                                               float* dx, int n, int c, int h, int wd, int oh,
+                                               int ow, int k, int stride, int pad, int dil,
+                                               int relu, int add) {
+    dwconv_bwd_data_blocks(x, w, dy, dx, n, c, h, wd, oh, ow, k, stride, pad, dil, relu, add, blockIdx.x,
+                           gridDim.x);
+}
+
 // dw (c, 1, k, k) (=|+=) Σ_n,oy,ox dy · act(x) (add = 0 | 1); one block per
 // weight element, a block reduction over the n·oh·ow products (deterministic,
 // no atomics).
-extern "C" __global__ void dwconv_bwd_filter_f32(const float* x, const float* dy, float* dw, int n,
-                                                 int c, int h, int wd, int oh, int ow, int k,
-                                                 int stride, int pad, int dil, int relu, int add) {
+__device__ __forceinline__ void dwconv_bwd_filter_block(const float* x, const float* dy, float* dw, int n, int c,
+                                                        int h, int wd, int oh, int ow, int k, int stride, int pad,
+                                                        int dil, int relu, int add, int widx) {
     __shared__ float sh[32];
-    const int widx = blockIdx.x;  // ch·k·k + kh·k + kw
+    // widx = ch·k·k + kh·k + kw
     const int kw = widx % k, kh = (widx / k) % k, ch = widx / (k * k);
     const long long per = (long long)oh * ow, total = (long long)n * per;
     float acc = 0.0f;
@@ -92,6 +101,26 @@ extern "C" __global__ void dwconv_bwd_filter_f32(const float* x, const float* dy
     }
     acc = block_sum_f32(acc, sh);
     if (threadIdx.x == 0) put(&dw[widx], acc, add);
+}
+
+extern "C" __global__ void dwconv_bwd_filter_f32(const float* x, const float* dy, float* dw, int n,
+                                                 int c, int h, int wd, int oh, int ow, int k,
+                                                 int stride, int pad, int dil, int relu, int add) {
+    dwconv_bwd_filter_block(x, dy, dw, n, c, h, wd, oh, ow, k, stride, pad, dil, relu, add, blockIdx.x);
+}
+
+// Both gradients in one launch: blocks [0, data_blocks) run the data
+// gradient's grid-stride loop, each further block one weight element of
+// the filter gradient, as the two kernels above.
+extern "C" __global__ void dwconv_bwd_f32(const float* x, const float* w, const float* dy, float* dx, float* dw,
+                                          int n, int c, int h, int wd, int oh, int ow, int k, int stride, int pad,
+                                          int dil, int relu, int add, int dw_add, int data_blocks) {
+    if ((int)blockIdx.x < data_blocks)
+        dwconv_bwd_data_blocks(x, w, dy, dx, n, c, h, wd, oh, ow, k, stride, pad, dil, relu, add, blockIdx.x,
+                               data_blocks);
+    else
+        dwconv_bwd_filter_block(x, dy, dw, n, c, h, wd, oh, ow, k, stride, pad, dil, relu, dw_add,
+                                (int)blockIdx.x - data_blocks);
 }
 
 // ---- pointwise (1×1, pad 0, groups 1, any stride) -----------------------------

@@ -77,6 +77,10 @@ void test_conv(int n, int cin, int h, int w, int cout, int k, int s, int pad, in
     launch(D(cdiv(x.size(), 256)), D(256), false, [&] { dwconv_bwd_data_f32(x.data(), wt.data(), dy.data(), dsg.data(), n, cin, h, w, oh, ow, k, s, pad, dil, r, 0); });
     launch(D(wt.size()), D(64), true, [&] { dwconv_bwd_filter_f32(x.data(), dy.data(), dwg.data(), n, cin, h, w, oh, ow, k, s, pad, dil, r, 1); });
     launch(D(wt.size()), D(64), true, [&] { dwconv_bwd_filter_f32(x.data(), dy.data(), dws.data(), n, cin, h, w, oh, ow, k, s, pad, dil, r, 0); });
+    // both gradients in one launch: 7 blocks of the data loop, then one block per weight
+    std::vector<float> dxb = dx0, dwb(wt.size(), NAN);
+    launch(D(7 + (unsigned)wt.size()), D(64), true, [&] { dwconv_bwd_f32(x.data(), wt.data(), dy.data(), dxb.data(), dwb.data(), n, cin, h, w, oh, ow, k, s, pad, dil, r, 1, 0, 7); });
+    close("dwconv_bwd dx", dxb, dxr); close("dwconv_bwd dw set", dwb, std::vector<float>(dws), 0, 0);
   } else {
     launch(D(cdiv(y.size(), 256)), D(256), false, [&] { conv_fwd_f32(x.data(), wt.data(), yg.data(), n, cin, h, w, cout, oh, ow, k, s, pad, dil, groups, r); });
     launch(D(cdiv(x.size(), 256)), D(256), false, [&] { conv_bwd_data_f32(x.data(), wt.data(), dy.data(), dxg.data(), n, cin, h, w, cout, oh, ow, k, s, pad, dil, groups, r, 1); });

@@ -27,26 +27,14 @@ impl<T: Real> ConvOps for Cpu<T> {
         dx: &mut Vec<T>,
         write: Write,
     ) -> Result<()> {
-        counts::call(super::cuda::bwd_data_launches(g, write));
-        match path(g) {
-            Path::Depthwise => depthwise::bwd_data(g, x, w, dy, dx, write),
-            Path::Gemm => gemm::bwd_data(g, x, w, dy, dx, write),
-            Path::Reference => reference::conv2d_bwd_data(g, x, w, dy, dx, write),
-        }
+        counts::call(super::cuda::bwd_launches(g, Some(write), false));
+        bwd_data(g, x, w, dy, dx, write);
         Ok(())
     }
 
-    /// `Write::Set` zeroes dw first (it is small: the weights) and adds.
     fn conv2d_bwd_filter(&self, g: &ConvGeom, x: &Vec<T>, dy: &Vec<T>, dw: &mut Vec<T>, write: Write) -> Result<()> {
-        counts::call(super::cuda::bwd_filter_launches(g));
-        if write == Write::Set {
-            dw.fill(T::ZERO);
-        }
-        match path(g) {
-            Path::Depthwise => depthwise::bwd_filter(g, x, dy, dw),
-            Path::Gemm => gemm::bwd_filter(g, x, dy, dw),
-            Path::Reference => reference::conv2d_bwd_filter(g, x, dy, dw),
-        }
+        counts::call(super::cuda::bwd_launches(g, None, true));
+        bwd_filter(g, x, dy, dw, write);
         Ok(())
     }
 
@@ -57,15 +45,41 @@ impl<T: Real> ConvOps for Cpu<T> {
         x: &Vec<T>,
         w: &Vec<T>,
         dy: &Vec<T>,
-        mut dx: Option<(&mut Vec<T>, Write)>,
-        mut dw: Option<(&mut Vec<T>, Write)>,
+        dx: Option<(&mut Vec<T>, Write)>,
+        dw: Option<(&mut Vec<T>, Write)>,
     ) -> Result<()> {
-        if let (Path::Depthwise, Some((dx, write)), Some((dw, dw_write))) = (path(g), dx.as_mut(), dw.as_mut())
-            && depthwise::bwd(g, x, w, dy, dx, *write, dw, *dw_write)
-        {
-            counts::call(super::cuda::bwd_data_launches(g, *write) + super::cuda::bwd_filter_launches(g));
-            return Ok(());
+        counts::call(super::cuda::bwd_launches(g, dx.as_ref().map(|d| d.1), dw.is_some()));
+        match (dx, dw) {
+            (Some((dx, write)), Some((dw, dw_write))) => {
+                if !(path(g) == Path::Depthwise && depthwise::bwd(g, x, w, dy, dx, write, dw, dw_write)) {
+                    bwd_data(g, x, w, dy, dx, write);
+                    bwd_filter(g, x, dy, dw, dw_write);
+                }
+            }
+            (Some((dx, write)), None) => bwd_data(g, x, w, dy, dx, write),
+            (None, Some((dw, dw_write))) => bwd_filter(g, x, dy, dw, dw_write),
+            (None, None) => {}
         }
-        super::bwd_each(self, g, x, w, dy, dx, dw)
+        Ok(())
+    }
+}
+
+fn bwd_data<T: Real>(g: &ConvGeom, x: &[T], w: &[T], dy: &[T], dx: &mut [T], write: Write) {
+    match path(g) {
+        Path::Depthwise => depthwise::bwd_data(g, x, w, dy, dx, write),
+        Path::Gemm => gemm::bwd_data(g, x, w, dy, dx, write),
+        Path::Reference => reference::conv2d_bwd_data(g, x, w, dy, dx, write),
+    }
+}
+
+/// `Write::Set` zeroes dw first (it is small: the weights) and adds.
+fn bwd_filter<T: Real>(g: &ConvGeom, x: &[T], dy: &[T], dw: &mut [T], write: Write) {
+    if write == Write::Set {
+        dw.fill(T::ZERO);
+    }
+    match path(g) {
+        Path::Depthwise => depthwise::bwd_filter(g, x, dy, dw),
+        Path::Gemm => gemm::bwd_filter(g, x, dy, dw),
+        Path::Reference => reference::conv2d_bwd_filter(g, x, dy, dw),
     }
 }

@@ -25,17 +25,18 @@ fn pw_splits(g: &ConvGeom) -> (usize, usize) {
     (splits, products.div_ceil(splits))
 }
 
-/// Launches of `conv2d_bwd_filter`: one (a pointwise conv's splits are
-/// summed by the last of them to finish).
-pub(crate) fn bwd_filter_launches(_g: &ConvGeom) -> u64 {
-    1
-}
-
-/// Launches of `conv2d_bwd_data`: two for a strided pointwise conv told to
-/// overwrite (a fill of dx, whose pixels between the samples get no
-/// gradient, then the adding kernel), one otherwise.
-pub(crate) fn bwd_data_launches(g: &ConvGeom, write: Write) -> u64 {
-    if family(g) == Family::Pointwise && g.stride > 1 && write == Write::Set { 2 } else { 1 }
+/// Launches of a convolution backward asked for the data gradient (written
+/// as `dx` says) and/or the filter gradient: a depthwise conv serves both
+/// in one launch; a strided pointwise conv told to overwrite dx adds a fill
+/// (its pixels between the samples get no gradient); a pointwise filter
+/// gradient is one launch (its splits are summed by the last to finish).
+pub(crate) fn bwd_launches(g: &ConvGeom, dx: Option<Write>, dw: bool) -> u64 {
+    let data = match dx {
+        Some(Write::Set) if family(g) == Family::Pointwise && g.stride > 1 => 2,
+        Some(_) => 1,
+        None => 0,
+    };
+    if family(g) == Family::Depthwise && data > 0 && dw { 1 } else { data + u64::from(dw) }
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -143,7 +144,7 @@ impl ConvOps for Cuda {
         let mut add = write.add_flag();
         match family(g) {
             Family::Pointwise => {
-                if bwd_data_launches(g, write) == 2 {
+                if g.stride > 1 && write == Write::Set {
                     // A strided 1×1 conv reads only some pixels; the others get no gradient.
                     self.fill(dx, 0.0)?;
                     add = 1;
@@ -166,7 +167,7 @@ impl ConvOps for Cuda {
     }
 
     fn conv2d_bwd_filter(&self, g: &ConvGeom, x: &CudaBuf, dy: &CudaBuf, dw: &mut CudaBuf, write: Write) -> Result<()> {
-        counts::call(bwd_filter_launches(g));
+        counts::call(bwd_launches(g, None, true));
         check("conv2d_bwd_filter", g, x, None, dy, "dy")?;
         check_len("conv2d_bwd_filter", "dw", dw, g.w_shape().numel())?;
         if dw.len == 0 || dy.len == 0 {
@@ -182,7 +183,9 @@ impl ConvOps for Cuda {
                 let mut parts = self.pw_parts.lock().map_err(|_| lock_err())?;
                 let mut tickets = self.pw_tickets.lock().map_err(|_| lock_err())?;
                 if g.cin.div_ceil(TILE as usize) * g.cout.div_ceil(TILE as usize) > PW_TICKETS {
-                    crate::bail!("cuda: pwconv_bwd_filter_f32: {m} weights exceed the tile tickets ({PW_TICKETS} tiles)");
+                    crate::bail!(
+                        "cuda: pwconv_bwd_filter_f32: {m} weights exceed the tile tickets ({PW_TICKETS} tiles)"
+                    );
                 }
                 // pwconv_bwd_filter_f32(x, dy, part, dw, unsigned* ticket, int n, int cin, int cout, int h, int wd,
                 //                       int oh, int ow, int stride, int relu, long long chunk, int add)
@@ -200,6 +203,41 @@ impl ConvOps for Cuda {
             Family::General => launch!(self, conv_bwd_filter_f32, Cuda::per_block(dw.len)?;
                 &x.mem, &dy.mem, &mut dw.mem, &n, &cin, &h, &wd, &cout, &oh, &ow, &k, &s, &pad, &dil, &groups, &relu,
                 &add),
+        }
+    }
+
+    /// A depthwise conv's two gradients in one launch (`dwconv_bwd_f32`);
+    /// otherwise one launch per gradient.
+    fn conv2d_bwd(
+        &self,
+        g: &ConvGeom,
+        x: &CudaBuf,
+        w: &CudaBuf,
+        dy: &CudaBuf,
+        dx: Option<(&mut CudaBuf, Write)>,
+        dw: Option<(&mut CudaBuf, Write)>,
+    ) -> Result<()> {
+        match (family(g), dx, dw) {
+            (Family::Depthwise, Some((dx, write)), Some((dw, dw_write))) => {
+                counts::call(bwd_launches(g, Some(write), true));
+                let k = "dwconv_bwd_f32";
+                check(k, g, x, Some(w), dy, "dy")?;
+                check_len(k, "dx", dx, x.len)?;
+                check_len(k, "dw", dw, g.w_shape().numel())?;
+                if dx.len == 0 || dy.len == 0 {
+                    return Ok(());
+                }
+                let (n, cin, h, wd, _, oh, ow, kk, s, pad, dil, _, relu) = ints(k, g)?;
+                let data_blocks = Cuda::flat(dx.len).grid_dim.0;
+                let cfg = Cuda::per_block(data_blocks as usize + dw.len)?;
+                let (add, dw_add, data_blocks) = (write.add_flag(), dw_write.add_flag(), data_blocks as i32);
+                // dwconv_bwd_f32(x, w, dy, dx, dw, int n, int c, int h, int wd, int oh, int ow, int k, int stride,
+                //                int pad, int dil, int relu, int add, int dw_add, int data_blocks)
+                launch!(self, dwconv_bwd_f32, cfg;
+                    &x.mem, &w.mem, &dy.mem, &mut dx.mem, &mut dw.mem, &n, &cin, &h, &wd, &oh, &ow, &kk, &s, &pad, &dil,
+                    &relu, &add, &dw_add, &data_blocks)
+            }
+            (_, dx, dw) => super::bwd_each(self, g, x, w, dy, dx, dw),
         }
     }
 }
