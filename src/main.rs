@@ -247,6 +247,11 @@ struct SearchArgs {
     /// the data have a test split, else none).
     #[arg(long)]
     eval_images: Option<usize>,
+    /// CUDA only: replay each step's kernels as a CUDA graph (the first step
+    /// runs as it comes, the second is captured). Off by default until it
+    /// has run on a GPU.
+    #[arg(long)]
+    cuda_graph: bool,
     #[command(flatten)]
     run: RunArgs,
 }
@@ -383,6 +388,7 @@ fn search_config(a: SearchArgs) -> SearchConfig {
         out: a.run.out(SearchConfig::default().out),
         existing: a.run.existing(),
         progress: !a.run.quiet,
+        cuda_graph: a.cuda_graph,
     }
 }
 

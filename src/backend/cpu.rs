@@ -60,6 +60,20 @@ impl<T: Real> Device for Cpu<T> {
     fn synchronize(&self) -> Result<()> {
         Ok(())
     }
+
+    type Graph = ();
+    fn has_graphs(&self) -> bool {
+        false
+    }
+    fn begin_capture(&self) -> Result<()> {
+        crate::bail!("--cuda-graph: CUDA graphs need --device cuda; the CPU runs every step as it comes")
+    }
+    fn end_capture(&self) -> Result<()> {
+        crate::bail!("end_capture: nothing is being captured on the CPU")
+    }
+    fn replay(&self, _: &()) -> Result<()> {
+        crate::bail!("replay: the CPU has no graphs")
+    }
 }
 
 /// `MemAvailable` of /proc/meminfo in bytes (None where there is no such file).

@@ -417,4 +417,31 @@ impl Device for Cuda {
     fn synchronize(&self) -> Result<()> {
         self.stream.synchronize().map_err(|e| Error::new(format!("cuda: synchronize: {e}")))
     }
+
+    type Graph = cudarc::driver::CudaGraph;
+    fn has_graphs(&self) -> bool {
+        true
+    }
+    fn begin_capture(&self) -> Result<()> {
+        // Global mode: any call that is not allowed during a capture, from
+        // any thread, fails instead of silently running.
+        let mode = cudarc::driver::sys::CUstreamCaptureMode::CU_STREAM_CAPTURE_MODE_GLOBAL;
+        self.stream.begin_capture(mode).map_err(|e| Error::new(format!("cuda: beginning a graph capture: {e}")))
+    }
+    fn end_capture(&self) -> Result<cudarc::driver::CudaGraph> {
+        let flags = cudarc::driver::sys::CUgraphInstantiate_flags(0);
+        match self.stream.end_capture(flags) {
+            Ok(Some(g)) => Ok(g),
+            Ok(None) => crate::bail!("cuda: the graph capture recorded nothing"),
+            Err(e) => crate::bail!("cuda: ending a graph capture: {e}"),
+        }
+    }
+    fn replay(&self, g: &cudarc::driver::CudaGraph) -> Result<()> {
+        super::counts::call(1);
+        let r = g.launch().map_err(|e| Error::new(format!("cuda: replaying the step's graph: {e}")));
+        if r.is_ok() {
+            super::counts::note_cuda_launch();
+        }
+        r
+    }
 }

@@ -76,6 +76,20 @@ pub trait Device {
     fn download(&self, src: &Self::Buf) -> Result<Vec<Self::Elem>>;
     /// Waits for all queued work (a no-op on the CPU).
     fn synchronize(&self) -> Result<()>;
+
+    /// Recorded work that can be replayed (a CUDA graph).
+    type Graph;
+    /// Whether [`begin_capture`](Self::begin_capture) can work here.
+    fn has_graphs(&self) -> bool;
+    /// Starts recording the work queued from here on instead of running it
+    /// (CUDA stream capture). Nothing may be uploaded, downloaded or
+    /// allocated until [`end_capture`](Self::end_capture). A device
+    /// without graphs refuses.
+    fn begin_capture(&self) -> Result<()>;
+    /// Ends the recording and returns it, ready to replay.
+    fn end_capture(&self) -> Result<Self::Graph>;
+    /// Queues the recorded work again, on the buffers it was recorded on.
+    fn replay(&self, g: &Self::Graph) -> Result<()>;
 }
 
 /// Everything the executor, the optimizers and the search need: a device

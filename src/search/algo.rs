@@ -67,13 +67,17 @@ pub enum Split {
     Both,
 }
 
-/// Puts batches into the tape's input nodes.
+/// Puts batches into the tape's input nodes, in two halves so that the
+/// step's kernels never wait for the host: `draw` before the step (host
+/// work and uploads), `put` inside it (device copies only, which a captured
+/// step replays).
 pub trait Feed<B: Backend> {
-    /// Draws the next batch of `split` and puts it in.
-    fn feed(&mut self, ex: &mut Exec<B>, split: Split) -> Result<()>;
-    /// Puts the batch last drawn for `split` back in, drawing nothing
-    /// (DARTS second order uses one training batch for three passes).
-    fn refeed(&mut self, ex: &mut Exec<B>, split: Split) -> Result<()>;
+    /// Draws the step's batches, one of each split, and sends them to the device.
+    fn draw(&mut self, ex: &mut Exec<B>) -> Result<()>;
+    /// Puts the drawn batch of `split` into the input nodes (DARTS second
+    /// order puts its one training batch twice: for the unroll, then for
+    /// the `w±` passes and the weight step).
+    fn put(&mut self, ex: &mut Exec<B>, split: Split) -> Result<()>;
 }
 
 /// The nodes an algorithm works on.
@@ -168,6 +172,13 @@ pub struct Search<B: Backend> {
     unroll: Option<Unroll<B>>,
     /// The step scalars (see [`slot`]).
     sc: Scalars<B>,
+    /// Replay the step as a CUDA graph (see [`Search::set_cuda_graph`]).
+    cuda_graph: bool,
+    /// Whether a step has run (made the device tables and scratch buffers
+    /// a capture cannot make).
+    warmed_up: bool,
+    /// The captured step.
+    graph: Option<B::Graph>,
 }
 
 fn alloc_like<B: Backend>(ex: &Exec<B>, nodes: &[NodeId]) -> Result<Vec<B::Buf>> {
@@ -224,7 +235,17 @@ impl<B: Backend> Search<B> {
             }),
             _ => None,
         };
-        Ok(Search { ex, prob, hp, w_opt, y_opt, arch, unroll, sc })
+        Ok(Search { ex, prob, hp, w_opt, y_opt, arch, unroll, sc, cuda_graph: false, warmed_up: false, graph: None })
+    }
+
+    /// Runs the step's kernels as a CUDA graph: the first step as it comes
+    /// (it makes the device tables and buffers that a capture may not),
+    /// the second captured and replayed, every later one replayed. Only
+    /// the batch uploads, the step scalars' upload and their read happen
+    /// outside the graph. Refused by devices without graphs.
+    pub fn set_cuda_graph(&mut self, on: bool) {
+        self.cuda_graph = on;
+        self.graph = None;
     }
 
     /// Sets the weight learning rate (cosine schedule, per epoch).
@@ -282,19 +303,18 @@ impl<B: Backend> Search<B> {
     /// step runs without waiting for the host; the step scalars are read
     /// once, at its end (losses, norm, accuracies), and checked there.
     pub fn step(&mut self, feed: &mut dyn Feed<B>) -> Result<StepStats> {
+        feed.draw(&mut self.ex)?;
         if let ArchState::Adam(a) = &mut self.arch {
             a.t += 1;
             self.sc.set(slot::T, a.t as f64);
         }
         self.sc.set(slot::XI, self.hp.xi.unwrap_or(self.hp.sgd.lr) as f64);
         self.sc.upload(&self.ex.be)?;
-        match self.hp.algo {
-            Algo::Darts1 => self.step_darts1(feed)?,
-            Algo::Darts2 => self.step_darts2(feed)?,
-            Algo::Rarts => self.step_rarts(feed)?,
+        if self.cuda_graph {
+            self.graph_step(feed)?;
+        } else {
+            self.device_step(feed)?;
         }
-        self.keep_accuracy(self.prob.acc_train, slot::ACC_TRAIN)?;
-        self.keep_accuracy(self.prob.acc_val, slot::ACC_VAL)?;
         let v = self.sc.read(&self.ex.be)?;
         let nan_unless = |some: bool, x: f64| if some { x } else { f64::NAN };
         let st = StepStats {
@@ -330,12 +350,41 @@ impl<B: Backend> Search<B> {
     }
 
     /// α on the validation batch at the current w, then w on the train batch.
+    /// The step's kernels, after its batches were drawn and its scalars
+    /// uploaded: nothing here waits for the host.
+    fn device_step(&mut self, feed: &mut dyn Feed<B>) -> Result<()> {
+        match self.hp.algo {
+            Algo::Darts1 => self.step_darts1(feed)?,
+            Algo::Darts2 => self.step_darts2(feed)?,
+            Algo::Rarts => self.step_rarts(feed)?,
+        }
+        self.keep_accuracy(self.prob.acc_train, slot::ACC_TRAIN)?;
+        self.keep_accuracy(self.prob.acc_val, slot::ACC_VAL)
+    }
+
+    /// [`device_step`](Self::device_step) as a graph: run, then captured
+    /// once, then replayed.
+    fn graph_step(&mut self, feed: &mut dyn Feed<B>) -> Result<()> {
+        if self.graph.is_none() {
+            if !std::mem::replace(&mut self.warmed_up, true) {
+                return self.device_step(feed);
+            }
+            self.ex.be.begin_capture()?;
+            let r = self.device_step(feed);
+            // The capture ends whether or not recording succeeded.
+            let g = self.ex.be.end_capture();
+            r?;
+            self.graph = Some(g?);
+        }
+        self.ex.be.replay(self.graph.as_ref().expect("captured above"))
+    }
+
     fn step_darts1(&mut self, feed: &mut dyn Feed<B>) -> Result<()> {
         let p = self.prob.clone();
-        feed.feed(&mut self.ex, Split::Val)?;
+        feed.put(&mut self.ex, Split::Val)?;
         self.pass(p.loss_val, &[p.group_arch], Some(slot::LOSS_VAL))?;
         self.arch_step()?;
-        feed.feed(&mut self.ex, Split::Train)?;
+        feed.put(&mut self.ex, Split::Train)?;
         self.weight_step()
     }
 
@@ -364,7 +413,7 @@ impl<B: Backend> Search<B> {
         let r = (|| -> Result<()> {
             let sc = &mut self.sc.buf;
             // 1. ∇w L_train(w) on the train batch.
-            feed.feed(&mut self.ex, Split::Train)?;
+            feed.put(&mut self.ex, Split::Train)?;
             self.ex.forward()?;
             self.ex.backward(p.loss_train, &[p.group_w])?;
             // 2. w' = w − ξ(μ·buf + g + wd·w), keeping w.
@@ -381,7 +430,7 @@ impl<B: Backend> Search<B> {
             }
             // 3. ∇α and ∇w' of L_val at w' (statistics kept aside until 5).
             self.ex.stash_running_stats()?;
-            feed.feed(&mut self.ex, Split::Val)?;
+            feed.put(&mut self.ex, Split::Val)?;
             self.ex.forward()?;
             self.ex.backward(p.loss_val, &[p.group_w, p.group_arch])?;
             self.ex.be.copy_elem(self.ex.val(p.loss_val), 0, sc, slot::LOSS_VAL)?;
@@ -395,7 +444,7 @@ impl<B: Backend> Search<B> {
                 be.copy_list(&ga, &mut refs_mut(&mut u.d_alpha))?;
             }
             // 4. ∇α L_train at w ± εv on the same train batch.
-            feed.refeed(&mut self.ex, Split::Train)?;
+            feed.put(&mut self.ex, Split::Train)?;
             for sign in [1.0f32, -1.0] {
                 {
                     let (be, mut vals) = self.ex.val_list_mut(&p.w);
@@ -441,7 +490,7 @@ impl<B: Backend> Search<B> {
         let p = self.prob.clone();
         let total = p.total.expect("checked in new");
         let beta = self.hp.beta;
-        feed.feed(&mut self.ex, Split::Both)?;
+        feed.put(&mut self.ex, Split::Both)?;
         // ∇ of λ·L_train(w) + L_val(y): λ∇w L_train, ∇y L_val, and α's bracket.
         self.pass(total, &[p.group_w, p.group_y, p.group_arch], None)?;
         self.ex.be.copy_elem(self.ex.val(p.loss_train), 0, &mut self.sc.buf, slot::LOSS_TRAIN)?;

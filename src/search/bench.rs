@@ -52,6 +52,11 @@ pub fn bench<B: Backend<Elem = f32>>(be: B, cfg: &SearchConfig, steps: usize) ->
 /// step); returns the profile and the plain step time measured before it.
 pub fn profile<B: Backend<Elem = f32>>(be: B, cfg: &SearchConfig, steps: usize) -> Result<StepProfile> {
     need(steps >= 1, "--steps", steps, "at least 1")?;
+    if cfg.cuda_graph {
+        crate::bail!(
+            "--cuda-graph: rarts profile times op by op, which a graph replay hides; time whole steps with rarts bench --cuda-graph"
+        );
+    }
     let mut p = prepare(be, cfg)?;
     let times = timed_steps(&mut p, steps)?;
     let step_s = times.iter().sum::<f64>() / steps as f64;

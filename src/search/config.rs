@@ -43,6 +43,8 @@ pub struct SearchConfig {
     pub existing: Existing,
     /// Progress lines on stderr.
     pub progress: bool,
+    /// Replay each step as a CUDA graph (`--cuda-graph`; CUDA only).
+    pub cuda_graph: bool,
 }
 
 /// Test images evaluated per epoch when `--eval-images` is not given.
@@ -75,6 +77,7 @@ impl Default for SearchConfig {
             out: PathBuf::from("runs/search"),
             existing: Existing::Refuse,
             progress: true,
+            cuda_graph: false,
         }
     }
 }

@@ -22,7 +22,7 @@ use crate::space::darts::SuperNetConfig;
 /// optimizers, and the data feeding it.
 pub struct Prepared<B: Backend> {
     pub search: Search<B>,
-    pub(super) feed: DataFeed,
+    pub(super) feed: DataFeed<B>,
     pub(super) g: Graph,
     pub(super) test: Option<Dataset>,
     pub(super) net: SuperNetConfig,
@@ -46,6 +46,9 @@ impl<B: Backend<Elem = f32>> Prepared<B> {
 /// Loads the data, records the supernet(s) and allocates the whole plan.
 pub fn prepare<B: Backend<Elem = f32>>(be: B, cfg: &SearchConfig) -> Result<Prepared<B>> {
     cfg.validate()?;
+    if cfg.cuda_graph && !be.has_graphs() {
+        crate::bail!("--cuda-graph: CUDA graphs need --device cuda ({} runs each step as it comes)", be.name());
+    }
     let split = cfg.data.load()?;
     let data_id = DataId::of(&split.train, split.test.as_ref());
     let eval_images = run::eval_images(cfg.eval_images, split.test.as_ref(), DEFAULT_EVAL_IMAGES, &cfg.data)?;
@@ -84,9 +87,10 @@ pub fn prepare<B: Backend<Elem = f32>>(be: B, cfg: &SearchConfig) -> Result<Prep
         beta: cfg.beta,
         xi: cfg.xi,
     };
-    let search = Search::new(ex, g.prob.clone(), hp)?;
+    let mut search = Search::new(ex, g.prob.clone(), hp)?;
+    search.set_cuda_graph(cfg.cuda_graph);
     let sampler = SearchSampler::new(&ds, cfg.train_portion, cfg.batch, cfg.seed)?;
     let steps = cfg.steps_per_epoch.map_or(sampler.steps_per_epoch(), |s| s.min(sampler.steps_per_epoch()));
-    let feed = DataFeed::new(ds, sampler, cfg.batch, g.train_io, g.val_io);
+    let feed = DataFeed::new(&search.ex.be, ds, sampler, cfg.batch, g.train_io, g.val_io)?;
     Ok(Prepared { search, feed, g, test: split.test, net, steps, weights, eval_images, data_id })
 }

@@ -55,10 +55,10 @@ pub fn closed_form(cfg: &ToyConfig) -> f64 {
 struct NoData;
 
 impl<B: Backend> Feed<B> for NoData {
-    fn feed(&mut self, _: &mut Exec<B>, _: Split) -> Result<()> {
+    fn draw(&mut self, _: &mut Exec<B>) -> Result<()> {
         Ok(())
     }
-    fn refeed(&mut self, _: &mut Exec<B>, _: Split) -> Result<()> {
+    fn put(&mut self, _: &mut Exec<B>, _: Split) -> Result<()> {
         Ok(())
     }
 }
