@@ -22,6 +22,44 @@ extern "C" __global__ void channel_take_f32(const float* dwhole, float* dpart, i
     }
 }
 
+// A concatenation's parts, passed by value: each part's address, its first
+// channel in the whole and its channel count (`ConcatParts` of
+// src/ops/layout/cuda.rs).
+#define CONCAT_MAX 8
+struct ConcatParts {
+    float* p[CONCAT_MAX];
+    int off[CONCAT_MAX];
+    int c[CONCAT_MAX];
+};
+
+// The part t < np holding channel ch, or −1.
+__device__ __forceinline__ int concat_part(const ConcatParts& P, int np, int ch) {
+    for (int t = 0; t < np; ++t)
+        if (ch >= P.off[t] && ch < P.off[t] + P.c[t]) return t;
+    return -1;
+}
+
+// whole (n, c_whole, hw)[:, off_t:off_t + c_t] = part_t (n, c_t, hw) for every
+// part t < np in one pass over whole (channels of no part are left alone).
+extern "C" __global__ void concat_fwd_f32(ConcatParts P, int np, float* whole, int n, int hw, int c_whole) {
+    FOR_EACH(i, (long long)n * c_whole * hw) {
+        const long long r = i % hw, b = i / ((long long)c_whole * hw);
+        const int ch = (int)((i / hw) % c_whole), t = concat_part(P, np, ch);
+        if (t >= 0) whole[i] = P.p[t][(b * P.c[t] + ch - P.off[t]) * hw + r];
+    }
+}
+
+// part_t (=|+=) dwhole[:, off_t:off_t + c_t] for every part t < np (bit t of
+// `add` set: add), in one pass over dwhole.
+extern "C" __global__ void concat_bwd_f32(ConcatParts P, int np, unsigned add, const float* dwhole, int n, int hw,
+                                          int c_whole) {
+    FOR_EACH(i, (long long)n * c_whole * hw) {
+        const long long r = i % hw, b = i / ((long long)c_whole * hw);
+        const int ch = (int)((i / hw) % c_whole), t = concat_part(P, np, ch);
+        if (t >= 0) put(&P.p[t][(b * P.c[t] + ch - P.off[t]) * hw + r], dwhole[i], (add >> t) & 1u);
+    }
+}
+
 // y (nc, h − 1, w − 1) = x (nc, h, w)[:, 1:, 1:]
 extern "C" __global__ void shift_fwd_f32(const float* x, float* y, int nc, int h, int w) {
     const int oh = h - 1, ow = w - 1;

@@ -578,9 +578,27 @@ impl<B: Backend> Exec<B> {
             }
             Op::Concat { xs, out } => {
                 let slices = concat_slices(&self.tape, xs, *out);
-                xs.iter()
-                    .zip(&slices)
-                    .try_for_each(|(&x, s)| self.lend_write(x, |ex, dx, write| ex.be.channel_take(s, dy, dx, write)))
+                if xs.iter().enumerate().any(|(i, x)| xs[..i].contains(x)) {
+                    // A node concatenated twice: its parts add up, one by one.
+                    return xs.iter().zip(&slices).try_for_each(|(&x, s)| {
+                        self.lend_write(x, |ex, dx, write| ex.be.channel_take(s, dy, dx, write))
+                    });
+                }
+                // Every computed part's gradient out at once, for one pass over dy.
+                let mut taken = Vec::with_capacity(xs.len());
+                for (&x, s) in xs.iter().zip(&slices) {
+                    if let Some(g) = self.take_grad(x) {
+                        let write = self.next_write(x);
+                        taken.push((x, *s, g, write));
+                    }
+                }
+                let mut parts: Vec<_> = taken.iter_mut().map(|(_, s, g, write)| (*s, g, *write)).collect();
+                let r = self.be.concat_bwd(dy, &mut parts);
+                drop(parts);
+                for (x, _, g, _) in taken {
+                    self.put_grad(x, Some(g));
+                }
+                r
             }
             Op::Shift { x, .. } => {
                 let s = self.tape.shape(*x);
@@ -679,9 +697,8 @@ fn run_forward<B: Backend>(
         }
         Op::SoftmaxRows { x, rows, cols, .. } => be.softmax_rows_fwd(*rows, *cols, v(*x), out)?,
         Op::Concat { xs, .. } => {
-            for (x, s) in xs.iter().zip(concat_slices(tape, xs, op.output())) {
-                be.channel_put(&s, v(*x), out)?;
-            }
+            let parts: Vec<_> = xs.iter().zip(concat_slices(tape, xs, op.output())).map(|(x, s)| (s, v(*x))).collect();
+            be.concat_fwd(&parts, out)?
         }
         Op::Shift { x, .. } => {
             let s = tape.shape(*x);

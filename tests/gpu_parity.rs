@@ -524,6 +524,44 @@ mod cases {
                 close(&format!("channel_take {s:?} {write:?}"), &down(be, &dd), &dc, EW);
             }
         }
+        // A concatenation in one call: parts at channels 0–15, 16–47, 48–63
+        // of 64 (and one of 10 parts, past one launch's 8), forward and
+        // backward with mixed writes.
+        for (n, hw, cs) in [(4usize, 64usize, vec![16usize, 32, 16]), (2, 9, vec![1, 2, 1, 3, 1, 1, 2, 1, 1, 2])] {
+            let cw: usize = cs.iter().sum();
+            let slices: Vec<ChannelSlice> = cs
+                .iter()
+                .scan(0, |off, &c| {
+                    *off += c;
+                    Some(ChannelSlice { n, hw, c_part: c, c_whole: cw, off: *off - c })
+                })
+                .collect();
+            let parts: Vec<Vec<f32>> = slices.iter().map(|s| p.rand(s.n * s.c_part * s.hw)).collect();
+            let partsd: Vec<B::Buf> = parts.iter().map(|v| up(be, v)).collect();
+            let (mut wc, mut wd) = (vec![0.0; n * cw * hw], poisoned(be, n * cw * hw));
+            let pc: Vec<_> = slices.iter().copied().zip(parts.iter()).collect();
+            let pd: Vec<_> = slices.iter().copied().zip(partsd.iter()).collect();
+            p.cpu.concat_fwd(&pc, &mut wc).unwrap();
+            be.concat_fwd(&pd, &mut wd).unwrap();
+            close(&format!("concat_fwd {cs:?}"), &down(be, &wd), &wc, EW);
+
+            let dy = p.rand(n * cw * hw);
+            let write = |t: usize| if t % 2 == 1 { Write::Set } else { Write::Add };
+            let mut starts: Vec<(Vec<f32>, B::Buf)> =
+                parts.iter().enumerate().map(|(t, v)| grad_start(be, v, write(t))).collect();
+            let (mut gc, mut gd): (Vec<_>, Vec<_>) = starts
+                .iter_mut()
+                .zip(&slices)
+                .enumerate()
+                .map(|(t, ((c, d), s))| ((*s, c, write(t)), (*s, d, write(t))))
+                .unzip();
+            p.cpu.concat_bwd(&dy, &mut gc).unwrap();
+            be.concat_bwd(&up(be, &dy), &mut gd).unwrap();
+            drop((gc, gd));
+            for (t, (c, d)) in starts.iter().enumerate() {
+                close(&format!("concat_bwd {cs:?} part {t}"), &down(be, d), c, EW);
+            }
+        }
         for &(n, c, h, w) in &[(2, 3, 7, 6), (1, 1, 2, 2), (4, 8, 32, 32)] {
             let (big, small) = (n * c * h * w, n * c * (h - 1) * (w - 1));
             let (x, dy, dx0) = (p.rand(big), p.rand(small), p.rand(big));

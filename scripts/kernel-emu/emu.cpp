@@ -325,6 +325,25 @@ void test_small() {
       psr[(b2 * cp + c) * hw + i] = whole[((b2 * cw) + off + c) * hw + i];
       pr[(b2 * cp + c) * hw + i] += psr[(b2 * cp + c) * hw + i]; }
     close("channel_put", wg, wr); close("channel_take", pg, pr); close("channel_take set", psg, psr);
+    // concat of three parts (channels 0–1, 2–4, 6; channel 5 belongs to none), and its backward
+    // with parts 0 and 2 adding, part 1 overwriting
+    const int np = 3, offs[np] = {0, 2, 6}, cs[np] = {2, 3, 1};
+    std::vector<std::vector<float>> parts(np), dps(np), dpr(np);
+    ConcatParts P{}, Q{};
+    std::vector<float> cg = whole, cr = whole;
+    for (int t = 0; t < np; ++t) {
+      parts[t] = rnd(nn * cs[t] * hw); P.p[t] = parts[t].data(); P.off[t] = offs[t]; P.c[t] = cs[t];
+      dps[t] = t == 1 ? std::vector<float>(parts[t].size(), NAN) : rnd(parts[t].size()); dpr[t] = dps[t];
+      Q.p[t] = dps[t].data(); Q.off[t] = offs[t]; Q.c[t] = cs[t];
+      for (int b2 = 0; b2 < nn; ++b2) for (int c = 0; c < cs[t]; ++c) for (int i = 0; i < hw; ++i) {
+        size_t wi = ((size_t)b2 * cw + offs[t] + c) * hw + i, pi = ((size_t)b2 * cs[t] + c) * hw + i;
+        cr[wi] = parts[t][pi]; dpr[t][pi] = (t == 1 ? 0.f : dpr[t][pi]) + whole[wi];
+      }
+    }
+    launch(D(2), D(256), false, [&] { concat_fwd_f32(P, np, cg.data(), nn, hw, cw); });
+    launch(D(2), D(256), false, [&] { concat_bwd_f32(Q, np, 0b101u, whole.data(), nn, hw, cw); });
+    close("concat_fwd", cg, cr);
+    for (int t = 0; t < np; ++t) close(("concat_bwd part " + std::to_string(t)).c_str(), dps[t], dpr[t]);
     int nc = 5, h = 7, ww = 6; auto xs = rnd(nc * h * ww), dys = rnd(nc * (h - 1) * (ww - 1));
     std::vector<float> ys((h - 1) * (ww - 1) * nc, NAN), ysr(ys.size()), dxs = xs, dxsr = xs;
     launch(D(1), D(256), false, [&] { shift_fwd_f32(xs.data(), ys.data(), nc, h, ww); });

@@ -128,7 +128,10 @@ kernel_table! {
     "softmax" => [
         softmax_rows_fwd_f32, softmax_rows_bwd_f32, cross_entropy_fwd_f32, cross_entropy_bwd_f32, accuracy_f32,
     ],
-    "layout" => [channel_put_f32, channel_take_f32, shift_fwd_f32, shift_bwd_f32, gap_fwd_f32, gap_bwd_f32],
+    "layout" => [
+        channel_put_f32, channel_take_f32, concat_fwd_f32, concat_bwd_f32, shift_fwd_f32, shift_bwd_f32, gap_fwd_f32,
+        gap_bwd_f32,
+    ],
     "linear" => [linear_fwd_f32, linear_bwd_data_f32, linear_bwd_filter_f32, linear_bwd_bias_f32],
     "optim" => [
         sgd_list_f32, adam_list_f32, couple_list_f32, sumsq_list_partial_f64, norm_finish_f32, lincomb_list_f32,

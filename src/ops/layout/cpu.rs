@@ -11,24 +11,25 @@ use crate::real::Real;
 impl<T: Real> LayoutOps for Cpu<T> {
     fn channel_put(&self, s: &ChannelSlice, part: &Vec<T>, whole: &mut Vec<T>) -> Result<()> {
         counts::call(1);
-        let blk = s.c_part * s.hw;
-        let whole = &mut whole[..s.n * s.c_whole * s.hw];
-        par::for_chunks(whole, s.c_whole * s.hw, s.n * blk, |n, w| {
-            w[s.off * s.hw..][..blk].copy_from_slice(&part[n * blk..(n + 1) * blk]);
-        });
+        put_part(s, part, whole);
         Ok(())
     }
 
     fn channel_take(&self, s: &ChannelSlice, dwhole: &Vec<T>, dpart: &mut Vec<T>, write: Write) -> Result<()> {
         counts::call(1);
-        let blk = s.c_part * s.hw;
-        par::for_chunks(&mut dpart[..s.n * blk], blk, s.n * blk, |n, d| {
-            let g = &dwhole[(n * s.c_whole + s.off) * s.hw..][..blk];
-            match write {
-                Write::Set => d.copy_from_slice(g),
-                Write::Add => d.iter_mut().zip(g).for_each(|(d, &g)| *d += g),
-            }
-        });
+        take_part(s, dwhole, dpart, write);
+        Ok(())
+    }
+
+    fn concat_fwd(&self, parts: &[(ChannelSlice, &Vec<T>)], whole: &mut Vec<T>) -> Result<()> {
+        counts::call(super::cuda::concat_launches(parts.len()));
+        parts.iter().for_each(|(s, part)| put_part(s, part, whole));
+        Ok(())
+    }
+
+    fn concat_bwd(&self, dwhole: &Vec<T>, parts: &mut [(ChannelSlice, &mut Vec<T>, Write)]) -> Result<()> {
+        counts::call(super::cuda::concat_launches(parts.len()));
+        parts.iter_mut().for_each(|(s, part, write)| take_part(s, dwhole, part, *write));
         Ok(())
     }
 
@@ -74,4 +75,25 @@ impl<T: Real> LayoutOps for Cpu<T> {
         }
         Ok(())
     }
+}
+
+/// `whole[:, off:off + c_part] = part`
+fn put_part<T: Real>(s: &ChannelSlice, part: &[T], whole: &mut [T]) {
+    let blk = s.c_part * s.hw;
+    let whole = &mut whole[..s.n * s.c_whole * s.hw];
+    par::for_chunks(whole, s.c_whole * s.hw, s.n * blk, |n, w| {
+        w[s.off * s.hw..][..blk].copy_from_slice(&part[n * blk..(n + 1) * blk]);
+    });
+}
+
+/// `dpart (=|+=) dwhole[:, off:off + c_part]`
+fn take_part<T: Real>(s: &ChannelSlice, dwhole: &[T], dpart: &mut [T], write: Write) {
+    let blk = s.c_part * s.hw;
+    par::for_chunks(&mut dpart[..s.n * blk], blk, s.n * blk, |n, d| {
+        let g = &dwhole[(n * s.c_whole + s.off) * s.hw..][..blk];
+        match write {
+            Write::Set => d.copy_from_slice(g),
+            Write::Add => d.iter_mut().zip(g).for_each(|(d, &g)| *d += g),
+        }
+    });
 }

@@ -17,6 +17,41 @@ fn slice_ints(k: &str, s: &ChannelSlice, part: &CudaBuf, whole: &CudaBuf) -> Res
     Ok([int(k, s.n)?, int(k, s.hw)?, int(k, s.c_part)?, int(k, s.c_whole)?, int(k, s.off)?])
 }
 
+/// Parts `concat_fwd_f32` / `concat_bwd_f32` take in one launch; `CONCAT_MAX` of the kernels.
+const CONCAT_MAX: usize = 8;
+
+/// Launches of `concat_fwd` / `concat_bwd` over `parts` parts: one per `CONCAT_MAX`.
+pub(crate) fn concat_launches(parts: usize) -> u64 {
+    parts.div_ceil(CONCAT_MAX) as u64
+}
+
+/// `ConcatParts` of `kernels/layout.cu`, passed by value: each part's
+/// address, first channel in the whole and channel count.
+#[repr(C)]
+#[derive(Clone, Copy)]
+struct ConcatParts {
+    p: [u64; CONCAT_MAX],
+    off: [i32; CONCAT_MAX],
+    c: [i32; CONCAT_MAX],
+}
+
+// SAFETY: plain old data laid out as the kernels' C struct (repr(C): 8
+// pointers, 8 ints, 8 ints; 128 bytes, 8-byte aligned).
+unsafe impl cudarc::driver::DeviceRepr for ConcatParts {}
+
+/// Checks a concatenation's parts against one whole: the same n, plane and
+/// channel count; returns (n, hw, c_whole) as ints.
+fn concat_check(k: &str, parts: &[&ChannelSlice], whole: &CudaBuf) -> Result<[i32; 3]> {
+    let Some(first) = parts.first() else { return Ok([0; 3]) };
+    for s in parts {
+        if (s.n, s.hw, s.c_whole) != (first.n, first.hw, first.c_whole) || s.off + s.c_part > s.c_whole {
+            crate::bail!("cuda: {k}: part {s:?} does not fit the whole of part {first:?}");
+        }
+    }
+    check_len(k, "whole", whole, first.n * first.c_whole * first.hw)?;
+    Ok([int(k, first.n)?, int(k, first.hw)?, int(k, first.c_whole)?])
+}
+
 fn shift_check(k: &str, n: usize, c: usize, h: usize, w: usize, big: &CudaBuf, small: &CudaBuf) -> Result<[i32; 3]> {
     if h == 0 || w == 0 {
         crate::bail!("cuda: {k}: a {h}×{w} plane cannot be shifted");
@@ -47,6 +82,45 @@ impl LayoutOps for Cuda {
         //                  int add)
         launch!(self, channel_take_f32, Cuda::flat(dpart.len);
             &dwhole.mem, &mut dpart.mem, &n, &hw, &cp, &cw, &off, &write.add_flag())
+    }
+
+    fn concat_fwd(&self, parts: &[(ChannelSlice, &CudaBuf)], whole: &mut CudaBuf) -> Result<()> {
+        counts::call(concat_launches(parts.len()));
+        let k = "concat_fwd_f32";
+        let [n, hw, cw] = concat_check(k, &parts.iter().map(|(s, _)| s).collect::<Vec<_>>(), whole)?;
+        for (s, part) in parts {
+            check_len(k, "part", part, s.n * s.c_part * s.hw)?;
+        }
+        for group in parts.chunks(CONCAT_MAX) {
+            let mut pp = ConcatParts { p: [0; CONCAT_MAX], off: [0; CONCAT_MAX], c: [0; CONCAT_MAX] };
+            for (t, (s, part)) in group.iter().enumerate() {
+                (pp.p[t], pp.off[t], pp.c[t]) = (self.opt_ptr(Some(part)), int(k, s.off)?, int(k, s.c_part)?);
+            }
+            // concat_fwd_f32(ConcatParts P, int np, float* whole, int n, int hw, int c_whole)
+            launch!(self, concat_fwd_f32, Cuda::flat(whole.len); &pp, &(group.len() as i32), &mut whole.mem, &n, &hw, &cw)?;
+        }
+        Ok(())
+    }
+
+    fn concat_bwd(&self, dwhole: &CudaBuf, parts: &mut [(ChannelSlice, &mut CudaBuf, Write)]) -> Result<()> {
+        counts::call(concat_launches(parts.len()));
+        let k = "concat_bwd_f32";
+        let [n, hw, cw] = concat_check(k, &parts.iter().map(|(s, ..)| s).collect::<Vec<_>>(), dwhole)?;
+        for (s, part, _) in parts.iter() {
+            check_len(k, "part", part, s.n * s.c_part * s.hw)?;
+        }
+        for group in parts.chunks(CONCAT_MAX) {
+            let mut pp = ConcatParts { p: [0; CONCAT_MAX], off: [0; CONCAT_MAX], c: [0; CONCAT_MAX] };
+            let mut add = 0u32;
+            for (t, (s, part, write)) in group.iter().enumerate() {
+                (pp.p[t], pp.off[t], pp.c[t]) = (self.opt_ptr(Some(part)), int(k, s.off)?, int(k, s.c_part)?);
+                add |= (write.add_flag() as u32) << t;
+            }
+            // concat_bwd_f32(ConcatParts P, int np, unsigned add, const float* dwhole, int n, int hw, int c_whole)
+            launch!(self, concat_bwd_f32, Cuda::flat(dwhole.len);
+                &pp, &(group.len() as i32), &add, &dwhole.mem, &n, &hw, &cw)?;
+        }
+        Ok(())
     }
 
     fn shift_fwd(&self, n: usize, c: usize, h: usize, w: usize, x: &CudaBuf, y: &mut CudaBuf) -> Result<()> {

@@ -25,6 +25,18 @@ pub trait LayoutOps: Device {
     fn channel_put(&self, s: &ChannelSlice, part: &Self::Buf, whole: &mut Self::Buf) -> Result<()>;
     /// `dpart (=|+=) dwhole[:, off:off + c_part]`, as `write` says
     fn channel_take(&self, s: &ChannelSlice, dwhole: &Self::Buf, dpart: &mut Self::Buf, write: Write) -> Result<()>;
+    /// [`channel_put`](Self::channel_put) for every part of a concatenation
+    /// (disjoint slices of one whole); one call. The default puts them one
+    /// by one.
+    fn concat_fwd(&self, parts: &[(ChannelSlice, &Self::Buf)], whole: &mut Self::Buf) -> Result<()> {
+        parts.iter().try_for_each(|(s, part)| self.channel_put(s, part, whole))
+    }
+    /// [`channel_take`](Self::channel_take) for every part of a
+    /// concatenation, each written as its `Write` says; one call. The
+    /// default takes them one by one.
+    fn concat_bwd(&self, dwhole: &Self::Buf, parts: &mut [(ChannelSlice, &mut Self::Buf, Write)]) -> Result<()> {
+        parts.iter_mut().try_for_each(|(s, part, write)| self.channel_take(s, dwhole, part, *write))
+    }
     /// `y = x[:, :, 1:, 1:]` for x `(n, c, h, w)`, y `(n, c, h − 1, w − 1)`
     fn shift_fwd(&self, n: usize, c: usize, h: usize, w: usize, x: &Self::Buf, y: &mut Self::Buf) -> Result<()>;
     /// `dx[:, :, 1:, 1:] += dy`
