@@ -2,6 +2,8 @@
 //! itself once, with the CUDA launches it stands for, and host reads are the
 //! calls that return a value to the host.
 
+mod common;
+
 use rarts::backend::Cpu;
 use rarts::backend::counts;
 use rarts::exec::Exec;
@@ -58,19 +60,7 @@ fn a_search_step_reads_the_host_once() {
     use rarts::search::algo::Algo;
     use rarts::search::prepare::prepare;
     for algo in [Algo::Darts1, Algo::Darts2, Algo::Rarts] {
-        let cfg = rarts::search::config::SearchConfig {
-            data: rarts::data::DataSpec::Synthetic { n: 64, side: 16 },
-            algo,
-            c: 4,
-            layers: 3,
-            batch: 8,
-            epochs: 1,
-            seed: 7,
-            eval_images: Some(0),
-            out: std::env::temp_dir().join("rarts-counts-unused"),
-            progress: false,
-            ..Default::default()
-        };
+        let cfg = common::tiny_search(algo, 2);
         let mut p = prepare(Cpu::<f32>::new(), &cfg).unwrap();
         p.step().unwrap();
         let c0 = counts::now();

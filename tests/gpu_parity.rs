@@ -779,30 +779,11 @@ parity_tests!(memory, elementwise, conv, pool, batch_norm, softmax, cross_entrop
 /// updated weights into the next, so summation-order differences compound;
 /// 5e-3 relative over three steps of a small net is loose enough for that
 /// and still catches a wrong kernel, which moves the loss by far more.
-/// A search small enough for a parity test: C=4, 3 cells, batch 8 on
-/// synthetic 16×16 images, `steps` steps, nothing written.
-fn tiny_search(algo: Algo, steps: usize) -> rarts::search::config::SearchConfig {
-    rarts::search::config::SearchConfig {
-        data: rarts::data::DataSpec::Synthetic { n: 64, side: 16 },
-        algo,
-        c: 4,
-        layers: 3,
-        batch: 8,
-        epochs: 1,
-        steps_per_epoch: Some(steps),
-        seed: 7,
-        eval_images: Some(0),
-        out: std::env::temp_dir().join("rarts-gpu-parity-unused"),
-        progress: false,
-        ..Default::default()
-    }
-}
-
 fn search_parity<B: Backend<Elem = f32>>(make: impl Fn() -> B, algos: &[rarts::search::algo::Algo], steps: usize) {
     use rarts::search::prepare::prepare;
 
     for &algo in algos {
-        let cfg = tiny_search(algo, steps);
+        let cfg = common::tiny_search(algo, steps);
         let mut on_cpu = prepare(Cpu::<f32>::new(), &cfg).expect("prepare on the CPU");
         let mut other = prepare(make(), &cfg).expect("prepare on the backend under test");
         assert_eq!(on_cpu.weights, other.weights);
@@ -884,7 +865,7 @@ fn declared_launches_match_the_real_ones() {
         return;
     }
     for algo in [Algo::Darts1, Algo::Darts2, Algo::Rarts] {
-        let cfg = tiny_search(algo, 2);
+        let cfg = common::tiny_search(algo, 2);
         let mut p = prepare(Cuda::new(0).expect("the device opened a moment ago"), &cfg).expect("prepare");
         let (c0, l0) = (counts::now(), counts::cuda_launches());
         p.step().expect("step");
