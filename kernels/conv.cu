@@ -2,7 +2,7 @@
 // the input (CPU reference: src/ops/conv/cpu.rs). Three kernel families, chosen
 // by the launcher from the geometry:
 //   dwconv_*  depthwise k×k (groups = cin = cout), any stride/dilation/pad;
-//   pwconv_*  1×1, pad 0, groups 1, any stride: tiled matrix products;
+//   pwconv_*  1×1, pad 0, any stride and groups (not depthwise): tiled matrix products;
 //   conv_*    the general grouped/dense fallback (the 3×3 stem, anything else).
 // Forward overwrites y; backward accumulates into dx and dw.
 #include "common.cuh"
@@ -123,64 +123,74 @@ extern "C" __global__ void dwconv_bwd_f32(const float* x, const float* w, const 
                                 (int)blockIdx.x - data_blocks);
 }
 
-// ---- pointwise (1×1, pad 0, groups 1, any stride) -----------------------------
-// Per image, y (cout, P) = w (cout, cin) · act(x (cin, P)) with P = oh·ow and
-// the input pixel of output pixel p at (oy·s, ox·s). TILE×TILE output tiles,
-// both operands staged in shared memory.
+// ---- pointwise (1×1, pad 0, any stride, any groups) --------------------------
+// Per image and group g, y (cog, P) = w_g (cog, cig) · act(x_g (cig, P)) with
+// P = oh·ow, cig = cin/groups, cog = cout/groups, x_g the group's input
+// channels [g·cig, (g+1)·cig), w_g rows [g·cog, (g+1)·cog) of w (cout, cig)
+// and the input pixel of output pixel p at (oy·s, ox·s). TILE×TILE output
+// tiles, both operands staged in shared memory; a tile never straddles two
+// groups (grid y holds groups × tiles per group). Two groups run RARTS's
+// `w` and `y` networks side by side.
 #define TILE 16
 
 __device__ __forceinline__ long long pw_pix(int p, int ow, int wd, int stride) {
     return (long long)(p / ow) * stride * wd + (long long)(p % ow) * stride;
 }
 
-// y (n, cout, oh, ow) = w · act(x); grid (⌈P/TILE⌉, ⌈cout/TILE⌉, n), block TILE×TILE.
+// y (n, cout, oh, ow) = w · act(x), per group; grid (⌈P/TILE⌉, groups·⌈cog/TILE⌉, n), block TILE×TILE.
 extern "C" __global__ void pwconv_fwd_f32(const float* x, const float* w, float* y, int cin,
                                           int cout, int h, int wd, int oh, int ow, int stride,
-                                          int relu) {
+                                          int relu, int groups) {
     __shared__ float sw[TILE][TILE + 1];
     __shared__ float sx[TILE][TILE + 1];
+    const int cig = cin / groups, cog = cout / groups, per = gridDim.y / groups;
+    const int g = blockIdx.y / per;
     const int P = oh * ow, b = blockIdx.z;
-    const int p = blockIdx.x * TILE + threadIdx.x, co = blockIdx.y * TILE + threadIdx.y;
-    const float* xb = x + (long long)b * cin * h * wd;
+    const int p = blockIdx.x * TILE + threadIdx.x, co = (blockIdx.y % per) * TILE + threadIdx.y;
+    const float* xb = x + ((long long)b * cin + (long long)g * cig) * h * wd;
+    const float* wg = w + (long long)g * cog * cig;
     float acc = 0.0f;
-    for (int k0 = 0; k0 < cin; k0 += TILE) {
-        // sw[ty][tx] = w[co, k0 + tx]; sx[ty][tx] = act(x[k0 + ty, pix(p)])
+    for (int k0 = 0; k0 < cig; k0 += TILE) {
+        // sw[ty][tx] = w_g[co, k0 + tx]; sx[ty][tx] = act(x_g[k0 + ty, pix(p)])
         const int kw = k0 + threadIdx.x, kx = k0 + threadIdx.y;
-        sw[threadIdx.y][threadIdx.x] = (co < cout && kw < cin) ? w[(long long)co * cin + kw] : 0.0f;
+        sw[threadIdx.y][threadIdx.x] = (co < cog && kw < cig) ? wg[(long long)co * cig + kw] : 0.0f;
         sx[threadIdx.y][threadIdx.x] =
-            (p < P && kx < cin) ? act(xb[(long long)kx * h * wd + pw_pix(p, ow, wd, stride)], relu)
+            (p < P && kx < cig) ? act(xb[(long long)kx * h * wd + pw_pix(p, ow, wd, stride)], relu)
                                 : 0.0f;
         __syncthreads();
         for (int kk = 0; kk < TILE; ++kk) acc += sw[threadIdx.y][kk] * sx[kk][threadIdx.x];
         __syncthreads();
     }
-    if (p < P && co < cout) y[((long long)b * cout + co) * P + p] = acc;
+    if (p < P && co < cog) y[((long long)b * cout + (long long)g * cog + co) * P + p] = acc;
 }
 
-// dx (n, cin, h, w) (=|+=) [x > 0 if relu] · wᵀ · dy at the sampled pixels
+// dx (n, cin, h, w) (=|+=) [x > 0 if relu] · w_gᵀ · dy_g at the sampled pixels
 // (each sampled input pixel belongs to exactly one output pixel, so no
 // races); the other pixels are left alone, so with stride > 1 the launcher
-// zeroes dx first rather than overwrite. grid (⌈P/TILE⌉, ⌈cin/TILE⌉, n).
+// zeroes dx first rather than overwrite. grid (⌈P/TILE⌉, groups·⌈cig/TILE⌉, n).
 extern "C" __global__ void pwconv_bwd_data_f32(const float* x, const float* w, const float* dy,
                                                float* dx, int cin, int cout, int h, int wd, int oh,
-                                               int ow, int stride, int relu, int add) {
+                                               int ow, int stride, int relu, int add, int groups) {
     __shared__ float sw[TILE][TILE + 1];
     __shared__ float sd[TILE][TILE + 1];
+    const int cig = cin / groups, cog = cout / groups, per = gridDim.y / groups;
+    const int g = blockIdx.y / per;
     const int P = oh * ow, b = blockIdx.z;
-    const int p = blockIdx.x * TILE + threadIdx.x, ci = blockIdx.y * TILE + threadIdx.y;
-    const float* dyb = dy + (long long)b * cout * P;
+    const int p = blockIdx.x * TILE + threadIdx.x, ci = (blockIdx.y % per) * TILE + threadIdx.y;
+    const float* dyb = dy + ((long long)b * cout + (long long)g * cog) * P;
+    const float* wg = w + (long long)g * cog * cig;
     float acc = 0.0f;
-    for (int k0 = 0; k0 < cout; k0 += TILE) {
-        // sw[ty][tx] = w[k0 + tx, ci]; sd[ty][tx] = dy[k0 + ty, p]
+    for (int k0 = 0; k0 < cog; k0 += TILE) {
+        // sw[ty][tx] = w_g[k0 + tx, ci]; sd[ty][tx] = dy_g[k0 + ty, p]
         const int kw = k0 + threadIdx.x, kd = k0 + threadIdx.y;
-        sw[threadIdx.y][threadIdx.x] = (ci < cin && kw < cout) ? w[(long long)kw * cin + ci] : 0.0f;
-        sd[threadIdx.y][threadIdx.x] = (p < P && kd < cout) ? dyb[(long long)kd * P + p] : 0.0f;
+        sw[threadIdx.y][threadIdx.x] = (ci < cig && kw < cog) ? wg[(long long)kw * cig + ci] : 0.0f;
+        sd[threadIdx.y][threadIdx.x] = (p < P && kd < cog) ? dyb[(long long)kd * P + p] : 0.0f;
         __syncthreads();
         for (int kk = 0; kk < TILE; ++kk) acc += sw[threadIdx.y][kk] * sd[kk][threadIdx.x];
         __syncthreads();
     }
-    if (p < P && ci < cin) {
-        const long long xi = ((long long)b * cin + ci) * h * wd + pw_pix(p, ow, wd, stride);
+    if (p < P && ci < cig) {
+        const long long xi = ((long long)b * cin + (long long)g * cig + ci) * h * wd + pw_pix(p, ow, wd, stride);
         put(&dx[xi], (!relu || x[xi] > 0.0f) ? acc : 0.0f, add);
     }
 }
@@ -189,44 +199,47 @@ extern "C" __global__ void pwconv_bwd_data_f32(const float* x, const float* w, c
 // on the sums, so two runs agree bit for bit): the n·P sum is cut into
 // `splits` chunks of `chunk` products (a 16×16 weight tile alone would
 // leave most SMs idle); split z writes its partial tile to part[z]
-// (cout, cin); the last of a tile's splits to finish (an atomic ticket per
+// (cout, cig); the last of a tile's splits to finish (an atomic ticket per
 // tile) adds the tile's splits into dw in order z = 0, 1, …, and resets the
 // ticket for the next launch.
 //
-// part[z] (cout, cin) = Σ_{n,p in chunk z} dy (n, cout, p) · act(x (n, cin, pix(p)));
-// dw (cout, cin) (=|+=) Σ_z part[z] (add = 0 | 1); grid (⌈cin/TILE⌉, ⌈cout/TILE⌉,
-// splits); `ticket` holds ⌈cin/TILE⌉·⌈cout/TILE⌉ zeros.
+// part[z] (cout, cig) = Σ_{n,p in chunk z} dy (n, co, p) · act(x (n, g·cig + ci, pix(p)))
+// for co in group g; dw (cout, cig) (=|+=) Σ_z part[z] (add = 0 | 1); grid
+// (⌈cig/TILE⌉, groups·⌈cog/TILE⌉, splits); `ticket` holds as many zeros as
+// the grid has tiles.
 extern "C" __global__ void pwconv_bwd_filter_f32(const float* x, const float* dy, float* part,
                                                  float* dw, unsigned* ticket, int n, int cin, int cout,
                                                  int h, int wd, int oh, int ow, int stride, int relu,
-                                                 long long chunk, int add) {
+                                                 long long chunk, int add, int groups) {
     __shared__ float sd[TILE][TILE + 1];  // sd[co_local][j]
     __shared__ float sx[TILE][TILE + 1];  // sx[j][ci_local]
+    const int cig = cin / groups, cog = cout / groups, per = gridDim.y / groups;
+    const int g = blockIdx.y / per, co0 = (blockIdx.y % per) * TILE;
     const long long P = (long long)oh * ow, K = (long long)n * P;
     const long long j0 = (long long)blockIdx.z * chunk;
     const long long j1 = j0 + chunk < K ? j0 + chunk : K;
-    const int ci = blockIdx.x * TILE + threadIdx.x, co = blockIdx.y * TILE + threadIdx.y;
+    const int ci = blockIdx.x * TILE + threadIdx.x, co = co0 + threadIdx.y;
     float acc = 0.0f;
     for (long long k0 = j0; k0 < j1; k0 += TILE) {
-        {  // sd[ty][tx] = dy[b(k0+tx), blockIdx.y·TILE + ty, p(k0+tx)]
+        {  // sd[ty][tx] = dy[b(k0+tx), g·cog + co0 + ty, p(k0+tx)]
             const long long j = k0 + threadIdx.x;
-            const int c = blockIdx.y * TILE + threadIdx.y;
+            const int c = co0 + threadIdx.y;
             float v = 0.0f;
-            if (j < j1 && c < cout) {
+            if (j < j1 && c < cog) {
                 const long long b = j / P, p = j % P;
-                v = dy[(b * cout + c) * P + p];
+                v = dy[(b * cout + (long long)g * cog + c) * P + p];
             }
             sd[threadIdx.y][threadIdx.x] = v;
         }
-        {  // sx[tx][ty] = act(x[b(k0+tx), blockIdx.x·TILE + ty, pix(p(k0+tx))]):
+        {  // sx[tx][ty] = act(x[b(k0+tx), g·cig + blockIdx.x·TILE + ty, pix(p(k0+tx))]):
            // loaded transposed so that neighbouring threads read neighbouring pixels.
             const long long j = k0 + threadIdx.x;
             const int c = blockIdx.x * TILE + threadIdx.y;
             float v = 0.0f;
-            if (j < j1 && c < cin) {
+            if (j < j1 && c < cig) {
                 const long long b = j / P;
                 const int p = (int)(j % P);
-                v = act(x[(b * cin + c) * h * wd + pw_pix(p, ow, wd, stride)], relu);
+                v = act(x[(b * cin + (long long)g * cig + c) * h * wd + pw_pix(p, ow, wd, stride)], relu);
             }
             sx[threadIdx.x][threadIdx.y] = v;
         }
@@ -234,7 +247,9 @@ extern "C" __global__ void pwconv_bwd_filter_f32(const float* x, const float* dy
         for (int kk = 0; kk < TILE; ++kk) acc += sd[threadIdx.y][kk] * sx[kk][threadIdx.x];
         __syncthreads();
     }
-    if (ci < cin && co < cout) part[((long long)blockIdx.z * cout + co) * cin + ci] = acc;
+    const long long wi = ((long long)g * cog + co) * cig + ci;  // (row, col) of dw and of each part
+    const long long m = (long long)cout * cig;
+    if (ci < cig && co < cog) part[(long long)blockIdx.z * m + wi] = acc;
     // Publish this split's tile, then count it in.
     __shared__ unsigned last;
     __threadfence();
@@ -247,11 +262,11 @@ extern "C" __global__ void pwconv_bwd_filter_f32(const float* x, const float* dy
     __syncthreads();
     if (!last) return;
     __threadfence();
-    if (ci < cin && co < cout) {
+    if (ci < cig && co < cog) {
         float s = 0.0f;
         // Through L2 (__ldcg): the other splits' tiles were written on other SMs.
-        for (unsigned z = 0; z < gridDim.z; ++z) s += __ldcg(&part[((long long)z * cout + co) * cin + ci]);
-        put(&dw[(long long)co * cin + ci], s, add);
+        for (unsigned z = 0; z < gridDim.z; ++z) s += __ldcg(&part[(long long)z * m + wi]);
+        put(&dw[wi], s, add);
     }
 }
 

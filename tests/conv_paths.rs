@@ -68,9 +68,15 @@ fn cases() -> Vec<(ConvGeom, Path)> {
     v.push((geom(4, 3, 48, (16, 16), 3, 1, 1, 1, 1, false), Path::Gemm));
     v.push((geom(2, 4, 5, (9, 8), 3, 2, 2, 2, 1, true), Path::Gemm));
     v.push((geom(1, 3, 2, (5, 5), 1, 1, 1, 1, 1, true), Path::Gemm));
-    // Grouped but not depthwise: the reference itself.
-    v.push((geom(2, 4, 6, (7, 7), 3, 1, 1, 1, 2, true), Path::Reference));
-    v.push((geom(2, 3, 6, (7, 7), 3, 1, 1, 1, 3, false), Path::Reference));
+    // Grouped but not depthwise: products per group. Two groups are RARTS's
+    // `w` and `y` networks side by side (1×1 plain, ReLU and stride 2; the stem).
+    v.push((geom(2, 4, 6, (7, 7), 3, 1, 1, 1, 2, true), Path::Gemm));
+    v.push((geom(2, 3, 6, (7, 7), 3, 1, 1, 1, 3, false), Path::Gemm));
+    for &relu in &[false, true] {
+        v.push((geom(2, 10, 38, (7, 9), 1, 1, 0, 1, 2, relu), Path::Gemm));
+        v.push((geom(2, 12, 8, (9, 7), 1, 2, 0, 1, 2, relu), Path::Gemm));
+    }
+    v.push((geom(2, 6, 20, (9, 11), 3, 1, 1, 1, 2, false), Path::Gemm));
     v
 }
 

@@ -281,6 +281,15 @@ mod cases {
         (2, 16, 8, 8, 16, 1, 2, 0, 1, 1, true),
         // n·oh·ow = 8192: two splits of the filter-gradient reduction
         (8, 16, 32, 32, 16, 1, 1, 0, 1, 1, true),
+        // grouped pointwise (RARTS's two networks side by side): partial tiles
+        // per group, stride 2, several splits, one input channel per group
+        (2, 10, 7, 9, 38, 1, 1, 0, 1, 2, false),
+        (3, 34, 8, 8, 66, 1, 1, 0, 1, 2, true),
+        (2, 12, 9, 11, 8, 1, 2, 0, 1, 2, true),
+        (8, 32, 32, 32, 32, 1, 1, 0, 1, 2, true),
+        (2, 3, 5, 5, 6, 1, 1, 0, 1, 3, false),
+        // the grouped stem
+        (2, 6, 10, 9, 24, 3, 1, 1, 1, 2, false),
         // general: the 3×3 stem, grouped, dense dilated, 1×1 with padding
         (2, 3, 10, 9, 12, 3, 1, 1, 1, 1, false),
         (2, 6, 7, 7, 4, 3, 2, 1, 1, 2, true),

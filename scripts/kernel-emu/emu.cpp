@@ -49,28 +49,29 @@ void test_conv(int n, int cin, int h, int w, int cout, int k, int s, int pad, in
     dxr[i] += dsr[i];
   }
   std::vector<float> yg(y.size(), NAN), dxg = dx0, dsg(x.size(), NAN), dwg = dw0, dws(wt.size(), NAN);
-  bool pw = k == 1 && pad == 0 && groups == 1, dw = groups == cin && cin == cout;
+  bool dw = groups == cin && cin == cout, pw = k == 1 && pad == 0 && (groups == 1 || !dw);
   int r = relu, set = 0;
   if (pw && s > 1) {  // as the launcher does: a strided 1×1 conv leaves pixels between samples alone
     std::fill(dsg.begin(), dsg.end(), 0.f);
     set = 1;
   }
   if (pw) {
-    launch(D(cdiv(oh * ow, 16), cdiv(cout, 16), n), D(16, 16), true, [&] { pwconv_fwd_f32(x.data(), wt.data(), yg.data(), cin, cout, h, w, oh, ow, s, r); });
-    launch(D(cdiv(oh * ow, 16), cdiv(cin, 16), n), D(16, 16), true, [&] { pwconv_bwd_data_f32(x.data(), wt.data(), dy.data(), dxg.data(), cin, cout, h, w, oh, ow, s, r, 1); });
-    launch(D(cdiv(oh * ow, 16), cdiv(cin, 16), n), D(16, 16), true, [&] { pwconv_bwd_data_f32(x.data(), wt.data(), dy.data(), dsg.data(), cin, cout, h, w, oh, ow, s, r, set); });
+    unsigned gy = groups * cdiv(cog, 16), gyi = groups * cdiv(cig, 16);
+    launch(D(cdiv(oh * ow, 16), gy, n), D(16, 16), true, [&] { pwconv_fwd_f32(x.data(), wt.data(), yg.data(), cin, cout, h, w, oh, ow, s, r, groups); });
+    launch(D(cdiv(oh * ow, 16), gyi, n), D(16, 16), true, [&] { pwconv_bwd_data_f32(x.data(), wt.data(), dy.data(), dxg.data(), cin, cout, h, w, oh, ow, s, r, 1, groups); });
+    launch(D(cdiv(oh * ow, 16), gyi, n), D(16, 16), true, [&] { pwconv_bwd_data_f32(x.data(), wt.data(), dy.data(), dsg.data(), cin, cout, h, w, oh, ow, s, r, set, groups); });
     // Splits as the launcher picks them (src/ops/conv/cuda.rs pw_splits), the
     // partial tiles, then their sum in order.
-    long long products = (long long)n * oh * ow, fit = (1LL << 22) / ((long long)cout * cin);
+    long long products = (long long)n * oh * ow, fit = (1LL << 22) / ((long long)cout * cig);
     fit = fit < 1 ? 1 : (fit > 65535 ? 65535 : fit);
     long long splits = cdiv(products, 4096);
     splits = splits < 1 ? 1 : (splits > fit ? fit : splits);
     long long chunk = cdiv(products, splits);
-    std::vector<float> part((size_t)(splits * cout * cin), NAN);
-    std::vector<unsigned> ticket((size_t)cdiv(cin, 16) * cdiv(cout, 16), 0u);
-    launch(D(cdiv(cin, 16), cdiv(cout, 16), splits), D(16, 16), true, [&] { pwconv_bwd_filter_f32(x.data(), dy.data(), part.data(), dwg.data(), ticket.data(), n, cin, cout, h, w, oh, ow, s, r, chunk, 1); });
+    std::vector<float> part((size_t)(splits * cout * cig), NAN);
+    std::vector<unsigned> ticket((size_t)cdiv(cig, 16) * gy, 0u);
+    launch(D(cdiv(cig, 16), gy, splits), D(16, 16), true, [&] { pwconv_bwd_filter_f32(x.data(), dy.data(), part.data(), dwg.data(), ticket.data(), n, cin, cout, h, w, oh, ow, s, r, chunk, 1, groups); });
     for (unsigned t : ticket) if (t != 0) { printf("FAIL pwconv tickets not reset\n"); ++fails; break; }
-    launch(D(cdiv(cin, 16), cdiv(cout, 16), splits), D(16, 16), true, [&] { pwconv_bwd_filter_f32(x.data(), dy.data(), part.data(), dws.data(), ticket.data(), n, cin, cout, h, w, oh, ow, s, r, chunk, 0); });
+    launch(D(cdiv(cig, 16), gy, splits), D(16, 16), true, [&] { pwconv_bwd_filter_f32(x.data(), dy.data(), part.data(), dws.data(), ticket.data(), n, cin, cout, h, w, oh, ow, s, r, chunk, 0, groups); });
   } else if (dw) {
     launch(D(cdiv(y.size(), 256)), D(256), false, [&] { dwconv_fwd_f32(x.data(), wt.data(), yg.data(), n, cin, h, w, oh, ow, k, s, pad, dil, r); });
     launch(D(cdiv(x.size(), 256)), D(256), false, [&] { dwconv_bwd_data_f32(x.data(), wt.data(), dy.data(), dxg.data(), n, cin, h, w, oh, ow, k, s, pad, dil, r, 1); });
@@ -388,6 +389,10 @@ int main() {
   test_conv(2, 6, 9, 11, 4, 1, 2, 0, 1, 1, true); test_conv(3, 4, 40, 40, 5, 1, 1, 0, 1, 1, true);
   test_conv(2, 3, 10, 9, 12, 3, 1, 1, 1, 1, false); test_conv(2, 6, 7, 7, 4, 3, 2, 1, 1, 2, true);
   test_conv(1, 4, 9, 8, 5, 3, 1, 2, 2, 1, true);
+  // grouped 1×1 (RARTS's two networks side by side): partial tiles per group, stride 2, many splits, cig = 1
+  test_conv(2, 10, 7, 9, 38, 1, 1, 0, 1, 2, false); test_conv(3, 34, 8, 8, 66, 1, 1, 0, 1, 2, true);
+  test_conv(2, 12, 9, 11, 8, 1, 2, 0, 1, 2, true); test_conv(3, 8, 40, 40, 10, 1, 1, 0, 1, 2, true);
+  test_conv(2, 3, 5, 5, 6, 1, 1, 0, 1, 3, false);
   // the auxiliary head: 1×1 on the pooled 2×2 map, 2×2 without padding to 1×1, 2×2 stride 2 pad 1
   test_conv(3, 20, 2, 2, 16, 1, 1, 0, 1, 1, false); test_conv(3, 8, 2, 2, 12, 2, 1, 0, 1, 1, true);
   test_conv(2, 3, 4, 7, 6, 2, 2, 1, 1, 1, true);

@@ -1,7 +1,7 @@
 //! Convolution on the host: each kernel runs the implementation [`path`]
 //! picks for its geometry.
 
-use super::{ConvGeom, ConvOps, Path, depthwise, gemm, path, reference};
+use super::{ConvGeom, ConvOps, Path, depthwise, gemm, path};
 use crate::backend::counts;
 use crate::backend::{Cpu, Write};
 use crate::error::Result;
@@ -13,7 +13,6 @@ impl<T: Real> ConvOps for Cpu<T> {
         match path(g) {
             Path::Depthwise => depthwise::fwd(g, x, w, y),
             Path::Gemm => gemm::fwd(g, x, w, y),
-            Path::Reference => reference::conv2d_fwd(g, x, w, y),
         }
         Ok(())
     }
@@ -68,7 +67,6 @@ fn bwd_data<T: Real>(g: &ConvGeom, x: &[T], w: &[T], dy: &[T], dx: &mut [T], wri
     match path(g) {
         Path::Depthwise => depthwise::bwd_data(g, x, w, dy, dx, write),
         Path::Gemm => gemm::bwd_data(g, x, w, dy, dx, write),
-        Path::Reference => reference::conv2d_bwd_data(g, x, w, dy, dx, write),
     }
 }
 
@@ -80,6 +78,5 @@ fn bwd_filter<T: Real>(g: &ConvGeom, x: &[T], dy: &[T], dw: &mut [T], write: Wri
     match path(g) {
         Path::Depthwise => depthwise::bwd_filter(g, x, dy, dw),
         Path::Gemm => gemm::bwd_filter(g, x, dy, dw),
-        Path::Reference => reference::conv2d_bwd_filter(g, x, dy, dw),
     }
 }

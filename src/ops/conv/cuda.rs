@@ -1,7 +1,7 @@
 //! Convolution on the device: launchers of `kernels/conv.cu`. The geometry
-//! picks the kernel family: 1×1 with no padding and one group → `pwconv_*`
-//! (tiled products); depthwise (groups = cin = cout) → `dwconv_*`; anything
-//! else → `conv_*`.
+//! picks the kernel family: depthwise (groups = cin = cout) → `dwconv_*`;
+//! any other 1×1 with no padding (any groups) → `pwconv_*` (tiled
+//! products); anything else → `conv_*`.
 
 use cudarc::driver::LaunchConfig;
 
@@ -16,11 +16,11 @@ const TILE: u32 = 16;
 const PW_SPLIT: usize = 4096;
 
 /// `(splits, products per split)` of the pointwise filter gradient: chunks
-/// of `PW_SPLIT` products, fewer and longer when splits × cout × cin would
+/// of `PW_SPLIT` products, fewer and longer when splits × the weights would
 /// not fit in the partial-tile buffer or the grid.
 fn pw_splits(g: &ConvGeom) -> (usize, usize) {
     let products = (g.n * g.oh * g.ow).max(1);
-    let fit = (PW_PARTS / (g.cout * g.cin).max(1)).clamp(1, 65_535);
+    let fit = (PW_PARTS / g.w_shape().numel().max(1)).clamp(1, 65_535);
     let splits = products.div_ceil(PW_SPLIT).clamp(1, fit);
     (splits, products.div_ceil(splits))
 }
@@ -47,9 +47,10 @@ enum Family {
 }
 
 fn family(g: &ConvGeom) -> Family {
-    if g.k == 1 && g.pad == 0 && g.groups == 1 {
+    let depthwise = g.groups == g.cin && g.cin == g.cout;
+    if g.k == 1 && g.pad == 0 && (g.groups == 1 || !depthwise) {
         Family::Pointwise
-    } else if g.groups == g.cin && g.cin == g.cout {
+    } else if depthwise {
         Family::Depthwise
     } else {
         Family::General
@@ -94,9 +95,10 @@ fn ints(kernel: &str, g: &ConvGeom) -> Result<(i32, i32, i32, i32, i32, i32, i32
     ))
 }
 
-fn tiles(a: usize, b: usize, z: usize) -> LaunchConfig {
+/// Tiles of `a` × `b` per group, `z` deep: grid (⌈a/TILE⌉, groups·⌈b/TILE⌉, z).
+fn tiles(a: usize, b: usize, groups: usize, z: usize) -> LaunchConfig {
     LaunchConfig {
-        grid_dim: ((a as u32).div_ceil(TILE), (b as u32).div_ceil(TILE), z as u32),
+        grid_dim: ((a as u32).div_ceil(TILE), groups as u32 * (b as u32).div_ceil(TILE), z as u32),
         block_dim: (TILE, TILE, 1),
         shared_mem_bytes: 0,
     }
@@ -111,9 +113,10 @@ impl ConvOps for Cuda {
         }
         let (n, cin, h, wd, cout, oh, ow, k, s, pad, dil, groups, relu) = ints("conv2d_fwd", g)?;
         match family(g) {
-            // pwconv_fwd_f32(x, w, y, int cin, int cout, int h, int wd, int oh, int ow, int stride, int relu)
-            Family::Pointwise => launch!(self, pwconv_fwd_f32, tiles(g.oh * g.ow, g.cout, g.n);
-                &x.mem, &w.mem, &mut y.mem, &cin, &cout, &h, &wd, &oh, &ow, &s, &relu),
+            // pwconv_fwd_f32(x, w, y, int cin, int cout, int h, int wd, int oh, int ow, int stride, int relu,
+            //                int groups)
+            Family::Pointwise => launch!(self, pwconv_fwd_f32, tiles(g.oh * g.ow, g.cout / g.groups, g.groups, g.n);
+                &x.mem, &w.mem, &mut y.mem, &cin, &cout, &h, &wd, &oh, &ow, &s, &relu, &groups),
             // dwconv_fwd_f32(x, w, y, int n, int c, int h, int wd, int oh, int ow, int k, int stride, int pad, int dil, int relu)
             Family::Depthwise => launch!(self, dwconv_fwd_f32, Cuda::flat(y.len);
                 &x.mem, &w.mem, &mut y.mem, &n, &cin, &h, &wd, &oh, &ow, &k, &s, &pad, &dil, &relu),
@@ -150,9 +153,9 @@ impl ConvOps for Cuda {
                     add = 1;
                 }
                 // pwconv_bwd_data_f32(x, w, dy, dx, int cin, int cout, int h, int wd, int oh, int ow, int stride,
-                //                     int relu, int add)
-                launch!(self, pwconv_bwd_data_f32, tiles(g.oh * g.ow, g.cin, g.n);
-                    &x.mem, &w.mem, &dy.mem, &mut dx.mem, &cin, &cout, &h, &wd, &oh, &ow, &s, &relu, &add)
+                //                     int relu, int add, int groups)
+                launch!(self, pwconv_bwd_data_f32, tiles(g.oh * g.ow, g.cin / g.groups, g.groups, g.n);
+                    &x.mem, &w.mem, &dy.mem, &mut dx.mem, &cin, &cout, &h, &wd, &oh, &ow, &s, &relu, &add, &groups)
             }
             // dwconv_bwd_data_f32(x, w, dy, dx, int n, int c, int h, int wd, int oh, int ow, int k, int stride,
             //                     int pad, int dil, int relu, int add)
@@ -178,20 +181,21 @@ impl ConvOps for Cuda {
         match family(g) {
             Family::Pointwise => {
                 let (splits, chunk) = pw_splits(g);
-                let m = g.cout * g.cin;
+                let m = g.w_shape().numel();
+                let (cig, cog) = (g.cin / g.groups, g.cout / g.groups);
                 let lock_err = || crate::error::Error::new("cuda: pwconv scratch lock poisoned");
                 let mut parts = self.pw_parts.lock().map_err(|_| lock_err())?;
                 let mut tickets = self.pw_tickets.lock().map_err(|_| lock_err())?;
-                if g.cin.div_ceil(TILE as usize) * g.cout.div_ceil(TILE as usize) > PW_TICKETS {
+                if cig.div_ceil(TILE as usize) * g.groups * cog.div_ceil(TILE as usize) > PW_TICKETS {
                     crate::bail!(
                         "cuda: pwconv_bwd_filter_f32: {m} weights exceed the tile tickets ({PW_TICKETS} tiles)"
                     );
                 }
                 // pwconv_bwd_filter_f32(x, dy, part, dw, unsigned* ticket, int n, int cin, int cout, int h, int wd,
-                //                       int oh, int ow, int stride, int relu, long long chunk, int add)
-                launch!(self, pwconv_bwd_filter_f32, tiles(g.cin, g.cout, splits);
+                //                       int oh, int ow, int stride, int relu, long long chunk, int add, int groups)
+                launch!(self, pwconv_bwd_filter_f32, tiles(cig, cog, g.groups, splits);
                     &x.mem, &dy.mem, &mut *parts, &mut dw.mem, &mut *tickets, &n, &cin, &cout, &h, &wd, &oh, &ow, &s,
-                    &relu, &(chunk as i64), &add)
+                    &relu, &(chunk as i64), &add, &groups)
             }
             // dwconv_bwd_filter_f32(x, dy, dw, int n, int c, int h, int wd, int oh, int ow, int k, int stride,
             //                       int pad, int dil, int relu, int add); one block per weight element

@@ -1,7 +1,10 @@
-//! Convolutions with groups = 1 as matrix products: the 1×1 convs (the
-//! second half of every sep_conv / dil_conv, ReLUConvBN, FactorizedReduce)
-//! and the dense 3×3 stem. Per image, with `col = im2col(relu?(x))` of shape
-//! `(cin·k·k, oh·ow)` (x itself for a plain 1×1 conv):
+//! Convolutions that are not depthwise as matrix products: the 1×1 convs
+//! (the second half of every sep_conv / dil_conv, ReLUConvBN,
+//! FactorizedReduce) and the dense 3×3 stem, with one group or several
+//! (RARTS's two networks side by side: each group is its own product on its
+//! own channels). Per image and group, with `col = im2col(relu?(x))` of
+//! shape `(cin·k·k, oh·ow)` (x itself for a plain 1×1 conv), cin and cout
+//! counted per group:
 //! - forward:         `y = w · col`                 `(cout, oh·ow)`
 //! - backward data:   `dcol = wᵀ · dy`, then col2im `(cin·k·k, oh·ow)`
 //! - backward filter: `dw += dy · colᵀ`             `(cout, cin·k·k)`
@@ -349,16 +352,24 @@ fn col2im<T: Real>(g: &ConvGeom, dcol: &[T], xn: &[T], dxn: &mut [T], write: Wri
     }
 }
 
-fn check(g: &ConvGeom) {
-    debug_assert_eq!(g.groups, 1, "gemm path needs groups = 1");
+/// One group's geometry: its input and output channels, groups = 1.
+fn group_geom(g: &ConvGeom) -> ConvGeom {
+    ConvGeom { cin: g.cin / g.groups, cout: g.cout / g.groups, groups: 1, ..*g }
 }
 
-/// `y = w · im2col(relu?(x))` per image, w `(cout, cin, k, k)`; parallel over images.
+/// `y = w · im2col(relu?(x))` per image and group, w `(cout, cin/groups, k, k)`;
+/// parallel over images.
 pub fn fwd<T: Real>(g: &ConvGeom, x: &[T], w: &[T], y: &mut [T]) {
-    check(g);
-    let (chw, ohw, kdim) = (g.cin * g.h * g.w, g.oh * g.ow, g.cin * g.k * g.k);
-    let mut a = Packed::new();
-    a.pack(g.cout, kdim, w, kdim, false);
+    let sub = group_geom(g);
+    let (chw, ohw, kdim) = (g.cin * g.h * g.w, g.oh * g.ow, sub.cin * sub.k * sub.k);
+    let (xg, wg, yg) = (sub.cin * g.h * g.w, sub.cout * kdim, sub.cout * ohw);
+    let a: Vec<Packed<T>> = (0..g.groups)
+        .map(|gi| {
+            let mut a = Packed::new();
+            a.pack(sub.cout, kdim, &w[gi * wg..][..wg], kdim, false);
+            a
+        })
+        .collect();
     let plain = is_plain(g);
     par::for_chunks_init(
         y,
@@ -366,24 +377,33 @@ pub fn fwd<T: Real>(g: &ConvGeom, x: &[T], w: &[T], y: &mut [T]) {
         g.macs(),
         || if plain { Vec::new() } else { vec![T::ZERO; kdim * ohw] },
         |col, n, yn| {
-            let xn = &x[n * chw..][..chw];
-            let b = if plain {
-                xn
-            } else {
-                im2col(g, xn, col);
-                &col[..]
-            };
-            gemm(&a, ohw, b, ohw, yn, ohw, false);
+            for (gi, a) in a.iter().enumerate() {
+                let xn = &x[n * chw + gi * xg..][..xg];
+                let b = if plain {
+                    xn
+                } else {
+                    im2col(&sub, xn, col);
+                    &col[..]
+                };
+                gemm(a, ohw, b, ohw, &mut yn[gi * yg..][..yg], ohw, false);
+            }
         },
     );
 }
 
-/// `dx (=|+=) col2im(wᵀ · dy) · [x > 0 if relu_in]` per image; parallel over images.
+/// `dx (=|+=) col2im(wᵀ · dy) · [x > 0 if relu_in]` per image and group;
+/// parallel over images.
 pub fn bwd_data<T: Real>(g: &ConvGeom, x: &[T], w: &[T], dy: &[T], dx: &mut [T], write: Write) {
-    check(g);
-    let (chw, ohw, kdim) = (g.cin * g.h * g.w, g.oh * g.ow, g.cin * g.k * g.k);
-    let mut a = Packed::new();
-    a.pack(kdim, g.cout, w, kdim, true);
+    let sub = group_geom(g);
+    let (chw, ohw, kdim) = (g.cin * g.h * g.w, g.oh * g.ow, sub.cin * sub.k * sub.k);
+    let (xg, wg, yg) = (sub.cin * g.h * g.w, sub.cout * kdim, sub.cout * ohw);
+    let a: Vec<Packed<T>> = (0..g.groups)
+        .map(|gi| {
+            let mut a = Packed::new();
+            a.pack(kdim, sub.cout, &w[gi * wg..][..wg], kdim, true);
+            a
+        })
+        .collect();
     let plain = is_plain(g);
     par::for_chunks_init(
         dx,
@@ -391,37 +411,43 @@ pub fn bwd_data<T: Real>(g: &ConvGeom, x: &[T], w: &[T], dy: &[T], dx: &mut [T],
         g.macs(),
         || if plain { Vec::new() } else { vec![T::ZERO; kdim * ohw] },
         |dcol, n, dxn| {
-            let dyn_ = &dy[n * g.cout * ohw..][..g.cout * ohw];
-            if plain {
-                gemm(&a, ohw, dyn_, ohw, dxn, ohw, write == Write::Add);
-            } else {
-                gemm(&a, ohw, dyn_, ohw, dcol, ohw, false);
-                col2im(g, dcol, &x[n * chw..][..chw], dxn, write);
+            for (gi, a) in a.iter().enumerate() {
+                let dyn_ = &dy[n * g.cout * ohw + gi * yg..][..yg];
+                let dxg = &mut dxn[gi * xg..][..xg];
+                if plain {
+                    gemm(a, ohw, dyn_, ohw, dxg, ohw, write == Write::Add);
+                } else {
+                    gemm(a, ohw, dyn_, ohw, dcol, ohw, false);
+                    col2im(&sub, dcol, &x[n * chw + gi * xg..][..xg], dxg, write);
+                }
             }
         },
     );
 }
 
-/// `dw += Σ_n dy_n · im2col(relu?(x_n))ᵀ`; images split over threads, each
-/// summing into its own dw, added up at the end.
+/// `dw += Σ_n dy_n · im2col(relu?(x_n))ᵀ` per group; images split over
+/// threads, each summing into its own dw, added up at the end.
 pub fn bwd_filter<T: Real>(g: &ConvGeom, x: &[T], dy: &[T], dw: &mut [T]) {
-    check(g);
-    let (chw, ohw, kdim) = (g.cin * g.h * g.w, g.oh * g.ow, g.cin * g.k * g.k);
+    let sub = group_geom(g);
+    let (chw, ohw, kdim) = (g.cin * g.h * g.w, g.oh * g.ow, sub.cin * sub.k * sub.k);
+    let (xg, wg, yg) = (sub.cin * g.h * g.w, sub.cout * kdim, sub.cout * ohw);
     let parts = par::threads_for(g.n, g.macs());
     let per = g.n.div_ceil(parts);
     let partial = |t: usize| -> Vec<T> {
         let mut acc = vec![T::ZERO; g.cout * kdim];
         let mut col = vec![T::ZERO; if is_plain(g) { 0 } else { kdim * ohw }];
         for n in t * per..((t + 1) * per).min(g.n) {
-            let xn = &x[n * chw..][..chw];
-            let src: &[T] = if is_plain(g) {
-                xn
-            } else {
-                im2col(g, xn, &mut col);
-                &col
-            };
-            let dyn_ = &dy[n * g.cout * ohw..][..g.cout * ohw];
-            gemm_nt(g.cout, kdim, ohw, dyn_, ohw, src, ohw, &mut acc, kdim);
+            for gi in 0..g.groups {
+                let xn = &x[n * chw + gi * xg..][..xg];
+                let src: &[T] = if is_plain(g) {
+                    xn
+                } else {
+                    im2col(&sub, xn, &mut col);
+                    &col
+                };
+                let dyn_ = &dy[n * g.cout * ohw + gi * yg..][..yg];
+                gemm_nt(sub.cout, kdim, ohw, dyn_, ohw, src, ohw, &mut acc[gi * wg..][..wg], kdim);
+            }
         }
         acc
     };

@@ -5,10 +5,11 @@
 //! [`path`]:
 //! - `depthwise`: groups = cin = cout (every sep_conv / dil_conv tap), direct
 //!   loops over a zero-padded copy of each plane, no per-tap bounds checks;
-//! - `gemm`: groups = 1 (1×1 convs, FactorizedReduce, the stem) as a matrix
-//!   product, with an im2col copy when the conv is not a plain 1×1;
-//! - `reference`: the straightforward loops, for everything else and as the
-//!   specification the other two are tested against (tests/conv_paths.rs).
+//! - `gemm`: everything else (1×1 convs, FactorizedReduce, the stem; one
+//!   group or several) as a matrix product per group, with an im2col copy
+//!   when the conv is not a plain 1×1;
+//! - `reference`: the straightforward loops, the specification the other two
+//!   are tested against (tests/conv_paths.rs).
 //!
 //! On CUDA (`cuda.rs`) the geometry picks one of the three kernel families
 //! of `kernels/conv.cu`.
@@ -154,16 +155,16 @@ crate::ops::simd::multiversion! {
 pub enum Path {
     Depthwise,
     Gemm,
-    Reference,
 }
 
-/// The CPU implementation that runs `g`, forward and backward.
+/// The CPU implementation that runs `g`, forward and backward: depthwise
+/// convs (more than one channel) on their own loops, everything else as
+/// matrix products per group; the reference loops run nothing by
+/// themselves (they are what the other two are tested against).
 pub fn path(g: &ConvGeom) -> Path {
-    if g.groups == 1 {
-        Path::Gemm
-    } else if g.groups == g.cin && g.cout == g.cin {
+    if g.groups > 1 && g.groups == g.cin && g.cout == g.cin {
         Path::Depthwise
     } else {
-        Path::Reference
+        Path::Gemm
     }
 }
