@@ -2,13 +2,13 @@
 // average pooling (CPU reference: src/ops/layout/cpu.rs).
 #include "common.cuh"
 
-// whole (n, c_whole, hw)[:, off:off + c_part] = part (n, c_part, hw)
+// whole (n, c_whole, hw)[:, off:off + c_part] (=|+=) part (n, c_part, hw)
 extern "C" __global__ void channel_put_f32(const float* part, float* whole, int n, int hw,
-                                           int c_part, int c_whole, int off) {
+                                           int c_part, int c_whole, int off, int add) {
     const long long blk = (long long)c_part * hw;
     FOR_EACH(i, (long long)n * blk) {
         const long long b = i / blk, r = i % blk;
-        whole[(b * c_whole + off) * hw + r] = part[i];
+        put(&whole[(b * c_whole + off) * hw + r], part[i], add);
     }
 }
 

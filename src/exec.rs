@@ -6,7 +6,7 @@
 use rand::Rng;
 use rand_distr_free::normal;
 
-use crate::backend::{Backend, Write, counts};
+use crate::backend::{Backend, Part, Write, counts};
 use crate::error::Result;
 use crate::ops::elementwise::MixGrad;
 use crate::real::Real;
@@ -126,21 +126,25 @@ impl<B: Backend> Exec<B> {
         (value_elems(&self.tape), grads)
     }
 
-    /// Draws every parameter from its `Init` and resets BN running statistics.
+    /// Draws every parameter from its `Init` and resets BN running
+    /// statistics. A parameter holding several networks' copies draws one
+    /// and repeats it: the networks start equal.
     pub fn init_params(&mut self, rng: &mut impl Rng) -> Result<()> {
         for i in 0..self.tape.nodes.len() {
             let nd = &self.tape.nodes[i];
             let len = nd.shape.numel();
-            let data: Vec<f64> = match nd.kind {
-                Kind::Param { init: Init::Uniform(b), .. } => {
-                    (0..len).map(|_| rng.random_range(-(b as f64)..=b as f64)).collect()
-                }
-                Kind::Param { init: Init::Normal(s), .. } => (0..len).map(|_| s as f64 * normal(rng)).collect(),
-                Kind::Param { init: Init::Const(c), .. } => vec![c as f64; len],
-                Kind::State { init } => vec![init as f64; len],
+            let (init, nets) = match nd.kind {
+                Kind::Param { init, nets, .. } => (init, nets),
+                Kind::State { init } => (Init::Const(init), 1),
                 _ => continue,
             };
-            self.set(i, &data)?;
+            let one = len / nets;
+            let data: Vec<f64> = match init {
+                Init::Uniform(b) => (0..one).map(|_| rng.random_range(-(b as f64)..=b as f64)).collect(),
+                Init::Normal(s) => (0..one).map(|_| s as f64 * normal(rng)).collect(),
+                Init::Const(c) => vec![c as f64; one],
+            };
+            self.set(i, &data.repeat(nets))?;
         }
         Ok(())
     }
@@ -263,13 +267,15 @@ impl<B: Backend> Exec<B> {
     }
 
     /// The RARTS coupling term on the gradients of `ps`:
-    /// `∇p += β·(p − other)`, pairwise with `others`.
-    pub fn couple(&mut self, beta: f32, ps: &[NodeId], others: &[NodeId]) -> Result<()> {
+    /// `∇p += β·(p − other)`, pairwise with `others`, on `part` of `ps` and
+    /// `other_part` of `others` (the two networks' parts of the same
+    /// nodes when they are recorded side by side).
+    pub fn couple(&mut self, beta: f32, ps: &[NodeId], others: &[NodeId], part: Part, other_part: Part) -> Result<()> {
         let slots = self.grad_slots(ps)?;
         let mut grads = pick_mut(&mut self.grads, &slots);
         let pv: Vec<&B::Buf> = ps.iter().map(|&p| self.vals[p].as_ref().expect("value present")).collect();
         let ov: Vec<&B::Buf> = others.iter().map(|&p| self.vals[p].as_ref().expect("value present")).collect();
-        self.be.couple(beta, &pv, &ov, &mut grads)
+        self.be.couple(beta, &pv, &ov, &mut grads, part, other_part)
     }
 
     /// `dst = src` between two nodes of the same shape (parameter copies).
@@ -576,8 +582,8 @@ impl<B: Backend> Exec<B> {
             Op::SoftmaxRows { x, out, rows, cols } => {
                 self.lend(*x, |ex, dx| ex.be.softmax_rows_bwd(*rows, *cols, ex.val(*out), dy, dx))
             }
-            Op::Concat { xs, out } => {
-                let slices = concat_slices(&self.tape, xs, *out);
+            Op::Concat { xs, out, groups } => {
+                let slices = concat_slices(&self.tape, xs, *out, *groups);
                 if xs.iter().enumerate().any(|(i, x)| xs[..i].contains(x)) {
                     // A node concatenated twice: its parts add up, one by one.
                     return xs.iter().zip(&slices).try_for_each(|(&x, s)| {
@@ -604,15 +610,16 @@ impl<B: Backend> Exec<B> {
                 let s = self.tape.shape(*x);
                 self.lend(*x, |ex, dx| ex.be.shift_bwd(s.n(), s.c(), s.h(), s.w(), dy, dx))
             }
+            Op::Slice { x, slice, .. } => self.lend(*x, |ex, dx| ex.be.channel_put(slice, dy, dx, Write::Add)),
             Op::Zeros { .. } => Ok(()),
             Op::GlobalAvgPool { x, .. } => {
                 let s = self.tape.shape(*x);
                 self.lend(*x, |ex, dx| ex.be.gap_bwd(s.n() * s.c(), s.hw(), dy, dx))
             }
             Op::Linear { x, w, b, .. } => {
-                let (xs, ws) = (self.tape.shape(*x), self.tape.shape(*w));
+                let (n, i, o, groups) = linear_dims(&self.tape, *x, *w);
                 self.lend3([Some(*x), Some(*w), *b], |ex, [dx, dw, db]| {
-                    ex.be.linear_bwd(xs.n(), ws.c(), ws.n(), ex.val(*x), ex.val(*w), dy, dx, dw, db)
+                    ex.be.linear_bwd(n, i, o, groups, ex.val(*x), ex.val(*w), dy, dx, dw, db)
                 })
             }
             Op::CrossEntropy { logits, labels, probs, .. } => {
@@ -696,10 +703,12 @@ fn run_forward<B: Backend>(
             be.mix_fwd(v(*w), &terms, out)?
         }
         Op::SoftmaxRows { x, rows, cols, .. } => be.softmax_rows_fwd(*rows, *cols, v(*x), out)?,
-        Op::Concat { xs, .. } => {
-            let parts: Vec<_> = xs.iter().zip(concat_slices(tape, xs, op.output())).map(|(x, s)| (s, v(*x))).collect();
+        Op::Concat { xs, groups, .. } => {
+            let slices = concat_slices(tape, xs, op.output(), *groups);
+            let parts: Vec<_> = xs.iter().zip(slices).map(|(x, s)| (s, v(*x))).collect();
             be.concat_fwd(&parts, out)?
         }
+        Op::Slice { x, slice, .. } => be.channel_take(slice, v(*x), out, Write::Set)?,
         Op::Shift { x, .. } => {
             let s = tape.shape(*x);
             be.shift_fwd(s.n(), s.c(), s.h(), s.w(), v(*x), out)?
@@ -710,8 +719,8 @@ fn run_forward<B: Backend>(
             be.gap_fwd(s.n() * s.c(), s.hw(), v(*x), out)?
         }
         Op::Linear { x, w, b, .. } => {
-            let (xs, ws) = (tape.shape(*x), tape.shape(*w));
-            be.linear_fwd(xs.n(), ws.c(), ws.n(), v(*x), v(*w), b.map(v), out)?
+            let (n, i, o, groups) = linear_dims(tape, *x, *w);
+            be.linear_fwd(n, i, o, groups, v(*x), v(*w), b.map(v), out)?
         }
         Op::CrossEntropy { logits, labels, probs, .. } => {
             let s = tape.shape(*logits);
@@ -789,4 +798,11 @@ fn plan_grad_slots(tape: &Tape, can_grad: &[bool]) -> (Vec<Option<usize>>, Vec<u
         }
     }
     (slot, slot_len)
+}
+
+/// `(n, i, o, groups)` of a linear layer on x `(n, i)` with weights `(o, i/groups)`.
+fn linear_dims(tape: &Tape, x: NodeId, w: NodeId) -> (usize, usize, usize, usize) {
+    let (xs, ws) = (tape.shape(x), tape.shape(w));
+    let i = xs.numel() / xs.n();
+    (xs.n(), i, ws.n(), i / ws.c())
 }

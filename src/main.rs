@@ -389,6 +389,7 @@ fn search_config(a: SearchArgs) -> SearchConfig {
         existing: a.run.existing(),
         progress: !a.run.quiet,
         cuda_graph: a.cuda_graph,
+        side_by_side: true,
     }
 }
 

@@ -4,7 +4,7 @@
 //! The arithmetic is the backend's tensor-list kernels (`norm`, `sgd_step`,
 //! `adam_step`), reading per-step values from the [`Scalars`].
 
-use crate::backend::{AdamKernel, Backend, NormThen, SgdKernel, SgdStep};
+use crate::backend::{AdamKernel, Backend, NormThen, Part, SgdKernel, SgdStep};
 use crate::error::Result;
 use crate::exec::Exec;
 use crate::real::Real;
@@ -81,9 +81,12 @@ pub struct SgdSlots {
 /// SGD with momentum; clipping (if set) applies to the gradients of this
 /// optimizer's parameters, before weight decay is added. The step runs on
 /// the device in three launches (the norm, then the update) whatever the
-/// number of parameters; the owner writes `cfg.lr` to `slots.lr`.
+/// number of parameters; the owner writes `cfg.lr` to `slots.lr`. It
+/// updates `part` of its parameters (one network of several recorded side
+/// by side) and keeps momentum for that part alone.
 pub struct Sgd<B: Backend> {
     pub params: Vec<NodeId>,
+    pub part: Part,
     pub cfg: SgdStep,
     pub clip: Option<f32>,
     pub slots: SgdSlots,
@@ -91,16 +94,24 @@ pub struct Sgd<B: Backend> {
 }
 
 impl<B: Backend> Sgd<B> {
-    pub fn new(ex: &Exec<B>, params: Vec<NodeId>, cfg: SgdStep, clip: Option<f32>, slots: SgdSlots) -> Result<Self> {
-        let bufs = params.iter().map(|&p| ex.be.alloc(ex.shape(p).numel())).collect::<Result<_>>()?;
-        Ok(Sgd { params, cfg, clip, slots, bufs })
+    pub fn new(
+        ex: &Exec<B>,
+        params: Vec<NodeId>,
+        part: Part,
+        cfg: SgdStep,
+        clip: Option<f32>,
+        slots: SgdSlots,
+    ) -> Result<Self> {
+        let bufs = params.iter().map(|&p| ex.be.alloc(part.range(ex.shape(p).numel()).len())).collect::<Result<_>>()?;
+        Ok(Sgd { params, part, cfg, clip, slots, bufs })
     }
 
     /// One step on the current gradients: `sc[slots.norm]` gets their norm
     /// before clipping, `sc[slots.scale]` the clip factor.
     pub fn step(&mut self, ex: &mut Exec<B>, sc: &mut B::Buf) -> Result<()> {
         let (be, mut vals, grads) = ex.update_lists(&self.params)?;
-        be.norm(&grads, sc, self.slots.norm, NormThen::Clip { max: self.clip, scale: self.slots.scale })?;
+        let clip = NormThen::Clip { max: self.clip, scale: self.slots.scale };
+        be.norm(&grads, self.part, sc, self.slots.norm, clip)?;
         let k = SgdKernel {
             momentum: self.cfg.momentum,
             weight_decay: self.cfg.weight_decay,
@@ -108,10 +119,10 @@ impl<B: Backend> Sgd<B> {
             scale: self.slots.scale,
         };
         let mut bufs: Vec<&mut B::Buf> = self.bufs.iter_mut().collect();
-        be.sgd_step(&k, sc, &mut vals, &grads, &mut bufs)
+        be.sgd_step(&k, sc, &mut vals, &grads, &mut bufs, self.part)
     }
 
-    /// The momentum buffers, one per parameter (DARTS second order unrolls with them).
+    /// The momentum buffers, one per parameter's part (DARTS second order unrolls with them).
     pub fn momentum(&self) -> Vec<&B::Buf> {
         self.bufs.iter().collect()
     }

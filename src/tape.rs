@@ -30,7 +30,10 @@ pub enum Kind {
     Input,
     /// A learned leaf. `group` tells the weights of different networks and
     /// the architecture apart: every search algorithm reads them separately.
-    Param { group: u32, init: Init },
+    /// With `nets` > 1 it holds that many networks' copies of one weight one
+    /// after the other (see [`Tape::set_nets`]); each starts from the same
+    /// draw.
+    Param { group: u32, init: Init, nets: usize },
     /// State updated by forward but never differentiated (BN running statistics).
     State { init: f32 },
     /// The output of an op.
@@ -152,9 +155,19 @@ pub enum Op {
         rows: usize,
         cols: usize,
     },
+    /// Concatenation along channels, per group when `groups` > 1: each
+    /// tensor is `groups` blocks of channels (networks side by side), and
+    /// block g of the output is block g of every input, in order.
     Concat {
         xs: Vec<NodeId>,
         out: NodeId,
+        groups: usize,
+    },
+    /// `out = x[:, off:off + c]` (`slice.c_part` channels of `slice.c_whole`).
+    Slice {
+        x: NodeId,
+        out: NodeId,
+        slice: ChannelSlice,
     },
     /// `out = x[:, :, 1:, 1:]`
     Shift {
@@ -202,6 +215,7 @@ impl Op {
             }
             MaskedSum { out, .. } => *out,
             Shift { out, .. } | Zeros { out } | GlobalAvgPool { out, .. } | Linear { out, .. } => *out,
+            Slice { out, .. } => *out,
             CrossEntropy { out, .. } | SumAll { out, .. } => *out,
         }
     }
@@ -212,7 +226,7 @@ impl Op {
         use Op::*;
         match self {
             Conv2d { x, w, .. } => vec![*x, *w],
-            MaxPool { x, .. } | AvgPool { x, .. } | Relu { x, .. } | Shift { x, .. } => vec![*x],
+            MaxPool { x, .. } | AvgPool { x, .. } | Relu { x, .. } | Shift { x, .. } | Slice { x, .. } => vec![*x],
             GlobalAvgPool { x, .. } | SoftmaxRows { x, .. } | SumAll { x, .. } => vec![*x],
             BatchNorm { x, affine, .. } => {
                 let mut v = vec![*x];
@@ -237,7 +251,9 @@ impl Op {
     pub fn family(&self) -> &'static str {
         use Op::*;
         match self {
-            Conv2d { geom, .. } if geom.groups > 1 && geom.groups == geom.cin => "conv_depthwise",
+            Conv2d { geom, .. } if geom.groups > 1 && geom.groups == geom.cin && geom.cin == geom.cout => {
+                "conv_depthwise"
+            }
             Conv2d { geom, .. } if geom.k == 1 => "conv_1x1",
             Conv2d { .. } => "conv_dense",
             MaxPool { .. } => "max_pool",
@@ -250,6 +266,7 @@ impl Op {
             Mix { .. } => "mix",
             SoftmaxRows { .. } => "softmax",
             Concat { .. } => "concat",
+            Slice { .. } => "slice",
             Shift { .. } => "shift",
             Zeros { .. } => "zeros",
             GlobalAvgPool { .. } => "global_avg_pool",
@@ -267,6 +284,8 @@ pub struct Tape {
     pub nodes: Vec<Node>,
     pub ops: Vec<Op>,
     pub aux: Vec<usize>,
+    /// Networks recorded side by side (see [`Tape::set_nets`]); 0 means 1.
+    nets: usize,
 }
 
 impl Tape {
@@ -302,8 +321,36 @@ impl Tape {
         self.node(shape, Kind::Input, name)
     }
 
+    /// A parameter of `shape`; while several networks are recorded side by
+    /// side, `shape` already counts all of them (see [`Tape::set_nets`]).
     pub fn param(&mut self, shape: Shape, group: u32, init: Init, name: &str) -> NodeId {
-        self.node(shape, Kind::Param { group, init }, name)
+        let nets = self.nets();
+        assert!(shape.numel().is_multiple_of(nets), "param: {name} does not split into {nets} networks");
+        self.node(shape, Kind::Param { group, init, nets }, name)
+    }
+
+    /// Records what follows as `nets` networks of the same shape side by
+    /// side, each in its own block of channels (RARTS's `w` and `y`: every
+    /// op of the pair is one op, one kernel launch): inputs carry `nets`
+    /// blocks of channels; channel counts given to [`conv`](Self::conv) and
+    /// [`linear`](Self::linear) are per network; convolutions and the
+    /// classifier are grouped by network, with one weight tensor holding
+    /// every network's copy, one after the other; concatenations are per
+    /// network; BatchNorm, pools, shifts and mixes (shared α) are per
+    /// channel already. 1 records one network, as before.
+    pub fn set_nets(&mut self, nets: usize) {
+        assert!(nets >= 1, "set_nets: at least one network");
+        self.nets = nets;
+    }
+
+    /// Networks recorded side by side now.
+    pub fn nets(&self) -> usize {
+        self.nets.max(1)
+    }
+
+    /// Channels of `x` per network.
+    pub fn channels(&self, x: NodeId) -> usize {
+        self.shape(x).c() / self.nets()
     }
 
     pub fn state(&mut self, shape: Shape, init: f32, name: &str) -> NodeId {
@@ -331,22 +378,24 @@ impl Tape {
 
     /// Convolution with a fresh weight parameter `(cout, cin/groups, k, k)`,
     /// PyTorch's default init (`U(±1/√fan_in)`), no bias. A depthwise
-    /// `spec` needs `cout` = the input's channels.
+    /// `spec` needs `cout` = the input's channels. Channels are per network
+    /// (see [`Tape::set_nets`]).
     pub fn conv(&mut self, x: NodeId, cout: usize, spec: ConvSpec, group: u32, name: &str) -> NodeId {
-        let cin = self.shape(x).c();
+        let (nets, cin) = (self.nets(), self.channels(x));
         let groups = if spec.depthwise { cin } else { 1 };
         assert!(!spec.depthwise || cout == cin, "conv: a depthwise conv keeps its {cin} channels, not {cout}");
-        let w_shape = Shape::nchw(cout, cin / groups, spec.k, spec.k);
+        let w_shape = Shape::nchw(nets * cout, cin / groups, spec.k, spec.k);
         let bound = 1.0 / ((cin / groups * spec.k * spec.k) as f32).sqrt();
         let w = self.param(w_shape, group, Init::Uniform(bound), name);
         self.conv_with(x, w, spec)
     }
 
-    /// Convolution with an existing weight node (its shape gives k and cout).
+    /// Convolution with an existing weight node (its shape gives k and cout;
+    /// grouped by network when several are recorded side by side).
     pub fn conv_with(&mut self, x: NodeId, w: NodeId, spec: ConvSpec) -> NodeId {
         let (s, ws) = (self.shape(x), self.shape(w));
         let ConvSpec { k, stride, pad, dil, depthwise, relu_in } = spec;
-        let groups = if depthwise { s.c() } else { 1 };
+        let groups = if depthwise { s.c() } else { self.nets() };
         assert!(ws.h() == k && ws.w() == k, "conv: weight is {}×{}, spec says {k}×{k}", ws.h(), ws.w());
         assert!(ws.n() % groups == 0 && ws.c() == s.c() / groups, "conv: bad channels/groups");
         let geom = ConvGeom {
@@ -508,7 +557,7 @@ impl Tape {
         self.push(Op::SoftmaxRows { x, out, rows, cols })
     }
 
-    /// Concatenation along channels.
+    /// Concatenation along channels (per network, see [`Tape::set_nets`]).
     pub fn concat(&mut self, xs: &[NodeId]) -> NodeId {
         let s0 = self.shape(xs[0]);
         assert!(
@@ -518,9 +567,26 @@ impl Tape {
             }),
             "concat: shapes differ"
         );
+        let groups = self.nets();
+        assert!(xs.iter().all(|&x| self.shape(x).c().is_multiple_of(groups)), "concat: channels per network differ");
         let c = xs.iter().map(|&x| self.shape(x).c()).sum();
         let out = self.value(Shape::nchw(s0.n(), c, s0.h(), s0.w()));
-        self.push(Op::Concat { xs: xs.to_vec(), out })
+        self.push(Op::Concat { xs: xs.to_vec(), out, groups })
+    }
+
+    /// `x` cut along channels into `parts` equal blocks (the networks of
+    /// [`Tape::set_nets`] apart again: RARTS's two networks' logits).
+    pub fn split(&mut self, x: NodeId, parts: usize) -> Vec<NodeId> {
+        let s = self.shape(x);
+        assert!(parts >= 1 && s.c().is_multiple_of(parts), "split: {} channels into {parts} parts", s.c());
+        let c = s.c() / parts;
+        (0..parts)
+            .map(|p| {
+                let out = self.value(Shape::nchw(s.n(), c, s.h(), s.w()));
+                let slice = ChannelSlice { n: s.n(), hw: s.hw(), c_part: c, c_whole: s.c(), off: p * c };
+                self.push(Op::Slice { x, out, slice })
+            })
+            .collect()
     }
 
     /// `x[:, :, 1:, 1:]`
@@ -542,14 +608,16 @@ impl Tape {
         self.push(Op::GlobalAvgPool { x, out })
     }
 
-    /// Fully connected layer with fresh weight and bias (PyTorch's default init).
+    /// Fully connected layer with fresh weight and bias (PyTorch's default
+    /// init); `out` features per network, grouped by network when several
+    /// are recorded side by side.
     pub fn linear(&mut self, x: NodeId, out: usize, group: u32, name: &str) -> NodeId {
-        let s = self.shape(x);
-        let i = s.numel() / s.n();
+        let (s, nets) = (self.shape(x), self.nets());
+        let i = s.numel() / s.n() / nets;
         let bound = 1.0 / (i as f32).sqrt();
-        let w = self.param(Shape::mat(out, i), group, Init::Uniform(bound), &format!("{name}.weight"));
-        let b = self.param(Shape::vec(out), group, Init::Uniform(bound), &format!("{name}.bias"));
-        let out = self.value(Shape::mat(s.n(), out));
+        let w = self.param(Shape::mat(nets * out, i), group, Init::Uniform(bound), &format!("{name}.weight"));
+        let b = self.param(Shape::vec(nets * out), group, Init::Uniform(bound), &format!("{name}.bias"));
+        let out = self.value(Shape::mat(s.n(), nets * out));
         self.push(Op::Linear { x, w, b: Some(b), out })
     }
 
@@ -568,15 +636,18 @@ impl Tape {
     }
 }
 
-/// The channel slice of part `i` of a concat.
-pub fn concat_slices(tape: &Tape, xs: &[NodeId], out: NodeId) -> Vec<ChannelSlice> {
+/// The channel slice of part `i` of a concat. Per group: a tensor
+/// `(n, groups·c, hw)` is `(n·groups, c, hw)` in memory, so a concat per
+/// group is a plain concat over `n·groups` images.
+pub fn concat_slices(tape: &Tape, xs: &[NodeId], out: NodeId, groups: usize) -> Vec<ChannelSlice> {
     let ys = tape.shape(out);
     let mut off = 0;
     xs.iter()
         .map(|&x| {
             let s = tape.shape(x);
-            let sl = ChannelSlice { n: s.n(), hw: s.hw(), c_part: s.c(), c_whole: ys.c(), off };
-            off += s.c();
+            let c = s.c() / groups;
+            let sl = ChannelSlice { n: s.n() * groups, hw: s.hw(), c_part: c, c_whole: ys.c() / groups, off };
+            off += c;
             sl
         })
         .collect()

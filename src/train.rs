@@ -12,7 +12,7 @@ use std::time::Instant;
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 
-use crate::backend::{Backend, SgdStep};
+use crate::backend::{Backend, Part, SgdStep};
 use crate::checkpoint::Checkpoint;
 use crate::data::{DataSpec, Dataset, Rng, Sampler, cutout, fill_eval};
 use crate::error::{Error, Result};
@@ -285,7 +285,7 @@ pub fn run<B: Backend<Elem = f32>>(be: B, cfg: &TrainConfig) -> Result<TrainResu
     let sgd = SgdStep { lr: cfg.lr, momentum: cfg.momentum, weight_decay: cfg.weight_decay };
     // DARTS clips and steps the head's weights together with the network's.
     let params: Vec<NodeId> = net.weights.iter().chain(&net.aux).copied().collect();
-    let mut opt = Sgd::new(&ex, params, sgd, Some(cfg.clip), SGD_SLOTS)?;
+    let mut opt = Sgd::new(&ex, params, Part::WHOLE, sgd, Some(cfg.clip), SGD_SLOTS)?;
     let mut sc = Scalars::new(&ex.be, 3)?;
     let mut sampler = Sampler::new(0..train.len(), cfg.batch, cfg.seed)?;
     let mut cut_rng = Rng::stream(cfg.seed, CUTOUT_STREAM);
@@ -509,7 +509,7 @@ pub fn bench<B: Backend<Elem = f32>>(
     let params: Vec<NodeId> = net.weights.iter().chain(&net.aux).copied().collect();
     let recipe = TrainConfig::default();
     let sgd = SgdStep { lr: recipe.lr, momentum: recipe.momentum, weight_decay: recipe.weight_decay };
-    let mut opt = Sgd::new(&ex, params, sgd, Some(recipe.clip), SGD_SLOTS)?;
+    let mut opt = Sgd::new(&ex, params, Part::WHOLE, sgd, Some(recipe.clip), SGD_SLOTS)?;
     let mut sc = Scalars::new(&ex.be, 3)?;
     sc.set(SGD_SLOTS.lr, recipe.lr as f64);
     let mut rng = Rng::new(1);

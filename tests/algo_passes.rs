@@ -43,6 +43,7 @@ fn problem(algo: Algo) -> (Tape, Problem, [(NodeId, NodeId); 2]) {
         total,
         w,
         y,
+        side_by_side: false,
         alpha: vec![an, ar],
         group_w: GROUP_W,
         group_y: GROUP_Y,

@@ -19,7 +19,7 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use rarts::backend::{
     AdamKernel, Backend, BnOps, Coef, ConvOps, Cpu, Cuda, Device, ElementwiseOps, LayoutOps, LinearOps, NormThen,
-    OptimOps, PoolOps, SgdKernel, SoftmaxOps, Write,
+    OptimOps, Part, PoolOps, SgdKernel, SoftmaxOps, Write,
 };
 use rarts::ops::bn::BnGeom;
 use rarts::ops::conv::ConvGeom;
@@ -521,10 +521,12 @@ mod cases {
             let (pn, wn) = (s.n * s.c_part * s.hw, s.n * s.c_whole * s.hw);
             let (part, whole0) = (p.rand(pn), p.rand(wn));
             // The rest of `whole` must be left alone: it starts random, the same on both.
-            let (mut wc, mut wd) = (whole0.clone(), up(be, &whole0));
-            p.cpu.channel_put(&s, &part, &mut wc).unwrap();
-            be.channel_put(&s, &up(be, &part), &mut wd).unwrap();
-            close(&format!("channel_put {s:?}"), &down(be, &wd), &wc, EW);
+            for write in [Write::Set, Write::Add] {
+                let (mut wc, mut wd) = (whole0.clone(), up(be, &whole0));
+                p.cpu.channel_put(&s, &part, &mut wc, write).unwrap();
+                be.channel_put(&s, &up(be, &part), &mut wd, write).unwrap();
+                close(&format!("channel_put {s:?} {write:?}"), &down(be, &wd), &wc, EW);
+            }
 
             for write in [Write::Add, Write::Set] {
                 let (mut dc, mut dd) = grad_start(be, &part, write);
@@ -601,29 +603,44 @@ mod cases {
 
     pub fn linear<B: Backend<Elem = f32>>(be: &B) {
         let mut p = Pair::new(8);
-        for &(n, i, o) in &[(4, 7, 3), (64, 256, 10), (1, 1, 1), (33, 65, 17)] {
-            let (x, w, b, dy) = (p.rand(n * i), p.rand(o * i), p.rand(o), p.rand(n * o));
-            let (dx0, dw0, db0) = (p.rand(n * i), p.rand(o * i), p.rand(o));
+        // The last two: two groups (RARTS's classifiers side by side).
+        for &(n, i, o, g) in
+            &[(4, 7, 3, 1), (64, 256, 10, 1), (1, 1, 1, 1), (33, 65, 17, 1), (64, 512, 20, 2), (5, 14, 6, 2)]
+        {
+            let (x, w, b, dy) = (p.rand(n * i), p.rand(o * i / g), p.rand(o), p.rand(n * o));
+            let (dx0, dw0, db0) = (p.rand(n * i), p.rand(o * i / g), p.rand(o));
             let (xd, wd, bd, dyd) = (up(be, &x), up(be, &w), up(be, &b), up(be, &dy));
             // Sums of up to 256 products of O(1) values.
             let tol = (2e-5, 1e-5);
             for bias in [true, false] {
                 let (mut yc, mut yd) = (vec![0.0; n * o], poisoned(be, n * o));
-                p.cpu.linear_fwd(n, i, o, &x, &w, bias.then_some(&b), &mut yc).unwrap();
-                be.linear_fwd(n, i, o, &xd, &wd, bias.then_some(&bd), &mut yd).unwrap();
-                close(&format!("linear_fwd {n},{i},{o} bias={bias}"), &down(be, &yd), &yc, tol);
+                p.cpu.linear_fwd(n, i, o, g, &x, &w, bias.then_some(&b), &mut yc).unwrap();
+                be.linear_fwd(n, i, o, g, &xd, &wd, bias.then_some(&bd), &mut yd).unwrap();
+                close(&format!("linear_fwd {n},{i},{o}/{g} bias={bias}"), &down(be, &yd), &yc, tol);
             }
             for all in [true, false] {
                 let (mut dxc, mut dxd) = (dx0.clone(), up(be, &dx0));
                 let (mut dwc, mut dwd) = (dw0.clone(), up(be, &dw0));
                 let (mut dbc, mut dbd) = (db0.clone(), up(be, &db0));
                 p.cpu
-                    .linear_bwd(n, i, o, &x, &w, &dy, all.then_some(&mut dxc), Some(&mut dwc), all.then_some(&mut dbc))
+                    .linear_bwd(
+                        n,
+                        i,
+                        o,
+                        g,
+                        &x,
+                        &w,
+                        &dy,
+                        all.then_some(&mut dxc),
+                        Some(&mut dwc),
+                        all.then_some(&mut dbc),
+                    )
                     .unwrap();
                 be.linear_bwd(
                     n,
                     i,
                     o,
+                    g,
                     &xd,
                     &wd,
                     &dyd,
@@ -632,9 +649,9 @@ mod cases {
                     all.then_some(&mut dbd),
                 )
                 .unwrap();
-                close(&format!("linear_bwd dx {n},{i},{o}"), &down(be, &dxd), &dxc, tol);
-                close(&format!("linear_bwd dw {n},{i},{o}"), &down(be, &dwd), &dwc, tol);
-                close(&format!("linear_bwd db {n},{i},{o}"), &down(be, &dbd), &dbc, tol);
+                close(&format!("linear_bwd dx {n},{i},{o}/{g}"), &down(be, &dxd), &dxc, tol);
+                close(&format!("linear_bwd dw {n},{i},{o}/{g}"), &down(be, &dwd), &dwc, tol);
+                close(&format!("linear_bwd db {n},{i},{o}/{g}"), &down(be, &dbd), &dbc, tol);
             }
         }
     }
@@ -668,10 +685,36 @@ mod cases {
         let k = SgdKernel { momentum: 0.9, weight_decay: 3e-4, lr: 0, scale: 1 };
         let (mut pc, mut pd) = (w0.clone(), ups(&w0));
         let (mut bc, mut bd) = (m0.clone(), ups(&m0));
-        cpu.sgd_step(&k, &sc0.to_vec(), &mut rm(&mut pc), &r(&g), &mut rm(&mut bc)).unwrap();
-        be.sgd_step(&k, &up(be, &sc0), &mut rm(&mut pd), &rd(&gd), &mut rm(&mut bd)).unwrap();
+        cpu.sgd_step(&k, &sc0.to_vec(), &mut rm(&mut pc), &r(&g), &mut rm(&mut bc), Part::WHOLE).unwrap();
+        be.sgd_step(&k, &up(be, &sc0), &mut rm(&mut pd), &rd(&gd), &mut rm(&mut bd), Part::WHOLE).unwrap();
         close("sgd_step p", &downs(&pd), &flat(&pc), tol);
         close("sgd_step buf", &downs(&bd), &flat(&bc), tol);
+
+        // Parts of paired tensors (two networks' copies one after the other,
+        // as RARTS records w and y side by side): the step on y's copy, the
+        // coupling of w's gradient to y, the norm of y's gradient.
+        let pair = |a: &[Vec<f32>], b: &[Vec<f32>]| {
+            a.iter().zip(b).map(|(a, b)| [&a[..], &b[..]].concat()).collect::<Vec<_>>()
+        };
+        let (w2, g2) = (pair(&w0, &g), pair(&g, &m0));
+        let (wpart, ypart) = (Part::net(0, 2), Part::net(1, 2));
+        let (mut pc, mut pd) = (w2.clone(), ups(&w2));
+        let (mut bc, mut bd) = (m0.clone(), ups(&m0));
+        let g2d = ups(&g2);
+        cpu.sgd_step(&k, &sc0.to_vec(), &mut rm(&mut pc), &r(&g2), &mut rm(&mut bc), ypart).unwrap();
+        be.sgd_step(&k, &up(be, &sc0), &mut rm(&mut pd), &rd(&g2d), &mut rm(&mut bd), ypart).unwrap();
+        close("sgd_step p (y's part)", &downs(&pd), &flat(&pc), tol);
+        close("sgd_step buf (y's part)", &downs(&bd), &flat(&bc), tol);
+        let (mut gc, mut gdd) = (g2.clone(), ups(&g2));
+        let w2d = ups(&w2);
+        cpu.couple(0.5, &r(&w2), &r(&w2), &mut rm(&mut gc), wpart, ypart).unwrap();
+        be.couple(0.5, &rd(&w2d), &rd(&w2d), &mut rm(&mut gdd), wpart, ypart).unwrap();
+        close("couple (w to y, parts)", &downs(&gdd), &flat(&gc), EW);
+        let mut sc = sc0.to_vec();
+        let mut scd = up(be, &sc0);
+        cpu.norm(&r(&g2), ypart, &mut sc, 7, NormThen::Clip { max: Some(5.0), scale: 5 }).unwrap();
+        be.norm(&rd(&g2d), ypart, &mut scd, 7, NormThen::Clip { max: Some(5.0), scale: 5 }).unwrap();
+        close("norm (y's part)", &down(be, &scd), &sc, (1e-7, 1e-6));
 
         for t in [1.0, 7.0] {
             let mut sc = sc0;
@@ -689,8 +732,8 @@ mod cases {
 
         let (mut gc, mut gdd) = (g.clone(), ups(&g));
         let (wd, md) = (ups(&w0), ups(&m0));
-        cpu.couple(0.5, &r(&w0), &r(&m0), &mut rm(&mut gc)).unwrap();
-        be.couple(0.5, &rd(&wd), &rd(&md), &mut rm(&mut gdd)).unwrap();
+        cpu.couple(0.5, &r(&w0), &r(&m0), &mut rm(&mut gc), Part::WHOLE, Part::WHOLE).unwrap();
+        be.couple(0.5, &rd(&wd), &rd(&md), &mut rm(&mut gdd), Part::WHOLE, Part::WHOLE).unwrap();
         close("couple", &downs(&gdd), &flat(&gc), EW);
 
         // The norm with each derivation; the f64 sums differ only in order.
@@ -702,8 +745,8 @@ mod cases {
         ] {
             let mut sc = sc0.to_vec();
             let mut scd = up(be, &sc0);
-            cpu.norm(&r(&g), &mut sc, 7, then).unwrap();
-            be.norm(&rd(&gd), &mut scd, 7, then).unwrap();
+            cpu.norm(&r(&g), Part::WHOLE, &mut sc, 7, then).unwrap();
+            be.norm(&rd(&gd), Part::WHOLE, &mut scd, 7, then).unwrap();
             close(&format!("norm {then:?}"), &down(be, &scd), &sc, (1e-7, 1e-6));
         }
 

@@ -712,7 +712,7 @@ fn concat_channel_put_take_add() {
             let mut whole = vec![f64::NAN; n * cw * hw];
             for (k, xk) in xs.iter().enumerate() {
                 let x = if k == 0 { x0 } else { &xk[..] };
-                be().channel_put(&slice(k), &x.to_vec(), &mut whole).unwrap();
+                be().channel_put(&slice(k), &x.to_vec(), &mut whole, Write::Set).unwrap();
             }
             whole
         };
@@ -829,7 +829,7 @@ fn linear() {
         let b = bias.then(|| uniform(&mut rng, o));
         let fwd = |x: &[f64], w: &[f64], b: Option<&Vec<f64>>| {
             let mut y = vec![f64::NAN; n * o];
-            be().linear_fwd(n, i, o, &x.to_vec(), &w.to_vec(), b, &mut y).unwrap();
+            be().linear_fwd(n, i, o, 1, &x.to_vec(), &w.to_vec(), b, &mut y).unwrap();
             y
         };
         let want: Vec<f64> = (0..n * o)
@@ -843,7 +843,7 @@ fn linear() {
         let r = uniform(&mut rng, n * o);
         let (dx0, dw0, db0) = (uniform(&mut rng, n * i), uniform(&mut rng, o * i), uniform(&mut rng, o));
         let (mut dx, mut dw, mut db) = (dx0.clone(), dw0.clone(), db0.clone());
-        be().linear_bwd(n, i, o, &x, &w, &r, Some(&mut dx), Some(&mut dw), bias.then_some(&mut db)).unwrap();
+        be().linear_bwd(n, i, o, 1, &x, &w, &r, Some(&mut dx), Some(&mut dw), bias.then_some(&mut db)).unwrap();
         check_grad(&format!("{what} d_x"), &x, &dx0, &dx, |s| project(&r, &fwd(s, &w, b.as_ref())));
         check_grad(&format!("{what} d_w"), &w, &dw0, &dw, |s| project(&r, &fwd(&x, s, b.as_ref())));
         if let Some(bv) = &b {
@@ -853,7 +853,7 @@ fn linear() {
         }
         // Each gradient may be requested alone (frozen input, frozen weight).
         let mut dw_only = dw0.clone();
-        be().linear_bwd(n, i, o, &x, &w, &r, None, Some(&mut dw_only), None).unwrap();
+        be().linear_bwd(n, i, o, 1, &x, &w, &r, None, Some(&mut dw_only), None).unwrap();
         assert_close(&format!("{what} d_w alone"), &dw_only, &dw, 0.0, 0.0);
     }
 }
@@ -1015,18 +1015,18 @@ fn f32_kernels_match_f64() {
     let (x, w, b) = (draw(n * i), draw(o * i), draw(o));
     let labels = vec![3.0, 0.0, 9.0, 3.0];
     let (mut z64, mut l64, mut p64) = (vec![0.0; n * o], vec![0.0], vec![0.0; n * o]);
-    be().linear_fwd(n, i, o, &x, &w, Some(&b), &mut z64).unwrap();
+    be().linear_fwd(n, i, o, 1, &x, &w, Some(&b), &mut z64).unwrap();
     be().cross_entropy_fwd(n, o, &z64, &labels, &mut l64, &mut p64).unwrap();
     let (mut dz64, mut dw64) = (vec![0.0; n * o], vec![0.0; o * i]);
     be().cross_entropy_bwd(n, o, &p64, &labels, &vec![1.0], &mut dz64).unwrap();
-    be().linear_bwd(n, i, o, &x, &w, &dz64, None, Some(&mut dw64), None).unwrap();
+    be().linear_bwd(n, i, o, 1, &x, &w, &dz64, None, Some(&mut dw64), None).unwrap();
     let (mut z32, mut l32, mut p32) = (vec![0f32; n * o], vec![0f32], vec![0f32; n * o]);
     let labels32 = to32(&labels);
-    b32.linear_fwd(n, i, o, &to32(&x), &to32(&w), Some(&to32(&b)), &mut z32).unwrap();
+    b32.linear_fwd(n, i, o, 1, &to32(&x), &to32(&w), Some(&to32(&b)), &mut z32).unwrap();
     b32.cross_entropy_fwd(n, o, &z32, &labels32, &mut l32, &mut p32).unwrap();
     let (mut dz32, mut dw32) = (vec![0f32; n * o], vec![0f32; o * i]);
     b32.cross_entropy_bwd(n, o, &p32, &labels32, &vec![1f32], &mut dz32).unwrap();
-    b32.linear_bwd(n, i, o, &to32(&x), &to32(&w), &dz32, None, Some(&mut dw32), None).unwrap();
+    b32.linear_bwd(n, i, o, 1, &to32(&x), &to32(&w), &dz32, None, Some(&mut dw32), None).unwrap();
     assert_close("f32 linear forward", &to64(&z32), &z64, ATOL, RTOL);
     assert_close("f32 cross entropy", &to64(&l32), &l64, ATOL, RTOL);
     assert_close("f32 cross entropy d_logits", &to64(&dz32), &dz64, ATOL, RTOL);

@@ -18,7 +18,7 @@
 mod common;
 
 use common::assert_close;
-use rarts::backend::{AdamKernel, AdamStep, Coef, Cpu, NormThen, OptimOps, SgdKernel, SgdStep, Write};
+use rarts::backend::{AdamKernel, AdamStep, Coef, Cpu, NormThen, OptimOps, Part, SgdKernel, SgdStep, Write};
 use rarts::exec::Exec;
 use rarts::optim::{Adam, AdamSlots, Scalars, Sgd, SgdSlots};
 use rarts::real::Real;
@@ -43,7 +43,7 @@ fn from64<T: Real>(v: &[f64]) -> Vec<T> {
 fn sgd1<T: Real>(be: &Cpu<T>, s: &SgdStep, scale: f64, p: &mut Vec<T>, g: &Vec<T>, buf: &mut Vec<T>) {
     let sc: Vec<T> = from64(&[s.lr as f64, scale]);
     let k = SgdKernel { momentum: s.momentum, weight_decay: s.weight_decay, lr: 0, scale: 1 };
-    be.sgd_step(&k, &sc, &mut [p], &[g], &mut [buf]).unwrap();
+    be.sgd_step(&k, &sc, &mut [p], &[g], &mut [buf], Part::WHOLE).unwrap();
 }
 
 /// One Adam kernel call on one tensor; the step scalars are `[lr, t]`.
@@ -176,7 +176,8 @@ fn couple_kernel() {
     // g = [0.25 + 0.5·0.5, 0.5 + 0.5·3, 1 + 0.5·0] = [0.5, 2, 1]
     let be = Cpu::<f64>::new();
     let mut g = vec![0.25, 0.5, 1.0];
-    be.couple(0.5, &[&vec![1.0, 2.0, -1.0]], &[&vec![0.5, -1.0, -1.0]], &mut [&mut g]).unwrap();
+    be.couple(0.5, &[&vec![1.0, 2.0, -1.0]], &[&vec![0.5, -1.0, -1.0]], &mut [&mut g], Part::WHOLE, Part::WHOLE)
+        .unwrap();
     assert_close("couple", &g, &[0.5, 2.0, 1.0], EXACT, EXACT);
 }
 
@@ -191,7 +192,8 @@ fn list_kernels_equal_one_call_per_tensor() {
     let s = SgdStep { lr: 0.5, momentum: 0.5, weight_decay: 0.25 };
     let (mut pa, mut pb, mut ba, mut bb) = (a.clone(), b.clone(), ga.clone(), gb.clone());
     let k = SgdKernel { momentum: s.momentum, weight_decay: s.weight_decay, lr: 0, scale: 1 };
-    be.sgd_step(&k, &vec![0.5, 0.75], &mut [&mut pa, &mut pb], &[&ga, &gb], &mut [&mut ba, &mut bb]).unwrap();
+    be.sgd_step(&k, &vec![0.5, 0.75], &mut [&mut pa, &mut pb], &[&ga, &gb], &mut [&mut ba, &mut bb], Part::WHOLE)
+        .unwrap();
     for (p0, g, p, buf) in [(&a, &ga, &pa, &ba), (&b, &gb, &pb, &bb)] {
         let (mut q, mut qb) = (p0.clone(), g.clone());
         sgd1(&be, &s, 0.75, &mut q, g, &mut qb);
@@ -225,8 +227,41 @@ fn list_kernels_equal_one_call_per_tensor() {
     be.copy_list(&[&a, &b], &mut [&mut oa, &mut ob]).unwrap();
     assert_eq!((&oa, &ob), (&a, &b), "copy_list");
     let mut short = vec![0.0; 2];
-    let err = be.couple(0.5, &[&a], &[&b], &mut [&mut short]).unwrap_err().to_string();
+    let err = be.couple(0.5, &[&a], &[&b], &mut [&mut short], Part::WHOLE, Part::WHOLE).unwrap_err().to_string();
     assert!(err.contains("other tensor 0 holds 3 elements, expected 7"), "{err}");
+}
+
+/// On paired tensors (two networks' copies one after the other, as RARTS
+/// records `w` and `y` side by side), the step, the coupling and the norm
+/// of one network's part equal the same kernels on that network's own
+/// tensors, to the bit; the other part is left alone.
+#[test]
+fn list_kernels_on_one_networks_part() {
+    let be = Cpu::<f64>::new();
+    let w: Vec<f64> = (0..6).map(|i| 0.25 * i as f64 - 0.5).collect();
+    let y: Vec<f64> = (0..6).map(|i| 0.75 - 0.125 * i as f64).collect();
+    let (gw, gy): (Vec<f64>, Vec<f64>) = (w.iter().map(|v| v * 0.5).collect(), y.iter().map(|v| 1.0 - v).collect());
+    let (pair, gpair) = ([&w[..], &y[..]].concat(), [&gw[..], &gy[..]].concat());
+    let (wp, yp) = (Part::net(0, 2), Part::net(1, 2));
+    let k = SgdKernel { momentum: 0.5, weight_decay: 0.25, lr: 0, scale: 1 };
+    let sc = vec![0.5, 0.75];
+    // y's step on its part.
+    let (mut p2, mut b2) = (pair.clone(), gy.clone());
+    be.sgd_step(&k, &sc, &mut [&mut p2], &[&gpair], &mut [&mut b2], yp).unwrap();
+    let (mut p1, mut b1) = (y.clone(), gy.clone());
+    be.sgd_step(&k, &sc, &mut [&mut p1], &[&gy], &mut [&mut b1], Part::WHOLE).unwrap();
+    assert_eq!((&p2[..6], &p2[6..], &b2), (&w[..], &p1[..], &b1), "sgd on y's part");
+    // w's gradient pulled towards y.
+    let mut g2 = gpair.clone();
+    be.couple(0.5, &[&pair], &[&pair], &mut [&mut g2], wp, yp).unwrap();
+    let mut g1 = gw.clone();
+    be.couple(0.5, &[&w], &[&y], &mut [&mut g1], Part::WHOLE, Part::WHOLE).unwrap();
+    assert_eq!((&g2[..6], &g2[6..]), (&g1[..], &gy[..]), "couple of w's part to y's");
+    // The norm and clip factor of y's gradient.
+    let (mut s2, mut s1) = (vec![0.0; 2], vec![0.0; 2]);
+    be.norm(&[&gpair], yp, &mut s2, 0, NormThen::Clip { max: Some(0.5), scale: 1 }).unwrap();
+    be.norm(&[&gy], Part::WHOLE, &mut s1, 0, NormThen::Clip { max: Some(0.5), scale: 1 }).unwrap();
+    assert_eq!(s2, s1, "norm of y's part");
 }
 
 /// The norm over a list, and what it derives: the clip factor and DARTS'
@@ -236,14 +271,14 @@ fn norm_clip_and_perturbation() {
     let be = Cpu::<f64>::new();
     let (a, b) = (vec![6.0, 0.0], vec![0.0, 8.0, 0.0]);
     let mut sc = vec![0.0; 4];
-    be.norm(&[&a, &b], &mut sc, 0, NormThen::Clip { max: Some(5.0), scale: 1 }).unwrap();
+    be.norm(&[&a, &b], Part::WHOLE, &mut sc, 0, NormThen::Clip { max: Some(5.0), scale: 1 }).unwrap();
     // ‖(6, 0, 0, 8, 0)‖ = 10; 5/(10 + 1e-6) = 0.499999950000005
     assert_eq!(sc[..2], [10.0, 0.499999950000005]);
     sc[2] = 0.025; // ξ
-    be.norm(&[&a, &b], &mut sc, 0, NormThen::Perturb { xi: 2, eps: 1, c: 3 }).unwrap();
+    be.norm(&[&a, &b], Part::WHOLE, &mut sc, 0, NormThen::Perturb { xi: 2, eps: 1, c: 3 }).unwrap();
     // ε = 0.01/10 = 0.001; c = 0.025/0.002 = 12.5
     assert_close("perturbation", &sc, &[10.0, 0.001, 0.025, 12.5], 0.0, 1e-15);
-    be.norm(&[], &mut sc, 0, NormThen::Clip { max: None, scale: 1 }).unwrap();
+    be.norm(&[], Part::WHOLE, &mut sc, 0, NormThen::Clip { max: None, scale: 1 }).unwrap();
     assert_eq!(sc[..2], [0.0, 1.0], "an empty list: norm 0, no clipping");
 }
 
@@ -255,7 +290,7 @@ fn clip_coefficient() {
     let be = Cpu::<f32>::new();
     let coef = |x: &[f32], max: Option<f32>| {
         let mut sc = vec![0.0f32; 2];
-        be.norm(&[&x.to_vec()], &mut sc, 0, NormThen::Clip { max, scale: 1 }).unwrap();
+        be.norm(&[&x.to_vec()], Part::WHOLE, &mut sc, 0, NormThen::Clip { max, scale: 1 }).unwrap();
         sc[1]
     };
     // No clipping configured, or the norm below max_norm: factor exactly 1.
@@ -317,7 +352,7 @@ const SLOTS: SgdSlots = SgdSlots { lr: 0, norm: 1, scale: 2 };
 
 /// An SGD over the problem's parameters and its step scalars, uploaded.
 fn sgd(pr: &Problem, cfg: SgdStep, clip: Option<f32>) -> (Sgd<Cpu<f64>>, Scalars<Cpu<f64>>) {
-    let opt = Sgd::new(&pr.ex, pr.params.clone(), cfg, clip, SLOTS).unwrap();
+    let opt = Sgd::new(&pr.ex, pr.params.clone(), Part::WHOLE, cfg, clip, SLOTS).unwrap();
     let mut sc = Scalars::new(&pr.ex.be, 3).unwrap();
     sc.set(SLOTS.lr, cfg.lr as f64);
     sc.upload(&pr.ex.be).unwrap();

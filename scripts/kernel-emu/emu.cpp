@@ -318,14 +318,17 @@ void test_small() {
   { // channel put / take, shift, gap bwd
     int nn = 3, hw = 7, cp = 3, cw = 8, off = 4; auto part = rnd(nn * cp * hw), whole = rnd(nn * cw * hw);
     std::vector<float> wg = whole, wr = whole, pg = part, pr = part, psg(part.size(), NAN), psr(part.size());
-    launch(D(1), D(256), false, [&] { channel_put_f32(part.data(), wg.data(), nn, hw, cp, cw, off); });
+    std::vector<float> wa = whole, war = whole;
+    launch(D(1), D(256), false, [&] { channel_put_f32(part.data(), wg.data(), nn, hw, cp, cw, off, 0); });
+    launch(D(1), D(256), false, [&] { channel_put_f32(part.data(), wa.data(), nn, hw, cp, cw, off, 1); });
     launch(D(1), D(256), false, [&] { channel_take_f32(whole.data(), pg.data(), nn, hw, cp, cw, off, 1); });
     launch(D(1), D(256), false, [&] { channel_take_f32(whole.data(), psg.data(), nn, hw, cp, cw, off, 0); });
     for (int b2 = 0; b2 < nn; ++b2) for (int c = 0; c < cp; ++c) for (int i = 0; i < hw; ++i) {
       wr[((b2 * cw) + off + c) * hw + i] = part[(b2 * cp + c) * hw + i];
+      war[((b2 * cw) + off + c) * hw + i] += part[(b2 * cp + c) * hw + i];
       psr[(b2 * cp + c) * hw + i] = whole[((b2 * cw) + off + c) * hw + i];
       pr[(b2 * cp + c) * hw + i] += psr[(b2 * cp + c) * hw + i]; }
-    close("channel_put", wg, wr); close("channel_take", pg, pr); close("channel_take set", psg, psr);
+    close("channel_put", wg, wr); close("channel_put add", wa, war); close("channel_take", pg, pr); close("channel_take set", psg, psr);
     // concat of three parts (channels 0–1, 2–4, 6; channel 5 belongs to none), and its backward
     // with parts 0 and 2 adding, part 1 overwriting
     const int np = 3, offs[np] = {0, 2, 6}, cs[np] = {2, 3, 1};
@@ -358,16 +361,18 @@ void test_small() {
     for (int p2 = 0; p2 < nc; ++p2) for (int i = 0; i < h * ww; ++i) gdxr[p2 * h * ww + i] += gdy[p2] * (1.f / (h * ww));
     close("gap bwd", gdx, gdxr);
   }
-  { // linear
-    int nn = 5, in = 7, o = 3; auto xl = rnd(nn * in), wl = rnd(o * in), bl = rnd(o), dyl = rnd(nn * o);
-    auto dx0 = rnd(nn * in), dw0 = rnd(o * in), db0 = rnd(o);
+  for (int groups : {1, 2}) { // linear; two groups: RARTS's two classifiers side by side
+    int nn = 5, in = 7 * groups, o = 3 * groups, ig = in / groups, og = o / groups;
+    auto xl = rnd(nn * in), wl = rnd(o * ig), bl = rnd(o), dyl = rnd(nn * o);
+    auto dx0 = rnd(nn * in), dw0 = rnd(o * ig), db0 = rnd(o);
     std::vector<float> y(nn * o, NAN), yr(nn * o), dx = dx0, dxr = dx0, dw = dw0, dwr = dw0, db = db0, dbr = db0;
-    launch(D(1), D(256), false, [&] { linear_fwd_f32(xl.data(), wl.data(), bl.data(), y.data(), nn, in, o); });
-    launch(D(1), D(256), false, [&] { linear_bwd_data_f32(wl.data(), dyl.data(), dx.data(), nn, in, o); });
-    launch(D(1), D(256), false, [&] { linear_bwd_filter_f32(xl.data(), dyl.data(), dw.data(), nn, in, o); });
+    launch(D(1), D(256), false, [&] { linear_fwd_f32(xl.data(), wl.data(), bl.data(), y.data(), nn, in, o, groups); });
+    launch(D(1), D(256), false, [&] { linear_bwd_data_f32(wl.data(), dyl.data(), dx.data(), nn, in, o, groups); });
+    launch(D(1), D(256), false, [&] { linear_bwd_filter_f32(xl.data(), dyl.data(), dw.data(), nn, in, o, groups); });
     launch(D(1), D(256), false, [&] { linear_bwd_bias_f32(dyl.data(), db.data(), nn, o); });
     for (int r = 0; r < nn; ++r) for (int c = 0; c < o; ++c) {
-      float a = 0; for (int j = 0; j < in; ++j) { a += xl[r * in + j] * wl[c * in + j]; dxr[r * in + j] += dyl[r * o + c] * wl[c * in + j]; dwr[c * in + j] += dyl[r * o + c] * xl[r * in + j]; }
+      int x0 = (c / og) * ig;
+      float a = 0; for (int j = 0; j < ig; ++j) { a += xl[r * in + x0 + j] * wl[c * ig + j]; dxr[r * in + x0 + j] += dyl[r * o + c] * wl[c * ig + j]; dwr[c * ig + j] += dyl[r * o + c] * xl[r * in + x0 + j]; }
       yr[r * o + c] = a + bl[c]; dbr[c] += dyl[r * o + c]; }
     close("linear fwd", y, yr); close("linear dx", dx, dxr); close("linear dw", dw, dwr); close("linear db", db, dbr);
   }

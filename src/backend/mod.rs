@@ -30,7 +30,7 @@ pub use crate::ops::conv::ConvOps;
 pub use crate::ops::elementwise::ElementwiseOps;
 pub use crate::ops::layout::LayoutOps;
 pub use crate::ops::linear::LinearOps;
-pub use crate::ops::optim::{AdamKernel, AdamStep, Coef, NormThen, OptimOps, SgdKernel, SgdStep};
+pub use crate::ops::optim::{AdamKernel, AdamStep, Coef, NormThen, OptimOps, Part, SgdKernel, SgdStep};
 pub use crate::ops::pool::PoolOps;
 pub use crate::ops::softmax::SoftmaxOps;
 pub use cpu::Cpu;

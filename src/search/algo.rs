@@ -2,7 +2,7 @@
 //! first order, DARTS second order (unrolled, finite-difference
 //! Hessian-vector product) and RARTS (fused or exact schedule).
 
-use crate::backend::{Backend, Coef, NormThen, SgdStep, Write};
+use crate::backend::{Backend, Coef, NormThen, Part, SgdStep, Write};
 use crate::error::Result;
 use crate::exec::Exec;
 use crate::optim::{Adam, AdamSlots, Scalars, Sgd, SgdSlots};
@@ -93,6 +93,9 @@ pub struct Problem {
     pub w: Vec<NodeId>,
     /// RARTS only: the second network's weights, pairwise matching `w`.
     pub y: Vec<NodeId>,
+    /// RARTS with both networks recorded side by side (`Tape::set_nets`):
+    /// `w` and `y` are the same nodes, `w` their first copy, `y` the second.
+    pub side_by_side: bool,
     pub alpha: Vec<NodeId>,
     pub group_w: u32,
     pub group_y: u32,
@@ -193,17 +196,28 @@ fn refs_mut<T>(v: &mut [T]) -> Vec<&mut T> {
     v.iter_mut().collect()
 }
 
+impl Problem {
+    /// The parts of the `w` and `y` nodes that hold each network.
+    pub fn parts(&self) -> (Part, Part) {
+        if self.side_by_side { (Part::net(0, 2), Part::net(1, 2)) } else { (Part::WHOLE, Part::WHOLE) }
+    }
+}
+
 impl<B: Backend> Search<B> {
     pub fn new(ex: Exec<B>, prob: Problem, hp: Hyper) -> Result<Self> {
         if hp.algo == Algo::Rarts && (prob.total.is_none() || prob.y.len() != prob.w.len()) {
             crate::bail!("RARTS needs two networks of the same shape and a combined loss");
         }
+        if prob.side_by_side && hp.algo != Algo::Rarts {
+            crate::bail!("two networks side by side are RARTS's; {} trains one", hp.algo.name());
+        }
+        let (w_part, y_part) = prob.parts();
         let w_slots = SgdSlots { lr: slot::LR, norm: slot::NORM_W, scale: slot::SCALE_W };
-        let w_opt = Sgd::new(&ex, prob.w.clone(), hp.sgd, hp.clip, w_slots)?;
+        let w_opt = Sgd::new(&ex, prob.w.clone(), w_part, hp.sgd, hp.clip, w_slots)?;
         let y_opt = match hp.algo {
             Algo::Rarts => {
                 let y_slots = SgdSlots { lr: slot::LR, norm: slot::NORM_Y, scale: slot::SCALE_Y };
-                Some(Sgd::new(&ex, prob.y.clone(), hp.sgd, hp.clip, y_slots)?)
+                Some(Sgd::new(&ex, prob.y.clone(), y_part, hp.sgd, hp.clip, y_slots)?)
             }
             _ => None,
         };
@@ -220,6 +234,7 @@ impl<B: Backend> Search<B> {
                 ArchState::Plain(Sgd::new(
                     &ex,
                     prob.alpha.clone(),
+                    Part::WHOLE,
                     SgdStep { lr, momentum: 0.0, weight_decay: 0.0 },
                     None,
                     SgdSlots { lr: slot::LR_ARCH, norm: slot::NORM_ARCH, scale: slot::SCALE_ARCH },
@@ -439,7 +454,8 @@ impl<B: Backend> Search<B> {
                 let be = &self.ex.be;
                 be.copy_list(&grads, &mut refs_mut(&mut u.v))?;
                 // ε = 0.01/‖v‖ and c = ξ/2ε, on the device.
-                be.norm(&grads, sc, slot::NORM_V, NormThen::Perturb { xi: slot::XI, eps: slot::EPS, c: slot::C })?;
+                let perturb = NormThen::Perturb { xi: slot::XI, eps: slot::EPS, c: slot::C };
+                be.norm(&grads, Part::WHOLE, sc, slot::NORM_V, perturb)?;
                 let ga = self.ex.grad_list(&p.alpha)?;
                 be.copy_list(&ga, &mut refs_mut(&mut u.d_alpha))?;
             }
@@ -495,9 +511,10 @@ impl<B: Backend> Search<B> {
         self.pass(total, &[p.group_w, p.group_y, p.group_arch], None)?;
         self.ex.be.copy_elem(self.ex.val(p.loss_train), 0, &mut self.sc.buf, slot::LOSS_TRAIN)?;
         self.ex.be.copy_elem(self.ex.val(p.loss_val), 0, &mut self.sc.buf, slot::LOSS_VAL)?;
-        self.ex.couple(beta, &p.w, &p.y)?;
+        let (w_part, y_part) = p.parts();
+        self.ex.couple(beta, &p.w, &p.y, w_part, y_part)?;
         self.w_opt.step(&mut self.ex, &mut self.sc.buf)?;
-        self.ex.couple(beta, &p.y, &p.w)?;
+        self.ex.couple(beta, &p.y, &p.w, y_part, w_part)?;
         self.y_opt.as_mut().expect("rarts has a y optimizer").step(&mut self.ex, &mut self.sc.buf)?;
         if self.hp.schedule == Schedule::Exact {
             // At the new w, y: not the weights the step started from, so

@@ -45,6 +45,11 @@ pub struct SearchConfig {
     pub progress: bool,
     /// Replay each step as a CUDA graph (`--cuda-graph`; CUDA only).
     pub cuda_graph: bool,
+    /// RARTS: record `w` and `y` side by side, each op of the pair one op
+    /// (one launch) over both (the default); `false` records them as two
+    /// networks, op by op, the same arithmetic (kept to check one against
+    /// the other).
+    pub side_by_side: bool,
 }
 
 /// Test images evaluated per epoch when `--eval-images` is not given.
@@ -78,6 +83,7 @@ impl Default for SearchConfig {
             existing: Existing::Refuse,
             progress: true,
             cuda_graph: false,
+            side_by_side: true,
         }
     }
 }

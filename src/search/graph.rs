@@ -1,6 +1,8 @@
 //! The search graph: the supernet(s) of one search recorded on a tape —
-//! one network for DARTS, the `w` and `y` networks sharing α for RARTS —
-//! and a lower bound of the memory that recording will take.
+//! one network for DARTS, the `w` and `y` networks sharing α for RARTS
+//! (side by side: each op of the pair one op over both networks' channels,
+//! see `Tape::set_nets`) — and a lower bound of the memory that recording
+//! will take.
 
 use crate::search::algo::{Algo, Problem};
 use crate::search::config::SearchConfig;
@@ -33,6 +35,36 @@ pub(super) fn record(cfg: &SearchConfig, net: &SuperNetConfig, image: Shape) -> 
         let loss = t.cross_entropy(n.logits, labels);
         (x, labels, n.logits, loss, n.weight_params)
     };
+    if cfg.algo == Algo::Rarts && cfg.side_by_side {
+        let x = |t: &mut Tape, tag: &str| {
+            (t.input(x_shape, &format!("{tag}.images")), t.input(Shape::vec(cfg.batch), &format!("{tag}.labels")))
+        };
+        let ((xt, lt), (xv, lv)) = (x(&mut t, "w"), x(&mut t, "y"));
+        // The train batch in the first block of channels (w), the validation batch in the second (y).
+        let both = t.concat(&[xt, xv]);
+        t.set_nets(2);
+        let n = supernet(&mut t, net, both, mw, GROUP_W);
+        t.set_nets(1);
+        let z = t.split(n.logits, 2);
+        let (zt, zv) = (z[0], z[1]);
+        let (loss_t, loss_v) = (t.cross_entropy(zt, lt), t.cross_entropy(zv, lv));
+        let total = t.combine(&[(loss_t, cfg.lambda), (loss_v, 1.0)]);
+        let w = n.weight_params;
+        let graph = Graph {
+            prob: Problem {
+                acc_train: Some((zt, lt)),
+                acc_val: Some((zv, lv)),
+                side_by_side: true,
+                group_y: GROUP_W,
+                ..problem(loss_t, loss_v, Some(total), w.clone(), w, vec![an, ar])
+            },
+            train_io: (xt, lt, zt),
+            val_io: (xv, lv, zv),
+            alpha_normal: an,
+            alpha_reduce: ar,
+        };
+        return (t, graph);
+    }
     let (xt, lt, zt, loss_t, w) = one_net(&mut t, GROUP_W, mw, "w");
     let graph = if cfg.algo == Algo::Rarts {
         let (xv, lv, zv, loss_v, y) = one_net(&mut t, GROUP_Y, mw, "y");
@@ -74,6 +106,7 @@ fn problem(
         total,
         w,
         y,
+        side_by_side: false,
         alpha,
         group_w: GROUP_W,
         group_y: GROUP_Y,

@@ -70,12 +70,15 @@ pub fn prepare<B: Backend<Elem = f32>>(be: B, cfg: &SearchConfig) -> Result<Prep
         Error(format!("{e} (a lower bound for --c {} --layers {} --batch {})", cfg.c, cfg.layers, cfg.batch))
     })?;
     let (tape, g) = record(cfg, &net, image);
-    let weights = tape.numel(GROUP_W);
+    let weights = tape.numel(GROUP_W) / if g.prob.side_by_side { 2 } else { 1 };
     let mut ex = Exec::new(be, tape)?;
+    // Side by side, every weight draws w's copy and repeats it for y.
     ex.init_params(&mut StdRng::seed_from_u64(cfg.seed))?;
-    // y starts as a copy of w (its BN statistics are its own, equal at start).
-    for (&w, &y) in g.prob.w.iter().zip(&g.prob.y) {
-        ex.copy_node(w, y)?;
+    if !g.prob.side_by_side {
+        // y starts as a copy of w (its BN statistics are its own, equal at start).
+        for (&w, &y) in g.prob.w.iter().zip(&g.prob.y) {
+            ex.copy_node(w, y)?;
+        }
     }
     let hp = Hyper {
         algo: cfg.algo,

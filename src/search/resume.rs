@@ -4,7 +4,7 @@
 //! [`restore`] puts back for `--resume`, once it has checked that the
 //! checkpoint belongs to this run.
 
-use crate::backend::Backend;
+use crate::backend::{Backend, Part};
 use crate::checkpoint::Checkpoint;
 use crate::data::SearchSampler;
 use crate::error::Result;
@@ -15,7 +15,7 @@ use crate::tape::NodeId;
 
 /// The checkpoint header's format field (the file format itself is versioned
 /// by [`crate::checkpoint::VERSION`]).
-const FORMAT: &str = "rarts-search-2";
+const FORMAT: &str = "rarts-search-3";
 
 /// Every parameter and BN statistic, optimizer state and sampler position,
 /// the settings and the data the run was made on, and the log so far.
@@ -70,8 +70,11 @@ pub(super) fn restore<B: Backend<Elem = f32>>(
     let mut take_all = |prefix: &str, lens: Vec<usize>, ck: &mut Checkpoint| -> Result<Vec<Vec<f32>>> {
         lens.iter().enumerate().map(|(i, &len)| ck.take(&mut cur, &format!("{prefix}.{i}"), len)).collect()
     };
-    let lens = |nodes: &[NodeId]| nodes.iter().map(|&n| s.ex.shape(n).numel()).collect::<Vec<_>>();
-    let (w_lens, y_lens, a_lens) = (lens(&s.prob.w), lens(&s.prob.y), lens(&s.prob.alpha));
+    let lens = |nodes: &[NodeId], part: Part| {
+        nodes.iter().map(|&n| part.range(s.ex.shape(n).numel()).len()).collect::<Vec<_>>()
+    };
+    let (w_part, y_part) = s.prob.parts();
+    let (w_lens, y_lens, a_lens) = (lens(&s.prob.w, w_part), lens(&s.prob.y, y_part), lens(&s.prob.alpha, Part::WHOLE));
     let w_state = take_all("opt.w", w_lens, &mut ck)?;
     s.w_opt.load_state(&s.ex.be, &w_state)?;
     if let Some(o) = s.y_opt.as_mut() {

@@ -98,6 +98,7 @@ fn record(cfg: &ToyConfig) -> (Tape, Problem, [NodeId; 2]) {
         total,
         w: vec![w],
         y,
+        side_by_side: false,
         alpha: vec![alpha],
         group_w: GROUP_W,
         group_y: GROUP_Y,

@@ -162,9 +162,5 @@ pub enum Path {
 /// matrix products per group; the reference loops run nothing by
 /// themselves (they are what the other two are tested against).
 pub fn path(g: &ConvGeom) -> Path {
-    if g.groups > 1 && g.groups == g.cin && g.cout == g.cin {
-        Path::Depthwise
-    } else {
-        Path::Gemm
-    }
+    if g.groups > 1 && g.groups == g.cin && g.cout == g.cin { Path::Depthwise } else { Path::Gemm }
 }

@@ -9,9 +9,9 @@ use crate::par;
 use crate::real::Real;
 
 impl<T: Real> LayoutOps for Cpu<T> {
-    fn channel_put(&self, s: &ChannelSlice, part: &Vec<T>, whole: &mut Vec<T>) -> Result<()> {
+    fn channel_put(&self, s: &ChannelSlice, part: &Vec<T>, whole: &mut Vec<T>, write: Write) -> Result<()> {
         counts::call(1);
-        put_part(s, part, whole);
+        put_part(s, part, whole, write);
         Ok(())
     }
 
@@ -23,7 +23,7 @@ impl<T: Real> LayoutOps for Cpu<T> {
 
     fn concat_fwd(&self, parts: &[(ChannelSlice, &Vec<T>)], whole: &mut Vec<T>) -> Result<()> {
         counts::call(super::cuda::concat_launches(parts.len()));
-        parts.iter().for_each(|(s, part)| put_part(s, part, whole));
+        parts.iter().for_each(|(s, part)| put_part(s, part, whole, Write::Set));
         Ok(())
     }
 
@@ -77,12 +77,16 @@ impl<T: Real> LayoutOps for Cpu<T> {
     }
 }
 
-/// `whole[:, off:off + c_part] = part`
-fn put_part<T: Real>(s: &ChannelSlice, part: &[T], whole: &mut [T]) {
+/// `whole[:, off:off + c_part] (=|+=) part`
+fn put_part<T: Real>(s: &ChannelSlice, part: &[T], whole: &mut [T], write: Write) {
     let blk = s.c_part * s.hw;
     let whole = &mut whole[..s.n * s.c_whole * s.hw];
     par::for_chunks(whole, s.c_whole * s.hw, s.n * blk, |n, w| {
-        w[s.off * s.hw..][..blk].copy_from_slice(&part[n * blk..(n + 1) * blk]);
+        let (d, p) = (&mut w[s.off * s.hw..][..blk], &part[n * blk..(n + 1) * blk]);
+        match write {
+            Write::Set => d.copy_from_slice(p),
+            Write::Add => d.iter_mut().zip(p).for_each(|(d, &p)| *d += p),
+        }
     });
 }
 

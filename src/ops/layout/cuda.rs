@@ -62,14 +62,15 @@ fn shift_check(k: &str, n: usize, c: usize, h: usize, w: usize, big: &CudaBuf, s
 }
 
 impl LayoutOps for Cuda {
-    fn channel_put(&self, s: &ChannelSlice, part: &CudaBuf, whole: &mut CudaBuf) -> Result<()> {
+    fn channel_put(&self, s: &ChannelSlice, part: &CudaBuf, whole: &mut CudaBuf, write: Write) -> Result<()> {
         counts::call(1);
         let [n, hw, cp, cw, off] = slice_ints("channel_put_f32", s, part, whole)?;
         if part.len == 0 {
             return Ok(());
         }
-        // channel_put_f32(const float* part, float* whole, int n, int hw, int c_part, int c_whole, int off)
-        launch!(self, channel_put_f32, Cuda::flat(part.len); &part.mem, &mut whole.mem, &n, &hw, &cp, &cw, &off)
+        // channel_put_f32(const float* part, float* whole, int n, int hw, int c_part, int c_whole, int off, int add)
+        launch!(self, channel_put_f32, Cuda::flat(part.len);
+            &part.mem, &mut whole.mem, &n, &hw, &cp, &cw, &off, &write.add_flag())
     }
 
     fn channel_take(&self, s: &ChannelSlice, dwhole: &CudaBuf, dpart: &mut CudaBuf, write: Write) -> Result<()> {

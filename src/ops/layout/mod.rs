@@ -21,15 +21,16 @@ pub struct ChannelSlice {
 
 /// Copies, shifts and the global average pool (`kernels/layout.cu` on CUDA).
 pub trait LayoutOps: Device {
-    /// `whole[:, off:off + c_part] = part`
-    fn channel_put(&self, s: &ChannelSlice, part: &Self::Buf, whole: &mut Self::Buf) -> Result<()>;
+    /// `whole[:, off:off + c_part] (=|+=) part`, as `write` says (the rest of
+    /// `whole` is left alone)
+    fn channel_put(&self, s: &ChannelSlice, part: &Self::Buf, whole: &mut Self::Buf, write: Write) -> Result<()>;
     /// `dpart (=|+=) dwhole[:, off:off + c_part]`, as `write` says
     fn channel_take(&self, s: &ChannelSlice, dwhole: &Self::Buf, dpart: &mut Self::Buf, write: Write) -> Result<()>;
     /// [`channel_put`](Self::channel_put) for every part of a concatenation
     /// (disjoint slices of one whole); one call. The default puts them one
     /// by one.
     fn concat_fwd(&self, parts: &[(ChannelSlice, &Self::Buf)], whole: &mut Self::Buf) -> Result<()> {
-        parts.iter().try_for_each(|(s, part)| self.channel_put(s, part, whole))
+        parts.iter().try_for_each(|(s, part)| self.channel_put(s, part, whole, Write::Set))
     }
     /// [`channel_take`](Self::channel_take) for every part of a
     /// concatenation, each written as its `Write` says; one call. The

@@ -1,6 +1,6 @@
 //! The optimizer updates on the host, tensor by tensor.
 
-use super::{AdamKernel, Coef, NormThen, OptimOps, SgdKernel};
+use super::{AdamKernel, Coef, NormThen, OptimOps, Part, SgdKernel};
 use crate::backend::{Cpu, Write, counts};
 use crate::error::Result;
 use crate::real::Real;
@@ -23,6 +23,11 @@ fn lens<T>(v: &[impl AsRef<[T]>]) -> Vec<usize> {
     v.iter().map(|b| b.as_ref().len()).collect()
 }
 
+/// The lengths of `part` of each tensor.
+fn part_lens<T>(v: &[impl AsRef<[T]>], part: Part) -> Vec<usize> {
+    v.iter().map(|b| part.range(b.as_ref().len()).len()).collect()
+}
+
 /// `k·sc[at]`, in the element type.
 fn coef<T: Real>(c: Coef, sc: &[T]) -> T {
     let k = T::from_f32(c.k);
@@ -40,13 +45,16 @@ impl<T: Real> OptimOps for Cpu<T> {
         p: &mut [&mut Vec<T>],
         grad: &[&Vec<T>],
         buf: &mut [&mut Vec<T>],
+        part: Part,
     ) -> Result<()> {
         counts::call(1);
-        check_lists("sgd_step", &lens::<T>(p), &[("grad", lens::<T>(grad)), ("momentum", lens::<T>(buf))])?;
+        let n = part_lens::<T>(p, part);
+        check_lists("sgd_step", &n, &[("grad", part_lens::<T>(grad, part)), ("momentum", lens::<T>(buf))])?;
         let (lr, s) = (sc[k.lr], sc[k.scale]);
         let (mu, wd) = (T::from_f32(k.momentum), T::from_f32(k.weight_decay));
         for ((p, grad), buf) in p.iter_mut().zip(grad).zip(buf.iter_mut()) {
-            for ((pv, &gv), bv) in p.iter_mut().zip(grad.iter()).zip(buf.iter_mut()) {
+            let r = part.range(p.len());
+            for ((pv, &gv), bv) in p[r.clone()].iter_mut().zip(grad[r].iter()).zip(buf.iter_mut()) {
                 let d = s * gv + wd * *pv;
                 *bv = mu * *bv + d;
                 *pv -= lr * *bv;
@@ -85,21 +93,41 @@ impl<T: Real> OptimOps for Cpu<T> {
         Ok(())
     }
 
-    fn couple(&self, beta: f32, p: &[&Vec<T>], other: &[&Vec<T>], grad: &mut [&mut Vec<T>]) -> Result<()> {
+    fn couple(
+        &self,
+        beta: f32,
+        p: &[&Vec<T>],
+        other: &[&Vec<T>],
+        grad: &mut [&mut Vec<T>],
+        part: Part,
+        other_part: Part,
+    ) -> Result<()> {
         counts::call(1);
-        check_lists("couple", &lens::<T>(p), &[("other", lens::<T>(other)), ("grad", lens::<T>(grad))])?;
+        let n = part_lens::<T>(p, part);
+        check_lists(
+            "couple",
+            &n,
+            &[("other", part_lens::<T>(other, other_part)), ("grad", part_lens::<T>(grad, part))],
+        )?;
         let beta = T::from_f32(beta);
         for ((grad, p), other) in grad.iter_mut().zip(p).zip(other) {
-            for ((gv, &pv), &ov) in grad.iter_mut().zip(p.iter()).zip(other.iter()) {
+            let (r, ro) = (part.range(p.len()), other_part.range(other.len()));
+            for ((gv, &pv), &ov) in grad[r.clone()].iter_mut().zip(p[r].iter()).zip(other[ro].iter()) {
                 *gv += beta * (pv - ov);
             }
         }
         Ok(())
     }
 
-    fn norm(&self, x: &[&Vec<T>], sc: &mut Vec<T>, at: usize, then: NormThen) -> Result<()> {
+    fn norm(&self, x: &[&Vec<T>], part: Part, sc: &mut Vec<T>, at: usize, then: NormThen) -> Result<()> {
         counts::call(super::cuda::NORM_LAUNCHES);
-        let sum: f64 = x.iter().map(|x| crate::ops::elementwise::dot_f64(x, x)).sum();
+        let sum: f64 = x
+            .iter()
+            .map(|x| {
+                let x = &x[part.range(x.len())];
+                crate::ops::elementwise::dot_f64(x, x)
+            })
+            .sum();
         let norm = sum.sqrt();
         sc[at] = T::from_f64(norm);
         match then {

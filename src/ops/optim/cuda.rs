@@ -5,8 +5,8 @@
 //! the buffers of a plan never move, so every later step (and a captured
 //! one) reuses it without a copy.
 
-use super::{AdamKernel, Coef, NormThen, OptimOps, SgdKernel};
-use crate::backend::cuda::{Cuda, CudaBuf, REDUCE_PARTS, check_len, int, launch};
+use super::{AdamKernel, Coef, NormThen, OptimOps, Part, SgdKernel};
+use crate::backend::cuda::{Cuda, CudaBuf, REDUCE_PARTS, int, launch};
 use crate::backend::{Write, counts};
 use crate::error::{Error, Result};
 
@@ -16,9 +16,12 @@ pub(crate) const NORM_LAUNCHES: u64 = 2;
 impl Cuda {
     /// The device address of the table of `lists` (see `kernels/optim.cu`)
     /// and its tensor count; checks that every list has as many tensors as
-    /// the first, each as long as the first's. Empty tensors are left out.
-    fn list_table(&self, kernel: &str, names: &[&str], lists: &[Vec<&CudaBuf>]) -> Result<(u64, i32)> {
-        let first = &lists[0];
+    /// the first, each part as long as the first's. List `l` is read at
+    /// `parts[l]` of each tensor (its address is the part's first
+    /// element). Empty tensors are left out.
+    fn list_table(&self, kernel: &str, names: &[&str], lists: &[Vec<&CudaBuf>], parts: &[Part]) -> Result<(u64, i32)> {
+        let (first, part0) = (&lists[0], parts[0]);
+        let part_len = |b: &CudaBuf, part: Part| part.range(b.len).len();
         for (l, list) in lists.iter().enumerate().skip(1) {
             if list.len() != first.len() {
                 crate::bail!(
@@ -30,15 +33,23 @@ impl Cuda {
                 );
             }
             for (i, (b, f)) in list.iter().zip(first).enumerate() {
-                check_len(kernel, &format!("{} tensor {i}", names[l]), b, f.len)?;
+                let (got, want) = (part_len(b, parts[l]), part_len(f, part0));
+                if got != want {
+                    crate::bail!(
+                        "cuda: {kernel}: {} tensor {i} holds {got} elements (of {}), expected {want}",
+                        names[l],
+                        b.len
+                    );
+                }
             }
         }
-        let kept: Vec<usize> = (0..first.len()).filter(|&i| first[i].len > 0).collect();
+        let kept: Vec<usize> = (0..first.len()).filter(|&i| part_len(first[i], part0) > 0).collect();
         let mut key: Vec<u64> = Vec::with_capacity(1 + kept.len() * (1 + lists.len()));
         key.push(lists.len() as u64);
-        key.extend(kept.iter().map(|&i| first[i].len as u64));
-        for list in lists {
-            key.extend(kept.iter().map(|&i| self.ptr(&list[i].mem)));
+        key.extend(kept.iter().map(|&i| part_len(first[i], part0) as u64));
+        for (list, &part) in lists.iter().zip(parts) {
+            let at = |b: &CudaBuf| self.ptr(&b.mem) + (part.range(b.len).start * std::mem::size_of::<f32>()) as u64;
+            key.extend(kept.iter().map(|&i| at(list[i])));
         }
         let t = int(kernel, kept.len())?;
         let mut tables = self.lists.lock().map_err(|_| Error::new("cuda: the tensor-list lock is poisoned"))?;
@@ -50,7 +61,7 @@ impl Cuda {
         let mut at = 0i64;
         for &i in &kept {
             tab.push(at);
-            at += first[i].len as i64;
+            at += part_len(first[i], part0) as i64;
         }
         tab.push(at);
         tab.extend(key[1 + kept.len()..].iter().map(|&p| p as i64));
@@ -61,9 +72,12 @@ impl Cuda {
     }
 }
 
-fn total(list: &[&CudaBuf]) -> usize {
-    list.iter().map(|b| b.len).sum()
+fn total(list: &[&CudaBuf], part: Part) -> usize {
+    list.iter().map(|b| part.range(b.len).len()).sum()
 }
+
+/// Every list read whole.
+const WHOLE: [Part; 4] = [Part::WHOLE; 4];
 
 fn shared<'a>(v: &'a [&mut CudaBuf]) -> Vec<&'a CudaBuf> {
     v.iter().map(|b| &**b).collect()
@@ -77,12 +91,14 @@ impl OptimOps for Cuda {
         p: &mut [&mut CudaBuf],
         grad: &[&CudaBuf],
         buf: &mut [&mut CudaBuf],
+        part: Part,
     ) -> Result<()> {
         counts::call(1);
         let name = "sgd_list_f32";
         let (ps, bs) = (shared(p), shared(buf));
-        let n = total(&ps);
-        let (tab, t) = self.list_table(name, &["p", "grad", "momentum"], &[ps, grad.to_vec(), bs])?;
+        let n = total(&ps, part);
+        let parts = [part, part, Part::WHOLE];
+        let (tab, t) = self.list_table(name, &["p", "grad", "momentum"], &[ps, grad.to_vec(), bs], &parts)?;
         let (lr, scale) = (int(name, k.lr)?, int(name, k.scale)?);
         // sgd_list_f32(const long long* tab, int T, const float* sc, int lr_at, int scale_at, float mu, float wd)
         launch!(self, sgd_list_f32, Cuda::flat(n); &tab, &t, &sc.mem, &lr, &scale, &k.momentum, &k.weight_decay)
@@ -100,8 +116,9 @@ impl OptimOps for Cuda {
         counts::call(1);
         let name = "adam_list_f32";
         let ps = shared(p);
-        let n = total(&ps);
-        let (tab, t) = self.list_table(name, &["p", "grad", "m", "v"], &[ps, grad.to_vec(), shared(m), shared(v)])?;
+        let n = total(&ps, Part::WHOLE);
+        let lists = [ps, grad.to_vec(), shared(m), shared(v)];
+        let (tab, t) = self.list_table(name, &["p", "grad", "m", "v"], &lists, &WHOLE)?;
         let (lr, step) = (int(name, k.lr)?, int(name, k.t)?);
         // adam_list_f32(const long long* tab, int T, const float* sc, int lr_at, int t_at, float b1, float b2,
         //               float eps, float wd)
@@ -109,20 +126,29 @@ impl OptimOps for Cuda {
             &tab, &t, &sc.mem, &lr, &step, &k.beta1, &k.beta2, &k.eps, &k.weight_decay)
     }
 
-    fn couple(&self, beta: f32, p: &[&CudaBuf], other: &[&CudaBuf], grad: &mut [&mut CudaBuf]) -> Result<()> {
+    fn couple(
+        &self,
+        beta: f32,
+        p: &[&CudaBuf],
+        other: &[&CudaBuf],
+        grad: &mut [&mut CudaBuf],
+        part: Part,
+        other_part: Part,
+    ) -> Result<()> {
         counts::call(1);
         let name = "couple_list_f32";
-        let n = total(p);
-        let (tab, t) = self.list_table(name, &["p", "other", "grad"], &[p.to_vec(), other.to_vec(), shared(grad)])?;
+        let n = total(p, part);
+        let lists = [p.to_vec(), other.to_vec(), shared(grad)];
+        let (tab, t) = self.list_table(name, &["p", "other", "grad"], &lists, &[part, other_part, part])?;
         // couple_list_f32(const long long* tab, int T, float beta)
         launch!(self, couple_list_f32, Cuda::flat(n); &tab, &t, &beta)
     }
 
-    fn norm(&self, x: &[&CudaBuf], sc: &mut CudaBuf, at: usize, then: NormThen) -> Result<()> {
+    fn norm(&self, x: &[&CudaBuf], part: Part, sc: &mut CudaBuf, at: usize, then: NormThen) -> Result<()> {
         counts::call(NORM_LAUNCHES);
         let name = "norm_finish_f32";
-        let n = total(x);
-        let (tab, t) = self.list_table("sumsq_list_partial_f64", &["x"], &[x.to_vec()])?;
+        let n = total(x, part);
+        let (tab, t) = self.list_table("sumsq_list_partial_f64", &["x"], &[x.to_vec()], &[part])?;
         let mut scratch =
             self.scratch.lock().map_err(|_| Error::new("cuda: the reduction scratch lock is poisoned"))?;
         let cfg = Cuda::flat(n);
@@ -154,8 +180,8 @@ impl OptimOps for Cuda {
         counts::call(1);
         let name = "lincomb_list_f32";
         let ds = shared(dst);
-        let n = total(&ds);
-        let (tab, t) = self.list_table(name, &["dst", "src"], &[ds, src.to_vec()])?;
+        let n = total(&ds, Part::WHOLE);
+        let (tab, t) = self.list_table(name, &["dst", "src"], &[ds, src.to_vec()], &WHOLE)?;
         let none = -1i32;
         // lincomb_list_f32(const long long* tab, int T, const float* sc, int nterms, float k0, int a0, float k1,
         //                  int a1, float k2, int a2, int add)
@@ -176,11 +202,11 @@ impl OptimOps for Cuda {
             crate::bail!("cuda: {name}: {} terms, expected 1 to 3", terms.len());
         }
         let os = shared(out);
-        let n = total(&os);
+        let n = total(&os, Part::WHOLE);
         let mut lists = vec![os];
         lists.extend(terms.iter().map(|(_, x)| x.to_vec()));
         let names = ["out", "term 1", "term 2", "term 3"];
-        let (tab, t) = self.list_table(name, &names[..lists.len()], &lists)?;
+        let (tab, t) = self.list_table(name, &names[..lists.len()], &lists, &WHOLE)?;
         let coef = |j: usize| -> Result<(f32, i32)> {
             match terms.get(j) {
                 Some((Coef { k, at: Some(at) }, _)) => Ok((*k, int(name, *at)?)),

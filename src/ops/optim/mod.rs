@@ -91,11 +91,40 @@ impl Coef {
     }
 }
 
+/// The elements of a tensor a list kernel works on: network `k` of the
+/// `nets` equal copies a parameter holds one after the other (RARTS's `w`
+/// and `y` recorded side by side, see `Tape::set_nets`), or all of it
+/// ([`Part::WHOLE`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Part {
+    pub k: usize,
+    pub nets: usize,
+}
+
+impl Part {
+    /// The whole tensor.
+    pub const WHOLE: Part = Part { k: 0, nets: 1 };
+
+    /// Network `k`'s copy.
+    pub fn net(k: usize, nets: usize) -> Part {
+        assert!(k < nets, "network {k} of {nets}");
+        Part { k, nets }
+    }
+
+    /// The part's elements of a tensor of `len`.
+    pub fn range(self, len: usize) -> std::ops::Range<usize> {
+        let per = len / self.nets.max(1);
+        self.k * per..(self.k + 1) * per
+    }
+}
+
 /// The optimizer kernels (`kernels/optim.cu` on CUDA). Every list holds
-/// one tensor per parameter, pairwise of equal length; lists may be empty.
+/// one tensor per parameter, pairwise of equal length (of equal part
+/// length where a [`Part`] is given); lists may be empty.
 pub trait OptimOps: Device {
-    /// SGD with momentum on every tensor: `d = s·grad + wd·p; buf = μ·buf +
-    /// d; p -= lr·buf`, `lr` and `s` read from `sc`.
+    /// SGD with momentum on `part` of every tensor of `p` and `grad`: `d =
+    /// s·grad + wd·p; buf = μ·buf + d; p -= lr·buf`, `lr` and `s` read from
+    /// `sc`; the momentum buffers `buf` hold the part alone.
     fn sgd_step(
         &self,
         k: &SgdKernel,
@@ -103,6 +132,7 @@ pub trait OptimOps: Device {
         p: &mut [&mut Self::Buf],
         grad: &[&Self::Buf],
         buf: &mut [&mut Self::Buf],
+        part: Part,
     ) -> Result<()>;
     /// Adam with coupled L2 on every tensor: `d = grad + wd·p; m = β1·m +
     /// (1−β1)·d; v = β2·v + (1−β2)·d²; p -= lr·(m/(1−β1ᵗ)) / (√(v/(1−β2ᵗ)) + ε)`,
@@ -116,11 +146,21 @@ pub trait OptimOps: Device {
         m: &mut [&mut Self::Buf],
         v: &mut [&mut Self::Buf],
     ) -> Result<()>;
-    /// The RARTS coupling term on every tensor: `grad += β·(p − other)`.
-    fn couple(&self, beta: f32, p: &[&Self::Buf], other: &[&Self::Buf], grad: &mut [&mut Self::Buf]) -> Result<()>;
-    /// `sc[at] = ‖x‖₂` over all tensors together (summed in f64), then what
-    /// `then` derives from it.
-    fn norm(&self, x: &[&Self::Buf], sc: &mut Self::Buf, at: usize, then: NormThen) -> Result<()>;
+    /// The RARTS coupling term on every tensor: `grad[part] += β·(p[part] −
+    /// other[other_part])` (the parts of paired parameters: `w`'s gradient
+    /// pulled towards `y` holds both in the same tensors).
+    fn couple(
+        &self,
+        beta: f32,
+        p: &[&Self::Buf],
+        other: &[&Self::Buf],
+        grad: &mut [&mut Self::Buf],
+        part: Part,
+        other_part: Part,
+    ) -> Result<()>;
+    /// `sc[at] = ‖x[part]‖₂` over all tensors together (summed in f64), then
+    /// what `then` derives from it.
+    fn norm(&self, x: &[&Self::Buf], part: Part, sc: &mut Self::Buf, at: usize, then: NormThen) -> Result<()>;
     /// `dst = src` on every tensor (BN statistics kept aside, DARTS' weight
     /// backups).
     fn copy_list(&self, src: &[&Self::Buf], dst: &mut [&mut Self::Buf]) -> Result<()>;
