@@ -24,9 +24,10 @@ __device__ __forceinline__ float* list_ptr(const long long* tab, int T, int l, i
 }
 
 // SGD with momentum; lists p, grad, buf:
-// d = s·grad + wd·p; buf = μ·buf + d; p -= lr·buf (lr = sc[lr_at], s = sc[scale_at]).
+// d = s·grad + wd·p; buf = μ·buf + d; p -= lr·buf, or with Nesterov momentum
+// p -= lr·(d + μ·buf) (lr = sc[lr_at], s = sc[scale_at]).
 extern "C" __global__ void sgd_list_f32(const long long* tab, int T, const float* sc, int lr_at, int scale_at,
-                                        float mu, float wd) {
+                                        float mu, float wd, int nesterov) {
     const float lr = sc[lr_at], s = sc[scale_at];
     FOR_EACH(i, tab[T]) {
         const int t = list_find(tab, T, i);
@@ -37,7 +38,7 @@ extern "C" __global__ void sgd_list_f32(const long long* tab, int T, const float
         const float d = s * grad[e] + wd * p[e];
         const float b = mu * buf[e] + d;
         buf[e] = b;
-        p[e] -= lr * b;
+        p[e] -= lr * (nesterov ? d + mu * b : b);
     }
 }
 

@@ -88,6 +88,8 @@ pub struct Sgd<B: Backend> {
     pub params: Vec<NodeId>,
     pub part: Part,
     pub cfg: SgdStep,
+    /// Nesterov momentum (off unless set).
+    pub nesterov: bool,
     pub clip: Option<f32>,
     pub slots: SgdSlots,
     bufs: Vec<B::Buf>,
@@ -103,7 +105,7 @@ impl<B: Backend> Sgd<B> {
         slots: SgdSlots,
     ) -> Result<Self> {
         let bufs = params.iter().map(|&p| ex.be.alloc(part.range(ex.shape(p).numel()).len())).collect::<Result<_>>()?;
-        Ok(Sgd { params, part, cfg, clip, slots, bufs })
+        Ok(Sgd { params, part, cfg, nesterov: false, clip, slots, bufs })
     }
 
     /// One step on the current gradients: `sc[slots.norm]` gets their norm
@@ -115,6 +117,7 @@ impl<B: Backend> Sgd<B> {
         let k = SgdKernel {
             momentum: self.cfg.momentum,
             weight_decay: self.cfg.weight_decay,
+            nesterov: self.nesterov,
             lr: self.slots.lr,
             scale: self.slots.scale,
         };

@@ -682,13 +682,16 @@ mod cases {
         // One update of O(1) values; FMA contraction may change an ulp.
         let tol = (1e-6, 1e-5);
 
-        let k = SgdKernel { momentum: 0.9, weight_decay: 3e-4, lr: 0, scale: 1 };
-        let (mut pc, mut pd) = (w0.clone(), ups(&w0));
-        let (mut bc, mut bd) = (m0.clone(), ups(&m0));
-        cpu.sgd_step(&k, &sc0.to_vec(), &mut rm(&mut pc), &r(&g), &mut rm(&mut bc), Part::WHOLE).unwrap();
-        be.sgd_step(&k, &up(be, &sc0), &mut rm(&mut pd), &rd(&gd), &mut rm(&mut bd), Part::WHOLE).unwrap();
-        close("sgd_step p", &downs(&pd), &flat(&pc), tol);
-        close("sgd_step buf", &downs(&bd), &flat(&bc), tol);
+        for nesterov in [false, true] {
+            let k = SgdKernel { momentum: 0.9, weight_decay: 3e-4, nesterov, lr: 0, scale: 1 };
+            let (mut pc, mut pd) = (w0.clone(), ups(&w0));
+            let (mut bc, mut bd) = (m0.clone(), ups(&m0));
+            cpu.sgd_step(&k, &sc0.to_vec(), &mut rm(&mut pc), &r(&g), &mut rm(&mut bc), Part::WHOLE).unwrap();
+            be.sgd_step(&k, &up(be, &sc0), &mut rm(&mut pd), &rd(&gd), &mut rm(&mut bd), Part::WHOLE).unwrap();
+            close(&format!("sgd_step p nesterov={nesterov}"), &downs(&pd), &flat(&pc), tol);
+            close(&format!("sgd_step buf nesterov={nesterov}"), &downs(&bd), &flat(&bc), tol);
+        }
+        let k = SgdKernel { momentum: 0.9, weight_decay: 3e-4, nesterov: false, lr: 0, scale: 1 };
 
         // Parts of paired tensors (two networks' copies one after the other,
         // as RARTS records w and y side by side): the step on y's copy, the

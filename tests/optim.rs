@@ -42,7 +42,7 @@ fn from64<T: Real>(v: &[f64]) -> Vec<T> {
 /// One SGD kernel call on one tensor; the step scalars are `[lr, scale]`.
 fn sgd1<T: Real>(be: &Cpu<T>, s: &SgdStep, scale: f64, p: &mut Vec<T>, g: &Vec<T>, buf: &mut Vec<T>) {
     let sc: Vec<T> = from64(&[s.lr as f64, scale]);
-    let k = SgdKernel { momentum: s.momentum, weight_decay: s.weight_decay, lr: 0, scale: 1 };
+    let k = SgdKernel { momentum: s.momentum, weight_decay: s.weight_decay, nesterov: false, lr: 0, scale: 1 };
     be.sgd_step(&k, &sc, &mut [p], &[g], &mut [buf], Part::WHOLE).unwrap();
 }
 
@@ -76,6 +76,28 @@ fn sgd_kernel_momentum_weight_decay<T: Real>(be: Cpu<T>) {
         sgd1(&be, &s, 1.0, &mut p, &g, &mut buf);
         assert_close(&format!("sgd step {} buf", t + 1), &to64(&buf), wb, EXACT, EXACT);
         assert_close(&format!("sgd step {} p", t + 1), &to64(&p), wp, EXACT, EXACT);
+    }
+}
+
+/// PyTorch's `nesterov=True`: the step is `lr·(d + μ·buf)`. lr 1/2, μ 1/2,
+/// wd 1/4, p₀ = [1, −2], g = [1/2, 1] each step.
+#[test]
+fn sgd_kernel_nesterov() {
+    let be = Cpu::<f32>::new();
+    let k = SgdKernel { momentum: 0.5, weight_decay: 0.25, nesterov: true, lr: 0, scale: 1 };
+    let sc = vec![0.5f32, 1.0];
+    let (mut p, g, mut buf) = (vec![1.0f32, -2.0], vec![0.5f32, 1.0], vec![0.0f32; 2]);
+    let want = [
+        // d = [3/4, 1/2]; buf = d; step = d + buf/2 = [9/8, 3/4]; p = [7/16, −19/8]
+        ([0.75, 0.5], [0.4375, -2.375]),
+        // d = [39/64, 13/32]; buf = [63/64, 21/32]; step = [141/128, 47/64];
+        // p = [−29/256, −351/128]
+        ([0.984375, 0.65625], [-0.11328125, -2.7421875]),
+    ];
+    for (t, (wb, wp)) in want.iter().enumerate() {
+        be.sgd_step(&k, &sc, &mut [&mut p], &[&g], &mut [&mut buf], Part::WHOLE).unwrap();
+        assert_close(&format!("nesterov step {} buf", t + 1), &to64(&buf), wb, EXACT, EXACT);
+        assert_close(&format!("nesterov step {} p", t + 1), &to64(&p), wp, EXACT, EXACT);
     }
 }
 
@@ -191,7 +213,7 @@ fn list_kernels_equal_one_call_per_tensor() {
     let (ga, gb) = (a.iter().map(|v| v * 0.5 + 0.25).collect::<Vec<_>>(), b.iter().map(|v| -v).collect::<Vec<_>>());
     let s = SgdStep { lr: 0.5, momentum: 0.5, weight_decay: 0.25 };
     let (mut pa, mut pb, mut ba, mut bb) = (a.clone(), b.clone(), ga.clone(), gb.clone());
-    let k = SgdKernel { momentum: s.momentum, weight_decay: s.weight_decay, lr: 0, scale: 1 };
+    let k = SgdKernel { momentum: s.momentum, weight_decay: s.weight_decay, nesterov: false, lr: 0, scale: 1 };
     be.sgd_step(&k, &vec![0.5, 0.75], &mut [&mut pa, &mut pb], &[&ga, &gb], &mut [&mut ba, &mut bb], Part::WHOLE)
         .unwrap();
     for (p0, g, p, buf) in [(&a, &ga, &pa, &ba), (&b, &gb, &pb, &bb)] {
@@ -243,7 +265,7 @@ fn list_kernels_on_one_networks_part() {
     let (gw, gy): (Vec<f64>, Vec<f64>) = (w.iter().map(|v| v * 0.5).collect(), y.iter().map(|v| 1.0 - v).collect());
     let (pair, gpair) = ([&w[..], &y[..]].concat(), [&gw[..], &gy[..]].concat());
     let (wp, yp) = (Part::net(0, 2), Part::net(1, 2));
-    let k = SgdKernel { momentum: 0.5, weight_decay: 0.25, lr: 0, scale: 1 };
+    let k = SgdKernel { momentum: 0.5, weight_decay: 0.25, nesterov: false, lr: 0, scale: 1 };
     let sc = vec![0.5, 0.75];
     // y's step on its part.
     let (mut p2, mut b2) = (pair.clone(), gy.clone());

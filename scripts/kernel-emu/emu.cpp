@@ -260,7 +260,10 @@ void test_small() {
     };
     std::vector<float> sc = {0.1f, 0.7f, 3e-4f, 3.0f, 0.05f, 0, 0, 0};
     auto ts = tab({p.data(), g.data(), buf.data()});
-    launch(D(cdiv(n, 256)), D(256), false, [&] { sgd_list_f32(ts.data(), 2, sc.data(), 0, 1, 0.9f, 3e-4f); });
+    launch(D(cdiv(n, 256)), D(256), false, [&] { sgd_list_f32(ts.data(), 2, sc.data(), 0, 1, 0.9f, 3e-4f, 0); });
+    std::vector<float> pn = x, bn = y0, pnr = x, bnr = y0;  // Nesterov
+    auto tn = tab({pn.data(), g.data(), bn.data()});
+    launch(D(cdiv(n, 256)), D(256), false, [&] { sgd_list_f32(tn.data(), 2, sc.data(), 0, 1, 0.9f, 3e-4f, 1); });
     auto ta = tab({pa.data(), g.data(), m.data(), v.data()});
     launch(D(cdiv(n, 256)), D(256), false, [&] { adam_list_f32(ta.data(), 2, sc.data(), 2, 3, 0.5f, 0.999f, 1e-8f, 1e-3f); });
     auto tc = tab({x.data(), b.data(), cp.data()});
@@ -268,11 +271,12 @@ void test_small() {
     float c1 = (float)(1 - std::pow(0.5, 3)), c2 = std::sqrt((float)(1 - std::pow(0.999, 3)));
     for (int i = 0; i < n; ++i) {
       float d = 0.7f * b[i] + 3e-4f * pr[i]; br[i] = 0.9f * br[i] + d; pr[i] -= 0.1f * br[i];
+      float dn = 0.7f * b[i] + 3e-4f * pnr[i]; bnr[i] = 0.9f * bnr[i] + dn; pnr[i] -= 0.1f * (dn + 0.9f * bnr[i]);
       float e = b[i] + 1e-3f * par[i]; mr[i] = 0.5f * mr[i] + 0.5f * e; vr[i] = 0.999f * vr[i] + 0.001f * e * e;
       par[i] -= 3e-4f / c1 * mr[i] / (std::sqrt(vr[i]) / c2 + 1e-8f);
       cr[i] += 0.5f * (x[i] - b[i]);
     }
-    close("sgd p", p, pr); close("sgd buf", buf, br); close("adam p", pa, par); close("adam m", m, mr); close("adam v", v, vr);
+    close("sgd p", p, pr); close("sgd buf", buf, br); close("sgd nesterov p", pn, pnr); close("sgd nesterov buf", bn, bnr); close("adam p", pa, par); close("adam m", m, mr); close("adam v", v, vr);
     close("couple", cp, cr);
     // norm of b with the clip factor (max 5) into sc[6], then DARTS' ε, c from ξ = sc[4]
     std::vector<double> part(4); double ss = 0; for (int i = 0; i < n; ++i) ss += (double)b[i] * b[i];

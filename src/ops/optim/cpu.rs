@@ -57,7 +57,7 @@ impl<T: Real> OptimOps for Cpu<T> {
             for ((pv, &gv), bv) in p[r.clone()].iter_mut().zip(grad[r].iter()).zip(buf.iter_mut()) {
                 let d = s * gv + wd * *pv;
                 *bv = mu * *bv + d;
-                *pv -= lr * *bv;
+                *pv -= lr * if k.nesterov { d + mu * *bv } else { *bv };
             }
         }
         Ok(())

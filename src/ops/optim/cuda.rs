@@ -100,8 +100,10 @@ impl OptimOps for Cuda {
         let parts = [part, part, Part::WHOLE];
         let (tab, t) = self.list_table(name, &["p", "grad", "momentum"], &[ps, grad.to_vec(), bs], &parts)?;
         let (lr, scale) = (int(name, k.lr)?, int(name, k.scale)?);
-        // sgd_list_f32(const long long* tab, int T, const float* sc, int lr_at, int scale_at, float mu, float wd)
-        launch!(self, sgd_list_f32, Cuda::flat(n); &tab, &t, &sc.mem, &lr, &scale, &k.momentum, &k.weight_decay)
+        // sgd_list_f32(const long long* tab, int T, const float* sc, int lr_at, int scale_at, float mu, float wd,
+        //              int nesterov)
+        launch!(self, sgd_list_f32, Cuda::flat(n);
+            &tab, &t, &sc.mem, &lr, &scale, &k.momentum, &k.weight_decay, &i32::from(k.nesterov))
     }
 
     fn adam_step(

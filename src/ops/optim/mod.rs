@@ -43,6 +43,9 @@ pub struct SgdStep {
 pub struct SgdKernel {
     pub momentum: f32,
     pub weight_decay: f32,
+    /// Nesterov momentum (PyTorch's `nesterov=True`): the step is
+    /// `lr·(d + μ·buf)` instead of `lr·buf`.
+    pub nesterov: bool,
     /// Slot of the learning rate.
     pub lr: usize,
     /// Slot of the gradient's factor `s` (the clip factor).
@@ -123,8 +126,9 @@ impl Part {
 /// length where a [`Part`] is given); lists may be empty.
 pub trait OptimOps: Device {
     /// SGD with momentum on `part` of every tensor of `p` and `grad`: `d =
-    /// s·grad + wd·p; buf = μ·buf + d; p -= lr·buf`, `lr` and `s` read from
-    /// `sc`; the momentum buffers `buf` hold the part alone.
+    /// s·grad + wd·p; buf = μ·buf + d; p -= lr·buf` (Nesterov: `p -=
+    /// lr·(d + μ·buf)`), `lr` and `s` read from `sc`; the momentum buffers
+    /// `buf` hold the part alone.
     fn sgd_step(
         &self,
         k: &SgdKernel,
