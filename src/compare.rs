@@ -1,9 +1,10 @@
-//! `rarts compare`: the paper's comparison in one command. For each method
-//! (RARTS, DARTS first and second order, and a random cell) and each seed:
-//! search (the same data, steps and `α` learning rate for every method),
-//! retrain the genotype from scratch, and read its test accuracy; then one
-//! table in `DIR/results.md`. Every job resumes from its checkpoint and is
-//! skipped once done, so the whole can be stopped and run again.
+//! `rarts compare`: the paper's comparison in one command, in DARTS' space
+//! or NB201's. For each method (RARTS, DARTS first and second order, and a
+//! random cell) and each seed: search (the same data, steps and `α`
+//! learning rate for every method), retrain the architecture from scratch,
+//! and read its test accuracy; then one table in `DIR/results.md`. Every
+//! job resumes from its checkpoint and is skipped once done, so the whole
+//! can be stopped and run again.
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -15,6 +16,8 @@ use crate::rundir::Existing;
 use crate::search::algo::{Algo, Schedule};
 use crate::search::config::SearchConfig;
 use crate::search::driver;
+use crate::space::SpaceKind;
+use crate::space::nb201::{self, Nb201Cell};
 use crate::train::{self, TrainConfig};
 
 /// The methods compared, in table order: the search algorithms, then a
@@ -38,6 +41,91 @@ pub struct Preset {
 }
 
 impl Preset {
+    /// A preset of `space`: [`Preset::named`] for DARTS' cells,
+    /// [`Preset::nb201`] for NB201's.
+    pub fn of(space: SpaceKind, name: &str, data: Option<DataSpec>) -> Result<Preset> {
+        match space {
+            SpaceKind::Darts => Preset::named(name, data),
+            SpaceKind::Nb201 => Preset::nb201(name, data),
+        }
+    }
+
+    /// NB201's presets. `small`: a 2-core CPU on Fashion-MNIST (one cell
+    /// per stage, C = 8, short schedules; each choice is in the table's
+    /// settings). `paper`: NATS-Bench's protocol for a GPU (CIFAR-10, 5
+    /// cells per stage, the 200-epoch recipe). `smoke`: every job in about a
+    /// minute on the embedded data.
+    pub fn nb201(name: &str, data: Option<DataSpec>) -> Result<Preset> {
+        let search = |data: DataSpec| SearchConfig {
+            data,
+            space: SpaceKind::Nb201,
+            eval_images: Some(0),
+            ..SearchConfig::default()
+        };
+        let train = |data: DataSpec| TrainConfig { data, ..TrainConfig::recipe(SpaceKind::Nb201) };
+        match name {
+            "small" => {
+                let data = data.unwrap_or_else(|| DataSpec::FashionMnist("/usr/share/datasets/fashion-mnist".into()));
+                Ok(Preset {
+                    name: "small",
+                    seeds: vec![0, 1],
+                    search: SearchConfig {
+                        c: 8,
+                        cells_per_stage: 1,
+                        batch: 32,
+                        epochs: 4,
+                        steps_per_epoch: Some(100),
+                        arch_lr: 6e-3,
+                        ..search(data.clone())
+                    },
+                    train: TrainConfig {
+                        c: 8,
+                        cells_per_stage: 1,
+                        batch: 64,
+                        lr: 0.05,
+                        epochs: 2,
+                        steps_per_epoch: Some(300),
+                        eval_images: Some(2000),
+                        ..train(data)
+                    },
+                })
+            }
+            "smoke" => {
+                let data = data.unwrap_or(DataSpec::Embedded);
+                Ok(Preset {
+                    name: "smoke",
+                    seeds: vec![0, 1],
+                    search: SearchConfig {
+                        c: 4,
+                        cells_per_stage: 1,
+                        batch: 8,
+                        epochs: 1,
+                        steps_per_epoch: Some(2),
+                        progress: false,
+                        ..search(data.clone())
+                    },
+                    train: TrainConfig {
+                        c: 4,
+                        cells_per_stage: 1,
+                        batch: 16,
+                        epochs: 1,
+                        steps_per_epoch: Some(2),
+                        eval_images: Some(100),
+                        progress: false,
+                        ..train(data)
+                    },
+                })
+            }
+            "paper" => {
+                let Some(data) = data else {
+                    crate::bail!("--preset paper needs --data cifar10:DIR (CIFAR-10 in its binary version)");
+                };
+                Ok(Preset { name: "paper", seeds: vec![0, 1], search: search(data.clone()), train: train(data) })
+            }
+            other => crate::bail!("--preset {other}: expected small, paper or smoke"),
+        }
+    }
+
     /// `small`: a 2-core CPU on the full Fashion-MNIST, about 3 hours of
     /// compute. `paper`: the published protocol for a GPU (CIFAR-10, which
     /// `data` must name). `smoke`: every job in about a minute on the
@@ -117,9 +205,11 @@ impl Preset {
 struct Outcome {
     /// What the search cost (none for random).
     search: Option<Cost>,
-    /// Largest |softmax(α) − 1/8| at the end of the search.
+    /// Largest |softmax(α) − 1/K| at the end of the search (K ops).
     alpha_spread: Option<f64>,
     genotype: String,
+    /// NB201: `skip_connect` edges and parameterless edges of the cell.
+    skips: Option<(usize, usize)>,
     test_acc: f64,
 }
 
@@ -164,13 +254,14 @@ fn job<B: Backend<Elem = f32>>(
             driver::run(make()?, &cfg)?;
         }
         o.search = Some(search_cost(&dir)?);
-        o.alpha_spread = Some(alpha_spread(&dir)?);
+        o.alpha_spread = Some(alpha_spread(&dir, preset.search.space)?);
         dir.display().to_string()
     } else {
         format!("random:{seed}")
     };
     let dir = out.join(format!("train-{method}-s{seed}"));
     let cfg = TrainConfig {
+        space: preset.search.space,
         genotype: genotype_source.clone(),
         seed,
         out: dir.clone(),
@@ -184,7 +275,14 @@ fn job<B: Backend<Elem = f32>>(
     let log = log_lines(&dir.join("log.jsonl"));
     let last = log.last().ok_or_else(|| Error(format!("{}: no log after training", dir.display())))?;
     o.test_acc = field(last, "acc_test").ok_or_else(|| Error(format!("{}: no test accuracy", dir.display())))?;
-    o.genotype = crate::genotype::Genotype::from_source(&genotype_source)?.to_text();
+    match preset.search.space {
+        SpaceKind::Darts => o.genotype = crate::genotype::Genotype::from_source(&genotype_source)?.to_text(),
+        SpaceKind::Nb201 => {
+            let cell = Nb201Cell::from_source(&genotype_source)?;
+            o.genotype = cell.to_arch_str();
+            o.skips = Some(cell.skips_and_parameterless());
+        }
+    }
     Ok(o)
 }
 
@@ -230,12 +328,16 @@ fn search_cost(dir: &Path) -> Result<Cost> {
     Ok(Cost { step_ms: typical / steps, total_s: total / 1e3, cpu_ms: cpu.map(|c| c / steps) })
 }
 
-/// Largest |softmax(α) − 1/8| over both cells, from `genotype.json`.
-fn alpha_spread(dir: &Path) -> Result<f64> {
+/// Largest |softmax(α) − 1/K| over every α matrix, from `genotype.json`.
+fn alpha_spread(dir: &Path, space: SpaceKind) -> Result<f64> {
     let path = dir.join("genotype.json");
     let text = std::fs::read_to_string(&path).ctx(|| format!("reading {}", path.display()))?;
     let mut spread: f64 = 0.0;
-    for key in ["softmax_alpha_normal", "softmax_alpha_reduce"] {
+    let (keys, k): (&[&str], usize) = match space {
+        SpaceKind::Darts => (&["softmax_alpha_normal", "softmax_alpha_reduce"], crate::space::darts::PRIMITIVES.len()),
+        SpaceKind::Nb201 => (&["softmax_alpha"], nb201::OPS.len()),
+    };
+    for &key in keys {
         let rest =
             text.split(&format!("\"{key}\":")).nth(1).ok_or_else(|| Error(format!("{}: no {key}", path.display())))?;
         let body = &rest[..rest.find("]]").map_or(rest.len(), |i| i + 2)];
@@ -243,7 +345,7 @@ fn alpha_spread(dir: &Path) -> Result<f64> {
             .split(|c: char| !(c.is_ascii_digit() || c == '.' || c == '-' || c == 'e'))
             .filter_map(|s| s.parse::<f64>().ok())
         {
-            spread = spread.max((v - 1.0 / 8.0).abs());
+            spread = spread.max((v - 1.0 / k as f64).abs());
         }
     }
     Ok(spread)
@@ -286,13 +388,20 @@ fn machine() -> String {
 
 fn report(p: &Preset, rows: &[(&str, Vec<Outcome>)]) -> String {
     let mut s = String::new();
-    let _ = writeln!(s, "# rarts compare --preset {}\n", p.name);
+    let space = p.search.space;
+    let k = match space {
+        SpaceKind::Darts => crate::space::darts::PRIMITIVES.len(),
+        SpaceKind::Nb201 => nb201::OPS.len(),
+    };
+    let _ = writeln!(s, "# rarts compare --space {} --preset {}\n", space.name(), p.name);
     let _ = writeln!(s, "Date {}; machine: {}; seeds {:?}.\n", today(), machine(), p.seeds);
+    let nb = space == SpaceKind::Nb201;
     let _ = writeln!(
         s,
-        "| method | test accuracy (mean ± std) | per seed | ms / search step (median) | CPU ms / search step | search time (s) | max \\|softmax(α) − 1/8\\| |"
+        "| method | test accuracy (mean ± std) | per seed | ms / search step (median) | CPU ms / search step | search time (s) | max \\|softmax(α) − 1/{k}\\| |{}",
+        if nb { " skip_connect / parameterless edges (of 6) |" } else { "" }
     );
-    let _ = writeln!(s, "|---|---|---|---|---|---|---|");
+    let _ = writeln!(s, "|---|---|---|---|---|---|---|{}", if nb { "---|" } else { "" });
     let mut means = Vec::new();
     for (method, outs) in rows {
         let accs: Vec<f64> = outs.iter().map(|o| o.test_acc * 100.0).collect();
@@ -304,13 +413,15 @@ fn report(p: &Preset, rows: &[(&str, Vec<Outcome>)]) -> String {
             if v.is_empty() { "—".to_string() } else { format!("{:.0}", mean_std(&v).0) }
         };
         let spread: Vec<String> = outs.iter().filter_map(|o| o.alpha_spread.map(|a| format!("{a:.3}"))).collect();
+        let skips: Vec<String> = outs.iter().filter_map(|o| o.skips.map(|(a, b)| format!("{a} / {b}"))).collect();
         let _ = writeln!(
             s,
-            "| {method} | {m:.2} ± {sd:.2} % | {per} | {} | {} | {} | {} |",
+            "| {method} | {m:.2} ± {sd:.2} % | {per} | {} | {} | {} | {} |{}",
             cost(|c| Some(c.step_ms)),
             cost(|c| c.cpu_ms),
             cost(|c| Some(c.total_s)),
-            if spread.is_empty() { "—".into() } else { spread.join(", ") }
+            if spread.is_empty() { "—".into() } else { spread.join(", ") },
+            if nb { format!(" {} |", skips.join(", ")) } else { String::new() }
         );
     }
     // Mean over seeds of one cost; None unless every seed of the method has it.
@@ -348,7 +459,7 @@ fn report(p: &Preset, rows: &[(&str, Vec<Outcome>)]) -> String {
             )
         }
     );
-    let _ = writeln!(s, "\n## Genotypes\n");
+    let _ = writeln!(s, "\n## {}\n", if nb { "Cells" } else { "Genotypes" });
     for (method, outs) in rows {
         for (o, seed) in outs.iter().zip(&p.seeds) {
             let _ = writeln!(s, "- {method}, seed {seed}: `{}`", o.genotype);
@@ -369,6 +480,9 @@ fn flags(v: &[(&'static str, String)]) -> String {
 }
 
 /// Where `rarts compare` writes by default.
-pub fn default_out(preset: &str) -> PathBuf {
-    PathBuf::from(format!("runs/compare-{preset}"))
+pub fn default_out(space: SpaceKind, preset: &str) -> PathBuf {
+    match space {
+        SpaceKind::Darts => PathBuf::from(format!("runs/compare-{preset}")),
+        other => PathBuf::from(format!("runs/compare-{}-{preset}", other.name())),
+    }
 }

@@ -16,6 +16,7 @@ use rarts::search::config::{SearchConfig, need};
 use rarts::search::toy::{self, ToyConfig};
 use rarts::search::{bench, driver};
 use rarts::shape::Shape;
+use rarts::space::SpaceKind;
 use rarts::space::eval::EvalNetConfig;
 use rarts::train::{self, TrainConfig};
 
@@ -37,6 +38,21 @@ enum Device {
     Auto,
     Cpu,
     Cuda,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum SpaceArg {
+    Darts,
+    Nb201,
+}
+
+impl From<SpaceArg> for SpaceKind {
+    fn from(a: SpaceArg) -> SpaceKind {
+        match a {
+            SpaceArg::Darts => SpaceKind::Darts,
+            SpaceArg::Nb201 => SpaceKind::Nb201,
+        }
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -170,8 +186,12 @@ enum Cmd {
     /// genotype (and random cells), one table in --out/results.md. Every job
     /// resumes and is skipped once done.
     Compare {
-        /// small: a 2-core CPU on Fashion-MNIST (~3 h); paper: DARTS' protocol on
-        /// CIFAR-10 (a GPU); smoke: the whole pipeline in a minute on the embedded data.
+        /// The search space: DARTS' cells or NAS-Bench-201's.
+        #[arg(long, value_enum, default_value_t = SpaceArg::Darts)]
+        space: SpaceArg,
+        /// small: a 2-core CPU on Fashion-MNIST (~3 h); paper: the published
+        /// protocol on CIFAR-10 (a GPU); smoke: the whole pipeline in a minute
+        /// on the embedded data.
         #[arg(long)]
         preset: String,
         /// Data set (small: Debian's Fashion-MNIST by default; paper: cifar10:DIR, required).
@@ -195,6 +215,14 @@ fn data_help() -> String {
 struct SearchArgs {
     #[arg(long, default_value_t = SearchConfig::default().data, help = data_help())]
     data: DataSpec,
+    /// The search space: DARTS' cells, or NAS-Bench-201's (`nb201`: --c is
+    /// the first stage's channels, --cells-per-stage the cells of each of
+    /// its three stages; --layers does not apply).
+    #[arg(long, value_enum, default_value_t = SpaceArg::Darts)]
+    space: SpaceArg,
+    /// NB201: cells per stage (5 in NATS-Bench).
+    #[arg(long, default_value_t = SearchConfig::default().cells_per_stage)]
+    cells_per_stage: usize,
     #[arg(long, value_enum, default_value_t = SearchConfig::default().algo.into())]
     algo: AlgoArg,
     /// RARTS: `fused` takes α's gradient from the weight passes (2 passes a
@@ -292,40 +320,57 @@ impl RunArgs {
 struct TrainArgs {
     #[arg(long, default_value_t = TrainConfig::default().data, help = data_help())]
     data: DataSpec,
-    /// A search's --out folder, its genotype.txt or genotype.json, an inline
-    /// `Genotype(...)`, DARTS_V1, DARTS_V2, or random:SEED.
+    /// The space the architecture comes from; it picks the recipe that the
+    /// flags below default to (darts: DARTS' CIFAR-10 recipe; nb201:
+    /// NATS-Bench's).
+    #[arg(long, value_enum, default_value_t = SpaceArg::Darts)]
+    space: SpaceArg,
+    /// darts: a search's --out folder, its genotype.txt or genotype.json, an
+    /// inline `Genotype(...)`, DARTS_V1, DARTS_V2, or random:SEED; nb201: an
+    /// arch string `|op~0|+|op~0|op~1|+|op~0|op~1|op~2|`, a search's --out
+    /// folder or its genotype file, or random:SEED.
     #[arg(long)]
     genotype: String,
-    /// Initial channels C.
-    #[arg(long, default_value_t = TrainConfig::default().c)]
-    c: usize,
-    /// Cells.
-    #[arg(long, default_value_t = TrainConfig::default().layers)]
-    layers: usize,
-    #[arg(long, default_value_t = TrainConfig::default().batch)]
-    batch: usize,
-    #[arg(long, default_value_t = TrainConfig::default().epochs)]
-    epochs: usize,
+    /// Initial channels C [default: 36 (darts), 16 (nb201)].
+    #[arg(long)]
+    c: Option<usize>,
+    /// darts: cells [default: 20].
+    #[arg(long)]
+    layers: Option<usize>,
+    /// nb201: cells per stage [default: 5].
+    #[arg(long)]
+    cells_per_stage: Option<usize>,
+    /// [default: 96 (darts), 256 (nb201)]
+    #[arg(long)]
+    batch: Option<usize>,
+    /// [default: 600 (darts), 200 (nb201)]
+    #[arg(long)]
+    epochs: Option<usize>,
     /// Caps the steps of each epoch (short runs).
     #[arg(long)]
     steps_per_epoch: Option<usize>,
-    /// Initial learning rate (cosine-annealed to 0).
-    #[arg(long, default_value_t = TrainConfig::default().lr)]
-    lr: f32,
-    #[arg(long, default_value_t = TrainConfig::default().momentum)]
-    momentum: f32,
-    #[arg(long, default_value_t = TrainConfig::default().weight_decay)]
-    weight_decay: f32,
-    /// Gradient-norm clip.
-    #[arg(long, default_value_t = TrainConfig::default().clip)]
-    clip: f32,
-    /// Side of the cutout square (0: none; DARTS uses 16 on CIFAR-10).
-    #[arg(long, default_value_t = TrainConfig::default().cutout)]
-    cutout: usize,
-    /// Drop-path probability at the last epoch (grows as p·epoch/epochs; 0: off).
-    #[arg(long, default_value_t = TrainConfig::default().drop_path)]
-    drop_path: f32,
-    /// DARTS' auxiliary head after cell 2L/3 (needs 32×32 inputs), loss weight 0.4.
+    /// Initial learning rate, cosine-annealed to 0 [default: 0.025 (darts), 0.1 (nb201)].
+    #[arg(long)]
+    lr: Option<f32>,
+    /// [default: 0.9]
+    #[arg(long)]
+    momentum: Option<f32>,
+    /// Nesterov momentum [default: false (darts), true (nb201)].
+    #[arg(long)]
+    nesterov: Option<bool>,
+    /// [default: 3e-4 (darts), 5e-4 (nb201)]
+    #[arg(long)]
+    weight_decay: Option<f32>,
+    /// Gradient-norm clip, 0 for none [default: 5 (darts), 0 (nb201)].
+    #[arg(long)]
+    clip: Option<f32>,
+    /// Side of the cutout square, 0 for none (DARTS uses 16 on CIFAR-10) [default: 0].
+    #[arg(long)]
+    cutout: Option<usize>,
+    /// darts: drop-path probability at the last epoch (grows as p·epoch/epochs; 0: off) [default: 0.2].
+    #[arg(long)]
+    drop_path: Option<f32>,
+    /// darts: DARTS' auxiliary head after cell 2L/3 (needs 32×32 inputs), loss weight 0.4.
     #[arg(long)]
     auxiliary: bool,
     #[arg(long, default_value_t = TrainConfig::default().seed)]
@@ -365,6 +410,8 @@ struct ToyArgs {
 fn search_config(a: SearchArgs) -> SearchConfig {
     SearchConfig {
         data: a.data,
+        space: a.space.into(),
+        cells_per_stage: a.cells_per_stage,
         algo: a.algo.into(),
         schedule: a.schedule.into(),
         lambda: a.lambda,
@@ -506,26 +553,30 @@ fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
         Cmd::Train(a) => {
+            let r = TrainConfig::recipe(a.space.into());
             let cfg = TrainConfig {
                 data: a.data,
                 genotype: a.genotype,
-                c: a.c,
-                layers: a.layers,
-                batch: a.batch,
-                epochs: a.epochs,
-                lr: a.lr,
-                momentum: a.momentum,
-                weight_decay: a.weight_decay,
-                clip: a.clip,
-                cutout: a.cutout,
-                drop_path: a.drop_path,
+                c: a.c.unwrap_or(r.c),
+                layers: a.layers.unwrap_or(r.layers),
+                cells_per_stage: a.cells_per_stage.unwrap_or(r.cells_per_stage),
+                batch: a.batch.unwrap_or(r.batch),
+                epochs: a.epochs.unwrap_or(r.epochs),
+                lr: a.lr.unwrap_or(r.lr),
+                momentum: a.momentum.unwrap_or(r.momentum),
+                nesterov: a.nesterov.unwrap_or(r.nesterov),
+                weight_decay: a.weight_decay.unwrap_or(r.weight_decay),
+                clip: a.clip.unwrap_or(r.clip),
+                cutout: a.cutout.unwrap_or(r.cutout),
+                drop_path: a.drop_path.unwrap_or(r.drop_path),
                 auxiliary: a.auxiliary,
                 seed: a.seed,
                 steps_per_epoch: a.steps_per_epoch,
                 eval_images: a.eval_images,
-                out: a.run.out(TrainConfig::default().out),
+                out: a.run.out(r.out.clone()),
                 existing: a.run.existing(),
                 progress: !a.run.quiet,
+                ..r
             };
             let res = match Target::open(cli.device)? {
                 Target::Cpu => train::run(Cpu::<f32>::new(), &cfg)?,
@@ -568,9 +619,9 @@ fn run(cli: Cli) -> Result<()> {
             }
             Ok(())
         }
-        Cmd::Compare { preset, data, out } => {
-            let p = rarts::compare::Preset::named(&preset, data)?;
-            let out = out.unwrap_or_else(|| rarts::compare::default_out(p.name));
+        Cmd::Compare { space, preset, data, out } => {
+            let p = rarts::compare::Preset::of(space.into(), &preset, data)?;
+            let out = out.unwrap_or_else(|| rarts::compare::default_out(space.into(), p.name));
             let text = match Target::open(cli.device)? {
                 Target::Cpu => rarts::compare::run(|| Ok(Cpu::<f32>::new()), &p, &out)?,
                 Target::Cuda => rarts::compare::run(|| Cuda::new(0), &p, &out)?,
@@ -584,8 +635,8 @@ fn run(cli: Cli) -> Result<()> {
                 Target::Cuda => train::evaluate(Cuda::new(0)?, &model, &data, batch)?,
             };
             let epochs = info.metadata.get("epochs_done").map_or("?", String::as_str);
-            println!("model: {} (C={}, {} cells, {epochs} epochs)", model.display(), info.net.c, info.net.layers);
-            println!("genotype: {}", info.net.genotype.to_text());
+            println!("model: {} ({}, {epochs} epochs)", model.display(), info.net.size());
+            println!("genotype: {}", info.net.arch());
             println!("data: {data} ({split} split, {} images)", scores.seen());
             println!("{:<14} {:>8} {:>8} {:>9}", "class", "correct", "images", "accuracy");
             for (name, (hit, n)) in classes.iter().zip(&scores.per_class) {
@@ -601,7 +652,7 @@ fn run(cli: Cli) -> Result<()> {
                 Target::Cpu => driver::run(Cpu::<f32>::new(), &cfg)?,
                 Target::Cuda => driver::run(Cuda::new(0)?, &cfg)?,
             };
-            println!("genotype: {}", res.genotype.to_text());
+            println!("genotype: {}", res.found.text);
             Ok(())
         }
     }

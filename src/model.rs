@@ -1,8 +1,9 @@
-//! A trained evaluation network in the safetensors format (`model.safetensors`):
-//! every weight and BatchNorm running statistic under its tape name, as f32
-//! in the engine's four-dimensional NCHW shape (a vector of n is
-//! `[n, 1, 1, 1]`), and in the metadata the genotype and every setting
-//! needed to build the network again.
+//! A trained network in the safetensors format (`model.safetensors`): every
+//! weight and BatchNorm running statistic under its tape name, as f32 in the
+//! engine's four-dimensional NCHW shape (a vector of n is `[n, 1, 1, 1]`),
+//! and in the metadata the space, the architecture (a DARTS genotype or an
+//! NB201 cell string) and every setting needed to build the network again.
+//! A file without a `space` field is a DARTS network (the first format).
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -15,7 +16,9 @@ use crate::error::{Context, Error, Result};
 use crate::exec::Exec;
 use crate::genotype::Genotype;
 use crate::run::persistent_nodes;
+use crate::space::NetSpec;
 use crate::space::eval::EvalNetConfig;
+use crate::space::nb201::{Nb201Cell, Nb201Config};
 
 pub const MODEL_FILE: &str = "model.safetensors";
 const FORMAT: &str = "rarts-model-1";
@@ -23,7 +26,7 @@ const FORMAT: &str = "rarts-model-1";
 /// What a model file says about its network.
 #[derive(Clone, Debug, PartialEq)]
 pub struct ModelInfo {
-    pub net: EvalNetConfig,
+    pub net: NetSpec,
     /// Input image `(c, h, w)` the network was trained on.
     pub image: (usize, usize, usize),
     /// Every metadata field, for display (genotype, data, epochs, …).
@@ -55,16 +58,24 @@ pub fn to_bytes<B: Backend>(ex: &Exec<B>, info: &ModelInfo) -> Result<Vec<u8>> {
         })
         .collect::<Result<Vec<_>>>()?;
     let mut meta = info.metadata.clone();
-    let n = &info.net;
-    for (k, v) in [
+    let mut fields = vec![
         ("format", FORMAT.to_string()),
-        ("genotype", n.genotype.to_text()),
-        ("c", n.c.to_string()),
-        ("layers", n.layers.to_string()),
-        ("classes", n.classes.to_string()),
-        ("auxiliary", n.auxiliary.to_string()),
+        ("space", info.net.space().name().to_string()),
+        ("genotype", info.net.arch()),
+        ("classes", info.net.classes().to_string()),
         ("image", format!("{}x{}x{}", info.image.0, info.image.1, info.image.2)),
-    ] {
+    ];
+    match &info.net {
+        NetSpec::Darts(n) => fields.extend([
+            ("c", n.c.to_string()),
+            ("layers", n.layers.to_string()),
+            ("auxiliary", n.auxiliary.to_string()),
+        ]),
+        NetSpec::Nb201(n, _) => {
+            fields.extend([("c", n.c.to_string()), ("cells_per_stage", n.cells_per_stage.to_string())])
+        }
+    }
+    for (k, v) in fields {
         meta.insert(k.into(), v);
     }
     safetensors::serialize(views, Some(meta)).map_err(|e| Error(format!("model: {e}")))
@@ -98,14 +109,23 @@ impl Model {
         if field("format")? != FORMAT {
             crate::bail!("--model {what}: format '{}', expected {FORMAT}", field("format")?);
         }
-        let genotype = Genotype::parse(field("genotype")?, &format!("{what} metadata 'genotype'"))?;
         let image: Vec<usize> = field("image")?.split('x').filter_map(|d| d.parse().ok()).collect();
         let [ic, ih, iw] = image[..] else {
             crate::bail!("--model {what}: metadata 'image' is '{}', expected CxHxW", field("image")?);
         };
-        let net = EvalNetConfig {
-            auxiliary: field("auxiliary")? == "true",
-            ..EvalNetConfig::new(num("c")?, num("layers")?, num("classes")?, ic, genotype)
+        let net = match m.get("space").map_or("darts", String::as_str) {
+            "darts" => {
+                let genotype = Genotype::parse(field("genotype")?, &format!("{what} metadata 'genotype'"))?;
+                NetSpec::Darts(EvalNetConfig {
+                    auxiliary: field("auxiliary")? == "true",
+                    ..EvalNetConfig::new(num("c")?, num("layers")?, num("classes")?, ic, genotype)
+                })
+            }
+            "nb201" => {
+                let cell = Nb201Cell::parse(field("genotype")?).map_err(|e| Error(format!("--model {what}: {e}")))?;
+                NetSpec::Nb201(Nb201Config::new(num("c")?, num("cells_per_stage")?, num("classes")?, ic), cell)
+            }
+            other => crate::bail!("--model {what}: metadata 'space' is '{other}', expected darts or nb201"),
         };
         Ok(Model { path, info: ModelInfo { net, image: (ic, ih, iw), metadata: m }, bytes })
     }

@@ -1,7 +1,9 @@
 //! `rarts train`: DARTS' evaluation network built from a genotype and
 //! trained from scratch with DARTS' recipe (SPEC §5; quark0/darts
 //! `cnn/train.py`): SGD with momentum and weight decay, cosine to 0, gradient
-//! clipping, random crop + flip, cutout. Per epoch it logs the training and
+//! clipping, random crop + flip, cutout; or the NB201 network of one cell
+//! with NATS-Bench's recipe (SGD with Nesterov momentum, lr 0.1 cosine,
+//! weight decay 5e-4, batch 256, 200 epochs). Per epoch it logs the training and
 //! test loss and accuracy and writes a checkpoint with everything a resume
 //! needs, with the same guarantees as a search (lock, no silent overwrite,
 //! checksum, settings and data checked on resume).
@@ -24,8 +26,9 @@ use crate::run::{self, DataId};
 use crate::rundir::{Existing, RunDir};
 use crate::search::config::{momentum, need, rate, show, sizes};
 use crate::shape::Shape;
-use crate::space::eval::{EvalNetConfig, eval_net, set_drop_masks};
-use crate::space::{GROUP_AUX, GROUP_W};
+use crate::space::eval::{EvalNetConfig, set_drop_masks};
+use crate::space::nb201::{Nb201Cell, Nb201Config};
+use crate::space::{GROUP_AUX, GROUP_W, NetSpec, SpaceKind};
 use crate::tape::{NodeId, Tape};
 
 /// The files `rarts train` writes into `--out` (besides its lock file).
@@ -39,19 +42,29 @@ pub const AUX_WEIGHT: f32 = 0.4;
 /// The retraining step's scalars: its learning rate, the gradient norm, the clip factor.
 const SGD_SLOTS: SgdSlots = SgdSlots { lr: 0, norm: 1, scale: 2 };
 
-/// Everything `rarts train` is told; `Default` is DARTS' CIFAR-10 recipe.
+/// Everything `rarts train` is told; `Default` is DARTS' CIFAR-10 recipe,
+/// [`TrainConfig::recipe`] each space's.
 #[derive(Clone, Debug)]
 pub struct TrainConfig {
     pub data: DataSpec,
-    /// Where the genotype comes from (see [`Genotype::from_source`]).
+    /// The space the architecture comes from.
+    pub space: SpaceKind,
+    /// Where the architecture comes from (see [`Genotype::from_source`],
+    /// [`Nb201Cell::from_source`]).
     pub genotype: String,
     pub c: usize,
+    /// DARTS: cells.
     pub layers: usize,
+    /// NB201: cells per stage.
+    pub cells_per_stage: usize,
     pub batch: usize,
     pub epochs: usize,
     pub lr: f32,
     pub momentum: f32,
+    /// Nesterov momentum (NB201's recipe).
+    pub nesterov: bool,
     pub weight_decay: f32,
+    /// Gradient-norm clip (0: none).
     pub clip: f32,
     /// Side of the cutout square (0: none).
     pub cutout: usize,
@@ -73,13 +86,16 @@ impl Default for TrainConfig {
     fn default() -> Self {
         TrainConfig {
             data: DataSpec::Embedded,
+            space: SpaceKind::Darts,
             genotype: "DARTS_V2".into(),
             c: 36,
             layers: 20,
+            cells_per_stage: 5,
             batch: 96,
             epochs: 600,
             lr: 0.025,
             momentum: 0.9,
+            nesterov: false,
             weight_decay: 3e-4,
             clip: 5.0,
             cutout: 0,
@@ -96,11 +112,45 @@ impl Default for TrainConfig {
 }
 
 impl TrainConfig {
+    /// The space's recipe: DARTS' ([`Default`]), or NATS-Bench's for NB201
+    /// (C = 16, 5 cells per stage, SGD with Nesterov momentum 0.9, lr 0.1
+    /// cosine, weight decay 5e-4, batch 256, 200 epochs, no clipping, no
+    /// cutout, no drop path). The genotype is left empty.
+    pub fn recipe(space: SpaceKind) -> TrainConfig {
+        match space {
+            SpaceKind::Darts => TrainConfig::default(),
+            SpaceKind::Nb201 => TrainConfig {
+                space,
+                genotype: String::new(),
+                c: 16,
+                cells_per_stage: 5,
+                batch: 256,
+                epochs: 200,
+                lr: 0.1,
+                momentum: 0.9,
+                nesterov: true,
+                weight_decay: 5e-4,
+                clip: 0.0,
+                cutout: 0,
+                drop_path: 0.0,
+                out: PathBuf::from("runs/train-nb201"),
+                ..TrainConfig::default()
+            },
+        }
+    }
+
     /// Every setting inside its domain; the error names the flag.
     pub fn validate(&self) -> Result<()> {
-        sizes(self.c, self.layers, self.batch, self.epochs, self.steps_per_epoch)?;
+        // --layers is DARTS' only; NB201 counts cells per stage.
+        let layers = if self.space == SpaceKind::Darts { self.layers } else { crate::search::config::MIN_LAYERS };
+        sizes(self.c, layers, self.batch, self.epochs, self.steps_per_epoch)?;
+        need(self.cells_per_stage >= 1, "--cells-per-stage", self.cells_per_stage, "at least 1")?;
+        if self.space == SpaceKind::Nb201 {
+            need(self.drop_path == 0.0, "--drop-path", self.drop_path, "0 (NB201 networks have no drop path)")?;
+            need(!self.auxiliary, "--auxiliary", self.auxiliary, "off (NB201 networks have no auxiliary head)")?;
+        }
         rate("--lr", self.lr, true)?;
-        rate("--clip", self.clip, true)?;
+        rate("--clip", self.clip, false)?;
         rate("--weight-decay", self.weight_decay, false)?;
         momentum(self.momentum)?;
         need(
@@ -111,9 +161,11 @@ impl TrainConfig {
         )
     }
 
+    /// The settings a resume must match. DARTS' list is the first
+    /// format's, so that its checkpoints still resume; NB201 adds its own.
     pub fn identity(&self) -> Vec<(&'static str, String)> {
         let opt = |v: Option<usize>| v.map_or_else(|| "default".into(), |v| v.to_string());
-        vec![
+        let mut v = vec![
             ("--data", self.data.to_string()),
             ("--genotype", self.genotype.clone()),
             ("--c", self.c.to_string()),
@@ -130,7 +182,35 @@ impl TrainConfig {
             ("--seed", self.seed.to_string()),
             ("--steps-per-epoch", opt(self.steps_per_epoch)),
             ("--eval-images", opt(self.eval_images)),
-        ]
+        ];
+        if self.space != SpaceKind::Darts {
+            // DARTS' network shape and extras do not apply.
+            v.retain(|(f, _)| !matches!(*f, "--layers" | "--drop-path" | "--auxiliary"));
+            v.push(("--space", self.space.name().into()));
+            v.push(("--cells-per-stage", self.cells_per_stage.to_string()));
+        }
+        if self.nesterov {
+            v.push(("--nesterov", "true".into()));
+        }
+        v
+    }
+
+    /// The network to train, from the architecture source and the sizes.
+    pub fn net(&self, classes: usize, in_channels: usize) -> Result<NetSpec> {
+        Ok(match self.space {
+            SpaceKind::Darts => {
+                let genotype = Genotype::from_source(&self.genotype).map_err(|e| Error(format!("--genotype: {e}")))?;
+                NetSpec::Darts(EvalNetConfig {
+                    drop_path: self.drop_path > 0.0,
+                    auxiliary: self.auxiliary,
+                    ..EvalNetConfig::new(self.c, self.layers, classes, in_channels, genotype)
+                })
+            }
+            SpaceKind::Nb201 => {
+                let cell = Nb201Cell::from_source(&self.genotype).map_err(|e| Error(format!("--genotype: {e}")))?;
+                NetSpec::Nb201(Nb201Config::new(self.c, self.cells_per_stage, classes, in_channels), cell)
+            }
+        })
     }
 
     /// Cosine annealing to 0 per epoch, as `train.py`.
@@ -233,13 +313,14 @@ struct Net {
     drop_masks: Vec<NodeId>,
 }
 
-/// The network of `net_cfg` on batches of `batch` images of `image`.
-fn record(net_cfg: &EvalNetConfig, batch: usize, image: Shape) -> Result<Net> {
+/// The network `spec` on batches of `batch` images of `image`.
+fn record(spec: &NetSpec, batch: usize, image: Shape) -> Result<Net> {
     let mut t = Tape::new();
     let x = t.input(Shape::nchw(batch, image.c(), image.h(), image.w()), "images");
     let labels = t.input(Shape::vec(batch), "labels");
-    let net = eval_net(&mut t, net_cfg, x, GROUP_W)
-        .map_err(|e| if net_cfg.auxiliary { Error(format!("--auxiliary: {e}")) } else { e })?;
+    let auxiliary = matches!(spec, NetSpec::Darts(c) if c.auxiliary);
+    let net =
+        spec.record(&mut t, x, GROUP_W).map_err(|e| if auxiliary { Error(format!("--auxiliary: {e}")) } else { e })?;
     let ce = t.cross_entropy(net.logits, labels);
     let loss = match net.aux_logits {
         Some(aux) => {
@@ -261,20 +342,21 @@ fn record(net_cfg: &EvalNetConfig, batch: usize, image: Shape) -> Result<Net> {
 /// Trains (or resumes training) on backend `be`, writing into `cfg.out`.
 pub fn run<B: Backend<Elem = f32>>(be: B, cfg: &TrainConfig) -> Result<TrainResult> {
     cfg.validate()?;
-    let genotype = Genotype::from_source(&cfg.genotype).map_err(|e| Error(format!("--genotype: {e}")))?;
+    // The architecture first: a bad --genotype fails before the folder is taken.
+    cfg.net(1, 1)?;
     let dir = RunDir::open(&cfg.out, "--out", &RUN_FILES, cfg.existing)?;
     let split = cfg.data.load()?;
     let (train, test) = (split.train, split.test);
     let eval_images = run::eval_images(cfg.eval_images, test.as_ref(), usize::MAX, &cfg.data)?;
     let data_id = DataId::of(&train, test.as_ref());
-    let net_cfg = EvalNetConfig {
-        drop_path: cfg.drop_path > 0.0,
-        auxiliary: cfg.auxiliary,
-        ..EvalNetConfig::new(cfg.c, cfg.layers, train.num_classes(), train.shape().c(), genotype)
-    };
-    let net = record(&net_cfg, cfg.batch, train.shape())?;
+    let spec = cfg.net(train.num_classes(), train.shape().c())?;
+    let net = record(&spec, cfg.batch, train.shape())?;
     let mut model_info = ModelInfo {
-        net: EvalNetConfig { drop_path: false, ..net_cfg },
+        // The model file's network has no drop path: it is for evaluation.
+        net: match spec {
+            NetSpec::Darts(c) => NetSpec::Darts(EvalNetConfig { drop_path: false, ..c }),
+            other => other,
+        },
         image: (train.shape().c(), train.shape().h(), train.shape().w()),
         metadata: cfg.identity().into_iter().map(|(k, v)| (format!("setting{k}"), v)).collect(),
     };
@@ -285,7 +367,8 @@ pub fn run<B: Backend<Elem = f32>>(be: B, cfg: &TrainConfig) -> Result<TrainResu
     let sgd = SgdStep { lr: cfg.lr, momentum: cfg.momentum, weight_decay: cfg.weight_decay };
     // DARTS clips and steps the head's weights together with the network's.
     let params: Vec<NodeId> = net.weights.iter().chain(&net.aux).copied().collect();
-    let mut opt = Sgd::new(&ex, params, Part::WHOLE, sgd, Some(cfg.clip), SGD_SLOTS)?;
+    let mut opt = Sgd::new(&ex, params, Part::WHOLE, sgd, (cfg.clip > 0.0).then_some(cfg.clip), SGD_SLOTS)?;
+    opt.nesterov = cfg.nesterov;
     let mut sc = Scalars::new(&ex.be, 3)?;
     let mut sampler = Sampler::new(0..train.len(), cfg.batch, cfg.seed)?;
     let mut cut_rng = Rng::stream(cfg.seed, CUTOUT_STREAM);
@@ -455,7 +538,7 @@ pub fn evaluate<B: Backend<Elem = f32>>(
     };
     let info = &model.info;
     let s = set.shape();
-    if (s.c(), s.h(), s.w()) != info.image || set.num_classes() != info.net.classes {
+    if (s.c(), s.h(), s.w()) != info.image || set.num_classes() != info.net.classes() {
         crate::bail!(
             "--data {data} has {} classes of {}×{}×{} images; the model {} was trained on {} classes of {}×{}×{}",
             set.num_classes(),
@@ -463,7 +546,7 @@ pub fn evaluate<B: Backend<Elem = f32>>(
             s.h(),
             s.w(),
             model.path.display(),
-            info.net.classes,
+            info.net.classes(),
             info.image.0,
             info.image.1,
             info.image.2
@@ -502,7 +585,7 @@ pub fn bench<B: Backend<Elem = f32>>(
     profile: bool,
 ) -> Result<StepTiming> {
     need(steps >= 1, "--steps", steps, "at least 1")?;
-    let net = record(net_cfg, batch, image)?;
+    let net = record(&NetSpec::Darts(net_cfg.clone()), batch, image)?;
     let weights = net.weights.iter().map(|&p| net.tape.shape(p).numel()).sum();
     let mut ex = Exec::new(be, net.tape)?;
     ex.init_params(&mut StdRng::seed_from_u64(0))?;

@@ -41,6 +41,31 @@ fn darts2_search_on_embedded_data_learns_and_writes_a_genotype() {
     check_search("darts2");
 }
 
+/// A short NAS-Bench-201 search of each algorithm ends with a cell string
+/// NATS-Bench can look up, the softmax of α beside it, and a training loss
+/// that fell.
+#[test]
+fn nb201_search_writes_a_cell_string() {
+    for algo in ["rarts", "darts1", "darts2"] {
+        let out = tmp(&format!("nb201-{algo}"));
+        let mut c = bin();
+        c.args(["search", "--space", "nb201", "--algo", algo, "--c", "4", "--cells-per-stage", "1", "--batch", "8"]);
+        c.args(["--seed", "7", "--epochs", "3", "--steps-per-epoch", "5", "--eval-images", "32", "--quiet", "--out"]);
+        let stdout = ok(&c.arg(&out).output().unwrap());
+        let text = std::fs::read_to_string(out.join("genotype.txt")).unwrap();
+        let cell = rarts::space::nb201::Nb201Cell::parse(text.trim()).unwrap();
+        assert_eq!(cell.to_arch_str(), text.trim());
+        assert!(stdout.contains(text.trim()), "{algo}: the cell is printed at the end");
+        let json = std::fs::read_to_string(out.join("genotype.json")).unwrap();
+        assert!(json.contains("\"space\":\"nb201\"") && json.contains("\"softmax_alpha\""), "{json}");
+        let log = std::fs::read_to_string(out.join("log.jsonl")).unwrap();
+        assert!(log.lines().all(|l| l.contains("\"softmax_alpha_cell\":[[")), "{log}");
+        let losses = epoch_losses(&out);
+        assert_eq!(losses.len(), 3);
+        assert!(losses[2] < losses[0], "{algo}: training loss did not fall: {losses:?}");
+    }
+}
+
 #[test]
 fn same_seed_gives_the_same_genotype_and_losses() {
     let (a, b) = (tmp("det-a"), tmp("det-b"));

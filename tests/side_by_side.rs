@@ -94,3 +94,27 @@ fn side_by_side_halves_the_launches() {
         launches[1]
     );
 }
+
+/// The same for the NAS-Bench-201 space (its residual blocks, 3×3 and 1×1
+/// nor_convs, pools and skips, side by side).
+#[test]
+fn side_by_side_equals_one_network_after_the_other_in_nb201() {
+    let mut cfg = common::tiny_search(Algo::Rarts, 3);
+    cfg.space = rarts::space::SpaceKind::Nb201;
+    cfg.cells_per_stage = 1;
+    cfg.arch_lr = 0.05;
+    let mut side = prepare(Be::new(), &cfg).unwrap();
+    cfg.side_by_side = false;
+    let mut apart = prepare(Be::new(), &cfg).unwrap();
+    assert_eq!(side.weights, apart.weights, "weights of one network");
+    for step in 0..3 {
+        let (a, b) = (side.step().unwrap(), apart.step().unwrap());
+        close(&format!("nb201 step {step}: training loss"), a.loss_train, b.loss_train);
+        close(&format!("nb201 step {step}: validation loss"), a.loss_val, b.loss_val);
+        close(&format!("nb201 step {step}: w's gradient norm"), a.grad_norm, b.grad_norm);
+    }
+    let (alpha_a, alpha_b) = (values(&side, &side.search.prob.alpha), values(&apart, &apart.search.prob.alpha));
+    for (i, (&a, &b)) in alpha_a.iter().zip(&alpha_b).enumerate() {
+        close(&format!("nb201: α[{i}]"), a, b);
+    }
+}

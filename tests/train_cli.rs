@@ -193,7 +193,7 @@ fn compare_runs_every_method_and_seed_then_skips_what_is_done() {
     assert!(stdout.contains("RARTS / DARTS second order"), "{stdout}");
     assert!(stdout.contains("--arch-lr"), "settings listed: {stdout}");
     let md = fs::read_to_string(out.join("results.md")).unwrap();
-    assert!(md.starts_with("# rarts compare --preset smoke") && stdout.ends_with(&md), "{stdout}");
+    assert!(md.starts_with("# rarts compare --space darts --preset smoke") && stdout.ends_with(&md), "{stdout}");
     for job in ["search-rarts-s0", "search-darts2-s1", "train-random-s1", "train-darts1-s0"] {
         assert!(out.join(job).is_dir(), "{job} missing");
     }
@@ -204,4 +204,65 @@ fn compare_runs_every_method_and_seed_then_skips_what_is_done() {
     assert!(!stderr.contains("compare: search") && !stderr.contains("compare: retrain"), "{stderr}");
     fails_with(&bin().args(["compare", "--preset", "huge"]).output().unwrap(), &["--preset huge", "small"]);
     fails_with(&bin().args(["compare", "--preset", "paper"]).output().unwrap(), &["--preset paper", "cifar10"]);
+}
+
+/// An NB201 cell from a search's folder trained with NATS-Bench's recipe
+/// (Nesterov SGD) learns; its model file says it is an NB201 network and
+/// `rarts eval` rebuilds and scores it; the recipe's flags apply, DARTS'
+/// extras are refused.
+#[test]
+fn an_nb201_cell_trains_and_evaluates() {
+    let search = tmp("nb201-train-search");
+    let mut c = bin();
+    c.args(["search", "--space", "nb201", "--algo", "rarts", "--c", "4", "--cells-per-stage", "1", "--batch", "8"]);
+    c.args(["--epochs", "1", "--steps-per-epoch", "2", "--eval-images", "0", "--quiet", "--out"]).arg(&search);
+    ok(&c.output().unwrap());
+    let out = tmp("nb201-train");
+    let train = |out: &Path, genotype: &str, extra: &[&str]| {
+        let mut c = bin();
+        c.args(["train", "--space", "nb201", "--genotype", genotype, "--c", "4", "--cells-per-stage", "1"]);
+        c.args(["--batch", "32", "--lr", "0.05", "--eval-images", "200"]);
+        c.args(if extra.is_empty() { &["--epochs", "3", "--steps-per-epoch", "15"][..] } else { extra });
+        c.args(["--quiet", "--out"]).arg(out);
+        c.output().unwrap()
+    };
+    let stdout = ok(&train(&out, search.to_str().unwrap(), &[]));
+    assert!(stdout.contains("test accuracy: "), "{stdout}");
+    let log = fs::read_to_string(out.join("log.jsonl")).unwrap();
+    let lines: Vec<&str> = log.lines().collect();
+    assert_eq!(lines.len(), 3);
+    assert!(field(lines[2], "loss_train") < field(lines[0], "loss_train"), "{log}");
+    let cell = fs::read_to_string(search.join("genotype.txt")).unwrap();
+    let eval = ok(&bin().args(["eval", "--model"]).arg(&out).output().unwrap());
+    assert!(eval.contains(&format!("genotype: {}", cell.trim())), "{eval}");
+    assert!(eval.contains("cells per stage") && eval.contains("top-1: "), "{eval}");
+    // An inline string and a random cell train too; a bad string and DARTS' extras are refused.
+    ok(&train(
+        &tmp("nb201-inline"),
+        "|nor_conv_3x3~0|+|skip_connect~0|none~1|+|avg_pool_3x3~0|nor_conv_1x1~1|skip_connect~2|",
+        &["--epochs", "1", "--steps-per-epoch", "1"],
+    ));
+    ok(&train(&tmp("nb201-random"), "random:3", &["--epochs", "1", "--steps-per-epoch", "1"]));
+    fails_with(
+        &train(&tmp("nb201-bad"), "|conv~0|+|none~0|none~1|+|none~0|none~1|none~2|", &[]),
+        &["--genotype", "unknown op 'conv'"],
+    );
+    fails_with(&train(&tmp("nb201-dp"), "random:1", &["--drop-path", "0.2"]), &["--drop-path", "NB201"]);
+}
+
+/// The NB201 comparison runs every method and seed: cell strings, their
+/// skip and parameterless edge counts, the α spread over 1/5.
+#[test]
+fn compare_in_nb201_lists_cells_and_their_skips() {
+    let out = tmp("compare-nb201");
+    let o = bin().args(["compare", "--space", "nb201", "--preset", "smoke", "--out"]).arg(&out).output().unwrap();
+    ok(&o);
+    let stdout = fs::read_to_string(out.join("results.md")).unwrap();
+    assert!(stdout.starts_with("# rarts compare --space nb201 --preset smoke"), "{stdout}");
+    for method in ["| rarts |", "| darts1 |", "| darts2 |", "| random |"] {
+        assert!(stdout.contains(method), "{method} missing: {stdout}");
+    }
+    assert!(stdout.contains("1/5") && stdout.contains("skip_connect / parameterless"), "{stdout}");
+    assert!(stdout.contains("## Cells") && stdout.contains("- random, seed 1: `|"), "{stdout}");
+    assert!(stdout.contains("`--space nb201`") && stdout.contains("`--nesterov true`"), "settings listed: {stdout}");
 }

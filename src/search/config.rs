@@ -7,12 +7,17 @@ use crate::data::DataSpec;
 use crate::error::{Error, Result};
 use crate::rundir::Existing;
 use crate::search::algo::{Algo, Schedule};
+use crate::space::SpaceKind;
 
 /// Everything `rarts search` is told. `Default` gives DARTS' search
 /// settings (SPEC §4) on the embedded data.
 #[derive(Clone, Debug)]
 pub struct SearchConfig {
     pub data: DataSpec,
+    /// The search space.
+    pub space: SpaceKind,
+    /// NB201: cells per stage (5 in NATS-Bench).
+    pub cells_per_stage: usize,
     pub algo: Algo,
     pub schedule: Schedule,
     pub lambda: f32,
@@ -84,6 +89,8 @@ impl Default for SearchConfig {
             progress: true,
             cuda_graph: false,
             side_by_side: true,
+            space: SpaceKind::Darts,
+            cells_per_stage: 5,
         }
     }
 }
@@ -124,6 +131,7 @@ impl SearchConfig {
     /// Every setting inside its domain; the error names the flag.
     pub fn validate(&self) -> Result<()> {
         sizes(self.c, self.layers, self.batch, self.epochs, self.steps_per_epoch)?;
+        need(self.cells_per_stage >= 1, "--cells-per-stage", self.cells_per_stage, "at least 1")?;
         need(
             self.train_portion > 0.0 && self.train_portion < 1.0,
             "--train-portion",
@@ -146,19 +154,36 @@ impl SearchConfig {
         Ok(())
     }
 
+    /// The flags that size the network and the batch, for messages.
+    pub fn size_flags(&self) -> String {
+        match self.space {
+            SpaceKind::Darts => format!("--c {} --layers {} --batch {}", self.c, self.layers, self.batch),
+            SpaceKind::Nb201 => {
+                format!(
+                    "--space nb201 --c {} --cells-per-stage {} --batch {}",
+                    self.c, self.cells_per_stage, self.batch
+                )
+            }
+        }
+    }
+
     /// The settings that must match for `--resume` to continue a run, by
     /// flag name (`--out` and the progress switch are not among them).
     pub fn identity(&self) -> Vec<(&'static str, String)> {
         let opt = |v: Option<String>| v.unwrap_or_else(|| "default".into());
         vec![
             ("--data", self.data.to_string()),
+            ("--space", self.space.name().into()),
             ("--algo", self.algo.name().into()),
             ("--schedule", format!("{:?}", self.schedule).to_lowercase()),
             ("--lambda", self.lambda.to_string()),
             ("--beta", self.beta.to_string()),
             ("--xi", opt(self.xi.map(|v| v.to_string()))),
             ("--c", self.c.to_string()),
-            ("--layers", self.layers.to_string()),
+            match self.space {
+                SpaceKind::Darts => ("--layers", self.layers.to_string()),
+                SpaceKind::Nb201 => ("--cells-per-stage", self.cells_per_stage.to_string()),
+            },
             ("--batch", self.batch.to_string()),
             ("--epochs", self.epochs.to_string()),
             ("--steps-per-epoch", opt(self.steps_per_epoch.map(|v| v.to_string()))),

@@ -6,7 +6,6 @@ use std::time::Instant;
 
 use crate::backend::Backend;
 use crate::error::{Error, Result};
-use crate::genotype::Genotype;
 use crate::run;
 use crate::rundir::RunDir;
 use crate::search::algo::{Algo, Search};
@@ -14,6 +13,7 @@ use crate::search::config::SearchConfig;
 use crate::search::log::{EpochLog, log_json};
 use crate::search::prepare::{Prepared, prepare};
 use crate::search::resume::{restore, save};
+use crate::space::{Alphas, Derived};
 
 /// The files a search writes into `--out` (besides its lock file); `--force`
 /// removes these and nothing else.
@@ -23,7 +23,8 @@ const LOG: &str = RUN_FILES[1];
 
 /// The outcome of a search.
 pub struct SearchResult {
-    pub genotype: Genotype,
+    /// What α stands for at the end (`genotype.txt`, `genotype.json`).
+    pub found: Derived,
     pub epochs: Vec<EpochLog>,
     pub weights: usize,
 }
@@ -35,7 +36,7 @@ pub fn run<B: Backend<Elem = f32>>(be: B, cfg: &SearchConfig) -> Result<SearchRe
     let dir = RunDir::open(&cfg.out, "--out", &RUN_FILES, cfg.existing)?;
     let device = be.name();
     let p = prepare(be, cfg)?;
-    let Prepared { mut search, mut feed, g, test, net, steps, weights, eval_images, data_id } = p;
+    let Prepared { mut search, mut feed, g, test, space, steps, weights, eval_images, data_id } = p;
     let ck_path = dir.join(CHECKPOINT);
     let mut epochs: Vec<EpochLog> = Vec::new();
     let mut log_lines: Vec<String> = Vec::new();
@@ -115,9 +116,8 @@ pub fn run<B: Backend<Elem = f32>>(be: B, cfg: &SearchConfig) -> Result<SearchRe
         if cfg.progress {
             eprintln!();
         }
-        let an = search.ex.get(g.alpha_normal)?;
-        let ar = search.ex.get(g.alpha_reduce)?;
-        log_lines.push(log_json(cfg.algo, &log, &an, &ar));
+        let alphas = alpha_values(&search, &g.alphas)?;
+        log_lines.push(log_json(cfg.algo, &log, space.ops().len(), &alphas));
         // The checkpoint (which carries the log) first, then the log: a kill
         // between the two leaves a log one line short, which resume rewrites.
         let ck = save(&search, &feed.sampler, cfg, &data_id, epoch + 1, &log_lines)?;
@@ -138,12 +138,16 @@ pub fn run<B: Backend<Elem = f32>>(be: B, cfg: &SearchConfig) -> Result<SearchRe
         epochs.push(log);
     }
 
-    let an = search.ex.get(g.alpha_normal)?;
-    let ar = search.ex.get(g.alpha_reduce)?;
-    let genotype = Genotype::from_alphas(&an, &ar, net.steps, net.multiplier);
-    dir.write("genotype.txt", (genotype.to_text() + "\n").as_bytes())?;
-    dir.write("genotype.json", (genotype.to_json(&an, &ar) + "\n").as_bytes())?;
-    Ok(SearchResult { genotype, epochs, weights })
+    let alphas: Vec<Vec<f64>> = alpha_values(&search, &g.alphas)?.into_iter().map(|a| a.1).collect();
+    let found = space.derive(&alphas)?;
+    dir.write("genotype.txt", (found.text.clone() + "\n").as_bytes())?;
+    dir.write("genotype.json", (found.json.clone() + "\n").as_bytes())?;
+    Ok(SearchResult { found, epochs, weights })
+}
+
+/// Each α matrix's name and values.
+fn alpha_values<B: Backend<Elem = f32>>(s: &Search<B>, a: &Alphas) -> Result<Vec<(&'static str, Vec<f64>)>> {
+    a.params.iter().map(|&(n, name)| Ok((name, s.ex.get(n)?))).collect()
 }
 
 /// `; not finite now: 'A', 'B' and N more; lower FLAGS` for the parameters

@@ -7,8 +7,7 @@
 use crate::search::algo::{Algo, Problem};
 use crate::search::config::SearchConfig;
 use crate::shape::Shape;
-use crate::space::darts::{MixWeights, SuperNetConfig, alphas, supernet};
-use crate::space::{GROUP_ARCH, GROUP_W, GROUP_Y};
+use crate::space::{Alphas, GROUP_ARCH, GROUP_W, GROUP_Y, SearchSpace};
 use crate::tape::{NodeId, Tape};
 
 /// The nodes of the recorded search graph that setting a search up and
@@ -20,18 +19,18 @@ pub(super) struct Graph {
     /// for DARTS, fed in turn).
     pub(super) train_io: (NodeId, NodeId, NodeId),
     pub(super) val_io: (NodeId, NodeId, NodeId),
-    pub(super) alpha_normal: NodeId,
-    pub(super) alpha_reduce: NodeId,
+    pub(super) alphas: Alphas,
 }
 
-pub(super) fn record(cfg: &SearchConfig, net: &SuperNetConfig, image: Shape) -> (Tape, Graph) {
+pub(super) fn record(cfg: &SearchConfig, space: &dyn SearchSpace, image: Shape) -> (Tape, Graph) {
     let mut t = Tape::new();
     let x_shape = Shape::nchw(cfg.batch, image.c(), image.h(), image.w());
-    let (an, ar, mw) = alphas(&mut t, net, GROUP_ARCH);
-    let one_net = |t: &mut Tape, group: u32, mw: MixWeights, tag: &str| {
+    let alphas = space.alphas(&mut t, GROUP_ARCH);
+    let a = alphas.nodes();
+    let one_net = |t: &mut Tape, group: u32, tag: &str| {
         let x = t.input(x_shape, &format!("{tag}.images"));
         let labels = t.input(Shape::vec(cfg.batch), &format!("{tag}.labels"));
-        let n = supernet(t, net, x, mw, group);
+        let n = space.supernet(t, x, &alphas, group);
         let loss = t.cross_entropy(n.logits, labels);
         (x, labels, n.logits, loss, n.weight_params)
     };
@@ -43,7 +42,7 @@ pub(super) fn record(cfg: &SearchConfig, net: &SuperNetConfig, image: Shape) -> 
         // The train batch in the first block of channels (w), the validation batch in the second (y).
         let both = t.concat(&[xt, xv]);
         t.set_nets(2);
-        let n = supernet(&mut t, net, both, mw, GROUP_W);
+        let n = space.supernet(&mut t, both, &alphas, GROUP_W);
         t.set_nets(1);
         let z = t.split(n.logits, 2);
         let (zt, zv) = (z[0], z[1]);
@@ -56,37 +55,34 @@ pub(super) fn record(cfg: &SearchConfig, net: &SuperNetConfig, image: Shape) -> 
                 acc_val: Some((zv, lv)),
                 side_by_side: true,
                 group_y: GROUP_W,
-                ..problem(loss_t, loss_v, Some(total), w.clone(), w, vec![an, ar])
+                ..problem(loss_t, loss_v, Some(total), w.clone(), w, a)
             },
             train_io: (xt, lt, zt),
             val_io: (xv, lv, zv),
-            alpha_normal: an,
-            alpha_reduce: ar,
+            alphas,
         };
         return (t, graph);
     }
-    let (xt, lt, zt, loss_t, w) = one_net(&mut t, GROUP_W, mw, "w");
+    let (xt, lt, zt, loss_t, w) = one_net(&mut t, GROUP_W, "w");
     let graph = if cfg.algo == Algo::Rarts {
-        let (xv, lv, zv, loss_v, y) = one_net(&mut t, GROUP_Y, mw, "y");
+        let (xv, lv, zv, loss_v, y) = one_net(&mut t, GROUP_Y, "y");
         let total = t.combine(&[(loss_t, cfg.lambda), (loss_v, 1.0)]);
         Graph {
             prob: Problem {
                 acc_train: Some((zt, lt)),
                 acc_val: Some((zv, lv)),
-                ..problem(loss_t, loss_v, Some(total), w, y, vec![an, ar])
+                ..problem(loss_t, loss_v, Some(total), w, y, a)
             },
             train_io: (xt, lt, zt),
             val_io: (xv, lv, zv),
-            alpha_normal: an,
-            alpha_reduce: ar,
+            alphas,
         }
     } else {
         Graph {
-            prob: Problem { acc_train: Some((zt, lt)), ..problem(loss_t, loss_t, None, w, vec![], vec![an, ar]) },
+            prob: Problem { acc_train: Some((zt, lt)), ..problem(loss_t, loss_t, None, w, vec![], a) },
             train_io: (xt, lt, zt),
             val_io: (xt, lt, zt),
-            alpha_normal: an,
-            alpha_reduce: ar,
+            alphas,
         }
     };
     (t, graph)
@@ -116,23 +112,9 @@ fn problem(
     }
 }
 
-/// Bytes the recording of one cell of one network takes at least (tape
-/// nodes, ops and names; measured: about 640 nodes of ~150 bytes at C=16).
-const TAPE_BYTES_PER_CELL: u128 = 64 << 10;
-
 /// A lower bound of the memory a search plan takes, known before anything
-/// is recorded: every cell holds at least the 7 non-`none` outputs of each
-/// of its mixed edges at its own size, in each network.
-pub(super) fn min_plan_bytes(cfg: &SearchConfig, net: &SuperNetConfig, image: Shape) -> u128 {
-    let (mut c, mut hw) = (cfg.c as u128, (image.h() * image.w()) as u128);
-    let mut elems = 0u128;
-    for layer in 0..net.layers {
-        if net.is_reduction(layer) {
-            c *= 2;
-            hw /= 4;
-        }
-        elems += net.edges() as u128 * 7 * cfg.batch as u128 * c * hw.max(1);
-    }
+/// is recorded: the space's bound for each network.
+pub(super) fn min_plan_bytes(cfg: &SearchConfig, space: &dyn SearchSpace, image: Shape) -> u128 {
     let networks = if cfg.algo == Algo::Rarts { 2 } else { 1 };
-    networks * (elems * 4 + net.layers as u128 * TAPE_BYTES_PER_CELL)
+    networks * space.min_bytes(cfg.batch, image)
 }

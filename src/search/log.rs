@@ -1,12 +1,13 @@
 //! What a search logs: one [`EpochLog`] per epoch, written as one line of
-//! `log.jsonl` with the softmax of both α matrices.
+//! `log.jsonl` with the softmax of every α matrix (`softmax_alpha_normal`
+//! and `softmax_alpha_reduce` for DARTS' cells, `softmax_alpha_cell` for
+//! NB201's).
 
 use std::fmt::Write as _;
 
 use crate::genotype::softmax_rows;
 use crate::run;
 use crate::search::algo::Algo;
-use crate::space::darts::PRIMITIVES;
 
 /// What one epoch saw.
 #[derive(Clone, Debug, Default)]
@@ -31,8 +32,7 @@ pub struct EpochLog {
 
 /// One line of `log.jsonl`. DARTS second order takes its validation loss at
 /// the unrolled weights `w'`, so it is logged as `loss_val_unrolled`.
-pub(super) fn log_json(algo: Algo, l: &EpochLog, an: &[f64], ar: &[f64]) -> String {
-    let k = PRIMITIVES.len();
+pub(super) fn log_json(algo: Algo, l: &EpochLog, k: usize, alphas: &[(&str, Vec<f64>)]) -> String {
     let mat = |a: &[f64]| {
         let rows: Vec<String> = softmax_rows(a, k)
             .chunks(k)
@@ -44,7 +44,7 @@ pub(super) fn log_json(algo: Algo, l: &EpochLog, an: &[f64], ar: &[f64]) -> Stri
     let _ = write!(
         s,
         "{{\"epoch\":{},\"lr\":{},\"loss_train\":{},\"{}\":{},\"acc_train\":{},\"acc_val\":{},\"test_acc\":{},\
-         \"step_ms\":{:.3},\"step_ms_median\":{:.3},\"step_cpu_ms\":{},\"steps\":{},\"softmax_alpha_normal\":{},\"softmax_alpha_reduce\":{}}}",
+         \"step_ms\":{:.3},\"step_ms_median\":{:.3},\"step_cpu_ms\":{},\"steps\":{}",
         l.epoch,
         l.lr,
         run::json_num(l.loss_train),
@@ -57,8 +57,9 @@ pub(super) fn log_json(algo: Algo, l: &EpochLog, an: &[f64], ar: &[f64]) -> Stri
         l.step_ms_median,
         run::json_num(l.step_cpu_ms),
         l.steps,
-        mat(an),
-        mat(ar)
     );
-    s
+    for (name, a) in alphas {
+        let _ = write!(s, ",\"softmax_alpha_{name}\":{}", mat(a));
+    }
+    s + "}"
 }

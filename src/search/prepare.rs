@@ -15,8 +15,9 @@ use crate::search::algo::{ArchOpt, Hyper, Search, StepStats};
 use crate::search::config::{DEFAULT_EVAL_IMAGES, SearchConfig};
 use crate::search::feed::DataFeed;
 use crate::search::graph::{Graph, min_plan_bytes, record};
-use crate::space::GROUP_W;
-use crate::space::darts::SuperNetConfig;
+use crate::space::darts::{DartsSpace, SuperNetConfig};
+use crate::space::nb201::{Nb201Config, Nb201Space};
+use crate::space::{GROUP_W, SearchSpace, SpaceKind};
 
 /// A search set up and ready to step: the recorded graph on a backend, its
 /// optimizers, and the data feeding it.
@@ -25,7 +26,7 @@ pub struct Prepared<B: Backend> {
     pub(super) feed: DataFeed<B>,
     pub(super) g: Graph,
     pub(super) test: Option<Dataset>,
-    pub(super) net: SuperNetConfig,
+    pub(super) space: Box<dyn SearchSpace>,
     /// Steps per epoch.
     pub steps: usize,
     /// Network weights of one network (`w`).
@@ -54,7 +55,12 @@ pub fn prepare<B: Backend<Elem = f32>>(be: B, cfg: &SearchConfig) -> Result<Prep
     let eval_images = run::eval_images(cfg.eval_images, split.test.as_ref(), DEFAULT_EVAL_IMAGES, &cfg.data)?;
     let ds = split.train;
     let image = ds.shape();
-    let net = SuperNetConfig::new(cfg.c, cfg.layers, ds.num_classes(), image.c());
+    let space: Box<dyn SearchSpace> = match cfg.space {
+        SpaceKind::Darts => Box::new(DartsSpace(SuperNetConfig::new(cfg.c, cfg.layers, ds.num_classes(), image.c()))),
+        SpaceKind::Nb201 => {
+            Box::new(Nb201Space(Nb201Config::new(cfg.c, cfg.cells_per_stage, ds.num_classes(), image.c())))
+        }
+    };
     if image.h() % 4 != 0 || image.w() % 4 != 0 {
         crate::bail!(
             "--data {}: images of {}×{} cannot pass two reductions evenly; expected sides divisible by 4",
@@ -65,11 +71,10 @@ pub fn prepare<B: Backend<Elem = f32>>(be: B, cfg: &SearchConfig) -> Result<Prep
     }
     // Refuse an absurd plan before recording it (the recording alone could
     // exhaust the memory); the exact plan is checked again in `Exec::new`.
-    let least = min_plan_bytes(cfg, &net, image);
-    be.reserve(usize::try_from(least).unwrap_or(usize::MAX)).map_err(|e| {
-        Error(format!("{e} (a lower bound for --c {} --layers {} --batch {})", cfg.c, cfg.layers, cfg.batch))
-    })?;
-    let (tape, g) = record(cfg, &net, image);
+    let least = min_plan_bytes(cfg, space.as_ref(), image);
+    be.reserve(usize::try_from(least).unwrap_or(usize::MAX))
+        .map_err(|e| Error(format!("{e} (a lower bound for {})", cfg.size_flags())))?;
+    let (tape, g) = record(cfg, space.as_ref(), image);
     let weights = tape.numel(GROUP_W) / if g.prob.side_by_side { 2 } else { 1 };
     let mut ex = Exec::new(be, tape)?;
     // Side by side, every weight draws w's copy and repeats it for y.
@@ -95,5 +100,5 @@ pub fn prepare<B: Backend<Elem = f32>>(be: B, cfg: &SearchConfig) -> Result<Prep
     let sampler = SearchSampler::new(&ds, cfg.train_portion, cfg.batch, cfg.seed)?;
     let steps = cfg.steps_per_epoch.map_or(sampler.steps_per_epoch(), |s| s.min(sampler.steps_per_epoch()));
     let feed = DataFeed::new(&search.ex.be, ds, sampler, cfg.batch, g.train_io, g.val_io)?;
-    Ok(Prepared { search, feed, g, test: split.test, net, steps, weights, eval_images, data_id })
+    Ok(Prepared { search, feed, g, test: split.test, space, steps, weights, eval_images, data_id })
 }

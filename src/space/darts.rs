@@ -1,6 +1,9 @@
 //! The DARTS CNN search space (SPEC §3; quark0/darts `cnn/model_search.py`).
 
+use crate::error::Result;
+use crate::genotype::Genotype;
 use crate::shape::Shape;
+use crate::space::{Alphas, Derived, SearchSpace, SpaceKind};
 use crate::tape::{ConvSpec, Init, NodeId, Tape, Term};
 
 /// A candidate operation of the DARTS space.
@@ -289,4 +292,52 @@ pub fn mixed_edge(
         }
     }
     (t.shape(terms[0].x), terms)
+}
+
+/// Bytes the recording of one cell of one network takes at least (tape
+/// nodes, ops and names; measured: about 640 nodes of ~150 bytes at C=16).
+const TAPE_BYTES_PER_CELL: u128 = 64 << 10;
+
+/// DARTS' space as a [`SearchSpace`].
+#[derive(Clone, Copy, Debug)]
+pub struct DartsSpace(pub SuperNetConfig);
+
+impl SearchSpace for DartsSpace {
+    fn kind(&self) -> SpaceKind {
+        SpaceKind::Darts
+    }
+
+    fn ops(&self) -> &'static [&'static str] {
+        &PRIMITIVES
+    }
+
+    fn alphas(&self, t: &mut Tape, group: u32) -> Alphas {
+        let (an, ar, mw) = alphas(t, &self.0, group);
+        Alphas { params: vec![(an, "normal"), (ar, "reduce")], softmax: vec![mw.normal, mw.reduce] }
+    }
+
+    fn supernet(&self, t: &mut Tape, x: NodeId, a: &Alphas, group: u32) -> SuperNet {
+        supernet(t, &self.0, x, MixWeights { normal: a.softmax[0], reduce: a.softmax[1] }, group)
+    }
+
+    fn derive(&self, alphas: &[Vec<f64>]) -> Result<Derived> {
+        let [an, ar] = alphas else { crate::bail!("DARTS' α is two matrices, got {}", alphas.len()) };
+        let g = Genotype::from_alphas(an, ar, self.0.steps, self.0.multiplier);
+        Ok(Derived { text: g.to_text(), json: g.to_json(an, ar) })
+    }
+
+    /// Every cell holds at least the 7 non-`none` outputs of each of its
+    /// mixed edges at its own size.
+    fn min_bytes(&self, batch: usize, image: Shape) -> u128 {
+        let (mut c, mut hw) = (self.0.c as u128, (image.h() * image.w()) as u128);
+        let mut elems = 0u128;
+        for layer in 0..self.0.layers {
+            if self.0.is_reduction(layer) {
+                c *= 2;
+                hw /= 4;
+            }
+            elems += self.0.edges() as u128 * 7 * batch as u128 * c * hw.max(1);
+        }
+        elems * 4 + self.0.layers as u128 * TAPE_BYTES_PER_CELL
+    }
 }

@@ -1,0 +1,99 @@
+//! The NAS-Bench-201 space (SPEC §6): the trained network's weight count,
+//! the arch string both ways, the derivation from α, and the search network
+//! recorded, run and differentiated.
+
+use rarts::backend::Cpu;
+use rarts::exec::Exec;
+use rarts::shape::Shape;
+use rarts::space::nb201::{EDGES, NODES, Nb201Cell, Nb201Config, OPS, alphas, edge, supernet, trained_net};
+use rarts::space::{GROUP_ARCH, GROUP_W};
+use rarts::tape::Tape;
+
+fn all(op: &str) -> Nb201Cell {
+    let k = OPS.iter().position(|&o| o == op).unwrap();
+    Nb201Cell { ops: [k; EDGES] }
+}
+
+/// NATS-Bench's network of all `nor_conv_3x3` edges (C = 16, 5 cells a
+/// stage, 10 classes, 3 input channels) has 1,531,546 weights, BN's γ and β
+/// included.
+#[test]
+fn trained_network_weight_count() {
+    let mut t = Tape::new();
+    let x = t.input(Shape::nchw(2, 3, 32, 32), "x");
+    let cfg = Nb201Config::new(16, 5, 10, 3);
+    trained_net(&mut t, &cfg, x, &all("nor_conv_3x3"), GROUP_W);
+    assert_eq!(t.numel(GROUP_W), 1_531_546);
+    // Of all skips: the stem, the two residual blocks, the last BN and the classifier.
+    let mut t = Tape::new();
+    let x = t.input(Shape::nchw(2, 3, 32, 32), "x");
+    trained_net(&mut t, &cfg, x, &all("skip_connect"), GROUP_W);
+    let stem = 3 * 16 * 9 + 2 * 16;
+    let res = |a: usize, b: usize| a * b * 9 + 2 * b + b * b * 9 + 2 * b + a * b;
+    assert_eq!(t.numel(GROUP_W), stem + res(16, 32) + res(32, 64) + 2 * 64 + 64 * 10 + 10);
+}
+
+#[test]
+fn arch_strings_both_ways() {
+    let s = "|nor_conv_3x3~0|+|none~0|skip_connect~1|+|avg_pool_3x3~0|nor_conv_1x1~1|skip_connect~2|";
+    let c = Nb201Cell::parse(s).unwrap();
+    assert_eq!(c.to_arch_str(), s);
+    assert_eq!(c.ops[edge(1, 0)], 3);
+    assert_eq!(c.ops[edge(2, 0)], 0);
+    assert_eq!(c.ops[edge(3, 2)], 1);
+    assert_eq!(c.skips_and_parameterless(), (2, 4));
+    for (bad, says) in [
+        ("|nor_conv_3x3~0|+|none~0|skip_connect~1|", "2 nodes"),
+        ("|conv~0|+|none~0|skip_connect~1|+|none~0|none~1|none~2|", "unknown op 'conv'"),
+        ("|none~1|+|none~0|none~1|+|none~0|none~1|none~2|", "input 0 reads '~1'"),
+        ("|none~0|+|none~0|+|none~0|none~1|none~2|", "node 2 lists 1 inputs"),
+        ("none~0+|none~0|none~1|+|none~0|none~1|none~2|", "not enclosed"),
+    ] {
+        let e = Nb201Cell::parse(bad).unwrap_err().to_string();
+        assert!(e.contains(says) && e.contains("expected |op~0|"), "{bad}: {e}");
+    }
+}
+
+/// The strongest op of each edge, `none` included; ties go to the first.
+#[test]
+fn derivation_is_argmax_per_edge() {
+    let mut a = vec![0.0; EDGES * OPS.len()];
+    let want = [0usize, 3, 1, 4, 2, 3];
+    for (e, &k) in want.iter().enumerate() {
+        a[e * OPS.len() + k] = 1.0 + e as f64;
+    }
+    assert_eq!(Nb201Cell::from_alpha(&a).unwrap().ops, want);
+    assert_eq!(Nb201Cell::from_alpha(&vec![0.5; EDGES * OPS.len()]).unwrap().ops, [0; EDGES]);
+    assert!(Nb201Cell::from_alpha(&[0.0; 3]).is_err());
+    let json = Nb201Cell { ops: want }.to_json(Some(&vec![0.2; EDGES * OPS.len()]));
+    assert!(json.contains("\"arch\":\"|none~0|+|nor_conv_3x3~0|skip_connect~1|+|"), "{json}");
+    assert!(json.contains("\"softmax_alpha\":[[0.20000,"), "{json}");
+}
+
+/// The search network runs forward and backward, and every α entry gets a
+/// gradient (`none`'s through the softmax).
+#[test]
+fn search_network_runs_and_alpha_gets_gradients() {
+    let mut t = Tape::new();
+    let x = t.input(Shape::nchw(2, 3, 8, 8), "x");
+    let labels = t.input(Shape::vec(2), "labels");
+    let (a, w) = alphas(&mut t, GROUP_ARCH);
+    let n = supernet(&mut t, &Nb201Config::new(4, 1, 3, 3), x, w, GROUP_W);
+    let loss = t.cross_entropy(n.logits, labels);
+    let mut ex = Exec::new(Cpu::<f64>::new(), t).unwrap();
+    ex.init_params(&mut <rand::rngs::StdRng as rand::SeedableRng>::seed_from_u64(3)).unwrap();
+    let xs: Vec<f64> = (0..2 * 3 * 64).map(|i| ((i * 37 % 101) as f64 / 50.0) - 1.0).collect();
+    ex.set(x, &xs).unwrap();
+    ex.set(labels, &[0.0, 2.0]).unwrap();
+    ex.forward().unwrap();
+    assert!(ex.scalar(loss).unwrap().is_finite());
+    ex.backward(loss, &[GROUP_W, GROUP_ARCH]).unwrap();
+    let g = ex.get_grad(a).unwrap();
+    for e in 0..EDGES {
+        for k in 0..OPS.len() {
+            let v = g[e * OPS.len() + k];
+            assert!(v.is_finite() && v != 0.0, "edge {e} op {}: gradient {v}", OPS[k]);
+        }
+    }
+    assert_eq!(NODES, 4);
+}
