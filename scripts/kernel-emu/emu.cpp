@@ -204,6 +204,22 @@ void test_small() {
     for (int i = 0; i < ns * per; ++i) { yr[i] = xd[i] * m[i / per]; yar[i] += yr[i]; dsr[i] = dyd[i] * m[i / per]; dr[i] += dsr[i]; }
     close("drop_path fwd", yg, yr, 1e-6, 1e-6); close("drop_path fwd add", yag, yar, 1e-6, 1e-6); close("drop_path bwd", dg, dr, 1e-6, 1e-6); close("drop_path bwd set", dsg, dsr, 1e-6, 1e-6);
   }
+  { // channel scale: 3 samples, 12 channels of 7 pixels, 4 factors (3 networks side by side)
+    const int ns = 3, c = 12, hw = 7, cm = 4; const int len = ns * c * hw;
+    auto xs = rnd(len), m = rnd(cm), dys = rnd(len), dx0 = rnd(len), dm0 = rnd(cm);
+    std::vector<float> yg(len, NAN), yr(len), dg = dx0, dr = dx0, dsg(len, NAN), dsr(len), dmg = dm0, dmr = dm0;
+    launch(D(cdiv(len, 256)), D(256), false, [&] { channel_scale_fwd_f32(xs.data(), m.data(), yg.data(), ns, c, hw, cm); });
+    launch(D(cdiv(len, 256)), D(256), false, [&] { channel_scale_bwd_data_f32(m.data(), dys.data(), dg.data(), ns, c, hw, cm, 1); });
+    launch(D(cdiv(len, 256)), D(256), false, [&] { channel_scale_bwd_data_f32(m.data(), dys.data(), dsg.data(), ns, c, hw, cm, 0); });
+    launch(D(cm), D(64), true, [&] { channel_scale_bwd_m_f32(xs.data(), dys.data(), dmg.data(), ns, c, hw, cm); });
+    std::vector<double> acc(cm, 0.0);
+    for (int i = 0; i < len; ++i) {
+      int k = (i / hw) % c % cm; yr[i] = xs[i] * m[k]; dsr[i] = dys[i] * m[k]; dr[i] += dsr[i]; acc[k] += (double)dys[i] * xs[i];
+    }
+    for (int k = 0; k < cm; ++k) dmr[k] += (float)acc[k];
+    close("channel_scale fwd", yg, yr, 0, 0); close("channel_scale bwd", dg, dr, 1e-6, 1e-6);
+    close("channel_scale bwd set", dsg, dsr, 0, 0); close("channel_scale bwd m", dmg, dmr, 1e-5, 1e-5);
+  }
   run("axpy_elem", [&](float* y) { axpy_elem_f32(w.data(), 1, x.data(), y, n); }, [&](int i) { return y0[i] + w[1] * x[i]; }, y0);
   { // mix_bwd: eleven terms (two groups of 8) at weights t % 3; term t wants no dx when t % 4 == 1,
     // overwrites it when t % 4 == 2, adds otherwise; 5 blocks of partials per group
@@ -262,8 +278,8 @@ void test_small() {
     auto ts = tab({p.data(), g.data(), buf.data()});
     launch(D(cdiv(n, 256)), D(256), false, [&] { sgd_list_f32(ts.data(), 2, sc.data(), 0, 1, 0.9f, 3e-4f, 0); });
     std::vector<float> pn = x, bn = y0, pnr = x, bnr = y0;  // Nesterov
-    auto tn = tab({pn.data(), g.data(), bn.data()});
-    launch(D(cdiv(n, 256)), D(256), false, [&] { sgd_list_f32(tn.data(), 2, sc.data(), 0, 1, 0.9f, 3e-4f, 1); });
+    auto tnest = tab({pn.data(), g.data(), bn.data()});
+    launch(D(cdiv(n, 256)), D(256), false, [&] { sgd_list_f32(tnest.data(), 2, sc.data(), 0, 1, 0.9f, 3e-4f, 1); });
     auto ta = tab({pa.data(), g.data(), m.data(), v.data()});
     launch(D(cdiv(n, 256)), D(256), false, [&] { adam_list_f32(ta.data(), 2, sc.data(), 2, 3, 0.5f, 0.999f, 1e-8f, 1e-3f); });
     auto tc = tab({x.data(), b.data(), cp.data()});
