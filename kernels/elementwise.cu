@@ -173,3 +173,37 @@ extern "C" __global__ void reduce_finish_f32(const double* partial, int parts, f
         else out[idx] = (float)s;
     }
 }
+
+// ---- per-channel factors (the width search's channel mask mix) ------------
+// x, y, dy (n, c, hw); m (cm): channel ch takes factor m[ch mod cm] (cm
+// divides c: networks side by side share the factors).
+
+// y = x · m[ch mod cm]
+extern "C" __global__ void channel_scale_fwd_f32(const float* x, const float* m, float* y, long long n, int c,
+                                                 long long hw, int cm) {
+    FOR_EACH(i, n * c * hw) y[i] = x[i] * m[(int)((i / hw) % c) % cm];
+}
+
+// dx (=|+=) dy · m[ch mod cm]
+extern "C" __global__ void channel_scale_bwd_data_f32(const float* m, const float* dy, float* dx, long long n,
+                                                      int c, long long hw, int cm, int add) {
+    FOR_EACH(i, n * c * hw) put(&dx[i], dy[i] * m[(int)((i / hw) % c) % cm], add);
+}
+
+// dm[k] += Σ over n, the channels ch ≡ k (mod cm) and hw of dy · x, summed
+// in f64; one block per k (grid cm), in a fixed order: deterministic.
+extern "C" __global__ void channel_scale_bwd_m_f32(const float* x, const float* dy, float* dm, long long n, int c,
+                                                   long long hw, int cm) {
+    __shared__ double shared[32];
+    const int k = blockIdx.x, per = c / cm;
+    const long long len = n * per * hw;
+    double acc = 0.0;
+    for (long long j = threadIdx.x; j < len; j += blockDim.x) {
+        const long long b = j / (per * hw), r = j % (per * hw);
+        const long long ch = (long long)(r / hw) * cm + k;
+        const long long at = (b * c + ch) * hw + r % hw;
+        acc += (double)dy[at] * (double)x[at];
+    }
+    acc = block_sum_f64(acc, shared);
+    if (threadIdx.x == 0) dm[k] += (float)acc;
+}

@@ -8,7 +8,7 @@ use rand_distr_free::normal;
 
 use crate::backend::{Backend, Part, Write, counts};
 use crate::error::Result;
-use crate::ops::elementwise::MixGrad;
+use crate::ops::elementwise::{MixGrad, ScaleGeom};
 use crate::real::Real;
 use crate::shape::Shape;
 use crate::tape::{Init, Kind, NodeId, Op, Tape, concat_slices};
@@ -611,6 +611,13 @@ impl<B: Backend> Exec<B> {
                 self.lend(*x, |ex, dx| ex.be.shift_bwd(s.n(), s.c(), s.h(), s.w(), dy, dx))
             }
             Op::Slice { x, slice, .. } => self.lend(*x, |ex, dx| ex.be.channel_put(slice, dy, dx, Write::Add)),
+            Op::ChannelScale { x, m, .. } => {
+                let g = scale_geom(&self.tape, *x, *m);
+                self.lend3([Some(*x), Some(*m), None], |ex, [dx, dm, _]| {
+                    let dx = dx.map(|d| (d, Write::Add));
+                    ex.be.channel_scale_bwd(&g, ex.val(*x), ex.val(*m), dy, dx, dm)
+                })
+            }
             Op::Zeros { .. } => Ok(()),
             Op::GlobalAvgPool { x, .. } => {
                 let s = self.tape.shape(*x);
@@ -709,6 +716,7 @@ fn run_forward<B: Backend>(
             be.concat_fwd(&parts, out)?
         }
         Op::Slice { x, slice, .. } => be.channel_take(slice, v(*x), out, Write::Set)?,
+        Op::ChannelScale { x, m, .. } => be.channel_scale_fwd(&scale_geom(tape, *x, *m), v(*x), v(*m), out)?,
         Op::Shift { x, .. } => {
             let s = tape.shape(*x);
             be.shift_fwd(s.n(), s.c(), s.h(), s.w(), v(*x), out)?
@@ -805,4 +813,10 @@ fn linear_dims(tape: &Tape, x: NodeId, w: NodeId) -> (usize, usize, usize, usize
     let (xs, ws) = (tape.shape(x), tape.shape(w));
     let i = xs.numel() / xs.n();
     (xs.n(), i, ws.n(), i / ws.c())
+}
+
+/// The geometry of a [`Op::ChannelScale`] of `x` by `m`.
+fn scale_geom(tape: &Tape, x: NodeId, m: NodeId) -> ScaleGeom {
+    let s = tape.shape(x);
+    ScaleGeom { n: s.n(), c: s.c(), hw: s.hw(), cm: tape.shape(m).numel() }
 }

@@ -163,6 +163,13 @@ pub enum Op {
         out: NodeId,
         groups: usize,
     },
+    /// `out[n, ch, …] = x[n, ch, …] · m[ch mod cm]`, `m` of `cm` values: a
+    /// factor per channel (the width search's mask mix).
+    ChannelScale {
+        x: NodeId,
+        m: NodeId,
+        out: NodeId,
+    },
     /// `out = x[:, off:off + c]` (`slice.c_part` channels of `slice.c_whole`).
     Slice {
         x: NodeId,
@@ -215,7 +222,7 @@ impl Op {
             }
             MaskedSum { out, .. } => *out,
             Shift { out, .. } | Zeros { out } | GlobalAvgPool { out, .. } | Linear { out, .. } => *out,
-            Slice { out, .. } => *out,
+            Slice { out, .. } | ChannelScale { out, .. } => *out,
             CrossEntropy { out, .. } | SumAll { out, .. } => *out,
         }
     }
@@ -239,6 +246,7 @@ impl Op {
             // The masks are data, like labels.
             MaskedSum { terms, .. } => terms.iter().map(|t| t.0).collect(),
             Mul { a, b, .. } => vec![*a, *b],
+            ChannelScale { x, m, .. } => vec![*x, *m],
             Mix { terms, w, .. } => terms.iter().map(|t| t.x).chain([*w]).collect(),
             Concat { xs, .. } => xs.clone(),
             Zeros { .. } => vec![],
@@ -267,6 +275,7 @@ impl Op {
             SoftmaxRows { .. } => "softmax",
             Concat { .. } => "concat",
             Slice { .. } => "slice",
+            ChannelScale { .. } => "channel_scale",
             Shift { .. } => "shift",
             Zeros { .. } => "zeros",
             GlobalAvgPool { .. } => "global_avg_pool",
@@ -572,6 +581,25 @@ impl Tape {
         let c = xs.iter().map(|&x| self.shape(x).c()).sum();
         let out = self.value(Shape::nchw(s0.n(), c, s0.h(), s0.w()));
         self.push(Op::Concat { xs: xs.to_vec(), out, groups })
+    }
+
+    /// Row `r` of a `(rows, cols)` matrix, as `(1, cols)`.
+    pub fn row(&mut self, x: NodeId, r: usize) -> NodeId {
+        let s = self.shape(x);
+        let (rows, cols) = (s.n(), s.numel() / s.n());
+        assert!(r < rows, "row: {r} of {rows}");
+        let out = self.value(Shape::mat(1, cols));
+        let slice = ChannelSlice { n: 1, hw: 1, c_part: cols, c_whole: rows * cols, off: r * cols };
+        self.push(Op::Slice { x, out, slice })
+    }
+
+    /// `x[n, ch, …] · m[ch mod cm]` with `m` of `cm` values (a factor per
+    /// channel, the same for every network side by side).
+    pub fn channel_scale(&mut self, x: NodeId, m: NodeId) -> NodeId {
+        let (s, cm) = (self.shape(x), self.shape(m).numel());
+        assert!(cm > 0 && s.c().is_multiple_of(cm), "channel_scale: {cm} factors for {} channels", s.c());
+        let out = self.value(s);
+        self.push(Op::ChannelScale { x, m, out })
     }
 
     /// `x` cut along channels into `parts` equal blocks (the networks of

@@ -23,7 +23,7 @@ use rarts::backend::{
 };
 use rarts::ops::bn::BnGeom;
 use rarts::ops::conv::ConvGeom;
-use rarts::ops::elementwise::MixGrad;
+use rarts::ops::elementwise::{MixGrad, ScaleGeom};
 use rarts::ops::layout::ChannelSlice;
 use rarts::ops::pool::PoolGeom;
 use rarts::search::algo::{Algo, Schedule};
@@ -601,6 +601,31 @@ mod cases {
         }
     }
 
+    /// A factor per channel (the width search's mask mix), `cm` factors
+    /// shared by blocks of channels (networks side by side).
+    pub fn channel_scale<B: Backend<Elem = f32>>(be: &B) {
+        let mut p = Pair::new(11);
+        for (n, c, hw, cm) in [(3, 12, 7, 4), (64, 32, 64, 16), (2, 5, 1, 5), (1, 6, 100_003, 3)] {
+            let g = ScaleGeom { n, c, hw, cm };
+            let len = n * c * hw;
+            let (x, m, dy, d0, dm0) = (p.rand(len), p.rand(cm), p.rand(len), p.rand(len), p.rand(cm));
+            let (xd, md, dyd) = (up(be, &x), up(be, &m), up(be, &dy));
+            let (mut yc, mut yd) = (vec![f32::NAN; len], poisoned(be, len));
+            p.cpu.channel_scale_fwd(&g, &x, &m, &mut yc).unwrap();
+            be.channel_scale_fwd(&g, &xd, &md, &mut yd).unwrap();
+            close(&format!("channel_scale_fwd {g:?}"), &down(be, &yd), &yc, EW);
+            for write in [Write::Add, Write::Set] {
+                let (mut dc, mut dd) = grad_start(be, &d0, write);
+                let (mut gc, mut gd) = (dm0.clone(), up(be, &dm0));
+                p.cpu.channel_scale_bwd(&g, &x, &m, &dy, Some((&mut dc, write)), Some(&mut gc)).unwrap();
+                be.channel_scale_bwd(&g, &xd, &md, &dyd, Some((&mut dd, write)), Some(&mut gd)).unwrap();
+                close(&format!("channel_scale_bwd dx {g:?} {write:?}"), &down(be, &dd), &dc, EW);
+                // Sums of up to 10^5 products, in f64 on both.
+                close(&format!("channel_scale_bwd dm {g:?}"), &down(be, &gd), &gc, (1e-5, 1e-5));
+            }
+        }
+    }
+
     pub fn linear<B: Backend<Elem = f32>>(be: &B) {
         let mut p = Pair::new(8);
         // The last two: two groups (RARTS's classifiers side by side).
@@ -827,7 +852,19 @@ macro_rules! parity_tests {
     };
 }
 
-parity_tests!(memory, elementwise, conv, pool, batch_norm, softmax, cross_entropy, layout, linear, optimizers);
+parity_tests!(
+    memory,
+    elementwise,
+    channel_scale,
+    conv,
+    pool,
+    batch_norm,
+    softmax,
+    cross_entropy,
+    layout,
+    linear,
+    optimizers
+);
 
 /// A few steps of the DARTS supernet search (every algorithm) from the same
 /// seed on the CPU and on the backend under test: the losses must agree. Each step feeds the

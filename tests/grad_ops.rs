@@ -12,7 +12,7 @@ use common::{FD_ATOL, FD_RTOL, assert_close, away_from_zero, check_grad, distinc
 use rarts::backend::{BnOps, ConvOps, Cpu, Device, ElementwiseOps, LayoutOps, LinearOps, PoolOps, SoftmaxOps, Write};
 use rarts::ops::bn::BnGeom;
 use rarts::ops::conv::ConvGeom;
-use rarts::ops::elementwise::MixGrad;
+use rarts::ops::elementwise::{MixGrad, ScaleGeom};
 use rarts::ops::layout::ChannelSlice;
 use rarts::ops::pool::PoolGeom;
 
@@ -554,6 +554,34 @@ fn drop_path() {
         } else {
             check_grad(&format!("drop_path n={n} d_x"), &x, &dx0, &dx, |xs| project(&r, &fwd(xs)));
         }
+    }
+}
+
+/// A factor per channel, `cm` factors shared by `c/cm` blocks of channels
+/// (networks side by side): forward exact, both gradients against finite
+/// differences, overwriting the same as adding to zero.
+#[test]
+fn channel_scale() {
+    let mut rng = rng(527);
+    for (n, c, hw, cm) in [(2, 3, 5, 3), (3, 8, 4, 4), (1, 6, 1, 2), (2, 4, 9, 1)] {
+        let g = ScaleGeom { n, c, hw, cm };
+        let (x, m) = (uniform(&mut rng, n * c * hw), uniform(&mut rng, cm));
+        let fwd = |x: &[f64], m: &[f64]| {
+            let mut y = vec![f64::NAN; n * c * hw];
+            be().channel_scale_fwd(&g, &x.to_vec(), &m.to_vec(), &mut y).unwrap();
+            y
+        };
+        let want: Vec<f64> = x.iter().enumerate().map(|(i, v)| v * m[(i / hw) % c % cm]).collect();
+        assert_close("channel_scale forward", &fwd(&x, &m), &want, 0.0, 0.0);
+        let r = uniform(&mut rng, n * c * hw);
+        let (dx0, dm0) = (uniform(&mut rng, n * c * hw), uniform(&mut rng, cm));
+        let (mut dx, mut dm) = (dx0.clone(), dm0.clone());
+        be().channel_scale_bwd(&g, &x, &m, &r, Some((&mut dx, Write::Add)), Some(&mut dm)).unwrap();
+        check_grad(&format!("channel_scale {g:?} d_x"), &x, &dx0, &dx, |xs| project(&r, &fwd(xs, &m)));
+        check_grad(&format!("channel_scale {g:?} d_m"), &m, &dm0, &dm, |ms| project(&r, &fwd(&x, ms)));
+        set_is_add_to_zero("channel_scale d_x", n * c * hw, |d, write| {
+            be().channel_scale_bwd(&g, &x, &m, &r, Some((d, write)), None).unwrap()
+        });
     }
 }
 

@@ -115,6 +115,7 @@ kernel_table! {
         fill_f32, copy_f32, axpy_f32, relu_fwd_f32, relu_bwd_f32, mul_fwd_f32,
         mul_bwd_f32, drop_path_fwd_f32, drop_path_bwd_f32, axpy_elem_f32, mix_fwd_f32, mix_bwd_partial_f32,
         mix_bwd_finish_f32, sum_all_bwd_f32, reduce_partial_f64, reduce_finish_f32, copy_elem_f32,
+        channel_scale_fwd_f32, channel_scale_bwd_data_f32, channel_scale_bwd_m_f32,
     ],
     "conv" => [
         dwconv_fwd_f32, dwconv_bwd_data_f32, dwconv_bwd_filter_f32, dwconv_bwd_f32, pwconv_fwd_f32, pwconv_bwd_data_f32,

@@ -1,7 +1,7 @@
 //! Elementwise kernels and the reductions on the host; the long flat ones
 //! are split over threads, the reductions accumulate in f64.
 
-use super::{ElementwiseOps, MixGrad};
+use super::{ElementwiseOps, MixGrad, ScaleGeom};
 use crate::backend::counts;
 use crate::backend::{Cpu, Write};
 use crate::error::Result;
@@ -144,6 +144,60 @@ impl<T: Real> ElementwiseOps for Cpu<T> {
                 Write::Add => dr.iter_mut().zip(gr).for_each(|(d, &g)| *d += g * m),
             }
         });
+        Ok(())
+    }
+
+    fn channel_scale_fwd(&self, g: &ScaleGeom, x: &Vec<T>, m: &Vec<T>, y: &mut Vec<T>) -> Result<()> {
+        counts::call(1);
+        let (c, hw, cm) = (g.c, g.hw, g.cm);
+        assert!(cm > 0 && c % cm == 0 && x.len() == g.n * c * hw && m.len() == cm, "channel_scale_fwd: {g:?}");
+        if x.is_empty() {
+            return Ok(());
+        }
+        par::for_chunks(y, c * hw, x.len(), |n, yn| {
+            for (ch, yc) in yn.chunks_exact_mut(hw).enumerate() {
+                let (f, xc) = (m[ch % cm], &x[(n * c + ch) * hw..][..hw]);
+                yc.iter_mut().zip(xc).for_each(|(yv, &xv)| *yv = xv * f);
+            }
+        });
+        Ok(())
+    }
+
+    fn channel_scale_bwd(
+        &self,
+        g: &ScaleGeom,
+        x: &Vec<T>,
+        m: &Vec<T>,
+        dy: &Vec<T>,
+        dx: Option<(&mut Vec<T>, Write)>,
+        dm: Option<&mut Vec<T>>,
+    ) -> Result<()> {
+        counts::call(u64::from(dx.is_some()) + u64::from(dm.is_some()));
+        let (c, hw, cm) = (g.c, g.hw, g.cm);
+        assert!(cm > 0 && c % cm == 0 && x.len() == g.n * c * hw && m.len() == cm, "channel_scale_bwd: {g:?}");
+        if let Some((dx, write)) = dx {
+            par::for_chunks(dx, c * hw, x.len(), |n, dn| {
+                for (ch, dc) in dn.chunks_exact_mut(hw).enumerate() {
+                    let (f, gc) = (m[ch % cm], &dy[(n * c + ch) * hw..][..hw]);
+                    match write {
+                        Write::Set => dc.iter_mut().zip(gc).for_each(|(d, &gv)| *d = gv * f),
+                        Write::Add => dc.iter_mut().zip(gc).for_each(|(d, &gv)| *d += gv * f),
+                    }
+                }
+            });
+        }
+        if let Some(dm) = dm {
+            for (k, d) in dm.iter_mut().enumerate() {
+                let mut acc = 0.0f64;
+                for n in 0..g.n {
+                    for ch in (k..c).step_by(cm) {
+                        let at = (n * c + ch) * hw;
+                        acc += dot_f64(&dy[at..at + hw], &x[at..at + hw]);
+                    }
+                }
+                *d += T::from_f64(acc);
+            }
+        }
         Ok(())
     }
 

@@ -2,10 +2,10 @@
 //! `kernels/elementwise.cu`, flat kernels over n elements and the two-stage
 //! f64 reductions.
 
-use super::{ElementwiseOps, MixGrad};
+use super::{ElementwiseOps, MixGrad, ScaleGeom};
 use crate::backend::Write;
 use crate::backend::counts;
-use crate::backend::cuda::{Cuda, CudaBuf, REDUCE_PARTS, check_len, launch};
+use crate::backend::cuda::{Cuda, CudaBuf, REDUCE_PARTS, check_len, int, launch};
 use crate::error::{Error, Result};
 
 /// Launches of `dot_elem` and `sum_all_fwd`: partial sums, then their total.
@@ -212,6 +212,53 @@ impl ElementwiseOps for Cuda {
             &mask.mem, &dy.mem, &mut dx.mem, &(per as i64), &(n as i64), &write.add_flag())
     }
 
+    fn channel_scale_fwd(&self, g: &ScaleGeom, x: &CudaBuf, m: &CudaBuf, y: &mut CudaBuf) -> Result<()> {
+        counts::call(1);
+        let k = "channel_scale_fwd_f32";
+        let (c, cm) = scale_check(k, g, x, m)?;
+        check_len(k, "y", y, x.len)?;
+        if x.len == 0 {
+            return Ok(());
+        }
+        // channel_scale_fwd_f32(const float* x, const float* m, float* y, long long n, int c, long long hw, int cm)
+        launch!(self, channel_scale_fwd_f32, Cuda::flat(x.len);
+            &x.mem, &m.mem, &mut y.mem, &(g.n as i64), &c, &(g.hw as i64), &cm)
+    }
+
+    fn channel_scale_bwd(
+        &self,
+        g: &ScaleGeom,
+        x: &CudaBuf,
+        m: &CudaBuf,
+        dy: &CudaBuf,
+        dx: Option<(&mut CudaBuf, Write)>,
+        dm: Option<&mut CudaBuf>,
+    ) -> Result<()> {
+        counts::call(u64::from(dx.is_some()) + u64::from(dm.is_some()));
+        let k = "channel_scale_bwd";
+        let (c, cm) = scale_check(k, g, x, m)?;
+        check_len(k, "dy", dy, x.len)?;
+        if x.len == 0 {
+            return Ok(());
+        }
+        let (n, hw) = (g.n as i64, g.hw as i64);
+        if let Some((dx, write)) = dx {
+            check_len(k, "dx", dx, x.len)?;
+            // channel_scale_bwd_data_f32(const float* m, const float* dy, float* dx, long long n, int c,
+            //                            long long hw, int cm, int add)
+            launch!(self, channel_scale_bwd_data_f32, Cuda::flat(x.len);
+                &m.mem, &dy.mem, &mut dx.mem, &n, &c, &hw, &cm, &write.add_flag())?;
+        }
+        if let Some(dm) = dm {
+            check_len(k, "dm", dm, g.cm)?;
+            // channel_scale_bwd_m_f32(const float* x, const float* dy, float* dm, long long n, int c, long long hw,
+            //                         int cm); one block per factor
+            launch!(self, channel_scale_bwd_m_f32, Cuda::per_block(g.cm)?;
+                &x.mem, &dy.mem, &mut dm.mem, &n, &c, &hw, &cm)?;
+        }
+        Ok(())
+    }
+
     fn axpy_elem(&self, w: &CudaBuf, idx: usize, x: &CudaBuf, y: &mut CudaBuf) -> Result<()> {
         counts::call(1);
         same("axpy_elem_f32", x, y)?;
@@ -342,4 +389,14 @@ impl ElementwiseOps for Cuda {
         // sum_all_bwd_f32(const float* dy, float* dx, long long n)
         launch!(self, sum_all_bwd_f32, Cuda::flat(n); &dy.mem, &mut dx.mem, &(n as i64))
     }
+}
+
+/// Checks a per-channel factor's geometry and its `x` and `m`; returns `(c, cm)` as ints.
+fn scale_check(k: &str, g: &ScaleGeom, x: &CudaBuf, m: &CudaBuf) -> Result<(i32, i32)> {
+    if g.cm == 0 || !g.c.is_multiple_of(g.cm) {
+        crate::bail!("cuda: {k}: {} factors do not divide {} channels", g.cm, g.c);
+    }
+    check_len(k, "x", x, g.n * g.c * g.hw)?;
+    check_len(k, "m", m, g.cm)?;
+    Ok((int(k, g.c)?, int(k, g.cm)?))
 }

@@ -17,6 +17,17 @@ pub struct MixGrad<'a, B> {
     pub dx: Option<(&'a mut B, Write)>,
 }
 
+/// Shape of a per-channel factor: x `(n, c, hw)`, factors `m` `(cm)`,
+/// channel `ch` taking `m[ch mod cm]` (`cm` divides `c`: several networks
+/// side by side share one set of factors).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ScaleGeom {
+    pub n: usize,
+    pub c: usize,
+    pub hw: usize,
+    pub cm: usize,
+}
+
 /// Flat kernels over whole buffers and the reductions
 /// (`kernels/elementwise.cu` on CUDA).
 pub trait ElementwiseOps: Device {
@@ -42,6 +53,23 @@ pub trait ElementwiseOps: Device {
     fn drop_path_fwd(&self, x: &Self::Buf, mask: &Self::Buf, y: &mut Self::Buf, write: Write) -> Result<()>;
     /// `dx[n, …] (=|+=) dy[n, …] · mask[n]`, as `write` says
     fn drop_path_bwd(&self, mask: &Self::Buf, dy: &Self::Buf, dx: &mut Self::Buf, write: Write) -> Result<()>;
+    /// `y[n, ch, …] = x[n, ch, …] · m[ch mod cm]` — a factor per channel
+    /// (the width search's mask mix `Σ_k w_k · mask_k` as one factor a
+    /// channel).
+    fn channel_scale_fwd(&self, g: &ScaleGeom, x: &Self::Buf, m: &Self::Buf, y: &mut Self::Buf) -> Result<()>;
+    /// `dx (=|+=) dy · m[ch mod cm]` (as its `Write` says) and `dm[k] += Σ dy ·
+    /// x` over the samples, the channels `ch ≡ k` and the pixels (summed in
+    /// f64); each only when given.
+    #[allow(clippy::too_many_arguments)]
+    fn channel_scale_bwd(
+        &self,
+        g: &ScaleGeom,
+        x: &Self::Buf,
+        m: &Self::Buf,
+        dy: &Self::Buf,
+        dx: Option<(&mut Self::Buf, Write)>,
+        dm: Option<&mut Self::Buf>,
+    ) -> Result<()>;
     /// `y += w[idx] · x` — one term of a mixed edge, the weight read on the device.
     fn axpy_elem(&self, w: &Self::Buf, idx: usize, x: &Self::Buf, y: &mut Self::Buf) -> Result<()>;
     /// `y = Σ_t w[idx_t] · x_t` — a mixed edge's forward, the weights read on
