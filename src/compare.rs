@@ -47,6 +47,10 @@ impl Preset {
         match space {
             SpaceKind::Darts => Preset::named(name, data),
             SpaceKind::Nb201 => Preset::nb201(name, data),
+            SpaceKind::Width => crate::bail!(
+                "--space width: the width comparison (width search beside uniform scaling and L1-norm pruning) \
+                 is not built yet; run rarts search --space width and rarts train --space width --widths DIR"
+            ),
         }
     }
 
@@ -282,6 +286,7 @@ fn job<B: Backend<Elem = f32>>(
             o.genotype = cell.to_arch_str();
             o.skips = Some(cell.skips_and_parameterless());
         }
+        SpaceKind::Width => crate::bail!("compare: the width space has no comparison yet"),
     }
     Ok(o)
 }
@@ -336,6 +341,7 @@ fn alpha_spread(dir: &Path, space: SpaceKind) -> Result<f64> {
     let (keys, k): (&[&str], usize) = match space {
         SpaceKind::Darts => (&["softmax_alpha_normal", "softmax_alpha_reduce"], crate::space::darts::PRIMITIVES.len()),
         SpaceKind::Nb201 => (&["softmax_alpha"], nb201::OPS.len()),
+        SpaceKind::Width => (&["softmax_alpha"], crate::space::width::FRACTIONS.len()),
     };
     for &key in keys {
         let rest =
@@ -392,6 +398,7 @@ fn report(p: &Preset, rows: &[(&str, Vec<Outcome>)]) -> String {
     let k = match space {
         SpaceKind::Darts => crate::space::darts::PRIMITIVES.len(),
         SpaceKind::Nb201 => nb201::OPS.len(),
+        SpaceKind::Width => crate::space::width::FRACTIONS.len(),
     };
     let _ = writeln!(s, "# rarts compare --space {} --preset {}\n", space.name(), p.name);
     let _ = writeln!(s, "Date {}; machine: {}; seeds {:?}.\n", today(), machine(), p.seeds);

@@ -104,6 +104,13 @@ impl<B: Backend> Exec<B> {
         for &len in &slot_len {
             grads.push(Some(be.alloc(len)?));
         }
+        // Constants hold their values from the start.
+        for (nd, v) in tape.nodes.iter().zip(vals.iter_mut()) {
+            if let (Kind::Const { values }, Some(buf)) = (&nd.kind, v.as_mut()) {
+                let conv: Vec<B::Elem> = values.iter().map(|&x| B::Elem::from_f32(x)).collect();
+                be.upload(buf, &conv)?;
+            }
+        }
         let aux = tape.aux.iter().map(|&len| be.alloc(len)).collect::<Result<_>>()?;
         Ok(Exec {
             be,

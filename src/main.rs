@@ -44,6 +44,7 @@ enum Device {
 enum SpaceArg {
     Darts,
     Nb201,
+    Width,
 }
 
 impl From<SpaceArg> for SpaceKind {
@@ -51,6 +52,7 @@ impl From<SpaceArg> for SpaceKind {
         match a {
             SpaceArg::Darts => SpaceKind::Darts,
             SpaceArg::Nb201 => SpaceKind::Nb201,
+            SpaceArg::Width => SpaceKind::Width,
         }
     }
 }
@@ -223,6 +225,15 @@ struct SearchArgs {
     /// NB201: cells per stage (5 in NATS-Bench).
     #[arg(long, default_value_t = SearchConfig::default().cells_per_stage)]
     cells_per_stage: usize,
+    /// Width: the CIFAR ResNet's depth, 6n + 2 (20 or 56).
+    #[arg(long, default_value_t = SearchConfig::default().depth)]
+    depth: usize,
+    /// Width: the multiply-add target as a fraction of the full network's.
+    #[arg(long, default_value_t = SearchConfig::default().macs_target)]
+    macs_target: f64,
+    /// Width: μ, the weight of max(0, E[MACs]/target − 1) in α's loss.
+    #[arg(long, default_value_t = SearchConfig::default().macs_weight)]
+    macs_weight: f32,
     #[arg(long, value_enum, default_value_t = SearchConfig::default().algo.into())]
     algo: AlgoArg,
     /// RARTS: `fused` takes α's gradient from the weight passes (2 passes a
@@ -328,9 +339,14 @@ struct TrainArgs {
     /// darts: a search's --out folder, its genotype.txt or genotype.json, an
     /// inline `Genotype(...)`, DARTS_V1, DARTS_V2, or random:SEED; nb201: an
     /// arch string `|op~0|+|op~0|op~1|+|op~0|op~1|op~2|`, a search's --out
-    /// folder or its genotype file, or random:SEED.
-    #[arg(long)]
+    /// folder or its genotype file, or random:SEED; width (as --widths): a
+    /// width search's --out folder or its genotype file, `full`, or
+    /// `uniform:FRACTION`.
+    #[arg(long, visible_alias = "widths")]
     genotype: String,
+    /// width: the ResNet's depth, 6n + 2 [default: 20].
+    #[arg(long)]
+    depth: Option<usize>,
     /// Initial channels C [default: 36 (darts), 16 (nb201)].
     #[arg(long)]
     c: Option<usize>,
@@ -412,6 +428,9 @@ fn search_config(a: SearchArgs) -> SearchConfig {
         data: a.data,
         space: a.space.into(),
         cells_per_stage: a.cells_per_stage,
+        depth: a.depth,
+        macs_target: a.macs_target,
+        macs_weight: a.macs_weight,
         algo: a.algo.into(),
         schedule: a.schedule.into(),
         lambda: a.lambda,
@@ -560,6 +579,7 @@ fn run(cli: Cli) -> Result<()> {
                 c: a.c.unwrap_or(r.c),
                 layers: a.layers.unwrap_or(r.layers),
                 cells_per_stage: a.cells_per_stage.unwrap_or(r.cells_per_stage),
+                depth: a.depth.unwrap_or(r.depth),
                 batch: a.batch.unwrap_or(r.batch),
                 epochs: a.epochs.unwrap_or(r.epochs),
                 lr: a.lr.unwrap_or(r.lr),

@@ -19,6 +19,7 @@ use crate::run::persistent_nodes;
 use crate::space::NetSpec;
 use crate::space::eval::EvalNetConfig;
 use crate::space::nb201::{Nb201Cell, Nb201Config};
+use crate::space::width::{WidthConfig, Widths};
 
 pub const MODEL_FILE: &str = "model.safetensors";
 const FORMAT: &str = "rarts-model-1";
@@ -74,6 +75,7 @@ pub fn to_bytes<B: Backend>(ex: &Exec<B>, info: &ModelInfo) -> Result<Vec<u8>> {
         NetSpec::Nb201(n, _) => {
             fields.extend([("c", n.c.to_string()), ("cells_per_stage", n.cells_per_stage.to_string())])
         }
+        NetSpec::Width(n, _) => fields.push(("depth", n.depth.to_string())),
     }
     for (k, v) in fields {
         meta.insert(k.into(), v);
@@ -125,7 +127,13 @@ impl Model {
                 let cell = Nb201Cell::parse(field("genotype")?).map_err(|e| Error(format!("--model {what}: {e}")))?;
                 NetSpec::Nb201(Nb201Config::new(num("c")?, num("cells_per_stage")?, num("classes")?, ic), cell)
             }
-            other => crate::bail!("--model {what}: metadata 'space' is '{other}', expected darts or nb201"),
+            "width" => {
+                let cfg = WidthConfig::new(num("depth")?, num("classes")?, ic, (ih, iw));
+                cfg.check().map_err(|e| Error(format!("--model {what}: {e}")))?;
+                let w = Widths::parse(&cfg, field("genotype")?, &format!("{what} metadata 'genotype'"))?;
+                NetSpec::Width(cfg, w)
+            }
+            other => crate::bail!("--model {what}: metadata 'space' is '{other}', expected darts, nb201 or width"),
         };
         Ok(Model { path, info: ModelInfo { net, image: (ic, ih, iw), metadata: m }, bytes })
     }

@@ -36,6 +36,10 @@ pub enum Kind {
     Param { group: u32, init: Init, nets: usize },
     /// State updated by forward but never differentiated (BN running statistics).
     State { init: f32 },
+    /// Values fixed when the graph is recorded (the width search's masks and
+    /// cost coefficients); set when the plan is allocated, never
+    /// differentiated, not saved.
+    Const { values: Vec<f32> },
     /// The output of an op.
     Value,
 }
@@ -362,6 +366,13 @@ impl Tape {
         self.shape(x).c() / self.nets()
     }
 
+    /// A node holding `values` (row-major, as many as `shape` has) from the
+    /// start: never written by a step, never differentiated.
+    pub fn constant(&mut self, shape: Shape, values: Vec<f32>, name: &str) -> NodeId {
+        assert_eq!(values.len(), shape.numel(), "constant: {name} holds {} values, its shape {shape:?}", values.len());
+        self.node(shape, Kind::Const { values }, name)
+    }
+
     pub fn state(&mut self, shape: Shape, init: f32, name: &str) -> NodeId {
         self.node(shape, Kind::State { init }, name)
     }
@@ -647,6 +658,16 @@ impl Tape {
         let b = self.param(Shape::vec(nets * out), group, Init::Uniform(bound), &format!("{name}.bias"));
         let out = self.value(Shape::mat(s.n(), nets * out));
         self.push(Op::Linear { x, w, b: Some(b), out })
+    }
+
+    /// `x·wᵀ (+ b)` with existing weight nodes (constants, shared weights):
+    /// x `(n, i)`, w `(o, i)`, b `(o)`.
+    pub fn linear_with(&mut self, x: NodeId, w: NodeId, b: Option<NodeId>) -> NodeId {
+        let (s, ws) = (self.shape(x), self.shape(w));
+        let i = s.numel() / s.n();
+        assert_eq!(ws.numel() / ws.n(), i, "linear_with: weight rows of {} for inputs of {i}", ws.numel() / ws.n());
+        let out = self.value(Shape::mat(s.n(), ws.n()));
+        self.push(Op::Linear { x, w, b, out })
     }
 
     /// Mean cross-entropy of `(n, k)` logits against an `(n)` label input.

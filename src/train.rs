@@ -28,6 +28,7 @@ use crate::search::config::{momentum, need, rate, show, sizes};
 use crate::shape::Shape;
 use crate::space::eval::{EvalNetConfig, set_drop_masks};
 use crate::space::nb201::{Nb201Cell, Nb201Config};
+use crate::space::width::{WidthConfig, Widths};
 use crate::space::{GROUP_AUX, GROUP_W, NetSpec, SpaceKind};
 use crate::tape::{NodeId, Tape};
 
@@ -57,6 +58,8 @@ pub struct TrainConfig {
     pub layers: usize,
     /// NB201: cells per stage.
     pub cells_per_stage: usize,
+    /// Width: the ResNet's depth (6n + 2).
+    pub depth: usize,
     pub batch: usize,
     pub epochs: usize,
     pub lr: f32,
@@ -91,6 +94,7 @@ impl Default for TrainConfig {
             c: 36,
             layers: 20,
             cells_per_stage: 5,
+            depth: 20,
             batch: 96,
             epochs: 600,
             lr: 0.025,
@@ -136,6 +140,21 @@ impl TrainConfig {
                 out: PathBuf::from("runs/train-nb201"),
                 ..TrainConfig::default()
             },
+            // He et al.'s CIFAR recipe, with the cosine schedule.
+            SpaceKind::Width => TrainConfig {
+                space,
+                genotype: String::new(),
+                batch: 128,
+                epochs: 200,
+                lr: 0.1,
+                momentum: 0.9,
+                weight_decay: 1e-4,
+                clip: 0.0,
+                cutout: 0,
+                drop_path: 0.0,
+                out: PathBuf::from("runs/train-width"),
+                ..TrainConfig::default()
+            },
         }
     }
 
@@ -145,9 +164,10 @@ impl TrainConfig {
         let layers = if self.space == SpaceKind::Darts { self.layers } else { crate::search::config::MIN_LAYERS };
         sizes(self.c, layers, self.batch, self.epochs, self.steps_per_epoch)?;
         need(self.cells_per_stage >= 1, "--cells-per-stage", self.cells_per_stage, "at least 1")?;
-        if self.space == SpaceKind::Nb201 {
-            need(self.drop_path == 0.0, "--drop-path", self.drop_path, "0 (NB201 networks have no drop path)")?;
-            need(!self.auxiliary, "--auxiliary", self.auxiliary, "off (NB201 networks have no auxiliary head)")?;
+        if self.space != SpaceKind::Darts {
+            let nets = if self.space == SpaceKind::Nb201 { "NB201 networks" } else { "ResNets" };
+            need(self.drop_path == 0.0, "--drop-path", self.drop_path, &format!("0 ({nets} have no drop path)"))?;
+            need(!self.auxiliary, "--auxiliary", self.auxiliary, &format!("off ({nets} have no auxiliary head)"))?;
         }
         rate("--lr", self.lr, true)?;
         rate("--clip", self.clip, false)?;
@@ -187,7 +207,10 @@ impl TrainConfig {
             // DARTS' network shape and extras do not apply.
             v.retain(|(f, _)| !matches!(*f, "--layers" | "--drop-path" | "--auxiliary"));
             v.push(("--space", self.space.name().into()));
-            v.push(("--cells-per-stage", self.cells_per_stage.to_string()));
+            match self.space {
+                SpaceKind::Width => v.push(("--depth", self.depth.to_string())),
+                _ => v.push(("--cells-per-stage", self.cells_per_stage.to_string())),
+            }
         }
         if self.nesterov {
             v.push(("--nesterov", "true".into()));
@@ -195,8 +218,10 @@ impl TrainConfig {
         v
     }
 
-    /// The network to train, from the architecture source and the sizes.
-    pub fn net(&self, classes: usize, in_channels: usize) -> Result<NetSpec> {
+    /// The network to train on `image`-shaped inputs, from the
+    /// architecture source and the sizes.
+    pub fn net(&self, classes: usize, image: Shape) -> Result<NetSpec> {
+        let in_channels = image.c();
         Ok(match self.space {
             SpaceKind::Darts => {
                 let genotype = Genotype::from_source(&self.genotype).map_err(|e| Error(format!("--genotype: {e}")))?;
@@ -209,6 +234,12 @@ impl TrainConfig {
             SpaceKind::Nb201 => {
                 let cell = Nb201Cell::from_source(&self.genotype).map_err(|e| Error(format!("--genotype: {e}")))?;
                 NetSpec::Nb201(Nb201Config::new(self.c, self.cells_per_stage, classes, in_channels), cell)
+            }
+            SpaceKind::Width => {
+                let cfg = WidthConfig::new(self.depth, classes, in_channels, (image.h(), image.w()));
+                cfg.check()?;
+                let w = Widths::from_source(&cfg, &self.genotype).map_err(|e| Error(format!("--widths: {e}")))?;
+                NetSpec::Width(cfg, w)
             }
         })
     }
@@ -343,13 +374,13 @@ fn record(spec: &NetSpec, batch: usize, image: Shape) -> Result<Net> {
 pub fn run<B: Backend<Elem = f32>>(be: B, cfg: &TrainConfig) -> Result<TrainResult> {
     cfg.validate()?;
     // The architecture first: a bad --genotype fails before the folder is taken.
-    cfg.net(1, 1)?;
+    cfg.net(1, Shape::nchw(1, 1, 32, 32))?;
     let dir = RunDir::open(&cfg.out, "--out", &RUN_FILES, cfg.existing)?;
     let split = cfg.data.load()?;
     let (train, test) = (split.train, split.test);
     let eval_images = run::eval_images(cfg.eval_images, test.as_ref(), usize::MAX, &cfg.data)?;
     let data_id = DataId::of(&train, test.as_ref());
-    let spec = cfg.net(train.num_classes(), train.shape().c())?;
+    let spec = cfg.net(train.num_classes(), train.shape())?;
     let net = record(&spec, cfg.batch, train.shape())?;
     let mut model_info = ModelInfo {
         // The model file's network has no drop path: it is for evaluation.

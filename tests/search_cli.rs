@@ -245,3 +245,29 @@ fn a_search_larger_than_memory_is_a_clear_error() {
         .unwrap();
     fails_with(&res, &["GiB", "memory is available", "--batch"]);
 }
+
+/// A short width search of each algorithm on a depth-8 ResNet ends with a
+/// width per searchable layer, the network's weights and multiply-adds, and
+/// α moved by the multiply-add cost (target 30 %): the widths it picks cost
+/// fewer multiply-adds than the full network.
+#[test]
+fn width_search_writes_widths_under_the_cost() {
+    for algo in ["rarts", "darts1", "darts2"] {
+        let out = tmp(&format!("width-{algo}"));
+        let mut c = bin();
+        c.args(["search", "--space", "width", "--algo", algo, "--depth", "8", "--batch", "8", "--seed", "7"]);
+        c.args(["--macs-target", "0.3", "--arch-lr", "0.05", "--epochs", "2", "--steps-per-epoch", "5"]);
+        c.args(["--eval-images", "32", "--quiet", "--out"]);
+        let stdout = ok(&c.arg(&out).output().unwrap());
+        let json = std::fs::read_to_string(out.join("genotype.json")).unwrap();
+        assert!(stdout.contains("\"widths\":["), "{algo}: {stdout}");
+        let num = |key: &str| -> f64 {
+            let v = json.split(&format!("\"{key}\":")).nth(1).unwrap_or_else(|| panic!("{key}: {json}"));
+            v.split([',', '}']).next().unwrap().parse().unwrap()
+        };
+        assert!(num("macs") < num("full_macs"), "{algo}: {json}");
+        assert!(json.contains("\"softmax_alpha\":[["), "{json}");
+        let log = std::fs::read_to_string(out.join("log.jsonl")).unwrap();
+        assert!(log.lines().all(|l| l.contains("\"softmax_alpha_width\":[[")), "{log}");
+    }
+}

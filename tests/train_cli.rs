@@ -266,3 +266,28 @@ fn compare_in_nb201_lists_cells_and_their_skips() {
     assert!(stdout.contains("## Cells") && stdout.contains("- random, seed 1: `|"), "{stdout}");
     assert!(stdout.contains("`--space nb201`") && stdout.contains("`--nesterov true`"), "settings listed: {stdout}");
 }
+
+/// A width search's result retrains (He et al.'s recipe at a short
+/// schedule) and evaluates; `full` and `uniform:F` widths train too.
+#[test]
+fn found_widths_train_and_evaluate() {
+    let search = tmp("width-train-search");
+    let mut c = bin();
+    c.args(["search", "--space", "width", "--depth", "8", "--batch", "8", "--epochs", "1", "--steps-per-epoch", "2"]);
+    c.args(["--eval-images", "0", "--quiet", "--out"]).arg(&search);
+    ok(&c.output().unwrap());
+    let train = |out: &Path, widths: &str| {
+        let mut c = bin();
+        c.args(["train", "--space", "width", "--widths", widths, "--depth", "8", "--batch", "32", "--lr", "0.05"]);
+        c.args(["--epochs", "2", "--steps-per-epoch", "10", "--eval-images", "100", "--quiet", "--out"]).arg(out);
+        c.output().unwrap()
+    };
+    let out = tmp("width-train");
+    let stdout = ok(&train(&out, search.to_str().unwrap()));
+    assert!(stdout.contains("test accuracy: "), "{stdout}");
+    let eval = ok(&bin().args(["eval", "--model"]).arg(&out).output().unwrap());
+    assert!(eval.contains("ResNet-8") && eval.contains("\"widths\":[") && eval.contains("top-1: "), "{eval}");
+    ok(&train(&tmp("width-full"), "full"));
+    ok(&train(&tmp("width-half"), "uniform:0.5"));
+    fails_with(&train(&tmp("width-bad"), "uniform:7"), &["--widths", "fraction in (0, 1]"]);
+}

@@ -18,6 +18,12 @@ pub struct SearchConfig {
     pub space: SpaceKind,
     /// NB201: cells per stage (5 in NATS-Bench).
     pub cells_per_stage: usize,
+    /// Width: the ResNet's depth (20 or 56; 6n + 2).
+    pub depth: usize,
+    /// Width: the multiply-add target, a fraction of the full network's.
+    pub macs_target: f64,
+    /// Width: μ, the weight of the multiply-add cost.
+    pub macs_weight: f32,
     pub algo: Algo,
     pub schedule: Schedule,
     pub lambda: f32,
@@ -91,6 +97,9 @@ impl Default for SearchConfig {
             side_by_side: true,
             space: SpaceKind::Darts,
             cells_per_stage: 5,
+            depth: 20,
+            macs_target: 0.5,
+            macs_weight: 2.0,
         }
     }
 }
@@ -164,6 +173,7 @@ impl SearchConfig {
                     self.c, self.cells_per_stage, self.batch
                 )
             }
+            SpaceKind::Width => format!("--space width --depth {} --batch {}", self.depth, self.batch),
         }
     }
 
@@ -171,7 +181,7 @@ impl SearchConfig {
     /// flag name (`--out` and the progress switch are not among them).
     pub fn identity(&self) -> Vec<(&'static str, String)> {
         let opt = |v: Option<String>| v.unwrap_or_else(|| "default".into());
-        vec![
+        [
             ("--data", self.data.to_string()),
             ("--space", self.space.name().into()),
             ("--algo", self.algo.name().into()),
@@ -183,6 +193,7 @@ impl SearchConfig {
             match self.space {
                 SpaceKind::Darts => ("--layers", self.layers.to_string()),
                 SpaceKind::Nb201 => ("--cells-per-stage", self.cells_per_stage.to_string()),
+                SpaceKind::Width => ("--depth", self.depth.to_string()),
             },
             ("--batch", self.batch.to_string()),
             ("--epochs", self.epochs.to_string()),
@@ -198,6 +209,16 @@ impl SearchConfig {
             ("--seed", self.seed.to_string()),
             ("--eval-images", opt(self.eval_images.map(|v| v.to_string()))),
         ]
+        .into_iter()
+        .chain(
+            (self.space == SpaceKind::Width)
+                .then(|| {
+                    [("--macs-target", self.macs_target.to_string()), ("--macs-weight", self.macs_weight.to_string())]
+                })
+                .into_iter()
+                .flatten(),
+        )
+        .collect()
     }
 
     /// Cosine annealing per epoch (PyTorch's `CosineAnnealingLR`, `T_max = epochs`).

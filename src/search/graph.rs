@@ -47,6 +47,7 @@ pub(super) fn record(cfg: &SearchConfig, space: &dyn SearchSpace, image: Shape) 
         let z = t.split(n.logits, 2);
         let (zt, zv) = (z[0], z[1]);
         let (loss_t, loss_v) = (t.cross_entropy(zt, lt), t.cross_entropy(zv, lv));
+        let loss_v = with_penalty(&mut t, space, &alphas, loss_v);
         let total = t.combine(&[(loss_t, cfg.lambda), (loss_v, 1.0)]);
         let w = n.weight_params;
         let graph = Graph {
@@ -66,6 +67,7 @@ pub(super) fn record(cfg: &SearchConfig, space: &dyn SearchSpace, image: Shape) 
     let (xt, lt, zt, loss_t, w) = one_net(&mut t, GROUP_W, "w");
     let graph = if cfg.algo == Algo::Rarts {
         let (xv, lv, zv, loss_v, y) = one_net(&mut t, GROUP_Y, "y");
+        let loss_v = with_penalty(&mut t, space, &alphas, loss_v);
         let total = t.combine(&[(loss_t, cfg.lambda), (loss_v, 1.0)]);
         Graph {
             prob: Problem {
@@ -79,13 +81,24 @@ pub(super) fn record(cfg: &SearchConfig, space: &dyn SearchSpace, image: Shape) 
         }
     } else {
         Graph {
-            prob: Problem { acc_train: Some((zt, lt)), ..problem(loss_t, loss_t, None, w, vec![], a) },
+            prob: Problem {
+                acc_train: Some((zt, lt)),
+                ..problem(loss_t, with_penalty(&mut t, space, &alphas, loss_t), None, w, vec![], a)
+            },
             train_io: (xt, lt, zt),
             val_io: (xt, lt, zt),
             alphas,
         }
     };
     (t, graph)
+}
+
+/// The validation loss with the space's architecture cost added, if it has one.
+fn with_penalty(t: &mut Tape, space: &dyn SearchSpace, alphas: &Alphas, loss: NodeId) -> NodeId {
+    match space.penalty(t, alphas) {
+        Some(p) => t.add(loss, p),
+        None => loss,
+    }
 }
 
 fn problem(

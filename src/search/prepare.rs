@@ -17,6 +17,7 @@ use crate::search::feed::DataFeed;
 use crate::search::graph::{Graph, min_plan_bytes, record};
 use crate::space::darts::{DartsSpace, SuperNetConfig};
 use crate::space::nb201::{Nb201Config, Nb201Space};
+use crate::space::width::{WidthConfig, WidthSpace};
 use crate::space::{GROUP_W, SearchSpace, SpaceKind};
 
 /// A search set up and ready to step: the recorded graph on a backend, its
@@ -59,6 +60,15 @@ pub fn prepare<B: Backend<Elem = f32>>(be: B, cfg: &SearchConfig) -> Result<Prep
         SpaceKind::Darts => Box::new(DartsSpace(SuperNetConfig::new(cfg.c, cfg.layers, ds.num_classes(), image.c()))),
         SpaceKind::Nb201 => {
             Box::new(Nb201Space(Nb201Config::new(cfg.c, cfg.cells_per_stage, ds.num_classes(), image.c())))
+        }
+        SpaceKind::Width => {
+            let w = WidthConfig {
+                macs_target: cfg.macs_target,
+                macs_weight: cfg.macs_weight,
+                ..WidthConfig::new(cfg.depth, ds.num_classes(), image.c(), (image.h(), image.w()))
+            };
+            w.check()?;
+            Box::new(WidthSpace(w))
         }
     };
     if image.h() % 4 != 0 || image.w() % 4 != 0 {

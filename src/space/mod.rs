@@ -7,6 +7,7 @@
 pub mod darts;
 pub mod eval;
 pub mod nb201;
+pub mod width;
 
 use crate::error::Result;
 use crate::shape::Shape;
@@ -20,6 +21,8 @@ pub enum SpaceKind {
     Darts,
     /// NAS-Bench-201 / NATS-Bench cells (SPEC §6).
     Nb201,
+    /// Channel widths of a CIFAR ResNet (SPEC §7).
+    Width,
 }
 
 impl SpaceKind {
@@ -27,6 +30,7 @@ impl SpaceKind {
         match self {
             SpaceKind::Darts => "darts",
             SpaceKind::Nb201 => "nb201",
+            SpaceKind::Width => "width",
         }
     }
 }
@@ -64,6 +68,12 @@ pub trait SearchSpace {
     /// Records the supernet on images `x`, mixing by `a`'s softmaxes; its
     /// weights go to parameter `group`.
     fn supernet(&self, t: &mut Tape, x: NodeId, a: &Alphas, group: u32) -> darts::SuperNet;
+    /// A cost of the architecture alone, added to the validation loss (the
+    /// width search's multiply-add penalty); none by default.
+    fn penalty(&self, t: &mut Tape, a: &Alphas) -> Option<NodeId> {
+        let _ = (t, a);
+        None
+    }
     /// The architecture α's values stand for (one vector per α matrix, in
     /// the order of [`Alphas::params`]).
     fn derive(&self, alphas: &[Vec<f64>]) -> Result<Derived>;
@@ -90,6 +100,8 @@ pub const GROUP_AUX: u32 = 3;
 pub enum NetSpec {
     Darts(eval::EvalNetConfig),
     Nb201(nb201::Nb201Config, nb201::Nb201Cell),
+    /// A CIFAR ResNet at chosen widths (SPEC §7).
+    Width(width::WidthConfig, width::Widths),
 }
 
 impl NetSpec {
@@ -97,6 +109,7 @@ impl NetSpec {
         match self {
             NetSpec::Darts(_) => SpaceKind::Darts,
             NetSpec::Nb201(..) => SpaceKind::Nb201,
+            NetSpec::Width(..) => SpaceKind::Width,
         }
     }
 
@@ -104,6 +117,7 @@ impl NetSpec {
         match self {
             NetSpec::Darts(c) => c.classes,
             NetSpec::Nb201(c, _) => c.classes,
+            NetSpec::Width(c, _) => c.classes,
         }
     }
 
@@ -112,6 +126,7 @@ impl NetSpec {
         match self {
             NetSpec::Darts(c) => c.genotype.to_text(),
             NetSpec::Nb201(_, cell) => cell.to_arch_str(),
+            NetSpec::Width(c, w) => w.to_json(c, None),
         }
     }
 
@@ -120,6 +135,10 @@ impl NetSpec {
         match self {
             NetSpec::Darts(c) => format!("C={}, {} cells", c.c, c.layers),
             NetSpec::Nb201(c, _) => format!("C={}, {} cells per stage", c.c, c.cells_per_stage),
+            NetSpec::Width(c, w) => {
+                let (params, macs) = c.cost(&w.0);
+                format!("ResNet-{}, {params} weights, {macs} multiply-adds", c.depth)
+            }
         }
     }
 
@@ -145,15 +164,28 @@ impl NetSpec {
                         c.in_channels
                     );
                 }
-                let n = nb201::trained_net(t, c, x, cell, group);
-                Ok(eval::EvalNet {
-                    logits: n.logits,
-                    weight_params: n.weight_params,
-                    aux_logits: None,
-                    aux_params: vec![],
-                    drop_masks: vec![],
-                })
+                Ok(plain(nb201::trained_net(t, c, x, cell, group)))
+            }
+            NetSpec::Width(c, w) => {
+                let s = t.shape(x);
+                let cfg = width::WidthConfig { image: (s.h(), s.w()), ..c.clone() };
+                cfg.check()?;
+                if s.c() != c.in_channels {
+                    crate::bail!("ResNet: input has {} channels; expected {}", s.c(), c.in_channels);
+                }
+                Ok(plain(width::trained_net(t, &cfg, x, w, group)))
             }
         }
+    }
+}
+
+/// A network without DARTS' extras (auxiliary head, drop path).
+fn plain(n: darts::SuperNet) -> eval::EvalNet {
+    eval::EvalNet {
+        logits: n.logits,
+        weight_params: n.weight_params,
+        aux_logits: None,
+        aux_params: vec![],
+        drop_masks: vec![],
     }
 }

@@ -1,0 +1,397 @@
+//! Channel widths of a CIFAR ResNet (SPEC §7; He et al. 2016, the CIFAR
+//! networks with parameter-free shortcuts).
+//!
+//! The network: a 3×3 conv to 16 channels, BN, ReLU; three stages of n
+//! basic blocks at 16, 32 and 64 channels (depth 6n + 2: 20 or 56), the
+//! first block of stages 2 and 3 with stride 2; global pool and a linear
+//! layer. A basic block is `ReLU(BN(conv₂(ReLU(BN(conv₁(x))))) + s(x))`,
+//! `s` the identity or, where the block halves the map and doubles the
+//! channels, `x[:, :, ::2, ::2]` padded with zero channels on both sides.
+//!
+//! The first conv of every block is searchable: K candidate widths (by
+//! default 25/50/75/100 % of its channels), an `α` row per layer. Searching,
+//! the conv keeps all its channels and its BN output is multiplied per
+//! channel by `Σₖ softmax(α)ₖ · maskₖ` (`maskₖ` keeps the first cₖ channels)
+//! before the ReLU; without a cost the widest choice would always win, so
+//! the validation loss adds `μ · max(0, E[MACs] / target − 1)`, `E[MACs]`
+//! the network's multiply-adds at the expected widths (linear in the
+//! softmax: each searchable width enters the MACs of its conv and the next
+//! one). A result is the strongest width of each layer.
+
+use crate::error::{Error, Result};
+use crate::genotype::softmax_rows;
+use crate::shape::Shape;
+use crate::space::darts::SuperNet;
+use crate::space::{Alphas, Derived, SearchSpace, SpaceKind};
+use crate::tape::{ConvSpec, Init, NodeId, Tape};
+
+/// The candidate widths' fractions of each searchable conv's channels.
+pub const FRACTIONS: [f64; 4] = [0.25, 0.5, 0.75, 1.0];
+
+/// Channels of the three stages.
+const STAGE_CHANNELS: [usize; 3] = [16, 32, 64];
+
+/// The network and what the search costs it against.
+#[derive(Clone, Debug, PartialEq)]
+pub struct WidthConfig {
+    /// 6n + 2 (20: n = 3; 56: n = 9).
+    pub depth: usize,
+    pub classes: usize,
+    pub in_channels: usize,
+    /// Input image sides, for the multiply-adds.
+    pub image: (usize, usize),
+    /// The multiply-add target as a fraction of the full network's.
+    pub macs_target: f64,
+    /// μ, the weight of the multiply-add cost in the validation loss.
+    pub macs_weight: f32,
+}
+
+/// One searchable layer: the first conv of a block.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Layer {
+    /// Input channels of the block.
+    pub c_in: usize,
+    /// The block's channels (the searchable conv's full width).
+    pub planes: usize,
+    pub stride: usize,
+    /// Output map sides of the block.
+    pub out: (usize, usize),
+}
+
+impl WidthConfig {
+    pub fn new(depth: usize, classes: usize, in_channels: usize, image: (usize, usize)) -> Self {
+        WidthConfig { depth, classes, in_channels, image, macs_target: 0.5, macs_weight: 2.0 }
+    }
+
+    /// Refuses a depth that is not 6n + 2 and an image whose sides do not halve twice.
+    pub fn check(&self) -> Result<()> {
+        if self.depth < 8 || !(self.depth - 2).is_multiple_of(6) {
+            crate::bail!("--depth {}: expected 6n + 2 for n ≥ 1 (20, 32, 44, 56, 110)", self.depth);
+        }
+        let (h, w) = self.image;
+        if h < 4 || w < 4 || !h.is_multiple_of(4) || !w.is_multiple_of(4) {
+            crate::bail!("width search: images of {h}×{w}; expected sides that are positive multiples of 4");
+        }
+        if !(self.macs_target > 0.0 && self.macs_target <= 1.0) {
+            crate::bail!("--macs-target {}: expected a fraction in (0, 1]", self.macs_target);
+        }
+        if !(self.macs_weight.is_finite() && self.macs_weight >= 0.0) {
+            crate::bail!("--macs-weight {}: expected a finite non-negative number", self.macs_weight);
+        }
+        Ok(())
+    }
+
+    /// Basic blocks per stage.
+    pub fn blocks_per_stage(&self) -> usize {
+        (self.depth.max(2) - 2) / 6
+    }
+
+    /// Every searchable layer, in order.
+    pub fn layers(&self) -> Vec<Layer> {
+        let (mut h, mut w) = self.image;
+        let mut c_in = STAGE_CHANNELS[0];
+        let mut v = Vec::new();
+        for (s, &planes) in STAGE_CHANNELS.iter().enumerate() {
+            for b in 0..self.blocks_per_stage() {
+                let stride = if s > 0 && b == 0 { 2 } else { 1 };
+                (h, w) = (h / stride, w / stride);
+                v.push(Layer { c_in, planes, stride, out: (h, w) });
+                c_in = planes;
+            }
+        }
+        v
+    }
+
+    /// Layer `l`'s candidate widths, narrowest first.
+    pub fn candidates(&self, l: &Layer) -> Vec<usize> {
+        FRACTIONS.iter().map(|f| ((f * l.planes as f64).round() as usize).max(1)).collect()
+    }
+
+    /// Every layer at its full width.
+    pub fn full_widths(&self) -> Vec<usize> {
+        self.layers().iter().map(|l| l.planes).collect()
+    }
+
+    /// `(weights, multiply-adds)` of the network at `widths` (one per
+    /// searchable layer): convolutions, BN's γ and β and the linear layer
+    /// count as weights; convolutions and the linear layer as multiply-adds.
+    pub fn cost(&self, widths: &[usize]) -> (usize, usize) {
+        let (h, w) = self.image;
+        let c0 = STAGE_CHANNELS[0];
+        let mut params = self.in_channels * c0 * 9 + 2 * c0;
+        let mut macs = h * w * c0 * self.in_channels * 9;
+        for (l, &c) in self.layers().iter().zip(widths) {
+            let hw = l.out.0 * l.out.1;
+            params += l.c_in * c * 9 + 2 * c + c * l.planes * 9 + 2 * l.planes;
+            macs += hw * 9 * (l.c_in * c + c * l.planes);
+        }
+        let last = STAGE_CHANNELS[2];
+        (params + last * self.classes + self.classes, macs + last * self.classes)
+    }
+}
+
+/// A `(rows, K)` matrix's JSON rows.
+fn json_rows(v: &[f64], k: usize) -> String {
+    let rows: Vec<String> = v
+        .chunks(k)
+        .map(|r| format!("[{}]", r.iter().map(|x| format!("{x:.5}")).collect::<Vec<_>>().join(",")))
+        .collect();
+    format!("[{}]", rows.join(","))
+}
+
+fn json_list(v: &[usize]) -> String {
+    format!("[{}]", v.iter().map(|x| x.to_string()).collect::<Vec<_>>().join(","))
+}
+
+/// Chosen widths, one per searchable layer.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Widths(pub Vec<usize>);
+
+impl Widths {
+    /// The strongest candidate of each row of `alpha` (`(layers, K)`).
+    pub fn from_alpha(cfg: &WidthConfig, alpha: &[f64]) -> Result<Self> {
+        let (layers, k) = (cfg.layers(), FRACTIONS.len());
+        if alpha.len() != layers.len() * k {
+            crate::bail!("a width α holds {} values, expected {}×{k}", alpha.len(), layers.len());
+        }
+        Ok(Widths(
+            layers
+                .iter()
+                .zip(alpha.chunks(k))
+                .map(|(l, row)| cfg.candidates(l)[(0..k).fold(0, |b, j| if row[j] > row[b] { j } else { b })])
+                .collect(),
+        ))
+    }
+
+    /// The widths as JSON with the network's size, its full size and (when
+    /// given) the softmax of α: what `rarts train --space width --widths` reads.
+    pub fn to_json(&self, cfg: &WidthConfig, softmax: Option<&[f64]>) -> String {
+        let (params, macs) = cfg.cost(&self.0);
+        let (full_params, full_macs) = cfg.cost(&cfg.full_widths());
+        let mut s = format!(
+            "{{\"space\":\"width\",\"depth\":{},\"widths\":{},\"full_widths\":{},\"params\":{params},\"macs\":{macs},\
+             \"full_params\":{full_params},\"full_macs\":{full_macs},\"macs_fraction\":{:.4}",
+            cfg.depth,
+            json_list(&self.0),
+            json_list(&cfg.full_widths()),
+            macs as f64 / full_macs as f64
+        );
+        if let Some(w) = softmax {
+            s += &format!(",\"fractions\":{:?},\"softmax_alpha\":{}", FRACTIONS, json_rows(w, FRACTIONS.len()));
+        }
+        s + "}"
+    }
+
+    /// Widths from where `rarts train --widths` points: `full`,
+    /// `uniform:FRACTION` (every layer at that fraction of its channels), a
+    /// search's `--out` folder, or a file holding a `"widths"` list (its
+    /// `genotype.txt` or `genotype.json`).
+    pub fn from_source(cfg: &WidthConfig, s: &str) -> Result<Self> {
+        let src = s.trim();
+        if src == "full" {
+            return Ok(Widths(cfg.full_widths()));
+        }
+        if let Some(f) = src.strip_prefix("uniform:") {
+            let f: f64 = f.trim().parse().map_err(|_| Error(format!("widths `{src}`: expected uniform:FRACTION")))?;
+            if !(f > 0.0 && f <= 1.0) {
+                crate::bail!("widths `{src}`: expected a fraction in (0, 1]");
+            }
+            return Ok(Widths(cfg.layers().iter().map(|l| ((f * l.planes as f64).round() as usize).max(1)).collect()));
+        }
+        let path = std::path::Path::new(src);
+        let file = if path.is_dir() { path.join("genotype.json") } else { path.to_path_buf() };
+        if !file.is_file() {
+            crate::bail!(
+                "widths `{src}`: no such file; expected full, uniform:FRACTION, a search --out folder or a file with a \"widths\" list"
+            );
+        }
+        let text = std::fs::read_to_string(&file)
+            .map_err(|e| Error(format!("widths {}: cannot read it: {e}", file.display())))?;
+        Self::parse(cfg, &text, &file.display().to_string())
+    }
+
+    /// Reads the `"widths"` list of a JSON file written by [`Widths::to_json`]
+    /// (a search's `genotype.json`), checking it against `cfg`.
+    pub fn parse(cfg: &WidthConfig, text: &str, what: &str) -> Result<Self> {
+        let at = text.find("\"widths\":[").ok_or_else(|| Error(format!("{what}: no \"widths\" list")))?;
+        let rest = &text[at + 10..];
+        let body =
+            &rest[..rest.find(']').ok_or_else(|| Error(format!("{what}: the \"widths\" list is not closed")))?];
+        let v = body
+            .split(',')
+            .map(|s| {
+                s.trim().parse::<usize>().map_err(|_| Error(format!("{what}: width '{}' is not a count", s.trim())))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let layers = cfg.layers();
+        if v.len() != layers.len() {
+            crate::bail!(
+                "{what}: {} widths; a depth-{} network has {} searchable layers",
+                v.len(),
+                cfg.depth,
+                layers.len()
+            );
+        }
+        if let Some((i, (w, l))) = v.iter().zip(&layers).enumerate().find(|(_, (w, l))| **w == 0 || **w > l.planes) {
+            crate::bail!("{what}: width {i} is {w}; expected 1 to {} (that block's channels)", l.planes);
+        }
+        Ok(Widths(v))
+    }
+}
+
+/// α `(layers, K)`, initialised `1e-3·N(0, 1)`, and its row softmax.
+pub fn alphas(t: &mut Tape, cfg: &WidthConfig, group: u32) -> (NodeId, NodeId) {
+    let a = t.param(Shape::mat(cfg.layers().len(), FRACTIONS.len()), group, Init::Normal(1e-3), "alpha_width");
+    (a, t.softmax_rows(a))
+}
+
+/// How the searchable convs' widths are set.
+#[derive(Clone, Copy, Debug)]
+enum Choice<'a> {
+    /// Full width, the BN output masked by `softmax(α)` (that node).
+    Mixed(NodeId),
+    Fixed(&'a [usize]),
+}
+
+/// ReLU(BN(conv(x))) is written as BN(conv(x)) with the ReLU fused into
+/// the next conv's input; the block's output ReLU is explicit (the shortcut
+/// reads it).
+#[allow(clippy::too_many_arguments)]
+fn block(
+    t: &mut Tape,
+    x: NodeId,
+    l: &Layer,
+    cands: &[usize],
+    li: usize,
+    choice: Choice<'_>,
+    group: u32,
+    name: &str,
+) -> NodeId {
+    let width = match choice {
+        Choice::Mixed(_) => l.planes,
+        Choice::Fixed(w) => w[li],
+    };
+    let c1 = t.conv(x, width, ConvSpec::dense(3, l.stride, 1), group, &format!("{name}.conv1"));
+    let mut h = t.batch_norm(c1, true, group, &format!("{name}.bn1"));
+    if let Choice::Mixed(softmax) = choice {
+        let row = t.row(softmax, li);
+        // mask (planes, K): channel c kept by candidate k when c < c_k.
+        let mask: Vec<f32> =
+            (0..l.planes).flat_map(|c| cands.iter().map(move |&ck| if c < ck { 1.0 } else { 0.0 })).collect();
+        let m = t.constant(Shape::mat(l.planes, FRACTIONS.len()), mask, &format!("{name}.width_mask"));
+        let factor = t.linear_with(row, m, None);
+        h = t.channel_scale(h, factor);
+    }
+    let c2 = t.conv(h, l.planes, ConvSpec::dense(3, 1, 1).after_relu(), group, &format!("{name}.conv2"));
+    let b2 = t.batch_norm(c2, true, group, &format!("{name}.bn2"));
+    let s = if l.stride == 1 && l.c_in == l.planes {
+        x
+    } else {
+        // x[:, :, ::2, ::2], then planes/4 zero channels on each side.
+        let sub = t.avg_pool_k(x, 1, 2, 0);
+        let ss = t.shape(sub);
+        let pad = t.zeros(Shape::nchw(ss.n(), t.nets() * (l.planes - l.c_in) / 2, ss.h(), ss.w()));
+        t.concat(&[pad, sub, pad])
+    };
+    let sum = t.add(b2, s);
+    t.relu(sum)
+}
+
+fn network(t: &mut Tape, cfg: &WidthConfig, x: NodeId, choice: Choice<'_>, group: u32) -> SuperNet {
+    let first = t.nodes.len();
+    let c0 = STAGE_CHANNELS[0];
+    let s = t.conv(x, c0, ConvSpec::dense(3, 1, 1), group, "conv1");
+    let s = t.batch_norm(s, true, group, "bn1");
+    let mut h = t.relu(s);
+    let per = cfg.blocks_per_stage();
+    for (li, l) in cfg.layers().iter().enumerate() {
+        let cands = cfg.candidates(l);
+        h = block(t, h, l, &cands, li, choice, group, &format!("layer{}.{}", li / per + 1, li % per));
+    }
+    let pooled = t.global_avg_pool(h);
+    let logits = t.linear(pooled, cfg.classes, group, "linear");
+    let weight_params = t.params(group).into_iter().filter(|&p| p >= first).collect();
+    SuperNet { logits, weight_params }
+}
+
+/// The search network: full widths, each searchable conv's BN output masked
+/// by its row of `softmax` (from [`alphas`]).
+pub fn supernet(t: &mut Tape, cfg: &WidthConfig, x: NodeId, softmax: NodeId, group: u32) -> SuperNet {
+    network(t, cfg, x, Choice::Mixed(softmax), group)
+}
+
+/// The network at `widths`, for training.
+pub fn trained_net(t: &mut Tape, cfg: &WidthConfig, x: NodeId, widths: &Widths, group: u32) -> SuperNet {
+    network(t, cfg, x, Choice::Fixed(&widths.0), group)
+}
+
+/// `μ · max(0, E[MACs] / target − 1)` from the softmax of α: each layer's
+/// expected width `Σₖ wₖ cₖ` enters its conv and the next linearly.
+fn macs_penalty(t: &mut Tape, cfg: &WidthConfig, softmax: NodeId) -> NodeId {
+    let layers = cfg.layers();
+    let (_, full) = cfg.cost(&cfg.full_widths());
+    let target = cfg.macs_target * full as f64;
+    // The multiply-adds that do not depend on the searched widths.
+    let fixed = cfg.cost(&vec![0; layers.len()]).1 as f64;
+    let mut terms = Vec::new();
+    for (li, l) in layers.iter().enumerate() {
+        let per_channel = (l.out.0 * l.out.1 * 9 * (l.c_in + l.planes)) as f64;
+        let coef: Vec<f32> = cfg.candidates(l).iter().map(|&c| (per_channel * c as f64 / target) as f32).collect();
+        let row = t.row(softmax, li);
+        let k = t.constant(Shape::mat(1, FRACTIONS.len()), coef, &format!("macs_coef.{li}"));
+        terms.push((t.linear_with(row, k, None), 1.0));
+    }
+    let offset = t.constant(Shape::scalar(), vec![(fixed / target - 1.0) as f32], "macs_offset");
+    terms.push((offset, 1.0));
+    let over = t.combine(&terms);
+    let over = t.relu(over);
+    t.scale(over, cfg.macs_weight)
+}
+
+/// Bytes the recording of one block takes at least.
+const TAPE_BYTES_PER_BLOCK: u128 = 4 << 10;
+
+/// The width space as a [`SearchSpace`].
+#[derive(Clone, Debug)]
+pub struct WidthSpace(pub WidthConfig);
+
+/// The candidate widths' names, the columns of α.
+const WIDTH_NAMES: [&str; 4] = ["25%", "50%", "75%", "100%"];
+
+impl SearchSpace for WidthSpace {
+    fn kind(&self) -> SpaceKind {
+        SpaceKind::Width
+    }
+
+    fn ops(&self) -> &'static [&'static str] {
+        &WIDTH_NAMES
+    }
+
+    fn alphas(&self, t: &mut Tape, group: u32) -> Alphas {
+        let (a, w) = alphas(t, &self.0, group);
+        Alphas { params: vec![(a, "width")], softmax: vec![w] }
+    }
+
+    fn supernet(&self, t: &mut Tape, x: NodeId, a: &Alphas, group: u32) -> SuperNet {
+        supernet(t, &self.0, x, a.softmax[0], group)
+    }
+
+    fn penalty(&self, t: &mut Tape, a: &Alphas) -> Option<NodeId> {
+        Some(macs_penalty(t, &self.0, a.softmax[0]))
+    }
+
+    fn derive(&self, alphas: &[Vec<f64>]) -> Result<Derived> {
+        let [a] = alphas else { crate::bail!("the width α is one matrix, got {}", alphas.len()) };
+        let widths = Widths::from_alpha(&self.0, a)?;
+        let softmax = softmax_rows(a, FRACTIONS.len());
+        let json = widths.to_json(&self.0, Some(&softmax));
+        Ok(Derived { text: widths.to_json(&self.0, None), json })
+    }
+
+    /// Every block holds at least four maps of its full width.
+    fn min_bytes(&self, batch: usize, _image: Shape) -> u128 {
+        let elems: u128 =
+            self.0.layers().iter().map(|l| 4 * batch as u128 * l.planes as u128 * (l.out.0 * l.out.1) as u128).sum();
+        elems * 4 + self.0.layers().len() as u128 * TAPE_BYTES_PER_BLOCK
+    }
+}
