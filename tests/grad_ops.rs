@@ -850,28 +850,38 @@ fn global_average_pool() {
 #[test]
 fn linear() {
     let mut rng = rng(701);
-    for (n, i, o, bias) in [(3, 5, 4, true), (2, 7, 10, true), (4, 6, 3, false), (1, 1, 2, false)] {
-        let what = format!("linear n {n} in {i} out {o} bias {bias}");
+    // The last two: groups (RARTS's two classifiers side by side; three groups).
+    for (n, i, o, g, bias) in [
+        (3, 5, 4, 1, true),
+        (2, 7, 10, 1, true),
+        (4, 6, 3, 1, false),
+        (1, 1, 2, 1, false),
+        (3, 8, 6, 2, true),
+        (2, 9, 3, 3, false),
+    ] {
+        let what = format!("linear n {n} in {i} out {o} groups {g} bias {bias}");
+        let (ig, og) = (i / g, o / g);
         let x = uniform(&mut rng, n * i);
-        let w = uniform(&mut rng, o * i);
+        let w = uniform(&mut rng, o * ig);
         let b = bias.then(|| uniform(&mut rng, o));
         let fwd = |x: &[f64], w: &[f64], b: Option<&Vec<f64>>| {
             let mut y = vec![f64::NAN; n * o];
-            be().linear_fwd(n, i, o, 1, &x.to_vec(), &w.to_vec(), b, &mut y).unwrap();
+            be().linear_fwd(n, i, o, g, &x.to_vec(), &w.to_vec(), b, &mut y).unwrap();
             y
         };
         let want: Vec<f64> = (0..n * o)
             .map(|k| {
                 let (row, col) = (k / o, k % o);
-                (0..i).map(|j| x[row * i + j] * w[col * i + j]).sum::<f64>() + b.as_ref().map_or(0.0, |b| b[col])
+                let x0 = row * i + col / og * ig;
+                (0..ig).map(|j| x[x0 + j] * w[col * ig + j]).sum::<f64>() + b.as_ref().map_or(0.0, |b| b[col])
             })
             .collect();
         assert_close(&format!("{what} forward"), &fwd(&x, &w, b.as_ref()), &want, FWD_ATOL, FWD_RTOL);
 
         let r = uniform(&mut rng, n * o);
-        let (dx0, dw0, db0) = (uniform(&mut rng, n * i), uniform(&mut rng, o * i), uniform(&mut rng, o));
+        let (dx0, dw0, db0) = (uniform(&mut rng, n * i), uniform(&mut rng, o * ig), uniform(&mut rng, o));
         let (mut dx, mut dw, mut db) = (dx0.clone(), dw0.clone(), db0.clone());
-        be().linear_bwd(n, i, o, 1, &x, &w, &r, Some(&mut dx), Some(&mut dw), bias.then_some(&mut db)).unwrap();
+        be().linear_bwd(n, i, o, g, &x, &w, &r, Some(&mut dx), Some(&mut dw), bias.then_some(&mut db)).unwrap();
         check_grad(&format!("{what} d_x"), &x, &dx0, &dx, |s| project(&r, &fwd(s, &w, b.as_ref())));
         check_grad(&format!("{what} d_w"), &w, &dw0, &dw, |s| project(&r, &fwd(&x, s, b.as_ref())));
         if let Some(bv) = &b {
@@ -881,7 +891,7 @@ fn linear() {
         }
         // Each gradient may be requested alone (frozen input, frozen weight).
         let mut dw_only = dw0.clone();
-        be().linear_bwd(n, i, o, 1, &x, &w, &r, None, Some(&mut dw_only), None).unwrap();
+        be().linear_bwd(n, i, o, g, &x, &w, &r, None, Some(&mut dw_only), None).unwrap();
         assert_close(&format!("{what} d_w alone"), &dw_only, &dw, 0.0, 0.0);
     }
 }

@@ -357,19 +357,28 @@ fn group_geom(g: &ConvGeom) -> ConvGeom {
     ConvGeom { cin: g.cin / g.groups, cout: g.cout / g.groups, groups: 1, ..*g }
 }
 
+/// Each group's filters `(cout, cin·k·k)` of `w` packed as a product's left
+/// factor: as they are (forward), or transposed (`wᵀ`, backward data).
+fn pack_groups<T: Real>(g: &ConvGeom, sub: &ConvGeom, w: &[T], trans: bool) -> Vec<Packed<T>> {
+    let kdim = sub.cin * sub.k * sub.k;
+    let wg = sub.cout * kdim;
+    (0..g.groups)
+        .map(|gi| {
+            let mut a = Packed::new();
+            let (m, k) = if trans { (kdim, sub.cout) } else { (sub.cout, kdim) };
+            a.pack(m, k, &w[gi * wg..][..wg], kdim, trans);
+            a
+        })
+        .collect()
+}
+
 /// `y = w · im2col(relu?(x))` per image and group, w `(cout, cin/groups, k, k)`;
 /// parallel over images.
 pub fn fwd<T: Real>(g: &ConvGeom, x: &[T], w: &[T], y: &mut [T]) {
     let sub = group_geom(g);
     let (chw, ohw, kdim) = (g.cin * g.h * g.w, g.oh * g.ow, sub.cin * sub.k * sub.k);
-    let (xg, wg, yg) = (sub.cin * g.h * g.w, sub.cout * kdim, sub.cout * ohw);
-    let a: Vec<Packed<T>> = (0..g.groups)
-        .map(|gi| {
-            let mut a = Packed::new();
-            a.pack(sub.cout, kdim, &w[gi * wg..][..wg], kdim, false);
-            a
-        })
-        .collect();
+    let (xg, yg) = (sub.cin * g.h * g.w, sub.cout * ohw);
+    let a = pack_groups(g, &sub, w, false);
     let plain = is_plain(g);
     par::for_chunks_init(
         y,
@@ -396,14 +405,8 @@ pub fn fwd<T: Real>(g: &ConvGeom, x: &[T], w: &[T], y: &mut [T]) {
 pub fn bwd_data<T: Real>(g: &ConvGeom, x: &[T], w: &[T], dy: &[T], dx: &mut [T], write: Write) {
     let sub = group_geom(g);
     let (chw, ohw, kdim) = (g.cin * g.h * g.w, g.oh * g.ow, sub.cin * sub.k * sub.k);
-    let (xg, wg, yg) = (sub.cin * g.h * g.w, sub.cout * kdim, sub.cout * ohw);
-    let a: Vec<Packed<T>> = (0..g.groups)
-        .map(|gi| {
-            let mut a = Packed::new();
-            a.pack(kdim, sub.cout, &w[gi * wg..][..wg], kdim, true);
-            a
-        })
-        .collect();
+    let (xg, yg) = (sub.cin * g.h * g.w, sub.cout * ohw);
+    let a = pack_groups(g, &sub, w, true);
     let plain = is_plain(g);
     par::for_chunks_init(
         dx,
