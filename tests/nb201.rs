@@ -5,7 +5,7 @@
 use rarts::backend::Cpu;
 use rarts::exec::Exec;
 use rarts::shape::Shape;
-use rarts::space::nb201::{EDGES, NODES, Nb201Cell, Nb201Config, OPS, alphas, edge, supernet, trained_net};
+use rarts::space::nb201::{EDGES, Nb201Cell, Nb201Config, OPS, alphas, edge, supernet, trained_net};
 use rarts::space::{GROUP_ARCH, GROUP_W};
 use rarts::tape::Tape;
 
@@ -95,5 +95,4 @@ fn search_network_runs_and_alpha_gets_gradients() {
             assert!(v.is_finite() && v != 0.0, "edge {e} op {}: gradient {v}", OPS[k]);
         }
     }
-    assert_eq!(NODES, 4);
 }

@@ -7,7 +7,7 @@ mod common;
 use rarts::backend::Cpu;
 use rarts::exec::Exec;
 use rarts::shape::Shape;
-use rarts::space::width::{FRACTIONS, WidthConfig, Widths, alphas, supernet, trained_net};
+use rarts::space::width::{FRACTIONS, WidthConfig, Widths, alphas, trained_net};
 use rarts::space::{GROUP_ARCH, GROUP_W, SearchSpace, width::WidthSpace};
 use rarts::tape::Tape;
 
@@ -110,7 +110,6 @@ fn search_network_mask_mix_and_cost() {
     let mut t = Tape::new();
     let (p, _) = alphas(&mut t, &cfg, GROUP_ARCH);
     assert_eq!(t.shape(p), Shape::mat(3, k));
-    let _ = supernet;
 }
 
 #[test]

@@ -58,6 +58,13 @@ pub struct Layer {
     pub out: (usize, usize),
 }
 
+impl Layer {
+    /// `f` of the layer's channels, rounded, at least one.
+    pub fn fraction(&self, f: f64) -> usize {
+        ((f * self.planes as f64).round() as usize).max(1)
+    }
+}
+
 impl WidthConfig {
     pub fn new(depth: usize, classes: usize, in_channels: usize, image: (usize, usize)) -> Self {
         WidthConfig { depth, classes, in_channels, image, macs_target: 0.5, macs_weight: 2.0 }
@@ -104,7 +111,7 @@ impl WidthConfig {
 
     /// Layer `l`'s candidate widths, narrowest first.
     pub fn candidates(&self, l: &Layer) -> Vec<usize> {
-        FRACTIONS.iter().map(|f| ((f * l.planes as f64).round() as usize).max(1)).collect()
+        FRACTIONS.iter().map(|&f| l.fraction(f)).collect()
     }
 
     /// Every layer at its full width.
@@ -196,7 +203,7 @@ impl Widths {
             if !(f > 0.0 && f <= 1.0) {
                 crate::bail!("widths `{src}`: expected a fraction in (0, 1]");
             }
-            return Ok(Widths(cfg.layers().iter().map(|l| ((f * l.planes as f64).round() as usize).max(1)).collect()));
+            return Ok(Widths(cfg.layers().iter().map(|l| l.fraction(f)).collect()));
         }
         let path = std::path::Path::new(src);
         let file = if path.is_dir() { path.join("genotype.json") } else { path.to_path_buf() };
