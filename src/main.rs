@@ -394,6 +394,13 @@ struct TrainArgs {
     /// Test images evaluated after each epoch (default: all).
     #[arg(long)]
     eval_images: Option<usize>,
+    /// Start from a trained model's weights (a `rarts train` folder or its
+    /// model.safetensors) instead of random ones: the same network, or for
+    /// width a wider one of the same depth, whose searchable convs keep the
+    /// filters of largest L1 norm (Li et al. 2017's pruning; fine-tune it
+    /// with a lower --lr).
+    #[arg(long)]
+    init_from: Option<PathBuf>,
     #[command(flatten)]
     run: RunArgs,
 }
@@ -593,6 +600,7 @@ fn run(cli: Cli) -> Result<()> {
                 seed: a.seed,
                 steps_per_epoch: a.steps_per_epoch,
                 eval_images: a.eval_images,
+                init_from: a.init_from,
                 out: a.run.out(r.out.clone()),
                 existing: a.run.existing(),
                 progress: !a.run.quiet,

@@ -138,24 +138,59 @@ impl Model {
         Ok(Model { path, info: ModelInfo { net, image: (ic, ih, iw), metadata: m }, bytes })
     }
 
+    /// One tensor of the file by name: its shape and values, checked finite.
+    pub fn tensor(&self, name: &str) -> Result<(Vec<usize>, Vec<f32>)> {
+        self.read(&self.open()?, name)
+    }
+
+    fn open(&self) -> Result<SafeTensors<'_>> {
+        SafeTensors::deserialize(&self.bytes).map_err(|e| Error(format!("--model {}: {e}", self.path.display())))
+    }
+
+    fn read(&self, st: &SafeTensors<'_>, name: &str) -> Result<(Vec<usize>, Vec<f32>)> {
+        let what = self.path.display();
+        let t = st.tensor(name).map_err(|_| Error(format!("--model {what}: no tensor '{name}'")))?;
+        if t.dtype() != Dtype::F32 {
+            crate::bail!("--model {what}: tensor '{name}' is {:?}; expected F32", t.dtype());
+        }
+        let v: Vec<f32> = t.data().chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect();
+        if let Some(i) = v.iter().position(|x| !x.is_finite()) {
+            crate::bail!("--model {what}: tensor '{name}' holds {} at element {i}", v[i]);
+        }
+        Ok((t.shape().to_vec(), v))
+    }
+
     /// Puts every persistent tensor of `ex` from the file, checking names and shapes.
     pub fn load_into<B: Backend<Elem = f32>>(&self, ex: &mut Exec<B>) -> Result<()> {
+        self.load_into_with(ex, &[])
+    }
+
+    /// As [`Model::load_into`], but the tensors named in `replaced` take
+    /// those values instead of the file's (a pruned network's).
+    pub fn load_into_with<B: Backend<Elem = f32>>(
+        &self,
+        ex: &mut Exec<B>,
+        replaced: &[(String, Vec<f32>)],
+    ) -> Result<()> {
         let what = self.path.display();
-        let st = SafeTensors::deserialize(&self.bytes).map_err(|e| Error(format!("--model {what}: {e}")))?;
+        let st = self.open()?;
         for n in persistent_nodes(&ex.tape) {
             let name = ex.tape.nodes[n].name.clone();
-            let t = st.tensor(&name).map_err(|_| Error(format!("--model {what}: no tensor '{name}'")))?;
-            let want = ex.shape(n).0;
-            if t.dtype() != Dtype::F32 || t.shape() != want {
-                crate::bail!(
-                    "--model {what}: tensor '{name}' is {:?} {:?}; expected F32 {want:?}",
-                    t.dtype(),
-                    t.shape()
-                );
+            let want = ex.shape(n);
+            if let Some((_, v)) = replaced.iter().find(|r| r.0 == name) {
+                if v.len() != want.numel() {
+                    crate::bail!(
+                        "--model {what}: '{name}' has {} values after pruning; expected {}",
+                        v.len(),
+                        want.numel()
+                    );
+                }
+                ex.set_elems(n, v)?;
+                continue;
             }
-            let v: Vec<f32> = t.data().chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect();
-            if let Some(i) = v.iter().position(|x| !x.is_finite()) {
-                crate::bail!("--model {what}: tensor '{name}' holds {} at element {i}", v[i]);
+            let (shape, v) = self.read(&st, &name)?;
+            if shape != want.0 {
+                crate::bail!("--model {what}: tensor '{name}' is {shape:?}; expected {:?}", want.0);
             }
             ex.set_elems(n, &v)?;
         }

@@ -28,7 +28,7 @@ use crate::search::config::{momentum, need, rate, show, sizes};
 use crate::shape::Shape;
 use crate::space::eval::{EvalNetConfig, set_drop_masks};
 use crate::space::nb201::{Nb201Cell, Nb201Config};
-use crate::space::width::{WidthConfig, Widths};
+use crate::space::width::{WidthConfig, Widths, prune_l1};
 use crate::space::{GROUP_AUX, GROUP_W, NetSpec, SpaceKind};
 use crate::tape::{NodeId, Tape};
 
@@ -80,6 +80,11 @@ pub struct TrainConfig {
     pub steps_per_epoch: Option<usize>,
     /// Test images evaluated after each epoch (`None`: all of them).
     pub eval_images: Option<usize>,
+    /// Start from this trained model's weights instead of random ones (a
+    /// `rarts train` folder or its model file): the same network, or for
+    /// the width space a wider one of the same depth, pruned to the widths
+    /// by the L1 norm of its filters ([`prune_l1`]).
+    pub init_from: Option<PathBuf>,
     pub out: PathBuf,
     pub existing: Existing,
     pub progress: bool,
@@ -108,6 +113,7 @@ impl Default for TrainConfig {
             seed: 0,
             steps_per_epoch: None,
             eval_images: None,
+            init_from: None,
             out: PathBuf::from("runs/train"),
             existing: Existing::Refuse,
             progress: true,
@@ -208,12 +214,18 @@ impl TrainConfig {
             v.retain(|(f, _)| !matches!(*f, "--layers" | "--drop-path" | "--auxiliary"));
             v.push(("--space", self.space.name().into()));
             match self.space {
-                SpaceKind::Width => v.push(("--depth", self.depth.to_string())),
+                SpaceKind::Width => {
+                    v.retain(|(f, _)| *f != "--c");
+                    v.push(("--depth", self.depth.to_string()))
+                }
                 _ => v.push(("--cells-per-stage", self.cells_per_stage.to_string())),
             }
         }
         if self.nesterov {
             v.push(("--nesterov", "true".into()));
+        }
+        if let Some(m) = &self.init_from {
+            v.push(("--init-from", m.display().to_string()));
         }
         v
     }
@@ -375,6 +387,10 @@ pub fn run<B: Backend<Elem = f32>>(be: B, cfg: &TrainConfig) -> Result<TrainResu
     cfg.validate()?;
     // The architecture first: a bad --genotype fails before the folder is taken.
     cfg.net(1, Shape::nchw(1, 1, 32, 32))?;
+    let init_model = match &cfg.init_from {
+        Some(p) => Some(Model::load(p).map_err(|e| Error(e.0.replacen("--model", "--init-from", 1)))?),
+        None => None,
+    };
     let dir = RunDir::open(&cfg.out, "--out", &RUN_FILES, cfg.existing)?;
     let split = cfg.data.load()?;
     let (train, test) = (split.train, split.test);
@@ -395,6 +411,9 @@ pub fn run<B: Backend<Elem = f32>>(be: B, cfg: &TrainConfig) -> Result<TrainResu
     let device = be.name();
     let mut ex = Exec::new(be, net.tape)?;
     ex.init_params(&mut StdRng::seed_from_u64(cfg.seed))?;
+    if let Some(m) = &init_model {
+        init_from(&mut ex, &model_info.net, m)?;
+    }
     let sgd = SgdStep { lr: cfg.lr, momentum: cfg.momentum, weight_decay: cfg.weight_decay };
     // DARTS clips and steps the head's weights together with the network's.
     let params: Vec<NodeId> = net.weights.iter().chain(&net.aux).copied().collect();
@@ -482,6 +501,30 @@ pub fn run<B: Backend<Elem = f32>>(be: B, cfg: &TrainConfig) -> Result<TrainResu
         epochs.push(log);
     }
     Ok(TrainResult { weights, epochs })
+}
+
+/// Sets the weights and BN statistics of `ex` (the network `spec`) from
+/// the trained `model`: as they are when it is the same network; pruned by
+/// the L1 norm of their filters when both are width networks of the same
+/// depth and data and the model is at least as wide in every layer.
+fn init_from<B: Backend<Elem = f32>>(ex: &mut Exec<B>, spec: &NetSpec, model: &Model) -> Result<()> {
+    let what = model.path.display();
+    let tag = |e: Error| Error(e.0.replacen("--model", "--init-from", 1));
+    match (spec, &model.info.net) {
+        (NetSpec::Width(cfg, to), NetSpec::Width(from_cfg, from)) if cfg == from_cfg => {
+            let pruned =
+                prune_l1(cfg, from, to, &|n| model.tensor(n)).map_err(|e| Error(format!("--init-from {what}: {e}")))?;
+            model.load_into_with(ex, &pruned).map_err(tag)
+        }
+        (a, b) if a == b => model.load_into(ex).map_err(tag),
+        (a, b) => crate::bail!(
+            "--init-from {what}: that model is a {} network ({}); expected the one being trained ({}), or for \
+             --space width a wider network of the same depth trained on the same data",
+            b.space().name(),
+            b.arch(),
+            a.arch()
+        ),
+    }
 }
 
 fn log_json(l: &TrainEpoch) -> String {

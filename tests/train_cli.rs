@@ -201,7 +201,7 @@ fn compare_runs_every_method_and_seed_then_skips_what_is_done() {
     let again = run();
     let stderr = String::from_utf8_lossy(&again.stderr);
     ok(&again);
-    assert!(!stderr.contains("compare: search") && !stderr.contains("compare: retrain"), "{stderr}");
+    assert!(!stderr.contains("compare: search") && !stderr.contains("compare: train"), "{stderr}");
     fails_with(&bin().args(["compare", "--preset", "huge"]).output().unwrap(), &["--preset huge", "small"]);
     fails_with(&bin().args(["compare", "--preset", "paper"]).output().unwrap(), &["--preset paper", "cifar10"]);
 }
@@ -290,4 +290,87 @@ fn found_widths_train_and_evaluate() {
     ok(&train(&tmp("width-full"), "full"));
     ok(&train(&tmp("width-half"), "uniform:0.5"));
     fails_with(&train(&tmp("width-bad"), "uniform:7"), &["--widths", "fraction in (0, 1]"]);
+}
+
+/// `--init-from`: the same network continues from a trained model's
+/// weights (its test accuracy after a step at a tiny rate is the model's);
+/// a narrower width network starts L1-pruned from a wider one; a model that
+/// does not fit is refused, naming the flag.
+#[test]
+fn training_starts_from_a_trained_model() {
+    let train = |out: &Path, widths: &str, extra: &[&str]| {
+        let mut c = bin();
+        c.args(["train", "--space", "width", "--widths", widths, "--depth", "8", "--batch", "32"]);
+        c.args(["--eval-images", "200", "--quiet", "--out"]).arg(out).args(extra);
+        c.output().unwrap()
+    };
+    let acc = |out: &Path| {
+        let log = fs::read_to_string(out.join("log.jsonl")).unwrap();
+        field(log.lines().last().unwrap(), "acc_test")
+    };
+    let full = tmp("init-full");
+    ok(&train(&full, "full", &["--epochs", "2", "--steps-per-epoch", "30", "--lr", "0.05"]));
+    let base = acc(&full);
+    assert!(base > 0.4, "the full network learned: {base}");
+    let same = tmp("init-same");
+    let from = full.to_str().unwrap();
+    ok(&train(&same, "full", &["--epochs", "1", "--steps-per-epoch", "1", "--lr", "1e-9", "--init-from", from]));
+    // The weights are the trained ones (a step at 1e-9 moves them by less
+    // than 1e-6); the BN running statistics took one batch more.
+    let (a, b) = (rarts::model::Model::load(&full).unwrap(), rarts::model::Model::load(&same).unwrap());
+    for name in ["conv1", "layer2.0.conv1", "layer3.0.bn1.weight", "linear.weight"] {
+        let (x, y) = (a.tensor(name).unwrap().1, b.tensor(name).unwrap().1);
+        assert!(x.iter().zip(&y).all(|(p, q)| (p - q).abs() < 1e-6), "{name} moved");
+    }
+    assert!((acc(&same) - base).abs() <= 0.1, "continued {} vs trained {base}", acc(&same));
+    let pruned = tmp("init-pruned");
+    ok(&train(
+        &pruned,
+        "uniform:0.75",
+        &["--epochs", "1", "--steps-per-epoch", "5", "--lr", "0.01", "--init-from", from],
+    ));
+    let fresh = tmp("init-fresh");
+    ok(&train(&fresh, "uniform:0.75", &["--epochs", "1", "--steps-per-epoch", "5", "--lr", "0.01"]));
+    assert!(acc(&pruned) > acc(&fresh) + 0.1, "pruned from trained {} vs from scratch {}", acc(&pruned), acc(&fresh));
+    let short = ["--epochs", "1", "--steps-per-epoch", "1"];
+    // Wider than the model.
+    let o = train(&tmp("init-wider"), "full", &[&short[..], &["--init-from", pruned.to_str().unwrap()]].concat());
+    fails_with(&o, &["--init-from", "fewer than"]);
+    // Another depth, another space, no model.
+    let mut c = bin();
+    c.args(["train", "--space", "width", "--widths", "full", "--depth", "14", "--quiet", "--out"]);
+    let o = c.arg(tmp("init-depth")).args(short).args(["--init-from", from]).output().unwrap();
+    fails_with(&o, &["--init-from", "expected the one being trained"]);
+    let o = small_train(&tmp("init-space"), "DARTS_V2", 1, 1).args(["--init-from", from]).output().unwrap();
+    fails_with(&o, &["--init-from", "width"]);
+    let o = train(&tmp("init-none"), "full", &[&short[..], &["--init-from", "/nonexistent/model"]].concat());
+    fails_with(&o, &["--init-from /nonexistent/model"]);
+}
+
+/// The width comparison runs every method and seed and reports each one's
+/// accuracy, weights and multiply-adds against the target; a second run
+/// only reads what is done.
+#[test]
+fn compare_in_width_prunes_and_scales_at_the_target() {
+    let out = tmp("compare-width");
+    let run = || bin().args(["compare", "--space", "width", "--preset", "smoke", "--out"]).arg(&out).output().unwrap();
+    ok(&run());
+    let md = fs::read_to_string(out.join("results.md")).unwrap();
+    assert!(md.starts_with("# rarts compare --space width --preset smoke"), "{md}");
+    for method in ["| full |", "| rarts |", "| darts1 |", "| uniform |", "| l1-prune |"] {
+        assert!(md.contains(method), "{method} missing: {md}");
+    }
+    assert!(md.contains("ResNet-8") && md.contains("Target: 50 %") && md.contains("from the target"), "{md}");
+    assert!(md.contains("- l1-prune, seed 1: `[") && md.contains("Fine-tuning after L1 pruning"), "{md}");
+    for seed in [0, 1] {
+        let log = fs::read_to_string(out.join(format!("finetune-l1-prune-s{seed}/log.jsonl"))).unwrap();
+        assert_eq!(log.lines().count(), 1);
+    }
+    let o = run();
+    let stderr = String::from_utf8_lossy(&o.stderr).to_string();
+    ok(&o);
+    assert!(!stderr.contains("compare: search") && !stderr.contains("compare: train"), "{stderr}");
+    // The same table from the finished jobs (after the date line).
+    let again = fs::read_to_string(out.join("results.md")).unwrap();
+    assert_eq!(again.lines().skip(3).collect::<Vec<_>>(), md.lines().skip(3).collect::<Vec<_>>());
 }

@@ -130,3 +130,118 @@ fn widths_sources_and_errors() {
     assert!(e.contains("width 8 is 65") && e.contains("1 to 64"), "{e}");
     assert!(WidthConfig::new(21, 10, 3, (32, 32)).check().is_err());
 }
+
+/// Uniform scaling's fraction: its widths' multiply-adds come within the
+/// rounding of the channel counts of the target, and no multiple of 0.001
+/// comes closer.
+#[test]
+fn uniform_fraction_meets_the_multiply_add_target() {
+    for (depth, target) in [(20, 0.5), (56, 0.5), (20, 0.3)] {
+        let cfg = cifar(depth);
+        let full = cfg.cost(&cfg.full_widths()).1 as f64;
+        let f = cfg.uniform_fraction(target);
+        let off = |f: f64| (cfg.cost(&cfg.uniform_widths(f)).1 as f64 / full - target).abs();
+        assert!(off(f) < 0.03, "ResNet-{depth} at {target}: fraction {f} gives {}", off(f));
+        for g in [f - 0.05, f - 0.01, f + 0.01, f + 0.05] {
+            assert!(off(g) >= off(f), "ResNet-{depth}: {g} is closer to {target} than {f}");
+        }
+    }
+}
+
+/// Records the width network at `widths` on a batch of 3 8×8 images and
+/// returns it with its input and logits.
+fn width_exec(cfg: &WidthConfig, widths: &Widths) -> (Exec<Cpu<f64>>, rarts::tape::NodeId, rarts::tape::NodeId) {
+    let mut t = Tape::new();
+    let x = t.input(Shape::nchw(3, 1, 8, 8), "x");
+    let n = trained_net(&mut t, cfg, x, widths, GROUP_W);
+    (Exec::new(Cpu::<f64>::new(), t).unwrap(), x, n.logits)
+}
+
+/// L1-norm pruning keeps each searchable conv's filters of largest L1
+/// norm with their BN entries and the next conv's matching input channels.
+/// Checked through the network: where the dropped channels' BN outputs are
+/// zero (γ = β = 0), the full and the pruned network compute the same
+/// logits in evaluation mode.
+#[test]
+fn l1_pruning_keeps_the_largest_filters_and_the_function() {
+    use rarts::space::width::prune_l1;
+    use std::collections::HashMap;
+    let cfg = WidthConfig::new(8, 4, 1, (8, 8));
+    let full = Widths(cfg.full_widths());
+    let to = Widths(vec![5, 9, 30]);
+    let (mut ex, x, logits) = width_exec(&cfg, &full);
+    ex.init_params(&mut <rand::rngs::StdRng as rand::SeedableRng>::seed_from_u64(3)).unwrap();
+    let mut rng = <rand::rngs::StdRng as rand::SeedableRng>::seed_from_u64(4);
+    let names: HashMap<String, rarts::tape::NodeId> =
+        rarts::run::persistent_nodes(&ex.tape).into_iter().map(|n| (ex.tape.nodes[n].name.clone(), n)).collect();
+    // Per layer, a random set of filters to drop: small weights, BN γ = β = 0;
+    // running statistics random everywhere.
+    let mut dropped = Vec::new();
+    for (li, l) in cfg.layers().iter().enumerate() {
+        let name = cfg.block_name(li);
+        let mut order: Vec<usize> = (0..l.planes).collect();
+        rand::seq::SliceRandom::shuffle(&mut order[..], &mut rng);
+        let drop: Vec<usize> = order[to.0[li]..].to_vec();
+        let conv1 = names[&format!("{name}.conv1")];
+        let mut w = ex.get(conv1).unwrap();
+        let per = w.len() / l.planes;
+        for &o in &drop {
+            w[o * per..(o + 1) * per].iter_mut().for_each(|v| *v *= 1e-3);
+        }
+        ex.set(conv1, &w).unwrap();
+        for (part, lo, hi) in
+            [("weight", 0.5, 1.5), ("bias", -0.5, 0.5), ("running_mean", -1.0, 1.0), ("running_var", 0.5, 2.0)]
+        {
+            let n = names[&format!("{name}.bn1.{part}")];
+            let v: Vec<f64> = (0..l.planes)
+                .map(|c| {
+                    if drop.contains(&c) && (part == "weight" || part == "bias") {
+                        0.0
+                    } else {
+                        lo + (hi - lo) * rand::Rng::random::<f64>(&mut rng)
+                    }
+                })
+                .collect();
+            ex.set(n, &v).unwrap();
+        }
+        dropped.push(drop);
+    }
+    let input: Vec<f64> = (0..3 * 64).map(|i| ((i * 37 % 23) as f64 / 23.0) - 0.4).collect();
+    ex.train = false;
+    ex.set(x, &input).unwrap();
+    ex.forward().unwrap();
+    let want = ex.get(logits).unwrap();
+
+    let tensor = |name: &str| -> rarts::Result<(Vec<usize>, Vec<f32>)> {
+        let n = *names.get(name).ok_or_else(|| rarts::Error(format!("no {name}")))?;
+        Ok((ex.shape(n).0.to_vec(), ex.get(n)?.iter().map(|&v| v as f32).collect()))
+    };
+    let pruned = prune_l1(&cfg, &full, &to, &tensor).unwrap();
+    for (li, drop) in dropped.iter().enumerate() {
+        let name = cfg.block_name(li);
+        let kept: Vec<usize> = (0..cfg.layers()[li].planes).filter(|c| !drop.contains(c)).collect();
+        let gamma = &pruned.iter().find(|p| p.0 == format!("{name}.bn1.weight")).unwrap().1;
+        let full_gamma = tensor(&format!("{name}.bn1.weight")).unwrap().1;
+        assert_eq!(gamma, &kept.iter().map(|&c| full_gamma[c]).collect::<Vec<_>>(), "{name}: kept filters in order");
+    }
+    let (mut small, sx, slogits) = width_exec(&cfg, &to);
+    for n in rarts::run::persistent_nodes(&small.tape) {
+        let name = small.tape.nodes[n].name.clone();
+        let v = match pruned.iter().find(|p| p.0 == name) {
+            Some(p) => p.1.clone(),
+            None => tensor(&name).unwrap().1,
+        };
+        assert_eq!(v.len(), small.shape(n).numel(), "{name}");
+        small.set(n, &v.iter().map(|&v| f64::from(v)).collect::<Vec<_>>()).unwrap();
+    }
+    small.train = false;
+    small.set(sx, &input).unwrap();
+    small.forward().unwrap();
+    let got = small.get(slogits).unwrap();
+    for (a, b) in got.iter().zip(&want) {
+        assert!((a - b).abs() < 1e-5 * (1.0 + b.abs()), "pruned {got:?} vs full {want:?}");
+    }
+    // Wider than the trained network: refused, naming the layer.
+    let e = prune_l1(&cfg, &to, &full, &tensor).unwrap_err().0;
+    assert!(e.contains("layer1.0") && e.contains("fewer than"), "{e}");
+}

@@ -218,6 +218,8 @@ impl SearchConfig {
                 .into_iter()
                 .flatten(),
         )
+        // The ResNet's channels are fixed: --c does not apply.
+        .filter(|(f, _)| !(self.space == SpaceKind::Width && *f == "--c"))
         .collect()
     }
 

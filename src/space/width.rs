@@ -119,6 +119,28 @@ impl WidthConfig {
         self.layers().iter().map(|l| l.planes).collect()
     }
 
+    /// Every layer at `f` of its channels (see [`Layer::fraction`]).
+    pub fn uniform_widths(&self, f: f64) -> Vec<usize> {
+        self.layers().iter().map(|l| l.fraction(f)).collect()
+    }
+
+    /// The fraction (a multiple of 0.001) whose [`WidthConfig::uniform_widths`]
+    /// come closest to `target` times the full network's multiply-adds; of
+    /// equally close ones, the widest.
+    pub fn uniform_fraction(&self, target: f64) -> f64 {
+        let full = self.cost(&self.full_widths()).1 as f64;
+        let off = |i: u32| (self.cost(&self.uniform_widths(f64::from(i) / 1e3)).1 as f64 / full - target).abs();
+        let best = (1..=1000).fold(1000, |b, i| if off(i) <= off(b) { i } else { b });
+        f64::from(best) / 1e3
+    }
+
+    /// The name prefix of searchable layer `li`'s block (`layer2.0`: the
+    /// first block of stage 2), as the network's tensors are named.
+    pub fn block_name(&self, li: usize) -> String {
+        let per = self.blocks_per_stage();
+        format!("layer{}.{}", li / per + 1, li % per)
+    }
+
     /// `(weights, multiply-adds)` of the network at `widths` (one per
     /// searchable layer): convolutions, BN's γ and β and the linear layer
     /// count as weights; convolutions and the linear layer as multiply-adds.
@@ -310,10 +332,9 @@ fn network(t: &mut Tape, cfg: &WidthConfig, x: NodeId, choice: Choice<'_>, group
     let s = t.conv(x, c0, ConvSpec::dense(3, 1, 1), group, "conv1");
     let s = t.batch_norm(s, true, group, "bn1");
     let mut h = t.relu(s);
-    let per = cfg.blocks_per_stage();
     for (li, l) in cfg.layers().iter().enumerate() {
         let cands = cfg.candidates(l);
-        h = block(t, h, l, &cands, li, choice, group, &format!("layer{}.{}", li / per + 1, li % per));
+        h = block(t, h, l, &cands, li, choice, group, &cfg.block_name(li));
     }
     let pooled = t.global_avg_pool(h);
     let logits = t.linear(pooled, cfg.classes, group, "linear");
@@ -330,6 +351,67 @@ pub fn supernet(t: &mut Tape, cfg: &WidthConfig, x: NodeId, softmax: NodeId, gro
 /// The network at `widths`, for training.
 pub fn trained_net(t: &mut Tape, cfg: &WidthConfig, x: NodeId, widths: &Widths, group: u32) -> SuperNet {
     network(t, cfg, x, Choice::Fixed(&widths.0), group)
+}
+
+/// A tensor of a trained network: its shape and values.
+pub type Tensor = (Vec<usize>, Vec<f32>);
+
+/// L1-norm filter pruning (Li et al. 2017) of a trained width network
+/// (`from`, usually full) down to `to`: in each searchable conv, the
+/// `to[l]` filters of largest L1 norm stay (in their order), with their BN
+/// entries (γ, β and running statistics) and the matching input channels
+/// of the block's second conv. `tensor` reads one tensor of the trained
+/// network by name. Returns the tensors pruning changes, by name; every
+/// other tensor keeps its trained values.
+pub fn prune_l1(
+    cfg: &WidthConfig,
+    from: &Widths,
+    to: &Widths,
+    tensor: &dyn Fn(&str) -> Result<Tensor>,
+) -> Result<Vec<(String, Vec<f32>)>> {
+    let mut out = Vec::new();
+    for (li, l) in cfg.layers().iter().enumerate() {
+        let (have, keep_n) = (from.0[li], to.0[li]);
+        if keep_n > have {
+            crate::bail!(
+                "pruning: layer {} has {have} filters in the trained network, fewer than the {keep_n} asked for",
+                cfg.block_name(li)
+            );
+        }
+        let name = cfg.block_name(li);
+        let conv1 = format!("{name}.conv1");
+        let (shape, w) = tensor(&conv1)?;
+        let per_filter = l.c_in * 9;
+        if shape.first() != Some(&have) || w.len() != have * per_filter {
+            crate::bail!("pruning: tensor '{conv1}' is {shape:?}; expected [{have}, {}, 3, 3]", l.c_in);
+        }
+        let norms: Vec<f64> = w.chunks_exact(per_filter).map(|f| f.iter().map(|v| f64::from(v.abs())).sum()).collect();
+        let mut order: Vec<usize> = (0..have).collect();
+        // Largest norm first; the lower index first among equal norms.
+        order.sort_by(|&a, &b| norms[b].total_cmp(&norms[a]).then(a.cmp(&b)));
+        let mut keep = order[..keep_n].to_vec();
+        keep.sort_unstable();
+        out.push((conv1, keep.iter().flat_map(|&o| w[o * per_filter..(o + 1) * per_filter].to_vec()).collect()));
+        for part in ["weight", "bias", "running_mean", "running_var"] {
+            let n = format!("{name}.bn1.{part}");
+            let (_, v) = tensor(&n)?;
+            if v.len() != have {
+                crate::bail!("pruning: tensor '{n}' holds {} values; expected {have}", v.len());
+            }
+            out.push((n, keep.iter().map(|&o| v[o]).collect()));
+        }
+        let conv2 = format!("{name}.conv2");
+        let (_, w2) = tensor(&conv2)?;
+        if w2.len() != l.planes * have * 9 {
+            crate::bail!("pruning: tensor '{conv2}' holds {} values; expected {}×{have}×3×3", w2.len(), l.planes);
+        }
+        let pruned: Vec<f32> = w2
+            .chunks_exact(have * 9)
+            .flat_map(|row| keep.iter().flat_map(move |&i| row[i * 9..(i + 1) * 9].to_vec()))
+            .collect();
+        out.push((conv2, pruned));
+    }
+    Ok(out)
 }
 
 /// `μ · max(0, E[MACs] / target − 1)` from the softmax of α: each layer's

@@ -1,0 +1,258 @@
+//! `rarts compare --space width`: width search beside the pruning baselines,
+//! all at one multiply-add target (SPEC §7, the paper's ResNet comparison).
+//! For each seed:
+//!
+//! - `full`: the unpruned network, trained from scratch;
+//! - `rarts`, `darts1`: the widths each search finds, trained from scratch;
+//! - `uniform`: every searchable conv at the one fraction of its channels
+//!   whose network comes closest to the target, trained from scratch;
+//! - `l1-prune` (Li et al. 2017): the trained `full` network's searchable
+//!   convs keep that same fraction of their filters, those of largest L1
+//!   norm, then the network is fine-tuned.
+//!
+//! One table in `DIR/results.md`: test accuracy, weights and multiply-adds
+//! of each, mean ± std over the seeds. Every job resumes and is skipped once
+//! done.
+
+use std::fmt::Write as _;
+use std::path::Path;
+
+use super::{Cost, Preset, flags, machine, mean_std, search_job, today, train_job};
+use crate::backend::Backend;
+use crate::data::DataSpec;
+use crate::error::{Error, Result};
+use crate::model::Model;
+use crate::search::algo::Algo;
+use crate::search::config::SearchConfig;
+use crate::space::width::{FRACTIONS, WidthConfig, Widths};
+use crate::space::{NetSpec, SpaceKind};
+use crate::train::TrainConfig;
+
+/// The methods, in table order.
+pub const METHODS: [&str; 5] = ["full", "rarts", "darts1", "uniform", "l1-prune"];
+
+/// The searches, with their rows in [`METHODS`].
+const SEARCHES: [(usize, Algo); 2] = [(1, Algo::Rarts), (2, Algo::Darts1)];
+
+impl Preset {
+    /// The width comparison's presets. `small`: a 2-core CPU on
+    /// Fashion-MNIST (ResNet-20, short schedules on part of each epoch; each
+    /// choice is in the table's settings). `paper`: CIFAR-10 on a GPU
+    /// (ResNet-56, He et al.'s 200-epoch recipe with the cosine schedule,
+    /// 40 epochs of fine-tuning at lr 0.01 for the pruned network). `smoke`:
+    /// every job in seconds on the embedded data (depth 8).
+    pub fn width(name: &str, data: Option<DataSpec>) -> Result<Preset> {
+        let search = |data: DataSpec, depth: usize| SearchConfig {
+            data,
+            space: SpaceKind::Width,
+            depth,
+            eval_images: Some(0),
+            ..SearchConfig::default()
+        };
+        let train = |data: DataSpec, depth: usize| TrainConfig { data, depth, ..TrainConfig::recipe(SpaceKind::Width) };
+        match name {
+            "small" => {
+                let data = data.unwrap_or_else(|| DataSpec::FashionMnist("/usr/share/datasets/fashion-mnist".into()));
+                // Measured on 2 cores (28×28): a ResNet-20 training step at
+                // batch 64 takes 0.39 s at full width, 0.23 s at half; a
+                // search step at batch 32 0.36 s; about 2 hours in all.
+                let train = TrainConfig {
+                    batch: 64,
+                    epochs: 10,
+                    steps_per_epoch: Some(250),
+                    eval_images: Some(5000),
+                    ..train(data.clone(), 20)
+                };
+                Ok(Preset {
+                    name: "small",
+                    seeds: vec![0, 1],
+                    search: SearchConfig {
+                        batch: 32,
+                        epochs: 4,
+                        steps_per_epoch: Some(250),
+                        arch_lr: 6e-3,
+                        ..search(data, 20)
+                    },
+                    finetune: Some(TrainConfig { epochs: 3, lr: 0.01, ..train.clone() }),
+                    train,
+                })
+            }
+            "smoke" => {
+                let data = data.unwrap_or(DataSpec::Embedded);
+                let train = TrainConfig {
+                    batch: 16,
+                    epochs: 1,
+                    steps_per_epoch: Some(2),
+                    eval_images: Some(100),
+                    progress: false,
+                    ..train(data.clone(), 8)
+                };
+                Ok(Preset {
+                    name: "smoke",
+                    seeds: vec![0, 1],
+                    search: SearchConfig {
+                        batch: 8,
+                        epochs: 1,
+                        steps_per_epoch: Some(2),
+                        progress: false,
+                        ..search(data, 8)
+                    },
+                    finetune: Some(TrainConfig { lr: 0.01, ..train.clone() }),
+                    train,
+                })
+            }
+            "paper" => {
+                let Some(data) = data else {
+                    crate::bail!("--preset paper needs --data cifar10:DIR (CIFAR-10 in its binary version)");
+                };
+                let train = train(data.clone(), 56);
+                Ok(Preset {
+                    name: "paper",
+                    seeds: vec![0, 1],
+                    search: search(data, 56),
+                    finetune: Some(TrainConfig { epochs: 40, lr: 0.01, ..train.clone() }),
+                    train,
+                })
+            }
+            other => crate::bail!("--preset {other}: expected small, paper or smoke"),
+        }
+    }
+}
+
+/// One method on one seed.
+#[derive(Clone, Debug)]
+struct Outcome {
+    test_acc: f64,
+    widths: Widths,
+    params: usize,
+    macs: usize,
+    /// The search, for the searched methods.
+    search: Option<(Cost, f64)>,
+}
+
+/// The trained network in `dir`: its configuration and widths.
+fn trained(dir: &Path) -> Result<(WidthConfig, Widths)> {
+    match Model::load(dir)?.info.net {
+        NetSpec::Width(cfg, w) => Ok((cfg, w)),
+        other => crate::bail!("{}: a {} network, expected a width network", dir.display(), other.space().name()),
+    }
+}
+
+/// Trains (or finds trained) `widths` into `out/DIR` and reads what it scored.
+fn outcome<B: Backend<Elem = f32>>(
+    make: &impl Fn() -> Result<B>,
+    base: &TrainConfig,
+    widths: &str,
+    seed: u64,
+    dir: &Path,
+    init_from: Option<&Path>,
+) -> Result<Outcome> {
+    let test_acc = train_job(make, base, widths, seed, dir, init_from)?;
+    let (cfg, widths) = trained(dir)?;
+    let (params, macs) = cfg.cost(&widths.0);
+    Ok(Outcome { test_acc, widths, params, macs, search: None })
+}
+
+/// Runs (or continues) every job of `preset` into `out`, then writes
+/// `out/results.md` and returns its text.
+pub fn run<B: Backend<Elem = f32>>(make: impl Fn() -> Result<B>, preset: &Preset, out: &Path) -> Result<String> {
+    use crate::error::Context;
+    std::fs::create_dir_all(out).ctx(|| format!("--out {}: cannot create the folder", out.display()))?;
+    let finetune =
+        preset.finetune.as_ref().ok_or_else(|| Error("compare: the width preset has no fine-tuning".into()))?;
+    let mut rows: Vec<Vec<Outcome>> = vec![Vec::new(); METHODS.len()];
+    let mut fraction = 1.0;
+    for &seed in &preset.seeds {
+        let dir = |m: &str| out.join(format!("train-{m}-s{seed}"));
+        let full = dir("full");
+        rows[0].push(outcome(&make, &preset.train, "full", seed, &full, None)?);
+        for (row, algo) in SEARCHES {
+            let s = search_job(&make, preset, out, algo, seed)?;
+            let mut o = outcome(&make, &preset.train, &s.dir.display().to_string(), seed, &dir(algo.name()), None)?;
+            o.search = Some((s.cost, s.alpha_spread));
+            rows[row].push(o);
+        }
+        // The network as trained gives the exact multiply-adds (the data's
+        // image size and channels).
+        let (cfg, _) = trained(&full)?;
+        fraction = cfg.uniform_fraction(preset.search.macs_target);
+        let uniform = format!("uniform:{fraction}");
+        rows[3].push(outcome(&make, &preset.train, &uniform, seed, &dir("uniform"), None)?);
+        let pruned = out.join(format!("finetune-l1-prune-s{seed}"));
+        rows[4].push(outcome(&make, finetune, &uniform, seed, &pruned, Some(&full))?);
+    }
+    let (cfg, _) = trained(&out.join(format!("train-full-s{}", preset.seeds[0])))?;
+    let text = report(preset, &cfg, fraction, &rows);
+    crate::rundir::write_atomic(&out.join("results.md"), text.as_bytes())?;
+    Ok(text)
+}
+
+fn report(p: &Preset, cfg: &WidthConfig, fraction: f64, rows: &[Vec<Outcome>]) -> String {
+    let mut s = String::new();
+    let (full_params, full_macs) = cfg.cost(&cfg.full_widths());
+    let target = p.search.macs_target;
+    let _ = writeln!(s, "# rarts compare --space width --preset {}\n", p.name);
+    let _ = writeln!(s, "Date {}; machine: {}; seeds {:?}.\n", today(), machine(), p.seeds);
+    let _ = writeln!(
+        s,
+        "ResNet-{} on {}×{} inputs: {full_params} weights, {full_macs} multiply-adds at full width. Target: {:.0} % \
+         of the multiply-adds; uniform scaling and L1 pruning keep {fraction} of each searchable conv's channels.\n",
+        cfg.depth,
+        cfg.image.0,
+        cfg.image.1,
+        target * 100.0
+    );
+    let k = FRACTIONS.len();
+    let _ = writeln!(
+        s,
+        "| method | test accuracy (mean ± std) | per seed | weights | multiply-adds | of full | max \\|softmax(α) − 1/{k}\\| | search time (s) |"
+    );
+    let _ = writeln!(s, "|---|---|---|---|---|---|---|---|");
+    for (method, outs) in METHODS.iter().zip(rows) {
+        let accs: Vec<f64> = outs.iter().map(|o| o.test_acc * 100.0).collect();
+        let (m, sd) = mean_std(&accs);
+        let per = accs.iter().map(|a| format!("{a:.2}")).collect::<Vec<_>>().join(", ");
+        let mean = |f: fn(&Outcome) -> f64| mean_std(&outs.iter().map(f).collect::<Vec<_>>()).0;
+        let fractions: Vec<String> = outs.iter().map(|o| format!("{:.3}", o.macs as f64 / full_macs as f64)).collect();
+        let searched: Vec<&(Cost, f64)> = outs.iter().filter_map(|o| o.search.as_ref()).collect();
+        let spread = searched.iter().map(|x| format!("{:.3}", x.1)).collect::<Vec<_>>().join(", ");
+        let time = searched.iter().map(|x| format!("{:.0}", x.0.total_s)).collect::<Vec<_>>().join(", ");
+        let dash = |v: String| if v.is_empty() { "—".to_string() } else { v };
+        let _ = writeln!(
+            s,
+            "| {method} | {m:.2} ± {sd:.2} % | {per} | {:.0} | {:.0} | {} | {} | {} |",
+            mean(|o| o.params as f64),
+            mean(|o| o.macs as f64),
+            fractions.join(", "),
+            dash(spread),
+            dash(time)
+        );
+    }
+    let _ = writeln!(s, "\nSearched widths against the target ({:.0} % of the multiply-adds):\n", target * 100.0);
+    for (row, algo) in SEARCHES {
+        for (o, seed) in rows[row].iter().zip(&p.seeds) {
+            let f = o.macs as f64 / full_macs as f64;
+            let _ = writeln!(
+                s,
+                "- {}, seed {seed}: {f:.3} of full, {:+.1} % from the target{}",
+                algo.name(),
+                (f / target - 1.0) * 100.0,
+                if (f / target - 1.0).abs() <= 0.1 { "" } else { " (more than 10 % off)" }
+            );
+        }
+    }
+    let _ = writeln!(s, "\n## Widths (channels of each block's first conv)\n");
+    for (method, outs) in METHODS.iter().zip(rows) {
+        for (o, seed) in outs.iter().zip(&p.seeds) {
+            let w: Vec<String> = o.widths.0.iter().map(usize::to_string).collect();
+            let _ = writeln!(s, "- {method}, seed {seed}: `[{}]`", w.join(", "));
+        }
+    }
+    let _ = writeln!(s, "\n## Settings\n");
+    let _ = writeln!(s, "Search (rarts, darts1): {}", flags(&p.search.identity()));
+    let _ = writeln!(s, "\nTraining from scratch (full, searched, uniform): {}", flags(&p.train.identity()));
+    if let Some(f) = &p.finetune {
+        let _ = writeln!(s, "\nFine-tuning after L1 pruning (from the trained full network): {}", flags(&f.identity()));
+    }
+    s
+}
