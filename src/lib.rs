@@ -16,6 +16,7 @@ pub mod ops;
 pub mod optim;
 pub mod par;
 pub mod real;
+pub mod report;
 pub mod run;
 pub mod rundir;
 pub mod search;

@@ -202,6 +202,16 @@ enum Cmd {
         #[arg(long)]
         out: Option<PathBuf>,
     },
+    /// Writes DIR/report.html (one self-contained page with inline SVG) and
+    /// its figures as SVG files beside it, for a search, train or compare
+    /// folder: the architecture (a search: what α stands for now),
+    /// softmax(α) per edge over time, losses, accuracies and the learning
+    /// rate per epoch, a comparison's table and a dot plot of its test
+    /// accuracies. A run that is going is read, not disturbed.
+    Report {
+        /// A search, train or compare --out folder.
+        dir: PathBuf,
+    },
     /// Describes a data set.
     Info {
         #[arg(long, default_value = "embedded", help = data_help())]
@@ -286,6 +296,10 @@ struct SearchArgs {
     /// the data have a test split, else none).
     #[arg(long)]
     eval_images: Option<usize>,
+    /// Steps between two samples of softmax(α) in alpha.jsonl (default:
+    /// about 24 per epoch).
+    #[arg(long)]
+    alpha_every: Option<usize>,
     /// CUDA only: replay each step's kernels as a CUDA graph (the first step
     /// runs as it comes, the second is captured). Off by default until it
     /// has run on a GPU.
@@ -311,6 +325,9 @@ struct RunArgs {
     /// No progress line on stderr.
     #[arg(long)]
     quiet: bool,
+    /// Do not write --out/report.html and its figures after every epoch.
+    #[arg(long)]
+    no_report: bool,
 }
 
 impl RunArgs {
@@ -458,9 +475,11 @@ fn search_config(a: SearchArgs) -> SearchConfig {
         arch_weight_decay: a.arch_weight_decay,
         seed: a.seed,
         eval_images: a.eval_images,
+        alpha_every: a.alpha_every,
         out: a.run.out(SearchConfig::default().out),
         existing: a.run.existing(),
         progress: !a.run.quiet,
+        report: !a.run.no_report,
         cuda_graph: a.cuda_graph,
         side_by_side: true,
     }
@@ -501,6 +520,11 @@ impl Target {
 
 fn run(cli: Cli) -> Result<()> {
     match cli.cmd {
+        Cmd::Report { dir } => {
+            let path = rarts::report::write(&dir)?;
+            println!("{}", path.display());
+            Ok(())
+        }
         Cmd::Info { data } => {
             println!("device: {}", Target::open(cli.device)?.name()?);
             let split = data.load()?;
@@ -604,6 +628,7 @@ fn run(cli: Cli) -> Result<()> {
                 out: a.run.out(r.out.clone()),
                 existing: a.run.existing(),
                 progress: !a.run.quiet,
+                report: !a.run.no_report,
                 ..r
             };
             let res = match Target::open(cli.device)? {

@@ -88,6 +88,8 @@ pub struct TrainConfig {
     pub out: PathBuf,
     pub existing: Existing,
     pub progress: bool,
+    /// Write `report.html` and its figures into `out` after every epoch.
+    pub report: bool,
 }
 
 impl Default for TrainConfig {
@@ -117,6 +119,7 @@ impl Default for TrainConfig {
             out: PathBuf::from("runs/train"),
             existing: Existing::Refuse,
             progress: true,
+            report: true,
         }
     }
 }
@@ -391,7 +394,8 @@ pub fn run<B: Backend<Elem = f32>>(be: B, cfg: &TrainConfig) -> Result<TrainResu
         Some(p) => Some(Model::load(p).map_err(|e| Error(e.0.replacen("--model", "--init-from", 1)))?),
         None => None,
     };
-    let dir = RunDir::open(&cfg.out, "--out", &RUN_FILES, cfg.existing)?;
+    let files = crate::report::with_report_files(&RUN_FILES);
+    let dir = RunDir::open(&cfg.out, "--out", &files, cfg.existing)?;
     let split = cfg.data.load()?;
     let (train, test) = (split.train, split.test);
     let eval_images = run::eval_images(cfg.eval_images, test.as_ref(), usize::MAX, &cfg.data)?;
@@ -427,7 +431,7 @@ pub fn run<B: Backend<Elem = f32>>(be: B, cfg: &TrainConfig) -> Result<TrainResu
     let ck_path = dir.join(RUN_FILES[0]);
     let mut log_lines = Vec::new();
     let mut start = 0;
-    if let Some(ck) = run::resume_point(&dir, cfg.existing, &RUN_FILES, RUN_FILES[0])? {
+    if let Some(ck) = run::resume_point(&dir, cfg.existing, &files, RUN_FILES[0])? {
         (start, log_lines) = restore(&mut ex, &mut opt, &mut sampler, &mut cut_rng, cfg, &data_id, ck)
             .map_err(|e| Error(format!("--resume from {}: {e}", ck_path.display())))?;
         dir.write(RUN_FILES[1], run::log_text(&log_lines).as_bytes())?;
@@ -498,6 +502,9 @@ pub fn run<B: Backend<Elem = f32>>(be: B, cfg: &TrainConfig) -> Result<TrainResu
         dir.write(RUN_FILES[1], run::log_text(&log_lines).as_bytes())?;
         model_info.metadata.insert("epochs_done".into(), (epoch + 1).to_string());
         dir.write(MODEL_FILE, &model::to_bytes(&ex, &model_info)?)?;
+        if cfg.report {
+            crate::report::write_during_run(&cfg.out);
+        }
         epochs.push(log);
     }
     Ok(TrainResult { weights, epochs })

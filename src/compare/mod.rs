@@ -251,6 +251,7 @@ pub fn run<B: Backend<Elem = f32>>(make: impl Fn() -> Result<B>, preset: &Preset
     }
     let text = report(preset, &rows);
     crate::rundir::write_atomic(&out.join("results.md"), text.as_bytes())?;
+    crate::report::write_during_run(out);
     Ok(text)
 }
 
@@ -419,7 +420,7 @@ fn mean_std(v: &[f64]) -> (f64, f64) {
 }
 
 /// `YYYY-MM-DD` of today (UTC).
-fn today() -> String {
+pub(crate) fn today() -> String {
     let days =
         std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs() / 86_400) as i64;
     // Howard Hinnant's civil_from_days.
@@ -434,7 +435,7 @@ fn today() -> String {
     format!("{:04}-{m:02}-{d:02}", yoe + era * 400 + (m <= 2) as i64)
 }
 
-fn machine() -> String {
+pub(crate) fn machine() -> String {
     let cpu = std::fs::read_to_string("/proc/cpuinfo")
         .ok()
         .and_then(|t| {

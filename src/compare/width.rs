@@ -184,6 +184,7 @@ pub fn run<B: Backend<Elem = f32>>(make: impl Fn() -> Result<B>, preset: &Preset
     let (cfg, _) = trained(&out.join(format!("train-full-s{}", preset.seeds[0])))?;
     let text = report(preset, &cfg, fraction, &rows);
     crate::rundir::write_atomic(&out.join("results.md"), text.as_bytes())?;
+    crate::report::write_during_run(out);
     Ok(text)
 }
 

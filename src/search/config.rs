@@ -49,11 +49,16 @@ pub struct SearchConfig {
     /// have a test split, else none; `Some(n > 0)` on data without one is an
     /// error.
     pub eval_images: Option<usize>,
+    /// Steps between two samples of softmax(α) in `alpha.jsonl` (`None`:
+    /// about 24 per epoch).
+    pub alpha_every: Option<usize>,
     pub out: PathBuf,
     /// What to do with an `out` folder that already holds a run.
     pub existing: Existing,
     /// Progress lines on stderr.
     pub progress: bool,
+    /// Write `report.html` and its figures into `out` after every epoch.
+    pub report: bool,
     /// Replay each step as a CUDA graph (`--cuda-graph`; CUDA only).
     pub cuda_graph: bool,
     /// RARTS: record `w` and `y` side by side, each op of the pair one op
@@ -90,9 +95,11 @@ impl Default for SearchConfig {
             arch_weight_decay: 1e-3,
             seed: 2,
             eval_images: None,
+            alpha_every: None,
             out: PathBuf::from("runs/search"),
             existing: Existing::Refuse,
             progress: true,
+            report: true,
             cuda_graph: false,
             side_by_side: true,
             space: SpaceKind::Darts,
@@ -141,6 +148,9 @@ impl SearchConfig {
     pub fn validate(&self) -> Result<()> {
         sizes(self.c, self.layers, self.batch, self.epochs, self.steps_per_epoch)?;
         need(self.cells_per_stage >= 1, "--cells-per-stage", self.cells_per_stage, "at least 1")?;
+        if let Some(n) = self.alpha_every {
+            need(n >= 1, "--alpha-every", n, "at least 1")?;
+        }
         need(
             self.train_portion > 0.0 && self.train_portion < 1.0,
             "--train-portion",

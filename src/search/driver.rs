@@ -10,16 +10,20 @@ use crate::run;
 use crate::rundir::RunDir;
 use crate::search::algo::{Algo, Search};
 use crate::search::config::SearchConfig;
-use crate::search::log::{EpochLog, log_json};
+use crate::search::log::{EpochLog, alpha_json, log_json};
 use crate::search::prepare::{Prepared, prepare};
 use crate::search::resume::{restore, save};
 use crate::space::{Alphas, Derived};
 
 /// The files a search writes into `--out` (besides its lock file); `--force`
 /// removes these and nothing else.
-pub const RUN_FILES: [&str; 4] = ["checkpoint.bin", "log.jsonl", "genotype.txt", "genotype.json"];
+pub const RUN_FILES: [&str; 5] = ["checkpoint.bin", "log.jsonl", "genotype.txt", "genotype.json", "alpha.jsonl"];
 const CHECKPOINT: &str = RUN_FILES[0];
 const LOG: &str = RUN_FILES[1];
+/// softmax(α) every `--alpha-every` steps, a line each.
+const ALPHA_LOG: &str = RUN_FILES[4];
+/// Samples of α per epoch when `--alpha-every` is not given.
+const ALPHA_SAMPLES: usize = 24;
 
 /// The outcome of a search.
 pub struct SearchResult {
@@ -33,19 +37,22 @@ pub struct SearchResult {
 pub fn run<B: Backend<Elem = f32>>(be: B, cfg: &SearchConfig) -> Result<SearchResult> {
     cfg.validate()?;
     // The lock first: a second process on the same folder stops at once.
-    let dir = RunDir::open(&cfg.out, "--out", &RUN_FILES, cfg.existing)?;
+    let files = crate::report::with_report_files(&RUN_FILES);
+    let dir = RunDir::open(&cfg.out, "--out", &files, cfg.existing)?;
     let device = be.name();
     let p = prepare(be, cfg)?;
     let Prepared { mut search, mut feed, g, test, space, steps, weights, eval_images, data_id } = p;
     let ck_path = dir.join(CHECKPOINT);
     let mut epochs: Vec<EpochLog> = Vec::new();
     let mut log_lines: Vec<String> = Vec::new();
+    let mut alpha_lines: Vec<String> = Vec::new();
     let mut start_epoch = 0;
-    if let Some(ck) = run::resume_point(&dir, cfg.existing, &RUN_FILES, CHECKPOINT)? {
-        (start_epoch, log_lines) = restore(&mut search, &mut feed.sampler, cfg, &data_id, ck)
+    if let Some(ck) = run::resume_point(&dir, cfg.existing, &files, CHECKPOINT)? {
+        (start_epoch, log_lines, alpha_lines) = restore(&mut search, &mut feed.sampler, cfg, &data_id, ck)
             .map_err(|e| Error(format!("--resume from {}: {e}", ck_path.display())))?;
-        // The log as of the checkpoint (a later line may have been cut off).
+        // The logs as of the checkpoint (a later line may have been cut off).
         dir.write(LOG, run::log_text(&log_lines).as_bytes())?;
+        dir.write(ALPHA_LOG, run::log_text(&alpha_lines).as_bytes())?;
         eprintln!("resuming from {} after epoch {start_epoch}", ck_path.display());
     }
     println!("device: {device}");
@@ -62,6 +69,7 @@ pub fn run<B: Backend<Elem = f32>>(be: B, cfg: &SearchConfig) -> Result<SearchRe
     let t_run = Instant::now();
     let total_steps = cfg.epochs.saturating_sub(start_epoch).saturating_mul(steps);
     let mut done_steps = 0usize;
+    let alpha_every = cfg.alpha_every.unwrap_or((steps / ALPHA_SAMPLES).max(1));
     for epoch in start_epoch..cfg.epochs {
         let lr = cfg.lr_at(epoch);
         search.set_lr(lr);
@@ -85,6 +93,15 @@ pub fn run<B: Backend<Elem = f32>>(be: B, cfg: &SearchConfig) -> Result<SearchRe
                 log.acc_val += st.acc_val / steps as f64;
             }
             done_steps += 1;
+            if (s + 1) % alpha_every == 0 || s + 1 == steps {
+                alpha_lines.push(alpha_json(
+                    epoch,
+                    s + 1,
+                    steps,
+                    space.ops().len(),
+                    &alpha_values(&search, &g.alphas)?,
+                ));
+            }
             if cfg.progress {
                 let el = t_run.elapsed().as_secs_f64();
                 let eta = el / done_steps as f64 * total_steps.saturating_sub(done_steps) as f64;
@@ -120,7 +137,7 @@ pub fn run<B: Backend<Elem = f32>>(be: B, cfg: &SearchConfig) -> Result<SearchRe
         log_lines.push(log_json(cfg.algo, &log, space.ops().len(), &alphas));
         // The checkpoint (which carries the log) first, then the log: a kill
         // between the two leaves a log one line short, which resume rewrites.
-        let ck = save(&search, &feed.sampler, cfg, &data_id, epoch + 1, &log_lines)?;
+        let ck = save(&search, &feed.sampler, cfg, &data_id, epoch + 1, &log_lines, &alpha_lines)?;
         if let Some((name, i, v)) = ck.first_non_finite() {
             crate::bail!(
                 "epoch {epoch}: tensor '{name}' holds {v} at element {i}: the search diverged; lower {}. \
@@ -135,6 +152,10 @@ pub fn run<B: Backend<Elem = f32>>(be: B, cfg: &SearchConfig) -> Result<SearchRe
         }
         ck.save(&ck_path)?;
         dir.write(LOG, run::log_text(&log_lines).as_bytes())?;
+        dir.write(ALPHA_LOG, run::log_text(&alpha_lines).as_bytes())?;
+        if cfg.report {
+            crate::report::write_during_run(&cfg.out);
+        }
         epochs.push(log);
     }
 

@@ -1,7 +1,8 @@
 //! What a search logs: one [`EpochLog`] per epoch, written as one line of
 //! `log.jsonl` with the softmax of every α matrix (`softmax_alpha_normal`
 //! and `softmax_alpha_reduce` for DARTS' cells, `softmax_alpha_cell` for
-//! NB201's).
+//! NB201's, `softmax_alpha_width` for the width space); and every
+//! `--alpha-every` steps one line of `alpha.jsonl` with the same fields.
 
 use std::fmt::Write as _;
 
@@ -30,16 +31,28 @@ pub struct EpochLog {
     pub steps: usize,
 }
 
-/// One line of `log.jsonl`. DARTS second order takes its validation loss at
-/// the unrolled weights `w'`, so it is logged as `loss_val_unrolled`.
-pub(super) fn log_json(algo: Algo, l: &EpochLog, k: usize, alphas: &[(&str, Vec<f64>)]) -> String {
-    let mat = |a: &[f64]| {
+/// The softmax of each α matrix, as `,"softmax_alpha_NAME":[[…],…]` fields.
+fn softmax_fields(k: usize, alphas: &[(&str, Vec<f64>)]) -> String {
+    let mut s = String::new();
+    for (name, a) in alphas {
         let rows: Vec<String> = softmax_rows(a, k)
             .chunks(k)
             .map(|r| format!("[{}]", r.iter().map(|v| format!("{v:.5}")).collect::<Vec<_>>().join(",")))
             .collect();
-        format!("[{}]", rows.join(","))
-    };
+        let _ = write!(s, ",\"softmax_alpha_{name}\":[{}]", rows.join(","));
+    }
+    s
+}
+
+/// One line of `alpha.jsonl`: the softmax of every α matrix after step
+/// `step` (1 to `steps`) of epoch `epoch`.
+pub(super) fn alpha_json(epoch: usize, step: usize, steps: usize, k: usize, alphas: &[(&str, Vec<f64>)]) -> String {
+    format!("{{\"epoch\":{epoch},\"step\":{step},\"steps\":{steps}{}}}", softmax_fields(k, alphas))
+}
+
+/// One line of `log.jsonl`. DARTS second order takes its validation loss at
+/// the unrolled weights `w'`, so it is logged as `loss_val_unrolled`.
+pub(super) fn log_json(algo: Algo, l: &EpochLog, k: usize, alphas: &[(&str, Vec<f64>)]) -> String {
     let mut s = String::new();
     let _ = write!(
         s,
@@ -58,8 +71,5 @@ pub(super) fn log_json(algo: Algo, l: &EpochLog, k: usize, alphas: &[(&str, Vec<
         run::json_num(l.step_cpu_ms),
         l.steps,
     );
-    for (name, a) in alphas {
-        let _ = write!(s, ",\"softmax_alpha_{name}\":{}", mat(a));
-    }
-    s + "}"
+    s + &softmax_fields(k, alphas) + "}"
 }

@@ -18,7 +18,8 @@ use crate::tape::NodeId;
 const FORMAT: &str = "rarts-search-3";
 
 /// Every parameter and BN statistic, optimizer state and sampler position,
-/// the settings and the data the run was made on, and the log so far.
+/// the settings and the data the run was made on, the log and the α trace
+/// so far.
 pub(super) fn save<B: Backend<Elem = f32>>(
     s: &Search<B>,
     sampler: &SearchSampler,
@@ -26,9 +27,13 @@ pub(super) fn save<B: Backend<Elem = f32>>(
     data_id: &DataId,
     epochs_done: usize,
     log_lines: &[String],
+    alpha_lines: &[String],
 ) -> Result<Checkpoint> {
     let mut ck = Checkpoint::default();
     stamp(cfg, data_id).write(&mut ck, epochs_done, log_lines);
+    for (i, line) in alpha_lines.iter().enumerate() {
+        ck.set(&format!("alpha.{i}"), line);
+    }
     // The sampler state is several lines; the checkpoint header holds one per key.
     ck.set("sampler", sampler.save_state().trim_end().replace('\n', "|"));
     let (t, arch_state) = s.arch_opt_state()?;
@@ -54,15 +59,16 @@ fn stamp<'a>(cfg: &'a SearchConfig, data_id: &'a DataId) -> run::Stamp<'a> {
 
 /// Loads a checkpoint written by `save` after checking that it belongs to
 /// this run (format, settings, data); returns the epochs already done and
-/// the log lines it carries.
+/// the log and α-trace lines it carries.
 pub(super) fn restore<B: Backend<Elem = f32>>(
     s: &mut Search<B>,
     sampler: &mut SearchSampler,
     cfg: &SearchConfig,
     data_id: &DataId,
     mut ck: Checkpoint,
-) -> Result<(usize, Vec<String>)> {
+) -> Result<(usize, Vec<String>, Vec<String>)> {
     let (done, log) = stamp(cfg, data_id).check(&ck, cfg.epochs)?;
+    let alpha: Vec<String> = (0..).map_while(|i| ck.get(&format!("alpha.{i}")).map(String::from)).collect();
     sampler.restore_state(&ck.get("sampler").unwrap_or_default().replace('|', "\n"))?;
     let arch_t: u32 = ck.parse("arch_t")?;
     let mut cur = 0;
@@ -87,5 +93,5 @@ pub(super) fn restore<B: Backend<Elem = f32>>(
     };
     let a_state = take_all("opt.arch", arch_lens, &mut ck)?;
     s.load_arch_opt_state(arch_t, &a_state)?;
-    Ok((done, log))
+    Ok((done, log, alpha))
 }
