@@ -259,6 +259,9 @@ fn killed_at_five_moments_and_resumed_ends_like_an_uninterrupted_run() {
     assert_eq!(read(&full.join("genotype.json")), read(&cut.join("genotype.json")));
     assert_eq!(read(&full.join("genotype.txt")), read(&cut.join("genotype.txt")));
     assert_eq!(epoch_losses(&full), epoch_losses(&cut));
+    // The α trace: every sample once, none lost or repeated by a kill.
+    assert_eq!(read(&full.join("alpha.jsonl")), read(&cut.join("alpha.jsonl")));
+    assert_eq!(fs::read_to_string(cut.join("alpha.jsonl")).unwrap().lines().count(), epochs * steps);
     let (a, b) = (
         Checkpoint::load(&full.join("checkpoint.bin")).unwrap(),
         Checkpoint::load(&cut.join("checkpoint.bin")).unwrap(),
