@@ -8,6 +8,7 @@ pub mod compare;
 pub mod data;
 pub mod error;
 pub mod exec;
+pub mod export;
 pub mod genotype;
 pub mod hash;
 pub mod hugealloc;

@@ -119,9 +119,18 @@ enum Cmd {
     /// Top-1 and per-class accuracy of a trained model on a data set's test
     /// split (its training split where it has none).
     Eval {
-        /// A `rarts train` folder or its model.safetensors.
+        /// A `rarts train` folder or its model.safetensors, or a file in
+        /// DARTS' layout (from `rarts export`, or from PyTorch: NetworkCIFAR's
+        /// state_dict names; its sizes are read from the tensors' shapes).
         #[arg(long)]
         model: PathBuf,
+        /// For a file in DARTS' layout without a genotype in its metadata
+        /// (any form `rarts train --genotype` takes).
+        #[arg(long)]
+        genotype: Option<String>,
+        /// Also write each image's logits to this file, a JSON array per line.
+        #[arg(long)]
+        logits: Option<PathBuf>,
         #[arg(long, default_value = "embedded", help = data_help())]
         data: DataSpec,
         #[arg(long, default_value_t = 100)]
@@ -201,6 +210,16 @@ enum Cmd {
         data: Option<DataSpec>,
         #[arg(long)]
         out: Option<PathBuf>,
+    },
+    /// Writes a trained DARTS evaluation network (a `rarts train` folder or
+    /// its model.safetensors) as a safetensors file with quark0/darts'
+    /// NetworkCIFAR state_dict names and shapes, for PyTorch.
+    Export {
+        #[arg(long)]
+        model: PathBuf,
+        /// The file to write.
+        #[arg(long)]
+        out: PathBuf,
     },
     /// Writes DIR/report.html (one self-contained page with inline SVG) and
     /// its figures as SVG files beside it, for a search, train or compare
@@ -520,6 +539,11 @@ impl Target {
 
 fn run(cli: Cli) -> Result<()> {
     match cli.cmd {
+        Cmd::Export { model, out } => {
+            let n = rarts::export::export(&model, &out)?;
+            println!("{}: {n} tensors", out.display());
+            Ok(())
+        }
         Cmd::Report { dir } => {
             let path = rarts::report::write(&dir)?;
             println!("{}", path.display());
@@ -682,10 +706,11 @@ fn run(cli: Cli) -> Result<()> {
             print!("{text}");
             Ok(())
         }
-        Cmd::Eval { model, data, batch } => {
+        Cmd::Eval { model, genotype, logits, data, batch } => {
+            let g = genotype.as_deref();
             let (info, split, classes, scores) = match Target::open(cli.device)? {
-                Target::Cpu => train::evaluate(Cpu::<f32>::new(), &model, &data, batch)?,
-                Target::Cuda => train::evaluate(Cuda::new(0)?, &model, &data, batch)?,
+                Target::Cpu => train::evaluate(Cpu::<f32>::new(), &model, g, &data, batch)?,
+                Target::Cuda => train::evaluate(Cuda::new(0)?, &model, g, &data, batch)?,
             };
             let epochs = info.metadata.get("epochs_done").map_or("?", String::as_str);
             println!("model: {} ({}, {epochs} epochs)", model.display(), info.net.size());
@@ -697,6 +722,15 @@ fn run(cli: Cli) -> Result<()> {
             }
             println!("loss: {:.4}", scores.loss);
             println!("top-1: {:.4}", scores.accuracy());
+            if let Some(path) = logits {
+                let text: String = scores
+                    .logits
+                    .iter()
+                    .map(|r| format!("[{}]\n", r.iter().map(|v| format!("{v:e}")).collect::<Vec<_>>().join(",")))
+                    .collect();
+                rarts::rundir::write_atomic(&path, text.as_bytes())
+                    .map_err(|e| rarts::Error(format!("--logits {}: {}", path.display(), e.0)))?;
+            }
             Ok(())
         }
         Cmd::Search(a) => {

@@ -138,6 +138,13 @@ impl Model {
         Ok(Model { path, info: ModelInfo { net, image: (ic, ih, iw), metadata: m }, bytes })
     }
 
+    /// Every tensor's name, sorted.
+    pub fn tensor_names(&self) -> Result<Vec<String>> {
+        let mut v: Vec<String> = self.open()?.names().into_iter().map(String::from).collect();
+        v.sort();
+        Ok(v)
+    }
+
     /// One tensor of the file by name: its shape and values, checked finite.
     pub fn tensor(&self, name: &str) -> Result<(Vec<usize>, Vec<f32>)> {
         self.read(&self.open()?, name)

@@ -273,6 +273,8 @@ pub struct Scores {
     pub loss: f64,
     /// `(correct, seen)` per class.
     pub per_class: Vec<(usize, usize)>,
+    /// Each image's logits, in the data set's order.
+    pub logits: Vec<Vec<f64>>,
 }
 
 impl Scores {
@@ -297,7 +299,7 @@ pub fn score<B: Backend<Elem = f32>>(
     let mut x = vec![0.0; s.numel()];
     let mut labels = vec![0.0; batch];
     let n = max.min(test.len());
-    let mut out = Scores { loss: 0.0, per_class: vec![(0, 0); test.num_classes()] };
+    let mut out = Scores { loss: 0.0, per_class: vec![(0, 0); test.num_classes()], logits: Vec::new() };
     let mut seen = 0;
     ex.train = false;
     let r = (|| -> Result<()> {
@@ -317,6 +319,7 @@ pub fn score<B: Backend<Elem = f32>>(
                 out.loss += lse - row[lab];
                 out.per_class[lab].0 += (best == lab) as usize;
                 out.per_class[lab].1 += 1;
+                out.logits.push(row.to_vec());
             }
             seen += got;
         }
@@ -501,6 +504,8 @@ pub fn run<B: Backend<Elem = f32>>(be: B, cfg: &TrainConfig) -> Result<TrainResu
         ck.save(&ck_path)?;
         dir.write(RUN_FILES[1], run::log_text(&log_lines).as_bytes())?;
         model_info.metadata.insert("epochs_done".into(), (epoch + 1).to_string());
+        // PyTorch's BN counts its batches: every epoch has `steps` steps.
+        model_info.metadata.insert("steps_done".into(), ((epoch + 1) * steps).to_string());
         dir.write(MODEL_FILE, &model::to_bytes(&ex, &model_info)?)?;
         if cfg.report {
             crate::report::write_during_run(&cfg.out);
@@ -607,10 +612,18 @@ fn restore<B: Backend<Elem = f32>>(
 pub fn evaluate<B: Backend<Elem = f32>>(
     be: B,
     model: &Path,
+    genotype: Option<&str>,
     data: &DataSpec,
     batch: usize,
 ) -> Result<(ModelInfo, &'static str, Vec<String>, Scores)> {
     need(batch >= 1, "--batch", batch, "at least 1")?;
+    let path = model::model_path(model);
+    if crate::export::is_darts_file(&path) {
+        return evaluate_darts_file(be, &path, genotype, data, batch);
+    }
+    if genotype.is_some() {
+        crate::bail!("--genotype: {} records its network; --genotype is for files in DARTS' layout", path.display());
+    }
     let model = Model::load(model)?;
     let split = data.load()?;
     let (set, which) = match split.test {
@@ -638,6 +651,46 @@ pub fn evaluate<B: Backend<Elem = f32>>(
     model.load_into(&mut ex)?;
     let scores = score(&mut ex, &set, net.io, set.len())?;
     Ok((model.info.clone(), which, set.classes().to_vec(), scores))
+}
+
+/// `rarts eval` of a file in DARTS' layout (see [`crate::export`]): the
+/// network from its tensors' shapes and the genotype.
+fn evaluate_darts_file<B: Backend<Elem = f32>>(
+    be: B,
+    path: &Path,
+    genotype: Option<&str>,
+    data: &DataSpec,
+    batch: usize,
+) -> Result<(ModelInfo, &'static str, Vec<String>, Scores)> {
+    let file = crate::export::DartsFile::load(path, genotype)?;
+    let split = data.load()?;
+    let (set, which) = match split.test {
+        Some(t) => (t, "test"),
+        None => (split.train, "train"),
+    };
+    let s = set.shape();
+    if s.c() != file.cfg.in_channels || set.num_classes() != file.cfg.classes {
+        crate::bail!(
+            "--data {data} has {} classes of {}-channel images; the model {} takes {}-channel images into {} classes",
+            set.num_classes(),
+            s.c(),
+            path.display(),
+            file.cfg.in_channels,
+            file.cfg.classes
+        );
+    }
+    let spec = NetSpec::Darts(file.cfg.clone());
+    let net = record(&spec, batch, s)?;
+    let mut ex = Exec::new(be, net.tape)?;
+    let nodes = run::persistent_nodes(&ex.tape);
+    let names: Vec<String> = nodes.iter().map(|&n| ex.tape.nodes[n].name.clone()).collect();
+    let shapes: Vec<Vec<usize>> = nodes.iter().map(|&n| ex.shape(n).0.to_vec()).collect();
+    for (&n, v) in nodes.iter().zip(file.tensors_for(&names, &shapes)?) {
+        ex.set_elems(n, &v)?;
+    }
+    let scores = score(&mut ex, &set, net.io, set.len())?;
+    let info = ModelInfo { net: spec, image: (s.c(), s.h(), s.w()), metadata: Default::default() };
+    Ok((info, which, set.classes().to_vec(), scores))
 }
 
 /// One timing of the training step (`rarts bench-train`).
