@@ -625,11 +625,7 @@ pub fn evaluate<B: Backend<Elem = f32>>(
         crate::bail!("--genotype: {} records its network; --genotype is for files in DARTS' layout", path.display());
     }
     let model = Model::load(model)?;
-    let split = data.load()?;
-    let (set, which) = match split.test {
-        Some(t) => (t, "test"),
-        None => (split.train, "train"),
-    };
+    let (set, which) = eval_split(data)?;
     let info = &model.info;
     let s = set.shape();
     if (s.c(), s.h(), s.w()) != info.image || set.num_classes() != info.net.classes() {
@@ -653,6 +649,16 @@ pub fn evaluate<B: Backend<Elem = f32>>(
     Ok((model.info.clone(), which, set.classes().to_vec(), scores))
 }
 
+/// What `rarts eval` scores: the test split of `data`, or its training
+/// split where it has none; and which it is.
+fn eval_split(data: &DataSpec) -> Result<(Dataset, &'static str)> {
+    let split = data.load()?;
+    Ok(match split.test {
+        Some(t) => (t, "test"),
+        None => (split.train, "train"),
+    })
+}
+
 /// `rarts eval` of a file in DARTS' layout (see [`crate::export`]): the
 /// network from its tensors' shapes and the genotype.
 fn evaluate_darts_file<B: Backend<Elem = f32>>(
@@ -663,11 +669,7 @@ fn evaluate_darts_file<B: Backend<Elem = f32>>(
     batch: usize,
 ) -> Result<(ModelInfo, &'static str, Vec<String>, Scores)> {
     let file = crate::export::DartsFile::load(path, genotype)?;
-    let split = data.load()?;
-    let (set, which) = match split.test {
-        Some(t) => (t, "test"),
-        None => (split.train, "train"),
-    };
+    let (set, which) = eval_split(data)?;
     let s = set.shape();
     if s.c() != file.cfg.in_channels || set.num_classes() != file.cfg.classes {
         crate::bail!(

@@ -58,8 +58,8 @@ impl Preset {
     }
 
     /// NB201's presets. `small`: a 2-core CPU on Fashion-MNIST (one cell
-    /// per stage, C = 8, short schedules; each choice is in the table's
-    /// settings). `paper`: NATS-Bench's protocol for a GPU (CIFAR-10, 5
+    /// per stage, searched at C = 8 and trained at C = 16, short schedules;
+    /// each choice is in the table's settings). `paper`: NATS-Bench's protocol for a GPU (CIFAR-10, 5
     /// cells per stage, the 200-epoch recipe). `smoke`: every job in about a
     /// minute on the embedded data.
     pub fn nb201(name: &str, data: Option<DataSpec>) -> Result<Preset> {
