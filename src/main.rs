@@ -376,8 +376,9 @@ struct TrainArgs {
     /// inline `Genotype(...)`, DARTS_V1, DARTS_V2, or random:SEED; nb201: an
     /// arch string `|op~0|+|op~0|op~1|+|op~0|op~1|op~2|`, a search's --out
     /// folder or its genotype file, or random:SEED; width (as --widths): a
-    /// width search's --out folder or its genotype file, `full`, or
-    /// `uniform:FRACTION`.
+    /// width search's --out folder or its genotype file, `full`,
+    /// `uniform:FRACTION`, or `expected:DIR` (the widths nearest the
+    /// expected ones, `widths_expected` of its genotype.json).
     #[arg(long, visible_alias = "widths")]
     genotype: String,
     /// width: the ResNet's depth, 6n + 2 [default: 20].

@@ -245,3 +245,30 @@ fn l1_pruning_keeps_the_largest_filters_and_the_function() {
     let e = prune_l1(&cfg, &to, &full, &tensor).unwrap_err().0;
     assert!(e.contains("layer1.0") && e.contains("fewer than"), "{e}");
 }
+
+/// The widths nearest the expected width (what the multiply-add cost
+/// sees), beside the argmax in `genotype.json`, and `expected:` reads them.
+#[test]
+fn expected_widths_follow_the_softmax() {
+    let cfg = WidthConfig::new(8, 4, 1, (8, 8));
+    // Expected widths: 7.76 of (4, 8, 12, 16); 27.2 of (8, 16, 24, 32); 40
+    // of (16, 32, 48, 64), equally near 32 and 48.
+    let softmax = [0.46, 0.27, 0.14, 0.13, 0.1, 0.1, 0.1, 0.7, 0.25, 0.25, 0.25, 0.25];
+    let e = Widths::from_expected(&cfg, &softmax).unwrap();
+    assert_eq!(e.0, vec![8, 24, 48]);
+    let argmax = Widths::from_alpha(&cfg, &softmax).unwrap();
+    assert_eq!(argmax.0, vec![4, 32, 16]);
+    let dir = std::env::temp_dir().join(format!("rarts-test-{}-expected", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("genotype.json"), argmax.to_json(&cfg, Some(&softmax))).unwrap();
+    let src = dir.to_str().unwrap();
+    assert_eq!(Widths::from_source(&cfg, src).unwrap(), argmax);
+    assert_eq!(Widths::from_source(&cfg, &format!("expected:{src}")).unwrap(), e);
+    let text = std::fs::read_to_string(dir.join("genotype.json")).unwrap();
+    let want = cfg.cost(&e.0).1 as f64 / cfg.cost(&cfg.full_widths()).1 as f64;
+    assert!(text.contains(&format!("\"macs_fraction_expected\":{want:.4}")), "{text}");
+    // A file without them says so.
+    std::fs::write(dir.join("genotype.json"), argmax.to_json(&cfg, None)).unwrap();
+    let err = Widths::from_source(&cfg, &format!("expected:{src}")).unwrap_err().0;
+    assert!(err.contains("no \"widths_expected\" list"), "{err}");
+}

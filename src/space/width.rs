@@ -192,8 +192,33 @@ impl Widths {
         ))
     }
 
+    /// Each layer's candidate nearest its expected width `Σₖ softmax(α)ₖ·cₖ`
+    /// (of two equally near, the wider): what the multiply-add cost saw,
+    /// where the argmax can sit far from it while softmax(α) is spread.
+    pub fn from_expected(cfg: &WidthConfig, softmax: &[f64]) -> Result<Self> {
+        let (layers, k) = (cfg.layers(), FRACTIONS.len());
+        if softmax.len() != layers.len() * k {
+            crate::bail!("a width α holds {} values, expected {}×{k}", softmax.len(), layers.len());
+        }
+        Ok(Widths(
+            layers
+                .iter()
+                .zip(softmax.chunks(k))
+                .map(|(l, row)| {
+                    let cands = cfg.candidates(l);
+                    let e: f64 = row.iter().zip(&cands).map(|(w, &c)| w * c as f64).sum();
+                    cands
+                        .iter()
+                        .copied()
+                        .fold(cands[0], |b, c| if (c as f64 - e).abs() <= (b as f64 - e).abs() { c } else { b })
+                })
+                .collect(),
+        ))
+    }
+
     /// The widths as JSON with the network's size, its full size and (when
-    /// given) the softmax of α: what `rarts train --space width --widths` reads.
+    /// given) the softmax of α, with the widths nearest its expectation
+    /// beside them: what `rarts train --space width --widths` reads.
     pub fn to_json(&self, cfg: &WidthConfig, softmax: Option<&[f64]>) -> String {
         let (params, macs) = cfg.cost(&self.0);
         let (full_params, full_macs) = cfg.cost(&cfg.full_widths());
@@ -207,6 +232,10 @@ impl Widths {
         );
         if let Some(w) = softmax {
             s += &format!(",\"fractions\":{:?},\"softmax_alpha\":{}", FRACTIONS, json_rows(w, FRACTIONS.len()));
+            if let Ok(e) = Widths::from_expected(cfg, w) {
+                let m = cfg.cost(&e.0).1 as f64 / full_macs as f64;
+                s += &format!(",\"widths_expected\":{},\"macs_fraction_expected\":{m:.4}", json_list(&e.0));
+            }
         }
         s + "}"
     }
@@ -214,9 +243,15 @@ impl Widths {
     /// Widths from where `rarts train --widths` points: `full`,
     /// `uniform:FRACTION` (every layer at that fraction of its channels), a
     /// search's `--out` folder, or a file holding a `"widths"` list (its
-    /// `genotype.txt` or `genotype.json`).
+    /// `genotype.txt` or `genotype.json`); `expected:` before a folder or
+    /// file takes its `"widths_expected"` instead (see
+    /// [`Widths::from_expected`]).
     pub fn from_source(cfg: &WidthConfig, s: &str) -> Result<Self> {
         let src = s.trim();
+        let (src, key) = match src.strip_prefix("expected:") {
+            Some(rest) => (rest.trim(), "widths_expected"),
+            None => (src, "widths"),
+        };
         if src == "full" {
             return Ok(Widths(cfg.full_widths()));
         }
@@ -236,16 +271,21 @@ impl Widths {
         }
         let text = std::fs::read_to_string(&file)
             .map_err(|e| Error(format!("widths {}: cannot read it: {e}", file.display())))?;
-        Self::parse(cfg, &text, &file.display().to_string())
+        Self::parse_key(cfg, &text, &file.display().to_string(), key)
     }
 
     /// Reads the `"widths"` list of a JSON file written by [`Widths::to_json`]
     /// (a search's `genotype.json`), checking it against `cfg`.
     pub fn parse(cfg: &WidthConfig, text: &str, what: &str) -> Result<Self> {
-        let at = text.find("\"widths\":[").ok_or_else(|| Error(format!("{what}: no \"widths\" list")))?;
-        let rest = &text[at + 10..];
-        let body =
-            &rest[..rest.find(']').ok_or_else(|| Error(format!("{what}: the \"widths\" list is not closed")))?];
+        Self::parse_key(cfg, text, what, "widths")
+    }
+
+    /// As [`Widths::parse`], the list under `key`.
+    fn parse_key(cfg: &WidthConfig, text: &str, what: &str, key: &str) -> Result<Self> {
+        let open = format!("\"{key}\":[");
+        let at = text.find(&open).ok_or_else(|| Error(format!("{what}: no \"{key}\" list")))?;
+        let rest = &text[at + open.len()..];
+        let body = &rest[..rest.find(']').ok_or_else(|| Error(format!("{what}: the \"{key}\" list is not closed")))?];
         let v = body
             .split(',')
             .map(|s| {
