@@ -435,7 +435,8 @@ struct TrainArgs {
     /// model.safetensors) instead of random ones: the same network, or for
     /// width a wider one of the same depth, whose searchable convs keep the
     /// filters of largest L1 norm (Li et al. 2017's pruning; fine-tune it
-    /// with a lower --lr).
+    /// with a lower --lr); or for darts a file in DARTS' layout of the same
+    /// genotype (from `rarts export`, or PyTorch's NetworkCIFAR state_dict).
     #[arg(long)]
     init_from: Option<PathBuf>,
     #[command(flatten)]

@@ -83,7 +83,8 @@ pub struct TrainConfig {
     /// Start from this trained model's weights instead of random ones (a
     /// `rarts train` folder or its model file): the same network, or for
     /// the width space a wider one of the same depth, pruned to the widths
-    /// by the L1 norm of its filters ([`prune_l1`]).
+    /// by the L1 norm of its filters ([`prune_l1`]); or a file in DARTS'
+    /// layout for the same genotype (`rarts export`, or PyTorch).
     pub init_from: Option<PathBuf>,
     pub out: PathBuf,
     pub existing: Existing,
@@ -393,8 +394,16 @@ pub fn run<B: Backend<Elem = f32>>(be: B, cfg: &TrainConfig) -> Result<TrainResu
     cfg.validate()?;
     // The architecture first: a bad --genotype fails before the folder is taken.
     cfg.net(1, Shape::nchw(1, 1, 32, 32))?;
+    let tag = |e: Error| Error(e.0.replacen("--model", "--init-from", 1));
     let init_model = match &cfg.init_from {
-        Some(p) => Some(Model::load(p).map_err(|e| Error(e.0.replacen("--model", "--init-from", 1)))?),
+        Some(p) if crate::export::is_darts_file(&model::model_path(p)) => {
+            if cfg.space != SpaceKind::Darts {
+                crate::bail!("--init-from {}: DARTS' NetworkCIFAR weights; expected --space darts", p.display());
+            }
+            let file = crate::export::DartsFile::load(&model::model_path(p), Some(&cfg.genotype)).map_err(tag)?;
+            Some(InitFrom::Darts(file))
+        }
+        Some(p) => Some(InitFrom::Model(Model::load(p).map_err(tag)?)),
         None => None,
     };
     let files = crate::report::with_report_files(&RUN_FILES);
@@ -418,8 +427,17 @@ pub fn run<B: Backend<Elem = f32>>(be: B, cfg: &TrainConfig) -> Result<TrainResu
     let device = be.name();
     let mut ex = Exec::new(be, net.tape)?;
     ex.init_params(&mut StdRng::seed_from_u64(cfg.seed))?;
-    if let Some(m) = &init_model {
-        init_from(&mut ex, &model_info.net, m)?;
+    match &init_model {
+        Some(InitFrom::Model(m)) => init_from(&mut ex, &model_info.net, m)?,
+        Some(InitFrom::Darts(f)) => {
+            let nodes = run::persistent_nodes(&ex.tape);
+            let names: Vec<String> = nodes.iter().map(|&n| ex.tape.nodes[n].name.clone()).collect();
+            let shapes: Vec<Vec<usize>> = nodes.iter().map(|&n| ex.shape(n).0.to_vec()).collect();
+            for (&n, v) in nodes.iter().zip(f.tensors_for(&names, &shapes).map_err(tag)?) {
+                ex.set_elems(n, &v)?;
+            }
+        }
+        None => {}
     }
     let sgd = SgdStep { lr: cfg.lr, momentum: cfg.momentum, weight_decay: cfg.weight_decay };
     // DARTS clips and steps the head's weights together with the network's.
@@ -513,6 +531,13 @@ pub fn run<B: Backend<Elem = f32>>(be: B, cfg: &TrainConfig) -> Result<TrainResu
         epochs.push(log);
     }
     Ok(TrainResult { weights, epochs })
+}
+
+/// Where `--init-from` points: a rarts model, or weights in DARTS' layout
+/// (from `rarts export` or PyTorch; see [`crate::export`]).
+enum InitFrom {
+    Model(Model),
+    Darts(crate::export::DartsFile),
 }
 
 /// Sets the weights and BN statistics of `ex` (the network `spec`) from

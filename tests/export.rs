@@ -114,6 +114,18 @@ fn exported_weights_carry_darts_names_and_score_the_same() {
     fails_with(&o, &["'cells.0._ops.0.op.2.weight' is [2, 8, 1, 1]", "[4, 4, 1, 1]"]);
     // Another genotype reads other tensors.
     fails_with(&eval(&bare, &["--genotype", "DARTS_V1"]), &["--model", "tensor '"]);
+    // Training starts from such a file: at a rate of 1e-9 the weights stay.
+    let cont = tmp("export-continue");
+    train(&cont, "DARTS_V2", &["--init-from", bare.to_str().unwrap(), "--lr", "1e-9"]);
+    let (m0, m1) = (rarts::model::Model::load(&dir).unwrap(), rarts::model::Model::load(&cont).unwrap());
+    for name in ["stem.conv", "cells.0.ops.0.sep_conv_3x3.0.dw", "classifier.weight"] {
+        let (x, y) = (m0.tensor(name).unwrap().1, m1.tensor(name).unwrap().1);
+        assert!(x.iter().zip(&y).all(|(p, q)| (p - q).abs() < 1e-6), "{name} moved");
+    }
+    let mut c = bin();
+    c.args(["train", "--genotype", "DARTS_V1", "--c", "4", "--layers", "5", "--epochs", "1", "--quiet", "--out"]);
+    let o = c.arg(tmp("export-wrong")).arg("--init-from").arg(&bare).output().unwrap();
+    fails_with(&o, &["--init-from", "tensor '"]);
     // Only DARTS' evaluation network exports.
     let nb = tmp("export-nb201");
     let mut c = bin();
