@@ -429,14 +429,7 @@ pub fn run<B: Backend<Elem = f32>>(be: B, cfg: &TrainConfig) -> Result<TrainResu
     ex.init_params(&mut StdRng::seed_from_u64(cfg.seed))?;
     match &init_model {
         Some(InitFrom::Model(m)) => init_from(&mut ex, &model_info.net, m)?,
-        Some(InitFrom::Darts(f)) => {
-            let nodes = run::persistent_nodes(&ex.tape);
-            let names: Vec<String> = nodes.iter().map(|&n| ex.tape.nodes[n].name.clone()).collect();
-            let shapes: Vec<Vec<usize>> = nodes.iter().map(|&n| ex.shape(n).0.to_vec()).collect();
-            for (&n, v) in nodes.iter().zip(f.tensors_for(&names, &shapes).map_err(tag)?) {
-                ex.set_elems(n, &v)?;
-            }
-        }
+        Some(InitFrom::Darts(f)) => load_darts(&mut ex, f).map_err(tag)?,
         None => {}
     }
     let sgd = SgdStep { lr: cfg.lr, momentum: cfg.momentum, weight_decay: cfg.weight_decay };
@@ -674,6 +667,17 @@ pub fn evaluate<B: Backend<Elem = f32>>(
     Ok((model.info.clone(), which, set.classes().to_vec(), scores))
 }
 
+/// Every weight and BN statistic of `ex` from a file in DARTS' layout.
+fn load_darts<B: Backend<Elem = f32>>(ex: &mut Exec<B>, file: &crate::export::DartsFile) -> Result<()> {
+    let nodes = run::persistent_nodes(&ex.tape);
+    let names: Vec<String> = nodes.iter().map(|&n| ex.tape.nodes[n].name.clone()).collect();
+    let shapes: Vec<Vec<usize>> = nodes.iter().map(|&n| ex.shape(n).0.to_vec()).collect();
+    for (&n, v) in nodes.iter().zip(file.tensors_for(&names, &shapes)?) {
+        ex.set_elems(n, &v)?;
+    }
+    Ok(())
+}
+
 /// What `rarts eval` scores: the test split of `data`, or its training
 /// split where it has none; and which it is.
 fn eval_split(data: &DataSpec) -> Result<(Dataset, &'static str)> {
@@ -709,12 +713,7 @@ fn evaluate_darts_file<B: Backend<Elem = f32>>(
     let spec = NetSpec::Darts(file.cfg.clone());
     let net = record(&spec, batch, s)?;
     let mut ex = Exec::new(be, net.tape)?;
-    let nodes = run::persistent_nodes(&ex.tape);
-    let names: Vec<String> = nodes.iter().map(|&n| ex.tape.nodes[n].name.clone()).collect();
-    let shapes: Vec<Vec<usize>> = nodes.iter().map(|&n| ex.shape(n).0.to_vec()).collect();
-    for (&n, v) in nodes.iter().zip(file.tensors_for(&names, &shapes)?) {
-        ex.set_elems(n, &v)?;
-    }
+    load_darts(&mut ex, &file)?;
     let scores = score(&mut ex, &set, net.io, set.len())?;
     let info = ModelInfo { net: spec, image: (s.c(), s.h(), s.w()), metadata: Default::default() };
     Ok((info, which, set.classes().to_vec(), scores))
