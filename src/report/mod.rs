@@ -25,7 +25,7 @@ use crate::model::Model;
 use crate::space::NetSpec;
 use crate::space::darts::PRIMITIVES;
 use crate::space::nb201::{self, Nb201Cell};
-use crate::space::width::{FRACTIONS, WidthConfig};
+use crate::space::width::{FRACTIONS, WidthConfig, Widths};
 
 /// The page.
 pub const HTML: &str = "report.html";
@@ -58,7 +58,6 @@ pub enum Kind {
 
 /// A page and its figures (file name, SVG text).
 pub struct Report {
-    pub kind: Kind,
     pub html: String,
     pub figures: Vec<(&'static str, String)>,
 }
@@ -241,7 +240,7 @@ fn search_report(dir: &Path) -> Result<Report> {
         ("time stepping".to_string(), format!("{wall:.0} s")),
         ("median step (last epoch)".to_string(), median.last().map_or("—".to_string(), |m| format!("{m:.1} ms"))),
     ];
-    Ok(Report { kind: Kind::Search, html: page(dir, "search", &body, &set, &times), figures })
+    Ok(Report { html: page(dir, "search", &body, &set, &times), figures })
 }
 
 fn alpha_file(name: &str) -> &'static str {
@@ -273,16 +272,8 @@ fn architecture_from_alpha(
         "width" => {
             let Some(a) = m("width") else { return Ok(()) };
             let cfg = WidthConfig::new(depth, 10, 3, (32, 32));
-            let layers = cfg.layers();
-            let widths: Vec<usize> = layers
-                .iter()
-                .zip(&a)
-                .map(|(ly, r)| {
-                    let k = (0..r.len()).fold(0, |b, j| if r[j] > r[b] { j } else { b });
-                    cfg.candidates(ly)[k]
-                })
-                .collect();
-            let names: Vec<String> = (0..layers.len()).map(|i| cfg.block_name(i)).collect();
+            let widths = Widths::from_alpha(&cfg, &a.concat())?.0;
+            let names: Vec<String> = (0..widths.len()).map(|i| cfg.block_name(i)).collect();
             let full = cfg.full_widths();
             let svg = cell::width_bars("The strongest width of each block's first conv", &names, &widths, &full);
             add(figures, body, "report-widths.svg", svg.finish());
@@ -329,7 +320,7 @@ fn curves(log: &[Json], figures: &mut Vec<(&'static str, String)>, body: &mut St
     };
     let loss: Vec<Series> = keys.iter().enumerate().filter_map(|(i, (k, n))| epoch_series(log, k, n, i)).collect();
     if !loss.is_empty() {
-        add(figures, body, "report-loss.svg", plot::line_chart("Loss", "epoch", "cross-entropy", &loss, None).finish());
+        add(figures, body, "report-loss.svg", plot::line_chart("Loss", "epoch", "cross-entropy", &loss).finish());
     }
     let keys: &[(&str, &str)] = if search {
         &[("acc_train", "training (w)"), ("acc_val", "validation (y)"), ("test_acc", "test")]
@@ -338,11 +329,11 @@ fn curves(log: &[Json], figures: &mut Vec<(&'static str, String)>, body: &mut St
     };
     let acc: Vec<Series> = keys.iter().enumerate().filter_map(|(i, (k, n))| epoch_series(log, k, n, i)).collect();
     if !acc.is_empty() {
-        let svg = plot::line_chart("Accuracy", "epoch", "accuracy", &acc, None);
+        let svg = plot::line_chart("Accuracy", "epoch", "accuracy", &acc);
         add(figures, body, "report-accuracy.svg", svg.finish());
     }
     if let Some(lr) = epoch_series(log, "lr", "learning rate", 0) {
-        let svg = plot::line_chart("Learning rate (of the weights)", "epoch", "learning rate", &[lr], None);
+        let svg = plot::line_chart("Learning rate (of the weights)", "epoch", "learning rate", &[lr]);
         add(figures, body, "report-lr.svg", svg.finish());
     }
 }
@@ -396,7 +387,7 @@ fn train_report(dir: &Path) -> Result<Report> {
             if best.is_nan() { "—".into() } else { format!("{:.2} %", best * 100.0) },
         ),
     ];
-    Ok(Report { kind: Kind::Train, html: page(dir, "training", &body, &set, &times), figures })
+    Ok(Report { html: page(dir, "training", &body, &set, &times), figures })
 }
 
 /// Inline Markdown of the results file: `code` spans, escaped text.
@@ -542,7 +533,7 @@ fn compare_report(dir: &Path) -> Result<Report> {
         }
         body.push_str("</ul>\n");
     }
-    Ok(Report { kind: Kind::Compare, html: page(dir, "comparison", &body, &[], &[]), figures })
+    Ok(Report { html: page(dir, "comparison", &body, &[], &[]), figures })
 }
 
 /// The page around `body`: title, settings and times tables, style.

@@ -12,7 +12,7 @@ pub struct Series {
 }
 
 /// The data range of `series` (x, y), padded where it is a point.
-fn range(series: &[Series], y_fixed: Option<(f64, f64)>) -> ((f64, f64), (f64, f64)) {
+fn range(series: &[Series]) -> ((f64, f64), (f64, f64)) {
     let pts = series.iter().flat_map(|s| s.points.iter()).filter(|p| p.0.is_finite() && p.1.is_finite());
     let (mut x0, mut x1, mut y0, mut y1) = (f64::MAX, f64::MIN, f64::MAX, f64::MIN);
     for &(x, y) in pts {
@@ -24,9 +24,7 @@ fn range(series: &[Series], y_fixed: Option<(f64, f64)>) -> ((f64, f64), (f64, f
     if x1 - x0 < 1e-12 {
         (x0, x1) = (x0 - 0.5, x1 + 0.5);
     }
-    if let Some(y) = y_fixed {
-        (y0, y1) = y;
-    } else if y1 - y0 < 1e-12 {
+    if y1 - y0 < 1e-12 {
         (y0, y1) = (y0 - 0.5, y1 + 0.5);
     } else {
         let pad = (y1 - y0) * 0.05;
@@ -88,12 +86,12 @@ impl Frame {
 }
 
 /// A line chart: title, axis labels, one line per series, a legend below.
-pub fn line_chart(title: &str, x_label: &str, y_label: &str, series: &[Series], y_fixed: Option<(f64, f64)>) -> Svg {
+pub fn line_chart(title: &str, x_label: &str, y_label: &str, series: &[Series]) -> Svg {
     let (w, plot_h) = (560.0, 260.0);
     let legend_rows = series.len().div_ceil(2);
     let h = 40.0 + plot_h + 50.0 + legend_rows as f64 * 20.0 + 10.0;
     let mut svg = Svg::new(w, h);
-    let (x, y) = range(series, y_fixed);
+    let (x, y) = range(series);
     let f = Frame { left: 70.0, top: 40.0, width: w - 90.0, height: plot_h, x, y };
     svg.text_styled(w / 2.0, 22.0, title, 15.0, Anchor::Middle, "#111", true);
     f.axes(&mut svg, 6, 5, 12.0);
@@ -128,7 +126,7 @@ pub fn panel_grid(title: &str, x_label: &str, panels: &[(String, Vec<Series>)], 
     svg.text_styled(w / 2.0, 22.0, title, 15.0, Anchor::Middle, "#111", true);
     for (i, (name, series)) in panels.iter().enumerate() {
         let (c, r) = (i % cols, i / cols);
-        let (x, _) = range(series, None);
+        let (x, _) = range(series);
         let f = Frame {
             left: 20.0 + c as f64 * cell_w + 42.0,
             top: 36.0 + r as f64 * cell_h + 20.0,

@@ -179,41 +179,32 @@ pub struct Widths(pub Vec<usize>);
 impl Widths {
     /// The strongest candidate of each row of `alpha` (`(layers, K)`).
     pub fn from_alpha(cfg: &WidthConfig, alpha: &[f64]) -> Result<Self> {
-        let (layers, k) = (cfg.layers(), FRACTIONS.len());
-        if alpha.len() != layers.len() * k {
-            crate::bail!("a width α holds {} values, expected {}×{k}", alpha.len(), layers.len());
-        }
-        Ok(Widths(
-            layers
-                .iter()
-                .zip(alpha.chunks(k))
-                .map(|(l, row)| cfg.candidates(l)[(0..k).fold(0, |b, j| if row[j] > row[b] { j } else { b })])
-                .collect(),
-        ))
+        Self::per_layer(cfg, alpha, |cands, row| {
+            cands[(0..row.len()).fold(0, |b, j| if row[j] > row[b] { j } else { b })]
+        })
     }
 
     /// Each layer's candidate nearest its expected width `Σₖ softmax(α)ₖ·cₖ`
     /// (of two equally near, the wider): what the multiply-add cost saw,
     /// where the argmax can sit far from it while softmax(α) is spread.
     pub fn from_expected(cfg: &WidthConfig, softmax: &[f64]) -> Result<Self> {
-        let (layers, k) = (cfg.layers(), FRACTIONS.len());
-        if softmax.len() != layers.len() * k {
-            crate::bail!("a width α holds {} values, expected {}×{k}", softmax.len(), layers.len());
-        }
-        Ok(Widths(
-            layers
+        Self::per_layer(cfg, softmax, |cands, row| {
+            let e: f64 = row.iter().zip(cands).map(|(w, &c)| w * c as f64).sum();
+            cands
                 .iter()
-                .zip(softmax.chunks(k))
-                .map(|(l, row)| {
-                    let cands = cfg.candidates(l);
-                    let e: f64 = row.iter().zip(&cands).map(|(w, &c)| w * c as f64).sum();
-                    cands
-                        .iter()
-                        .copied()
-                        .fold(cands[0], |b, c| if (c as f64 - e).abs() <= (b as f64 - e).abs() { c } else { b })
-                })
-                .collect(),
-        ))
+                .copied()
+                .fold(cands[0], |b, c| if (c as f64 - e).abs() <= (b as f64 - e).abs() { c } else { b })
+        })
+    }
+
+    /// A width per layer, `pick(candidates, row)` of each row of a `(layers,
+    /// K)` matrix.
+    fn per_layer(cfg: &WidthConfig, m: &[f64], pick: impl Fn(&[usize], &[f64]) -> usize) -> Result<Self> {
+        let (layers, k) = (cfg.layers(), FRACTIONS.len());
+        if m.len() != layers.len() * k {
+            crate::bail!("a width α holds {} values, expected {}×{k}", m.len(), layers.len());
+        }
+        Ok(Widths(layers.iter().zip(m.chunks(k)).map(|(l, row)| pick(&cfg.candidates(l), row)).collect()))
     }
 
     /// The widths as JSON with the network's size, its full size and (when
@@ -260,7 +251,7 @@ impl Widths {
             if !(f > 0.0 && f <= 1.0) {
                 crate::bail!("widths `{src}`: expected a fraction in (0, 1]");
             }
-            return Ok(Widths(cfg.layers().iter().map(|l| l.fraction(f)).collect()));
+            return Ok(Widths(cfg.uniform_widths(f)));
         }
         let path = std::path::Path::new(src);
         let file = if path.is_dir() { path.join("genotype.json") } else { path.to_path_buf() };
