@@ -57,6 +57,13 @@ impl From<SpaceArg> for SpaceKind {
     }
 }
 
+/// `rarts export --net`: a RARTS search's two networks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum NetArg {
+    W,
+    Y,
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 enum AlgoArg {
     Rarts,
@@ -121,7 +128,9 @@ enum Cmd {
     Eval {
         /// A `rarts train` folder or its model.safetensors, or a file in
         /// DARTS' layout (from `rarts export`, or from PyTorch: NetworkCIFAR's
-        /// state_dict names; its sizes are read from the tensors' shapes).
+        /// or the search Network's state_dict names, the latter with
+        /// alphas_normal and alphas_reduce; its sizes are read from the
+        /// tensors' shapes).
         #[arg(long)]
         model: PathBuf,
         /// For a file in DARTS' layout without a genotype in its metadata
@@ -135,6 +144,11 @@ enum Cmd {
         data: DataSpec,
         #[arg(long, default_value_t = 100)]
         batch: usize,
+        /// A search network's file only: write the training-mode loss of
+        /// the first --batch images (`loss`) and its gradient with respect
+        /// to α and every weight, under DARTS' names, to this safetensors file.
+        #[arg(long)]
+        grads: Option<PathBuf>,
     },
     /// The solvable model of the specification; prints the final α.
     Toy(ToyArgs),
@@ -211,15 +225,26 @@ enum Cmd {
         #[arg(long)]
         out: Option<PathBuf>,
     },
-    /// Writes a trained DARTS evaluation network (a `rarts train` folder or
-    /// its model.safetensors) as a safetensors file with quark0/darts'
-    /// NetworkCIFAR state_dict names and shapes, for PyTorch.
+    /// Writes a DARTS network as a safetensors file with quark0/darts'
+    /// state_dict names and shapes, for PyTorch: a trained evaluation
+    /// network (NetworkCIFAR) or one network of a search (model_search.py's
+    /// Network, with alphas_normal and alphas_reduce).
     Export {
+        /// A `rarts train` folder or its model.safetensors; a DARTS search
+        /// folder or its checkpoint.bin; or a file in DARTS' layout, read into
+        /// the network it describes and written again.
         #[arg(long)]
         model: PathBuf,
         /// The file to write.
         #[arg(long)]
         out: PathBuf,
+        /// A RARTS search: `w` (trained on the training half) or `y` (on the
+        /// validation half). Default: w, a DARTS search's only network.
+        #[arg(long, value_enum)]
+        net: Option<NetArg>,
+        /// For a file in DARTS' layout without a genotype in its metadata.
+        #[arg(long)]
+        genotype: Option<String>,
     },
     /// Writes DIR/report.html (one self-contained page with inline SVG) and
     /// its figures as SVG files beside it, for a search, train or compare
@@ -437,7 +462,7 @@ struct TrainArgs {
     /// filters of largest L1 norm (Li et al. 2017's pruning; fine-tune it
     /// with a lower --lr); or for darts a file in DARTS' layout of the same
     /// genotype (from `rarts export`, or PyTorch's NetworkCIFAR state_dict).
-    #[arg(long)]
+    #[arg(long, visible_alias = "init")]
     init_from: Option<PathBuf>,
     #[command(flatten)]
     run: RunArgs,
@@ -541,8 +566,12 @@ impl Target {
 
 fn run(cli: Cli) -> Result<()> {
     match cli.cmd {
-        Cmd::Export { model, out } => {
-            let n = rarts::export::export(&model, &out)?;
+        Cmd::Export { model, out, net, genotype } => {
+            let net = net.map(|n| match n {
+                NetArg::W => rarts::export::Net::W,
+                NetArg::Y => rarts::export::Net::Y,
+            });
+            let n = rarts::export::export(&model, &out, net, genotype.as_deref())?;
             println!("{}: {n} tensors", out.display());
             Ok(())
         }
@@ -708,15 +737,15 @@ fn run(cli: Cli) -> Result<()> {
             print!("{text}");
             Ok(())
         }
-        Cmd::Eval { model, genotype, logits, data, batch } => {
-            let g = genotype.as_deref();
-            let (info, split, classes, scores) = match Target::open(cli.device)? {
-                Target::Cpu => train::evaluate(Cpu::<f32>::new(), &model, g, &data, batch)?,
-                Target::Cuda => train::evaluate(Cuda::new(0)?, &model, g, &data, batch)?,
+        Cmd::Eval { model, genotype, logits, data, batch, grads } => {
+            let (g, gr) = (genotype.as_deref(), grads.as_deref());
+            let e = match Target::open(cli.device)? {
+                Target::Cpu => train::evaluate(Cpu::<f32>::new(), &model, g, &data, batch, gr)?,
+                Target::Cuda => train::evaluate(Cuda::new(0)?, &model, g, &data, batch, gr)?,
             };
-            let epochs = info.metadata.get("epochs_done").map_or("?", String::as_str);
-            println!("model: {} ({}, {epochs} epochs)", model.display(), info.net.size());
-            println!("genotype: {}", info.net.arch());
+            let (split, classes, scores) = (e.split, e.classes, e.scores);
+            println!("model: {} ({}, {} epochs)", model.display(), e.size, e.epochs.as_deref().unwrap_or("?"));
+            println!("genotype: {}", e.arch);
             println!("data: {data} ({split} split, {} images)", scores.seen());
             println!("{:<14} {:>8} {:>8} {:>9}", "class", "correct", "images", "accuracy");
             for (name, (hit, n)) in classes.iter().zip(&scores.per_class) {

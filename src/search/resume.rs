@@ -15,7 +15,7 @@ use crate::tape::NodeId;
 
 /// The checkpoint header's format field (the file format itself is versioned
 /// by [`crate::checkpoint::VERSION`]).
-const FORMAT: &str = "rarts-search-3";
+pub(crate) const FORMAT: &str = "rarts-search-3";
 
 /// Every parameter and BN statistic, optimizer state and sampler position,
 /// the settings and the data the run was made on, the log and the α trace
