@@ -406,6 +406,15 @@ impl<B: Backend> Exec<B> {
             }
         }
         live.iter_mut().zip(&ancestor).for_each(|(l, a)| *l &= *a);
+        // A parameter of these groups that the loss does not reach (behind an
+        // NB201 cell whose edges from its input are all `none`, say) gets a
+        // zero gradient, as PyTorch's Zero op (`x.mul(0.)`) leaves it, so
+        // that optimizers treat it as any other (weight decay, momentum).
+        let unreached: Vec<NodeId> = (0..live.len())
+            .filter(|&i| {
+                !live[i] && matches!(self.tape.nodes[i].kind, Kind::Param { group, .. } if groups.contains(&group))
+            })
+            .collect();
         // The first op to write a live gradient overwrites it where its
         // kernel can (see `overwrites`); any other is zeroed just before
         // that op, so that the buffer is still in cache when the op reads it
@@ -416,6 +425,11 @@ impl<B: Backend> Exec<B> {
         self.fresh[loss] = false;
         let ls = self.slot[loss].expect("loss has a gradient");
         self.be.fill(self.grads[ls].as_mut().expect("no gradient is taken between ops"), 1.0)?;
+        for &p in &unreached {
+            live[p] = true;
+            let s = self.slot[p].expect("parameters have gradients");
+            self.be.fill(self.grads[s].as_mut().expect("no gradient is taken between ops"), 0.0)?;
+        }
         self.live = live;
         for i in (0..self.tape.ops.len()).rev() {
             if !self.live[self.tape.ops[i].output()] {

@@ -486,7 +486,7 @@ pub fn run<B: Backend<Elem = f32>>(be: B, cfg: &TrainConfig) -> Result<TrainResu
                 crate::bail!("epoch {epoch} step {s}: the training loss became {loss}; lower --lr (now {})", show(lr));
             }
             sc.upload(&ex.be)?;
-            opt.step(&mut ex, &mut sc.buf).map_err(|e| Error(format!("epoch {epoch} step {s}: {e}; lower --lr")))?;
+            opt.step(&mut ex, &mut sc.buf).map_err(|e| Error(format!("epoch {epoch} step {s}: {e}")))?;
             log.loss_train += loss / steps as f64;
             log.acc_train += run::accuracy(&ex, net.io.2, net.io.1)? / steps as f64;
             if cfg.progress {

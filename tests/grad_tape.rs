@@ -190,3 +190,23 @@ fn shared_pool_matches_finite_differences() {
     assert_close("shared pools (f64)", &g.tape, &num, &analytic(Cpu::<f64>::new(), &g, 52), 1e-7, 1e-6);
     assert_close("shared pools (f32)", &g.tape, &num, &analytic(Cpu::<f32>::new(), &g, 52), 1e-4, 2e-3);
 }
+
+/// A parameter the loss does not reach (behind an NB201 cell of `none`
+/// edges from its input, say) gets a zero gradient, as PyTorch's Zero op
+/// leaves it, not none: optimizers step it like any other.
+#[test]
+fn an_unreached_parameter_gets_a_zero_gradient() {
+    let mut t = Tape::new();
+    let used = t.param(Shape::vec(3), GROUP_W, Init::Const(0.5), "used");
+    let unused = t.param(Shape::vec(4), GROUP_W, Init::Const(0.5), "unused");
+    let _ = t.mul(unused, unused);
+    let mut rng = StdRng::seed_from_u64(1);
+    let g = with_loss(t, used, vec![], &mut rng);
+    let mut ex = exec(Cpu::<f64>::new(), &g, 1);
+    ex.forward().unwrap();
+    ex.backward(g.loss, &[GROUP_W]).unwrap();
+    assert_eq!(ex.get_grad(unused).unwrap(), vec![0.0; 4]);
+    assert_eq!(ex.get_grad(used).unwrap(), g.inputs[0].1);
+    // Another group's parameters are still not computed.
+    assert!(ex.backward(g.loss, &[GROUP_ARCH]).is_err());
+}

@@ -243,6 +243,11 @@ fn an_nb201_cell_trains_and_evaluates() {
         &["--epochs", "1", "--steps-per-epoch", "1"],
     ));
     ok(&train(&tmp("nb201-random"), "random:3", &["--epochs", "1", "--steps-per-epoch", "1"]));
+    // A cell whose output does not depend on its input (node 1 has only a
+    // `none` edge) trains as in NATS-Bench: what lies before it gets zero
+    // gradients.
+    let cut = "|none~0|+|none~0|nor_conv_3x3~1|+|none~0|nor_conv_3x3~1|nor_conv_3x3~2|";
+    ok(&train(&tmp("nb201-cut"), cut, &["--epochs", "1", "--steps-per-epoch", "2"]));
     fails_with(
         &train(&tmp("nb201-bad"), "|conv~0|+|none~0|none~1|+|none~0|none~1|none~2|", &[]),
         &["--genotype", "unknown op 'conv'"],
