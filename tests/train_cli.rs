@@ -362,9 +362,15 @@ fn compare_in_width_prunes_and_scales_at_the_target() {
     ok(&run());
     let md = fs::read_to_string(out.join("results.md")).unwrap();
     assert!(md.starts_with("# rarts compare --space width --preset smoke"), "{md}");
-    for method in ["| full |", "| rarts |", "| darts1 |", "| uniform |", "| l1-prune |"] {
+    for method in ["| full |", "| rarts |", "| darts1 |", "| rarts expected |", "| darts1 expected |", "| uniform |"] {
         assert!(md.contains(method), "{method} missing: {md}");
     }
+    assert!(md.contains("| l1-prune |") && md.contains("- darts1 expected widths, seed 1: "), "{md}");
+    // The expected widths are those the search's genotype.json records.
+    let json = fs::read_to_string(out.join("search-rarts-s0/genotype.json")).unwrap();
+    let expected = json.split("\"widths_expected\":").nth(1).unwrap().split(']').next().unwrap().replace(' ', "");
+    let listed = md.split("- rarts expected, seed 0: `").nth(1).unwrap().split('`').next().unwrap().replace(' ', "");
+    assert_eq!(listed, format!("{expected}]"), "{md}");
     assert!(md.contains("ResNet-8") && md.contains("Target: 50 %") && md.contains("from the target"), "{md}");
     assert!(md.contains("- l1-prune, seed 1: `[") && md.contains("Fine-tuning after L1 pruning"), "{md}");
     for seed in [0, 1] {

@@ -3,7 +3,12 @@
 //! For each seed:
 //!
 //! - `full`: the unpruned network, trained from scratch;
-//! - `rarts`, `darts1`: the widths each search finds, trained from scratch;
+//! - `rarts`, `darts1`: the widths each search finds (the argmax per
+//!   layer, SPEC §7), trained from scratch;
+//! - `rarts expected`, `darts1 expected`: the candidates nearest each
+//!   layer's expected width under the search's softmax(α), trained from
+//!   scratch (where the argmax falls far from the target, these land on
+//!   it: RESULTS.md);
 //! - `uniform`: every searchable conv at the one fraction of its channels
 //!   whose network comes closest to the target, trained from scratch;
 //! - `l1-prune` (Li et al. 2017): the trained `full` network's searchable
@@ -29,10 +34,10 @@ use crate::space::{NetSpec, SpaceKind};
 use crate::train::TrainConfig;
 
 /// The methods, in table order.
-pub const METHODS: [&str; 5] = ["full", "rarts", "darts1", "uniform", "l1-prune"];
+pub const METHODS: [&str; 7] = ["full", "rarts", "darts1", "rarts expected", "darts1 expected", "uniform", "l1-prune"];
 
-/// The searches, with their rows in [`METHODS`].
-const SEARCHES: [(usize, Algo); 2] = [(1, Algo::Rarts), (2, Algo::Darts1)];
+/// The searches, with their rows in [`METHODS`]: argmax widths, expected widths.
+const SEARCHES: [(usize, usize, Algo); 2] = [(1, 3, Algo::Rarts), (2, 4, Algo::Darts1)];
 
 impl Preset {
     /// The width comparison's presets. `small`: a 2-core CPU on
@@ -166,20 +171,24 @@ pub fn run<B: Backend<Elem = f32>>(make: impl Fn() -> Result<B>, preset: &Preset
         let dir = |m: &str| out.join(format!("train-{m}-s{seed}"));
         let full = dir("full");
         rows[0].push(outcome(&make, &preset.train, "full", seed, &full, None)?);
-        for (row, algo) in SEARCHES {
+        for (row, expected_row, algo) in SEARCHES {
             let s = search_job(&make, preset, out, algo, seed)?;
             let mut o = outcome(&make, &preset.train, &s.dir.display().to_string(), seed, &dir(algo.name()), None)?;
             o.search = Some((s.cost, s.alpha_spread));
-            rows[row].push(o);
+            rows[row].push(o.clone());
+            let expected = format!("expected:{}", s.dir.display());
+            let e_dir = dir(&format!("{}-expected", algo.name()));
+            rows[expected_row]
+                .push(Outcome { search: o.search, ..outcome(&make, &preset.train, &expected, seed, &e_dir, None)? });
         }
         // The network as trained gives the exact multiply-adds (the data's
         // image size and channels).
         let (cfg, _) = trained(&full)?;
         fraction = cfg.uniform_fraction(preset.search.macs_target);
         let uniform = format!("uniform:{fraction}");
-        rows[3].push(outcome(&make, &preset.train, &uniform, seed, &dir("uniform"), None)?);
+        rows[5].push(outcome(&make, &preset.train, &uniform, seed, &dir("uniform"), None)?);
         let pruned = out.join(format!("finetune-l1-prune-s{seed}"));
-        rows[4].push(outcome(&make, finetune, &uniform, seed, &pruned, Some(&full))?);
+        rows[6].push(outcome(&make, finetune, &uniform, seed, &pruned, Some(&full))?);
     }
     let (cfg, _) = trained(&out.join(format!("train-full-s{}", preset.seeds[0])))?;
     let text = report(preset, &cfg, fraction, &rows);
@@ -230,13 +239,13 @@ fn report(p: &Preset, cfg: &WidthConfig, fraction: f64, rows: &[Vec<Outcome>]) -
         );
     }
     let _ = writeln!(s, "\nSearched widths against the target ({:.0} % of the multiply-adds):\n", target * 100.0);
-    for (row, algo) in SEARCHES {
+    for row in SEARCHES.iter().flat_map(|&(argmax, expected, _)| [argmax, expected]) {
         for (o, seed) in rows[row].iter().zip(&p.seeds) {
             let f = o.macs as f64 / full_macs as f64;
             let _ = writeln!(
                 s,
-                "- {}, seed {seed}: {f:.3} of full, {:+.1} % from the target{}",
-                algo.name(),
+                "- {} widths, seed {seed}: {f:.3} of full, {:+.1} % from the target{}",
+                METHODS[row],
                 (f / target - 1.0) * 100.0,
                 if (f / target - 1.0).abs() <= 0.1 { "" } else { " (more than 10 % off)" }
             );
@@ -251,7 +260,7 @@ fn report(p: &Preset, cfg: &WidthConfig, fraction: f64, rows: &[Vec<Outcome>]) -
     }
     let _ = writeln!(s, "\n## Settings\n");
     let _ = writeln!(s, "Search (rarts, darts1): {}", flags(&p.search.identity()));
-    let _ = writeln!(s, "\nTraining from scratch (full, searched, uniform): {}", flags(&p.train.identity()));
+    let _ = writeln!(s, "\nTraining from scratch (full, searched, expected, uniform): {}", flags(&p.train.identity()));
     if let Some(f) = &p.finetune {
         let _ = writeln!(s, "\nFine-tuning after L1 pruning (from the trained full network): {}", flags(&f.identity()));
     }
