@@ -658,9 +658,7 @@ pub fn evaluate<B: Backend<Elem = f32>>(
     if genotype.is_some() {
         crate::bail!("--genotype: {} records its network; --genotype is for files in DARTS' layout", path.display());
     }
-    if grads.is_some() {
-        crate::bail!("--grads: {} holds a trained network; --grads is for a search network's file", path.display());
-    }
+    no_grads(grads, &path)?;
     let model = Model::load(model)?;
     let (set, split) = eval_split(data)?;
     let info = &model.info;
@@ -714,6 +712,14 @@ fn eval_split(data: &DataSpec) -> Result<(Dataset, &'static str)> {
     })
 }
 
+/// An error when `--grads` was given for `path`, which holds a trained network.
+fn no_grads(grads: Option<&Path>, path: &Path) -> Result<()> {
+    if grads.is_some() {
+        crate::bail!("--grads: {} holds a trained network; --grads is for a search network's file", path.display());
+    }
+    Ok(())
+}
+
 /// `rarts eval` of a file in DARTS' layout (see [`crate::export`]): the
 /// network from its tensors' shapes and the genotype, or a search network
 /// with its α.
@@ -732,8 +738,8 @@ fn evaluate_darts_file<B: Backend<Elem = f32>>(
         Network::Eval(cfg) => (cfg.in_channels, cfg.classes),
         Network::Search(cfg) => (cfg.in_channels, cfg.classes),
     };
-    if grads.is_some() && !matches!(file.network, Network::Search(_)) {
-        crate::bail!("--grads: {} holds a trained network; --grads is for a search network's file", path.display());
+    if !matches!(file.network, Network::Search(_)) {
+        no_grads(grads, path)?;
     }
     let (set, split) = eval_split(data)?;
     let s = set.shape();

@@ -173,13 +173,14 @@ pub fn run<B: Backend<Elem = f32>>(make: impl Fn() -> Result<B>, preset: &Preset
         rows[0].push(outcome(&make, &preset.train, "full", seed, &full, None)?);
         for (row, expected_row, algo) in SEARCHES {
             let s = search_job(&make, preset, out, algo, seed)?;
-            let mut o = outcome(&make, &preset.train, &s.dir.display().to_string(), seed, &dir(algo.name()), None)?;
-            o.search = Some((s.cost, s.alpha_spread));
-            rows[row].push(o.clone());
-            let expected = format!("expected:{}", s.dir.display());
-            let e_dir = dir(&format!("{}-expected", algo.name()));
-            rows[expected_row]
-                .push(Outcome { search: o.search, ..outcome(&make, &preset.train, &expected, seed, &e_dir, None)? });
+            let search = Some((s.cost, s.alpha_spread));
+            for (r, widths, name) in [
+                (row, s.dir.display().to_string(), algo.name().to_string()),
+                (expected_row, format!("expected:{}", s.dir.display()), format!("{}-expected", algo.name())),
+            ] {
+                let o = outcome(&make, &preset.train, &widths, seed, &dir(&name), None)?;
+                rows[r].push(Outcome { search, ..o });
+            }
         }
         // The network as trained gives the exact multiply-adds (the data's
         // image size and channels).
