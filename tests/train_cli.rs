@@ -373,6 +373,25 @@ fn compare_in_width_prunes_and_scales_at_the_target() {
     assert_eq!(listed, format!("{expected}]"), "{md}");
     assert!(md.contains("ResNet-8") && md.contains("Target: 50 %") && md.contains("from the target"), "{md}");
     assert!(md.contains("- l1-prune, seed 1: `[") && md.contains("Fine-tuning after L1 pruning"), "{md}");
+    // A network another row of the same seed trained is not trained again:
+    // the rows repeat one result, and only the first has a folder.
+    let widths = |method: &str, seed: &str| {
+        let at = format!("- {method}, seed {seed}: `");
+        md.split(&at).nth(1).unwrap_or_else(|| panic!("{at} missing: {md}")).split('`').next().unwrap().to_string()
+    };
+    let row = |method: &str| md.lines().find(|l| l.starts_with(&format!("| {method} |"))).unwrap().to_string();
+    let shared: Vec<&str> = md.lines().filter(|l| l.contains(": the widths of ")).collect();
+    assert!(!shared.is_empty(), "both searches pick the same widths at this size: {md}");
+    for line in shared {
+        let (method, rest) = line.trim_start_matches("- ").split_once(", seed ").unwrap();
+        let (seed, first) = rest.split_once(": the widths of ").unwrap();
+        assert_eq!(widths(method, seed), widths(first, seed), "{line}");
+        assert!(!out.join(format!("train-{}-s{seed}", method.replace(' ', "-"))).exists(), "{line}");
+        assert!(out.join(format!("train-{}-s{seed}", first.replace(' ', "-"))).exists(), "{line}");
+        let i: usize = seed.parse().unwrap();
+        let per_seed = |r: &str| r.split(" | ").nth(2).unwrap().split(", ").nth(i).unwrap().to_string();
+        assert_eq!(per_seed(&row(method)), per_seed(&row(first)), "{line}");
+    }
     for seed in [0, 1] {
         let log = fs::read_to_string(out.join(format!("finetune-l1-prune-s{seed}/log.jsonl"))).unwrap();
         assert_eq!(log.lines().count(), 1);

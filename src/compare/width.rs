@@ -17,7 +17,8 @@
 //!
 //! One table in `DIR/results.md`: test accuracy, weights and multiply-adds
 //! of each, mean ± std over the seeds. Every job resumes and is skipped once
-//! done.
+//! done; a network trained from scratch with widths an earlier row of the
+//! same seed trained is not trained again (the table says which).
 
 use std::fmt::Write as _;
 use std::path::Path;
@@ -166,39 +167,67 @@ pub fn run<B: Backend<Elem = f32>>(make: impl Fn() -> Result<B>, preset: &Preset
     let finetune =
         preset.finetune.as_ref().ok_or_else(|| Error("compare: the width preset has no fine-tuning".into()))?;
     let mut rows: Vec<Vec<Outcome>> = vec![Vec::new(); METHODS.len()];
+    let mut shared = Vec::new();
     let mut fraction = 1.0;
     for &seed in &preset.seeds {
         let dir = |m: &str| out.join(format!("train-{m}-s{seed}"));
         let full = dir("full");
         rows[0].push(outcome(&make, &preset.train, "full", seed, &full, None)?);
-        for (row, expected_row, algo) in SEARCHES {
-            let s = search_job(&make, preset, out, algo, seed)?;
-            let search = Some((s.cost, s.alpha_spread));
-            for (r, widths, name) in [
-                (row, s.dir.display().to_string(), algo.name().to_string()),
-                (expected_row, format!("expected:{}", s.dir.display()), format!("{}-expected", algo.name())),
-            ] {
-                let o = outcome(&make, &preset.train, &widths, seed, &dir(&name), None)?;
-                rows[r].push(Outcome { search, ..o });
-            }
-        }
         // The network as trained gives the exact multiply-adds (the data's
         // image size and channels).
         let (cfg, _) = trained(&full)?;
         fraction = cfg.uniform_fraction(preset.search.macs_target);
         let uniform = format!("uniform:{fraction}");
-        rows[5].push(outcome(&make, &preset.train, &uniform, seed, &dir("uniform"), None)?);
+        // Every network trained from scratch: its row, widths and where they
+        // come from, and its folder's name.
+        let mut jobs = Vec::new();
+        for (row, expected_row, algo) in SEARCHES {
+            let s = search_job(&make, preset, out, algo, seed)?;
+            let search = Some((s.cost, s.alpha_spread));
+            jobs.push((row, s.dir.display().to_string(), algo.name().to_string(), search));
+            jobs.push((
+                expected_row,
+                format!("expected:{}", s.dir.display()),
+                format!("{}-expected", algo.name()),
+                search,
+            ));
+        }
+        jobs.push((5, uniform.clone(), "uniform".to_string(), None));
+        // Training is deterministic given the widths, the seed and the
+        // settings: a network already trained in this seed is not trained
+        // again (e.g. both searches' argmax widths, or expected widths that
+        // are uniform scaling's).
+        let mut done: Vec<(usize, Outcome)> = vec![(0, rows[0][rows[0].len() - 1].clone())];
+        for (row, widths, name, search) in jobs {
+            let w = Widths::from_source(&cfg, &widths)?;
+            let o = match done.iter().find(|(_, o)| o.widths == w) {
+                Some((first, o)) => {
+                    shared.push((row, *first, seed));
+                    o.clone()
+                }
+                None => outcome(&make, &preset.train, &widths, seed, &dir(&name), None)?,
+            };
+            done.push((row, o.clone()));
+            rows[row].push(Outcome { search, ..o });
+        }
         let pruned = out.join(format!("finetune-l1-prune-s{seed}"));
         rows[6].push(outcome(&make, finetune, &uniform, seed, &pruned, Some(&full))?);
     }
     let (cfg, _) = trained(&out.join(format!("train-full-s{}", preset.seeds[0])))?;
-    let text = report(preset, &cfg, fraction, &rows);
+    let text = report(preset, &cfg, fraction, &rows, &shared);
     crate::rundir::write_atomic(&out.join("results.md"), text.as_bytes())?;
     crate::report::write_during_run(out);
     Ok(text)
 }
 
-fn report(p: &Preset, cfg: &WidthConfig, fraction: f64, rows: &[Vec<Outcome>]) -> String {
+/// `shared`: (row, the row whose training it reuses, seed).
+fn report(
+    p: &Preset,
+    cfg: &WidthConfig,
+    fraction: f64,
+    rows: &[Vec<Outcome>],
+    shared: &[(usize, usize, u64)],
+) -> String {
     let mut s = String::new();
     let (full_params, full_macs) = cfg.cost(&cfg.full_widths());
     let target = p.search.macs_target;
@@ -250,6 +279,16 @@ fn report(p: &Preset, cfg: &WidthConfig, fraction: f64, rows: &[Vec<Outcome>]) -
                 (f / target - 1.0) * 100.0,
                 if (f / target - 1.0).abs() <= 0.1 { "" } else { " (more than 10 % off)" }
             );
+        }
+    }
+    if !shared.is_empty() {
+        let _ = writeln!(
+            s,
+            "\nTrained once (the same widths, seed and settings give the same run, so the row repeats the \
+             first one's result):\n"
+        );
+        for &(row, first, seed) in shared {
+            let _ = writeln!(s, "- {}, seed {seed}: the widths of {}", METHODS[row], METHODS[first]);
         }
     }
     let _ = writeln!(s, "\n## Widths (channels of each block's first conv)\n");
