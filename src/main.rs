@@ -771,6 +771,9 @@ fn run(cli: Cli) -> Result<()> {
                 Target::Cuda => driver::run(Cuda::new(0)?, &cfg)?,
             };
             println!("genotype: {}", res.found.text);
+            if let Some(w) = &res.found.warning {
+                eprintln!("warning: {w}");
+            }
             Ok(())
         }
     }

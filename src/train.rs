@@ -414,6 +414,11 @@ pub fn run<B: Backend<Elem = f32>>(be: B, cfg: &TrainConfig) -> Result<TrainResu
     let eval_images = run::eval_images(cfg.eval_images, test.as_ref(), usize::MAX, &cfg.data)?;
     let data_id = DataId::of(&train, test.as_ref());
     let spec = cfg.net(train.num_classes(), train.shape())?;
+    if let NetSpec::Nb201(_, cell) = &spec
+        && !cell.input_reaches_output()
+    {
+        eprintln!("warning: --genotype {}: {}", cell.to_arch_str(), crate::space::nb201::CUT_OFF);
+    }
     let net = record(&spec, cfg.batch, train.shape())?;
     let mut model_info = ModelInfo {
         // The model file's network has no drop path: it is for evaluation.

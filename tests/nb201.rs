@@ -54,6 +54,28 @@ fn arch_strings_both_ways() {
     }
 }
 
+/// A cell is cut off when no path of edges other than `none` leads from
+/// node 0 to node 3; its JSON says which.
+#[test]
+fn cut_off_cells_are_found() {
+    for (arch, reaches) in [
+        ("|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|nor_conv_3x3~0|nor_conv_3x3~1|nor_conv_3x3~2|", true),
+        ("|none~0|+|none~0|none~1|+|none~0|none~1|none~2|", false),
+        // Only through node 1, only through node 2, only directly.
+        ("|skip_connect~0|+|none~0|none~1|+|none~0|avg_pool_3x3~1|none~2|", true),
+        ("|none~0|+|nor_conv_1x1~0|none~1|+|none~0|none~1|skip_connect~2|", true),
+        ("|none~0|+|none~0|none~1|+|nor_conv_1x1~0|none~1|none~2|", true),
+        // Node 1 fed only by `none` (a cell a search found), and node 2
+        // reached but not read.
+        ("|none~0|+|none~0|nor_conv_3x3~1|+|none~0|nor_conv_3x3~1|nor_conv_3x3~2|", false),
+        ("|none~0|+|skip_connect~0|none~1|+|none~0|nor_conv_3x3~1|none~2|", false),
+    ] {
+        let c = Nb201Cell::parse(arch).unwrap();
+        assert_eq!(c.input_reaches_output(), reaches, "{arch}");
+        assert!(c.to_json(None).contains(&format!("\"input_reaches_output\":{reaches}")), "{arch}");
+    }
+}
+
 /// The strongest op of each edge, `none` included; ties go to the first.
 #[test]
 fn derivation_is_argmax_per_edge() {

@@ -258,7 +258,8 @@ fn width_search_writes_widths_under_the_cost() {
         c.args(["search", "--space", "width", "--algo", algo, "--depth", "8", "--batch", "8", "--seed", "7"]);
         c.args(["--macs-target", "0.3", "--arch-lr", "0.05", "--epochs", "2", "--steps-per-epoch", "5"]);
         c.args(["--eval-images", "32", "--quiet", "--out"]);
-        let stdout = ok(&c.arg(&out).output().unwrap());
+        let o = c.arg(&out).output().unwrap();
+        let stdout = ok(&o);
         let json = std::fs::read_to_string(out.join("genotype.json")).unwrap();
         assert!(stdout.contains("\"widths\":["), "{algo}: {stdout}");
         let num = |key: &str| -> f64 {
@@ -266,6 +267,11 @@ fn width_search_writes_widths_under_the_cost() {
             v.split([',', '}']).next().unwrap().parse().unwrap()
         };
         assert!(num("macs") < num("full_macs"), "{algo}: {json}");
+        // A warning exactly where the argmax widths land more than 10 % from
+        // the target.
+        let off = (num("macs") / num("full_macs") / 0.3 - 1.0).abs() > 0.1;
+        let stderr = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(stderr.contains("warning: the argmax widths take"), off, "{algo}: {stderr}\n{json}");
         assert!(json.contains("\"softmax_alpha\":[["), "{json}");
         let log = std::fs::read_to_string(out.join("log.jsonl")).unwrap();
         assert!(log.lines().all(|l| l.contains("\"softmax_alpha_width\":[[")), "{log}");

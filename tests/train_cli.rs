@@ -245,9 +245,22 @@ fn an_nb201_cell_trains_and_evaluates() {
     ok(&train(&tmp("nb201-random"), "random:3", &["--epochs", "1", "--steps-per-epoch", "1"]));
     // A cell whose output does not depend on its input (node 1 has only a
     // `none` edge) trains as in NATS-Bench: what lies before it gets zero
-    // gradients.
+    // gradients, with a warning that it will score chance.
     let cut = "|none~0|+|none~0|nor_conv_3x3~1|+|none~0|nor_conv_3x3~1|nor_conv_3x3~2|";
-    ok(&train(&tmp("nb201-cut"), cut, &["--epochs", "1", "--steps-per-epoch", "2"]));
+    let o = train(&tmp("nb201-cut"), cut, &["--epochs", "1", "--steps-per-epoch", "2"]);
+    ok(&o);
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        stderr.contains("warning: --genotype |none~0|") && stderr.contains("does not depend on the image"),
+        "{stderr}"
+    );
+    let o = train(
+        &tmp("nb201-through"),
+        "|none~0|+|skip_connect~0|none~1|+|none~0|none~1|nor_conv_1x1~2|",
+        &["--epochs", "1", "--steps-per-epoch", "1"],
+    );
+    ok(&o);
+    assert!(!String::from_utf8_lossy(&o.stderr).contains("warning"));
     fails_with(
         &train(&tmp("nb201-bad"), "|conv~0|+|none~0|none~1|+|none~0|none~1|none~2|", &[]),
         &["--genotype", "unknown op 'conv'"],

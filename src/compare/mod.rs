@@ -231,6 +231,8 @@ struct Outcome {
     genotype: String,
     /// NB201: `skip_connect` edges and parameterless edges of the cell.
     skips: Option<(usize, usize)>,
+    /// NB201: the cell's output does not depend on its input.
+    cut_off: bool,
     test_acc: f64,
 }
 
@@ -279,6 +281,7 @@ fn job<B: Backend<Elem = f32>>(
             let cell = Nb201Cell::from_source(&genotype_source)?;
             o.genotype = cell.to_arch_str();
             o.skips = Some(cell.skips_and_parameterless());
+            o.cut_off = !cell.input_reaches_output();
         }
         SpaceKind::Width => crate::bail!("compare: the width space has its own comparison (compare::width)"),
     }
@@ -522,10 +525,20 @@ fn report(p: &Preset, rows: &[(&str, Vec<Outcome>)]) -> String {
             )
         }
     );
+    let cut_off: Vec<String> = rows
+        .iter()
+        .flat_map(|(method, outs)| {
+            outs.iter().zip(&p.seeds).filter(|(o, _)| o.cut_off).map(move |(_, s)| format!("{method} seed {s}"))
+        })
+        .collect();
+    if !cut_off.is_empty() {
+        let _ = writeln!(s, "\nCut off from the input ({}): {}.", nb201::CUT_OFF, cut_off.join(", "));
+    }
     let _ = writeln!(s, "\n## {}\n", if nb { "Cells" } else { "Genotypes" });
     for (method, outs) in rows {
         for (o, seed) in outs.iter().zip(&p.seeds) {
-            let _ = writeln!(s, "- {method}, seed {seed}: `{}`", o.genotype);
+            let _ =
+                writeln!(s, "- {method}, seed {seed}: `{}`{}", o.genotype, if o.cut_off { " (cut off)" } else { "" });
         }
     }
     let _ = writeln!(s, "\n## Settings\n");

@@ -323,7 +323,7 @@ impl SearchSpace for DartsSpace {
     fn derive(&self, alphas: &[Vec<f64>]) -> Result<Derived> {
         let [an, ar] = alphas else { crate::bail!("DARTS' α is two matrices, got {}", alphas.len()) };
         let g = Genotype::from_alphas(an, ar, self.0.steps, self.0.multiplier);
-        Ok(Derived { text: g.to_text(), json: g.to_json(an, ar) })
+        Ok(Derived { text: g.to_text(), json: g.to_json(an, ar), warning: None })
     }
 
     /// Every cell holds at least the 7 non-`none` outputs of each of its

@@ -50,11 +50,14 @@ impl Alphas {
 }
 
 /// What a search found: the architecture as text (what `rarts train
-/// --genotype` reads) and as JSON with the softmax of α beside it.
+/// --genotype` reads) and as JSON with the softmax of α beside it, and a
+/// warning where the architecture is degenerate.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Derived {
     pub text: String,
     pub json: String,
+    /// Something about it the user should know before training it.
+    pub warning: Option<String>,
 }
 
 /// A search space.

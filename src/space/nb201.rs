@@ -23,6 +23,12 @@ use crate::tape::{ConvSpec, Init, NodeId, Tape, Term};
 /// The ops, in the order of α's columns.
 pub const OPS: [&str; 5] = ["none", "skip_connect", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3"];
 
+/// What a cell without a path from its input to its output means (see
+/// [`Nb201Cell::input_reaches_output`]).
+pub const CUT_OFF: &str = "no path of edges other than `none` leads from the cell's input (node 0) to its output \
+                           (node 3): the network's prediction does not depend on the image, and trained it scores \
+                           chance";
+
 /// Nodes of a cell, the input included.
 pub const NODES: usize = 4;
 
@@ -168,6 +174,20 @@ impl Nb201Cell {
         Self::parse(&arch).map_err(|e| Error(format!("{}: {e}", file.display())))
     }
 
+    /// Whether a path of edges other than `none` leads from the cell's input
+    /// (node 0) to its output (node 3). Where none does, the output of every
+    /// cell, and so the network's prediction, does not depend on the image
+    /// ([`CUT_OFF`]).
+    pub fn input_reaches_output(&self) -> bool {
+        let none = OPS.iter().position(|&o| o == "none");
+        let mut reached = [false; NODES];
+        reached[0] = true;
+        for i in 1..NODES {
+            reached[i] = (0..i).any(|j| reached[j] && Some(self.ops[edge(i, j)]) != none);
+        }
+        reached[NODES - 1]
+    }
+
     /// How many edges are `skip_connect`, and how many have no parameters
     /// (`none`, `skip_connect`, `avg_pool_3x3`): what DARTS collapses onto.
     pub fn skips_and_parameterless(&self) -> (usize, usize) {
@@ -184,8 +204,12 @@ impl Nb201Cell {
             .flat_map(|i| (0..i).map(move |j| (i, j)))
             .map(|(i, j)| format!("{{\"from\":{j},\"to\":{i},\"op\":\"{}\"}}", OPS[self.ops[edge(i, j)]]))
             .collect();
-        let mut s =
-            format!("{{\"space\":\"nb201\",\"arch\":\"{}\",\"edges\":[{}]", self.to_arch_str(), edges.join(","));
+        let mut s = format!(
+            "{{\"space\":\"nb201\",\"arch\":\"{}\",\"edges\":[{}],\"input_reaches_output\":{}",
+            self.to_arch_str(),
+            edges.join(","),
+            self.input_reaches_output()
+        );
         if let Some(w) = softmax {
             let rows: Vec<String> = w
                 .chunks(OPS.len())
@@ -359,7 +383,8 @@ impl SearchSpace for Nb201Space {
         let [a] = alphas else { crate::bail!("the NB201 α is one matrix, got {}", alphas.len()) };
         let cell = Nb201Cell::from_alpha(a)?;
         let softmax = softmax_rows(a, OPS.len());
-        Ok(Derived { text: cell.to_arch_str(), json: cell.to_json(Some(&softmax)) })
+        let warning = (!cell.input_reaches_output()).then(|| CUT_OFF.to_string());
+        Ok(Derived { text: cell.to_arch_str(), json: cell.to_json(Some(&softmax)), warning })
     }
 
     /// Every edge holds at least its two convs' and its pool's outputs at

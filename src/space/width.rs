@@ -505,7 +505,20 @@ impl SearchSpace for WidthSpace {
         let widths = Widths::from_alpha(&self.0, a)?;
         let softmax = softmax_rows(a, FRACTIONS.len());
         let json = widths.to_json(&self.0, Some(&softmax));
-        Ok(Derived { text: widths.to_json(&self.0, None), json })
+        // The argmax can land far from the target the cost term holds the
+        // expectation at (RESULTS.md): say so, with the expected widths' cost.
+        let full = self.0.cost(&self.0.full_widths()).1 as f64;
+        let (f, target) = (self.0.cost(&widths.0).1 as f64 / full, self.0.macs_target);
+        let warning = ((f / target - 1.0).abs() > 0.1).then(|| {
+            let expected = Widths::from_expected(&self.0, &softmax)
+                .map(|e| format!("; the widths nearest the expected ones (--widths expected:DIR) take {:.3}", self.0.cost(&e.0).1 as f64 / full))
+                .unwrap_or_default();
+            format!(
+                "the argmax widths take {f:.3} of the full network's multiply-adds, {:+.0} % from --macs-target {target}{expected}",
+                (f / target - 1.0) * 100.0
+            )
+        });
+        Ok(Derived { text: widths.to_json(&self.0, None), json, warning })
     }
 
     /// Every block holds at least four maps of its full width.
