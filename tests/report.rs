@@ -122,6 +122,8 @@ fn nb201_and_width_searches_report_their_own_figures() {
     for l in ["layer1.0", "layer2.0", "layer3.0"] {
         assert!(bars.contains(&format!(">{l}</text>")), "{l} labelled");
     }
+    // A mark per layer at its expected width under softmax(α).
+    assert_eq!(count(&bars, "polyline", "expected"), 3);
     let a = xml(&wd.join("report-alpha-width.svg"));
     assert_eq!((panels(&a), count(&a, "polyline", "alpha-line")), (3, 3 * 4));
 }

@@ -186,13 +186,16 @@ pub fn nb201_cell(title: &str, cell: &Nb201Cell, weights: Option<&[f64]>) -> Svg
     svg
 }
 
-/// Bars of the chosen width of each searchable layer against its full width.
-pub fn width_bars(title: &str, names: &[String], widths: &[usize], full: &[usize]) -> Svg {
+/// Bars of the chosen width of each searchable layer against its full width;
+/// with `expected`, a mark per layer at its expected width under softmax(α).
+pub fn width_bars(title: &str, names: &[String], widths: &[usize], full: &[usize], expected: Option<&[f64]>) -> Svg {
     let bar = 26.0;
     let (left, top) = (70.0, 44.0);
     let plot_w = (names.len() as f64 * bar * 1.6).max(300.0);
     let (w, plot_h) = (left + plot_w + 30.0, 220.0);
-    let h = top + plot_h + 100.0;
+    // A second legend row for the expected widths.
+    let legend2 = if expected.is_some() { 20.0 } else { 0.0 };
+    let h = top + plot_h + 100.0 + legend2;
     let mut svg = Svg::new(w, h);
     svg.text_styled(w / 2.0, 24.0, title, 15.0, Anchor::Middle, "#111", true);
     let max = full.iter().copied().max().unwrap_or(1).max(1) as f64;
@@ -215,15 +218,27 @@ pub fn width_bars(title: &str, names: &[String], widths: &[usize], full: &[usize
             "none",
         );
         svg.text(x, py(widths[i] as f64) - 4.0, &widths[i].to_string(), 11.0, Anchor::Middle);
+        if let Some(e) = expected {
+            let y = py(e[i]);
+            svg.polyline(&[(x - bar / 2.0 - 4.0, y), (x + bar / 2.0 + 4.0, y)], EXPECTED, 2.5, "expected");
+        }
         svg.text_vertical(x, top + plot_h + 34.0, name, 11.0);
     }
     svg.line(left, top + plot_h, left + plot_w, top + plot_h, "#444", 1.0, "");
     svg.line(left, top, left, top + plot_h, "#444", 1.0, "");
     svg.text_vertical(18.0, top + plot_h / 2.0, "channels", 13.0);
-    let ly = h - 14.0;
+    let ly = h - 14.0 - legend2;
     svg.rect(left, ly - 10.0, 14.0, 12.0, Style::nth(0).color, "none");
     svg.text(left + 20.0, ly, "chosen width", 12.0, Anchor::Start);
     svg.rect(left + 140.0, ly - 10.0, 14.0, 12.0, "white", "#555");
     svg.text(left + 160.0, ly, "full width", 12.0, Anchor::Start);
+    if expected.is_some() {
+        let ly = ly + legend2;
+        svg.polyline(&[(left - 2.0, ly - 4.0), (left + 16.0, ly - 4.0)], EXPECTED, 2.5, "");
+        svg.text(left + 20.0, ly, "expected width under softmax(α)", 12.0, Anchor::Start);
+    }
     svg
 }
+
+/// The mark of an expected width.
+const EXPECTED: Style = Style { color: "#111", dash: "", marker: super::svg::Marker::Diamond };

@@ -275,7 +275,15 @@ fn architecture_from_alpha(
             let widths = Widths::from_alpha(&cfg, &a.concat())?.0;
             let names: Vec<String> = (0..widths.len()).map(|i| cfg.block_name(i)).collect();
             let full = cfg.full_widths();
-            let svg = cell::width_bars("The strongest width of each block's first conv", &names, &widths, &full);
+            // The log holds softmax(α): each row's expectation over its candidates.
+            let expected: Vec<f64> = cfg
+                .layers()
+                .iter()
+                .zip(&a)
+                .map(|(l, row)| cfg.candidates(l).iter().zip(row).map(|(&c, w)| c as f64 * w).sum())
+                .collect();
+            let title = "The strongest width of each block's first conv";
+            let svg = cell::width_bars(title, &names, &widths, &full, Some(&expected));
             add(figures, body, "report-widths.svg", svg.finish());
         }
         _ => {
@@ -369,7 +377,8 @@ fn train_report(dir: &Path) -> Result<Report> {
             }
             NetSpec::Width(cfg, w) => {
                 let names: Vec<String> = (0..w.0.len()).map(|i| cfg.block_name(i)).collect();
-                let svg = cell::width_bars("Channels of each block's first conv", &names, &w.0, &cfg.full_widths());
+                let svg =
+                    cell::width_bars("Channels of each block's first conv", &names, &w.0, &cfg.full_widths(), None);
                 add(&mut figures, &mut body, "report-widths.svg", svg.finish());
             }
         }
