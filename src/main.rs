@@ -211,7 +211,8 @@ enum Cmd {
     /// genotype (and random cells), one table in --out/results.md. Every job
     /// resumes and is skipped once done.
     Compare {
-        /// The search space: DARTS' cells or NAS-Bench-201's.
+        /// The search space: DARTS' cells, NAS-Bench-201's, or a ResNet's
+        /// channel widths (searches beside uniform scaling and L1 pruning).
         #[arg(long, value_enum, default_value_t = SpaceArg::Darts)]
         space: SpaceArg,
         /// small: a 2-core CPU on Fashion-MNIST (~3 h); paper: the published
@@ -271,9 +272,10 @@ fn data_help() -> String {
 struct SearchArgs {
     #[arg(long, default_value_t = SearchConfig::default().data, help = data_help())]
     data: DataSpec,
-    /// The search space: DARTS' cells, or NAS-Bench-201's (`nb201`: --c is
-    /// the first stage's channels, --cells-per-stage the cells of each of
-    /// its three stages; --layers does not apply).
+    /// The search space: DARTS' cells; NAS-Bench-201's (`nb201`: --c is the
+    /// first stage's channels, --cells-per-stage the cells of each of its
+    /// three stages; --layers does not apply); or the channel widths of a
+    /// CIFAR ResNet (`width`: --depth, --macs-target, --macs-weight).
     #[arg(long, value_enum, default_value_t = SpaceArg::Darts)]
     space: SpaceArg,
     /// NB201: cells per stage (5 in NATS-Bench).
@@ -394,7 +396,7 @@ struct TrainArgs {
     data: DataSpec,
     /// The space the architecture comes from; it picks the recipe that the
     /// flags below default to (darts: DARTS' CIFAR-10 recipe; nb201:
-    /// NATS-Bench's).
+    /// NATS-Bench's; width: He et al.'s with a cosine schedule).
     #[arg(long, value_enum, default_value_t = SpaceArg::Darts)]
     space: SpaceArg,
     /// darts: a search's --out folder, its genotype.txt or genotype.json, an
