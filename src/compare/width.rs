@@ -172,7 +172,8 @@ pub fn run<B: Backend<Elem = f32>>(make: impl Fn() -> Result<B>, preset: &Preset
     for &seed in &preset.seeds {
         let dir = |m: &str| out.join(format!("train-{m}-s{seed}"));
         let full = dir("full");
-        rows[0].push(outcome(&make, &preset.train, "full", seed, &full, None)?);
+        let full_trained = outcome(&make, &preset.train, "full", seed, &full, None)?;
+        rows[0].push(full_trained.clone());
         // The network as trained gives the exact multiply-adds (the data's
         // image size and channels).
         let (cfg, _) = trained(&full)?;
@@ -197,7 +198,7 @@ pub fn run<B: Backend<Elem = f32>>(make: impl Fn() -> Result<B>, preset: &Preset
         // settings: a network already trained in this seed is not trained
         // again (e.g. both searches' argmax widths, or expected widths that
         // are uniform scaling's).
-        let mut done: Vec<(usize, Outcome)> = vec![(0, rows[0][rows[0].len() - 1].clone())];
+        let mut done: Vec<(usize, Outcome)> = vec![(0, full_trained)];
         for (row, widths, name, search) in jobs {
             let w = Widths::from_source(&cfg, &widths)?;
             let o = match done.iter().find(|(_, o)| o.widths == w) {
