@@ -215,7 +215,8 @@ enum Cmd {
         /// channel widths (searches beside uniform scaling and L1 pruning).
         #[arg(long, value_enum, default_value_t = SpaceArg::Darts)]
         space: SpaceArg,
-        /// small: a 2-core CPU on Fashion-MNIST (~3 h); paper: the published
+        /// small: a 2-core CPU on Fashion-MNIST (darts ~3 h, nb201 ~2 h, width
+        /// ~1 h); paper: the published
         /// protocol on CIFAR-10 (a GPU); smoke: the whole pipeline in a minute
         /// on the embedded data.
         #[arg(long)]

@@ -61,7 +61,9 @@ impl Preset {
                 let data = data.unwrap_or_else(|| DataSpec::FashionMnist("/usr/share/datasets/fashion-mnist".into()));
                 // Measured on 2 cores (28×28): a ResNet-20 training step at
                 // batch 64 takes 0.39 s at full width, 0.23 s at half; a
-                // search step at batch 32 0.36 s; about 2 hours in all.
+                // search step at batch 32 0.36 s. The whole comparison took
+                // 57 minutes (2026-12-02), the rows that share a network
+                // trained once.
                 let train = TrainConfig {
                     batch: 64,
                     epochs: 10,
