@@ -510,13 +510,16 @@ impl SearchSpace for WidthSpace {
         let full = self.0.cost(&self.0.full_widths()).1 as f64;
         let (f, target) = (self.0.cost(&widths.0).1 as f64 / full, self.0.macs_target);
         let warning = ((f / target - 1.0).abs() > 0.1).then(|| {
-            let expected = Widths::from_expected(&self.0, &softmax)
-                .map(|e| format!("; the widths nearest the expected ones (--widths expected:DIR) take {:.3}", self.0.cost(&e.0).1 as f64 / full))
-                .unwrap_or_default();
-            format!(
-                "the argmax widths take {f:.3} of the full network's multiply-adds, {:+.0} % from --macs-target {target}{expected}",
-                (f / target - 1.0) * 100.0
-            )
+            let off = (f / target - 1.0) * 100.0;
+            let mut w = format!(
+                "the argmax widths take {f:.3} of the full network's multiply-adds, {off:+.0} % from --macs-target \
+                 {target}"
+            );
+            if let Ok(e) = Widths::from_expected(&self.0, &softmax) {
+                let fe = self.0.cost(&e.0).1 as f64 / full;
+                w += &format!("; the widths nearest the expected ones (--widths expected:DIR) take {fe:.3}");
+            }
+            w
         });
         Ok(Derived { text: widths.to_json(&self.0, None), json, warning })
     }
