@@ -6,10 +6,12 @@ ops from `cnn/operations.py`, the same module names) and its search network
 (`cnn/model_search.py` Network) in PyTorch and checks them against rarts on
 the 20 real CIFAR-10 test images of tests/data/cifar10_test_first20.bin:
 
-1. rarts -> PyTorch: a network trained a few steps by `rarts train`, written
-   by `rarts export`, loaded with `load_state_dict(strict=True)`; the logits
-   of both in evaluation mode.
-2. PyTorch -> rarts: a network trained a few steps in PyTorch, saved with
+1. rarts -> PyTorch: a network with DARTS' auxiliary head trained a few
+   steps by `rarts train --auxiliary`, written by `rarts export`, loaded
+   with `load_state_dict(strict=True)` (the head's names and shapes
+   included); the logits of both in evaluation mode.
+2. PyTorch -> rarts: a network with the auxiliary head trained a few steps
+   in PyTorch (loss + 0.4 × the head's), saved with
    `safetensors.torch.save_file`, scored by `rarts eval --genotype`; the
    logits of both.
 3. A RARTS search run a few steps by `rarts search`, both its networks (w
@@ -177,18 +179,47 @@ def build_body(net, c, num_classes, layers, in_channels, make_cell, multiplier=4
     net.classifier = nn.Linear(c_p, num_classes)
 
 
-class NetworkCIFAR(nn.Module):
-    def __init__(self, c, num_classes, layers, genotype, in_channels=3):
+class AuxiliaryHeadCIFAR(nn.Module):
+    """On the 8×8 output of cell 2·layers/3 (32×32 inputs)."""
+
+    def __init__(self, c, num_classes):
         super().__init__()
+        self.features = nn.Sequential(
+            nn.ReLU(inplace=True),
+            nn.AvgPool2d(5, stride=3, padding=0, count_include_pad=False),
+            nn.Conv2d(c, 128, 1, bias=False), nn.BatchNorm2d(128), nn.ReLU(inplace=True),
+            nn.Conv2d(128, 768, 2, bias=False), nn.BatchNorm2d(768), nn.ReLU(inplace=True))
+        self.classifier = nn.Linear(768, num_classes)
+
+    def forward(self, x):
+        return self.classifier(self.features(x).view(x.size(0), -1))
+
+
+class NetworkCIFAR(nn.Module):
+    """Returns the logits, and in training mode with the auxiliary head also
+    the head's logits."""
+
+    def __init__(self, c, num_classes, layers, genotype, in_channels=3, auxiliary=False):
+        super().__init__()
+        multiplier = len(genotype["normal_concat"])
         build_body(self, c, num_classes, layers, in_channels,
                    lambda c_pp, c_p, c, red, red_prev: Cell(genotype, c_pp, c_p, c, red, red_prev),
-                   multiplier=len(genotype["normal_concat"]))
+                   multiplier=multiplier)
+        self._aux_at = 2 * layers // 3
+        if auxiliary:
+            # The channels cell 2L/3 puts out: C doubled at each reduction up to it.
+            reductions = sum(1 for r in [layers // 3, 2 * layers // 3] if r <= self._aux_at)
+            self.auxiliary_head = AuxiliaryHeadCIFAR(multiplier * c * 2 ** reductions, num_classes)
 
     def forward(self, x):
         s0 = s1 = self.stem(x)
-        for cell in self.cells:
+        aux = None
+        for i, cell in enumerate(self.cells):
             s0, s1 = s1, cell(s0, s1)
-        return self.classifier(self.global_pooling(s1).view(x.size(0), -1))
+            if i == self._aux_at and hasattr(self, "auxiliary_head") and self.training:
+                aux = self.auxiliary_head(s1)
+        logits = self.classifier(self.global_pooling(s1).view(x.size(0), -1))
+        return logits if aux is None else (logits, aux)
 
 
 # --- cnn/model_search.py -----------------------------------------------------
@@ -321,14 +352,18 @@ def rarts_to_torch(args, data, x):
     train_dir = os.path.join(args.work, "rarts-train")
     subprocess.run([args.rarts, "--device", "cpu", "train", "--genotype", "DARTS_V2", "--c", str(args.c),
                     "--layers", str(args.layers), "--batch", "10", "--epochs", "2", "--steps-per-epoch", "2",
-                    "--data", "cifar10:" + data, "--eval-images", "20", "--quiet", "--force", "--out", train_dir],
-                   check=True, stdout=subprocess.DEVNULL)
+                    "--auxiliary", "--data", "cifar10:" + data, "--eval-images", "20", "--quiet", "--force",
+                    "--out", train_dir], check=True, stdout=subprocess.DEVNULL)
     exported = os.path.join(args.work, "rarts-export.safetensors")
     subprocess.run([args.rarts, "export", "--model", train_dir, "--out", exported], check=True,
                    stdout=subprocess.DEVNULL)
     from safetensors.torch import load_file
-    net = NetworkCIFAR(args.c, 10, args.layers, DARTS_V2)
-    net.load_state_dict(load_file(exported), strict=True)
+    # With the auxiliary head: its names and shapes too must match.
+    net = NetworkCIFAR(args.c, 10, args.layers, DARTS_V2, auxiliary=True)
+    state = load_file(exported)
+    net.load_state_dict(state, strict=True)
+    print(f"rarts' export with the auxiliary head: {len(state)} tensors, "
+          f"{sum(1 for k in state if k.startswith('auxiliary_head.'))} of them the head's, loaded with strict=True")
     net.eval()
     with torch.no_grad():
         theirs = net(x).double()
@@ -338,12 +373,13 @@ def rarts_to_torch(args, data, x):
 
 def torch_to_rarts(args, data, x, y):
     """2. PyTorch -> rarts: the largest logit difference over the largest logit."""
-    net = NetworkCIFAR(args.c, 10, args.layers, DARTS_V2)
+    net = NetworkCIFAR(args.c, 10, args.layers, DARTS_V2, auxiliary=True)
     opt = torch.optim.SGD(net.parameters(), lr=0.05, momentum=0.9)
     net.train()
     for _ in range(3):
         opt.zero_grad()
-        nn.functional.cross_entropy(net(x), y).backward()
+        logits, aux = net(x)
+        (nn.functional.cross_entropy(logits, y) + 0.4 * nn.functional.cross_entropy(aux, y)).backward()
         opt.step()
     net.eval()
     saved = os.path.join(args.work, "torch-trained.safetensors")
