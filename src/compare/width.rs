@@ -196,10 +196,11 @@ pub fn run<B: Backend<Elem = f32>>(make: impl Fn() -> Result<B>, preset: &Preset
             ));
         }
         jobs.push((5, uniform.clone(), "uniform".to_string(), None));
-        // Training is deterministic given the widths, the seed and the
-        // settings: a network already trained in this seed is not trained
-        // again (e.g. both searches' argmax widths, or expected widths that
-        // are uniform scaling's).
+        // On one machine training is deterministic given the widths, the
+        // seed and the settings (across thread counts the sums' order, and
+        // so the last bits, differ): a network already trained in this seed
+        // is not trained again (e.g. both searches' argmax widths, or
+        // expected widths that are uniform scaling's).
         let mut done: Vec<(usize, Outcome)> = vec![(0, full_trained)];
         for (row, widths, name, search) in jobs {
             let w = Widths::from_source(&cfg, &widths)?;
@@ -287,8 +288,8 @@ fn report(
     if !shared.is_empty() {
         let _ = writeln!(
             s,
-            "\nTrained once (the same widths, seed and settings give the same run, so the row repeats the \
-             first one's result):\n"
+            "\nTrained once (on one machine the same widths, seed and settings give the same run, so the row \
+             repeats the first one's result):\n"
         );
         for &(row, first, seed) in shared {
             let _ = writeln!(s, "- {}, seed {seed}: the widths of {}", METHODS[row], METHODS[first]);
