@@ -254,8 +254,14 @@ fn expected_widths_follow_the_softmax() {
     // Expected widths: 7.76 of (4, 8, 12, 16); 27.2 of (8, 16, 24, 32); 40
     // of (16, 32, 48, 64), equally near 32 and 48.
     let softmax = [0.46, 0.27, 0.14, 0.13, 0.1, 0.1, 0.1, 0.7, 0.25, 0.25, 0.25, 0.25];
+    let real = cfg.expected_widths(&softmax);
+    for (got, want) in real.iter().zip([7.76, 27.2, 40.0]) {
+        assert!((got - want).abs() < 1e-9, "{real:?}");
+    }
     let e = Widths::from_expected(&cfg, &softmax).unwrap();
     assert_eq!(e.0, vec![8, 24, 48]);
+    assert_eq!(cfg.macs_fraction(&cfg.full_widths()), 1.0);
+    assert!(Widths::from_expected(&cfg, &softmax[..8]).is_err());
     let argmax = Widths::from_alpha(&cfg, &softmax).unwrap();
     assert_eq!(argmax.0, vec![4, 32, 16]);
     let dir = std::env::temp_dir().join(format!("rarts-test-{}-expected", std::process::id()));

@@ -30,7 +30,7 @@ use crate::error::{Error, Result};
 use crate::model::Model;
 use crate::search::algo::Algo;
 use crate::search::config::SearchConfig;
-use crate::space::width::{FRACTIONS, WidthConfig, Widths};
+use crate::space::width::{FRACTIONS, TARGET_TOLERANCE, WidthConfig, Widths};
 use crate::space::{NetSpec, SpaceKind};
 use crate::train::TrainConfig;
 
@@ -275,13 +275,18 @@ fn report(
     let _ = writeln!(s, "\nSearched widths against the target ({:.0} % of the multiply-adds):\n", target * 100.0);
     for row in SEARCHES.iter().flat_map(|&(argmax, expected, _)| [argmax, expected]) {
         for (o, seed) in rows[row].iter().zip(&p.seeds) {
-            let f = o.macs as f64 / full_macs as f64;
+            let off = o.macs as f64 / full_macs as f64 / target - 1.0;
             let _ = writeln!(
                 s,
-                "- {} widths, seed {seed}: {f:.3} of full, {:+.1} % from the target{}",
+                "- {} widths, seed {seed}: {:.3} of full, {:+.1} % from the target{}",
                 METHODS[row],
-                (f / target - 1.0) * 100.0,
-                if (f / target - 1.0).abs() <= 0.1 { "" } else { " (more than 10 % off)" }
+                o.macs as f64 / full_macs as f64,
+                off * 100.0,
+                if off.abs() <= TARGET_TOLERANCE {
+                    String::new()
+                } else {
+                    format!(" (more than {:.0} % off)", TARGET_TOLERANCE * 100.0)
+                }
             );
         }
     }

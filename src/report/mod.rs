@@ -272,16 +272,12 @@ fn architecture_from_alpha(
         "width" => {
             let Some(a) = m("width") else { return Ok(()) };
             let cfg = WidthConfig::new(depth, 10, 3, (32, 32));
-            let widths = Widths::from_alpha(&cfg, &a.concat())?.0;
+            let flat = a.concat();
+            let widths = Widths::from_alpha(&cfg, &flat)?.0;
             let names: Vec<String> = (0..widths.len()).map(|i| cfg.block_name(i)).collect();
             let full = cfg.full_widths();
-            // The log holds softmax(α): each row's expectation over its candidates.
-            let expected: Vec<f64> = cfg
-                .layers()
-                .iter()
-                .zip(&a)
-                .map(|(l, row)| cfg.candidates(l).iter().zip(row).map(|(&c, w)| c as f64 * w).sum())
-                .collect();
+            // The log holds softmax(α).
+            let expected = cfg.expected_widths(&flat);
             let title = "The strongest width of each block's first conv";
             let svg = cell::width_bars(title, &names, &widths, &full, Some(&expected));
             add(figures, body, "report-widths.svg", svg.finish());

@@ -46,6 +46,10 @@ pub struct WidthConfig {
     pub macs_weight: f32,
 }
 
+/// How far (relative) derived widths may land from the multiply-add target
+/// before the search warns and the width comparison flags them.
+pub const TARGET_TOLERANCE: f64 = 0.1;
+
 /// One searchable layer: the first conv of a block.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Layer {
@@ -112,6 +116,22 @@ impl WidthConfig {
     /// Layer `l`'s candidate widths, narrowest first.
     pub fn candidates(&self, l: &Layer) -> Vec<usize> {
         FRACTIONS.iter().map(|&f| l.fraction(f)).collect()
+    }
+
+    /// Each layer's expected width `Σₖ wₖ·cₖ` under a `(layers, K)`
+    /// softmax(α) (row-major), as a real number of channels.
+    pub fn expected_widths(&self, softmax: &[f64]) -> Vec<f64> {
+        let k = FRACTIONS.len();
+        self.layers()
+            .iter()
+            .zip(softmax.chunks(k))
+            .map(|(l, row)| self.candidates(l).iter().zip(row).map(|(&c, w)| c as f64 * w).sum())
+            .collect()
+    }
+
+    /// The multiply-adds of `widths` as a fraction of the full network's.
+    pub fn macs_fraction(&self, widths: &[usize]) -> f64 {
+        self.cost(widths).1 as f64 / self.cost(&self.full_widths()).1 as f64
     }
 
     /// Every layer at its full width.
@@ -188,23 +208,33 @@ impl Widths {
     /// (of two equally near, the wider): what the multiply-add cost saw,
     /// where the argmax can sit far from it while softmax(α) is spread.
     pub fn from_expected(cfg: &WidthConfig, softmax: &[f64]) -> Result<Self> {
-        Self::per_layer(cfg, softmax, |cands, row| {
-            let e: f64 = row.iter().zip(cands).map(|(w, &c)| w * c as f64).sum();
+        Self::check_rows(cfg, softmax)?;
+        let nearest = |cands: Vec<usize>, e: f64| {
             cands
                 .iter()
                 .copied()
                 .fold(cands[0], |b, c| if (c as f64 - e).abs() <= (b as f64 - e).abs() { c } else { b })
-        })
+        };
+        Ok(Widths(
+            cfg.layers().iter().zip(cfg.expected_widths(softmax)).map(|(l, e)| nearest(cfg.candidates(l), e)).collect(),
+        ))
     }
 
     /// A width per layer, `pick(candidates, row)` of each row of a `(layers,
     /// K)` matrix.
     fn per_layer(cfg: &WidthConfig, m: &[f64], pick: impl Fn(&[usize], &[f64]) -> usize) -> Result<Self> {
-        let (layers, k) = (cfg.layers(), FRACTIONS.len());
-        if m.len() != layers.len() * k {
-            crate::bail!("a width α holds {} values, expected {}×{k}", m.len(), layers.len());
+        Self::check_rows(cfg, m)?;
+        let k = FRACTIONS.len();
+        Ok(Widths(cfg.layers().iter().zip(m.chunks(k)).map(|(l, row)| pick(&cfg.candidates(l), row)).collect()))
+    }
+
+    /// Refuses a matrix that is not `(layers, K)`.
+    fn check_rows(cfg: &WidthConfig, m: &[f64]) -> Result<()> {
+        let (layers, k) = (cfg.layers().len(), FRACTIONS.len());
+        if m.len() != layers * k {
+            crate::bail!("a width α holds {} values, expected {layers}×{k}", m.len());
         }
-        Ok(Widths(layers.iter().zip(m.chunks(k)).map(|(l, row)| pick(&cfg.candidates(l), row)).collect()))
+        Ok(())
     }
 
     /// The widths as JSON with the network's size, its full size and (when
@@ -224,7 +254,7 @@ impl Widths {
         if let Some(w) = softmax {
             s += &format!(",\"fractions\":{:?},\"softmax_alpha\":{}", FRACTIONS, json_rows(w, FRACTIONS.len()));
             if let Ok(e) = Widths::from_expected(cfg, w) {
-                let m = cfg.cost(&e.0).1 as f64 / full_macs as f64;
+                let m = cfg.macs_fraction(&e.0);
                 s += &format!(",\"widths_expected\":{},\"macs_fraction_expected\":{m:.4}", json_list(&e.0));
             }
         }
@@ -507,16 +537,16 @@ impl SearchSpace for WidthSpace {
         let json = widths.to_json(&self.0, Some(&softmax));
         // The argmax can land far from the target the cost term holds the
         // expectation at (RESULTS.md): say so, with the expected widths' cost.
-        let full = self.0.cost(&self.0.full_widths()).1 as f64;
-        let (f, target) = (self.0.cost(&widths.0).1 as f64 / full, self.0.macs_target);
-        let warning = ((f / target - 1.0).abs() > 0.1).then(|| {
-            let off = (f / target - 1.0) * 100.0;
+        let (f, target) = (self.0.macs_fraction(&widths.0), self.0.macs_target);
+        let off = f / target - 1.0;
+        let warning = (off.abs() > TARGET_TOLERANCE).then(|| {
             let mut w = format!(
-                "the argmax widths take {f:.3} of the full network's multiply-adds, {off:+.0} % from --macs-target \
-                 {target}"
+                "the argmax widths take {f:.3} of the full network's multiply-adds, {:+.0} % from --macs-target \
+                 {target}",
+                off * 100.0
             );
             if let Ok(e) = Widths::from_expected(&self.0, &softmax) {
-                let fe = self.0.cost(&e.0).1 as f64 / full;
+                let fe = self.0.macs_fraction(&e.0);
                 w += &format!("; the widths nearest the expected ones (--widths expected:DIR) take {fe:.3}");
             }
             w
