@@ -18,6 +18,7 @@ use rarts::search::{bench, driver};
 use rarts::shape::Shape;
 use rarts::space::SpaceKind;
 use rarts::space::eval::EvalNetConfig;
+use rarts::space::nb201::{Nb201Cell, table};
 use rarts::train::{self, TrainConfig};
 
 #[global_allocator]
@@ -216,9 +217,10 @@ enum Cmd {
         #[arg(long, value_enum, default_value_t = SpaceArg::Darts)]
         space: SpaceArg,
         /// small: a 2-core CPU on Fashion-MNIST (darts ~3 h, nb201 ~2 h, width
-        /// ~1 h); paper: the published
-        /// protocol on CIFAR-10 (a GPU); smoke: the whole pipeline in a minute
-        /// on the embedded data.
+        /// ~1 h); cifar-cpu (nb201): CIFAR-10 (--data) judged by the
+        /// NAS-Bench-201 table, 3 seeds in about 75 min on 2 idle cores;
+        /// paper: the published protocol on CIFAR-10 (a GPU); smoke: the
+        /// whole pipeline in a minute on the embedded data.
         #[arg(long)]
         preset: String,
         /// Data set (small: Debian's Fashion-MNIST by default; paper: cifar10:DIR, required).
@@ -226,6 +228,16 @@ enum Cmd {
         data: Option<DataSpec>,
         #[arg(long)]
         out: Option<PathBuf>,
+        /// NB201: judge every cell by this NAS-Bench-201 table (NATS-Bench's
+        /// nats_bench.csv format; default: $RARTS_NB201_TABLE): its three
+        /// accuracies per method, beside random cells, the table's best,
+        /// median and mean, and DARTS' published result.
+        #[arg(long)]
+        nb201_table: Option<PathBuf>,
+        /// NB201: retrain no cell; the table is the judge (the cifar-cpu and
+        /// paper presets retrain none anyway).
+        #[arg(long)]
+        no_retrain: bool,
     },
     /// Writes a DARTS network as a safetensors file with quark0/darts'
     /// state_dict names and shapes, for PyTorch: a trained evaluation
@@ -258,12 +270,29 @@ enum Cmd {
         /// A search, train or compare --out folder.
         dir: PathBuf,
     },
+    /// Looks an NB201 cell up in the NAS-Bench-201 table: its 200-epoch test
+    /// accuracy on CIFAR-10, CIFAR-100 and ImageNet16-120, its rank and
+    /// percentile on each.
+    Lookup {
+        /// An arch string `|op~0|+|op~0|op~1|+|op~0|op~1|op~2|`, an NB201
+        /// search's --out folder (its cell; while it runs, the cell of its last
+        /// epoch) or its genotype file, or random:SEED.
+        cell: String,
+        #[arg(long, help = TABLE_HELP)]
+        nb201_table: Option<PathBuf>,
+        /// One JSON object instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
     /// Describes a data set.
     Info {
         #[arg(long, default_value = "embedded", help = data_help())]
         data: DataSpec,
     },
 }
+
+const TABLE_HELP: &str = "The NAS-Bench-201 table in the format of NATS-Bench's nats_bench.csv \
+                          (default: $RARTS_NB201_TABLE)";
 
 fn data_help() -> String {
     format!("Data set: {FORMS}")
@@ -352,6 +381,12 @@ struct SearchArgs {
     /// has run on a GPU.
     #[arg(long)]
     cuda_graph: bool,
+    /// NB201: look the cell up after every epoch in this NAS-Bench-201 table
+    /// (NATS-Bench's nats_bench.csv format; default: $RARTS_NB201_TABLE) and
+    /// log its three accuracies. A judge, not a setting: it may be added
+    /// when resuming.
+    #[arg(long)]
+    nb201_table: Option<PathBuf>,
     #[command(flatten)]
     run: RunArgs,
 }
@@ -531,6 +566,7 @@ fn search_config(a: SearchArgs) -> SearchConfig {
         report: !a.run.no_report,
         cuda_graph: a.cuda_graph,
         side_by_side: true,
+        nb201_table: a.nb201_table,
     }
 }
 
@@ -576,6 +612,17 @@ fn run(cli: Cli) -> Result<()> {
             });
             let n = rarts::export::export(&model, &out, net, genotype.as_deref())?;
             println!("{}: {n} tensors", out.display());
+            Ok(())
+        }
+        Cmd::Lookup { cell, nb201_table, json } => {
+            let Some(t) = table::from_flag(nb201_table.as_deref())? else {
+                return Err(rarts::Error(format!(
+                    "lookup: no table; expected --nb201-table FILE or {} naming NATS-Bench's nats_bench.csv",
+                    table::ENV
+                )));
+            };
+            let cell = Nb201Cell::from_source(&cell)?;
+            print!("{}", table::lookup(&t, &cell, json));
             Ok(())
         }
         Cmd::Report { dir } => {
@@ -730,12 +777,19 @@ fn run(cli: Cli) -> Result<()> {
             }
             Ok(())
         }
-        Cmd::Compare { space, preset, data, out } => {
-            let p = rarts::compare::Preset::of(space.into(), &preset, data)?;
+        Cmd::Compare { space, preset, data, out, nb201_table, no_retrain } => {
+            let mut p = rarts::compare::Preset::of(space.into(), &preset, data)?;
+            let nb201 = space == SpaceArg::Nb201;
+            if !nb201 && (nb201_table.is_some() || no_retrain) {
+                let flag = if no_retrain { "--no-retrain" } else { "--nb201-table" };
+                return Err(rarts::Error(format!("{flag}: applies to --space nb201 only")));
+            }
+            p.retrain &= !no_retrain;
+            let table = if nb201 { table::from_flag(nb201_table.as_deref())? } else { None };
             let out = out.unwrap_or_else(|| rarts::compare::default_out(space.into(), p.name));
             let text = match Target::open(cli.device)? {
-                Target::Cpu => rarts::compare::run(|| Ok(Cpu::<f32>::new()), &p, &out)?,
-                Target::Cuda => rarts::compare::run(|| Cuda::new(0), &p, &out)?,
+                Target::Cpu => rarts::compare::run(|| Ok(Cpu::<f32>::new()), &p, &out, table.as_ref())?,
+                Target::Cuda => rarts::compare::run(|| Cuda::new(0), &p, &out, table.as_ref())?,
             };
             print!("{text}");
             Ok(())

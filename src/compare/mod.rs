@@ -18,6 +18,7 @@ use crate::search::algo::{Algo, Schedule};
 use crate::search::config::SearchConfig;
 use crate::search::driver;
 use crate::space::SpaceKind;
+use crate::space::nb201::table::{Accuracies, Nb201Table};
 use crate::space::nb201::{self, Nb201Cell};
 use crate::train::{self, TrainConfig};
 
@@ -44,6 +45,9 @@ pub struct Preset {
     /// Width: fine-tuning the L1-pruned network (`genotype`, `seed`,
     /// `out`, `init_from` are set per job); `None` elsewhere.
     pub finetune: Option<TrainConfig>,
+    /// Whether each cell is retrained; NB201 with a table may leave it to
+    /// the table (`--no-retrain`).
+    pub retrain: bool,
 }
 
 impl Preset {
@@ -99,6 +103,7 @@ impl Preset {
                         ..train(data)
                     },
                     finetune: None,
+                    retrain: true,
                 })
             }
             "smoke" => {
@@ -126,21 +131,57 @@ impl Preset {
                         ..train(data)
                     },
                     finetune: None,
+                    retrain: true,
+                })
+            }
+            "cifar-cpu" => {
+                let Some(data) = data else {
+                    crate::bail!(
+                        "--preset cifar-cpu needs --data folder:DIR or cifar10:DIR (CIFAR-10 as an image folder or \
+                         in its binary version)"
+                    );
+                };
+                Ok(Preset {
+                    name: "cifar-cpu",
+                    seeds: vec![0, 1, 2],
+                    // Measured on 2 idle cores (CIFAR-10, 32×32, C = 8, one
+                    // cell per stage, batch 64): a step of DARTS 1st order
+                    // 0.30 s, RARTS 0.39 s, DARTS 2nd order 0.77 s, so the
+                    // 1,000 steps of a search take 5, 6.5 and 13 minutes.
+                    // The α rate is raised from NATS-Bench's 3e-4 (for about
+                    // 19,500 steps) so that α moves in 1,000; the same for
+                    // every method.
+                    search: SearchConfig {
+                        c: 8,
+                        cells_per_stage: 1,
+                        batch: 64,
+                        epochs: 8,
+                        steps_per_epoch: Some(125),
+                        arch_lr: 6e-3,
+                        ..search(data.clone())
+                    },
+                    train: train(data),
+                    finetune: None,
+                    retrain: false,
                 })
             }
             "paper" => {
                 let Some(data) = data else {
-                    crate::bail!("--preset paper needs --data cifar10:DIR (CIFAR-10 in its binary version)");
+                    crate::bail!("--preset paper needs --data cifar10:DIR or folder:DIR (CIFAR-10)");
                 };
+                // NAS-Bench-201's own protocol (SPEC §6): C = 16, 5 cells per
+                // stage, 50 epochs at batch 64 on a 25,000 / 25,000 split,
+                // the table as the judge, nothing retrained.
                 Ok(Preset {
                     name: "paper",
-                    seeds: vec![0, 1],
-                    search: search(data.clone()),
+                    seeds: vec![0, 1, 2],
+                    search: SearchConfig { c: 16, cells_per_stage: 5, batch: 64, epochs: 50, ..search(data.clone()) },
                     train: train(data),
                     finetune: None,
+                    retrain: false,
                 })
             }
-            other => crate::bail!("--preset {other}: expected small, paper or smoke"),
+            other => crate::bail!("--preset {other}: expected small, cifar-cpu, paper or smoke"),
         }
     }
 
@@ -170,6 +211,7 @@ impl Preset {
                     },
                     train: TrainConfig { data, c: 8, layers: 5, epochs: 2, ..TrainConfig::default() },
                     finetune: None,
+                    retrain: true,
                 })
             }
             // The whole pipeline in about a minute on the embedded data: a
@@ -202,6 +244,7 @@ impl Preset {
                         ..TrainConfig::default()
                     },
                     finetune: None,
+                    retrain: true,
                 })
             }
             "paper" => {
@@ -214,6 +257,7 @@ impl Preset {
                     search: SearchConfig { data: data.clone(), eval_images: Some(0), ..SearchConfig::default() },
                     train: TrainConfig { data, auxiliary: true, cutout: 16, ..TrainConfig::default() },
                     finetune: None,
+                    retrain: true,
                 })
             }
             other => crate::bail!("--preset {other}: expected small, paper or smoke"),
@@ -224,6 +268,8 @@ impl Preset {
 /// One method on one seed.
 #[derive(Clone, Debug, Default)]
 struct Outcome {
+    /// NB201 with a table: the cell's three accuracies from it.
+    bench: Option<Accuracies>,
     /// What the search cost (none for random).
     search: Option<Cost>,
     /// Largest |softmax(α) − 1/K| at the end of the search (K ops).
@@ -233,25 +279,47 @@ struct Outcome {
     skips: Option<(usize, usize)>,
     /// NB201: the cell's output does not depend on its input.
     cut_off: bool,
-    test_acc: f64,
+    /// After retraining (none when the table is the only judge).
+    test_acc: Option<f64>,
 }
 
 /// Runs (or continues) every job of `preset` into `out`, then writes
-/// `out/results.md` and returns its text.
-pub fn run<B: Backend<Elem = f32>>(make: impl Fn() -> Result<B>, preset: &Preset, out: &Path) -> Result<String> {
+/// `out/results.md` and returns its text. Seed by seed, so that a
+/// comparison stopped part-way has whole seeds. `table` (NB201) judges
+/// each cell; the searches log its accuracies every epoch.
+pub fn run<B: Backend<Elem = f32>>(
+    make: impl Fn() -> Result<B>,
+    preset: &Preset,
+    out: &Path,
+    table: Option<&Nb201Table>,
+) -> Result<String> {
     if preset.search.space == SpaceKind::Width {
         return width::run(make, preset, out);
     }
-    std::fs::create_dir_all(out).ctx(|| format!("--out {}: cannot create the folder", out.display()))?;
-    let mut rows: Vec<(&str, Vec<Outcome>)> = Vec::new();
-    for method in METHODS {
-        let mut per_seed = Vec::new();
-        for &seed in &preset.seeds {
-            per_seed.push(job(&make, preset, out, method, seed)?);
-        }
-        rows.push((method_name(method), per_seed));
+    if !preset.retrain && table.is_none() {
+        crate::bail!(
+            "compare --preset {}: nothing would judge the cells: retraining is off and no NAS-Bench-201 table is \
+             given; expected --nb201-table FILE (or {}), or retraining",
+            preset.name,
+            nb201::table::ENV
+        );
     }
-    let text = report(preset, &rows);
+    std::fs::create_dir_all(out).ctx(|| format!("--out {}: cannot create the folder", out.display()))?;
+    if let Some(t) = table {
+        crate::rundir::write_atomic(
+            &out.join(driver::BENCH_REFERENCE),
+            (nb201::table::reference_json(t) + "\n").as_bytes(),
+        )?;
+    }
+    let mut per_method: Vec<Vec<Outcome>> = vec![Vec::new(); METHODS.len()];
+    for &seed in &preset.seeds {
+        for (m, method) in METHODS.into_iter().enumerate() {
+            per_method[m].push(job(&make, preset, out, method, seed, table)?);
+        }
+    }
+    let rows: Vec<(&str, Vec<Outcome>)> =
+        METHODS.into_iter().zip(per_method).map(|(m, o)| (method_name(m), o)).collect();
+    let text = report(preset, &rows, table);
     crate::rundir::write_atomic(&out.join("results.md"), text.as_bytes())?;
     crate::report::write_during_run(out);
     Ok(text)
@@ -263,18 +331,21 @@ fn job<B: Backend<Elem = f32>>(
     out: &Path,
     algo: Option<Algo>,
     seed: u64,
+    table: Option<&Nb201Table>,
 ) -> Result<Outcome> {
     let method = method_name(algo);
     let mut o = Outcome::default();
     let genotype_source = if let Some(algo) = algo {
-        let s = search_job(make, preset, out, algo, seed)?;
+        let s = search_job(make, preset, out, algo, seed, table)?;
         (o.search, o.alpha_spread) = (Some(s.cost), Some(s.alpha_spread));
         s.dir.display().to_string()
     } else {
         format!("random:{seed}")
     };
-    let dir = out.join(format!("train-{method}-s{seed}"));
-    o.test_acc = train_job(make, &preset.train, &genotype_source, seed, &dir, None)?;
+    if preset.retrain {
+        let dir = out.join(format!("train-{method}-s{seed}"));
+        o.test_acc = Some(train_job(make, &preset.train, &genotype_source, seed, &dir, None)?);
+    }
     match preset.search.space {
         SpaceKind::Darts => o.genotype = crate::genotype::Genotype::from_source(&genotype_source)?.to_text(),
         SpaceKind::Nb201 => {
@@ -282,6 +353,7 @@ fn job<B: Backend<Elem = f32>>(
             o.genotype = cell.to_arch_str();
             o.skips = Some(cell.skips_and_parameterless());
             o.cut_off = !cell.input_reaches_output();
+            o.bench = table.map(|t| t.get(&cell));
         }
         SpaceKind::Width => crate::bail!("compare: the width space has its own comparison (compare::width)"),
     }
@@ -304,6 +376,7 @@ fn search_job<B: Backend<Elem = f32>>(
     out: &Path,
     algo: Algo,
     seed: u64,
+    table: Option<&Nb201Table>,
 ) -> Result<Searched> {
     let method = algo.name();
     let dir = out.join(format!("search-{method}-s{seed}"));
@@ -313,6 +386,7 @@ fn search_job<B: Backend<Elem = f32>>(
         seed,
         out: dir.clone(),
         existing: Existing::Resume,
+        nb201_table: table.map(|t| t.path().to_path_buf()),
         ..preset.search.clone()
     };
     if !done_search(&dir, cfg.epochs) {
@@ -451,7 +525,8 @@ pub(crate) fn machine() -> String {
     format!("{cpu}, {} threads", crate::par::threads())
 }
 
-fn report(p: &Preset, rows: &[(&str, Vec<Outcome>)]) -> String {
+fn report(p: &Preset, rows: &[(&str, Vec<Outcome>)], table: Option<&Nb201Table>) -> String {
+    use nb201::table::{DATASETS, PUBLISHED_DARTS};
     let mut s = String::new();
     let space = p.search.space;
     let k = match space {
@@ -460,34 +535,123 @@ fn report(p: &Preset, rows: &[(&str, Vec<Outcome>)]) -> String {
         SpaceKind::Width => crate::space::width::FRACTIONS.len(),
     };
     let _ = writeln!(s, "# rarts compare --space {} --preset {}\n", space.name(), p.name);
-    let _ = writeln!(s, "Date {}; machine: {}; seeds {:?}.\n", today(), machine(), p.seeds);
+    let _ = writeln!(s, "Date {}; machine: {}; seeds {:?}; data {}.\n", today(), machine(), p.seeds, p.search.data);
+    if let Some(t) = table {
+        let _ = writeln!(
+            s,
+            "Each cell is judged by the NAS-Bench-201 table ({}): the test accuracy of its network (C = 16, 5 cells \
+             per stage) trained 200 epochs on each data set, as NATS-Bench reports it.{}\n",
+            t.path().display(),
+            if p.retrain { "" } else { " Nothing was retrained." }
+        );
+    }
     let nb = space == SpaceKind::Nb201;
-    let _ = writeln!(
-        s,
-        "| method | test accuracy (mean ± std) | per seed | ms / search step (median) | CPU ms / search step | search time (s) | max \\|softmax(α) − 1/{k}\\| |{}",
-        if nb { " skip_connect / parameterless edges (of 6) |" } else { "" }
+    let pct = |v: &[f64]| {
+        let (m, sd) = mean_std(v);
+        format!("{m:.2} ± {sd:.2}")
+    };
+    let mut head = vec!["method".to_string()];
+    if table.is_some() {
+        head.extend(DATASETS.iter().map(|(_, name)| format!("{name} (%)")));
+        head.push("per seed (CIFAR-10)".into());
+    }
+    if p.retrain {
+        head.push("retrained test accuracy (%)".into());
+        head.push("per seed".into());
+    }
+    head.extend(
+        [
+            "ms / search step (median)",
+            "CPU ms / search step",
+            "search time (s)",
+            &format!("max \\|softmax(α) − 1/{k}\\|"),
+        ]
+        .map(String::from),
     );
-    let _ = writeln!(s, "|---|---|---|---|---|---|---|{}", if nb { "---|" } else { "" });
+    if nb {
+        head.push("skip_connect / parameterless edges (of 6)".into());
+    }
+    let _ = writeln!(s, "| {} |", head.join(" | "));
+    let _ = writeln!(s, "|{}", "---|".repeat(head.len()));
+    // (method, mean, std) of what ranks the methods: the table's CIFAR-10
+    // accuracy where a table judges, else the retrained accuracy.
     let mut means = Vec::new();
     for (method, outs) in rows {
-        let accs: Vec<f64> = outs.iter().map(|o| o.test_acc * 100.0).collect();
-        let (m, sd) = mean_std(&accs);
-        means.push((*method, m, sd));
-        let per = accs.iter().map(|a| format!("{a:.2}")).collect::<Vec<_>>().join(", ");
+        let mut cells = vec![method.to_string()];
+        let bench: Vec<Accuracies> = outs.iter().filter_map(|o| o.bench).collect();
+        if table.is_some() {
+            for d in 0..DATASETS.len() {
+                cells.push(pct(&bench.iter().map(|a| a[d]).collect::<Vec<_>>()));
+            }
+            cells.push(bench.iter().map(|a| format!("{:.2}", a[0])).collect::<Vec<_>>().join(", "));
+            let (m, sd) = mean_std(&bench.iter().map(|a| a[0]).collect::<Vec<_>>());
+            means.push((*method, m, sd));
+        }
+        if p.retrain {
+            let accs: Vec<f64> = outs.iter().filter_map(|o| o.test_acc).map(|a| a * 100.0).collect();
+            cells.push(pct(&accs));
+            cells.push(accs.iter().map(|a| format!("{a:.2}")).collect::<Vec<_>>().join(", "));
+            if table.is_none() {
+                let (m, sd) = mean_std(&accs);
+                means.push((*method, m, sd));
+            }
+        }
         let cost = |f: fn(&Cost) -> Option<f64>| {
             let v: Vec<f64> = outs.iter().filter_map(|o| o.search.as_ref().and_then(f)).collect();
             if v.is_empty() { "—".to_string() } else { format!("{:.0}", mean_std(&v).0) }
         };
         let spread: Vec<String> = outs.iter().filter_map(|o| o.alpha_spread.map(|a| format!("{a:.3}"))).collect();
-        let skips: Vec<String> = outs.iter().filter_map(|o| o.skips.map(|(a, b)| format!("{a} / {b}"))).collect();
+        cells.push(cost(|c| Some(c.step_ms)));
+        cells.push(cost(|c| c.cpu_ms));
+        cells.push(cost(|c| Some(c.total_s)));
+        cells.push(if spread.is_empty() { "—".into() } else { spread.join(", ") });
+        if nb {
+            let skips: Vec<String> = outs.iter().filter_map(|o| o.skips.map(|(a, b)| format!("{a} / {b}"))).collect();
+            cells.push(skips.join(", "));
+        }
+        let _ = writeln!(s, "| {} |", cells.join(" | "));
+    }
+    if let Some(t) = table {
+        let cols = t.columns();
+        let blank = head.len() - 1 - DATASETS.len();
+        let row = |name: &str, v: [String; 3], note: &str| {
+            let mut cells = vec![name.to_string()];
+            cells.extend(v);
+            cells.push(note.to_string());
+            cells.extend(std::iter::repeat_n(String::new(), blank - 1));
+            format!("| {} |", cells.join(" | "))
+        };
         let _ = writeln!(
             s,
-            "| {method} | {m:.2} ± {sd:.2} % | {per} | {} | {} | {} | {} |{}",
-            cost(|c| Some(c.step_ms)),
-            cost(|c| c.cpu_ms),
-            cost(|c| Some(c.total_s)),
-            if spread.is_empty() { "—".into() } else { spread.join(", ") },
-            if nb { format!(" {} |", skips.join(", ")) } else { String::new() }
+            "{}",
+            row(
+                "random cell, expected (the whole table: mean ± std)",
+                std::array::from_fn(|d| format!("{:.2} ± {:.2}", cols[d].mean, cols[d].std)),
+                ""
+            )
+        );
+        let _ = writeln!(
+            s,
+            "{}",
+            row("the table's median cell", std::array::from_fn(|d| format!("{:.2}", cols[d].median)), "")
+        );
+        let _ = writeln!(
+            s,
+            "{}",
+            row(
+                "the table's best cell (per data set)",
+                std::array::from_fn(|d| format!("{:.2}", cols[d].best)),
+                &format!("`{}` on CIFAR-10", t.best_cell(0).to_arch_str())
+            )
+        );
+        let _ = writeln!(
+            s,
+            "{}",
+            row(
+                "DARTS 1st and 2nd order, published",
+                PUBLISHED_DARTS.map(|v| format!("{v:.2} ± 0.00")),
+                "Dong and Yang (ICLR 2020), Table 5: the cell of all skip_connect"
+            )
         );
     }
     // Mean over seeds of one cost; None unless every seed of the method has it.
@@ -513,7 +677,8 @@ fn report(p: &Preset, rows: &[(&str, Vec<Outcome>)]) -> String {
         means.iter().filter(|m| m.0 != best.0 && m.1 + m.2 >= best.1 - best.2).map(|m| m.0).collect();
     let _ = writeln!(
         s,
-        "\nHighest mean: {} ({:.2} %). {}",
+        "\nHighest mean{}: {} ({:.2} %). {}",
+        if table.is_some() { " on CIFAR-10 (the table)" } else { "" },
         best.0,
         best.1,
         if overlapping.is_empty() {
@@ -537,13 +702,25 @@ fn report(p: &Preset, rows: &[(&str, Vec<Outcome>)]) -> String {
     let _ = writeln!(s, "\n## {}\n", if nb { "Cells" } else { "Genotypes" });
     for (method, outs) in rows {
         for (o, seed) in outs.iter().zip(&p.seeds) {
-            let _ =
-                writeln!(s, "- {method}, seed {seed}: `{}`{}", o.genotype, if o.cut_off { " (cut off)" } else { "" });
+            let bench = o.bench.map_or(String::new(), |a| {
+                let v: Vec<String> = DATASETS.iter().zip(&a).map(|((_, name), v)| format!("{name} {v:.2} %")).collect();
+                format!(" — {}", v.join(", "))
+            });
+            let _ = writeln!(
+                s,
+                "- {method}, seed {seed}: `{}`{}{bench}",
+                o.genotype,
+                if o.cut_off { " (cut off)" } else { "" }
+            );
         }
     }
     let _ = writeln!(s, "\n## Settings\n");
     let _ = writeln!(s, "Search (every method): {}", flags(&p.search.identity()));
-    let _ = writeln!(s, "\nRetraining (every method): {}", flags(&p.train.identity()));
+    if p.retrain {
+        let _ = writeln!(s, "\nRetraining (every method): {}", flags(&p.train.identity()));
+    } else {
+        let _ = writeln!(s, "\nNo retraining: the table is the judge.");
+    }
     s
 }
 

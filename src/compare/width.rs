@@ -82,6 +82,7 @@ impl Preset {
                         ..search(data, 20)
                     },
                     finetune: Some(TrainConfig { epochs: 3, lr: 0.01, ..train.clone() }),
+                    retrain: true,
                     train,
                 })
             }
@@ -106,6 +107,7 @@ impl Preset {
                         ..search(data, 8)
                     },
                     finetune: Some(TrainConfig { lr: 0.01, ..train.clone() }),
+                    retrain: true,
                     train,
                 })
             }
@@ -119,6 +121,7 @@ impl Preset {
                     seeds: vec![0, 1],
                     search: search(data, 56),
                     finetune: Some(TrainConfig { epochs: 40, lr: 0.01, ..train.clone() }),
+                    retrain: true,
                     train,
                 })
             }
@@ -185,7 +188,7 @@ pub fn run<B: Backend<Elem = f32>>(make: impl Fn() -> Result<B>, preset: &Preset
         // come from, and its folder's name.
         let mut jobs = Vec::new();
         for (row, expected_row, algo) in SEARCHES {
-            let s = search_job(&make, preset, out, algo, seed)?;
+            let s = search_job(&make, preset, out, algo, seed, None)?;
             let search = Some((s.cost, s.alpha_spread));
             jobs.push((row, s.dir.display().to_string(), algo.name().to_string(), search));
             jobs.push((

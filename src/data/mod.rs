@@ -1,5 +1,5 @@
 //! Image data sets held in memory as u8 pixels, the loaders that fill them
-//! (CIFAR-10 binary, IDX for MNIST and Fashion-MNIST, a synthetic generator,
+//! (CIFAR-10 binary, image folders of JPEG and PNG files, IDX for MNIST and Fashion-MNIST, a synthetic generator,
 //! an embedded Fashion-MNIST subset), the `--data` spec that picks one, and
 //! the seeded batch sampler that turns them into normalised f32 batches.
 
@@ -7,6 +7,7 @@ pub mod augment;
 pub mod cifar10;
 pub mod embedded;
 mod file;
+pub mod folder;
 pub mod idx;
 mod rng;
 pub mod sampler;

@@ -5,12 +5,11 @@ use std::path::PathBuf;
 use std::str::FromStr;
 
 use super::idx::Kind;
-use super::{Split, cifar10, embedded, idx, synthetic};
+use super::{Split, cifar10, embedded, folder, idx, synthetic};
 use crate::error::{Error, Result};
 
 /// What `--data` accepts, for error messages and help text.
-pub const FORMS: &str =
-    "cifar10:PATH, fashion-mnist:PATH, mnist:PATH, synthetic, synthetic:N, synthetic:N:SIDE, embedded (the default)";
+pub const FORMS: &str = "cifar10:PATH, folder:DIR (DIR/train/<class>/*.jpg|png, optionally DIR/test/<class>/*), fashion-mnist:PATH, mnist:PATH, synthetic, synthetic:N, synthetic:N:SIDE, embedded (the default)";
 
 /// Training images of `synthetic` without a count.
 pub const SYNTHETIC_DEFAULT_N: usize = 512;
@@ -29,6 +28,8 @@ pub const SYNTHETIC_SEED: u64 = 0;
 pub enum DataSpec {
     /// CIFAR-10 binary: a directory of batches or a single `.bin` file.
     Cifar10(PathBuf),
+    /// An image folder in torchvision's ImageFolder layout.
+    Folder(PathBuf),
     /// A directory of Fashion-MNIST IDX files, raw or gzipped.
     FashionMnist(PathBuf),
     /// A directory of MNIST IDX files, raw or gzipped.
@@ -46,6 +47,7 @@ impl DataSpec {
     pub fn load(&self) -> Result<Split> {
         let split = match self {
             DataSpec::Cifar10(p) => cifar10::load(p),
+            DataSpec::Folder(p) => folder::load(p),
             DataSpec::FashionMnist(p) => idx::load(p, Kind::FashionMnist),
             DataSpec::Mnist(p) => idx::load(p, Kind::Mnist),
             DataSpec::Synthetic { n, side } => {
@@ -94,6 +96,7 @@ impl FromStr for DataSpec {
         };
         match kind {
             "cifar10" => Ok(DataSpec::Cifar10(path(arg)?)),
+            "folder" => Ok(DataSpec::Folder(path(arg)?)),
             "fashion-mnist" => Ok(DataSpec::FashionMnist(path(arg)?)),
             "mnist" => Ok(DataSpec::Mnist(path(arg)?)),
             "synthetic" => {
@@ -130,6 +133,7 @@ impl fmt::Display for DataSpec {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             DataSpec::Cifar10(p) => write!(f, "cifar10:{}", p.display()),
+            DataSpec::Folder(p) => write!(f, "folder:{}", p.display()),
             DataSpec::FashionMnist(p) => write!(f, "fashion-mnist:{}", p.display()),
             DataSpec::Mnist(p) => write!(f, "mnist:{}", p.display()),
             DataSpec::Synthetic { n, side } => write!(f, "synthetic:{n}:{side}"),

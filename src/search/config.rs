@@ -66,6 +66,10 @@ pub struct SearchConfig {
     /// networks, op by op, the same arithmetic (kept to check one against
     /// the other).
     pub side_by_side: bool,
+    /// NB201: the NAS-Bench-201 table that judges the cell derived after
+    /// every epoch (`--nb201-table`; `None`: `$RARTS_NB201_TABLE`, if set).
+    /// A judge, not a setting: not part of what `--resume` compares.
+    pub nb201_table: Option<PathBuf>,
 }
 
 /// Test images evaluated per epoch when `--eval-images` is not given.
@@ -107,6 +111,7 @@ impl Default for SearchConfig {
             depth: 20,
             macs_target: 0.5,
             macs_weight: 2.0,
+            nb201_table: None,
         }
     }
 }
@@ -169,6 +174,11 @@ impl SearchConfig {
         rate("--beta", self.beta, false)?;
         if let Some(xi) = self.xi {
             rate("--xi", xi, false)?;
+        }
+        if let Some(t) = &self.nb201_table
+            && self.space != SpaceKind::Nb201
+        {
+            crate::bail!("--nb201-table {}: the table judges NB201 cells; expected --space nb201", t.display());
         }
         Ok(())
     }

@@ -13,15 +13,20 @@ use crate::search::config::SearchConfig;
 use crate::search::log::{EpochLog, alpha_json, log_json};
 use crate::search::prepare::{Prepared, prepare};
 use crate::search::resume::{restore, save};
-use crate::space::{Alphas, Derived};
+use crate::space::nb201::{Nb201Cell, table};
+use crate::space::{Alphas, Derived, SpaceKind};
 
 /// The files a search writes into `--out` (besides its lock file); `--force`
 /// removes these and nothing else.
-pub const RUN_FILES: [&str; 5] = ["checkpoint.bin", "log.jsonl", "genotype.txt", "genotype.json", "alpha.jsonl"];
+pub const RUN_FILES: [&str; 6] =
+    ["checkpoint.bin", "log.jsonl", "genotype.txt", "genotype.json", "alpha.jsonl", BENCH_REFERENCE];
 const CHECKPOINT: &str = RUN_FILES[0];
 const LOG: &str = RUN_FILES[1];
 /// softmax(α) every `--alpha-every` steps, a line each.
 const ALPHA_LOG: &str = RUN_FILES[4];
+/// NB201 with a table: the table's best, median and mean per data set and
+/// the published DARTS result, so that a report draws them without the table.
+pub const BENCH_REFERENCE: &str = "bench.json";
 /// Samples of α per epoch when `--alpha-every` is not given.
 const ALPHA_SAMPLES: usize = 24;
 
@@ -40,6 +45,11 @@ pub fn run<B: Backend<Elem = f32>>(be: B, cfg: &SearchConfig) -> Result<SearchRe
     let files = crate::report::with_report_files(&RUN_FILES);
     let dir = RunDir::open(&cfg.out, "--out", &files, cfg.existing)?;
     let device = be.name();
+    // The table before the data: a bad table costs nothing to find out.
+    let table = match cfg.space {
+        SpaceKind::Nb201 => table::from_flag(cfg.nb201_table.as_deref())?,
+        _ => None,
+    };
     let p = prepare(be, cfg)?;
     let Prepared { mut search, mut feed, g, test, space, steps, weights, eval_images, data_id } = p;
     let ck_path = dir.join(CHECKPOINT);
@@ -54,6 +64,10 @@ pub fn run<B: Backend<Elem = f32>>(be: B, cfg: &SearchConfig) -> Result<SearchRe
         dir.write(LOG, run::log_text(&log_lines).as_bytes())?;
         dir.write(ALPHA_LOG, run::log_text(&alpha_lines).as_bytes())?;
         eprintln!("resuming from {} after epoch {start_epoch}", ck_path.display());
+    }
+    if let Some(t) = &table {
+        dir.write(BENCH_REFERENCE, (table::reference_json(t) + "\n").as_bytes())?;
+        println!("NAS-Bench-201 table: {} (judges the cell after every epoch)", t.path().display());
     }
     println!("device: {device}");
     println!("weights: {weights}");
@@ -134,6 +148,14 @@ pub fn run<B: Backend<Elem = f32>>(be: B, cfg: &SearchConfig) -> Result<SearchRe
             eprintln!();
         }
         let alphas = alpha_values(&search, &g.alphas)?;
+        if let Some(t) = &table {
+            let cell = Nb201Cell::from_alpha(&alphas[0].1)?;
+            let acc = t.get(&cell);
+            let shown: Vec<String> =
+                table::DATASETS.iter().zip(&acc).map(|((_, name), a)| format!("{name} {a:.2} %")).collect();
+            eprintln!("epoch {}: cell {} — NAS-Bench-201: {}", epoch + 1, cell.to_arch_str(), shown.join(", "));
+            log.bench = Some((cell.to_arch_str(), acc));
+        }
         log_lines.push(log_json(cfg.algo, &log, space.ops().len(), &alphas));
         // The checkpoint (which carries the log) first, then the log: a kill
         // between the two leaves a log one line short, which resume rewrites.

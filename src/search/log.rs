@@ -29,6 +29,9 @@ pub struct EpochLog {
     /// platform does not report it.
     pub step_cpu_ms: f64,
     pub steps: usize,
+    /// NB201 with a table: the derived cell's arch string and its three
+    /// 200-epoch test accuracies from the table.
+    pub bench: Option<(String, crate::space::nb201::table::Accuracies)>,
 }
 
 /// The softmax of each α matrix, as `,"softmax_alpha_NAME":[[…],…]` fields.
@@ -71,5 +74,8 @@ pub(super) fn log_json(algo: Algo, l: &EpochLog, k: usize, alphas: &[(&str, Vec<
         run::json_num(l.step_cpu_ms),
         l.steps,
     );
+    if let Some((arch, acc)) = &l.bench {
+        let _ = write!(s, ",\"arch\":\"{arch}\",\"bench\":{}", crate::space::nb201::table::accuracies_json(acc));
+    }
     s + &softmax_fields(k, alphas) + "}"
 }

@@ -13,6 +13,8 @@
 //! the trained network has them everywhere. A result is the strongest op of
 //! each edge (`none` allowed), written as the string NATS-Bench looks up.
 
+pub mod table;
+
 use crate::error::{Error, Result};
 use crate::genotype::softmax_rows;
 use crate::shape::Shape;
@@ -155,6 +157,9 @@ impl Nb201Cell {
             return Ok(Self::random(seed));
         }
         let path = std::path::Path::new(src);
+        if path.is_dir() && !path.join("genotype.txt").exists() && path.join("log.jsonl").is_file() {
+            return Self::from_running(path);
+        }
         let file = if path.is_dir() { path.join("genotype.txt") } else { path.to_path_buf() };
         if !file.is_file() {
             crate::bail!("NB201 cell `{src}`: no such file, and not an arch string; expected {expected}");
@@ -172,6 +177,27 @@ impl Nb201Cell {
             text.trim().to_string()
         };
         Self::parse(&arch).map_err(|e| Error(format!("{}: {e}", file.display())))
+    }
+
+    /// The cell a search still running in `dir` stands for: derived from the
+    /// softmax of α in the last line of its `log.jsonl`.
+    fn from_running(dir: &std::path::Path) -> Result<Self> {
+        let path = dir.join("log.jsonl");
+        let text = std::fs::read_to_string(&path)
+            .map_err(|e| Error(format!("NB201 cell {}: cannot read it: {e}", path.display())))?;
+        let last = text.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("");
+        let body = last.split("\"softmax_alpha\":").nth(1).ok_or_else(|| {
+            Error(format!(
+                "NB201 cell {}: no softmax_alpha in its last line; expected an NB201 search's log",
+                path.display()
+            ))
+        })?;
+        let body = &body[..body.find("]]").map_or(body.len(), |i| i + 2)];
+        let values: Vec<f64> = body
+            .split(|c: char| !(c.is_ascii_digit() || matches!(c, '.' | '-' | 'e' | 'E' | '+')))
+            .filter_map(|t| t.parse().ok())
+            .collect();
+        Self::from_alpha(&values).map_err(|e| Error(format!("NB201 cell {}: {e}", path.display())))
     }
 
     /// Whether a path of edges other than `none` leads from the cell's input
