@@ -637,6 +637,15 @@ fn run(cli: Cli) -> Result<()> {
             if let Some(t) = split.test {
                 println!("test: {}", describe(&t));
             }
+            if let DataSpec::Folder(_) = data {
+                println!(
+                    "order: each split shuffled by a fixed permutation (seed {:#x}; the files are read sorted by class)",
+                    rarts::data::folder::SHUFFLE_SEED
+                );
+                if let Some(dir) = rarts::data::folder::cache_dir() {
+                    println!("decoded images cached in {} (RARTS_CACHE_DIR=none: no cache)", dir.display());
+                }
+            }
             Ok(())
         }
         Cmd::Toy(a) => {

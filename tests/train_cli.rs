@@ -269,7 +269,7 @@ fn an_nb201_cell_trains_and_evaluates() {
 }
 
 /// The NB201 comparison runs every method and seed: cell strings, their
-/// skip and parameterless edge counts, the α spread over 1/5.
+/// edges per op, the α spread over 1/5.
 #[test]
 fn compare_in_nb201_lists_cells_and_their_skips() {
     let out = tmp("compare-nb201");
@@ -280,7 +280,11 @@ fn compare_in_nb201_lists_cells_and_their_skips() {
     for method in ["| rarts |", "| darts1 |", "| darts2 |", "| random |"] {
         assert!(stdout.contains(method), "{method} missing: {stdout}");
     }
-    assert!(stdout.contains("1/5") && stdout.contains("skip_connect / parameterless"), "{stdout}");
+    assert!(
+        stdout.contains("1/5")
+            && stdout.contains("edges by op, none / skip_connect / nor_conv_1x1 / nor_conv_3x3 / avg_pool_3x3"),
+        "{stdout}"
+    );
     assert!(stdout.contains("## Cells") && stdout.contains("- random, seed 1: `|"), "{stdout}");
     assert!(stdout.contains("`--space nb201`") && stdout.contains("`--nesterov true`"), "settings listed: {stdout}");
 }

@@ -275,8 +275,8 @@ struct Outcome {
     /// Largest |softmax(α) − 1/K| at the end of the search (K ops).
     alpha_spread: Option<f64>,
     genotype: String,
-    /// NB201: `skip_connect` edges and parameterless edges of the cell.
-    skips: Option<(usize, usize)>,
+    /// NB201: the cell's edges per op, in `nb201::OPS` order.
+    op_counts: Option<[usize; nb201::OPS.len()]>,
     /// NB201: the cell's output does not depend on its input.
     cut_off: bool,
     /// After retraining (none when the table is the only judge).
@@ -307,7 +307,7 @@ pub fn run<B: Backend<Elem = f32>>(
     std::fs::create_dir_all(out).ctx(|| format!("--out {}: cannot create the folder", out.display()))?;
     if let Some(t) = table {
         crate::rundir::write_atomic(
-            &out.join(driver::BENCH_REFERENCE),
+            &out.join(nb201::table::REFERENCE_FILE),
             (nb201::table::reference_json(t) + "\n").as_bytes(),
         )?;
     }
@@ -351,7 +351,7 @@ fn job<B: Backend<Elem = f32>>(
         SpaceKind::Nb201 => {
             let cell = Nb201Cell::from_source(&genotype_source)?;
             o.genotype = cell.to_arch_str();
-            o.skips = Some(cell.skips_and_parameterless());
+            o.op_counts = Some(std::array::from_fn(|k| cell.ops.iter().filter(|&&op| op == k).count()));
             o.cut_off = !cell.input_reaches_output();
             o.bench = table.map(|t| t.get(&cell));
         }
@@ -569,7 +569,7 @@ fn report(p: &Preset, rows: &[(&str, Vec<Outcome>)], table: Option<&Nb201Table>)
         .map(String::from),
     );
     if nb {
-        head.push("skip_connect / parameterless edges (of 6)".into());
+        head.push(format!("edges by op, {} (of 6)", nb201::OPS.join(" / ")));
     }
     let _ = writeln!(s, "| {} |", head.join(" | "));
     let _ = writeln!(s, "|{}", "---|".repeat(head.len()));
@@ -606,8 +606,9 @@ fn report(p: &Preset, rows: &[(&str, Vec<Outcome>)], table: Option<&Nb201Table>)
         cells.push(cost(|c| Some(c.total_s)));
         cells.push(if spread.is_empty() { "—".into() } else { spread.join(", ") });
         if nb {
-            let skips: Vec<String> = outs.iter().filter_map(|o| o.skips.map(|(a, b)| format!("{a} / {b}"))).collect();
-            cells.push(skips.join(", "));
+            let counts: Vec<String> =
+                outs.iter().filter_map(|o| o.op_counts.map(|c| c.map(|k| k.to_string()).join("/"))).collect();
+            cells.push(counts.join(", "));
         }
         let _ = writeln!(s, "| {} |", cells.join(" | "));
     }

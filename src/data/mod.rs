@@ -195,11 +195,16 @@ impl fmt::Debug for Dataset {
 /// normalisation and the first ten labels.
 pub fn describe(ds: &Dataset) -> String {
     let [n, c, h, w] = ds.shape().0;
-    let classes: Vec<String> = ds.classes().iter().enumerate().map(|(i, name)| format!("{i} {name}")).collect();
+    let mut counts = vec![0usize; ds.num_classes()];
+    for &l in ds.labels() {
+        counts[usize::from(l)] += 1;
+    }
+    let classes: Vec<String> =
+        ds.classes().iter().zip(&counts).enumerate().map(|(i, (name, k))| format!("{i} {name} ({k})")).collect();
     let first: Vec<String> = ds.labels().iter().take(10).map(|l| l.to_string()).collect();
     let list = |v: &[f32]| v.iter().map(|x| format!("{x:.4}")).collect::<Vec<_>>().join(", ");
     format!(
-        "{}: {n} images, {c}×{h}×{w}\nclasses ({}): {}\nnormalisation: mean [{}], std [{}]; horizontal flip: {}\nfirst labels: {}\n",
+        "{}: {n} images, {c}×{h}×{w}\nclasses ({}, images each): {}\nnormalisation: mean [{}], std [{}]; horizontal flip: {}\nfirst labels: {}\n",
         ds.name(),
         ds.num_classes(),
         classes.join(", "),

@@ -31,7 +31,7 @@ use crate::space::width::{FRACTIONS, WidthConfig, Widths};
 pub const HTML: &str = "report.html";
 
 /// Every file a report may write, the page first: what `--force` removes.
-pub const FILES: [&str; 14] = [
+pub const FILES: [&str; 17] = [
     HTML,
     "report-cell-normal.svg",
     "report-cell-reduce.svg",
@@ -46,7 +46,14 @@ pub const FILES: [&str; 14] = [
     "report-lr.svg",
     "report-times.svg",
     "report-test-accuracy.svg",
+    BENCH_FILES[0],
+    BENCH_FILES[1],
+    BENCH_FILES[2],
 ];
+
+/// An NB201 search judged by a table: one figure per data set of the
+/// derived cell's accuracy over the epochs, in `nb201::table::DATASETS` order.
+const BENCH_FILES: [&str; 3] = ["report-bench-cifar10.svg", "report-bench-cifar100.svg", "report-bench-imagenet16.svg"];
 
 /// What kind of folder a report is made of.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -229,6 +236,7 @@ fn search_report(dir: &Path) -> Result<Report> {
             add(&mut figures, &mut body, alpha_file(&name), svg.finish());
         }
     }
+    bench_curves(dir, &log, &mut figures, &mut body)?;
     curves(&log, &mut figures, &mut body, true);
     let steps: f64 = log.iter().filter_map(|l| l.get("steps")?.num()).sum();
     let wall: f64 =
@@ -311,6 +319,48 @@ fn architecture_from_alpha(
 }
 
 /// Loss, accuracy and learning-rate charts of a per-epoch log.
+/// NB201 searches judged by a table: the 200-epoch test accuracy of the cell
+/// derived after each epoch (the log's `bench`), one figure per data set,
+/// with the table's best and median cell as reference lines (from the run
+/// folder's `bench.json`, so the table itself is not needed here): the
+/// figure NAS-Bench-201 papers draw.
+fn bench_curves(dir: &Path, log: &[Json], figures: &mut Vec<(&'static str, String)>, body: &mut String) -> Result<()> {
+    use nb201::table::DATASETS;
+    if !log.iter().any(|l| l.get("bench").is_some()) {
+        return Ok(());
+    }
+    let reference = match std::fs::read_to_string(dir.join(nb201::table::REFERENCE_FILE)) {
+        Ok(text) => Some(Json::parse(&text).ctx(|| dir.join(nb201::table::REFERENCE_FILE).display().to_string())?),
+        Err(_) => None,
+    };
+    let _ = writeln!(
+        body,
+        "<h2>The derived cell in the NAS-Bench-201 table</h2>\n<p>After each epoch, the test accuracy of the cell \
+         α stands for, trained 200 epochs (the table's C = 16, 5 cells per stage), beside the table's best and \
+         median cell.</p>"
+    );
+    let x_end = log.iter().filter_map(|l| l.get("epoch")?.num()).fold(0.0, f64::max) + 1.0;
+    for (k, (key, name)) in DATASETS.iter().enumerate() {
+        let points: Vec<(f64, f64)> =
+            log.iter().filter_map(|l| Some((l.get("epoch")?.num()? + 1.0, l.get("bench")?.get(key)?.num()?))).collect();
+        let mut series = vec![Series { name: "the derived cell".into(), points, style: Style::nth(0) }];
+        for (i, (field, label)) in [("best", "best cell in the table"), ("median", "median cell")].iter().enumerate() {
+            if let Some(v) = reference.as_ref().and_then(|r| r.get(key)?.get(field)?.num()) {
+                let points = vec![(1.0, v), (x_end.max(2.0), v)];
+                series.push(Series { name: format!("{label} ({v:.2} %)"), points, style: Style::nth(i + 1) });
+            }
+        }
+        let svg = plot::line_chart(
+            &format!("{name}: the derived cell's 200-epoch accuracy"),
+            "epoch",
+            "test accuracy (%)",
+            &series,
+        );
+        add(figures, body, BENCH_FILES[k], svg.finish());
+    }
+    Ok(())
+}
+
 fn curves(log: &[Json], figures: &mut Vec<(&'static str, String)>, body: &mut String, search: bool) {
     let _ = writeln!(body, "<h2>Per epoch</h2>");
     let keys: &[(&str, &str)] = if search {
@@ -498,15 +548,20 @@ fn compare_report(dir: &Path) -> Result<Report> {
             seeds = s.trim_end_matches(['.', ']']).split(", ").map(String::from).collect();
         }
     }
+    // The column of per-seed numbers: the table's CIFAR-10 accuracy where a
+    // NAS-Bench-201 table judged, else the retrained test accuracy.
+    let header = md.lines().find(|l| l.starts_with("| method")).map(cells).unwrap_or_default();
+    let per_seed = header.iter().position(|h| h.starts_with("per seed")).unwrap_or(2);
+    let judged_by_table = header.get(per_seed).is_some_and(|h| h.contains("CIFAR-10"));
     for line in md.lines().skip_while(|l| !l.starts_with("| method")).skip(2) {
         if !line.starts_with('|') {
             break;
         }
         let c = cells(line);
-        if c.len() < 3 {
+        if c.len() <= per_seed {
             continue;
         }
-        let vals: Vec<(String, f64)> = c[2]
+        let vals: Vec<(String, f64)> = c[per_seed]
             .split(", ")
             .enumerate()
             .filter_map(|(i, v)| {
@@ -514,10 +569,17 @@ fn compare_report(dir: &Path) -> Result<Report> {
                 Some((label, v.trim().parse().ok()?))
             })
             .collect();
-        rows.push((c[0].clone(), vals));
+        if !vals.is_empty() {
+            rows.push((c[0].clone(), vals));
+        }
     }
     if !rows.is_empty() {
-        let svg = plot::dot_plot("Test accuracy per method and seed", "test accuracy (%)", &rows);
+        let (title, axis) = if judged_by_table {
+            ("CIFAR-10 accuracy per method and seed (NAS-Bench-201 table)", "200-epoch test accuracy (%)")
+        } else {
+            ("Test accuracy per method and seed", "test accuracy (%)")
+        };
+        let svg = plot::dot_plot(title, axis, &rows);
         add(&mut figures, &mut body, "report-test-accuracy.svg", svg.finish());
     }
     body.push_str(&markdown(&md));

@@ -26,7 +26,7 @@ const LOG: &str = RUN_FILES[1];
 const ALPHA_LOG: &str = RUN_FILES[4];
 /// NB201 with a table: the table's best, median and mean per data set and
 /// the published DARTS result, so that a report draws them without the table.
-pub const BENCH_REFERENCE: &str = "bench.json";
+const BENCH_REFERENCE: &str = table::REFERENCE_FILE;
 /// Samples of α per epoch when `--alpha-every` is not given.
 const ALPHA_SAMPLES: usize = 24;
 

@@ -21,6 +21,10 @@ pub const HEADER: &str = "CIFAR10TestAccuracy200Epochs,CIFAR100TestAccuracy200Ep
 /// The environment variable that `--nb201-table` defaults to.
 pub const ENV: &str = "RARTS_NB201_TABLE";
 
+/// The file a run judged by a table keeps the table's reference numbers in
+/// ([`reference_json`]), so that its report needs no table.
+pub const REFERENCE_FILE: &str = "bench.json";
+
 /// The number of cells in the space, 5⁶.
 pub const CELLS: usize = 15_625;
 
