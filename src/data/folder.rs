@@ -39,6 +39,8 @@ const CACHE_FORMAT: &str = "rarts-folder-cache v1";
 /// image file with its label, in sorted order.
 #[derive(Debug)]
 struct Listing {
+    /// The split's folder.
+    dir: PathBuf,
     classes: Vec<String>,
     files: Vec<(PathBuf, u8)>,
 }
@@ -157,16 +159,42 @@ fn list(split_dir: &Path, train_classes: Option<&[String]>) -> Result<Listing> {
         }
         files.extend(names.into_iter().map(|n| (class_dir.join(n), label as u8)));
     }
-    Ok(Listing { classes, files })
+    Ok(Listing { dir: split_dir.to_path_buf(), classes, files })
 }
 
+/// The largest side of an image rarts decodes: far above what a search
+/// trains on, and a bound on what one odd file can make it allocate.
+pub const MAX_SIDE: u32 = 8192;
+
 /// One image decoded: (channels, height, width) and its pixels in CHW order.
-fn decode_one(path: &Path) -> Result<((usize, usize, usize), Vec<u8>)> {
+/// `want` (height, width): the size every image must have; another size
+/// is refused from the file's header, before its pixels are decoded.
+fn decode_one(path: &Path, want: Option<(usize, usize)>) -> Result<((usize, usize, usize), Vec<u8>)> {
     use image::DynamicImage as D;
     let bytes = std::fs::read(path).ctx(|| format!("{}: cannot read it", path.display()))?;
-    let img = image::load_from_memory(&bytes)
-        .map_err(|e| Error(format!("{}: not a decodable image ({e}); expected {EXPECTED}", path.display())))?;
-    let (w, h) = (img.width() as usize, img.height() as usize);
+    let undecodable = |e: &dyn std::fmt::Display| {
+        Error(format!("{}: not a decodable image ({e}); expected {EXPECTED}", path.display()))
+    };
+    let reader = || -> Result<image::ImageReader<std::io::Cursor<&[u8]>>> {
+        image::ImageReader::new(std::io::Cursor::new(&bytes[..])).with_guessed_format().map_err(|e| undecodable(&e))
+    };
+    // The header alone first: its size is checked before anything is decoded.
+    let (w, h) = reader()?.into_dimensions().map_err(|e| undecodable(&e))?;
+    let (w, h) = (w as usize, h as usize);
+    if let Some((wh, ww)) = want
+        && (h, w) != (wh, ww)
+    {
+        bail!("{}: an image of {h}×{w} (height × width); expected {wh}×{ww} as the other images", path.display());
+    }
+    if w > MAX_SIDE as usize || h > MAX_SIDE as usize {
+        bail!("{}: an image of {w}×{h} pixels; expected at most {MAX_SIDE} on a side", path.display());
+    }
+    let mut r = reader()?;
+    let mut limits = image::Limits::default();
+    limits.max_image_width = Some(MAX_SIDE);
+    limits.max_image_height = Some(MAX_SIDE);
+    r.limits(limits);
+    let img = r.decode().map_err(|e| undecodable(&e))?;
     let (c, hwc): (usize, Vec<u8>) = match img {
         D::ImageLuma8(g) => (1, g.into_raw()),
         D::ImageLuma16(_) => (1, img.to_luma8().into_raw()),
@@ -191,7 +219,7 @@ fn decode_one(path: &Path) -> Result<((usize, usize, usize), Vec<u8>)> {
 /// the fixed permutation. `like`: the shape the images must have (the
 /// training set's, for `test`); else the first file's sets it.
 fn decode(l: &Listing, like: Option<Shape>) -> Result<Raw> {
-    let (first, first_px) = decode_one(&l.files[0].0)?;
+    let (first, first_px) = decode_one(&l.files[0].0, like.map(|s| (s.h(), s.w())))?;
     let want = like.map_or(first, |s| (s.c(), s.h(), s.w()));
     let describe = |(c, h, w): (usize, usize, usize)| format!("{c}×{h}×{w} (channels × height × width)");
     let reference = if like.is_some() { "the training images".to_string() } else { l.files[0].0.display().to_string() };
@@ -204,6 +232,7 @@ fn decode(l: &Listing, like: Option<Shape>) -> Result<Raw> {
     check(&l.files[0].0, first)?;
     let m = want.0 * want.1 * want.2;
     let n = l.files.len();
+    super::spec::check_fits(n, m).map_err(|e| Error(format!("{}: {e}", l.dir.display())))?;
     let mut pixels = vec![0u8; n * m];
     pixels[..m].copy_from_slice(&first_px);
     // The first error by file order, so the message does not depend on threads.
@@ -211,7 +240,7 @@ fn decode(l: &Listing, like: Option<Shape>) -> Result<Raw> {
     crate::par::for_chunks(&mut pixels[m..], m, usize::MAX / 2, |i, out| {
         let i = i + 1;
         let path = &l.files[i].0;
-        match decode_one(path).and_then(|(got, px)| check(path, got).map(|()| px)) {
+        match decode_one(path, Some((want.1, want.2))).and_then(|(got, px)| check(path, got).map(|()| px)) {
             Ok(px) => out.copy_from_slice(&px),
             Err(e) => {
                 let mut f = failed.lock().unwrap_or_else(|p| p.into_inner());

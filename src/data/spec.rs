@@ -65,7 +65,7 @@ impl DataSpec {
 
 /// Refuses, before allocating, `n` images of `image_bytes` each that the
 /// machine's free memory cannot hold.
-fn check_fits(n: usize, image_bytes: usize) -> Result<()> {
+pub(super) fn check_fits(n: usize, image_bytes: usize) -> Result<()> {
     let gib = |b: f64| b / (1u64 << 30) as f64;
     let bytes = (n as f64) * (image_bytes as f64);
     if let Some(avail) = crate::backend::cpu::mem_available()
