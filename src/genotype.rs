@@ -278,3 +278,13 @@ fn read_file(path: &Path) -> Result<Genotype> {
     let text = std::fs::read_to_string(path).ctx(|| format!("reading genotype file {}", path.display()))?;
     Genotype::parse(&text, &format!("genotype file {}", path.display()))
 }
+
+/// The least largest |softmax(α) − 1/K| for a genotype to mean something:
+/// below it, every op of every edge is still within a few hundredths of
+/// uniform and the argmax is decided by noise.
+pub const ALPHA_MOVED: f64 = 0.02;
+
+/// Largest |softmax(α) − 1/K| over every α matrix (K = `k` ops).
+pub fn alpha_spread(k: usize, alphas: &[(&str, Vec<f64>)]) -> f64 {
+    alphas.iter().flat_map(|(_, a)| softmax_rows(a, k)).fold(0.0, |m: f64, p| m.max((p - 1.0 / k as f64).abs()))
+}

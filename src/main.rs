@@ -840,6 +840,10 @@ fn run(cli: Cli) -> Result<()> {
             if let Some(w) = &res.found.warning {
                 eprintln!("warning: {w}");
             }
+            print!("{}", res.closing(&cfg));
+            if let Some(w) = res.alpha_warning(&cfg) {
+                eprintln!("warning: {w}");
+            }
             Ok(())
         }
     }

@@ -277,3 +277,37 @@ fn width_search_writes_widths_under_the_cost() {
         assert!(log.lines().all(|l| l.contains("\"softmax_alpha_width\":[[")), "{log}");
     }
 }
+
+/// Every epoch prints one summary line on stdout (losses, accuracies, α's
+/// spread, time, ETA); the end says how far α moved, where the results are
+/// and the next command; a search whose α barely moved warns in words (on
+/// stderr and at the top of its report), one whose α moved does not.
+#[test]
+fn a_search_says_how_far_alpha_moved_and_what_to_run_next() {
+    let still = tmp("alpha-still");
+    let o = small_search(&still, "rarts", 2, 2).args(["--arch-lr", "1e-6"]).output().unwrap();
+    let stdout = ok(&o);
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    let epochs: Vec<&str> = stdout.lines().filter(|l| l.starts_with("epoch ")).collect();
+    assert_eq!(epochs.len(), 2, "{stdout}");
+    for (i, l) in epochs.iter().enumerate() {
+        assert!(l.starts_with(&format!("epoch {}/2: loss ", i + 1)), "{l}");
+        assert!(l.contains("max |softmax(α) − 1/8| 0.0") && l.contains("s/epoch, ETA"), "{l}");
+    }
+    assert!(stdout.contains("α moved: largest |softmax(α) − 1/8| = 0.0"), "{stdout}");
+    assert!(stdout.contains(&format!("next: rarts train --genotype {}", still.display())), "{stdout}");
+    assert!(stderr.contains("warning: α has hardly moved"), "{stderr}");
+    let html = std::fs::read_to_string(still.join("report.html")).unwrap();
+    assert!(html.contains("class=\"warning\"") && html.contains("decided by noise"), "the report warns too");
+    let log = std::fs::read_to_string(still.join("log.jsonl")).unwrap();
+    assert!(log.lines().all(|l| l.contains("\"alpha_spread\":0.0")), "{log}");
+
+    let moved = tmp("alpha-moved");
+    let o = small_search(&moved, "rarts", 1, 3).args(["--arch-lr", "0.3"]).output().unwrap();
+    let stdout = ok(&o);
+    assert!(!String::from_utf8_lossy(&o.stderr).contains("hardly moved"), "{stdout}");
+    let spread: f64 = stdout.split("α moved: largest |softmax(α) − 1/8| = ").nth(1).unwrap()[..6].parse().unwrap();
+    assert!(spread >= 0.02, "{stdout}");
+    let html = std::fs::read_to_string(moved.join("report.html")).unwrap();
+    assert!(html.contains("class=\"spread\"") && !html.contains("class=\"warning\""));
+}

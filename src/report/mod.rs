@@ -195,6 +195,28 @@ fn search_report(dir: &Path) -> Result<Report> {
         }
     };
     if let Some(l) = last {
+        // How far α has moved, first: a genotype means little before it has.
+        let k = ops.len().max(1);
+        let spread = alpha_names(l)
+            .iter()
+            .filter_map(|name| l.get(&format!("softmax_alpha_{name}"))?.matrix())
+            .flatten()
+            .flatten()
+            .fold(0.0, |m: f64, p| m.max((p - 1.0 / k as f64).abs()));
+        let moved = crate::genotype::ALPHA_MOVED;
+        let _ = writeln!(
+            body,
+            "<p class=\"spread\">α has moved: the largest |softmax(α) − 1/{k}| is <b>{spread:.4}</b> ({}).</p>",
+            escape(&when(l))
+        );
+        if spread < moved {
+            let _ = writeln!(
+                body,
+                "<p class=\"warning\"><b>Warning:</b> every op of every edge is still within {spread:.4} of 1/{k} \
+                 (below {moved}), so the architecture below is decided by noise: search longer or raise \
+                 <code>--arch-lr</code>.</p>"
+            );
+        }
         let _ = writeln!(body, "<h2>The architecture α stands for now ({})</h2>", escape(&when(l)));
         architecture_from_alpha(&space, depth, l, &mut figures, &mut body)?;
     }
@@ -545,7 +567,8 @@ fn compare_report(dir: &Path) -> Result<Report> {
     let mut seeds: Vec<String> = Vec::new();
     for line in md.lines() {
         if let Some(s) = line.strip_prefix("Date ").and_then(|l| l.split("seeds [").nth(1)) {
-            seeds = s.trim_end_matches(['.', ']']).split(", ").map(String::from).collect();
+            let list = s.split(']').next().unwrap_or("");
+            seeds = list.split(", ").map(String::from).collect();
         }
     }
     // The column of per-seed numbers: the table's CIFAR-10 accuracy where a
@@ -619,6 +642,7 @@ fn page(dir: &Path, what: &str, body: &str, settings: &[(String, String)], times
          figure {{ margin: 12px 0; }}\n\
          figure svg {{ max-width: 100%; height: auto; }}\n\
          code {{ font-size: 12px; background: #f5f5f5; padding: 0 2px; }}\n\
+         p.warning {{ background: #fff3cd; border-left: 4px solid #d55e00; padding: 6px 10px; }}\n\
          </style>\n</head>\n<body>\n<h1>{t}</h1>\n",
         t = escape(&title)
     );

@@ -10,7 +10,7 @@ use crate::run;
 use crate::rundir::RunDir;
 use crate::search::algo::{Algo, Search};
 use crate::search::config::SearchConfig;
-use crate::search::log::{EpochLog, alpha_json, log_json};
+use crate::search::log::{ALPHA_MOVED, EpochLog, alpha_json, alpha_spread, log_json};
 use crate::search::prepare::{Prepared, prepare};
 use crate::search::resume::{restore, save};
 use crate::space::nb201::{Nb201Cell, table};
@@ -36,6 +36,43 @@ pub struct SearchResult {
     pub found: Derived,
     pub epochs: Vec<EpochLog>,
     pub weights: usize,
+    /// Largest |softmax(α) − 1/K| at the end.
+    pub alpha_spread: f64,
+    /// K: the ops of each edge.
+    pub ops: usize,
+}
+
+impl SearchResult {
+    /// The warning for a search whose α has moved too little for its
+    /// genotype to mean anything (below [`ALPHA_MOVED`]).
+    pub fn alpha_warning(&self, cfg: &SearchConfig) -> Option<String> {
+        let (k, spread) = (self.ops, self.alpha_spread);
+        (spread < ALPHA_MOVED).then(|| {
+            format!(
+                "α has hardly moved: every op of every edge is within {spread:.4} of 1/{k}, so the genotype is \
+                 decided by noise; search longer (--epochs, --steps-per-epoch) or raise --arch-lr (now {})",
+                cfg.arch_lr
+            )
+        })
+    }
+
+    /// What the end of a search prints on stdout: how far α moved, where the
+    /// results are, and the command that trains what was found.
+    pub fn closing(&self, cfg: &SearchConfig) -> String {
+        let (k, spread) = (self.ops, self.alpha_spread);
+        let dir = cfg.out.display();
+        let mut s = format!(
+            "α moved: largest |softmax(α) − 1/{k}| = {spread:.4} (a genotype means something from {ALPHA_MOVED} on)\n"
+        );
+        s += &format!("results: {dir}/genotype.txt, {dir}/genotype.json, {dir}/report.html\n");
+        let space = match cfg.space {
+            SpaceKind::Darts => String::new(),
+            other => format!(" --space {}", other.name()),
+        };
+        let flag = if cfg.space == SpaceKind::Width { "--widths" } else { "--genotype" };
+        s += &format!("next: rarts train{space} {flag} {dir} --data {} --out {dir}-train\n", cfg.data);
+        s
+    }
 }
 
 /// Runs (or resumes) a search on backend `be`, writing into `cfg.out`.
@@ -148,14 +185,12 @@ pub fn run<B: Backend<Elem = f32>>(be: B, cfg: &SearchConfig) -> Result<SearchRe
             eprintln!();
         }
         let alphas = alpha_values(&search, &g.alphas)?;
+        log.alpha_spread = alpha_spread(space.ops().len(), &alphas);
         if let Some(t) = &table {
             let cell = Nb201Cell::from_alpha(&alphas[0].1)?;
-            let acc = t.get(&cell);
-            let shown: Vec<String> =
-                table::DATASETS.iter().zip(&acc).map(|((_, name), a)| format!("{name} {a:.2} %")).collect();
-            eprintln!("epoch {}: cell {} — NAS-Bench-201: {}", epoch + 1, cell.to_arch_str(), shown.join(", "));
-            log.bench = Some((cell.to_arch_str(), acc));
+            log.bench = Some((cell.to_arch_str(), t.get(&cell)));
         }
+        println!("{}", summary(&log, cfg, space.ops().len(), t_run.elapsed().as_secs_f64(), done_steps, total_steps));
         log_lines.push(log_json(cfg.algo, &log, space.ops().len(), &alphas));
         // The checkpoint (which carries the log) first, then the log: a kill
         // between the two leaves a log one line short, which resume rewrites.
@@ -181,11 +216,13 @@ pub fn run<B: Backend<Elem = f32>>(be: B, cfg: &SearchConfig) -> Result<SearchRe
         epochs.push(log);
     }
 
-    let alphas: Vec<Vec<f64>> = alpha_values(&search, &g.alphas)?.into_iter().map(|a| a.1).collect();
+    let named = alpha_values(&search, &g.alphas)?;
+    let spread = alpha_spread(space.ops().len(), &named);
+    let alphas: Vec<Vec<f64>> = named.into_iter().map(|a| a.1).collect();
     let found = space.derive(&alphas)?;
     dir.write("genotype.txt", (found.text.clone() + "\n").as_bytes())?;
     dir.write("genotype.json", (found.json.clone() + "\n").as_bytes())?;
-    Ok(SearchResult { found, epochs, weights })
+    Ok(SearchResult { found, epochs, weights, alpha_spread: spread, ops: space.ops().len() })
 }
 
 /// Each α matrix's name and values.
@@ -211,6 +248,33 @@ fn non_finite_tensor<B: Backend<Elem = f32>>(s: &Search<B>, cfg: &SearchConfig) 
     let shown: Vec<String> = bad.iter().take(3).map(|n| format!("'{n}'")).collect();
     let more = if bad.len() > 3 { format!(" and {} more", bad.len() - 3) } else { String::new() };
     Some(format!("; not finite now: {}{more}; lower {}", shown.join(", "), flags.join(" or ")))
+}
+
+/// The line each epoch prints on stdout: losses, accuracies, how far α has
+/// moved, time, ETA, and (judged by a table) the cell's accuracies.
+fn summary(l: &EpochLog, cfg: &SearchConfig, k: usize, elapsed: f64, done: usize, total: usize) -> String {
+    let mut s = format!(
+        "epoch {}/{}: loss {:.4} (train) {:.4} (val{}), acc {:.3} (train){}",
+        l.epoch + 1,
+        cfg.epochs,
+        l.loss_train,
+        l.loss_val,
+        if cfg.algo == Algo::Darts2 { ", at w′" } else { "" },
+        l.acc_train,
+        if l.acc_val.is_finite() { format!(" {:.3} (val)", l.acc_val) } else { String::new() },
+    );
+    if let Some(t) = l.test_acc {
+        s += &format!(" {t:.3} (test)");
+    }
+    s += &format!(", max |softmax(α) − 1/{k}| {:.4}", l.alpha_spread);
+    let eta = if done > 0 { elapsed / done as f64 * total.saturating_sub(done) as f64 } else { 0.0 };
+    s += &format!(", {:.1} s/epoch, ETA {}", l.step_ms * l.steps as f64 / 1e3, fmt_duration(eta));
+    if let Some((arch, acc)) = &l.bench {
+        let shown: Vec<String> =
+            table::DATASETS.iter().zip(acc).map(|((_, name), a)| format!("{name} {a:.2} %")).collect();
+        s += &format!("\n  cell {arch}: NAS-Bench-201 {}", shown.join(", "));
+    }
+    s
 }
 
 /// `s` seconds for the progress line: `1h05m`, `3m07s`.

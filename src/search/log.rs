@@ -7,6 +7,7 @@
 use std::fmt::Write as _;
 
 use crate::genotype::softmax_rows;
+pub use crate::genotype::{ALPHA_MOVED, alpha_spread};
 use crate::run;
 use crate::search::algo::Algo;
 
@@ -29,6 +30,8 @@ pub struct EpochLog {
     /// platform does not report it.
     pub step_cpu_ms: f64,
     pub steps: usize,
+    /// Largest |softmax(α) − 1/K| over every α matrix after the epoch.
+    pub alpha_spread: f64,
     /// NB201 with a table: the derived cell's arch string and its three
     /// 200-epoch test accuracies from the table.
     pub bench: Option<(String, crate::space::nb201::table::Accuracies)>,
@@ -60,7 +63,7 @@ pub(super) fn log_json(algo: Algo, l: &EpochLog, k: usize, alphas: &[(&str, Vec<
     let _ = write!(
         s,
         "{{\"epoch\":{},\"lr\":{},\"loss_train\":{},\"{}\":{},\"acc_train\":{},\"acc_val\":{},\"test_acc\":{},\
-         \"step_ms\":{:.3},\"step_ms_median\":{:.3},\"step_cpu_ms\":{},\"steps\":{}",
+         \"step_ms\":{:.3},\"step_ms_median\":{:.3},\"step_cpu_ms\":{},\"steps\":{},\"alpha_spread\":{:.5}",
         l.epoch,
         l.lr,
         run::json_num(l.loss_train),
@@ -73,6 +76,7 @@ pub(super) fn log_json(algo: Algo, l: &EpochLog, k: usize, alphas: &[(&str, Vec<
         l.step_ms_median,
         run::json_num(l.step_cpu_ms),
         l.steps,
+        l.alpha_spread,
     );
     if let Some((arch, acc)) = &l.bench {
         let _ = write!(s, ",\"arch\":\"{arch}\",\"bench\":{}", crate::space::nb201::table::accuracies_json(acc));
