@@ -606,6 +606,8 @@ impl Target {
 fn run(cli: Cli) -> Result<()> {
     match cli.cmd {
         Cmd::Export { model, out, net, genotype } => {
+            let file = rarts::model::model_path(&model);
+            rarts::rundir::check_output("--out", &out, &[("--model", &model), ("--model's file", &file)], &[])?;
             let net = net.map(|n| match n {
                 NetArg::W => rarts::export::Net::W,
                 NetArg::Y => rarts::export::Net::Y,
@@ -668,6 +670,13 @@ fn run(cli: Cli) -> Result<()> {
             };
             println!("algo={} steps={steps} closed_form={:.9}", cfg.algo.name(), toy::closed_form(&cfg));
             println!("alpha={alpha:.9}");
+            if steps == cfg.max_steps {
+                eprintln!(
+                    "warning: no fixed point within --steps {steps} (the parameters still moved by more than {:e} a \
+                     step); alpha is where the run stopped, not a limit",
+                    cfg.tol
+                );
+            }
             Ok(())
         }
         Cmd::Bench { search, algos, batches, steps } => {
@@ -804,6 +813,15 @@ fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
         Cmd::Eval { model, genotype, logits, data, batch, grads } => {
+            for (flag, out) in [("--logits", &logits), ("--grads", &grads)] {
+                if let Some(out) = out {
+                    let file = rarts::model::model_path(&model);
+                    let inputs = [("the model", model.as_path()), ("--model's file", file.as_path())];
+                    let data: Vec<(&str, &std::path::Path)> =
+                        data.path().map(|p| ("the --data", p)).into_iter().collect();
+                    rarts::rundir::check_output(flag, out, &inputs, &data)?;
+                }
+            }
             let (g, gr) = (genotype.as_deref(), grads.as_deref());
             let e = match Target::open(cli.device)? {
                 Target::Cpu => train::evaluate(Cpu::<f32>::new(), &model, g, &data, batch, gr)?,
@@ -870,7 +888,11 @@ fn default_sigpipe() {}
 
 fn main() -> ExitCode {
     default_sigpipe();
-    let matches = Cli::command().get_matches();
+    // `--lr -0.1` reads -0.1 as the value (and is refused as negative by the
+    // flag's own check), not as an unknown flag `-0`.
+    let matches = Cli::command()
+        .mut_subcommands(|sc| sc.mut_args(|a| if a.is_positional() { a } else { a.allow_negative_numbers(true) }))
+        .get_matches();
     let mut cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
     // `bench` times the lists --algos and --batches; a single --algo or
     // --batch given instead (clap rejects both at once) narrows its list.

@@ -105,9 +105,80 @@ impl RunDir {
     }
 }
 
-/// Whether `name` is a temp file that [`write_atomic`] made for `file`.
+/// Whether `name` is a temp file that [`write_atomic`] made for `file`:
+/// exactly `.FILE.PID.N.tmp`, PID and N decimal numbers (a user's
+/// `.FILE.old.tmp` is not ours).
 fn is_temp_of(name: &str, file: &str) -> bool {
-    name.strip_prefix('.').and_then(|r| r.strip_prefix(file)).is_some_and(|r| r.starts_with('.') && r.ends_with(".tmp"))
+    let Some(rest) = name.strip_prefix('.').and_then(|r| r.strip_prefix(file)).and_then(|r| r.strip_prefix('.')) else {
+        return false;
+    };
+    let Some(nums) = rest.strip_suffix(".tmp") else { return false };
+    let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+    matches!(nums.split_once('.'), Some((pid, n)) if digits(pid) && digits(n))
+}
+
+/// The names of the files rarts runs write into their folders: an output
+/// given one of them in a folder a run made would overwrite the run's.
+const RUN_FILE_NAMES: [&str; 11] = [
+    "checkpoint.bin",
+    "log.jsonl",
+    "model.safetensors",
+    "genotype.txt",
+    "genotype.json",
+    "alpha.jsonl",
+    "bench.json",
+    "report.html",
+    "results.md",
+    "compare.txt",
+    LOCK_FILE,
+];
+
+/// Whether `dir` is a folder a rarts run made (it holds the lock file, a
+/// checkpoint or a comparison's plan).
+pub fn is_run_folder(dir: &Path) -> bool {
+    ["rarts.lock", "checkpoint.bin", "compare.txt"].iter().any(|f| dir.join(f).is_file())
+}
+
+/// Refuses `out` (the value of `flag`) where writing it would destroy
+/// something the user did not name as an output: one of the command's
+/// `inputs` (what, path), anything inside one of `folders` (a data set's), or
+/// a file of a run (a run file's name in a run's folder).
+pub fn check_output(flag: &str, out: &Path, inputs: &[(&str, &Path)], folders: &[(&str, &Path)]) -> Result<()> {
+    let canon = |p: &Path| fs::canonicalize(p).ok();
+    // The output may not exist yet: resolve its folder and add its name.
+    let out_abs = canon(out).or_else(|| {
+        let parent = out.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+        Some(canon(parent)?.join(out.file_name()?))
+    });
+    if let Some(o) = &out_abs {
+        for (what, p) in inputs {
+            let Some(i) = canon(p) else { continue };
+            if *o == i {
+                crate::bail!(
+                    "{flag} {}: it is {what} {}; expected another path, so that the input is not overwritten",
+                    out.display(),
+                    p.display()
+                );
+            }
+        }
+        for (what, p) in folders {
+            let Some(i) = canon(p) else { continue };
+            if o.starts_with(&i) {
+                crate::bail!("{flag} {}: inside {what} {}; expected a path outside it", out.display(), p.display());
+            }
+        }
+        if let (Some(parent), Some(name)) = (o.parent(), o.file_name())
+            && RUN_FILE_NAMES.iter().any(|f| name == *f)
+            && is_run_folder(parent)
+        {
+            crate::bail!(
+                "{flag} {}: a file of the rarts run in {}; expected a path outside a run's files",
+                out.display(),
+                parent.display()
+            );
+        }
+    }
+    Ok(())
 }
 
 /// Writes `bytes` to `path`: a temp file unique to this process and call
@@ -146,5 +217,10 @@ mod tests {
         assert!(!is_temp_of(".checkpoint.bin", "checkpoint.bin"));
         assert!(!is_temp_of(".log.jsonl.1.0.tmp", "checkpoint.bin"));
         assert!(!is_temp_of("notes.tmp", "checkpoint.bin"));
+        assert!(!is_temp_of(".log.jsonl.old.tmp", "log.jsonl"));
+        assert!(!is_temp_of(".report.html.tmp", "report.html"));
+        assert!(!is_temp_of(".checkpoint.bin.tmp", "checkpoint.bin"));
+        assert!(!is_temp_of(".checkpoint.bin.12.x.tmp", "checkpoint.bin"));
+        assert!(is_temp_of(".log.jsonl.7.12.tmp", "log.jsonl"));
     }
 }

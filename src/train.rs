@@ -312,7 +312,15 @@ pub fn score<B: Backend<Elem = f32>>(
             // Only the first `got` rows are real images.
             let z = ex.get(io.2)?;
             let k = z.len() / batch;
-            for (row, lab) in z.chunks(k).zip(&labels).take(got) {
+            for (i, (row, lab)) in z.chunks(k).zip(&labels).take(got).enumerate() {
+                if let Some(v) = row.iter().find(|v| !v.is_finite()) {
+                    crate::bail!(
+                        "image {} of {}: the network's output holds {v}, so no accuracy can be given; its weights \
+                         have diverged",
+                        seen + i,
+                        test.name()
+                    );
+                }
                 let lab = *lab as usize;
                 let best = run::argmax(row);
                 let m = row.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
@@ -413,6 +421,22 @@ pub fn run<B: Backend<Elem = f32>>(be: B, cfg: &TrainConfig) -> Result<TrainResu
     let (train, test) = (split.train, split.test);
     let eval_images = run::eval_images(cfg.eval_images, test.as_ref(), usize::MAX, &cfg.data)?;
     let data_id = DataId::of(&train, test.as_ref());
+    let [n, _, h, w] = train.shape().0;
+    if cfg.cutout > h.max(w) {
+        crate::bail!(
+            "--cutout {}: larger than the images of --data {} ({h}×{w}); expected at most {}",
+            cfg.cutout,
+            cfg.data,
+            h.max(w)
+        );
+    }
+    if cfg.batch > n {
+        crate::bail!(
+            "--batch {}: more than the {n} training images of --data {}; expected at most {n}",
+            cfg.batch,
+            cfg.data
+        );
+    }
     let spec = cfg.net(train.num_classes(), train.shape())?;
     if let NetSpec::Nb201(_, cell) = &spec
         && !cell.input_reaches_output()
@@ -503,7 +527,9 @@ pub fn run<B: Backend<Elem = f32>>(be: B, cfg: &TrainConfig) -> Result<TrainResu
         if let Some(t) = test.as_ref().filter(|_| eval_images > 0) {
             // No drop path at test time: every mask all ones.
             set_drop_masks(&mut ex, &net.drop_masks, &mut StdRng::seed_from_u64(0), 0.0)?;
-            log.test = Some(score(&mut ex, t, net.io, eval_images)?);
+            log.test = Some(score(&mut ex, t, net.io, eval_images).map_err(|e| {
+                Error(format!("epoch {epoch}: {e}; lower --lr (now {:e}). Nothing of this epoch was written", cfg.lr))
+            })?);
         }
         log.seconds = t0.elapsed().as_secs_f64();
         if cfg.progress {

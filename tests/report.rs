@@ -161,6 +161,6 @@ fn train_and_compare_folders_and_errors() {
 
     let empty = tmp("report-empty");
     fs::create_dir_all(&empty).unwrap();
-    fails_with(&bin().arg("report").arg(&empty).output().unwrap(), &["report-empty", "no log.jsonl"]);
+    fails_with(&bin().arg("report").arg(&empty).output().unwrap(), &["report-empty", "not a folder a rarts run made"]);
     fails_with(&bin().args(["report", "/nonexistent/run"]).output().unwrap(), &["/nonexistent/run", "not a folder"]);
 }

@@ -42,6 +42,14 @@ pub enum DataSpec {
 }
 
 impl DataSpec {
+    /// The file or folder it reads, where it reads one.
+    pub fn path(&self) -> Option<&std::path::Path> {
+        match self {
+            DataSpec::Cifar10(p) | DataSpec::Folder(p) | DataSpec::FashionMnist(p) | DataSpec::Mnist(p) => Some(p),
+            DataSpec::Synthetic { .. } | DataSpec::Embedded => None,
+        }
+    }
+
     /// Loads the training set and, where the source has one, the test set.
     /// Errors name the `--data` value they came from.
     pub fn load(&self) -> Result<Split> {

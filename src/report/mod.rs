@@ -84,8 +84,20 @@ pub fn kind(dir: &Path) -> Result<Kind> {
     if !dir.is_dir() {
         crate::bail!("{}: not a folder; expected a search, train or compare --out folder", dir.display());
     }
-    if dir.join("results.md").exists() {
+    let results = std::fs::read_to_string(dir.join("results.md")).unwrap_or_default();
+    if dir.join("compare.txt").is_file() || results.starts_with("# rarts compare") {
         return Ok(Kind::Compare);
+    }
+    let checkpoint = std::fs::File::open(dir.join("checkpoint.bin")).and_then(|mut f| {
+        let mut magic = [0u8; 7];
+        std::io::Read::read_exact(&mut f, &mut magic).map(|()| magic)
+    });
+    if !matches!(checkpoint, Ok(m) if &m == b"RARTSCK") && !dir.join(crate::rundir::LOCK_FILE).is_file() {
+        crate::bail!(
+            "{}: not a folder a rarts run made (no rarts checkpoint, lock file or comparison in it); expected a \
+             search, train or compare --out folder, and rarts report writes into no other",
+            dir.display()
+        );
     }
     let log = lines(&dir.join("log.jsonl"))?;
     match log.first() {
@@ -626,13 +638,23 @@ fn compare_report(dir: &Path) -> Result<Report> {
     Ok(Report { html: page(dir, "comparison", &body, &[], &[]), figures })
 }
 
+/// What marks a page as written by `rarts report`.
+const GENERATOR: &str = "<meta name=\"generator\" content=\"rarts report\"/>";
+
+/// Whether `html` is a page `rarts report` wrote (before the generator mark,
+/// its pages began with this head and a `rarts …` title).
+fn written_by_us(html: &str) -> bool {
+    html.contains(GENERATOR)
+        || html.starts_with("<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\"/>\n<title>rarts ")
+}
+
 /// The page around `body`: title, settings and times tables, style.
 fn page(dir: &Path, what: &str, body: &str, settings: &[(String, String)], times: &[(String, String)]) -> String {
     let title = format!("rarts {what}: {}", dir.display());
     let mut s = String::new();
     let _ = write!(
         s,
-        "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\"/>\n<title>{t}</title>\n<style>\n\
+        "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\"/>\n{GENERATOR}\n<title>{t}</title>\n<style>\n\
          body {{ font-family: 'DejaVu Sans', Arial, Helvetica, sans-serif; margin: 24px auto; max-width: 1120px; \
          color: #222; line-height: 1.4; padding: 0 16px; }}\n\
          h1 {{ font-size: 22px; }} h2 {{ font-size: 18px; margin-top: 28px; }} h3 {{ font-size: 16px; }}\n\
@@ -694,10 +716,18 @@ pub fn write_during_run(dir: &Path) {
 /// `dir`; returns the page's path.
 pub fn write(dir: &Path) -> Result<PathBuf> {
     let r = build(dir)?;
+    let path = dir.join(HTML);
+    if let Ok(old) = std::fs::read_to_string(&path)
+        && !written_by_us(&old)
+    {
+        crate::bail!(
+            "{}: not a page rarts report wrote; left as it is (move it away to have the report written)",
+            path.display()
+        );
+    }
     for (file, svg) in &r.figures {
         crate::rundir::write_atomic(&dir.join(file), svg.as_bytes())?;
     }
-    let path = dir.join(HTML);
     crate::rundir::write_atomic(&path, r.html.as_bytes())?;
     Ok(path)
 }

@@ -55,6 +55,9 @@ pub fn prepare<B: Backend<Elem = f32>>(be: B, cfg: &SearchConfig) -> Result<Prep
     let data_id = DataId::of(&split.train, split.test.as_ref());
     let eval_images = run::eval_images(cfg.eval_images, split.test.as_ref(), DEFAULT_EVAL_IMAGES, &cfg.data)?;
     let ds = split.train;
+    // The batch against the data before any of the plan is allocated.
+    let sampler = SearchSampler::new(&ds, cfg.train_portion, cfg.batch, cfg.seed)
+        .map_err(|e| Error(format!("--batch {} on --data {}: {e}", cfg.batch, cfg.data)))?;
     let image = ds.shape();
     let space: Box<dyn SearchSpace> = match cfg.space {
         SpaceKind::Darts => Box::new(DartsSpace(SuperNetConfig::new(cfg.c, cfg.layers, ds.num_classes(), image.c()))),
@@ -107,7 +110,6 @@ pub fn prepare<B: Backend<Elem = f32>>(be: B, cfg: &SearchConfig) -> Result<Prep
     };
     let mut search = Search::new(ex, g.prob.clone(), hp)?;
     search.set_cuda_graph(cfg.cuda_graph);
-    let sampler = SearchSampler::new(&ds, cfg.train_portion, cfg.batch, cfg.seed)?;
     let steps = cfg.steps_per_epoch.map_or(sampler.steps_per_epoch(), |s| s.min(sampler.steps_per_epoch()));
     let feed = DataFeed::new(&search.ex.be, ds, sampler, cfg.batch, g.train_io, g.val_io)?;
     Ok(Prepared { search, feed, g, test: split.test, space, steps, weights, eval_images, data_id })

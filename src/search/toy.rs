@@ -110,6 +110,10 @@ fn record(cfg: &ToyConfig) -> (Tape, Problem, [NodeId; 2]) {
 }
 
 /// Runs the model to its fixed point; returns the final α and the number of steps.
+/// A parameter of the solvable model beyond this size has diverged: its
+/// fixed points are of order 1 for any λ, β, c a user would try.
+const DIVERGED: f64 = 1e12;
+
 pub fn run<B: Backend>(be: B, cfg: &ToyConfig) -> Result<(f64, usize)> {
     cfg.validate()?;
     let (tape, prob, [one, c]) = record(cfg);
@@ -136,6 +140,16 @@ pub fn run<B: Backend>(be: B, cfg: &ToyConfig) -> Result<(f64, usize)> {
     for step in 1..=cfg.max_steps {
         search.step(&mut NoData)?;
         let now = read(&search)?;
+        if let Some(v) = now.iter().find(|v| !v.is_finite() || v.abs() > DIVERGED) {
+            // The unrolled step ξ multiplies the weights' curvature in DARTS'
+            // second order: the larger of the two rates is the likelier cause.
+            let blame = match cfg.algo {
+                Algo::Darts2 if cfg.xi > cfg.lr => format!("--xi (now {:e}) or --lr (now {:e})", cfg.xi, cfg.lr),
+                Algo::Darts2 => format!("--lr (now {:e}) or --xi (now {:e})", cfg.lr, cfg.xi),
+                _ => format!("--lr (now {:e})", cfg.lr),
+            };
+            crate::bail!("the model diverged at step {step} (a parameter reached {v:e}); lower {blame}");
+        }
         let moved = now.iter().zip(&before).map(|(a, b)| (a - b).abs()).fold(0.0, f64::max);
         if moved < cfg.tol {
             return Ok((search.ex.scalar(alpha)?, step));

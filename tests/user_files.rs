@@ -1,0 +1,150 @@
+//! Nothing a user types destroys work or lies: outputs that would overwrite
+//! an input or a run's files are refused, the report writes only into run
+//! folders and over its own pages, temp-file clean-up takes only rarts'
+//! own names, and numbers that are not true end with an error instead.
+
+mod common;
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use common::cli::{bin, fails_with, ok, small_search, tmp};
+
+fn read(p: &Path) -> Vec<u8> {
+    fs::read(p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
+}
+
+/// A trained DARTS network (a few steps) in a fresh folder.
+fn trained(name: &str) -> PathBuf {
+    let out = tmp(name);
+    let mut c = bin();
+    c.args(["train", "--genotype", "DARTS_V2", "--c", "4", "--layers", "3", "--batch", "8", "--epochs", "1"]);
+    ok(&c.args(["--steps-per-epoch", "2", "--eval-images", "16", "--quiet", "--out"]).arg(&out).output().unwrap());
+    out
+}
+
+/// `eval --logits` and `--grads`, and `export --out`, onto the model, its
+/// data or a run's file are refused naming both; the files are untouched.
+/// A new file inside the model's folder is fine.
+#[test]
+fn outputs_onto_inputs_or_run_files_are_refused() {
+    let tr = trained("out-onto-train");
+    let model = tr.join("model.safetensors");
+    let ck = tr.join("checkpoint.bin");
+    let (m0, c0) = (read(&model), read(&ck));
+    let eval = |extra: &[&str]| {
+        let mut c = bin();
+        c.args(["eval", "--model"]).arg(&tr).args(extra);
+        c.output().unwrap()
+    };
+    fails_with(&eval(&["--logits", model.to_str().unwrap()]), &["--logits", "model.safetensors", "--model's file"]);
+    fails_with(&eval(&["--logits", ck.to_str().unwrap()]), &["--logits", "checkpoint.bin", "a file of the rarts run"]);
+    let data = tmp("out-onto-data");
+    fs::create_dir_all(&data).unwrap();
+    let bin_file = data.join("batch.bin");
+    fs::copy(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/cifar10_test_first20.bin"), &bin_file).unwrap();
+    let d0 = read(&bin_file);
+    let spec = format!("cifar10:{}", bin_file.display());
+    let mut c = bin();
+    c.args(["eval", "--model"]).arg(&tr).args(["--data", &spec, "--logits"]).arg(&bin_file);
+    fails_with(&c.output().unwrap(), &["--logits", "batch.bin", "--data"]);
+    assert_eq!(read(&bin_file), d0);
+    let mut c = bin();
+    c.args(["export", "--model"]).arg(&tr).arg("--out").arg(&model);
+    fails_with(&c.output().unwrap(), &["--out", "model.safetensors"]);
+    let search = tmp("out-onto-search");
+    ok(&small_search(&search, "rarts", 1, 1).output().unwrap());
+    let s0 = read(&search.join("checkpoint.bin"));
+    let mut c = bin();
+    c.args(["export", "--model"]).arg(&search).arg("--out").arg(search.join("checkpoint.bin"));
+    fails_with(&c.output().unwrap(), &["--out", "checkpoint.bin"]);
+    assert_eq!(read(&search.join("checkpoint.bin")), s0);
+    assert_eq!((read(&model), read(&ck)), (m0, c0), "a refused output changed the run");
+    // Beside the run's files, a name of the user's own is written.
+    let logits = tr.join("logits.jsonl");
+    ok(&eval(&["--logits", logits.to_str().unwrap()]));
+    assert!(read(&logits).starts_with(b"["));
+}
+
+/// `rarts report` refuses a folder no rarts run made (even with a
+/// results.md or a one-line log.jsonl) and a report.html it did not write;
+/// both are left as they were.
+#[test]
+fn report_writes_only_into_run_folders_over_its_own_page() {
+    let mine = tmp("report-mine");
+    fs::create_dir_all(&mine).unwrap();
+    fs::write(mine.join("log.jsonl"), "{\"epoch\":0,\"loss_train\":1}\n").unwrap();
+    fs::write(mine.join("results.md"), "# my notes\n").unwrap();
+    fs::write(mine.join("report.html"), "<p>my own page</p>\n").unwrap();
+    let o = bin().arg("report").arg(&mine).output().unwrap();
+    fails_with(&o, &["report-mine", "not a folder a rarts run made"]);
+    assert_eq!(read(&mine.join("report.html")), b"<p>my own page</p>\n");
+    // A run's folder in which a user put a page of their own under that name.
+    let run = tmp("report-run-own-page");
+    ok(&small_search(&run, "rarts", 1, 1).arg("--no-report").output().unwrap());
+    fs::write(run.join("report.html"), "<p>mine</p>\n").unwrap();
+    fails_with(&bin().arg("report").arg(&run).output().unwrap(), &["report.html", "not a page rarts report wrote"]);
+    assert_eq!(read(&run.join("report.html")), b"<p>mine</p>\n");
+    // Its own page it rewrites.
+    fs::remove_file(run.join("report.html")).unwrap();
+    ok(&bin().arg("report").arg(&run).output().unwrap());
+    ok(&bin().arg("report").arg(&run).output().unwrap());
+}
+
+/// A run's first start removes only temp files of rarts' exact pattern
+/// (`.NAME.PID.N.tmp`); a user's files of similar names stay.
+#[test]
+fn temp_clean_up_takes_only_rarts_names() {
+    let out = tmp("temp-names");
+    fs::create_dir_all(&out).unwrap();
+    let users = [".log.jsonl.old.tmp", ".report.html.tmp", ".checkpoint.bin.tmp", ".checkpoint.bin.1.x.tmp"];
+    for f in users {
+        fs::write(out.join(f), "keep").unwrap();
+    }
+    fs::write(out.join(".checkpoint.bin.999999.3.tmp"), "stale").unwrap();
+    ok(&small_search(&out, "rarts", 1, 1).output().unwrap());
+    for f in users {
+        assert_eq!(read(&out.join(f)), b"keep", "{f} was removed");
+    }
+    assert!(!out.join(".checkpoint.bin.999999.3.tmp").exists(), "rarts' own stale temp file stays");
+}
+
+/// Numbers that are not true end with an error: an evaluation of a network
+/// whose outputs are not finite (a training at lr 1e30), a toy model that
+/// diverged; a cutout larger than the image and a batch larger than the
+/// data are refused before anything runs.
+#[test]
+fn untrue_numbers_are_errors() {
+    let out = tmp("lr-huge");
+    let mut c = bin();
+    c.args(["train", "--genotype", "DARTS_V2", "--c", "4", "--layers", "3", "--batch", "8", "--epochs", "1"]);
+    c.args(["--steps-per-epoch", "1", "--lr", "1e30", "--eval-images", "16", "--quiet", "--out"]).arg(&out);
+    fails_with(&c.output().unwrap(), &["output holds NaN", "lower --lr", "Nothing of this epoch was written"]);
+    assert!(!out.join("checkpoint.bin").exists() && !out.join("model.safetensors").exists());
+
+    let o = bin().args(["toy", "--algo", "darts2", "--xi", "1e30"]).output().unwrap();
+    fails_with(&o, &["diverged", "--xi"]);
+    assert!(String::from_utf8_lossy(&o.stdout).is_empty(), "no alpha printed for a diverged model");
+    let o = bin().args(["toy", "--algo", "rarts", "--steps", "5"]).output().unwrap();
+    ok(&o);
+    assert!(String::from_utf8_lossy(&o.stderr).contains("no fixed point within --steps 5"));
+
+    let mut c = bin();
+    c.args(["train", "--genotype", "DARTS_V2", "--c", "4", "--layers", "3", "--batch", "8", "--cutout", "29"]);
+    fails_with(&c.args(["--out"]).arg(tmp("cutout-big")).output().unwrap(), &["--cutout 29", "28×28"]);
+    let mut c = bin();
+    c.args(["train", "--genotype", "DARTS_V2", "--c", "4", "--layers", "3", "--batch", "5000", "--out"]);
+    fails_with(&c.arg(tmp("batch-big")).output().unwrap(), &["--batch 5000", "2000 training images"]);
+    let o = small_search(&tmp("search-batch-big"), "rarts", 1, 1).args(["--batch", "5000"]).output().unwrap();
+    fails_with(&o, &["--batch 5000", "needs at least 5000"]);
+}
+
+/// A negative number given as a separate argument is read as the flag's
+/// value, and refused as negative by name.
+#[test]
+fn negative_values_are_read_as_numbers() {
+    let o = small_search(&tmp("neg-lr"), "rarts", 1, 1).args(["--lr", "-0.1"]).output().unwrap();
+    fails_with(&o, &["--lr -0.1", "positive"]);
+    let o = bin().args(["toy", "--beta", "-1"]).output().unwrap();
+    fails_with(&o, &["--beta -1"]);
+}
