@@ -97,8 +97,17 @@ pub struct Model {
 
 impl Model {
     pub fn load(path: &Path) -> Result<Model> {
+        let dir = path;
         let path = model_path(path);
         let what = path.display().to_string();
+        if dir.is_dir() && !path.exists() && dir.join("checkpoint.bin").is_file() && dir.join("alpha.jsonl").exists() {
+            crate::bail!(
+                "--model {}: a search's folder, which holds a supernet, not a trained network; to evaluate one of \
+                 its networks, export it first (`rarts export --model {0} --out FILE`, then `rarts eval --model \
+                 FILE`); to train what it found, `rarts train --genotype {0}`",
+                dir.display()
+            );
+        }
         let bytes = std::fs::read(&path).ctx(|| format!("--model {what}: cannot read the model"))?;
         let (_, meta) = SafeTensors::read_metadata(&bytes)
             .map_err(|e| Error(format!("--model {what}: not a safetensors file ({e})")))?;

@@ -149,3 +149,46 @@ fn negative_values_are_read_as_numbers() {
     let o = bin().args(["toy", "--beta", "-1"]).output().unwrap();
     fails_with(&o, &["--beta -1"]);
 }
+
+/// Files that are not what they seem are named as what they are: a test
+/// batch that is a dangling symlink or a symlink loop (not "no test
+/// split"), a FIFO (without blocking), a character device, a /proc file; a
+/// gzip bomb says so instead of filling the memory; a search folder given
+/// where a trained model is expected says to export it first.
+#[test]
+fn odd_files_are_named_as_what_they_are() {
+    let dir = tmp("odd-cifar");
+    fs::create_dir_all(&dir).unwrap();
+    let first20 = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/cifar10_test_first20.bin");
+    for i in 1..=5 {
+        fs::copy(&first20, dir.join(format!("data_batch_{i}.bin"))).unwrap();
+    }
+    let spec = format!("cifar10:{}", dir.display());
+    let info = |spec: &str| bin().args(["info", "--data", spec]).output().unwrap();
+    let test = dir.join("test_batch.bin");
+    std::os::unix::fs::symlink("/nonexistent/test_batch.bin", &test).unwrap();
+    fails_with(&info(&spec), &["test_batch.bin", "symbolic link that leads nowhere"]);
+    fs::remove_file(&test).unwrap();
+    std::os::unix::fs::symlink("test_batch.bin", &test).unwrap();
+    fails_with(&info(&spec), &["test_batch.bin", "in a loop"]);
+    fs::remove_file(&test).unwrap();
+    assert!(std::process::Command::new("mkfifo").arg(&test).status().unwrap().success());
+    fails_with(&info(&spec), &["test_batch.bin", "a FIFO (named pipe)"]);
+    fs::remove_file(&test).unwrap();
+    fails_with(&info("cifar10:/dev/zero"), &["/dev/zero", "a character device"]);
+    fails_with(&info("cifar10:/proc/self/status"), &["/proc/self/status", "/proc"]);
+
+    // 64 MiB of zeros in a 64 kB gzip stream, against a bound of a few MB.
+    let gz = tmp("odd-gzip");
+    fs::create_dir_all(&gz).unwrap();
+    let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+    std::io::Write::write_all(&mut enc, &vec![0u8; 64 << 20]).unwrap();
+    let bomb = enc.finish().unwrap();
+    let e = rarts::data::idx::gunzip_checked(&bomb, "bomb.gz", 4 << 20).unwrap_err().to_string();
+    assert!(e.contains("bomb.gz") && e.contains("gzip bomb"), "{e}");
+
+    let search = tmp("odd-search-as-model");
+    ok(&small_search(&search, "rarts", 1, 1).output().unwrap());
+    let o = bin().args(["eval", "--model"]).arg(&search).output().unwrap();
+    fails_with(&o, &["a search's folder", "rarts export --model"]);
+}

@@ -40,6 +40,11 @@ pub fn load(path: &Path) -> Result<Split> {
     if path.is_file() {
         return Ok(Split { train: load_files("cifar10", &[path.to_path_buf()])?, test: None });
     }
+    if file::present(path)?
+        && let Some(kind) = file::special_kind(path).filter(|k| *k != "a folder")
+    {
+        bail!("{}: {kind}, not a CIFAR-10 folder or file", path.display());
+    }
     if !path.is_dir() {
         bail!(
             "{}: no such file or directory; expected a CIFAR-10 directory with {}..{} \
@@ -50,9 +55,14 @@ pub fn load(path: &Path) -> Result<Split> {
         );
     }
     let nested = path.join(ARCHIVE_DIR);
-    let dir = if !path.join(TRAIN_FILES[0]).exists() && nested.is_dir() { nested } else { path.to_path_buf() };
+    let dir = if !file::present(&path.join(TRAIN_FILES[0]))? && nested.is_dir() { nested } else { path.to_path_buf() };
     let train: Vec<PathBuf> = TRAIN_FILES.iter().map(|f| dir.join(f)).collect();
-    let missing: Vec<&str> = TRAIN_FILES.iter().zip(&train).filter(|(_, p)| !p.exists()).map(|(f, _)| *f).collect();
+    let mut missing = Vec::new();
+    for (f, p) in TRAIN_FILES.iter().zip(&train) {
+        if !file::present(p)? {
+            missing.push(*f);
+        }
+    }
     if !missing.is_empty() {
         bail!(
             "{}: missing {}; expected a CIFAR-10 directory with {}..{} (and optionally {TEST_FILE})",
@@ -63,7 +73,7 @@ pub fn load(path: &Path) -> Result<Split> {
         );
     }
     let test_path = dir.join(TEST_FILE);
-    let test = if test_path.exists() { Some(load_files("cifar10-test", &[test_path])?) } else { None };
+    let test = if file::present(&test_path)? { Some(load_files("cifar10-test", &[test_path])?) } else { None };
     Ok(Split { train: load_files("cifar10", &train)?, test })
 }
 

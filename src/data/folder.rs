@@ -58,7 +58,7 @@ pub fn load(dir: &Path) -> Result<Split> {
     }
     let train = list(&train_dir, None)?;
     let test_dir = dir.join("test");
-    let test = if test_dir.is_dir() { Some(list(&test_dir, Some(&train.classes))?) } else { None };
+    let test = if super::file::present(&test_dir)? { Some(list(&test_dir, Some(&train.classes))?) } else { None };
     let cache = cache_dir()
         .map(|d| -> Result<PathBuf> { Ok(d.join(format!("folder-{}.bin", cache_key(dir, &train, test.as_ref())?))) });
     let cache = cache.transpose()?;
@@ -150,6 +150,9 @@ fn list(split_dir: &Path, train_classes: Option<&[String]>) -> Result<Listing> {
             let name = entry.file_name();
             if name.to_string_lossy().starts_with('.') || entry.path().is_dir() {
                 continue;
+            }
+            if let Some(kind) = super::file::special_kind(&entry.path()) {
+                bail!("{}: {kind}, not an image file; expected {EXPECTED}", entry.path().display());
             }
             names.push(name);
         }

@@ -107,11 +107,11 @@ pub fn load(dir: &Path, kind: Kind) -> Result<Split> {
 /// `dir/stem` if present, else `dir/stem.gz`.
 fn find(dir: &Path, stem: &str) -> Result<PathBuf> {
     let raw = dir.join(stem);
-    if raw.exists() {
+    if file::present(&raw)? {
         return Ok(raw);
     }
     let gz = dir.join(format!("{stem}.gz"));
-    if gz.exists() {
+    if file::present(&gz)? {
         return Ok(gz);
     }
     bail!("{}: neither {stem} nor {stem}.gz is there", dir.display())
@@ -210,4 +210,10 @@ pub fn parse_labels<'a>(bytes: &'a [u8], what: &str, classes: usize) -> Result<&
         bail!("{what}: label {i} is {l}; expected 0..{}", classes.saturating_sub(1));
     }
     Ok(labels)
+}
+
+/// Inflates a gzipped IDX file of at most `limit` bytes (the loader's bound
+/// is 1 GiB); more is an error naming `what`, not an allocation.
+pub fn gunzip_checked(bytes: &[u8], what: &str, limit: u64) -> Result<Vec<u8>> {
+    file::gunzip_at_most(bytes, what, limit)
 }
