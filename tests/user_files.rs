@@ -192,3 +192,42 @@ fn odd_files_are_named_as_what_they_are() {
     let o = bin().args(["eval", "--model"]).arg(&search).output().unwrap();
     fails_with(&o, &["a search's folder", "rarts export --model"]);
 }
+
+/// `rarts report` on malformed logs ends with an error naming the file and
+/// the line: an α row of the wrong length, a 100,000-wide row, 50,000 nested
+/// brackets (no stack overflow), a line that is not JSON in the middle.
+#[test]
+fn report_on_malformed_logs_names_the_file_and_line() {
+    let run = tmp("report-malformed");
+    ok(&small_search(&run, "rarts", 1, 2).output().unwrap());
+    let alpha = run.join("alpha.jsonl");
+    let good = fs::read_to_string(&alpha).unwrap();
+    let first = good.lines().next().unwrap().to_string();
+    let row = first.split("\"softmax_alpha_normal\":[[").nth(1).unwrap().split(']').next().unwrap().to_string();
+    let report = || bin().arg("report").arg(&run).output().unwrap();
+    let short: Vec<&str> = row.split(',').take(5).collect();
+    fs::write(&alpha, format!("{}\n{good}", first.replacen(&row, &short.join(","), 1))).unwrap();
+    fails_with(&report(), &["alpha.jsonl (entry 1)", "softmax_alpha_normal", "a row of 5 values; expected 8"]);
+    let wide = vec!["0.1"; 100_000].join(",");
+    fs::write(&alpha, format!("{}\n{good}", first.replacen(&row, &wide, 1))).unwrap();
+    fails_with(&report(), &["alpha.jsonl (entry 1)", "a row of 100000 values"]);
+    fs::write(&alpha, format!("{{\"a\":{}{}}}\n{good}", "[".repeat(50_000), "]".repeat(50_000))).unwrap();
+    fails_with(&report(), &["alpha.jsonl:1:", "nested more than"]);
+    fs::write(&alpha, format!("{first}\nnot json\n{good}")).unwrap();
+    fails_with(&report(), &["alpha.jsonl:2:", "expected one JSON object per line"]);
+    fs::write(&alpha, &good).unwrap();
+    ok(&report());
+}
+
+/// A preset that follows CIFAR-10's protocol refuses data of another size,
+/// in whatever format they come.
+#[test]
+fn cifar_presets_check_their_data() {
+    for (space, preset) in [("nb201", "paper"), ("darts", "paper"), ("nb201", "cifar-cpu")] {
+        let mut c = bin();
+        c.args(["compare", "--space", space, "--preset", preset, "--data", "embedded", "--out"]);
+        let out = tmp(&format!("cifar-preset-{space}-{preset}"));
+        fails_with(&c.arg(&out).output().unwrap(), &[preset, "1×28×28", "3×32×32"]);
+        assert!(!out.exists(), "{preset}: nothing written");
+    }
+}

@@ -293,6 +293,9 @@ pub fn run<B: Backend<Elem = f32>>(
     out: &Path,
     table: Option<&Nb201Table>,
 ) -> Result<String> {
+    if matches!(preset.name, "paper" | "cifar-cpu") {
+        cifar_sized(&preset.search.data, preset.name)?;
+    }
     check_plan(out, preset)?;
     if preset.search.space == SpaceKind::Width {
         return width::run(make, preset, out);
@@ -324,6 +327,24 @@ pub fn run<B: Backend<Elem = f32>>(
     crate::rundir::write_atomic(&out.join("results.md"), text.as_bytes())?;
     crate::report::write_during_run(out);
     Ok(text)
+}
+
+/// Refuses data that are not CIFAR-10's size (3×32×32 images, 10 classes)
+/// for a preset whose protocol is CIFAR-10's, in whatever format they come.
+fn cifar_sized(data: &DataSpec, preset: &str) -> Result<()> {
+    let split = data.load()?;
+    let [_, c, h, w] = split.train.shape().0;
+    let k = split.train.num_classes();
+    if (c, h, w, k) != (3, 32, 32, 10) {
+        crate::bail!(
+            "--preset {preset}: --data {data} holds {k} classes of {c}×{h}×{w} images; expected CIFAR-10's 10 classes \
+             of 3×32×32 (the protocol this preset follows)"
+        );
+    }
+    if split.test.is_none() && preset == "paper" {
+        crate::bail!("--preset {preset}: --data {data} has no test split; expected CIFAR-10 with its test set");
+    }
+    Ok(())
 }
 
 /// The file in which a comparison records the settings that shape its jobs.

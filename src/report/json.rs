@@ -18,7 +18,7 @@ impl Json {
     pub fn parse(text: &str) -> Result<Json> {
         let b = text.as_bytes();
         let mut i = 0;
-        let v = value(b, &mut i)?;
+        let v = value(b, &mut i, 0)?;
         skip_ws(b, &mut i);
         if i != b.len() {
             crate::bail!("JSON: unexpected text at byte {i}");
@@ -76,9 +76,16 @@ fn skip_ws(b: &[u8], i: &mut usize) {
     }
 }
 
-fn value(b: &[u8], i: &mut usize) -> Result<Json> {
+/// Arrays and objects nested deeper than this are refused: rarts' own files
+/// nest three deep, and the reader recurses once per level.
+pub const MAX_DEPTH: usize = 32;
+
+fn value(b: &[u8], i: &mut usize, depth: usize) -> Result<Json> {
     skip_ws(b, i);
     let err = |what: &str, at: usize| Error(format!("JSON: {what} at byte {at}"));
+    if depth > MAX_DEPTH && matches!(b.get(*i), Some(b'{' | b'[')) {
+        return Err(err(&format!("arrays or objects nested more than {MAX_DEPTH} deep"), *i));
+    }
     match b.get(*i) {
         None => Err(err("unexpected end", *i)),
         Some(b'{') => {
@@ -91,13 +98,13 @@ fn value(b: &[u8], i: &mut usize) -> Result<Json> {
             }
             loop {
                 skip_ws(b, i);
-                let Json::Str(k) = value(b, i)? else { return Err(err("expected a key", *i)) };
+                let Json::Str(k) = value(b, i, depth + 1)? else { return Err(err("expected a key", *i)) };
                 skip_ws(b, i);
                 if b.get(*i) != Some(&b':') {
                     return Err(err("expected ':'", *i));
                 }
                 *i += 1;
-                fields.push((k, value(b, i)?));
+                fields.push((k, value(b, i, depth + 1)?));
                 skip_ws(b, i);
                 match b.get(*i) {
                     Some(b',') => *i += 1,
@@ -118,7 +125,7 @@ fn value(b: &[u8], i: &mut usize) -> Result<Json> {
                 return Ok(Json::Arr(items));
             }
             loop {
-                items.push(value(b, i)?);
+                items.push(value(b, i, depth + 1)?);
                 skip_ws(b, i);
                 match b.get(*i) {
                     Some(b',') => *i += 1,
