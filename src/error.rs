@@ -38,3 +38,12 @@ impl<T, E: fmt::Display> Context<T> for std::result::Result<T, E> {
         self.map_err(|e| Error(format!("{}: {e}", what().into())))
     }
 }
+
+/// `s` with every control character but the newline and tab written as
+/// `\u{..}`: text that came from a file (a name, a field, a line) cannot
+/// move the terminal's cursor, recolour it or ring its bell.
+pub fn printable(s: &str) -> String {
+    s.chars()
+        .map(|c| if c.is_control() && c != '\n' && c != '\t' { c.escape_unicode().to_string() } else { c.to_string() })
+        .collect()
+}

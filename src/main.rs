@@ -908,7 +908,7 @@ fn main() -> ExitCode {
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {e}");
+            eprintln!("error: {}", rarts::error::printable(&e.0));
             ExitCode::FAILURE
         }
     }

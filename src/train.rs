@@ -443,6 +443,10 @@ pub fn run<B: Backend<Elem = f32>>(be: B, cfg: &TrainConfig) -> Result<TrainResu
     {
         eprintln!("warning: --genotype {}: {}", cell.to_arch_str(), crate::space::nb201::CUT_OFF);
     }
+    // A size that cannot fit is refused before anything is recorded.
+    let least = spec.min_bytes(cfg.batch, train.shape());
+    be.reserve(usize::try_from(least).unwrap_or(usize::MAX))
+        .map_err(|e| Error(format!("{e} (a lower bound for {} at --batch {})", spec.size(), cfg.batch)))?;
     let net = record(&spec, cfg.batch, train.shape())?;
     let mut model_info = ModelInfo {
         // The model file's network has no drop path: it is for evaluation.
@@ -512,6 +516,18 @@ pub fn run<B: Backend<Elem = f32>>(be: B, cfg: &TrainConfig) -> Result<TrainResu
             ex.backward(net.loss, &[GROUP_W, GROUP_AUX])?;
             let loss = ex.scalar(net.loss)?;
             if !loss.is_finite() {
+                // Before any update the rate cannot be the cause: the weights
+                // the run started from are.
+                if epoch == 0 && s == 0 {
+                    let from = match &cfg.init_from {
+                        Some(p) => format!("the weights of --init-from {}", p.display()),
+                        None => "the freshly initialised weights".to_string(),
+                    };
+                    crate::bail!(
+                        "epoch 0 step 0: the training loss of the first batch, before any update, is {loss}: {from} \
+                         give non-finite outputs; expected a model whose outputs are finite"
+                    );
+                }
                 crate::bail!("epoch {epoch} step {s}: the training loss became {loss}; lower --lr (now {})", show(lr));
             }
             sc.upload(&ex.be)?;
@@ -524,12 +540,16 @@ pub fn run<B: Backend<Elem = f32>>(be: B, cfg: &TrainConfig) -> Result<TrainResu
         }
         // A short epoch (--steps-per-epoch) leaves the sampler mid-epoch;
         // the next one continues from there.
+        let mut score_failed = None;
         if let Some(t) = test.as_ref().filter(|_| eval_images > 0) {
             // No drop path at test time: every mask all ones.
             set_drop_masks(&mut ex, &net.drop_masks, &mut StdRng::seed_from_u64(0), 0.0)?;
-            log.test = Some(score(&mut ex, t, net.io, eval_images).map_err(|e| {
-                Error(format!("epoch {epoch}: {e}; lower --lr (now {:e}). Nothing of this epoch was written", cfg.lr))
-            })?);
+            // A failed score is reported after the checkpoint's own check,
+            // which names the tensor that diverged.
+            match score(&mut ex, t, net.io, eval_images) {
+                Ok(sc) => log.test = Some(sc),
+                Err(e) => score_failed = Some(e),
+            }
         }
         log.seconds = t0.elapsed().as_secs_f64();
         if cfg.progress {
@@ -543,6 +563,9 @@ pub fn run<B: Backend<Elem = f32>>(be: B, cfg: &TrainConfig) -> Result<TrainResu
                  Nothing of this epoch was written",
                 show(cfg.lr)
             );
+        }
+        if let Some(e) = score_failed {
+            crate::bail!("epoch {epoch}: {e}; lower --lr (now {}). Nothing of this epoch was written", show(cfg.lr));
         }
         ck.save(&ck_path)?;
         dir.write(RUN_FILES[1], run::log_text(&log_lines).as_bytes())?;

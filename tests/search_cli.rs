@@ -239,7 +239,7 @@ fn bench_with_a_single_algo_and_batch_times_just_those() {
 fn a_search_larger_than_memory_is_a_clear_error() {
     let out = tmp("too-big");
     let res = bin()
-        .args(["search", "--batch", "8192", "--c", "64", "--epochs", "1", "--quiet", "--out"])
+        .args(["search", "--batch", "1000", "--c", "2048", "--epochs", "1", "--quiet", "--out"])
         .arg(&out)
         .output()
         .unwrap();

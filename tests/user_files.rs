@@ -231,3 +231,38 @@ fn cifar_presets_check_their_data() {
         assert!(!out.exists(), "{preset}: nothing written");
     }
 }
+
+/// Sizes that cannot fit are refused before anything is recorded or
+/// allocated (at once, not after minutes or a kill by the kernel), also under
+/// an address-space limit (`ulimit -v`).
+#[test]
+fn training_sizes_that_cannot_fit_are_refused_before_allocating() {
+    for args in [
+        vec!["--genotype", "DARTS_V2", "--layers", "1000000"],
+        vec!["--space", "nb201", "--genotype", "random:1", "--cells-per-stage", "1000000"],
+        vec!["--space", "width", "--genotype", "full", "--depth", "6000002"],
+    ] {
+        let t = std::time::Instant::now();
+        let o = bin().arg("train").args(&args).arg("--out").arg(tmp("train-too-big")).output().unwrap();
+        fails_with(&o, &["GiB", "memory is available", "a lower bound"]);
+        assert!(t.elapsed().as_secs() < 20, "{args:?}: refused only after {:?}", t.elapsed());
+    }
+    // 4 GB of address space: a plan of some tens of GB is refused by name.
+    let exe = env!("CARGO_BIN_EXE_rarts");
+    let out = tmp("train-ulimit");
+    let script = format!(
+        "ulimit -v 4000000; exec {exe} --device cpu train --genotype DARTS_V2 --c 64 --batch 256 --out {}",
+        out.display()
+    );
+    let o = std::process::Command::new("sh").args(["-c", &script]).output().unwrap();
+    fails_with(&o, &["GiB", "memory is available"]);
+}
+
+/// The flag blamed for a divergence is the one that caused it: DARTS'
+/// second order with a huge ξ names --xi first.
+#[test]
+fn a_divergence_names_the_flag_that_caused_it() {
+    let o = small_search(&tmp("xi-huge"), "darts2", 1, 3).args(["--xi", "1e30"]).output().unwrap();
+    let e = fails_with(&o, &["lower --xi (now 1e30)"]);
+    assert_eq!(e.matches("--xi").count(), 1, "named once: {e}");
+}

@@ -199,8 +199,13 @@ pub fn describe(ds: &Dataset) -> String {
     for &l in ds.labels() {
         counts[usize::from(l)] += 1;
     }
-    let classes: Vec<String> =
-        ds.classes().iter().zip(&counts).enumerate().map(|(i, (name, k))| format!("{i} {name} ({k})")).collect();
+    let classes: Vec<String> = ds
+        .classes()
+        .iter()
+        .zip(&counts)
+        .enumerate()
+        .map(|(i, (name, k))| format!("{i} {} ({k})", crate::error::printable(name)))
+        .collect();
     let first: Vec<String> = ds.labels().iter().take(10).map(|l| l.to_string()).collect();
     let list = |v: &[f32]| v.iter().map(|x| format!("{x:.4}")).collect::<Vec<_>>().join(", ");
     format!(

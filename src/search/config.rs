@@ -252,11 +252,20 @@ impl SearchConfig {
     /// The flag whose rate moves a tensor of the checkpoint or the tape
     /// (`alpha_*` and α's optimizer state: `--arch-lr`; the rest: `--lr`).
     pub fn rate_flag_of(&self, tensor: &str) -> String {
-        if tensor.starts_with("alpha") || tensor.starts_with("opt.arch") {
-            format!("--arch-lr (now {})", show(self.arch_lr))
-        } else {
-            format!("--lr (now {})", show(self.lr))
+        let arch = tensor.starts_with("alpha") || tensor.starts_with("opt.arch");
+        // DARTS second order: α's gradient is taken at w' = w − ξ∇w, so a ξ
+        // larger than the weights' own rate is the likelier cause.
+        if let (Algo::Darts2, Some(xi)) = (self.algo, self.xi)
+            && xi > self.lr
+        {
+            let other = if arch {
+                format!("--arch-lr (now {})", show(self.arch_lr))
+            } else {
+                format!("--lr (now {})", show(self.lr))
+            };
+            return format!("--xi (now {}) or {other}", show(xi));
         }
+        if arch { format!("--arch-lr (now {})", show(self.arch_lr)) } else { format!("--lr (now {})", show(self.lr)) }
     }
 }
 

@@ -178,8 +178,14 @@ pub fn run<B: Backend<Elem = f32>>(be: B, cfg: &SearchConfig) -> Result<SearchRe
         if cfg.algo != Algo::Rarts {
             log.acc_val = f64::NAN; // DARTS's α pass is not a measure of y; not reported
         }
+        // A score that fails (outputs not finite) is reported after the
+        // checkpoint's own check, which names the tensor that diverged.
+        let mut score_failed = None;
         if let Some(test) = test.as_ref().filter(|_| eval_images > 0) {
-            log.test_acc = Some(crate::train::score(&mut search.ex, test, g.train_io, eval_images)?.accuracy());
+            match crate::train::score(&mut search.ex, test, g.train_io, eval_images) {
+                Ok(s) => log.test_acc = Some(s.accuracy()),
+                Err(e) => score_failed = Some(e),
+            }
         }
         if cfg.progress {
             eprintln!();
@@ -205,6 +211,12 @@ pub fn run<B: Backend<Elem = f32>>(be: B, cfg: &SearchConfig) -> Result<SearchRe
                 } else {
                     "no checkpoint was written".into()
                 }
+            );
+        }
+        if let Some(e) = score_failed {
+            crate::bail!(
+                "epoch {epoch}: {e}; lower {}. Nothing of this epoch was written",
+                cfg.rate_flag_of("weights")
             );
         }
         ck.save(&ck_path)?;
@@ -244,7 +256,14 @@ fn non_finite_tensor<B: Backend<Elem = f32>>(s: &Search<B>, cfg: &SearchConfig) 
     // A weight gone bad poisons α's gradient too, so the weights' rate is
     // named first.
     let (arch, weights): (Vec<&str>, Vec<&str>) = bad.iter().partition(|n| n.starts_with("alpha"));
-    let flags: Vec<String> = weights.first().into_iter().chain(arch.first()).map(|n| cfg.rate_flag_of(n)).collect();
+    let mut flags: Vec<String> = Vec::new();
+    for f in weights.first().into_iter().chain(arch.first()).map(|n| cfg.rate_flag_of(n)) {
+        for one in f.split(" or ") {
+            if !flags.iter().any(|g| g == one) {
+                flags.push(one.to_string());
+            }
+        }
+    }
     let shown: Vec<String> = bad.iter().take(3).map(|n| format!("'{n}'")).collect();
     let more = if bad.len() > 3 { format!(" and {} more", bad.len() - 3) } else { String::new() };
     Some(format!("; not finite now: {}{more}; lower {}", shown.join(", "), flags.join(" or ")))

@@ -133,6 +133,40 @@ impl NetSpec {
         }
     }
 
+    /// A lower bound on the bytes a training plan of this network takes at
+    /// `batch` on `image`-sized inputs (the outputs of every cell's nodes,
+    /// and the tape's own records): cheap to compute, so that a size that
+    /// cannot fit is refused before anything is recorded or allocated.
+    pub fn min_bytes(&self, batch: usize, image: Shape) -> u128 {
+        let hw0 = (image.h() * image.w()) as u128;
+        let b = batch as u128;
+        match self {
+            NetSpec::Darts(c) => {
+                let (mut ch, mut hw, mut elems) = (c.c as u128, hw0, 0u128);
+                for layer in 0..c.layers {
+                    if layer == c.layers / 3 || layer == 2 * c.layers / 3 {
+                        (ch, hw) = (ch * 2, hw / 4);
+                    }
+                    elems += 4 * b * ch * hw.max(1);
+                }
+                elems * 4 + c.layers as u128 * (8 << 10)
+            }
+            NetSpec::Nb201(c, _) => {
+                let (mut ch, mut hw, mut elems) = (c.c as u128, hw0, 0u128);
+                for stage in 0..3 {
+                    if stage > 0 {
+                        (ch, hw) = (ch * 2, hw / 4);
+                    }
+                    elems += c.cells_per_stage as u128 * 3 * b * ch * hw.max(1);
+                }
+                elems * 4 + 3 * c.cells_per_stage as u128 * (4 << 10)
+            }
+            // The search network at full widths, of which a trained one keeps
+            // at least a quarter of every layer's channels.
+            NetSpec::Width(c, _) => width::WidthSpace(c.clone()).min_bytes(batch, image) / 16,
+        }
+    }
+
     /// The network's size in words: `C=36, 20 cells`, `C=16, 5 cells per stage`.
     pub fn size(&self) -> String {
         match self {
