@@ -849,7 +849,11 @@ pub fn bench<B: Backend<Elem = f32>>(
     profile: bool,
 ) -> Result<StepTiming> {
     need(steps >= 1, "--steps", steps, "at least 1")?;
-    let net = record(&NetSpec::Darts(net_cfg.clone()), batch, image)?;
+    let spec = NetSpec::Darts(net_cfg.clone());
+    let least = spec.min_bytes(batch, image);
+    be.reserve(usize::try_from(least).unwrap_or(usize::MAX))
+        .map_err(|e| Error(format!("{e} (a lower bound for {} at batch {batch})", spec.size())))?;
+    let net = record(&spec, batch, image)?;
     let weights = net.weights.iter().map(|&p| net.tape.shape(p).numel()).sum();
     let mut ex = Exec::new(be, net.tape)?;
     ex.init_params(&mut StdRng::seed_from_u64(0))?;

@@ -247,6 +247,8 @@ fn training_sizes_that_cannot_fit_are_refused_before_allocating() {
         fails_with(&o, &["GiB", "memory is available", "a lower bound"]);
         assert!(t.elapsed().as_secs() < 20, "{args:?}: refused only after {:?}", t.elapsed());
     }
+    let o = bin().args(["bench-train", "--layers", "1000000", "--batches", "32"]).output().unwrap();
+    fails_with(&o, &["GiB", "a lower bound"]);
     // 4 GB of address space: a plan of some tens of GB is refused by name.
     let exe = env!("CARGO_BIN_EXE_rarts");
     let out = tmp("train-ulimit");
