@@ -210,6 +210,19 @@ impl Model {
             }
             ex.set_elems(n, &v)?;
         }
+        // Every tensor of the file must be one of the network's: an extra one
+        // means the file is not the network it says it is.
+        let known: std::collections::HashSet<&str> =
+            persistent_nodes(&ex.tape).into_iter().map(|n| ex.tape.nodes[n].name.as_str()).collect();
+        let extra: Vec<String> = st.names().into_iter().filter(|n| !known.contains(n)).map(String::from).collect();
+        if let Some(first) = extra.first() {
+            crate::bail!(
+                "--model {what}: {} tensor(s) the {} network does not have, the first '{first}'; expected exactly \
+                 the tensors rarts wrote for it",
+                extra.len(),
+                self.info.net.size()
+            );
+        }
         Ok(())
     }
 }

@@ -268,3 +268,27 @@ fn a_divergence_names_the_flag_that_caused_it() {
     let e = fails_with(&o, &["lower --xi (now 1e30)"]);
     assert_eq!(e.matches("--xi").count(), 1, "named once: {e}");
 }
+
+/// A native model file with a tensor its network does not have is refused
+/// (as files in DARTS' layout are), naming the tensor.
+#[test]
+fn a_model_file_with_an_extra_tensor_is_refused() {
+    let tr = trained("extra-tensor");
+    let path = tr.join("model.safetensors");
+    let bytes = read(&path);
+    let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+    let (_, meta) = safetensors::SafeTensors::read_metadata(&bytes).unwrap();
+    let extra = vec![0u8; 16];
+    let mut tensors: Vec<(String, safetensors::tensor::TensorView<'_>)> =
+        st.tensors().into_iter().map(|(n, v)| (n.to_string(), v)).collect();
+    tensors.push((
+        "cells.9.stray".into(),
+        safetensors::tensor::TensorView::new(safetensors::Dtype::F32, vec![4], &extra).unwrap(),
+    ));
+    let out = safetensors::serialize(tensors, meta.metadata().clone()).unwrap();
+    let copy = tmp("extra-tensor-copy");
+    fs::create_dir_all(&copy).unwrap();
+    fs::write(copy.join("model.safetensors"), out).unwrap();
+    let o = bin().args(["eval", "--model"]).arg(copy.join("model.safetensors")).output().unwrap();
+    fails_with(&o, &["cells.9.stray", "does not have"]);
+}
