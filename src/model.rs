@@ -80,7 +80,7 @@ pub fn to_bytes<B: Backend>(ex: &Exec<B>, info: &ModelInfo) -> Result<Vec<u8>> {
     for (k, v) in fields {
         meta.insert(k.into(), v);
     }
-    safetensors::serialize(views, Some(meta)).map_err(|e| Error(format!("model: {e}")))
+    sort_metadata(safetensors::serialize(views, Some(meta)).map_err(|e| Error(format!("model: {e}")))?)
 }
 
 /// `path` itself if it is a file, else `path/model.safetensors`.
@@ -225,4 +225,59 @@ impl Model {
         }
         Ok(())
     }
+}
+
+/// `bytes` (a safetensors file) with the pairs of its `__metadata__` object
+/// in sorted order. The writer takes the metadata as a `HashMap`, so its
+/// order changes from one process to the next; sorted, a file written twice
+/// from the same state is the same bytes. Each pair is moved as it was
+/// written (escapes and all), so the header keeps its length and the tensor
+/// offsets stay valid. A file without metadata comes back unchanged.
+pub fn sort_metadata(mut bytes: Vec<u8>) -> Result<Vec<u8>> {
+    const OPEN: &[u8] = b"{\"__metadata__\":{";
+    let bad = || Error("safetensors header: not the layout of its writer (metadata first)".into());
+    let n = u64::from_le_bytes(bytes.get(..8).ok_or_else(bad)?.try_into().map_err(|_| bad())?) as usize;
+    let header = bytes.get(8..8 + n).ok_or_else(bad)?;
+    if !header.starts_with(OPEN) {
+        return Ok(bytes);
+    }
+    // The raw `"key":"value"` pairs up to the metadata's closing brace
+    // (`quotes` counts the strings opened in the current pair).
+    let mut pairs: Vec<&[u8]> = Vec::new();
+    let (mut i, mut start, mut in_str, mut quotes) = (OPEN.len(), OPEN.len(), false, 0);
+    let end = loop {
+        let c = *header.get(i).ok_or_else(bad)?;
+        if in_str {
+            match c {
+                b'\\' => i += 1,
+                b'"' => in_str = false,
+                _ => {}
+            }
+        } else {
+            match c {
+                b'"' => {
+                    in_str = true;
+                    quotes += 1;
+                }
+                b',' | b'}' if quotes == 2 => {
+                    pairs.push(&header[start..i]);
+                    (start, quotes) = (i + 1, 0);
+                    if c == b'}' {
+                        break i;
+                    }
+                }
+                b'}' if quotes == 0 && pairs.is_empty() => break i,
+                b':' | b' ' => {}
+                _ => return Err(bad()),
+            }
+        }
+        i += 1;
+    };
+    let mut sorted = pairs.clone();
+    sorted.sort();
+    let joined = sorted.join(&b","[..]);
+    debug_assert_eq!(joined.len(), end - OPEN.len());
+    let out: Vec<u8> = joined;
+    bytes[8 + OPEN.len()..8 + end].copy_from_slice(&out);
+    Ok(bytes)
 }

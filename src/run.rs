@@ -55,8 +55,14 @@ impl Stamp<'_> {
         ck.set("data_images", &self.data_id.images);
         ck.set("data_hash", &self.data_id.hash);
         ck.set("epochs_done", epochs_done);
+        // Timings apart from the state: two runs of the same work (one of
+        // them killed and resumed) then differ only under `timing.`.
         for (i, line) in log_lines.iter().enumerate() {
-            ck.set(&format!("log.{i}"), line);
+            let (rest, timing) = split_timings(line);
+            ck.set(&format!("log.{i}"), rest);
+            if let Some(t) = timing {
+                ck.set(&format!("{TIMING_KEY}{i}"), t);
+            }
         }
     }
 
@@ -90,7 +96,10 @@ impl Stamp<'_> {
             crate::bail!("the checkpoint is after epoch {done}, past --epochs {epochs}");
         }
         let log = (0..done)
-            .map(|i| ck.get(&format!("log.{i}")).map(String::from).ok_or_else(|| Error(format!("no log line {i}"))))
+            .map(|i| {
+                let rest = ck.get(&format!("log.{i}")).ok_or_else(|| Error(format!("no log line {i}")))?;
+                Ok(join_timings(rest, ck.get(&format!("{TIMING_KEY}{i}"))))
+            })
             .collect::<Result<_>>()?;
         Ok((done, log))
     }
@@ -157,6 +166,90 @@ pub fn process_cpu_seconds() -> Option<f64> {
     let ticks = f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?;
     // USER_HZ, which Linux fixes at 100 for every architecture it exposes it on.
     Some(ticks as f64 / 100.0)
+}
+
+/// The checkpoint header keys (`timing.N`) that hold log line N's timings.
+pub const TIMING_KEY: &str = "timing.";
+
+/// The fields of a log line that measure time, which two runs of the same
+/// work never share. Each log line writes them last, from the first of them
+/// to its end.
+pub const TIMING_FIELDS: [&str; 4] = ["step_ms", "step_ms_median", "step_cpu_ms", "epoch_s"];
+
+/// A log line without its timing fields, and those fields as a JSON object
+/// (`None` for a line with none). [`join_timings`] puts the line together again.
+pub fn split_timings(line: &str) -> (String, Option<String>) {
+    let at = TIMING_FIELDS.iter().filter_map(|f| line.find(&format!(",\"{f}\":"))).min();
+    match at {
+        Some(i) if line.ends_with('}') => (format!("{}}}", &line[..i]), Some(format!("{{{}", &line[i + 1..]))),
+        _ => (line.to_string(), None),
+    }
+}
+
+/// The line [`split_timings`] took apart, byte for byte.
+pub fn join_timings(rest: &str, timing: Option<&str>) -> String {
+    match (timing, rest.strip_suffix('}')) {
+        (Some(t), Some(head)) if t.len() > 2 => format!("{head},{}", &t[1..]),
+        _ => rest.to_string(),
+    }
+}
+
+/// What differs between two run folders that did the same work, with
+/// timings left out: every header value and every tensor's bytes of their
+/// checkpoints but the `timing.` entries; every log line but its timing
+/// fields; every other file rarts wrote (the α trace, genotypes, the table's
+/// references, the trained model) byte for byte. Empty: the same run. This
+/// is what "a resumed run ends with the same checkpoint and log" means.
+pub fn run_differences(a: &std::path::Path, b: &std::path::Path) -> Result<Vec<String>> {
+    let mut out = Vec::new();
+    let read = |d: &std::path::Path, f: &str| std::fs::read(d.join(f)).ok();
+    match (read(a, "checkpoint.bin").is_some(), read(b, "checkpoint.bin").is_some()) {
+        (true, true) => {
+            let (ca, cb) = (Checkpoint::load(&a.join("checkpoint.bin"))?, Checkpoint::load(&b.join("checkpoint.bin"))?);
+            let state = |c: &Checkpoint| -> Vec<(String, String)> {
+                c.header.iter().filter(|(k, _)| !k.starts_with(TIMING_KEY)).cloned().collect()
+            };
+            let (ha, hb) = (state(&ca), state(&cb));
+            for (k, v) in &ha {
+                match hb.iter().find(|(kb, _)| kb == k) {
+                    Some((_, w)) if w == v => {}
+                    Some((_, w)) => out.push(format!("checkpoint.bin: {k}: {v} / {w}")),
+                    None => out.push(format!("checkpoint.bin: {k} only in the first")),
+                }
+            }
+            for (k, _) in hb.iter().filter(|(k, _)| !ha.iter().any(|(ka, _)| ka == k)) {
+                out.push(format!("checkpoint.bin: {k} only in the second"));
+            }
+            if ha.iter().map(|e| &e.0).ne(hb.iter().map(|e| &e.0)) && out.is_empty() {
+                out.push("checkpoint.bin: the header's keys come in another order".into());
+            }
+            let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+            if ca.tensors.len() != cb.tensors.len() {
+                out.push(format!("checkpoint.bin: {} / {} tensors", ca.tensors.len(), cb.tensors.len()));
+            }
+            for ((na, va), (nb, vb)) in ca.tensors.iter().zip(&cb.tensors) {
+                if na != nb {
+                    out.push(format!("checkpoint.bin: tensor {na} / {nb}"));
+                } else if bits(va) != bits(vb) {
+                    out.push(format!("checkpoint.bin: tensor {na} differs"));
+                }
+            }
+        }
+        (false, false) => {}
+        _ => out.push("checkpoint.bin in one folder only".into()),
+    }
+    let lines = |d: &std::path::Path| -> Option<Vec<String>> {
+        Some(String::from_utf8(read(d, "log.jsonl")?).ok()?.lines().map(|l| split_timings(l).0).collect())
+    };
+    if lines(a) != lines(b) {
+        out.push("log.jsonl: the lines differ beyond their timings".into());
+    }
+    for f in ["alpha.jsonl", "genotype.txt", "genotype.json", "bench.json", "model.safetensors"] {
+        if read(a, f) != read(b, f) {
+            out.push(format!("{f} differs"));
+        }
+    }
+    Ok(out)
 }
 
 /// `log.jsonl`'s text: one line each.

@@ -292,3 +292,27 @@ fn a_model_file_with_an_extra_tensor_is_refused() {
     let o = bin().args(["eval", "--model"]).arg(copy.join("model.safetensors")).output().unwrap();
     fails_with(&o, &["cells.9.stray", "does not have"]);
 }
+
+/// Model files list their metadata in sorted order whatever the process,
+/// each pair moved whole (escaped quotes, commas and braces in values
+/// included), so a file written twice from the same state is the same bytes.
+#[test]
+fn model_metadata_is_written_in_a_fixed_order() {
+    let mut meta = std::collections::HashMap::new();
+    for (k, v) in [("zeta", "a \"quoted\", {braced} value"), ("alpha", "1"), ("mid\\dle", "x\ny"), ("b", "")] {
+        meta.insert(k.to_string(), v.to_string());
+    }
+    let data = vec![0u8; 8];
+    let view = safetensors::tensor::TensorView::new(safetensors::Dtype::F32, vec![2], &data).unwrap();
+    let bytes = safetensors::serialize(vec![("t", view)], Some(meta.clone())).unwrap();
+    let sorted = rarts::model::sort_metadata(bytes.clone()).unwrap();
+    assert_eq!(sorted.len(), bytes.len());
+    let (_, m) = safetensors::SafeTensors::read_metadata(&sorted).unwrap();
+    assert_eq!(m.metadata().as_ref().unwrap(), &meta, "the same pairs");
+    let n = u64::from_le_bytes(sorted[..8].try_into().unwrap()) as usize;
+    let header = std::str::from_utf8(&sorted[8..8 + n]).unwrap();
+    let at = |k: &str| header.find(&format!("\"{k}\":")).unwrap();
+    assert!(at("alpha") < at("b") && at("b") < at("mid\\\\dle") && at("mid\\\\dle") < at("zeta"), "{header}");
+    let st = safetensors::SafeTensors::deserialize(&sorted).unwrap();
+    assert_eq!(st.tensor("t").unwrap().data(), &data[..]);
+}

@@ -304,6 +304,7 @@ fn serialize(
         })
         .collect::<Result<Vec<_>>>()?;
     let bytes = safetensors::serialize(views, Some(metadata)).map_err(|e| Error(format!("{flag}: {e}")))?;
+    let bytes = crate::model::sort_metadata(bytes)?;
     crate::rundir::write_atomic(path, &bytes).map_err(|e| Error(format!("{flag} {}: {}", path.display(), e.0)))?;
     Ok(data.len())
 }

@@ -63,7 +63,7 @@ pub(super) fn log_json(algo: Algo, l: &EpochLog, k: usize, alphas: &[(&str, Vec<
     let _ = write!(
         s,
         "{{\"epoch\":{},\"lr\":{},\"loss_train\":{},\"{}\":{},\"acc_train\":{},\"acc_val\":{},\"test_acc\":{},\
-         \"step_ms\":{:.3},\"step_ms_median\":{:.3},\"step_cpu_ms\":{},\"steps\":{},\"alpha_spread\":{:.5}",
+         \"steps\":{},\"alpha_spread\":{:.5}",
         l.epoch,
         l.lr,
         run::json_num(l.loss_train),
@@ -72,14 +72,20 @@ pub(super) fn log_json(algo: Algo, l: &EpochLog, k: usize, alphas: &[(&str, Vec<
         run::json_num(l.acc_train),
         run::json_num(l.acc_val),
         l.test_acc.map_or("null".into(), run::json_num),
-        l.step_ms,
-        l.step_ms_median,
-        run::json_num(l.step_cpu_ms),
         l.steps,
         l.alpha_spread,
     );
     if let Some((arch, acc)) = &l.bench {
         let _ = write!(s, ",\"arch\":\"{arch}\",\"bench\":{}", crate::space::nb201::table::accuracies_json(acc));
     }
-    s + &softmax_fields(k, alphas) + "}"
+    // The timings last: `run::split_timings` keeps them apart in checkpoints.
+    let _ = write!(
+        s,
+        "{},\"step_ms\":{:.3},\"step_ms_median\":{:.3},\"step_cpu_ms\":{}}}",
+        softmax_fields(k, alphas),
+        l.step_ms,
+        l.step_ms_median,
+        run::json_num(l.step_cpu_ms)
+    );
+    s
 }
