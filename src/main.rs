@@ -120,7 +120,7 @@ impl From<Schedule> for ScheduleArg {
 enum Cmd {
     /// Search the DARTS space; writes genotype.txt, genotype.json, log.jsonl
     /// and a checkpoint per epoch into --out.
-    Search(SearchArgs),
+    Search(SearchRunArgs),
     /// Trains the network a genotype names from scratch (DARTS' evaluation
     /// network and recipe); writes log.jsonl and a checkpoint per epoch.
     Train(TrainArgs),
@@ -343,18 +343,11 @@ struct SearchArgs {
     layers: usize,
     #[arg(long, default_value_t = SearchConfig::default().batch)]
     batch: usize,
-    #[arg(long, default_value_t = SearchConfig::default().epochs)]
-    epochs: usize,
-    /// Caps the steps of each epoch (short runs).
-    #[arg(long)]
-    steps_per_epoch: Option<usize>,
     /// Fraction of the training set that trains the weights; the rest trains α.
     #[arg(long, default_value_t = SearchConfig::default().train_portion)]
     train_portion: f64,
     #[arg(long, default_value_t = SearchConfig::default().lr)]
     lr: f32,
-    #[arg(long, default_value_t = SearchConfig::default().lr_min)]
-    lr_min: f32,
     #[arg(long, default_value_t = SearchConfig::default().momentum)]
     momentum: f32,
     #[arg(long, default_value_t = SearchConfig::default().weight_decay)]
@@ -368,6 +361,27 @@ struct SearchArgs {
     arch_weight_decay: f32,
     #[arg(long, default_value_t = SearchConfig::default().seed)]
     seed: u64,
+    /// CUDA only: replay each step's kernels as a CUDA graph (the first step
+    /// runs as it comes, the second is captured). Off by default until it
+    /// has run on a GPU.
+    #[arg(long)]
+    cuda_graph: bool,
+}
+
+/// What `rarts search` takes beyond a step's settings: the schedule of
+/// epochs, what each epoch evaluates and logs, and its output folder.
+#[derive(clap::Args, Clone)]
+struct SearchRunArgs {
+    #[command(flatten)]
+    search: SearchArgs,
+    #[arg(long, default_value_t = SearchConfig::default().epochs)]
+    epochs: usize,
+    /// Caps the steps of each epoch (short runs).
+    #[arg(long)]
+    steps_per_epoch: Option<usize>,
+    /// The weights' learning rate at the end of the cosine schedule.
+    #[arg(long, default_value_t = SearchConfig::default().lr_min)]
+    lr_min: f32,
     /// Test images evaluated after each epoch (0: none; default 1000 where
     /// the data have a test split, else none).
     #[arg(long)]
@@ -376,11 +390,6 @@ struct SearchArgs {
     /// about 24 per epoch).
     #[arg(long)]
     alpha_every: Option<usize>,
-    /// CUDA only: replay each step's kernels as a CUDA graph (the first step
-    /// runs as it comes, the second is captured). Off by default until it
-    /// has run on a GPU.
-    #[arg(long)]
-    cuda_graph: bool,
     /// NB201: look the cell up after every epoch in this NAS-Bench-201 table
     /// (NATS-Bench's nats_bench.csv format; default: $RARTS_NB201_TABLE) and
     /// log its three accuracies. A judge, not a setting: it may be added
@@ -530,7 +539,25 @@ struct ToyArgs {
     steps: usize,
 }
 
-/// The search settings from the flags (the library checks them).
+/// A whole search's settings from the flags (the library checks them).
+fn search_run_config(a: SearchRunArgs) -> SearchConfig {
+    SearchConfig {
+        epochs: a.epochs,
+        steps_per_epoch: a.steps_per_epoch,
+        lr_min: a.lr_min,
+        eval_images: a.eval_images,
+        alpha_every: a.alpha_every,
+        out: a.run.out(SearchConfig::default().out),
+        existing: a.run.existing(),
+        progress: !a.run.quiet,
+        report: !a.run.no_report,
+        nb201_table: a.nb201_table,
+        ..search_config(a.search)
+    }
+}
+
+/// A step's settings from the flags (`profile`, `bench`: no epochs, no
+/// output folder); the rest at their defaults.
 fn search_config(a: SearchArgs) -> SearchConfig {
     SearchConfig {
         data: a.data,
@@ -547,26 +574,17 @@ fn search_config(a: SearchArgs) -> SearchConfig {
         c: a.c,
         layers: a.layers,
         batch: a.batch,
-        epochs: a.epochs,
-        steps_per_epoch: a.steps_per_epoch,
         train_portion: a.train_portion,
         lr: a.lr,
-        lr_min: a.lr_min,
         momentum: a.momentum,
         weight_decay: a.weight_decay,
         clip: a.clip,
         arch_lr: a.arch_lr,
         arch_weight_decay: a.arch_weight_decay,
         seed: a.seed,
-        eval_images: a.eval_images,
-        alpha_every: a.alpha_every,
-        out: a.run.out(SearchConfig::default().out),
-        existing: a.run.existing(),
-        progress: !a.run.quiet,
-        report: !a.run.no_report,
         cuda_graph: a.cuda_graph,
         side_by_side: true,
-        nb201_table: a.nb201_table,
+        ..SearchConfig::default()
     }
 }
 
@@ -849,7 +867,7 @@ fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
         Cmd::Search(a) => {
-            let cfg = search_config(a);
+            let cfg = search_run_config(a);
             let res = match Target::open(cli.device)? {
                 Target::Cpu => driver::run(Cpu::<f32>::new(), &cfg)?,
                 Target::Cuda => driver::run(Cuda::new(0)?, &cfg)?,

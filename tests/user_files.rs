@@ -316,3 +316,22 @@ fn model_metadata_is_written_in_a_fixed_order() {
     let st = safetensors::SafeTensors::deserialize(&sorted).unwrap();
     assert_eq!(st.tensor("t").unwrap().data(), &data[..]);
 }
+
+/// `bench` and `profile` time steps: flags they would ignore (an output
+/// folder, resuming, epochs, evaluation) are not offered, and given, are
+/// refused by name instead of being silently dropped.
+#[test]
+fn flags_a_command_ignores_are_not_offered() {
+    for cmd in ["bench", "profile"] {
+        let help = String::from_utf8(bin().args([cmd, "--help"]).output().unwrap().stdout).unwrap();
+        for flag in ["--out", "--resume", "--force", "--epochs", "--eval-images", "--lr-min", "--nb201-table"] {
+            assert!(!help.contains(&format!("{flag} ")), "{cmd} --help offers {flag}");
+        }
+        let o = bin().args([cmd, "--epochs", "3"]).output().unwrap();
+        fails_with(&o, &["--epochs"]);
+    }
+    let help = String::from_utf8(bin().args(["search", "--help"]).output().unwrap().stdout).unwrap();
+    for flag in ["--out", "--resume", "--force", "--epochs", "--eval-images", "--nb201-table", "--arch-lr"] {
+        assert!(help.contains(flag), "search --help lacks {flag}");
+    }
+}
