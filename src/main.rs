@@ -847,10 +847,11 @@ fn run(cli: Cli) -> Result<()> {
             };
             let (split, classes, scores) = (e.split, e.classes, e.scores);
             println!("model: {} ({}, {} epochs)", model.display(), e.size, e.epochs.as_deref().unwrap_or("?"));
-            println!("genotype: {}", e.arch);
+            println!("genotype: {}", rarts::error::printable(&e.arch));
             println!("data: {data} ({split} split, {} images)", scores.seen());
             println!("{:<14} {:>8} {:>8} {:>9}", "class", "correct", "images", "accuracy");
             for (name, (hit, n)) in classes.iter().zip(&scores.per_class) {
+                let name = rarts::error::printable(name);
                 println!("{name:<14} {hit:>8} {n:>8} {:>9.4}", *hit as f64 / (*n).max(1) as f64);
             }
             println!("loss: {:.4}", scores.loss);

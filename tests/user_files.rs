@@ -335,3 +335,34 @@ fn flags_a_command_ignores_are_not_offered() {
         assert!(help.contains(flag), "search --help lacks {flag}");
     }
 }
+
+/// Text from files cannot drive the terminal: a class folder whose name
+/// holds an escape sequence is printed with the control character escaped.
+#[test]
+fn bytes_from_files_are_escaped_before_the_terminal() {
+    let data = tmp("escape-classes");
+    for class in ["plain", "red\u{1b}[31mclass"] {
+        let dir = data.join("train").join(class);
+        fs::create_dir_all(&dir).unwrap();
+        image::RgbImage::new(4, 4).save(dir.join("a.png")).unwrap();
+    }
+    let o = bin()
+        .args(["info", "--data"])
+        .arg(format!("folder:{}", data.display()))
+        .env("RARTS_CACHE_DIR", "none")
+        .output()
+        .unwrap();
+    let stdout = ok(&o);
+    assert!(!stdout.contains('\u{1b}'), "{stdout:?}");
+    assert!(stdout.contains("red\\u{1b}[31mclass"), "{stdout}");
+    // In an error, too.
+    fs::write(data.join("train").join("red\u{1b}[31mclass").join("b.png"), "not an image").unwrap();
+    let o = bin()
+        .args(["info", "--data"])
+        .arg(format!("folder:{}", data.display()))
+        .env("RARTS_CACHE_DIR", "none")
+        .output()
+        .unwrap();
+    let stderr = fails_with(&o, &["b.png", "not a decodable image"]);
+    assert!(!stderr.contains('\u{1b}'), "{stderr:?}");
+}
