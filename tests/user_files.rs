@@ -346,23 +346,15 @@ fn bytes_from_files_are_escaped_before_the_terminal() {
         fs::create_dir_all(&dir).unwrap();
         image::RgbImage::new(4, 4).save(dir.join("a.png")).unwrap();
     }
-    let o = bin()
-        .args(["info", "--data"])
-        .arg(format!("folder:{}", data.display()))
-        .env("RARTS_CACHE_DIR", "none")
-        .output()
-        .unwrap();
-    let stdout = ok(&o);
+    let info = || {
+        let spec = format!("folder:{}", data.display());
+        bin().args(["info", "--data", &spec]).env("RARTS_CACHE_DIR", "none").output().unwrap()
+    };
+    let stdout = ok(&info());
     assert!(!stdout.contains('\u{1b}'), "{stdout:?}");
     assert!(stdout.contains("red\\u{1b}[31mclass"), "{stdout}");
     // In an error, too.
     fs::write(data.join("train").join("red\u{1b}[31mclass").join("b.png"), "not an image").unwrap();
-    let o = bin()
-        .args(["info", "--data"])
-        .arg(format!("folder:{}", data.display()))
-        .env("RARTS_CACHE_DIR", "none")
-        .output()
-        .unwrap();
-    let stderr = fails_with(&o, &["b.png", "not a decodable image"]);
+    let stderr = fails_with(&info(), &["b.png", "not a decodable image"]);
     assert!(!stderr.contains('\u{1b}'), "{stderr:?}");
 }
