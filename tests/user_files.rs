@@ -358,3 +358,36 @@ fn bytes_from_files_are_escaped_before_the_terminal() {
     let stderr = fails_with(&info(), &["b.png", "not a decodable image"]);
     assert!(!stderr.contains('\u{1b}'), "{stderr:?}");
 }
+
+/// `eval` of a model whose (finite, huge) weights give non-finite outputs
+/// ends with an error instead of printing an accuracy.
+#[test]
+fn eval_of_a_model_with_non_finite_outputs_is_an_error() {
+    let tr = trained("nan-weights");
+    let bytes = read(&tr.join("model.safetensors"));
+    let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+    let (_, meta) = safetensors::SafeTensors::read_metadata(&bytes).unwrap();
+    let huge: Vec<u8> = std::iter::repeat_n(f32::MAX.to_le_bytes(), 1 << 16).flatten().collect();
+    let mut poisoned = false;
+    let tensors: Vec<(String, safetensors::tensor::TensorView<'_>)> = st
+        .tensors()
+        .into_iter()
+        .map(|(n, v)| {
+            if !poisoned && n.contains("classifier") && n.ends_with("weight") {
+                poisoned = true;
+                let len = v.data().len();
+                let view = safetensors::tensor::TensorView::new(v.dtype(), v.shape().to_vec(), &huge[..len]).unwrap();
+                return (n.to_string(), view);
+            }
+            (n.to_string(), v)
+        })
+        .collect();
+    assert!(poisoned, "no classifier weight found");
+    let out = tmp("nan-weights-copy");
+    fs::create_dir_all(&out).unwrap();
+    let file = out.join("model.safetensors");
+    fs::write(&file, safetensors::serialize(tensors, meta.metadata().clone()).unwrap()).unwrap();
+    let o = bin().args(["eval", "--model"]).arg(&file).output().unwrap();
+    let e = fails_with(&o, &["output holds", "no accuracy"]);
+    assert!(!String::from_utf8_lossy(&o.stdout).contains("top-1"), "{e}");
+}
