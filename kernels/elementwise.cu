@@ -96,7 +96,7 @@ extern "C" __global__ void mix_fwd_f32(const float* w, MixTerms T, int nt, int a
 // set: add) and, when `part` is not null, the block's Σ dy·x_t in f64 into
 // part[t·gridDim.x + b] for mix_bwd_finish_f32.
 extern "C" __global__ void mix_bwd_partial_f32(const float* w, const float* dy, MixTerms T, int nt,
-                                               unsigned add, double* part, long long n) {
+                                               unsigned long long add, double* part, long long n) {
     __shared__ double sh[32];
     const int t0 = blockIdx.y * 8;
     const int m = nt - t0 < 8 ? nt - t0 : 8;
@@ -116,7 +116,7 @@ extern "C" __global__ void mix_bwd_partial_f32(const float* w, const float* dy, 
 #pragma unroll
         for (int t = 0; t < 8; ++t) {
             if (t >= m) continue;
-            if (ds[t]) put(&ds[t][i], a[t] * g, (add >> (t0 + t)) & 1u);
+            if (ds[t]) put(&ds[t][i], a[t] * g, (int)((add >> (t0 + t)) & 1ull));
             if (part) s[t] += (double)g * (double)xs[t][i];
         }
     }

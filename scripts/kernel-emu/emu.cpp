@@ -221,28 +221,37 @@ void test_small() {
     close("channel_scale bwd set", dsg, dsr, 0, 0); close("channel_scale bwd m", dmg, dmr, 1e-5, 1e-5);
   }
   run("axpy_elem", [&](float* y) { axpy_elem_f32(w.data(), 1, x.data(), y, n); }, [&](int i) { return y0[i] + w[1] * x[i]; }, y0);
-  { // mix_bwd: eleven terms (two groups of 8) at weights t % 3; term t wants no dx when t % 4 == 1,
-    // overwrites it when t % 4 == 2, adds otherwise; 5 blocks of partials per group
-    const int nt = 11, parts = 5;
+  // mix_bwd: 11 terms (two groups of 8), 35 (a DARTS cell's last node: "add" flags past bit 31) and
+  // 40 (a whole launch) at weights t % 3; term t wants no dx when t % 4 == 1, overwrites it when
+  // t % 4 == 2 below term 32 and when t % 4 is 0 or 3 from term 32 on (so that no flag past bit 31
+  // repeats the one 32 terms before), adds otherwise; 5 blocks of partials per group of 8
+  const auto over = [](int t) { return t < 32 ? t % 4 == 2 : t % 4 == 0 || t % 4 == 3; };
+  for (const int nt : {11, 35, 40}) {
+    const int parts = 5;
     auto dy = rnd(n);
     std::vector<std::vector<float>> xs(nt), dg(nt), dr(nt);
     MixTerms T{};
-    unsigned add = 0;
+    unsigned long long add = 0;
     std::vector<float> dwg = w, dwr = w;
     for (int t = 0; t < nt; ++t) {
       xs[t] = rnd(n); T.x[t] = xs[t].data(); T.idx[t] = t % 3;
       if (t % 4 == 1) continue;
-      dg[t] = t % 4 == 2 ? std::vector<float>(n, NAN) : rnd(n); dr[t] = dg[t]; T.d[t] = dg[t].data();
-      if (t % 4 != 2) add |= 1u << t;
-      for (int i = 0; i < n; ++i) dr[t][i] = (t % 4 == 2 ? 0.f : dr[t][i]) + w[t % 3] * dy[i];
+      dg[t] = over(t) ? std::vector<float>(n, NAN) : rnd(n); dr[t] = dg[t]; T.d[t] = dg[t].data();
+      if (!over(t)) add |= 1ull << t;
+      for (int i = 0; i < n; ++i) dr[t][i] = (over(t) ? 0.f : dr[t][i]) + w[t % 3] * dy[i];
     }
     for (int t = 0; t < nt; ++t) { double s = 0; for (int i = 0; i < n; ++i) s += (double)dy[i] * xs[t][i]; dwr[t % 3] += (float)s; }
     std::vector<double> part(nt * parts, NAN);
-    launch(D(parts, 2), D(256), true, [&] { mix_bwd_partial_f32(w.data(), dy.data(), T, nt, add, part.data(), n); });
+    launch(D(parts, (nt + 7) / 8), D(256), true, [&] { mix_bwd_partial_f32(w.data(), dy.data(), T, nt, add, part.data(), n); });
     launch(D(1), D(256), true, [&] { mix_bwd_finish_f32(part.data(), parts, T, nt, dwg.data()); });
-    for (int t = 0; t < nt; ++t) if (T.d[t]) close(("mix_bwd dx" + std::to_string(t)).c_str(), dg[t], dr[t]);
-    close("mix_bwd dw", dwg, dwr, 1e-5, 1e-5);
+    const std::string of = " of " + std::to_string(nt);
+    for (int t = 0; t < nt; ++t) if (T.d[t]) close(("mix_bwd dx" + std::to_string(t) + of).c_str(), dg[t], dr[t]);
+    close(("mix_bwd dw" + of).c_str(), dwg, dwr, 1e-5, 1e-5);
+  }
+  {
     // without weight gradients (null part)
+    const int parts = 5;
+    auto dy = rnd(n);
     std::vector<float> d0 = y0, r0 = y0;
     MixTerms U{}; U.x[0] = x.data(); U.d[0] = d0.data(); U.idx[0] = 2;
     for (int i = 0; i < n; ++i) r0[i] += w[2] * dy[i];

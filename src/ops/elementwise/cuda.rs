@@ -66,6 +66,17 @@ fn per_sample(kernel: &str, len: usize, mask: &CudaBuf) -> Result<usize> {
 /// Terms the mix kernels take in one launch; `MIX_MAX` of the kernels.
 const MIX_MAX: usize = 40;
 
+/// The `add` argument of `mix_bwd_partial_f32`: bit `t` set where term `t`
+/// of a launch adds to its dx rather than overwriting it. 64 bits, for the
+/// up to [`MIX_MAX`] = 40 terms of a launch (a 32-bit mask lost terms 32–39).
+pub(crate) fn add_mask(flags: impl Iterator<Item = bool>) -> u64 {
+    const _: () = assert!(MIX_MAX <= 64, "a launch's terms must fit the 64-bit add mask");
+    flags.enumerate().fold(0u64, |m, (t, add)| {
+        debug_assert!(t < MIX_MAX, "term {t} of a launch of at most {MIX_MAX}");
+        m | (u64::from(add) << t)
+    })
+}
+
 /// Stage 1 of a reduction of `Σ a·b` (`b` absent: `Σ a`) into the locked
 /// scratch; returns how many partial sums it wrote.
 fn partials(cu: &Cuda, scratch: &mut cudarc::driver::CudaSlice<f64>, a: &CudaBuf, b: Option<&CudaBuf>) -> Result<i32> {
@@ -341,22 +352,21 @@ impl ElementwiseOps for Cuda {
         let scratch = lock(self)?;
         for group in terms.chunks(MIX_MAX) {
             let mut tt = MixTerms::new();
-            let mut add = 0u32;
             for (t, term) in group.iter().enumerate() {
                 tt.x[t] = self.opt_ptr(Some(term.x));
                 tt.idx[t] = term.idx as i32; // idx < w.len, and α rows are short
-                if let Some((dx, write)) = &term.dx {
+                if let Some((dx, _)) = &term.dx {
                     tt.d[t] = self.opt_ptr(Some(dx));
-                    add |= (write.add_flag() as u32) << t;
                 }
             }
+            let add = add_mask(group.iter().map(|t| t.dx.as_ref().is_some_and(|(_, w)| w.add_flag() != 0)));
             let nt = group.len() as i32;
             // Blocks (b, g): g takes terms 8g … 8g + 7.
             let cfg = cudarc::driver::LaunchConfig { grid_dim: (parts, group.len().div_ceil(8) as u32, 1), ..cfg };
             // Null `part` when no weight gradient is wanted.
             let part = if dw.is_some() { self.ptr(&*scratch) } else { 0 };
-            // mix_bwd_partial_f32(const float* w, const float* dy, MixTerms T, int nt, unsigned add, double* part,
-            //                     long long n)
+            // mix_bwd_partial_f32(const float* w, const float* dy, MixTerms T, int nt, unsigned long long add,
+            //                     double* part, long long n)
             launch!(self, mix_bwd_partial_f32, cfg; &w.mem, &dy.mem, &tt, &nt, &add, &part, &(n as i64))?;
             if let Some(dw) = dw.as_deref_mut() {
                 let p = parts as i32;
@@ -399,4 +409,22 @@ fn scale_check(k: &str, g: &ScaleGeom, x: &CudaBuf, m: &CudaBuf) -> Result<(i32,
     check_len(k, "x", x, g.n * g.c * g.hw)?;
     check_len(k, "m", m, g.cm)?;
     Ok((int(k, g.c)?, int(k, g.cm)?))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{MIX_MAX, add_mask};
+
+    /// Every term of a full launch keeps its flag, those past bit 31 too.
+    #[test]
+    fn add_flags_past_term_32_are_kept() {
+        let flags: Vec<bool> = (0..MIX_MAX).map(|t| t % 4 != 2).collect();
+        let m = add_mask(flags.iter().copied());
+        for (t, &f) in flags.iter().enumerate() {
+            assert_eq!((m >> t) & 1 == 1, f, "term {t}");
+        }
+        assert_eq!(m >> MIX_MAX, 0);
+        // The last node of a DARTS cell mixes 35 terms: terms 32..35 all add.
+        assert_eq!(add_mask((0..35).map(|_| true)), (1u64 << 35) - 1);
+    }
 }
