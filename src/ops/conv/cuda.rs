@@ -17,12 +17,24 @@ const PW_SPLIT: usize = 4096;
 
 /// `(splits, products per split)` of the pointwise filter gradient: chunks
 /// of `PW_SPLIT` products, fewer and longer when splits × the weights would
-/// not fit in the partial-tile buffer or the grid.
-fn pw_splits(g: &ConvGeom) -> (usize, usize) {
+/// not fit in the partial-tile buffer or the grid. Every split, the only one
+/// too, writes a partial tile of all the weights: a filter of more than
+/// `PW_PARTS` weights would write past the buffer, and is refused.
+fn pw_splits(g: &ConvGeom) -> Result<(usize, usize)> {
+    let m = g.w_shape().numel().max(1);
+    if m > PW_PARTS {
+        crate::bail!(
+            "cuda: pwconv_bwd_filter_f32: a 1×1 filter of {m} weights ({} → {} channels, {} groups) exceeds the \
+             partial-tile scratch of {PW_PARTS} floats; expected at most {PW_PARTS} weights per pointwise conv",
+            g.cin,
+            g.cout,
+            g.groups
+        );
+    }
     let products = (g.n * g.oh * g.ow).max(1);
-    let fit = (PW_PARTS / g.w_shape().numel().max(1)).clamp(1, 65_535);
+    let fit = (PW_PARTS / m).clamp(1, 65_535);
     let splits = products.div_ceil(PW_SPLIT).clamp(1, fit);
-    (splits, products.div_ceil(splits))
+    Ok((splits, products.div_ceil(splits)))
 }
 
 /// Launches of a convolution backward asked for the data gradient (written
@@ -180,7 +192,7 @@ impl ConvOps for Cuda {
         let add = write.add_flag();
         match family(g) {
             Family::Pointwise => {
-                let (splits, chunk) = pw_splits(g);
+                let (splits, chunk) = pw_splits(g)?;
                 let m = g.w_shape().numel();
                 let (cig, cog) = (g.cin / g.groups, g.cout / g.groups);
                 let lock_err = || crate::error::Error::new("cuda: pwconv scratch lock poisoned");
@@ -243,5 +255,29 @@ impl ConvOps for Cuda {
             }
             (_, dx, dw) => super::bwd_each(self, g, x, w, dy, dx, dw),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{ConvGeom, PW_PARTS, pw_splits};
+
+    fn pointwise(n: usize, cin: usize, cout: usize, groups: usize) -> ConvGeom {
+        ConvGeom { n, cin, h: 4, w: 4, cout, oh: 4, ow: 4, k: 1, stride: 1, pad: 0, dil: 1, groups, relu_in: false }
+    }
+
+    /// The splits' partial tiles never exceed the scratch, and a filter that
+    /// alone would is refused instead of written past the buffer.
+    #[test]
+    fn pointwise_partial_tiles_stay_inside_their_scratch() {
+        for (n, cin, cout, groups) in [(64, 16, 16, 1), (64, 576, 576, 2), (8, 2048, 2048, 1), (1, 1, 1, 1)] {
+            let g = pointwise(n, cin, cout, groups);
+            let (splits, chunk) = pw_splits(&g).unwrap();
+            assert!(splits * g.w_shape().numel() <= PW_PARTS, "{cin}→{cout}: {splits} splits");
+            assert!(splits * chunk >= n * 16, "every product in some split");
+        }
+        // 2,049 × 2,049 = 4,198,401 weights > 2^22 = 4,194,304.
+        let e = pw_splits(&pointwise(8, 2049, 2049, 1)).unwrap_err().to_string();
+        assert!(e.contains("4198401 weights") && e.contains("partial-tile scratch"), "{e}");
     }
 }
