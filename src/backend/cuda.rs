@@ -144,6 +144,30 @@ fn function(modules: &HashMap<&'static str, Arc<CudaModule>>, module: &str, name
     m.load_function(name).map_err(|e| Error::new(format!("cuda: {module}.cu has no kernel {name}: {e}")))
 }
 
+/// Whether a graph capture is open on the backend's stream.
+#[derive(Debug, Default)]
+pub(crate) struct Capture(std::sync::atomic::AtomicBool);
+
+impl Capture {
+    pub(crate) fn set(&self, on: bool) {
+        self.0.store(on, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// Refuses `what` (an allocation, a copy from the host) while a capture
+    /// is open: the graph would record it once and replay it against memory
+    /// the host has freed since. Everything a step needs is made by the
+    /// eager step before the capture.
+    pub(crate) fn forbid(&self, what: &str) -> Result<()> {
+        if self.0.load(std::sync::atomic::Ordering::SeqCst) {
+            crate::bail!(
+                "cuda: {what} while a step is being captured as a graph; expected every buffer and table to be made \
+                 by the eager step before the capture"
+            );
+        }
+        Ok(())
+    }
+}
+
 /// The CUDA backend on one device.
 pub struct Cuda {
     ctx: Arc<CudaContext>,
@@ -163,6 +187,10 @@ pub struct Cuda {
     /// The device tables of the tensor lists the optimizer kernels have
     /// seen, by their lengths and addresses (`src/ops/optim/cuda.rs`).
     pub(crate) lists: Mutex<HashMap<Vec<u64>, CudaSlice<i64>>>,
+    /// Set between `begin_capture` and `end_capture`: what would allocate or
+    /// copy from the host then (recorded as a copy from memory freed before
+    /// the replay) fails instead.
+    pub(crate) capture: Capture,
     device_name: String,
     /// Where the kernels came from ("nvcc PTX (sm_90)" or "NVRTC (compute_90)").
     kernels_from: String,
@@ -242,6 +270,7 @@ impl Cuda {
             pw_tickets: Mutex::new(pw_tickets),
             bn_parts: Mutex::new(bn_parts),
             lists: Mutex::new(HashMap::new()),
+            capture: Capture::default(),
             device_name,
             kernels_from,
         })
@@ -388,6 +417,7 @@ impl Device for Cuda {
         Ok(())
     }
     fn alloc(&self, len: usize) -> Result<CudaBuf> {
+        self.capture.forbid(&format!("allocating {len} floats"))?;
         // The driver does not allocate 0 bytes; an empty buffer keeps one element.
         let mem = self
             .stream
@@ -399,6 +429,7 @@ impl Device for Cuda {
         b.len
     }
     fn upload(&self, dst: &mut CudaBuf, src: &[f32]) -> Result<()> {
+        self.capture.forbid("a copy from the host")?;
         if dst.len != src.len() {
             crate::bail!("upload: buffer holds {} elements, data has {}", dst.len, src.len());
         }
@@ -430,9 +461,12 @@ impl Device for Cuda {
         // Global mode: any call that is not allowed during a capture, from
         // any thread, fails instead of silently running.
         let mode = cudarc::driver::sys::CUstreamCaptureMode::CU_STREAM_CAPTURE_MODE_GLOBAL;
-        self.stream.begin_capture(mode).map_err(|e| Error::new(format!("cuda: beginning a graph capture: {e}")))
+        self.stream.begin_capture(mode).map_err(|e| Error::new(format!("cuda: beginning a graph capture: {e}")))?;
+        self.capture.set(true);
+        Ok(())
     }
     fn end_capture(&self) -> Result<cudarc::driver::CudaGraph> {
+        self.capture.set(false);
         let flags = cudarc::driver::sys::CUgraphInstantiate_flags(0);
         match self.stream.end_capture(flags) {
             Ok(Some(g)) => Ok(g),
@@ -447,5 +481,22 @@ impl Device for Cuda {
             super::counts::note_cuda_launch();
         }
         r
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Capture;
+
+    /// Allocations and host copies are refused exactly while a capture is open.
+    #[test]
+    fn nothing_is_allocated_or_copied_from_the_host_while_capturing() {
+        let c = Capture::default();
+        c.forbid("allocating 4 floats").unwrap();
+        c.set(true);
+        let e = c.forbid("a tensor-list table").unwrap_err().to_string();
+        assert!(e.contains("a tensor-list table") && e.contains("being captured"), "{e}");
+        c.set(false);
+        c.forbid("a copy from the host").unwrap();
     }
 }

@@ -56,6 +56,9 @@ impl Cuda {
         if let Some(tab) = tables.get(&key) {
             return Ok((self.ptr(tab), t));
         }
+        // A table made now (a list no eager step has used) would be copied
+        // from a host vector freed before any replay: refused mid-capture.
+        self.capture.forbid(&format!("{kernel}: a new tensor-list table"))?;
         // starts, then the addresses list by list (the key's order).
         let mut tab: Vec<i64> = Vec::with_capacity(kept.len() + 1 + lists.len() * kept.len());
         let mut at = 0i64;
