@@ -1,10 +1,46 @@
 #!/usr/bin/env bash
 # Compiles the CUDA kernels for the host with the CPU stand-in of
 # scripts/kernel-emu/shim.h and checks them against direct references.
-# Needs g++ with C++20; no GPU, no CUDA toolkit. Takes about a minute.
+# Needs g++ with C++20; no GPU, no CUDA toolkit. Each stage prints its time;
+# any mismatch, a result that depends on the order of the blocks, or a
+# sanitizer's report fails the script. EMU_SANITIZE=0 skips the sanitizer
+# build.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 out="${TMPDIR:-/tmp}/rarts-kernel-emu"
-g++ -std=c++20 -O1 -pthread -w -I "$root/kernels" -I "$root/scripts/kernel-emu" \
-  -o "$out" "$root/scripts/kernel-emu/emu.cpp"
-"$out"
+build() { # OUT [EXTRA FLAGS…]
+  local o="$1"; shift
+  g++ -std=c++20 -O1 -pthread -w -I "$root/kernels" -I "$root/scripts/kernel-emu" "$@" \
+    -o "$o" "$root/scripts/kernel-emu/emu.cpp"
+}
+stage() { # NAME COMMAND…: runs it, prints its time
+  local t0=$SECONDS; echo "== $1"; shift; "$@"; echo "   ($((SECONDS - t0)) s)"
+}
+digest() { grep '^digest ' "$1" | cut -d' ' -f2; }
+log="$out.log"
+# 0. The fences a GPU needs and no host run can show missing.
+stage "fences" python3 "$root/scripts/kernel-emu/fences.py" "$root"/kernels/*.cu
+# 1. In order, shared memory poisoned before every block.
+stage "build" build "$out"
+stage "blocks in order" bash -o pipefail -c '"$1" | tee "$2"' _ "$out" "$log.inorder"
+# 2. The same with each launch's blocks shuffled: bit for bit the same results.
+stage "blocks shuffled" bash -o pipefail -c 'EMU_ORDER=shuffle:7 "$1" | tee "$2"' _ "$out" "$log.shuffled"
+if [ "$(digest "$log.inorder")" != "$(digest "$log.shuffled")" ]; then
+  echo "FAILED: results depend on the order of the blocks (digests $(digest "$log.inorder") in order," \
+    "$(digest "$log.shuffled") shuffled)"
+  exit 1
+fi
+echo "blocks shuffled: the same digest as in order"
+# 3. AddressSanitizer and UndefinedBehaviorSanitizer: out-of-bounds reads and
+# writes, shifts past the width, signed overflow — each an error.
+if [ "${EMU_SANITIZE:-1}" = 1 ]; then
+  stage "build (ASan+UBSan)" build "$out.asan" -fsanitize=address,undefined -fno-sanitize-recover=all -g1
+  stage "ASan+UBSan" bash -o pipefail -c 'ASAN_OPTIONS=detect_leaks=0 "$1" | tee "$2"' _ "$out.asan" "$log.asan"
+fi
+# 4. ThreadSanitizer: the threads of a block run concurrently here, so a
+# missing barrier is a data race it reports (EMU_TSAN=1; see the README for
+# its time).
+if [ "${EMU_TSAN:-0}" = 1 ]; then
+  stage "build (TSan)" build "$out.tsan" -fsanitize=thread -g1
+  stage "TSan" bash -o pipefail -c 'TSAN_OPTIONS="halt_on_error=1 exitcode=66" "$1" | tee "$2"' _ "$out.tsan" "$log.tsan"
+fi
