@@ -1,7 +1,10 @@
 //! Every CUDA kernel, compiled for the host with the CPU stand-in of
 //! `scripts/kernel-emu/shim.h`, checked against direct references on fresh
-//! random inputs (`scripts/kernel-emu.sh`): how the kernels' arithmetic is
-//! tested on machines without a GPU. Needs g++ (C++20).
+//! random inputs (`scripts/kernel-emu.sh`): with shared memory poisoned
+//! before each block, in order and with the blocks shuffled (the same
+//! results bit for bit), under ASan+UBSan, and the ticket kernels' fences
+//! checked — how the kernels are tested on machines without a GPU. Needs
+//! g++ (C++20) and python3.
 
 mod common;
 
@@ -18,4 +21,6 @@ fn emulated_cuda_kernels_match_their_references() {
     let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
     assert!(out.status.success(), "kernel emulation failed:\n{text}");
     assert!(text.contains("(0 failures)"), "{text}");
+    assert!(text.contains("blocks shuffled: the same digest as in order"), "{text}");
+    assert!(text.contains("fences: every ticket kernel fences"), "{text}");
 }
