@@ -417,27 +417,7 @@ void test_small() {
   }
 }
 
-int main() {
-  test_small();
-  // depthwise, pointwise (odd, stride 2, split-K), general
-  test_conv(2, 5, 9, 7, 5, 3, 1, 1, 1, 5, true); test_conv(3, 4, 8, 8, 4, 3, 2, 1, 1, 4, true);
-  test_conv(2, 3, 12, 13, 3, 5, 2, 4, 2, 3, true); test_conv(2, 4, 9, 9, 4, 3, 1, 2, 2, 4, false);
-  test_conv(2, 5, 7, 9, 19, 1, 1, 0, 1, 1, false); test_conv(3, 17, 8, 8, 33, 1, 1, 0, 1, 1, true);
-  test_conv(2, 6, 9, 11, 4, 1, 2, 0, 1, 1, true); test_conv(3, 4, 40, 40, 5, 1, 1, 0, 1, 1, true);
-  test_conv(2, 3, 10, 9, 12, 3, 1, 1, 1, 1, false); test_conv(2, 6, 7, 7, 4, 3, 2, 1, 1, 2, true);
-  test_conv(1, 4, 9, 8, 5, 3, 1, 2, 2, 1, true);
-  // grouped 1×1 (RARTS's two networks side by side): partial tiles per group, stride 2, many splits, cig = 1
-  test_conv(2, 10, 7, 9, 38, 1, 1, 0, 1, 2, false); test_conv(3, 34, 8, 8, 66, 1, 1, 0, 1, 2, true);
-  test_conv(2, 12, 9, 11, 8, 1, 2, 0, 1, 2, true); test_conv(3, 8, 40, 40, 10, 1, 1, 0, 1, 2, true);
-  test_conv(2, 3, 5, 5, 6, 1, 1, 0, 1, 3, false);
-  // the auxiliary head: 1×1 on the pooled 2×2 map, 2×2 without padding to 1×1, 2×2 stride 2 pad 1
-  test_conv(3, 20, 2, 2, 16, 1, 1, 0, 1, 1, false); test_conv(3, 8, 2, 2, 12, 2, 1, 0, 1, 1, true);
-  test_conv(2, 3, 4, 7, 6, 2, 2, 1, 1, 1, true);
-  test_pool(6, 8, 8, 3, 1, 1, true); test_pool(6, 9, 7, 3, 2, 1, true); test_pool(2, 5, 6, 3, 2, 0, false); test_pool(3, 9, 7, 3, 2, 1, false);
-  // the auxiliary head's 5×5 stride 3 on 8×8; an odd map; pad 2; 2×2
-  test_pool(6, 8, 8, 5, 3, 0, true); test_pool(4, 11, 9, 5, 3, 0, false); test_pool(3, 7, 8, 5, 3, 2, false); test_pool(3, 6, 7, 2, 2, 0, true);
-  test_bn(2, 3, 5, 0); test_bn(3, 2, 49, 1000); test_bn(1, 2, 1, 0); test_bn(4, 2, 300, 0);
-  test_bn(3, 2, 49, 1000, 4); test_bn(4, 3, 300, 0, 7); test_bn(2, 2, 5000, 0);
+void test_reductions() {
   // reductions, CE, gap
   { auto a = rnd(100003), b = rnd(100003); std::vector<double> part(1024); std::vector<float> out = {0.5f, 0.25f};
     unsigned parts = cdiv(100003, 256);
@@ -463,6 +443,39 @@ int main() {
     for (int p = 0; p < nc; ++p) { float s = 0; for (int i = 0; i < hw; ++i) s += x[p * hw + i]; yr[p] = s / hw; }
     launch(D(cdiv(nc, 8)), D(256), true, [&] { gap_fwd_f32(x.data(), y.data(), nc, hw); });
     close("gap", y, yr); }
+}
+
+int main() {
+  // EMU_ONLY=sync: only kernels whose blocks synchronise through shared
+  // memory (BN statistics, reductions), for the slow ThreadSanitizer build.
+  if (const char* only = std::getenv("EMU_ONLY"); only && std::string(only) == "sync") {
+    test_bn(2, 3, 5, 0); test_bn(3, 2, 49, 1000);
+    test_reductions();
+    printf("digest %016llx\n", digest);
+    printf("%s (%d failures)\n", fails ? "FAILED" : "all emulated kernels match", fails);
+    return fails != 0;
+  }
+  test_small();
+  // depthwise, pointwise (odd, stride 2, split-K), general
+  test_conv(2, 5, 9, 7, 5, 3, 1, 1, 1, 5, true); test_conv(3, 4, 8, 8, 4, 3, 2, 1, 1, 4, true);
+  test_conv(2, 3, 12, 13, 3, 5, 2, 4, 2, 3, true); test_conv(2, 4, 9, 9, 4, 3, 1, 2, 2, 4, false);
+  test_conv(2, 5, 7, 9, 19, 1, 1, 0, 1, 1, false); test_conv(3, 17, 8, 8, 33, 1, 1, 0, 1, 1, true);
+  test_conv(2, 6, 9, 11, 4, 1, 2, 0, 1, 1, true); test_conv(3, 4, 40, 40, 5, 1, 1, 0, 1, 1, true);
+  test_conv(2, 3, 10, 9, 12, 3, 1, 1, 1, 1, false); test_conv(2, 6, 7, 7, 4, 3, 2, 1, 1, 2, true);
+  test_conv(1, 4, 9, 8, 5, 3, 1, 2, 2, 1, true);
+  // grouped 1×1 (RARTS's two networks side by side): partial tiles per group, stride 2, many splits, cig = 1
+  test_conv(2, 10, 7, 9, 38, 1, 1, 0, 1, 2, false); test_conv(3, 34, 8, 8, 66, 1, 1, 0, 1, 2, true);
+  test_conv(2, 12, 9, 11, 8, 1, 2, 0, 1, 2, true); test_conv(3, 8, 40, 40, 10, 1, 1, 0, 1, 2, true);
+  test_conv(2, 3, 5, 5, 6, 1, 1, 0, 1, 3, false);
+  // the auxiliary head: 1×1 on the pooled 2×2 map, 2×2 without padding to 1×1, 2×2 stride 2 pad 1
+  test_conv(3, 20, 2, 2, 16, 1, 1, 0, 1, 1, false); test_conv(3, 8, 2, 2, 12, 2, 1, 0, 1, 1, true);
+  test_conv(2, 3, 4, 7, 6, 2, 2, 1, 1, 1, true);
+  test_pool(6, 8, 8, 3, 1, 1, true); test_pool(6, 9, 7, 3, 2, 1, true); test_pool(2, 5, 6, 3, 2, 0, false); test_pool(3, 9, 7, 3, 2, 1, false);
+  // the auxiliary head's 5×5 stride 3 on 8×8; an odd map; pad 2; 2×2
+  test_pool(6, 8, 8, 5, 3, 0, true); test_pool(4, 11, 9, 5, 3, 0, false); test_pool(3, 7, 8, 5, 3, 2, false); test_pool(3, 6, 7, 2, 2, 0, true);
+  test_bn(2, 3, 5, 0); test_bn(3, 2, 49, 1000); test_bn(1, 2, 1, 0); test_bn(4, 2, 300, 0);
+  test_bn(3, 2, 49, 1000, 4); test_bn(4, 3, 300, 0, 7); test_bn(2, 2, 5000, 0);
+  test_reductions();
   printf("digest %016llx\n", digest);
   printf("%s (%d failures)\n", fails ? "FAILED" : "all emulated kernels match", fails);
   return fails != 0;
