@@ -6,8 +6,7 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
 
 use common::cli::*;
 use rarts::space::nb201::Nb201Cell;
@@ -389,17 +388,7 @@ fn a_resumed_search_may_gain_a_table() {
     // the same two-epoch search, killed once its first checkpoint exists.
     // Enough steps that the second epoch is still running when it is killed.
     let steps = 40;
-    let mut child = nb201_search(&out, 2, steps).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
-    let t0 = Instant::now();
-    while !out.join("checkpoint.bin").exists() {
-        assert!(t0.elapsed() < Duration::from_secs(300), "no checkpoint after 300 s");
-        if let Some(st) = child.try_wait().unwrap() {
-            panic!("search ended ({st}) before it could be killed");
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    child.kill().unwrap();
-    child.wait().unwrap();
+    kill_after_first_checkpoint(nb201_search(&out, 2, steps), &out);
     assert!(!out.join("genotype.txt").exists(), "the search ended before it was killed");
     assert!(!out.join("bench.json").exists());
 

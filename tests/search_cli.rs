@@ -3,10 +3,9 @@
 
 mod common;
 
-use common::cli::{bin, epoch_losses, fails_with, ok, small_search, tmp};
+use common::cli::{bin, epoch_losses, fails_with, kill_after_first_checkpoint, ok, small_search, tmp};
 use std::path::Path;
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
 
 fn check_search(algo: &str) {
     let out = tmp(&format!("search-{algo}"));
@@ -83,17 +82,7 @@ fn a_search_killed_mid_epoch_resumes_from_its_checkpoint() {
     ok(&small_search(&full, "rarts", 3, 4).output().unwrap());
     // Same search, killed once the first epoch's checkpoint exists.
     let cut = tmp("resume-cut");
-    let mut child = small_search(&cut, "rarts", 3, 4).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
-    let t = Instant::now();
-    while !cut.join("checkpoint.bin").exists() {
-        assert!(t.elapsed() < Duration::from_secs(300), "no checkpoint after 300 s");
-        if let Some(st) = child.try_wait().unwrap() {
-            panic!("search ended ({st}) before it could be killed");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    child.kill().unwrap();
-    child.wait().unwrap();
+    kill_after_first_checkpoint(small_search(&cut, "rarts", 3, 4), &cut);
     assert!(!cut.join("genotype.json").exists(), "killed before the end");
     let stdout = ok(&small_search(&cut, "rarts", 3, 4).arg("--resume").output().unwrap());
     assert!(stdout.contains("genotype"));

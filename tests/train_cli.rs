@@ -6,10 +6,9 @@ mod common;
 
 use std::fs;
 use std::path::Path;
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
 
-use common::cli::{bin, fails_with, ok, small_search, tmp};
+use common::cli::{bin, fails_with, kill_after_first_checkpoint, ok, small_search, tmp};
 use rarts::checkpoint::Checkpoint;
 
 /// A network small enough for CI: C=4, 3 cells, batches of 16.
@@ -63,17 +62,7 @@ fn training_killed_and_resumed_ends_like_an_uninterrupted_run() {
     let full = tmp("train-full");
     ok(&small_train(&full, "random:3", 3, 4).output().unwrap());
     let cut = tmp("train-cut");
-    let mut child = small_train(&cut, "random:3", 3, 4).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
-    let t = Instant::now();
-    while !cut.join("checkpoint.bin").exists() {
-        assert!(t.elapsed() < Duration::from_secs(300), "no checkpoint after 300 s");
-        if let Some(st) = child.try_wait().unwrap() {
-            panic!("training ended ({st}) before it could be killed");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    child.kill().unwrap();
-    child.wait().unwrap();
+    kill_after_first_checkpoint(small_train(&cut, "random:3", 3, 4), &cut);
     fails_with(&small_train(&cut, "random:3", 3, 4).output().unwrap(), &["already holds a run", "--resume"]);
     ok(&small_train(&cut, "random:3", 3, 4).arg("--resume").output().unwrap());
     let (a, b) = (

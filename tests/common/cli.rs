@@ -57,3 +57,21 @@ pub fn epoch_losses(out: &Path) -> Vec<f64> {
         })
         .collect()
 }
+
+/// Starts `cmd` (a run into `out`) and kills it once `out/checkpoint.bin`
+/// exists: a run stopped after its first epoch, mid-way through the next.
+pub fn kill_after_first_checkpoint(mut cmd: std::process::Command, out: &Path) {
+    use std::process::Stdio;
+    use std::time::{Duration, Instant};
+    let mut child = cmd.stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
+    let t = Instant::now();
+    while !out.join("checkpoint.bin").exists() {
+        assert!(t.elapsed() < Duration::from_secs(300), "no checkpoint after 300 s");
+        if let Some(st) = child.try_wait().unwrap() {
+            panic!("the run ended ({st}) before it could be killed");
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+}
