@@ -20,6 +20,14 @@ use crate::hash::hash64;
 
 /// The first seven magic bytes; the eighth is the format version digit.
 const MAGIC_STEM: &[u8; 7] = b"RARTSCK";
+
+/// Whether the file at `path` begins as a rarts checkpoint does (whatever
+/// its format version); reads its first bytes only.
+pub fn looks_like_checkpoint(path: &std::path::Path) -> bool {
+    let mut magic = [0u8; 7];
+    std::fs::File::open(path).and_then(|mut f| std::io::Read::read_exact(&mut f, &mut magic)).is_ok()
+        && &magic == MAGIC_STEM
+}
 pub const VERSION: u8 = 2;
 
 #[derive(Clone, Debug, Default, PartialEq)]

@@ -133,10 +133,12 @@ const RUN_FILE_NAMES: [&str; 11] = [
     LOCK_FILE,
 ];
 
-/// Whether `dir` is a folder a rarts run made (it holds the lock file, a
-/// checkpoint or a comparison's plan).
+/// Whether `dir` is a folder a rarts run made: it holds the lock file, a
+/// rarts checkpoint or a comparison's plan.
 pub fn is_run_folder(dir: &Path) -> bool {
-    ["rarts.lock", "checkpoint.bin", "compare.txt"].iter().any(|f| dir.join(f).is_file())
+    dir.join(LOCK_FILE).is_file()
+        || crate::checkpoint::looks_like_checkpoint(&dir.join("checkpoint.bin"))
+        || dir.join("compare.txt").is_file()
 }
 
 /// Refuses `out` (the value of `flag`) where writing it would destroy

@@ -23,7 +23,8 @@
 use std::fmt::Write as _;
 use std::path::Path;
 
-use super::{Cost, Preset, flags, machine, mean_std, search_job, today, train_job};
+use super::table::flags;
+use super::{Cost, Preset, machine, mean_std, search_job, today, train_job};
 use crate::backend::Backend;
 use crate::data::DataSpec;
 use crate::error::{Error, Result};

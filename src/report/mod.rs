@@ -130,11 +130,7 @@ pub fn kind(dir: &Path) -> Result<Kind> {
     if dir.join("compare.txt").is_file() || results.starts_with("# rarts compare") {
         return Ok(Kind::Compare);
     }
-    let checkpoint = std::fs::File::open(dir.join("checkpoint.bin")).and_then(|mut f| {
-        let mut magic = [0u8; 7];
-        std::io::Read::read_exact(&mut f, &mut magic).map(|()| magic)
-    });
-    if !matches!(checkpoint, Ok(m) if &m == b"RARTSCK") && !dir.join(crate::rundir::LOCK_FILE).is_file() {
+    if !crate::rundir::is_run_folder(dir) {
         crate::bail!(
             "{}: not a folder a rarts run made (no rarts checkpoint, lock file or comparison in it); expected a \
              search, train or compare --out folder, and rarts report writes into no other",
