@@ -8,6 +8,7 @@
 //! is going shows it up to its last epoch.
 
 pub mod cell;
+mod compare;
 pub mod json;
 pub mod plot;
 pub mod svg;
@@ -15,7 +16,7 @@ pub mod svg;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
-use self::json::Json;
+use self::json::{Json, check_alphas, lines};
 use self::plot::Series;
 use self::svg::{Style, escape};
 use crate::checkpoint::Checkpoint;
@@ -68,58 +69,6 @@ pub struct Report {
     pub html: String,
     pub figures: Vec<(&'static str, String)>,
 }
-
-fn lines(path: &Path) -> Result<Vec<Json>> {
-    let text = match std::fs::read_to_string(path) {
-        Ok(t) => t,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(e) => crate::bail!("{}: cannot read it: {e}", path.display()),
-    };
-    // The last line may be being written as the file is read: dropped if
-    // cut off. Any other line that is not JSON is an error naming it.
-    let all: Vec<(usize, &str)> = text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()).collect();
-    let mut out = Vec::with_capacity(all.len());
-    for (k, &(i, l)) in all.iter().enumerate() {
-        match Json::parse(l) {
-            Ok(j) => out.push(j),
-            Err(_) if k + 1 == all.len() && !text.ends_with('\n') => {}
-            Err(e) => {
-                crate::bail!("{}:{}: {e}; expected one JSON object per line, as rarts writes", path.display(), i + 1)
-            }
-        }
-    }
-    Ok(out)
-}
-
-/// Checks every softmax(α) matrix of `lines` (from `path`): `k` columns,
-/// as many rows as the first line's, at most [`MAX_ALPHA_ROWS`].
-fn check_alphas(path: &Path, lines: &[Json], k: usize) -> Result<()> {
-    let mut rows_of: Vec<(String, usize)> = Vec::new();
-    for (n, l) in lines.iter().enumerate() {
-        for (key, v) in l.fields().iter().filter(|(key, _)| key.starts_with("softmax_alpha_")) {
-            let bad = |why: String| crate::error::Error(format!("{} (entry {}): {key}: {why}", path.display(), n + 1));
-            let m = v.matrix().ok_or_else(|| bad("not a matrix of numbers".into()))?;
-            if m.len() > MAX_ALPHA_ROWS {
-                return Err(bad(format!("{} rows; expected at most {MAX_ALPHA_ROWS}", m.len())));
-            }
-            if let Some(r) = m.iter().find(|r| r.len() != k) {
-                return Err(bad(format!("a row of {} values; expected {k}, one per op", r.len())));
-            }
-            match rows_of.iter().find(|(kk, _)| kk == key) {
-                Some((_, r)) if *r != m.len() => {
-                    return Err(bad(format!("{} rows; expected {r}, as in its first entry", m.len())));
-                }
-                Some(_) => {}
-                None => rows_of.push((key.clone(), m.len())),
-            }
-        }
-    }
-    Ok(())
-}
-
-/// The most rows an α matrix of a report may have: DARTS' 14 edges, NB201's
-/// 6 and a ResNet-56's 27 layers are far below.
-const MAX_ALPHA_ROWS: usize = 1000;
 
 /// The folder's kind, from its files.
 pub fn kind(dir: &Path) -> Result<Kind> {
@@ -519,165 +468,6 @@ fn train_report(dir: &Path) -> Result<Report> {
     Ok(Report { html: page(dir, "training", &body, &set, &times), figures })
 }
 
-/// Inline Markdown of the results file: `code` spans, escaped text.
-fn inline(s: &str) -> String {
-    let mut o = String::new();
-    for (i, part) in s.split('`').enumerate() {
-        if i % 2 == 1 {
-            let _ = write!(o, "<code>{}</code>", escape(part));
-        } else {
-            o.push_str(&escape(&part.replace("\\|", "|")));
-        }
-    }
-    o
-}
-
-/// The cells of a Markdown table row (`\|` kept inside a cell).
-fn cells(row: &str) -> Vec<String> {
-    let t = row.trim().trim_start_matches('|');
-    let t = t.strip_suffix('|').unwrap_or(t);
-    let mut out = vec![String::new()];
-    let mut chars = t.chars().peekable();
-    while let Some(c) = chars.next() {
-        match c {
-            '\\' if chars.peek() == Some(&'|') => {
-                out.last_mut().unwrap().push_str("\\|");
-                chars.next();
-            }
-            '|' => out.push(String::new()),
-            c => out.last_mut().unwrap().push(c),
-        }
-    }
-    out.iter().map(|c| c.trim().to_string()).collect()
-}
-
-/// The Markdown `results.md` writes (headings, tables, lists, paragraphs) as HTML.
-fn markdown(md: &str) -> String {
-    let mut o = String::new();
-    let mut in_table = false;
-    let mut in_list = false;
-    for line in md.lines() {
-        let t = line.trim();
-        if in_table && !t.starts_with('|') {
-            o.push_str("</tbody></table>\n");
-            in_table = false;
-        }
-        if in_list && !t.starts_with("- ") {
-            o.push_str("</ul>\n");
-            in_list = false;
-        }
-        if let Some(h) = t.strip_prefix("## ") {
-            let _ = writeln!(o, "<h3>{}</h3>", inline(h));
-        } else if let Some(h) = t.strip_prefix("# ") {
-            let _ = writeln!(o, "<h2>{}</h2>", inline(h));
-        } else if t.starts_with('|') {
-            if t.starts_with("|---") {
-                continue;
-            }
-            if !in_table {
-                o.push_str("<table><thead><tr>");
-                for c in cells(t) {
-                    let _ = write!(o, "<th>{}</th>", inline(&c));
-                }
-                o.push_str("</tr></thead><tbody>\n");
-                in_table = true;
-            } else {
-                o.push_str("<tr>");
-                for c in cells(t) {
-                    let _ = write!(o, "<td>{}</td>", inline(&c));
-                }
-                o.push_str("</tr>\n");
-            }
-        } else if let Some(item) = t.strip_prefix("- ") {
-            if !in_list {
-                o.push_str("<ul>\n");
-                in_list = true;
-            }
-            let _ = writeln!(o, "<li>{}</li>", inline(item));
-        } else if !t.is_empty() {
-            let _ = writeln!(o, "<p>{}</p>", inline(t));
-        }
-    }
-    if in_table {
-        o.push_str("</tbody></table>\n");
-    }
-    if in_list {
-        o.push_str("</ul>\n");
-    }
-    o
-}
-
-/// A comparison's page: its results table, a dot plot of test accuracy per
-/// method and seed, links to the reports of its jobs.
-fn compare_report(dir: &Path) -> Result<Report> {
-    let path = dir.join("results.md");
-    let md = std::fs::read_to_string(&path).ctx(|| format!("reading {}", path.display()))?;
-    let mut figures = Vec::new();
-    let mut body = String::new();
-    // The first table's rows: method, mean ± std, per seed.
-    let mut rows: Vec<(String, Vec<(String, f64)>)> = Vec::new();
-    let mut seeds: Vec<String> = Vec::new();
-    for line in md.lines() {
-        if let Some(s) = line.strip_prefix("Date ").and_then(|l| l.split("seeds [").nth(1)) {
-            let list = s.split(']').next().unwrap_or("");
-            seeds = list.split(", ").map(String::from).collect();
-        }
-    }
-    // The column of per-seed numbers: the table's CIFAR-10 accuracy where a
-    // NAS-Bench-201 table judged, else the retrained test accuracy.
-    let header = md.lines().find(|l| l.starts_with("| method")).map(cells).unwrap_or_default();
-    let per_seed = header.iter().position(|h| h.starts_with("per seed")).unwrap_or(2);
-    let judged_by_table = header.get(per_seed).is_some_and(|h| h.contains("CIFAR-10"));
-    for line in md.lines().skip_while(|l| !l.starts_with("| method")).skip(2) {
-        if !line.starts_with('|') {
-            break;
-        }
-        let c = cells(line);
-        if c.len() <= per_seed {
-            continue;
-        }
-        let vals: Vec<(String, f64)> = c[per_seed]
-            .split(", ")
-            .enumerate()
-            .filter_map(|(i, v)| {
-                let label = seeds.get(i).map_or(format!("#{i}"), |s| format!("s{s}"));
-                Some((label, v.trim().parse().ok()?))
-            })
-            .collect();
-        if !vals.is_empty() {
-            rows.push((c[0].clone(), vals));
-        }
-    }
-    if !rows.is_empty() {
-        let (title, axis) = if judged_by_table {
-            ("CIFAR-10 accuracy per method and seed (NAS-Bench-201 table)", "200-epoch test accuracy (%)")
-        } else {
-            ("Test accuracy per method and seed", "test accuracy (%)")
-        };
-        let svg = plot::dot_plot(title, axis, &rows);
-        add(&mut figures, &mut body, "report-test-accuracy.svg", svg.finish());
-    }
-    body.push_str(&markdown(&md));
-    let mut jobs: Vec<String> = std::fs::read_dir(dir)
-        .ctx(|| format!("listing {}", dir.display()))?
-        .flatten()
-        .filter(|e| e.path().join("log.jsonl").exists())
-        .map(|e| e.file_name().to_string_lossy().into_owned())
-        .collect();
-    jobs.sort();
-    if !jobs.is_empty() {
-        let _ = writeln!(
-            body,
-            "<h2>Jobs</h2>\n<p>Each job's own report, where it has been written (<code>rarts report DIR/JOB</code>):</p>\n<ul>"
-        );
-        for j in &jobs {
-            let _ = writeln!(body, "<li><a href=\"{0}/report.html\">{0}</a></li>", escape(j));
-        }
-        body.push_str("</ul>\n");
-    }
-    Ok(Report { html: page(dir, "comparison", &body, &[], &[]), figures })
-}
-
 /// What marks a page as written by `rarts report`.
 const GENERATOR: &str = "<meta name=\"generator\" content=\"rarts report\"/>";
 
@@ -735,7 +525,7 @@ pub fn build(dir: &Path) -> Result<Report> {
     match kind(dir)? {
         Kind::Search => search_report(dir),
         Kind::Train => train_report(dir),
-        Kind::Compare => compare_report(dir),
+        Kind::Compare => compare::compare_report(dir),
     }
 }
 
