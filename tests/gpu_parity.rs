@@ -28,7 +28,14 @@ use rarts::ops::layout::ChannelSlice;
 use rarts::ops::pool::PoolGeom;
 use rarts::search::algo::{Algo, Schedule};
 
+/// Set in the run of this file on the emulated device
+/// (`every_test_here_on_the_emulated_device`): there the device must open.
+const EMULATED: &str = "RARTS_EMULATED_DEVICE";
+
 fn gpu() -> Option<Cuda> {
+    if std::env::var_os(EMULATED).is_some() {
+        return Some(Cuda::new(0).unwrap_or_else(|e| panic!("the emulated device did not open: {e}")));
+    }
     if let Some(why) = rarts::backend::cuda::unavailable_reason() {
         common::skipped(&format!("no CUDA device ({why})"));
         return None;
@@ -908,6 +915,61 @@ fn search_steps_match_the_cpu() {
     search_parity(|| Cuda::new(0).expect("the device opened a moment ago"), &all, 3);
 }
 
+/// A step captured as a CUDA graph and replayed gives what the same step
+/// run eagerly gives, bit for bit: losses, norms, every weight and every α
+/// after three steps (the first eager, the second captured and replayed,
+/// the third replayed),
+/// for each algorithm. A replay that reads a table or buffer freed since the
+/// capture, or misses an upload, differs.
+#[test]
+fn replayed_steps_equal_eager_ones_bit_for_bit() {
+    use rarts::search::prepare::prepare;
+    if gpu().is_none() {
+        return;
+    }
+    let bits = |v: Vec<f64>| v.into_iter().map(f64::to_bits).collect::<Vec<_>>();
+    for algo in [Algo::Darts1, Algo::Darts2, Algo::Rarts] {
+        let cfg = common::tiny_search(algo, 3);
+        let graph_cfg = rarts::search::config::SearchConfig { cuda_graph: true, ..cfg.clone() };
+        let mut eager = prepare(Cuda::new(0).expect("the device opened a moment ago"), &cfg).expect("prepare");
+        let mut graph = prepare(Cuda::new(0).expect("the device opened a moment ago"), &graph_cfg).expect("prepare");
+        for step in 0..3 {
+            let (a, b) = (eager.step().expect("eager step"), graph.step().expect("graph step"));
+            for (what, x, y) in [
+                ("loss_train", a.loss_train, b.loss_train),
+                ("loss_val", a.loss_val, b.loss_val),
+                ("grad_norm", a.grad_norm, b.grad_norm),
+            ] {
+                assert_eq!(x.to_bits(), y.to_bits(), "{} step {step}: {what} eager {x}, replayed {y}", algo.name());
+            }
+        }
+        let prob = &eager.search.prob;
+        for (i, &n) in prob.w.iter().chain(&prob.y).chain(&prob.alpha).enumerate() {
+            let (x, y) = (eager.search.ex.get(n).expect("read"), graph.search.ex.get(n).expect("read"));
+            assert!(
+                bits(x) == bits(y),
+                "{}: parameter {i} differs between the eager and the replayed steps",
+                algo.name()
+            );
+        }
+    }
+}
+
+/// A launcher's argument list is checked against its kernel's PTX
+/// parameters: a missing argument or an `int` passed for a `long long` is
+/// refused with the kernel's name, before anything is launched.
+#[test]
+fn argument_lists_that_differ_from_the_ptx_are_refused() {
+    let Some(cu) = gpu() else { return };
+    // fill_f32(float* y, float v, long long n)
+    cu.check_params("fill_f32", &[8, 4, 8]).unwrap();
+    for wrong in [&[8, 4, 4][..], &[8, 4], &[8, 4, 8, 4]] {
+        let e = cu.check_params("fill_f32", wrong).unwrap_err().to_string();
+        assert!(e.contains("fill_f32") && e.contains("PTX"), "{e}");
+    }
+    assert!(cu.check_params("no_such_kernel", &[8]).is_err());
+}
+
 /// The pointwise filter gradient sums its splits in a fixed order: two runs
 /// on the device agree bit for bit (float atomics would not).
 #[test]
@@ -1015,4 +1077,47 @@ fn toy_model_reaches_its_fixed_point_on_the_gpu() {
 #[test]
 fn toy_harness_self_check_in_f32_on_cpu() {
     toy_fixed_points(Cpu::<f32>::new);
+}
+
+/// Without a GPU, this whole file again on the emulated device
+/// (`scripts/emulated-device.sh`: a stand-in libcuda that runs each launch's
+/// kernel on the CPU): every launcher's grid, block, scratch sizes and
+/// argument list as the Rust code sends them, each argument list checked
+/// against the kernel's PTX, every pointer against the live allocations,
+/// and with the flat kernels' grid capped at 3 blocks so that every
+/// grid-stride loop goes round more than once.
+#[test]
+fn every_test_here_on_the_emulated_device() {
+    use std::process::Command;
+    if std::env::var_os(EMULATED).is_some() {
+        return; // the run on the emulated device itself
+    }
+    if rarts::backend::cuda::cuda_available() {
+        common::skipped("a real CUDA device is present; the tests above ran on it");
+        return;
+    }
+    if Command::new("g++").arg("--version").output().is_err() {
+        common::skipped("g++ is not installed (the emulated device is built with it)");
+        return;
+    }
+    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("emulated-device");
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/emulated-device.sh");
+    let built = Command::new("bash").arg(script).arg(&dir).output().expect("running scripts/emulated-device.sh");
+    assert!(built.status.success(), "building the emulated device failed:\n{}", String::from_utf8_lossy(&built.stderr));
+    let path = match std::env::var("LD_LIBRARY_PATH") {
+        Ok(p) if !p.is_empty() => format!("{}:{p}", dir.display()),
+        _ => dir.display().to_string(),
+    };
+    let out = Command::new(std::env::current_exe().expect("this test binary"))
+        .args(["--test-threads=1", "--skip", "self_check"])
+        .env("LD_LIBRARY_PATH", path)
+        .env(EMULATED, "1")
+        .env("RARTS_CUDA_GRID_CAP", "3")
+        .output()
+        .expect("running this file's tests on the emulated device");
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success(), "on the emulated device:\n{text}");
+    assert!(!text.contains("skipped:"), "a test skipped on the emulated device:\n{text}");
+    let summary = text.lines().find(|l| l.starts_with("test result:")).unwrap_or("no summary");
+    eprintln!("on the emulated device: {summary}");
 }

@@ -1,10 +1,11 @@
 //! Every CUDA kernel, compiled for the host with the CPU stand-in of
 //! `scripts/kernel-emu/shim.h`, checked against direct references on fresh
 //! random inputs (`scripts/kernel-emu.sh`): with shared memory poisoned
-//! before each block, in order and with the blocks shuffled (the same
-//! results bit for bit), under ASan+UBSan, and the ticket kernels' fences
-//! checked — how the kernels are tested on machines without a GPU. Needs
-//! g++ (C++20) and python3.
+//! before each block, in order and with the blocks and threads shuffled
+//! (the same results bit for bit), under ASan+UBSan and under TSan, and the
+//! ticket kernels' fences checked. With `tests/gpu_parity.rs` on the
+//! emulated device, how the kernels are tested on machines without a GPU.
+//! Needs g++ (C++20, x86-64) and python3.
 
 mod common;
 

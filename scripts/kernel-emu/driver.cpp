@@ -93,6 +93,11 @@ static void check_range(const char* what, CUdeviceptr p, size_t bytes) {
 }
 
 // ---- kernels -------------------------------------------------------------
+static FILE* g_log = [] {
+  const char* p = std::getenv("EMU_LOG");
+  return p ? std::fopen(p, "w") : nullptr;
+}();
+
 template <class T> static std::string show(const T& v) {
   if constexpr (std::is_pointer_v<T>) {
     if (!v) return "null";
@@ -113,31 +118,34 @@ template <class T> static bool pointer_ok(const T& v) {
   else return true;
 }
 
+struct Bound {
+  std::function<void()> check, body;
+  std::string line;
+};
+
 struct Kernel {
   std::string name;
   std::vector<size_t> sizes;  // of the C parameters, in order
   bool par;                   // one OS thread per CUDA thread (barriers, shuffles)
   // Copies the arguments out of `params` (as the driver does at launch or
-  // capture) and returns the launch, plus a line describing the arguments.
-  std::function<std::pair<std::function<void()>, std::string>(void**)> bind;
+  // capture) and returns the check of its pointers, the body each CUDA
+  // thread runs, and (with EMU_LOG) a line describing the arguments.
+  std::function<Bound(void**)> bind;
 };
 
 template <class... A, size_t... I>
-static std::pair<std::function<void()>, std::string> bind_args(const char* name, void (*f)(A...), void** p, std::index_sequence<I...>) {
+static Bound bind_args(const char* name, void (*f)(A...), void** p, std::index_sequence<I...>) {
   std::tuple<std::remove_cvref_t<A>...> args{*(std::remove_cvref_t<A>*)p[I]...};
   std::string line;
-  ((line += (I ? " " : "") + show(std::get<I>(args))), ...);
-  // Checked when the launch runs, so a graph replayed after a buffer was
-  // freed fails too.
-  auto run = [name, f, args] {
+  if (g_log) ((line += (I ? " " : "") + show(std::get<I>(args))), ...);
+  auto check = [name, args] {
     if (!(pointer_ok(std::get<I>(args)) && ...)) {
       std::string now;
       ((now += (I ? " " : "") + show(std::get<I>(args))), ...);
       die(std::string(name) + ": an argument points outside every live allocation: " + now);
     }
-    std::apply(f, args);
   };
-  return {run, line};
+  return {check, [f, args] { std::apply(f, args); }, line};
 }
 
 // The kernels that synchronise their threads (barriers, warp shuffles): they
@@ -213,10 +221,6 @@ struct Graph {
 
 static Stream g_null_stream;
 static Stream* stream_of(void* s) { return s ? (Stream*)s : &g_null_stream; }
-static FILE* g_log = [] {
-  const char* p = std::getenv("EMU_LOG");
-  return p ? std::fopen(p, "w") : nullptr;
-}();
 static unsigned long long g_launches = 0;
 
 // Runs `op` now, or records it when `s` is capturing.
@@ -364,14 +368,16 @@ API CUresult cuLaunchKernel(void* f, unsigned gx, unsigned gy, unsigned gz, unsi
     die(k->name + ": invalid launch configuration grid (" + std::to_string(gx) + "," + std::to_string(gy) + "," +
         std::to_string(gz) + ") block (" + std::to_string(bx) + "," + std::to_string(by) + "," + std::to_string(bz) + ")");
   if (shared) die(k->name + ": dynamic shared memory is not emulated (the kernels use static __shared__ only)");
-  auto [run, args] = k->bind(params);
+  Bound b = k->bind(params);
   if (g_log)
     std::fprintf(g_log, "%s grid=(%u,%u,%u) block=(%u,%u,%u) shared=%u%s args: %s\n", k->name.c_str(), gx, gy, gz, bx, by,
-                 bz, shared, stream_of(s)->capturing ? " captured" : "", args.c_str());
+                 bz, shared, stream_of(s)->capturing ? " captured" : "", b.line.c_str());
   ++g_launches;
   dim3 grid{gx, gy, gz}, block{bx, by, bz};
   bool par = k->par;
-  submit(stream_of(s), [=] { launch(grid, block, par, run); });
+  // The pointers are checked when the launch runs, so a graph replayed
+  // after one of its buffers was freed fails too.
+  submit(stream_of(s), [=] { b.check(); launch(grid, block, par, b.body); });
   return OK;
 }
 

@@ -48,6 +48,7 @@ inline unsigned long long g_order_seed = [] {
 std::barrier<>* g_block_bar = nullptr;
 std::barrier<>* g_warp_bar[32];
 double g_warp_slot[32][32];
+double g_warp_slot2[2][32][32];
 std::mutex g_atomic;
 // A barrier or a shuffle in a kernel launched one thread at a time would
 // pass here and hang or race on a GPU: it is an error instead.
@@ -61,9 +62,10 @@ inline unsigned g_serial_threads = 0;  // threads of the block run in turn (0: a
 // OS thread (the default; EMU_THREADS=1 makes them OS threads, which
 // ThreadSanitizer can watch). A fiber runs until it reaches a barrier; when
 // every live thread of the block (or lane of the warp) has arrived, they all
-// go on. Between barriers the runnable fibers take turns in order, or in a
-// seeded shuffled order with EMU_ORDER=shuffle:SEED, so a missing barrier
-// shows up as a result that changes with the order.
+// go on. A fiber that waits hands over straight to the next runnable one in
+// the block's turn order: thread order, or a seeded shuffle of it per block
+// with EMU_ORDER=shuffle:SEED, so a missing barrier shows up as a result
+// that changes with the order.
 //
 // A switch saves the callee-saved registers on the old stack and loads the
 // new one's (x86-64 System V): no system call, unlike swapcontext, whose
@@ -94,7 +96,7 @@ emu_switch:
   .size emu_switch, .-emu_switch
 )");
 enum FiberState { RUN, WAIT_BLOCK, WAIT_WARP, DONE };
-struct Fiber { void* sp = nullptr; char* stack = nullptr; FiberState state = DONE; dim3 idx; };
+struct Fiber { void* sp = nullptr; char* stack = nullptr; FiberState state = DONE; dim3 idx; unsigned shuffles = 0; };
 #if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
 inline bool g_fibers_on = false;
 #else
@@ -102,15 +104,34 @@ inline bool g_fibers_on = [] { const char* e = std::getenv("EMU_THREADS"); retur
 #endif
 inline bool g_in_fibers = false;
 inline void* g_sched_sp = nullptr;
+inline std::vector<unsigned> g_turn;  // the block's fibers in turn order
+inline unsigned g_pos = 0;            // the running fiber's place in g_turn
 inline std::vector<Fiber> g_fibers;
 inline unsigned g_cur = 0, g_live = 0, g_block_arrived = 0, g_warp_live[32], g_warp_arrived[32];
 inline const std::function<void()>* g_fiber_body = nullptr;
-constexpr size_t FIBER_STACK = 256 * 1024;
+constexpr size_t FIBER_STACK = 128 * 1024;
 
 inline void fiber_release(FiberState waiting, unsigned warp) {
-  for (unsigned t = 0; t < g_fibers.size(); ++t)
-    if (g_fibers[t].state == waiting && (waiting == WAIT_BLOCK || t / 32 == warp)) g_fibers[t].state = RUN;
+  unsigned lo = waiting == WAIT_BLOCK ? 0 : 32 * warp;
+  unsigned hi = waiting == WAIT_BLOCK ? g_fibers.size() : std::min<size_t>(32 * warp + 32, g_fibers.size());
+  for (unsigned t = lo; t < hi; ++t)
+    if (g_fibers[t].state == waiting) g_fibers[t].state = RUN;
   if (waiting == WAIT_BLOCK) g_block_arrived = 0; else g_warp_arrived[warp] = 0;
+}
+// Saves the running fiber in *save and resumes the next runnable one after it
+// in turn order (itself, if it was just released and is the only one), or the
+// launch when none is: the block is done, or deadlocked.
+inline void fiber_next(void** save) {
+  unsigned n = g_turn.size();
+  for (unsigned k = 1; k <= n; ++k) {
+    unsigned p = (g_pos + k) % n, t = g_turn[p];
+    if (g_fibers[t].state != RUN) continue;
+    if (t == g_cur) return;
+    g_pos = p; g_cur = t; threadIdx = g_fibers[t].idx;
+    emu_switch(save, g_fibers[t].sp);
+    return;
+  }
+  emu_switch(save, g_sched_sp);
 }
 inline void fiber_wait(FiberState on) {
   Fiber& f = g_fibers[g_cur];
@@ -118,7 +139,7 @@ inline void fiber_wait(FiberState on) {
   f.state = on;
   if (on == WAIT_BLOCK) { if (++g_block_arrived == g_live) fiber_release(WAIT_BLOCK, 0); }
   else if (++g_warp_arrived[w] == g_warp_live[w]) fiber_release(WAIT_WARP, w);
-  emu_switch(&f.sp, g_sched_sp);
+  fiber_next(&f.sp);
 }
 [[noreturn]] inline void fiber_main() {
   (*g_fiber_body)();
@@ -128,13 +149,15 @@ inline void fiber_wait(FiberState on) {
   // An exited thread no longer holds back a barrier (arrive_and_drop).
   if (g_live && g_block_arrived == g_live) fiber_release(WAIT_BLOCK, 0);
   if (g_warp_live[w] && g_warp_arrived[w] == g_warp_live[w]) fiber_release(WAIT_WARP, w);
-  emu_switch(&g_fibers[t].sp, g_sched_sp);  // never resumed
+  fiber_next(&g_fibers[t].sp);  // never resumed
   emu_fatal("a finished fiber was resumed");
 }
 // A fresh fiber's stack: six zero registers for emu_switch to pop, then
 // fiber_main as the return address, 16-byte aligned as a call leaves it.
-inline void* fiber_stack_top(char* stack) {
-  auto top = (reinterpret_cast<uintptr_t>(stack + FIBER_STACK) & ~uintptr_t(15)) - 16;
+// Fiber t's top sits t·64 bytes (mod 4 KiB) below its stack's end: stack
+// ends a power of two apart would all fall in the same cache sets.
+inline void* fiber_stack_top(char* stack, unsigned t) {
+  auto top = (reinterpret_cast<uintptr_t>(stack + FIBER_STACK - 64 * (t % 64)) & ~uintptr_t(15)) - 16;
   auto* slot = reinterpret_cast<void**>(top);
   slot[0] = reinterpret_cast<void*>(&fiber_main);
   for (int r = 1; r <= 6; ++r) slot[-r] = nullptr;
@@ -159,6 +182,14 @@ template <class T> T __shfl_down_sync(unsigned, T v, int o) {
   }
   unsigned tid = threadIdx.x + threadIdx.y * blockDim.x;
   unsigned w = tid >> 5, lane = tid & 31;
+  if (g_in_fibers) {
+    // Two slot sets used in turn: a lane cannot reach the next shuffle's
+    // wait before every lane has read this one, so one wait per shuffle.
+    unsigned b = g_fibers[g_cur].shuffles++ & 1;
+    g_warp_slot2[b][w][lane] = (double)v;
+    warp_sync(w);
+    return lane + o < 32 ? (T)g_warp_slot2[b][w][lane + o] : v;
+  }
   g_warp_slot[w][lane] = (double)v;
   warp_sync(w);
   T r = lane + o < 32 ? (T)g_warp_slot[w][lane + o] : v;
@@ -202,7 +233,7 @@ inline void launch(dim3 grid, dim3 block, bool par, std::function<void()> body) 
       if (!g_fibers[t].stack) g_fibers[t].stack = new char[FIBER_STACK];
     g_fiber_body = &body;
     g_in_fibers = true;
-    std::vector<unsigned> turn(nt);
+    g_turn.resize(nt);
     for (const dim3 b : order) {
       blockIdx = b;
       poison_shared();
@@ -210,27 +241,22 @@ inline void launch(dim3 grid, dim3 block, bool par, std::function<void()> body) 
         Fiber& f = g_fibers[t];
         f.idx = {t % block.x, (t / block.x) % block.y, t / (block.x * block.y)};
         f.state = RUN;
-        f.sp = fiber_stack_top(f.stack);
-        turn[t] = t;
+        f.shuffles = 0;
+        f.sp = fiber_stack_top(f.stack, t);
+        g_turn[t] = t;
       }
+      if (g_order_seed)  // this block's turns in a seeded order
+        for (size_t i = nt; i > 1; --i) {
+          unsigned long long z = (g_order_seed += 0x9E3779B97F4A7C15ull);
+          z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull; z = (z ^ (z >> 27)) * 0x94D049BB133111EBull; z ^= z >> 31;
+          std::swap(g_turn[i - 1], g_turn[z % i]);
+        }
       for (unsigned t = nt; t < g_fibers.size(); ++t) g_fibers[t].state = DONE;
       g_live = nt; g_block_arrived = 0;
       for (unsigned w = 0; w < 32; ++w) { g_warp_arrived[w] = 0; g_warp_live[w] = w * 32 < nt ? std::min(32u, nt - w * 32) : 0; }
-      while (g_live) {
-        if (g_order_seed)  // this round's turns in a seeded order
-          for (size_t i = nt; i > 1; --i) {
-            unsigned long long z = (g_order_seed += 0x9E3779B97F4A7C15ull);
-            z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull; z = (z ^ (z >> 27)) * 0x94D049BB133111EBull; z ^= z >> 31;
-            std::swap(turn[i - 1], turn[z % i]);
-          }
-        bool ran = false;
-        for (unsigned t : turn) {
-          if (g_fibers[t].state != RUN) continue;
-          g_cur = t; threadIdx = g_fibers[t].idx; ran = true;
-          emu_switch(&g_sched_sp, g_fibers[t].sp);
-        }
-        if (!ran) emu_fatal("deadlock: every live thread of a block waits at a barrier some thread never reaches");
-      }
+      g_pos = 0; g_cur = g_turn[0]; threadIdx = g_fibers[g_cur].idx;
+      emu_switch(&g_sched_sp, g_fibers[g_cur].sp);  // back when no fiber can run
+      if (g_live) emu_fatal("deadlock: every live thread of a block waits at a barrier some thread never reaches");
     }
     g_in_fibers = false;
     return;

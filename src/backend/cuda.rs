@@ -32,8 +32,22 @@ include!(concat!(env!("OUT_DIR"), "/kernels.rs"));
 /// elementwise work (8 warps, full occupancy at low register counts).
 pub(crate) const BLOCK: u32 = 256;
 /// Cap on the grid of flat kernels; they loop grid-stride beyond it.
-/// 132 SMs × 16 resident blocks of 256 threads keep an H100/H200 full.
+/// 132 SMs × 16 blocks of 256 threads: twice the 2,048 threads an H100/H200
+/// SM holds at once, so every SM stays full as blocks finish.
 const MAX_GRID: u32 = 132 * 16;
+
+/// The grid cap in force: [`MAX_GRID`], or `RARTS_CUDA_GRID_CAP` when set
+/// (a test knob: a cap of a few blocks makes every grid-stride loop go
+/// round more than once, as large tensors do on a GPU).
+fn max_grid() -> u32 {
+    static CAP: std::sync::OnceLock<u32> = std::sync::OnceLock::new();
+    *CAP.get_or_init(|| {
+        std::env::var("RARTS_CUDA_GRID_CAP")
+            .ok()
+            .and_then(|v| v.trim().parse::<u32>().ok())
+            .map_or(MAX_GRID, |c| c.clamp(1, MAX_GRID))
+    })
+}
 /// Partial sums of the two-stage reductions (`reduce_partial_f64`, and the
 /// mixed nodes' per-term sums: 40 terms × 204 blocks); the scratch buffer
 /// holds this many f64.
@@ -191,6 +205,9 @@ pub struct Cuda {
     /// copy from the host then (recorded as a copy from memory freed before
     /// the replay) fails instead.
     pub(crate) capture: Capture,
+    /// Each kernel's parameter sizes in bytes, read from the PTX it was
+    /// loaded from; every launch's argument list is checked against them.
+    params: HashMap<String, Vec<usize>>,
     device_name: String,
     /// Where the kernels came from ("nvcc PTX (sm_90)" or "NVRTC (compute_90)").
     kernels_from: String,
@@ -219,6 +236,7 @@ impl Cuda {
         let cc = ctx.compute_capability().map_err(|e| Error::new(format!("cuda: compute capability: {e}")))?;
 
         let mut modules = HashMap::new();
+        let mut params = HashMap::new();
         // The PTX nvcc built, if any; when the driver cannot load it (an nvcc
         // newer than the driver, or a device the PTX does not target), the
         // sources through NVRTC instead.
@@ -226,6 +244,7 @@ impl Cuda {
             Some(ptx) => ptx.iter().find_map(|&(name, text)| match ctx.load_module(Ptx::from_src(text)) {
                 Ok(m) => {
                     modules.insert(name, m);
+                    params.extend(ptx_params(text));
                     None
                 }
                 Err(e) => Some(format!("loading {name}.ptx ({KERNEL_ARCH}): {e}")),
@@ -239,9 +258,11 @@ impl Cuda {
                     crate::bail!("cuda: {why}, and libnvrtc cannot be loaded to compile the kernels instead");
                 }
                 modules.clear();
+                params.clear();
                 let arch = nvrtc_arch(cc)?;
                 for &(name, src) in KERNEL_SOURCES {
                     let ptx = compile_nvrtc(name, src, arch, &[])?;
+                    params.extend(ptx_params(&ptx.to_src()));
                     let m = ctx.load_module(ptx).map_err(|e| Error::new(format!("cuda: loading {name}.cu: {e}")))?;
                     modules.insert(name, m);
                 }
@@ -271,6 +292,7 @@ impl Cuda {
             bn_parts: Mutex::new(bn_parts),
             lists: Mutex::new(HashMap::new()),
             capture: Capture::default(),
+            params,
             device_name,
             kernels_from,
         })
@@ -278,7 +300,7 @@ impl Cuda {
 
     /// Flat launch over `n` elements: ⌈n/BLOCK⌉ blocks, capped (grid-stride).
     pub(crate) fn flat(n: usize) -> LaunchConfig {
-        let blocks = n.div_ceil(BLOCK as usize).clamp(1, MAX_GRID as usize) as u32;
+        let blocks = n.div_ceil(BLOCK as usize).clamp(1, max_grid() as usize) as u32;
         LaunchConfig { grid_dim: (blocks, 1, 1), block_dim: (BLOCK, 1, 1), shared_mem_bytes: 0 }
     }
 
@@ -286,6 +308,20 @@ impl Cuda {
     pub(crate) fn per_block(items: usize) -> Result<LaunchConfig> {
         let g = u32::try_from(items).map_err(|_| Error::new(format!("cuda: {items} blocks exceed the grid")))?;
         Ok(LaunchConfig { grid_dim: (g, 1, 1), block_dim: (BLOCK, 1, 1), shared_mem_bytes: 0 })
+    }
+
+    /// Fails unless `sizes` (the bytes of each argument a launcher passes)
+    /// are the kernel's PTX parameters: a launcher whose argument list
+    /// drifted from its kernel's signature (an `int` passed as a
+    /// `long long`, a missing argument) is an error, not garbage.
+    pub fn check_params(&self, kernel: &str, sizes: &[usize]) -> Result<()> {
+        match self.params.get(kernel) {
+            Some(want) if want.as_slice() == sizes => Ok(()),
+            Some(want) => crate::bail!(
+                "cuda: {kernel}: the launcher passes arguments of {sizes:?} bytes, the kernel's PTX takes {want:?}"
+            ),
+            None => crate::bail!("cuda: {kernel}: no such entry in the loaded PTX"),
+        }
     }
 
     /// The raw device address of an optional buffer (0 = absent), for
@@ -362,14 +398,62 @@ pub fn compile_nvrtc(name: &str, src: &str, arch: &'static str, include_paths: &
     })
 }
 
+/// Each `.entry`'s parameter sizes in bytes, from PTX text:
+/// `.param .u64 x` is 8, `.param .f32 x` 4, `.param .align 8 .b8 x[800]` 800.
+pub fn ptx_params(ptx: &str) -> HashMap<String, Vec<usize>> {
+    let mut out = HashMap::new();
+    let mut rest = ptx;
+    while let Some(at) = rest.find(".entry ") {
+        rest = &rest[at + ".entry ".len()..];
+        let (Some(open), Some(close)) = (rest.find('('), rest.find(')')) else { break };
+        let name = rest[..open].trim().to_string();
+        let sizes = rest[open + 1..close]
+            .split(',')
+            .filter(|d| d.contains(".param"))
+            .map(|d| {
+                if let Some(lb) = d.find('[') {
+                    return d[lb + 1..].trim_end_matches(|c: char| !c.is_ascii_digit()).parse().unwrap_or(0);
+                }
+                let ty = d.split_whitespace().find(|w| w.len() > 2 && w.starts_with('.') && w != &".param");
+                ty.and_then(|t| t[2..].parse::<usize>().ok()).map_or(0, |bits| bits / 8)
+            })
+            .collect();
+        out.insert(name, sizes);
+        rest = &rest[close..];
+    }
+    out
+}
+
+/// How many bytes a launch argument puts in the kernel's parameter list: a
+/// device buffer its address, a scalar or a `#[repr(C)]` struct its value.
+pub(crate) trait ParamBytes {
+    const BYTES: usize;
+}
+
+impl<T> ParamBytes for CudaSlice<T> {
+    const BYTES: usize = 8;
+}
+
+macro_rules! param_bytes_of_values {
+    ($($t:ty),*) => { $(impl ParamBytes for $t { const BYTES: usize = std::mem::size_of::<$t>(); })* };
+}
+param_bytes_of_values!(i32, u32, i64, u64, f32, f64);
+
+/// The bytes `arg` passes (see [`ParamBytes`]).
+pub(crate) fn param_bytes<T: ParamBytes>(_arg: &T) -> usize {
+    T::BYTES
+}
+
 /// Launches kernel `$f` of `$cu.k` with `$cfg` and the given arguments, all
 /// in one expression so that temporaries (`&(n as i64)`) live until the
-/// launch. Each call site names the `.cu` signature it matches.
+/// launch. Each call site names the `.cu` signature it matches, and the
+/// arguments' sizes are checked against the kernel's PTX parameters first.
 macro_rules! launch {
     ($cu:expr, $f:ident, $cfg:expr; $($arg:expr),* $(,)?) => {{
         use cudarc::driver::PushKernelArg as _;
         let cu: &$crate::backend::cuda::Cuda = $cu;
         let cfg: cudarc::driver::LaunchConfig = $cfg;
+        cu.check_params(stringify!($f), &[$($crate::backend::cuda::param_bytes($arg)),*])?;
         #[allow(clippy::macro_metavars_in_unsafe)]
         // SAFETY: the argument list matches the kernel's C signature (each
         // call site names it) and the launcher checked every buffer length
@@ -486,7 +570,36 @@ impl Device for Cuda {
 
 #[cfg(test)]
 mod tests {
-    use super::Capture;
+    use super::{Capture, KERNEL_FUNCTIONS, KERNEL_PTX, ptx_params};
+
+    /// The sizes of each `.entry`'s parameters, as nvcc writes them.
+    #[test]
+    fn ptx_parameters_are_sized() {
+        let ptx = ".visible .entry fill_f32(\n\t.param .u64 fill_f32_param_0,\n\t.param .f32 fill_f32_param_1,\n\t\
+                   .param .u64 fill_f32_param_2\n)\n{\n}\n.visible .entry mix(\n\t.param .align 8 .b8 mix_param_0[800],\n\t\
+                   .param .u32 mix_param_1\n)\n{\n}\n";
+        let p = ptx_params(ptx);
+        assert_eq!(p["fill_f32"], vec![8, 4, 8]);
+        assert_eq!(p["mix"], vec![800, 4]);
+    }
+
+    /// Every kernel the backend loads has an entry in the PTX nvcc built,
+    /// with every parameter sized (no unknown type read as 0 bytes).
+    #[test]
+    fn every_kernel_has_sized_parameters_in_the_built_ptx() {
+        let Some(ptx) = KERNEL_PTX else {
+            eprintln!("skipped: no PTX was built (nvcc was not found at build time)");
+            return;
+        };
+        let params: std::collections::HashMap<String, Vec<usize>> =
+            ptx.iter().flat_map(|&(_, text)| ptx_params(text)).collect();
+        for &(module, names) in KERNEL_FUNCTIONS {
+            for name in names {
+                let sizes = params.get(*name).unwrap_or_else(|| panic!("{module}.ptx has no entry {name}"));
+                assert!(!sizes.is_empty() && sizes.iter().all(|&b| b > 0), "{name}: {sizes:?}");
+            }
+        }
+    }
 
     /// Allocations and host copies are refused exactly while a capture is open.
     #[test]

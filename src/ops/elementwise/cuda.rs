@@ -40,6 +40,10 @@ struct MixTerms {
 // pointers, 40 pointers, 40 ints; 800 bytes, 8-byte aligned).
 unsafe impl cudarc::driver::DeviceRepr for MixTerms {}
 
+impl crate::backend::cuda::ParamBytes for MixTerms {
+    const BYTES: usize = std::mem::size_of::<MixTerms>();
+}
+
 impl MixTerms {
     fn new() -> Self {
         MixTerms { x: [0; MIX_MAX], d: [0; MIX_MAX], idx: [0; MIX_MAX] }

@@ -39,6 +39,10 @@ struct ConcatParts {
 // pointers, 8 ints, 8 ints; 128 bytes, 8-byte aligned).
 unsafe impl cudarc::driver::DeviceRepr for ConcatParts {}
 
+impl crate::backend::cuda::ParamBytes for ConcatParts {
+    const BYTES: usize = std::mem::size_of::<ConcatParts>();
+}
+
 /// Checks a concatenation's parts against one whole: the same n, plane and
 /// channel count; returns (n, hw, c_whole) as ints.
 fn concat_check(k: &str, parts: &[&ChannelSlice], whole: &CudaBuf) -> Result<[i32; 3]> {
