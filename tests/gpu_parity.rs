@@ -955,6 +955,33 @@ fn replayed_steps_equal_eager_ones_bit_for_bit() {
     }
 }
 
+/// While a step is being captured as a graph nothing may allocate or copy
+/// from the host (the graph would replay a copy from memory freed since):
+/// an allocation, an upload and an optimizer's tensor-list table not made
+/// before the capture are each an error naming what was refused, and the
+/// same step's table made before the capture is served from the cache.
+#[test]
+fn a_capture_refuses_allocations_uploads_and_new_tables() {
+    let Some(cu) = gpu() else { return };
+    let k = SgdKernel { momentum: 0.9, weight_decay: 3e-4, nesterov: false, lr: 0, scale: 1 };
+    let sc = up(&cu, &[0.1, 1.0]);
+    let (mut p, g, mut m) = (up(&cu, &[1.0; 6]), up(&cu, &[0.5; 6]), up(&cu, &[0.0; 6]));
+    let (mut p2, g2, mut m2) = (up(&cu, &[1.0; 5]), up(&cu, &[0.5; 5]), up(&cu, &[0.0; 5]));
+    cu.sgd_step(&k, &sc, &mut [&mut p], &[&g], &mut [&mut m], Part::WHOLE).unwrap();
+    cu.begin_capture().unwrap();
+    let refused = |e: rarts::error::Error, what: &str| {
+        let e = e.to_string();
+        assert!(e.contains(what) && e.contains("captured"), "{e}");
+    };
+    refused(cu.alloc(4).err().expect("an allocation while capturing"), "allocating 4 floats");
+    refused(cu.upload(&mut p, &[2.0; 6]).unwrap_err(), "a copy from the host");
+    refused(cu.sgd_step(&k, &sc, &mut [&mut p2], &[&g2], &mut [&mut m2], Part::WHOLE).unwrap_err(), "table");
+    cu.sgd_step(&k, &sc, &mut [&mut p], &[&g], &mut [&mut m], Part::WHOLE).unwrap();
+    // The refused calls left the capture unusable on a real driver too; it
+    // only has to end.
+    let _ = cu.end_capture();
+}
+
 /// A launcher's argument list is checked against its kernel's PTX
 /// parameters: a missing argument or an `int` passed for a `long long` is
 /// refused with the kernel's name, before anything is launched.
