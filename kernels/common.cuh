@@ -3,9 +3,9 @@
 // each source it embeds.
 #pragma once
 
-// Threads per block of the flat elementwise kernels and of the block
-// reductions; the reductions below assume a multiple of 32, at most 1024.
-#define BLOCK 256
+// The kernels read their block size from blockDim (the launchers pick it:
+// BLOCK in src/device/cuda.rs); the block reductions below assume a
+// multiple of 32, at most 1024.
 
 // Grid-stride loop over `n` flat elements (64-bit: activations of a large
 // batch exceed 2^31 elements summed over a step, not one buffer, but the

@@ -18,16 +18,10 @@ use std::path::Path;
 use crate::error::{Context, Error, Result};
 use crate::hash::hash64;
 
-/// The first seven magic bytes; the eighth is the format version digit.
-const MAGIC_STEM: &[u8; 7] = b"RARTSCK";
+/// The first seven magic bytes (defined with the run folder's files, which
+/// recognise a checkpoint by them); the eighth is the format version digit.
+const MAGIC_STEM: &[u8; 7] = crate::rundir::CHECKPOINT_MAGIC_STEM;
 
-/// Whether the file at `path` begins as a rarts checkpoint does (whatever
-/// its format version); reads its first bytes only.
-pub fn looks_like_checkpoint(path: &std::path::Path) -> bool {
-    let mut magic = [0u8; 7];
-    std::fs::File::open(path).and_then(|mut f| std::io::Read::read_exact(&mut f, &mut magic)).is_ok()
-        && &magic == MAGIC_STEM
-}
 pub const VERSION: u8 = 2;
 
 #[derive(Clone, Debug, Default, PartialEq)]

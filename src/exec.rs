@@ -202,10 +202,6 @@ impl<B: Backend> Exec<B> {
         self.vals[n].as_ref().expect("value buffer is only taken while its op runs")
     }
 
-    pub fn val_mut(&mut self, n: NodeId) -> &mut B::Buf {
-        self.vals[n].as_mut().expect("value buffer is only taken while its op runs")
-    }
-
     /// The gradient of parameter `n` from the last `backward`, if it
     /// computed one. Other nodes' gradients live in shared buffers and are
     /// gone once `backward` returns: `None` for them.
@@ -213,24 +209,11 @@ impl<B: Backend> Exec<B> {
         self.grads[self.kept_slot(n)?].as_ref()
     }
 
-    pub fn grad_mut(&mut self, n: NodeId) -> Option<&mut B::Buf> {
-        let s = self.kept_slot(n)?;
-        self.grads[s].as_mut()
-    }
-
     /// The slot of `n`'s gradient if the last `backward` left it readable
     /// (a parameter it computed).
     fn kept_slot(&self, n: NodeId) -> Option<usize> {
         let param = matches!(self.tape.nodes[n].kind, Kind::Param { .. });
         if self.live[n] && param { self.slot[n] } else { None }
-    }
-
-    /// The backend, node `n`'s value and its gradient if the last backward
-    /// computed one, both mutable: what optimizer steps and parameter
-    /// arithmetic need.
-    pub fn parts_mut(&mut self, n: NodeId) -> (&B, &mut B::Buf, Option<&mut B::Buf>) {
-        let grad = self.kept_slot(n).and_then(|s| self.grads[s].as_mut());
-        (&self.be, self.vals[n].as_mut().expect("value buffer present"), grad)
     }
 
     /// The gradient slots of parameters `ps`, failing on the first that the

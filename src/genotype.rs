@@ -10,7 +10,7 @@ use std::path::Path;
 
 use crate::data::Rng;
 use crate::error::{Context, Error, Result};
-use crate::space::darts::PRIMITIVES;
+use crate::space::primitive::PRIMITIVES;
 
 /// Intermediate nodes per cell in DARTS' CNN space: a genotype has
 /// `2·STEPS` genes per cell.

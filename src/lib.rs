@@ -6,6 +6,7 @@ pub mod backend;
 pub mod checkpoint;
 pub mod compare;
 pub mod data;
+pub mod device;
 pub mod error;
 pub mod exec;
 pub mod export;

@@ -133,11 +133,23 @@ const RUN_FILE_NAMES: [&str; 11] = [
     LOCK_FILE,
 ];
 
+/// The first seven bytes of every rarts checkpoint (`checkpoint.rs`; the
+/// eighth is its format version).
+pub const CHECKPOINT_MAGIC_STEM: &[u8; 7] = b"RARTSCK";
+
+/// Whether the file at `path` begins as a rarts checkpoint does (whatever
+/// its format version); reads its first bytes only.
+pub fn looks_like_checkpoint(path: &Path) -> bool {
+    let mut magic = [0u8; 7];
+    File::open(path).and_then(|mut f| std::io::Read::read_exact(&mut f, &mut magic)).is_ok()
+        && &magic == CHECKPOINT_MAGIC_STEM
+}
+
 /// Whether `dir` is a folder a rarts run made: it holds the lock file, a
 /// rarts checkpoint or a comparison's plan.
 pub fn is_run_folder(dir: &Path) -> bool {
     dir.join(LOCK_FILE).is_file()
-        || crate::checkpoint::looks_like_checkpoint(&dir.join("checkpoint.bin"))
+        || looks_like_checkpoint(&dir.join("checkpoint.bin"))
         || dir.join("compare.txt").is_file()
 }
 
@@ -206,6 +218,36 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
 /// fsyncs a folder, so that a rename in it survives a crash.
 fn sync_dir(dir: &Path) -> Result<()> {
     File::open(dir).and_then(|d| d.sync_all()).ctx(|| format!("syncing the folder {}", dir.display()))
+}
+
+/// `YYYY-MM-DD` of today (UTC).
+pub fn today() -> String {
+    let days =
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs() / 86_400) as i64;
+    // Howard Hinnant's civil_from_days.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    format!("{:04}-{m:02}-{d:02}", yoe + era * 400 + (m <= 2) as i64)
+}
+
+/// The machine a run is stamped with: the CPU model and the threads used.
+pub fn machine() -> String {
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|t| {
+            t.lines()
+                .find(|l| l.starts_with("model name"))
+                .and_then(|l| l.split(':').nth(1))
+                .map(|s| s.trim().to_string())
+        })
+        .unwrap_or_else(|| "unknown CPU".into());
+    format!("{cpu}, {} threads", crate::par::threads())
 }
 
 #[cfg(test)]

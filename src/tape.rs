@@ -4,9 +4,9 @@
 //! then allocates one buffer per node from that record and replays it every
 //! step: `forward` walks the list in order, `backward` walks it in reverse
 //! with one `match` arm per op. The node buffers are not reallocated while
-//! replaying; the CPU kernels still allocate per-call scratch, and the host
-//! builds small argument lists per op (so a step is not yet a fixed launch
-//! sequence that a CUDA graph could capture).
+//! replaying (the CPU kernels still allocate per-call scratch), so a step on
+//! the CUDA device is a fixed launch sequence that a CUDA graph captures and
+//! replays (`Search::set_cuda_graph`).
 
 use crate::ops::{bn::BnGeom, conv::ConvGeom, layout::ChannelSlice, pool::PoolGeom};
 use crate::shape::Shape;
@@ -387,11 +387,6 @@ impl Tape {
     /// Number of parameter elements in `group`.
     pub fn numel(&self, group: u32) -> usize {
         self.params(group).iter().map(|&p| self.shape(p).numel()).sum()
-    }
-
-    /// Every BN running-statistics node, in recording order.
-    pub fn states(&self) -> Vec<NodeId> {
-        (0..self.nodes.len()).filter(|&i| matches!(self.nodes[i].kind, Kind::State { .. })).collect()
     }
 
     // ---- recording ---------------------------------------------------------

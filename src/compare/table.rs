@@ -4,7 +4,8 @@
 
 use std::fmt::Write as _;
 
-use super::{Cost, Outcome, Preset, machine, mean_std, today};
+use super::{Cost, Outcome, Preset, mean_std};
+use crate::rundir::{machine, today};
 use crate::space::SpaceKind;
 use crate::space::nb201;
 use crate::space::nb201::table::{Accuracies, Nb201Table};

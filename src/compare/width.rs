@@ -24,11 +24,12 @@ use std::fmt::Write as _;
 use std::path::Path;
 
 use super::table::flags;
-use super::{Cost, Preset, machine, mean_std, search_job, today, train_job};
+use super::{Cost, Preset, mean_std, search_job, train_job};
 use crate::backend::Backend;
 use crate::data::DataSpec;
 use crate::error::{Error, Result};
 use crate::model::Model;
+use crate::rundir::{machine, today};
 use crate::search::algo::Algo;
 use crate::search::config::SearchConfig;
 use crate::space::width::{FRACTIONS, TARGET_TOLERANCE, WidthConfig, Widths};

@@ -108,3 +108,21 @@ pub(crate) fn gunzip_at_most(bytes: &[u8], what: &str, limit: u64) -> Result<Vec
     }
     Ok(out)
 }
+
+/// Refuses, before allocating, `n` images of `image_bytes` each that the
+/// machine's free memory cannot hold.
+pub(crate) fn check_fits(n: usize, image_bytes: usize) -> Result<()> {
+    let gib = |b: f64| b / (1u64 << 30) as f64;
+    let bytes = (n as f64) * (image_bytes as f64);
+    if let Some(avail) = crate::hugealloc::mem_available()
+        && bytes > avail as f64
+    {
+        crate::bail!(
+            "{n} images of {image_bytes} bytes need {:.1} GiB, but only {:.1} GiB of memory is available; \
+             expected fewer or smaller images",
+            gib(bytes),
+            gib(avail as f64)
+        );
+    }
+    Ok(())
+}

@@ -235,7 +235,7 @@ fn decode(l: &Listing, like: Option<Shape>) -> Result<Raw> {
     check(&l.files[0].0, first)?;
     let m = want.0 * want.1 * want.2;
     let n = l.files.len();
-    super::spec::check_fits(n, m).map_err(|e| Error(format!("{}: {e}", l.dir.display())))?;
+    super::file::check_fits(n, m).map_err(|e| Error(format!("{}: {e}", l.dir.display())))?;
     let mut pixels = vec![0u8; n * m];
     pixels[..m].copy_from_slice(&first_px);
     // The first error by file order, so the message does not depend on threads.

@@ -157,11 +157,6 @@ impl Sampler {
         self.pos
     }
 
-    /// The image indices of the next batch, without drawing it.
-    pub fn peek_indices(&self) -> &[usize] {
-        &self.order[self.pos * self.batch..(self.pos + 1) * self.batch]
-    }
-
     /// Fills `x` (batch, c, h, w) and `labels` (batch,) with the next batch (`=`):
     /// labels as f32 class indices, images cropped, flipped (where `ds`
     /// allows) and normalised. Moves to the next epoch after its last batch.

@@ -61,7 +61,7 @@ impl DataSpec {
             DataSpec::Synthetic { n, side } => {
                 let n_test = (n / 4).max(1);
                 let shape = (SYNTHETIC_CHANNELS, *side, *side);
-                check_fits(n + n_test, SYNTHETIC_CHANNELS * side * side)
+                super::file::check_fits(n + n_test, SYNTHETIC_CHANNELS * side * side)
                     .and_then(|()| synthetic::generate_pair(*n, n_test, shape, SYNTHETIC_CLASSES, SYNTHETIC_SEED))
                     .map(|(train, test)| Split { train, test: Some(test) })
             }
@@ -69,24 +69,6 @@ impl DataSpec {
         };
         split.map_err(|e| Error(format!("--data {self}: {e}")))
     }
-}
-
-/// Refuses, before allocating, `n` images of `image_bytes` each that the
-/// machine's free memory cannot hold.
-pub(super) fn check_fits(n: usize, image_bytes: usize) -> Result<()> {
-    let gib = |b: f64| b / (1u64 << 30) as f64;
-    let bytes = (n as f64) * (image_bytes as f64);
-    if let Some(avail) = crate::backend::cpu::mem_available()
-        && bytes > avail as f64
-    {
-        crate::bail!(
-            "{n} images of {image_bytes} bytes need {:.1} GiB, but only {:.1} GiB of memory is available; \
-             expected fewer or smaller images",
-            gib(bytes),
-            gib(avail as f64)
-        );
-    }
-    Ok(())
 }
 
 impl FromStr for DataSpec {

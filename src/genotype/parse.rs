@@ -11,7 +11,7 @@
 
 use super::{CellGenes, Genotype};
 use crate::error::{Error, Result};
-use crate::space::darts::PRIMITIVES;
+use crate::space::primitive::PRIMITIVES;
 
 /// Deeper nesting than any genotype needs is refused rather than recursed
 /// into, so no input can overflow the stack.

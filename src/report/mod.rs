@@ -501,9 +501,9 @@ fn page(dir: &Path, what: &str, body: &str, settings: &[(String, String)], times
     let _ = writeln!(
         s,
         "<p>Written {} by rarts {} on {}; a run rewrites it after every epoch.</p>",
-        crate::compare::today(),
+        crate::rundir::today(),
         env!("CARGO_PKG_VERSION"),
-        escape(&crate::compare::machine())
+        escape(&crate::rundir::machine())
     );
     for (name, rows) in [("Run", times), ("Settings", settings)] {
         if rows.is_empty() {

@@ -7,6 +7,7 @@
 pub mod darts;
 pub mod eval;
 pub mod nb201;
+pub mod primitive;
 pub mod width;
 
 use crate::error::Result;

@@ -2,8 +2,8 @@
 //! accumulated in f64.
 
 use super::{BnGeom, BnOps};
-use crate::backend::counts;
-use crate::backend::{Cpu, Write};
+use crate::device::counts;
+use crate::device::{Cpu, Write};
 use crate::error::Result;
 use crate::ops::simd;
 use crate::par;

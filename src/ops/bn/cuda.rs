@@ -7,8 +7,8 @@
 use cudarc::driver::LaunchConfig;
 
 use super::{BnGeom, BnOps};
-use crate::backend::cuda::{BN_PARTS, Cuda, CudaBuf, check_len, int, launch};
-use crate::backend::{Write, counts};
+use crate::device::cuda::{BN_PARTS, Cuda, CudaBuf, check_len, int, launch};
+use crate::device::{Write, counts};
 use crate::error::{Error, Result};
 
 /// Threads of a block. Each of a channel's blocks streams `BN_SPLIT` or so

@@ -4,7 +4,7 @@
 mod cpu;
 mod cuda;
 
-use crate::backend::{Device, Write};
+use crate::device::{Device, Write};
 use crate::error::Result;
 
 /// BatchNorm over `(n, c, hw)`: statistics per channel over `n·hw` values.

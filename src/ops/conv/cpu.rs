@@ -2,8 +2,8 @@
 //! picks for its geometry.
 
 use super::{ConvGeom, ConvOps, Path, depthwise, gemm, path};
-use crate::backend::counts;
-use crate::backend::{Cpu, Write};
+use crate::device::counts;
+use crate::device::{Cpu, Write};
 use crate::error::Result;
 use crate::real::Real;
 

@@ -6,9 +6,10 @@
 use cudarc::driver::LaunchConfig;
 
 use super::{ConvGeom, ConvOps};
-use crate::backend::cuda::{Cuda, CudaBuf, PW_PARTS, PW_TICKETS, check_len, int, launch};
-use crate::backend::{ElementwiseOps, Write, counts};
+use crate::device::cuda::{Cuda, CudaBuf, PW_PARTS, PW_TICKETS, check_len, int, launch};
+use crate::device::{Write, counts};
 use crate::error::Result;
+use crate::ops::elementwise::ElementwiseOps;
 
 /// Output tile side of the pwconv kernels; must match `TILE` in conv.cu.
 const TILE: u32 = 16;

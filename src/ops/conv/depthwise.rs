@@ -18,7 +18,7 @@ use crate::par;
 use crate::real::Real;
 
 use super::{ConvGeom, act, write_through_relu};
-use crate::backend::Write;
+use crate::device::Write;
 use crate::ops::simd;
 
 /// A padded, phase-split plane (see the module comment). The border stays

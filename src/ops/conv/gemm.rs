@@ -17,7 +17,7 @@ use crate::par;
 use crate::real::Real;
 
 use super::{ConvGeom, act, write_through_relu};
-use crate::backend::Write;
+use crate::device::Write;
 use crate::ops::simd;
 
 /// Rows of the output block a [`gemm`] step keeps in registers.

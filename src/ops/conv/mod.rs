@@ -20,7 +20,7 @@ pub mod depthwise;
 pub mod gemm;
 pub mod reference;
 
-use crate::backend::{Device, Write};
+use crate::device::{Device, Write};
 use crate::error::Result;
 use crate::real::Real;
 use crate::shape::Shape;

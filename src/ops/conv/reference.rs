@@ -1,13 +1,13 @@
 //! The straightforward convolution: any stride, padding, dilation and
 //! groups, one bounds check per tap. It is the specification the fast paths
-//! in `depthwise` and `gemm` are tested against (tests/conv_paths.rs), and the
-//! fallback for shapes they do not cover.
+//! in `depthwise` and `gemm` are tested against (tests/conv_paths.rs); no
+//! network runs it.
 
 use crate::par;
 use crate::real::Real;
 
 use super::{ConvGeom, act, write_through_relu};
-use crate::backend::Write;
+use crate::device::Write;
 
 /// Input coordinate of output coordinate `o` and tap `t`, if in bounds.
 #[inline]

@@ -2,8 +2,8 @@
 //! are split over threads, the reductions accumulate in f64.
 
 use super::{ElementwiseOps, MixGrad, ScaleGeom};
-use crate::backend::counts;
-use crate::backend::{Cpu, Write};
+use crate::device::counts;
+use crate::device::{Cpu, Write};
 use crate::error::Result;
 use crate::par;
 use crate::real::Real;

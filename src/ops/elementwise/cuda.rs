@@ -3,9 +3,9 @@
 //! f64 reductions.
 
 use super::{ElementwiseOps, MixGrad, ScaleGeom};
-use crate::backend::Write;
-use crate::backend::counts;
-use crate::backend::cuda::{Cuda, CudaBuf, REDUCE_PARTS, check_len, int, launch};
+use crate::device::Write;
+use crate::device::counts;
+use crate::device::cuda::{Cuda, CudaBuf, REDUCE_PARTS, check_len, int, launch};
 use crate::error::{Error, Result};
 
 /// Launches of `dot_elem` and `sum_all_fwd`: partial sums, then their total.
@@ -40,7 +40,7 @@ struct MixTerms {
 // pointers, 40 pointers, 40 ints; 800 bytes, 8-byte aligned).
 unsafe impl cudarc::driver::DeviceRepr for MixTerms {}
 
-impl crate::backend::cuda::ParamBytes for MixTerms {
+impl crate::device::cuda::ParamBytes for MixTerms {
     const BYTES: usize = std::mem::size_of::<MixTerms>();
 }
 

@@ -5,7 +5,7 @@ mod cuda;
 
 pub(crate) use cpu::dot_f64;
 
-use crate::backend::{Device, Write};
+use crate::device::{Device, Write};
 use crate::error::Result;
 
 /// One term of a mixed edge in [`ElementwiseOps::mix_bwd`]: its weight's

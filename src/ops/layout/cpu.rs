@@ -2,8 +2,8 @@
 //! whole tensors split over threads by sample.
 
 use super::{ChannelSlice, LayoutOps};
-use crate::backend::counts;
-use crate::backend::{Cpu, Write};
+use crate::device::counts;
+use crate::device::{Cpu, Write};
 use crate::error::Result;
 use crate::par;
 use crate::real::Real;

@@ -4,8 +4,8 @@
 use cudarc::driver::LaunchConfig;
 
 use super::{ChannelSlice, LayoutOps};
-use crate::backend::cuda::{BLOCK, Cuda, CudaBuf, check_len, int, launch};
-use crate::backend::{Write, counts};
+use crate::device::cuda::{BLOCK, Cuda, CudaBuf, check_len, int, launch};
+use crate::device::{Write, counts};
 use crate::error::{Error, Result};
 
 fn slice_ints(k: &str, s: &ChannelSlice, part: &CudaBuf, whole: &CudaBuf) -> Result<[i32; 5]> {
@@ -39,7 +39,7 @@ struct ConcatParts {
 // pointers, 8 ints, 8 ints; 128 bytes, 8-byte aligned).
 unsafe impl cudarc::driver::DeviceRepr for ConcatParts {}
 
-impl crate::backend::cuda::ParamBytes for ConcatParts {
+impl crate::device::cuda::ParamBytes for ConcatParts {
     const BYTES: usize = std::mem::size_of::<ConcatParts>();
 }
 

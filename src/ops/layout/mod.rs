@@ -4,7 +4,7 @@
 mod cpu;
 mod cuda;
 
-use crate::backend::{Device, Write};
+use crate::device::{Device, Write};
 use crate::error::Result;
 
 /// Copying a block of channels between two NCHW tensors with the same n and

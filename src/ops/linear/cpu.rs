@@ -2,8 +2,8 @@
 //! small product).
 
 use super::LinearOps;
-use crate::backend::Cpu;
-use crate::backend::counts;
+use crate::device::Cpu;
+use crate::device::counts;
 use crate::error::Result;
 use crate::real::Real;
 

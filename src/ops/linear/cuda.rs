@@ -2,8 +2,8 @@
 //! (the classifier; small products).
 
 use super::LinearOps;
-use crate::backend::counts;
-use crate::backend::cuda::{Cuda, CudaBuf, check_len, int, launch};
+use crate::device::counts;
+use crate::device::cuda::{Cuda, CudaBuf, check_len, int, launch};
 use crate::error::Result;
 
 /// Launches of `linear_bwd`: one per gradient asked for.

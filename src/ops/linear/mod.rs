@@ -6,7 +6,7 @@
 mod cpu;
 mod cuda;
 
-use crate::backend::Device;
+use crate::device::Device;
 use crate::error::Result;
 
 /// The fully connected layer (`kernels/linear.cu` on CUDA).

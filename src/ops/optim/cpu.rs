@@ -1,7 +1,7 @@
 //! The optimizer updates on the host, tensor by tensor.
 
 use super::{AdamKernel, Coef, NormThen, OptimOps, Part, SgdKernel};
-use crate::backend::{Cpu, Write, counts};
+use crate::device::{Cpu, Write, counts};
 use crate::error::Result;
 use crate::real::Real;
 

@@ -6,8 +6,8 @@
 //! one) reuses it without a copy.
 
 use super::{AdamKernel, Coef, NormThen, OptimOps, Part, SgdKernel};
-use crate::backend::cuda::{Cuda, CudaBuf, REDUCE_PARTS, int, launch};
-use crate::backend::{Write, counts};
+use crate::device::cuda::{Cuda, CudaBuf, REDUCE_PARTS, int, launch};
+use crate::device::{Write, counts};
 use crate::error::{Error, Result};
 
 /// Launches of `norm`: the partial sums, then the finishing block.

@@ -13,7 +13,7 @@
 mod cpu;
 mod cuda;
 
-use crate::backend::{Device, Write};
+use crate::device::{Device, Write};
 use crate::error::Result;
 
 /// Adam's hyperparameters (PyTorch semantics, L2 weight decay coupled into

@@ -10,8 +10,8 @@
 use std::ops::Range;
 
 use super::{PoolGeom, PoolOps};
-use crate::backend::counts;
-use crate::backend::{Cpu, Write};
+use crate::device::counts;
+use crate::device::{Cpu, Write};
 use crate::error::Result;
 use crate::par;
 use crate::real::Real;

@@ -2,8 +2,8 @@
 //! output (forward) or per input element (backward, gathered).
 
 use super::{PoolGeom, PoolOps};
-use crate::backend::cuda::{Cuda, CudaBuf, check_len, int, launch};
-use crate::backend::{Write, counts};
+use crate::device::cuda::{Cuda, CudaBuf, check_len, int, launch};
+use crate::device::{Write, counts};
 use crate::error::Result;
 
 type Ints = (i32, i32, i32, i32, i32, i32, i32, i32);

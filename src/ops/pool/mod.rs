@@ -5,7 +5,7 @@
 mod cpu;
 mod cuda;
 
-use crate::backend::{Device, Write};
+use crate::device::{Device, Write};
 use crate::error::Result;
 use crate::shape::Shape;
 

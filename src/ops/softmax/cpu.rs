@@ -1,8 +1,8 @@
 //! Softmax and cross-entropy on the host, row by row.
 
 use super::SoftmaxOps;
-use crate::backend::Cpu;
-use crate::backend::counts;
+use crate::device::Cpu;
+use crate::device::counts;
 use crate::error::Result;
 use crate::real::Real;
 

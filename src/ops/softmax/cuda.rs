@@ -1,8 +1,8 @@
 //! Softmax and cross-entropy on the device: launchers of `kernels/softmax.cu`.
 
 use super::SoftmaxOps;
-use crate::backend::counts;
-use crate::backend::cuda::{Cuda, CudaBuf, check_len, int, launch};
+use crate::device::counts;
+use crate::device::cuda::{Cuda, CudaBuf, check_len, int, launch};
 use crate::error::Result;
 
 impl SoftmaxOps for Cuda {

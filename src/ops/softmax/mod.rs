@@ -3,7 +3,7 @@
 mod cpu;
 mod cuda;
 
-use crate::backend::Device;
+use crate::device::Device;
 use crate::error::Result;
 
 /// Softmax and the loss (`kernels/softmax.cu` on CUDA).

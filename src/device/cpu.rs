@@ -28,7 +28,7 @@ impl<T: Real> Device for Cpu<T> {
     }
     fn reserve(&self, bytes: usize) -> Result<()> {
         let gib = |b: f64| b / (1u64 << 30) as f64;
-        if let Some(avail) = mem_available()
+        if let Some(avail) = crate::hugealloc::mem_available()
             && bytes as u64 > avail
         {
             crate::bail!(
@@ -74,49 +74,4 @@ impl<T: Real> Device for Cpu<T> {
     fn replay(&self, _: &()) -> Result<()> {
         crate::bail!("replay: the CPU has no graphs")
     }
-}
-
-/// The memory this process can still take, in bytes: `MemAvailable` of
-/// /proc/meminfo, or less where the process's address-space limit (`ulimit
-/// -v`) leaves less room above what it maps now. None where neither is known.
-pub fn mem_available() -> Option<u64> {
-    let kb = |text: &str, key: &str| -> Option<u64> {
-        let line = text.lines().find(|l| l.starts_with(key))?;
-        Some(line.split_whitespace().nth(1)?.parse::<u64>().ok()? * 1024)
-    };
-    let system = std::fs::read_to_string("/proc/meminfo").ok().and_then(|t| kb(&t, "MemAvailable:"));
-    let room = address_space_limit().and_then(|limit| {
-        let mapped = std::fs::read_to_string("/proc/self/status").ok().and_then(|t| kb(&t, "VmSize:"))?;
-        Some(limit.saturating_sub(mapped))
-    });
-    match (system, room) {
-        (Some(a), Some(b)) => Some(a.min(b)),
-        (a, b) => a.or(b),
-    }
-}
-
-/// The soft limit on this process's address space (`ulimit -v`), None when
-/// unlimited or unknown.
-#[cfg(target_os = "linux")]
-fn address_space_limit() -> Option<u64> {
-    #[repr(C)]
-    struct Rlimit {
-        cur: u64,
-        max: u64,
-    }
-    const RLIMIT_AS: i32 = 9;
-    const RLIM_INFINITY: u64 = u64::MAX;
-    unsafe extern "C" {
-        fn getrlimit(resource: i32, rlim: *mut Rlimit) -> i32;
-    }
-    let mut r = Rlimit { cur: 0, max: 0 };
-    // SAFETY: getrlimit from libc writes one struct rlimit (two 64-bit
-    // fields on 64-bit Linux) into `r`, which lives for the call.
-    let rc = unsafe { getrlimit(RLIMIT_AS, &mut r) };
-    (rc == 0 && r.cur != RLIM_INFINITY).then_some(r.cur)
-}
-
-#[cfg(not(target_os = "linux"))]
-fn address_space_limit() -> Option<u64> {
-    None
 }

@@ -27,9 +27,10 @@ use crate::error::{Error, Result};
 
 include!(concat!(env!("OUT_DIR"), "/kernels.rs"));
 
-/// Threads per block of the flat kernels; must match `BLOCK` in
-/// `kernels/common.cuh`. 256 is the usual sweet spot for memory-bound
-/// elementwise work (8 warps, full occupancy at low register counts).
+/// Threads per block of the flat kernels and the block reductions (the
+/// kernels read it from `blockDim`; the reductions need a multiple of 32).
+/// 256 is the usual sweet spot for memory-bound elementwise work (8 warps,
+/// full occupancy at low register counts).
 pub(crate) const BLOCK: u32 = 256;
 /// Cap on the grid of flat kernels; they loop grid-stride beyond it.
 /// 132 SMs × 16 blocks of 256 threads: twice the 2,048 threads an H100/H200
@@ -451,16 +452,16 @@ pub(crate) fn param_bytes<T: ParamBytes>(_arg: &T) -> usize {
 macro_rules! launch {
     ($cu:expr, $f:ident, $cfg:expr; $($arg:expr),* $(,)?) => {{
         use cudarc::driver::PushKernelArg as _;
-        let cu: &$crate::backend::cuda::Cuda = $cu;
+        let cu: &$crate::device::cuda::Cuda = $cu;
         let cfg: cudarc::driver::LaunchConfig = $cfg;
-        cu.check_params(stringify!($f), &[$($crate::backend::cuda::param_bytes($arg)),*])?;
+        cu.check_params(stringify!($f), &[$($crate::device::cuda::param_bytes($arg)),*])?;
         #[allow(clippy::macro_metavars_in_unsafe)]
         // SAFETY: the argument list matches the kernel's C signature (each
         // call site names it) and the launcher checked every buffer length
         // against the geometry before reaching here.
         let r = unsafe { cu.stream.launch_builder(&cu.k.$f)$(.arg($arg))*.launch(cfg) };
         if r.is_ok() {
-            $crate::backend::counts::note_cuda_launch();
+            $crate::device::counts::note_cuda_launch();
         }
         r.map(|_| ()).map_err(|e| $crate::error::Error::new(format!("cuda: {}: {e}", stringify!($f))))
     }};
