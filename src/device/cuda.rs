@@ -245,7 +245,7 @@ impl Cuda {
             Some(ptx) => ptx.iter().find_map(|&(name, text)| match ctx.load_module(Ptx::from_src(text)) {
                 Ok(m) => {
                     modules.insert(name, m);
-                    params.extend(ptx_params(text));
+                    params.extend(super::ptx::params(text));
                     None
                 }
                 Err(e) => Some(format!("loading {name}.ptx ({KERNEL_ARCH}): {e}")),
@@ -263,7 +263,7 @@ impl Cuda {
                 let arch = nvrtc_arch(cc)?;
                 for &(name, src) in KERNEL_SOURCES {
                     let ptx = compile_nvrtc(name, src, arch, &[])?;
-                    params.extend(ptx_params(&ptx.to_src()));
+                    params.extend(super::ptx::params(&ptx.to_src()));
                     let m = ctx.load_module(ptx).map_err(|e| Error::new(format!("cuda: loading {name}.cu: {e}")))?;
                     modules.insert(name, m);
                 }
@@ -399,52 +399,6 @@ pub fn compile_nvrtc(name: &str, src: &str, arch: &'static str, include_paths: &
     })
 }
 
-/// Each `.entry`'s parameter sizes in bytes, from PTX text:
-/// `.param .u64 x` is 8, `.param .f32 x` 4, `.param .align 8 .b8 x[800]` 800.
-pub fn ptx_params(ptx: &str) -> HashMap<String, Vec<usize>> {
-    let mut out = HashMap::new();
-    let mut rest = ptx;
-    while let Some(at) = rest.find(".entry ") {
-        rest = &rest[at + ".entry ".len()..];
-        let (Some(open), Some(close)) = (rest.find('('), rest.find(')')) else { break };
-        let name = rest[..open].trim().to_string();
-        let sizes = rest[open + 1..close]
-            .split(',')
-            .filter(|d| d.contains(".param"))
-            .map(|d| {
-                if let Some(lb) = d.find('[') {
-                    return d[lb + 1..].trim_end_matches(|c: char| !c.is_ascii_digit()).parse().unwrap_or(0);
-                }
-                let ty = d.split_whitespace().find(|w| w.len() > 2 && w.starts_with('.') && w != &".param");
-                ty.and_then(|t| t[2..].parse::<usize>().ok()).map_or(0, |bits| bits / 8)
-            })
-            .collect();
-        out.insert(name, sizes);
-        rest = &rest[close..];
-    }
-    out
-}
-
-/// How many bytes a launch argument puts in the kernel's parameter list: a
-/// device buffer its address, a scalar or a `#[repr(C)]` struct its value.
-pub(crate) trait ParamBytes {
-    const BYTES: usize;
-}
-
-impl<T> ParamBytes for CudaSlice<T> {
-    const BYTES: usize = 8;
-}
-
-macro_rules! param_bytes_of_values {
-    ($($t:ty),*) => { $(impl ParamBytes for $t { const BYTES: usize = std::mem::size_of::<$t>(); })* };
-}
-param_bytes_of_values!(i32, u32, i64, u64, f32, f64);
-
-/// The bytes `arg` passes (see [`ParamBytes`]).
-pub(crate) fn param_bytes<T: ParamBytes>(_arg: &T) -> usize {
-    T::BYTES
-}
-
 /// Launches kernel `$f` of `$cu.k` with `$cfg` and the given arguments, all
 /// in one expression so that temporaries (`&(n as i64)`) live until the
 /// launch. Each call site names the `.cu` signature it matches, and the
@@ -454,7 +408,7 @@ macro_rules! launch {
         use cudarc::driver::PushKernelArg as _;
         let cu: &$crate::device::cuda::Cuda = $cu;
         let cfg: cudarc::driver::LaunchConfig = $cfg;
-        cu.check_params(stringify!($f), &[$($crate::device::cuda::param_bytes($arg)),*])?;
+        cu.check_params(stringify!($f), &[$($crate::device::ptx::param_bytes($arg)),*])?;
         #[allow(clippy::macro_metavars_in_unsafe)]
         // SAFETY: the argument list matches the kernel's C signature (each
         // call site names it) and the launcher checked every buffer length
@@ -571,18 +525,8 @@ impl Device for Cuda {
 
 #[cfg(test)]
 mod tests {
-    use super::{Capture, KERNEL_FUNCTIONS, KERNEL_PTX, ptx_params};
-
-    /// The sizes of each `.entry`'s parameters, as nvcc writes them.
-    #[test]
-    fn ptx_parameters_are_sized() {
-        let ptx = ".visible .entry fill_f32(\n\t.param .u64 fill_f32_param_0,\n\t.param .f32 fill_f32_param_1,\n\t\
-                   .param .u64 fill_f32_param_2\n)\n{\n}\n.visible .entry mix(\n\t.param .align 8 .b8 mix_param_0[800],\n\t\
-                   .param .u32 mix_param_1\n)\n{\n}\n";
-        let p = ptx_params(ptx);
-        assert_eq!(p["fill_f32"], vec![8, 4, 8]);
-        assert_eq!(p["mix"], vec![800, 4]);
-    }
+    use super::super::ptx::params as ptx_params;
+    use super::{Capture, KERNEL_FUNCTIONS, KERNEL_PTX};
 
     /// Every kernel the backend loads has an entry in the PTX nvcc built,
     /// with every parameter sized (no unknown type read as 0 bytes).

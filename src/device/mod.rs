@@ -8,6 +8,7 @@
 pub mod counts;
 pub mod cpu;
 pub mod cuda;
+pub mod ptx;
 
 use crate::error::Result;
 use crate::real::Real;

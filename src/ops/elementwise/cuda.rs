@@ -40,7 +40,7 @@ struct MixTerms {
 // pointers, 40 pointers, 40 ints; 800 bytes, 8-byte aligned).
 unsafe impl cudarc::driver::DeviceRepr for MixTerms {}
 
-impl crate::device::cuda::ParamBytes for MixTerms {
+impl crate::device::ptx::ParamBytes for MixTerms {
     const BYTES: usize = std::mem::size_of::<MixTerms>();
 }
 

@@ -39,7 +39,7 @@ struct ConcatParts {
 // pointers, 8 ints, 8 ints; 128 bytes, 8-byte aligned).
 unsafe impl cudarc::driver::DeviceRepr for ConcatParts {}
 
-impl crate::device::cuda::ParamBytes for ConcatParts {
+impl crate::device::ptx::ParamBytes for ConcatParts {
     const BYTES: usize = std::mem::size_of::<ConcatParts>();
 }
 
