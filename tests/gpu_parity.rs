@@ -1067,7 +1067,7 @@ fn search_harness_self_check_on_cpu() {
 /// point of every algorithm. The kernels are f32, so the tolerance is 1e-5
 /// rather than the 1e-9 the f64 CPU run reaches.
 fn toy_fixed_points<B: Backend<Elem = f32>>(make: impl Fn() -> B) {
-    use rarts::search::toy::{ToyConfig, closed_form, run};
+    use rarts::search::toy::{ToyConfig, closed_form, solve};
     for algo in [Algo::Darts1, Algo::Darts2, Algo::Rarts] {
         for (c, lambda, beta) in [(2.0, 1.0, 1.0), (0.5, 2.0, 0.5)] {
             let cfg = ToyConfig {
@@ -1081,7 +1081,7 @@ fn toy_fixed_points<B: Backend<Elem = f32>>(make: impl Fn() -> B) {
                 max_steps: 20_000,
                 tol: 1e-12,
             };
-            let (alpha, steps) = run(make(), &cfg).expect("toy run");
+            let (alpha, steps) = solve(make(), &cfg).expect("toy run");
             let want = closed_form(&cfg);
             assert!(
                 (alpha - want).abs() <= 1e-5 * (1.0 + want.abs()),

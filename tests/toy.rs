@@ -3,7 +3,7 @@
 
 use rarts::backend::Cpu;
 use rarts::search::algo::{Algo, Schedule};
-use rarts::search::toy::{ToyConfig, closed_form, run};
+use rarts::search::toy::{ToyConfig, closed_form, solve};
 
 fn cfg(algo: Algo, c: f64, lambda: f32, beta: f32, xi: f32) -> ToyConfig {
     ToyConfig { algo, schedule: Schedule::Fused, c, lambda, beta, xi, lr: 0.05, max_steps: 20_000, tol: 1e-12 }
@@ -14,7 +14,7 @@ fn check(cfg: ToyConfig) {
     // DARTS second order keeps moving by ~1e-10 a step at its fixed point (the
     // finite-difference Hessian-vector product is not exact in f64), so the
     // run may end at max_steps; the distance to the closed form is the test.
-    let (got, _steps) = run(Cpu::<f64>::new(), &cfg).expect("toy run");
+    let (got, _steps) = solve(Cpu::<f64>::new(), &cfg).expect("toy run");
     assert!((got - want).abs() < 1e-6, "{cfg:?}: α = {got:.9}, closed form {want:.9}");
 }
 
@@ -54,7 +54,7 @@ fn rarts_exact_schedule_reaches_the_same_stationary_point() {
 fn rarts_exact_and_fused_schedules_take_different_paths() {
     let few = |schedule| {
         let cfg = ToyConfig { schedule, max_steps: 3, ..cfg(Algo::Rarts, 1.0, 1.0, 1.0, 0.0) };
-        run(Cpu::<f64>::new(), &cfg).expect("toy run").0
+        solve(Cpu::<f64>::new(), &cfg).expect("toy run").0
     };
     let (fused, exact) = (few(Schedule::Fused), few(Schedule::Exact));
     assert!((fused - exact).abs() > 1e-6, "fused {fused}, exact {exact}");

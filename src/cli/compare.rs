@@ -49,7 +49,7 @@ pub(super) fn command(a: CompareArgs, target: Target) -> Result<()> {
     p.retrain &= !no_retrain;
     let table = if nb201 { table::from_flag(nb201_table.as_deref())? } else { None };
     let out = out.unwrap_or_else(|| rarts::compare::default_out(space.into(), p.name));
-    let text = with_backend!(target, f32, |make| rarts::compare::run(make, &p, &out, table.as_ref())?);
+    let text = with_backend!(target, f32, |make| rarts::compare::compare(make, &p, &out, table.as_ref())?);
     print!("{text}");
     Ok(())
 }

@@ -131,7 +131,8 @@ impl From<Schedule> for ScheduleArg {
 
 #[derive(Subcommand)]
 enum Cmd {
-    /// Search the DARTS space; writes genotype.txt, genotype.json, log.jsonl
+    /// Searches the space --space names (DARTS' cells, NAS-Bench-201's cell
+    /// or a ResNet's widths); writes genotype.txt, genotype.json, log.jsonl
     /// and a checkpoint per epoch into --out.
     Search(search::SearchRunArgs),
     /// Trains the network a genotype names from scratch (DARTS' evaluation

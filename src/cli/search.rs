@@ -205,7 +205,7 @@ impl SearchArgs {
 
 pub(super) fn command(a: SearchRunArgs, target: Target) -> Result<()> {
     let cfg = a.config();
-    let res = with_backend!(target, f32, |make| driver::run(make()?, &cfg)?);
+    let res = with_backend!(target, f32, |make| driver::search(make()?, &cfg)?);
     println!("genotype: {}", res.found.text);
     if let Some(w) = &res.found.warning {
         eprintln!("warning: {w}");

@@ -118,7 +118,7 @@ pub(super) fn command(a: TrainArgs, target: Target) -> Result<()> {
         report: !a.run.no_report,
         ..r
     };
-    let res = with_backend!(target, f32, |make| train::run(make()?, &cfg)?);
+    let res = with_backend!(target, f32, |make| train::train(make()?, &cfg)?);
     if let Some(last) = res.epochs.last().and_then(|e| e.test.as_ref()) {
         println!("test accuracy: {:.4} ({} images)", last.accuracy(), last.seen());
     }

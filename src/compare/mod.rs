@@ -54,11 +54,11 @@ pub struct Preset {
 }
 
 impl Preset {
-    /// A preset of `space`: [`Preset::named`] for DARTS' cells,
+    /// A preset of `space`: [`Preset::darts`] for DARTS' cells,
     /// [`Preset::nb201`] for NB201's.
     pub fn of(space: SpaceKind, name: &str, data: Option<DataSpec>) -> Result<Preset> {
         match space {
-            SpaceKind::Darts => Preset::named(name, data),
+            SpaceKind::Darts => Preset::darts(name, data),
             SpaceKind::Nb201 => Preset::nb201(name, data),
             SpaceKind::Width => Preset::width(name, data),
         }
@@ -192,7 +192,7 @@ impl Preset {
     /// compute. `paper`: the published protocol for a GPU (CIFAR-10, which
     /// `data` must name). `smoke`: every job in about a minute on the
     /// embedded data. `data` replaces the preset's data set.
-    pub fn named(name: &str, data: Option<DataSpec>) -> Result<Preset> {
+    pub fn darts(name: &str, data: Option<DataSpec>) -> Result<Preset> {
         match name {
             "small" => {
                 let data = data.unwrap_or_else(|| DataSpec::FashionMnist("/usr/share/datasets/fashion-mnist".into()));
@@ -290,7 +290,7 @@ struct Outcome {
 /// `out/results.md` and returns its text. Seed by seed, so that a
 /// comparison stopped part-way has whole seeds. `table` (NB201) judges
 /// each cell; the searches log its accuracies every epoch.
-pub fn run<B: Backend<Elem = f32>>(
+pub fn compare<B: Backend<Elem = f32>>(
     make: impl Fn() -> Result<B>,
     preset: &Preset,
     out: &Path,
@@ -301,7 +301,7 @@ pub fn run<B: Backend<Elem = f32>>(
     }
     plan::check_plan(out, preset)?;
     if preset.search.space == SpaceKind::Width {
-        return width::run(make, preset, out);
+        return width::compare_widths(make, preset, out);
     }
     if !preset.retrain && table.is_none() {
         crate::bail!(
@@ -398,7 +398,7 @@ fn search_job<B: Backend<Elem = f32>>(
     };
     if !done_search(&dir, cfg.epochs) {
         eprintln!("compare: search {method} seed {seed} -> {}", dir.display());
-        driver::run(make()?, &cfg)?;
+        driver::search(make()?, &cfg)?;
     }
     Ok(Searched { cost: search_cost(&dir)?, alpha_spread: alpha_spread(&dir, preset.search.space)?, dir })
 }
@@ -424,7 +424,7 @@ fn train_job<B: Backend<Elem = f32>>(
     };
     if log_lines(&dir.join("log.jsonl")).len() < cfg.epochs {
         eprintln!("compare: train {genotype} seed {seed} -> {}", dir.display());
-        train::run(make()?, &cfg)?;
+        train::train(make()?, &cfg)?;
     }
     let log = log_lines(&dir.join("log.jsonl"));
     let last = log.last().ok_or_else(|| Error(format!("{}: no log after training", dir.display())))?;

@@ -168,7 +168,11 @@ fn outcome<B: Backend<Elem = f32>>(
 
 /// Runs (or continues) every job of `preset` into `out`, then writes
 /// `out/results.md` and returns its text.
-pub fn run<B: Backend<Elem = f32>>(make: impl Fn() -> Result<B>, preset: &Preset, out: &Path) -> Result<String> {
+pub fn compare_widths<B: Backend<Elem = f32>>(
+    make: impl Fn() -> Result<B>,
+    preset: &Preset,
+    out: &Path,
+) -> Result<String> {
     use crate::error::Context;
     std::fs::create_dir_all(out).ctx(|| format!("--out {}: cannot create the folder", out.display()))?;
     let finetune =

@@ -187,7 +187,7 @@ impl Capture {
 pub struct Cuda {
     ctx: Arc<CudaContext>,
     pub(crate) stream: Arc<CudaStream>,
-    pub(crate) k: Kernels,
+    pub(crate) kernels: Kernels,
     /// Partial sums of the two-stage reductions; locked across both stages
     /// so that two host threads cannot interleave them.
     pub(crate) scratch: Mutex<CudaSlice<f64>>,
@@ -274,7 +274,7 @@ impl Cuda {
                 }
             }
         };
-        let k = Kernels::load(&modules)?;
+        let kernels = Kernels::load(&modules)?;
         let scratch =
             stream.alloc_zeros::<f64>(REDUCE_PARTS).map_err(|e| Error::new(format!("cuda: scratch buffer: {e}")))?;
         let pw_parts =
@@ -286,7 +286,7 @@ impl Cuda {
         Ok(Cuda {
             ctx,
             stream,
-            k,
+            kernels,
             scratch: Mutex::new(scratch),
             pw_parts: Mutex::new(pw_parts),
             pw_tickets: Mutex::new(pw_tickets),
@@ -399,7 +399,7 @@ pub fn compile_nvrtc(name: &str, src: &str, arch: &'static str, include_paths: &
     })
 }
 
-/// Launches kernel `$f` of `$cu.k` with `$cfg` and the given arguments, all
+/// Launches kernel `$f` of `$cu.kernels` with `$cfg` and the given arguments, all
 /// in one expression so that temporaries (`&(n as i64)`) live until the
 /// launch. Each call site names the `.cu` signature it matches, and the
 /// arguments' sizes are checked against the kernel's PTX parameters first.
@@ -413,7 +413,7 @@ macro_rules! launch {
         // SAFETY: the argument list matches the kernel's C signature (each
         // call site names it) and the launcher checked every buffer length
         // against the geometry before reaching here.
-        let r = unsafe { cu.stream.launch_builder(&cu.k.$f)$(.arg($arg))*.launch(cfg) };
+        let r = unsafe { cu.stream.launch_builder(&cu.kernels.$f)$(.arg($arg))*.launch(cfg) };
         if r.is_ok() {
             $crate::device::counts::note_cuda_launch();
         }

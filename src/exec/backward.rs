@@ -136,7 +136,7 @@ impl<B: Backend> Exec<B> {
     /// [`lend`](Self::lend) for ops with several optional inputs (BatchNorm's
     /// x, γ, β; a linear layer's x, w, b): each gradient `None` when its node
     /// is absent or not computed. The nodes must be distinct.
-    fn lend3(
+    fn lend_grads(
         &mut self,
         ns: [Option<NodeId>; 3],
         f: impl FnOnce(&Self, [Option<&mut B::Buf>; 3]) -> Result<()>,
@@ -171,7 +171,7 @@ impl<B: Backend> Exec<B> {
                 // Both gradients in one call, so that a backend can serve them
                 // in one pass; each overwrites when it writes first.
                 let (write, w_write) = (self.next_write(*x), self.next_write(*w));
-                self.lend3([Some(*x), Some(*w), None], |ex, [dx, dw, _]| {
+                self.lend_grads([Some(*x), Some(*w), None], |ex, [dx, dw, _]| {
                     let (dx, dw) = (dx.map(|dx| (dx, write)), dw.map(|dw| (dw, w_write)));
                     ex.be.conv2d_bwd(geom, ex.val(*x), ex.val(*w), dy, dx, dw)
                 })
@@ -185,7 +185,7 @@ impl<B: Backend> Exec<B> {
                     crate::bail!("backward through BatchNorm needs training mode");
                 }
                 let write = self.next_write(*x);
-                self.lend3([Some(*x), affine.map(|a| a.0), affine.map(|a| a.1)], |ex, [dx, dgamma, dbeta]| {
+                self.lend_grads([Some(*x), affine.map(|a| a.0), affine.map(|a| a.1)], |ex, [dx, dgamma, dbeta]| {
                     let gamma = affine.map(|a| ex.val(a.0));
                     let dx = dx.map(|dx| (dx, write));
                     ex.be.bn_bwd(geom, ex.val(*x), gamma, &ex.aux[*saved], dy, dx, dgamma, dbeta)
@@ -264,7 +264,7 @@ impl<B: Backend> Exec<B> {
             Op::Slice { x, slice, .. } => self.lend(*x, |ex, dx| ex.be.channel_put(slice, dy, dx, Write::Add)),
             Op::ChannelScale { x, m, .. } => {
                 let g = scale_geom(&self.tape, *x, *m);
-                self.lend3([Some(*x), Some(*m), None], |ex, [dx, dm, _]| {
+                self.lend_grads([Some(*x), Some(*m), None], |ex, [dx, dm, _]| {
                     let dx = dx.map(|d| (d, Write::Add));
                     ex.be.channel_scale_bwd(&g, ex.val(*x), ex.val(*m), dy, dx, dm)
                 })
@@ -276,7 +276,7 @@ impl<B: Backend> Exec<B> {
             }
             Op::Linear { x, w, b, .. } => {
                 let (n, i, o, groups) = linear_dims(&self.tape, *x, *w);
-                self.lend3([Some(*x), Some(*w), *b], |ex, [dx, dw, db]| {
+                self.lend_grads([Some(*x), Some(*w), *b], |ex, [dx, dw, db]| {
                     ex.be.linear_bwd(n, i, o, groups, ex.val(*x), ex.val(*w), dy, dx, dw, db)
                 })
             }

@@ -29,7 +29,7 @@ fn timed_steps<B: Backend<Elem = f32>>(p: &mut Prepared<B>, steps: usize) -> Res
 
 /// A whole-step timing of one configuration.
 #[derive(Clone, Debug)]
-pub struct StepTiming {
+pub struct SearchStepTiming {
     /// Median wall time of a step, seconds.
     pub median_s: f64,
     pub min_s: f64,
@@ -40,12 +40,17 @@ pub struct StepTiming {
 }
 
 /// Times `steps` whole search steps after one warm-up step.
-pub fn bench<B: Backend<Elem = f32>>(be: B, cfg: &SearchConfig, steps: usize) -> Result<StepTiming> {
+pub fn bench<B: Backend<Elem = f32>>(be: B, cfg: &SearchConfig, steps: usize) -> Result<SearchStepTiming> {
     need(steps >= 1, "--steps", steps, "at least 1")?;
     let mut p = prepare(be, cfg)?;
     let mut times = timed_steps(&mut p, steps)?;
     times.sort_by(f64::total_cmp);
-    Ok(StepTiming { median_s: times[times.len() / 2], min_s: times[0], weights: p.weights, images: 2 * cfg.batch })
+    Ok(SearchStepTiming {
+        median_s: times[times.len() / 2],
+        min_s: times[0],
+        weights: p.weights,
+        images: 2 * cfg.batch,
+    })
 }
 
 /// Times `steps` search steps op family by op family (after one warm-up

@@ -76,7 +76,7 @@ impl SearchResult {
 }
 
 /// Runs (or resumes) a search on backend `be`, writing into `cfg.out`.
-pub fn run<B: Backend<Elem = f32>>(be: B, cfg: &SearchConfig) -> Result<SearchResult> {
+pub fn search<B: Backend<Elem = f32>>(be: B, cfg: &SearchConfig) -> Result<SearchResult> {
     cfg.validate()?;
     // The lock first: a second process on the same folder stops at once.
     let files = crate::report::with_report_files(&RUN_FILES);

@@ -114,7 +114,7 @@ fn record(cfg: &ToyConfig) -> (Tape, Problem, [NodeId; 2]) {
 /// fixed points are of order 1 for any λ, β, c a user would try.
 const DIVERGED: f64 = 1e12;
 
-pub fn run<B: Backend>(be: B, cfg: &ToyConfig) -> Result<(f64, usize)> {
+pub fn solve<B: Backend>(be: B, cfg: &ToyConfig) -> Result<(f64, usize)> {
     cfg.validate()?;
     let (tape, prob, [one, c]) = record(cfg);
     let alpha = prob.alpha[0];

@@ -1,5 +1,6 @@
 //! Search spaces, recorded onto a [`crate::tape::Tape`]. A space is one
-//! file (`darts.rs`, `nb201.rs`) and one [`SearchSpace`] implementation:
+//! file or folder (`darts.rs`, `nb201/`, `width.rs`) and one [`SearchSpace`]
+//! implementation:
 //! how α and the supernet are recorded, and what architecture α's values
 //! stand for at the end of a search. The search algorithms, the feed, the
 //! checkpoints and the logs are the same for every space.

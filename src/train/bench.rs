@@ -4,7 +4,7 @@ use super::*;
 
 /// One timing of the training step (`rarts bench-train`).
 #[derive(Clone, Debug)]
-pub struct StepTiming {
+pub struct TrainStepTiming {
     /// Median wall time of a step, seconds.
     pub median_s: f64,
     /// Weights without the auxiliary head (DARTS' count).
@@ -26,7 +26,7 @@ pub fn bench<B: Backend<Elem = f32>>(
     image: Shape,
     steps: usize,
     profile: bool,
-) -> Result<StepTiming> {
+) -> Result<TrainStepTiming> {
     need(steps >= 1, "--steps", steps, "at least 1")?;
     let spec = NetSpec::Darts(net_cfg.clone());
     let least = spec.min_bytes(batch, image);
@@ -76,5 +76,5 @@ pub fn bench<B: Backend<Elem = f32>>(
     } else {
         None
     };
-    Ok(StepTiming { median_s: times[times.len() / 2], weights, profile })
+    Ok(TrainStepTiming { median_s: times[times.len() / 2], weights, profile })
 }

@@ -37,7 +37,7 @@ mod bench;
 mod eval;
 mod resume;
 
-pub use bench::{StepTiming, bench};
+pub use bench::{TrainStepTiming, bench};
 pub(crate) use eval::load_darts;
 pub use eval::{Evaluated, Scores, evaluate, score};
 use resume::{restore, save};
@@ -334,7 +334,7 @@ fn record(spec: &NetSpec, batch: usize, image: Shape) -> Result<Net> {
 }
 
 /// Trains (or resumes training) on backend `be`, writing into `cfg.out`.
-pub fn run<B: Backend<Elem = f32>>(be: B, cfg: &TrainConfig) -> Result<TrainResult> {
+pub fn train<B: Backend<Elem = f32>>(be: B, cfg: &TrainConfig) -> Result<TrainResult> {
     cfg.validate()?;
     // The architecture first: a bad --genotype fails before the folder is taken.
     cfg.net(1, Shape::nchw(1, 1, 32, 32))?;
