@@ -19,7 +19,7 @@ pub mod optim;
 pub mod par;
 pub mod real;
 pub mod report;
-pub mod run;
+pub mod run_record;
 pub mod rundir;
 pub mod search;
 pub mod shape;

@@ -15,7 +15,7 @@ use crate::backend::Backend;
 use crate::error::{Context, Error, Result};
 use crate::exec::Exec;
 use crate::genotype::Genotype;
-use crate::run::persistent_nodes;
+use crate::run_record::persistent_nodes;
 use crate::space::NetSpec;
 use crate::space::eval::EvalNetConfig;
 use crate::space::nb201::{Nb201Cell, Nb201Config};

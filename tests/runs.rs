@@ -247,7 +247,7 @@ fn killed_at_five_moments_and_resumed_ends_like_an_uninterrupted_run() {
     assert_eq!(fs::read_to_string(cut.join("alpha.jsonl")).unwrap().lines().count(), epochs * steps);
     // The same checkpoint (every byte of the state) and log (every field
     // but the timings): the one helper that says what "the same run" means.
-    let diff = rarts::run::run_differences(&full, &cut).unwrap();
+    let diff = rarts::run_record::run_differences(&full, &cut).unwrap();
     assert!(diff.is_empty(), "the resumed run differs from the uninterrupted one: {diff:?}");
     let timings = |d: &Path| {
         Checkpoint::load(&d.join("checkpoint.bin"))

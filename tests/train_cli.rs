@@ -70,7 +70,7 @@ fn training_killed_and_resumed_ends_like_an_uninterrupted_run() {
         Checkpoint::load(&cut.join("checkpoint.bin")).unwrap(),
     );
     assert!(a.tensors == b.tensors, "the resumed run's weights differ from the uninterrupted run's");
-    let diff = rarts::run::run_differences(&full, &cut).unwrap();
+    let diff = rarts::run_record::run_differences(&full, &cut).unwrap();
     assert!(diff.is_empty(), "the resumed training differs (model.safetensors included): {diff:?}");
     let losses = |d: &Path| -> Vec<(f64, f64)> {
         let log = fs::read_to_string(d.join("log.jsonl")).unwrap();

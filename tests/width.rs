@@ -173,7 +173,7 @@ fn l1_pruning_keeps_the_largest_filters_and_the_function() {
     ex.init_params(&mut <rand::rngs::StdRng as rand::SeedableRng>::seed_from_u64(3)).unwrap();
     let mut rng = <rand::rngs::StdRng as rand::SeedableRng>::seed_from_u64(4);
     let names: HashMap<String, rarts::tape::NodeId> =
-        rarts::run::persistent_nodes(&ex.tape).into_iter().map(|n| (ex.tape.nodes[n].name.clone(), n)).collect();
+        rarts::run_record::persistent_nodes(&ex.tape).into_iter().map(|n| (ex.tape.nodes[n].name.clone(), n)).collect();
     // Per layer, a random set of filters to drop: small weights, BN γ = β = 0;
     // running statistics random everywhere.
     let mut dropped = Vec::new();
@@ -225,7 +225,7 @@ fn l1_pruning_keeps_the_largest_filters_and_the_function() {
         assert_eq!(gamma, &kept.iter().map(|&c| full_gamma[c]).collect::<Vec<_>>(), "{name}: kept filters in order");
     }
     let (mut small, sx, slogits) = width_exec(&cfg, &to);
-    for n in rarts::run::persistent_nodes(&small.tape) {
+    for n in rarts::run_record::persistent_nodes(&small.tape) {
         let name = small.tape.nodes[n].name.clone();
         let v = match pruned.iter().find(|p| p.0 == name) {
             Some(p) => p.1.clone(),

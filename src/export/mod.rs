@@ -28,7 +28,7 @@ use safetensors::tensor::{Dtype, TensorView};
 use crate::error::{Context, Error, Result};
 use crate::genotype::Genotype;
 use crate::model::{self, Model};
-use crate::run::persistent_nodes;
+use crate::run_record::persistent_nodes;
 use crate::shape::Shape;
 use crate::space::darts::{Primitive, SuperNetConfig};
 use crate::space::eval::EvalNetConfig;

@@ -20,7 +20,7 @@ use crate::error::{Error, Result};
 use crate::exec::Exec;
 use crate::model::MODEL_FILE;
 use crate::report::json::Json;
-use crate::run::persistent_nodes;
+use crate::run_record::persistent_nodes;
 use crate::search::CHECKPOINT_FORMAT;
 use crate::shape::Shape;
 use crate::space::darts::{self, SuperNetConfig};

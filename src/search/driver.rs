@@ -6,7 +6,7 @@ use std::time::Instant;
 
 use crate::backend::Backend;
 use crate::error::{Error, Result};
-use crate::run;
+use crate::run_record;
 use crate::rundir::RunDir;
 use crate::search::algo::{Algo, Search};
 use crate::search::config::SearchConfig;
@@ -94,12 +94,12 @@ pub fn search<B: Backend<Elem = f32>>(be: B, cfg: &SearchConfig) -> Result<Searc
     let mut log_lines: Vec<String> = Vec::new();
     let mut alpha_lines: Vec<String> = Vec::new();
     let mut start_epoch = 0;
-    if let Some(ck) = run::resume_point(&dir, cfg.existing, &files, CHECKPOINT)? {
+    if let Some(ck) = run_record::resume_point(&dir, cfg.existing, &files, CHECKPOINT)? {
         (start_epoch, log_lines, alpha_lines) = restore(&mut search, &mut feed.sampler, cfg, &data_id, ck)
             .map_err(|e| Error(format!("--resume from {}: {e}", ck_path.display())))?;
         // The logs as of the checkpoint (a later line may have been cut off).
-        dir.write(LOG, run::log_text(&log_lines).as_bytes())?;
-        dir.write(ALPHA_LOG, run::log_text(&alpha_lines).as_bytes())?;
+        dir.write(LOG, run_record::log_text(&log_lines).as_bytes())?;
+        dir.write(ALPHA_LOG, run_record::log_text(&alpha_lines).as_bytes())?;
         eprintln!("resuming from {} after epoch {start_epoch}", ck_path.display());
     }
     if let Some(t) = &table {
@@ -127,7 +127,7 @@ pub fn search<B: Backend<Elem = f32>>(be: B, cfg: &SearchConfig) -> Result<Searc
         let mut log = EpochLog { epoch, lr, steps, ..Default::default() };
         let t_epoch = Instant::now();
         let mut step_ms = Vec::with_capacity(steps);
-        let cpu_start = run::process_cpu_seconds();
+        let cpu_start = run_record::process_cpu_seconds();
         for s in 0..steps {
             let t_step = Instant::now();
             let st = search.step(&mut feed).map_err(|e| {
@@ -171,7 +171,7 @@ pub fn search<B: Backend<Elem = f32>>(be: B, cfg: &SearchConfig) -> Result<Searc
         }
         log.step_ms = t_epoch.elapsed().as_secs_f64() * 1e3 / steps.max(1) as f64;
         log.step_ms_median = median(&mut step_ms);
-        log.step_cpu_ms = match (cpu_start, run::process_cpu_seconds()) {
+        log.step_cpu_ms = match (cpu_start, run_record::process_cpu_seconds()) {
             (Some(a), Some(b)) => (b - a) * 1e3 / steps.max(1) as f64,
             _ => f64::NAN,
         };
@@ -220,8 +220,8 @@ pub fn search<B: Backend<Elem = f32>>(be: B, cfg: &SearchConfig) -> Result<Searc
             );
         }
         ck.save(&ck_path)?;
-        dir.write(LOG, run::log_text(&log_lines).as_bytes())?;
-        dir.write(ALPHA_LOG, run::log_text(&alpha_lines).as_bytes())?;
+        dir.write(LOG, run_record::log_text(&log_lines).as_bytes())?;
+        dir.write(ALPHA_LOG, run_record::log_text(&alpha_lines).as_bytes())?;
         if cfg.report {
             crate::report::write_during_run(&cfg.out);
         }
@@ -247,7 +247,7 @@ fn alpha_values<B: Backend<Elem = f32>>(s: &Search<B>, a: &Alphas) -> Result<Vec
 /// (None if none does).
 fn non_finite_tensor<B: Backend<Elem = f32>>(s: &Search<B>, cfg: &SearchConfig) -> Option<String> {
     let mut bad = Vec::new();
-    for n in run::persistent_nodes(&s.ex.tape) {
+    for n in run_record::persistent_nodes(&s.ex.tape) {
         if s.ex.first_non_finite(&[n]).ok()?.is_some() {
             bad.push(s.ex.tape.nodes[n].name.as_str());
         }

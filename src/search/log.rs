@@ -8,7 +8,7 @@ use std::fmt::Write as _;
 
 use crate::genotype::softmax_rows;
 pub use crate::genotype::{ALPHA_MOVED, alpha_spread};
-use crate::run;
+use crate::run_record;
 use crate::search::algo::Algo;
 
 /// What one epoch saw.
@@ -66,26 +66,26 @@ pub(super) fn log_json(algo: Algo, l: &EpochLog, k: usize, alphas: &[(&str, Vec<
          \"steps\":{},\"alpha_spread\":{:.5}",
         l.epoch,
         l.lr,
-        run::json_num(l.loss_train),
+        run_record::json_num(l.loss_train),
         if algo == Algo::Darts2 { "loss_val_unrolled" } else { "loss_val" },
-        run::json_num(l.loss_val),
-        run::json_num(l.acc_train),
-        run::json_num(l.acc_val),
-        l.test_acc.map_or("null".into(), run::json_num),
+        run_record::json_num(l.loss_val),
+        run_record::json_num(l.acc_train),
+        run_record::json_num(l.acc_val),
+        l.test_acc.map_or("null".into(), run_record::json_num),
         l.steps,
         l.alpha_spread,
     );
     if let Some((arch, acc)) = &l.bench {
         let _ = write!(s, ",\"arch\":\"{arch}\",\"bench\":{}", crate::space::nb201::table::accuracies_json(acc));
     }
-    // The timings last: `run::split_timings` keeps them apart in checkpoints.
+    // The timings last: `run_record::split_timings` keeps them apart in checkpoints.
     let _ = write!(
         s,
         "{},\"step_ms\":{:.3},\"step_ms_median\":{:.3},\"step_cpu_ms\":{}}}",
         softmax_fields(k, alphas),
         l.step_ms,
         l.step_ms_median,
-        run::json_num(l.step_cpu_ms)
+        run_record::json_num(l.step_cpu_ms)
     );
     s
 }

@@ -10,7 +10,7 @@ use crate::backend::{Backend, SgdStep};
 use crate::data::{Dataset, SearchSampler};
 use crate::error::{Error, Result};
 use crate::exec::Exec;
-use crate::run::{self, DataId};
+use crate::run_record::{self, DataId};
 use crate::search::algo::{ArchOpt, Hyper, Search, StepStats};
 use crate::search::config::{DEFAULT_EVAL_IMAGES, SearchConfig};
 use crate::search::feed::DataFeed;
@@ -53,7 +53,7 @@ pub fn prepare<B: Backend<Elem = f32>>(be: B, cfg: &SearchConfig) -> Result<Prep
     }
     let split = cfg.data.load()?;
     let data_id = DataId::of(&split.train, split.test.as_ref());
-    let eval_images = run::eval_images(cfg.eval_images, split.test.as_ref(), DEFAULT_EVAL_IMAGES, &cfg.data)?;
+    let eval_images = run_record::eval_images(cfg.eval_images, split.test.as_ref(), DEFAULT_EVAL_IMAGES, &cfg.data)?;
     let ds = split.train;
     // The batch against the data before any of the plan is allocated.
     let sampler = SearchSampler::new(&ds, cfg.train_portion, cfg.batch, cfg.seed)

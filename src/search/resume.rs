@@ -8,7 +8,7 @@ use crate::backend::{Backend, Part};
 use crate::checkpoint::Checkpoint;
 use crate::data::SearchSampler;
 use crate::error::Result;
-use crate::run::{self, DataId};
+use crate::run_record::{self, DataId};
 use crate::search::algo::{ArchOpt, Search};
 use crate::search::config::SearchConfig;
 use crate::tape::NodeId;
@@ -38,7 +38,7 @@ pub(super) fn save<B: Backend<Elem = f32>>(
     ck.set("sampler", sampler.save_state().trim_end().replace('\n', "|"));
     let (t, arch_state) = s.arch_opt_state()?;
     ck.set("arch_t", t);
-    run::push_persistent(&s.ex, &mut ck)?;
+    run_record::push_persistent(&s.ex, &mut ck)?;
     for (i, d) in s.w_opt.state(&s.ex.be)?.into_iter().enumerate() {
         ck.push(format!("opt.w.{i}"), d);
     }
@@ -53,8 +53,8 @@ pub(super) fn save<B: Backend<Elem = f32>>(
     Ok(ck)
 }
 
-fn stamp<'a>(cfg: &'a SearchConfig, data_id: &'a DataId) -> run::Stamp<'a> {
-    run::Stamp { format: FORMAT, settings: cfg.identity(), data: &cfg.data, data_id }
+fn stamp<'a>(cfg: &'a SearchConfig, data_id: &'a DataId) -> run_record::Stamp<'a> {
+    run_record::Stamp { format: FORMAT, settings: cfg.identity(), data: &cfg.data, data_id }
 }
 
 /// Loads a checkpoint written by `save` after checking that it belongs to
@@ -72,7 +72,7 @@ pub(super) fn restore<B: Backend<Elem = f32>>(
     sampler.restore_state(&ck.get("sampler").unwrap_or_default().replace('|', "\n"))?;
     let arch_t: u32 = ck.parse("arch_t")?;
     let mut cur = 0;
-    run::take_persistent(&mut s.ex, &mut ck, &mut cur)?;
+    run_record::take_persistent(&mut s.ex, &mut ck, &mut cur)?;
     let mut take_all = |prefix: &str, lens: Vec<usize>, ck: &mut Checkpoint| -> Result<Vec<Vec<f32>>> {
         lens.iter().enumerate().map(|(i, &len)| ck.take(&mut cur, &format!("{prefix}.{i}"), len)).collect()
     };

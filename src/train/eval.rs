@@ -58,7 +58,7 @@ pub fn score<B: Backend<Elem = f32>>(
                     );
                 }
                 let lab = *lab as usize;
-                let best = run::argmax(row);
+                let best = run_record::argmax(row);
                 let m = row.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
                 let lse = m + row.iter().map(|v| (v - m).exp()).sum::<f64>().ln();
                 out.loss += lse - row[lab];
@@ -145,7 +145,7 @@ pub fn evaluate<B: Backend<Elem = f32>>(
 
 /// Every weight and BN statistic of `ex` from a file in DARTS' layout.
 pub(crate) fn load_darts<B: Backend<Elem = f32>>(ex: &mut Exec<B>, file: &crate::export::DartsFile) -> Result<()> {
-    let nodes = run::persistent_nodes(&ex.tape);
+    let nodes = run_record::persistent_nodes(&ex.tape);
     let names: Vec<String> = nodes.iter().map(|&n| ex.tape.nodes[n].name.clone()).collect();
     let shapes: Vec<Vec<usize>> = nodes.iter().map(|&n| ex.shape(n).0.to_vec()).collect();
     for (&n, v) in nodes.iter().zip(file.tensors_for(&names, &shapes)?) {

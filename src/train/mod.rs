@@ -22,7 +22,7 @@ use crate::exec::Exec;
 use crate::genotype::Genotype;
 use crate::model::{self, MODEL_FILE, Model, ModelInfo};
 use crate::optim::{Scalars, Sgd, SgdSlots};
-use crate::run::{self, DataId};
+use crate::run_record::{self, DataId};
 use crate::rundir::{Existing, RunDir};
 use crate::search::config::{momentum, need, rate, show, sizes};
 use crate::shape::Shape;
@@ -355,7 +355,7 @@ pub fn train<B: Backend<Elem = f32>>(be: B, cfg: &TrainConfig) -> Result<TrainRe
     let dir = RunDir::open(&cfg.out, "--out", &files, cfg.existing)?;
     let split = cfg.data.load()?;
     let (train, test) = (split.train, split.test);
-    let eval_images = run::eval_images(cfg.eval_images, test.as_ref(), usize::MAX, &cfg.data)?;
+    let eval_images = run_record::eval_images(cfg.eval_images, test.as_ref(), usize::MAX, &cfg.data)?;
     let data_id = DataId::of(&train, test.as_ref());
     let [n, _, h, w] = train.shape().0;
     if cfg.cutout > h.max(w) {
@@ -415,10 +415,10 @@ pub fn train<B: Backend<Elem = f32>>(be: B, cfg: &TrainConfig) -> Result<TrainRe
     let ck_path = dir.join(RUN_FILES[0]);
     let mut log_lines = Vec::new();
     let mut start = 0;
-    if let Some(ck) = run::resume_point(&dir, cfg.existing, &files, RUN_FILES[0])? {
+    if let Some(ck) = run_record::resume_point(&dir, cfg.existing, &files, RUN_FILES[0])? {
         (start, log_lines) = restore(&mut ex, &mut opt, &mut sampler, &mut cut_rng, cfg, &data_id, ck)
             .map_err(|e| Error(format!("--resume from {}: {e}", ck_path.display())))?;
-        dir.write(RUN_FILES[1], run::log_text(&log_lines).as_bytes())?;
+        dir.write(RUN_FILES[1], run_record::log_text(&log_lines).as_bytes())?;
         eprintln!("resuming from {} after epoch {start}", ck_path.display());
     }
     println!("device: {device}");
@@ -469,7 +469,7 @@ pub fn train<B: Backend<Elem = f32>>(be: B, cfg: &TrainConfig) -> Result<TrainRe
             sc.upload(&ex.be)?;
             opt.step(&mut ex, &mut sc.buf).map_err(|e| Error(format!("epoch {epoch} step {s}: {e}")))?;
             log.loss_train += loss / steps as f64;
-            log.acc_train += run::accuracy(&ex, net.io.2, net.io.1)? / steps as f64;
+            log.acc_train += run_record::accuracy(&ex, net.io.2, net.io.1)? / steps as f64;
             if cfg.progress {
                 eprint!("\repoch {}/{} step {}/{} loss {loss:.4}   ", epoch + 1, cfg.epochs, s + 1, steps);
             }
@@ -504,7 +504,7 @@ pub fn train<B: Backend<Elem = f32>>(be: B, cfg: &TrainConfig) -> Result<TrainRe
             crate::bail!("epoch {epoch}: {e}; lower --lr (now {}). Nothing of this epoch was written", show(cfg.lr));
         }
         ck.save(&ck_path)?;
-        dir.write(RUN_FILES[1], run::log_text(&log_lines).as_bytes())?;
+        dir.write(RUN_FILES[1], run_record::log_text(&log_lines).as_bytes())?;
         model_info.metadata.insert("epochs_done".into(), (epoch + 1).to_string());
         // PyTorch's BN counts its batches: every epoch has `steps` steps.
         model_info.metadata.insert("steps_done".into(), ((epoch + 1) * steps).to_string());
@@ -552,14 +552,14 @@ fn log_json(l: &TrainEpoch) -> String {
     let (tl, ta) = l
         .test
         .as_ref()
-        .map_or(("null".into(), "null".into()), |s| (run::json_num(s.loss), run::json_num(s.accuracy())));
+        .map_or(("null".into(), "null".into()), |s| (run_record::json_num(s.loss), run_record::json_num(s.accuracy())));
     format!(
         "{{\"epoch\":{},\"lr\":{},\"loss_train\":{},\"acc_train\":{},\"loss_test\":{tl},\"acc_test\":{ta},\
          \"drop_prob\":{},\"epoch_s\":{:.3}}}",
         l.epoch,
         l.lr,
-        run::json_num(l.loss_train),
-        run::json_num(l.acc_train),
+        run_record::json_num(l.loss_train),
+        run_record::json_num(l.acc_train),
         l.drop_prob,
         l.seconds
     )

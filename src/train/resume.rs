@@ -18,15 +18,15 @@ pub(super) fn save<B: Backend<Elem = f32>>(
     stamp(cfg, data_id).write(&mut ck, epochs_done, log_lines);
     ck.set("sampler", sampler.state());
     ck.set("cutout_rng", cut_rng.state());
-    run::push_persistent(ex, &mut ck)?;
+    run_record::push_persistent(ex, &mut ck)?;
     for (i, d) in opt.state(&ex.be)?.into_iter().enumerate() {
         ck.push(format!("opt.w.{i}"), d);
     }
     Ok(ck)
 }
 
-fn stamp<'a>(cfg: &'a TrainConfig, data_id: &'a DataId) -> run::Stamp<'a> {
-    run::Stamp { format: FORMAT, settings: cfg.identity(), data: &cfg.data, data_id }
+fn stamp<'a>(cfg: &'a TrainConfig, data_id: &'a DataId) -> run_record::Stamp<'a> {
+    run_record::Stamp { format: FORMAT, settings: cfg.identity(), data: &cfg.data, data_id }
 }
 
 /// Loads a checkpoint written by `save` after checking that it belongs to
@@ -44,7 +44,7 @@ pub(super) fn restore<B: Backend<Elem = f32>>(
     sampler.restore(&ck.parse("sampler")?)?;
     *cut_rng = Rng::new(ck.parse("cutout_rng")?);
     let mut cur = 0;
-    run::take_persistent(ex, &mut ck, &mut cur)?;
+    run_record::take_persistent(ex, &mut ck, &mut cur)?;
     let state = (0..opt.params.len())
         .map(|i| ck.take(&mut cur, &format!("opt.w.{i}"), ex.shape(opt.params[i]).numel()))
         .collect::<Result<Vec<_>>>()?;
