@@ -4,7 +4,7 @@
 //! The arithmetic is the backend's tensor-list kernels (`norm`, `sgd_step`,
 //! `adam_step`), reading per-step values from the [`Scalars`].
 
-use crate::backend::{AdamKernel, Backend, NormThen, Part, SgdKernel, SgdStep};
+use crate::backend::{AdamKernel, Backend, NormThen, Part, SgdKernel};
 use crate::error::Result;
 use crate::exec::Exec;
 use crate::real::Real;
@@ -81,13 +81,15 @@ pub struct SgdSlots {
 /// SGD with momentum; clipping (if set) applies to the gradients of this
 /// optimizer's parameters, before weight decay is added. The step runs on
 /// the device in three launches (the norm, then the update) whatever the
-/// number of parameters; the owner writes `cfg.lr` to `slots.lr`. It
+/// number of parameters; it reads the rate from `sc[slots.lr]`, the one
+/// place the owner keeps it (written before each step). It
 /// updates `part` of its parameters (one network of several recorded side
 /// by side) and keeps momentum for that part alone.
 pub struct Sgd<B: Backend> {
     pub params: Vec<NodeId>,
     pub part: Part,
-    pub cfg: SgdStep,
+    pub momentum: f32,
+    pub weight_decay: f32,
     /// Nesterov momentum (off unless set).
     pub nesterov: bool,
     pub clip: Option<f32>,
@@ -100,12 +102,13 @@ impl<B: Backend> Sgd<B> {
         ex: &Exec<B>,
         params: Vec<NodeId>,
         part: Part,
-        cfg: SgdStep,
+        momentum: f32,
+        weight_decay: f32,
         clip: Option<f32>,
         slots: SgdSlots,
     ) -> Result<Self> {
         let bufs = params.iter().map(|&p| ex.be.alloc(part.range(ex.shape(p).numel()).len())).collect::<Result<_>>()?;
-        Ok(Sgd { params, part, cfg, nesterov: false, clip, slots, bufs })
+        Ok(Sgd { params, part, momentum, weight_decay, nesterov: false, clip, slots, bufs })
     }
 
     /// One step on the current gradients: `sc[slots.norm]` gets their norm
@@ -115,8 +118,8 @@ impl<B: Backend> Sgd<B> {
         let clip = NormThen::Clip { max: self.clip, scale: self.slots.scale };
         be.norm(&grads, self.part, sc, self.slots.norm, clip)?;
         let k = SgdKernel {
-            momentum: self.cfg.momentum,
-            weight_decay: self.cfg.weight_decay,
+            momentum: self.momentum,
+            weight_decay: self.weight_decay,
             nesterov: self.nesterov,
             lr: self.slots.lr,
             scale: self.slots.scale,
@@ -140,11 +143,11 @@ impl<B: Backend> Sgd<B> {
 }
 
 /// Adam (PyTorch semantics) with L2 weight decay added to the gradient; one
-/// launch a step. The owner writes `lr` and the step count `t` (after
-/// incrementing it) to `slots` before each step.
+/// launch a step. The owner writes the rate and the step count `t` (after
+/// incrementing it) to `slots` before each step: the step scalars are the
+/// rate's one home.
 pub struct Adam<B: Backend> {
     pub params: Vec<NodeId>,
-    pub lr: f32,
     pub betas: (f32, f32),
     pub eps: f32,
     pub weight_decay: f32,
@@ -165,13 +168,12 @@ impl<B: Backend> Adam<B> {
     pub fn new(
         ex: &Exec<B>,
         params: Vec<NodeId>,
-        lr: f32,
         betas: (f32, f32),
         weight_decay: f32,
         slots: AdamSlots,
     ) -> Result<Self> {
         let alloc = || params.iter().map(|&p| ex.be.alloc(ex.shape(p).numel())).collect::<Result<Vec<_>>>();
-        Ok(Adam { m: alloc()?, v: alloc()?, params, lr, betas, eps: 1e-8, weight_decay, t: 0, slots })
+        Ok(Adam { m: alloc()?, v: alloc()?, params, betas, eps: 1e-8, weight_decay, t: 0, slots })
     }
 
     /// One step at the step count `sc[slots.t]` holds.

@@ -374,7 +374,7 @@ const SLOTS: SgdSlots = SgdSlots { lr: 0, norm: 1, scale: 2 };
 
 /// An SGD over the problem's parameters and its step scalars, uploaded.
 fn sgd(pr: &Problem, cfg: SgdStep, clip: Option<f32>) -> (Sgd<Cpu<f64>>, Scalars<Cpu<f64>>) {
-    let opt = Sgd::new(&pr.ex, pr.params.clone(), Part::WHOLE, cfg, clip, SLOTS).unwrap();
+    let opt = Sgd::new(&pr.ex, pr.params.clone(), Part::WHOLE, cfg.momentum, cfg.weight_decay, clip, SLOTS).unwrap();
     let mut sc = Scalars::new(&pr.ex.be, 3).unwrap();
     sc.set(SLOTS.lr, cfg.lr as f64);
     sc.upload(&pr.ex.be).unwrap();
@@ -383,7 +383,7 @@ fn sgd(pr: &Problem, cfg: SgdStep, clip: Option<f32>) -> (Sgd<Cpu<f64>>, Scalars
 
 /// The SPEC §4 Adam over the problem's parameters; its scalars are `[lr, t]`.
 fn adam(pr: &Problem) -> (Adam<Cpu<f64>>, Scalars<Cpu<f64>>) {
-    let opt = Adam::new(&pr.ex, pr.params.clone(), 3e-4, (0.5, 0.999), 1e-3, AdamSlots { lr: 0, t: 1 }).unwrap();
+    let opt = Adam::new(&pr.ex, pr.params.clone(), (0.5, 0.999), 1e-3, AdamSlots { lr: 0, t: 1 }).unwrap();
     let mut sc = Scalars::new(&pr.ex.be, 2).unwrap();
     sc.set(0, 3e-4f32 as f64);
     sc.upload(&pr.ex.be).unwrap();

@@ -213,11 +213,11 @@ impl<B: Backend> Search<B> {
         }
         let (w_part, y_part) = prob.parts();
         let w_slots = SgdSlots { lr: slot::LR, norm: slot::NORM_W, scale: slot::SCALE_W };
-        let w_opt = Sgd::new(&ex, prob.w.clone(), w_part, hp.sgd, hp.clip, w_slots)?;
+        let w_opt = Sgd::new(&ex, prob.w.clone(), w_part, hp.sgd.momentum, hp.sgd.weight_decay, hp.clip, w_slots)?;
         let y_opt = match hp.algo {
             Algo::Rarts => {
                 let y_slots = SgdSlots { lr: slot::LR, norm: slot::NORM_Y, scale: slot::SCALE_Y };
-                Some(Sgd::new(&ex, prob.y.clone(), y_part, hp.sgd, hp.clip, y_slots)?)
+                Some(Sgd::new(&ex, prob.y.clone(), y_part, hp.sgd.momentum, hp.sgd.weight_decay, hp.clip, y_slots)?)
             }
             _ => None,
         };
@@ -227,7 +227,7 @@ impl<B: Backend> Search<B> {
             ArchOpt::Adam { lr, betas, weight_decay } => {
                 sc.set(slot::LR_ARCH, lr as f64);
                 let slots = AdamSlots { lr: slot::LR_ARCH, t: slot::T };
-                ArchState::Adam(Adam::new(&ex, prob.alpha.clone(), lr, betas, weight_decay, slots)?)
+                ArchState::Adam(Adam::new(&ex, prob.alpha.clone(), betas, weight_decay, slots)?)
             }
             ArchOpt::Plain { lr } => {
                 sc.set(slot::LR_ARCH, lr as f64);
@@ -235,7 +235,8 @@ impl<B: Backend> Search<B> {
                     &ex,
                     prob.alpha.clone(),
                     Part::WHOLE,
-                    SgdStep { lr, momentum: 0.0, weight_decay: 0.0 },
+                    0.0,
+                    0.0,
                     None,
                     SgdSlots { lr: slot::LR_ARCH, norm: slot::NORM_ARCH, scale: slot::SCALE_ARCH },
                 )?)
@@ -266,10 +267,6 @@ impl<B: Backend> Search<B> {
     /// Sets the weight learning rate (cosine schedule, per epoch).
     pub fn set_lr(&mut self, lr: f32) {
         self.hp.sgd.lr = lr;
-        self.w_opt.cfg.lr = lr;
-        if let Some(o) = self.y_opt.as_mut() {
-            o.cfg.lr = lr;
-        }
         self.sc.set(slot::LR, lr as f64);
     }
 

@@ -38,8 +38,8 @@ pub fn bench<B: Backend<Elem = f32>>(
     ex.init_params(&mut StdRng::seed_from_u64(0))?;
     let params: Vec<NodeId> = net.weights.iter().chain(&net.aux).copied().collect();
     let recipe = TrainConfig::default();
-    let sgd = SgdStep { lr: recipe.lr, momentum: recipe.momentum, weight_decay: recipe.weight_decay };
-    let mut opt = Sgd::new(&ex, params, Part::WHOLE, sgd, Some(recipe.clip), SGD_SLOTS)?;
+    let mut opt =
+        Sgd::new(&ex, params, Part::WHOLE, recipe.momentum, recipe.weight_decay, Some(recipe.clip), SGD_SLOTS)?;
     let mut sc = Scalars::new(&ex.be, 3)?;
     sc.set(SGD_SLOTS.lr, recipe.lr as f64);
     let mut rng = Rng::new(1);

@@ -14,7 +14,7 @@ use std::time::Instant;
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 
-use crate::backend::{Backend, Part, SgdStep};
+use crate::backend::{Backend, Part};
 use crate::checkpoint::Checkpoint;
 use crate::data::{DataSpec, Dataset, Rng, Sampler, cutout, fill_eval};
 use crate::error::{Error, Result};
@@ -402,10 +402,17 @@ pub fn train<B: Backend<Elem = f32>>(be: B, cfg: &TrainConfig) -> Result<TrainRe
         Some(InitFrom::Darts(f)) => load_darts(&mut ex, f).map_err(tag)?,
         None => {}
     }
-    let sgd = SgdStep { lr: cfg.lr, momentum: cfg.momentum, weight_decay: cfg.weight_decay };
     // DARTS clips and steps the head's weights together with the network's.
     let params: Vec<NodeId> = net.weights.iter().chain(&net.aux).copied().collect();
-    let mut opt = Sgd::new(&ex, params, Part::WHOLE, sgd, (cfg.clip > 0.0).then_some(cfg.clip), SGD_SLOTS)?;
+    let mut opt = Sgd::new(
+        &ex,
+        params,
+        Part::WHOLE,
+        cfg.momentum,
+        cfg.weight_decay,
+        (cfg.clip > 0.0).then_some(cfg.clip),
+        SGD_SLOTS,
+    )?;
     opt.nesterov = cfg.nesterov;
     let mut sc = Scalars::new(&ex.be, 3)?;
     let mut sampler = Sampler::new(0..train.len(), cfg.batch, cfg.seed)?;
@@ -431,7 +438,6 @@ pub fn train<B: Backend<Elem = f32>>(be: B, cfg: &TrainConfig) -> Result<TrainRe
     for epoch in start..cfg.epochs {
         let t0 = Instant::now();
         let lr = cfg.lr_at(epoch);
-        opt.cfg.lr = lr;
         sc.set(SGD_SLOTS.lr, lr as f64);
         let drop_prob = cfg.drop_path * epoch as f32 / cfg.epochs as f32;
         let mut log = TrainEpoch { epoch, lr, drop_prob, ..Default::default() };
