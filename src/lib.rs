@@ -21,6 +21,7 @@ pub mod real;
 pub mod report;
 pub mod run_record;
 pub mod rundir;
+pub mod score;
 pub mod search;
 pub mod shape;
 pub mod space;

@@ -21,12 +21,13 @@ use crate::exec::Exec;
 use crate::model::MODEL_FILE;
 use crate::report::json::Json;
 use crate::run_record::persistent_nodes;
+use crate::score::{Scores, score};
 use crate::search::CHECKPOINT_FORMAT;
 use crate::shape::Shape;
 use crate::space::darts::{self, SuperNetConfig};
 use crate::space::{GROUP_ARCH, GROUP_W, SearchSpace};
 use crate::tape::{Kind, NodeId, Tape};
-use crate::train::{Scores, load_darts, score};
+use crate::train::load_darts;
 
 /// The `format` metadata of an exported search network.
 pub const FORMAT: &str = "rarts-export-darts-search-1";

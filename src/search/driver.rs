@@ -182,7 +182,7 @@ pub fn search<B: Backend<Elem = f32>>(be: B, cfg: &SearchConfig) -> Result<Searc
         // checkpoint's own check, which names the tensor that diverged.
         let mut score_failed = None;
         if let Some(test) = test.as_ref().filter(|_| eval_images > 0) {
-            match crate::train::score(&mut search.ex, test, g.train_io, eval_images) {
+            match crate::score::score(&mut search.ex, test, g.train_io, eval_images) {
                 Ok(s) => log.test_acc = Some(s.accuracy()),
                 Err(e) => score_failed = Some(e),
             }

@@ -16,7 +16,7 @@ use rand::rngs::StdRng;
 
 use crate::backend::{Backend, Part};
 use crate::checkpoint::Checkpoint;
-use crate::data::{DataSpec, Dataset, Rng, Sampler, cutout, fill_eval};
+use crate::data::{DataSpec, Dataset, Rng, Sampler, cutout};
 use crate::error::{Error, Result};
 use crate::exec::Exec;
 use crate::genotype::Genotype;
@@ -37,9 +37,10 @@ mod bench;
 mod eval;
 mod resume;
 
+pub use crate::score::{Scores, score};
 pub use bench::{TrainStepTiming, bench};
 pub(crate) use eval::load_darts;
-pub use eval::{Evaluated, Scores, evaluate, score};
+pub use eval::{Evaluated, evaluate};
 use resume::{restore, save};
 
 pub const RUN_FILES: [&str; 3] = ["checkpoint.bin", "log.jsonl", MODEL_FILE];
