@@ -13,6 +13,7 @@ pub mod export;
 pub mod genotype;
 pub mod hash;
 pub mod hugealloc;
+pub mod json;
 pub mod model;
 pub mod ops;
 pub mod optim;

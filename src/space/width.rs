@@ -303,14 +303,16 @@ impl Widths {
 
     /// As [`Widths::parse`], the list under `key`.
     fn parse_key(cfg: &WidthConfig, text: &str, what: &str, key: &str) -> Result<Self> {
-        let open = format!("\"{key}\":[");
-        let at = text.find(&open).ok_or_else(|| Error(format!("{what}: no \"{key}\" list")))?;
-        let rest = &text[at + open.len()..];
-        let body = &rest[..rest.find(']').ok_or_else(|| Error(format!("{what}: the \"{key}\" list is not closed")))?];
-        let v = body
-            .split(',')
-            .map(|s| {
-                s.trim().parse::<usize>().map_err(|_| Error(format!("{what}: width '{}' is not a count", s.trim())))
+        let json = crate::json::Json::parse(text).map_err(|e| Error(format!("{what}: {e}")))?;
+        let list = json.get(key).and_then(|v| v.arr()).ok_or_else(|| Error(format!("{what}: no \"{key}\" list")))?;
+        let v = list
+            .iter()
+            .map(|w| match w.num() {
+                Some(x) if x >= 0.0 && x.fract() == 0.0 && x <= u32::MAX as f64 => Ok(x as usize),
+                _ => {
+                    let shown = w.num().map_or_else(|| "a non-number".to_string(), |x| x.to_string());
+                    Err(Error(format!("{what}: width {shown} in \"{key}\" is not a count")))
+                }
             })
             .collect::<Result<Vec<_>>>()?;
         let layers = cfg.layers();

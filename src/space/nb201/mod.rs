@@ -168,11 +168,12 @@ impl Nb201Cell {
             .map_err(|e| Error(format!("NB201 cell {}: cannot read it: {e}", file.display())))?;
         let arch = if text.trim_start().starts_with('{') {
             // genotype.json: its "arch" field.
-            let at = text.find("\"arch\":\"").ok_or_else(|| {
-                Error(format!("NB201 cell {}: a JSON file without an \"arch\" field", file.display()))
-            })?;
-            let rest = &text[at + 8..];
-            rest[..rest.find('"').unwrap_or(rest.len())].to_string()
+            let json =
+                crate::json::Json::parse(&text).map_err(|e| Error(format!("NB201 cell {}: {e}", file.display())))?;
+            json.get("arch")
+                .and_then(|a| a.str())
+                .map(str::to_string)
+                .ok_or_else(|| Error(format!("NB201 cell {}: a JSON file without an \"arch\" field", file.display())))?
         } else {
             text.trim().to_string()
         };
@@ -185,18 +186,16 @@ impl Nb201Cell {
         let path = dir.join("log.jsonl");
         let text = std::fs::read_to_string(&path)
             .map_err(|e| Error(format!("NB201 cell {}: cannot read it: {e}", path.display())))?;
-        let last = text.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("");
-        let body = last.split("\"softmax_alpha\":").nth(1).ok_or_else(|| {
+        // The last whole line: one the search is writing may be cut off.
+        let last = text.lines().rev().find_map(|l| crate::json::Json::parse(l).ok());
+        let no_alpha = || {
             Error(format!(
                 "NB201 cell {}: no softmax_alpha in its last line; expected an NB201 search's log",
                 path.display()
             ))
-        })?;
-        let body = &body[..body.find("]]").map_or(body.len(), |i| i + 2)];
-        let values: Vec<f64> = body
-            .split(|c: char| !(c.is_ascii_digit() || matches!(c, '.' | '-' | 'e' | 'E' | '+')))
-            .filter_map(|t| t.parse().ok())
-            .collect();
+        };
+        let rows = last.as_ref().and_then(|j| j.get("softmax_alpha")).and_then(|a| a.matrix()).ok_or_else(no_alpha)?;
+        let values: Vec<f64> = rows.into_iter().flatten().collect();
         Self::from_alpha(&values).map_err(|e| Error(format!("NB201 cell {}: {e}", path.display())))
     }
 
