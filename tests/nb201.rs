@@ -118,3 +118,30 @@ fn search_network_runs_and_alpha_gets_gradients() {
         }
     }
 }
+
+/// A search still running (a log.jsonl, no genotype file yet) stands for
+/// the cell its last whole log line's softmax(α) picks; a line the search
+/// is still writing is skipped.
+#[test]
+fn a_running_search_folder_gives_its_last_epochs_cell() {
+    let dir = std::env::temp_dir().join(format!("rarts-nb201-running-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let rows = |pick: usize| -> Vec<Vec<f64>> {
+        (0..EDGES)
+            .map(|e| (0..OPS.len()).map(|o| if o == (e + pick) % OPS.len() { 0.4 } else { 0.15 }).collect())
+            .collect()
+    };
+    let line = |epoch: usize, m: &[Vec<f64>]| {
+        let m: Vec<String> =
+            m.iter().map(|r| format!("[{}]", r.iter().map(|v| v.to_string()).collect::<Vec<_>>().join(","))).collect();
+        format!("{{\"epoch\":{epoch},\"softmax_alpha_cell\":[{}]}}\n", m.join(","))
+    };
+    let (first, last) = (rows(0), rows(2));
+    let text = format!("{}{}{{\"epoch\":2,\"softmax_alpha_cell\":[[0.1,0.2", line(0, &first), line(1, &last));
+    std::fs::write(dir.join("log.jsonl"), text).unwrap();
+    let got = Nb201Cell::from_source(dir.to_str().unwrap()).unwrap();
+    assert_eq!(got, Nb201Cell::from_alpha(&last.concat()).unwrap());
+    assert_ne!(got, Nb201Cell::from_alpha(&first.concat()).unwrap());
+    std::fs::remove_dir_all(&dir).unwrap();
+}

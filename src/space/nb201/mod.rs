@@ -190,11 +190,12 @@ impl Nb201Cell {
         let last = text.lines().rev().find_map(|l| crate::json::Json::parse(l).ok());
         let no_alpha = || {
             Error(format!(
-                "NB201 cell {}: no softmax_alpha in its last line; expected an NB201 search's log",
+                "NB201 cell {}: no softmax_alpha_cell in its last whole line; expected an NB201 search's log",
                 path.display()
             ))
         };
-        let rows = last.as_ref().and_then(|j| j.get("softmax_alpha")).and_then(|a| a.matrix()).ok_or_else(no_alpha)?;
+        let rows =
+            last.as_ref().and_then(|j| j.get("softmax_alpha_cell")).and_then(|a| a.matrix()).ok_or_else(no_alpha)?;
         let values: Vec<f64> = rows.into_iter().flatten().collect();
         Self::from_alpha(&values).map_err(|e| Error(format!("NB201 cell {}: {e}", path.display())))
     }
