@@ -4,7 +4,7 @@
 # refactor: scripts/same-runs-compare.py BEFORE AFTER compares them.
 set -u
 bin="$1"; out="$2"; mkdir -p "$out"
-export RAYON_NUM_THREADS=2 RARTS_THREADS=2
+export RARTS_THREADS=2
 for space in darts nb201 width; do
   for algo in darts1 darts2 rarts; do
     extra=""

@@ -221,7 +221,6 @@ struct Graph {
 
 static Stream g_null_stream;
 static Stream* stream_of(void* s) { return s ? (Stream*)s : &g_null_stream; }
-static unsigned long long g_launches = 0;
 
 // Runs `op` now, or records it when `s` is capturing.
 static void submit(Stream* s, std::function<void()> op) {
@@ -372,7 +371,6 @@ API CUresult cuLaunchKernel(void* f, unsigned gx, unsigned gy, unsigned gz, unsi
   if (g_log)
     std::fprintf(g_log, "%s grid=(%u,%u,%u) block=(%u,%u,%u) shared=%u%s args: %s\n", k->name.c_str(), gx, gy, gz, bx, by,
                  bz, shared, stream_of(s)->capturing ? " captured" : "", b.line.c_str());
-  ++g_launches;
   dim3 grid{gx, gy, gz}, block{bx, by, bz};
   bool par = k->par;
   // The pointers are checked when the launch runs, so a graph replayed

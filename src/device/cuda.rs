@@ -207,7 +207,8 @@ pub struct Cuda {
     /// the replay) fails instead.
     pub(crate) capture: Capture,
     /// Each kernel's parameter sizes in bytes, read from the PTX it was
-    /// loaded from; every launch's argument list is checked against them.
+    /// loaded from; each launch site's argument list is checked against them
+    /// at its first launch.
     params: HashMap<String, Vec<usize>>,
     device_name: String,
     /// Where the kernels came from ("nvcc PTX (sm_90)" or "NVRTC (compute_90)").
@@ -401,14 +402,20 @@ pub fn compile_nvrtc(name: &str, src: &str, arch: &'static str, include_paths: &
 
 /// Launches kernel `$f` of `$cu.kernels` with `$cfg` and the given arguments, all
 /// in one expression so that temporaries (`&(n as i64)`) live until the
-/// launch. Each call site names the `.cu` signature it matches, and the
-/// arguments' sizes are checked against the kernel's PTX parameters first.
+/// launch. Each call site names the `.cu` signature it matches, and its
+/// arguments' sizes are checked against the kernel's PTX parameters at the
+/// call site's first launch (they cannot change after it).
 macro_rules! launch {
     ($cu:expr, $f:ident, $cfg:expr; $($arg:expr),* $(,)?) => {{
         use cudarc::driver::PushKernelArg as _;
         let cu: &$crate::device::cuda::Cuda = $cu;
         let cfg: cudarc::driver::LaunchConfig = $cfg;
-        cu.check_params(stringify!($f), &[$($crate::device::ptx::param_bytes($arg)),*])?;
+        // The sizes are fixed per call site: checked at its first launch.
+        static CHECKED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+        if !CHECKED.load(std::sync::atomic::Ordering::Relaxed) {
+            cu.check_params(stringify!($f), &[$($crate::device::ptx::param_bytes($arg)),*])?;
+            CHECKED.store(true, std::sync::atomic::Ordering::Relaxed);
+        }
         #[allow(clippy::macro_metavars_in_unsafe)]
         // SAFETY: the argument list matches the kernel's C signature (each
         // call site names it) and the launcher checked every buffer length
