@@ -8,10 +8,16 @@ use crate::checkpoint::Checkpoint;
 use crate::data::{DataSpec, Dataset};
 use crate::error::{Error, Result};
 use crate::exec::Exec;
+use crate::flags::differences;
 use crate::hash::Hasher;
 use crate::rundir::{Existing, RunDir};
-use crate::search::config::differences;
 use crate::tape::{Kind, NodeId, Tape};
+
+/// The `format` header field of a search's checkpoint (`rarts search`; the
+/// file format itself is versioned by [`crate::checkpoint::VERSION`]).
+pub const SEARCH_FORMAT: &str = "rarts-search-3";
+/// The `format` of a training's checkpoint (`rarts train`).
+pub const TRAIN_FORMAT: &str = "rarts-train-1";
 
 /// The data a run was made on: image counts (`TRAIN+TEST`) and a hash of
 /// every image and label.

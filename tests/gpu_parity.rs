@@ -930,7 +930,8 @@ fn replayed_steps_equal_eager_ones_bit_for_bit() {
     let bits = |v: Vec<f64>| v.into_iter().map(f64::to_bits).collect::<Vec<_>>();
     for algo in [Algo::Darts1, Algo::Darts2, Algo::Rarts] {
         let cfg = common::tiny_search(algo, 3);
-        let graph_cfg = rarts::search::config::SearchConfig { cuda_graph: true, ..cfg.clone() };
+        let mut graph_cfg = cfg.clone();
+        graph_cfg.step.cuda_graph = true;
         let mut eager = prepare(Cuda::new(0).expect("the device opened a moment ago"), &cfg).expect("prepare");
         let mut graph = prepare(Cuda::new(0).expect("the device opened a moment ago"), &graph_cfg).expect("prepare");
         for step in 0..3 {

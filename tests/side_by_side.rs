@@ -30,11 +30,11 @@ fn values(p: &Prepared<Be>, nodes: &[usize]) -> Vec<f64> {
 fn side_by_side_equals_one_network_after_the_other() {
     for (schedule, steps) in [(Schedule::Fused, 4), (Schedule::Exact, 2)] {
         let mut cfg = common::tiny_search(Algo::Rarts, steps);
-        cfg.schedule = schedule;
+        cfg.step.schedule = schedule;
         // α must move for its comparison to mean something.
-        cfg.arch_lr = 0.05;
+        cfg.step.arch_lr = 0.05;
         let mut side = prepare(Be::new(), &cfg).unwrap();
-        cfg.side_by_side = false;
+        cfg.step.side_by_side = false;
         let mut apart = prepare(Be::new(), &cfg).unwrap();
         assert!(side.search.prob.side_by_side && !apart.search.prob.side_by_side);
         assert_eq!(side.weights, apart.weights, "weights of one network");
@@ -80,7 +80,7 @@ fn side_by_side_halves_the_launches() {
     let mut launches = Vec::new();
     for side_by_side in [true, false] {
         let mut cfg = common::tiny_search(Algo::Rarts, 2);
-        cfg.side_by_side = side_by_side;
+        cfg.step.side_by_side = side_by_side;
         let mut p = prepare(Be::new(), &cfg).unwrap();
         p.step().unwrap();
         let c0 = counts::now();
@@ -100,11 +100,11 @@ fn side_by_side_halves_the_launches() {
 #[test]
 fn side_by_side_equals_one_network_after_the_other_in_nb201() {
     let mut cfg = common::tiny_search(Algo::Rarts, 3);
-    cfg.space = rarts::space::SpaceKind::Nb201;
-    cfg.cells_per_stage = 1;
-    cfg.arch_lr = 0.05;
+    cfg.step.space = rarts::space::SpaceKind::Nb201;
+    cfg.step.cells_per_stage = 1;
+    cfg.step.arch_lr = 0.05;
     let mut side = prepare(Be::new(), &cfg).unwrap();
-    cfg.side_by_side = false;
+    cfg.step.side_by_side = false;
     let mut apart = prepare(Be::new(), &cfg).unwrap();
     assert_eq!(side.weights, apart.weights, "weights of one network");
     for step in 0..3 {

@@ -1,9 +1,9 @@
 //! `rarts bench-train`: DARTS' retraining step timed per batch size.
 
 use rarts::Result;
+use rarts::flags::need;
 use rarts::genotype::Genotype;
 use rarts::search::bench;
-use rarts::search::config::need;
 use rarts::shape::Shape;
 use rarts::space::eval::EvalNetConfig;
 use rarts::train;

@@ -4,16 +4,17 @@ use std::path::PathBuf;
 
 use rarts::Result;
 use rarts::data::DataSpec;
+use rarts::space::SpaceKind;
 use rarts::space::nb201::table;
 
-use super::{SpaceArg, Target};
+use super::Target;
 
 #[derive(clap::Args)]
 pub(super) struct CompareArgs {
     /// The search space: DARTS' cells, NAS-Bench-201's, or a ResNet's
     /// channel widths (searches beside uniform scaling and L1 pruning).
-    #[arg(long, value_enum, default_value_t = SpaceArg::Darts)]
-    space: SpaceArg,
+    #[arg(long, value_enum, default_value_t = SpaceKind::Darts)]
+    space: SpaceKind,
     /// small: a 2-core CPU on Fashion-MNIST (darts ~3 h, nb201 ~2 h, width
     /// ~1 h); cifar-cpu (nb201): CIFAR-10 (--data) judged by the
     /// NAS-Bench-201 table, 3 seeds in about 75 min on 2 idle cores;
@@ -40,15 +41,15 @@ pub(super) struct CompareArgs {
 
 pub(super) fn command(a: CompareArgs, target: Target) -> Result<()> {
     let CompareArgs { space, preset, data, out, nb201_table, no_retrain } = a;
-    let mut p = rarts::compare::Preset::of(space.into(), &preset, data)?;
-    let nb201 = space == SpaceArg::Nb201;
+    let mut p = rarts::compare::Preset::of(space, &preset, data)?;
+    let nb201 = space == SpaceKind::Nb201;
     if !nb201 && (nb201_table.is_some() || no_retrain) {
         let flag = if no_retrain { "--no-retrain" } else { "--nb201-table" };
         return Err(rarts::Error(format!("{flag}: applies to --space nb201 only")));
     }
     p.retrain &= !no_retrain;
     let table = if nb201 { table::from_flag(nb201_table.as_deref())? } else { None };
-    let out = out.unwrap_or_else(|| rarts::compare::default_out(space.into(), p.name));
+    let out = out.unwrap_or_else(|| rarts::compare::default_out(space, p.name));
     let text = with_backend!(target, f32, |make| rarts::compare::compare(make, &p, &out, table.as_ref())?);
     print!("{text}");
     Ok(())

@@ -4,9 +4,8 @@ use std::path::PathBuf;
 
 use rarts::Result;
 use rarts::data::DataSpec;
-use rarts::train;
 
-use super::{Target, data_help};
+use super::Target;
 
 #[derive(clap::Args)]
 pub(super) struct EvalArgs {
@@ -24,7 +23,7 @@ pub(super) struct EvalArgs {
     /// Also write each image's logits to this file, a JSON array per line.
     #[arg(long)]
     logits: Option<PathBuf>,
-    #[arg(long, default_value = "embedded", help = data_help())]
+    #[arg(long, default_value = "embedded", help = rarts::data::spec::help())]
     data: DataSpec,
     #[arg(long, default_value_t = 100)]
     batch: usize,
@@ -46,7 +45,7 @@ pub(super) fn command(a: EvalArgs, target: Target) -> Result<()> {
         }
     }
     let (g, gr) = (genotype.as_deref(), grads.as_deref());
-    let e = with_backend!(target, f32, |make| train::evaluate(make()?, &model, g, &data, batch, gr)?);
+    let e = with_backend!(target, f32, |make| rarts::eval::evaluate(make()?, &model, g, &data, batch, gr)?);
     let (split, classes, scores) = (e.split, e.classes, e.scores);
     println!("model: {} ({}, {} epochs)", model.display(), e.size, e.epochs.as_deref().unwrap_or("?"));
     println!("genotype: {}", rarts::error::printable(&e.arch));

@@ -3,11 +3,11 @@
 use rarts::Result;
 use rarts::data::{DataSpec, describe};
 
-use super::{Target, data_help};
+use super::Target;
 
 #[derive(clap::Args)]
 pub(super) struct InfoArgs {
-    #[arg(long, default_value = "embedded", help = data_help())]
+    #[arg(long, default_value = "embedded", help = rarts::data::spec::help())]
     data: DataSpec,
 }
 

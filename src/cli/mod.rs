@@ -9,9 +9,6 @@ use clap::{CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
 
 use rarts::Result;
 use rarts::backend::{Cpu, Cuda, Device as _, cuda};
-use rarts::data::spec::FORMS;
-use rarts::search::algo::{Algo, Schedule};
-use rarts::space::SpaceKind;
 
 /// Evaluates `$body` with `$make`, a function that opens the backend
 /// `$target` names (`Cpu<$elem>`, or CUDA device 0): the command line's one
@@ -61,74 +58,6 @@ enum Device {
     Cuda,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
-enum SpaceArg {
-    Darts,
-    Nb201,
-    Width,
-}
-
-impl From<SpaceArg> for SpaceKind {
-    fn from(a: SpaceArg) -> SpaceKind {
-        match a {
-            SpaceArg::Darts => SpaceKind::Darts,
-            SpaceArg::Nb201 => SpaceKind::Nb201,
-            SpaceArg::Width => SpaceKind::Width,
-        }
-    }
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
-enum AlgoArg {
-    Rarts,
-    Darts1,
-    Darts2,
-}
-
-impl From<AlgoArg> for Algo {
-    fn from(a: AlgoArg) -> Algo {
-        match a {
-            AlgoArg::Rarts => Algo::Rarts,
-            AlgoArg::Darts1 => Algo::Darts1,
-            AlgoArg::Darts2 => Algo::Darts2,
-        }
-    }
-}
-
-impl From<Algo> for AlgoArg {
-    fn from(a: Algo) -> AlgoArg {
-        match a {
-            Algo::Rarts => AlgoArg::Rarts,
-            Algo::Darts1 => AlgoArg::Darts1,
-            Algo::Darts2 => AlgoArg::Darts2,
-        }
-    }
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
-enum ScheduleArg {
-    Fused,
-    Exact,
-}
-
-impl From<ScheduleArg> for Schedule {
-    fn from(s: ScheduleArg) -> Schedule {
-        match s {
-            ScheduleArg::Fused => Schedule::Fused,
-            ScheduleArg::Exact => Schedule::Exact,
-        }
-    }
-}
-
-impl From<Schedule> for ScheduleArg {
-    fn from(s: Schedule) -> ScheduleArg {
-        match s {
-            Schedule::Fused => ScheduleArg::Fused,
-            Schedule::Exact => ScheduleArg::Exact,
-        }
-    }
-}
-
 #[derive(Subcommand)]
 enum Cmd {
     /// Searches the space --space names (DARTS' cells, NAS-Bench-201's cell
@@ -142,7 +71,7 @@ enum Cmd {
     /// split (its training split where it has none).
     Eval(eval::EvalArgs),
     /// The solvable model of the specification; prints the final α.
-    Toy(toy::ToyArgs),
+    Toy(rarts::search::toy::ToyConfig),
     /// Times each op family over a few search steps.
     Profile(profile::ProfileArgs),
     /// Times whole search steps (median of --steps after a warm-up step) for
@@ -177,10 +106,6 @@ enum Cmd {
 
 const TABLE_HELP: &str = "The NAS-Bench-201 table in the format of NATS-Bench's nats_bench.csv \
                           (default: $RARTS_NB201_TABLE)";
-
-fn data_help() -> String {
-    format!("Data set: {FORMS}")
-}
 
 /// The backend `--device` names, resolved against what this machine has.
 enum Target {
@@ -265,10 +190,10 @@ pub fn main() -> ExitCode {
     if let (Cmd::Bench(b), Some(m)) = (&mut cli.cmd, matches.subcommand_matches("bench")) {
         let given = |id: &str| m.value_source(id) == Some(ValueSource::CommandLine);
         if given("algo") {
-            b.algos = vec![b.search.algo];
+            b.algos = vec![b.step.algo];
         }
         if given("batch") {
-            b.batches = vec![b.search.batch];
+            b.batches = vec![b.step.batch];
         }
     }
     match run(cli) {

@@ -2,22 +2,22 @@
 
 use rarts::Result;
 use rarts::search::bench;
+use rarts::search::config::{SearchConfig, StepConfig};
 
 use super::Target;
-use super::search::SearchArgs;
 
 #[derive(clap::Args)]
 pub(super) struct ProfileArgs {
     #[command(flatten)]
-    search: SearchArgs,
+    step: StepConfig,
     /// Steps to time.
     #[arg(long, default_value_t = 3)]
     steps: usize,
 }
 
 pub(super) fn command(a: ProfileArgs, target: Target) -> Result<()> {
-    let ProfileArgs { search, steps } = a;
-    let cfg = search.config();
+    let ProfileArgs { step, steps } = a;
+    let cfg = SearchConfig { step, ..SearchConfig::default() };
     let cuda = matches!(target, Target::Cuda);
     let prof = with_backend!(target, f32, |make| bench::profile(make()?, &cfg, steps)?);
     print!("{}", bench::profile_table(&prof.ops, steps, prof.step_s));

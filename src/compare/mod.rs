@@ -14,12 +14,12 @@ use crate::data::DataSpec;
 use crate::error::{Context, Error, Result};
 use crate::rundir::Existing;
 use crate::search::algo::{Algo, Schedule};
-use crate::search::config::SearchConfig;
+use crate::search::config::{SearchConfig, StepConfig};
 use crate::search::driver;
 use crate::space::SpaceKind;
 use crate::space::nb201::table::{Accuracies, Nb201Table};
 use crate::space::nb201::{self, Nb201Cell};
-use crate::train::{self, TrainConfig};
+use crate::train::{self, RecipeOverrides, TrainConfig};
 
 mod plan;
 mod table;
@@ -70,13 +70,9 @@ impl Preset {
     /// cells per stage, the 200-epoch recipe). `smoke`: every job in about a
     /// minute on the embedded data.
     pub fn nb201(name: &str, data: Option<DataSpec>) -> Result<Preset> {
-        let search = |data: DataSpec| SearchConfig {
-            data,
-            space: SpaceKind::Nb201,
-            eval_images: Some(0),
-            ..SearchConfig::default()
-        };
-        let train = |data: DataSpec| TrainConfig { data, ..TrainConfig::recipe(SpaceKind::Nb201) };
+        let step = |data: DataSpec| StepConfig { data, space: SpaceKind::Nb201, ..StepConfig::default() };
+        let search = |step: StepConfig| SearchConfig { step, eval_images: Some(0), ..SearchConfig::default() };
+        let train = |data: DataSpec| TrainConfig { data, ..TrainConfig::for_space(SpaceKind::Nb201) };
         match name {
             "small" => {
                 let data = data.unwrap_or_else(|| DataSpec::FashionMnist("/usr/share/datasets/fashion-mnist".into()));
@@ -87,20 +83,25 @@ impl Preset {
                     // takes 0.46-1.04 s, a training step of the all-3×3 cell
                     // at C = 16 0.47 s; about 2.3 hours in all.
                     search: SearchConfig {
-                        c: 8,
-                        cells_per_stage: 1,
-                        batch: 64,
                         epochs: 8,
                         steps_per_epoch: Some(100),
-                        arch_lr: 6e-3,
-                        ..search(data.clone())
+                        ..search(StepConfig {
+                            c: 8,
+                            cells_per_stage: 1,
+                            batch: 64,
+                            arch_lr: 6e-3,
+                            ..step(data.clone())
+                        })
                     },
                     train: TrainConfig {
-                        c: 16,
                         cells_per_stage: 1,
-                        batch: 64,
-                        lr: 0.05,
-                        epochs: 6,
+                        overrides: RecipeOverrides {
+                            c: Some(16),
+                            batch: Some(64),
+                            lr: Some(0.05),
+                            epochs: Some(6),
+                            ..RecipeOverrides::default()
+                        },
                         steps_per_epoch: Some(200),
                         eval_images: Some(5000),
                         ..train(data)
@@ -115,19 +116,19 @@ impl Preset {
                     name: "smoke",
                     seeds: vec![0, 1],
                     search: SearchConfig {
-                        c: 4,
-                        cells_per_stage: 1,
-                        batch: 8,
                         epochs: 1,
                         steps_per_epoch: Some(2),
                         progress: false,
-                        ..search(data.clone())
+                        ..search(StepConfig { c: 4, cells_per_stage: 1, batch: 8, ..step(data.clone()) })
                     },
                     train: TrainConfig {
-                        c: 4,
                         cells_per_stage: 1,
-                        batch: 16,
-                        epochs: 1,
+                        overrides: RecipeOverrides {
+                            c: Some(4),
+                            batch: Some(16),
+                            epochs: Some(1),
+                            ..RecipeOverrides::default()
+                        },
                         steps_per_epoch: Some(2),
                         eval_images: Some(100),
                         progress: false,
@@ -155,13 +156,15 @@ impl Preset {
                     // 19,500 steps) so that α moves in 1,000; the same for
                     // every method.
                     search: SearchConfig {
-                        c: 8,
-                        cells_per_stage: 1,
-                        batch: 64,
                         epochs: 8,
                         steps_per_epoch: Some(125),
-                        arch_lr: 6e-3,
-                        ..search(data.clone())
+                        ..search(StepConfig {
+                            c: 8,
+                            cells_per_stage: 1,
+                            batch: 64,
+                            arch_lr: 6e-3,
+                            ..step(data.clone())
+                        })
                     },
                     train: train(data),
                     finetune: None,
@@ -178,7 +181,10 @@ impl Preset {
                 Ok(Preset {
                     name: "paper",
                     seeds: vec![0, 1, 2],
-                    search: SearchConfig { c: 16, cells_per_stage: 5, batch: 64, epochs: 50, ..search(data.clone()) },
+                    search: SearchConfig {
+                        epochs: 50,
+                        ..search(StepConfig { c: 16, cells_per_stage: 5, batch: 64, ..step(data.clone()) })
+                    },
                     train: train(data),
                     finetune: None,
                     retrain: false,
@@ -200,19 +206,27 @@ impl Preset {
                     name: "small",
                     seeds: vec![0, 1],
                     search: SearchConfig {
-                        data: data.clone(),
-                        c: 8,
-                        layers: 5,
-                        batch: 32,
+                        step: StepConfig {
+                            data: data.clone(),
+                            c: 8,
+                            layers: 5,
+                            batch: 32,
+                            // DARTS' 3e-4 barely moves α in 400 steps; the same
+                            // raised rate for every method (see RESULTS.md).
+                            arch_lr: 6e-3,
+                            ..StepConfig::default()
+                        },
                         epochs: 4,
                         steps_per_epoch: Some(100),
-                        // DARTS' 3e-4 barely moves α in 400 steps; the same
-                        // raised rate for every method (see RESULTS.md).
-                        arch_lr: 6e-3,
                         eval_images: Some(0),
                         ..SearchConfig::default()
                     },
-                    train: TrainConfig { data, c: 8, layers: 5, epochs: 2, ..TrainConfig::default() },
+                    train: TrainConfig {
+                        data,
+                        layers: 5,
+                        overrides: RecipeOverrides { c: Some(8), epochs: Some(2), ..RecipeOverrides::default() },
+                        ..TrainConfig::default()
+                    },
                     finetune: None,
                     retrain: true,
                 })
@@ -225,10 +239,7 @@ impl Preset {
                     name: "smoke",
                     seeds: vec![0, 1],
                     search: SearchConfig {
-                        data: data.clone(),
-                        c: 4,
-                        layers: 3,
-                        batch: 8,
+                        step: StepConfig { data: data.clone(), c: 4, layers: 3, batch: 8, ..StepConfig::default() },
                         epochs: 1,
                         steps_per_epoch: Some(2),
                         eval_images: Some(0),
@@ -237,10 +248,13 @@ impl Preset {
                     },
                     train: TrainConfig {
                         data,
-                        c: 4,
                         layers: 3,
-                        batch: 16,
-                        epochs: 1,
+                        overrides: RecipeOverrides {
+                            c: Some(4),
+                            batch: Some(16),
+                            epochs: Some(1),
+                            ..RecipeOverrides::default()
+                        },
                         steps_per_epoch: Some(2),
                         eval_images: Some(100),
                         progress: false,
@@ -257,7 +271,11 @@ impl Preset {
                 Ok(Preset {
                     name: "paper",
                     seeds: vec![0, 1, 2, 3],
-                    search: SearchConfig { data: data.clone(), eval_images: Some(0), ..SearchConfig::default() },
+                    search: SearchConfig {
+                        step: StepConfig { data: data.clone(), ..StepConfig::default() },
+                        eval_images: Some(0),
+                        ..SearchConfig::default()
+                    },
                     train: TrainConfig { data, auxiliary: true, cutout: 16, ..TrainConfig::default() },
                     finetune: None,
                     retrain: true,
@@ -297,10 +315,10 @@ pub fn compare<B: Backend<Elem = f32>>(
     table: Option<&Nb201Table>,
 ) -> Result<String> {
     if matches!(preset.name, "paper" | "cifar-cpu") {
-        plan::cifar_sized(&preset.search.data, preset.name)?;
+        plan::cifar_sized(&preset.search.step.data, preset.name)?;
     }
     plan::check_plan(out, preset)?;
-    if preset.search.space == SpaceKind::Width {
+    if preset.search.step.space == SpaceKind::Width {
         return width::compare_widths(make, preset, out);
     }
     if !preset.retrain && table.is_none() {
@@ -353,7 +371,7 @@ fn job<B: Backend<Elem = f32>>(
         let dir = out.join(format!("train-{method}-s{seed}"));
         o.test_acc = Some(train_job(make, &preset.train, &genotype_source, seed, &dir, None)?);
     }
-    match preset.search.space {
+    match preset.search.step.space {
         SpaceKind::Darts => o.genotype = crate::genotype::Genotype::from_source(&genotype_source)?.to_text(),
         SpaceKind::Nb201 => {
             let cell = Nb201Cell::from_source(&genotype_source)?;
@@ -388,9 +406,7 @@ fn search_job<B: Backend<Elem = f32>>(
     let method = algo.name();
     let dir = out.join(format!("search-{method}-s{seed}"));
     let cfg = SearchConfig {
-        algo,
-        schedule: Schedule::Fused,
-        seed,
+        step: StepConfig { algo, schedule: Schedule::Fused, seed, ..preset.search.step.clone() },
         out: dir.clone(),
         existing: Existing::Resume,
         nb201_table: table.map(|t| t.path().to_path_buf()),
@@ -400,7 +416,7 @@ fn search_job<B: Backend<Elem = f32>>(
         eprintln!("compare: search {method} seed {seed} -> {}", dir.display());
         driver::search(make()?, &cfg)?;
     }
-    Ok(Searched { cost: search_cost(&dir)?, alpha_spread: alpha_spread(&dir, preset.search.space)?, dir })
+    Ok(Searched { cost: search_cost(&dir)?, alpha_spread: alpha_spread(&dir, preset.search.step.space)?, dir })
 }
 
 /// Runs (or continues, or skips when done) the training `base` of the
@@ -422,7 +438,7 @@ fn train_job<B: Backend<Elem = f32>>(
         init_from: init_from.map(Path::to_path_buf),
         ..base.clone()
     };
-    if log_lines(&dir.join("log.jsonl")).len() < cfg.epochs {
+    if log_lines(&dir.join("log.jsonl")).len() < cfg.recipe().epochs {
         eprintln!("compare: train {genotype} seed {seed} -> {}", dir.display());
         train::train(make()?, &cfg)?;
     }

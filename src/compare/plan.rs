@@ -36,7 +36,7 @@ const PLAN_HEADER: &str = "rarts-compare v1";
 /// NAS-Bench-201 table, whether to retrain, the report) is not part of it.
 fn plan(p: &Preset) -> Vec<(String, String)> {
     let mut v = vec![
-        ("space".to_string(), p.search.space.name().to_string()),
+        ("space".to_string(), p.search.step.space.name().to_string()),
         ("preset".to_string(), p.name.to_string()),
         ("seeds".to_string(), p.seeds.iter().map(u64::to_string).collect::<Vec<_>>().join(",")),
         ("methods".to_string(), METHODS.map(method_name).join(",")),

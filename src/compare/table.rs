@@ -13,14 +13,15 @@ use crate::space::nb201::table::{Accuracies, Nb201Table};
 pub(super) fn report(p: &Preset, rows: &[(&str, Vec<Outcome>)], table: Option<&Nb201Table>) -> String {
     use nb201::table::{DATASETS, PUBLISHED_DARTS};
     let mut s = String::new();
-    let space = p.search.space;
+    let space = p.search.step.space;
     let k = match space {
         SpaceKind::Darts => crate::space::darts::PRIMITIVES.len(),
         SpaceKind::Nb201 => nb201::OPS.len(),
         SpaceKind::Width => crate::space::width::FRACTIONS.len(),
     };
     let _ = writeln!(s, "# rarts compare --space {} --preset {}\n", space.name(), p.name);
-    let _ = writeln!(s, "Date {}; machine: {}; seeds {:?}; data {}.\n", today(), machine(), p.seeds, p.search.data);
+    let _ =
+        writeln!(s, "Date {}; machine: {}; seeds {:?}; data {}.\n", today(), machine(), p.seeds, p.search.step.data);
     if let Some(t) = table {
         let _ = writeln!(
             s,

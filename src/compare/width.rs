@@ -31,10 +31,10 @@ use crate::error::{Error, Result};
 use crate::model::Model;
 use crate::rundir::{machine, today};
 use crate::search::algo::Algo;
-use crate::search::config::SearchConfig;
+use crate::search::config::{SearchConfig, StepConfig};
 use crate::space::width::{FRACTIONS, TARGET_TOLERANCE, WidthConfig, Widths};
 use crate::space::{NetSpec, SpaceKind};
-use crate::train::TrainConfig;
+use crate::train::{RecipeOverrides, TrainConfig};
 
 /// The methods, in table order.
 pub const METHODS: [&str; 7] = ["full", "rarts", "darts1", "rarts expected", "darts1 expected", "uniform", "l1-prune"];
@@ -50,14 +50,21 @@ impl Preset {
     /// 40 epochs of fine-tuning at lr 0.01 for the pruned network). `smoke`:
     /// every job in seconds on the embedded data (depth 8).
     pub fn width(name: &str, data: Option<DataSpec>) -> Result<Preset> {
-        let search = |data: DataSpec, depth: usize| SearchConfig {
-            data,
-            space: SpaceKind::Width,
-            depth,
-            eval_images: Some(0),
-            ..SearchConfig::default()
+        let step =
+            |data: DataSpec, depth: usize| StepConfig { data, space: SpaceKind::Width, depth, ..StepConfig::default() };
+        let search = |step: StepConfig| SearchConfig { step, eval_images: Some(0), ..SearchConfig::default() };
+        let train =
+            |data: DataSpec, depth: usize| TrainConfig { data, depth, ..TrainConfig::for_space(SpaceKind::Width) };
+        // The fine-tuning of the pruned network: `train` at another rate
+        // (and length).
+        let finetune = |train: &TrainConfig, epochs: Option<usize>| TrainConfig {
+            overrides: RecipeOverrides {
+                epochs: epochs.or(train.overrides.epochs),
+                lr: Some(0.01),
+                ..train.overrides.clone()
+            },
+            ..train.clone()
         };
-        let train = |data: DataSpec, depth: usize| TrainConfig { data, depth, ..TrainConfig::recipe(SpaceKind::Width) };
         match name {
             "small" => {
                 let data = data.unwrap_or_else(|| DataSpec::FashionMnist("/usr/share/datasets/fashion-mnist".into()));
@@ -67,8 +74,7 @@ impl Preset {
                 // 57 minutes (2026-12-02), the rows that share a network
                 // trained once.
                 let train = TrainConfig {
-                    batch: 64,
-                    epochs: 10,
+                    overrides: RecipeOverrides { batch: Some(64), epochs: Some(10), ..RecipeOverrides::default() },
                     steps_per_epoch: Some(250),
                     eval_images: Some(5000),
                     ..train(data.clone(), 20)
@@ -77,13 +83,11 @@ impl Preset {
                     name: "small",
                     seeds: vec![0, 1],
                     search: SearchConfig {
-                        batch: 32,
                         epochs: 4,
                         steps_per_epoch: Some(250),
-                        arch_lr: 6e-3,
-                        ..search(data, 20)
+                        ..search(StepConfig { batch: 32, arch_lr: 6e-3, ..step(data, 20) })
                     },
-                    finetune: Some(TrainConfig { epochs: 3, lr: 0.01, ..train.clone() }),
+                    finetune: Some(finetune(&train, Some(3))),
                     retrain: true,
                     train,
                 })
@@ -91,8 +95,7 @@ impl Preset {
             "smoke" => {
                 let data = data.unwrap_or(DataSpec::Embedded);
                 let train = TrainConfig {
-                    batch: 16,
-                    epochs: 1,
+                    overrides: RecipeOverrides { batch: Some(16), epochs: Some(1), ..RecipeOverrides::default() },
                     steps_per_epoch: Some(2),
                     eval_images: Some(100),
                     progress: false,
@@ -102,13 +105,12 @@ impl Preset {
                     name: "smoke",
                     seeds: vec![0, 1],
                     search: SearchConfig {
-                        batch: 8,
                         epochs: 1,
                         steps_per_epoch: Some(2),
                         progress: false,
-                        ..search(data, 8)
+                        ..search(StepConfig { batch: 8, ..step(data, 8) })
                     },
-                    finetune: Some(TrainConfig { lr: 0.01, ..train.clone() }),
+                    finetune: Some(finetune(&train, None)),
                     retrain: true,
                     train,
                 })
@@ -121,8 +123,8 @@ impl Preset {
                 Ok(Preset {
                     name: "paper",
                     seeds: vec![0, 1],
-                    search: search(data, 56),
-                    finetune: Some(TrainConfig { epochs: 40, lr: 0.01, ..train.clone() }),
+                    search: search(step(data, 56)),
+                    finetune: Some(finetune(&train, Some(40))),
                     retrain: true,
                     train,
                 })
@@ -188,7 +190,7 @@ pub fn compare_widths<B: Backend<Elem = f32>>(
         // The network as trained gives the exact multiply-adds (the data's
         // image size and channels).
         let (cfg, _) = trained(&full)?;
-        fraction = cfg.uniform_fraction(preset.search.macs_target);
+        fraction = cfg.uniform_fraction(preset.search.step.macs_target);
         let uniform = format!("uniform:{fraction}");
         // Every network trained from scratch: its row, widths and where they
         // come from, and its folder's name.
@@ -243,7 +245,7 @@ fn report(
 ) -> String {
     let mut s = String::new();
     let (full_params, full_macs) = cfg.cost(&cfg.full_widths());
-    let target = p.search.macs_target;
+    let target = p.search.step.macs_target;
     let _ = writeln!(s, "# rarts compare --space width --preset {}\n", p.name);
     let _ = writeln!(s, "Date {}; machine: {}; seeds {:?}.\n", today(), machine(), p.seeds);
     let _ = writeln!(

@@ -11,6 +11,11 @@ use crate::error::{Error, Result};
 /// What `--data` accepts, for error messages and help text.
 pub const FORMS: &str = "cifar10:PATH, folder:DIR (DIR/train/<class>/*.jpg|png, optionally DIR/test/<class>/*), fashion-mnist:PATH, mnist:PATH, synthetic, synthetic:N, synthetic:N:SIDE, embedded (the default)";
 
+/// The `--data` flag's help.
+pub fn help() -> String {
+    format!("Data set: {FORMS}")
+}
+
 /// Training images of `synthetic` without a count.
 pub const SYNTHETIC_DEFAULT_N: usize = 512;
 /// Channels of the synthetic set (CIFAR-like).

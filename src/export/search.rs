@@ -1,55 +1,22 @@
 //! A DARTS search's network in quark0/darts' `cnn/model_search.py` layout:
 //! [`export`] writes one network of a search checkpoint (a RARTS search
 //! keeps `w` and `y` side by side in each tensor, `w` first) with α as
-//! `alphas_normal` and `alphas_reduce`; [`evaluate`] scores such a file and
-//! writes, on request, the training-mode loss of one batch and its
-//! gradient with respect to α and every weight — what
-//! `scripts/crosscheck-torch.py` compares with PyTorch.
+//! `alphas_normal` and `alphas_reduce` (`rarts eval` scores such a file).
 
 use std::collections::HashMap;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
-use safetensors::tensor::Dtype;
-
-use super::{DartsFile, Net, Network, darts_names, serialize, torch_shape};
-use crate::backend::{Backend, Part};
+use super::Net;
+use crate::backend::Part;
 use crate::checkpoint::Checkpoint;
-use crate::data::{Dataset, fill_eval};
 use crate::error::{Error, Result};
-use crate::exec::Exec;
 use crate::json::Json;
 use crate::model::MODEL_FILE;
-use crate::run_record::persistent_nodes;
-use crate::score::{Scores, score};
-use crate::search::CHECKPOINT_FORMAT;
-use crate::shape::Shape;
+use crate::model::darts::Network;
+use crate::run_record::SEARCH_FORMAT as CHECKPOINT_FORMAT;
+use crate::space::SearchSpace;
 use crate::space::darts::{self, SuperNetConfig};
-use crate::space::{GROUP_ARCH, GROUP_W, SearchSpace};
-use crate::tape::{Kind, NodeId, Tape};
-use crate::train::load_darts;
-
-/// The `format` metadata of an exported search network.
-pub const FORMAT: &str = "rarts-export-darts-search-1";
-
-/// One search network on a tape: α, the supernet, its cross-entropy.
-pub struct SearchNet {
-    pub tape: Tape,
-    /// (images, labels, logits).
-    pub io: (NodeId, NodeId, NodeId),
-    pub loss: NodeId,
-}
-
-/// Records the search network of `cfg` on images of shape `x` (NCHW).
-pub fn record(cfg: &SuperNetConfig, x: Shape) -> SearchNet {
-    let mut t = Tape::new();
-    let (_, _, mw) = darts::alphas(&mut t, cfg, GROUP_ARCH);
-    let images = t.input(x, "images");
-    let labels = t.input(Shape::vec(x.n()), "labels");
-    let net = darts::supernet(&mut t, cfg, images, mw, GROUP_W);
-    let loss = t.cross_entropy(net.logits, labels);
-    SearchNet { tape: t, io: (images, labels, net.logits), loss }
-}
 
 /// The search checkpoint `model` names: a search folder's `checkpoint.bin`
 /// (a folder holding a trained model is not one), or a checkpoint file.
@@ -135,62 +102,4 @@ pub fn export(ck_path: &Path, out: &Path, net: Net) -> Result<usize> {
         meta.insert(k.into(), v);
     }
     super::write(out, &network, tensors, steps, meta)
-}
-
-/// `rarts eval` of a search network read from `file`: its scores on `set`
-/// in evaluation mode (BN's running statistics) and, with `grads`, a
-/// safetensors file there holding the training-mode loss of the first
-/// `batch` images (`loss`, f64) and its gradient with respect to α and
-/// every weight, under DARTS' names. Returns the scores and the genotype
-/// the file's α stand for.
-pub fn evaluate<B: Backend<Elem = f32>>(
-    be: B,
-    file: &DartsFile,
-    set: &Dataset,
-    batch: usize,
-    grads: Option<&Path>,
-) -> Result<(Scores, String)> {
-    let Network::Search(cfg) = &file.network else { crate::bail!("not a search network") };
-    if let Some(g) = grads
-        && set.len() < batch
-    {
-        crate::bail!(
-            "--grads {}: the loss is taken on one batch of --batch {batch} images; the split has {}",
-            g.display(),
-            set.len()
-        );
-    }
-    let s = set.shape();
-    let net = record(cfg, Shape::nchw(batch, s.c(), s.h(), s.w()));
-    let mut ex = Exec::new(be, net.tape)?;
-    load_darts(&mut ex, file)?;
-    let nodes = persistent_nodes(&ex.tape);
-    let names: Vec<String> = nodes.iter().map(|&n| ex.tape.nodes[n].name.clone()).collect();
-    let shapes: Vec<Vec<usize>> = nodes.iter().map(|&n| ex.shape(n).0.to_vec()).collect();
-    // α was recorded first: alpha_normal, alpha_reduce.
-    let genotype = darts::DartsSpace(*cfg).derive(&[ex.get(nodes[0])?, ex.get(nodes[1])?])?.text;
-    let scores = score(&mut ex, set, net.io, set.len())?;
-    if let Some(path) = grads {
-        let mut x = vec![0.0; ex.shape(net.io.0).numel()];
-        let mut labels = vec![0.0; batch];
-        fill_eval(set, 0, &mut x, &mut labels)?;
-        ex.set_elems(net.io.0, &x)?;
-        ex.set_elems(net.io.1, &labels)?;
-        ex.train = true;
-        ex.forward()?;
-        let loss = ex.scalar(net.loss)?;
-        ex.backward(net.loss, &[GROUP_ARCH, GROUP_W])?;
-        let params: Vec<usize> =
-            (0..nodes.len()).filter(|&i| matches!(ex.tape.nodes[nodes[i]].kind, Kind::Param { .. })).collect();
-        let ours: Vec<String> = params.iter().map(|&i| names[i].clone()).collect();
-        let theirs = darts_names(&ours, &file.network)?;
-        let mut data = vec![("loss".to_string(), Dtype::F64, vec![], loss.to_le_bytes().to_vec())];
-        for (&i, (name, layout)) in params.iter().zip(theirs) {
-            let g = ex.get_grad(nodes[i])?;
-            let bytes = g.iter().flat_map(|&v| (v as f32).to_le_bytes()).collect();
-            data.push((name, Dtype::F32, torch_shape(&shapes[i], layout), bytes));
-        }
-        serialize(path, "--grads", data, HashMap::new())?;
-    }
-    Ok((scores, genotype))
 }

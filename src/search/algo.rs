@@ -8,11 +8,12 @@ use crate::exec::Exec;
 use crate::optim::{Adam, AdamSlots, Scalars, Sgd, SgdSlots};
 use crate::tape::NodeId;
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// The search algorithms (`--algo`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum Algo {
+    Rarts,
     Darts1,
     Darts2,
-    Rarts,
 }
 
 impl Algo {
@@ -25,12 +26,12 @@ impl Algo {
     }
 }
 
-/// When RARTS computes the α gradient.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// When RARTS computes the α gradient (`--schedule`): `Fused` from the
+/// same two passes that give the weight gradients (2 passes a step),
+/// `Exact` recomputed at the updated `w`, `y` (4 passes a step).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum Schedule {
-    /// From the same two passes that give the weight gradients (2 passes a step).
     Fused,
-    /// Recomputed at the updated `w`, `y` (4 passes a step).
     Exact,
 }
 

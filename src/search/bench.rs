@@ -9,7 +9,8 @@ use crate::backend::Backend;
 use crate::backend::counts::{self, Counts};
 use crate::error::Result;
 use crate::exec::Profile;
-use crate::search::config::{SearchConfig, need};
+use crate::flags::need;
+use crate::search::config::SearchConfig;
 use crate::search::prepare::{Prepared, prepare};
 
 /// One warm-up step, then the wall time in seconds of each of `steps`
@@ -49,7 +50,7 @@ pub fn bench<B: Backend<Elem = f32>>(be: B, cfg: &SearchConfig, steps: usize) ->
         median_s: times[times.len() / 2],
         min_s: times[0],
         weights: p.weights,
-        images: 2 * cfg.batch,
+        images: 2 * cfg.step.batch,
     })
 }
 
@@ -57,7 +58,7 @@ pub fn bench<B: Backend<Elem = f32>>(be: B, cfg: &SearchConfig, steps: usize) ->
 /// step); returns the profile and the plain step time measured before it.
 pub fn profile<B: Backend<Elem = f32>>(be: B, cfg: &SearchConfig, steps: usize) -> Result<StepProfile> {
     need(steps >= 1, "--steps", steps, "at least 1")?;
-    if cfg.cuda_graph {
+    if cfg.step.cuda_graph {
         crate::bail!(
             "--cuda-graph: rarts profile times op by op, which a graph replay hides; time whole steps with rarts bench --cuda-graph"
         );

@@ -5,6 +5,8 @@
 use std::time::Instant;
 
 use crate::backend::Backend;
+use crate::checkpoint::Checkpoint;
+use crate::epochs::{self, EpochJob};
 use crate::error::{Error, Result};
 use crate::run_record;
 use crate::rundir::RunDir;
@@ -13,7 +15,8 @@ use crate::search::config::SearchConfig;
 use crate::search::log::{ALPHA_MOVED, EpochLog, alpha_json, alpha_spread, log_json};
 use crate::search::prepare::{Prepared, prepare};
 use crate::search::resume::{restore, save};
-use crate::space::nb201::{Nb201Cell, table};
+use crate::space::nb201::Nb201Cell;
+use crate::space::nb201::table::{self, Nb201Table};
 use crate::space::{Alphas, Derived, SpaceKind};
 
 /// The files a search writes into `--out` (besides its lock file); `--force`
@@ -51,7 +54,7 @@ impl SearchResult {
             format!(
                 "α has hardly moved: every op of every edge is within {spread:.4} of 1/{k}, so the genotype is \
                  decided by noise; search longer (--epochs, --steps-per-epoch) or raise --arch-lr (now {})",
-                cfg.arch_lr
+                cfg.step.arch_lr
             )
         })
     }
@@ -65,12 +68,12 @@ impl SearchResult {
             "α moved: largest |softmax(α) − 1/{k}| = {spread:.4} (a genotype means something from {ALPHA_MOVED} on)\n"
         );
         s += &format!("results: {dir}/genotype.txt, {dir}/genotype.json, {dir}/report.html\n");
-        let space = match cfg.space {
+        let space = match cfg.step.space {
             SpaceKind::Darts => String::new(),
             other => format!(" --space {}", other.name()),
         };
-        let flag = if cfg.space == SpaceKind::Width { "--widths" } else { "--genotype" };
-        s += &format!("next: rarts train{space} {flag} {dir} --data {} --out {dir}-train\n", cfg.data);
+        let flag = if cfg.step.space == SpaceKind::Width { "--widths" } else { "--genotype" };
+        s += &format!("next: rarts train{space} {flag} {dir} --data {} --out {dir}-train\n", cfg.step.data);
         s
     }
 }
@@ -83,32 +86,47 @@ pub fn search<B: Backend<Elem = f32>>(be: B, cfg: &SearchConfig) -> Result<Searc
     let dir = RunDir::open(&cfg.out, "--out", &files, cfg.existing)?;
     let device = be.name();
     // The table before the data: a bad table costs nothing to find out.
-    let table = match cfg.space {
+    let table = match cfg.step.space {
         SpaceKind::Nb201 => table::from_flag(cfg.nb201_table.as_deref())?,
         _ => None,
     };
     let p = prepare(be, cfg)?;
-    let Prepared { mut search, mut feed, g, test, space, steps, weights, eval_images, data_id } = p;
     let ck_path = dir.join(CHECKPOINT);
-    let mut epochs: Vec<EpochLog> = Vec::new();
-    let mut log_lines: Vec<String> = Vec::new();
-    let mut alpha_lines: Vec<String> = Vec::new();
+    let (steps, weights) = (p.steps, p.weights);
+    let mut job = SearchEpochs {
+        cfg,
+        p,
+        table,
+        log: EpochLog::default(),
+        epochs: Vec::new(),
+        log_lines: Vec::new(),
+        alpha_lines: Vec::new(),
+        t_run: Instant::now(),
+        t_epoch: Instant::now(),
+        step_ms: Vec::with_capacity(steps),
+        cpu_start: None,
+        done_steps: 0,
+        total_steps: 0,
+        alpha_every: cfg.alpha_every.unwrap_or((steps / ALPHA_SAMPLES).max(1)),
+    };
     let mut start_epoch = 0;
     if let Some(ck) = run_record::resume_point(&dir, cfg.existing, &files, CHECKPOINT)? {
-        (start_epoch, log_lines, alpha_lines) = restore(&mut search, &mut feed.sampler, cfg, &data_id, ck)
-            .map_err(|e| Error(format!("--resume from {}: {e}", ck_path.display())))?;
+        let p = &mut job.p;
+        (start_epoch, job.log_lines, job.alpha_lines) =
+            restore(&mut p.search, &mut p.feed.sampler, cfg, &p.data_id, ck)
+                .map_err(|e| Error(format!("--resume from {}: {e}", ck_path.display())))?;
         // The logs as of the checkpoint (a later line may have been cut off).
-        dir.write(LOG, run_record::log_text(&log_lines).as_bytes())?;
-        dir.write(ALPHA_LOG, run_record::log_text(&alpha_lines).as_bytes())?;
+        dir.write(LOG, run_record::log_text(&job.log_lines).as_bytes())?;
+        dir.write(ALPHA_LOG, run_record::log_text(&job.alpha_lines).as_bytes())?;
         eprintln!("resuming from {} after epoch {start_epoch}", ck_path.display());
     }
-    if let Some(t) = &table {
+    if let Some(t) = &job.table {
         dir.write(BENCH_REFERENCE, (table::reference_json(t) + "\n").as_bytes())?;
         println!("NAS-Bench-201 table: {} (judges the cell after every epoch)", t.path().display());
     }
     println!("device: {device}");
     println!("weights: {weights}");
-    let (val_elems, grad_elems) = search.ex.plan_elems();
+    let (val_elems, grad_elems) = job.p.search.ex.plan_elems();
     let gib = |e: usize| (e * 4) as f64 / (1u64 << 30) as f64;
     println!(
         "memory: {:.2} GiB ({:.2} GiB values, {:.2} GiB gradients)",
@@ -117,72 +135,111 @@ pub fn search<B: Backend<Elem = f32>>(be: B, cfg: &SearchConfig) -> Result<Searc
         gib(grad_elems)
     );
 
-    let t_run = Instant::now();
-    let total_steps = cfg.epochs.saturating_sub(start_epoch).saturating_mul(steps);
-    let mut done_steps = 0usize;
-    let alpha_every = cfg.alpha_every.unwrap_or((steps / ALPHA_SAMPLES).max(1));
-    for epoch in start_epoch..cfg.epochs {
-        let lr = cfg.lr_at(epoch);
-        search.set_lr(lr);
-        let mut log = EpochLog { epoch, lr, steps, ..Default::default() };
-        let t_epoch = Instant::now();
-        let mut step_ms = Vec::with_capacity(steps);
-        let cpu_start = run_record::process_cpu_seconds();
-        for s in 0..steps {
-            let t_step = Instant::now();
-            let st = search.step(&mut feed).map_err(|e| {
-                let cause = non_finite_tensor(&search, cfg).unwrap_or_default();
-                Error(format!("epoch {epoch} step {s}: {e}{cause}"))
-            })?;
-            step_ms.push(t_step.elapsed().as_secs_f64() * 1e3);
-            log.loss_train += st.loss_train / steps as f64;
-            log.loss_val += st.loss_val / steps as f64;
-            // The last forward of the step saw the train batch in the w network;
-            // for RARTS it also saw the validation batch in the y network.
-            log.acc_train += st.acc_train / steps as f64;
-            if cfg.algo == Algo::Rarts {
-                log.acc_val += st.acc_val / steps as f64;
-            }
-            done_steps += 1;
-            if (s + 1) % alpha_every == 0 || s + 1 == steps {
-                alpha_lines.push(alpha_json(
-                    epoch,
-                    s + 1,
-                    steps,
-                    space.ops().len(),
-                    &alpha_values(&search, &g.alphas)?,
-                ));
-            }
-            if cfg.progress {
-                let el = t_run.elapsed().as_secs_f64();
-                let eta = el / done_steps as f64 * total_steps.saturating_sub(done_steps) as f64;
-                eprint!(
-                    "\repoch {}/{} step {}/{} loss {:.4}/{:.4} {:.1} ms/step ETA {}   ",
-                    epoch + 1,
-                    cfg.epochs,
-                    s + 1,
-                    steps,
-                    st.loss_train,
-                    st.loss_val,
-                    el * 1e3 / done_steps as f64,
-                    fmt_duration(eta)
-                );
-            }
+    job.t_run = Instant::now();
+    job.total_steps = cfg.epochs.saturating_sub(start_epoch).saturating_mul(steps);
+    epochs::run(&mut job, &dir, CHECKPOINT, start_epoch, cfg.epochs, steps)?;
+
+    let SearchEpochs { p, epochs, .. } = job;
+    let named = alpha_values(&p.search, &p.g.alphas)?;
+    let ops = p.space.ops().len();
+    let spread = alpha_spread(ops, &named);
+    let alphas: Vec<Vec<f64>> = named.into_iter().map(|a| a.1).collect();
+    let found = p.space.derive(&alphas)?;
+    dir.write("genotype.txt", (found.text.clone() + "\n").as_bytes())?;
+    dir.write("genotype.json", (found.json.clone() + "\n").as_bytes())?;
+    Ok(SearchResult { found, epochs, weights, alpha_spread: spread, ops })
+}
+
+/// A search as an [`EpochJob`]: the prepared step, the table that judges
+/// its cell, and what its epochs have logged so far.
+struct SearchEpochs<'a, B: Backend<Elem = f32>> {
+    cfg: &'a SearchConfig,
+    p: Prepared<B>,
+    table: Option<Nb201Table>,
+    /// The epoch under way.
+    log: EpochLog,
+    epochs: Vec<EpochLog>,
+    log_lines: Vec<String>,
+    alpha_lines: Vec<String>,
+    t_run: Instant,
+    t_epoch: Instant,
+    step_ms: Vec<f64>,
+    cpu_start: Option<f64>,
+    done_steps: usize,
+    total_steps: usize,
+    alpha_every: usize,
+}
+
+impl<B: Backend<Elem = f32>> EpochJob for SearchEpochs<'_, B> {
+    const WHAT: &'static str = "the search";
+
+    fn begin_epoch(&mut self, epoch: usize) -> Result<()> {
+        let lr = self.cfg.lr_at(epoch);
+        self.p.search.set_lr(lr);
+        self.log = EpochLog { epoch, lr, steps: self.p.steps, ..Default::default() };
+        self.t_epoch = Instant::now();
+        self.step_ms.clear();
+        self.cpu_start = run_record::process_cpu_seconds();
+        Ok(())
+    }
+
+    fn step(&mut self, epoch: usize, s: usize) -> Result<()> {
+        let (cfg, steps) = (self.cfg, self.p.steps);
+        let t_step = Instant::now();
+        let st = self.p.search.step(&mut self.p.feed).map_err(|e| {
+            let cause = non_finite_tensor(&self.p.search, cfg).unwrap_or_default();
+            Error(format!("epoch {epoch} step {s}: {e}{cause}"))
+        })?;
+        self.step_ms.push(t_step.elapsed().as_secs_f64() * 1e3);
+        let log = &mut self.log;
+        log.loss_train += st.loss_train / steps as f64;
+        log.loss_val += st.loss_val / steps as f64;
+        // The last forward of the step saw the train batch in the w network;
+        // for RARTS it also saw the validation batch in the y network.
+        log.acc_train += st.acc_train / steps as f64;
+        if cfg.step.algo == Algo::Rarts {
+            log.acc_val += st.acc_val / steps as f64;
         }
-        log.step_ms = t_epoch.elapsed().as_secs_f64() * 1e3 / steps.max(1) as f64;
-        log.step_ms_median = median(&mut step_ms);
-        log.step_cpu_ms = match (cpu_start, run_record::process_cpu_seconds()) {
+        self.done_steps += 1;
+        if (s + 1).is_multiple_of(self.alpha_every) || s + 1 == steps {
+            let alphas = alpha_values(&self.p.search, &self.p.g.alphas)?;
+            self.alpha_lines.push(alpha_json(epoch, s + 1, steps, self.p.space.ops().len(), &alphas));
+        }
+        if cfg.progress {
+            let el = self.t_run.elapsed().as_secs_f64();
+            let done = self.done_steps;
+            let eta = el / done as f64 * self.total_steps.saturating_sub(done) as f64;
+            eprint!(
+                "\repoch {}/{} step {}/{} loss {:.4}/{:.4} {:.1} ms/step ETA {}   ",
+                epoch + 1,
+                cfg.epochs,
+                s + 1,
+                steps,
+                st.loss_train,
+                st.loss_val,
+                el * 1e3 / done as f64,
+                fmt_duration(eta)
+            );
+        }
+        Ok(())
+    }
+
+    fn end_epoch(&mut self, _epoch: usize) -> Result<Option<Error>> {
+        let (cfg, steps) = (self.cfg, self.p.steps);
+        let log = &mut self.log;
+        log.step_ms = self.t_epoch.elapsed().as_secs_f64() * 1e3 / steps.max(1) as f64;
+        log.step_ms_median = median(&mut self.step_ms);
+        log.step_cpu_ms = match (self.cpu_start, run_record::process_cpu_seconds()) {
             (Some(a), Some(b)) => (b - a) * 1e3 / steps.max(1) as f64,
             _ => f64::NAN,
         };
-        if cfg.algo != Algo::Rarts {
+        if cfg.step.algo != Algo::Rarts {
             log.acc_val = f64::NAN; // DARTS's α pass is not a measure of y; not reported
         }
-        // A score that fails (outputs not finite) is reported after the
-        // checkpoint's own check, which names the tensor that diverged.
         let mut score_failed = None;
-        if let Some(test) = test.as_ref().filter(|_| eval_images > 0) {
-            match crate::score::score(&mut search.ex, test, g.train_io, eval_images) {
+        let p = &mut self.p;
+        if let Some(test) = p.test.as_ref().filter(|_| p.eval_images > 0) {
+            match crate::score::score(&mut p.search.ex, test, p.g.train_io, p.eval_images) {
                 Ok(s) => log.test_acc = Some(s.accuracy()),
                 Err(e) => score_failed = Some(e),
             }
@@ -190,51 +247,38 @@ pub fn search<B: Backend<Elem = f32>>(be: B, cfg: &SearchConfig) -> Result<Searc
         if cfg.progress {
             eprintln!();
         }
-        let alphas = alpha_values(&search, &g.alphas)?;
-        log.alpha_spread = alpha_spread(space.ops().len(), &alphas);
-        if let Some(t) = &table {
+        let k = p.space.ops().len();
+        let alphas = alpha_values(&p.search, &p.g.alphas)?;
+        log.alpha_spread = alpha_spread(k, &alphas);
+        if let Some(t) = &self.table {
             let cell = Nb201Cell::from_alpha(&alphas[0].1)?;
             log.bench = Some((cell.to_arch_str(), t.get(&cell)));
         }
-        println!("{}", summary(&log, cfg, space.ops().len(), t_run.elapsed().as_secs_f64(), done_steps, total_steps));
-        log_lines.push(log_json(cfg.algo, &log, space.ops().len(), &alphas));
-        // The checkpoint (which carries the log) first, then the log: a kill
-        // between the two leaves a log one line short, which resume rewrites.
-        let ck = save(&search, &feed.sampler, cfg, &data_id, epoch + 1, &log_lines, &alpha_lines)?;
-        if let Some((name, i, v)) = ck.first_non_finite() {
-            crate::bail!(
-                "epoch {epoch}: tensor '{name}' holds {v} at element {i}: the search diverged; lower {}. \
-                 Nothing of this epoch was written; {}",
-                cfg.rate_flag_of(name),
-                if epoch > 0 {
-                    format!("the checkpoint after epoch {epoch}, {}, is intact", ck_path.display())
-                } else {
-                    "no checkpoint was written".into()
-                }
-            );
-        }
-        if let Some(e) = score_failed {
-            crate::bail!(
-                "epoch {epoch}: {e}; lower {}. Nothing of this epoch was written",
-                cfg.rate_flag_of("weights")
-            );
-        }
-        ck.save(&ck_path)?;
-        dir.write(LOG, run_record::log_text(&log_lines).as_bytes())?;
-        dir.write(ALPHA_LOG, run_record::log_text(&alpha_lines).as_bytes())?;
-        if cfg.report {
-            crate::report::write_during_run(&cfg.out);
-        }
-        epochs.push(log);
+        println!("{}", summary(log, cfg, k, self.t_run.elapsed().as_secs_f64(), self.done_steps, self.total_steps));
+        self.log_lines.push(log_json(cfg.step.algo, log, k, &alphas));
+        Ok(score_failed)
     }
 
-    let named = alpha_values(&search, &g.alphas)?;
-    let spread = alpha_spread(space.ops().len(), &named);
-    let alphas: Vec<Vec<f64>> = named.into_iter().map(|a| a.1).collect();
-    let found = space.derive(&alphas)?;
-    dir.write("genotype.txt", (found.text.clone() + "\n").as_bytes())?;
-    dir.write("genotype.json", (found.json.clone() + "\n").as_bytes())?;
-    Ok(SearchResult { found, epochs, weights, alpha_spread: spread, ops: space.ops().len() })
+    fn checkpoint(&self, done: usize) -> Result<Checkpoint> {
+        let p = &self.p;
+        save(&p.search, &p.feed.sampler, self.cfg, &p.data_id, done, &self.log_lines, &self.alpha_lines)
+    }
+
+    fn lower(&self, tensor: &str) -> String {
+        self.cfg.rate_flag_of(tensor)
+    }
+
+    fn write_files(&mut self, dir: &RunDir, _done: usize) -> Result<()> {
+        // The checkpoint (which carries the log) is written first: a kill
+        // here leaves a log one line short, which resume rewrites.
+        dir.write(LOG, run_record::log_text(&self.log_lines).as_bytes())?;
+        dir.write(ALPHA_LOG, run_record::log_text(&self.alpha_lines).as_bytes())?;
+        if self.cfg.report {
+            crate::report::write_during_run(&self.cfg.out);
+        }
+        self.epochs.push(std::mem::take(&mut self.log));
+        Ok(())
+    }
 }
 
 /// Each α matrix's name and values.
@@ -278,7 +322,7 @@ fn summary(l: &EpochLog, cfg: &SearchConfig, k: usize, elapsed: f64, done: usize
         cfg.epochs,
         l.loss_train,
         l.loss_val,
-        if cfg.algo == Algo::Darts2 { ", at w′" } else { "" },
+        if cfg.step.algo == Algo::Darts2 { ", at w′" } else { "" },
         l.acc_train,
         if l.acc_val.is_finite() { format!(" {:.3} (val)", l.acc_val) } else { String::new() },
     );

@@ -24,19 +24,19 @@ pub(super) struct Graph {
 
 pub(super) fn record(cfg: &SearchConfig, space: &dyn SearchSpace, image: Shape) -> (Tape, Graph) {
     let mut t = Tape::new();
-    let x_shape = Shape::nchw(cfg.batch, image.c(), image.h(), image.w());
+    let x_shape = Shape::nchw(cfg.step.batch, image.c(), image.h(), image.w());
     let alphas = space.alphas(&mut t, GROUP_ARCH);
     let a = alphas.nodes();
     let one_net = |t: &mut Tape, group: u32, tag: &str| {
         let x = t.input(x_shape, &format!("{tag}.images"));
-        let labels = t.input(Shape::vec(cfg.batch), &format!("{tag}.labels"));
+        let labels = t.input(Shape::vec(cfg.step.batch), &format!("{tag}.labels"));
         let n = space.supernet(t, x, &alphas, group);
         let loss = t.cross_entropy(n.logits, labels);
         (x, labels, n.logits, loss, n.weight_params)
     };
-    if cfg.algo == Algo::Rarts && cfg.side_by_side {
+    if cfg.step.algo == Algo::Rarts && cfg.step.side_by_side {
         let x = |t: &mut Tape, tag: &str| {
-            (t.input(x_shape, &format!("{tag}.images")), t.input(Shape::vec(cfg.batch), &format!("{tag}.labels")))
+            (t.input(x_shape, &format!("{tag}.images")), t.input(Shape::vec(cfg.step.batch), &format!("{tag}.labels")))
         };
         let ((xt, lt), (xv, lv)) = (x(&mut t, "w"), x(&mut t, "y"));
         // The train batch in the first block of channels (w), the validation batch in the second (y).
@@ -48,7 +48,7 @@ pub(super) fn record(cfg: &SearchConfig, space: &dyn SearchSpace, image: Shape) 
         let (zt, zv) = (z[0], z[1]);
         let (loss_t, loss_v) = (t.cross_entropy(zt, lt), t.cross_entropy(zv, lv));
         let loss_v = with_penalty(&mut t, space, &alphas, loss_v);
-        let total = t.combine(&[(loss_t, cfg.lambda), (loss_v, 1.0)]);
+        let total = t.combine(&[(loss_t, cfg.step.lambda), (loss_v, 1.0)]);
         let w = n.weight_params;
         let graph = Graph {
             prob: Problem {
@@ -65,10 +65,10 @@ pub(super) fn record(cfg: &SearchConfig, space: &dyn SearchSpace, image: Shape) 
         return (t, graph);
     }
     let (xt, lt, zt, loss_t, w) = one_net(&mut t, GROUP_W, "w");
-    let graph = if cfg.algo == Algo::Rarts {
+    let graph = if cfg.step.algo == Algo::Rarts {
         let (xv, lv, zv, loss_v, y) = one_net(&mut t, GROUP_Y, "y");
         let loss_v = with_penalty(&mut t, space, &alphas, loss_v);
-        let total = t.combine(&[(loss_t, cfg.lambda), (loss_v, 1.0)]);
+        let total = t.combine(&[(loss_t, cfg.step.lambda), (loss_v, 1.0)]);
         Graph {
             prob: Problem {
                 acc_train: Some((zt, lt)),
@@ -128,6 +128,6 @@ fn problem(
 /// A lower bound of the memory a search plan takes, known before anything
 /// is recorded: the space's bound for each network.
 pub(super) fn min_plan_bytes(cfg: &SearchConfig, space: &dyn SearchSpace, image: Shape) -> u128 {
-    let networks = if cfg.algo == Algo::Rarts { 2 } else { 1 };
-    networks * space.min_bytes(cfg.batch, image)
+    let networks = if cfg.step.algo == Algo::Rarts { 2 } else { 1 };
+    networks * space.min_bytes(cfg.step.batch, image)
 }

@@ -22,5 +22,3 @@ pub mod log;
 pub mod prepare;
 mod resume;
 pub mod toy;
-
-pub(crate) use resume::FORMAT as CHECKPOINT_FORMAT;

@@ -48,27 +48,30 @@ impl<B: Backend<Elem = f32>> Prepared<B> {
 /// Loads the data, records the supernet(s) and allocates the whole plan.
 pub fn prepare<B: Backend<Elem = f32>>(be: B, cfg: &SearchConfig) -> Result<Prepared<B>> {
     cfg.validate()?;
-    if cfg.cuda_graph && !be.has_graphs() {
+    if cfg.step.cuda_graph && !be.has_graphs() {
         crate::bail!("--cuda-graph: CUDA graphs need --device cuda ({} runs each step as it comes)", be.name());
     }
-    let split = cfg.data.load()?;
+    let split = cfg.step.data.load()?;
     let data_id = DataId::of(&split.train, split.test.as_ref());
-    let eval_images = run_record::eval_images(cfg.eval_images, split.test.as_ref(), DEFAULT_EVAL_IMAGES, &cfg.data)?;
+    let eval_images =
+        run_record::eval_images(cfg.eval_images, split.test.as_ref(), DEFAULT_EVAL_IMAGES, &cfg.step.data)?;
     let ds = split.train;
     // The batch against the data before any of the plan is allocated.
-    let sampler = SearchSampler::new(&ds, cfg.train_portion, cfg.batch, cfg.seed)
-        .map_err(|e| Error(format!("--batch {} on --data {}: {e}", cfg.batch, cfg.data)))?;
+    let sampler = SearchSampler::new(&ds, cfg.step.train_portion, cfg.step.batch, cfg.step.seed)
+        .map_err(|e| Error(format!("--batch {} on --data {}: {e}", cfg.step.batch, cfg.step.data)))?;
     let image = ds.shape();
-    let space: Box<dyn SearchSpace> = match cfg.space {
-        SpaceKind::Darts => Box::new(DartsSpace(SuperNetConfig::new(cfg.c, cfg.layers, ds.num_classes(), image.c()))),
+    let space: Box<dyn SearchSpace> = match cfg.step.space {
+        SpaceKind::Darts => {
+            Box::new(DartsSpace(SuperNetConfig::new(cfg.step.c, cfg.step.layers, ds.num_classes(), image.c())))
+        }
         SpaceKind::Nb201 => {
-            Box::new(Nb201Space(Nb201Config::new(cfg.c, cfg.cells_per_stage, ds.num_classes(), image.c())))
+            Box::new(Nb201Space(Nb201Config::new(cfg.step.c, cfg.step.cells_per_stage, ds.num_classes(), image.c())))
         }
         SpaceKind::Width => {
             let w = WidthConfig {
-                macs_target: cfg.macs_target,
-                macs_weight: cfg.macs_weight,
-                ..WidthConfig::new(cfg.depth, ds.num_classes(), image.c(), (image.h(), image.w()))
+                macs_target: cfg.step.macs_target,
+                macs_weight: cfg.step.macs_weight,
+                ..WidthConfig::new(cfg.step.depth, ds.num_classes(), image.c(), (image.h(), image.w()))
             };
             w.check()?;
             Box::new(WidthSpace(w))
@@ -77,7 +80,7 @@ pub fn prepare<B: Backend<Elem = f32>>(be: B, cfg: &SearchConfig) -> Result<Prep
     if image.h() % 4 != 0 || image.w() % 4 != 0 {
         crate::bail!(
             "--data {}: images of {}×{} cannot pass two reductions evenly; expected sides divisible by 4",
-            cfg.data,
+            cfg.step.data,
             image.h(),
             image.w()
         );
@@ -91,7 +94,7 @@ pub fn prepare<B: Backend<Elem = f32>>(be: B, cfg: &SearchConfig) -> Result<Prep
     let weights = tape.numel(GROUP_W) / if g.prob.side_by_side { 2 } else { 1 };
     let mut ex = Exec::new(be, tape)?;
     // Side by side, every weight draws w's copy and repeats it for y.
-    ex.init_params(&mut StdRng::seed_from_u64(cfg.seed))?;
+    ex.init_params(&mut StdRng::seed_from_u64(cfg.step.seed))?;
     if !g.prob.side_by_side {
         // y starts as a copy of w (its BN statistics are its own, equal at start).
         for (&w, &y) in g.prob.w.iter().zip(&g.prob.y) {
@@ -99,18 +102,18 @@ pub fn prepare<B: Backend<Elem = f32>>(be: B, cfg: &SearchConfig) -> Result<Prep
         }
     }
     let hp = Hyper {
-        algo: cfg.algo,
-        schedule: cfg.schedule,
-        sgd: SgdStep { lr: cfg.lr, momentum: cfg.momentum, weight_decay: cfg.weight_decay },
-        clip: Some(cfg.clip),
-        arch: ArchOpt::Adam { lr: cfg.arch_lr, betas: (0.5, 0.999), weight_decay: cfg.arch_weight_decay },
-        lambda: cfg.lambda,
-        beta: cfg.beta,
-        xi: cfg.xi,
+        algo: cfg.step.algo,
+        schedule: cfg.step.schedule,
+        sgd: SgdStep { lr: cfg.step.lr, momentum: cfg.step.momentum, weight_decay: cfg.step.weight_decay },
+        clip: Some(cfg.step.clip),
+        arch: ArchOpt::Adam { lr: cfg.step.arch_lr, betas: (0.5, 0.999), weight_decay: cfg.step.arch_weight_decay },
+        lambda: cfg.step.lambda,
+        beta: cfg.step.beta,
+        xi: cfg.step.xi,
     };
     let mut search = Search::new(ex, g.prob.clone(), hp)?;
-    search.set_cuda_graph(cfg.cuda_graph);
+    search.set_cuda_graph(cfg.step.cuda_graph);
     let steps = cfg.steps_per_epoch.map_or(sampler.steps_per_epoch(), |s| s.min(sampler.steps_per_epoch()));
-    let feed = DataFeed::new(&search.ex.be, ds, sampler, cfg.batch, g.train_io, g.val_io)?;
+    let feed = DataFeed::new(&search.ex.be, ds, sampler, cfg.step.batch, g.train_io, g.val_io)?;
     Ok(Prepared { search, feed, g, test: split.test, space, steps, weights, eval_images, data_id })
 }

@@ -13,10 +13,6 @@ use crate::search::algo::{ArchOpt, Search};
 use crate::search::config::SearchConfig;
 use crate::tape::NodeId;
 
-/// The checkpoint header's format field (the file format itself is versioned
-/// by [`crate::checkpoint::VERSION`]).
-pub(crate) const FORMAT: &str = "rarts-search-3";
-
 /// Every parameter and BN statistic, optimizer state and sampler position,
 /// the settings and the data the run was made on, the log and the α trace
 /// so far.
@@ -54,7 +50,7 @@ pub(super) fn save<B: Backend<Elem = f32>>(
 }
 
 fn stamp<'a>(cfg: &'a SearchConfig, data_id: &'a DataId) -> run_record::Stamp<'a> {
-    run_record::Stamp { format: FORMAT, settings: cfg.identity(), data: &cfg.data, data_id }
+    run_record::Stamp { format: run_record::SEARCH_FORMAT, settings: cfg.identity(), data: &cfg.step.data, data_id }
 }
 
 /// Loads a checkpoint written by `save` after checking that it belongs to

@@ -10,26 +10,44 @@ use crate::shape::Shape;
 use crate::space::{GROUP_ARCH, GROUP_W, GROUP_Y};
 use crate::tape::{Init, NodeId, Tape};
 
-#[derive(Clone, Copy, Debug, PartialEq)]
+/// What `rarts toy` is told; each field is its flag.
+#[derive(Clone, Copy, Debug, PartialEq, clap::Args)]
 pub struct ToyConfig {
+    #[arg(long, value_enum, default_value_t = Algo::Rarts)]
     pub algo: Algo,
-    /// RARTS: fused or exact (both reach the same fixed point).
+    /// RARTS: `fused` or `exact` (both reach the same fixed point).
+    #[arg(long, value_enum, default_value_t = Schedule::Fused)]
     pub schedule: Schedule,
+    /// Weight c of the α² term of the validation loss.
+    #[arg(long, default_value_t = 1.0)]
     pub c: f64,
+    #[arg(long, default_value_t = 1.0)]
     pub lambda: f32,
+    #[arg(long, default_value_t = 1.0)]
     pub beta: f32,
+    /// DARTS second order unrolling step ξ.
+    #[arg(long, default_value_t = 0.5)]
     pub xi: f32,
-    /// Step size of every block (plain gradient steps).
+    /// Step size of every block.
+    #[arg(long, default_value_t = 0.05)]
     pub lr: f32,
+    #[arg(long = "steps", value_name = "STEPS", default_value_t = 20_000)]
     pub max_steps: usize,
-    /// Stop once no parameter moves more than this in a step.
+    /// Stop once no parameter moves more than this in a step (not a flag).
+    #[arg(skip = 1e-12)]
     pub tol: f64,
+}
+
+impl Default for ToyConfig {
+    fn default() -> Self {
+        crate::flags::flag_defaults(&[])
+    }
 }
 
 impl ToyConfig {
     /// Every setting inside its domain; the error names the flag.
     pub fn validate(&self) -> Result<()> {
-        use crate::search::config::need;
+        use crate::flags::need;
         let pos = |flag: &str, v: f64| need(v.is_finite() && v > 0.0, flag, v, "a finite positive number");
         pos("--c", self.c)?;
         pos("--lr", self.lr as f64)?;

@@ -8,6 +8,9 @@ use crate::tape::{ConvSpec, Init, NodeId, Tape, Term};
 
 pub use crate::space::primitive::{PRIMITIVES, Primitive};
 
+/// Fewest cells: the two reduction cells (at L/3 and 2L/3) and a normal cell.
+pub const MIN_LAYERS: usize = 3;
+
 /// Shape of the supernet.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct SuperNetConfig {

@@ -9,21 +9,22 @@ pub mod darts;
 pub mod eval;
 pub mod nb201;
 pub mod primitive;
+pub mod trainable;
 pub mod width;
 
 use crate::error::Result;
 use crate::shape::Shape;
 use crate::tape::{NodeId, Tape};
 
-/// The spaces `rarts search --space` knows.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+/// The spaces `rarts search --space` knows: DARTS' CNN cells (SPEC §3),
+/// NAS-Bench-201 / NATS-Bench cells (SPEC §6), the channel widths of a
+/// CIFAR ResNet (SPEC §7). (A variant's doc comment would become a line of
+/// `--help`: the flags' own help describes them.)
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, clap::ValueEnum)]
 pub enum SpaceKind {
-    /// DARTS' CNN cells (SPEC §3).
     #[default]
     Darts,
-    /// NAS-Bench-201 / NATS-Bench cells (SPEC §6).
     Nb201,
-    /// Channel widths of a CIFAR ResNet (SPEC §7).
     Width,
 }
 

@@ -32,14 +32,13 @@ pub fn bench<B: Backend<Elem = f32>>(
     let least = spec.min_bytes(batch, image);
     be.reserve(usize::try_from(least).unwrap_or(usize::MAX))
         .map_err(|e| Error(format!("{e} (a lower bound for {} at batch {batch})", spec.size())))?;
-    let net = record(&spec, batch, image)?;
+    let net = trainable(&spec, batch, image)?;
     let weights = net.weights.iter().map(|&p| net.tape.shape(p).numel()).sum();
     let mut ex = Exec::new(be, net.tape)?;
     ex.init_params(&mut StdRng::seed_from_u64(0))?;
     let params: Vec<NodeId> = net.weights.iter().chain(&net.aux).copied().collect();
-    let recipe = TrainConfig::default();
-    let mut opt =
-        Sgd::new(&ex, params, Part::WHOLE, recipe.momentum, recipe.weight_decay, Some(recipe.clip), SGD_SLOTS)?;
+    let (cfg, recipe) = (TrainConfig::default(), Recipe::of(SpaceKind::Darts));
+    let mut opt = Sgd::new(&ex, params, Part::WHOLE, cfg.momentum, recipe.weight_decay, Some(recipe.clip), SGD_SLOTS)?;
     let mut sc = Scalars::new(&ex.be, 3)?;
     sc.set(SGD_SLOTS.lr, recipe.lr as f64);
     let mut rng = Rng::new(1);

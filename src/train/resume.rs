@@ -26,7 +26,7 @@ pub(super) fn save<B: Backend<Elem = f32>>(
 }
 
 fn stamp<'a>(cfg: &'a TrainConfig, data_id: &'a DataId) -> run_record::Stamp<'a> {
-    run_record::Stamp { format: FORMAT, settings: cfg.identity(), data: &cfg.data, data_id }
+    run_record::Stamp { format: run_record::TRAIN_FORMAT, settings: cfg.identity(), data: &cfg.data, data_id }
 }
 
 /// Loads a checkpoint written by `save` after checking that it belongs to
@@ -40,7 +40,7 @@ pub(super) fn restore<B: Backend<Elem = f32>>(
     data_id: &DataId,
     mut ck: Checkpoint,
 ) -> Result<(usize, Vec<String>)> {
-    let (done, log) = stamp(cfg, data_id).check(&ck, cfg.epochs)?;
+    let (done, log) = stamp(cfg, data_id).check(&ck, cfg.recipe().epochs)?;
     sampler.restore(&ck.parse("sampler")?)?;
     *cut_rng = Rng::new(ck.parse("cutout_rng")?);
     let mut cur = 0;

@@ -145,15 +145,19 @@ pub fn skipped(why: &str) {
 /// A search small enough for a test: synthetic 16×16 data, C = 4, 3
 /// cells, batch 8, one epoch of `steps` steps, no test images.
 pub fn tiny_search(algo: rarts::search::algo::Algo, steps: usize) -> rarts::search::config::SearchConfig {
-    rarts::search::config::SearchConfig {
-        data: rarts::data::DataSpec::Synthetic { n: 64, side: 16 },
-        algo,
-        c: 4,
-        layers: 3,
-        batch: 8,
+    use rarts::search::config::{SearchConfig, StepConfig};
+    SearchConfig {
+        step: StepConfig {
+            data: rarts::data::DataSpec::Synthetic { n: 64, side: 16 },
+            algo,
+            c: 4,
+            layers: 3,
+            batch: 8,
+            seed: 7,
+            ..StepConfig::default()
+        },
         epochs: 1,
         steps_per_epoch: Some(steps),
-        seed: 7,
         eval_images: Some(0),
         out: std::env::temp_dir().join("rarts-tiny-search-unused"),
         progress: false,

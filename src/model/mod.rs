@@ -5,6 +5,8 @@
 //! NB201 cell string) and every setting needed to build the network again.
 //! A file without a `space` field is a DARTS network (the first format).
 
+pub mod darts;
+
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
