@@ -7,6 +7,27 @@
 // the block rather than written out and read back, so the same results.
 #include "common.cuh"
 
+// What every BatchNorm kernel is told (BnParams of src/ops/bn/mod.rs): x is
+// (n, c, hw); eps and momentum as PyTorch's; `add` (backward) 0 overwrites
+// dx, 1 adds to it; each of a channel's blocks takes `chunk` of its n·hw values.
+struct BnParams {
+    int n;
+    int c;
+    int hw;
+    float eps;
+    float momentum;
+    int add;
+    long long chunk;
+};
+PARAMS_SIZE(BnParams, 32);
+PARAMS_FIELD(BnParams, n, 0);
+PARAMS_FIELD(BnParams, c, 4);
+PARAMS_FIELD(BnParams, hw, 8);
+PARAMS_FIELD(BnParams, eps, 12);
+PARAMS_FIELD(BnParams, momentum, 16);
+PARAMS_FIELD(BnParams, add, 20);
+PARAMS_FIELD(BnParams, chunk, 24);
+
 // Element j (0 ≤ j < n·hw) of channel ch.
 __device__ __forceinline__ long long bn_at(long long j, int c, int hw, int ch) {
     return ((j / hw) * c + ch) * hw + j % hw;
@@ -55,8 +76,9 @@ __device__ __forceinline__ void bn_stats_thread(const float* x, int n, int c, in
     }
 }
 
-extern "C" __global__ void bn_stats_partial_f32(const float* x, double* part, int n, int c, int hw,
-                                                long long chunk) {
+extern "C" __global__ void bn_stats_partial_f32(const float* x, double* part, BnParams args) {
+    const int n = args.n, c = args.c, hw = args.hw;
+    const long long chunk = args.chunk;
     __shared__ double sh[32];
     double s1, s2;
     bn_stats_thread(x, n, c, hw, chunk, &s1, &s2);
@@ -99,8 +121,10 @@ __device__ __forceinline__ void bn_fwd_finish(const float* x, double s1, double 
 // Launch 2 of 2: the statistics from the channel's B partials, then as above.
 extern "C" __global__ void bn_fwd_apply_f32(const float* x, const double* part, const float* gamma,
                                             const float* beta, float* y, float* saved,
-                                            float* running_mean, float* running_var, int n, int c,
-                                            int hw, float eps, float momentum, long long chunk) {
+                                            float* running_mean, float* running_var, BnParams args) {
+    const int n = args.n, c = args.c, hw = args.hw;
+    const float eps = args.eps, momentum = args.momentum;
+    const long long chunk = args.chunk;
     double s1, s2;
     bn_sum_partials(part, &s1, &s2);
     bn_fwd_finish(x, s1, s2, gamma, beta, y, saved, running_mean, running_var, n, c, hw, eps, momentum, chunk);
@@ -108,9 +132,12 @@ extern "C" __global__ void bn_fwd_apply_f32(const float* x, const double* part, 
 
 // Both launches in one for a grid (c, 1): block ch sums its whole channel
 // (chunk = n·hw) and applies the statistics.
-extern "C" __global__ void bn_fwd_fused_f32(const float* x, const float* gamma, const float* beta, float* y,
-                                            float* saved, float* running_mean, float* running_var, int n, int c,
-                                            int hw, float eps, float momentum, long long chunk) {
+extern "C" __global__ void bn_fwd_fused_f32(const float* x, const float* gamma, const float* beta,
+                                            float* y, float* saved, float* running_mean,
+                                            float* running_var, BnParams args) {
+    const int n = args.n, c = args.c, hw = args.hw;
+    const float eps = args.eps, momentum = args.momentum;
+    const long long chunk = args.chunk;
     __shared__ double sh[32];
     __shared__ double slot;
     double s1, s2;
@@ -123,7 +150,9 @@ extern "C" __global__ void bn_fwd_fused_f32(const float* x, const float* gamma, 
 // Evaluation: y = γ·(x − r_μ)/√(r_σ² + ε) + β; one thread per element.
 extern "C" __global__ void bn_fwd_eval_f32(const float* x, const float* gamma, const float* beta,
                                            const float* running_mean, const float* running_var,
-                                           float* y, int n, int c, int hw, float eps) {
+                                           float* y, BnParams args) {
+    const int n = args.n, c = args.c, hw = args.hw;
+    const float eps = args.eps;
     const long long total = (long long)n * c * hw;
     FOR_EACH(i, total) {
         const int ch = (int)((i / hw) % c);
@@ -154,7 +183,9 @@ __device__ __forceinline__ void bn_bwd_thread(const float* x, const float* saved
 }
 
 extern "C" __global__ void bn_bwd_partial_f32(const float* x, const float* saved, const float* dy,
-                                              double* part, int n, int c, int hw, long long chunk) {
+                                              double* part, BnParams args) {
+    const int n = args.n, c = args.c, hw = args.hw;
+    const long long chunk = args.chunk;
     __shared__ double sh[32];
     double sd, sdx;
     bn_bwd_thread(x, saved, dy, n, c, hw, chunk, &sd, &sdx);
@@ -190,8 +221,9 @@ __device__ __forceinline__ void bn_bwd_finish(const float* x, const float* gamma
 // Launch 2 of 2: the sums from the channel's B partials, then as above.
 extern "C" __global__ void bn_bwd_apply_f32(const float* x, const float* gamma, const float* saved,
                                             const float* dy, const double* part, float* dx,
-                                            float* dgamma, float* dbeta, int n, int c, int hw,
-                                            long long chunk, int add) {
+                                            float* dgamma, float* dbeta, BnParams args) {
+    const int n = args.n, c = args.c, hw = args.hw, add = args.add;
+    const long long chunk = args.chunk;
     double sum_dy, sum_dy_xhat;
     bn_sum_partials(part, &sum_dy, &sum_dy_xhat);
     bn_bwd_finish(x, gamma, saved, dy, sum_dy, sum_dy_xhat, dx, dgamma, dbeta, n, c, hw, chunk, add);
@@ -199,8 +231,10 @@ extern "C" __global__ void bn_bwd_apply_f32(const float* x, const float* gamma, 
 
 // Both backward launches in one for a grid (c, 1), as bn_fwd_fused_f32.
 extern "C" __global__ void bn_bwd_fused_f32(const float* x, const float* gamma, const float* saved,
-                                            const float* dy, float* dx, float* dgamma, float* dbeta, int n, int c,
-                                            int hw, long long chunk, int add) {
+                                            const float* dy, float* dx, float* dgamma, float* dbeta,
+                                            BnParams args) {
+    const int n = args.n, c = args.c, hw = args.hw, add = args.add;
+    const long long chunk = args.chunk;
     __shared__ double sh[32];
     __shared__ double slot;
     double sd, sdx;

@@ -7,6 +7,23 @@
 // BLOCK in src/device/cuda.rs); the block reductions below assume a
 // multiple of 32, at most 1024.
 
+// A kernel's scalar arguments come as one struct, declared here in the
+// family's .cu and in Rust with `kernel_params!` (src/device/kernel_params.rs).
+// Its size and each field's offset are pinned below the C struct, so that a
+// field changed on this side alone fails the build; tests/kernel_params.rs
+// compares the struct, its pins and the Rust struct, so that a field changed
+// on the Rust side alone fails the tests.
+// NVRTC (the run-time fallback) has no offsetof in any form: there the
+// offsets go unchecked, as nvcc (build.rs) and g++ (the kernel emulator)
+// have checked the same source.
+#define PARAMS_SIZE(S, bytes) static_assert(sizeof(S) == (bytes), #S ": " #bytes " bytes, as in Rust")
+#if defined(__CUDACC_RTC__)
+#define PARAMS_FIELD(S, f, offset) static_assert(true, "")
+#else
+#define PARAMS_FIELD(S, f, offset) \
+    static_assert(__builtin_offsetof(S, f) == (offset), #S "." #f ": at byte " #offset ", as in Rust")
+#endif
+
 // Grid-stride loop over `n` flat elements (64-bit: activations of a large
 // batch exceed 2^31 elements summed over a step, not one buffer, but the
 // index arithmetic of (n, c, h, w) products is done in 64 bits to be safe).

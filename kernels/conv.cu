@@ -7,12 +7,58 @@
 // Forward overwrites y; backward accumulates into dx and dw.
 #include "common.cuh"
 
+// What every convolution kernel is told (ConvParams of src/ops/conv/mod.rs):
+// x (n, cin, h, wd) → y (n, cout, oh, ow) by a k×k filter with stride,
+// padding, dilation and groups (a depthwise conv's channels are cin); `relu`
+// 1 applies ReLU to x as it is read; `add` 0 overwrites the gradient written,
+// 1 adds to it (`dw_add` the filter gradient's, where a kernel writes both);
+// `data_blocks` (dwconv_bwd) the blocks that take dx; `chunk` (pwconv's filter
+// gradient) the products of each split.
+struct ConvParams {
+    int n;
+    int cin;
+    int cout;
+    int h;
+    int wd;
+    int oh;
+    int ow;
+    int k;
+    int stride;
+    int pad;
+    int dil;
+    int groups;
+    int relu;
+    int add;
+    int dw_add;
+    int data_blocks;
+    long long chunk;
+};
+PARAMS_SIZE(ConvParams, 72);
+PARAMS_FIELD(ConvParams, n, 0);
+PARAMS_FIELD(ConvParams, cin, 4);
+PARAMS_FIELD(ConvParams, cout, 8);
+PARAMS_FIELD(ConvParams, h, 12);
+PARAMS_FIELD(ConvParams, wd, 16);
+PARAMS_FIELD(ConvParams, oh, 20);
+PARAMS_FIELD(ConvParams, ow, 24);
+PARAMS_FIELD(ConvParams, k, 28);
+PARAMS_FIELD(ConvParams, stride, 32);
+PARAMS_FIELD(ConvParams, pad, 36);
+PARAMS_FIELD(ConvParams, dil, 40);
+PARAMS_FIELD(ConvParams, groups, 44);
+PARAMS_FIELD(ConvParams, relu, 48);
+PARAMS_FIELD(ConvParams, add, 52);
+PARAMS_FIELD(ConvParams, dw_add, 56);
+PARAMS_FIELD(ConvParams, data_blocks, 60);
+PARAMS_FIELD(ConvParams, chunk, 64);
+
 // ---- depthwise ---------------------------------------------------------------
 
 // y (n, c, oh, ow) = Σ_kh,kw w (c, 1, k, k) · act(x (n, c, h, w)); one thread per output.
-extern "C" __global__ void dwconv_fwd_f32(const float* x, const float* w, float* y, int n, int c,
-                                          int h, int wd, int oh, int ow, int k, int stride,
-                                          int pad, int dil, int relu) {
+extern "C" __global__ void dwconv_fwd_f32(const float* x, const float* w, float* y,
+                                          ConvParams args) {
+    const int n = args.n, c = args.cin, h = args.h, wd = args.wd, oh = args.oh, ow = args.ow,
+              k = args.k, stride = args.stride, pad = args.pad, dil = args.dil, relu = args.relu;
     const long long total = (long long)n * c * oh * ow;
     FOR_EACH(i, total) {
         const int ox = (int)(i % ow);
@@ -73,9 +119,10 @@ __device__ __forceinline__ void dwconv_bwd_data_blocks(const float* x, const flo
 }
 
 extern "C" __global__ void dwconv_bwd_data_f32(const float* x, const float* w, const float* dy,
-                                               float* dx, int n, int c, int h, int wd, int oh,
-                                               int ow, int k, int stride, int pad, int dil,
-                                               int relu, int add) {
+                                               float* dx, ConvParams args) {
+    const int n = args.n, c = args.cin, h = args.h, wd = args.wd, oh = args.oh, ow = args.ow,
+              k = args.k, stride = args.stride, pad = args.pad, dil = args.dil, relu = args.relu,
+              add = args.add;
     dwconv_bwd_data_blocks(x, w, dy, dx, n, c, h, wd, oh, ow, k, stride, pad, dil, relu, add, blockIdx.x,
                            gridDim.x);
 }
@@ -103,18 +150,22 @@ __device__ __forceinline__ void dwconv_bwd_filter_block(const float* x, const fl
     if (threadIdx.x == 0) put(&dw[widx], acc, add);
 }
 
-extern "C" __global__ void dwconv_bwd_filter_f32(const float* x, const float* dy, float* dw, int n,
-                                                 int c, int h, int wd, int oh, int ow, int k,
-                                                 int stride, int pad, int dil, int relu, int add) {
+extern "C" __global__ void dwconv_bwd_filter_f32(const float* x, const float* dy, float* dw,
+                                                 ConvParams args) {
+    const int n = args.n, c = args.cin, h = args.h, wd = args.wd, oh = args.oh, ow = args.ow,
+              k = args.k, stride = args.stride, pad = args.pad, dil = args.dil, relu = args.relu,
+              add = args.add;
     dwconv_bwd_filter_block(x, dy, dw, n, c, h, wd, oh, ow, k, stride, pad, dil, relu, add, blockIdx.x);
 }
 
 // Both gradients in one launch: blocks [0, data_blocks) run the data
 // gradient's grid-stride loop, each further block one weight element of
 // the filter gradient, as the two kernels above.
-extern "C" __global__ void dwconv_bwd_f32(const float* x, const float* w, const float* dy, float* dx, float* dw,
-                                          int n, int c, int h, int wd, int oh, int ow, int k, int stride, int pad,
-                                          int dil, int relu, int add, int dw_add, int data_blocks) {
+extern "C" __global__ void dwconv_bwd_f32(const float* x, const float* w, const float* dy,
+                                          float* dx, float* dw, ConvParams args) {
+    const int n = args.n, c = args.cin, h = args.h, wd = args.wd, oh = args.oh, ow = args.ow,
+              k = args.k, stride = args.stride, pad = args.pad, dil = args.dil, relu = args.relu,
+              add = args.add, dw_add = args.dw_add, data_blocks = args.data_blocks;
     if ((int)blockIdx.x < data_blocks)
         dwconv_bwd_data_blocks(x, w, dy, dx, n, c, h, wd, oh, ow, k, stride, pad, dil, relu, add, blockIdx.x,
                                data_blocks);
@@ -138,9 +189,10 @@ __device__ __forceinline__ long long pw_pix(int p, int ow, int wd, int stride) {
 }
 
 // y (n, cout, oh, ow) = w · act(x), per group; grid (⌈P/TILE⌉, groups·⌈cog/TILE⌉, n), block TILE×TILE.
-extern "C" __global__ void pwconv_fwd_f32(const float* x, const float* w, float* y, int cin,
-                                          int cout, int h, int wd, int oh, int ow, int stride,
-                                          int relu, int groups) {
+extern "C" __global__ void pwconv_fwd_f32(const float* x, const float* w, float* y,
+                                          ConvParams args) {
+    const int cin = args.cin, cout = args.cout, h = args.h, wd = args.wd, oh = args.oh,
+              ow = args.ow, stride = args.stride, relu = args.relu, groups = args.groups;
     __shared__ float sw[TILE][TILE + 1];
     __shared__ float sx[TILE][TILE + 1];
     const int cig = cin / groups, cog = cout / groups, per = gridDim.y / groups;
@@ -169,8 +221,10 @@ extern "C" __global__ void pwconv_fwd_f32(const float* x, const float* w, float*
 // races); the other pixels are left alone, so with stride > 1 the launcher
 // zeroes dx first rather than overwrite. grid (⌈P/TILE⌉, groups·⌈cig/TILE⌉, n).
 extern "C" __global__ void pwconv_bwd_data_f32(const float* x, const float* w, const float* dy,
-                                               float* dx, int cin, int cout, int h, int wd, int oh,
-                                               int ow, int stride, int relu, int add, int groups) {
+                                               float* dx, ConvParams args) {
+    const int cin = args.cin, cout = args.cout, h = args.h, wd = args.wd, oh = args.oh,
+              ow = args.ow, stride = args.stride, relu = args.relu, add = args.add,
+              groups = args.groups;
     __shared__ float sw[TILE][TILE + 1];
     __shared__ float sd[TILE][TILE + 1];
     const int cig = cin / groups, cog = cout / groups, per = gridDim.y / groups;
@@ -208,9 +262,11 @@ extern "C" __global__ void pwconv_bwd_data_f32(const float* x, const float* w, c
 // (⌈cig/TILE⌉, groups·⌈cog/TILE⌉, splits); `ticket` holds as many zeros as
 // the grid has tiles.
 extern "C" __global__ void pwconv_bwd_filter_f32(const float* x, const float* dy, float* part,
-                                                 float* dw, unsigned* ticket, int n, int cin, int cout,
-                                                 int h, int wd, int oh, int ow, int stride, int relu,
-                                                 long long chunk, int add, int groups) {
+                                                 float* dw, unsigned* ticket, ConvParams args) {
+    const int n = args.n, cin = args.cin, cout = args.cout, h = args.h, wd = args.wd, oh = args.oh,
+              ow = args.ow, stride = args.stride, relu = args.relu, add = args.add,
+              groups = args.groups;
+    const long long chunk = args.chunk;
     __shared__ float sd[TILE][TILE + 1];  // sd[co_local][j]
     __shared__ float sx[TILE][TILE + 1];  // sx[j][ci_local]
     const int cig = cin / groups, cog = cout / groups, per = gridDim.y / groups;
@@ -273,9 +329,10 @@ extern "C" __global__ void pwconv_bwd_filter_f32(const float* x, const float* dy
 // ---- general (grouped or dense, any k) -------------------------------------
 
 // y (n, cout, oh, ow) = Σ_c,kh,kw w (cout, cin/g, k, k) · act(x); one thread per output.
-extern "C" __global__ void conv_fwd_f32(const float* x, const float* w, float* y, int n, int cin,
-                                        int h, int wd, int cout, int oh, int ow, int k,
-                                        int stride, int pad, int dil, int groups, int relu) {
+extern "C" __global__ void conv_fwd_f32(const float* x, const float* w, float* y, ConvParams args) {
+    const int n = args.n, cin = args.cin, h = args.h, wd = args.wd, cout = args.cout, oh = args.oh,
+              ow = args.ow, k = args.k, stride = args.stride, pad = args.pad, dil = args.dil,
+              groups = args.groups, relu = args.relu;
     const int cig = cin / groups, cog = cout / groups;
     const long long total = (long long)n * cout * oh * ow;
     FOR_EACH(i, total) {
@@ -304,9 +361,10 @@ extern "C" __global__ void conv_fwd_f32(const float* x, const float* w, float* y
 
 // dx (n, cin, h, w) (=|+=) [x > 0 if relu] · Σ_co,kh,kw w · dy; one thread per input.
 extern "C" __global__ void conv_bwd_data_f32(const float* x, const float* w, const float* dy,
-                                             float* dx, int n, int cin, int h, int wd, int cout,
-                                             int oh, int ow, int k, int stride, int pad, int dil,
-                                             int groups, int relu, int add) {
+                                             float* dx, ConvParams args) {
+    const int n = args.n, cin = args.cin, h = args.h, wd = args.wd, cout = args.cout, oh = args.oh,
+              ow = args.ow, k = args.k, stride = args.stride, pad = args.pad, dil = args.dil,
+              groups = args.groups, relu = args.relu, add = args.add;
     const int cig = cin / groups, cog = cout / groups;
     const long long total = (long long)n * cin * h * wd;
     FOR_EACH(i, total) {
@@ -343,10 +401,11 @@ extern "C" __global__ void conv_bwd_data_f32(const float* x, const float* w, con
 
 // dw (cout, cin/g, k, k) (=|+=) Σ_n,oy,ox dy · act(x) (add = 0 | 1); one
 // block per weight element.
-extern "C" __global__ void conv_bwd_filter_f32(const float* x, const float* dy, float* dw, int n,
-                                               int cin, int h, int wd, int cout, int oh, int ow,
-                                               int k, int stride, int pad, int dil, int groups,
-                                               int relu, int add) {
+extern "C" __global__ void conv_bwd_filter_f32(const float* x, const float* dy, float* dw,
+                                               ConvParams args) {
+    const int n = args.n, cin = args.cin, h = args.h, wd = args.wd, cout = args.cout, oh = args.oh,
+              ow = args.ow, k = args.k, stride = args.stride, pad = args.pad, dil = args.dil,
+              groups = args.groups, relu = args.relu, add = args.add;
     __shared__ float sh[32];
     const int cig = cin / groups, cog = cout / groups;
     const int widx = blockIdx.x;  // ((co·cig + c)·k + kh)·k + kw

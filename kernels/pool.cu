@@ -3,6 +3,24 @@
 // (no atomics), so results do not depend on scheduling.
 #include "common.cuh"
 
+// What every pooling kernel is told (PoolParams of src/ops/pool/mod.rs):
+// nc planes of h×w, pooled to oh×ow by k×k windows; `add` (backward only)
+// 0 overwrites dx, 1 adds to it.
+struct PoolParams {
+    int nc, h, w, oh, ow, k, stride, pad;
+    int add;
+};
+PARAMS_SIZE(PoolParams, 36);
+PARAMS_FIELD(PoolParams, nc, 0);
+PARAMS_FIELD(PoolParams, h, 4);
+PARAMS_FIELD(PoolParams, w, 8);
+PARAMS_FIELD(PoolParams, oh, 12);
+PARAMS_FIELD(PoolParams, ow, 16);
+PARAMS_FIELD(PoolParams, k, 20);
+PARAMS_FIELD(PoolParams, stride, 24);
+PARAMS_FIELD(PoolParams, pad, 28);
+PARAMS_FIELD(PoolParams, add, 32);
+
 // First in-bounds input coordinate of window `o` and one past the last.
 __device__ __forceinline__ void pool_window(int o, int stride, int pad, int k, int len, int* lo,
                                             int* hi) {
@@ -41,8 +59,9 @@ __device__ __forceinline__ void pool_outputs(int i, int stride, int pad, int k, 
 }
 
 // y (n, c, oh, ow) = max over window of x (n, c, h, w)
-extern "C" __global__ void max_pool_fwd_f32(const float* x, float* y, int nc, int h, int w,
-                                            int oh, int ow, int k, int stride, int pad) {
+extern "C" __global__ void max_pool_fwd_f32(const float* x, float* y, PoolParams args) {
+    const int nc = args.nc, h = args.h, w = args.w, oh = args.oh, ow = args.ow, k = args.k,
+              stride = args.stride, pad = args.pad;
     const long long total = (long long)nc * oh * ow;
     FOR_EACH(i, total) {
         const int ox = (int)(i % ow), oy = (int)((i / ow) % oh);
@@ -54,9 +73,11 @@ extern "C" __global__ void max_pool_fwd_f32(const float* x, float* y, int nc, in
 
 // dx (=|+=) dy routed to the first maximum of each window (recomputed from
 // x), gathered per input element: `add` 0 overwrites, 1 adds.
-extern "C" __global__ void max_pool_bwd_f32(const float* x, const float* dy, float* dx, int nc,
-                                            int h, int w, int oh, int ow, int k, int stride,
-                                            int pad, int add) {
+extern "C" __global__ void max_pool_bwd_f32(const float* x, const float* dy, float* dx,
+                                            PoolParams args) {
+    const int nc = args.nc, h = args.h, w = args.w, oh = args.oh, ow = args.ow, k = args.k,
+              stride = args.stride, pad = args.pad;
+    const int add = args.add;
     const long long total = (long long)nc * h * w;
     FOR_EACH(i, total) {
         const int ix = (int)(i % w), iy = (int)((i / w) % h);
@@ -76,8 +97,9 @@ extern "C" __global__ void max_pool_bwd_f32(const float* x, const float* dy, flo
 }
 
 // y = mean over the in-bounds part of the window (count_include_pad=False)
-extern "C" __global__ void avg_pool_fwd_f32(const float* x, float* y, int nc, int h, int w,
-                                            int oh, int ow, int k, int stride, int pad) {
+extern "C" __global__ void avg_pool_fwd_f32(const float* x, float* y, PoolParams args) {
+    const int nc = args.nc, h = args.h, w = args.w, oh = args.oh, ow = args.ow, k = args.k,
+              stride = args.stride, pad = args.pad;
     const long long total = (long long)nc * oh * ow;
     FOR_EACH(i, total) {
         const int ox = (int)(i % ow), oy = (int)((i / ow) % oh);
@@ -93,8 +115,10 @@ extern "C" __global__ void avg_pool_fwd_f32(const float* x, float* y, int nc, in
 }
 
 // dx (=|+=) dy / count, gathered over the windows that hold each input element.
-extern "C" __global__ void avg_pool_bwd_f32(const float* dy, float* dx, int nc, int h, int w,
-                                            int oh, int ow, int k, int stride, int pad, int add) {
+extern "C" __global__ void avg_pool_bwd_f32(const float* dy, float* dx, PoolParams args) {
+    const int nc = args.nc, h = args.h, w = args.w, oh = args.oh, ow = args.ow, k = args.k,
+              stride = args.stride, pad = args.pad;
+    const int add = args.add;
     const long long total = (long long)nc * h * w;
     FOR_EACH(i, total) {
         const int ix = (int)(i % w), iy = (int)((i / w) % h);

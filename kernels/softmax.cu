@@ -3,8 +3,22 @@
 // the 10 classes): one thread per row.
 #include "common.cuh"
 
+// What every softmax and loss kernel is told (SoftmaxParams of
+// src/ops/softmax/mod.rs): `rows` rows of `cols` values (a batch of n
+// samples over k classes); `at` (accuracy) where the result goes.
+struct SoftmaxParams {
+    int rows;
+    int cols;
+    long long at;
+};
+PARAMS_SIZE(SoftmaxParams, 16);
+PARAMS_FIELD(SoftmaxParams, rows, 0);
+PARAMS_FIELD(SoftmaxParams, cols, 4);
+PARAMS_FIELD(SoftmaxParams, at, 8);
+
 // y (rows, cols) = softmax(x) per row
-extern "C" __global__ void softmax_rows_fwd_f32(const float* x, float* y, int rows, int cols) {
+extern "C" __global__ void softmax_rows_fwd_f32(const float* x, float* y, SoftmaxParams args) {
+    const int rows = args.rows, cols = args.cols;
     FOR_EACH(r, (long long)rows) {
         const float* xs = x + r * cols;
         float* ys = y + r * cols;
@@ -21,7 +35,8 @@ extern "C" __global__ void softmax_rows_fwd_f32(const float* x, float* y, int ro
 
 // dx += y ⊙ (dy − Σ_row dy ⊙ y)
 extern "C" __global__ void softmax_rows_bwd_f32(const float* y, const float* dy, float* dx,
-                                                int rows, int cols) {
+                                                SoftmaxParams args) {
+    const int rows = args.rows, cols = args.cols;
     FOR_EACH(r, (long long)rows) {
         const long long o = r * cols;
         float dot = 0.0f;
@@ -34,7 +49,8 @@ extern "C" __global__ void softmax_rows_bwd_f32(const float* y, const float* dy,
 // probs (n, k) = softmax(z). One block; a label that is not a class index
 // below k makes the loss NaN (the CPU reference panics).
 extern "C" __global__ void cross_entropy_fwd_f32(const float* logits, const float* labels,
-                                                 float* loss, float* probs, int n, int k) {
+                                                 float* loss, float* probs, SoftmaxParams args) {
+    const int n = args.rows, k = args.cols;
     __shared__ double sh[32];
     double total = 0.0;
     for (int r = threadIdx.x; r < n; r += blockDim.x) {
@@ -64,8 +80,10 @@ extern "C" __global__ void cross_entropy_fwd_f32(const float* logits, const floa
 
 // out[at] = the fraction of the n rows of logits (n, k) whose largest value
 // (the first, on ties) sits at the row's label; one block.
-extern "C" __global__ void accuracy_f32(const float* logits, const float* labels, float* out, long long at, int n,
-                                        int k) {
+extern "C" __global__ void accuracy_f32(const float* logits, const float* labels, float* out,
+                                        SoftmaxParams args) {
+    const long long at = args.at;
+    const int n = args.rows, k = args.cols;
     __shared__ double sh[32];
     double hits = 0.0;
     for (int r = threadIdx.x; r < n; r += blockDim.x) {
@@ -81,8 +99,9 @@ extern "C" __global__ void accuracy_f32(const float* logits, const float* labels
 
 // dz (n, k) += dloss[0]·(probs − onehot(label))/n; one thread per element.
 extern "C" __global__ void cross_entropy_bwd_f32(const float* probs, const float* labels,
-                                                 const float* dloss, float* dlogits, int n,
-                                                 int k) {
+                                                 const float* dloss, float* dlogits,
+                                                 SoftmaxParams args) {
+    const int n = args.rows, k = args.cols;
     const float s = dloss[0] / (float)n;
     FOR_EACH(i, (long long)n * k) {
         const int r = (int)(i / k), j = (int)(i % k);

@@ -4,7 +4,10 @@
 # Needs g++ with C++20 on x86-64; no GPU, no CUDA toolkit. Each stage prints its time;
 # any mismatch, a result that depends on the order of the blocks, or a
 # sanitizer's report fails the script. EMU_SANITIZE=0 skips the ASan+UBSan
-# stage, EMU_TSAN=0 the ThreadSanitizer one.
+# stage, EMU_TSAN=0 the ThreadSanitizer one. EMU_DUMP=DIR writes the
+# in-order stage's convolution cases into DIR for tests/kernel_emu.rs, which
+# holds them to src/ops/conv/reference.rs (the convolution's semantics are
+# not written a second time here).
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 out="${TMPDIR:-/tmp}/rarts-kernel-emu"
@@ -18,6 +21,8 @@ stage() { # NAME COMMAND…: runs it, prints its time
 }
 digest() { grep '^digest ' "$1" | cut -d' ' -f2; }
 log="$out.log"
+dump="${EMU_DUMP:-}"
+unset EMU_DUMP
 # 0. The fences a GPU needs and no host run can show missing.
 stage "fences" python3 "$root/scripts/kernel-emu/fences.py" "$root"/kernels/*.cu
 # EMU_TSAN_ONLY=1: the fences and the ThreadSanitizer stage alone.
@@ -25,7 +30,7 @@ if [ "${EMU_TSAN_ONLY:-0}" = 1 ]; then EMU_TSAN=1; fi
 if [ "${EMU_TSAN_ONLY:-0}" != 1 ]; then
 # 1. In order, shared memory poisoned before every block.
 stage "build" build "$out"
-stage "blocks in order" bash -o pipefail -c '"$1" | tee "$2"' _ "$out" "$log.inorder"
+stage "blocks in order" bash -o pipefail -c 'EMU_DUMP="$3" "$1" | tee "$2"' _ "$out" "$log.inorder" "$dump"
 # 2. The same with each launch's blocks shuffled: bit for bit the same results.
 stage "blocks shuffled" bash -o pipefail -c 'EMU_ORDER=shuffle:7 "$1" | tee "$2"' _ "$out" "$log.shuffled"
 if [ "$(digest "$log.inorder")" != "$(digest "$log.shuffled")" ]; then

@@ -10,6 +10,8 @@
 #            its ticket dropped — caught by the fence check;
 #   flag     mix_bwd's add-or-overwrite mask cut to 32 bits — caught by the
 #            35- and 40-term mixes.
+# (The convolution kernels' results are held to src/ops/conv/reference.rs
+# by tests/kernel_emu.rs, not by the script alone.)
 # Usage: scripts/kernel-mutants.sh [NAME…] (default: all). Exits 1 if any
 # mutant survives. Each mutant's run prints its stages' times.
 set -euo pipefail
@@ -29,7 +31,7 @@ edits = {
     "barrier": ("kernels/common.cuh", "    __syncthreads();  // `shared` may still be read by a previous call\n", ""),
     "shared": ("kernels/elementwise.cu", "    if (threadIdx.x < nt) a[threadIdx.x]", "    if (blockIdx.x == 0 && threadIdx.x < nt) a[threadIdx.x]"),
     "fence": ("kernels/conv.cu", "    __shared__ unsigned last;\n    __threadfence();\n", "    __shared__ unsigned last;\n"),
-    "flag": ("kernels/elementwise.cu", "unsigned long long add, double* part", "unsigned add, double* part"),
+    "flag": ("kernels/elementwise.cu", "    const unsigned long long add = T.add_mask;\n", "    const unsigned add = (unsigned)T.add_mask;\n"),
 }
 if name not in edits:
     sys.exit(f"kernel-mutants: unknown mutant {name!r}; expected one of {', '.join(edits)}")

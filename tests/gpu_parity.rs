@@ -984,14 +984,14 @@ fn a_capture_refuses_allocations_uploads_and_new_tables() {
 }
 
 /// A launcher's argument list is checked against its kernel's PTX
-/// parameters: a missing argument or an `int` passed for a `long long` is
+/// parameters: a missing argument or a params struct of another size is
 /// refused with the kernel's name, before anything is launched.
 #[test]
 fn argument_lists_that_differ_from_the_ptx_are_refused() {
     let Some(cu) = gpu() else { return };
-    // fill_f32(float* y, float v, long long n)
-    cu.check_params("fill_f32", &[8, 4, 8]).unwrap();
-    for wrong in [&[8, 4, 4][..], &[8, 4], &[8, 4, 8, 4]] {
+    // fill_f32(float* y, FillParams args): an address and a 16-byte struct.
+    cu.check_params("fill_f32", &[8, 16]).unwrap();
+    for wrong in [&[8, 8][..], &[8], &[8, 16, 4]] {
         let e = cu.check_params("fill_f32", wrong).unwrap_err().to_string();
         assert!(e.contains("fill_f32") && e.contains("PTX"), "{e}");
     }

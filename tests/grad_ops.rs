@@ -48,36 +48,12 @@ fn conv_geom(c: ConvCase) -> ConvGeom {
     ConvGeom { n, cin, h, w, cout, oh, ow, k, stride, pad, dil, groups, relu_in }
 }
 
-/// `y[n, co, oy, ox] = Σ_{c, kh, kw} w[co, c, kh, kw] · relu?(x[n, grp·cig + c, iy, ix])`
-/// with `iy = oy·stride + kh·dil − pad`, out-of-bounds taps reading zero.
+/// The convolution's specification (`src/ops/conv/reference.rs`, the one
+/// place its semantics are written), which the backend's fast paths must
+/// match.
 fn conv_ref(g: &ConvGeom, x: &[f64], w: &[f64]) -> Vec<f64> {
-    let (cig, cog) = (g.cin / g.groups, g.cout / g.groups);
-    let mut y = vec![0.0; g.n * g.cout * g.oh * g.ow];
-    for n in 0..g.n {
-        for co in 0..g.cout {
-            for oy in 0..g.oh {
-                for ox in 0..g.ow {
-                    let mut s = 0.0;
-                    for c in 0..cig {
-                        let ci = co / cog * cig + c;
-                        for kh in 0..g.k {
-                            for kw in 0..g.k {
-                                let iy = (oy * g.stride + kh * g.dil) as isize - g.pad as isize;
-                                let ix = (ox * g.stride + kw * g.dil) as isize - g.pad as isize;
-                                if iy < 0 || ix < 0 || iy >= g.h as isize || ix >= g.w as isize {
-                                    continue;
-                                }
-                                let xv = x[((n * g.cin + ci) * g.h + iy as usize) * g.w + ix as usize];
-                                let xv = if g.relu_in { xv.max(0.0) } else { xv };
-                                s += w[((co * cig + c) * g.k + kh) * g.k + kw] * xv;
-                            }
-                        }
-                    }
-                    y[((n * g.cout + co) * g.oh + oy) * g.ow + ox] = s;
-                }
-            }
-        }
-    }
+    let mut y = vec![0.0; g.y_shape().numel()];
+    rarts::ops::conv::reference::conv2d_fwd(g, x, w, &mut y);
     y
 }
 

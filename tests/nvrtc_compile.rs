@@ -6,23 +6,23 @@
 
 mod common;
 
-use rarts::backend::cuda::{KERNEL_FUNCTIONS, KERNEL_PTX, KERNEL_SOURCES, compile_nvrtc, nvrtc_present};
+use rarts::backend::cuda::{KERNEL_PTX, KERNEL_SOURCES, compile_nvrtc, nvrtc_present};
 
 /// `.entry name(` appears in the PTX for every function of `module`.
 fn check_entries(module: &str, ptx: &str, how: &str) {
-    let (_, funcs) = KERNEL_FUNCTIONS
-        .iter()
+    let (_, funcs) = rarts::ops::cuda_kernels()
+        .into_iter()
         .find(|(m, _)| *m == module)
         .unwrap_or_else(|| panic!("{module}.cu is embedded but the backend loads nothing from it"));
-    for f in *funcs {
+    for f in funcs {
         assert!(ptx.contains(&format!(".entry {f}(")), "{module}.cu ({how}): no kernel named {f} in the PTX");
     }
 }
 
 #[test]
 fn every_module_the_backend_loads_is_embedded() {
-    for (m, _) in KERNEL_FUNCTIONS {
-        assert!(KERNEL_SOURCES.iter().any(|(s, _)| s == m), "{m}.cu is loaded but not embedded");
+    for (m, _) in rarts::ops::cuda_kernels() {
+        assert!(KERNEL_SOURCES.iter().any(|(s, _)| *s == m), "{m}.cu is loaded but not embedded");
     }
     for (_, src) in KERNEL_SOURCES {
         assert!(!src.contains("#include \"common.cuh\""), "common.cuh was not inlined");

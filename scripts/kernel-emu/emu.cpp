@@ -18,8 +18,12 @@ std::vector<float> rnd(size_t n) { std::uniform_real_distribution<float> d(-1, 1
 int fails = 0;
 // FNV-1a over the bits of every result checked: equal digests, equal results.
 unsigned long long digest = 1469598103934665603ull;
-void close(const char* what, const std::vector<float>& g, const std::vector<float>& w, double atol = 1e-5, double rtol = 1e-5) {
+// Folds the bits of `g` into the digest.
+void note(const std::vector<float>& g) {
   for (float v : g) { unsigned u; std::memcpy(&u, &v, 4); for (int b = 0; b < 4; ++b) digest = (digest ^ ((u >> (8 * b)) & 0xff)) * 1099511628211ull; }
+}
+void close(const char* what, const std::vector<float>& g, const std::vector<float>& w, double atol = 1e-5, double rtol = 1e-5) {
+  note(g);
   for (size_t i = 0; i < g.size(); ++i) {
     double e = std::fabs((double)g[i] - w[i]);
     if (!(e <= atol + rtol * std::fabs(w[i]))) { printf("FAIL %s [%zu] got %g want %g\n", what, i, g[i], w[i]); ++fails; return; }
@@ -27,31 +31,48 @@ void close(const char* what, const std::vector<float>& g, const std::vector<floa
 }
 dim3 D(unsigned x, unsigned y = 1, unsigned z = 1) { dim3 d; d.x = x; d.y = y; d.z = z; return d; }
 unsigned cdiv(long long a, long long b) { return (unsigned)((a + b - 1) / b); }
-float actr(float v, bool r) { return (r && !(v > 0)) ? 0.f : v; }
 
+// EMU_DUMP=DIR: each case's geometry, inputs and the kernels' outputs, as
+// DIR/<kind>-<n>.bin, for a Rust test to hold to the Rust reference (the
+// convolution's semantics are written once, in src/ops/conv/reference.rs;
+// tests/kernel_emu.rs reads these). The format: u32 count and that many
+// i32 of geometry, then a u32 count of arrays, each a u32 name length, the
+// name, a u64 element count and the f32 values, little-endian.
+void dump(const char* kind, std::initializer_list<int> geom,
+          std::initializer_list<std::pair<const char*, const std::vector<float>*>> arrays) {
+  static int seq = 0;
+  const char* dir = std::getenv("EMU_DUMP");
+  if (!dir || !*dir) return;
+  char path[1024];
+  std::snprintf(path, sizeof path, "%s/%s-%03d.bin", dir, kind, seq++);
+  FILE* f = std::fopen(path, "wb");
+  if (!f) { printf("FAIL cannot write %s\n", path); ++fails; return; }
+  auto u32 = [&](uint32_t v) { std::fwrite(&v, 4, 1, f); };
+  u32((uint32_t)geom.size());
+  for (int g : geom) { int32_t v = g; std::fwrite(&v, 4, 1, f); }
+  u32((uint32_t)arrays.size());
+  for (const auto& [name, v] : arrays) {
+    u32((uint32_t)std::strlen(name));
+    std::fwrite(name, 1, std::strlen(name), f);
+    uint64_t c = v->size();
+    std::fwrite(&c, 8, 1, f);
+    std::fwrite(v->data(), 4, v->size(), f);
+  }
+  if (std::fclose(f) != 0) { printf("FAIL cannot write %s\n", path); ++fails; }
+}
+
+// The convolution kernels on one geometry, as the launcher picks them: their
+// outputs go to the digest and (EMU_DUMP) to a file that tests/kernel_emu.rs
+// compares with src/ops/conv/reference.rs.
+int conv_cases = 0;
 void test_conv(int n, int cin, int h, int w, int cout, int k, int s, int pad, int dil, int groups, bool relu) {
+  ++conv_cases;
   int oh = (h + 2 * pad - dil * (k - 1) - 1) / s + 1, ow = (w + 2 * pad - dil * (k - 1) - 1) / s + 1;
   int cig = cin / groups, cog = cout / groups;
   auto x = rnd((size_t)n * cin * h * w), wt = rnd((size_t)cout * cig * k * k), dy = rnd((size_t)n * cout * oh * ow);
   auto dx0 = rnd(x.size()), dw0 = rnd(wt.size());
-  std::vector<float> y(dy.size(), 0), dxr = dx0, dwr = dw0, acc(x.size(), 0);
-  for (int b = 0; b < n; ++b) for (int co = 0; co < cout; ++co) for (int oy = 0; oy < oh; ++oy) for (int ox = 0; ox < ow; ++ox)
-    for (int c = 0; c < cig; ++c) for (int kh = 0; kh < k; ++kh) for (int kw = 0; kw < k; ++kw) {
-      int iy = oy * s + kh * dil - pad, ix = ox * s + kw * dil - pad;
-      if (iy < 0 || iy >= h || ix < 0 || ix >= w) continue;
-      int ci = (co / cog) * cig + c;
-      size_t xi = (((size_t)b * cin + ci) * h + iy) * w + ix, yi = (((size_t)b * cout + co) * oh + oy) * ow + ox;
-      size_t wi = (((size_t)co * cig + c) * k + kh) * k + kw;
-      y[yi] += wt[wi] * actr(x[xi], relu);
-      acc[xi] += wt[wi] * dy[yi];
-      dwr[wi] += dy[yi] * actr(x[xi], relu);
-    }
-  std::vector<float> dsr(x.size());  // the data gradient overwriting (add = 0)
-  for (size_t i = 0; i < x.size(); ++i) {
-    dsr[i] = (!relu || x[i] > 0) ? acc[i] : 0.f;
-    dxr[i] += dsr[i];
-  }
-  std::vector<float> yg(y.size(), NAN), dxg = dx0, dsg(x.size(), NAN), dwg = dw0, dws(wt.size(), NAN);
+  std::vector<float> yg(dy.size(), NAN), dxg = dx0, dsg(x.size(), NAN), dwg = dw0, dws(wt.size(), NAN);
+  std::vector<float> dxb, dwb;  // depthwise: both gradients in one launch
   bool dw = groups == cin && cin == cout, pw = k == 1 && pad == 0 && (groups == 1 || !dw);
   int r = relu, set = 0;
   if (pw && s > 1) {  // as the launcher does: a strided 1×1 conv leaves pixels between samples alone
@@ -60,9 +81,9 @@ void test_conv(int n, int cin, int h, int w, int cout, int k, int s, int pad, in
   }
   if (pw) {
     unsigned gy = groups * cdiv(cog, 16), gyi = groups * cdiv(cig, 16);
-    launch(D(cdiv(oh * ow, 16), gy, n), D(16, 16), true, [&] { pwconv_fwd_f32(x.data(), wt.data(), yg.data(), cin, cout, h, w, oh, ow, s, r, groups); });
-    launch(D(cdiv(oh * ow, 16), gyi, n), D(16, 16), true, [&] { pwconv_bwd_data_f32(x.data(), wt.data(), dy.data(), dxg.data(), cin, cout, h, w, oh, ow, s, r, 1, groups); });
-    launch(D(cdiv(oh * ow, 16), gyi, n), D(16, 16), true, [&] { pwconv_bwd_data_f32(x.data(), wt.data(), dy.data(), dsg.data(), cin, cout, h, w, oh, ow, s, r, set, groups); });
+    launch(D(cdiv(oh * ow, 16), gy, n), D(16, 16), true, [&] { pwconv_fwd_f32(x.data(), wt.data(), yg.data(), ConvParams{.cin = cin, .cout = cout, .h = h, .wd = w, .oh = oh, .ow = ow, .stride = s, .groups = groups, .relu = r}); });
+    launch(D(cdiv(oh * ow, 16), gyi, n), D(16, 16), true, [&] { pwconv_bwd_data_f32(x.data(), wt.data(), dy.data(), dxg.data(), ConvParams{.cin = cin, .cout = cout, .h = h, .wd = w, .oh = oh, .ow = ow, .stride = s, .groups = groups, .relu = r, .add = 1}); });
+    launch(D(cdiv(oh * ow, 16), gyi, n), D(16, 16), true, [&] { pwconv_bwd_data_f32(x.data(), wt.data(), dy.data(), dsg.data(), ConvParams{.cin = cin, .cout = cout, .h = h, .wd = w, .oh = oh, .ow = ow, .stride = s, .groups = groups, .relu = r, .add = set}); });
     // Splits as the launcher picks them (src/ops/conv/cuda.rs pw_splits), the
     // partial tiles, then their sum in order.
     long long products = (long long)n * oh * ow, fit = (1LL << 22) / ((long long)cout * cig);
@@ -72,32 +93,32 @@ void test_conv(int n, int cin, int h, int w, int cout, int k, int s, int pad, in
     long long chunk = cdiv(products, splits);
     std::vector<float> part((size_t)(splits * cout * cig), NAN);
     std::vector<unsigned> ticket((size_t)cdiv(cig, 16) * gy, 0u);
-    launch(D(cdiv(cig, 16), gy, splits), D(16, 16), true, [&] { pwconv_bwd_filter_f32(x.data(), dy.data(), part.data(), dwg.data(), ticket.data(), n, cin, cout, h, w, oh, ow, s, r, chunk, 1, groups); });
+    launch(D(cdiv(cig, 16), gy, splits), D(16, 16), true, [&] { pwconv_bwd_filter_f32(x.data(), dy.data(), part.data(), dwg.data(), ticket.data(), ConvParams{.n = n, .cin = cin, .cout = cout, .h = h, .wd = w, .oh = oh, .ow = ow, .stride = s, .groups = groups, .relu = r, .add = 1, .chunk = chunk}); });
     for (unsigned t : ticket) if (t != 0) { printf("FAIL pwconv tickets not reset\n"); ++fails; break; }
-    launch(D(cdiv(cig, 16), gy, splits), D(16, 16), true, [&] { pwconv_bwd_filter_f32(x.data(), dy.data(), part.data(), dws.data(), ticket.data(), n, cin, cout, h, w, oh, ow, s, r, chunk, 0, groups); });
+    launch(D(cdiv(cig, 16), gy, splits), D(16, 16), true, [&] { pwconv_bwd_filter_f32(x.data(), dy.data(), part.data(), dws.data(), ticket.data(), ConvParams{.n = n, .cin = cin, .cout = cout, .h = h, .wd = w, .oh = oh, .ow = ow, .stride = s, .groups = groups, .relu = r, .add = 0, .chunk = chunk}); });
   } else if (dw) {
-    launch(D(cdiv(y.size(), 256)), D(256), false, [&] { dwconv_fwd_f32(x.data(), wt.data(), yg.data(), n, cin, h, w, oh, ow, k, s, pad, dil, r); });
-    launch(D(cdiv(x.size(), 256)), D(256), false, [&] { dwconv_bwd_data_f32(x.data(), wt.data(), dy.data(), dxg.data(), n, cin, h, w, oh, ow, k, s, pad, dil, r, 1); });
-    launch(D(cdiv(x.size(), 256)), D(256), false, [&] { dwconv_bwd_data_f32(x.data(), wt.data(), dy.data(), dsg.data(), n, cin, h, w, oh, ow, k, s, pad, dil, r, 0); });
-    launch(D(wt.size()), D(64), true, [&] { dwconv_bwd_filter_f32(x.data(), dy.data(), dwg.data(), n, cin, h, w, oh, ow, k, s, pad, dil, r, 1); });
-    launch(D(wt.size()), D(64), true, [&] { dwconv_bwd_filter_f32(x.data(), dy.data(), dws.data(), n, cin, h, w, oh, ow, k, s, pad, dil, r, 0); });
+    launch(D(cdiv(yg.size(), 256)), D(256), false, [&] { dwconv_fwd_f32(x.data(), wt.data(), yg.data(), ConvParams{.n = n, .cin = cin, .h = h, .wd = w, .oh = oh, .ow = ow, .k = k, .stride = s, .pad = pad, .dil = dil, .relu = r}); });
+    launch(D(cdiv(x.size(), 256)), D(256), false, [&] { dwconv_bwd_data_f32(x.data(), wt.data(), dy.data(), dxg.data(), ConvParams{.n = n, .cin = cin, .h = h, .wd = w, .oh = oh, .ow = ow, .k = k, .stride = s, .pad = pad, .dil = dil, .relu = r, .add = 1}); });
+    launch(D(cdiv(x.size(), 256)), D(256), false, [&] { dwconv_bwd_data_f32(x.data(), wt.data(), dy.data(), dsg.data(), ConvParams{.n = n, .cin = cin, .h = h, .wd = w, .oh = oh, .ow = ow, .k = k, .stride = s, .pad = pad, .dil = dil, .relu = r, .add = 0}); });
+    launch(D(wt.size()), D(64), true, [&] { dwconv_bwd_filter_f32(x.data(), dy.data(), dwg.data(), ConvParams{.n = n, .cin = cin, .h = h, .wd = w, .oh = oh, .ow = ow, .k = k, .stride = s, .pad = pad, .dil = dil, .relu = r, .add = 1}); });
+    launch(D(wt.size()), D(64), true, [&] { dwconv_bwd_filter_f32(x.data(), dy.data(), dws.data(), ConvParams{.n = n, .cin = cin, .h = h, .wd = w, .oh = oh, .ow = ow, .k = k, .stride = s, .pad = pad, .dil = dil, .relu = r, .add = 0}); });
     // both gradients in one launch: 7 blocks of the data loop, then one block per weight
-    std::vector<float> dxb = dx0, dwb(wt.size(), NAN);
-    launch(D(7 + (unsigned)wt.size()), D(64), true, [&] { dwconv_bwd_f32(x.data(), wt.data(), dy.data(), dxb.data(), dwb.data(), n, cin, h, w, oh, ow, k, s, pad, dil, r, 1, 0, 7); });
-    close("dwconv_bwd dx", dxb, dxr); close("dwconv_bwd dw set", dwb, std::vector<float>(dws), 0, 0);
+    dxb = dx0;
+    dwb.assign(wt.size(), NAN);
+    launch(D(7 + (unsigned)wt.size()), D(64), true, [&] { dwconv_bwd_f32(x.data(), wt.data(), dy.data(), dxb.data(), dwb.data(), ConvParams{.n = n, .cin = cin, .h = h, .wd = w, .oh = oh, .ow = ow, .k = k, .stride = s, .pad = pad, .dil = dil, .relu = r, .add = 1, .dw_add = 0, .data_blocks = 7}); });
+    close("dwconv_bwd dw set", dwb, std::vector<float>(dws), 0, 0);  // the same sums as dwconv_bwd_filter
+    note(dxb);
   } else {
-    launch(D(cdiv(y.size(), 256)), D(256), false, [&] { conv_fwd_f32(x.data(), wt.data(), yg.data(), n, cin, h, w, cout, oh, ow, k, s, pad, dil, groups, r); });
-    launch(D(cdiv(x.size(), 256)), D(256), false, [&] { conv_bwd_data_f32(x.data(), wt.data(), dy.data(), dxg.data(), n, cin, h, w, cout, oh, ow, k, s, pad, dil, groups, r, 1); });
-    launch(D(cdiv(x.size(), 256)), D(256), false, [&] { conv_bwd_data_f32(x.data(), wt.data(), dy.data(), dsg.data(), n, cin, h, w, cout, oh, ow, k, s, pad, dil, groups, r, 0); });
-    launch(D(wt.size()), D(64), true, [&] { conv_bwd_filter_f32(x.data(), dy.data(), dwg.data(), n, cin, h, w, cout, oh, ow, k, s, pad, dil, groups, r, 1); });
-    launch(D(wt.size()), D(64), true, [&] { conv_bwd_filter_f32(x.data(), dy.data(), dws.data(), n, cin, h, w, cout, oh, ow, k, s, pad, dil, groups, r, 0); });
+    launch(D(cdiv(yg.size(), 256)), D(256), false, [&] { conv_fwd_f32(x.data(), wt.data(), yg.data(), ConvParams{.n = n, .cin = cin, .cout = cout, .h = h, .wd = w, .oh = oh, .ow = ow, .k = k, .stride = s, .pad = pad, .dil = dil, .groups = groups, .relu = r}); });
+    launch(D(cdiv(x.size(), 256)), D(256), false, [&] { conv_bwd_data_f32(x.data(), wt.data(), dy.data(), dxg.data(), ConvParams{.n = n, .cin = cin, .cout = cout, .h = h, .wd = w, .oh = oh, .ow = ow, .k = k, .stride = s, .pad = pad, .dil = dil, .groups = groups, .relu = r, .add = 1}); });
+    launch(D(cdiv(x.size(), 256)), D(256), false, [&] { conv_bwd_data_f32(x.data(), wt.data(), dy.data(), dsg.data(), ConvParams{.n = n, .cin = cin, .cout = cout, .h = h, .wd = w, .oh = oh, .ow = ow, .k = k, .stride = s, .pad = pad, .dil = dil, .groups = groups, .relu = r, .add = 0}); });
+    launch(D(wt.size()), D(64), true, [&] { conv_bwd_filter_f32(x.data(), dy.data(), dwg.data(), ConvParams{.n = n, .cin = cin, .cout = cout, .h = h, .wd = w, .oh = oh, .ow = ow, .k = k, .stride = s, .pad = pad, .dil = dil, .groups = groups, .relu = r, .add = 1}); });
+    launch(D(wt.size()), D(64), true, [&] { conv_bwd_filter_f32(x.data(), dy.data(), dws.data(), ConvParams{.n = n, .cin = cin, .cout = cout, .h = h, .wd = w, .oh = oh, .ow = ow, .k = k, .stride = s, .pad = pad, .dil = dil, .groups = groups, .relu = r, .add = 0}); });
   }
-  char tag[200]; snprintf(tag, 200, "conv %d %d %d %d %d k%d s%d p%d d%d g%d r%d", n, cin, h, w, cout, k, s, pad, dil, groups, r);
-  std::string t(tag);
-  close((t + " fwd").c_str(), yg, y); close((t + " bwd_data").c_str(), dxg, dxr); close((t + " bwd_data set").c_str(), dsg, dsr); close((t + " bwd_filter").c_str(), dwg, dwr, 1e-4, 1e-4);
-  std::vector<float> dwsr(wt.size());  // the filter gradient overwriting (add = 0)
-  for (size_t i = 0; i < wt.size(); ++i) dwsr[i] = dwr[i] - dw0[i];
-  close((t + " bwd_filter set").c_str(), dws, dwsr, 1e-4, 1e-4);
+  for (const auto* v : {&yg, &dxg, &dsg, &dwg, &dws}) note(*v);
+  dump("conv", {n, cin, h, w, cout, k, s, pad, dil, groups, r},
+       {{"x", &x}, {"w", &wt}, {"dy", &dy}, {"dx0", &dx0}, {"dw0", &dw0}, {"y", &yg}, {"dx_add", &dxg},
+        {"dx_set", &dsg}, {"dw_add", &dwg}, {"dw_set", &dws}, {"dx_add_fused", &dxb}, {"dw_set_fused", &dwb}});
 }
 
 void test_pool(int nc, int h, int w, int k, int s, int pad, bool ties) {
@@ -122,12 +143,15 @@ void test_pool(int nc, int h, int w, int k, int s, int pad, bool ties) {
   std::vector<float> ymg(ym.size(), NAN), yag(ym.size(), NAN), dxmg = dx0, dxag = dx0;
   std::vector<float> dsmg(x.size(), NAN), dsag(x.size(), NAN), dsm(x.size()), dsa(x.size());  // overwriting (add = 0)
   for (size_t i = 0; i < x.size(); ++i) { dsm[i] = dxm[i] - dx0[i]; dsa[i] = dxa[i] - dx0[i]; }
-  launch(D(cdiv(ym.size(), 256)), D(256), false, [&] { max_pool_fwd_f32(x.data(), ymg.data(), nc, h, w, oh, ow, k, s, pad); });
-  launch(D(cdiv(ym.size(), 256)), D(256), false, [&] { avg_pool_fwd_f32(x.data(), yag.data(), nc, h, w, oh, ow, k, s, pad); });
-  launch(D(cdiv(x.size(), 256)), D(256), false, [&] { max_pool_bwd_f32(x.data(), dy.data(), dxmg.data(), nc, h, w, oh, ow, k, s, pad, 1); });
-  launch(D(cdiv(x.size(), 256)), D(256), false, [&] { avg_pool_bwd_f32(dy.data(), dxag.data(), nc, h, w, oh, ow, k, s, pad, 1); });
-  launch(D(cdiv(x.size(), 256)), D(256), false, [&] { max_pool_bwd_f32(x.data(), dy.data(), dsmg.data(), nc, h, w, oh, ow, k, s, pad, 0); });
-  launch(D(cdiv(x.size(), 256)), D(256), false, [&] { avg_pool_bwd_f32(dy.data(), dsag.data(), nc, h, w, oh, ow, k, s, pad, 0); });
+  const PoolParams pp{.nc = nc, .h = h, .w = w, .oh = oh, .ow = ow, .k = k, .stride = s, .pad = pad, .add = 0};
+  PoolParams pp1 = pp;
+  pp1.add = 1;
+  launch(D(cdiv(ym.size(), 256)), D(256), false, [&] { max_pool_fwd_f32(x.data(), ymg.data(), pp); });
+  launch(D(cdiv(ym.size(), 256)), D(256), false, [&] { avg_pool_fwd_f32(x.data(), yag.data(), pp); });
+  launch(D(cdiv(x.size(), 256)), D(256), false, [&] { max_pool_bwd_f32(x.data(), dy.data(), dxmg.data(), pp1); });
+  launch(D(cdiv(x.size(), 256)), D(256), false, [&] { avg_pool_bwd_f32(dy.data(), dxag.data(), pp1); });
+  launch(D(cdiv(x.size(), 256)), D(256), false, [&] { max_pool_bwd_f32(x.data(), dy.data(), dsmg.data(), pp); });
+  launch(D(cdiv(x.size(), 256)), D(256), false, [&] { avg_pool_bwd_f32(dy.data(), dsag.data(), pp); });
   close("max fwd", ymg, ym); close("avg fwd", yag, ya); close("max bwd", dxmg, dxm); close("avg bwd", dxag, dxa);
   close("max bwd set", dsmg, dsm, 1e-5, 1e-5); close("avg bwd set", dsag, dsa, 1e-5, 1e-5);
 }
@@ -157,21 +181,21 @@ void test_bn(int n, int c, int hw, float off, long long bn_blocks = 0) {
   blocks = blocks < 1 ? 1 : (blocks > fit ? fit : blocks);
   long long chunk = cdiv(cntl, blocks);
   std::vector<double> part((size_t)(2 * c * blocks), NAN);
-  launch(D(c, blocks), D(256), true, [&] { bn_stats_partial_f32(x.data(), part.data(), n, c, hw, chunk); });
-  launch(D(c, blocks), D(256), true, [&] { bn_fwd_apply_f32(x.data(), part.data(), gm.data(), bt.data(), yg.data(), sg.data(), rmg.data(), rvg.data(), n, c, hw, 1e-5f, 0.1f, chunk); });
+  launch(D(c, blocks), D(256), true, [&] { bn_stats_partial_f32(x.data(), part.data(), BnParams{.n = n, .c = c, .hw = hw, .chunk = chunk}); });
+  launch(D(c, blocks), D(256), true, [&] { bn_fwd_apply_f32(x.data(), part.data(), gm.data(), bt.data(), yg.data(), sg.data(), rmg.data(), rvg.data(), BnParams{.n = n, .c = c, .hw = hw, .eps = 1e-5f, .momentum = 0.1f, .chunk = chunk}); });
   std::fill(part.begin(), part.end(), NAN);
-  launch(D(c, blocks), D(256), true, [&] { bn_bwd_partial_f32(x.data(), sg.data(), dy.data(), part.data(), n, c, hw, chunk); });
-  launch(D(c, blocks), D(256), true, [&] { bn_bwd_apply_f32(x.data(), gm.data(), sg.data(), dy.data(), part.data(), dxg.data(), dgg.data(), dbg.data(), n, c, hw, chunk, 1); });
+  launch(D(c, blocks), D(256), true, [&] { bn_bwd_partial_f32(x.data(), sg.data(), dy.data(), part.data(), BnParams{.n = n, .c = c, .hw = hw, .chunk = chunk}); });
+  launch(D(c, blocks), D(256), true, [&] { bn_bwd_apply_f32(x.data(), gm.data(), sg.data(), dy.data(), part.data(), dxg.data(), dgg.data(), dbg.data(), BnParams{.n = n, .c = c, .hw = hw, .add = 1, .chunk = chunk}); });
   std::vector<float> dsg(x.size(), NAN), dsr(x.size());  // dx overwritten (add = 0), dγ and dβ absent
   for (size_t i = 0; i < x.size(); ++i) dsr[i] = dxr[i] - dx0[i];
-  launch(D(c, blocks), D(256), true, [&] { bn_bwd_apply_f32(x.data(), gm.data(), sg.data(), dy.data(), part.data(), dsg.data(), nullptr, nullptr, n, c, hw, chunk, 0); });
+  launch(D(c, blocks), D(256), true, [&] { bn_bwd_apply_f32(x.data(), gm.data(), sg.data(), dy.data(), part.data(), dsg.data(), nullptr, nullptr, BnParams{.n = n, .c = c, .hw = hw, .add = 0, .chunk = chunk}); });
   close("bn y", yg, y, 1e-4, 1e-4); close("bn saved", sg, saved, 1e-4, 1e-4); close("bn rm", rmg, rmr); close("bn rv", rvg, rvr, 1e-4, 1e-4);
   close("bn dx", dxg, dxr, 1e-4, 1e-4); close("bn dx set", dsg, dsr, 1e-4, 1e-4); close("bn dg", dgg, dgr, 1e-3, 1e-4); close("bn db", dbg, dbr, 1e-3, 1e-4);
   // The one-launch kernels, one block per channel (grid (c, 1), the whole channel as its chunk).
   std::vector<float> yf(y.size(), NAN), sf(2 * c, NAN), rmf = rm, rvf = rv, dxf = dx0, dgf = dg0, dbf = db0, dsf(x.size(), NAN);
-  launch(D(c, 1), D(256), true, [&] { bn_fwd_fused_f32(x.data(), gm.data(), bt.data(), yf.data(), sf.data(), rmf.data(), rvf.data(), n, c, hw, 1e-5f, 0.1f, cntl); });
-  launch(D(c, 1), D(256), true, [&] { bn_bwd_fused_f32(x.data(), gm.data(), sf.data(), dy.data(), dxf.data(), dgf.data(), dbf.data(), n, c, hw, cntl, 1); });
-  launch(D(c, 1), D(256), true, [&] { bn_bwd_fused_f32(x.data(), gm.data(), sf.data(), dy.data(), dsf.data(), nullptr, nullptr, n, c, hw, cntl, 0); });
+  launch(D(c, 1), D(256), true, [&] { bn_fwd_fused_f32(x.data(), gm.data(), bt.data(), yf.data(), sf.data(), rmf.data(), rvf.data(), BnParams{.n = n, .c = c, .hw = hw, .eps = 1e-5f, .momentum = 0.1f, .chunk = cntl}); });
+  launch(D(c, 1), D(256), true, [&] { bn_bwd_fused_f32(x.data(), gm.data(), sf.data(), dy.data(), dxf.data(), dgf.data(), dbf.data(), BnParams{.n = n, .c = c, .hw = hw, .add = 1, .chunk = cntl}); });
+  launch(D(c, 1), D(256), true, [&] { bn_bwd_fused_f32(x.data(), gm.data(), sf.data(), dy.data(), dsf.data(), nullptr, nullptr, BnParams{.n = n, .c = c, .hw = hw, .add = 0, .chunk = cntl}); });
   close("bn fused y", yf, y, 1e-4, 1e-4); close("bn fused saved", sf, saved, 1e-4, 1e-4); close("bn fused rm", rmf, rmr); close("bn fused rv", rvf, rvr, 1e-4, 1e-4);
   close("bn fused dx", dxf, dxr, 1e-4, 1e-4); close("bn fused dx set", dsf, dsr, 1e-4, 1e-4); close("bn fused dg", dgf, dgr, 1e-3, 1e-4); close("bn fused db", dbf, dbr, 1e-3, 1e-4);
 }
@@ -187,23 +211,23 @@ void test_small() {
     close(what, start, ref, 1e-6, 1e-6);
   };
   std::vector<float> nan(n, NAN);
-  run("fill", [&](float* y) { fill_f32(y, 0.5f, n); }, [&](int) { return 0.5f; }, nan);
-  run("copy", [&](float* y) { copy_f32(x.data(), y, n); }, [&](int i) { return x[i]; }, nan);
-  run("axpy", [&](float* y) { axpy_f32(-0.7f, x.data(), y, n, 1); }, [&](int i) { return y0[i] + -0.7f * x[i]; }, y0);
-  run("axpy set", [&](float* y) { axpy_f32(-0.7f, x.data(), y, n, 0); }, [&](int i) { return -0.7f * x[i]; }, nan);
-  run("relu_fwd", [&](float* y) { relu_fwd_f32(x.data(), y, n); }, [&](int i) { return x[i] > 0 ? x[i] : 0.f; }, nan);
-  run("relu_bwd", [&](float* y) { relu_bwd_f32(x.data(), b.data(), y, n); }, [&](int i) { return x[i] > 0 ? y0[i] + b[i] : y0[i]; }, y0);
-  run("mul", [&](float* y) { mul_fwd_f32(x.data(), b.data(), y, n); }, [&](int i) { return x[i] * b[i]; }, nan);
-  run("mul_bwd", [&](float* y) { mul_bwd_f32(b.data(), x.data(), y, n); }, [&](int i) { return y0[i] + x[i] * b[i]; }, y0);
+  run("fill", [&](float* y) { fill_f32(y, FillParams{.v = 0.5f, .n = n}); }, [&](int) { return 0.5f; }, nan);
+  run("copy", [&](float* y) { copy_f32(x.data(), y, LenParams{.n = n}); }, [&](int i) { return x[i]; }, nan);
+  run("axpy", [&](float* y) { axpy_f32(x.data(), y, AxpyParams{.a = -0.7f, .add = 1, .n = n}); }, [&](int i) { return y0[i] + -0.7f * x[i]; }, y0);
+  run("axpy set", [&](float* y) { axpy_f32(x.data(), y, AxpyParams{.a = -0.7f, .add = 0, .n = n}); }, [&](int i) { return -0.7f * x[i]; }, nan);
+  run("relu_fwd", [&](float* y) { relu_fwd_f32(x.data(), y, LenParams{.n = n}); }, [&](int i) { return x[i] > 0 ? x[i] : 0.f; }, nan);
+  run("relu_bwd", [&](float* y) { relu_bwd_f32(x.data(), b.data(), y, LenParams{.n = n}); }, [&](int i) { return x[i] > 0 ? y0[i] + b[i] : y0[i]; }, y0);
+  run("mul", [&](float* y) { mul_fwd_f32(x.data(), b.data(), y, LenParams{.n = n}); }, [&](int i) { return x[i] * b[i]; }, nan);
+  run("mul_bwd", [&](float* y) { mul_bwd_f32(b.data(), x.data(), y, LenParams{.n = n}); }, [&](int i) { return y0[i] + x[i] * b[i]; }, y0);
   { // drop path: 17 samples of 59 elements, masks 0 or 1/keep
     const int ns = 17, per = 59; auto xd = rnd(ns * per), dyd = rnd(ns * per), dd0 = rnd(ns * per);
     std::vector<float> m(ns); for (int i = 0; i < ns; ++i) m[i] = i % 3 == 1 ? 0.f : 1.f / 0.8f;
     std::vector<float> yg(ns * per, NAN), yr(ns * per), dg = dd0, dr = dd0, dsg(ns * per, NAN), dsr(ns * per);
     std::vector<float> yag = dd0, yar = dd0;
-    launch(D(cdiv(ns * per, 256)), D(256), false, [&] { drop_path_fwd_f32(xd.data(), m.data(), yg.data(), per, (long long)ns * per, 0); });
-    launch(D(cdiv(ns * per, 256)), D(256), false, [&] { drop_path_fwd_f32(xd.data(), m.data(), yag.data(), per, (long long)ns * per, 1); });
-    launch(D(cdiv(ns * per, 256)), D(256), false, [&] { drop_path_bwd_f32(m.data(), dyd.data(), dg.data(), per, (long long)ns * per, 1); });
-    launch(D(cdiv(ns * per, 256)), D(256), false, [&] { drop_path_bwd_f32(m.data(), dyd.data(), dsg.data(), per, (long long)ns * per, 0); });
+    launch(D(cdiv(ns * per, 256)), D(256), false, [&] { drop_path_fwd_f32(xd.data(), m.data(), yg.data(), DropPathParams{.per = per, .total = (long long)ns * per, .add = 0}); });
+    launch(D(cdiv(ns * per, 256)), D(256), false, [&] { drop_path_fwd_f32(xd.data(), m.data(), yag.data(), DropPathParams{.per = per, .total = (long long)ns * per, .add = 1}); });
+    launch(D(cdiv(ns * per, 256)), D(256), false, [&] { drop_path_bwd_f32(m.data(), dyd.data(), dg.data(), DropPathParams{.per = per, .total = (long long)ns * per, .add = 1}); });
+    launch(D(cdiv(ns * per, 256)), D(256), false, [&] { drop_path_bwd_f32(m.data(), dyd.data(), dsg.data(), DropPathParams{.per = per, .total = (long long)ns * per, .add = 0}); });
     for (int i = 0; i < ns * per; ++i) { yr[i] = xd[i] * m[i / per]; yar[i] += yr[i]; dsr[i] = dyd[i] * m[i / per]; dr[i] += dsr[i]; }
     close("drop_path fwd", yg, yr, 1e-6, 1e-6); close("drop_path fwd add", yag, yar, 1e-6, 1e-6); close("drop_path bwd", dg, dr, 1e-6, 1e-6); close("drop_path bwd set", dsg, dsr, 1e-6, 1e-6);
   }
@@ -211,10 +235,10 @@ void test_small() {
     const int ns = 3, c = 12, hw = 7, cm = 4; const int len = ns * c * hw;
     auto xs = rnd(len), m = rnd(cm), dys = rnd(len), dx0 = rnd(len), dm0 = rnd(cm);
     std::vector<float> yg(len, NAN), yr(len), dg = dx0, dr = dx0, dsg(len, NAN), dsr(len), dmg = dm0, dmr = dm0;
-    launch(D(cdiv(len, 256)), D(256), false, [&] { channel_scale_fwd_f32(xs.data(), m.data(), yg.data(), ns, c, hw, cm); });
-    launch(D(cdiv(len, 256)), D(256), false, [&] { channel_scale_bwd_data_f32(m.data(), dys.data(), dg.data(), ns, c, hw, cm, 1); });
-    launch(D(cdiv(len, 256)), D(256), false, [&] { channel_scale_bwd_data_f32(m.data(), dys.data(), dsg.data(), ns, c, hw, cm, 0); });
-    launch(D(cm), D(64), true, [&] { channel_scale_bwd_m_f32(xs.data(), dys.data(), dmg.data(), ns, c, hw, cm); });
+    launch(D(cdiv(len, 256)), D(256), false, [&] { channel_scale_fwd_f32(xs.data(), m.data(), yg.data(), ChannelScaleParams{.n = ns, .hw = hw, .c = c, .cm = cm}); });
+    launch(D(cdiv(len, 256)), D(256), false, [&] { channel_scale_bwd_data_f32(m.data(), dys.data(), dg.data(), ChannelScaleParams{.n = ns, .hw = hw, .c = c, .cm = cm, .add = 1}); });
+    launch(D(cdiv(len, 256)), D(256), false, [&] { channel_scale_bwd_data_f32(m.data(), dys.data(), dsg.data(), ChannelScaleParams{.n = ns, .hw = hw, .c = c, .cm = cm, .add = 0}); });
+    launch(D(cm), D(64), true, [&] { channel_scale_bwd_m_f32(xs.data(), dys.data(), dmg.data(), ChannelScaleParams{.n = ns, .hw = hw, .c = c, .cm = cm}); });
     std::vector<double> acc(cm, 0.0);
     for (int i = 0; i < len; ++i) {
       int k = (i / hw) % c % cm; yr[i] = xs[i] * m[k]; dsr[i] = dys[i] * m[k]; dr[i] += dsr[i]; acc[k] += (double)dys[i] * xs[i];
@@ -223,7 +247,7 @@ void test_small() {
     close("channel_scale fwd", yg, yr, 0, 0); close("channel_scale bwd", dg, dr, 1e-6, 1e-6);
     close("channel_scale bwd set", dsg, dsr, 0, 0); close("channel_scale bwd m", dmg, dmr, 1e-5, 1e-5);
   }
-  run("axpy_elem", [&](float* y) { axpy_elem_f32(w.data(), 1, x.data(), y, n); }, [&](int i) { return y0[i] + w[1] * x[i]; }, y0);
+  run("axpy_elem", [&](float* y) { axpy_elem_f32(w.data(), x.data(), y, AxpyElemParams{.idx = 1, .n = n}); }, [&](int i) { return y0[i] + w[1] * x[i]; }, y0);
   // mix_bwd: 11 terms (two groups of 8), 35 (a DARTS cell's last node: "add" flags past bit 31) and
   // 40 (a whole launch) at weights t % 3; term t wants no dx when t % 4 == 1, overwrites it when
   // t % 4 == 2 below term 32 and when t % 4 is 0 or 3 from term 32 on (so that no flag past bit 31
@@ -233,7 +257,7 @@ void test_small() {
     const int parts = 5;
     auto dy = rnd(n);
     std::vector<std::vector<float>> xs(nt), dg(nt), dr(nt);
-    MixTerms T{};
+    MixParams T{};
     unsigned long long add = 0;
     std::vector<float> dwg = w, dwr = w;
     for (int t = 0; t < nt; ++t) {
@@ -245,8 +269,9 @@ void test_small() {
     }
     for (int t = 0; t < nt; ++t) { double s = 0; for (int i = 0; i < n; ++i) s += (double)dy[i] * xs[t][i]; dwr[t % 3] += (float)s; }
     std::vector<double> part(nt * parts, NAN);
-    launch(D(parts, (nt + 7) / 8), D(256), true, [&] { mix_bwd_partial_f32(w.data(), dy.data(), T, nt, add, part.data(), n); });
-    launch(D(1), D(256), true, [&] { mix_bwd_finish_f32(part.data(), parts, T, nt, dwg.data()); });
+    T.nt = nt; T.add_mask = add; T.n = n; T.parts = parts;
+    launch(D(parts, (nt + 7) / 8), D(256), true, [&] { mix_bwd_partial_f32(w.data(), dy.data(), part.data(), T); });
+    launch(D(1), D(256), true, [&] { mix_bwd_finish_f32(part.data(), dwg.data(), T); });
     const std::string of = " of " + std::to_string(nt);
     for (int t = 0; t < nt; ++t) if (T.d[t]) close(("mix_bwd dx" + std::to_string(t) + of).c_str(), dg[t], dr[t]);
     close(("mix_bwd dw" + of).c_str(), dwg, dwr, 1e-5, 1e-5);
@@ -256,27 +281,30 @@ void test_small() {
     const int parts = 5;
     auto dy = rnd(n);
     std::vector<float> d0 = y0, r0 = y0;
-    MixTerms U{}; U.x[0] = x.data(); U.d[0] = d0.data(); U.idx[0] = 2;
+    MixParams U{}; U.x[0] = x.data(); U.d[0] = d0.data(); U.idx[0] = 2; U.nt = 1; U.add_mask = 1; U.n = n;
     for (int i = 0; i < n; ++i) r0[i] += w[2] * dy[i];
-    launch(D(parts), D(256), true, [&] { mix_bwd_partial_f32(w.data(), dy.data(), U, 1, 1u, nullptr, n); });
+    launch(D(parts), D(256), true, [&] { mix_bwd_partial_f32(w.data(), dy.data(), nullptr, U); });
     close("mix_bwd no dw", d0, r0);
   }
   { // mix_fwd: eleven terms at weights t % 3, overwriting then adding; no terms (y = 0)
     const int nt = 11;
     std::vector<std::vector<float>> xs(nt);
-    MixTerms T{};
+    MixParams T{};
     for (int t = 0; t < nt; ++t) { xs[t] = rnd(n); T.x[t] = xs[t].data(); T.idx[t] = t % 3; }
+    T.nt = nt; T.n = n;
+    MixParams Ta = T;
+    Ta.add = 1;
     auto sum = [&](int i) { float a = 0; for (int t = 0; t < nt; ++t) a += w[t % 3] * xs[t][i]; return a; };
     std::vector<float> y(n, NAN), yr(n), ya = y0, yar(n);
-    launch(D(cdiv(n, 256)), D(256), true, [&] { mix_fwd_f32(w.data(), T, nt, 0, y.data(), n); });
-    launch(D(cdiv(n, 256)), D(256), true, [&] { mix_fwd_f32(w.data(), T, nt, 1, ya.data(), n); });
+    launch(D(cdiv(n, 256)), D(256), true, [&] { mix_fwd_f32(w.data(), y.data(), T); });
+    launch(D(cdiv(n, 256)), D(256), true, [&] { mix_fwd_f32(w.data(), ya.data(), Ta); });
     for (int i = 0; i < n; ++i) { yr[i] = sum(i); yar[i] = y0[i] + sum(i); }
     close("mix_fwd", y, yr); close("mix_fwd add", ya, yar);
     std::vector<float> ye(n, NAN);
-    launch(D(cdiv(n, 256)), D(256), true, [&] { mix_fwd_f32(w.data(), MixTerms{}, 0, 0, ye.data(), n); });
+    launch(D(cdiv(n, 256)), D(256), true, [&] { mix_fwd_f32(w.data(), ye.data(), MixParams{.n = n}); });
     close("mix_fwd empty", ye, std::vector<float>(n, 0.f));
   }
-  run("sum_all_bwd", [&](float* y) { sum_all_bwd_f32(w.data(), y, n); }, [&](int i) { return y0[i] + w[0]; }, y0);
+  run("sum_all_bwd", [&](float* y) { sum_all_bwd_f32(w.data(), y, LenParams{.n = n}); }, [&](int i) { return y0[i] + w[0]; }, y0);
   { // the list kernels over two tensors (x split at 777): sgd, adam (t = 3), couple, norm, lincomb
     const long long a = 777;
     std::vector<float> p = x, buf = y0, m = y0, v(n), g = b, cp = y0; for (int i = 0; i < n; ++i) v[i] = b[i] * b[i];
@@ -288,14 +316,14 @@ void test_small() {
     };
     std::vector<float> sc = {0.1f, 0.7f, 3e-4f, 3.0f, 0.05f, 0, 0, 0};
     auto ts = tab({p.data(), g.data(), buf.data()});
-    launch(D(cdiv(n, 256)), D(256), false, [&] { sgd_list_f32(ts.data(), 2, sc.data(), 0, 1, 0.9f, 3e-4f, 0); });
+    launch(D(cdiv(n, 256)), D(256), false, [&] { sgd_list_f32(ts.data(), sc.data(), SgdParams{.tensors = 2, .lr_at = 0, .scale_at = 1, .mu = 0.9f, .wd = 3e-4f, .nesterov = 0}); });
     std::vector<float> pn = x, bn = y0, pnr = x, bnr = y0;  // Nesterov
     auto tnest = tab({pn.data(), g.data(), bn.data()});
-    launch(D(cdiv(n, 256)), D(256), false, [&] { sgd_list_f32(tnest.data(), 2, sc.data(), 0, 1, 0.9f, 3e-4f, 1); });
+    launch(D(cdiv(n, 256)), D(256), false, [&] { sgd_list_f32(tnest.data(), sc.data(), SgdParams{.tensors = 2, .lr_at = 0, .scale_at = 1, .mu = 0.9f, .wd = 3e-4f, .nesterov = 1}); });
     auto ta = tab({pa.data(), g.data(), m.data(), v.data()});
-    launch(D(cdiv(n, 256)), D(256), false, [&] { adam_list_f32(ta.data(), 2, sc.data(), 2, 3, 0.5f, 0.999f, 1e-8f, 1e-3f); });
+    launch(D(cdiv(n, 256)), D(256), false, [&] { adam_list_f32(ta.data(), sc.data(), AdamParams{.tensors = 2, .lr_at = 2, .t_at = 3, .b1 = 0.5f, .b2 = 0.999f, .eps = 1e-8f, .wd = 1e-3f}); });
     auto tc = tab({x.data(), b.data(), cp.data()});
-    launch(D(cdiv(n, 256)), D(256), false, [&] { couple_list_f32(tc.data(), 2, 0.5f); });
+    launch(D(cdiv(n, 256)), D(256), false, [&] { couple_list_f32(tc.data(), CoupleParams{.tensors = 2, .beta = 0.5f}); });
     float c1 = (float)(1 - std::pow(0.5, 3)), c2 = std::sqrt((float)(1 - std::pow(0.999, 3)));
     for (int i = 0; i < n; ++i) {
       float d = 0.7f * b[i] + 3e-4f * pr[i]; br[i] = 0.9f * br[i] + d; pr[i] -= 0.1f * br[i];
@@ -309,41 +337,41 @@ void test_small() {
     // norm of b with the clip factor (max 5) into sc[6], then DARTS' ε, c from ξ = sc[4]
     std::vector<double> part(4); double ss = 0; for (int i = 0; i < n; ++i) ss += (double)b[i] * b[i];
     auto tn = tab({b.data()});
-    launch(D(4), D(256), true, [&] { sumsq_list_partial_f64(tn.data(), 2, part.data()); });
-    launch(D(1), D(256), true, [&] { norm_finish_f32(part.data(), 4, sc.data(), 7, 1, 6, 0, 0, 5.0f); });
+    launch(D(4), D(256), true, [&] { sumsq_list_partial_f64(tn.data(), part.data(), ListParams{.tensors = 2}); });
+    launch(D(1), D(256), true, [&] { norm_finish_f32(part.data(), sc.data(), NormFinishParams{.parts = 4, .at = 7, .mode = 1, .a = 6, .b = 0, .c = 0, .maxv = 5.0f}); });
     double nrm = std::sqrt(ss);
     close("norm, clip", {sc[7], sc[6]}, {(float)nrm, (float)std::min(1.0, 5.0 / (nrm + 1e-6))}, 1e-6, 1e-6);
-    launch(D(1), D(256), true, [&] { norm_finish_f32(part.data(), 4, sc.data(), 7, 2, 4, 5, 6, -1.0f); });
+    launch(D(1), D(256), true, [&] { norm_finish_f32(part.data(), sc.data(), NormFinishParams{.parts = 4, .at = 7, .mode = 2, .a = 4, .b = 5, .c = 6, .maxv = -1.0f}); });
     double eps = 0.01 / nrm;
     close("norm, perturbation", {sc[5], sc[6]}, {(float)eps, (float)(0.05f / (2 * eps))}, 1e-6, 1e-6);
     // out = y0 + 1.5·x − 2·sc[4]·b (adding), then out = 0.5·sc[1]·x (overwriting)
     std::vector<float> out = y0, outr(n), out2(n, NAN), out2r(n);
     auto tl = tab({out.data(), x.data(), b.data()});
-    launch(D(cdiv(n, 256)), D(256), false, [&] { lincomb_list_f32(tl.data(), 2, sc.data(), 2, 1.5f, -1, -2.0f, 4, 0, -1, 1); });
+    launch(D(cdiv(n, 256)), D(256), false, [&] { lincomb_list_f32(tl.data(), sc.data(), LincombParams{.tensors = 2, .nterms = 2, .k0 = 1.5f, .a0 = -1, .k1 = -2.0f, .a1 = 4, .k2 = 0, .a2 = -1, .add = 1}); });
     auto tl2 = tab({out2.data(), x.data()});
-    launch(D(cdiv(n, 256)), D(256), false, [&] { lincomb_list_f32(tl2.data(), 2, sc.data(), 1, 0.5f, 1, 0, -1, 0, -1, 0); });
+    launch(D(cdiv(n, 256)), D(256), false, [&] { lincomb_list_f32(tl2.data(), sc.data(), LincombParams{.tensors = 2, .nterms = 1, .k0 = 0.5f, .a0 = 1, .k1 = 0, .a1 = -1, .k2 = 0, .a2 = -1, .add = 0}); });
     for (int i = 0; i < n; ++i) { outr[i] = y0[i] + 1.5f * x[i] - 2.0f * sc[4] * b[i]; out2r[i] = 0.5f * sc[1] * x[i]; }
     close("lincomb add", out, outr); close("lincomb set", out2, out2r);
     // copy_elem
     std::vector<float> s2 = {1, 2, 3};
-    launch(D(1), D(1), false, [&] { copy_elem_f32(x.data(), 5, s2.data(), 2); });
+    launch(D(1), D(1), false, [&] { copy_elem_f32(x.data(), s2.data(), CopyElemParams{.from = 5, .to = 2}); });
     close("copy_elem", s2, {1, 2, x[5]});
   }
   { // softmax rows
     int rows = 13, cols = 9; auto z = rnd(rows * cols), dy = rnd(rows * cols), dx0 = rnd(rows * cols);
     std::vector<float> y(rows * cols, NAN), yr(rows * cols), dx = dx0, dxr = dx0;
-    launch(D(1), D(256), false, [&] { softmax_rows_fwd_f32(z.data(), y.data(), rows, cols); });
+    launch(D(1), D(256), false, [&] { softmax_rows_fwd_f32(z.data(), y.data(), SoftmaxParams{.rows = rows, .cols = cols}); });
     for (int r = 0; r < rows; ++r) { float m = z[r * cols]; for (int j = 0; j < cols; ++j) m = std::max(m, z[r * cols + j]);
       float s = 0; for (int j = 0; j < cols; ++j) s += std::exp(z[r * cols + j] - m); for (int j = 0; j < cols; ++j) yr[r * cols + j] = std::exp(z[r * cols + j] - m) / s; }
     close("softmax fwd", y, yr);
-    launch(D(1), D(256), false, [&] { softmax_rows_bwd_f32(yr.data(), dy.data(), dx.data(), rows, cols); });
+    launch(D(1), D(256), false, [&] { softmax_rows_bwd_f32(yr.data(), dy.data(), dx.data(), SoftmaxParams{.rows = rows, .cols = cols}); });
     for (int r = 0; r < rows; ++r) { float d = 0; for (int j = 0; j < cols; ++j) d += yr[r * cols + j] * dy[r * cols + j];
       for (int j = 0; j < cols; ++j) dxr[r * cols + j] += yr[r * cols + j] * (dy[r * cols + j] - d); }
     close("softmax bwd", dx, dxr);
     // cross-entropy backward
     std::vector<float> lab(rows), dl = {0.8f}, dz = dx0, dzr = dx0;
     for (int r = 0; r < rows; ++r) lab[r] = (float)(r % cols);
-    launch(D(1), D(256), false, [&] { cross_entropy_bwd_f32(yr.data(), lab.data(), dl.data(), dz.data(), rows, cols); });
+    launch(D(1), D(256), false, [&] { cross_entropy_bwd_f32(yr.data(), lab.data(), dl.data(), dz.data(), SoftmaxParams{.rows = rows, .cols = cols}); });
     for (int r = 0; r < rows; ++r) for (int j = 0; j < cols; ++j) dzr[r * cols + j] += 0.8f / rows * (yr[r * cols + j] - (j == (int)lab[r] ? 1.f : 0.f));
     close("ce bwd", dz, dzr);
   }
@@ -351,10 +379,10 @@ void test_small() {
     int nn = 3, hw = 7, cp = 3, cw = 8, off = 4; auto part = rnd(nn * cp * hw), whole = rnd(nn * cw * hw);
     std::vector<float> wg = whole, wr = whole, pg = part, pr = part, psg(part.size(), NAN), psr(part.size());
     std::vector<float> wa = whole, war = whole;
-    launch(D(1), D(256), false, [&] { channel_put_f32(part.data(), wg.data(), nn, hw, cp, cw, off, 0); });
-    launch(D(1), D(256), false, [&] { channel_put_f32(part.data(), wa.data(), nn, hw, cp, cw, off, 1); });
-    launch(D(1), D(256), false, [&] { channel_take_f32(whole.data(), pg.data(), nn, hw, cp, cw, off, 1); });
-    launch(D(1), D(256), false, [&] { channel_take_f32(whole.data(), psg.data(), nn, hw, cp, cw, off, 0); });
+    launch(D(1), D(256), false, [&] { channel_put_f32(part.data(), wg.data(), ChannelSliceParams{.n = nn, .hw = hw, .c_part = cp, .c_whole = cw, .off = off, .add = 0}); });
+    launch(D(1), D(256), false, [&] { channel_put_f32(part.data(), wa.data(), ChannelSliceParams{.n = nn, .hw = hw, .c_part = cp, .c_whole = cw, .off = off, .add = 1}); });
+    launch(D(1), D(256), false, [&] { channel_take_f32(whole.data(), pg.data(), ChannelSliceParams{.n = nn, .hw = hw, .c_part = cp, .c_whole = cw, .off = off, .add = 1}); });
+    launch(D(1), D(256), false, [&] { channel_take_f32(whole.data(), psg.data(), ChannelSliceParams{.n = nn, .hw = hw, .c_part = cp, .c_whole = cw, .off = off, .add = 0}); });
     for (int b2 = 0; b2 < nn; ++b2) for (int c = 0; c < cp; ++c) for (int i = 0; i < hw; ++i) {
       wr[((b2 * cw) + off + c) * hw + i] = part[(b2 * cp + c) * hw + i];
       war[((b2 * cw) + off + c) * hw + i] += part[(b2 * cp + c) * hw + i];
@@ -365,7 +393,7 @@ void test_small() {
     // with parts 0 and 2 adding, part 1 overwriting
     const int np = 3, offs[np] = {0, 2, 6}, cs[np] = {2, 3, 1};
     std::vector<std::vector<float>> parts(np), dps(np), dpr(np);
-    ConcatParts P{}, Q{};
+    ConcatParams P{.np = np, .n = nn, .hw = hw, .c_whole = cw}, Q{.np = np, .add = 0b101u, .n = nn, .hw = hw, .c_whole = cw};
     std::vector<float> cg = whole, cr = whole;
     for (int t = 0; t < np; ++t) {
       parts[t] = rnd(nn * cs[t] * hw); P.p[t] = parts[t].data(); P.off[t] = offs[t]; P.c[t] = cs[t];
@@ -376,20 +404,20 @@ void test_small() {
         cr[wi] = parts[t][pi]; dpr[t][pi] = (t == 1 ? 0.f : dpr[t][pi]) + whole[wi];
       }
     }
-    launch(D(2), D(256), false, [&] { concat_fwd_f32(P, np, cg.data(), nn, hw, cw); });
-    launch(D(2), D(256), false, [&] { concat_bwd_f32(Q, np, 0b101u, whole.data(), nn, hw, cw); });
+    launch(D(2), D(256), false, [&] { concat_fwd_f32(cg.data(), P); });
+    launch(D(2), D(256), false, [&] { concat_bwd_f32(whole.data(), Q); });
     close("concat_fwd", cg, cr);
     for (int t = 0; t < np; ++t) close(("concat_bwd part " + std::to_string(t)).c_str(), dps[t], dpr[t]);
     int nc = 5, h = 7, ww = 6; auto xs = rnd(nc * h * ww), dys = rnd(nc * (h - 1) * (ww - 1));
     std::vector<float> ys((h - 1) * (ww - 1) * nc, NAN), ysr(ys.size()), dxs = xs, dxsr = xs;
-    launch(D(1), D(256), false, [&] { shift_fwd_f32(xs.data(), ys.data(), nc, h, ww); });
-    launch(D(1), D(256), false, [&] { shift_bwd_f32(dys.data(), dxs.data(), nc, h, ww); });
+    launch(D(1), D(256), false, [&] { shift_fwd_f32(xs.data(), ys.data(), ShiftParams{.nc = nc, .h = h, .w = ww}); });
+    launch(D(1), D(256), false, [&] { shift_bwd_f32(dys.data(), dxs.data(), ShiftParams{.nc = nc, .h = h, .w = ww}); });
     for (int p2 = 0; p2 < nc; ++p2) for (int i = 0; i < h - 1; ++i) for (int j = 0; j < ww - 1; ++j) {
       ysr[(p2 * (h - 1) + i) * (ww - 1) + j] = xs[p2 * h * ww + (i + 1) * ww + j + 1];
       dxsr[p2 * h * ww + (i + 1) * ww + j + 1] += dys[(p2 * (h - 1) + i) * (ww - 1) + j]; }
     close("shift fwd", ys, ysr); close("shift bwd", dxs, dxsr);
     auto gdy = rnd(nc); std::vector<float> gdx = xs, gdxr = xs;
-    launch(D(1), D(256), false, [&] { gap_bwd_f32(gdy.data(), gdx.data(), nc, h * ww); });
+    launch(D(1), D(256), false, [&] { gap_bwd_f32(gdy.data(), gdx.data(), GapParams{.nc = nc, .hw = h * ww}); });
     for (int p2 = 0; p2 < nc; ++p2) for (int i = 0; i < h * ww; ++i) gdxr[p2 * h * ww + i] += gdy[p2] * (1.f / (h * ww));
     close("gap bwd", gdx, gdxr);
   }
@@ -398,10 +426,10 @@ void test_small() {
     auto xl = rnd(nn * in), wl = rnd(o * ig), bl = rnd(o), dyl = rnd(nn * o);
     auto dx0 = rnd(nn * in), dw0 = rnd(o * ig), db0 = rnd(o);
     std::vector<float> y(nn * o, NAN), yr(nn * o), dx = dx0, dxr = dx0, dw = dw0, dwr = dw0, db = db0, dbr = db0;
-    launch(D(1), D(256), false, [&] { linear_fwd_f32(xl.data(), wl.data(), bl.data(), y.data(), nn, in, o, groups); });
-    launch(D(1), D(256), false, [&] { linear_bwd_data_f32(wl.data(), dyl.data(), dx.data(), nn, in, o, groups); });
-    launch(D(1), D(256), false, [&] { linear_bwd_filter_f32(xl.data(), dyl.data(), dw.data(), nn, in, o, groups); });
-    launch(D(1), D(256), false, [&] { linear_bwd_bias_f32(dyl.data(), db.data(), nn, o); });
+    launch(D(1), D(256), false, [&] { linear_fwd_f32(xl.data(), wl.data(), bl.data(), y.data(), LinearParams{.n = nn, .inputs = in, .outputs = o, .groups = groups}); });
+    launch(D(1), D(256), false, [&] { linear_bwd_data_f32(wl.data(), dyl.data(), dx.data(), LinearParams{.n = nn, .inputs = in, .outputs = o, .groups = groups}); });
+    launch(D(1), D(256), false, [&] { linear_bwd_filter_f32(xl.data(), dyl.data(), dw.data(), LinearParams{.n = nn, .inputs = in, .outputs = o, .groups = groups}); });
+    launch(D(1), D(256), false, [&] { linear_bwd_bias_f32(dyl.data(), db.data(), LinearParams{.n = nn, .outputs = o}); });
     for (int r = 0; r < nn; ++r) for (int c = 0; c < o; ++c) {
       int x0 = (c / og) * ig;
       float a = 0; for (int j = 0; j < ig; ++j) { a += xl[r * in + x0 + j] * wl[c * ig + j]; dxr[r * in + x0 + j] += dyl[r * o + c] * wl[c * ig + j]; dwr[c * ig + j] += dyl[r * o + c] * xl[r * in + x0 + j]; }
@@ -411,7 +439,7 @@ void test_small() {
   { // bn eval, no affine
     int nn = 2, c = 3, hw = 5; auto xe = rnd(nn * c * hw), rm = rnd(c), rv = rnd(c); for (auto& v : rv) v = v * v + 0.5f;
     std::vector<float> y(xe.size(), NAN), yr(xe.size());
-    launch(D(1), D(256), false, [&] { bn_fwd_eval_f32(xe.data(), nullptr, nullptr, rm.data(), rv.data(), y.data(), nn, c, hw, 1e-5f); });
+    launch(D(1), D(256), false, [&] { bn_fwd_eval_f32(xe.data(), nullptr, nullptr, rm.data(), rv.data(), y.data(), BnParams{.n = nn, .c = c, .hw = hw, .eps = 1e-5f}); });
     for (size_t i = 0; i < xe.size(); ++i) { int ch = (i / hw) % c; yr[i] = (xe[i] - rm[ch]) * (float)(1.0 / std::sqrt((double)rv[ch] + 1e-5)); }
     close("bn eval", y, yr);
   }
@@ -421,13 +449,13 @@ void test_reductions() {
   // reductions, CE, gap
   { auto a = rnd(100003), b = rnd(100003); std::vector<double> part(1024); std::vector<float> out = {0.5f, 0.25f};
     unsigned parts = cdiv(100003, 256);
-    launch(D(parts), D(256), true, [&] { reduce_partial_f64(a.data(), b.data(), 100003, part.data()); });
-    launch(D(1), D(256), true, [&] { reduce_finish_f32(part.data(), (int)parts, out.data(), 1, 1); });
+    launch(D(parts), D(256), true, [&] { reduce_partial_f64(a.data(), b.data(), part.data(), LenParams{.n = 100003}); });
+    launch(D(1), D(256), true, [&] { reduce_finish_f32(part.data(), out.data(), ReduceFinishParams{.parts = (int)parts, .accumulate = 1, .idx = 1}); });
     double s = 0; for (size_t i = 0; i < a.size(); ++i) s += (double)a[i] * b[i];
     close("dot_elem", out, {0.5f, 0.25f + (float)s}); }
   { int n = 37, k = 10; auto z = rnd(n * k); std::vector<float> lab(n), loss(1, NAN), pr(n * k, NAN);
     for (int i = 0; i < n; ++i) lab[i] = (float)(i * 7 % k);
-    launch(D(1), D(256), true, [&] { cross_entropy_fwd_f32(z.data(), lab.data(), loss.data(), pr.data(), n, k); });
+    launch(D(1), D(256), true, [&] { cross_entropy_fwd_f32(z.data(), lab.data(), loss.data(), pr.data(), SoftmaxParams{.rows = n, .cols = k}); });
     double tot = 0; std::vector<float> prr(n * k);
     for (int i = 0; i < n; ++i) { double m = -1e30, s = 0; for (int j = 0; j < k; ++j) m = std::max(m, (double)z[i * k + j]);
       for (int j = 0; j < k; ++j) s += std::exp(z[i * k + j] - m); for (int j = 0; j < k; ++j) prr[i * k + j] = (float)(std::exp(z[i * k + j] - m) / s);
@@ -435,13 +463,13 @@ void test_reductions() {
     close("ce loss", loss, {(float)(tot / n)}); close("ce probs", pr, prr);
     for (int i = 0; i < n; i += 3) z[i * k + (int)lab[i]] = 5.0f;  // some hits
     std::vector<float> acc = {7, 7};
-    launch(D(1), D(256), true, [&] { accuracy_f32(z.data(), lab.data(), acc.data(), 1, n, k); });
+    launch(D(1), D(256), true, [&] { accuracy_f32(z.data(), lab.data(), acc.data(), SoftmaxParams{.rows = n, .cols = k, .at = 1}); });
     int hits = 0;
     for (int i = 0; i < n; ++i) { int best = 0; for (int j = 1; j < k; ++j) if (z[i * k + j] > z[i * k + best]) best = j; hits += best == (int)lab[i]; }
     close("accuracy", acc, {7, (float)hits / n}); }
   { int nc = 37, hw = 50; auto x = rnd(nc * hw); std::vector<float> y(nc, NAN), yr(nc);
     for (int p = 0; p < nc; ++p) { float s = 0; for (int i = 0; i < hw; ++i) s += x[p * hw + i]; yr[p] = s / hw; }
-    launch(D(cdiv(nc, 8)), D(256), true, [&] { gap_fwd_f32(x.data(), y.data(), nc, hw); });
+    launch(D(cdiv(nc, 8)), D(256), true, [&] { gap_fwd_f32(x.data(), y.data(), GapParams{.nc = nc, .hw = hw}); });
     close("gap", y, yr); }
 }
 
@@ -476,6 +504,7 @@ int main() {
   test_bn(2, 3, 5, 0); test_bn(3, 2, 49, 1000); test_bn(1, 2, 1, 0); test_bn(4, 2, 300, 0);
   test_bn(3, 2, 49, 1000, 4); test_bn(4, 3, 300, 0, 7); test_bn(2, 2, 5000, 0);
   test_reductions();
+  printf("conv cases %d\n", conv_cases);
   printf("digest %016llx\n", digest);
   printf("%s (%d failures)\n", fails ? "FAILED" : "all emulated kernels match", fails);
   return fails != 0;

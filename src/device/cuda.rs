@@ -16,8 +16,9 @@
 //! launcher checks buffer lengths before launching and names its kernel in
 //! errors.
 
+use std::any::{Any, TypeId};
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use cudarc::driver::{CudaContext, CudaFunction, CudaModule, CudaSlice, CudaStream, DevicePtr, LaunchConfig};
 use cudarc::nvrtc::{CompileError, CompileOptions, Ptx};
@@ -53,14 +54,6 @@ fn max_grid() -> u32 {
 /// mixed nodes' per-term sums: 40 terms × 204 blocks); the scratch buffer
 /// holds this many f64.
 pub(crate) const REDUCE_PARTS: usize = 8192;
-/// Floats of the pointwise filter gradient's partial tiles (16 MiB): splits ×
-/// cout × cin must fit, so wide convs get fewer, longer splits.
-pub(crate) const PW_PARTS: usize = 1 << 22;
-/// Tickets of the pointwise filter gradient: one per 16×16 weight tile, so
-/// up to 4096 × 4096 weights.
-pub(crate) const PW_TICKETS: usize = 1 << 16;
-/// f64 partial sums of BatchNorm: 2 per (channel, block).
-pub(crate) const BN_PARTS: usize = 1 << 16;
 
 /// Whether `libcuda` can be loaded at all (cudarc panics on first use
 /// otherwise).
@@ -107,57 +100,52 @@ pub struct CudaBuf {
     pub(crate) len: usize,
 }
 
-macro_rules! kernel_table {
-    ($($module:literal => [$($f:ident),* $(,)?]),* $(,)?) => {
-        /// Every kernel's function handle, loaded once.
+/// What an op family keeps on a device: its kernels' handles and its
+/// scratch buffers. Each family's `cuda.rs` declares its own, named
+/// `Kernels`, with [`family_state!`]; [`Cuda::family`] makes it at the
+/// family's first launch (the eager step, before any capture) and keeps it
+/// as long as the device.
+pub(crate) trait FamilyState: Any + Send + Sync + Sized {
+    fn make(cu: &Cuda) -> Result<Self>;
+}
+
+/// Declares an op family's device state `Kernels`: the handle of every
+/// kernel it launches from `kernels/<module>.cu`, and its scratch buffers
+/// with how each is made (`name: Type = |cu: &Cuda| -> Result<Type> { … }`).
+/// [`launch!`] finds a kernel in the `Kernels` of the module it is used in.
+macro_rules! family_state {
+    (
+        $(#[$meta:meta])*
+        struct Kernels from $module:literal {
+            kernels: [$($f:ident),* $(,)?],
+            $($(#[$fmeta:meta])* $field:ident: $ty:ty = $init:expr,)*
+        }
+    ) => {
+        $(#[$meta])*
         pub(crate) struct Kernels {
-            $($(pub(crate) $f: CudaFunction,)*)*
+            $(pub(crate) $f: cudarc::driver::CudaFunction,)*
+            $($(#[$fmeta])* pub(crate) $field: $ty,)*
         }
 
-        /// Every kernel module and the functions the backend loads from it.
-        pub const KERNEL_FUNCTIONS: &[(&str, &[&str])] = &[$(($module, &[$(stringify!($f)),*])),*];
-
         impl Kernels {
-            fn load(modules: &HashMap<&'static str, Arc<CudaModule>>) -> Result<Self> {
-                Ok(Kernels { $($($f: function(modules, $module, stringify!($f))?,)*)* })
+            /// The module and every kernel the family loads from it.
+            pub(crate) const NAMES: (&'static str, &'static [&'static str]) = ($module, &[$(stringify!($f)),*]);
+        }
+
+        impl $crate::device::cuda::FamilyState for Kernels {
+            fn make(cu: &$crate::device::cuda::Cuda) -> $crate::error::Result<Self> {
+                Ok(Kernels {
+                    $($f: cu.function($module, stringify!($f))?,)*
+                    $($field: ($init)(cu)?,)*
+                })
             }
         }
     };
 }
+pub(crate) use family_state;
 
-kernel_table! {
-    "elementwise" => [
-        fill_f32, copy_f32, axpy_f32, relu_fwd_f32, relu_bwd_f32, mul_fwd_f32,
-        mul_bwd_f32, drop_path_fwd_f32, drop_path_bwd_f32, axpy_elem_f32, mix_fwd_f32, mix_bwd_partial_f32,
-        mix_bwd_finish_f32, sum_all_bwd_f32, reduce_partial_f64, reduce_finish_f32, copy_elem_f32,
-        channel_scale_fwd_f32, channel_scale_bwd_data_f32, channel_scale_bwd_m_f32,
-    ],
-    "conv" => [
-        dwconv_fwd_f32, dwconv_bwd_data_f32, dwconv_bwd_filter_f32, dwconv_bwd_f32, pwconv_fwd_f32, pwconv_bwd_data_f32,
-        pwconv_bwd_filter_f32, conv_fwd_f32, conv_bwd_data_f32, conv_bwd_filter_f32,
-    ],
-    "pool" => [max_pool_fwd_f32, max_pool_bwd_f32, avg_pool_fwd_f32, avg_pool_bwd_f32],
-    "bn" => [
-        bn_stats_partial_f32, bn_fwd_apply_f32, bn_fwd_fused_f32, bn_fwd_eval_f32, bn_bwd_partial_f32,
-        bn_bwd_apply_f32, bn_bwd_fused_f32,
-    ],
-    "softmax" => [
-        softmax_rows_fwd_f32, softmax_rows_bwd_f32, cross_entropy_fwd_f32, cross_entropy_bwd_f32, accuracy_f32,
-    ],
-    "layout" => [
-        channel_put_f32, channel_take_f32, concat_fwd_f32, concat_bwd_f32, shift_fwd_f32, shift_bwd_f32, gap_fwd_f32,
-        gap_bwd_f32,
-    ],
-    "linear" => [linear_fwd_f32, linear_bwd_data_f32, linear_bwd_filter_f32, linear_bwd_bias_f32],
-    "optim" => [
-        sgd_list_f32, adam_list_f32, couple_list_f32, sumsq_list_partial_f64, norm_finish_f32, lincomb_list_f32,
-    ],
-}
-
-fn function(modules: &HashMap<&'static str, Arc<CudaModule>>, module: &str, name: &str) -> Result<CudaFunction> {
-    let m = modules.get(module).ok_or_else(|| Error::new(format!("cuda: kernel module {module}.cu is missing")))?;
-    m.load_function(name).map_err(|e| Error::new(format!("cuda: {module}.cu has no kernel {name}: {e}")))
-}
+/// Slots for the families' states: one per op family, with room to spare.
+const FAMILY_SLOTS: usize = 16;
 
 /// Whether a graph capture is open on the backend's stream.
 #[derive(Debug, Default)]
@@ -187,21 +175,15 @@ impl Capture {
 pub struct Cuda {
     ctx: Arc<CudaContext>,
     pub(crate) stream: Arc<CudaStream>,
-    pub(crate) kernels: Kernels,
-    /// Partial sums of the two-stage reductions; locked across both stages
-    /// so that two host threads cannot interleave them.
+    /// Every kernel module, loaded once.
+    modules: HashMap<&'static str, Arc<CudaModule>>,
+    /// Each op family's kernels and scratch ([`FamilyState`]), made at its
+    /// first launch: (its type, its state).
+    families: [OnceLock<(TypeId, Box<dyn Any + Send + Sync>)>; FAMILY_SLOTS],
+    /// Partial sums of the two-stage reductions (the elementwise and the
+    /// optimizer families share them); locked across both stages so that
+    /// two host threads cannot interleave them.
     pub(crate) scratch: Mutex<CudaSlice<f64>>,
-    /// The per-split partial tiles of the pointwise filter gradient
-    /// (`PW_PARTS` floats), made once.
-    pub(crate) pw_parts: Mutex<CudaSlice<f32>>,
-    /// Its per-tile tickets (`PW_TICKETS` zeros; each launch leaves them
-    /// zero), under the same lock.
-    pub(crate) pw_tickets: Mutex<CudaSlice<u32>>,
-    /// BatchNorm's per-block partial sums (`BN_PARTS` f64), made once.
-    pub(crate) bn_parts: Mutex<CudaSlice<f64>>,
-    /// The device tables of the tensor lists the optimizer kernels have
-    /// seen, by their lengths and addresses (`src/ops/optim/cuda.rs`).
-    pub(crate) lists: Mutex<HashMap<Vec<u64>, CudaSlice<i64>>>,
     /// Set between `begin_capture` and `end_capture`: what would allocate or
     /// copy from the host then (recorded as a copy from memory freed before
     /// the replay) fails instead.
@@ -275,29 +257,62 @@ impl Cuda {
                 }
             }
         };
-        let kernels = Kernels::load(&modules)?;
         let scratch =
             stream.alloc_zeros::<f64>(REDUCE_PARTS).map_err(|e| Error::new(format!("cuda: scratch buffer: {e}")))?;
-        let pw_parts =
-            stream.alloc_zeros::<f32>(PW_PARTS).map_err(|e| Error::new(format!("cuda: scratch buffer: {e}")))?;
-        let pw_tickets =
-            stream.alloc_zeros::<u32>(PW_TICKETS).map_err(|e| Error::new(format!("cuda: scratch buffer: {e}")))?;
-        let bn_parts =
-            stream.alloc_zeros::<f64>(BN_PARTS).map_err(|e| Error::new(format!("cuda: scratch buffer: {e}")))?;
         Ok(Cuda {
             ctx,
             stream,
-            kernels,
+            modules,
+            families: std::array::from_fn(|_| OnceLock::new()),
             scratch: Mutex::new(scratch),
-            pw_parts: Mutex::new(pw_parts),
-            pw_tickets: Mutex::new(pw_tickets),
-            bn_parts: Mutex::new(bn_parts),
-            lists: Mutex::new(HashMap::new()),
             capture: Capture::default(),
             params,
             device_name,
             kernels_from,
         })
+    }
+
+    /// The state of the op family `T` (its kernels, its scratch), made at
+    /// its first use.
+    pub(crate) fn family<T: FamilyState>(&self) -> Result<&T> {
+        fn of<T: 'static>(entry: &(TypeId, Box<dyn Any + Send + Sync>)) -> Option<&T> {
+            entry.1.downcast_ref::<T>()
+        }
+        let id = TypeId::of::<T>();
+        for slot in &self.families {
+            match slot.get() {
+                Some(entry) if entry.0 == id => return of::<T>(entry).ok_or_else(|| Error::new("cuda: family state")),
+                Some(_) => continue,
+                None => {
+                    // Another thread may take this slot first: then the
+                    // state made here is dropped and the scan goes on.
+                    let _ = slot.set((id, Box::new(T::make(self)?)));
+                    if let Some(entry) = slot.get().filter(|e| e.0 == id) {
+                        return of::<T>(entry).ok_or_else(|| Error::new("cuda: family state"));
+                    }
+                }
+            }
+        }
+        crate::bail!("cuda: more than {FAMILY_SLOTS} op families")
+    }
+
+    /// Kernel `name` of module `module` (`kernels/<module>.cu`).
+    pub(crate) fn function(&self, module: &str, name: &str) -> Result<CudaFunction> {
+        let m = self
+            .modules
+            .get(module)
+            .ok_or_else(|| Error::new(format!("cuda: kernel module {module}.cu is missing")))?;
+        m.load_function(name).map_err(|e| Error::new(format!("cuda: {module}.cu has no kernel {name}: {e}")))
+    }
+
+    /// `len` zeros of scratch for a family's state; refused while capturing.
+    pub(crate) fn scratch_zeros<T: cudarc::driver::DeviceRepr + cudarc::driver::ValidAsZeroBits>(
+        &self,
+        what: &str,
+        len: usize,
+    ) -> Result<CudaSlice<T>> {
+        self.capture.forbid(&format!("allocating {what}"))?;
+        self.stream.alloc_zeros::<T>(len).map_err(|e| Error::new(format!("cuda: {what}: {e}")))
     }
 
     /// Flat launch over `n` elements: ⌈n/BLOCK⌉ blocks, capped (grid-stride).
@@ -400,7 +415,8 @@ pub fn compile_nvrtc(name: &str, src: &str, arch: &'static str, include_paths: &
     })
 }
 
-/// Launches kernel `$f` of `$cu.kernels` with `$cfg` and the given arguments, all
+/// Launches kernel `$f` of the op family's `Kernels` (the one of the module
+/// the macro is used in, see [`family_state!`]) with `$cfg` and the given arguments, all
 /// in one expression so that temporaries (`&(n as i64)`) live until the
 /// launch. Each call site names the `.cu` signature it matches, and its
 /// arguments' sizes are checked against the kernel's PTX parameters at the
@@ -420,7 +436,7 @@ macro_rules! launch {
         // SAFETY: the argument list matches the kernel's C signature (each
         // call site names it) and the launcher checked every buffer length
         // against the geometry before reaching here.
-        let r = unsafe { cu.stream.launch_builder(&cu.kernels.$f)$(.arg($arg))*.launch(cfg) };
+        let r = unsafe { cu.stream.launch_builder(&cu.family::<Kernels>()?.$f)$(.arg($arg))*.launch(cfg) };
         if r.is_ok() {
             $crate::device::counts::note_cuda_launch();
         }
@@ -532,26 +548,7 @@ impl Device for Cuda {
 
 #[cfg(test)]
 mod tests {
-    use super::super::ptx::params as ptx_params;
-    use super::{Capture, KERNEL_FUNCTIONS, KERNEL_PTX};
-
-    /// Every kernel the backend loads has an entry in the PTX nvcc built,
-    /// with every parameter sized (no unknown type read as 0 bytes).
-    #[test]
-    fn every_kernel_has_sized_parameters_in_the_built_ptx() {
-        let Some(ptx) = KERNEL_PTX else {
-            eprintln!("skipped: no PTX was built (nvcc was not found at build time)");
-            return;
-        };
-        let params: std::collections::HashMap<String, Vec<usize>> =
-            ptx.iter().flat_map(|&(_, text)| ptx_params(text)).collect();
-        for &(module, names) in KERNEL_FUNCTIONS {
-            for name in names {
-                let sizes = params.get(*name).unwrap_or_else(|| panic!("{module}.ptx has no entry {name}"));
-                assert!(!sizes.is_empty() && sizes.iter().all(|&b| b > 0), "{name}: {sizes:?}");
-            }
-        }
-    }
+    use super::Capture;
 
     /// Allocations and host copies are refused exactly while a capture is open.
     #[test]

@@ -8,6 +8,7 @@
 pub mod counts;
 pub mod cpu;
 pub mod cuda;
+pub mod kernel_params;
 pub mod ptx;
 
 use crate::error::Result;

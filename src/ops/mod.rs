@@ -17,3 +17,74 @@ pub mod optim;
 pub mod pool;
 pub mod simd;
 pub mod softmax;
+
+use crate::device::kernel_params::{Layout, layout};
+
+/// Every family's CUDA module and the kernels it launches from it.
+pub fn cuda_kernels() -> Vec<(&'static str, &'static [&'static str])> {
+    vec![
+        bn::CUDA_KERNELS,
+        conv::CUDA_KERNELS,
+        elementwise::CUDA_KERNELS,
+        layout::CUDA_KERNELS,
+        linear::CUDA_KERNELS,
+        optim::CUDA_KERNELS,
+        pool::CUDA_KERNELS,
+        softmax::CUDA_KERNELS,
+    ]
+}
+
+/// Every kernel params struct, for the layout test that holds each to its
+/// `.cu` declaration (`tests/kernel_params.rs`).
+pub fn kernel_params() -> Vec<Layout> {
+    vec![
+        layout::<bn::BnParams>(),
+        layout::<conv::ConvParams>(),
+        layout::<elementwise::FillParams>(),
+        layout::<elementwise::LenParams>(),
+        layout::<elementwise::CopyElemParams>(),
+        layout::<elementwise::AxpyParams>(),
+        layout::<elementwise::DropPathParams>(),
+        layout::<elementwise::AxpyElemParams>(),
+        layout::<elementwise::ReduceFinishParams>(),
+        layout::<elementwise::ChannelScaleParams>(),
+        layout::<elementwise::MixParams>(),
+        layout::<pool::PoolParams>(),
+        layout::<layout::ChannelSliceParams>(),
+        layout::<layout::ConcatParams>(),
+        layout::<layout::ShiftParams>(),
+        layout::<layout::GapParams>(),
+        layout::<linear::LinearParams>(),
+        layout::<softmax::SoftmaxParams>(),
+        layout::<optim::SgdParams>(),
+        layout::<optim::AdamParams>(),
+        layout::<optim::CoupleParams>(),
+        layout::<optim::ListParams>(),
+        layout::<optim::NormFinishParams>(),
+        layout::<optim::LincombParams>(),
+    ]
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::device::cuda::KERNEL_PTX;
+    use crate::device::ptx::params as ptx_params;
+
+    /// Every kernel a family launches has an entry in the PTX nvcc built,
+    /// with every parameter sized (no unknown type read as 0 bytes).
+    #[test]
+    fn every_kernel_has_sized_parameters_in_the_built_ptx() {
+        let Some(ptx) = KERNEL_PTX else {
+            eprintln!("skipped: no PTX was built (nvcc was not found at build time)");
+            return;
+        };
+        let params: std::collections::HashMap<String, Vec<usize>> =
+            ptx.iter().flat_map(|&(_, text)| ptx_params(text)).collect();
+        for (module, names) in super::cuda_kernels() {
+            for name in names {
+                let sizes = params.get(*name).unwrap_or_else(|| panic!("{module}.ptx has no entry {name}"));
+                assert!(!sizes.is_empty() && sizes.iter().all(|&b| b > 0), "{name}: {sizes:?}");
+            }
+        }
+    }
+}

@@ -4,12 +4,27 @@
 //! most `BN_FUSE` values takes one block and one launch. Evaluation is one
 //! thread per element.
 
-use cudarc::driver::LaunchConfig;
+use std::sync::Mutex;
 
-use super::{BnGeom, BnOps};
-use crate::device::cuda::{BN_PARTS, Cuda, CudaBuf, check_len, int, launch};
+use cudarc::driver::{CudaSlice, LaunchConfig};
+
+use super::{BnGeom, BnOps, BnParams};
+use crate::device::cuda::{Cuda, CudaBuf, check_len, family_state, int, launch};
 use crate::device::{Write, counts};
 use crate::error::{Error, Result};
+
+family_state! {
+    /// The kernels of `kernels/bn.cu` and their scratch.
+    struct Kernels from "bn" {
+        kernels: [bn_stats_partial_f32, bn_fwd_apply_f32, bn_fwd_fused_f32, bn_fwd_eval_f32, bn_bwd_partial_f32, bn_bwd_apply_f32, bn_bwd_fused_f32],
+        /// Per-block partial sums (`BN_PARTS` f64).
+        parts: Mutex<CudaSlice<f64>> =
+            |cu: &Cuda| -> Result<_> { Ok(Mutex::new(cu.scratch_zeros("bn partial sums", BN_PARTS)?)) },
+    }
+}
+
+/// f64 partial sums of BatchNorm: 2 per (channel, block).
+const BN_PARTS: usize = 1 << 16;
 
 /// Threads of a block. Each of a channel's blocks streams `BN_SPLIT` or so
 /// values; not yet swept on a GPU. The block reductions of common.cuh allow
@@ -51,14 +66,24 @@ fn grid(g: &BnGeom) -> Result<(LaunchConfig, i64)> {
     Ok((cfg, chunk as i64))
 }
 
-fn check(kernel: &str, g: &BnGeom, x: &CudaBuf, per_channel: &[(&str, Option<&CudaBuf>)]) -> Result<(i32, i32, i32)> {
+/// Checks `x` and the per-channel buffers given; returns the kernels'
+/// params (`chunk` and `add` 0).
+fn check(kernel: &str, g: &BnGeom, x: &CudaBuf, per_channel: &[(&str, Option<&CudaBuf>)]) -> Result<BnParams> {
     check_len(kernel, "x", x, g.n * g.c * g.hw)?;
     for &(what, b) in per_channel {
         if let Some(b) = b {
             check_len(kernel, what, b, g.c)?;
         }
     }
-    Ok((int(kernel, g.n)?, int(kernel, g.c)?, int(kernel, g.hw)?))
+    Ok(BnParams {
+        n: int(kernel, g.n)?,
+        c: int(kernel, g.c)?,
+        hw: int(kernel, g.hw)?,
+        eps: g.eps,
+        momentum: g.momentum,
+        add: 0,
+        chunk: 0,
+    })
 }
 
 impl BnOps for Cuda {
@@ -75,7 +100,7 @@ impl BnOps for Cuda {
     ) -> Result<()> {
         counts::call(train_launches(g));
         let k = "bn_fwd_train_f32";
-        let (n, c, hw) = check(
+        let p = check(
             k,
             g,
             x,
@@ -93,21 +118,15 @@ impl BnOps for Cuda {
         }
         let (gp, bp) = (self.opt_ptr(gamma), self.opt_ptr(beta));
         let (cfg, chunk) = grid(g)?;
+        let p = BnParams { chunk, ..p };
+        let (rm, rv) = (&mut running_mean.mem, &mut running_var.mem);
         if fused(g) {
-            // bn_fwd_fused_f32(x, gamma, beta, y, saved, running_mean, running_var, int n, int c, int hw,
-            //                  float eps, float momentum, long long chunk)
-            return launch!(self, bn_fwd_fused_f32, cfg;
-                &x.mem, &gp, &bp, &mut y.mem, &mut saved.mem, &mut running_mean.mem, &mut running_var.mem,
-                &n, &c, &hw, &g.eps, &g.momentum, &chunk);
+            return launch!(self, bn_fwd_fused_f32, cfg; &x.mem, &gp, &bp, &mut y.mem, &mut saved.mem, rm, rv, &p);
         }
-        let mut parts = self.bn_parts.lock().map_err(|_| Error::new("cuda: bn scratch lock poisoned"))?;
-        // bn_stats_partial_f32(const float* x, double* part, int n, int c, int hw, long long chunk)
-        launch!(self, bn_stats_partial_f32, cfg; &x.mem, &mut *parts, &n, &c, &hw, &chunk)?;
-        // bn_fwd_apply_f32(x, part, gamma, beta, y, saved, running_mean, running_var, int n, int c, int hw,
-        //                  float eps, float momentum, long long chunk)
-        launch!(self, bn_fwd_apply_f32, cfg;
-            &x.mem, &*parts, &gp, &bp, &mut y.mem, &mut saved.mem, &mut running_mean.mem, &mut running_var.mem,
-            &n, &c, &hw, &g.eps, &g.momentum, &chunk)
+        let mut parts =
+            self.family::<Kernels>()?.parts.lock().map_err(|_| Error::new("cuda: bn scratch lock poisoned"))?;
+        launch!(self, bn_stats_partial_f32, cfg; &x.mem, &mut *parts, &p)?;
+        launch!(self, bn_fwd_apply_f32, cfg; &x.mem, &*parts, &gp, &bp, &mut y.mem, &mut saved.mem, rm, rv, &p)
     }
 
     fn bn_fwd_eval(
@@ -122,7 +141,7 @@ impl BnOps for Cuda {
     ) -> Result<()> {
         counts::call(1);
         let k = "bn_fwd_eval_f32";
-        let (n, c, hw) = check(
+        let p = check(
             k,
             g,
             x,
@@ -138,10 +157,8 @@ impl BnOps for Cuda {
             return Ok(());
         }
         let (gp, bp) = (self.opt_ptr(gamma), self.opt_ptr(beta));
-        // bn_fwd_eval_f32(const float* x, const float* gamma, const float* beta, const float* running_mean,
-        //                 const float* running_var, float* y, int n, int c, int hw, float eps)
         launch!(self, bn_fwd_eval_f32, Cuda::flat(y.len);
-            &x.mem, &gp, &bp, &running_mean.mem, &running_var.mem, &mut y.mem, &n, &c, &hw, &g.eps)
+            &x.mem, &gp, &bp, &running_mean.mem, &running_var.mem, &mut y.mem, &p)
     }
 
     fn bn_bwd(
@@ -161,8 +178,7 @@ impl BnOps for Cuda {
             None => (None, 1),
         };
         let k = "bn_bwd_f32";
-        let (n, c, hw) =
-            check(k, g, x, &[("gamma", gamma), ("dgamma", dgamma.as_deref()), ("dbeta", dbeta.as_deref())])?;
+        let p = check(k, g, x, &[("gamma", gamma), ("dgamma", dgamma.as_deref()), ("dbeta", dbeta.as_deref())])?;
         check_len(k, "saved", saved, 2 * g.c)?;
         check_len(k, "dy", dy, x.len)?;
         if let Some(dx) = dx.as_deref() {
@@ -175,19 +191,13 @@ impl BnOps for Cuda {
         let (dxp, dgp, dbp) =
             (self.opt_ptr(dx.as_deref()), self.opt_ptr(dgamma.as_deref()), self.opt_ptr(dbeta.as_deref()));
         let (cfg, chunk) = grid(g)?;
+        let p = BnParams { chunk, add, ..p };
         if fused(g) {
-            // bn_bwd_fused_f32(x, gamma, saved, dy, dx, dgamma, dbeta, int n, int c, int hw, long long chunk,
-            //                  int add)
-            return launch!(self, bn_bwd_fused_f32, cfg;
-                &x.mem, &gp, &saved.mem, &dy.mem, &dxp, &dgp, &dbp, &n, &c, &hw, &chunk, &add);
+            return launch!(self, bn_bwd_fused_f32, cfg; &x.mem, &gp, &saved.mem, &dy.mem, &dxp, &dgp, &dbp, &p);
         }
-        let mut parts = self.bn_parts.lock().map_err(|_| Error::new("cuda: bn scratch lock poisoned"))?;
-        // bn_bwd_partial_f32(const float* x, const float* saved, const float* dy, double* part, int n, int c,
-        //                    int hw, long long chunk)
-        launch!(self, bn_bwd_partial_f32, cfg; &x.mem, &saved.mem, &dy.mem, &mut *parts, &n, &c, &hw, &chunk)?;
-        // bn_bwd_apply_f32(x, gamma, saved, dy, part, dx, dgamma, dbeta, int n, int c, int hw, long long chunk,
-        //                  int add)
-        launch!(self, bn_bwd_apply_f32, cfg;
-            &x.mem, &gp, &saved.mem, &dy.mem, &*parts, &dxp, &dgp, &dbp, &n, &c, &hw, &chunk, &add)
+        let mut parts =
+            self.family::<Kernels>()?.parts.lock().map_err(|_| Error::new("cuda: bn scratch lock poisoned"))?;
+        launch!(self, bn_bwd_partial_f32, cfg; &x.mem, &saved.mem, &dy.mem, &mut *parts, &p)?;
+        launch!(self, bn_bwd_apply_f32, cfg; &x.mem, &gp, &saved.mem, &dy.mem, &*parts, &dxp, &dgp, &dbp, &p)
     }
 }

@@ -4,6 +4,10 @@
 mod cpu;
 mod cuda;
 
+/// The CUDA kernels this family launches: its module and their names.
+pub const CUDA_KERNELS: (&str, &[&str]) = cuda::Kernels::NAMES;
+
+use crate::device::kernel_params::kernel_params;
 use crate::device::{Device, Write};
 use crate::error::Result;
 
@@ -16,6 +20,21 @@ pub struct BnGeom {
     pub eps: f32,
     /// Running-statistics update factor (PyTorch's `momentum`, 0.1).
     pub momentum: f32,
+}
+
+kernel_params! {
+    /// What every BatchNorm kernel is told (BnParams of src/ops/bn/mod.rs): x is
+    /// (n, c, hw); eps and momentum as PyTorch's; `add` (backward) 0 overwrites
+    /// dx, 1 adds to it; each of a channel's blocks takes `chunk` of its n·hw values.
+    pub struct BnParams {
+        pub n: i32,
+        pub c: i32,
+        pub hw: i32,
+        pub eps: f32,
+        pub momentum: f32,
+        pub add: i32,
+        pub chunk: i64,
+    }
 }
 
 /// Batch normalisation (`kernels/bn.cu` on CUDA).

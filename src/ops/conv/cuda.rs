@@ -3,13 +3,37 @@
 //! any other 1×1 with no padding (any groups) → `pwconv_*` (tiled
 //! products); anything else → `conv_*`.
 
-use cudarc::driver::LaunchConfig;
+use std::sync::Mutex;
 
-use super::{ConvGeom, ConvOps};
-use crate::device::cuda::{Cuda, CudaBuf, PW_PARTS, PW_TICKETS, check_len, int, launch};
+use cudarc::driver::{CudaSlice, LaunchConfig};
+
+use super::{ConvGeom, ConvOps, ConvParams};
+use crate::device::cuda::{Cuda, CudaBuf, check_len, family_state, int, launch};
 use crate::device::{Write, counts};
 use crate::error::Result;
 use crate::ops::elementwise::ElementwiseOps;
+
+family_state! {
+    /// The kernels of `kernels/conv.cu` and their scratch.
+    struct Kernels from "conv" {
+        kernels: [dwconv_fwd_f32, dwconv_bwd_data_f32, dwconv_bwd_filter_f32, dwconv_bwd_f32, pwconv_fwd_f32, pwconv_bwd_data_f32, pwconv_bwd_filter_f32, conv_fwd_f32, conv_bwd_data_f32, conv_bwd_filter_f32],
+        /// The per-split partial tiles of the pointwise filter gradient
+        /// (`PW_PARTS` floats).
+        pw_parts: Mutex<CudaSlice<f32>> =
+            |cu: &Cuda| -> Result<_> { Ok(Mutex::new(cu.scratch_zeros("pwconv partial tiles", PW_PARTS)?)) },
+        /// Their per-tile tickets (`PW_TICKETS` zeros; each launch leaves
+        /// them zero), locked with `pw_parts`.
+        pw_tickets: Mutex<CudaSlice<u32>> =
+            |cu: &Cuda| -> Result<_> { Ok(Mutex::new(cu.scratch_zeros("pwconv tile tickets", PW_TICKETS)?)) },
+    }
+}
+
+/// Floats of the pointwise filter gradient's partial tiles (16 MiB): splits ×
+/// cout × cin must fit, so wide convs get fewer, longer splits.
+pub(crate) const PW_PARTS: usize = 1 << 22;
+/// Tickets of the pointwise filter gradient: one per 16×16 weight tile, so
+/// up to 4096 × 4096 weights.
+const PW_TICKETS: usize = 1 << 16;
 
 /// Output tile side of the pwconv kernels; must match `TILE` in conv.cu.
 const TILE: u32 = 16;
@@ -88,24 +112,25 @@ fn check(kernel: &str, g: &ConvGeom, x: &CudaBuf, w: Option<&CudaBuf>, y: &CudaB
     check_len(kernel, y_what, y, g.y_shape().numel())
 }
 
-/// The geometry as the kernels' ints: (n, cin, h, w, cout, oh, ow, k, stride, pad, dil, groups, relu).
-#[allow(clippy::type_complexity)]
-fn ints(kernel: &str, g: &ConvGeom) -> Result<(i32, i32, i32, i32, i32, i32, i32, i32, i32, i32, i32, i32, i32)> {
-    Ok((
-        int(kernel, g.n)?,
-        int(kernel, g.cin)?,
-        int(kernel, g.h)?,
-        int(kernel, g.w)?,
-        int(kernel, g.cout)?,
-        int(kernel, g.oh)?,
-        int(kernel, g.ow)?,
-        int(kernel, g.k)?,
-        int(kernel, g.stride)?,
-        int(kernel, g.pad)?,
-        int(kernel, g.dil)?,
-        int(kernel, g.groups)?,
-        g.relu_in as i32,
-    ))
+/// The geometry as the kernels' params (`add`, `dw_add`, `data_blocks`,
+/// `chunk` 0: each launch sets those it uses).
+fn params(kernel: &str, g: &ConvGeom) -> Result<ConvParams> {
+    Ok(ConvParams {
+        n: int(kernel, g.n)?,
+        cin: int(kernel, g.cin)?,
+        cout: int(kernel, g.cout)?,
+        h: int(kernel, g.h)?,
+        wd: int(kernel, g.w)?,
+        oh: int(kernel, g.oh)?,
+        ow: int(kernel, g.ow)?,
+        k: int(kernel, g.k)?,
+        stride: int(kernel, g.stride)?,
+        pad: int(kernel, g.pad)?,
+        dil: int(kernel, g.dil)?,
+        groups: int(kernel, g.groups)?,
+        relu: g.relu_in as i32,
+        ..ConvParams::default()
+    })
 }
 
 /// Tiles of `a` × `b` per group, `z` deep: grid (⌈a/TILE⌉, groups·⌈b/TILE⌉, z).
@@ -124,19 +149,14 @@ impl ConvOps for Cuda {
         if y.len == 0 {
             return Ok(());
         }
-        let (n, cin, h, wd, cout, oh, ow, k, s, pad, dil, groups, relu) = ints("conv2d_fwd", g)?;
+        let p = params("conv2d_fwd", g)?;
         match family(g) {
-            // pwconv_fwd_f32(x, w, y, int cin, int cout, int h, int wd, int oh, int ow, int stride, int relu,
-            //                int groups)
             Family::Pointwise => launch!(self, pwconv_fwd_f32, tiles(g.oh * g.ow, g.cout / g.groups, g.groups, g.n);
-                &x.mem, &w.mem, &mut y.mem, &cin, &cout, &h, &wd, &oh, &ow, &s, &relu, &groups),
-            // dwconv_fwd_f32(x, w, y, int n, int c, int h, int wd, int oh, int ow, int k, int stride, int pad, int dil, int relu)
+                &x.mem, &w.mem, &mut y.mem, &p),
             Family::Depthwise => launch!(self, dwconv_fwd_f32, Cuda::flat(y.len);
-                &x.mem, &w.mem, &mut y.mem, &n, &cin, &h, &wd, &oh, &ow, &k, &s, &pad, &dil, &relu),
-            // conv_fwd_f32(x, w, y, int n, int cin, int h, int wd, int cout, int oh, int ow, int k, int stride,
-            //              int pad, int dil, int groups, int relu)
+                &x.mem, &w.mem, &mut y.mem, &p),
             Family::General => launch!(self, conv_fwd_f32, Cuda::flat(y.len);
-                &x.mem, &w.mem, &mut y.mem, &n, &cin, &h, &wd, &cout, &oh, &ow, &k, &s, &pad, &dil, &groups, &relu),
+                &x.mem, &w.mem, &mut y.mem, &p),
         }
     }
 
@@ -156,7 +176,7 @@ impl ConvOps for Cuda {
         if dx.len == 0 || dy.len == 0 {
             return Ok(());
         }
-        let (n, cin, h, wd, cout, oh, ow, k, s, pad, dil, groups, relu) = ints("conv2d_bwd_data", g)?;
+        let p = params("conv2d_bwd_data", g)?;
         let mut add = write.add_flag();
         match family(g) {
             Family::Pointwise => {
@@ -165,20 +185,13 @@ impl ConvOps for Cuda {
                     self.fill(dx, 0.0)?;
                     add = 1;
                 }
-                // pwconv_bwd_data_f32(x, w, dy, dx, int cin, int cout, int h, int wd, int oh, int ow, int stride,
-                //                     int relu, int add, int groups)
                 launch!(self, pwconv_bwd_data_f32, tiles(g.oh * g.ow, g.cin / g.groups, g.groups, g.n);
-                    &x.mem, &w.mem, &dy.mem, &mut dx.mem, &cin, &cout, &h, &wd, &oh, &ow, &s, &relu, &add, &groups)
+                &x.mem, &w.mem, &dy.mem, &mut dx.mem, &ConvParams { add, ..p })
             }
-            // dwconv_bwd_data_f32(x, w, dy, dx, int n, int c, int h, int wd, int oh, int ow, int k, int stride,
-            //                     int pad, int dil, int relu, int add)
             Family::Depthwise => launch!(self, dwconv_bwd_data_f32, Cuda::flat(dx.len);
-                &x.mem, &w.mem, &dy.mem, &mut dx.mem, &n, &cin, &h, &wd, &oh, &ow, &k, &s, &pad, &dil, &relu, &add),
-            // conv_bwd_data_f32(x, w, dy, dx, int n, int cin, int h, int wd, int cout, int oh, int ow, int k,
-            //                   int stride, int pad, int dil, int groups, int relu, int add)
+                &x.mem, &w.mem, &dy.mem, &mut dx.mem, &ConvParams { add, ..p }),
             Family::General => launch!(self, conv_bwd_data_f32, Cuda::flat(dx.len);
-                &x.mem, &w.mem, &dy.mem, &mut dx.mem, &n, &cin, &h, &wd, &cout, &oh, &ow, &k, &s, &pad, &dil, &groups,
-                &relu, &add),
+                &x.mem, &w.mem, &dy.mem, &mut dx.mem, &ConvParams { add, ..p }),
         }
     }
 
@@ -189,7 +202,7 @@ impl ConvOps for Cuda {
         if dw.len == 0 || dy.len == 0 {
             return Ok(());
         }
-        let (n, cin, h, wd, cout, oh, ow, k, s, pad, dil, groups, relu) = ints("conv2d_bwd_filter", g)?;
+        let p = params("conv2d_bwd_filter", g)?;
         let add = write.add_flag();
         match family(g) {
             Family::Pointwise => {
@@ -197,29 +210,21 @@ impl ConvOps for Cuda {
                 let m = g.w_shape().numel();
                 let (cig, cog) = (g.cin / g.groups, g.cout / g.groups);
                 let lock_err = || crate::error::Error::new("cuda: pwconv scratch lock poisoned");
-                let mut parts = self.pw_parts.lock().map_err(|_| lock_err())?;
-                let mut tickets = self.pw_tickets.lock().map_err(|_| lock_err())?;
+                let state = self.family::<Kernels>()?;
+                let mut parts = state.pw_parts.lock().map_err(|_| lock_err())?;
+                let mut tickets = state.pw_tickets.lock().map_err(|_| lock_err())?;
                 if cig.div_ceil(TILE as usize) * g.groups * cog.div_ceil(TILE as usize) > PW_TICKETS {
                     crate::bail!(
                         "cuda: pwconv_bwd_filter_f32: {m} weights exceed the tile tickets ({PW_TICKETS} tiles)"
                     );
                 }
-                // pwconv_bwd_filter_f32(x, dy, part, dw, unsigned* ticket, int n, int cin, int cout, int h, int wd,
-                //                       int oh, int ow, int stride, int relu, long long chunk, int add, int groups)
                 launch!(self, pwconv_bwd_filter_f32, tiles(cig, cog, g.groups, splits);
-                    &x.mem, &dy.mem, &mut *parts, &mut dw.mem, &mut *tickets, &n, &cin, &cout, &h, &wd, &oh, &ow, &s,
-                    &relu, &(chunk as i64), &add, &groups)
+                &x.mem, &dy.mem, &mut *parts, &mut dw.mem, &mut *tickets, &ConvParams { chunk: chunk as i64, add, ..p })
             }
-            // dwconv_bwd_filter_f32(x, dy, dw, int n, int c, int h, int wd, int oh, int ow, int k, int stride,
-            //                       int pad, int dil, int relu, int add); one block per weight element
             Family::Depthwise => launch!(self, dwconv_bwd_filter_f32, Cuda::per_block(dw.len)?;
-                &x.mem, &dy.mem, &mut dw.mem, &n, &cin, &h, &wd, &oh, &ow, &k, &s, &pad, &dil, &relu, &add),
-            // conv_bwd_filter_f32(x, dy, dw, int n, int cin, int h, int wd, int cout, int oh, int ow, int k,
-            //                     int stride, int pad, int dil, int groups, int relu, int add); one block per
-            //                     weight element
+                &x.mem, &dy.mem, &mut dw.mem, &ConvParams { add, ..p }),
             Family::General => launch!(self, conv_bwd_filter_f32, Cuda::per_block(dw.len)?;
-                &x.mem, &dy.mem, &mut dw.mem, &n, &cin, &h, &wd, &cout, &oh, &ow, &k, &s, &pad, &dil, &groups, &relu,
-                &add),
+                &x.mem, &dy.mem, &mut dw.mem, &ConvParams { add, ..p }),
         }
     }
 
@@ -244,15 +249,12 @@ impl ConvOps for Cuda {
                 if dx.len == 0 || dy.len == 0 {
                     return Ok(());
                 }
-                let (n, cin, h, wd, _, oh, ow, kk, s, pad, dil, _, relu) = ints(k, g)?;
+                let p = params(k, g)?;
                 let data_blocks = Cuda::flat(dx.len).grid_dim.0;
                 let cfg = Cuda::per_block(data_blocks as usize + dw.len)?;
                 let (add, dw_add, data_blocks) = (write.add_flag(), dw_write.add_flag(), data_blocks as i32);
-                // dwconv_bwd_f32(x, w, dy, dx, dw, int n, int c, int h, int wd, int oh, int ow, int k, int stride,
-                //                int pad, int dil, int relu, int add, int dw_add, int data_blocks)
                 launch!(self, dwconv_bwd_f32, cfg;
-                    &x.mem, &w.mem, &dy.mem, &mut dx.mem, &mut dw.mem, &n, &cin, &h, &wd, &oh, &ow, &kk, &s, &pad, &dil,
-                    &relu, &add, &dw_add, &data_blocks)
+                &x.mem, &w.mem, &dy.mem, &mut dx.mem, &mut dw.mem, &ConvParams { add, dw_add, data_blocks, ..p })
             }
             (_, dx, dw) => super::bwd_each(self, g, x, w, dy, dx, dw),
         }

@@ -16,10 +16,14 @@
 
 mod cpu;
 mod cuda;
+
+/// The CUDA kernels this family launches: its module and their names.
+pub const CUDA_KERNELS: (&str, &[&str]) = cuda::Kernels::NAMES;
 pub mod depthwise;
 pub mod gemm;
 pub mod reference;
 
+use crate::device::kernel_params::kernel_params;
 use crate::device::{Device, Write};
 use crate::error::Result;
 use crate::real::Real;
@@ -63,6 +67,35 @@ impl ConvGeom {
     /// Multiply-adds of the forward pass.
     pub fn macs(&self) -> usize {
         self.n * self.cout * self.oh * self.ow * (self.cin / self.groups) * self.k * self.k
+    }
+}
+
+kernel_params! {
+    /// What every convolution kernel is told (ConvParams of src/ops/conv/mod.rs):
+    /// x (n, cin, h, wd) → y (n, cout, oh, ow) by a k×k filter with stride,
+    /// padding, dilation and groups (a depthwise conv's channels are cin); `relu`
+    /// 1 applies ReLU to x as it is read; `add` 0 overwrites the gradient written,
+    /// 1 adds to it (`dw_add` the filter gradient's, where a kernel writes both);
+    /// `data_blocks` (dwconv_bwd) the blocks that take dx; `chunk` (pwconv's filter
+    /// gradient) the products of each split.
+    pub struct ConvParams {
+        pub n: i32,
+        pub cin: i32,
+        pub cout: i32,
+        pub h: i32,
+        pub wd: i32,
+        pub oh: i32,
+        pub ow: i32,
+        pub k: i32,
+        pub stride: i32,
+        pub pad: i32,
+        pub dil: i32,
+        pub groups: i32,
+        pub relu: i32,
+        pub add: i32,
+        pub dw_add: i32,
+        pub data_blocks: i32,
+        pub chunk: i64,
     }
 }
 

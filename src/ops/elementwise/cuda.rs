@@ -2,11 +2,22 @@
 //! `kernels/elementwise.cu`, flat kernels over n elements and the two-stage
 //! f64 reductions.
 
-use super::{ElementwiseOps, MixGrad, ScaleGeom};
+use super::{
+    AxpyElemParams, AxpyParams, ChannelScaleParams, CopyElemParams, DropPathParams, ElementwiseOps, FillParams,
+    LenParams, MIX_MAX, MixGrad, MixParams, ReduceFinishParams, ScaleGeom,
+};
 use crate::device::Write;
 use crate::device::counts;
-use crate::device::cuda::{Cuda, CudaBuf, REDUCE_PARTS, check_len, int, launch};
+use crate::device::cuda::{Cuda, CudaBuf, REDUCE_PARTS, check_len, family_state, int, launch};
+use crate::device::kernel_params::DevPtr;
 use crate::error::{Error, Result};
+
+family_state! {
+    /// The kernels of `kernels/elementwise.cu`.
+    struct Kernels from "elementwise" {
+        kernels: [fill_f32, copy_f32, axpy_f32, relu_fwd_f32, relu_bwd_f32, mul_fwd_f32, mul_bwd_f32, drop_path_fwd_f32, drop_path_bwd_f32, axpy_elem_f32, mix_fwd_f32, mix_bwd_partial_f32, mix_bwd_finish_f32, sum_all_bwd_f32, reduce_partial_f64, reduce_finish_f32, copy_elem_f32, channel_scale_fwd_f32, channel_scale_bwd_data_f32, channel_scale_bwd_m_f32],
+    }
+}
 
 /// Launches of `dot_elem` and `sum_all_fwd`: partial sums, then their total.
 pub(crate) const DOT_ELEM_LAUNCHES: u64 = 2;
@@ -25,31 +36,6 @@ pub(crate) fn mix_bwd_launches(terms: usize, dw: bool) -> u64 {
     terms.div_ceil(MIX_MAX) as u64 * (1 + u64::from(dw))
 }
 
-/// `MixTerms` of `kernels/elementwise.cu`, passed to the mix kernels by
-/// value: each term's input, its input's gradient (0: not wanted), its
-/// weight's index.
-#[repr(C)]
-#[derive(Clone, Copy)]
-struct MixTerms {
-    x: [u64; MIX_MAX],
-    d: [u64; MIX_MAX],
-    idx: [i32; MIX_MAX],
-}
-
-// SAFETY: plain old data laid out as the kernels' C struct (repr(C): 40
-// pointers, 40 pointers, 40 ints; 800 bytes, 8-byte aligned).
-unsafe impl cudarc::driver::DeviceRepr for MixTerms {}
-
-impl crate::device::ptx::ParamBytes for MixTerms {
-    const BYTES: usize = std::mem::size_of::<MixTerms>();
-}
-
-impl MixTerms {
-    fn new() -> Self {
-        MixTerms { x: [0; MIX_MAX], d: [0; MIX_MAX], idx: [0; MIX_MAX] }
-    }
-}
-
 /// Blocks of `mix_bwd_partial_f32`: its partial sums, `MIX_MAX` per block,
 /// fill the reduction scratch at most.
 const MIX_BWD_PARTS: usize = REDUCE_PARTS / MIX_MAX;
@@ -66,9 +52,6 @@ fn per_sample(kernel: &str, len: usize, mask: &CudaBuf) -> Result<usize> {
     }
     Ok(len / mask.len)
 }
-
-/// Terms the mix kernels take in one launch; `MIX_MAX` of the kernels.
-const MIX_MAX: usize = 40;
 
 /// The `add` argument of `mix_bwd_partial_f32`: bit `t` set where term `t`
 /// of a launch adds to its dx rather than overwriting it. 64 bits, for the
@@ -89,8 +72,7 @@ fn partials(cu: &Cuda, scratch: &mut cudarc::driver::CudaSlice<f64>, a: &CudaBuf
     let parts = cfg.grid_dim.0.min(REDUCE_PARTS as u32);
     let cfg = cudarc::driver::LaunchConfig { grid_dim: (parts, 1, 1), ..cfg };
     let bp = cu.opt_ptr(b);
-    // reduce_partial_f64(const float* a, const float* b, long long n, double* partial)
-    launch!(cu, reduce_partial_f64, cfg; &a.mem, &bp, &(n as i64), scratch)?;
+    launch!(cu, reduce_partial_f64, cfg; &a.mem, &bp, scratch, &LenParams { n: n as i64 })?;
     Ok(parts as i32)
 }
 
@@ -104,8 +86,8 @@ fn finish(
     accumulate: bool,
 ) -> Result<()> {
     let one = Cuda::per_block(1)?;
-    // reduce_finish_f32(const double* partial, int parts, float* out, long long idx, int accumulate)
-    launch!(cu, reduce_finish_f32, one; scratch, &parts, &mut out.mem, &(idx as i64), &(accumulate as i32))
+    launch!(cu, reduce_finish_f32, one;
+        scratch, &mut out.mem, &ReduceFinishParams { parts, idx: idx as i64, accumulate: accumulate as i32 })
 }
 
 fn lock(cu: &Cuda) -> Result<std::sync::MutexGuard<'_, cudarc::driver::CudaSlice<f64>>> {
@@ -119,8 +101,7 @@ impl ElementwiseOps for Cuda {
         if n == 0 {
             return Ok(());
         }
-        // fill_f32(float* y, float v, long long n)
-        launch!(self, fill_f32, Cuda::flat(n); &mut y.mem, &v, &(n as i64))
+        launch!(self, fill_f32, Cuda::flat(n); &mut y.mem, &FillParams { v, n: n as i64 })
     }
 
     fn copy(&self, src: &CudaBuf, dst: &mut CudaBuf) -> Result<()> {
@@ -130,8 +111,7 @@ impl ElementwiseOps for Cuda {
         if n == 0 {
             return Ok(());
         }
-        // copy_f32(const float* src, float* dst, long long n)
-        launch!(self, copy_f32, Cuda::flat(n); &src.mem, &mut dst.mem, &(n as i64))
+        launch!(self, copy_f32, Cuda::flat(n); &src.mem, &mut dst.mem, &LenParams { n: n as i64 })
     }
 
     fn axpy(&self, a: f32, x: &CudaBuf, y: &mut CudaBuf, write: Write) -> Result<()> {
@@ -141,8 +121,8 @@ impl ElementwiseOps for Cuda {
         if n == 0 {
             return Ok(());
         }
-        // axpy_f32(float a, const float* x, float* y, long long n, int add)
-        launch!(self, axpy_f32, Cuda::flat(n); &a, &x.mem, &mut y.mem, &(n as i64), &write.add_flag())
+        launch!(self, axpy_f32, Cuda::flat(n);
+            &x.mem, &mut y.mem, &AxpyParams { a, n: n as i64, add: write.add_flag() })
     }
 
     fn copy_elem(&self, x: &CudaBuf, from: usize, y: &mut CudaBuf, to: usize) -> Result<()> {
@@ -150,8 +130,8 @@ impl ElementwiseOps for Cuda {
         if from >= x.len || to >= y.len {
             crate::bail!("cuda: copy_elem_f32: element {from} of {} into element {to} of {}", x.len, y.len);
         }
-        // copy_elem_f32(const float* x, long long from, float* y, long long to)
-        launch!(self, copy_elem_f32, Cuda::per_block(1)?; &x.mem, &(from as i64), &mut y.mem, &(to as i64))
+        launch!(self, copy_elem_f32, Cuda::per_block(1)?;
+            &x.mem, &mut y.mem, &CopyElemParams { from: from as i64, to: to as i64 })
     }
 
     fn relu_fwd(&self, x: &CudaBuf, y: &mut CudaBuf) -> Result<()> {
@@ -161,8 +141,7 @@ impl ElementwiseOps for Cuda {
         if n == 0 {
             return Ok(());
         }
-        // relu_fwd_f32(const float* x, float* y, long long n)
-        launch!(self, relu_fwd_f32, Cuda::flat(n); &x.mem, &mut y.mem, &(n as i64))
+        launch!(self, relu_fwd_f32, Cuda::flat(n); &x.mem, &mut y.mem, &LenParams { n: n as i64 })
     }
 
     fn relu_bwd(&self, x: &CudaBuf, dy: &CudaBuf, dx: &mut CudaBuf) -> Result<()> {
@@ -173,8 +152,7 @@ impl ElementwiseOps for Cuda {
         if n == 0 {
             return Ok(());
         }
-        // relu_bwd_f32(const float* x, const float* dy, float* dx, long long n)
-        launch!(self, relu_bwd_f32, Cuda::flat(n); &x.mem, &dy.mem, &mut dx.mem, &(n as i64))
+        launch!(self, relu_bwd_f32, Cuda::flat(n); &x.mem, &dy.mem, &mut dx.mem, &LenParams { n: n as i64 })
     }
 
     fn mul_fwd(&self, a: &CudaBuf, b: &CudaBuf, y: &mut CudaBuf) -> Result<()> {
@@ -185,8 +163,7 @@ impl ElementwiseOps for Cuda {
         if n == 0 {
             return Ok(());
         }
-        // mul_fwd_f32(const float* a, const float* b, float* y, long long n)
-        launch!(self, mul_fwd_f32, Cuda::flat(n); &a.mem, &b.mem, &mut y.mem, &(n as i64))
+        launch!(self, mul_fwd_f32, Cuda::flat(n); &a.mem, &b.mem, &mut y.mem, &LenParams { n: n as i64 })
     }
 
     fn mul_bwd(&self, b: &CudaBuf, dy: &CudaBuf, da: &mut CudaBuf) -> Result<()> {
@@ -197,8 +174,7 @@ impl ElementwiseOps for Cuda {
         if n == 0 {
             return Ok(());
         }
-        // mul_bwd_f32(const float* b, const float* dy, float* da, long long n)
-        launch!(self, mul_bwd_f32, Cuda::flat(n); &b.mem, &dy.mem, &mut da.mem, &(n as i64))
+        launch!(self, mul_bwd_f32, Cuda::flat(n); &b.mem, &dy.mem, &mut da.mem, &LenParams { n: n as i64 })
     }
 
     fn drop_path_fwd(&self, x: &CudaBuf, mask: &CudaBuf, y: &mut CudaBuf, write: Write) -> Result<()> {
@@ -209,9 +185,8 @@ impl ElementwiseOps for Cuda {
             return Ok(());
         }
         let per = per_sample("drop_path_fwd_f32", n, mask)?;
-        // drop_path_fwd_f32(const float* x, const float* mask, float* y, long long per, long long total, int add)
         launch!(self, drop_path_fwd_f32, Cuda::flat(n);
-            &x.mem, &mask.mem, &mut y.mem, &(per as i64), &(n as i64), &write.add_flag())
+            &x.mem, &mask.mem, &mut y.mem, &DropPathParams { per: per as i64, total: n as i64, add: write.add_flag() })
     }
 
     fn drop_path_bwd(&self, mask: &CudaBuf, dy: &CudaBuf, dx: &mut CudaBuf, write: Write) -> Result<()> {
@@ -222,9 +197,9 @@ impl ElementwiseOps for Cuda {
             return Ok(());
         }
         let per = per_sample("drop_path_bwd_f32", n, mask)?;
-        // drop_path_bwd_f32(const float* mask, const float* dy, float* dx, long long per, long long total, int add)
+        let params = DropPathParams { per: per as i64, total: n as i64, add: write.add_flag() };
         launch!(self, drop_path_bwd_f32, Cuda::flat(n);
-            &mask.mem, &dy.mem, &mut dx.mem, &(per as i64), &(n as i64), &write.add_flag())
+            &mask.mem, &dy.mem, &mut dx.mem, &params)
     }
 
     fn channel_scale_fwd(&self, g: &ScaleGeom, x: &CudaBuf, m: &CudaBuf, y: &mut CudaBuf) -> Result<()> {
@@ -235,9 +210,9 @@ impl ElementwiseOps for Cuda {
         if x.len == 0 {
             return Ok(());
         }
-        // channel_scale_fwd_f32(const float* x, const float* m, float* y, long long n, int c, long long hw, int cm)
+        let params = ChannelScaleParams { n: g.n as i64, c, hw: g.hw as i64, cm, ..Default::default() };
         launch!(self, channel_scale_fwd_f32, Cuda::flat(x.len);
-            &x.mem, &m.mem, &mut y.mem, &(g.n as i64), &c, &(g.hw as i64), &cm)
+            &x.mem, &m.mem, &mut y.mem, &params)
     }
 
     fn channel_scale_bwd(
@@ -259,17 +234,13 @@ impl ElementwiseOps for Cuda {
         let (n, hw) = (g.n as i64, g.hw as i64);
         if let Some((dx, write)) = dx {
             check_len(k, "dx", dx, x.len)?;
-            // channel_scale_bwd_data_f32(const float* m, const float* dy, float* dx, long long n, int c,
-            //                            long long hw, int cm, int add)
             launch!(self, channel_scale_bwd_data_f32, Cuda::flat(x.len);
-                &m.mem, &dy.mem, &mut dx.mem, &n, &c, &hw, &cm, &write.add_flag())?;
+                &m.mem, &dy.mem, &mut dx.mem, &ChannelScaleParams { n, c, hw, cm, add: write.add_flag() })?;
         }
         if let Some(dm) = dm {
             check_len(k, "dm", dm, g.cm)?;
-            // channel_scale_bwd_m_f32(const float* x, const float* dy, float* dm, long long n, int c, long long hw,
-            //                         int cm); one block per factor
             launch!(self, channel_scale_bwd_m_f32, Cuda::per_block(g.cm)?;
-                &x.mem, &dy.mem, &mut dm.mem, &n, &c, &hw, &cm)?;
+                &x.mem, &dy.mem, &mut dm.mem, &ChannelScaleParams { n, c, hw, cm, ..Default::default() })?;
         }
         Ok(())
     }
@@ -284,8 +255,8 @@ impl ElementwiseOps for Cuda {
         if n == 0 {
             return Ok(());
         }
-        // axpy_elem_f32(const float* w, long long idx, const float* x, float* y, long long n)
-        launch!(self, axpy_elem_f32, Cuda::flat(n); &w.mem, &(idx as i64), &x.mem, &mut y.mem, &(n as i64))
+        launch!(self, axpy_elem_f32, Cuda::flat(n);
+            &w.mem, &x.mem, &mut y.mem, &AxpyElemParams { idx: idx as i64, n: n as i64 })
     }
 
     fn mix_fwd(&self, w: &CudaBuf, terms: &[(usize, &CudaBuf)], y: &mut CudaBuf) -> Result<()> {
@@ -303,18 +274,17 @@ impl ElementwiseOps for Cuda {
             return Ok(());
         }
         if terms.is_empty() {
-            // mix_fwd_f32(const float* w, MixTerms T, int nt, int add, float* y, long long n)
-            return launch!(self, mix_fwd_f32, Cuda::flat(n); &w.mem, &MixTerms::new(), &0i32, &0i32, &mut y.mem, &(n as i64));
+            return launch!(self, mix_fwd_f32, Cuda::flat(n);
+                &w.mem, &mut y.mem, &MixParams { n: n as i64, ..MixParams::default() });
         }
         for (g, group) in terms.chunks(MIX_MAX).enumerate() {
-            let mut tt = MixTerms::new();
+            let mut p =
+                MixParams { nt: group.len() as i32, add: i32::from(g > 0), n: n as i64, ..MixParams::default() };
             for (t, &(idx, x)) in group.iter().enumerate() {
-                tt.x[t] = self.opt_ptr(Some(x));
-                tt.idx[t] = idx as i32; // idx < w.len, and α rows are short
+                p.x[t] = DevPtr(self.opt_ptr(Some(x)));
+                p.idx[t] = idx as i32; // idx < w.len, and α rows are short
             }
-            let (nt, add) = (group.len() as i32, i32::from(g > 0));
-            // mix_fwd_f32(const float* w, MixTerms T, int nt, int add, float* y, long long n)
-            launch!(self, mix_fwd_f32, Cuda::flat(n); &w.mem, &tt, &nt, &add, &mut y.mem, &(n as i64))?;
+            launch!(self, mix_fwd_f32, Cuda::flat(n); &w.mem, &mut y.mem, &p)?;
         }
         Ok(())
     }
@@ -355,27 +325,27 @@ impl ElementwiseOps for Cuda {
         let cfg = cudarc::driver::LaunchConfig { grid_dim: (parts, 1, 1), ..cfg };
         let scratch = lock(self)?;
         for group in terms.chunks(MIX_MAX) {
-            let mut tt = MixTerms::new();
+            let mut p = MixParams {
+                nt: group.len() as i32,
+                add_mask: add_mask(group.iter().map(|t| t.dx.as_ref().is_some_and(|(_, w)| w.add_flag() != 0))),
+                n: n as i64,
+                parts: parts as i32,
+                ..MixParams::default()
+            };
             for (t, term) in group.iter().enumerate() {
-                tt.x[t] = self.opt_ptr(Some(term.x));
-                tt.idx[t] = term.idx as i32; // idx < w.len, and α rows are short
+                p.x[t] = DevPtr(self.opt_ptr(Some(term.x)));
+                p.idx[t] = term.idx as i32; // idx < w.len, and α rows are short
                 if let Some((dx, _)) = &term.dx {
-                    tt.d[t] = self.opt_ptr(Some(dx));
+                    p.d[t] = DevPtr(self.opt_ptr(Some(dx)));
                 }
             }
-            let add = add_mask(group.iter().map(|t| t.dx.as_ref().is_some_and(|(_, w)| w.add_flag() != 0)));
-            let nt = group.len() as i32;
             // Blocks (b, g): g takes terms 8g … 8g + 7.
             let cfg = cudarc::driver::LaunchConfig { grid_dim: (parts, group.len().div_ceil(8) as u32, 1), ..cfg };
             // Null `part` when no weight gradient is wanted.
             let part = if dw.is_some() { self.ptr(&*scratch) } else { 0 };
-            // mix_bwd_partial_f32(const float* w, const float* dy, MixTerms T, int nt, unsigned long long add,
-            //                     double* part, long long n)
-            launch!(self, mix_bwd_partial_f32, cfg; &w.mem, &dy.mem, &tt, &nt, &add, &part, &(n as i64))?;
+            launch!(self, mix_bwd_partial_f32, cfg; &w.mem, &dy.mem, &part, &p)?;
             if let Some(dw) = dw.as_deref_mut() {
-                let p = parts as i32;
-                // mix_bwd_finish_f32(const double* part, int parts, MixTerms T, int nt, float* dw)
-                launch!(self, mix_bwd_finish_f32, Cuda::per_block(1)?; &*scratch, &p, &tt, &nt, &mut dw.mem)?;
+                launch!(self, mix_bwd_finish_f32, Cuda::per_block(1)?; &*scratch, &mut dw.mem, &p)?;
             }
         }
         Ok(())
@@ -400,8 +370,7 @@ impl ElementwiseOps for Cuda {
         if n == 0 {
             return Ok(());
         }
-        // sum_all_bwd_f32(const float* dy, float* dx, long long n)
-        launch!(self, sum_all_bwd_f32, Cuda::flat(n); &dy.mem, &mut dx.mem, &(n as i64))
+        launch!(self, sum_all_bwd_f32, Cuda::flat(n); &dy.mem, &mut dx.mem, &LenParams { n: n as i64 })
     }
 }
 

@@ -3,8 +3,12 @@
 mod cpu;
 mod cuda;
 
+/// The CUDA kernels this family launches: its module and their names.
+pub const CUDA_KERNELS: (&str, &[&str]) = cuda::Kernels::NAMES;
+
 pub(crate) use cpu::dot_f64;
 
+use crate::device::kernel_params::{DevPtr, kernel_params};
 use crate::device::{Device, Write};
 use crate::error::Result;
 
@@ -26,6 +30,102 @@ pub struct ScaleGeom {
     pub c: usize,
     pub hw: usize,
     pub cm: usize,
+}
+
+/// Terms the mix kernels take in one launch; `MIX_MAX` of `kernels/elementwise.cu`.
+pub const MIX_MAX: usize = 40;
+
+kernel_params! {
+    /// What the mix kernels are told, passed by value (832 bytes): the up to
+    /// [`MIX_MAX`] terms of a mixed node (each term's input, its input's
+    /// gradient — 0: not wanted — and its weight's index), their count `nt`
+    /// and the `n` elements of y; `add` (mix_fwd) 0 overwrites y, 1 adds;
+    /// bit t of `add_mask` (mix_bwd_partial) set: term t adds to its gradient
+    /// rather than overwriting it; `parts` (mix_bwd_finish) the partial sums
+    /// per term.
+    pub struct MixParams {
+        pub x: [DevPtr; MIX_MAX],
+        pub d: [DevPtr; MIX_MAX],
+        pub idx: [i32; MIX_MAX],
+        pub nt: i32,
+        pub add: i32,
+        pub add_mask: u64,
+        pub n: i64,
+        pub parts: i32,
+    }
+}
+
+kernel_params! {
+    /// fill_f32: y[0..n) = v.
+    pub struct FillParams {
+        pub v: f32,
+        pub n: i64,
+    }
+}
+
+kernel_params! {
+    /// The kernels over n elements told nothing else: copy, relu and mul (forward
+    /// and backward), sum_all_bwd, reduce_partial.
+    pub struct LenParams {
+        pub n: i64,
+    }
+}
+
+kernel_params! {
+    /// copy_elem_f32: y[to] = x[from].
+    pub struct CopyElemParams {
+        pub from: i64,
+        pub to: i64,
+    }
+}
+
+kernel_params! {
+    /// axpy_f32: y (=|+=) a·x over n elements, `add` 0 | 1.
+    pub struct AxpyParams {
+        pub a: f32,
+        pub add: i32,
+        pub n: i64,
+    }
+}
+
+kernel_params! {
+    /// drop_path_fwd/bwd: `total` elements, each sample's mask entry covering
+    /// `per` of them; `add` 0 overwrites, 1 adds.
+    pub struct DropPathParams {
+        pub per: i64,
+        pub total: i64,
+        pub add: i32,
+    }
+}
+
+kernel_params! {
+    /// axpy_elem_f32: y += w[idx]·x over n elements.
+    pub struct AxpyElemParams {
+        pub idx: i64,
+        pub n: i64,
+    }
+}
+
+kernel_params! {
+    /// reduce_finish_f32: the sum of `parts` partial sums into out[idx], added to
+    /// it when `accumulate` is 1.
+    pub struct ReduceFinishParams {
+        pub parts: i32,
+        pub accumulate: i32,
+        pub idx: i64,
+    }
+}
+
+kernel_params! {
+    /// The channel-scale kernels: x (n, c, hw) scaled per channel by m, whose cm
+    /// entries repeat over the c channels; `add` (bwd_data) 0 overwrites, 1 adds.
+    pub struct ChannelScaleParams {
+        pub n: i64,
+        pub hw: i64,
+        pub c: i32,
+        pub cm: i32,
+        pub add: i32,
+    }
 }
 
 /// Flat kernels over whole buffers and the reductions

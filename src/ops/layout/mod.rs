@@ -4,6 +4,10 @@
 mod cpu;
 mod cuda;
 
+/// The CUDA kernels this family launches: its module and their names.
+pub const CUDA_KERNELS: (&str, &[&str]) = cuda::Kernels::NAMES;
+
+use crate::device::kernel_params::{DevPtr, kernel_params};
 use crate::device::{Device, Write};
 use crate::error::Result;
 
@@ -17,6 +21,57 @@ pub struct ChannelSlice {
     pub c_part: usize,
     pub c_whole: usize,
     pub off: usize,
+}
+
+/// Parts the concat kernels take in one launch; `CONCAT_MAX` of `kernels/layout.cu`.
+pub const CONCAT_MAX: usize = 8;
+
+kernel_params! {
+    /// What the concat kernels are told, passed by value: the up to
+    /// [`CONCAT_MAX`] parts (each part's address, its first channel in the
+    /// whole and its channel count), their count `np`, and the whole (n,
+    /// c_whole, hw); bit t of `add` (concat_bwd) set: part t adds rather than
+    /// overwrites.
+    pub struct ConcatParams {
+        pub p: [DevPtr; CONCAT_MAX],
+        pub off: [i32; CONCAT_MAX],
+        pub c: [i32; CONCAT_MAX],
+        pub np: i32,
+        pub add: u32,
+        pub n: i32,
+        pub hw: i32,
+        pub c_whole: i32,
+    }
+}
+
+kernel_params! {
+    /// channel_put/take: a part of c_part channels at channel `off` of a whole of
+    /// c_whole, both (n, ·, hw); `add` 0 overwrites, 1 adds.
+    pub struct ChannelSliceParams {
+        pub n: i32,
+        pub hw: i32,
+        pub c_part: i32,
+        pub c_whole: i32,
+        pub off: i32,
+        pub add: i32,
+    }
+}
+
+kernel_params! {
+    /// shift_fwd/bwd: nc planes of h×w.
+    pub struct ShiftParams {
+        pub nc: i32,
+        pub h: i32,
+        pub w: i32,
+    }
+}
+
+kernel_params! {
+    /// gap_fwd/bwd: global average pooling of nc planes of hw values.
+    pub struct GapParams {
+        pub nc: i32,
+        pub hw: i32,
+    }
 }
 
 /// Copies, shifts and the global average pool (`kernels/layout.cu` on CUDA).

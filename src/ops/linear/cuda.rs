@@ -1,10 +1,17 @@
 //! The fully connected layer on the device: launchers of `kernels/linear.cu`
 //! (the classifier; small products).
 
-use super::LinearOps;
+use super::{LinearOps, LinearParams};
 use crate::device::counts;
-use crate::device::cuda::{Cuda, CudaBuf, check_len, int, launch};
+use crate::device::cuda::{Cuda, CudaBuf, check_len, family_state, int, launch};
 use crate::error::Result;
+
+family_state! {
+    /// The kernels of `kernels/linear.cu`.
+    struct Kernels from "linear" {
+        kernels: [linear_fwd_f32, linear_bwd_data_f32, linear_bwd_filter_f32, linear_bwd_bias_f32],
+    }
+}
 
 /// Launches of `linear_bwd`: one per gradient asked for.
 pub(crate) fn linear_bwd_launches(dx: bool, dw: bool, db: bool) -> u64 {
@@ -45,8 +52,8 @@ impl LinearOps for Cuda {
         }
         let (ni, ii, oi, gi) = (int(k, n)?, int(k, i)?, int(k, o)?, int(k, groups)?);
         let bp = self.opt_ptr(b);
-        // linear_fwd_f32(const float* x, const float* w, const float* b, float* y, int n, int in, int o, int groups)
-        launch!(self, linear_fwd_f32, Cuda::flat(y.len); &x.mem, &w.mem, &bp, &mut y.mem, &ni, &ii, &oi, &gi)
+        launch!(self, linear_fwd_f32, Cuda::flat(y.len);
+            &x.mem, &w.mem, &bp, &mut y.mem, &LinearParams { n: ni, inputs: ii, outputs: oi, groups: gi })
     }
 
     fn linear_bwd(
@@ -72,24 +79,22 @@ impl LinearOps for Cuda {
         if let Some(dx) = dx {
             check_len(k, "dx", dx, n * i)?;
             if dx.len > 0 {
-                // linear_bwd_data_f32(const float* w, const float* dy, float* dx, int n, int in, int o, int groups)
                 launch!(self, linear_bwd_data_f32, Cuda::flat(dx.len);
-                    &w.mem, &dy.mem, &mut dx.mem, &ni, &ii, &oi, &gi)?;
+                    &w.mem, &dy.mem, &mut dx.mem, &LinearParams { n: ni, inputs: ii, outputs: oi, groups: gi })?;
             }
         }
         if let Some(dw) = dw {
             check_len(k, "dw", dw, o * (i / groups))?;
             if dw.len > 0 {
-                // linear_bwd_filter_f32(const float* x, const float* dy, float* dw, int n, int in, int o, int groups)
                 launch!(self, linear_bwd_filter_f32, Cuda::flat(dw.len);
-                    &x.mem, &dy.mem, &mut dw.mem, &ni, &ii, &oi, &gi)?;
+                    &x.mem, &dy.mem, &mut dw.mem, &LinearParams { n: ni, inputs: ii, outputs: oi, groups: gi })?;
             }
         }
         if let Some(db) = db {
             check_len(k, "db", db, o)?;
             if db.len > 0 {
-                // linear_bwd_bias_f32(const float* dy, float* db, int n, int o)
-                launch!(self, linear_bwd_bias_f32, Cuda::flat(o); &dy.mem, &mut db.mem, &ni, &oi)?;
+                launch!(self, linear_bwd_bias_f32, Cuda::flat(o);
+                    &dy.mem, &mut db.mem, &LinearParams { n: ni, outputs: oi, ..Default::default() })?;
             }
         }
         Ok(())

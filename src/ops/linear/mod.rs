@@ -6,8 +6,23 @@
 mod cpu;
 mod cuda;
 
+/// The CUDA kernels this family launches: its module and their names.
+pub const CUDA_KERNELS: (&str, &[&str]) = cuda::Kernels::NAMES;
+
 use crate::device::Device;
+use crate::device::kernel_params::kernel_params;
 use crate::error::Result;
+
+kernel_params! {
+    /// What every linear kernel is told (LinearParams of src/ops/linear/mod.rs):
+    /// x (n, inputs) → y (n, outputs), in `groups` independent blocks.
+    pub struct LinearParams {
+        pub n: i32,
+        pub inputs: i32,
+        pub outputs: i32,
+        pub groups: i32,
+    }
+}
 
 /// The fully connected layer (`kernels/linear.cu` on CUDA).
 pub trait LinearOps: Device {

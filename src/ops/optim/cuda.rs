@@ -5,10 +5,28 @@
 //! the buffers of a plan never move, so every later step (and a captured
 //! one) reuses it without a copy.
 
-use super::{AdamKernel, Coef, NormThen, OptimOps, Part, SgdKernel};
-use crate::device::cuda::{Cuda, CudaBuf, REDUCE_PARTS, int, launch};
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use cudarc::driver::CudaSlice;
+
+use super::{
+    AdamKernel, AdamParams, Coef, CoupleParams, LincombParams, ListParams, NormFinishParams, NormThen, OptimOps, Part,
+    SgdKernel, SgdParams,
+};
+use crate::device::cuda::{Cuda, CudaBuf, REDUCE_PARTS, family_state, int, launch};
 use crate::device::{Write, counts};
 use crate::error::{Error, Result};
+
+family_state! {
+    /// The kernels of `kernels/optim.cu` and the tables of the lists they read.
+    struct Kernels from "optim" {
+        kernels: [sgd_list_f32, adam_list_f32, couple_list_f32, sumsq_list_partial_f64, norm_finish_f32, lincomb_list_f32],
+        /// The device tables of the tensor lists the kernels have been given,
+        /// by their lengths and addresses (see `list_table`).
+        lists: Mutex<HashMap<Vec<u64>, CudaSlice<i64>>> = |_: &Cuda| -> Result<_> { Ok(Mutex::new(HashMap::new())) },
+    }
+}
 
 /// Launches of `norm`: the partial sums, then the finishing block.
 pub(crate) const NORM_LAUNCHES: u64 = 2;
@@ -52,7 +70,8 @@ impl Cuda {
             key.extend(kept.iter().map(|&i| at(list[i])));
         }
         let t = int(kernel, kept.len())?;
-        let mut tables = self.lists.lock().map_err(|_| Error::new("cuda: the tensor-list lock is poisoned"))?;
+        let mut tables =
+            self.family::<Kernels>()?.lists.lock().map_err(|_| Error::new("cuda: the tensor-list lock is poisoned"))?;
         if let Some(tab) = tables.get(&key) {
             return Ok((self.ptr(tab), t));
         }
@@ -103,10 +122,16 @@ impl OptimOps for Cuda {
         let parts = [part, part, Part::WHOLE];
         let (tab, t) = self.list_table(name, &["p", "grad", "momentum"], &[ps, grad.to_vec(), bs], &parts)?;
         let (lr, scale) = (int(name, k.lr)?, int(name, k.scale)?);
-        // sgd_list_f32(const long long* tab, int T, const float* sc, int lr_at, int scale_at, float mu, float wd,
-        //              int nesterov)
+        let params = SgdParams {
+            tensors: t,
+            lr_at: lr,
+            scale_at: scale,
+            mu: k.momentum,
+            wd: k.weight_decay,
+            nesterov: i32::from(k.nesterov),
+        };
         launch!(self, sgd_list_f32, Cuda::flat(n);
-            &tab, &t, &sc.mem, &lr, &scale, &k.momentum, &k.weight_decay, &i32::from(k.nesterov))
+            &tab, &sc.mem, &params)
     }
 
     fn adam_step(
@@ -125,10 +150,10 @@ impl OptimOps for Cuda {
         let lists = [ps, grad.to_vec(), shared(m), shared(v)];
         let (tab, t) = self.list_table(name, &["p", "grad", "m", "v"], &lists, &WHOLE)?;
         let (lr, step) = (int(name, k.lr)?, int(name, k.t)?);
-        // adam_list_f32(const long long* tab, int T, const float* sc, int lr_at, int t_at, float b1, float b2,
-        //               float eps, float wd)
+        let params =
+            AdamParams { tensors: t, lr_at: lr, t_at: step, b1: k.beta1, b2: k.beta2, eps: k.eps, wd: k.weight_decay };
         launch!(self, adam_list_f32, Cuda::flat(n);
-            &tab, &t, &sc.mem, &lr, &step, &k.beta1, &k.beta2, &k.eps, &k.weight_decay)
+            &tab, &sc.mem, &params)
     }
 
     fn couple(
@@ -145,8 +170,7 @@ impl OptimOps for Cuda {
         let n = total(p, part);
         let lists = [p.to_vec(), other.to_vec(), shared(grad)];
         let (tab, t) = self.list_table(name, &["p", "other", "grad"], &lists, &[part, other_part, part])?;
-        // couple_list_f32(const long long* tab, int T, float beta)
-        launch!(self, couple_list_f32, Cuda::flat(n); &tab, &t, &beta)
+        launch!(self, couple_list_f32, Cuda::flat(n); &tab, &CoupleParams { tensors: t, beta })
     }
 
     fn norm(&self, x: &[&CudaBuf], part: Part, sc: &mut CudaBuf, at: usize, then: NormThen) -> Result<()> {
@@ -159,8 +183,7 @@ impl OptimOps for Cuda {
         let cfg = Cuda::flat(n);
         let parts = cfg.grid_dim.0.min(REDUCE_PARTS as u32);
         let cfg = cudarc::driver::LaunchConfig { grid_dim: (parts, 1, 1), ..cfg };
-        // sumsq_list_partial_f64(const long long* tab, int T, double* partial)
-        launch!(self, sumsq_list_partial_f64, cfg; &tab, &t, &mut *scratch)?;
+        launch!(self, sumsq_list_partial_f64, cfg; &tab, &mut *scratch, &ListParams { tensors: t })?;
         let (mode, a, b, c, maxv) = match then {
             NormThen::Nothing => (0i32, 0, 0, 0, -1.0f32),
             // No clipping: a negative max tells the kernel the factor is 1.
@@ -173,10 +196,8 @@ impl OptimOps for Cuda {
                 crate::bail!("cuda: {name}: slot {what} = {slot} outside the {} step scalars", sc.len);
             }
         }
-        // norm_finish_f32(const double* partial, int parts, float* sc, int at, int mode, int a, int b, int c,
-        //                 float maxv)
         launch!(self, norm_finish_f32, Cuda::per_block(1)?;
-            &*scratch, &(parts as i32), &mut sc.mem, &at, &mode, &a, &b, &c, &maxv)
+            &*scratch, &mut sc.mem, &NormFinishParams { parts: parts as i32, at, mode, a, b, c, maxv })
     }
 
     /// The linear-combination kernel with one term of coefficient 1, which
@@ -188,10 +209,19 @@ impl OptimOps for Cuda {
         let n = total(&ds, Part::WHOLE);
         let (tab, t) = self.list_table(name, &["dst", "src"], &[ds, src.to_vec()], &WHOLE)?;
         let none = -1i32;
-        // lincomb_list_f32(const long long* tab, int T, const float* sc, int nterms, float k0, int a0, float k1,
-        //                  int a1, float k2, int a2, int add)
+        let params = LincombParams {
+            tensors: t,
+            nterms: 1i32,
+            k0: 1.0f32,
+            a0: none,
+            k1: 0.0f32,
+            a1: none,
+            k2: 0.0f32,
+            a2: none,
+            add: 0i32,
+        };
         launch!(self, lincomb_list_f32, Cuda::flat(n);
-            &tab, &t, &tab, &1i32, &1.0f32, &none, &0.0f32, &none, &0.0f32, &none, &0i32)
+            &tab, &tab, &params)
     }
 
     fn lincomb(
@@ -220,9 +250,9 @@ impl OptimOps for Cuda {
             }
         };
         let ((k0, a0), (k1, a1), (k2, a2)) = (coef(0)?, coef(1)?, coef(2)?);
-        // lincomb_list_f32(const long long* tab, int T, const float* sc, int nterms, float k0, int a0, float k1,
-        //                  int a1, float k2, int a2, int add)
+        let params =
+            LincombParams { tensors: t, nterms: terms.len() as i32, k0, a0, k1, a1, k2, a2, add: write.add_flag() };
         launch!(self, lincomb_list_f32, Cuda::flat(n);
-            &tab, &t, &sc.mem, &(terms.len() as i32), &k0, &a0, &k1, &a1, &k2, &a2, &write.add_flag())
+            &tab, &sc.mem, &params)
     }
 }

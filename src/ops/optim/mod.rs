@@ -13,6 +13,10 @@
 mod cpu;
 mod cuda;
 
+/// The CUDA kernels this family launches: its module and their names.
+pub const CUDA_KERNELS: (&str, &[&str]) = cuda::Kernels::NAMES;
+
+use crate::device::kernel_params::kernel_params;
 use crate::device::{Device, Write};
 use crate::error::Result;
 
@@ -118,6 +122,79 @@ impl Part {
     pub fn range(self, len: usize) -> std::ops::Range<usize> {
         let per = len / self.nets.max(1);
         self.k * per..(self.k + 1) * per
+    }
+}
+
+kernel_params! {
+    /// sgd_list_f32: the `tensors` tensors of a list table, stepped at the rate
+    /// sc[lr_at] with their gradients scaled by sc[scale_at]; momentum mu, weight
+    /// decay wd, Nesterov's momentum when `nesterov` is 1.
+    pub struct SgdParams {
+        pub tensors: i32,
+        pub lr_at: i32,
+        pub scale_at: i32,
+        pub mu: f32,
+        pub wd: f32,
+        pub nesterov: i32,
+    }
+}
+
+kernel_params! {
+    /// adam_list_f32: the `tensors` tensors of a list table, at the rate sc[lr_at],
+    /// step count sc[t_at]; betas b1, b2, eps and weight decay wd.
+    pub struct AdamParams {
+        pub tensors: i32,
+        pub lr_at: i32,
+        pub t_at: i32,
+        pub b1: f32,
+        pub b2: f32,
+        pub eps: f32,
+        pub wd: f32,
+    }
+}
+
+kernel_params! {
+    /// couple_list_f32: RARTS's coupling β over the `tensors` tensors of a list table.
+    pub struct CoupleParams {
+        pub tensors: i32,
+        pub beta: f32,
+    }
+}
+
+kernel_params! {
+    /// sumsq_list_partial_f64: the `tensors` tensors of a list table.
+    pub struct ListParams {
+        pub tensors: i32,
+    }
+}
+
+kernel_params! {
+    /// norm_finish_f32: the sum of `parts` partial sums into sc[at], then what
+    /// `mode` asks of slots a, b, c (a clip factor up to maxv).
+    pub struct NormFinishParams {
+        pub parts: i32,
+        pub at: i32,
+        pub mode: i32,
+        pub a: i32,
+        pub b: i32,
+        pub c: i32,
+        pub maxv: f32,
+    }
+}
+
+kernel_params! {
+    /// lincomb_list_f32: Σ of up to three terms k_i·sc[a_i]·(list slot i) over the
+    /// `tensors` tensors of a list table; `add` 0 overwrites, 1 adds.
+    pub struct LincombParams {
+        pub tensors: i32,
+        pub nterms: i32,
+        pub k0: f32,
+        pub a0: i32,
+        pub k1: f32,
+        pub a1: i32,
+        pub k2: f32,
+        pub a2: i32,
+        pub add: i32,
     }
 }
 

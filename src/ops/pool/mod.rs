@@ -5,6 +5,10 @@
 mod cpu;
 mod cuda;
 
+/// The CUDA kernels this family launches: its module and their names.
+pub const CUDA_KERNELS: (&str, &[&str]) = cuda::Kernels::NAMES;
+
+use crate::device::kernel_params::kernel_params;
 use crate::device::{Device, Write};
 use crate::error::Result;
 use crate::shape::Shape;
@@ -31,6 +35,23 @@ impl PoolGeom {
     }
     pub fn y_shape(&self) -> Shape {
         Shape::nchw(self.n, self.c, self.oh, self.ow)
+    }
+}
+
+kernel_params! {
+    /// What every pooling kernel of `kernels/pool.cu` is told: the planes
+    /// (`n·c`), their size before and after, the window and, for a
+    /// backward, whether it adds to `dx` (1) or overwrites it (0).
+    pub struct PoolParams {
+        pub nc: i32,
+        pub h: i32,
+        pub w: i32,
+        pub oh: i32,
+        pub ow: i32,
+        pub k: i32,
+        pub stride: i32,
+        pub pad: i32,
+        pub add: i32,
     }
 }
 

@@ -1,9 +1,16 @@
 //! Softmax and cross-entropy on the device: launchers of `kernels/softmax.cu`.
 
-use super::SoftmaxOps;
+use super::{SoftmaxOps, SoftmaxParams};
 use crate::device::counts;
-use crate::device::cuda::{Cuda, CudaBuf, check_len, int, launch};
+use crate::device::cuda::{Cuda, CudaBuf, check_len, family_state, int, launch};
 use crate::error::Result;
+
+family_state! {
+    /// The kernels of `kernels/softmax.cu`.
+    struct Kernels from "softmax" {
+        kernels: [softmax_rows_fwd_f32, softmax_rows_bwd_f32, cross_entropy_fwd_f32, cross_entropy_bwd_f32, accuracy_f32],
+    }
+}
 
 impl SoftmaxOps for Cuda {
     fn softmax_rows_fwd(&self, rows: usize, cols: usize, x: &CudaBuf, y: &mut CudaBuf) -> Result<()> {
@@ -15,8 +22,8 @@ impl SoftmaxOps for Cuda {
             return Ok(());
         }
         let (r, c) = (int(k, rows)?, int(k, cols)?);
-        // softmax_rows_fwd_f32(const float* x, float* y, int rows, int cols)
-        launch!(self, softmax_rows_fwd_f32, Cuda::flat(rows); &x.mem, &mut y.mem, &r, &c)
+        launch!(self, softmax_rows_fwd_f32, Cuda::flat(rows);
+            &x.mem, &mut y.mem, &SoftmaxParams { rows: r, cols: c, ..Default::default() })
     }
 
     fn softmax_rows_bwd(&self, rows: usize, cols: usize, y: &CudaBuf, dy: &CudaBuf, dx: &mut CudaBuf) -> Result<()> {
@@ -29,8 +36,8 @@ impl SoftmaxOps for Cuda {
             return Ok(());
         }
         let (r, c) = (int(k, rows)?, int(k, cols)?);
-        // softmax_rows_bwd_f32(const float* y, const float* dy, float* dx, int rows, int cols)
-        launch!(self, softmax_rows_bwd_f32, Cuda::flat(rows); &y.mem, &dy.mem, &mut dx.mem, &r, &c)
+        launch!(self, softmax_rows_bwd_f32, Cuda::flat(rows);
+            &y.mem, &dy.mem, &mut dx.mem, &SoftmaxParams { rows: r, cols: c, ..Default::default() })
     }
 
     fn accuracy(
@@ -50,8 +57,8 @@ impl SoftmaxOps for Cuda {
             crate::bail!("cuda: {kn}: slot {at} of {}, batch {n}×{k}", out.len);
         }
         let (ni, ki) = (int(kn, n)?, int(kn, k)?);
-        // accuracy_f32(const float* logits, const float* labels, float* out, long long at, int n, int k)
-        launch!(self, accuracy_f32, Cuda::per_block(1)?; &logits.mem, &labels.mem, &mut out.mem, &(at as i64), &ni, &ki)
+        launch!(self, accuracy_f32, Cuda::per_block(1)?;
+            &logits.mem, &labels.mem, &mut out.mem, &SoftmaxParams { at: at as i64, rows: ni, cols: ki })
     }
 
     fn cross_entropy_fwd(
@@ -75,9 +82,9 @@ impl SoftmaxOps for Cuda {
             crate::bail!("cuda: {kn}: empty batch ({n}×{k})");
         }
         let (ni, ki) = (int(kn, n)?, int(kn, k)?);
-        // cross_entropy_fwd_f32(const float* logits, const float* labels, float* loss, float* probs, int n, int k)
+        let params = SoftmaxParams { rows: ni, cols: ki, ..Default::default() };
         launch!(self, cross_entropy_fwd_f32, Cuda::per_block(1)?;
-            &logits.mem, &labels.mem, &mut loss.mem, &mut probs.mem, &ni, &ki)
+            &logits.mem, &labels.mem, &mut loss.mem, &mut probs.mem, &params)
     }
 
     fn cross_entropy_bwd(
@@ -101,8 +108,8 @@ impl SoftmaxOps for Cuda {
             return Ok(());
         }
         let (ni, ki) = (int(kn, n)?, int(kn, k)?);
-        // cross_entropy_bwd_f32(const float* probs, const float* labels, const float* dloss, float* dlogits, int n, int k)
+        let params = SoftmaxParams { rows: ni, cols: ki, ..Default::default() };
         launch!(self, cross_entropy_bwd_f32, Cuda::flat(n * k);
-            &probs.mem, &labels.mem, &dloss.mem, &mut dlogits.mem, &ni, &ki)
+            &probs.mem, &labels.mem, &dloss.mem, &mut dlogits.mem, &params)
     }
 }

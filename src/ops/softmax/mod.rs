@@ -3,8 +3,23 @@
 mod cpu;
 mod cuda;
 
+/// The CUDA kernels this family launches: its module and their names.
+pub const CUDA_KERNELS: (&str, &[&str]) = cuda::Kernels::NAMES;
+
 use crate::device::Device;
+use crate::device::kernel_params::kernel_params;
 use crate::error::Result;
+
+kernel_params! {
+    /// What every softmax and loss kernel is told (SoftmaxParams of
+    /// src/ops/softmax/mod.rs): `rows` rows of `cols` values (a batch of n
+    /// samples over k classes); `at` (accuracy) where the result goes.
+    pub struct SoftmaxParams {
+        pub rows: i32,
+        pub cols: i32,
+        pub at: i64,
+    }
+}
 
 /// Softmax and the loss (`kernels/softmax.cu` on CUDA).
 pub trait SoftmaxOps: Device {
