@@ -30,6 +30,33 @@ pub enum Existing {
     Force,
 }
 
+/// Where a run writes and how it goes about it: what a search and a
+/// training share (`--out`, `--resume`/`--force`, `--quiet`, `--no-report`).
+#[derive(Clone, Debug, PartialEq)]
+pub struct RunOptions {
+    /// The output folder.
+    pub out: PathBuf,
+    /// What to do with an `out` folder that already holds a run.
+    pub existing: Existing,
+    /// Progress lines on stderr.
+    pub progress: bool,
+    /// Write `report.html` and its figures into `out` after every epoch.
+    pub report: bool,
+}
+
+impl RunOptions {
+    /// A run into `out` that refuses a folder holding a run, with progress
+    /// lines and a report.
+    pub fn new(out: impl Into<PathBuf>) -> RunOptions {
+        RunOptions { out: out.into(), existing: Existing::Refuse, progress: true, report: true }
+    }
+
+    /// The same, quiet (no progress lines).
+    pub fn quiet(self) -> RunOptions {
+        RunOptions { progress: false, ..self }
+    }
+}
+
 /// An open, locked output folder.
 #[derive(Debug)]
 pub struct RunDir {

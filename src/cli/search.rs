@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 
 use rarts::Result;
-use rarts::rundir::Existing;
+use rarts::rundir::{Existing, RunOptions};
 use rarts::search::config::SearchConfig;
 use rarts::search::driver;
 
@@ -20,7 +20,8 @@ pub(super) struct SearchRunArgs {
     pub(super) run: RunArgs,
 }
 
-/// The output folder and what to do with one that holds a run.
+/// The output folder and what to do with one that holds a run
+/// ([`RunOptions`]), for `search` and `train`.
 #[derive(clap::Args, Clone)]
 pub(super) struct RunArgs {
     /// Output folder (default runs/search or runs/train).
@@ -42,15 +43,17 @@ pub(super) struct RunArgs {
 }
 
 impl RunArgs {
-    pub(super) fn out(&self, default: PathBuf) -> PathBuf {
-        self.out.clone().unwrap_or(default)
-    }
-
-    pub(super) fn existing(&self) -> Existing {
-        match (self.resume, self.force) {
-            (true, _) => Existing::Resume,
-            (_, true) => Existing::Force,
-            _ => Existing::Refuse,
+    /// The run's options, the folder `default` unless --out is given.
+    pub(super) fn options(self, default: PathBuf) -> RunOptions {
+        RunOptions {
+            out: self.out.unwrap_or(default),
+            existing: match (self.resume, self.force) {
+                (true, _) => Existing::Resume,
+                (_, true) => Existing::Force,
+                _ => Existing::Refuse,
+            },
+            progress: !self.quiet,
+            report: !self.no_report,
         }
     }
 }
@@ -58,14 +61,7 @@ impl RunArgs {
 impl SearchRunArgs {
     /// The search's settings with the output folder's.
     pub(super) fn config(self) -> SearchConfig {
-        let r = self.run;
-        SearchConfig {
-            out: r.out(SearchConfig::default().out),
-            existing: r.existing(),
-            progress: !r.quiet,
-            report: !r.no_report,
-            ..self.search
-        }
+        SearchConfig { run: self.run.options(SearchConfig::default().run.out), ..self.search }
     }
 }
 

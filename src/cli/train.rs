@@ -18,13 +18,7 @@ pub(super) struct TrainArgs {
 
 pub(super) fn command(a: TrainArgs, target: Target) -> Result<()> {
     let TrainArgs { train, run } = a;
-    let cfg = TrainConfig {
-        out: run.out(TrainConfig::default_out(train.space)),
-        existing: run.existing(),
-        progress: !run.quiet,
-        report: !run.no_report,
-        ..train
-    };
+    let cfg = TrainConfig { run: run.options(TrainConfig::default_out(train.space)), ..train };
     let res = with_backend!(target, f32, |make| train::train(make()?, &cfg)?);
     if let Some(last) = res.epochs.last().and_then(|e| e.test.as_ref()) {
         println!("test accuracy: {:.4} ({} images)", last.accuracy(), last.seen());

@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use crate::backend::Backend;
 use crate::data::DataSpec;
 use crate::error::{Context, Error, Result};
-use crate::rundir::Existing;
+use crate::rundir::{Existing, RunOptions};
 use crate::search::algo::{Algo, Schedule};
 use crate::search::config::{SearchConfig, StepConfig};
 use crate::search::driver;
@@ -118,7 +118,7 @@ impl Preset {
                     search: SearchConfig {
                         epochs: 1,
                         steps_per_epoch: Some(2),
-                        progress: false,
+                        run: SearchConfig::default().run.quiet(),
                         ..search(StepConfig { c: 4, cells_per_stage: 1, batch: 8, ..step(data.clone()) })
                     },
                     train: TrainConfig {
@@ -131,7 +131,7 @@ impl Preset {
                         },
                         steps_per_epoch: Some(2),
                         eval_images: Some(100),
-                        progress: false,
+                        run: TrainConfig::for_space(SpaceKind::Nb201).run.quiet(),
                         ..train(data)
                     },
                     finetune: None,
@@ -243,7 +243,7 @@ impl Preset {
                         epochs: 1,
                         steps_per_epoch: Some(2),
                         eval_images: Some(0),
-                        progress: false,
+                        run: SearchConfig::default().run.quiet(),
                         ..SearchConfig::default()
                     },
                     train: TrainConfig {
@@ -257,7 +257,7 @@ impl Preset {
                         },
                         steps_per_epoch: Some(2),
                         eval_images: Some(100),
-                        progress: false,
+                        run: TrainConfig::for_space(SpaceKind::Darts).run.quiet(),
                         ..TrainConfig::default()
                     },
                     finetune: None,
@@ -407,8 +407,7 @@ fn search_job<B: Backend<Elem = f32>>(
     let dir = out.join(format!("search-{method}-s{seed}"));
     let cfg = SearchConfig {
         step: StepConfig { algo, schedule: Schedule::Fused, seed, ..preset.search.step.clone() },
-        out: dir.clone(),
-        existing: Existing::Resume,
+        run: RunOptions { out: dir.clone(), existing: Existing::Resume, ..preset.search.run.clone() },
         nb201_table: table.map(|t| t.path().to_path_buf()),
         ..preset.search.clone()
     };
@@ -433,8 +432,7 @@ fn train_job<B: Backend<Elem = f32>>(
     let cfg = TrainConfig {
         genotype: genotype.to_string(),
         seed,
-        out: dir.to_path_buf(),
-        existing: Existing::Resume,
+        run: RunOptions { out: dir.to_path_buf(), existing: Existing::Resume, ..base.run.clone() },
         init_from: init_from.map(Path::to_path_buf),
         ..base.clone()
     };

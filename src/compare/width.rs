@@ -98,7 +98,7 @@ impl Preset {
                     overrides: RecipeOverrides { batch: Some(16), epochs: Some(1), ..RecipeOverrides::default() },
                     steps_per_epoch: Some(2),
                     eval_images: Some(100),
-                    progress: false,
+                    run: TrainConfig::for_space(SpaceKind::Width).run.quiet(),
                     ..train(data.clone(), 8)
                 };
                 Ok(Preset {
@@ -107,7 +107,7 @@ impl Preset {
                     search: SearchConfig {
                         epochs: 1,
                         steps_per_epoch: Some(2),
-                        progress: false,
+                        run: SearchConfig::default().run.quiet(),
                         ..search(StepConfig { batch: 8, ..step(data, 8) })
                     },
                     finetune: Some(finetune(&train, None)),

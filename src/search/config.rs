@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use crate::data::DataSpec;
 use crate::error::Result;
 use crate::flags::{flag_defaults, momentum, need, rate, show, sizes};
-use crate::rundir::Existing;
+use crate::rundir::RunOptions;
 use crate::search::algo::{Algo, Schedule};
 use crate::space::SpaceKind;
 
@@ -126,18 +126,10 @@ pub struct SearchConfig {
     /// when resuming.
     #[arg(long)]
     pub nb201_table: Option<PathBuf>,
-    /// The output folder (`--out` of the command line's run flags).
-    #[arg(skip = PathBuf::from("runs/search"))]
-    pub out: PathBuf,
-    /// What to do with an `out` folder that already holds a run.
-    #[arg(skip = Existing::Refuse)]
-    pub existing: Existing,
-    /// Progress lines on stderr.
-    #[arg(skip = true)]
-    pub progress: bool,
-    /// Write `report.html` and its figures into `out` after every epoch.
-    #[arg(skip = true)]
-    pub report: bool,
+    /// The output folder and how the run treats it (the command line's
+    /// run flags).
+    #[arg(skip = RunOptions::new("runs/search"))]
+    pub run: RunOptions,
 }
 
 impl Default for SearchConfig {

@@ -63,7 +63,7 @@ impl SearchResult {
     /// results are, and the command that trains what was found.
     pub fn closing(&self, cfg: &SearchConfig) -> String {
         let (k, spread) = (self.ops, self.alpha_spread);
-        let dir = cfg.out.display();
+        let dir = cfg.run.out.display();
         let mut s = format!(
             "α moved: largest |softmax(α) − 1/{k}| = {spread:.4} (a genotype means something from {ALPHA_MOVED} on)\n"
         );
@@ -78,12 +78,12 @@ impl SearchResult {
     }
 }
 
-/// Runs (or resumes) a search on backend `be`, writing into `cfg.out`.
+/// Runs (or resumes) a search on backend `be`, writing into `cfg.run.out`.
 pub fn search<B: Backend<Elem = f32>>(be: B, cfg: &SearchConfig) -> Result<SearchResult> {
     cfg.validate()?;
     // The lock first: a second process on the same folder stops at once.
     let files = crate::report::with_report_files(&RUN_FILES);
-    let dir = RunDir::open(&cfg.out, "--out", &files, cfg.existing)?;
+    let dir = RunDir::open(&cfg.run.out, "--out", &files, cfg.run.existing)?;
     let device = be.name();
     // The table before the data: a bad table costs nothing to find out.
     let table = match cfg.step.space {
@@ -110,7 +110,7 @@ pub fn search<B: Backend<Elem = f32>>(be: B, cfg: &SearchConfig) -> Result<Searc
         alpha_every: cfg.alpha_every.unwrap_or((steps / ALPHA_SAMPLES).max(1)),
     };
     let mut start_epoch = 0;
-    if let Some(ck) = run_record::resume_point(&dir, cfg.existing, &files, CHECKPOINT)? {
+    if let Some(ck) = run_record::resume_point(&dir, cfg.run.existing, &files, CHECKPOINT)? {
         let p = &mut job.p;
         (start_epoch, job.log_lines, job.alpha_lines) =
             restore(&mut p.search, &mut p.feed.sampler, cfg, &p.data_id, ck)
@@ -205,7 +205,7 @@ impl<B: Backend<Elem = f32>> EpochJob for SearchEpochs<'_, B> {
             let alphas = alpha_values(&self.p.search, &self.p.g.alphas)?;
             self.alpha_lines.push(alpha_json(epoch, s + 1, steps, self.p.space.ops().len(), &alphas));
         }
-        if cfg.progress {
+        if cfg.run.progress {
             let el = self.t_run.elapsed().as_secs_f64();
             let done = self.done_steps;
             let eta = el / done as f64 * self.total_steps.saturating_sub(done) as f64;
@@ -244,7 +244,7 @@ impl<B: Backend<Elem = f32>> EpochJob for SearchEpochs<'_, B> {
                 Err(e) => score_failed = Some(e),
             }
         }
-        if cfg.progress {
+        if cfg.run.progress {
             eprintln!();
         }
         let k = p.space.ops().len();
@@ -273,8 +273,8 @@ impl<B: Backend<Elem = f32>> EpochJob for SearchEpochs<'_, B> {
         // here leaves a log one line short, which resume rewrites.
         dir.write(LOG, run_record::log_text(&self.log_lines).as_bytes())?;
         dir.write(ALPHA_LOG, run_record::log_text(&self.alpha_lines).as_bytes())?;
-        if self.cfg.report {
-            crate::report::write_during_run(&self.cfg.out);
+        if self.cfg.run.report {
+            crate::report::write_during_run(&self.cfg.run.out);
         }
         self.epochs.push(std::mem::take(&mut self.log));
         Ok(())

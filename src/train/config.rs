@@ -12,7 +12,7 @@ use crate::data::DataSpec;
 use crate::error::{Error, Result};
 use crate::flags::{flag_defaults, momentum, need, rate, sizes};
 use crate::genotype::Genotype;
-use crate::rundir::Existing;
+use crate::rundir::RunOptions;
 use crate::shape::Shape;
 use crate::space::eval::EvalNetConfig;
 use crate::space::nb201::{Nb201Cell, Nb201Config};
@@ -198,19 +198,10 @@ pub struct TrainConfig {
     /// genotype (from `rarts export`, or PyTorch's NetworkCIFAR state_dict).
     #[arg(long, visible_alias = "init")]
     pub init_from: Option<PathBuf>,
-    /// The output folder (`--out` of the command line's run flags; default
-    /// [`TrainConfig::default_out`]).
-    #[arg(skip = PathBuf::from("runs/train"))]
-    pub out: PathBuf,
-    /// What to do with an `out` folder that already holds a run.
-    #[arg(skip = Existing::Refuse)]
-    pub existing: Existing,
-    /// Progress lines on stderr.
-    #[arg(skip = true)]
-    pub progress: bool,
-    /// Write `report.html` and its figures into `out` after every epoch.
-    #[arg(skip = true)]
-    pub report: bool,
+    /// The output folder and how the run treats it (the command line's
+    /// run flags; the folder's default [`TrainConfig::default_out`]).
+    #[arg(skip = RunOptions::new("runs/train"))]
+    pub run: RunOptions,
 }
 
 impl Default for TrainConfig {
@@ -223,7 +214,12 @@ impl TrainConfig {
     /// The defaults for `space` (its recipe, its output folder), the
     /// genotype left empty.
     pub fn for_space(space: SpaceKind) -> TrainConfig {
-        TrainConfig { space, genotype: String::new(), out: TrainConfig::default_out(space), ..TrainConfig::default() }
+        TrainConfig {
+            space,
+            genotype: String::new(),
+            run: RunOptions::new(TrainConfig::default_out(space)),
+            ..TrainConfig::default()
+        }
     }
 
     /// `--out` when it is not given.

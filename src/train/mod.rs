@@ -68,7 +68,7 @@ pub struct TrainResult {
     pub epochs: Vec<TrainEpoch>,
 }
 
-/// Trains (or resumes training) on backend `be`, writing into `cfg.out`.
+/// Trains (or resumes training) on backend `be`, writing into `cfg.run.out`.
 pub fn train<B: Backend<Elem = f32>>(be: B, cfg: &TrainConfig) -> Result<TrainResult> {
     cfg.validate()?;
     let r = cfg.recipe();
@@ -88,7 +88,7 @@ pub fn train<B: Backend<Elem = f32>>(be: B, cfg: &TrainConfig) -> Result<TrainRe
         None => None,
     };
     let files = crate::report::with_report_files(&RUN_FILES);
-    let dir = RunDir::open(&cfg.out, "--out", &files, cfg.existing)?;
+    let dir = RunDir::open(&cfg.run.out, "--out", &files, cfg.run.existing)?;
     let split = cfg.data.load()?;
     let (train, test) = (split.train, split.test);
     let eval_images = run_record::eval_images(cfg.eval_images, test.as_ref(), usize::MAX, &cfg.data)?;
@@ -151,7 +151,7 @@ pub fn train<B: Backend<Elem = f32>>(be: B, cfg: &TrainConfig) -> Result<TrainRe
     let ck_path = dir.join(RUN_FILES[0]);
     let mut log_lines = Vec::new();
     let mut start = 0;
-    if let Some(ck) = run_record::resume_point(&dir, cfg.existing, &files, RUN_FILES[0])? {
+    if let Some(ck) = run_record::resume_point(&dir, cfg.run.existing, &files, RUN_FILES[0])? {
         (start, log_lines) = restore(&mut ex, &mut opt, &mut sampler, &mut cut_rng, cfg, &data_id, ck)
             .map_err(|e| Error(format!("--resume from {}: {e}", ck_path.display())))?;
         dir.write(RUN_FILES[1], run_record::log_text(&log_lines).as_bytes())?;
@@ -273,7 +273,7 @@ impl<B: Backend<Elem = f32>> EpochJob for TrainEpochs<'_, B> {
         self.opt.step(ex, &mut self.sc.buf).map_err(|e| Error(format!("epoch {epoch} step {s}: {e}")))?;
         self.log.loss_train += loss / steps as f64;
         self.log.acc_train += run_record::accuracy(ex, io.2, io.1)? / steps as f64;
-        if cfg.progress {
+        if cfg.run.progress {
             eprint!("\repoch {}/{} step {}/{} loss {loss:.4}   ", epoch + 1, self.r.epochs, s + 1, steps);
         }
         Ok(())
@@ -292,7 +292,7 @@ impl<B: Backend<Elem = f32>> EpochJob for TrainEpochs<'_, B> {
             }
         }
         self.log.seconds = self.t0.elapsed().as_secs_f64();
-        if self.cfg.progress {
+        if self.cfg.run.progress {
             eprintln!();
         }
         self.log_lines.push(log_json(&self.log));
@@ -314,8 +314,8 @@ impl<B: Backend<Elem = f32>> EpochJob for TrainEpochs<'_, B> {
         // PyTorch's BN counts its batches: every epoch has `steps` steps.
         meta.insert("steps_done".into(), (done * self.steps).to_string());
         dir.write(MODEL_FILE, &model::to_bytes(&self.ex, &self.model_info)?)?;
-        if self.cfg.report {
-            crate::report::write_during_run(&self.cfg.out);
+        if self.cfg.run.report {
+            crate::report::write_during_run(&self.cfg.run.out);
         }
         self.epochs.push(std::mem::take(&mut self.log));
         Ok(())

@@ -159,8 +159,7 @@ pub fn tiny_search(algo: rarts::search::algo::Algo, steps: usize) -> rarts::sear
         epochs: 1,
         steps_per_epoch: Some(steps),
         eval_images: Some(0),
-        out: std::env::temp_dir().join("rarts-tiny-search-unused"),
-        progress: false,
+        run: rarts::rundir::RunOptions::new(std::env::temp_dir().join("rarts-tiny-search-unused")).quiet(),
         ..Default::default()
     }
 }
