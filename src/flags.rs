@@ -36,10 +36,10 @@ pub fn sizes(c: usize, layers: usize, batch: usize, epochs: usize, steps_per_epo
     Ok(())
 }
 
-/// A flag value as a person would write it: `0.025`, `1e30`.
+/// A flag value as a person would write it: `0.025`, `3e-4`, `1e30`.
 pub fn show(v: f32) -> String {
     let a = v.abs();
-    if a != 0.0 && !(1e-4..1e6).contains(&a) { format!("{v:e}") } else { v.to_string() }
+    if a != 0.0 && !(1e-2..1e6).contains(&a) { format!("{v:e}") } else { v.to_string() }
 }
 
 /// The settings of `now` that differ from those recorded in `then`
@@ -72,4 +72,17 @@ pub fn flag_defaults<T: clap::Args + clap::FromArgMatches>(args: &[&str]) -> T {
     let cmd = T::augment_args(clap::Command::new("defaults").no_binary_name(true));
     let m = cmd.try_get_matches_from(args).unwrap_or_else(|e| panic!("the flags' defaults: {e}"));
     T::from_arg_matches(&m).unwrap_or_else(|e| panic!("the flags' defaults: {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::show;
+
+    #[test]
+    fn values_are_shown_as_written() {
+        assert_eq!(
+            [show(0.025), show(3e-4), show(1e30), show(0.0), show(-5e-4)],
+            ["0.025", "3e-4", "1e30", "0", "-5e-4"]
+        );
+    }
 }

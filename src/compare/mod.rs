@@ -73,6 +73,13 @@ impl Preset {
         let step = |data: DataSpec| StepConfig { data, space: SpaceKind::Nb201, ..StepConfig::default() };
         let search = |step: StepConfig| SearchConfig { step, eval_images: Some(0), ..SearchConfig::default() };
         let train = |data: DataSpec| TrainConfig { data, ..TrainConfig::for_space(SpaceKind::Nb201) };
+        // The 2-core CPU presets' search: C = 8, one cell per stage, batch
+        // 64, 8 epochs of `steps`, α's rate raised so that α moves.
+        let cpu_search = |data: DataSpec, steps: usize| SearchConfig {
+            epochs: 8,
+            steps_per_epoch: Some(steps),
+            ..search(StepConfig { c: 8, cells_per_stage: 1, batch: 64, arch_lr: 6e-3, ..step(data) })
+        };
         match name {
             "small" => {
                 let data = data.unwrap_or_else(|| DataSpec::FashionMnist("/usr/share/datasets/fashion-mnist".into()));
@@ -82,17 +89,7 @@ impl Preset {
                     // Measured on 2 cores (28×28): a search step at batch 64
                     // takes 0.46-1.04 s, a training step of the all-3×3 cell
                     // at C = 16 0.47 s; about 2.3 hours in all.
-                    search: SearchConfig {
-                        epochs: 8,
-                        steps_per_epoch: Some(100),
-                        ..search(StepConfig {
-                            c: 8,
-                            cells_per_stage: 1,
-                            batch: 64,
-                            arch_lr: 6e-3,
-                            ..step(data.clone())
-                        })
-                    },
+                    search: cpu_search(data.clone(), 100),
                     train: TrainConfig {
                         cells_per_stage: 1,
                         overrides: RecipeOverrides {
@@ -155,17 +152,7 @@ impl Preset {
                     // The α rate is raised from NATS-Bench's 3e-4 (for about
                     // 19,500 steps) so that α moves in 1,000; the same for
                     // every method.
-                    search: SearchConfig {
-                        epochs: 8,
-                        steps_per_epoch: Some(125),
-                        ..search(StepConfig {
-                            c: 8,
-                            cells_per_stage: 1,
-                            batch: 64,
-                            arch_lr: 6e-3,
-                            ..step(data.clone())
-                        })
-                    },
+                    search: cpu_search(data.clone(), 125),
                     train: train(data),
                     finetune: None,
                     retrain: false,

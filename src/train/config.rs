@@ -120,7 +120,7 @@ impl Shown for bool {
 
 impl Shown for f32 {
     fn shown(&self) -> String {
-        if *self != 0.0 && self.abs() < 1e-2 { format!("{self:e}") } else { self.to_string() }
+        crate::flags::show(*self)
     }
 }
 
