@@ -10,6 +10,7 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use rarts::backend::Cpu;
 use rarts::exec::Exec;
+use rarts::ops::record::*;
 use rarts::shape::Shape;
 use rarts::space::darts::{PRIMITIVES, mixed_edge};
 use rarts::space::{GROUP_ARCH, GROUP_W};

@@ -7,6 +7,7 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use rarts::backend::{Cpu, SgdStep};
 use rarts::exec::Exec;
+use rarts::ops::record::*;
 use rarts::search::algo::{Algo, ArchOpt, Feed, Hyper, Problem, Schedule, Search, Split};
 use rarts::shape::Shape;
 use rarts::space::darts::{SuperNetConfig, alphas, supernet};

@@ -7,8 +7,10 @@ mod common;
 use rarts::backend::Cpu;
 use rarts::backend::counts;
 use rarts::exec::Exec;
+use rarts::ops::conv::ConvSpec;
+use rarts::ops::record::*;
 use rarts::shape::Shape;
-use rarts::tape::{ConvSpec, Tape};
+use rarts::tape::Tape;
 
 #[test]
 fn a_forward_backward_is_counted_op_by_op() {

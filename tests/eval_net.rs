@@ -10,6 +10,7 @@ use rand::rngs::StdRng;
 use rarts::backend::Cpu;
 use rarts::exec::Exec;
 use rarts::genotype::Genotype;
+use rarts::ops::record::*;
 use rarts::shape::Shape;
 use rarts::space::eval::{EvalCell, EvalNet, EvalNetConfig, eval_net, fill_drop_masks, set_drop_masks};
 use rarts::space::{GROUP_AUX, GROUP_W};
@@ -78,7 +79,7 @@ fn darts_v2_has_the_published_weight_count() {
     assert_eq!(net.weight_params, t.params(GROUP_W));
     // Each reduction cell max-pools s0 twice and s1 three times, all stride
     // 2: one pool per input is recorded.
-    assert_eq!(t.ops.iter().filter(|op| matches!(op, Op::MaxPool { .. })).count(), 4);
+    assert_eq!(t.ops.iter().filter(|op| matches!(op, Op::MaxPool(_))).count(), 4);
 }
 
 #[test]
@@ -100,14 +101,14 @@ fn darts_v1_and_random_cells_match_darts_module_shapes() {
 fn every_batch_norm_is_affine() {
     let (t, _) = record(&cifar(Genotype::from_source("DARTS_V1").unwrap()), 2, 32).unwrap();
     let bns: Vec<_> =
-        t.ops.iter().filter_map(|op| if let Op::BatchNorm { affine, .. } = op { Some(affine) } else { None }).collect();
+        t.ops.iter().filter_map(|op| if let Op::BatchNorm(bn) = op { Some(&bn.affine) } else { None }).collect();
     assert!(bns.len() > 100);
     assert!(bns.iter().all(|a| a.is_some()));
     // Pools carry no BN: a BN never reads a pool's output.
     let pooled: Vec<_> =
-        t.ops.iter().filter(|op| matches!(op, Op::MaxPool { .. } | Op::AvgPool { .. })).map(|op| op.output()).collect();
+        t.ops.iter().filter(|op| matches!(op, Op::MaxPool(_) | Op::AvgPool(_))).map(|op| op.output()).collect();
     assert!(!pooled.is_empty());
-    assert!(t.ops.iter().all(|op| !matches!(op, Op::BatchNorm { x, .. } if pooled.contains(x))));
+    assert!(t.ops.iter().all(|op| !matches!(op, Op::BatchNorm(bn) if pooled.contains(&bn.x))));
 }
 
 #[test]
@@ -167,7 +168,7 @@ fn auxiliary_head_is_apart_from_the_weight_count() {
         .ops
         .iter()
         .filter_map(|op| match op {
-            Op::AvgPool { geom, .. } if geom.k == 5 => Some(*geom),
+            Op::AvgPool(p) if p.geom.k == 5 => Some(p.geom),
             _ => None,
         })
         .collect();
@@ -187,7 +188,7 @@ fn drop_path_masks_one_per_non_identity_op() {
     let mut cfg = EvalNetConfig::new(4, 5, 10, 3, g.clone());
     let (t, net) = record(&cfg, 3, 16).unwrap();
     assert!(net.drop_masks.is_empty(), "no drop path unless configured");
-    assert!(!t.ops.iter().any(|op| matches!(op, Op::MaskedSum { .. })));
+    assert!(!t.ops.iter().any(|op| matches!(op, Op::MaskedSum(_))));
     let (n_plain, ops_plain) = (t.nodes.len(), t.ops.len());
     cfg.drop_path = true;
     let (t, net) = record(&cfg, 3, 16).unwrap();
@@ -206,7 +207,7 @@ fn drop_path_masks_one_per_non_identity_op() {
     let masked: usize = t
         .ops
         .iter()
-        .map(|op| if let Op::MaskedSum { terms, .. } = op { terms.iter().filter(|t| t.1.is_some()).count() } else { 0 })
+        .map(|op| if let Op::MaskedSum(m) = op { m.terms.iter().filter(|t| t.1.is_some()).count() } else { 0 })
         .sum();
     assert_eq!(masked, want, "every mask is applied by a node's sum");
     for &m in &net.drop_masks {

@@ -6,6 +6,7 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use rarts::backend::{Backend, Cpu};
 use rarts::exec::Exec;
+use rarts::ops::record::*;
 use rarts::shape::Shape;
 use rarts::space::darts::{Cell, PRIMITIVES, mixed_edge};
 use rarts::space::{GROUP_ARCH, GROUP_W};
@@ -165,7 +166,8 @@ fn two_node_cell_matches_finite_differences() {
 /// once. The gradient that reaches the conv before it is the sum over both.
 #[test]
 fn shared_pool_matches_finite_differences() {
-    use rarts::tape::{ConvSpec, Op};
+    use rarts::ops::conv::ConvSpec;
+    use rarts::tape::Op;
     let mut rng = StdRng::seed_from_u64(51);
     let (n, c, hw) = (2, 4, 6);
     let mut t = Tape::new();
@@ -175,7 +177,7 @@ fn shared_pool_matches_finite_differences() {
     let (p, q) = (t.avg_pool(y, 1), t.avg_pool(y, 1));
     assert_eq!((a, p), (b, q), "the same pool of the same node is recorded once");
     assert_ne!(t.max_pool(y, 1), a, "another stride is another pool");
-    assert_eq!(t.ops.iter().filter(|op| matches!(op, Op::MaxPool { .. })).count(), 2);
+    assert_eq!(t.ops.iter().filter(|op| matches!(op, Op::MaxPool(_))).count(), 2);
     let sa = t.scale(a, 0.5);
     let ab = t.add(sa, b);
     let pq = t.sub(p, q);

@@ -4,6 +4,7 @@
 
 use rarts::backend::Cpu;
 use rarts::exec::Exec;
+use rarts::ops::record::*;
 use rarts::shape::Shape;
 use rarts::space::nb201::{EDGES, Nb201Cell, Nb201Config, OPS, alphas, edge, supernet, trained_net};
 use rarts::space::{GROUP_ARCH, GROUP_W};

@@ -20,6 +20,7 @@ mod common;
 use common::assert_close;
 use rarts::backend::{AdamKernel, AdamStep, Coef, Cpu, NormThen, OptimOps, Part, SgdKernel, SgdStep, Write};
 use rarts::exec::Exec;
+use rarts::ops::record::*;
 use rarts::optim::{Adam, AdamSlots, Scalars, Sgd, SgdSlots};
 use rarts::real::Real;
 use rarts::shape::Shape;

@@ -6,6 +6,7 @@ mod common;
 
 use rarts::backend::Cpu;
 use rarts::exec::Exec;
+use rarts::ops::record::*;
 use rarts::shape::Shape;
 use rarts::space::width::{FRACTIONS, WidthConfig, Widths, alphas, trained_net};
 use rarts::space::{GROUP_ARCH, GROUP_W, SearchSpace, width::WidthSpace};

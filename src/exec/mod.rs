@@ -11,7 +11,6 @@ mod forward;
 
 use crate::backend::{Backend, Part};
 use crate::error::Result;
-use crate::ops::elementwise::ScaleGeom;
 use crate::real::Real;
 use crate::shape::Shape;
 use crate::tape::{Init, Kind, NodeId, Tape};
@@ -393,19 +392,6 @@ fn plan_grad_slots(tape: &Tape, can_grad: &[bool]) -> (Vec<Option<usize>>, Vec<u
         }
     }
     (slot, slot_len)
-}
-
-/// `(n, i, o, groups)` of a linear layer on x `(n, i)` with weights `(o, i/groups)`.
-fn linear_dims(tape: &Tape, x: NodeId, w: NodeId) -> (usize, usize, usize, usize) {
-    let (xs, ws) = (tape.shape(x), tape.shape(w));
-    let i = xs.numel() / xs.n();
-    (xs.n(), i, ws.n(), i / ws.c())
-}
-
-/// The geometry of a [`Op::ChannelScale`] of `x` by `m`.
-fn scale_geom(tape: &Tape, x: NodeId, m: NodeId) -> ScaleGeom {
-    let s = tape.shape(x);
-    ScaleGeom { n: s.n(), c: s.c(), hw: s.hw(), cm: tape.shape(m).numel() }
 }
 
 /// The backend, parameter values (mutable) and their gradients: see

@@ -26,6 +26,7 @@ use crate::backend::Backend;
 use crate::error::{Context, Error, Result};
 use crate::exec::Exec;
 use crate::genotype::Genotype;
+use crate::ops::record::*;
 use crate::run_record::persistent_nodes;
 use crate::shape::Shape;
 use crate::space::darts::{self, Primitive, SuperNetConfig};

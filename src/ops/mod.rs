@@ -7,18 +7,36 @@
 //! conventions of `backend`: forward `=`, backward `+=`. A geometry is built
 //! once when the tape is recorded; the same value is passed to the CPU and
 //! the CUDA kernels.
+//!
+//! The ops the tape records are written in each family's `op.rs` too: the
+//! op's struct (its nodes and geometry), the method that records it (in
+//! the family's `Record…` trait) and its forward and backward rule, through
+//! the interfaces of [`node`].
 
 pub mod bn;
 pub mod conv;
 pub mod elementwise;
 pub mod layout;
 pub mod linear;
+pub mod node;
 pub mod optim;
 pub mod pool;
 pub mod simd;
 pub mod softmax;
 
 use crate::device::kernel_params::{Layout, layout};
+
+/// Every family's recording methods (`t.conv(…)`, `t.relu(…)`, …), for
+/// `use crate::ops::record::*`.
+pub mod record {
+    pub use super::bn::RecordBn;
+    pub use super::conv::RecordConv;
+    pub use super::elementwise::RecordElementwise;
+    pub use super::layout::RecordLayout;
+    pub use super::linear::RecordLinear;
+    pub use super::pool::RecordPool;
+    pub use super::softmax::RecordSoftmax;
+}
 
 /// Every family's CUDA module and the kernels it launches from it.
 pub fn cuda_kernels() -> Vec<(&'static str, &'static [&'static str])> {

@@ -4,6 +4,7 @@
 //! see `Tape::set_nets`) — and a lower bound of the memory that recording
 //! will take.
 
+use crate::ops::record::*;
 use crate::search::algo::{Algo, Problem};
 use crate::search::config::SearchConfig;
 use crate::shape::Shape;

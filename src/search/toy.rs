@@ -5,6 +5,7 @@
 use crate::backend::{Backend, SgdStep};
 use crate::error::Result;
 use crate::exec::Exec;
+use crate::ops::record::*;
 use crate::search::algo::{Algo, ArchOpt, Feed, Hyper, Problem, Schedule, Search, Split};
 use crate::shape::Shape;
 use crate::space::{GROUP_ARCH, GROUP_W, GROUP_Y};

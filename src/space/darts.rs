@@ -2,9 +2,12 @@
 
 use crate::error::Result;
 use crate::genotype::Genotype;
+use crate::ops::conv::ConvSpec;
+use crate::ops::elementwise::Term;
+use crate::ops::record::*;
 use crate::shape::Shape;
 use crate::space::{Alphas, Derived, SearchSpace, SpaceKind};
-use crate::tape::{ConvSpec, Init, NodeId, Tape, Term};
+use crate::tape::{Init, NodeId, Tape};
 
 pub use crate::space::primitive::{PRIMITIVES, Primitive};
 

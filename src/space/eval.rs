@@ -15,10 +15,12 @@ use crate::bail;
 use crate::error::{Error, Result};
 use crate::exec::Exec;
 use crate::genotype::{CellGenes, Genotype, STEPS};
+use crate::ops::conv::ConvSpec;
+use crate::ops::record::*;
 use crate::shape::Shape;
 use crate::space::GROUP_AUX;
 use crate::space::darts::{Primitive, factorized_reduce, primitive, relu_conv_bn};
-use crate::tape::{ConvSpec, NodeId, Tape};
+use crate::tape::{NodeId, Tape};
 
 /// The stem has `STEM_MULTIPLIER · C` channels.
 pub const STEM_MULTIPLIER: usize = 3;

@@ -3,6 +3,7 @@
 //! and the nodes an optimizer and the drop-path masks touch.
 
 use crate::error::{Error, Result};
+use crate::ops::record::*;
 use crate::shape::Shape;
 use crate::space::{GROUP_W, NetSpec};
 use crate::tape::{NodeId, Tape};

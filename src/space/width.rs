@@ -20,10 +20,12 @@
 
 use crate::error::{Error, Result};
 use crate::genotype::softmax_rows;
+use crate::ops::conv::ConvSpec;
+use crate::ops::record::*;
 use crate::shape::Shape;
 use crate::space::darts::SuperNet;
 use crate::space::{Alphas, Derived, SearchSpace, SpaceKind};
-use crate::tape::{ConvSpec, Init, NodeId, Tape};
+use crate::tape::{Init, NodeId, Tape};
 
 /// The candidate widths' fractions of each searchable conv's channels.
 pub const FRACTIONS: [f64; 4] = [0.25, 0.5, 0.75, 1.0];

@@ -3,6 +3,7 @@
 
 mod cpu;
 mod cuda;
+mod op;
 
 /// The CUDA kernels this family launches: its module and their names.
 pub const CUDA_KERNELS: (&str, &[&str]) = cuda::Kernels::NAMES;
@@ -10,6 +11,8 @@ pub const CUDA_KERNELS: (&str, &[&str]) = cuda::Kernels::NAMES;
 use crate::device::kernel_params::kernel_params;
 use crate::device::{Device, Write};
 use crate::error::Result;
+
+pub use op::*;
 
 /// BatchNorm over `(n, c, hw)`: statistics per channel over `n·hw` values.
 #[derive(Clone, Copy, Debug, PartialEq)]

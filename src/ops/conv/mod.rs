@@ -16,6 +16,7 @@
 
 mod cpu;
 mod cuda;
+mod op;
 
 /// The CUDA kernels this family launches: its module and their names.
 pub const CUDA_KERNELS: (&str, &[&str]) = cuda::Kernels::NAMES;
@@ -28,6 +29,8 @@ use crate::device::{Device, Write};
 use crate::error::Result;
 use crate::real::Real;
 use crate::shape::Shape;
+
+pub use op::*;
 
 /// 2-D convolution, NCHW input `(n, cin, h, w)`, weights `(cout, cin/groups, k, k)`,
 /// output `(n, cout, oh, ow)`. With `relu_in` the kernel reads `max(x, 0)`

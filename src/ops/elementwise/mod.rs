@@ -2,6 +2,7 @@
 
 mod cpu;
 mod cuda;
+mod op;
 
 /// The CUDA kernels this family launches: its module and their names.
 pub const CUDA_KERNELS: (&str, &[&str]) = cuda::Kernels::NAMES;
@@ -11,6 +12,8 @@ pub(crate) use cpu::dot_f64;
 use crate::device::kernel_params::{DevPtr, kernel_params};
 use crate::device::{Device, Write};
 use crate::error::Result;
+
+pub use op::*;
 
 /// One term of a mixed edge in [`ElementwiseOps::mix_bwd`]: its weight's
 /// index, its input, and its input's gradient with how to write it (absent

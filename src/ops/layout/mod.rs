@@ -3,6 +3,7 @@
 
 mod cpu;
 mod cuda;
+mod op;
 
 /// The CUDA kernels this family launches: its module and their names.
 pub const CUDA_KERNELS: (&str, &[&str]) = cuda::Kernels::NAMES;
@@ -10,6 +11,8 @@ pub const CUDA_KERNELS: (&str, &[&str]) = cuda::Kernels::NAMES;
 use crate::device::kernel_params::{DevPtr, kernel_params};
 use crate::device::{Device, Write};
 use crate::error::Result;
+
+pub use op::*;
 
 /// Copying a block of channels between two NCHW tensors with the same n and
 /// plane size: channels `[off, off + c_part)` of the whole `(n, c_whole, hw)`

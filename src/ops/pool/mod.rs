@@ -4,6 +4,7 @@
 
 mod cpu;
 mod cuda;
+mod op;
 
 /// The CUDA kernels this family launches: its module and their names.
 pub const CUDA_KERNELS: (&str, &[&str]) = cuda::Kernels::NAMES;
@@ -12,6 +13,8 @@ use crate::device::kernel_params::kernel_params;
 use crate::device::{Device, Write};
 use crate::error::Result;
 use crate::shape::Shape;
+
+pub use op::*;
 
 /// k×k pooling window with stride and padding (`pad ≤ k/2`); average
 /// pooling divides by the number of in-bounds elements (PyTorch's

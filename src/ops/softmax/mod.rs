@@ -2,6 +2,7 @@
 
 mod cpu;
 mod cuda;
+mod op;
 
 /// The CUDA kernels this family launches: its module and their names.
 pub const CUDA_KERNELS: (&str, &[&str]) = cuda::Kernels::NAMES;
@@ -9,6 +10,8 @@ pub const CUDA_KERNELS: (&str, &[&str]) = cuda::Kernels::NAMES;
 use crate::device::Device;
 use crate::device::kernel_params::kernel_params;
 use crate::error::Result;
+
+pub use op::*;
 
 kernel_params! {
     /// What every softmax and loss kernel is told (SoftmaxParams of

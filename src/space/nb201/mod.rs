@@ -17,10 +17,13 @@ pub mod table;
 
 use crate::error::{Error, Result};
 use crate::genotype::softmax_rows;
+use crate::ops::conv::ConvSpec;
+use crate::ops::elementwise::Term;
+use crate::ops::record::*;
 use crate::shape::Shape;
 use crate::space::darts::SuperNet;
 use crate::space::{Alphas, Derived, SearchSpace, SpaceKind};
-use crate::tape::{ConvSpec, Init, NodeId, Tape, Term};
+use crate::tape::{Init, NodeId, Tape};
 
 /// The ops, in the order of α's columns.
 pub const OPS: [&str; 5] = ["none", "skip_connect", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3"];

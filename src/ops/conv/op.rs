@@ -1,0 +1,148 @@
+//! The convolution as the tape records it: [`Conv2d`], recorded by
+//! [`RecordConv::conv`] and [`RecordConv::conv_with`].
+
+use crate::error::Result;
+use crate::ops::elementwise::ElementwiseOps;
+use crate::ops::node::{Bwd, Fwd, Init, Node, NodeId, Recorder, Run, Variant};
+use crate::shape::Shape;
+
+use super::{ConvGeom, ConvOps};
+
+/// `out = conv(x, w)` (see [`ConvGeom`]).
+#[derive(Clone, Debug)]
+pub struct Conv2d {
+    pub x: NodeId,
+    pub w: NodeId,
+    pub out: NodeId,
+    pub geom: ConvGeom,
+}
+
+impl Node for Conv2d {
+    fn output(&self) -> NodeId {
+        self.out
+    }
+
+    fn inputs(&self) -> Vec<NodeId> {
+        vec![self.x, self.w]
+    }
+
+    fn family(&self) -> &'static str {
+        let g = &self.geom;
+        if g.groups > 1 && g.groups == g.cin && g.cin == g.cout {
+            "conv_depthwise"
+        } else if g.k == 1 {
+            "conv_1x1"
+        } else {
+            "conv_dense"
+        }
+    }
+
+    fn overwrites(&self, x: NodeId) -> bool {
+        x == self.x || x == self.w
+    }
+}
+
+impl<B: ConvOps + ElementwiseOps> Run<B> for Conv2d {
+    fn forward(&self, io: Fwd<'_, B>, out: &mut B::Buf) -> Result<()> {
+        io.be.conv2d_fwd(&self.geom, io.val(self.x), io.val(self.w), out)
+    }
+
+    fn backward(&self, io: &mut Bwd<'_, B>, dy: &B::Buf) -> Result<()> {
+        // Both gradients in one call, so that a backend can serve them in
+        // one pass; each overwrites when it writes first.
+        let (x, w) = (self.x, self.w);
+        let (write, w_write) = (io.next_write(x), io.next_write(w));
+        io.lend_grads([Some(x), Some(w), None], |io, [dx, dw, _]| {
+            let (dx, dw) = (dx.map(|dx| (dx, write)), dw.map(|dw| (dw, w_write)));
+            io.be.conv2d_bwd(&self.geom, io.val(x), io.val(w), dy, dx, dw)
+        })
+    }
+}
+
+/// How a convolution slides over its input, built by name rather than by
+/// position: `ConvSpec::depthwise(3, 2, 1).after_relu()`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ConvSpec {
+    pub k: usize,
+    pub stride: usize,
+    pub pad: usize,
+    pub dil: usize,
+    /// One k×k filter per channel (groups = channels) instead of a dense conv.
+    pub depthwise: bool,
+    /// A ReLU applied to the input inside the conv (every DARTS conv is
+    /// preceded by one).
+    pub relu_in: bool,
+}
+
+impl ConvSpec {
+    /// A dense k×k convolution (groups = 1).
+    pub fn dense(k: usize, stride: usize, pad: usize) -> Self {
+        ConvSpec { k, stride, pad, dil: 1, depthwise: false, relu_in: false }
+    }
+
+    /// A 1×1 convolution.
+    pub fn pointwise(stride: usize) -> Self {
+        Self::dense(1, stride, 0)
+    }
+
+    /// A depthwise k×k convolution with dilation `dil`, padded by
+    /// `dil·(k − 1)/2` so that stride 1 keeps the size (DARTS' sep_conv and
+    /// dil_conv).
+    pub fn depthwise(k: usize, stride: usize, dil: usize) -> Self {
+        ConvSpec { k, stride, pad: dil * (k - 1) / 2, dil, depthwise: true, relu_in: false }
+    }
+
+    /// The same conv with a ReLU on its input.
+    pub fn after_relu(self) -> Self {
+        ConvSpec { relu_in: true, ..self }
+    }
+}
+
+/// Recording convolutions.
+pub trait RecordConv: Recorder
+where
+    Self::Op: Variant<Conv2d>,
+{
+    /// Convolution with a fresh weight parameter `(cout, cin/groups, k, k)`,
+    /// PyTorch's default init (`U(±1/√fan_in)`), no bias. A depthwise
+    /// `spec` needs `cout` = the input's channels. Channels are per network
+    /// (see `Tape::set_nets`).
+    fn conv(&mut self, x: NodeId, cout: usize, spec: ConvSpec, group: u32, name: &str) -> NodeId {
+        let (nets, cin) = (self.nets(), self.channels(x));
+        let groups = if spec.depthwise { cin } else { 1 };
+        assert!(!spec.depthwise || cout == cin, "conv: a depthwise conv keeps its {cin} channels, not {cout}");
+        let w_shape = Shape::nchw(nets * cout, cin / groups, spec.k, spec.k);
+        let bound = 1.0 / ((cin / groups * spec.k * spec.k) as f32).sqrt();
+        let w = self.param(w_shape, group, Init::Uniform(bound), name);
+        self.conv_with(x, w, spec)
+    }
+
+    /// Convolution with an existing weight node (its shape gives k and cout;
+    /// grouped by network when several are recorded side by side).
+    fn conv_with(&mut self, x: NodeId, w: NodeId, spec: ConvSpec) -> NodeId {
+        let (s, ws) = (self.shape(x), self.shape(w));
+        let ConvSpec { k, stride, pad, dil, depthwise, relu_in } = spec;
+        let groups = if depthwise { s.c() } else { self.nets() };
+        assert!(ws.h() == k && ws.w() == k, "conv: weight is {}×{}, spec says {k}×{k}", ws.h(), ws.w());
+        assert!(ws.n() % groups == 0 && ws.c() == s.c() / groups, "conv: bad channels/groups");
+        let geom = ConvGeom {
+            n: s.n(),
+            cin: s.c(),
+            h: s.h(),
+            w: s.w(),
+            cout: ws.n(),
+            oh: ConvGeom::out_len(s.h(), k, stride, pad, dil),
+            ow: ConvGeom::out_len(s.w(), k, stride, pad, dil),
+            k,
+            stride,
+            pad,
+            dil,
+            groups,
+            relu_in,
+        };
+        let out = self.value(geom.y_shape());
+        self.push(Conv2d { x, w, out, geom })
+    }
+}
+
+impl<R: Recorder> RecordConv for R where R::Op: Variant<Conv2d> {}
