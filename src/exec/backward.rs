@@ -8,14 +8,6 @@ use crate::tape::{Kind, NodeId};
 
 use super::Exec;
 
-/// The gradients lent to an op's backward rule ([`Bwd`]), borrowed field by
-/// field so that the op can be read from the tape meanwhile.
-macro_rules! lent {
-    ($ex:ident) => {
-        Bwd::new(&$ex.be, &$ex.vals, &$ex.aux, &mut $ex.grads, &$ex.slot, &$ex.live, &mut $ex.fresh, $ex.train)
-    };
-}
-
 impl<B: Backend> Exec<B> {
     /// Gradients of scalar `loss` with respect to every parameter of the
     /// given groups (and every node between them and the loss). Gradients of
@@ -59,23 +51,24 @@ impl<B: Backend> Exec<B> {
         // back. Every live node but the loss feeds some live op (it depends
         // on a chosen parameter and the loss depends on it), so every live
         // gradient is written before it is read.
-        self.fresh = live.clone();
-        self.fresh[loss] = false;
-        let ls = self.slot[loss].expect("loss has a gradient");
-        self.be.fill(self.grads[ls].as_mut().expect("no gradient is taken between ops"), 1.0)?;
+        self.grads.fresh = live.clone();
+        self.grads.fresh[loss] = false;
+        let ls = self.grads.slot[loss].expect("loss has a gradient");
+        self.be.fill(self.grads.bufs[ls].as_mut().expect("no gradient is taken between ops"), 1.0)?;
         for &p in &unreached {
             live[p] = true;
-            let s = self.slot[p].expect("parameters have gradients");
-            self.be.fill(self.grads[s].as_mut().expect("no gradient is taken between ops"), 0.0)?;
+            let s = self.grads.slot[p].expect("parameters have gradients");
+            self.be.fill(self.grads.bufs[s].as_mut().expect("no gradient is taken between ops"), 0.0)?;
         }
-        self.live = live;
+        self.grads.live = live;
         for i in (0..self.tape.ops.len()).rev() {
-            if !self.live[self.tape.ops[i].output()] {
+            if !self.grads.live[self.tape.ops[i].output()] {
                 continue;
             }
             let t = self.profile.is_some().then(|| (std::time::Instant::now(), counts::now()));
             let op = &self.tape.ops[i];
-            let mut io = lent!(self);
+            let mut io =
+                Bwd { be: &self.be, vals: &self.vals, aux: &self.aux, grads: &mut self.grads, train: self.train };
             for x in op.inputs() {
                 if !op.overwrites(x) {
                     io.zero_if_fresh(x)?;
@@ -95,11 +88,11 @@ impl<B: Backend> Exec<B> {
 
     fn backward_op(&mut self, i: usize) -> Result<()> {
         let op = &self.tape.ops[i];
-        let os = self.slot[op.output()].expect("live output has a gradient");
-        let dy = self.grads[os].take().expect("live output has a gradient");
-        let mut io = lent!(self);
+        let os = self.grads.slot[op.output()].expect("live output has a gradient");
+        let dy = self.grads.bufs[os].take().expect("live output has a gradient");
+        let mut io = Bwd { be: &self.be, vals: &self.vals, aux: &self.aux, grads: &mut self.grads, train: self.train };
         let r = op.backward(&mut io, &dy);
-        self.grads[os] = Some(dy);
+        self.grads.bufs[os] = Some(dy);
         r
     }
 }

@@ -11,6 +11,7 @@ mod forward;
 
 use crate::backend::{Backend, Part};
 use crate::error::Result;
+use crate::ops::node::Grads;
 use crate::real::Real;
 use crate::shape::Shape;
 use crate::tape::{Init, Kind, NodeId, Tape};
@@ -19,19 +20,12 @@ pub struct Exec<B: Backend> {
     pub be: B,
     pub tape: Tape,
     vals: Vec<Option<B::Buf>>,
-    /// Gradient buffers, by slot (see `plan_grad_slots`).
-    grads: Vec<Option<B::Buf>>,
-    /// Each node's gradient slot: present for every node that some
-    /// parameter can influence. Parameters own theirs; other nodes share a
-    /// slot with nodes of the same size whose gradients are never needed at
-    /// the same time in a backward pass.
-    slot: Vec<Option<usize>>,
+    /// Gradient buffers by slot, each node's slot (see `plan_grad_slots`),
+    /// and which nodes the last `backward` computed.
+    grads: Grads<B::Buf>,
+    /// What forward passes save for backward (BN statistics, softmax
+    /// probabilities), as the tape sized them.
     aux: Vec<B::Buf>,
-    /// Which nodes the last `backward` computed gradients for.
-    live: Vec<bool>,
-    /// During `backward`: the live gradients nothing has written yet (their
-    /// buffers hold whatever a node sharing the slot left there).
-    fresh: Vec<bool>,
     /// BatchNorm uses batch statistics (and updates the running ones) when
     /// true, the running statistics when false.
     pub train: bool,
@@ -118,11 +112,8 @@ impl<B: Backend> Exec<B> {
             be,
             tape,
             vals,
-            grads,
-            slot,
+            grads: Grads { bufs: grads, slot, live: vec![false; n], fresh: vec![false; n] },
             aux,
-            live: vec![false; n],
-            fresh: vec![false; n],
             train: true,
             profile: None,
             stash: Vec::new(),
@@ -131,7 +122,7 @@ impl<B: Backend> Exec<B> {
 
     /// Elements the plan holds: (values and auxiliary buffers, gradients).
     pub fn plan_elems(&self) -> (usize, usize) {
-        let grads = self.grads.iter().flatten().map(|grad| self.be.len(grad)).sum();
+        let grads = self.grads.bufs.iter().flatten().map(|grad| self.be.len(grad)).sum();
         (value_elems(&self.tape), grads)
     }
 
@@ -208,14 +199,14 @@ impl<B: Backend> Exec<B> {
     /// computed one. Other nodes' gradients live in shared buffers and are
     /// gone once `backward` returns: `None` for them.
     pub fn grad(&self, n: NodeId) -> Option<&B::Buf> {
-        self.grads[self.kept_slot(n)?].as_ref()
+        self.grads.bufs[self.kept_slot(n)?].as_ref()
     }
 
     /// The slot of `n`'s gradient if the last `backward` left it readable
     /// (a parameter it computed).
     fn kept_slot(&self, n: NodeId) -> Option<usize> {
         let param = matches!(self.tape.nodes[n].kind, Kind::Param { .. });
-        if self.live[n] && param { self.slot[n] } else { None }
+        if self.grads.live[n] && param { self.grads.slot[n] } else { None }
     }
 
     /// The gradient slots of parameters `ps`, failing on the first that the
@@ -241,20 +232,24 @@ impl<B: Backend> Exec<B> {
 
     /// The gradients of parameters `ps` from the last backward, in order.
     pub fn grad_list(&self, ps: &[NodeId]) -> Result<Vec<&B::Buf>> {
-        Ok(self.grad_slots(ps)?.into_iter().map(|s| self.grads[s].as_ref().expect("no gradient is taken")).collect())
+        Ok(self
+            .grad_slots(ps)?
+            .into_iter()
+            .map(|s| self.grads.bufs[s].as_ref().expect("no gradient is taken"))
+            .collect())
     }
 
     /// The gradients of parameters `ps` (distinct), mutable, with the backend.
     pub fn grad_list_mut(&mut self, ps: &[NodeId]) -> Result<(&B, Vec<&mut B::Buf>)> {
         let slots = self.grad_slots(ps)?;
-        Ok((&self.be, pick_mut(&mut self.grads, &slots)))
+        Ok((&self.be, pick_mut(&mut self.grads.bufs, &slots)))
     }
 
     /// What an optimizer step over parameters `ps` (distinct) needs: the
     /// backend, their values (mutable) and their gradients.
     pub fn update_lists(&mut self, ps: &[NodeId]) -> Result<UpdateLists<'_, B>> {
         let slots = self.grad_slots(ps)?;
-        let grads = slots.into_iter().map(|s| self.grads[s].as_ref().expect("no gradient is taken")).collect();
+        let grads = slots.into_iter().map(|s| self.grads.bufs[s].as_ref().expect("no gradient is taken")).collect();
         Ok((&self.be, pick_mut(&mut self.vals, ps), grads))
     }
 
@@ -264,7 +259,7 @@ impl<B: Backend> Exec<B> {
     /// nodes when they are recorded side by side).
     pub fn couple(&mut self, beta: f32, ps: &[NodeId], others: &[NodeId], part: Part, other_part: Part) -> Result<()> {
         let slots = self.grad_slots(ps)?;
-        let mut grads = pick_mut(&mut self.grads, &slots);
+        let mut grads = pick_mut(&mut self.grads.bufs, &slots);
         let pv: Vec<&B::Buf> = ps.iter().map(|&p| self.vals[p].as_ref().expect("value present")).collect();
         let ov: Vec<&B::Buf> = others.iter().map(|&p| self.vals[p].as_ref().expect("value present")).collect();
         self.be.couple(beta, &pv, &ov, &mut grads, part, other_part)

@@ -134,39 +134,52 @@ impl<B: Device> Fwd<'_, B> {
     }
 }
 
+/// An executor's gradients: the buffers, by slot; each node's slot
+/// (present for every node some parameter can influence; nodes whose
+/// gradients are never needed at once share one); which nodes the current
+/// backward computes (`live`) and which of those nothing has written yet
+/// (`fresh`: their buffers hold whatever a node sharing the slot left
+/// there), which decide whether a kernel overwrites or adds.
+#[derive(Debug, Default)]
+pub struct Grads<T> {
+    pub bufs: Vec<Option<T>>,
+    pub slot: Vec<Option<usize>>,
+    pub live: Vec<bool>,
+    pub fresh: Vec<bool>,
+}
+
+impl<T> Grads<T> {
+    /// Takes node `n`'s gradient buffer out if this backward computes it.
+    pub fn take(&mut self, n: NodeId) -> Option<T> {
+        if self.live[n] { self.bufs[self.slot[n]?].take() } else { None }
+    }
+
+    /// Puts a gradient taken by [`take`](Self::take) back.
+    pub fn put(&mut self, n: NodeId, grad: Option<T>) {
+        if let Some(grad) = grad {
+            self.bufs[self.slot[n].expect("a taken gradient has a slot")] = Some(grad);
+        }
+    }
+
+    /// How the next kernel writes node `n`'s gradient: `Set` if it is the
+    /// first to write it (the buffer holds garbage), `Add` otherwise (also
+    /// for a node whose gradient is not computed: it is never fresh).
+    pub fn next_write(&mut self, n: NodeId) -> Write {
+        if std::mem::take(&mut self.fresh[n]) { Write::Set } else { Write::Add }
+    }
+}
+
 /// What a backward reads and writes: values and auxiliary buffers, and the
-/// gradients, lent out one op at a time. Which gradients this backward
-/// computes (`live`) and which of those nothing has written yet (`fresh`:
-/// their buffers hold whatever a node sharing the slot left there) decide
-/// whether a kernel overwrites or adds.
+/// gradients, lent out one op at a time through the methods below.
 pub struct Bwd<'a, B: Device> {
     pub be: &'a B,
-    vals: &'a [Option<B::Buf>],
-    aux: &'a [B::Buf],
-    grads: &'a mut [Option<B::Buf>],
-    slot: &'a [Option<usize>],
-    live: &'a [bool],
-    fresh: &'a mut [bool],
+    pub vals: &'a [Option<B::Buf>],
+    pub aux: &'a [B::Buf],
+    pub grads: &'a mut Grads<B::Buf>,
     pub train: bool,
 }
 
-impl<'a, B: ElementwiseOps> Bwd<'a, B> {
-    /// The executor's buffers: gradients by slot, each node's slot, the
-    /// nodes this backward computes and those not written yet.
-    #[allow(clippy::too_many_arguments)]
-    pub fn new(
-        be: &'a B,
-        vals: &'a [Option<B::Buf>],
-        aux: &'a [B::Buf],
-        grads: &'a mut [Option<B::Buf>],
-        slot: &'a [Option<usize>],
-        live: &'a [bool],
-        fresh: &'a mut [bool],
-        train: bool,
-    ) -> Self {
-        Bwd { be, vals, aux, grads, slot, live, fresh, train }
-    }
-
+impl<B: ElementwiseOps> Bwd<'_, B> {
     pub fn val(&self, n: NodeId) -> &B::Buf {
         val(self.vals, n)
     }
@@ -177,39 +190,35 @@ impl<'a, B: ElementwiseOps> Bwd<'a, B> {
 
     /// Whether this backward computes node `n`'s gradient.
     pub fn computes(&self, n: NodeId) -> bool {
-        self.live[n]
+        self.grads.live[n]
     }
 
     /// Takes node `n`'s gradient buffer out if this backward computes it.
     pub fn take_grad(&mut self, n: NodeId) -> Option<B::Buf> {
-        if self.live[n] { self.grads[self.slot[n]?].take() } else { None }
+        self.grads.take(n)
     }
 
     /// Puts a gradient taken by [`take_grad`](Self::take_grad) back.
     pub fn put_grad(&mut self, n: NodeId, grad: Option<B::Buf>) {
-        if let Some(grad) = grad {
-            self.grads[self.slot[n].expect("a taken gradient has a slot")] = Some(grad);
-        }
+        self.grads.put(n, grad)
+    }
+
+    /// See [`Grads::next_write`].
+    pub fn next_write(&mut self, n: NodeId) -> Write {
+        self.grads.next_write(n)
     }
 
     /// Zeroes node `n`'s gradient if this backward computes it and nothing
     /// has written it yet, for a kernel that can only add.
     pub fn zero_if_fresh(&mut self, n: NodeId) -> Result<()> {
-        if !(self.live[n] && self.fresh[n]) {
+        let g = &mut *self.grads;
+        if !(g.live[n] && g.fresh[n]) {
             return Ok(());
         }
-        self.fresh[n] = false;
-        let s = self.slot[n].expect("live nodes have gradients");
-        self.be.fill(self.grads[s].as_mut().expect("no gradient is taken between ops"), 0.0)
+        g.fresh[n] = false;
+        let s = g.slot[n].expect("live nodes have gradients");
+        self.be.fill(g.bufs[s].as_mut().expect("no gradient is taken between ops"), 0.0)
     }
-
-    /// How the next kernel writes node `n`'s gradient: `Set` if it is the
-    /// first to write it (the buffer holds garbage), `Add` otherwise (also
-    /// for a node whose gradient is not computed: it is never fresh).
-    pub fn next_write(&mut self, n: NodeId) -> Write {
-        if std::mem::take(&mut self.fresh[n]) { Write::Set } else { Write::Add }
-    }
-
     /// Lends node `n`'s gradient to `f`, which adds to it, if this backward
     /// computes it (else does nothing), and takes it back whether or not `f`
     /// succeeds.
