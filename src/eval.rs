@@ -42,7 +42,7 @@ pub struct Evaluated {
 /// `model.safetensors`, or a file in DARTS' layout) on the test split of
 /// `data` (the training split where the data have none). With `grads`
 /// (search networks only), also the training-mode loss of one batch and
-/// its gradients, written there (see [`evaluate_search`]).
+/// its gradients, written there (see `evaluate_search`).
 pub fn evaluate<B: Backend<Elem = f32>>(
     be: B,
     model: &Path,

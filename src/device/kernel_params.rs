@@ -1,5 +1,5 @@
 //! A kernel's scalar arguments as one `#[repr(C)]` struct, declared once in
-//! Rust (in its family's `mod.rs`, with [`kernel_params!`]) and once in the
+//! Rust (in its family's `mod.rs`, with `kernel_params!`) and once in the
 //! family's `.cu`, and passed whole. The two declarations cannot drift
 //! apart unnoticed: the `.cu` pins its struct's size and every field's
 //! offset with `static_assert`s (a field changed there alone fails the

@@ -219,7 +219,8 @@ pub fn primitive(
 }
 
 /// Records every primitive of one mixed edge; returns the output shape and
-/// the terms `softmax(α)[edge, k] · op_k(x)` for the node's [`Tape::mix`].
+/// the terms `softmax(α)[edge, k] · op_k(x)` for the node's
+/// [`mix`](crate::ops::elementwise::RecordElementwise::mix).
 pub fn mixed_edge(
     t: &mut Tape,
     x: NodeId,

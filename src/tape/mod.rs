@@ -87,9 +87,10 @@ impl Tape {
     /// Records what follows as `nets` networks of the same shape side by
     /// side, each in its own block of channels (RARTS's `w` and `y`: every
     /// op of the pair is one op, one kernel launch): inputs carry `nets`
-    /// blocks of channels; channel counts given to [`conv`](Self::conv) and
-    /// [`linear`](Self::linear) are per network; convolutions and the
-    /// classifier are grouped by network, with one weight tensor holding
+    /// blocks of channels; channel counts given to
+    /// [`conv`](crate::ops::conv::RecordConv::conv) and
+    /// [`linear`](crate::ops::linear::RecordLinear::linear) are per network;
+    /// convolutions and the classifier are grouped by network, with one weight tensor holding
     /// every network's copy, one after the other; concatenations are per
     /// network; BatchNorm, pools, shifts and mixes (shared α) are per
     /// channel already. 1 records one network, as before.

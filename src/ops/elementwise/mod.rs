@@ -75,7 +75,7 @@ kernel_params! {
 }
 
 kernel_params! {
-    /// copy_elem_f32: y[to] = x[from].
+    /// copy_elem_f32: `y[to] = x[from]`.
     pub struct CopyElemParams {
         pub from: i64,
         pub to: i64,
@@ -102,7 +102,7 @@ kernel_params! {
 }
 
 kernel_params! {
-    /// axpy_elem_f32: y += w[idx]·x over n elements.
+    /// axpy_elem_f32: y += `w[idx]·x` over n elements.
     pub struct AxpyElemParams {
         pub idx: i64,
         pub n: i64,
@@ -110,7 +110,7 @@ kernel_params! {
 }
 
 kernel_params! {
-    /// reduce_finish_f32: the sum of `parts` partial sums into out[idx], added to
+    /// reduce_finish_f32: the sum of `parts` partial sums into `out[idx]`, added to
     /// it when `accumulate` is 1.
     pub struct ReduceFinishParams {
         pub parts: i32,

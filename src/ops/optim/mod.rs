@@ -127,7 +127,7 @@ impl Part {
 
 kernel_params! {
     /// sgd_list_f32: the `tensors` tensors of a list table, stepped at the rate
-    /// sc[lr_at] with their gradients scaled by sc[scale_at]; momentum mu, weight
+    /// `sc[lr_at]` with their gradients scaled by `sc[scale_at]`; momentum mu, weight
     /// decay wd, Nesterov's momentum when `nesterov` is 1.
     pub struct SgdParams {
         pub tensors: i32,
@@ -140,8 +140,8 @@ kernel_params! {
 }
 
 kernel_params! {
-    /// adam_list_f32: the `tensors` tensors of a list table, at the rate sc[lr_at],
-    /// step count sc[t_at]; betas b1, b2, eps and weight decay wd.
+    /// adam_list_f32: the `tensors` tensors of a list table, at the rate `sc[lr_at]`,
+    /// step count `sc[t_at]`; betas b1, b2, eps and weight decay wd.
     pub struct AdamParams {
         pub tensors: i32,
         pub lr_at: i32,
@@ -169,7 +169,7 @@ kernel_params! {
 }
 
 kernel_params! {
-    /// norm_finish_f32: the sum of `parts` partial sums into sc[at], then what
+    /// norm_finish_f32: the sum of `parts` partial sums into `sc[at]`, then what
     /// `mode` asks of slots a, b, c (a clip factor up to maxv).
     pub struct NormFinishParams {
         pub parts: i32,
@@ -183,7 +183,7 @@ kernel_params! {
 }
 
 kernel_params! {
-    /// lincomb_list_f32: Σ of up to three terms k_i·sc[a_i]·(list slot i) over the
+    /// lincomb_list_f32: Σ of up to three terms `k_i·sc[a_i]·(list slot i)` over the
     /// `tensors` tensors of a list table; `add` 0 overwrites, 1 adds.
     pub struct LincombParams {
         pub tensors: i32,
