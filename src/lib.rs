@@ -28,6 +28,7 @@ pub mod rundir;
 pub mod score;
 pub mod search;
 pub mod shape;
+pub mod signals;
 pub mod space;
 pub mod tape;
 pub mod train;

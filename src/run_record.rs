@@ -15,9 +15,14 @@ use crate::tape::{Kind, NodeId, Tape};
 
 /// The `format` header field of a search's checkpoint (`rarts search`; the
 /// file format itself is versioned by [`crate::checkpoint::VERSION`]).
-pub const SEARCH_FORMAT: &str = "rarts-search-3";
-/// The `format` of a training's checkpoint (`rarts train`).
-pub const TRAIN_FORMAT: &str = "rarts-train-1";
+/// Format 4 may be written inside an epoch (its `step` and `epoch_sums`).
+pub const SEARCH_FORMAT: &str = "rarts-search-4";
+/// The `format` of a training's checkpoint (`rarts train`); format 2 may
+/// be written inside an epoch.
+pub const TRAIN_FORMAT: &str = "rarts-train-2";
+/// Older formats still read: each is its successor written only at the
+/// end of an epoch.
+pub const OLDER_FORMATS: [&str; 2] = ["rarts-search-3", "rarts-train-1"];
 
 /// The data a run was made on: image counts (`TRAIN+TEST`) and a hash of
 /// every image and label.
@@ -75,8 +80,9 @@ impl Stamp<'_> {
     /// Checks that `ck` belongs to this run (format, settings, data);
     /// returns its epochs done (at most `epochs`) and its log lines.
     pub fn check(&self, ck: &Checkpoint, epochs: usize) -> Result<(usize, Vec<String>)> {
-        if ck.get("format") != Some(self.format) {
-            crate::bail!("its format is {:?}; expected {}", ck.get("format").unwrap_or("(none)"), self.format);
+        let format = ck.get("format").unwrap_or("(none)");
+        if !reads_as(format, self.format) {
+            crate::bail!("its format is {format:?}; expected {} (or an older one this version reads)", self.format);
         }
         let then: Vec<(String, String)> = ck
             .header
@@ -109,6 +115,15 @@ impl Stamp<'_> {
             .collect::<Result<_>>()?;
         Ok((done, log))
     }
+}
+
+/// Whether a checkpoint of format `found` reads as one of format `current`:
+/// the same, or an older format of the same kind of run.
+pub fn reads_as(found: &str, current: &str) -> bool {
+    fn kind(f: &str) -> Option<&str> {
+        f.rsplit_once('-').map(|x| x.0)
+    }
+    found == current || OLDER_FORMATS.iter().any(|f| *f == found && kind(f) == kind(current))
 }
 
 /// Parameters and BN running statistics, in recording order: what a

@@ -42,13 +42,15 @@ pub struct RunOptions {
     pub progress: bool,
     /// Write `report.html` and its figures into `out` after every epoch.
     pub report: bool,
+    /// Also write the checkpoint every this many steps, inside epochs.
+    pub checkpoint_every: Option<usize>,
 }
 
 impl RunOptions {
     /// A run into `out` that refuses a folder holding a run, with progress
     /// lines and a report.
     pub fn new(out: impl Into<PathBuf>) -> RunOptions {
-        RunOptions { out: out.into(), existing: Existing::Refuse, progress: true, report: true }
+        RunOptions { out: out.into(), existing: Existing::Refuse, progress: true, report: true, checkpoint_every: None }
     }
 
     /// The same, quiet (no progress lines).

@@ -158,27 +158,8 @@ fn run(cli: Cli) -> Result<()> {
     }
 }
 
-/// Restores the default action of SIGPIPE, which the Rust runtime ignores:
-/// `rarts info | head` then ends quietly instead of panicking in `println!`.
-#[cfg(unix)]
-fn default_sigpipe() {
-    const SIGPIPE: i32 = 13;
-    const SIG_DFL: usize = 0;
-    unsafe extern "C" {
-        fn signal(sig: i32, handler: usize) -> usize;
-    }
-    // SAFETY: `signal` from libc with a valid signal number and SIG_DFL,
-    // called before any other thread exists.
-    unsafe {
-        signal(SIGPIPE, SIG_DFL);
-    }
-}
-
-#[cfg(not(unix))]
-fn default_sigpipe() {}
-
 pub fn main() -> ExitCode {
-    default_sigpipe();
+    rarts::signals::default_sigpipe();
     // `--lr -0.1` reads -0.1 as the value (and is refused as negative by the
     // flag's own check), not as an unknown flag `-0`.
     let matches = Cli::command()
@@ -196,8 +177,17 @@ pub fn main() -> ExitCode {
             b.batches = vec![b.step.batch];
         }
     }
+    // A run stops on SIGTERM, SIGINT or SIGUSR1 after the step under way,
+    // with its checkpoint written (see `rarts::signals`).
+    if matches!(cli.cmd, Cmd::Search(_) | Cmd::Train(_) | Cmd::Compare(_)) {
+        rarts::signals::catch();
+    }
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
+        Err(e) if rarts::signals::checkpointed() => {
+            eprintln!("\n{}", rarts::error::printable(&e.0));
+            ExitCode::from(rarts::signals::EXIT_CHECKPOINTED as u8)
+        }
         Err(e) => {
             eprintln!("error: {}", rarts::error::printable(&e.0));
             ExitCode::FAILURE

@@ -40,6 +40,11 @@ pub(super) struct RunArgs {
     /// Do not write --out/report.html and its figures after every epoch.
     #[arg(long)]
     pub(super) no_report: bool,
+    /// Also write the checkpoint every N steps, inside epochs (for a kill
+    /// without warning; SIGTERM, SIGINT and SIGUSR1 already make the run
+    /// write one after the step under way and exit with code 75).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    pub(super) checkpoint_every: Option<u64>,
 }
 
 impl RunArgs {
@@ -54,6 +59,7 @@ impl RunArgs {
             },
             progress: !self.quiet,
             report: !self.no_report,
+            checkpoint_every: self.checkpoint_every.map(|n| n as usize),
         }
     }
 }

@@ -14,7 +14,7 @@ use crate::error::{Error, Result};
 use crate::json::Json;
 use crate::model::MODEL_FILE;
 use crate::model::darts::Network;
-use crate::run_record::SEARCH_FORMAT as CHECKPOINT_FORMAT;
+use crate::run_record::{SEARCH_FORMAT as CHECKPOINT_FORMAT, reads_as};
 use crate::space::SearchSpace;
 use crate::space::darts::{self, SuperNetConfig};
 
@@ -35,7 +35,7 @@ pub fn checkpoint_in(model: &Path) -> Option<PathBuf> {
 pub fn export(ck_path: &Path, out: &Path, net: Net) -> Result<usize> {
     let what = format!("--model {}", ck_path.display());
     let ck = Checkpoint::load(ck_path)?;
-    if ck.get("format") != Some(CHECKPOINT_FORMAT) {
+    if !reads_as(ck.get("format").unwrap_or("(none)"), CHECKPOINT_FORMAT) {
         crate::bail!(
             "{what}: a checkpoint of format {}; rarts export reads a search's ({CHECKPOINT_FORMAT}) or a trained \
              model.safetensors",

@@ -6,7 +6,7 @@ use std::time::Instant;
 
 use crate::backend::Backend;
 use crate::checkpoint::Checkpoint;
-use crate::epochs::{self, EpochJob};
+use crate::epochs::{self, EpochJob, Position, parse_sums, sums_line};
 use crate::error::{Error, Result};
 use crate::run_record;
 use crate::rundir::RunDir;
@@ -109,16 +109,17 @@ pub fn search<B: Backend<Elem = f32>>(be: B, cfg: &SearchConfig) -> Result<Searc
         total_steps: 0,
         alpha_every: cfg.alpha_every.unwrap_or((steps / ALPHA_SAMPLES).max(1)),
     };
-    let mut start_epoch = 0;
+    let mut from = Position::default();
     if let Some(ck) = run_record::resume_point(&dir, cfg.run.existing, &files, CHECKPOINT)? {
         let p = &mut job.p;
-        (start_epoch, job.log_lines, job.alpha_lines) =
-            restore(&mut p.search, &mut p.feed.sampler, cfg, &p.data_id, ck)
-                .map_err(|e| Error(format!("--resume from {}: {e}", ck_path.display())))?;
+        let tag = |e: Error| Error(format!("--resume from {}: {e}", ck_path.display()));
+        from = Position::of(&ck, steps).map_err(tag)?;
+        (_, job.log_lines, job.alpha_lines) =
+            restore(&mut p.search, &mut p.feed.sampler, cfg, &p.data_id, ck).map_err(tag)?;
         // The logs as of the checkpoint (a later line may have been cut off).
         dir.write(LOG, run_record::log_text(&job.log_lines).as_bytes())?;
         dir.write(ALPHA_LOG, run_record::log_text(&job.alpha_lines).as_bytes())?;
-        eprintln!("resuming from {} after epoch {start_epoch}", ck_path.display());
+        eprintln!("resuming from {} after {}", ck_path.display(), from.show());
     }
     if let Some(t) = &job.table {
         dir.write(BENCH_REFERENCE, (table::reference_json(t) + "\n").as_bytes())?;
@@ -136,8 +137,8 @@ pub fn search<B: Backend<Elem = f32>>(be: B, cfg: &SearchConfig) -> Result<Searc
     );
 
     job.t_run = Instant::now();
-    job.total_steps = cfg.epochs.saturating_sub(start_epoch).saturating_mul(steps);
-    epochs::run(&mut job, &dir, CHECKPOINT, start_epoch, cfg.epochs, steps)?;
+    job.total_steps = (cfg.epochs.saturating_sub(from.epoch).saturating_mul(steps)).saturating_sub(from.step);
+    epochs::run(&mut job, &dir, CHECKPOINT, &from, cfg.epochs, steps, cfg.run.checkpoint_every)?;
 
     let SearchEpochs { p, epochs, .. } = job;
     let named = alpha_values(&p.search, &p.g.alphas)?;
@@ -262,6 +263,23 @@ impl<B: Backend<Elem = f32>> EpochJob for SearchEpochs<'_, B> {
     fn checkpoint(&self, done: usize) -> Result<Checkpoint> {
         let p = &self.p;
         save(&p.search, &p.feed.sampler, self.cfg, &p.data_id, done, &self.log_lines, &self.alpha_lines)
+    }
+
+    fn epoch_sums(&self) -> String {
+        let l = &self.log;
+        sums_line(&[
+            ("loss_train", l.loss_train),
+            ("loss_val", l.loss_val),
+            ("acc_train", l.acc_train),
+            ("acc_val", l.acc_val),
+        ])
+    }
+
+    fn restore_epoch_sums(&mut self, sums: &str) -> Result<()> {
+        let l = &mut self.log;
+        [l.loss_train, l.loss_val, l.acc_train, l.acc_val] =
+            parse_sums(sums, ["loss_train", "loss_val", "acc_train", "acc_val"])?;
+        Ok(())
     }
 
     fn lower(&self, tensor: &str) -> String {

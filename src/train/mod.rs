@@ -16,7 +16,7 @@ use rand::rngs::StdRng;
 use crate::backend::{Backend, Part};
 use crate::checkpoint::Checkpoint;
 use crate::data::{Dataset, Rng, Sampler, cutout};
-use crate::epochs::{self, EpochJob};
+use crate::epochs::{self, EpochJob, Position, parse_sums, sums_line};
 use crate::error::{Error, Result};
 use crate::exec::Exec;
 use crate::flags::{need, show};
@@ -150,12 +150,13 @@ pub fn train<B: Backend<Elem = f32>>(be: B, cfg: &TrainConfig) -> Result<TrainRe
 
     let ck_path = dir.join(RUN_FILES[0]);
     let mut log_lines = Vec::new();
-    let mut start = 0;
+    let mut from = Position::default();
     if let Some(ck) = run_record::resume_point(&dir, cfg.run.existing, &files, RUN_FILES[0])? {
-        (start, log_lines) = restore(&mut ex, &mut opt, &mut sampler, &mut cut_rng, cfg, &data_id, ck)
-            .map_err(|e| Error(format!("--resume from {}: {e}", ck_path.display())))?;
+        let tag = |e: Error| Error(format!("--resume from {}: {e}", ck_path.display()));
+        from = Position::of(&ck, steps).map_err(tag)?;
+        (_, log_lines) = restore(&mut ex, &mut opt, &mut sampler, &mut cut_rng, cfg, &data_id, ck).map_err(tag)?;
         dir.write(RUN_FILES[1], run_record::log_text(&log_lines).as_bytes())?;
-        eprintln!("resuming from {} after epoch {start}", ck_path.display());
+        eprintln!("resuming from {} after {}", ck_path.display(), from.show());
     }
     println!("device: {device}");
     println!("weights: {weights}");
@@ -186,7 +187,7 @@ pub fn train<B: Backend<Elem = f32>>(be: B, cfg: &TrainConfig) -> Result<TrainRe
         log_lines,
         epochs: Vec::new(),
     };
-    epochs::run(&mut job, &dir, RUN_FILES[0], start, epochs, steps)?;
+    epochs::run(&mut job, &dir, RUN_FILES[0], &from, epochs, steps, cfg.run.checkpoint_every)?;
     Ok(TrainResult { weights, epochs: job.epochs })
 }
 
@@ -301,6 +302,15 @@ impl<B: Backend<Elem = f32>> EpochJob for TrainEpochs<'_, B> {
 
     fn checkpoint(&self, done: usize) -> Result<Checkpoint> {
         save(&self.ex, &self.opt, &self.sampler, &self.cut_rng, self.cfg, &self.data_id, done, &self.log_lines)
+    }
+
+    fn epoch_sums(&self) -> String {
+        sums_line(&[("loss_train", self.log.loss_train), ("acc_train", self.log.acc_train)])
+    }
+
+    fn restore_epoch_sums(&mut self, sums: &str) -> Result<()> {
+        [self.log.loss_train, self.log.acc_train] = parse_sums(sums, ["loss_train", "acc_train"])?;
+        Ok(())
     }
 
     fn lower(&self, _tensor: &str) -> String {
