@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 
 use rarts::Result;
+use rarts::compare::{Invocation, JobKind, read_jobs};
 use rarts::data::DataSpec;
 use rarts::space::SpaceKind;
 use rarts::space::nb201::table;
@@ -20,8 +21,9 @@ pub(super) struct CompareArgs {
     /// NAS-Bench-201 table, 3 seeds in about 75 min on 2 idle cores;
     /// paper: the published protocol on CIFAR-10 (a GPU); smoke: the
     /// whole pipeline in a minute on the embedded data.
+    /// (Taken from --out's jobs.tsv when not given.)
     #[arg(long)]
-    preset: String,
+    preset: Option<String>,
     /// Data set (small: Debian's Fashion-MNIST by default; paper: cifar10:DIR, required).
     #[arg(long)]
     data: Option<DataSpec>,
@@ -37,20 +39,62 @@ pub(super) struct CompareArgs {
     /// paper presets retrain none anyway).
     #[arg(long)]
     no_retrain: bool,
+    /// Run only this job of the comparison in --out (a name from its
+    /// jobs.tsv: search-rarts-s0, train-random-s1, results), with the
+    /// settings recorded there: what a cluster's task runs.
+    #[arg(long, value_name = "ID")]
+    job: Option<String>,
 }
 
 pub(super) fn command(a: CompareArgs, target: Target) -> Result<()> {
-    let CompareArgs { space, preset, data, out, nb201_table, no_retrain } = a;
-    let mut p = rarts::compare::Preset::of(space, &preset, data)?;
-    let nb201 = space == SpaceKind::Nb201;
-    if !nb201 && (nb201_table.is_some() || no_retrain) {
-        let flag = if no_retrain { "--no-retrain" } else { "--nb201-table" };
-        return Err(rarts::Error(format!("{flag}: applies to --space nb201 only")));
+    let CompareArgs { space, preset, data, out, nb201_table, no_retrain, job } = a;
+    let given = preset.is_some() || data.is_some() || nb201_table.is_some() || no_retrain;
+    let invocation = match (preset, &out) {
+        (Some(preset), _) => {
+            let nb201 = space == SpaceKind::Nb201;
+            if !nb201 && (nb201_table.is_some() || no_retrain) {
+                let flag = if no_retrain { "--no-retrain" } else { "--nb201-table" };
+                return Err(rarts::Error(format!("{flag}: applies to --space nb201 only")));
+            }
+            // The table's path as found now (a flag or $RARTS_NB201_TABLE),
+            // so that the comparison's jobs find it anywhere.
+            let table = if nb201 { table::from_flag(nb201_table.as_deref())? } else { None };
+            Invocation { space, preset, data, nb201_table: table.map(|t| t.path().to_path_buf()), no_retrain }
+        }
+        (None, Some(out)) if !given => read_jobs(out)?.0,
+        (None, Some(_)) => {
+            return Err(rarts::Error(
+                "--data, --nb201-table, --no-retrain: given without --preset; expected \
+                                     --preset too, or none of them (the comparison in --out says them)"
+                    .into(),
+            ));
+        }
+        (None, None) => {
+            return Err(rarts::Error(
+                "--preset: missing; expected --preset NAME, or --out DIR of a comparison already started".into(),
+            ));
+        }
+    };
+    let p = invocation.preset()?;
+    let table = invocation.table()?;
+    let out = out.unwrap_or_else(|| rarts::compare::default_out(invocation.space, p.name));
+    if let Some(id) = job {
+        let plan = rarts::compare::prepare(&p, &invocation, &out, table.as_ref())?;
+        let Some(job) = plan.iter().find(|j| j.id == id) else {
+            let ids: Vec<&str> = plan.iter().map(|j| j.id.as_str()).collect();
+            return Err(rarts::Error(format!(
+                "--job {id}: not a job of the comparison in {}; expected one of {}",
+                out.display(),
+                ids.join(", ")
+            )));
+        };
+        with_backend!(target, f32, |make| rarts::compare::run_job(&make, &p, &out, table.as_ref(), job)?);
+        if job.kind == JobKind::Results {
+            print!("{}", std::fs::read_to_string(out.join("results.md")).unwrap_or_default());
+        }
+        return Ok(());
     }
-    p.retrain &= !no_retrain;
-    let table = if nb201 { table::from_flag(nb201_table.as_deref())? } else { None };
-    let out = out.unwrap_or_else(|| rarts::compare::default_out(space, p.name));
-    let text = with_backend!(target, f32, |make| rarts::compare::compare(make, &p, &out, table.as_ref())?);
+    let text = with_backend!(target, f32, |make| rarts::compare::compare(make, &p, &invocation, &out, table.as_ref())?);
     print!("{text}");
     Ok(())
 }

@@ -21,10 +21,12 @@ use crate::space::nb201::table::{Accuracies, Nb201Table};
 use crate::space::nb201::{self, Nb201Cell};
 use crate::train::{self, RecipeOverrides, TrainConfig};
 
+mod jobs;
 mod plan;
 mod table;
 mod width;
 
+pub use jobs::{Invocation, JOBS_FILE, Job, JobKind, read_jobs};
 pub use plan::PLAN_FILE;
 
 /// The methods compared, in table order: the search algorithms, then a
@@ -294,21 +296,31 @@ struct Outcome {
 /// Runs (or continues) every job of `preset` into `out`, then writes
 /// `out/results.md` and returns its text. Seed by seed, so that a
 /// comparison stopped part-way has whole seeds. `table` (NB201) judges
-/// each cell; the searches log its accuracies every epoch.
+/// each cell; the searches log its accuracies every epoch. The jobs are
+/// written to `out/jobs.tsv` first (see [`jobs`]).
 pub fn compare<B: Backend<Elem = f32>>(
     make: impl Fn() -> Result<B>,
     preset: &Preset,
+    invocation: &Invocation,
     out: &Path,
     table: Option<&Nb201Table>,
 ) -> Result<String> {
+    let plan = prepare(preset, invocation, out, table)?;
+    for job in &plan {
+        if job.kind != JobKind::Results {
+            run_job(&make, preset, out, table, job)?;
+        }
+    }
+    results(&make, preset, out, table)
+}
+
+/// Checks `out` and the settings, records the plan and the jobs; the jobs.
+pub fn prepare(preset: &Preset, invocation: &Invocation, out: &Path, table: Option<&Nb201Table>) -> Result<Vec<Job>> {
     if matches!(preset.name, "paper" | "cifar-cpu") {
         plan::cifar_sized(&preset.search.step.data, preset.name)?;
     }
     plan::check_plan(out, preset)?;
-    if preset.search.step.space == SpaceKind::Width {
-        return width::compare_widths(make, preset, out);
-    }
-    if !preset.retrain && table.is_none() {
+    if preset.search.step.space != SpaceKind::Width && !preset.retrain && table.is_none() {
         crate::bail!(
             "compare --preset {}: nothing would judge the cells: retraining is off and no NAS-Bench-201 table is \
              given; expected --nb201-table FILE (or {}), or retraining",
@@ -316,17 +328,66 @@ pub fn compare<B: Backend<Elem = f32>>(
             nb201::table::ENV
         );
     }
-    std::fs::create_dir_all(out).ctx(|| format!("--out {}: cannot create the folder", out.display()))?;
     if let Some(t) = table {
         crate::rundir::write_atomic(
             &out.join(nb201::table::REFERENCE_FILE),
             (nb201::table::reference_json(t) + "\n").as_bytes(),
         )?;
     }
+    let plan = jobs::plan(preset, out, table);
+    jobs::write(out, invocation, &plan)?;
+    Ok(plan)
+}
+
+/// Runs (or continues, or skips when done) one job of the comparison.
+pub fn run_job<B: Backend<Elem = f32>>(
+    make: &impl Fn() -> Result<B>,
+    preset: &Preset,
+    out: &Path,
+    table: Option<&Nb201Table>,
+    job: &Job,
+) -> Result<()> {
+    match &job.kind {
+        JobKind::Search { algo, seed } => search_job(make, preset, out, *algo, *seed, table).map(drop),
+        JobKind::Train { method, seed } => {
+            let genotype = genotype_source(out, *method, *seed);
+            train_job(make, &preset.train, &genotype, *seed, &out.join(&job.id), None).map(drop)
+        }
+        JobKind::Widths => width::compare_widths(make, preset, out).map(drop),
+        JobKind::Results => results(make, preset, out, table).map(drop),
+    }
+}
+
+/// Writes `out/results.md` from the finished jobs (refusing, with their
+/// names, when some are not done) and returns its text.
+pub fn results<B: Backend<Elem = f32>>(
+    make: &impl Fn() -> Result<B>,
+    preset: &Preset,
+    out: &Path,
+    table: Option<&Nb201Table>,
+) -> Result<String> {
+    if preset.search.step.space == SpaceKind::Width {
+        // Its jobs depend on each other's outcomes: one job, which runs
+        // (or finds done) them all and writes the table.
+        return width::compare_widths(make, preset, out);
+    }
+    let left: Vec<String> = jobs::plan(preset, out, table)
+        .into_iter()
+        .filter(|j| j.kind != JobKind::Results && !jobs::done(preset, out, j))
+        .map(|j| j.id)
+        .collect();
+    if !left.is_empty() {
+        crate::bail!(
+            "--out {}: {} job(s) not done yet: {}; expected every search and training finished before the table",
+            out.display(),
+            left.len(),
+            left.join(", ")
+        );
+    }
     let mut per_method: Vec<Vec<Outcome>> = vec![Vec::new(); METHODS.len()];
     for &seed in &preset.seeds {
         for (m, method) in METHODS.into_iter().enumerate() {
-            per_method[m].push(job(&make, preset, out, method, seed, table)?);
+            per_method[m].push(outcome(preset, out, method, seed, table)?);
         }
     }
     let rows: Vec<(&str, Vec<Outcome>)> =
@@ -337,26 +398,26 @@ pub fn compare<B: Backend<Elem = f32>>(
     Ok(text)
 }
 
-fn job<B: Backend<Elem = f32>>(
-    make: &impl Fn() -> Result<B>,
-    preset: &Preset,
-    out: &Path,
-    algo: Option<Algo>,
-    seed: u64,
-    table: Option<&Nb201Table>,
-) -> Result<Outcome> {
+/// Where a method's cell on `seed` comes from: its search's folder, or a
+/// random cell.
+fn genotype_source(out: &Path, method: Option<Algo>, seed: u64) -> String {
+    match method {
+        Some(algo) => out.join(format!("search-{}-s{seed}", algo.name())).display().to_string(),
+        None => format!("random:{seed}"),
+    }
+}
+
+/// What a method's finished jobs on `seed` came to, read from their folders.
+fn outcome(preset: &Preset, out: &Path, algo: Option<Algo>, seed: u64, table: Option<&Nb201Table>) -> Result<Outcome> {
     let method = method_name(algo);
     let mut o = Outcome::default();
-    let genotype_source = if let Some(algo) = algo {
-        let s = search_job(make, preset, out, algo, seed, table)?;
-        (o.search, o.alpha_spread) = (Some(s.cost), Some(s.alpha_spread));
-        s.dir.display().to_string()
-    } else {
-        format!("random:{seed}")
-    };
+    let genotype_source = genotype_source(out, algo, seed);
+    if algo.is_some() {
+        let dir = Path::new(&genotype_source);
+        (o.search, o.alpha_spread) = (Some(search_cost(dir)?), Some(alpha_spread(dir, preset.search.step.space)?));
+    }
     if preset.retrain {
-        let dir = out.join(format!("train-{method}-s{seed}"));
-        o.test_acc = Some(train_job(make, &preset.train, &genotype_source, seed, &dir, None)?);
+        o.test_acc = Some(test_accuracy(&out.join(format!("train-{method}-s{seed}")))?);
     }
     match preset.search.step.space {
         SpaceKind::Darts => o.genotype = crate::genotype::Genotype::from_source(&genotype_source)?.to_text(),
@@ -390,19 +451,36 @@ fn search_job<B: Backend<Elem = f32>>(
     seed: u64,
     table: Option<&Nb201Table>,
 ) -> Result<Searched> {
-    let method = algo.name();
-    let dir = out.join(format!("search-{method}-s{seed}"));
-    let cfg = SearchConfig {
-        step: StepConfig { algo, schedule: Schedule::Fused, seed, ..preset.search.step.clone() },
-        run: RunOptions { out: dir.clone(), existing: Existing::Resume, ..preset.search.run.clone() },
-        nb201_table: table.map(|t| t.path().to_path_buf()),
-        ..preset.search.clone()
-    };
+    let cfg = search_config(preset, out, algo, seed, table);
+    let dir = cfg.run.out.clone();
     if !done_search(&dir, cfg.epochs) {
-        eprintln!("compare: search {method} seed {seed} -> {}", dir.display());
+        eprintln!("compare: search {} seed {seed} -> {}", algo.name(), dir.display());
         driver::search(make()?, &cfg)?;
     }
     Ok(Searched { cost: search_cost(&dir)?, alpha_spread: alpha_spread(&dir, preset.search.step.space)?, dir })
+}
+
+/// The search of `algo` on `seed`, into `out/search-ALGO-sSEED`.
+fn search_config(preset: &Preset, out: &Path, algo: Algo, seed: u64, table: Option<&Nb201Table>) -> SearchConfig {
+    let dir = out.join(format!("search-{}-s{seed}", algo.name()));
+    SearchConfig {
+        step: StepConfig { algo, schedule: Schedule::Fused, seed, ..preset.search.step.clone() },
+        run: RunOptions { out: dir, existing: Existing::Resume, ..preset.search.run.clone() },
+        nb201_table: table.map(|t| t.path().to_path_buf()),
+        ..preset.search.clone()
+    }
+}
+
+/// The training `base` of `genotype` on `seed` into `dir`, from
+/// `init_from`'s weights when given.
+fn train_config(base: &TrainConfig, genotype: &str, seed: u64, dir: &Path, init_from: Option<&Path>) -> TrainConfig {
+    TrainConfig {
+        genotype: genotype.to_string(),
+        seed,
+        run: RunOptions { out: dir.to_path_buf(), existing: Existing::Resume, ..base.run.clone() },
+        init_from: init_from.map(Path::to_path_buf),
+        ..base.clone()
+    }
 }
 
 /// Runs (or continues, or skips when done) the training `base` of the
@@ -416,17 +494,21 @@ fn train_job<B: Backend<Elem = f32>>(
     dir: &Path,
     init_from: Option<&Path>,
 ) -> Result<f64> {
-    let cfg = TrainConfig {
-        genotype: genotype.to_string(),
-        seed,
-        run: RunOptions { out: dir.to_path_buf(), existing: Existing::Resume, ..base.run.clone() },
-        init_from: init_from.map(Path::to_path_buf),
-        ..base.clone()
-    };
-    if log_lines(&dir.join("log.jsonl")).len() < cfg.recipe().epochs {
+    let cfg = train_config(base, genotype, seed, dir, init_from);
+    if !done_training(dir, &cfg) {
         eprintln!("compare: train {genotype} seed {seed} -> {}", dir.display());
         train::train(make()?, &cfg)?;
     }
+    test_accuracy(dir)
+}
+
+/// Whether the training `cfg` into `dir` has run all its epochs.
+fn done_training(dir: &Path, cfg: &TrainConfig) -> bool {
+    log_lines(&dir.join("log.jsonl")).len() >= cfg.recipe().epochs
+}
+
+/// The test accuracy after the last epoch of the training in `dir`.
+fn test_accuracy(dir: &Path) -> Result<f64> {
     let log = log_lines(&dir.join("log.jsonl"));
     let last = log.last().ok_or_else(|| Error(format!("{}: no log after training", dir.display())))?;
     field(last, "acc_test").ok_or_else(|| Error(format!("{}: no test accuracy", dir.display())))
