@@ -3,7 +3,8 @@
 //! noted, not obeyed at once; the epoch loop sees the note after the step it
 //! is in, writes a checkpoint there and stops, and the process exits with
 //! [`EXIT_CHECKPOINTED`]: "checkpointed, run me again with --resume". A
-//! second signal before that kills the process as the first would have.
+//! second Ctrl-C (SIGINT) before that ends the process at once; a scheduler
+//! may send TERM and USR1 both, and they only repeat the request.
 //!
 //! Two calls of the C library that std links anyway (`signal`, `raise`);
 //! the handler only stores the signal's number in an atomic, which is all
@@ -28,6 +29,11 @@ const CAUGHT: [i32; 3] = [SIGINT, SIGUSR1, SIGTERM];
 /// first step, resumed or not), as a scheduler would send it.
 pub const RAISE_AFTER_STEP: &str = "RARTS_RAISE_AFTER_STEP";
 
+/// Environment variable of the second test hook: every step then takes at
+/// least this many more milliseconds, so that a test can send a signal in
+/// the middle of a run from outside (a scheduler's `scancel`).
+pub const STEP_DELAY_MS: &str = "RARTS_TEST_STEP_DELAY_MS";
+
 /// The signal received and not yet acted on (0: none).
 static PENDING: AtomicI32 = AtomicI32::new(0);
 /// Set once a run has written its checkpoint and stopped on a signal.
@@ -48,8 +54,8 @@ mod sys {
 
 #[cfg(unix)]
 extern "C" fn on_signal(sig: std::ffi::c_int) {
-    if PENDING.swap(sig, Ordering::SeqCst) != 0 {
-        // A second signal: the default action (termination), now.
+    if PENDING.swap(sig, Ordering::SeqCst) != 0 && sig == SIGINT {
+        // Ctrl-C twice: the default action (termination), now.
         // SAFETY: `signal` and `raise` are async-signal-safe.
         unsafe {
             sys::signal(sig, sys::DEFAULT);
@@ -110,10 +116,18 @@ pub fn name(sig: i32) -> String {
     }
 }
 
-/// The test hook ([`RAISE_AFTER_STEP`]): after step `done` (1-based, from
-/// the run's first step), raises the chosen signal if `done` is its step.
-/// A value that does not parse is an error naming the variable.
+/// The test hooks, after step `done` (1-based, from the run's first step):
+/// waits [`STEP_DELAY_MS`], then raises [`RAISE_AFTER_STEP`]'s signal if
+/// `done` is its step. A value that does not parse is an error naming the
+/// variable.
 pub fn test_hook(done: usize) -> crate::error::Result<()> {
+    if let Ok(ms) = std::env::var(STEP_DELAY_MS) {
+        let ms: u64 = ms
+            .trim()
+            .parse()
+            .map_err(|_| crate::error::Error(format!("{STEP_DELAY_MS}={ms}: expected a number of milliseconds")))?;
+        std::thread::sleep(std::time::Duration::from_millis(ms));
+    }
     let Ok(v) = std::env::var(RAISE_AFTER_STEP) else { return Ok(()) };
     let (step, sig) = v.split_once(':').unwrap_or((&v, "TERM"));
     let bad = || crate::error::Error(format!("{RAISE_AFTER_STEP}={v}: expected STEP or STEP:TERM|INT|USR1|KILL"));

@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 
 use rarts::Result;
-use rarts::compare::{Invocation, JobKind, read_jobs};
+use rarts::compare::{Invocation, JobKind, read_jobs, slurm};
 use rarts::data::DataSpec;
 use rarts::space::SpaceKind;
 use rarts::space::nb201::table;
@@ -44,10 +44,31 @@ pub(super) struct CompareArgs {
     /// settings recorded there: what a cluster's task runs.
     #[arg(long, value_name = "ID")]
     job: Option<String>,
+    /// local: run every job here, one after the other; slurm: submit the
+    /// jobs not done yet to Slurm with sbatch (job arrays with their
+    /// dependencies, a last job for the table; see README, "Cluster").
+    #[arg(long, value_enum, default_value_t = Launcher::Local)]
+    launcher: Launcher,
+    /// Extra sbatch arguments for every submission, split at spaces:
+    /// --sbatch "--partition=gpu --time=24:00:00 --account=nas".
+    #[arg(long, value_name = "ARGS", allow_hyphen_values = true)]
+    sbatch: Option<String>,
 }
 
-pub(super) fn command(a: CompareArgs, target: Target) -> Result<()> {
-    let CompareArgs { space, preset, data, out, nb201_table, no_retrain, job } = a;
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+enum Launcher {
+    Local,
+    Slurm,
+}
+
+pub(super) fn command(a: CompareArgs, device: &str, target: impl FnOnce() -> Result<Target>) -> Result<()> {
+    let CompareArgs { space, preset, data, out, nb201_table, no_retrain, job, launcher, sbatch } = a;
+    if sbatch.is_some() && launcher != Launcher::Slurm {
+        return Err(rarts::Error("--sbatch: applies to --launcher slurm only".into()));
+    }
+    if job.is_some() && launcher == Launcher::Slurm {
+        return Err(rarts::Error("--job: runs one job here; expected it without --launcher slurm".into()));
+    }
     let given = preset.is_some() || data.is_some() || nb201_table.is_some() || no_retrain;
     let invocation = match (preset, &out) {
         (Some(preset), _) => {
@@ -78,6 +99,21 @@ pub(super) fn command(a: CompareArgs, target: Target) -> Result<()> {
     let p = invocation.preset()?;
     let table = invocation.table()?;
     let out = out.unwrap_or_else(|| rarts::compare::default_out(invocation.space, p.name));
+    if launcher == Launcher::Slurm {
+        let plan = rarts::compare::prepare(&p, &invocation, &out, table.as_ref())?;
+        if rarts::compare::all_done(&p, &out, &plan) {
+            // Nothing to submit: the table, here and now.
+            let target = target()?;
+            let text = with_backend!(target, f32, |make| rarts::compare::results(&make, &p, &out, table.as_ref())?);
+            print!("{text}");
+            eprintln!("every job of {} is done: nothing was submitted", out.display());
+            return Ok(());
+        }
+        let how = slurm::Submit { device: device.to_string(), extra: slurm::split_extra(sbatch.as_deref()) };
+        print!("{}", slurm::submit(&p, &out, &plan, &how)?);
+        return Ok(());
+    }
+    let target = target()?;
     if let Some(id) = job {
         let plan = rarts::compare::prepare(&p, &invocation, &out, table.as_ref())?;
         let Some(job) = plan.iter().find(|j| j.id == id) else {

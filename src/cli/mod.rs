@@ -150,7 +150,10 @@ fn run(cli: Cli) -> Result<()> {
         Cmd::Profile(a) => profile::command(a, target()?),
         Cmd::Bench(a) => bench::command(a, target()?),
         Cmd::BenchTrain(a) => bench_train::command(a, target()?),
-        Cmd::Compare(a) => compare::command(a, target()?),
+        Cmd::Compare(a) => {
+            let device = cli.device.to_possible_value().map(|v| v.get_name().to_string()).unwrap_or_default();
+            compare::command(a, &device, target)
+        }
         Cmd::Info(a) => info::command(a, target()?),
         Cmd::Export(a) => export::command(a),
         Cmd::Report(a) => report::command(a),

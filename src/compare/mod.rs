@@ -23,6 +23,7 @@ use crate::train::{self, RecipeOverrides, TrainConfig};
 
 mod jobs;
 mod plan;
+pub mod slurm;
 mod table;
 mod width;
 
@@ -337,6 +338,13 @@ pub fn prepare(preset: &Preset, invocation: &Invocation, out: &Path, table: Opti
     let plan = jobs::plan(preset, out, table);
     jobs::write(out, invocation, &plan)?;
     Ok(plan)
+}
+
+/// Whether every search and training of `plan` has finished (the table
+/// then needs only `results`).
+pub fn all_done(preset: &Preset, out: &Path, plan: &[Job]) -> bool {
+    plan.iter().filter(|j| !matches!(j.kind, JobKind::Results | JobKind::Widths)).all(|j| jobs::done(preset, out, j))
+        && !plan.iter().any(|j| j.kind == JobKind::Widths && !jobs::done(preset, out, j))
 }
 
 /// Runs (or continues, or skips when done) one job of the comparison.
