@@ -15,7 +15,7 @@ use std::process::Command;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use common::cli::{bin, ok, tmp};
+use common::cli::{bin, fails_with, ok, tmp};
 use common::skipped;
 use rarts::checkpoint::Checkpoint;
 use rarts::run_record::run_differences;
@@ -134,10 +134,18 @@ fn the_smoke_comparison_through_slurm_gives_the_local_table() {
     let _one = CLUSTER.lock().unwrap_or_else(|e| e.into_inner());
     let local = tmp("slurm-local");
     ok(&compare("darts", &local, false).output().unwrap());
+    // Half done here first: one search and one training.
     let cluster = tmp("slurm-cluster");
+    for job in ["search-rarts-s0", "train-random-s1"] {
+        ok(&compare("darts", &cluster, false).args(["--job", job]).output().unwrap());
+    }
     let stdout = ok(&compare("darts", &cluster, true).output().unwrap());
     let ids = job_ids(&stdout);
-    assert_eq!(ids.len(), 4, "searches, trainings after them, random cells' trainings, the table: {stdout}");
+    assert_eq!(ids.len(), 4, "searches, trainings after them, other trainings, the table: {stdout}");
+    // What was done is not submitted; train-rarts-s0 waits for no search.
+    for line in ["search (5 task(s))", "train-after-search (5 task(s))", "train (2 task(s))", "results (1 job)"] {
+        assert!(stdout.contains(line), "{line}: {stdout}");
+    }
     assert!(stdout.contains("squeue -j"), "{stdout}");
     wait_for_table(&cluster, &ids);
     assert_eq!(table_without_timings(&local), table_without_timings(&cluster));
@@ -206,4 +214,25 @@ fn a_task_signalled_mid_epoch_is_requeued_and_ends_as_if_never_stopped() {
     same_jobs(&local, &cluster);
     let _ = sent.kill();
     let _ = sent.wait();
+}
+
+#[test]
+fn without_sbatch_or_when_it_refuses_nothing_is_submitted() {
+    let out = tmp("slurm-missing");
+    let mut c = compare("darts", &out, true);
+    fails_with(&c.env("PATH", "/nonexistent").output().unwrap(), &["cannot run sbatch", "Nothing was submitted"]);
+    if let Some(why) = no_cluster() {
+        return skipped(&why);
+    }
+    let _one = CLUSTER.lock().unwrap_or_else(|e| e.into_inner());
+    let queued = || {
+        String::from_utf8_lossy(&Command::new("squeue").args(["-h", "-o", "%i"]).output().unwrap().stdout).to_string()
+    };
+    let before = queued();
+    let out = tmp("slurm-refused");
+    let mut c = compare("darts", &out, true);
+    let stderr =
+        fails_with(&c.args(["--sbatch", "--partition=no-such-partition"]).output().unwrap(), &["sbatch refused"]);
+    assert!(stderr.contains("Nothing was submitted") && stderr.contains("no-such-partition"), "{stderr}");
+    assert_eq!(queued(), before, "a refused submission left jobs in the queue");
 }

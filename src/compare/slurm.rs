@@ -262,3 +262,41 @@ exit "$rc"
 pub fn split_extra(extra: Option<&str>) -> Vec<String> {
     extra.map(|e| e.split_whitespace().map(String::from).collect()).unwrap_or_default()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn batch() -> Batch {
+        Batch { name: "search", tasks: vec![(0, "search-rarts-s0".into()), (4, "search-rarts-s1".into())], array: true }
+    }
+
+    #[test]
+    fn a_script_maps_each_task_to_its_job_and_asks_for_what_it_needs() {
+        let how = |device: &str, extra: &str| Submit { device: device.into(), extra: split_extra(Some(extra)) };
+        let s = script(&batch(), Path::new("/runs/c"), Path::new("/bin/rarts"), &how("cuda", ""));
+        assert!(s.contains("  4) ID='search-rarts-s1' ;;"), "{s}");
+        assert!(s.contains("#SBATCH --gres=gpu:1\n") && s.contains("#SBATCH --signal=B:USR1@300\n"), "{s}");
+        assert!(s.contains("'/bin/rarts' --device 'cuda' compare --out '/runs/c' --job \"$ID\""), "{s}");
+        assert!(s.contains(&format!("if [ \"$rc\" -eq {EXIT_CHECKPOINTED} ]")), "{s}");
+        // The user's own GPU request or signal wins; no GPU asked on the CPU.
+        let s = script(
+            &batch(),
+            Path::new("/runs/c"),
+            Path::new("/bin/rarts"),
+            &how("cuda", "--gpus=2 --signal=B:USR1@900"),
+        );
+        assert!(!s.contains("--gres") && !s.contains("@300"), "{s}");
+        let s = script(&batch(), Path::new("/runs/c"), Path::new("/bin/rarts"), &how("cpu", ""));
+        assert!(!s.contains("--gres"), "{s}");
+        // A quote in a path stays inside its quotes.
+        let s = script(&batch(), Path::new("/runs/it's"), Path::new("/bin/rarts"), &how("cpu", ""));
+        assert!(s.contains(r"--out '/runs/it'\''s'"), "{s}");
+    }
+
+    #[test]
+    fn the_arrays_carry_their_indices_and_dependencies() {
+        let a = args(&batch(), &Submit::default(), Some("aftercorr:12"));
+        assert_eq!(a, ["--parsable", "--array=0,4", "--dependency=aftercorr:12", "--kill-on-invalid-dep=yes"]);
+    }
+}
