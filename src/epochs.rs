@@ -111,7 +111,8 @@ pub fn run<J: EpochJob>(
     let stopped = |sig: i32, at: String| {
         signals::set_checkpointed();
         Error(format!(
-            "stopped by {} {at}; the checkpoint {} holds the run: the same command with --resume continues it",
+            "stopped by {} {at}; the checkpoint {} holds the run: the same command with --resume continues it \
+             (rarts compare: the same command)",
             signals::name(sig),
             ck_path.display()
         ))

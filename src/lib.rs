@@ -30,6 +30,7 @@ pub mod search;
 pub mod shape;
 pub mod signals;
 pub mod space;
+pub mod sweep;
 pub mod tape;
 pub mod train;
 

@@ -55,8 +55,9 @@ pub(super) struct CompareArgs {
     sbatch: Option<String>,
 }
 
+/// Where a comparison's or a sweep's jobs run.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
-enum Launcher {
+pub(super) enum Launcher {
     Local,
     Slurm,
 }
@@ -109,7 +110,11 @@ pub(super) fn command(a: CompareArgs, device: &str, target: impl FnOnce() -> Res
             eprintln!("every job of {} is done: nothing was submitted", out.display());
             return Ok(());
         }
-        let how = slurm::Submit { device: device.to_string(), extra: slurm::split_extra(sbatch.as_deref()) };
+        let how = slurm::Submit {
+            command: "compare",
+            device: device.to_string(),
+            extra: slurm::split_extra(sbatch.as_deref()),
+        };
         print!("{}", slurm::submit(&p, &out, &plan, &how)?);
         return Ok(());
     }

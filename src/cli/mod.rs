@@ -38,6 +38,7 @@ mod lookup;
 mod profile;
 mod report;
 mod search;
+mod sweep;
 mod toy;
 mod train;
 
@@ -71,7 +72,7 @@ enum Cmd {
     /// split (its training split where it has none).
     Eval(eval::EvalArgs),
     /// The solvable model of the specification; prints the final α.
-    Toy(rarts::search::toy::ToyConfig),
+    Toy(toy::ToyArgs),
     /// Times each op family over a few search steps.
     Profile(profile::ProfileArgs),
     /// Times whole search steps (median of --steps after a warm-up step) for
@@ -84,6 +85,11 @@ enum Cmd {
     /// genotype (and random cells), one table in --out/results.md. Every job
     /// resumes and is skipped once done.
     Compare(compare::CompareArgs),
+    /// One command (toy, search or train) over a grid of flag values and
+    /// seeds: a folder per point, each resumed and skipped once done, and
+    /// one table (--out/results.md, results.csv). `rarts report` draws it.
+    #[command(trailing_var_arg = true)]
+    Sweep(sweep::SweepArgs),
     /// Writes a DARTS network as a safetensors file with quark0/darts'
     /// state_dict names and shapes, for PyTorch: a trained evaluation
     /// network (NetworkCIFAR) or one network of a search (model_search.py's
@@ -155,19 +161,39 @@ fn run(cli: Cli) -> Result<()> {
             compare::command(a, &device, target)
         }
         Cmd::Info(a) => info::command(a, target()?),
+        Cmd::Sweep(a) => {
+            let device = cli.device.to_possible_value().map(|v| v.get_name().to_string()).unwrap_or_default();
+            sweep::command(a, &device)
+        }
         Cmd::Export(a) => export::command(a),
         Cmd::Report(a) => report::command(a),
         Cmd::Lookup(a) => lookup::command(a),
     }
 }
 
+/// The command line, with `--lr -0.1` read as a value (and refused as
+/// negative by the flag's own check), not as an unknown flag `-0`.
+fn command_line() -> clap::Command {
+    Cli::command()
+        .mut_subcommands(|sc| sc.mut_args(|a| if a.is_positional() { a } else { a.allow_negative_numbers(true) }))
+}
+
+/// `rarts ARGS` parsed; clap's own message for a bad flag as the error.
+fn parse_args(args: &[String]) -> Result<Cli> {
+    let argv = std::iter::once("rarts".to_string()).chain(args.iter().cloned());
+    let matches =
+        command_line().try_get_matches_from(argv).map_err(|e| rarts::Error(e.to_string().trim().to_string()))?;
+    Cli::from_arg_matches(&matches).map_err(|e| rarts::Error(e.to_string()))
+}
+
+/// Runs `rarts ARGS` in this process (a sweep's point).
+fn run_args(args: &[String]) -> Result<()> {
+    run(parse_args(args)?)
+}
+
 pub fn main() -> ExitCode {
     rarts::signals::default_sigpipe();
-    // `--lr -0.1` reads -0.1 as the value (and is refused as negative by the
-    // flag's own check), not as an unknown flag `-0`.
-    let matches = Cli::command()
-        .mut_subcommands(|sc| sc.mut_args(|a| if a.is_positional() { a } else { a.allow_negative_numbers(true) }))
-        .get_matches();
+    let matches = command_line().get_matches();
     let mut cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
     // `bench` times the lists --algos and --batches; a single --algo or
     // --batch given instead (clap rejects both at once) narrows its list.
@@ -182,7 +208,7 @@ pub fn main() -> ExitCode {
     }
     // A run stops on SIGTERM, SIGINT or SIGUSR1 after the step under way,
     // with its checkpoint written (see `rarts::signals`).
-    if matches!(cli.cmd, Cmd::Search(_) | Cmd::Train(_) | Cmd::Compare(_)) {
+    if matches!(cli.cmd, Cmd::Search(_) | Cmd::Train(_) | Cmd::Compare(_) | Cmd::Sweep(_)) {
         rarts::signals::catch();
     }
     match run(cli) {

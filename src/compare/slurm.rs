@@ -28,6 +28,9 @@ pub const SLURM_DIR: &str = "slurm";
 /// How the tasks are run.
 #[derive(Clone, Debug, Default)]
 pub struct Submit {
+    /// The rarts command each task runs with `--out DIR --job ID`
+    /// (`compare`, `sweep`).
+    pub command: &'static str,
     /// `--device` for every task (`cpu`, `cuda`, `auto`).
     pub device: String,
     /// Extra `sbatch` arguments for every submission (`--sbatch`).
@@ -35,12 +38,25 @@ pub struct Submit {
 }
 
 /// One submission: a batch script run as a job array (`tasks` by index)
-/// or as one job.
-struct Batch {
-    /// `search`, `train-after-search`, `train`, `results`, `widths`.
-    name: &'static str,
-    tasks: Vec<(usize, String)>,
-    array: bool,
+/// or as one job, and what it waits for.
+pub struct Batch {
+    /// `search`, `train-after-search`, `train`, `results`, `widths`, `points`.
+    pub name: &'static str,
+    pub tasks: Vec<(usize, String)>,
+    pub array: bool,
+    pub after: After,
+}
+
+/// What a batch waits for among the batches submitted before it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum After {
+    Nothing,
+    /// Task i waits for task i of that batch (`aftercorr`).
+    Corresponding(&'static str),
+    /// Every batch before it succeeded (`afterok`).
+    AllSucceeded,
+    /// Every batch before it ended, however (`afterany`).
+    AllEnded,
 }
 
 /// The index of a method × seed job in the arrays: search task i and the
@@ -65,9 +81,9 @@ pub fn submit(preset: &Preset, out: &Path, plan: &[Job], how: &Submit) -> Result
     let searching: Vec<&str> =
         left.iter().filter(|j| matches!(j.kind, JobKind::Search { .. })).map(|j| j.id.as_str()).collect();
     let mut batches = vec![
-        Batch { name: "search", tasks: vec![], array: true },
-        Batch { name: "train-after-search", tasks: vec![], array: true },
-        Batch { name: "train", tasks: vec![], array: true },
+        Batch { name: "search", tasks: vec![], array: true, after: After::Nothing },
+        Batch { name: "train-after-search", tasks: vec![], array: true, after: After::Corresponding("search") },
+        Batch { name: "train", tasks: vec![], array: true, after: After::Nothing },
     ];
     for j in &left {
         let i = index(preset, j);
@@ -77,22 +93,39 @@ pub fn submit(preset: &Preset, out: &Path, plan: &[Job], how: &Submit) -> Result
                 batches[1].tasks.push((i, j.id.clone()))
             }
             JobKind::Train { .. } => batches[2].tasks.push((i, j.id.clone())),
-            JobKind::Widths => batches.push(Batch { name: "widths", tasks: vec![(0, j.id.clone())], array: false }),
+            JobKind::Widths => batches.push(Batch {
+                name: "widths",
+                tasks: vec![(0, j.id.clone())],
+                array: false,
+                after: After::Nothing,
+            }),
             JobKind::Results => {}
         }
     }
     batches.retain(|b| !b.tasks.is_empty());
     if plan.iter().any(|j| j.kind == JobKind::Results) {
-        batches.push(Batch { name: "results", tasks: vec![(0, "results".into())], array: false });
+        batches.push(Batch {
+            name: "results",
+            tasks: vec![(0, "results".into())],
+            array: false,
+            after: After::AllSucceeded,
+        });
     }
+    submit_batches(&out, &batches, how)
+}
 
+/// Writes each batch's script into `out/slurm/`, checks them all with
+/// `sbatch --test-only`, then submits them in order with their
+/// dependencies (a refusal cancels what was submitted before it); returns
+/// what to print.
+pub fn submit_batches(out: &Path, batches: &[Batch], how: &Submit) -> Result<String> {
     let bin = std::env::current_exe().ctx(|| "finding the rarts binary for the batch scripts")?;
     let dir = out.join(SLURM_DIR);
     std::fs::create_dir_all(&dir).ctx(|| format!("creating {}", dir.display()))?;
     let mut scripts = Vec::new();
-    for b in &batches {
+    for b in batches {
         let path = dir.join(format!("{}.sbatch", b.name));
-        crate::rundir::write_atomic(&path, script(b, &out, &bin, how).as_bytes())?;
+        crate::rundir::write_atomic(&path, script(b, out, &bin, how).as_bytes())?;
         scripts.push(path);
     }
     // Every script past sbatch's own checks first: a refusal submits nothing.
@@ -102,13 +135,12 @@ pub fn submit(preset: &Preset, out: &Path, plan: &[Job], how: &Submit) -> Result
     let mut ids: Vec<(&'static str, String, usize)> = Vec::new();
     for (b, path) in batches.iter().zip(&scripts) {
         let find = |name: &str| ids.iter().find(|x| x.0 == name).map(|x| x.1.clone());
-        let dependency = match b.name {
-            "train-after-search" => find("search").map(|s| format!("aftercorr:{s}")),
-            "results" => {
-                let all: Vec<String> = ids.iter().map(|x| x.1.clone()).collect();
-                (!all.is_empty()).then(|| format!("afterok:{}", all.join(":")))
-            }
-            _ => None,
+        let all: Vec<String> = ids.iter().map(|x| x.1.clone()).collect();
+        let dependency = match b.after {
+            After::Nothing => None,
+            After::Corresponding(name) => find(name).map(|s| format!("aftercorr:{s}")),
+            After::AllSucceeded => (!all.is_empty()).then(|| format!("afterok:{}", all.join(":"))),
+            After::AllEnded => (!all.is_empty()).then(|| format!("afterany:{}", all.join(":"))),
         };
         match sbatch(&args(b, how, dependency.as_deref()), path, false) {
             Ok(id) => ids.push((b.name, id, b.tasks.len())),
@@ -224,15 +256,17 @@ fn script(b: &Batch, out: &Path, bin: &Path, how: &Submit) -> String {
     s += "  *) echo \"rarts: task ${SLURM_ARRAY_TASK_ID:-} is not one of this array's\" >&2; exit 1 ;;\nesac\n";
     let log_dir = match b.name {
         "results" | "widths" => quote(&slurm_dir.display().to_string()),
+        _ if !b.array => quote(&slurm_dir.display().to_string()),
         _ => format!("{}/\"$ID\"", quote(&out.display().to_string())),
     };
     s += &format!("LOG_DIR={log_dir}\nmkdir -p \"$LOG_DIR\"\n");
     s += "exec >>\"$LOG_DIR/slurm-${SLURM_JOB_ID}.out\" 2>&1\n";
     s += "echo \"rarts task $ID: job ${SLURM_JOB_ID} on $(hostname), batch shell $$, start $(date -u +%FT%TZ), restarts ${SLURM_RESTART_COUNT:-0}\"\n";
     s += &format!(
-        "{} --device {} compare --out {} --job \"$ID\" &\nchild=$!\n",
+        "{} --device {} {} --out {} --job \"$ID\" &\nchild=$!\n",
         quote(&bin.display().to_string()),
         quote(&how.device),
+        how.command,
         quote(&out.display().to_string())
     );
     s += r#"# The scheduler's warning (USR1) or TERM: rarts finishes its step and checkpoints.
@@ -268,12 +302,21 @@ mod tests {
     use super::*;
 
     fn batch() -> Batch {
-        Batch { name: "search", tasks: vec![(0, "search-rarts-s0".into()), (4, "search-rarts-s1".into())], array: true }
+        Batch {
+            name: "search",
+            tasks: vec![(0, "search-rarts-s0".into()), (4, "search-rarts-s1".into())],
+            array: true,
+            after: After::Nothing,
+        }
     }
 
     #[test]
     fn a_script_maps_each_task_to_its_job_and_asks_for_what_it_needs() {
-        let how = |device: &str, extra: &str| Submit { device: device.into(), extra: split_extra(Some(extra)) };
+        let how = |device: &str, extra: &str| Submit {
+            command: "compare",
+            device: device.into(),
+            extra: split_extra(Some(extra)),
+        };
         let s = script(&batch(), Path::new("/runs/c"), Path::new("/bin/rarts"), &how("cuda", ""));
         assert!(s.contains("  4) ID='search-rarts-s1' ;;"), "{s}");
         assert!(s.contains("#SBATCH --gres=gpu:1\n") && s.contains("#SBATCH --signal=B:USR1@300\n"), "{s}");

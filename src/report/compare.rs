@@ -42,7 +42,7 @@ fn cells(row: &str) -> Vec<String> {
 }
 
 /// The Markdown `results.md` writes (headings, tables, lists, paragraphs) as HTML.
-fn markdown(md: &str) -> String {
+pub(super) fn markdown(md: &str) -> String {
     let mut o = String::new();
     let mut in_table = false;
     let mut in_list = false;

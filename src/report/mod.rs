@@ -12,6 +12,9 @@ mod compare;
 pub mod json;
 pub mod plot;
 pub mod svg;
+mod sweep;
+
+pub use sweep::SweepView;
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -62,6 +65,7 @@ pub enum Kind {
     Search,
     Train,
     Compare,
+    Sweep,
 }
 
 /// A page and its figures (file name, SVG text).
@@ -74,6 +78,9 @@ pub struct Report {
 pub fn kind(dir: &Path) -> Result<Kind> {
     if !dir.is_dir() {
         crate::bail!("{}: not a folder; expected a search, train or compare --out folder", dir.display());
+    }
+    if dir.join(crate::sweep::PLAN_FILE).is_file() {
+        return Ok(Kind::Sweep);
     }
     let results = std::fs::read_to_string(dir.join("results.md")).unwrap_or_default();
     if dir.join("compare.txt").is_file() || results.starts_with("# rarts compare") {
@@ -522,10 +529,25 @@ fn page(dir: &Path, what: &str, body: &str, settings: &[(String, String)], times
 
 /// The report of `dir` (see the module's documentation).
 pub fn build(dir: &Path) -> Result<Report> {
-    match kind(dir)? {
+    build_with(dir, &SweepView::default())
+}
+
+/// [`build`], a sweep's figure as `view` asks (other folders refuse a view
+/// other than the default).
+pub fn build_with(dir: &Path, view: &SweepView) -> Result<Report> {
+    let k = kind(dir)?;
+    let chosen = view.metric.is_some() || view.x.is_some() || view.by.is_some() || view.heat_map;
+    if chosen && k != Kind::Sweep {
+        crate::bail!(
+            "{}: --metric, --x, --by and --heat-map choose a sweep's figure; expected a sweep's folder",
+            dir.display()
+        );
+    }
+    match k {
         Kind::Search => search_report(dir),
         Kind::Train => train_report(dir),
         Kind::Compare => compare::compare_report(dir),
+        Kind::Sweep => sweep::sweep_report(dir, view),
     }
 }
 
@@ -545,7 +567,12 @@ pub fn write_during_run(dir: &Path) {
 /// Builds the report of `dir` and writes it (each file atomically) into
 /// `dir`; returns the page's path.
 pub fn write(dir: &Path) -> Result<PathBuf> {
-    let r = build(dir)?;
+    write_with(dir, &SweepView::default())
+}
+
+/// [`write`] with a sweep's figure as `view` asks.
+pub fn write_with(dir: &Path, view: &SweepView) -> Result<PathBuf> {
+    let r = build_with(dir, view)?;
     let path = dir.join(HTML);
     if let Ok(old) = std::fs::read_to_string(&path)
         && !written_by_us(&old)

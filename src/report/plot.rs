@@ -196,3 +196,42 @@ pub fn dot_plot(title: &str, x_label: &str, rows: &[(String, Vec<(String, f64)>)
     svg.text(f.left + f.width / 2.0, f.top + f.height + 36.0, x_label, 13.0, Anchor::Middle);
     svg
 }
+
+/// A heat map: `values[r][c]` at column `xs[c]`, row `ys[r]`, each cell
+/// shaded from light (the smallest value) to dark blue (the largest) and
+/// labelled with its value; NaN cells are left grey.
+pub fn heat_map(title: &str, x_label: &str, y_label: &str, xs: &[String], ys: &[String], values: &[Vec<f64>]) -> Svg {
+    let (cell_w, cell_h, left, top) = (84.0, 34.0, 90.0, 44.0);
+    let w = (left + cell_w * xs.len() as f64 + 20.0).max(320.0);
+    let h = top + cell_h * ys.len() as f64 + 56.0;
+    let mut svg = Svg::new(w, h);
+    svg.text_styled(w / 2.0, 22.0, title, 15.0, Anchor::Middle, "#111", true);
+    let finite: Vec<f64> = values.iter().flatten().copied().filter(|v| v.is_finite()).collect();
+    let (lo, hi) = finite.iter().fold((f64::MAX, f64::MIN), |(a, b), &v| (a.min(v), b.max(v)));
+    for (r, row) in values.iter().enumerate() {
+        for (c, &v) in row.iter().enumerate() {
+            let (x, y) = (left + c as f64 * cell_w, top + r as f64 * cell_h);
+            let t = if hi > lo { (v - lo) / (hi - lo) } else { 0.5 };
+            // From #eef4fb to #08306b.
+            let mix = |a: f64, b: f64| (a + (b - a) * t).round() as u8;
+            let fill = if v.is_finite() {
+                format!("#{:02x}{:02x}{:02x}", mix(238.0, 8.0), mix(244.0, 48.0), mix(251.0, 107.0))
+            } else {
+                "#dddddd".into()
+            };
+            svg.rect(x, y, cell_w, cell_h, &fill, "#ffffff");
+            let ink = if v.is_finite() && t > 0.55 { "#ffffff" } else { "#111111" };
+            let label = if v.is_finite() { tick_label(v) } else { "—".into() };
+            svg.text_styled(x + cell_w / 2.0, y + cell_h / 2.0 + 4.0, &label, 12.0, Anchor::Middle, ink, false);
+        }
+    }
+    for (c, x) in xs.iter().enumerate() {
+        svg.text(left + (c as f64 + 0.5) * cell_w, top + cell_h * ys.len() as f64 + 18.0, x, 12.0, Anchor::Middle);
+    }
+    for (r, y) in ys.iter().enumerate() {
+        svg.text(left - 8.0, top + (r as f64 + 0.5) * cell_h + 4.0, y, 12.0, Anchor::End);
+    }
+    svg.text(left + cell_w * xs.len() as f64 / 2.0, h - 10.0, x_label, 13.0, Anchor::Middle);
+    svg.text_vertical(16.0, top + cell_h * ys.len() as f64 / 2.0, y_label, 13.0);
+    svg
+}
