@@ -236,3 +236,28 @@ fn without_sbatch_or_when_it_refuses_nothing_is_submitted() {
     assert!(stderr.contains("Nothing was submitted") && stderr.contains("no-such-partition"), "{stderr}");
     assert_eq!(queued(), before, "a refused submission left jobs in the queue");
 }
+
+#[test]
+fn a_toy_sweep_through_slurm_gives_the_local_table() {
+    if let Some(why) = no_cluster() {
+        return skipped(&why);
+    }
+    let _one = CLUSTER.lock().unwrap_or_else(|e| e.into_inner());
+    let sweep = |out: &Path, slurm: bool| {
+        let mut c = bin();
+        c.args(["sweep", "--grid", "lambda=0.5,2", "--grid", "beta=1,3", "--out"]).arg(out);
+        if slurm {
+            c.args(["--launcher", "slurm"]);
+        }
+        c.args(["toy", "--steps", "100000"]);
+        c
+    };
+    let local = tmp("sweep-slurm-local");
+    ok(&sweep(&local, false).output().unwrap());
+    let cluster = tmp("sweep-slurm-cluster");
+    let stdout = ok(&sweep(&cluster, true).output().unwrap());
+    assert!(stdout.contains("points (4 task(s))") && stdout.contains("results (1 job)"), "{stdout}");
+    wait_for_table(&cluster, &job_ids(&stdout));
+    let csv = |d: &Path| std::fs::read_to_string(d.join("results.csv")).unwrap();
+    assert_eq!(csv(&local), csv(&cluster));
+}

@@ -169,8 +169,9 @@ pub fn submit_batches(out: &Path, batches: &[Batch], how: &Submit) -> Result<Str
     s += &format!("watch: squeue -j {}\n", all.join(","));
     s += &format!("each task's output: {}/JOB/slurm-*.out (Slurm's own: {}/)\n", out.display(), dir.display());
     s += &format!(
-        "the table: {}/results.md once the last job has run; `rarts compare --out {}` writes it from whatever is done\n",
+        "the table: {}/results.md once the last job has run; `rarts {} --out {}` writes it from whatever is done\n",
         out.display(),
+        how.command,
         out.display()
     );
     Ok(s)
