@@ -91,7 +91,12 @@ pub(super) fn sweep_report(dir: &Path, view: &SweepView) -> Result<Report> {
     } else {
         // Numbers where every value is one, else the values in order.
         let nums: Option<Vec<f64>> = x.1.iter().map(|v| v.parse().ok()).collect();
-        let at = |i: usize| nums.as_ref().map_or(i as f64, |n| n[i]);
+        // Values spread over two decades or more (0.1, 1, 10) on a log axis.
+        let log = nums.as_ref().is_some_and(|n| {
+            let (lo, hi) = n.iter().fold((f64::MAX, f64::MIN), |(a, b), &v| (a.min(v), b.max(v)));
+            lo > 0.0 && hi / lo >= 100.0
+        });
+        let at = |i: usize| nums.as_ref().map_or(i as f64, |n| if log { n[i].log10() } else { n[i] });
         let series: Vec<Series> = match by {
             Some(b) => {
                 b.1.iter()
@@ -111,14 +116,22 @@ pub(super) fn sweep_report(dir: &Path, view: &SweepView) -> Result<Report> {
                 style: Style::nth(0),
             }],
         };
-        let x_label = if nums.is_some() { x.0.clone() } else { format!("{} ({})", x.0, x.1.join(", ")) };
+        let x_label = match (&nums, log) {
+            (Some(_), true) => format!("{} (log10)", x.0),
+            (Some(_), false) => x.0.clone(),
+            (None, _) => format!("{} ({})", x.0, x.1.join(", ")),
+        };
         line_chart(&title, &x_label, &metric, &series)
     };
     let mut figures = Vec::new();
     let mut body = String::new();
     add(&mut figures, &mut body, FIGURE, svg.finish());
-    if sw.seeds.len() > 1 || sw.grid.len() > 2 {
-        body += "<p>Each point of the figure is the mean over seeds and over the grid's other flags.</p>\n";
+    let drawn = 1 + by.is_some() as usize;
+    match (sw.seeds.len() > 1, sw.grid.len() > drawn) {
+        (true, true) => body += "<p>Each point of the figure is the mean over seeds and the grid's other flags.</p>\n",
+        (true, false) => body += "<p>Each point of the figure is the mean over seeds.</p>\n",
+        (false, true) => body += "<p>Each point of the figure is the mean over the grid's other flags.</p>\n",
+        (false, false) => {}
     }
     body += &markdown(&table::markdown(&sw, &rows, &left));
     let settings = vec![("command".to_string(), sw.command.name().to_string()), ("flags".into(), sw.base.join(" "))];

@@ -100,7 +100,7 @@ fn show(v: f64) -> String {
     } else if v != 0.0 && (v.abs() < 1e-3 || v.abs() >= 1e6) {
         format!("{v:.3e}")
     } else {
-        format!("{v:.6}").trim_end_matches('0').trim_end_matches('.').to_string()
+        format!("{v:.4}").trim_end_matches('0').trim_end_matches('.').to_string()
     }
 }
 
