@@ -85,11 +85,9 @@ pub(super) fn command(a: CompareArgs, device: &str, target: impl FnOnce() -> Res
         }
         (None, Some(out)) if !given => read_jobs(out)?.0,
         (None, Some(_)) => {
-            return Err(rarts::Error(
-                "--data, --nb201-table, --no-retrain: given without --preset; expected \
-                                     --preset too, or none of them (the comparison in --out says them)"
-                    .into(),
-            ));
+            let why = "--data, --nb201-table, --no-retrain: given without --preset; expected --preset too, or none \
+                       of them (the comparison in --out says them)";
+            return Err(rarts::Error(why.into()));
         }
         (None, None) => {
             return Err(rarts::Error(
