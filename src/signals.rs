@@ -116,30 +116,24 @@ pub fn name(sig: i32) -> String {
     }
 }
 
+/// The test hooks as read from the environment: the delay in ms, and the
+/// step after which to raise which signal; or what is wrong with them.
+type Hooks = Result<(Option<u64>, Option<(usize, i32)>), String>;
+
 /// The test hooks, after step `done` (1-based, from the run's first step):
 /// waits [`STEP_DELAY_MS`], then raises [`RAISE_AFTER_STEP`]'s signal if
 /// `done` is its step. A value that does not parse is an error naming the
 /// variable.
 pub fn test_hook(done: usize) -> crate::error::Result<()> {
-    if let Ok(ms) = std::env::var(STEP_DELAY_MS) {
-        let ms: u64 = ms
-            .trim()
-            .parse()
-            .map_err(|_| crate::error::Error(format!("{STEP_DELAY_MS}={ms}: expected a number of milliseconds")))?;
+    // Read once per process: the loop calls this after every step.
+    static HOOKS: std::sync::OnceLock<Hooks> = std::sync::OnceLock::new();
+    let (delay, raise) = HOOKS.get_or_init(read_hooks).clone().map_err(crate::error::Error)?;
+    if let Some(ms) = delay {
         std::thread::sleep(std::time::Duration::from_millis(ms));
     }
-    let Ok(v) = std::env::var(RAISE_AFTER_STEP) else { return Ok(()) };
-    let (step, sig) = v.split_once(':').unwrap_or((&v, "TERM"));
-    let bad = || crate::error::Error(format!("{RAISE_AFTER_STEP}={v}: expected STEP or STEP:TERM|INT|USR1|KILL"));
-    let step: usize = step.trim().parse().map_err(|_| bad())?;
-    let sig = match sig.trim() {
-        "TERM" => SIGTERM,
-        "INT" => SIGINT,
-        "USR1" => SIGUSR1,
-        "KILL" => 9,
-        _ => return Err(bad()),
-    };
-    if step == done {
+    if let Some((step, sig)) = raise
+        && step == done
+    {
         #[cfg(unix)]
         // SAFETY: raising a signal whose handler `catch` installed, or
         // whose default action is wanted.
@@ -148,4 +142,26 @@ pub fn test_hook(done: usize) -> crate::error::Result<()> {
         }
     }
     Ok(())
+}
+
+/// The test hooks' variables: the delay in ms, the step and the signal.
+fn read_hooks() -> Hooks {
+    let delay = match std::env::var(STEP_DELAY_MS) {
+        Ok(ms) => {
+            Some(ms.trim().parse().map_err(|_| format!("{STEP_DELAY_MS}={ms}: expected a number of milliseconds"))?)
+        }
+        Err(_) => None,
+    };
+    let Ok(v) = std::env::var(RAISE_AFTER_STEP) else { return Ok((delay, None)) };
+    let (step, sig) = v.split_once(':').unwrap_or((&v, "TERM"));
+    let bad = || format!("{RAISE_AFTER_STEP}={v}: expected STEP or STEP:TERM|INT|USR1|KILL");
+    let step: usize = step.trim().parse().map_err(|_| bad())?;
+    let sig = match sig.trim() {
+        "TERM" => SIGTERM,
+        "INT" => SIGINT,
+        "USR1" => SIGUSR1,
+        "KILL" => 9,
+        _ => return Err(bad()),
+    };
+    Ok((delay, Some((step, sig))))
 }

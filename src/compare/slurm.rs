@@ -255,10 +255,12 @@ fn script(b: &Batch, out: &Path, bin: &Path, how: &Submit) -> String {
         s += &format!("  {i}) ID={} ;;\n", quote(id));
     }
     s += "  *) echo \"rarts: task ${SLURM_ARRAY_TASK_ID:-} is not one of this array's\" >&2; exit 1 ;;\nesac\n";
-    let log_dir = match b.name {
-        "results" | "widths" => quote(&slurm_dir.display().to_string()),
-        _ if !b.array => quote(&slurm_dir.display().to_string()),
-        _ => format!("{}/\"$ID\"", quote(&out.display().to_string())),
+    // An array's task writes beside its job's run; a single job (the table,
+    // the widths) beside Slurm's own files.
+    let log_dir = if b.array {
+        format!("{}/\"$ID\"", quote(&out.display().to_string()))
+    } else {
+        quote(&slurm_dir.display().to_string())
     };
     s += &format!("LOG_DIR={log_dir}\nmkdir -p \"$LOG_DIR\"\n");
     s += "exec >>\"$LOG_DIR/slurm-${SLURM_JOB_ID}.out\" 2>&1\n";

@@ -9,6 +9,7 @@ use std::fmt::Write as _;
 use std::path::Path;
 
 use super::{Command, Point, Sweep, TOY_RESULT, done};
+use crate::compare::mean_std;
 use crate::error::{Context, Error, Result};
 use crate::json::Json;
 
@@ -86,12 +87,6 @@ pub fn rows(sw: &Sweep, out: &Path) -> Result<(Vec<Row>, Vec<String>)> {
         }
     }
     Ok((rows, left))
-}
-
-fn mean_std(v: &[f64]) -> (f64, f64) {
-    let m = v.iter().sum::<f64>() / v.len().max(1) as f64;
-    let var = v.iter().map(|x| (x - m).powi(2)).sum::<f64>() / (v.len().max(2) - 1) as f64;
-    (m, var.sqrt())
 }
 
 fn show(v: f64) -> String {
