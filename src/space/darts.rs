@@ -167,9 +167,7 @@ pub fn dil_conv(
     group: u32,
     name: &str,
 ) -> NodeId {
-    let cin = t.channels(x);
-    let d = t.conv(x, cin, ConvSpec::depthwise(k, stride, dil).after_relu(), group, &format!("{name}.dw"));
-    let p = t.conv(d, c_out, ConvSpec::pointwise(1), group, &format!("{name}.pw"));
+    let p = t.chain(x, c_out, ConvSpec::depthwise(k, stride, dil).after_relu(), group, name);
     t.batch_norm(p, affine, group, &format!("{name}.bn"))
 }
 

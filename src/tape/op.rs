@@ -61,6 +61,7 @@ macro_rules! ops {
 
 ops! {
     Conv2d(conv::Conv2d),
+    Chain(conv::Chain),
     MaxPool(pool::MaxPool),
     AvgPool(pool::AvgPool),
     BatchNorm(bn::BatchNorm),

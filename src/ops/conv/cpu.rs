@@ -1,7 +1,7 @@
 //! Convolution on the host: each kernel runs the implementation [`path`]
 //! picks for its geometry.
 
-use super::{ConvGeom, ConvOps, Path, depthwise, gemm, path};
+use super::{ChainGeom, ChainGrads, ConvGeom, ConvOps, Path, chain, depthwise, gemm, path};
 use crate::device::counts;
 use crate::device::{Cpu, Write};
 use crate::error::Result;
@@ -59,6 +59,35 @@ impl<T: Real> ConvOps for Cpu<T> {
             (None, Some((dw, dw_write))) => bwd_filter(g, x, dy, dw, dw_write),
             (None, None) => {}
         }
+        Ok(())
+    }
+
+    fn chain_fwd(
+        &self,
+        c: &ChainGeom,
+        x: &Vec<T>,
+        w_dw: &Vec<T>,
+        w_pw: &Vec<T>,
+        d: &mut Vec<T>,
+        y: &mut Vec<T>,
+    ) -> Result<()> {
+        counts::call(super::cuda::CHAIN_FWD_LAUNCHES);
+        chain::fwd(c, x, w_dw, w_pw, d, y);
+        Ok(())
+    }
+
+    fn chain_bwd(
+        &self,
+        c: &ChainGeom,
+        x: &Vec<T>,
+        w_dw: &Vec<T>,
+        w_pw: &Vec<T>,
+        d: &Vec<T>,
+        dy: &Vec<T>,
+        grads: ChainGrads<'_, Vec<T>>,
+    ) -> Result<()> {
+        counts::call(super::cuda::chain_bwd_launches(c, &grads));
+        chain::bwd(c, x, w_dw, w_pw, d, dy, grads);
         Ok(())
     }
 }

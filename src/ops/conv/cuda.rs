@@ -7,9 +7,9 @@ use std::sync::Mutex;
 
 use cudarc::driver::{CudaSlice, LaunchConfig};
 
-use super::{ConvGeom, ConvOps, ConvParams};
+use super::{ChainGeom, ChainGrads, ConvGeom, ConvOps, ConvParams};
 use crate::device::cuda::{Cuda, CudaBuf, check_len, family_state, int, launch};
-use crate::device::{Write, counts};
+use crate::device::{Device, Write, counts};
 use crate::error::Result;
 use crate::ops::elementwise::ElementwiseOps;
 
@@ -25,6 +25,9 @@ family_state! {
         /// them zero), locked with `pw_parts`.
         pw_tickets: Mutex<CudaSlice<u32>> =
             |cu: &Cuda| -> Result<_> { Ok(Mutex::new(cu.scratch_zeros("pwconv tile tickets", PW_TICKETS)?)) },
+        /// A chain's `dd` between its two backward halves, as large as the
+        /// largest chain's (grown in the eager step, before any capture).
+        chain_dd: Mutex<Option<CudaBuf>> = |_: &Cuda| -> Result<_> { Ok(Mutex::new(None)) },
     }
 }
 
@@ -74,6 +77,19 @@ pub(crate) fn bwd_launches(g: &ConvGeom, dx: Option<Write>, dw: bool) -> u64 {
         None => 0,
     };
     if family(g) == Family::Depthwise && data > 0 && dw { 1 } else { data + u64::from(dw) }
+}
+
+/// Launches of a chain's forward: the depthwise conv, then the 1×1.
+pub(crate) const CHAIN_FWD_LAUNCHES: u64 = 2;
+
+/// Launches of a chain's backward asked for `grads`: the 1×1 filter
+/// gradient, `dd` (when a depthwise gradient needs it), then the depthwise
+/// conv's backward.
+pub(crate) fn chain_bwd_launches<B>(c: &ChainGeom, grads: &ChainGrads<'_, B>) -> u64 {
+    let dd = grads.x.is_some() || grads.w_dw.is_some();
+    let pw = bwd_launches(&c.pw, dd.then_some(Write::Set), grads.w_pw.is_some());
+    let dw = if dd { bwd_launches(&c.dw, grads.x.as_ref().map(|g| g.1), grads.w_dw.is_some()) } else { 0 };
+    pw + dw
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -258,6 +274,50 @@ impl ConvOps for Cuda {
             }
             (_, dx, dw) => super::bwd_each(self, g, x, w, dy, dx, dw),
         }
+    }
+
+    /// The two convs' kernels one after the other.
+    fn chain_fwd(
+        &self,
+        c: &ChainGeom,
+        x: &CudaBuf,
+        w_dw: &CudaBuf,
+        w_pw: &CudaBuf,
+        d: &mut CudaBuf,
+        y: &mut CudaBuf,
+    ) -> Result<()> {
+        self.conv2d_fwd(&c.dw, x, w_dw, d)?;
+        self.conv2d_fwd(&c.pw, d, w_pw, y)
+    }
+
+    /// The two convs' backward kernels one after the other, `dd` in the
+    /// family's scratch.
+    fn chain_bwd(
+        &self,
+        c: &ChainGeom,
+        x: &CudaBuf,
+        w_dw: &CudaBuf,
+        w_pw: &CudaBuf,
+        d: &CudaBuf,
+        dy: &CudaBuf,
+        grads: ChainGrads<'_, CudaBuf>,
+    ) -> Result<()> {
+        let ChainGrads { x: dx, w_dw: dwdw, w_pw: dwpw } = grads;
+        if dx.is_none() && dwdw.is_none() {
+            return super::bwd_each(self, &c.pw, d, w_pw, dy, None, dwpw);
+        }
+        let len = c.dw.y_shape().numel();
+        let state = self.family::<Kernels>()?;
+        let mut scratch = state.chain_dd.lock().map_err(|_| crate::error::Error::new("cuda: chain scratch lock poisoned"))?;
+        let mut dd = match scratch.take() {
+            Some(dd) if dd.mem.len() >= len => dd,
+            _ => self.alloc(len)?,
+        };
+        dd.len = len;
+        let r = super::bwd_each(self, &c.pw, d, w_pw, dy, Some((&mut dd, Write::Set)), dwpw)
+            .and_then(|()| self.conv2d_bwd(&c.dw, x, w_dw, &dd, dx, dwdw));
+        *scratch = Some(dd);
+        r
     }
 }
 

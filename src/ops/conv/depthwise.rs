@@ -303,86 +303,135 @@ fn check(g: &ConvGeom) {
     debug_assert!(g.groups == g.cin && g.cout == g.cin, "depthwise path needs groups = cin = cout");
 }
 
+/// One plane's forward, with its scratch: what [`fwd`] runs per plane and
+/// the chains (`super::chain`) per image.
+pub(crate) struct PlaneFwd<T> {
+    pad: Padded<T>,
+    taps: Vec<usize>,
+    flat: Vec<T>,
+}
+
+impl<T: Real> PlaneFwd<T> {
+    pub(crate) fn new(g: &ConvGeom) -> Self {
+        check(g);
+        let pad = Padded::new(g.h, g.w, g.pad, g.stride);
+        let taps = pad.taps(g.k, g.dil);
+        let flat = if g.stride == 1 { vec![T::ZERO; flat_len(g.oh, g.ow, pad.row_step())] } else { Vec::new() };
+        PlaneFwd { pad, taps, flat }
+    }
+
+    /// `out (oh × ow) = dwconv(relu?(xp), wk)` for one plane `xp` (h × w)
+    /// and its filter `wk` (k × k).
+    pub(crate) fn run(&mut self, g: &ConvGeom, xp: &[T], wk: &[T], out: &mut [T]) {
+        let step = self.pad.row_step();
+        self.pad.load(xp, g.relu_in);
+        if g.stride == 1 {
+            correlate_flat(&self.pad.buf, &self.taps, wk, &mut self.flat);
+            copy_rows(out, g.ow, &self.flat, step, g.ow, false);
+        } else {
+            correlate(&self.pad.buf, &self.taps, step, wk, g.ow, out);
+        }
+    }
+}
+
+/// One plane's backward, with its scratch: the data gradient (a stride-1
+/// correlation of the padded `dy` with the flipped kernel, or for stride 2
+/// a scatter) and the filter gradient (per tap, a dot product of `dy` with
+/// the shifted input). What [`bwd_data`], [`bwd_filter`] and [`bwd`] run
+/// per plane and the chains per image.
+pub(crate) struct PlaneBwd<T> {
+    /// The data gradient's: the padded dy (gather) or the accumulator
+    /// (scatter), its taps, the flat output (gather) and the flipped kernel.
+    data: Option<(Padded<T>, Vec<usize>, Vec<T>, Vec<T>)>,
+    /// The filter gradient's: the padded input, its taps, dy at its row stride.
+    filter: Option<(Padded<T>, Vec<usize>, Vec<T>)>,
+}
+
+impl<T: Real> PlaneBwd<T> {
+    /// Scratch for the data gradient, the filter gradient, or both.
+    pub(crate) fn new(g: &ConvGeom, data: bool, filter: bool) -> Self {
+        check(g);
+        let data = data.then(|| {
+            if gathers(g) {
+                let p = Padded::new(g.oh, g.ow, (g.k - 1) * g.dil - g.pad, 1);
+                let (taps, flat) = (p.taps(g.k, g.dil), vec![T::ZERO; flat_len(g.h, g.w, p.row_step())]);
+                (p, taps, flat, vec![T::ZERO; g.k * g.k])
+            } else {
+                let p = Padded::new(g.h, g.w, g.pad, g.stride);
+                let taps = p.taps(g.k, g.dil);
+                (p, taps, Vec::new(), Vec::new())
+            }
+        });
+        let filter = filter.then(|| {
+            let p = Padded::new(g.h, g.w, g.pad, g.stride);
+            let (taps, dyp) = (p.taps(g.k, g.dil), vec![T::ZERO; flat_len(g.oh, g.ow, p.row_step())]);
+            (p, taps, dyp)
+        });
+        PlaneBwd { data, filter }
+    }
+
+    /// `dxp (=|+=) dwconvᵀ(dyp, wk) · [xp > 0 if relu_in]` for one plane.
+    pub(crate) fn data(&mut self, g: &ConvGeom, xp: &[T], wk: &[T], dyp: &[T], dxp: &mut [T], write: Write) {
+        let (pad, taps, flat, wf) = self.data.as_mut().expect("made with the data gradient");
+        let step = pad.row_step();
+        if gathers(g) {
+            for (f, &v) in wf.iter_mut().zip(wk.iter().rev()) {
+                *f = v;
+            }
+            pad.load(dyp, false);
+            correlate_flat(&pad.buf, taps, wf, flat);
+            for (iy, (dr, xr)) in dxp.chunks_exact_mut(g.w).zip(xp.chunks_exact(g.w)).enumerate() {
+                write_through_relu(dr, &flat[iy * step..][..g.w], xr, g.relu_in, write);
+            }
+        } else {
+            pad.buf.fill(T::ZERO);
+            scatter(&mut pad.buf, taps, step, wk, g.ow, dyp);
+            if write == Write::Set {
+                dxp.fill(T::ZERO);
+            }
+            pad.add_interior_to(xp, g.relu_in, dxp);
+        }
+    }
+
+    /// `dwk += dyp ⋆ relu?(xp)` for one plane.
+    pub(crate) fn filter(&mut self, g: &ConvGeom, xp: &[T], dyp: &[T], dwk: &mut [T]) {
+        let (pad, taps, dyr) = self.filter.as_mut().expect("made with the filter gradient");
+        pad.load(xp, g.relu_in);
+        copy_rows(dyr, pad.row_step(), dyp, g.ow, g.ow, false);
+        filter(&pad.buf, taps, dyr, dwk);
+    }
+}
+
+/// Whether the data gradient is a stride-1 correlation with the flipped
+/// kernel (dy padded by `reach − pad`), rather than a scatter.
+fn gathers(g: &ConvGeom) -> bool {
+    g.stride == 1 && g.pad <= (g.k - 1) * g.dil
+}
+
 /// `y = dwconv(relu?(x), w)`, x `(n, c, h, w)`, w `(c, 1, k, k)`, y `(n, c, oh, ow)`;
 /// parallel over planes.
 pub fn fwd<T: Real>(g: &ConvGeom, x: &[T], w: &[T], y: &mut [T]) {
-    check(g);
     let (hw, ohw, kk) = (g.h * g.w, g.oh * g.ow, g.k * g.k);
     par::for_chunks_init(
         y,
         ohw,
         g.macs(),
-        || {
-            let p = Padded::new(g.h, g.w, g.pad, g.stride);
-            let taps = p.taps(g.k, g.dil);
-            let flat = vec![T::ZERO; flat_len(g.oh, g.ow, p.row_step())];
-            (p, taps, flat)
-        },
-        |(pad, taps, flat), p, out| {
-            let (c, step) = (p % g.cin, pad.row_step());
-            let wk = &w[c * kk..][..kk];
-            pad.load(&x[p * hw..][..hw], g.relu_in);
-            if g.stride == 1 {
-                correlate_flat(&pad.buf, taps, wk, flat);
-                copy_rows(out, g.ow, flat, step, g.ow, false);
-            } else {
-                correlate(&pad.buf, taps, step, wk, g.ow, out);
-            }
-        },
+        || PlaneFwd::new(g),
+        |pf, p, out| pf.run(g, &x[p * hw..][..hw], &w[p % g.cin * kk..][..kk], out),
     );
 }
 
 /// `dx (=|+=) dwconvᵀ(dy, w) · [x > 0 if relu_in]`; parallel over planes.
 pub fn bwd_data<T: Real>(g: &ConvGeom, x: &[T], w: &[T], dy: &[T], dx: &mut [T], write: Write) {
-    check(g);
     let (hw, ohw, kk) = (g.h * g.w, g.oh * g.ow, g.k * g.k);
-    let reach = (g.k - 1) * g.dil;
-    if g.stride == 1 && g.pad <= reach {
-        // dx[iy][ix] = Σ w[k−1−a][k−1−b] · dy_padded[iy + a·d][ix + b·d],
-        // dy padded by reach − pad: a stride-1 forward conv with the flipped kernel.
-        par::for_chunks_init(
-            dx,
-            hw,
-            g.macs(),
-            || {
-                let p = Padded::new(g.oh, g.ow, reach - g.pad, 1);
-                let taps = p.taps(g.k, g.dil);
-                let flat = vec![T::ZERO; flat_len(g.h, g.w, p.row_step())];
-                (p, taps, flat, vec![T::ZERO; kk])
-            },
-            |(pad, taps, flat, wf), p, dxp| {
-                let c = p % g.cin;
-                for (f, &v) in wf.iter_mut().zip(w[c * kk..][..kk].iter().rev()) {
-                    *f = v;
-                }
-                pad.load(&dy[p * ohw..][..ohw], false);
-                correlate_flat(&pad.buf, taps, wf, flat);
-                let (xp, step) = (&x[p * hw..][..hw], pad.row_step());
-                for (iy, (dr, xr)) in dxp.chunks_exact_mut(g.w).zip(xp.chunks_exact(g.w)).enumerate() {
-                    write_through_relu(dr, &flat[iy * step..][..g.w], xr, g.relu_in, write);
-                }
-            },
-        );
-        return;
-    }
     par::for_chunks_init(
         dx,
         hw,
         g.macs(),
-        || {
-            let p = Padded::new(g.h, g.w, g.pad, g.stride);
-            let taps = p.taps(g.k, g.dil);
-            (p, taps)
-        },
-        |(acc, taps), p, dxp| {
-            let c = p % g.cin;
-            acc.buf.fill(T::ZERO);
-            let step = acc.row_step();
-            scatter(&mut acc.buf, taps, step, &w[c * kk..][..kk], g.ow, &dy[p * ohw..][..ohw]);
-            if write == Write::Set {
-                dxp.fill(T::ZERO);
-            }
-            acc.add_interior_to(&x[p * hw..][..hw], g.relu_in, dxp);
+        || PlaneBwd::new(g, true, false),
+        |pb, p, dxp| {
+            let wk = &w[p % g.cin * kk..][..kk];
+            pb.data(g, &x[p * hw..][..hw], wk, &dy[p * ohw..][..ohw], dxp, write)
         },
     );
 }
@@ -407,8 +456,7 @@ pub fn bwd<T: Real>(
 ) -> bool {
     check(g);
     let (hw, ohw, kk) = (g.h * g.w, g.oh * g.ow, g.k * g.k);
-    let reach = (g.k - 1) * g.dil;
-    if g.stride != 1 || g.pad > reach {
+    if !gathers(g) {
         return false;
     }
     let shares: Vec<std::sync::OnceLock<Vec<T>>> = (0..g.n).map(|_| std::sync::OnceLock::new()).collect();
@@ -416,32 +464,14 @@ pub fn bwd<T: Real>(
         &mut dx[..g.n * g.cin * hw],
         g.cin * hw,
         2 * g.macs(),
-        || {
-            // dy padded for the flipped-kernel correlation, x padded for the filter taps.
-            let pdy = Padded::new(g.oh, g.ow, reach - g.pad, 1);
-            let px = Padded::new(g.h, g.w, g.pad, 1);
-            let (tdy, tx) = (pdy.taps(g.k, g.dil), px.taps(g.k, g.dil));
-            let flat = vec![T::ZERO; flat_len(g.h, g.w, pdy.row_step())];
-            let dyp = vec![T::ZERO; flat_len(g.oh, g.ow, px.row_step())];
-            (pdy, px, tdy, tx, flat, dyp, vec![T::ZERO; kk])
-        },
-        |(pdy, px, tdy, tx, flat, dyp, wf), n, dxn| {
+        || PlaneBwd::new(g, true, true),
+        |pb, n, dxn| {
             let mut share = vec![T::ZERO; g.cin * kk];
             for (c, (dxp, dwc)) in dxn.chunks_exact_mut(hw).zip(share.chunks_exact_mut(kk)).enumerate() {
                 let p = n * g.cin + c;
                 let (xp, dyc) = (&x[p * hw..][..hw], &dy[p * ohw..][..ohw]);
-                for (f, &v) in wf.iter_mut().zip(w[c * kk..][..kk].iter().rev()) {
-                    *f = v;
-                }
-                pdy.load(dyc, false);
-                correlate_flat(&pdy.buf, tdy, wf, flat);
-                let step = pdy.row_step();
-                for (iy, (dr, xr)) in dxp.chunks_exact_mut(g.w).zip(xp.chunks_exact(g.w)).enumerate() {
-                    write_through_relu(dr, &flat[iy * step..][..g.w], xr, g.relu_in, write);
-                }
-                px.load(xp, g.relu_in);
-                copy_rows(dyp, px.row_step(), dyc, g.ow, g.ow, false);
-                filter(&px.buf, tx, dyp, dwc);
+                pb.data(g, xp, &w[c * kk..][..kk], dyc, dxp, write);
+                pb.filter(g, xp, dyc, dwc);
             }
             assert!(shares[n].set(share).is_ok(), "each image is one chunk");
         },
@@ -450,37 +480,31 @@ pub fn bwd<T: Real>(
         dw.fill(T::ZERO);
     }
     for share in shares {
-        let share = share.into_inner().expect("every image ran");
-        for (dwc, sc) in dw.chunks_exact_mut(kk).zip(share.chunks_exact(kk)) {
-            for (d, &v) in dwc.iter_mut().zip(sc) {
-                *d += v;
-            }
-        }
+        add_share(dw, &share.into_inner().expect("every image ran"));
     }
     true
 }
 
+/// `acc += share`, element by element: per-image shares of a filter
+/// gradient summed in image order.
+pub(crate) fn add_share<T: Real>(acc: &mut [T], share: &[T]) {
+    for (d, &v) in acc.iter_mut().zip(share) {
+        *d += v;
+    }
+}
+
 /// `dw += Σ_n dy ⋆ relu?(x)`, dw `(c, 1, k, k)`; parallel over channels.
 pub fn bwd_filter<T: Real>(g: &ConvGeom, x: &[T], dy: &[T], dw: &mut [T]) {
-    check(g);
     let (hw, ohw, kk) = (g.h * g.w, g.oh * g.ow, g.k * g.k);
     par::for_chunks_init(
         dw,
         kk,
         g.macs(),
-        || {
-            let p = Padded::new(g.h, g.w, g.pad, g.stride);
-            let taps = p.taps(g.k, g.dil);
-            let dyp = vec![T::ZERO; flat_len(g.oh, g.ow, p.row_step())];
-            (p, taps, dyp)
-        },
-        |(pad, taps, dyp), c, dwc| {
-            let step = pad.row_step();
+        || PlaneBwd::new(g, false, true),
+        |pb, c, dwc| {
             for n in 0..g.n {
                 let p = n * g.cin + c;
-                pad.load(&x[p * hw..][..hw], g.relu_in);
-                copy_rows(dyp, step, &dy[p * ohw..][..ohw], g.ow, g.ow, false);
-                filter(&pad.buf, taps, dyp, dwc);
+                pb.filter(g, &x[p * hw..][..hw], &dy[p * ohw..][..ohw], dwc);
             }
         },
     );

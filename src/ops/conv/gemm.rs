@@ -353,13 +353,13 @@ fn col2im<T: Real>(g: &ConvGeom, dcol: &[T], xn: &[T], dxn: &mut [T], write: Wri
 }
 
 /// One group's geometry: its input and output channels, groups = 1.
-fn group_geom(g: &ConvGeom) -> ConvGeom {
+pub(crate) fn group_geom(g: &ConvGeom) -> ConvGeom {
     ConvGeom { cin: g.cin / g.groups, cout: g.cout / g.groups, groups: 1, ..*g }
 }
 
 /// Each group's filters `(cout, cin·k·k)` of `w` packed as a product's left
 /// factor: as they are (forward), or transposed (`wᵀ`, backward data).
-fn pack_groups<T: Real>(g: &ConvGeom, sub: &ConvGeom, w: &[T], trans: bool) -> Vec<Packed<T>> {
+pub(crate) fn pack_groups<T: Real>(g: &ConvGeom, sub: &ConvGeom, w: &[T], trans: bool) -> Vec<Packed<T>> {
     let kdim = sub.cin * sub.k * sub.k;
     let wg = sub.cout * kdim;
     (0..g.groups)

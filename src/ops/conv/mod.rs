@@ -14,6 +14,7 @@
 //! On CUDA (`cuda.rs`) the geometry picks one of the three kernel families
 //! of `kernels/conv.cu`.
 
+mod chain;
 mod cpu;
 mod cuda;
 mod op;
@@ -70,6 +71,35 @@ impl ConvGeom {
     /// Multiply-adds of the forward pass.
     pub fn macs(&self) -> usize {
         self.n * self.cout * self.oh * self.ow * (self.cin / self.groups) * self.k * self.k
+    }
+}
+
+/// A chain: ReLU → depthwise k×k → 1×1, the conv half of every sep_conv
+/// and dil_conv, run as one op so that a backend can keep each image's
+/// intermediate (`d`, the depthwise output, and its gradient) in cache
+/// rather than passing it through memory (`chain.rs` on the CPU).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ChainGeom {
+    /// The depthwise conv, x → d (any stride, dilation, ReLU on x).
+    pub dw: ConvGeom,
+    /// The 1×1 conv, d → y (stride 1, no padding, no ReLU; groups = the
+    /// networks side by side).
+    pub pw: ConvGeom,
+}
+
+impl ChainGeom {
+    /// The chain of `dw` then `pw`; `None` unless `dw` is depthwise and
+    /// `pw` a plain 1×1 conv reading its output.
+    pub fn new(dw: ConvGeom, pw: ConvGeom) -> Option<Self> {
+        let depthwise = dw.groups == dw.cin && dw.cout == dw.cin;
+        let plain = pw.k == 1 && pw.stride == 1 && pw.pad == 0 && pw.dil == 1 && !pw.relu_in;
+        let reads_d = pw.x_shape() == dw.y_shape() && pw.oh == dw.oh && pw.ow == dw.ow;
+        (depthwise && plain && reads_d).then_some(ChainGeom { dw, pw })
+    }
+
+    /// Multiply-adds of the forward pass.
+    pub fn macs(&self) -> usize {
+        self.dw.macs() + self.pw.macs()
     }
 }
 
@@ -140,6 +170,43 @@ pub trait ConvOps: Device {
     ) -> Result<()> {
         bwd_each(self, g, x, w, dy, dx, dw)
     }
+
+    // The chains (see [`ChainGeom`]).
+
+    /// `d = dwconv(relu?(x), w_dw)`, `y = w_pw · d`: d is kept for the
+    /// backward.
+    fn chain_fwd(
+        &self,
+        c: &ChainGeom,
+        x: &Self::Buf,
+        w_dw: &Self::Buf,
+        w_pw: &Self::Buf,
+        d: &mut Self::Buf,
+        y: &mut Self::Buf,
+    ) -> Result<()>;
+
+    /// Whichever gradients are asked for, each written or added as its
+    /// `Write` says: x's, the depthwise filter's and the 1×1 filter's, from
+    /// `dy` and the forward's `d`.
+    #[allow(clippy::too_many_arguments)]
+    fn chain_bwd(
+        &self,
+        c: &ChainGeom,
+        x: &Self::Buf,
+        w_dw: &Self::Buf,
+        w_pw: &Self::Buf,
+        d: &Self::Buf,
+        dy: &Self::Buf,
+        grads: ChainGrads<'_, Self::Buf>,
+    ) -> Result<()>;
+}
+
+/// The gradients a chain's backward is asked for: each `None` when not
+/// computed, else the buffer and whether to overwrite or add.
+pub struct ChainGrads<'a, B> {
+    pub x: Option<(&'a mut B, Write)>,
+    pub w_dw: Option<(&'a mut B, Write)>,
+    pub w_pw: Option<(&'a mut B, Write)>,
 }
 
 /// [`ConvOps::conv2d_bwd`] as one call per asked-for gradient.

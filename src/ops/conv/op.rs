@@ -1,12 +1,13 @@
 //! The convolution as the tape records it: [`Conv2d`], recorded by
-//! [`RecordConv::conv`] and [`RecordConv::conv_with`].
+//! [`RecordConv::conv`] and [`RecordConv::conv_with`], and the chain
+//! ReLU → depthwise → 1×1 ([`Chain`]), recorded by [`RecordConv::chain`].
 
 use crate::error::Result;
 use crate::ops::elementwise::ElementwiseOps;
-use crate::ops::node::{Bwd, Fwd, Init, Node, NodeId, Recorder, Run, Variant};
+use crate::ops::node::{Bwd, Fwd, Init, Node, NodeId, Recorder, Run, Variant, val};
 use crate::shape::Shape;
 
-use super::{ConvGeom, ConvOps};
+use super::{ChainGeom, ChainGrads, ConvGeom, ConvOps};
 
 /// `out = conv(x, w)` (see [`ConvGeom`]).
 #[derive(Clone, Debug)]
@@ -59,6 +60,59 @@ impl<B: ConvOps + ElementwiseOps> Run<B> for Conv2d {
     }
 }
 
+/// `out = w_pw · dwconv(relu?(x), w_dw)` (see [`ChainGeom`]): the conv half
+/// of a sep_conv or dil_conv as one op, the depthwise output kept in an
+/// auxiliary buffer for the backward rather than as a node.
+#[derive(Clone, Debug)]
+pub struct Chain {
+    pub x: NodeId,
+    pub w_dw: NodeId,
+    pub w_pw: NodeId,
+    pub out: NodeId,
+    /// The auxiliary buffer holding the depthwise output.
+    pub d: usize,
+    pub geom: ChainGeom,
+}
+
+impl Node for Chain {
+    fn output(&self) -> NodeId {
+        self.out
+    }
+
+    fn inputs(&self) -> Vec<NodeId> {
+        vec![self.x, self.w_dw, self.w_pw]
+    }
+
+    fn family(&self) -> &'static str {
+        "conv_chain"
+    }
+
+    fn overwrites(&self, x: NodeId) -> bool {
+        x == self.x || x == self.w_dw || x == self.w_pw
+    }
+}
+
+impl<B: ConvOps + ElementwiseOps> Run<B> for Chain {
+    fn forward(&self, io: Fwd<'_, B>, out: &mut B::Buf) -> Result<()> {
+        let Fwd { be, vals, aux, .. } = io;
+        let (x, w_dw, w_pw) = (val(vals, self.x), val(vals, self.w_dw), val(vals, self.w_pw));
+        be.chain_fwd(&self.geom, x, w_dw, w_pw, &mut aux[self.d], out)
+    }
+
+    fn backward(&self, io: &mut Bwd<'_, B>, dy: &B::Buf) -> Result<()> {
+        let (x, w_dw, w_pw) = (self.x, self.w_dw, self.w_pw);
+        let writes = [io.next_write(x), io.next_write(w_dw), io.next_write(w_pw)];
+        io.lend_grads([Some(x), Some(w_dw), Some(w_pw)], |io, [dx, ddw, dpw]| {
+            let grads = ChainGrads {
+                x: dx.map(|g| (g, writes[0])),
+                w_dw: ddw.map(|g| (g, writes[1])),
+                w_pw: dpw.map(|g| (g, writes[2])),
+            };
+            io.be.chain_bwd(&self.geom, io.val(x), io.val(w_dw), io.val(w_pw), io.aux(self.d), dy, grads)
+        })
+    }
+}
+
 /// How a convolution slides over its input, built by name rather than by
 /// position: `ConvSpec::depthwise(3, 2, 1).after_relu()`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -101,48 +155,74 @@ impl ConvSpec {
 /// Recording convolutions.
 pub trait RecordConv: Recorder
 where
-    Self::Op: Variant<Conv2d>,
+    Self::Op: Variant<Conv2d> + Variant<Chain>,
 {
-    /// Convolution with a fresh weight parameter `(cout, cin/groups, k, k)`,
-    /// PyTorch's default init (`U(±1/√fan_in)`), no bias. A depthwise
-    /// `spec` needs `cout` = the input's channels. Channels are per network
-    /// (see `Tape::set_nets`).
-    fn conv(&mut self, x: NodeId, cout: usize, spec: ConvSpec, group: u32, name: &str) -> NodeId {
-        let (nets, cin) = (self.nets(), self.channels(x));
+    /// A fresh weight parameter `(cout, cin/groups, k, k)` for a conv of
+    /// `cin` to `cout` channels (per network, see `Tape::set_nets`),
+    /// PyTorch's default init (`U(±1/√fan_in)`).
+    fn conv_weight(&mut self, cin: usize, cout: usize, spec: ConvSpec, group: u32, name: &str) -> NodeId {
         let groups = if spec.depthwise { cin } else { 1 };
         assert!(!spec.depthwise || cout == cin, "conv: a depthwise conv keeps its {cin} channels, not {cout}");
-        let w_shape = Shape::nchw(nets * cout, cin / groups, spec.k, spec.k);
+        let w_shape = Shape::nchw(self.nets() * cout, cin / groups, spec.k, spec.k);
         let bound = 1.0 / ((cin / groups * spec.k * spec.k) as f32).sqrt();
-        let w = self.param(w_shape, group, Init::Uniform(bound), name);
+        self.param(w_shape, group, Init::Uniform(bound), name)
+    }
+
+    /// Convolution with a fresh weight parameter ([`conv_weight`](Self::conv_weight)),
+    /// no bias. A depthwise `spec` needs `cout` = the input's channels.
+    fn conv(&mut self, x: NodeId, cout: usize, spec: ConvSpec, group: u32, name: &str) -> NodeId {
+        let w = self.conv_weight(self.channels(x), cout, spec, group, name);
         self.conv_with(x, w, spec)
     }
 
     /// Convolution with an existing weight node (its shape gives k and cout;
     /// grouped by network when several are recorded side by side).
     fn conv_with(&mut self, x: NodeId, w: NodeId, spec: ConvSpec) -> NodeId {
-        let (s, ws) = (self.shape(x), self.shape(w));
-        let ConvSpec { k, stride, pad, dil, depthwise, relu_in } = spec;
-        let groups = if depthwise { s.c() } else { self.nets() };
-        assert!(ws.h() == k && ws.w() == k, "conv: weight is {}×{}, spec says {k}×{k}", ws.h(), ws.w());
-        assert!(ws.n() % groups == 0 && ws.c() == s.c() / groups, "conv: bad channels/groups");
-        let geom = ConvGeom {
-            n: s.n(),
-            cin: s.c(),
-            h: s.h(),
-            w: s.w(),
-            cout: ws.n(),
-            oh: ConvGeom::out_len(s.h(), k, stride, pad, dil),
-            ow: ConvGeom::out_len(s.w(), k, stride, pad, dil),
-            k,
-            stride,
-            pad,
-            dil,
-            groups,
-            relu_in,
-        };
+        let geom = conv_geom(self.shape(x), self.shape(w), spec, self.nets());
         let out = self.value(geom.y_shape());
         self.push(Conv2d { x, w, out, geom })
     }
+
+    /// ReLU → depthwise `spec` → 1×1 to `cout` channels as one [`Chain`],
+    /// with fresh weights `{name}.dw` and `{name}.pw`, made in that order
+    /// (as two [`conv`](Self::conv)s would make them).
+    fn chain(&mut self, x: NodeId, cout: usize, spec: ConvSpec, group: u32, name: &str) -> NodeId {
+        assert!(spec.depthwise, "chain: the first conv is depthwise");
+        let cin = self.channels(x);
+        let w_dw = self.conv_weight(cin, cin, spec, group, &format!("{name}.dw"));
+        let pointwise = ConvSpec::pointwise(1);
+        let w_pw = self.conv_weight(cin, cout, pointwise, group, &format!("{name}.pw"));
+        let dw = conv_geom(self.shape(x), self.shape(w_dw), spec, self.nets());
+        let pw = conv_geom(dw.y_shape(), self.shape(w_pw), pointwise, self.nets());
+        let geom = ChainGeom::new(dw, pw).expect("a depthwise conv then a 1×1 conv on its output");
+        let d = self.aux_buf(dw.y_shape().numel());
+        let out = self.value(pw.y_shape());
+        self.push(Chain { x, w_dw, w_pw, out, d, geom })
+    }
 }
 
-impl<R: Recorder> RecordConv for R where R::Op: Variant<Conv2d> {}
+impl<R: Recorder> RecordConv for R where R::Op: Variant<Conv2d> + Variant<Chain> {}
+
+/// The geometry of `spec` on input `s` with weights `ws`, `nets` networks
+/// side by side (a dense conv is grouped by network).
+fn conv_geom(s: Shape, ws: Shape, spec: ConvSpec, nets: usize) -> ConvGeom {
+    let ConvSpec { k, stride, pad, dil, depthwise, relu_in } = spec;
+    let groups = if depthwise { s.c() } else { nets };
+    assert!(ws.h() == k && ws.w() == k, "conv: weight is {}×{}, spec says {k}×{k}", ws.h(), ws.w());
+    assert!(ws.n() % groups == 0 && ws.c() == s.c() / groups, "conv: bad channels/groups");
+    ConvGeom {
+        n: s.n(),
+        cin: s.c(),
+        h: s.h(),
+        w: s.w(),
+        cout: ws.n(),
+        oh: ConvGeom::out_len(s.h(), k, stride, pad, dil),
+        ow: ConvGeom::out_len(s.w(), k, stride, pad, dil),
+        k,
+        stride,
+        pad,
+        dil,
+        groups,
+        relu_in,
+    }
+}
