@@ -10,7 +10,9 @@
 #   STEPS:   timed steps per configuration (default 3 on cpu, 10 on cuda)
 # Environment: RARTS (the binary, default target/release/rarts),
 #   PYTHON (a python with torch, default python3), ALGOS (default
-#   "darts1 darts2 rarts").
+#   "darts1 darts2 rarts"), BEFORE (a second rarts binary, e.g. one built
+#   before a change: timed in the same call, just before RARTS, and given
+#   its own columns, so that a change is measured against the same anchor).
 set -uo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -37,10 +39,15 @@ mkdir -p "$out"
 } | tee "$out/machine.txt"
 
 status=0
-"$rarts" --device "$device" bench --data synthetic:512:32 --c 16 --layers 8 \
-  --algos "$(echo $algos | tr ' ' ',')" --batches "$(echo $batches | tr ' ' ',')" --steps "$steps" \
-  > "$out/rarts.log" 2>&1 || status=1
-grep '^{' "$out/rarts.log" > "$out/rarts.jsonl" || true
+time_rarts() { # BINARY NAME
+  "$1" --device "$device" bench --data synthetic:512:32 --c 16 --layers 8 \
+    --algos "$(echo $algos | tr ' ' ',')" --batches "$(echo $batches | tr ' ' ',')" --steps "$steps" \
+    > "$out/$2.log" 2>&1 || status=1
+  grep '^{' "$out/$2.log" > "$out/$2.jsonl" || true
+}
+rm -f "$out/before.jsonl"
+[ -n "${BEFORE:-}" ] && time_rarts "$BEFORE" before
+time_rarts "$rarts" rarts
 
 "$python" "$root/scripts/anchor/darts_torch.py" --device "$device" --batch $batches --algos $algos \
   --steps "$steps" $([ "$device" = cuda ] && echo --count) > "$out/anchor.log" 2>&1 || status=1
@@ -53,16 +60,19 @@ out = sys.argv[1]
 def rows(name):
     p = os.path.join(out, name)
     return {(r["algo"], r["batch"]): r for r in map(json.loads, open(p))} if os.path.exists(p) else {}
-ours, anchor = rows("rarts.jsonl"), rows("anchor.jsonl")
-print("| algo | batch | rarts ms/step | rarts images/s | PyTorch ms/step | PyTorch kernels/step | PyTorch peak MB | PyTorch / rarts |")
-print("|---|---|---|---|---|---|---|---|")
+ours, anchor, before = rows("rarts.jsonl"), rows("anchor.jsonl"), rows("before.jsonl")
+extra = " before ms/step | PyTorch / before |" if before else ""
+print("| algo | batch | rarts ms/step | rarts images/s | PyTorch ms/step | PyTorch kernels/step | PyTorch peak MB | PyTorch / rarts |" + extra)
+print("|---|---|---|---|---|---|---|---|" + ("---|---|" if before else ""))
 for key in sorted(set(ours) | set(anchor), key=lambda k: (k[1], k[0])):
-    o, a = ours.get(key), anchor.get(key)
+    o, a, b = ours.get(key), anchor.get(key), before.get(key)
     om = o["ms_per_step"] if o else None
     am = a["ms_per_step"] if a else None
-    ratio = f"{am / om:.2f}×" if om and am else "—"
+    bm = b["ms_per_step"] if b else None
+    ratio = lambda m: f"{am / m:.2f}×" if m and am else "—"
     f = lambda v: "—" if v is None else str(v)
     print(f"| {key[0]} | {key[1]} | {f(om)} | {f(o and o['img_per_s'])} | {f(am)} | "
-          f"{f(a and a.get('kernels_per_step'))} | {f(a and a.get('peak_mem_mb'))} | {ratio} |")
+          f"{f(a and a.get('kernels_per_step'))} | {f(a and a.get('peak_mem_mb'))} | {ratio(om)} |"
+          + (f" {f(bm)} | {ratio(bm)} |" if before else ""))
 PY
 exit $status

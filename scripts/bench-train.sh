@@ -10,7 +10,9 @@
 #   STEPS:   timed steps per batch size (default 3)
 # Environment: RARTS (the binary, default target/release/rarts), PYTHON (a
 #   python with torch, default python3), GENOTYPE (default DARTS_V2), NET
-#   (default "--C 16 --layers 8 --hw 28 --in-ch 1", the Fashion-MNIST shape).
+#   (default "--C 16 --layers 8 --hw 28 --in-ch 1", the Fashion-MNIST shape),
+#   BEFORE (a second rarts binary, timed in the same call just before RARTS,
+#   with its own columns).
 set -uo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -37,10 +39,15 @@ rnet="$(echo "$net" | sed 's/--C /--c /')"
 } | tee "$out/machine.txt"
 
 status=0
-# shellcheck disable=SC2086
-"$rarts" --device "$device" bench-train --genotype "$genotype" $rnet \
-  --batches "$(echo $batches | tr ' ' ',')" --steps "$steps" > "$out/rarts.log" 2>&1 || status=1
-grep '^{' "$out/rarts.log" > "$out/rarts.jsonl" || true
+time_rarts() { # BINARY NAME
+  # shellcheck disable=SC2086
+  "$1" --device "$device" bench-train --genotype "$genotype" $rnet \
+    --batches "$(echo $batches | tr ' ' ',')" --steps "$steps" > "$out/$2.log" 2>&1 || status=1
+  grep '^{' "$out/$2.log" > "$out/$2.jsonl" || true
+}
+rm -f "$out/before.jsonl"
+[ -n "${BEFORE:-}" ] && time_rarts "$BEFORE" before
+time_rarts "$rarts" rarts
 
 # shellcheck disable=SC2086
 "$python" "$root/scripts/anchor/darts_torch.py" --device "$device" --train "$genotype" $net \
@@ -54,13 +61,15 @@ out = sys.argv[1]
 def rows(name):
     p = os.path.join(out, name)
     return {r["batch"]: r for r in map(json.loads, open(p))} if os.path.exists(p) else {}
-ours, anchor = rows("rarts.jsonl"), rows("anchor.jsonl")
-print("| batch | rarts ms/step | rarts images/s | PyTorch ms/step | PyTorch images/s | rarts / PyTorch images/s |")
-print("|---|---|---|---|---|---|")
+ours, anchor, before = rows("rarts.jsonl"), rows("anchor.jsonl"), rows("before.jsonl")
+extra = " before ms/step | before / PyTorch images/s |" if before else ""
+print("| batch | rarts ms/step | rarts images/s | PyTorch ms/step | PyTorch images/s | rarts / PyTorch images/s |" + extra)
+print("|---|---|---|---|---|---|" + ("---|---|" if before else ""))
 for b in sorted(set(ours) | set(anchor)):
-    o, a = ours.get(b), anchor.get(b)
+    o, a, bf = ours.get(b), anchor.get(b), before.get(b)
     f = lambda r, k: "—" if r is None else str(r[k])
-    ratio = f"{o['img_per_s'] / a['img_per_s']:.2f}×" if o and a else "—"
-    print(f"| {b} | {f(o, 'ms_per_step')} | {f(o, 'img_per_s')} | {f(a, 'ms_per_step')} | {f(a, 'img_per_s')} | {ratio} |")
+    ratio = lambda r: f"{r['img_per_s'] / a['img_per_s']:.2f}×" if r and a else "—"
+    print(f"| {b} | {f(o, 'ms_per_step')} | {f(o, 'img_per_s')} | {f(a, 'ms_per_step')} | {f(a, 'img_per_s')} | {ratio(o)} |"
+          + (f" {f(bf, 'ms_per_step')} | {ratio(bf)} |" if before else ""))
 PY
 exit $status

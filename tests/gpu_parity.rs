@@ -346,6 +346,90 @@ mod cases {
         }
     }
 
+    /// The chains (ReLU → depthwise → 1×1 as one op): (n, channels per
+    /// network, networks, h, w, k, stride, dilation, cout per network), every
+    /// kernel size, stride and dilation of the search space.
+    type ChainCase = (usize, usize, usize, usize, usize, usize, usize, usize, usize);
+    const CHAINS: &[ChainCase] = &[
+        (2, 3, 1, 7, 9, 3, 1, 1, 5),
+        (2, 4, 2, 9, 8, 5, 2, 1, 4),
+        (3, 4, 2, 8, 8, 3, 2, 2, 4),
+        (2, 16, 2, 16, 16, 5, 1, 2, 16),
+    ];
+
+    pub fn chain<B: Backend<Elem = f32>>(be: &B) {
+        use rarts::ops::conv::{ChainGeom, ChainGrads};
+        let mut p = Pair::new(11);
+        for &(n, c, nets, h, w, k, stride, dil, cout) in CHAINS {
+            let pad = dil * (k - 1) / 2;
+            let (oh, ow) = (ConvGeom::out_len(h, k, stride, pad, dil), ConvGeom::out_len(w, k, stride, pad, dil));
+            let cin = c * nets;
+            let dw = ConvGeom { n, cin, h, w, cout: cin, oh, ow, k, stride, pad, dil, groups: cin, relu_in: true };
+            let pw = ConvGeom {
+                h: oh,
+                w: ow,
+                cout: cout * nets,
+                k: 1,
+                stride: 1,
+                pad: 0,
+                dil: 1,
+                groups: nets,
+                relu_in: false,
+                ..dw
+            };
+            let g = ChainGeom::new(dw, pw).expect("a chain");
+            let (xn, dn, yn) = (dw.x_shape().numel(), dw.y_shape().numel(), pw.y_shape().numel());
+            let (wdn, wpn) = (dw.w_shape().numel(), pw.w_shape().numel());
+            let (x, wd, wp, dy) = (p.rand(xn), p.rand(wdn), p.rand(wpn), p.rand(yn));
+            let starts = [p.rand(xn), p.rand(wdn), p.rand(wpn)];
+            let (xd, wdd, wpd, dyd) = (up(be, &x), up(be, &wd), up(be, &wp), up(be, &dy));
+            // As the two convs: sums of k·k then cin/nets products (forward)
+            // and of cout/nets then k·k (data); the filter gradients sum
+            // n·oh·ow products.
+            let tol = (2e-5, 1e-5);
+            let (mut dc, mut yc) = (vec![0.0; dn], vec![0.0; yn]);
+            let (mut ddev, mut ydev) = (poisoned(be, dn), poisoned(be, yn));
+            p.cpu.chain_fwd(&g, &x, &wd, &wp, &mut dc, &mut yc).unwrap();
+            be.chain_fwd(&g, &xd, &wdd, &wpd, &mut ddev, &mut ydev).unwrap();
+            close(&format!("chain_fwd d {g:?}"), &down(be, &ddev), &dc, tol);
+            close(&format!("chain_fwd y {g:?}"), &down(be, &ydev), &yc, tol);
+            for (mask, write) in [
+                (0b111, Write::Add),
+                (0b111, Write::Set),
+                (0b001, Write::Set),
+                (0b100, Write::Add),
+                (0b010, Write::Set),
+            ] {
+                let asked = |i: usize| mask & (1 << i) != 0;
+                let (mut gx, mut gxd) = grad_start(be, &starts[0], write);
+                let (mut gdw, mut gdwd) = grad_start(be, &starts[1], write);
+                let (mut gpw, mut gpwd) = grad_start(be, &starts[2], write);
+                let cpu_grads = ChainGrads {
+                    x: asked(0).then_some((&mut gx, write)),
+                    w_dw: asked(1).then_some((&mut gdw, write)),
+                    w_pw: asked(2).then_some((&mut gpw, write)),
+                };
+                p.cpu.chain_bwd(&g, &x, &wd, &wp, &dc, &dy, cpu_grads).unwrap();
+                let dev_grads = ChainGrads {
+                    x: asked(0).then_some((&mut gxd, write)),
+                    w_dw: asked(1).then_some((&mut gdwd, write)),
+                    w_pw: asked(2).then_some((&mut gpwd, write)),
+                };
+                be.chain_bwd(&g, &xd, &wdd, &wpd, &ddev, &dyd, dev_grads).unwrap();
+                let tag = format!("{g:?} asked {mask:03b} {write:?}");
+                // A gradient not asked for is left as it was on both sides.
+                for (i, what, dev, cpu) in [(0, "dx", &gxd, &gx), (1, "dw_dw", &gdwd, &gdw), (2, "dw_pw", &gpwd, &gpw)]
+                {
+                    if asked(i) {
+                        close(&format!("chain_bwd {what} {tag}"), &down(be, dev), cpu, (2e-4, 1e-4));
+                    } else if write == Write::Add {
+                        close(&format!("chain_bwd {what} {tag} (not asked)"), &down(be, dev), &starts[i], (0.0, 0.0));
+                    }
+                }
+            }
+        }
+    }
+
     /// (n, c, h, w, k, stride, pad)
     const POOLS: &[(usize, usize, usize, usize, usize, usize, usize)] = &[
         (2, 3, 8, 8, 3, 1, 1),
@@ -864,6 +948,7 @@ parity_tests!(
     elementwise,
     channel_scale,
     conv,
+    chain,
     pool,
     batch_norm,
     softmax,

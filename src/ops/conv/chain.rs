@@ -60,15 +60,7 @@ struct Shares<T> {
 /// Whichever gradients `grads` asks for, from `dy` and the forward's `d`;
 /// parallel over images.
 #[allow(clippy::too_many_arguments)]
-pub fn bwd<T: Real>(
-    c: &ChainGeom,
-    x: &[T],
-    w_dw: &[T],
-    w_pw: &[T],
-    d: &[T],
-    dy: &[T],
-    grads: ChainGrads<'_, Vec<T>>,
-) {
+pub fn bwd<T: Real>(c: &ChainGeom, x: &[T], w_dw: &[T], w_pw: &[T], d: &[T], dy: &[T], grads: ChainGrads<'_, Vec<T>>) {
     let (g, p) = (&c.dw, &c.pw);
     let (hw, ohw, kk) = (g.h * g.w, g.oh * g.ow, g.k * g.k);
     let sub = gemm::group_geom(p);

@@ -308,7 +308,8 @@ impl ConvOps for Cuda {
         }
         let len = c.dw.y_shape().numel();
         let state = self.family::<Kernels>()?;
-        let mut scratch = state.chain_dd.lock().map_err(|_| crate::error::Error::new("cuda: chain scratch lock poisoned"))?;
+        let mut scratch =
+            state.chain_dd.lock().map_err(|_| crate::error::Error::new("cuda: chain scratch lock poisoned"))?;
         let mut dd = match scratch.take() {
             Some(dd) if dd.mem.len() >= len => dd,
             _ => self.alloc(len)?,

@@ -340,11 +340,25 @@ impl<T: Real> PlaneFwd<T> {
 /// the shifted input). What [`bwd_data`], [`bwd_filter`] and [`bwd`] run
 /// per plane and the chains per image.
 pub(crate) struct PlaneBwd<T> {
-    /// The data gradient's: the padded dy (gather) or the accumulator
-    /// (scatter), its taps, the flat output (gather) and the flipped kernel.
-    data: Option<(Padded<T>, Vec<usize>, Vec<T>, Vec<T>)>,
-    /// The filter gradient's: the padded input, its taps, dy at its row stride.
-    filter: Option<(Padded<T>, Vec<usize>, Vec<T>)>,
+    data: Option<DataScratch<T>>,
+    filter: Option<FilterScratch<T>>,
+}
+
+/// The data gradient's scratch: the padded dy (gather) or the accumulator
+/// (scatter), its taps, the flat output and the flipped kernel (gather).
+struct DataScratch<T> {
+    pad: Padded<T>,
+    taps: Vec<usize>,
+    flat: Vec<T>,
+    flipped: Vec<T>,
+}
+
+/// The filter gradient's scratch: the padded input, its taps, dy at the
+/// padded row stride.
+struct FilterScratch<T> {
+    pad: Padded<T>,
+    taps: Vec<usize>,
+    dy: Vec<T>,
 }
 
 impl<T: Real> PlaneBwd<T> {
@@ -355,24 +369,24 @@ impl<T: Real> PlaneBwd<T> {
             if gathers(g) {
                 let p = Padded::new(g.oh, g.ow, (g.k - 1) * g.dil - g.pad, 1);
                 let (taps, flat) = (p.taps(g.k, g.dil), vec![T::ZERO; flat_len(g.h, g.w, p.row_step())]);
-                (p, taps, flat, vec![T::ZERO; g.k * g.k])
+                DataScratch { pad: p, taps, flat, flipped: vec![T::ZERO; g.k * g.k] }
             } else {
                 let p = Padded::new(g.h, g.w, g.pad, g.stride);
                 let taps = p.taps(g.k, g.dil);
-                (p, taps, Vec::new(), Vec::new())
+                DataScratch { pad: p, taps, flat: Vec::new(), flipped: Vec::new() }
             }
         });
         let filter = filter.then(|| {
             let p = Padded::new(g.h, g.w, g.pad, g.stride);
-            let (taps, dyp) = (p.taps(g.k, g.dil), vec![T::ZERO; flat_len(g.oh, g.ow, p.row_step())]);
-            (p, taps, dyp)
+            let (taps, dy) = (p.taps(g.k, g.dil), vec![T::ZERO; flat_len(g.oh, g.ow, p.row_step())]);
+            FilterScratch { pad: p, taps, dy }
         });
         PlaneBwd { data, filter }
     }
 
     /// `dxp (=|+=) dwconvᵀ(dyp, wk) · [xp > 0 if relu_in]` for one plane.
     pub(crate) fn data(&mut self, g: &ConvGeom, xp: &[T], wk: &[T], dyp: &[T], dxp: &mut [T], write: Write) {
-        let (pad, taps, flat, wf) = self.data.as_mut().expect("made with the data gradient");
+        let DataScratch { pad, taps, flat, flipped: wf } = self.data.as_mut().expect("made with the data gradient");
         let step = pad.row_step();
         if gathers(g) {
             for (f, &v) in wf.iter_mut().zip(wk.iter().rev()) {
@@ -395,7 +409,7 @@ impl<T: Real> PlaneBwd<T> {
 
     /// `dwk += dyp ⋆ relu?(xp)` for one plane.
     pub(crate) fn filter(&mut self, g: &ConvGeom, xp: &[T], dyp: &[T], dwk: &mut [T]) {
-        let (pad, taps, dyr) = self.filter.as_mut().expect("made with the filter gradient");
+        let FilterScratch { pad, taps, dy: dyr } = self.filter.as_mut().expect("made with the filter gradient");
         pad.load(xp, g.relu_in);
         copy_rows(dyr, pad.row_step(), dyp, g.ow, g.ow, false);
         filter(&pad.buf, taps, dyr, dwk);

@@ -209,7 +209,7 @@ fn conv_geom(s: Shape, ws: Shape, spec: ConvSpec, nets: usize) -> ConvGeom {
     let ConvSpec { k, stride, pad, dil, depthwise, relu_in } = spec;
     let groups = if depthwise { s.c() } else { nets };
     assert!(ws.h() == k && ws.w() == k, "conv: weight is {}×{}, spec says {k}×{k}", ws.h(), ws.w());
-    assert!(ws.n() % groups == 0 && ws.c() == s.c() / groups, "conv: bad channels/groups");
+    assert!(ws.n().is_multiple_of(groups) && ws.c() == s.c() / groups, "conv: bad channels/groups");
     ConvGeom {
         n: s.n(),
         cin: s.c(),
