@@ -1,18 +1,21 @@
-//! The chains (ReLU → depthwise → 1×1 as one op, `src/ops/conv/chain.rs`)
-//! against the single ops they replace, on the CPU: the same inputs give
-//! the same depthwise output, output and gradients to the bit, for every
+//! The chains (ReLU → depthwise → 1×1 → BatchNorm as one op,
+//! `src/ops/conv/chain.rs`) against the single ops they replace, on the
+//! CPU: the same inputs give the same intermediates, output, statistics
+//! and gradients to the bit, in training and in evaluation, for every
 //! kernel size, stride and dilation of the search space, odd sizes (edge
-//! blocks of every vector width), one network and two side by side, every
-//! subset of the gradients asked for, overwritten and added; and the
-//! chain's backward against float64 central differences.
+//! blocks of every vector width), one network and two side by side, with
+//! and without γ and β, every subset of the gradients asked for,
+//! overwritten and added; and the chain's backward against float64 central
+//! differences.
 
 mod common;
 
 use common::{away_from_zero, check_grad, project, rng, uniform};
 use rand::Rng;
 use rand::rngs::StdRng;
-use rarts::backend::{ConvOps, Cpu, Write};
-use rarts::ops::conv::{ChainGeom, ChainGrads, ConvGeom};
+use rarts::backend::{BnOps, ConvOps, Cpu, Write};
+use rarts::ops::bn::BnGeom;
+use rarts::ops::conv::{ChainGeom, ChainGrads, ChainNorm, ChainSaved, ConvGeom};
 use rarts::real::Real;
 
 /// `(n, c per network, nets, h, w, k, stride, dil, cout per network)`
@@ -39,7 +42,8 @@ fn chain(case: Case) -> ChainGeom {
         groups: nets,
         relu_in: false,
     };
-    ChainGeom::new(dw, pw).expect("a chain")
+    let bn = BnGeom { n, c: pw.cout, hw: oh * ow, eps: 1e-5, momentum: 0.1 };
+    ChainGeom::new(dw, pw, bn).expect("a chain")
 }
 
 /// Every (k, dilation) of the search space, both strides, on odd sizes and
@@ -67,33 +71,55 @@ fn random<T: Real>(rng: &mut StdRng, n: usize) -> Vec<T> {
     (0..n).map(|_| T::from_f64(rng.random_range(-1.0..1.0))).collect()
 }
 
-/// One chain's inputs and its single ops' results.
+/// One chain's inputs and what its single ops computed in training.
 struct Run<T> {
     x: Vec<T>,
     w_dw: Vec<T>,
     w_pw: Vec<T>,
+    gamma: Option<Vec<T>>,
+    beta: Option<Vec<T>>,
+    running: (Vec<T>, Vec<T>),
     d: Vec<T>,
+    p: Vec<T>,
+    saved: Vec<T>,
     y: Vec<T>,
+    /// The running statistics after the training forward.
+    updated: (Vec<T>, Vec<T>),
 }
 
-fn forward<T: Real>(be: &Cpu<T>, c: &ChainGeom, rng: &mut StdRng) -> Run<T> {
+fn forward<T: Real>(be: &Cpu<T>, c: &ChainGeom, affine: bool, rng: &mut StdRng) -> Run<T> {
     let (x, w_dw, w_pw) =
         (random(rng, c.dw.x_shape().numel()), random(rng, c.dw.w_shape().numel()), random(rng, c.pw.w_shape().numel()));
-    let (mut d, mut y) = (vec![T::ZERO; c.dw.y_shape().numel()], vec![T::ZERO; c.pw.y_shape().numel()]);
+    let ch = c.bn.c;
+    let gamma = affine.then(|| random::<T>(rng, ch).into_iter().map(|v| v + T::from_f64(1.5)).collect::<Vec<T>>());
+    let beta = affine.then(|| random(rng, ch));
+    let running: (Vec<T>, Vec<T>) =
+        (random(rng, ch), random::<T>(rng, ch).into_iter().map(|v| v + T::from_f64(1.5)).collect());
+    let (mut d, mut p) = (vec![T::ZERO; c.dw.y_shape().numel()], vec![T::ZERO; c.pw.y_shape().numel()]);
     be.conv2d_fwd(&c.dw, &x, &w_dw, &mut d).unwrap();
-    be.conv2d_fwd(&c.pw, &d, &w_pw, &mut y).unwrap();
-    Run { x, w_dw, w_pw, d, y }
+    be.conv2d_fwd(&c.pw, &d, &w_pw, &mut p).unwrap();
+    let (mut y, mut saved, mut updated) = (vec![T::ZERO; p.len()], vec![T::ZERO; 2 * ch], running.clone());
+    be.bn_fwd_train(&c.bn, &p, gamma.as_ref(), beta.as_ref(), &mut y, &mut saved, &mut updated.0, &mut updated.1)
+        .unwrap();
+    Run { x, w_dw, w_pw, gamma, beta, running, d, p, saved, y, updated }
 }
 
-/// The backward as the single ops run it in a tape: the 1×1 conv writes
-/// the depthwise output's gradient (its only reader), then the depthwise
-/// conv's backward reads it.
-fn single_ops_bwd<T: Real>(be: &Cpu<T>, c: &ChainGeom, r: &Run<T>, dy: &[T], grads: [Option<(&mut Vec<T>, Write)>; 3]) {
-    let [dx, dwdw, dwpw] = grads;
+/// The backward as the single ops run it in a tape: BatchNorm writes the
+/// 1×1 output's gradient, the 1×1 conv the depthwise output's (each the
+/// only reader), then the depthwise conv's backward reads it.
+fn single_ops_bwd<T: Real>(be: &Cpu<T>, c: &ChainGeom, r: &Run<T>, dy: &[T], grads: ChainGrads<'_, Vec<T>>) {
+    let through = grads.through_convs();
+    let ChainGrads { x: dx, w_dw: dwdw, w_pw: dwpw, gamma: dgamma, beta: dbeta } = grads;
     let dy = dy.to_vec();
+    let mut dp = vec![T::ZERO; r.p.len()];
+    let dp_w = through.then_some((&mut dp, Write::Set));
+    be.bn_bwd(&c.bn, &r.p, r.gamma.as_ref(), &r.saved, &dy, dp_w, dgamma, dbeta).unwrap();
+    if !through {
+        return;
+    }
     let mut dd = vec![T::ZERO; r.d.len()];
     let want_dd = dx.is_some() || dwdw.is_some();
-    be.conv2d_bwd(&c.pw, &r.d, &r.w_pw, &dy, want_dd.then_some((&mut dd, Write::Set)), dwpw).unwrap();
+    be.conv2d_bwd(&c.pw, &r.d, &r.w_pw, &dp, want_dd.then_some((&mut dd, Write::Set)), dwpw).unwrap();
     if want_dd {
         be.conv2d_bwd(&c.dw, &r.x, &r.w_dw, &dd, dx, dwdw).unwrap();
     }
@@ -110,40 +136,83 @@ fn same_bits<T: Real>(what: &str, got: &[T], want: &[T]) {
     }
 }
 
+/// The gradient buffers of a chain: x, w_dw, w_pw, γ, β.
+type Bufs<T> = [Vec<T>; 5];
+
+/// `grads` asking for the gradients in `mask` (bit i for buffer i), the
+/// first three written as `write`.
+fn asked<T>(bufs: &mut Bufs<T>, mask: u32, write: Write) -> ChainGrads<'_, Vec<T>> {
+    let on = |i: usize| mask & (1 << i) != 0;
+    let [x, w_dw, w_pw, gamma, beta] = bufs;
+    ChainGrads {
+        x: on(0).then_some((x, write)),
+        w_dw: on(1).then_some((w_dw, write)),
+        w_pw: on(2).then_some((w_pw, write)),
+        gamma: on(3).then_some(gamma),
+        beta: on(4).then_some(beta),
+    }
+}
+
 fn check_bitwise<T: Real>(seed: u64) {
     let be = Cpu::<T>::new();
     let mut rng = rng(seed);
     for case in cases() {
-        let c = chain(case);
-        let r = forward(&be, &c, &mut rng);
-        let (mut d, mut y) = (vec![T::from_f64(f64::NAN); r.d.len()], vec![T::from_f64(f64::NAN); r.y.len()]);
-        be.chain_fwd(&c, &r.x, &r.w_dw, &r.w_pw, &mut d, &mut y).unwrap();
-        same_bits(&format!("{case:?} d"), &d, &r.d);
-        same_bits(&format!("{case:?} y"), &y, &r.y);
+        for affine in [true, false] {
+            let c = chain(case);
+            let r = forward(&be, &c, affine, &mut rng);
+            let tag = format!("{case:?} affine={affine}");
+            let nan = || T::from_f64(f64::NAN);
+            let (mut d, mut p, mut y) = (vec![nan(); r.d.len()], vec![nan(); r.p.len()], vec![nan(); r.y.len()]);
+            let (mut saved, mut running) = (vec![nan(); r.saved.len()], r.running.clone());
+            let norm = ChainNorm {
+                gamma: r.gamma.as_ref(),
+                beta: r.beta.as_ref(),
+                running_mean: &mut running.0,
+                running_var: &mut running.1,
+                batch: Some((&mut p, &mut saved)),
+            };
+            be.chain_fwd(&c, &r.x, &r.w_dw, &r.w_pw, norm, &mut d, &mut y).unwrap();
+            for (what, got, want) in [
+                ("d", &d, &r.d),
+                ("p", &p, &r.p),
+                ("y", &y, &r.y),
+                ("saved", &saved, &r.saved),
+                ("running mean", &running.0, &r.updated.0),
+                ("running var", &running.1, &r.updated.1),
+            ] {
+                same_bits(&format!("{tag} training {what}"), got, want);
+            }
 
-        let dy: Vec<T> = random(&mut rng, r.y.len());
-        let starts: [Vec<T>; 3] = [r.x.len(), r.w_dw.len(), r.w_pw.len()].map(|n| random(&mut rng, n));
-        // Every subset of the three gradients, each overwritten or added.
-        for mask in 0..8u32 {
-            for write in [Write::Set, Write::Add] {
-                let asked = |i: usize| mask & (1 << i) != 0;
-                let (mut a, mut b) = (starts.clone(), starts.clone());
-                let [ax, adw, apw] = &mut a;
-                let grads = ChainGrads {
-                    x: asked(0).then_some((ax, write)),
-                    w_dw: asked(1).then_some((adw, write)),
-                    w_pw: asked(2).then_some((apw, write)),
-                };
-                be.chain_bwd(&c, &r.x, &r.w_dw, &r.w_pw, &r.d, &dy, grads).unwrap();
-                let [bx, bdw, bpw] = &mut b;
-                let single = [
-                    asked(0).then_some((bx, write)),
-                    asked(1).then_some((bdw, write)),
-                    asked(2).then_some((bpw, write)),
-                ];
-                single_ops_bwd(&be, &c, &r, &dy, single);
-                for (i, name) in ["dx", "dw_dw", "dw_pw"].iter().enumerate() {
-                    same_bits(&format!("{case:?} {name} (asked {mask:03b}, {write:?})"), &a[i], &b[i]);
+            // Evaluation: the running statistics normalise.
+            let mut want = vec![T::ZERO; r.y.len()];
+            be.bn_fwd_eval(&c.bn, &r.p, r.gamma.as_ref(), r.beta.as_ref(), &r.running.0, &r.running.1, &mut want)
+                .unwrap();
+            let mut running = r.running.clone();
+            let norm = ChainNorm {
+                gamma: r.gamma.as_ref(),
+                beta: r.beta.as_ref(),
+                running_mean: &mut running.0,
+                running_var: &mut running.1,
+                batch: None,
+            };
+            be.chain_fwd(&c, &r.x, &r.w_dw, &r.w_pw, norm, &mut d, &mut y).unwrap();
+            same_bits(&format!("{tag} evaluation y"), &y, &want);
+            same_bits(&format!("{tag} evaluation leaves the running mean"), &running.0, &r.running.0);
+
+            let dy: Vec<T> = random(&mut rng, r.y.len());
+            let ch = c.bn.c;
+            let starts: Bufs<T> = [r.x.len(), r.w_dw.len(), r.w_pw.len(), ch, ch].map(|n| random(&mut rng, n));
+            // Every subset of the gradients (γ and β only with affine), each
+            // overwritten or added.
+            for mask in (0..32u32).filter(|m| affine || m & 0b11000 == 0) {
+                for write in [Write::Set, Write::Add] {
+                    let (mut a, mut b) = (starts.clone(), starts.clone());
+                    let saved = ChainSaved { d: &r.d, p: &r.p, saved: &r.saved, gamma: r.gamma.as_ref() };
+                    be.chain_bwd(&c, &r.x, &r.w_dw, &r.w_pw, saved, &dy, asked(&mut a, mask, write)).unwrap();
+                    single_ops_bwd(&be, &c, &r, &dy, asked(&mut b, mask, write));
+                    for (i, name) in ["dx", "dw_dw", "dw_pw", "dγ", "dβ"].iter().enumerate() {
+                        same_bits(&format!("{tag} {name} (asked {mask:05b}, {write:?})"), &a[i], &b[i]);
+                    }
                 }
             }
         }
@@ -160,16 +229,28 @@ fn chains_give_the_single_ops_results_to_the_bit_in_f64() {
     check_bitwise::<f64>(2);
 }
 
-/// `Σ r ⊙ chain(x, w_dw, w_pw)` in f64.
-fn project_chain(be: &Cpu<f64>, c: &ChainGeom, x: &[f64], w_dw: &[f64], w_pw: &[f64], r: &[f64]) -> f64 {
-    let (mut d, mut y) = (vec![0.0; c.dw.y_shape().numel()], vec![0.0; c.pw.y_shape().numel()]);
-    be.chain_fwd(c, &x.to_vec(), &w_dw.to_vec(), &w_pw.to_vec(), &mut d, &mut y).unwrap();
+/// The inputs a chain differentiates into: x, w_dw, w_pw, γ, β.
+type Inputs = [Vec<f64>; 5];
+
+/// `Σ r ⊙ chain(inputs)` in f64, BatchNorm on batch statistics.
+fn project_chain(be: &Cpu<f64>, c: &ChainGeom, v: &Inputs, r: &[f64]) -> f64 {
+    let (mut d, mut p, mut y) =
+        (vec![0.0; c.dw.y_shape().numel()], vec![0.0; c.pw.y_shape().numel()], vec![0.0; c.pw.y_shape().numel()]);
+    let (mut saved, mut rm, mut rv) = (vec![0.0; 2 * c.bn.c], vec![0.0; c.bn.c], vec![1.0; c.bn.c]);
+    let norm = ChainNorm {
+        gamma: Some(&v[3]),
+        beta: Some(&v[4]),
+        running_mean: &mut rm,
+        running_var: &mut rv,
+        batch: Some((&mut p, &mut saved)),
+    };
+    be.chain_fwd(c, &v[0], &v[1], &v[2], norm, &mut d, &mut y).unwrap();
     project(r, &y)
 }
 
 /// The chain's backward (each gradient added to a random start) against
-/// float64 central differences of `Σ r ⊙ y`; x kept away from the ReLU's
-/// kink so that the differences do not straddle it.
+/// float64 central differences of `Σ r ⊙ y`, with γ and β; x kept away
+/// from the ReLU's kink so that the differences do not straddle it.
 #[test]
 fn chain_backward_matches_float64_finite_differences() {
     let be = Cpu::<f64>::new();
@@ -185,30 +266,41 @@ fn chain_backward_matches_float64_finite_differences() {
         (2, 2, 1, 10, 11, 5, 2, 2, 2),
     ] {
         let c = chain(case);
-        let x = away_from_zero(&mut g, c.dw.x_shape().numel(), 0.05);
-        let (w_dw, w_pw) = (uniform(&mut g, c.dw.w_shape().numel()), uniform(&mut g, c.pw.w_shape().numel()));
+        let ch = c.bn.c;
+        let inputs: Inputs = [
+            away_from_zero(&mut g, c.dw.x_shape().numel(), 0.05),
+            uniform(&mut g, c.dw.w_shape().numel()),
+            uniform(&mut g, c.pw.w_shape().numel()),
+            uniform(&mut g, ch).into_iter().map(|v| v + 1.5).collect(),
+            uniform(&mut g, ch),
+        ];
         let r = uniform(&mut g, c.pw.y_shape().numel());
-        let (mut d, mut y) = (vec![0.0; c.dw.y_shape().numel()], vec![0.0; c.pw.y_shape().numel()]);
-        be.chain_fwd(&c, &x, &w_dw, &w_pw, &mut d, &mut y).unwrap();
-        let starts = [uniform(&mut g, x.len()), uniform(&mut g, w_dw.len()), uniform(&mut g, w_pw.len())];
+        let (mut d, mut p, mut y) = (vec![0.0; c.dw.y_shape().numel()], vec![0.0; r.len()], vec![0.0; r.len()]);
+        let (mut saved, mut rm, mut rv) = (vec![0.0; 2 * ch], vec![0.0; ch], vec![1.0; ch]);
+        let norm = ChainNorm {
+            gamma: Some(&inputs[3]),
+            beta: Some(&inputs[4]),
+            running_mean: &mut rm,
+            running_var: &mut rv,
+            batch: Some((&mut p, &mut saved)),
+        };
+        be.chain_fwd(&c, &inputs[0], &inputs[1], &inputs[2], norm, &mut d, &mut y).unwrap();
+        let starts: Inputs = inputs.clone().map(|v| uniform(&mut g, v.len()));
         let mut got = starts.clone();
-        let [gx, gdw, gpw] = &mut got;
-        let grads =
-            ChainGrads { x: Some((gx, Write::Add)), w_dw: Some((gdw, Write::Add)), w_pw: Some((gpw, Write::Add)) };
-        be.chain_bwd(&c, &x, &w_dw, &w_pw, &d, &r, grads).unwrap();
-        let what = format!("{case:?}");
-        check_grad(&format!("{what} dx"), &x, &starts[0], &got[0], |xs| project_chain(&be, &c, xs, &w_dw, &w_pw, &r));
-        check_grad(&format!("{what} dw_dw"), &w_dw, &starts[1], &got[1], |ws| {
-            project_chain(&be, &c, &x, ws, &w_pw, &r)
-        });
-        check_grad(&format!("{what} dw_pw"), &w_pw, &starts[2], &got[2], |ws| {
-            project_chain(&be, &c, &x, &w_dw, ws, &r)
-        });
+        let saved = ChainSaved { d: &d, p: &p, saved: &saved, gamma: Some(&inputs[3]) };
+        be.chain_bwd(&c, &inputs[0], &inputs[1], &inputs[2], saved, &r, asked(&mut got, 0b11111, Write::Add)).unwrap();
+        for (i, name) in ["dx", "dw_dw", "dw_pw", "dγ", "dβ"].iter().enumerate() {
+            check_grad(&format!("{case:?} {name}"), &inputs[i], &starts[i], &got[i], |v| {
+                let mut moved = inputs.clone();
+                moved[i] = v.to_vec();
+                project_chain(&be, &c, &moved, &r)
+            });
+        }
     }
 }
 
 /// A chain refuses what is not a depthwise conv followed by a plain 1×1
-/// conv on its output.
+/// conv on its output and a BatchNorm of that.
 #[test]
 fn only_depthwise_then_pointwise_makes_a_chain() {
     let c = chain((2, 3, 1, 7, 9, 3, 1, 1, 5));
@@ -216,12 +308,14 @@ fn only_depthwise_then_pointwise_makes_a_chain() {
     let relu_pw = ConvGeom { relu_in: true, ..c.pw };
     let dense_first = ConvGeom { groups: 1, ..c.dw };
     let wrong_size = ConvGeom { h: c.pw.h + 1, ..c.pw };
-    for (what, dw, pw) in [
-        ("a strided 1×1", c.dw, strided_pw),
-        ("a ReLU on the 1×1's input", c.dw, relu_pw),
-        ("a dense first conv", dense_first, c.pw),
-        ("a 1×1 on another size", c.dw, wrong_size),
+    let other_channels = BnGeom { c: c.bn.c + 1, ..c.bn };
+    for (what, dw, pw, bn) in [
+        ("a strided 1×1", c.dw, strided_pw, c.bn),
+        ("a ReLU on the 1×1's input", c.dw, relu_pw, c.bn),
+        ("a dense first conv", dense_first, c.pw, c.bn),
+        ("a 1×1 on another size", c.dw, wrong_size, c.bn),
+        ("a BatchNorm of other channels", c.dw, c.pw, other_channels),
     ] {
-        assert!(ChainGeom::new(dw, pw).is_none(), "{what} made a chain");
+        assert!(ChainGeom::new(dw, pw, bn).is_none(), "{what} made a chain");
     }
 }

@@ -100,8 +100,16 @@ fn darts_v1_and_random_cells_match_darts_module_shapes() {
 #[test]
 fn every_batch_norm_is_affine() {
     let (t, _) = record(&cifar(Genotype::from_source("DARTS_V1").unwrap()), 2, 32).unwrap();
-    let bns: Vec<_> =
-        t.ops.iter().filter_map(|op| if let Op::BatchNorm(bn) = op { Some(&bn.affine) } else { None }).collect();
+    // Standalone, and ending the sep_conv / dil_conv chains.
+    let bns: Vec<_> = t
+        .ops
+        .iter()
+        .filter_map(|op| match op {
+            Op::BatchNorm(bn) => Some(&bn.affine),
+            Op::Chain(chain) => Some(&chain.affine),
+            _ => None,
+        })
+        .collect();
     assert!(bns.len() > 100);
     assert!(bns.iter().all(|a| a.is_some()));
     // Pools carry no BN: a BN never reads a pool's output.

@@ -358,7 +358,7 @@ mod cases {
     ];
 
     pub fn chain<B: Backend<Elem = f32>>(be: &B) {
-        use rarts::ops::conv::{ChainGeom, ChainGrads};
+        use rarts::ops::conv::{ChainGeom, ChainGrads, ChainNorm, ChainSaved};
         let mut p = Pair::new(11);
         for &(n, c, nets, h, w, k, stride, dil, cout) in CHAINS {
             let pad = dil * (k - 1) / 2;
@@ -377,53 +377,104 @@ mod cases {
                 relu_in: false,
                 ..dw
             };
-            let g = ChainGeom::new(dw, pw).expect("a chain");
-            let (xn, dn, yn) = (dw.x_shape().numel(), dw.y_shape().numel(), pw.y_shape().numel());
+            let bn = BnGeom { n, c: cout * nets, hw: oh * ow, eps: 1e-5, momentum: 0.1 };
+            let g = ChainGeom::new(dw, pw, bn).expect("a chain");
+            let (xn, dn, yn, ch) = (dw.x_shape().numel(), dw.y_shape().numel(), pw.y_shape().numel(), bn.c);
             let (wdn, wpn) = (dw.w_shape().numel(), pw.w_shape().numel());
             let (x, wd, wp, dy) = (p.rand(xn), p.rand(wdn), p.rand(wpn), p.rand(yn));
-            let starts = [p.rand(xn), p.rand(wdn), p.rand(wpn)];
+            let gamma: Vec<f32> = p.rand(ch).iter().map(|v| v + 1.5).collect();
+            let (beta, rm0) = (p.rand(ch), p.rand(ch));
+            let rv0: Vec<f32> = p.rand(ch).iter().map(|v| v + 1.5).collect();
+            let starts = [p.rand(xn), p.rand(wdn), p.rand(wpn), p.rand(ch), p.rand(ch)];
             let (xd, wdd, wpd, dyd) = (up(be, &x), up(be, &wd), up(be, &wp), up(be, &dy));
-            // As the two convs: sums of k·k then cin/nets products (forward)
-            // and of cout/nets then k·k (data); the filter gradients sum
-            // n·oh·ow products.
+            let (gd, bd) = (up(be, &gamma), up(be, &beta));
+            // As the single ops: the convs' sums of k·k, cin/nets and
+            // cout/nets products; BatchNorm's over n·oh·ow (trees on the
+            // device); the filter gradients over n·oh·ow products.
             let tol = (2e-5, 1e-5);
-            let (mut dc, mut yc) = (vec![0.0; dn], vec![0.0; yn]);
-            let (mut ddev, mut ydev) = (poisoned(be, dn), poisoned(be, yn));
-            p.cpu.chain_fwd(&g, &x, &wd, &wp, &mut dc, &mut yc).unwrap();
-            be.chain_fwd(&g, &xd, &wdd, &wpd, &mut ddev, &mut ydev).unwrap();
-            close(&format!("chain_fwd d {g:?}"), &down(be, &ddev), &dc, tol);
-            close(&format!("chain_fwd y {g:?}"), &down(be, &ydev), &yc, tol);
-            for (mask, write) in [
-                (0b111, Write::Add),
-                (0b111, Write::Set),
-                (0b001, Write::Set),
-                (0b100, Write::Add),
-                (0b010, Write::Set),
-            ] {
-                let asked = |i: usize| mask & (1 << i) != 0;
-                let (mut gx, mut gxd) = grad_start(be, &starts[0], write);
-                let (mut gdw, mut gdwd) = grad_start(be, &starts[1], write);
-                let (mut gpw, mut gpwd) = grad_start(be, &starts[2], write);
-                let cpu_grads = ChainGrads {
-                    x: asked(0).then_some((&mut gx, write)),
-                    w_dw: asked(1).then_some((&mut gdw, write)),
-                    w_pw: asked(2).then_some((&mut gpw, write)),
+            for train in [true, false] {
+                let (mut dc, mut pc, mut yc, mut sc) = (vec![0.0; dn], vec![0.0; yn], vec![0.0; yn], vec![0.0; 2 * ch]);
+                let (mut rmc, mut rvc) = (rm0.clone(), rv0.clone());
+                let (mut ddev, mut pdev, mut ydev, mut sdev) =
+                    (poisoned(be, dn), poisoned(be, yn), poisoned(be, yn), poisoned(be, 2 * ch));
+                let (mut rmd, mut rvd) = (up(be, &rm0), up(be, &rv0));
+                let norm = ChainNorm {
+                    gamma: Some(&gamma),
+                    beta: Some(&beta),
+                    running_mean: &mut rmc,
+                    running_var: &mut rvc,
+                    batch: train.then_some((&mut pc, &mut sc)),
                 };
-                p.cpu.chain_bwd(&g, &x, &wd, &wp, &dc, &dy, cpu_grads).unwrap();
-                let dev_grads = ChainGrads {
-                    x: asked(0).then_some((&mut gxd, write)),
-                    w_dw: asked(1).then_some((&mut gdwd, write)),
-                    w_pw: asked(2).then_some((&mut gpwd, write)),
+                p.cpu.chain_fwd(&g, &x, &wd, &wp, norm, &mut dc, &mut yc).unwrap();
+                let norm = ChainNorm {
+                    gamma: Some(&gd),
+                    beta: Some(&bd),
+                    running_mean: &mut rmd,
+                    running_var: &mut rvd,
+                    batch: train.then_some((&mut pdev, &mut sdev)),
                 };
-                be.chain_bwd(&g, &xd, &wdd, &wpd, &ddev, &dyd, dev_grads).unwrap();
-                let tag = format!("{g:?} asked {mask:03b} {write:?}");
-                // A gradient not asked for is left as it was on both sides.
-                for (i, what, dev, cpu) in [(0, "dx", &gxd, &gx), (1, "dw_dw", &gdwd, &gdw), (2, "dw_pw", &gpwd, &gpw)]
-                {
-                    if asked(i) {
-                        close(&format!("chain_bwd {what} {tag}"), &down(be, dev), cpu, (2e-4, 1e-4));
-                    } else if write == Write::Add {
-                        close(&format!("chain_bwd {what} {tag} (not asked)"), &down(be, dev), &starts[i], (0.0, 0.0));
+                be.chain_fwd(&g, &xd, &wdd, &wpd, norm, &mut ddev, &mut ydev).unwrap();
+                let tag = format!("{g:?} train={train}");
+                close(&format!("chain_fwd d {tag}"), &down(be, &ddev), &dc, tol);
+                // BatchNorm divides by the batch's std: relative errors of
+                // the 1×1 output grow by |mean|/std at most ~10 here.
+                close(&format!("chain_fwd y {tag}"), &down(be, &ydev), &yc, (2e-4, 1e-4));
+                close(&format!("chain_fwd running mean {tag}"), &down(be, &rmd), &rmc, tol);
+                close(&format!("chain_fwd running var {tag}"), &down(be, &rvd), &rvc, tol);
+                if !train {
+                    continue;
+                }
+                close(&format!("chain_fwd p {tag}"), &down(be, &pdev), &pc, tol);
+                close(&format!("chain_fwd saved {tag}"), &down(be, &sdev), &sc, (2e-4, 1e-4));
+                for (mask, write) in [
+                    (0b11111, Write::Add),
+                    (0b11111, Write::Set),
+                    (0b00001, Write::Set),
+                    (0b00100, Write::Add),
+                    (0b11010, Write::Set),
+                ] {
+                    let on = |i: usize| mask & (1 << i) != 0;
+                    let mut cpu_bufs: Vec<Vec<f32>> = Vec::new();
+                    let mut dev_bufs: Vec<B::Buf> = Vec::new();
+                    for (i, s) in starts.iter().enumerate() {
+                        let (c, d) = if i < 3 { grad_start(be, s, write) } else { (s.clone(), up(be, s)) };
+                        cpu_bufs.push(c);
+                        dev_bufs.push(d);
+                    }
+                    let [cx, cdw, cpw, cg, cb] = &mut cpu_bufs[..] else { unreachable!() };
+                    let cpu_grads = ChainGrads {
+                        x: on(0).then_some((cx, write)),
+                        w_dw: on(1).then_some((cdw, write)),
+                        w_pw: on(2).then_some((cpw, write)),
+                        gamma: on(3).then_some(cg),
+                        beta: on(4).then_some(cb),
+                    };
+                    let saved = ChainSaved { d: &dc, p: &pc, saved: &sc, gamma: Some(&gamma) };
+                    p.cpu.chain_bwd(&g, &x, &wd, &wp, saved, &dy, cpu_grads).unwrap();
+                    let [dx_, ddw_, dpw_, dg_, db_] = &mut dev_bufs[..] else { unreachable!() };
+                    let dev_grads = ChainGrads {
+                        x: on(0).then_some((dx_, write)),
+                        w_dw: on(1).then_some((ddw_, write)),
+                        w_pw: on(2).then_some((dpw_, write)),
+                        gamma: on(3).then_some(dg_),
+                        beta: on(4).then_some(db_),
+                    };
+                    let saved = ChainSaved { d: &ddev, p: &pdev, saved: &sdev, gamma: Some(&gd) };
+                    be.chain_bwd(&g, &xd, &wdd, &wpd, saved, &dyd, dev_grads).unwrap();
+                    // A gradient not asked for is left as it was on both sides.
+                    for (i, what) in ["dx", "dw_dw", "dw_pw", "dγ", "dβ"].iter().enumerate() {
+                        let got = down(be, &dev_bufs[i]);
+                        if on(i) {
+                            // Through BatchNorm's 1/std and its two sums as well.
+                            close(
+                                &format!("chain_bwd {what} {tag} asked {mask:05b} {write:?}"),
+                                &got,
+                                &cpu_bufs[i],
+                                (1e-3, 1e-3),
+                            );
+                        } else if write == Write::Add || i >= 3 {
+                            close(&format!("chain_bwd {what} {tag} (not asked)"), &got, &starts[i], (0.0, 0.0));
+                        }
                     }
                 }
             }

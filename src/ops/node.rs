@@ -244,10 +244,10 @@ impl<B: ElementwiseOps> Bwd<'_, B> {
     /// x, γ, β; a linear layer's x, w, b): each gradient `None` when its node
     /// is absent or not computed, to be added to unless the op asked
     /// [`next_write`](Self::next_write) first. The nodes must be distinct.
-    pub fn lend_grads(
+    pub fn lend_grads<const N: usize>(
         &mut self,
-        ns: [Option<NodeId>; 3],
-        f: impl FnOnce(&Self, [Option<&mut B::Buf>; 3]) -> Result<()>,
+        ns: [Option<NodeId>; N],
+        f: impl FnOnce(&Self, [Option<&mut B::Buf>; N]) -> Result<()>,
     ) -> Result<()> {
         let mut grads = ns.map(|n| n.and_then(|n| self.take_grad(n)));
         let r = f(self, grads.each_mut().map(Option::as_mut));

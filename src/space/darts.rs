@@ -167,8 +167,7 @@ pub fn dil_conv(
     group: u32,
     name: &str,
 ) -> NodeId {
-    let p = t.chain(x, c_out, ConvSpec::depthwise(k, stride, dil).after_relu(), group, name);
-    t.batch_norm(p, affine, group, &format!("{name}.bn"))
+    t.chain(x, c_out, ConvSpec::depthwise(k, stride, dil).after_relu(), affine, group, name)
 }
 
 /// Two stacked dilation-1 `dil_conv`s, the first with the stride.

@@ -148,8 +148,8 @@ fn per_channel<R: Send + Default + Clone + std::ops::Add<Output = R>>(
 }
 
 /// Two sums at once, so that one pass over the data yields both.
-#[derive(Clone, Copy, Default)]
-struct Pair(f64, f64);
+#[derive(Clone, Copy, Default, Debug)]
+pub(crate) struct Pair(pub f64, pub f64);
 
 impl std::ops::Add for Pair {
     type Output = Pair;
@@ -158,14 +158,102 @@ impl std::ops::Add for Pair {
     }
 }
 
+/// A plane's (or a channel's) element count, mean and sum of squared
+/// deviations, in f64. Each plane is summed shifted by its own first
+/// element (`Σ(x−s)² − (Σ(x−s))²/n` is then free of cancellation unless the
+/// spread is ~1e-8 of |mean − s|) and planes are merged with Chan's
+/// formula, so that a plane's moments can be taken wherever the plane is
+/// at hand (the chains take them while it is in cache) and merged later in
+/// image order.
+#[derive(Clone, Copy, Default, Debug)]
+pub(crate) struct Moments {
+    n: f64,
+    mean: f64,
+    m2: f64,
+}
+
+impl Moments {
+    pub(crate) fn of<T: Real>(plane: &[T]) -> Self {
+        let Some(first) = plane.first() else { return Moments::default() };
+        let (shift, n) = (first.to_f64(), plane.len() as f64);
+        let Pair(s1, s2) = plane_sums(plane, None, shift);
+        let d = s1 / n;
+        Moments { n, mean: shift + d, m2: (s2 - s1 * d).max(0.0) }
+    }
+
+    /// The moments of both sets together.
+    pub(crate) fn merge(self, o: Moments) -> Moments {
+        if o.n == 0.0 {
+            return self;
+        }
+        if self.n == 0.0 {
+            return o;
+        }
+        let n = self.n + o.n;
+        let delta = o.mean - self.mean;
+        Moments { n, mean: self.mean + delta * (o.n / n), m2: self.m2 + o.m2 + delta * delta * (self.n * o.n / n) }
+    }
+}
+
+/// Each channel's moments from every image's, merged in image order:
+/// `planes[n·c + ch]` is image n's plane of channel ch.
+pub(crate) fn merge_images(g: &BnGeom, planes: &[Moments]) -> Vec<Moments> {
+    (0..g.c).map(|c| (0..g.n).fold(Moments::default(), |acc, n| acc.merge(planes[n * g.c + c]))).collect()
+}
+
+/// The batch statistics from each channel's moments: the mean and 1/std
+/// into `saved`, the running statistics updated.
+pub(crate) fn finish_stats<T: Real>(
+    g: &BnGeom,
+    stats: &[Moments],
+    saved: &mut [T],
+    running_mean: &mut [T],
+    running_var: &mut [T],
+) {
+    let (m, cnt) = (g.momentum as f64, (g.n * g.hw) as f64);
+    for (c, st) in stats.iter().enumerate() {
+        let var = if cnt > 0.0 { st.m2 / cnt } else { 0.0 };
+        let inv = 1.0 / (var + g.eps as f64).sqrt();
+        saved[c] = T::from_f64(st.mean);
+        saved[g.c + c] = T::from_f64(inv);
+        let unbiased = if cnt > 1.0 { var * cnt / (cnt - 1.0) } else { var };
+        running_mean[c] = T::from_f64((1.0 - m) * running_mean[c].to_f64() + m * st.mean);
+        running_var[c] = T::from_f64((1.0 - m) * running_var[c].to_f64() + m * unbiased);
+    }
+}
+
 /// `y = γ·(x − mean)·inv + β` per channel.
-fn apply<T: Real>(g: &BnGeom, x: &[T], gamma: Option<&[T]>, beta: Option<&[T]>, mean: &[T], inv: &[T], y: &mut [T]) {
-    par::for_chunks(y, g.hw, x.len(), |p, yp| {
-        let c = p % g.c;
-        let s = inv[c] * gamma.map_or(T::ONE, |gm| gm[c]);
-        let b = beta.map_or(T::ZERO, |b| b[c]);
-        normalize(yp, &x[p * g.hw..][..g.hw], mean[c], s, b);
-    });
+pub(crate) fn apply<T: Real>(
+    g: &BnGeom,
+    x: &[T],
+    gamma: Option<&[T]>,
+    beta: Option<&[T]>,
+    mean: &[T],
+    inv: &[T],
+    y: &mut [T],
+) {
+    par::for_chunks(y, g.hw, x.len(), |p, yp| apply_plane(p % g.c, &x[p * g.hw..][..g.hw], gamma, beta, mean, inv, yp));
+}
+
+/// [`apply`] on one plane of channel `c`.
+#[inline]
+pub(crate) fn apply_plane<T: Real>(
+    c: usize,
+    xp: &[T],
+    gamma: Option<&[T]>,
+    beta: Option<&[T]>,
+    mean: &[T],
+    inv: &[T],
+    yp: &mut [T],
+) {
+    let s = inv[c] * gamma.map_or(T::ONE, |gm| gm[c]);
+    let b = beta.map_or(T::ZERO, |b| b[c]);
+    normalize(yp, xp, mean[c], s, b);
+}
+
+/// 1/std from the running variance, per channel (evaluation).
+pub(crate) fn running_inv<T: Real>(g: &BnGeom, running_var: &[T]) -> Vec<T> {
+    running_var.iter().map(|&v| T::from_f64(1.0 / (v.to_f64() + g.eps as f64).sqrt())).collect()
 }
 
 simd::multiversion! {
@@ -187,6 +275,65 @@ simd::multiversion! {
     }
 }
 
+/// One plane's share of the backward's sums: `(Σ dy, Σ dy·(x − mean))`.
+pub(crate) fn bwd_plane_sums<T: Real>(xp: &[T], dyp: &[T], mean: T) -> Pair {
+    plane_sums(xp, Some(dyp), mean.to_f64())
+}
+
+/// What the backward needs besides the planes, from the per-channel sums
+/// ([`bwd_plane_sums`] summed over the images in order): `Σ dy` and
+/// `Σ dy·x̂`; `dγ`, `dβ` are added here.
+pub(crate) struct BwdSums {
+    sum_dy: Vec<f64>,
+    sum_dy_xhat: Vec<f64>,
+    cnt: f64,
+}
+
+impl BwdSums {
+    pub(crate) fn new<T: Real>(
+        g: &BnGeom,
+        sums: &[Pair],
+        saved: &[T],
+        dgamma: Option<&mut Vec<T>>,
+        dbeta: Option<&mut Vec<T>>,
+    ) -> Self {
+        let inv = &saved[g.c..];
+        let sum_dy: Vec<f64> = sums.iter().map(|p| p.0).collect();
+        let sum_dy_xhat: Vec<f64> = sums.iter().zip(inv).map(|(p, &iv)| p.1 * iv.to_f64()).collect();
+        if let Some(dg) = dgamma {
+            for c in 0..g.c {
+                dg[c] += T::from_f64(sum_dy_xhat[c]);
+            }
+        }
+        if let Some(db) = dbeta {
+            for c in 0..g.c {
+                db[c] += T::from_f64(sum_dy[c]);
+            }
+        }
+        BwdSums { sum_dy, sum_dy_xhat, cnt: (g.n * g.hw) as f64 }
+    }
+
+    /// `dxp (=|+=) …` for one plane of channel `c`.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn dx_plane<T: Real>(
+        &self,
+        c: usize,
+        gamma: Option<&[T]>,
+        saved: &[T],
+        xp: &[T],
+        dyp: &[T],
+        dxp: &mut [T],
+        write: Write,
+    ) {
+        let (mean, inv) = saved.split_at(saved.len() / 2);
+        let gm = gamma.map_or(T::ONE, |gm| gm[c]);
+        let k = gm * inv[c];
+        let a = T::from_f64(self.sum_dy[c] / self.cnt);
+        let b = T::from_f64(self.sum_dy_xhat[c] / self.cnt);
+        bn_dx(dxp, xp, dyp, k, a, mean[c], inv[c], b, write);
+    }
+}
+
 impl<T: Real> BnOps for Cpu<T> {
     fn bn_fwd_train(
         &self,
@@ -200,27 +347,13 @@ impl<T: Real> BnOps for Cpu<T> {
         running_var: &mut Vec<T>,
     ) -> Result<()> {
         counts::call(super::cuda::train_launches(g));
-        let (hw, cnt) = (g.hw, (g.n * g.hw) as f64);
+        let hw = g.hw;
         let plane = |n: usize, c: usize| &x[(n * g.c + c) * hw..][..hw];
-        // One pass per channel over x − s, s the channel's first element: the
-        // shift keeps Σ(x−s)² − (Σ(x−s))²/N free of cancellation unless the
-        // spread is ~1e-8 of |mean − s| (f64 sums of f32 data), and saves the
-        // second read of x that a two-pass variance needs.
+        // One pass over each plane; the planes' moments merged in image order.
         let stats = par::map(g.c, g.n * g.c * hw, |c| {
-            let shift = if hw == 0 { 0.0 } else { plane(0, c)[0].to_f64() };
-            let Pair(s1, s2) = (0..g.n).fold(Pair(0.0, 0.0), |acc, n| acc + plane_sums(plane(n, c), None, shift));
-            let d = s1 / cnt;
-            Pair(shift + d, (s2 / cnt - d * d).max(0.0))
+            (0..g.n).fold(Moments::default(), |acc, n| acc.merge(Moments::of(plane(n, c))))
         });
-        let m = g.momentum as f64;
-        for (c, &Pair(mean, var)) in stats.iter().enumerate() {
-            let inv = 1.0 / (var + g.eps as f64).sqrt();
-            saved[c] = T::from_f64(mean);
-            saved[g.c + c] = T::from_f64(inv);
-            let unbiased = if cnt > 1.0 { var * cnt / (cnt - 1.0) } else { var };
-            running_mean[c] = T::from_f64((1.0 - m) * running_mean[c].to_f64() + m * mean);
-            running_var[c] = T::from_f64((1.0 - m) * running_var[c].to_f64() + m * unbiased);
-        }
+        finish_stats(g, &stats, saved, running_mean, running_var);
         let (mean_t, inv_t) = saved.split_at(g.c);
         apply(g, x, gamma.map(|v| &v[..]), beta.map(|v| &v[..]), mean_t, inv_t, y);
         Ok(())
@@ -237,7 +370,7 @@ impl<T: Real> BnOps for Cpu<T> {
         y: &mut Vec<T>,
     ) -> Result<()> {
         counts::call(1);
-        let inv: Vec<T> = running_var.iter().map(|&v| T::from_f64(1.0 / (v.to_f64() + g.eps as f64).sqrt())).collect();
+        let inv = running_inv(g, running_var);
         apply(g, x, gamma.map(|v| &v[..]), beta.map(|v| &v[..]), running_mean, &inv, y);
         Ok(())
     }
@@ -257,34 +390,18 @@ impl<T: Real> BnOps for Cpu<T> {
     ) -> Result<()> {
         counts::call(super::cuda::train_launches(g));
         let hw = g.hw;
-        let (mean, inv) = saved.split_at(g.c);
+        let mean = &saved[..g.c];
         // Σ dy and Σ dy·x̂ = inv·Σ dy·(x − mean), in one pass over each plane.
         let sums = per_channel(g, |n, c| {
             let (xp, dp) = (&x[(n * g.c + c) * hw..][..hw], &dy[(n * g.c + c) * hw..][..hw]);
-            plane_sums(xp, Some(dp), mean[c].to_f64())
+            bwd_plane_sums(xp, dp, mean[c])
         });
-        let sum_dy: Vec<f64> = sums.iter().map(|p| p.0).collect();
-        let sum_dy_xhat: Vec<f64> = sums.iter().zip(inv).map(|(p, &iv)| p.1 * iv.to_f64()).collect();
-        if let Some(dg) = dgamma {
-            for c in 0..g.c {
-                dg[c] += T::from_f64(sum_dy_xhat[c]);
-            }
-        }
-        if let Some(db) = dbeta {
-            for c in 0..g.c {
-                db[c] += T::from_f64(sum_dy[c]);
-            }
-        }
+        let sums = BwdSums::new(g, &sums, saved, dgamma, dbeta);
         if let Some((dx, write)) = dx {
-            let cnt = (g.n * hw) as f64;
+            let gamma = gamma.map(|v| &v[..]);
             par::for_chunks(dx, hw, x.len(), |p, dxp| {
-                let c = p % g.c;
-                let gm = gamma.map_or(T::ONE, |gm| gm[c]);
-                let k = gm * inv[c];
-                let a = T::from_f64(sum_dy[c] / cnt);
-                let b = T::from_f64(sum_dy_xhat[c] / cnt);
-                let (m, iv) = (mean[c], inv[c]);
-                bn_dx(dxp, &x[p * hw..][..hw], &dy[p * hw..][..hw], k, a, m, iv, b, write);
+                let (xp, dyp) = (&x[p * hw..][..hw], &dy[p * hw..][..hw]);
+                sums.dx_plane(p % g.c, gamma, saved, xp, dyp, dxp, write);
             });
         }
         Ok(())

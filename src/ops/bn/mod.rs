@@ -1,7 +1,7 @@
 //! BatchNorm over (n, c, hw): batch statistics in training, running
 //! statistics in evaluation.
 
-mod cpu;
+pub(crate) mod cpu;
 mod cuda;
 mod op;
 
@@ -12,6 +12,7 @@ use crate::device::kernel_params::kernel_params;
 use crate::device::{Device, Write};
 use crate::error::Result;
 
+pub(crate) use cuda::train_launches;
 pub use op::*;
 
 /// BatchNorm over `(n, c, hw)`: statistics per channel over `n·hw` values.

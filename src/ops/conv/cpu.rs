@@ -1,7 +1,7 @@
 //! Convolution on the host: each kernel runs the implementation [`path`]
 //! picks for its geometry.
 
-use super::{ChainGeom, ChainGrads, ConvGeom, ConvOps, Path, chain, depthwise, gemm, path};
+use super::{ChainGeom, ChainGrads, ChainNorm, ChainSaved, ConvGeom, ConvOps, Path, chain, depthwise, gemm, path};
 use crate::device::counts;
 use crate::device::{Cpu, Write};
 use crate::error::Result;
@@ -68,11 +68,12 @@ impl<T: Real> ConvOps for Cpu<T> {
         x: &Vec<T>,
         w_dw: &Vec<T>,
         w_pw: &Vec<T>,
+        norm: ChainNorm<'_, Vec<T>>,
         d: &mut Vec<T>,
         y: &mut Vec<T>,
     ) -> Result<()> {
-        counts::call(super::cuda::CHAIN_FWD_LAUNCHES);
-        chain::fwd(c, x, w_dw, w_pw, d, y);
+        counts::call(super::cuda::chain_fwd_launches(c, norm.batch.is_some()));
+        chain::fwd(c, x, w_dw, w_pw, norm, d, y);
         Ok(())
     }
 
@@ -82,12 +83,12 @@ impl<T: Real> ConvOps for Cpu<T> {
         x: &Vec<T>,
         w_dw: &Vec<T>,
         w_pw: &Vec<T>,
-        d: &Vec<T>,
+        saved: ChainSaved<'_, Vec<T>>,
         dy: &Vec<T>,
         grads: ChainGrads<'_, Vec<T>>,
     ) -> Result<()> {
         counts::call(super::cuda::chain_bwd_launches(c, &grads));
-        chain::bwd(c, x, w_dw, w_pw, d, dy, grads);
+        chain::bwd(c, x, w_dw, w_pw, saved, dy, grads);
         Ok(())
     }
 }

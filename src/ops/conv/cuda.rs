@@ -7,10 +7,11 @@ use std::sync::Mutex;
 
 use cudarc::driver::{CudaSlice, LaunchConfig};
 
-use super::{ChainGeom, ChainGrads, ConvGeom, ConvOps, ConvParams};
+use super::{ChainGeom, ChainGrads, ChainNorm, ChainSaved, ConvGeom, ConvOps, ConvParams};
 use crate::device::cuda::{Cuda, CudaBuf, check_len, family_state, int, launch};
 use crate::device::{Device, Write, counts};
 use crate::error::Result;
+use crate::ops::bn::{BnOps, train_launches};
 use crate::ops::elementwise::ElementwiseOps;
 
 family_state! {
@@ -25,9 +26,13 @@ family_state! {
         /// them zero), locked with `pw_parts`.
         pw_tickets: Mutex<CudaSlice<u32>> =
             |cu: &Cuda| -> Result<_> { Ok(Mutex::new(cu.scratch_zeros("pwconv tile tickets", PW_TICKETS)?)) },
-        /// A chain's `dd` between its two backward halves, as large as the
-        /// largest chain's (grown in the eager step, before any capture).
+        /// A chain's `dd` (the depthwise output's gradient) between its
+        /// backward kernels, as large as the largest chain's (grown in the
+        /// eager step, before any capture).
         chain_dd: Mutex<Option<CudaBuf>> = |_: &Cuda| -> Result<_> { Ok(Mutex::new(None)) },
+        /// Likewise its `dp` (the 1×1 output's gradient), and its 1×1 output
+        /// in evaluation (when nothing keeps it).
+        chain_dp: Mutex<Option<CudaBuf>> = |_: &Cuda| -> Result<_> { Ok(Mutex::new(None)) },
     }
 }
 
@@ -79,17 +84,43 @@ pub(crate) fn bwd_launches(g: &ConvGeom, dx: Option<Write>, dw: bool) -> u64 {
     if family(g) == Family::Depthwise && data > 0 && dw { 1 } else { data + u64::from(dw) }
 }
 
-/// Launches of a chain's forward: the depthwise conv, then the 1×1.
-pub(crate) const CHAIN_FWD_LAUNCHES: u64 = 2;
+/// Launches of a chain's forward: the depthwise conv, the 1×1 conv, then
+/// BatchNorm with batch statistics (`train`) or the running ones.
+pub(crate) fn chain_fwd_launches(c: &ChainGeom, train: bool) -> u64 {
+    2 + if train { train_launches(&c.bn) } else { 1 }
+}
 
-/// Launches of a chain's backward asked for `grads`: the 1×1 filter
-/// gradient, `dd` (when a depthwise gradient needs it), then the depthwise
-/// conv's backward.
+/// Launches of a chain's backward asked for `grads`: BatchNorm's, then
+/// (when x or a filter is asked for) the 1×1 filter gradient, `dd` (when a
+/// depthwise gradient needs it) and the depthwise conv's backward.
 pub(crate) fn chain_bwd_launches<B>(c: &ChainGeom, grads: &ChainGrads<'_, B>) -> u64 {
+    if !grads.through_convs() {
+        return train_launches(&c.bn);
+    }
     let dd = grads.x.is_some() || grads.w_dw.is_some();
     let pw = bwd_launches(&c.pw, dd.then_some(Write::Set), grads.w_pw.is_some());
     let dw = if dd { bwd_launches(&c.dw, grads.x.as_ref().map(|g| g.1), grads.w_dw.is_some()) } else { 0 };
-    pw + dw
+    train_launches(&c.bn) + pw + dw
+}
+
+/// Runs `f` on scratch buffer `slot` holding `len` elements, growing it
+/// first if it is shorter (an allocation, refused while capturing: the
+/// eager step before a capture grows every scratch to its size).
+fn with_scratch<R>(
+    cu: &Cuda,
+    slot: &Mutex<Option<CudaBuf>>,
+    len: usize,
+    f: impl FnOnce(&mut CudaBuf) -> Result<R>,
+) -> Result<R> {
+    let mut held = slot.lock().map_err(|_| crate::error::Error::new("cuda: chain scratch lock poisoned"))?;
+    let mut buf = match held.take() {
+        Some(buf) if buf.mem.len() >= len => buf,
+        _ => cu.alloc(len)?,
+    };
+    buf.len = len;
+    let r = f(&mut buf);
+    *held = Some(buf);
+    r
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -276,49 +307,60 @@ impl ConvOps for Cuda {
         }
     }
 
-    /// The two convs' kernels one after the other.
+    /// The single ops' kernels one after the other; in evaluation the 1×1
+    /// output in the family's scratch.
     fn chain_fwd(
         &self,
         c: &ChainGeom,
         x: &CudaBuf,
         w_dw: &CudaBuf,
         w_pw: &CudaBuf,
+        norm: ChainNorm<'_, CudaBuf>,
         d: &mut CudaBuf,
         y: &mut CudaBuf,
     ) -> Result<()> {
         self.conv2d_fwd(&c.dw, x, w_dw, d)?;
-        self.conv2d_fwd(&c.pw, d, w_pw, y)
+        let ChainNorm { gamma, beta, running_mean, running_var, batch } = norm;
+        if let Some((p, saved)) = batch {
+            self.conv2d_fwd(&c.pw, d, w_pw, p)?;
+            return self.bn_fwd_train(&c.bn, p, gamma, beta, y, saved, running_mean, running_var);
+        }
+        let state = self.family::<Kernels>()?;
+        with_scratch(self, &state.chain_dp, c.pw.y_shape().numel(), |p| {
+            self.conv2d_fwd(&c.pw, d, w_pw, p)?;
+            self.bn_fwd_eval(&c.bn, p, gamma, beta, running_mean, running_var, y)
+        })
     }
 
-    /// The two convs' backward kernels one after the other, `dd` in the
-    /// family's scratch.
+    /// The single ops' backward kernels one after the other, `dp` and `dd`
+    /// in the family's scratch.
     fn chain_bwd(
         &self,
         c: &ChainGeom,
         x: &CudaBuf,
         w_dw: &CudaBuf,
         w_pw: &CudaBuf,
-        d: &CudaBuf,
+        saved: ChainSaved<'_, CudaBuf>,
         dy: &CudaBuf,
         grads: ChainGrads<'_, CudaBuf>,
     ) -> Result<()> {
-        let ChainGrads { x: dx, w_dw: dwdw, w_pw: dwpw } = grads;
-        if dx.is_none() && dwdw.is_none() {
-            return super::bwd_each(self, &c.pw, d, w_pw, dy, None, dwpw);
+        let ChainSaved { d, p, saved, gamma } = saved;
+        let through_convs = grads.through_convs();
+        let ChainGrads { x: dx, w_dw: dwdw, w_pw: dwpw, gamma: dgamma, beta: dbeta } = grads;
+        if !through_convs {
+            return self.bn_bwd(&c.bn, p, gamma, saved, dy, None, dgamma, dbeta);
         }
-        let len = c.dw.y_shape().numel();
         let state = self.family::<Kernels>()?;
-        let mut scratch =
-            state.chain_dd.lock().map_err(|_| crate::error::Error::new("cuda: chain scratch lock poisoned"))?;
-        let mut dd = match scratch.take() {
-            Some(dd) if dd.mem.len() >= len => dd,
-            _ => self.alloc(len)?,
-        };
-        dd.len = len;
-        let r = super::bwd_each(self, &c.pw, d, w_pw, dy, Some((&mut dd, Write::Set)), dwpw)
-            .and_then(|()| self.conv2d_bwd(&c.dw, x, w_dw, &dd, dx, dwdw));
-        *scratch = Some(dd);
-        r
+        with_scratch(self, &state.chain_dp, p.len, |dp| {
+            self.bn_bwd(&c.bn, p, gamma, saved, dy, Some((&mut *dp, Write::Set)), dgamma, dbeta)?;
+            if dx.is_none() && dwdw.is_none() {
+                return super::bwd_each(self, &c.pw, d, w_pw, dp, None, dwpw);
+            }
+            with_scratch(self, &state.chain_dd, d.len, |dd| {
+                super::bwd_each(self, &c.pw, d, w_pw, dp, Some((&mut *dd, Write::Set)), dwpw)?;
+                self.conv2d_bwd(&c.dw, x, w_dw, dd, dx, dwdw)
+            })
+        })
     }
 }
 

@@ -28,6 +28,7 @@ pub mod reference;
 use crate::device::kernel_params::kernel_params;
 use crate::device::{Device, Write};
 use crate::error::Result;
+use crate::ops::bn::BnGeom;
 use crate::real::Real;
 use crate::shape::Shape;
 
@@ -74,33 +75,63 @@ impl ConvGeom {
     }
 }
 
-/// A chain: ReLU → depthwise k×k → 1×1, the conv half of every sep_conv
-/// and dil_conv, run as one op so that a backend can keep each image's
-/// intermediate (`d`, the depthwise output, and its gradient) in cache
-/// rather than passing it through memory (`chain.rs` on the CPU).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// A chain: ReLU → depthwise k×k → 1×1 → BatchNorm, every sep_conv's and
+/// dil_conv's body, run as one op so that a backend can keep each image's
+/// intermediates (the depthwise output and its gradient, the 1×1 output's
+/// gradient) in cache rather than passing them through memory, and take
+/// BatchNorm's statistics while the 1×1 output is in cache (`chain.rs` on
+/// the CPU).
+#[derive(Clone, Copy, Debug, PartialEq)]
 pub struct ChainGeom {
     /// The depthwise conv, x → d (any stride, dilation, ReLU on x).
     pub dw: ConvGeom,
-    /// The 1×1 conv, d → y (stride 1, no padding, no ReLU; groups = the
+    /// The 1×1 conv, d → p (stride 1, no padding, no ReLU; groups = the
     /// networks side by side).
     pub pw: ConvGeom,
+    /// The BatchNorm, p → y.
+    pub bn: BnGeom,
 }
 
 impl ChainGeom {
-    /// The chain of `dw` then `pw`; `None` unless `dw` is depthwise and
-    /// `pw` a plain 1×1 conv reading its output.
-    pub fn new(dw: ConvGeom, pw: ConvGeom) -> Option<Self> {
+    /// The chain of `dw`, `pw` and `bn`; `None` unless `dw` is depthwise,
+    /// `pw` a plain 1×1 conv reading its output and `bn` a BatchNorm of
+    /// that.
+    pub fn new(dw: ConvGeom, pw: ConvGeom, bn: BnGeom) -> Option<Self> {
         let depthwise = dw.groups == dw.cin && dw.cout == dw.cin;
         let plain = pw.k == 1 && pw.stride == 1 && pw.pad == 0 && pw.dil == 1 && !pw.relu_in;
         let reads_d = pw.x_shape() == dw.y_shape() && pw.oh == dw.oh && pw.ow == dw.ow;
-        (depthwise && plain && reads_d).then_some(ChainGeom { dw, pw })
+        let normalises_p = bn.n == pw.n && bn.c == pw.cout && bn.hw == pw.oh * pw.ow;
+        (depthwise && plain && reads_d && normalises_p).then_some(ChainGeom { dw, pw, bn })
     }
 
-    /// Multiply-adds of the forward pass.
+    /// Multiply-adds of the two convs' forward pass.
     pub fn macs(&self) -> usize {
         self.dw.macs() + self.pw.macs()
     }
+}
+
+/// What a chain's forward reads and writes of its BatchNorm: γ and β (with
+/// `affine`), the running statistics, and in training (`batch`) the 1×1
+/// output it normalises and the batch's mean and 1/std (both kept for the
+/// backward; the running statistics are then updated). Without `batch` the
+/// running statistics normalise.
+pub struct ChainNorm<'a, B> {
+    pub gamma: Option<&'a B>,
+    pub beta: Option<&'a B>,
+    pub running_mean: &'a mut B,
+    pub running_var: &'a mut B,
+    /// `(p, saved)`: the 1×1 output and the batch's mean and 1/std.
+    pub batch: Option<(&'a mut B, &'a mut B)>,
+}
+
+/// What a chain's backward reads besides x, the weights and dy: the
+/// forward's depthwise output `d`, 1×1 output `p` and BatchNorm statistics
+/// `saved`, and γ.
+pub struct ChainSaved<'a, B> {
+    pub d: &'a B,
+    pub p: &'a B,
+    pub saved: &'a B,
+    pub gamma: Option<&'a B>,
 }
 
 kernel_params! {
@@ -173,21 +204,23 @@ pub trait ConvOps: Device {
 
     // The chains (see [`ChainGeom`]).
 
-    /// `d = dwconv(relu?(x), w_dw)`, `y = w_pw · d`: d is kept for the
-    /// backward.
+    /// `d = dwconv(relu?(x), w_dw)`, `p = w_pw · d`, `y = BN(p)`: d kept for
+    /// the backward, and p too in training (see [`ChainNorm`]).
+    #[allow(clippy::too_many_arguments)]
     fn chain_fwd(
         &self,
         c: &ChainGeom,
         x: &Self::Buf,
         w_dw: &Self::Buf,
         w_pw: &Self::Buf,
+        norm: ChainNorm<'_, Self::Buf>,
         d: &mut Self::Buf,
         y: &mut Self::Buf,
     ) -> Result<()>;
 
-    /// Whichever gradients are asked for, each written or added as its
-    /// `Write` says: x's, the depthwise filter's and the 1×1 filter's, from
-    /// `dy` and the forward's `d`.
+    /// Whichever gradients are asked for, from `dy` and what the training
+    /// forward kept: x's and the two filters' written or added as their
+    /// `Write` says, γ's and β's added.
     #[allow(clippy::too_many_arguments)]
     fn chain_bwd(
         &self,
@@ -195,18 +228,28 @@ pub trait ConvOps: Device {
         x: &Self::Buf,
         w_dw: &Self::Buf,
         w_pw: &Self::Buf,
-        d: &Self::Buf,
+        saved: ChainSaved<'_, Self::Buf>,
         dy: &Self::Buf,
         grads: ChainGrads<'_, Self::Buf>,
     ) -> Result<()>;
 }
 
 /// The gradients a chain's backward is asked for: each `None` when not
-/// computed, else the buffer and whether to overwrite or add.
+/// computed.
 pub struct ChainGrads<'a, B> {
     pub x: Option<(&'a mut B, Write)>,
     pub w_dw: Option<(&'a mut B, Write)>,
     pub w_pw: Option<(&'a mut B, Write)>,
+    pub gamma: Option<&'a mut B>,
+    pub beta: Option<&'a mut B>,
+}
+
+impl<B> ChainGrads<'_, B> {
+    /// Whether a gradient of the convs' side (x or a filter) is asked for,
+    /// which needs the 1×1 output's gradient.
+    pub fn through_convs(&self) -> bool {
+        self.x.is_some() || self.w_dw.is_some() || self.w_pw.is_some()
+    }
 }
 
 /// [`ConvOps::conv2d_bwd`] as one call per asked-for gradient.

@@ -7,7 +7,8 @@ use crate::ops::elementwise::ElementwiseOps;
 use crate::ops::node::{Bwd, Fwd, Init, Node, NodeId, Recorder, Run, Variant, val};
 use crate::shape::Shape;
 
-use super::{ChainGeom, ChainGrads, ConvGeom, ConvOps};
+use super::{ChainGeom, ChainGrads, ChainNorm, ChainSaved, ConvGeom, ConvOps};
+use crate::ops::bn::BnGeom;
 
 /// `out = conv(x, w)` (see [`ConvGeom`]).
 #[derive(Clone, Debug)]
@@ -60,18 +61,26 @@ impl<B: ConvOps + ElementwiseOps> Run<B> for Conv2d {
     }
 }
 
-/// `out = w_pw · dwconv(relu?(x), w_dw)` (see [`ChainGeom`]): the conv half
-/// of a sep_conv or dil_conv as one op, the depthwise output kept in an
-/// auxiliary buffer for the backward rather than as a node.
+/// `out = BN(w_pw · dwconv(relu?(x), w_dw))` (see [`ChainGeom`]): the body
+/// of a sep_conv or dil_conv as one op. The depthwise output, the 1×1
+/// output and BatchNorm's batch statistics are kept in auxiliary buffers
+/// for the backward rather than as nodes; BatchNorm has γ, β with `affine`
+/// and its own running statistics, as [`crate::ops::bn::BatchNorm`].
 #[derive(Clone, Debug)]
 pub struct Chain {
     pub x: NodeId,
     pub w_dw: NodeId,
     pub w_pw: NodeId,
     pub out: NodeId,
-    /// The auxiliary buffer holding the depthwise output.
+    pub affine: Option<(NodeId, NodeId)>,
+    pub running: (NodeId, NodeId),
+    /// Auxiliary buffers: the depthwise output, the 1×1 output, and the
+    /// batch's mean and 1/std (2·c).
     pub d: usize,
-    pub geom: ChainGeom,
+    pub p: usize,
+    pub saved: usize,
+    /// Boxed: three geometries would make every op of the tape as large.
+    pub geom: Box<ChainGeom>,
 }
 
 impl Node for Chain {
@@ -80,7 +89,11 @@ impl Node for Chain {
     }
 
     fn inputs(&self) -> Vec<NodeId> {
-        vec![self.x, self.w_dw, self.w_pw]
+        let mut v = vec![self.x, self.w_dw, self.w_pw];
+        if let Some((gamma, beta)) = self.affine {
+            v.extend([gamma, beta]);
+        }
+        v
     }
 
     fn family(&self) -> &'static str {
@@ -94,21 +107,52 @@ impl Node for Chain {
 
 impl<B: ConvOps + ElementwiseOps> Run<B> for Chain {
     fn forward(&self, io: Fwd<'_, B>, out: &mut B::Buf) -> Result<()> {
-        let Fwd { be, vals, aux, .. } = io;
-        let (x, w_dw, w_pw) = (val(vals, self.x), val(vals, self.w_dw), val(vals, self.w_pw));
-        be.chain_fwd(&self.geom, x, w_dw, w_pw, &mut aux[self.d], out)
+        let Fwd { be, vals, aux, train } = io;
+        let (rm, rv) = self.running;
+        // The running statistics are updated while the chain runs: out of
+        // the values meanwhile.
+        let taken = "running statistics are only taken while their chain runs";
+        let (mut running_mean, mut running_var) = (vals[rm].take().expect(taken), vals[rv].take().expect(taken));
+        let r = {
+            let vals = &*vals;
+            let [d, p, saved] =
+                aux.get_disjoint_mut([self.d, self.p, self.saved]).expect("a chain's buffers are distinct");
+            let norm = ChainNorm {
+                gamma: self.affine.map(|a| val(vals, a.0)),
+                beta: self.affine.map(|a| val(vals, a.1)),
+                running_mean: &mut running_mean,
+                running_var: &mut running_var,
+                batch: train.then_some((p, saved)),
+            };
+            let (x, w_dw, w_pw) = (val(vals, self.x), val(vals, self.w_dw), val(vals, self.w_pw));
+            be.chain_fwd(&self.geom, x, w_dw, w_pw, norm, d, out)
+        };
+        (vals[rm], vals[rv]) = (Some(running_mean), Some(running_var));
+        r
     }
 
     fn backward(&self, io: &mut Bwd<'_, B>, dy: &B::Buf) -> Result<()> {
+        if !io.train {
+            crate::bail!("backward through a chain's BatchNorm needs training mode");
+        }
         let (x, w_dw, w_pw) = (self.x, self.w_dw, self.w_pw);
         let writes = [io.next_write(x), io.next_write(w_dw), io.next_write(w_pw)];
-        io.lend_grads([Some(x), Some(w_dw), Some(w_pw)], |io, [dx, ddw, dpw]| {
+        let (gamma, beta) = (self.affine.map(|a| a.0), self.affine.map(|a| a.1));
+        io.lend_grads([Some(x), Some(w_dw), Some(w_pw), gamma, beta], |io, [dx, ddw, dpw, dgamma, dbeta]| {
             let grads = ChainGrads {
                 x: dx.map(|g| (g, writes[0])),
                 w_dw: ddw.map(|g| (g, writes[1])),
                 w_pw: dpw.map(|g| (g, writes[2])),
+                gamma: dgamma,
+                beta: dbeta,
             };
-            io.be.chain_bwd(&self.geom, io.val(x), io.val(w_dw), io.val(w_pw), io.aux(self.d), dy, grads)
+            let saved = ChainSaved {
+                d: io.aux(self.d),
+                p: io.aux(self.p),
+                saved: io.aux(self.saved),
+                gamma: gamma.map(|g| io.val(g)),
+            };
+            io.be.chain_bwd(&self.geom, io.val(x), io.val(w_dw), io.val(w_pw), saved, dy, grads)
         })
     }
 }
@@ -183,10 +227,12 @@ where
         self.push(Conv2d { x, w, out, geom })
     }
 
-    /// ReLU → depthwise `spec` → 1×1 to `cout` channels as one [`Chain`],
-    /// with fresh weights `{name}.dw` and `{name}.pw`, made in that order
-    /// (as two [`conv`](Self::conv)s would make them).
-    fn chain(&mut self, x: NodeId, cout: usize, spec: ConvSpec, group: u32, name: &str) -> NodeId {
+    /// ReLU → depthwise `spec` → 1×1 to `cout` channels → BatchNorm (γ, β
+    /// with `affine`) as one [`Chain`]; its parameters and statistics are
+    /// made in the order, and with the names, that two [`conv`](Self::conv)s
+    /// named `{name}.dw`, `{name}.pw` and a BatchNorm named `{name}.bn` would
+    /// make them.
+    fn chain(&mut self, x: NodeId, cout: usize, spec: ConvSpec, affine: bool, group: u32, name: &str) -> NodeId {
         assert!(spec.depthwise, "chain: the first conv is depthwise");
         let cin = self.channels(x);
         let w_dw = self.conv_weight(cin, cin, spec, group, &format!("{name}.dw"));
@@ -194,10 +240,23 @@ where
         let w_pw = self.conv_weight(cin, cout, pointwise, group, &format!("{name}.pw"));
         let dw = conv_geom(self.shape(x), self.shape(w_dw), spec, self.nets());
         let pw = conv_geom(dw.y_shape(), self.shape(w_pw), pointwise, self.nets());
-        let geom = ChainGeom::new(dw, pw).expect("a depthwise conv then a 1×1 conv on its output");
-        let d = self.aux_buf(dw.y_shape().numel());
-        let out = self.value(pw.y_shape());
-        self.push(Chain { x, w_dw, w_pw, out, d, geom })
+        let ps = pw.y_shape();
+        let c = Shape::vec(ps.c());
+        let affine = affine.then(|| {
+            (
+                self.param(c, group, Init::Const(1.0), &format!("{name}.bn.weight")),
+                self.param(c, group, Init::Const(0.0), &format!("{name}.bn.bias")),
+            )
+        });
+        let running = (
+            self.state(c, 0.0, &format!("{name}.bn.running_mean")),
+            self.state(c, 1.0, &format!("{name}.bn.running_var")),
+        );
+        let bn = BnGeom { n: ps.n(), c: ps.c(), hw: ps.hw(), eps: 1e-5, momentum: 0.1 };
+        let geom = ChainGeom::new(dw, pw, bn).expect("a depthwise conv, a 1×1 conv on its output, its BatchNorm");
+        let (d, p, saved) = (self.aux_buf(dw.y_shape().numel()), self.aux_buf(ps.numel()), self.aux_buf(2 * ps.c()));
+        let out = self.value(ps);
+        self.push(Chain { x, w_dw, w_pw, out, affine, running, d, p, saved, geom: Box::new(geom) })
     }
 }
 
