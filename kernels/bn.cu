@@ -9,7 +9,8 @@
 
 // What every BatchNorm kernel is told (BnParams of src/ops/bn/mod.rs): x is
 // (n, c, hw); eps and momentum as PyTorch's; `add` (backward) 0 overwrites
-// dx, 1 adds to it; each of a channel's blocks takes `chunk` of its n·hw values.
+// dx, 1 adds to it; each of a channel's blocks takes `chunk` of its n·hw values;
+// `parts` (bn_fwd_merged_f32) the moments per channel a chain's launch left.
 struct BnParams {
     int n;
     int c;
@@ -18,8 +19,9 @@ struct BnParams {
     float momentum;
     int add;
     long long chunk;
+    int parts;
 };
-PARAMS_SIZE(BnParams, 32);
+PARAMS_SIZE(BnParams, 40);
 PARAMS_FIELD(BnParams, n, 0);
 PARAMS_FIELD(BnParams, c, 4);
 PARAMS_FIELD(BnParams, hw, 8);
@@ -27,6 +29,7 @@ PARAMS_FIELD(BnParams, eps, 12);
 PARAMS_FIELD(BnParams, momentum, 16);
 PARAMS_FIELD(BnParams, add, 20);
 PARAMS_FIELD(BnParams, chunk, 24);
+PARAMS_FIELD(BnParams, parts, 32);
 
 // Element j (0 ≤ j < n·hw) of channel ch.
 __device__ __forceinline__ long long bn_at(long long j, int c, int hw, int ch) {
@@ -89,16 +92,12 @@ extern "C" __global__ void bn_stats_partial_f32(const float* x, double* part, Bn
 // y = γ·(x − μ_B)·inv + β over the block's share; block 0 of each channel
 // writes saved (2c) = [μ_B, inv = 1/√(σ²_B + ε)] and the running statistics
 // r = (1 − m)·r + m·stat (the variance unbiased). gamma/beta may be null.
-__device__ __forceinline__ void bn_fwd_finish(const float* x, double s1, double s2, const float* gamma,
-                                              const float* beta, float* y, float* saved, float* running_mean,
-                                              float* running_var, int n, int c, int hw, float eps, float momentum,
-                                              long long chunk) {
+__device__ __forceinline__ void bn_fwd_apply_stats(const float* x, double mean, double var, const float* gamma,
+                                                   const float* beta, float* y, float* saved, float* running_mean,
+                                                   float* running_var, int n, int c, int hw, float eps,
+                                                   float momentum, long long chunk) {
     const int ch = blockIdx.x, b = blockIdx.y;
     const long long cnt = (long long)n * hw;
-    const double d = s1 / (double)cnt;
-    const double mean = (double)x[bn_at(0, c, hw, ch)] + d;
-    const double q = s2 / (double)cnt - d * d;
-    const double var = q > 0.0 ? q : 0.0;
     const float mean_f = (float)mean;
     const float inv_f = (float)(1.0 / sqrt(var + (double)eps));
     if (b == 0 && threadIdx.x == 0) {
@@ -116,6 +115,46 @@ __device__ __forceinline__ void bn_fwd_finish(const float* x, double s1, double 
         const long long i = bn_at(j, c, hw, ch);
         y[i] = (x[i] - mean_f) * sc + bb;
     }
+}
+
+// The shifted sums' mean and variance, then as above.
+__device__ __forceinline__ void bn_fwd_finish(const float* x, double s1, double s2, const float* gamma,
+                                              const float* beta, float* y, float* saved, float* running_mean,
+                                              float* running_var, int n, int c, int hw, float eps, float momentum,
+                                              long long chunk) {
+    const long long cnt = (long long)n * hw;
+    const double d = s1 / (double)cnt;
+    const double mean = (double)x[bn_at(0, c, hw, blockIdx.x)] + d;
+    const double q = s2 / (double)cnt - d * d;
+    bn_fwd_apply_stats(x, mean, q > 0.0 ? q : 0.0, gamma, beta, y, saved, running_mean, running_var, n, c, hw, eps,
+                       momentum, chunk);
+}
+
+// The second launch of a chain (after chain_fwd_f32 of conv.cu), over the
+// grid (c, B) of bn_fwd_apply_f32: the channel's `parts` moments
+// part[(ch·parts + z)·3 + {0, 1, 2}] = (count, mean, M2) merged in order z
+// (Chan's formula, as the CPU merges its planes'), then as above.
+extern "C" __global__ void bn_fwd_merged_f32(const float* x, const double* part, const float* gamma,
+                                             const float* beta, float* y, float* saved, float* running_mean,
+                                             float* running_var, BnParams args) {
+    const int n = args.n, c = args.c, hw = args.hw, parts = args.parts;
+    __shared__ double stats[2];
+    if (threadIdx.x == 0) {
+        double cnt = 0.0, mean = 0.0, m2 = 0.0;
+        for (int z = 0; z < parts; ++z) {
+            const double* q = part + ((long long)blockIdx.x * parts + z) * 3;
+            if (q[0] == 0.0) continue;
+            const double all = cnt + q[0], delta = q[1] - mean;
+            mean += delta * (q[0] / all);
+            m2 += q[2] + delta * delta * (cnt * q[0] / all);
+            cnt = all;
+        }
+        stats[0] = mean;
+        stats[1] = cnt > 0.0 ? m2 / cnt : 0.0;
+    }
+    __syncthreads();
+    bn_fwd_apply_stats(x, stats[0], stats[1], gamma, beta, y, saved, running_mean, running_var, n, c, hw, args.eps,
+                       args.momentum, args.chunk);
 }
 
 // Launch 2 of 2: the statistics from the channel's B partials, then as above.

@@ -13,7 +13,9 @@
 // 1 applies ReLU to x as it is read; `add` 0 overwrites the gradient written,
 // 1 adds to it (`dw_add` the filter gradient's, where a kernel writes both);
 // `data_blocks` (dwconv_bwd) the blocks that take dx; `chunk` (pwconv's filter
-// gradient) the products of each split.
+// gradient) the products of each split, (chain_fwd, chain_bwd) the output
+// pixels of a block; `data_blocks` also (chain_bwd) BatchNorm's partial sums
+// per channel.
 struct ConvParams {
     int n;
     int cin;
@@ -323,6 +325,188 @@ extern "C" __global__ void pwconv_bwd_filter_f32(const float* x, const float* dy
         // Through L2 (__ldcg): the other splits' tiles were written on other SMs.
         for (unsigned z = 0; z < gridDim.z; ++z) s += __ldcg(&part[(long long)z * m + wi]);
         put(&dw[wi], s, add);
+    }
+}
+
+// ---- chains: ReLU → depthwise → 1×1, BatchNorm's moments -------------------
+
+// Floats of a chain block's shared memory: its tile of the depthwise output
+// (cig × T) and of the 1×1 output (cog × T). The launcher picks T to fit.
+#define CHAIN_SMEM 8192
+
+// The convs of a chain (src/ops/conv/chain.rs on the CPU) and BatchNorm's
+// moments, in one launch: block (tile, b, g) takes `chunk` (T) output pixels
+// of image b for network g (groups = networks side by side; cin and cout
+// count them all): d (n, cin, oh, ow) = dwconv(act(x), w_dw) over the
+// group's cig channels, p (n, cout, oh, ow) = w_pw · d per group, both
+// kept for the backward; then each of the group's channels' moments over
+// the tile, about the tile's first value: part[(ch·B + blk)·3 + {0, 1, 2}] =
+// (count, mean, Σ(p − mean)²), B = gridDim.x·gridDim.y partials per channel,
+// blk = b·gridDim.x + tile, so that merging them in order goes image by
+// image (bn_fwd_merged_f32 does, then normalises).
+extern "C" __global__ void chain_fwd_f32(const float* x, const float* wdw, const float* wpw, float* d, float* p,
+                                         double* part, ConvParams args) {
+    const int cin = args.cin, cout = args.cout, h = args.h, wd = args.wd, oh = args.oh, ow = args.ow,
+              k = args.k, stride = args.stride, pad = args.pad, dil = args.dil, relu = args.relu,
+              groups = args.groups;
+    const int T = (int)args.chunk;
+    const int cig = cin / groups, cog = cout / groups;
+    const int P = oh * ow, tile = blockIdx.x, b = blockIdx.y, g = blockIdx.z;
+    const int p0 = tile * T, len = P - p0 < T ? P - p0 : T;
+    __shared__ float s[CHAIN_SMEM];
+    float* sd = s;           // sd[ci·T + t]
+    float* sp = s + cig * T; // sp[co·T + t]
+    for (int i = threadIdx.x; i < cig * T; i += blockDim.x) {
+        const int ci = i / T, t = i % T;
+        if (t >= len) continue;
+        const int pix = p0 + t, oy = pix / ow, ox = pix % ow, ch = g * cig + ci;
+        const float* xp = x + ((long long)b * cin + ch) * h * wd;
+        const float* wk = wdw + (long long)ch * k * k;
+        float acc = 0.0f;
+        for (int kh = 0; kh < k; ++kh) {
+            const int iy = oy * stride + kh * dil - pad;
+            if (iy < 0 || iy >= h) continue;
+            for (int kw = 0; kw < k; ++kw) {
+                const int ix = ox * stride + kw * dil - pad;
+                if (ix < 0 || ix >= wd) continue;
+                acc += wk[kh * k + kw] * act(xp[iy * wd + ix], relu);
+            }
+        }
+        sd[i] = acc;
+        d[((long long)b * cin + ch) * P + pix] = acc;
+    }
+    __syncthreads();
+    const float* wg = wpw + (long long)g * cog * cig;
+    for (int i = threadIdx.x; i < cog * T; i += blockDim.x) {
+        const int co = i / T, t = i % T;
+        if (t >= len) continue;
+        float acc = 0.0f;
+        for (int ci = 0; ci < cig; ++ci) acc += wg[(long long)co * cig + ci] * sd[ci * T + t];
+        sp[i] = acc;
+        p[((long long)b * cout + (long long)g * cog + co) * P + p0 + t] = acc;
+    }
+    __syncthreads();
+    // One warp per channel: the tile's moments about its first value.
+    const int lane = threadIdx.x % 32, warps = blockDim.x / 32;
+    const long long B = (long long)gridDim.x * gridDim.y, blk = (long long)b * gridDim.x + tile;
+    for (int co = threadIdx.x / 32; co < cog; co += warps) {
+        const float* v = sp + co * T;
+        const double shift = (double)v[0];
+        double s1 = 0.0, s2 = 0.0;
+        for (int t = lane; t < len; t += 32) {
+            const double dv = (double)v[t] - shift;
+            s1 += dv;
+            s2 += dv * dv;
+        }
+        for (int o = 16; o > 0; o /= 2) {
+            s1 += __shfl_down_sync(0xffffffffu, s1, o);
+            s2 += __shfl_down_sync(0xffffffffu, s2, o);
+        }
+        if (lane == 0) {
+            const double cnt = (double)len, m = s1 / cnt;
+            double* q = part + (((long long)g * cog + co) * B + blk) * 3;
+            q[0] = cnt;
+            q[1] = shift + m;
+            q[2] = s2 - s1 * m > 0.0 ? s2 - s1 * m : 0.0;
+        }
+    }
+}
+
+// The backward of a chain's 1×1 conv and BatchNorm, in one launch (the
+// depthwise conv's backward follows, dwconv_bwd_f32 on dd): block (tile, b,
+// g) as chain_fwd_f32's. With BatchNorm's sums from bn_bwd_partial_f32
+// (bpart[(ch·B + z)·2 + {0, 1}] = Σ dy, Σ dy·x̂ over its B = `data_blocks`
+// blocks, added in order as bn_bwd_apply_f32 does): dγ += Σ dy·x̂ and
+// dβ += Σ dy (block (0, 0, g), for its channels; either may be null); dp =
+// BatchNorm's input gradient over the tile, kept in shared memory; dd (n,
+// cin, oh, ow) = w_pwᵀ · dp (unless dd is null); and the tile's share of the
+// 1×1 filter gradient, dp · dᵀ, into part[blk] (cout, cig), blk = b·gridDim.x
+// + tile: the last of group g's blocks to finish (an atomic ticket per
+// group) adds its blocks' shares into dw_pw in order blk = 0, 1, … (`add` 0
+// or 1) and resets the ticket. dw_pw null: no filter gradient.
+extern "C" __global__ void chain_bwd_f32(const float* p, const float* dy, const float* d, const float* wpw,
+                                         const float* gamma, const float* saved, const double* bpart, float* dd,
+                                         float* part, float* dwpw, unsigned* ticket, float* dgamma, float* dbeta,
+                                         ConvParams args) {
+    const int n = args.n, cin = args.cin, cout = args.cout, oh = args.oh, ow = args.ow, groups = args.groups,
+              add = args.add, B = args.data_blocks;
+    const int T = (int)args.chunk;
+    const int cig = cin / groups, cog = cout / groups;
+    const int P = oh * ow, tile = blockIdx.x, b = blockIdx.y, g = blockIdx.z;
+    const int p0 = tile * T, len = P - p0 < T ? P - p0 : T;
+    const double cnt = (double)n * P;
+    __shared__ float s[CHAIN_SMEM];
+    float* ka = s;                 // per channel of the group: γ·inv, Σdy/N, Σ(dy·x̂)/N
+    float* sdp = s + 3 * cog;      // sdp[co·T + t]
+    float* sd = sdp + cog * T;     // sd[ci·T + t]
+    for (int co = threadIdx.x; co < cog; co += blockDim.x) {
+        const int ch = g * cog + co;
+        double sum_dy = 0.0, sum_dy_xhat = 0.0;
+        for (int z = 0; z < B; ++z) {
+            sum_dy += bpart[((long long)ch * B + z) * 2];
+            sum_dy_xhat += bpart[((long long)ch * B + z) * 2 + 1];
+        }
+        if (tile == 0 && b == 0) {
+            if (dgamma) dgamma[ch] += (float)sum_dy_xhat;
+            if (dbeta) dbeta[ch] += (float)sum_dy;
+        }
+        ka[co] = (gamma ? gamma[ch] : 1.0f) * saved[cout + ch];
+        ka[cog + co] = (float)(sum_dy / cnt);
+        ka[2 * cog + co] = (float)(sum_dy_xhat / cnt);
+    }
+    __syncthreads();
+    for (int i = threadIdx.x; i < cog * T; i += blockDim.x) {
+        const int co = i / T, t = i % T, ch = g * cog + co;
+        float v = 0.0f;
+        if (t < len) {
+            const long long at = ((long long)b * cout + ch) * P + p0 + t;
+            const float xh = (p[at] - saved[ch]) * saved[cout + ch];
+            v = ka[co] * (dy[at] - ka[cog + co] - xh * ka[2 * cog + co]);
+        }
+        sdp[i] = v;
+    }
+    for (int i = threadIdx.x; i < cig * T; i += blockDim.x) {
+        const int ci = i / T, t = i % T;
+        sd[i] = t < len ? d[((long long)b * cin + g * cig + ci) * P + p0 + t] : 0.0f;
+    }
+    __syncthreads();
+    const float* wg = wpw + (long long)g * cog * cig;
+    if (dd) {
+        for (int i = threadIdx.x; i < cig * T; i += blockDim.x) {
+            const int ci = i / T, t = i % T;
+            if (t >= len) continue;
+            float acc = 0.0f;
+            for (int co = 0; co < cog; ++co) acc += wg[(long long)co * cig + ci] * sdp[co * T + t];
+            dd[((long long)b * cin + g * cig + ci) * P + p0 + t] = acc;
+        }
+    }
+    if (!dwpw) return;
+    const long long blk = (long long)b * gridDim.x + tile, m = (long long)cout * cig;
+    for (int i = threadIdx.x; i < cog * cig; i += blockDim.x) {
+        const int co = i / cig, ci = i % cig;
+        float acc = 0.0f;
+        for (int t = 0; t < len; ++t) acc += sdp[co * T + t] * sd[ci * T + t];
+        part[blk * m + ((long long)g * cog + co) * cig + ci] = acc;
+    }
+    // Publish this block's share, then count it in.
+    __shared__ unsigned last;
+    __threadfence();
+    __syncthreads();
+    if (threadIdx.x == 0) {
+        const unsigned blocks = gridDim.x * gridDim.y;
+        last = atomicAdd(&ticket[g], 1u) == blocks - 1;
+        if (last) ticket[g] = 0u;  // every block has counted in: ready for the next launch
+    }
+    __syncthreads();
+    if (!last) return;
+    __threadfence();
+    const long long blocks = (long long)gridDim.x * gridDim.y;
+    for (int i = threadIdx.x; i < cog * cig; i += blockDim.x) {
+        const long long wi = (long long)g * cog * cig + i;
+        float sum = 0.0f;
+        // Through L2 (__ldcg): the other blocks' shares were written on other SMs.
+        for (long long z = 0; z < blocks; ++z) sum += __ldcg(&part[z * m + wi]);
+        put(&dwpw[wi], sum, add);
     }
 }
 

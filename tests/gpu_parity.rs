@@ -470,7 +470,7 @@ mod cases {
                                 &format!("chain_bwd {what} {tag} asked {mask:05b} {write:?}"),
                                 &got,
                                 &cpu_bufs[i],
-                                (1e-3, 1e-3),
+                                (1e-4, 1e-4),
                             );
                         } else if write == Write::Add || i >= 3 {
                             close(&format!("chain_bwd {what} {tag} (not asked)"), &got, &starts[i], (0.0, 0.0));

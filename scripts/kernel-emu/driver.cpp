@@ -154,7 +154,7 @@ static Bound bind_args(const char* name, void (*f)(A...), void** p, std::index_s
 // cannot silently miss one.
 static const std::set<std::string> g_par = {
   "accuracy_f32", "bn_bwd_apply_f32", "bn_bwd_fused_f32", "bn_bwd_partial_f32", "bn_fwd_apply_f32",
-  "bn_fwd_fused_f32", "bn_stats_partial_f32", "channel_scale_bwd_m_f32", "conv_bwd_filter_f32",
+  "bn_fwd_fused_f32", "bn_fwd_merged_f32", "chain_bwd_f32", "chain_fwd_f32", "bn_stats_partial_f32", "channel_scale_bwd_m_f32", "conv_bwd_filter_f32",
   "cross_entropy_fwd_f32", "dwconv_bwd_f32", "dwconv_bwd_filter_f32", "gap_fwd_f32", "mix_bwd_finish_f32",
   "mix_bwd_partial_f32", "mix_fwd_f32", "norm_finish_f32", "pwconv_bwd_data_f32", "pwconv_bwd_filter_f32",
   "pwconv_fwd_f32", "reduce_finish_f32", "reduce_partial_f64", "sumsq_list_partial_f64",

@@ -121,6 +121,94 @@ void test_conv(int n, int cin, int h, int w, int cout, int k, int s, int pad, in
         {"dx_set", &dsg}, {"dw_add", &dwg}, {"dw_set", &dws}, {"dx_add_fused", &dxb}, {"dw_set_fused", &dwb}});
 }
 
+// A chain's training forward (ReLU → depthwise → 1×1 → BatchNorm):
+// chain_fwd_f32 then bn_fwd_merged_f32, tiles of T pixels, against direct
+// loops (the statistics in one pass about the mean, in f64).
+void test_chain(int n, int c, int nets, int h, int w, int k, int s, int dil, int cout, int T) {
+  int pad = dil * (k - 1) / 2, oh = (h + 2 * pad - dil * (k - 1) - 1) / s + 1, ow = (w + 2 * pad - dil * (k - 1) - 1) / s + 1;
+  int cin = c * nets, co = cout * nets, P = oh * ow, tiles = (int)cdiv(P, T);
+  auto x = rnd((size_t)n * cin * h * w), wdw = rnd((size_t)cin * k * k), wpw = rnd((size_t)co * c);
+  auto gm = rnd(co), bt = rnd(co);
+  std::vector<float> rm(co, 0.1f), rv(co, 1.0f);
+  std::vector<float> d((size_t)n * cin * P), p((size_t)n * co * P), y(p.size()), saved(2 * co), rmr = rm, rvr = rv;
+  for (int b = 0; b < n; ++b)
+    for (int ch = 0; ch < cin; ++ch)
+      for (int oy = 0; oy < oh; ++oy)
+        for (int ox = 0; ox < ow; ++ox) {
+          float acc = 0;
+          for (int kh = 0; kh < k; ++kh)
+            for (int kw = 0; kw < k; ++kw) {
+              int iy = oy * s + kh * dil - pad, ix = ox * s + kw * dil - pad;
+              if (iy < 0 || iy >= h || ix < 0 || ix >= w) continue;
+              float v = x[(((size_t)b * cin + ch) * h + iy) * w + ix];
+              acc += wdw[(size_t)ch * k * k + kh * k + kw] * (v > 0 ? v : 0);
+            }
+          d[((size_t)b * cin + ch) * P + oy * ow + ox] = acc;
+        }
+  for (int b = 0; b < n; ++b)
+    for (int o = 0; o < co; ++o)
+      for (int q = 0; q < P; ++q) {
+        int g = o / cout;
+        float acc = 0;
+        for (int ci = 0; ci < c; ++ci) acc += wpw[(size_t)o * c + ci] * d[((size_t)b * cin + g * c + ci) * P + q];
+        p[((size_t)b * co + o) * P + q] = acc;
+      }
+  double cnt = (double)n * P;
+  for (int o = 0; o < co; ++o) {
+    double sum = 0, sq = 0;
+    for (int b = 0; b < n; ++b) for (int q = 0; q < P; ++q) sum += p[((size_t)b * co + o) * P + q];
+    double mean = sum / cnt;
+    for (int b = 0; b < n; ++b) for (int q = 0; q < P; ++q) { double e = p[((size_t)b * co + o) * P + q] - mean; sq += e * e; }
+    double var = sq / cnt;
+    float inv = (float)(1.0 / std::sqrt(var + 1e-5));
+    saved[o] = (float)mean; saved[co + o] = inv;
+    rmr[o] = (float)(0.9 * rm[o] + 0.1 * mean); rvr[o] = (float)(0.9 * rv[o] + 0.1 * (cnt > 1 ? var * cnt / (cnt - 1) : var));
+    for (int b = 0; b < n; ++b) for (int q = 0; q < P; ++q) { size_t j = ((size_t)b * co + o) * P + q; y[j] = (p[j] - (float)mean) * inv * gm[o] + bt[o]; }
+  }
+  std::vector<float> dg(d.size(), NAN), pg(p.size(), NAN), yg(y.size(), NAN), sg(2 * co, NAN), rmg = rm, rvg = rv;
+  int parts = n * tiles;
+  std::vector<double> part((size_t)co * parts * 3, NAN);
+  launch(D(tiles, n, nets), D(256), true, [&] { chain_fwd_f32(x.data(), wdw.data(), wpw.data(), dg.data(), pg.data(), part.data(), ConvParams{.n = n, .cin = cin, .cout = co, .h = h, .wd = w, .oh = oh, .ow = ow, .k = k, .stride = s, .pad = pad, .dil = dil, .groups = nets, .relu = 1, .chunk = T}); });
+  long long cntl = (long long)n * P, blocks = cdiv(cntl, 8192); blocks = blocks < 1 ? 1 : (blocks > 64 ? 64 : blocks);
+  long long chunk = cdiv(cntl, blocks);
+  launch(D(co, blocks), D(256), true, [&] { bn_fwd_merged_f32(pg.data(), part.data(), gm.data(), bt.data(), yg.data(), sg.data(), rmg.data(), rvg.data(), BnParams{.n = n, .c = co, .hw = P, .eps = 1e-5f, .momentum = 0.1f, .chunk = chunk, .parts = parts}); });
+  close("chain d", dg, d); close("chain p", pg, p); close("chain y", yg, y, 1e-4, 1e-4); close("chain saved", sg, saved, 1e-4, 1e-4);
+  close("chain rm", rmg, rmr); close("chain rv", rvg, rvr, 1e-4, 1e-4);
+  // The backward: BatchNorm's sums (bn_bwd_partial_f32), then chain_bwd_f32
+  // with dd, the 1×1 filter gradient (added, then overwritten), dγ and dβ.
+  auto dy = rnd(p.size()), dw0 = rnd(wpw.size()), dg0 = rnd(co), db0 = rnd(co);
+  std::vector<float> dd(d.size(), 0.f), dwr = dw0, dgr = dg0, dbr = db0, dp(p.size());
+  for (int o = 0; o < co; ++o) {
+    double sd = 0, sdx = 0;
+    for (int b = 0; b < n; ++b) for (int q = 0; q < P; ++q) { size_t j = ((size_t)b * co + o) * P + q; float xh = (p[j] - saved[o]) * saved[co + o]; sd += dy[j]; sdx += (double)(dy[j] * xh); }
+    dgr[o] += (float)sdx; dbr[o] += (float)sd;
+    for (int b = 0; b < n; ++b) for (int q = 0; q < P; ++q) { size_t j = ((size_t)b * co + o) * P + q; float xh = (p[j] - saved[o]) * saved[co + o]; dp[j] = gm[o] * saved[co + o] * (dy[j] - (float)(sd / cnt) - xh * (float)(sdx / cnt)); }
+  }
+  for (int b = 0; b < n; ++b)
+    for (int o = 0; o < co; ++o)
+      for (int q = 0; q < P; ++q) {
+        int g = o / cout;
+        float v = dp[((size_t)b * co + o) * P + q];
+        for (int ci = 0; ci < c; ++ci) {
+          dd[((size_t)b * cin + g * c + ci) * P + q] += wpw[(size_t)o * c + ci] * v;
+          dwr[(size_t)o * c + ci] += v * d[((size_t)b * cin + g * c + ci) * P + q];
+        }
+      }
+  std::vector<double> bpart((size_t)co * blocks * 2, NAN);
+  launch(D(co, blocks), D(256), true, [&] { bn_bwd_partial_f32(p.data(), saved.data(), dy.data(), bpart.data(), BnParams{.n = n, .c = co, .hw = P, .chunk = chunk}); });
+  std::vector<float> ddg(d.size(), NAN), dwg = dw0, dgg = dg0, dbg = db0, wparts((size_t)parts * co * c, NAN), dws(wpw.size(), NAN);
+  std::vector<unsigned> ticket(nets, 0u);
+  ConvParams bp{.n = n, .cin = cin, .cout = co, .oh = oh, .ow = ow, .groups = nets, .add = 1, .data_blocks = (int)blocks, .chunk = T};
+  launch(D(tiles, n, nets), D(256), true, [&] { chain_bwd_f32(p.data(), dy.data(), d.data(), wpw.data(), gm.data(), saved.data(), bpart.data(), ddg.data(), wparts.data(), dwg.data(), ticket.data(), dgg.data(), dbg.data(), bp); });
+  for (unsigned t : ticket) if (t != 0) { printf("FAIL chain tickets not reset\n"); ++fails; break; }
+  bp.add = 0;
+  launch(D(tiles, n, nets), D(256), true, [&] { chain_bwd_f32(p.data(), dy.data(), d.data(), wpw.data(), gm.data(), saved.data(), bpart.data(), nullptr, wparts.data(), dws.data(), ticket.data(), nullptr, nullptr, bp); });
+  std::vector<float> dwsr(wpw.size());
+  for (size_t i = 0; i < dwsr.size(); ++i) dwsr[i] = dwr[i] - dw0[i];
+  close("chain dd", ddg, dd, 1e-4, 1e-4); close("chain dw_pw", dwg, dwr, 1e-4, 1e-4); close("chain dw_pw set", dws, dwsr, 1e-4, 1e-4);
+  close("chain dgamma", dgg, dgr, 1e-3, 1e-4); close("chain dbeta", dbg, dbr, 1e-3, 1e-4);
+}
+
 void test_pool(int nc, int h, int w, int k, int s, int pad, bool ties) {
   int oh = (h + 2 * pad - k) / s + 1, ow = (w + 2 * pad - k) / s + 1;
   std::vector<float> x = rnd((size_t)nc * h * w);
@@ -478,6 +566,7 @@ int main() {
   // memory (BN statistics, reductions), for the slow ThreadSanitizer build.
   if (const char* only = std::getenv("EMU_ONLY"); only && std::string(only) == "sync") {
     test_bn(2, 3, 5, 0); test_bn(3, 2, 49, 1000);
+    test_chain(2, 3, 2, 7, 9, 3, 1, 1, 2, 16);
     test_reductions();
     printf("digest %016llx\n", digest);
     printf("%s (%d failures)\n", fails ? "FAILED" : "all emulated kernels match", fails);
@@ -503,6 +592,9 @@ int main() {
   test_pool(6, 8, 8, 5, 3, 0, true); test_pool(4, 11, 9, 5, 3, 0, false); test_pool(3, 7, 8, 5, 3, 2, false); test_pool(3, 6, 7, 2, 2, 0, true);
   test_bn(2, 3, 5, 0); test_bn(3, 2, 49, 1000); test_bn(1, 2, 1, 0); test_bn(4, 2, 300, 0);
   test_bn(3, 2, 49, 1000, 4); test_bn(4, 3, 300, 0, 7); test_bn(2, 2, 5000, 0);
+  // chains: every (k, dilation), both strides, one network and two, a last tile shorter than the rest
+  test_chain(2, 3, 1, 7, 9, 3, 1, 1, 4, 16); test_chain(2, 3, 2, 9, 8, 5, 2, 1, 3, 8);
+  test_chain(3, 2, 2, 8, 8, 3, 2, 2, 2, 5); test_chain(2, 4, 1, 11, 10, 5, 1, 2, 4, 64);
   test_reductions();
   printf("conv cases %d\n", conv_cases);
   printf("digest %016llx\n", digest);

@@ -16,7 +16,7 @@ use crate::error::{Error, Result};
 family_state! {
     /// The kernels of `kernels/bn.cu` and their scratch.
     struct Kernels from "bn" {
-        kernels: [bn_stats_partial_f32, bn_fwd_apply_f32, bn_fwd_fused_f32, bn_fwd_eval_f32, bn_bwd_partial_f32, bn_bwd_apply_f32, bn_bwd_fused_f32],
+        kernels: [bn_stats_partial_f32, bn_fwd_apply_f32, bn_fwd_merged_f32, bn_fwd_fused_f32, bn_fwd_eval_f32, bn_bwd_partial_f32, bn_bwd_apply_f32, bn_bwd_fused_f32],
         /// Per-block partial sums (`BN_PARTS` f64).
         parts: Mutex<CudaSlice<f64>> =
             |cu: &Cuda| -> Result<_> { Ok(Mutex::new(cu.scratch_zeros("bn partial sums", BN_PARTS)?)) },
@@ -83,7 +83,70 @@ fn check(kernel: &str, g: &BnGeom, x: &CudaBuf, per_channel: &[(&str, Option<&Cu
         momentum: g.momentum,
         add: 0,
         chunk: 0,
+        parts: 0,
     })
+}
+
+/// BatchNorm's backward sums of a chain (`bn_bwd_partial_f32` over the
+/// grid (c, B)), handed to `f` with B while the partials' scratch is held:
+/// `chain_bwd_f32` of conv.cu reads them. The chain's launcher counts the call.
+pub(crate) fn with_bwd_sums<R>(
+    cu: &Cuda,
+    g: &BnGeom,
+    x: &CudaBuf,
+    saved: &CudaBuf,
+    dy: &CudaBuf,
+    f: impl FnOnce(&CudaSlice<f64>, usize) -> Result<R>,
+) -> Result<R> {
+    let k = "bn_bwd_partial_f32";
+    let p = check(k, g, x, &[])?;
+    check_len(k, "saved", saved, 2 * g.c)?;
+    check_len(k, "dy", dy, x.len)?;
+    let (cfg, chunk) = grid(g)?;
+    let p = BnParams { chunk, ..p };
+    let mut parts = cu.family::<Kernels>()?.parts.lock().map_err(|_| Error::new("cuda: bn scratch lock poisoned"))?;
+    launch!(cu, bn_bwd_partial_f32, cfg; &x.mem, &saved.mem, &dy.mem, &mut *parts, &p)?;
+    f(&parts, cfg.grid_dim.1 as usize)
+}
+
+/// The second launch of a chain's training forward (`chain_fwd_f32` of
+/// conv.cu left `parts` moments per channel in `part`): the statistics
+/// merged from them, then as [`BnOps::bn_fwd_train`]'s second launch. The
+/// chain's launcher counts the call.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn fwd_merged(
+    cu: &Cuda,
+    g: &BnGeom,
+    x: &CudaBuf,
+    part: &CudaSlice<f64>,
+    parts: usize,
+    gamma: Option<&CudaBuf>,
+    beta: Option<&CudaBuf>,
+    y: &mut CudaBuf,
+    saved: &mut CudaBuf,
+    running_mean: &mut CudaBuf,
+    running_var: &mut CudaBuf,
+) -> Result<()> {
+    let k = "bn_fwd_merged_f32";
+    let p = check(
+        k,
+        g,
+        x,
+        &[("gamma", gamma), ("beta", beta), ("running_mean", Some(running_mean)), ("running_var", Some(running_var))],
+    )?;
+    check_len(k, "y", y, x.len)?;
+    check_len(k, "saved", saved, 2 * g.c)?;
+    if part.len() < 3 * g.c * parts {
+        crate::bail!("cuda: {k}: {} moments for {} channels × {parts} parts", part.len(), g.c);
+    }
+    if g.c == 0 {
+        return Ok(());
+    }
+    let (gp, bp) = (cu.opt_ptr(gamma), cu.opt_ptr(beta));
+    let (cfg, chunk) = grid(g)?;
+    let p = BnParams { chunk, parts: int(k, parts)?, ..p };
+    let (rm, rv) = (&mut running_mean.mem, &mut running_var.mem);
+    launch!(cu, bn_fwd_merged_f32, cfg; &x.mem, part, &gp, &bp, &mut y.mem, &mut saved.mem, rm, rv, &p)
 }
 
 impl BnOps for Cuda {

@@ -12,7 +12,7 @@ use crate::device::kernel_params::kernel_params;
 use crate::device::{Device, Write};
 use crate::error::Result;
 
-pub(crate) use cuda::train_launches;
+pub(crate) use cuda::{fwd_merged, train_launches, with_bwd_sums};
 pub use op::*;
 
 /// BatchNorm over `(n, c, hw)`: statistics per channel over `n·hw` values.
@@ -29,7 +29,8 @@ pub struct BnGeom {
 kernel_params! {
     /// What every BatchNorm kernel is told (BnParams of src/ops/bn/mod.rs): x is
     /// (n, c, hw); eps and momentum as PyTorch's; `add` (backward) 0 overwrites
-    /// dx, 1 adds to it; each of a channel's blocks takes `chunk` of its n·hw values.
+    /// dx, 1 adds to it; each of a channel's blocks takes `chunk` of its n·hw values; `parts`
+    /// (bn_fwd_merged_f32) the moments per channel a chain's launch left.
     pub struct BnParams {
         pub n: i32,
         pub c: i32,
@@ -38,6 +39,7 @@ kernel_params! {
         pub momentum: f32,
         pub add: i32,
         pub chunk: i64,
+        pub parts: i32,
     }
 }
 

@@ -17,7 +17,7 @@ use crate::ops::elementwise::ElementwiseOps;
 family_state! {
     /// The kernels of `kernels/conv.cu` and their scratch.
     struct Kernels from "conv" {
-        kernels: [dwconv_fwd_f32, dwconv_bwd_data_f32, dwconv_bwd_filter_f32, dwconv_bwd_f32, pwconv_fwd_f32, pwconv_bwd_data_f32, pwconv_bwd_filter_f32, conv_fwd_f32, conv_bwd_data_f32, conv_bwd_filter_f32],
+        kernels: [chain_fwd_f32, chain_bwd_f32, dwconv_fwd_f32, dwconv_bwd_data_f32, dwconv_bwd_filter_f32, dwconv_bwd_f32, pwconv_fwd_f32, pwconv_bwd_data_f32, pwconv_bwd_filter_f32, conv_fwd_f32, conv_bwd_data_f32, conv_bwd_filter_f32],
         /// The per-split partial tiles of the pointwise filter gradient
         /// (`PW_PARTS` floats).
         pw_parts: Mutex<CudaSlice<f32>> =
@@ -33,6 +33,10 @@ family_state! {
         /// Likewise its `dp` (the 1×1 output's gradient), and its 1×1 output
         /// in evaluation (when nothing keeps it).
         chain_dp: Mutex<Option<CudaBuf>> = |_: &Cuda| -> Result<_> { Ok(Mutex::new(None)) },
+        /// BatchNorm's moments per tile that `chain_fwd_f32` leaves for
+        /// `bn_fwd_merged_f32` (`CHAIN_PARTS` f64).
+        chain_parts: Mutex<CudaSlice<f64>> =
+            |cu: &Cuda| -> Result<_> { Ok(Mutex::new(cu.scratch_zeros("chain moments", CHAIN_PARTS)?)) },
     }
 }
 
@@ -84,22 +88,74 @@ pub(crate) fn bwd_launches(g: &ConvGeom, dx: Option<Write>, dw: bool) -> u64 {
     if family(g) == Family::Depthwise && data > 0 && dw { 1 } else { data + u64::from(dw) }
 }
 
-/// Launches of a chain's forward: the depthwise conv, the 1×1 conv, then
-/// BatchNorm with batch statistics (`train`) or the running ones.
-pub(crate) fn chain_fwd_launches(c: &ChainGeom, train: bool) -> u64 {
-    2 + if train { train_launches(&c.bn) } else { 1 }
+/// f64 moments of the chains' BatchNorm: 3 per (channel, tile).
+const CHAIN_PARTS: usize = 1 << 21;
+/// Floats of `chain_fwd_f32`'s shared memory; must match `CHAIN_SMEM` in conv.cu.
+const CHAIN_SMEM: usize = 8192;
+/// Output pixels per `chain_fwd_f32` block at most, and its threads.
+const CHAIN_TILE: usize = 128;
+const CHAIN_BLOCK: u32 = 256;
+
+/// The output pixels per block of `chain_fwd_f32` for `c`, and the tiles
+/// per image; `None` where the kernel does not fit (a group's channels
+/// beyond its shared memory, more moments than their scratch holds), and
+/// the chain runs the single ops' kernels instead.
+fn chain_tiles(c: &ChainGeom) -> Option<(usize, usize)> {
+    let (p, groups) = (c.pw.oh * c.pw.ow, c.pw.groups);
+    let (cig, cog) = (c.pw.cin / groups, c.pw.cout / groups);
+    let t = (CHAIN_SMEM / (cig + cog).max(1)).min(CHAIN_TILE).min(p);
+    if t == 0 || p == 0 || c.pw.n == 0 {
+        return None;
+    }
+    let tiles = p.div_ceil(t);
+    let fits = 3 * c.pw.cout * c.pw.n * tiles <= CHAIN_PARTS && c.pw.n <= 65_535 && groups <= 65_535;
+    fits.then_some((t, tiles))
 }
 
-/// Launches of a chain's backward asked for `grads`: BatchNorm's, then
-/// (when x or a filter is asked for) the 1×1 filter gradient, `dd` (when a
-/// depthwise gradient needs it) and the depthwise conv's backward.
+/// Launches of a chain's forward: in training `chain_fwd_f32` then
+/// `bn_fwd_merged_f32` where the kernel fits; otherwise (and in
+/// evaluation) the depthwise conv, the 1×1 conv, then BatchNorm with batch
+/// statistics or the running ones.
+pub(crate) fn chain_fwd_launches(c: &ChainGeom, train: bool) -> u64 {
+    match (train, chain_tiles(c)) {
+        (true, Some(_)) => 2,
+        (true, None) => 2 + train_launches(&c.bn),
+        (false, _) => 3,
+    }
+}
+
+/// The output pixels per block of `chain_bwd_f32` for `c` and the tiles
+/// per image, as [`chain_tiles`] (its shared memory also holds three
+/// numbers per channel, and each block's share of the 1×1 filter gradient
+/// must fit the partial tiles of `pwconv_bwd_filter_f32`).
+fn chain_bwd_tiles(c: &ChainGeom) -> Option<(usize, usize)> {
+    let (p, groups) = (c.pw.oh * c.pw.ow, c.pw.groups);
+    let (cig, cog) = (c.pw.cin / groups, c.pw.cout / groups);
+    let t = (CHAIN_SMEM.checked_sub(3 * cog)? / (cig + cog).max(1)).min(CHAIN_TILE).min(p);
+    if t == 0 || p == 0 || c.pw.n == 0 {
+        return None;
+    }
+    let tiles = p.div_ceil(t);
+    let blocks = c.pw.n * tiles;
+    let fits = blocks * c.pw.cout * cig <= PW_PARTS && c.pw.n <= 65_535 && groups <= 65_535 && groups <= PW_TICKETS;
+    fits.then_some((t, tiles))
+}
+
+/// Launches of a chain's backward asked for `grads`: BatchNorm's alone for
+/// γ and β only; else `bn_bwd_partial_f32`, `chain_bwd_f32` and the
+/// depthwise conv's backward (when a depthwise gradient is asked for)
+/// where the kernel fits; otherwise BatchNorm's, the 1×1 filter gradient,
+/// `dd` and the depthwise conv's backward.
 pub(crate) fn chain_bwd_launches<B>(c: &ChainGeom, grads: &ChainGrads<'_, B>) -> u64 {
     if !grads.through_convs() {
         return train_launches(&c.bn);
     }
     let dd = grads.x.is_some() || grads.w_dw.is_some();
-    let pw = bwd_launches(&c.pw, dd.then_some(Write::Set), grads.w_pw.is_some());
     let dw = if dd { bwd_launches(&c.dw, grads.x.as_ref().map(|g| g.1), grads.w_dw.is_some()) } else { 0 };
+    if chain_bwd_tiles(c).is_some() {
+        return 2 + dw;
+    }
+    let pw = bwd_launches(&c.pw, dd.then_some(Write::Set), grads.w_pw.is_some());
     train_launches(&c.bn) + pw + dw
 }
 
@@ -307,8 +363,11 @@ impl ConvOps for Cuda {
         }
     }
 
-    /// The single ops' kernels one after the other; in evaluation the 1×1
-    /// output in the family's scratch.
+    /// In training two launches, `chain_fwd_f32` (the convs and BatchNorm's
+    /// moments per tile) and `bn_fwd_merged_f32` (the statistics, the
+    /// normalisation), where the kernel fits; otherwise, and in evaluation,
+    /// the single ops' kernels one after the other (in evaluation the 1×1
+    /// output in the family's scratch).
     fn chain_fwd(
         &self,
         c: &ChainGeom,
@@ -319,12 +378,48 @@ impl ConvOps for Cuda {
         d: &mut CudaBuf,
         y: &mut CudaBuf,
     ) -> Result<()> {
-        self.conv2d_fwd(&c.dw, x, w_dw, d)?;
         let ChainNorm { gamma, beta, running_mean, running_var, batch } = norm;
         if let Some((p, saved)) = batch {
-            self.conv2d_fwd(&c.pw, d, w_pw, p)?;
-            return self.bn_fwd_train(&c.bn, p, gamma, beta, y, saved, running_mean, running_var);
+            let Some((t, tiles)) = chain_tiles(c) else {
+                self.conv2d_fwd(&c.dw, x, w_dw, d)?;
+                self.conv2d_fwd(&c.pw, d, w_pw, p)?;
+                return self.bn_fwd_train(&c.bn, p, gamma, beta, y, saved, running_mean, running_var);
+            };
+            let k = "chain_fwd_f32";
+            counts::call(2);
+            check(k, &c.dw, x, Some(w_dw), d, "d")?;
+            check(k, &c.pw, d, Some(w_pw), p, "p")?;
+            let state = self.family::<Kernels>()?;
+            let mut part =
+                state.chain_parts.lock().map_err(|_| crate::error::Error::new("cuda: chain scratch lock poisoned"))?;
+            let args = ConvParams {
+                cout: int(k, c.pw.cout)?,
+                groups: int(k, c.pw.groups)?,
+                chunk: t as i64,
+                ..params(k, &c.dw)?
+            };
+            let cfg = LaunchConfig {
+                grid_dim: (int(k, tiles)? as u32, c.pw.n as u32, c.pw.groups as u32),
+                block_dim: (CHAIN_BLOCK, 1, 1),
+                shared_mem_bytes: 0,
+            };
+            launch!(self, chain_fwd_f32, cfg; &x.mem, &w_dw.mem, &w_pw.mem, &mut d.mem, &mut p.mem, &mut *part, &args)?;
+            let parts = c.pw.n * tiles;
+            return crate::ops::bn::fwd_merged(
+                self,
+                &c.bn,
+                p,
+                &part,
+                parts,
+                gamma,
+                beta,
+                y,
+                saved,
+                running_mean,
+                running_var,
+            );
         }
+        self.conv2d_fwd(&c.dw, x, w_dw, d)?;
         let state = self.family::<Kernels>()?;
         with_scratch(self, &state.chain_dp, c.pw.y_shape().numel(), |p| {
             self.conv2d_fwd(&c.pw, d, w_pw, p)?;
@@ -351,13 +446,58 @@ impl ConvOps for Cuda {
             return self.bn_bwd(&c.bn, p, gamma, saved, dy, None, dgamma, dbeta);
         }
         let state = self.family::<Kernels>()?;
-        with_scratch(self, &state.chain_dp, p.len, |dp| {
-            self.bn_bwd(&c.bn, p, gamma, saved, dy, Some((&mut *dp, Write::Set)), dgamma, dbeta)?;
-            if dx.is_none() && dwdw.is_none() {
-                return super::bwd_each(self, &c.pw, d, w_pw, dp, None, dwpw);
+        let want_dd = dx.is_some() || dwdw.is_some();
+        let Some((t, tiles)) = chain_bwd_tiles(c) else {
+            return with_scratch(self, &state.chain_dp, p.len, |dp| {
+                self.bn_bwd(&c.bn, p, gamma, saved, dy, Some((&mut *dp, Write::Set)), dgamma, dbeta)?;
+                if !want_dd {
+                    return super::bwd_each(self, &c.pw, d, w_pw, dp, None, dwpw);
+                }
+                with_scratch(self, &state.chain_dd, d.len, |dd| {
+                    super::bwd_each(self, &c.pw, d, w_pw, dp, Some((&mut *dd, Write::Set)), dwpw)?;
+                    self.conv2d_bwd(&c.dw, x, w_dw, dd, dx, dwdw)
+                })
+            });
+        };
+        let k = "chain_bwd_f32";
+        counts::call(2);
+        check(k, &c.pw, d, Some(w_pw), p, "p")?;
+        check_len(k, "dy", dy, p.len)?;
+        if let Some(g) = gamma {
+            check_len(k, "gamma", g, c.bn.c)?;
+        }
+        for (what, b) in [("dgamma", dgamma.as_deref()), ("dbeta", dbeta.as_deref())] {
+            if let Some(b) = b {
+                check_len(k, what, b, c.bn.c)?;
+            }
+        }
+        let (gp, dgp, dbp) = (self.opt_ptr(gamma), self.opt_ptr(dgamma.as_deref()), self.opt_ptr(dbeta.as_deref()));
+        let (dwp, add) = match &dwpw {
+            Some((dw, write)) => {
+                check_len(k, "dw_pw", dw, c.pw.w_shape().numel())?;
+                (self.opt_ptr(Some(&**dw)), write.add_flag())
+            }
+            None => (0, 0),
+        };
+        let cfg = LaunchConfig {
+            grid_dim: (int(k, tiles)? as u32, c.pw.n as u32, c.pw.groups as u32),
+            block_dim: (CHAIN_BLOCK, 1, 1),
+            shared_mem_bytes: 0,
+        };
+        let lock_err = || crate::error::Error::new("cuda: chain scratch lock poisoned");
+        let launch_chain = |dd: u64, bpart: &CudaSlice<f64>, blocks: usize| -> Result<()> {
+            let mut parts = state.pw_parts.lock().map_err(|_| lock_err())?;
+            let mut tickets = state.pw_tickets.lock().map_err(|_| lock_err())?;
+            let args = ConvParams { add, data_blocks: int(k, blocks)?, chunk: t as i64, ..params(k, &c.pw)? };
+            launch!(self, chain_bwd_f32, cfg;
+                &p.mem, &dy.mem, &d.mem, &w_pw.mem, &gp, &saved.mem, bpart, &dd, &mut *parts, &dwp, &mut *tickets, &dgp, &dbp, &args)
+        };
+        crate::ops::bn::with_bwd_sums(self, &c.bn, p, saved, dy, |bpart, blocks| {
+            if !want_dd {
+                return launch_chain(0, bpart, blocks);
             }
             with_scratch(self, &state.chain_dd, d.len, |dd| {
-                super::bwd_each(self, &c.pw, d, w_pw, dp, Some((&mut *dd, Write::Set)), dwpw)?;
+                launch_chain(self.opt_ptr(Some(&*dd)), bpart, blocks)?;
                 self.conv2d_bwd(&c.dw, x, w_dw, dd, dx, dwdw)
             })
         })

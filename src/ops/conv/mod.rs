@@ -140,8 +140,9 @@ kernel_params! {
     /// padding, dilation and groups (a depthwise conv's channels are cin); `relu`
     /// 1 applies ReLU to x as it is read; `add` 0 overwrites the gradient written,
     /// 1 adds to it (`dw_add` the filter gradient's, where a kernel writes both);
-    /// `data_blocks` (dwconv_bwd) the blocks that take dx; `chunk` (pwconv's filter
-    /// gradient) the products of each split.
+    /// `data_blocks` (dwconv_bwd) the blocks that take dx, (chain_bwd) BatchNorm's
+    /// partial sums per channel; `chunk` (pwconv's filter gradient) the products of
+    /// each split, (chain_fwd, chain_bwd) the output pixels of a block.
     pub struct ConvParams {
         pub n: i32,
         pub cin: i32,
