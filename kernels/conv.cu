@@ -12,10 +12,9 @@
 // padding, dilation and groups (a depthwise conv's channels are cin); `relu`
 // 1 applies ReLU to x as it is read; `add` 0 overwrites the gradient written,
 // 1 adds to it (`dw_add` the filter gradient's, where a kernel writes both);
-// `data_blocks` (dwconv_bwd) the blocks that take dx; `chunk` (pwconv's filter
-// gradient) the products of each split, (chain_fwd, chain_bwd) the output
-// pixels of a block; `data_blocks` also (chain_bwd) BatchNorm's partial sums
-// per channel.
+// `data_blocks` (dwconv_bwd) the blocks that take dx, (chain_bwd) BatchNorm's
+// partials per channel; `chunk` (pwconv's filter gradient) the products of
+// each split, (chain_*) the output pixels of a block.
 struct ConvParams {
     int n;
     int cin;
@@ -56,6 +55,22 @@ PARAMS_FIELD(ConvParams, chunk, 64);
 
 // ---- depthwise ---------------------------------------------------------------
 
+// One output (oy, ox) of a depthwise conv: Σ_kh,kw wk (k, k) · act(xp (h, w)).
+__device__ __forceinline__ float dw_at(const float* xp, const float* wk, int oy, int ox, int h, int wd, int k,
+                                       int stride, int pad, int dil, int relu) {
+    float acc = 0.0f;
+    for (int kh = 0; kh < k; ++kh) {
+        const int iy = oy * stride + kh * dil - pad;
+        if (iy < 0 || iy >= h) continue;
+        for (int kw = 0; kw < k; ++kw) {
+            const int ix = ox * stride + kw * dil - pad;
+            if (ix < 0 || ix >= wd) continue;
+            acc += wk[kh * k + kw] * act(xp[iy * wd + ix], relu);
+        }
+    }
+    return acc;
+}
+
 // y (n, c, oh, ow) = Σ_kh,kw w (c, 1, k, k) · act(x (n, c, h, w)); one thread per output.
 extern "C" __global__ void dwconv_fwd_f32(const float* x, const float* w, float* y,
                                           ConvParams args) {
@@ -63,23 +78,9 @@ extern "C" __global__ void dwconv_fwd_f32(const float* x, const float* w, float*
               k = args.k, stride = args.stride, pad = args.pad, dil = args.dil, relu = args.relu;
     const long long total = (long long)n * c * oh * ow;
     FOR_EACH(i, total) {
-        const int ox = (int)(i % ow);
-        const int oy = (int)((i / ow) % oh);
         const long long p = i / ((long long)oh * ow);  // plane n·c + ch
-        const int ch = (int)(p % c);
-        const float* xp = x + p * h * wd;
-        const float* wk = w + (long long)ch * k * k;
-        float acc = 0.0f;
-        for (int kh = 0; kh < k; ++kh) {
-            const int iy = oy * stride + kh * dil - pad;
-            if (iy < 0 || iy >= h) continue;
-            for (int kw = 0; kw < k; ++kw) {
-                const int ix = ox * stride + kw * dil - pad;
-                if (ix < 0 || ix >= wd) continue;
-                acc += wk[kh * k + kw] * act(xp[iy * wd + ix], relu);
-            }
-        }
-        y[i] = acc;
+        const float* wk = w + (p % c) * k * k;
+        y[i] = dw_at(x + p * h * wd, wk, (int)((i / ow) % oh), (int)(i % ow), h, wd, k, stride, pad, dil, relu);
     }
 }
 
@@ -354,26 +355,14 @@ extern "C" __global__ void chain_fwd_f32(const float* x, const float* wdw, const
     const int P = oh * ow, tile = blockIdx.x, b = blockIdx.y, g = blockIdx.z;
     const int p0 = tile * T, len = P - p0 < T ? P - p0 : T;
     __shared__ float s[CHAIN_SMEM];
-    float* sd = s;           // sd[ci·T + t]
-    float* sp = s + cig * T; // sp[co·T + t]
+    float *sd = s, *sp = s + cig * T;  // sd[ci·T + t], sp[co·T + t]
     for (int i = threadIdx.x; i < cig * T; i += blockDim.x) {
         const int ci = i / T, t = i % T;
         if (t >= len) continue;
-        const int pix = p0 + t, oy = pix / ow, ox = pix % ow, ch = g * cig + ci;
+        const int pix = p0 + t, ch = g * cig + ci;
         const float* xp = x + ((long long)b * cin + ch) * h * wd;
-        const float* wk = wdw + (long long)ch * k * k;
-        float acc = 0.0f;
-        for (int kh = 0; kh < k; ++kh) {
-            const int iy = oy * stride + kh * dil - pad;
-            if (iy < 0 || iy >= h) continue;
-            for (int kw = 0; kw < k; ++kw) {
-                const int ix = ox * stride + kw * dil - pad;
-                if (ix < 0 || ix >= wd) continue;
-                acc += wk[kh * k + kw] * act(xp[iy * wd + ix], relu);
-            }
-        }
-        sd[i] = acc;
-        d[((long long)b * cin + ch) * P + pix] = acc;
+        sd[i] = dw_at(xp, wdw + (long long)ch * k * k, pix / ow, pix % ow, h, wd, k, stride, pad, dil, relu);
+        d[((long long)b * cin + ch) * P + pix] = sd[i];
     }
     __syncthreads();
     const float* wg = wpw + (long long)g * cog * cig;

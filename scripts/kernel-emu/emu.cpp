@@ -169,8 +169,7 @@ void test_chain(int n, int c, int nets, int h, int w, int k, int s, int dil, int
   int parts = n * tiles;
   std::vector<double> part((size_t)co * parts * 3, NAN);
   launch(D(tiles, n, nets), D(256), true, [&] { chain_fwd_f32(x.data(), wdw.data(), wpw.data(), dg.data(), pg.data(), part.data(), ConvParams{.n = n, .cin = cin, .cout = co, .h = h, .wd = w, .oh = oh, .ow = ow, .k = k, .stride = s, .pad = pad, .dil = dil, .groups = nets, .relu = 1, .chunk = T}); });
-  long long cntl = (long long)n * P, blocks = cdiv(cntl, 8192); blocks = blocks < 1 ? 1 : (blocks > 64 ? 64 : blocks);
-  long long chunk = cdiv(cntl, blocks);
+  long long cntl = (long long)n * P, blocks = std::clamp((long long)cdiv(cntl, 8192), 1LL, 64LL), chunk = cdiv(cntl, blocks);
   launch(D(co, blocks), D(256), true, [&] { bn_fwd_merged_f32(pg.data(), part.data(), gm.data(), bt.data(), yg.data(), sg.data(), rmg.data(), rvg.data(), BnParams{.n = n, .c = co, .hw = P, .eps = 1e-5f, .momentum = 0.1f, .chunk = chunk, .parts = parts}); });
   close("chain d", dg, d); close("chain p", pg, p); close("chain y", yg, y, 1e-4, 1e-4); close("chain saved", sg, saved, 1e-4, 1e-4);
   close("chain rm", rmg, rmr); close("chain rv", rvg, rvr, 1e-4, 1e-4);
@@ -203,10 +202,8 @@ void test_chain(int n, int c, int nets, int h, int w, int k, int s, int dil, int
   for (unsigned t : ticket) if (t != 0) { printf("FAIL chain tickets not reset\n"); ++fails; break; }
   bp.add = 0;
   launch(D(tiles, n, nets), D(256), true, [&] { chain_bwd_f32(p.data(), dy.data(), d.data(), wpw.data(), gm.data(), saved.data(), bpart.data(), nullptr, wparts.data(), dws.data(), ticket.data(), nullptr, nullptr, bp); });
-  std::vector<float> dwsr(wpw.size());
-  for (size_t i = 0; i < dwsr.size(); ++i) dwsr[i] = dwr[i] - dw0[i];
-  close("chain dd", ddg, dd, 1e-4, 1e-4); close("chain dw_pw", dwg, dwr, 1e-4, 1e-4); close("chain dw_pw set", dws, dwsr, 1e-4, 1e-4);
-  close("chain dgamma", dgg, dgr, 1e-3, 1e-4); close("chain dbeta", dbg, dbr, 1e-3, 1e-4);
+  std::vector<float> dwsr(wpw.size()); for (size_t i = 0; i < dwsr.size(); ++i) dwsr[i] = dwr[i] - dw0[i];
+  close("chain dd", ddg, dd, 1e-4, 1e-4); close("chain dw_pw", dwg, dwr, 1e-4, 1e-4); close("chain dw_pw set", dws, dwsr, 1e-4, 1e-4); close("chain dgamma", dgg, dgr, 1e-3, 1e-4); close("chain dbeta", dbg, dbr, 1e-3, 1e-4);
 }
 
 void test_pool(int nc, int h, int w, int k, int s, int pad, bool ties) {
