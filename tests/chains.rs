@@ -22,28 +22,7 @@ use rarts::real::Real;
 type Case = (usize, usize, usize, usize, usize, usize, usize, usize, usize);
 
 fn chain(case: Case) -> ChainGeom {
-    let (n, c, nets, h, w, k, stride, dil, cout) = case;
-    let pad = dil * (k - 1) / 2;
-    let (oh, ow) = (ConvGeom::out_len(h, k, stride, pad, dil), ConvGeom::out_len(w, k, stride, pad, dil));
-    let cin = c * nets;
-    let dw = ConvGeom { n, cin, h, w, cout: cin, oh, ow, k, stride, pad, dil, groups: cin, relu_in: true };
-    let pw = ConvGeom {
-        n,
-        cin,
-        h: oh,
-        w: ow,
-        cout: cout * nets,
-        oh,
-        ow,
-        k: 1,
-        stride: 1,
-        pad: 0,
-        dil: 1,
-        groups: nets,
-        relu_in: false,
-    };
-    let bn = BnGeom { n, c: pw.cout, hw: oh * ow, eps: 1e-5, momentum: 0.1 };
-    ChainGeom::new(dw, pw, bn).expect("a chain")
+    common::chain_geom(case)
 }
 
 /// Every (k, dilation) of the search space, both strides, on odd sizes and
@@ -232,11 +211,12 @@ fn chains_give_the_single_ops_results_to_the_bit_in_f64() {
 /// The inputs a chain differentiates into: x, w_dw, w_pw, γ, β.
 type Inputs = [Vec<f64>; 5];
 
-/// `Σ r ⊙ chain(inputs)` in f64, BatchNorm on batch statistics.
-fn project_chain(be: &Cpu<f64>, c: &ChainGeom, v: &Inputs, r: &[f64]) -> f64 {
-    let (mut d, mut p, mut y) =
-        (vec![0.0; c.dw.y_shape().numel()], vec![0.0; c.pw.y_shape().numel()], vec![0.0; c.pw.y_shape().numel()]);
-    let (mut saved, mut rm, mut rv) = (vec![0.0; 2 * c.bn.c], vec![0.0; c.bn.c], vec![1.0; c.bn.c]);
+/// The chain's training forward in f64 (fresh running statistics): `(d, p,
+/// saved, y)`.
+fn train_forward(be: &Cpu<f64>, c: &ChainGeom, v: &Inputs) -> [Vec<f64>; 4] {
+    let (pn, ch) = (c.pw.y_shape().numel(), c.bn.c);
+    let (mut d, mut p, mut y) = (vec![0.0; c.dw.y_shape().numel()], vec![0.0; pn], vec![0.0; pn]);
+    let (mut saved, mut rm, mut rv) = (vec![0.0; 2 * ch], vec![0.0; ch], vec![1.0; ch]);
     let norm = ChainNorm {
         gamma: Some(&v[3]),
         beta: Some(&v[4]),
@@ -245,7 +225,7 @@ fn project_chain(be: &Cpu<f64>, c: &ChainGeom, v: &Inputs, r: &[f64]) -> f64 {
         batch: Some((&mut p, &mut saved)),
     };
     be.chain_fwd(c, &v[0], &v[1], &v[2], norm, &mut d, &mut y).unwrap();
-    project(r, &y)
+    [d, p, saved, y]
 }
 
 /// The chain's backward (each gradient added to a random start) against
@@ -275,16 +255,7 @@ fn chain_backward_matches_float64_finite_differences() {
             uniform(&mut g, ch),
         ];
         let r = uniform(&mut g, c.pw.y_shape().numel());
-        let (mut d, mut p, mut y) = (vec![0.0; c.dw.y_shape().numel()], vec![0.0; r.len()], vec![0.0; r.len()]);
-        let (mut saved, mut rm, mut rv) = (vec![0.0; 2 * ch], vec![0.0; ch], vec![1.0; ch]);
-        let norm = ChainNorm {
-            gamma: Some(&inputs[3]),
-            beta: Some(&inputs[4]),
-            running_mean: &mut rm,
-            running_var: &mut rv,
-            batch: Some((&mut p, &mut saved)),
-        };
-        be.chain_fwd(&c, &inputs[0], &inputs[1], &inputs[2], norm, &mut d, &mut y).unwrap();
+        let [d, p, saved, _] = train_forward(&be, &c, &inputs);
         let starts: Inputs = inputs.clone().map(|v| uniform(&mut g, v.len()));
         let mut got = starts.clone();
         let saved = ChainSaved { d: &d, p: &p, saved: &saved, gamma: Some(&inputs[3]) };
@@ -293,7 +264,7 @@ fn chain_backward_matches_float64_finite_differences() {
             check_grad(&format!("{case:?} {name}"), &inputs[i], &starts[i], &got[i], |v| {
                 let mut moved = inputs.clone();
                 moved[i] = v.to_vec();
-                project_chain(&be, &c, &moved, &r)
+                project(&r, &train_forward(&be, &c, &moved)[3])
             });
         }
     }

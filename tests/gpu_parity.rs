@@ -358,27 +358,11 @@ mod cases {
     ];
 
     pub fn chain<B: Backend<Elem = f32>>(be: &B) {
-        use rarts::ops::conv::{ChainGeom, ChainGrads, ChainNorm, ChainSaved};
+        use rarts::ops::conv::{ChainGrads, ChainNorm, ChainSaved};
         let mut p = Pair::new(11);
-        for &(n, c, nets, h, w, k, stride, dil, cout) in CHAINS {
-            let pad = dil * (k - 1) / 2;
-            let (oh, ow) = (ConvGeom::out_len(h, k, stride, pad, dil), ConvGeom::out_len(w, k, stride, pad, dil));
-            let cin = c * nets;
-            let dw = ConvGeom { n, cin, h, w, cout: cin, oh, ow, k, stride, pad, dil, groups: cin, relu_in: true };
-            let pw = ConvGeom {
-                h: oh,
-                w: ow,
-                cout: cout * nets,
-                k: 1,
-                stride: 1,
-                pad: 0,
-                dil: 1,
-                groups: nets,
-                relu_in: false,
-                ..dw
-            };
-            let bn = BnGeom { n, c: cout * nets, hw: oh * ow, eps: 1e-5, momentum: 0.1 };
-            let g = ChainGeom::new(dw, pw, bn).expect("a chain");
+        for &case in CHAINS {
+            let g = common::chain_geom(case);
+            let (dw, pw, bn) = (g.dw, g.pw, g.bn);
             let (xn, dn, yn, ch) = (dw.x_shape().numel(), dw.y_shape().numel(), pw.y_shape().numel(), bn.c);
             let (wdn, wpn) = (dw.w_shape().numel(), pw.w_shape().numel());
             let (x, wd, wp, dy) = (p.rand(xn), p.rand(wdn), p.rand(wpn), p.rand(yn));

@@ -163,3 +163,21 @@ pub fn tiny_search(algo: rarts::search::algo::Algo, steps: usize) -> rarts::sear
         ..Default::default()
     }
 }
+
+/// A chain's geometry (ReLU → depthwise → 1×1 → BatchNorm, as a sep_conv or
+/// dil_conv records it) from `(n, channels per network, networks, h, w, k,
+/// stride, dilation, cout per network)`.
+pub fn chain_geom(
+    case: (usize, usize, usize, usize, usize, usize, usize, usize, usize),
+) -> rarts::ops::conv::ChainGeom {
+    use rarts::ops::conv::{ChainGeom, ConvGeom};
+    let (n, c, nets, h, w, k, stride, dil, cout) = case;
+    let pad = dil * (k - 1) / 2;
+    let (oh, ow) = (ConvGeom::out_len(h, k, stride, pad, dil), ConvGeom::out_len(w, k, stride, pad, dil));
+    let cin = c * nets;
+    let dw = ConvGeom { n, cin, h, w, cout: cin, oh, ow, k, stride, pad, dil, groups: cin, relu_in: true };
+    let (h, w, cout) = (oh, ow, cout * nets);
+    let pw = ConvGeom { h, w, cout, k: 1, stride: 1, pad: 0, dil: 1, groups: nets, relu_in: false, ..dw };
+    let bn = rarts::ops::bn::BnGeom { n, c: cout, hw: oh * ow, eps: 1e-5, momentum: 0.1 };
+    ChainGeom::new(dw, pw, bn).expect("a chain")
+}
