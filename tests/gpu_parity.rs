@@ -994,10 +994,14 @@ parity_tests!(
 );
 
 /// A few steps of the DARTS supernet search (every algorithm) from the same
-/// seed on the CPU and on the backend under test: the losses must agree. Each step feeds the
-/// updated weights into the next, so summation-order differences compound;
-/// 5e-3 relative over three steps of a small net is loose enough for that
-/// and still catches a wrong kernel, which moves the loss by far more.
+/// seed on the CPU and on the backend under test: the losses must agree.
+/// The first step differs only by the order of sums: 1e-4 relative. Each
+/// step feeds the updated weights into the next, and Adam's first updates
+/// of α are nearly ±rate whatever a component's size, so later steps turn
+/// the sign of a tiny α gradient into visible differences: reversing the
+/// order of one sum (the 1×1 filter gradient's inner loop) alone moved
+/// DARTS 1st order's third gradient norm by 1.06 % on the emulated device.
+/// Later steps get 2e-2 for that; a wrong kernel moves the first step.
 fn search_parity<B: Backend<Elem = f32>>(make: impl Fn() -> B, algos: &[rarts::search::algo::Algo], steps: usize) {
     use rarts::search::prepare::prepare;
 
@@ -1014,8 +1018,9 @@ fn search_parity<B: Backend<Elem = f32>>(make: impl Fn() -> B, algos: &[rarts::s
                 ("loss_val", a.loss_val, b.loss_val),
                 ("grad_norm", a.grad_norm, b.grad_norm),
             ] {
+                let rtol = if step == 0 { 1e-4 } else { 2e-2 };
                 assert!(
-                    y.is_finite() && (x - y).abs() <= 1e-4 + 5e-3 * x.abs(),
+                    y.is_finite() && (x - y).abs() <= 1e-4 + rtol * x.abs(),
                     "{} step {step}: {what} cpu {x}, {} {y}",
                     algo.name(),
                     other.search.ex.be.name()

@@ -171,7 +171,8 @@ fn with_scratch<R>(
     let mut held = slot.lock().map_err(|_| crate::error::Error::new("cuda: chain scratch lock poisoned"))?;
     let mut buf = match held.take() {
         Some(buf) if buf.mem.len() >= len => buf,
-        _ => cu.alloc(len)?,
+        // Kept if the larger one cannot be made (a capture refuses it).
+        old => cu.alloc(len).inspect_err(|_| *held = old)?,
     };
     buf.len = len;
     let r = f(&mut buf);
