@@ -7,7 +7,11 @@
 //! exact schedule's α gradients differ by an ulp or two from the first
 //! step on, which Adam at a rate that moves α in a few steps (every
 //! component moves by about the rate, whatever its gradient's size) makes
-//! visible after two steps: it is compared over two.
+//! visible after two steps: it is compared over two, and α to 1e-4 of a
+//! step (the rate) where that is looser than 1e-4 of its value: a
+//! component near zero after two steps differs by a few 1e-6 (α[101], 3e-6
+//! apart at 0.0083, after BatchNorm's statistics became per-plane moments
+//! merged in order — the same in both recordings, per channel).
 
 mod common;
 
@@ -51,8 +55,13 @@ fn side_by_side_equals_one_network_after_the_other() {
         let (alpha_a, alpha_b) = (values(&side, &side.search.prob.alpha), values(&apart, &apart.search.prob.alpha));
         let moved = alpha_a.iter().zip(&alpha0).map(|(a, b)| (a - b).abs()).fold(0.0, f64::max);
         assert!(moved > 1e-3, "{schedule:?}: α moved by at most {moved}");
+        let step_tol = 1e-4 * cfg.step.arch_lr as f64;
         for (i, (&a, &b)) in alpha_a.iter().zip(&alpha_b).enumerate() {
-            close(&format!("{schedule:?}: α[{i}]"), a, b);
+            let what = format!("{schedule:?}: α[{i}]");
+            assert!(
+                (a - b).abs() <= step_tol || (a - b).abs() <= 1e-6 + 1e-4 * b.abs(),
+                "{what}: side by side {a}, one after the other {b}"
+            );
         }
         // Side by side, each weight holds w's copy then y's.
         let pairs = values(&side, &side.search.prob.w);
