@@ -96,20 +96,22 @@ const CHAIN_SMEM: usize = 8192;
 const CHAIN_TILE: usize = 128;
 const CHAIN_BLOCK: u32 = 256;
 
-/// The output pixels per block of `chain_fwd_f32` for `c`, and the tiles
-/// per image; `None` where the kernel does not fit (a group's channels
-/// beyond its shared memory, more moments than their scratch holds), and
-/// the chain runs the single ops' kernels instead.
-fn chain_tiles(c: &ChainGeom) -> Option<(usize, usize)> {
+/// Output pixels per block of a chain kernel for `c` and tiles per image,
+/// its shared memory holding `reserved` floats besides a tile of the
+/// depthwise and the 1×1 output; `None` where not even one pixel fits.
+fn tile(c: &ChainGeom, reserved: usize) -> Option<(usize, usize)> {
     let (p, groups) = (c.pw.oh * c.pw.ow, c.pw.groups);
     let (cig, cog) = (c.pw.cin / groups, c.pw.cout / groups);
-    let t = (CHAIN_SMEM / (cig + cog).max(1)).min(CHAIN_TILE).min(p);
-    if t == 0 || p == 0 || c.pw.n == 0 {
-        return None;
-    }
-    let tiles = p.div_ceil(t);
-    let fits = 3 * c.pw.cout * c.pw.n * tiles <= CHAIN_PARTS && c.pw.n <= 65_535 && groups <= 65_535;
-    fits.then_some((t, tiles))
+    let t = (CHAIN_SMEM.checked_sub(reserved)? / (cig + cog).max(1)).min(CHAIN_TILE).min(p);
+    let fits = t > 0 && c.pw.n > 0 && c.pw.n <= 65_535 && groups <= 65_535;
+    fits.then(|| (t, p.div_ceil(t)))
+}
+
+/// `chain_fwd_f32`'s tile for `c` ([`tile`]); `None` also where its
+/// moments would not fit their scratch, and the chain runs the single ops'
+/// kernels instead.
+fn chain_tiles(c: &ChainGeom) -> Option<(usize, usize)> {
+    tile(c, 0).filter(|&(_, tiles)| 3 * c.pw.cout * c.pw.n * tiles <= CHAIN_PARTS)
 }
 
 /// Launches of a chain's forward: in training `chain_fwd_f32` then
@@ -124,21 +126,13 @@ pub(crate) fn chain_fwd_launches(c: &ChainGeom, train: bool) -> u64 {
     }
 }
 
-/// The output pixels per block of `chain_bwd_f32` for `c` and the tiles
-/// per image, as [`chain_tiles`] (its shared memory also holds three
-/// numbers per channel, and each block's share of the 1×1 filter gradient
-/// must fit the partial tiles of `pwconv_bwd_filter_f32`).
+/// `chain_bwd_f32`'s tile for `c` ([`tile`], three numbers per channel
+/// besides); `None` also where each block's share of the 1×1 filter
+/// gradient would not fit the partial tiles of `pwconv_bwd_filter_f32`.
 fn chain_bwd_tiles(c: &ChainGeom) -> Option<(usize, usize)> {
-    let (p, groups) = (c.pw.oh * c.pw.ow, c.pw.groups);
+    let groups = c.pw.groups;
     let (cig, cog) = (c.pw.cin / groups, c.pw.cout / groups);
-    let t = (CHAIN_SMEM.checked_sub(3 * cog)? / (cig + cog).max(1)).min(CHAIN_TILE).min(p);
-    if t == 0 || p == 0 || c.pw.n == 0 {
-        return None;
-    }
-    let tiles = p.div_ceil(t);
-    let blocks = c.pw.n * tiles;
-    let fits = blocks * c.pw.cout * cig <= PW_PARTS && c.pw.n <= 65_535 && groups <= 65_535 && groups <= PW_TICKETS;
-    fits.then_some((t, tiles))
+    tile(c, 3 * cog).filter(|&(_, tiles)| c.pw.n * tiles * c.pw.cout * cig <= PW_PARTS && groups <= PW_TICKETS)
 }
 
 /// Launches of a chain's backward asked for `grads`: BatchNorm's alone for
